@@ -1,0 +1,524 @@
+//! Per-inode logs: 4 KiB log pages, their tails, and the log entries.
+//!
+//! A log page holds entries in bytes `[0, LOG_AREA)` and a 64-byte
+//! [`PageTail`] at `LOG_AREA`. Entries never cross a page. The inode's
+//! `log_tail` (a byte position) is the commit point: entries before it are
+//! committed, bytes after it mean nothing. When an entry does not fit in
+//! the tail page, a new page is prepared (tail written and flushed), then the
+//! old page is sealed by one 8-byte store of its `next` word, which packs the
+//! new page's block and the number of bytes used in the old page
+//! ([`pack_next`]); the entry goes to offset 0 of the new page and
+//! `log_tail` moves there. Bytes beyond `used` (for example an entry whose
+//! transaction was rolled back) are never read.
+//!
+//! Every entry starts with an [`EntryHeader`]: type, flags, length (a
+//! multiple of 8), CRC-32 of the whole entry with the checksum field zero,
+//! and a sequence number that increases strictly along the log.
+
+use super::inode::{dt, Timespec};
+use super::sb::Geometry;
+use super::{BLOCK_SIZE, BLOCK_SIZE_U64};
+
+/// Bytes of a log page available to entries.
+pub const LOG_AREA: usize = BLOCK_SIZE - PageTail::SIZE;
+/// `"NVLP"`: page-tail magic.
+pub const PAGE_MAGIC: u32 = u32::from_le_bytes(*b"NVLP");
+/// The page-tail checksum covers tail bytes `[PAGE_CSUM_START, 64)`.
+pub const PAGE_CSUM_START: usize = 16;
+/// Byte offset of the `next` word within a log page.
+pub const PAGE_NEXT_OFF: usize = LOG_AREA + 8;
+/// Largest file offset in blocks (2^40 blocks = 4 PiB).
+pub const MAX_FILE_BLOCKS: u64 = 1 << 40;
+/// Largest file size in bytes.
+pub const MAX_FILE_SIZE: u64 = MAX_FILE_BLOCKS * BLOCK_SIZE_U64;
+/// Longest name in a directory.
+pub const NAME_MAX: usize = 255;
+
+ondisk! {
+    /// The last 64 bytes of every log page.
+    pub struct PageTail {
+        pub magic: u32,
+        /// CRC-32 of bytes 16..64 of the tail (not of `next`).
+        pub csum: u32,
+        /// 0 while this is the last page; else `pack_next(block, used)`.
+        pub next: u64,
+        /// Inode owning this page, and its generation.
+        pub owner: u64,
+        pub owner_gen: u32,
+        pub _pad: u32,
+        /// Position of the page in its log, from 0 at the head.
+        pub ordinal: u64,
+        pub _reserved: [u8; 24],
+    }
+}
+
+const _: () = assert!(PageTail::SIZE == 64);
+
+impl PageTail {
+    /// A tail for page `ordinal` of inode `owner`/`gen`.
+    pub fn new(owner: u64, gen: u32, ordinal: u64) -> Self {
+        let mut t = Self::zeroed();
+        t.magic = PAGE_MAGIC;
+        t.owner = owner;
+        t.owner_gen = gen;
+        t.ordinal = ordinal;
+        t.csum = t.compute_csum();
+        t
+    }
+
+    /// The checksum this tail should carry.
+    pub fn compute_csum(&self) -> u32 {
+        let mut b = [0u8; Self::SIZE];
+        self.encode(&mut b);
+        super::crc::crc32(b.get(PAGE_CSUM_START..).unwrap_or(&[]))
+    }
+
+    /// Reads the tail of a 4 KiB log page.
+    pub fn of_page(page: &[u8]) -> Option<Self> {
+        page.get(LOG_AREA..).and_then(Self::decode)
+    }
+}
+
+/// Packs a page's `next` word: the next page's block and bytes used here.
+pub fn pack_next(next_block: u64, used: usize) -> u64 {
+    (next_block << 12) | (used as u64 & 0xfff)
+}
+
+/// Unpacks a `next` word into (next block, bytes used).
+pub fn unpack_next(word: u64) -> (u64, usize) {
+    (word >> 12, (word & 0xfff) as usize)
+}
+
+/// The log page a tail position lies in.
+pub fn pos_block(pos: u64) -> u64 {
+    pos / BLOCK_SIZE_U64
+}
+
+/// The offset within its page of a tail position.
+pub fn pos_offset(pos: u64) -> usize {
+    (pos % BLOCK_SIZE_U64) as usize
+}
+
+/// Whether an entry of `len` bytes fits in the page at tail position `tail`.
+/// If not, it goes at offset 0 of a new page.
+pub fn fits(tail: u64, len: usize) -> bool {
+    pos_offset(tail).checked_add(len).is_some_and(|e| e <= LOG_AREA)
+}
+
+/// Entry types.
+pub mod et {
+    /// File data: blocks mapped at a file offset ([`super::WriteEntry`]).
+    pub const WRITE: u8 = 1;
+    /// A range of the file unmapped ([`super::PunchEntry`]).
+    pub const PUNCH: u8 = 2;
+    /// Attribute change ([`super::SetAttrEntry`]).
+    pub const SETATTR: u8 = 3;
+    /// Link-count change ([`super::LinkEntry`]).
+    pub const LINK: u8 = 4;
+    /// Directory entry added or removed ([`super::DentryEntry`]).
+    pub const DENTRY: u8 = 5;
+    /// A directory's parent changed (rename) ([`super::ParentEntry`]).
+    pub const PARENT: u8 = 6;
+}
+
+/// `WRITE` flag: blocks allocated by an mmap write fault.
+pub const WF_FAULT: u8 = 1;
+/// `WRITE` flag: blocks preallocated by fallocate (zeroed).
+pub const WF_FALLOC: u8 = 2;
+/// `DENTRY` flag: the name is added.
+pub const DE_ADD: u8 = 1;
+/// `DENTRY` flag: the name is removed.
+pub const DE_DEL: u8 = 2;
+
+/// `SETATTR` valid bits.
+pub mod sa {
+    /// Permission bits.
+    pub const MODE: u32 = 1;
+    /// Owner.
+    pub const UID: u32 = 2;
+    /// Group.
+    pub const GID: u32 = 4;
+    /// Size (truncate up or down).
+    pub const SIZE: u32 = 8;
+    /// Access time.
+    pub const ATIME: u32 = 16;
+    /// Modification time.
+    pub const MTIME: u32 = 32;
+    /// Change time.
+    pub const CTIME: u32 = 64;
+    /// Every known bit.
+    pub const ALL: u32 = 127;
+}
+
+ondisk! {
+    /// The first 16 bytes of every entry.
+    pub struct EntryHeader {
+        /// One of [`et`]; 0 never appears in a committed range.
+        pub etype: u8,
+        pub flags: u8,
+        /// Total entry length in bytes, a multiple of 8.
+        pub len: u16,
+        /// CRC-32 of the entry's `len` bytes with this field zero.
+        pub csum: u32,
+        /// Strictly increasing along an inode's log.
+        pub seq: u64,
+    }
+}
+
+/// Byte offset of the checksum within an entry.
+pub const ENTRY_CSUM_OFF: usize = 4;
+
+impl EntryHeader {
+    /// A header for an entry of type `etype` and `len` bytes (csum unset).
+    pub fn new(etype: u8, flags: u8, seq: u64, len: usize) -> Self {
+        Self { etype, flags, len: len as u16, csum: 0, seq }
+    }
+}
+
+ondisk! {
+    /// `WRITE`: file blocks `[pgoff, pgoff+count)` now live in blocks
+    /// `[block, block+count)`; the file size becomes `size_after`.
+    pub struct WriteEntry {
+        pub hdr: EntryHeader,
+        pub pgoff: u64,
+        pub block: u64,
+        pub count: u32,
+        pub _pad: u32,
+        pub size_after: u64,
+        pub mtime: Timespec,
+    }
+}
+
+ondisk! {
+    /// `PUNCH`: file blocks `[pgoff, pgoff+count)` are unmapped (read as 0).
+    pub struct PunchEntry {
+        pub hdr: EntryHeader,
+        pub pgoff: u64,
+        pub count: u64,
+        pub mtime: Timespec,
+    }
+}
+
+ondisk! {
+    /// `SETATTR`: the fields whose bit is set in `valid` take these values.
+    /// A size change drops every block at or past the new end.
+    pub struct SetAttrEntry {
+        pub hdr: EntryHeader,
+        pub valid: u32,
+        /// Permission bits only (the file type never changes).
+        pub mode: u32,
+        pub uid: u32,
+        pub gid: u32,
+        pub size: u64,
+        pub atime: Timespec,
+        pub mtime: Timespec,
+        pub ctime: Timespec,
+    }
+}
+
+ondisk! {
+    /// `LINK`: the link count becomes `nlink`.
+    pub struct LinkEntry {
+        pub hdr: EntryHeader,
+        pub nlink: u32,
+        pub _pad: u32,
+        pub ctime: Timespec,
+    }
+}
+
+ondisk! {
+    /// `DENTRY` (fixed part): flag `DE_ADD` or `DE_DEL` of `name` -> `ino`.
+    /// The name (`name_len` bytes) follows, zero-padded to 8 bytes.
+    pub struct DentryEntry {
+        pub hdr: EntryHeader,
+        pub ino: u64,
+        /// The directory's new mtime and ctime.
+        pub mtime: Timespec,
+        pub name_len: u8,
+        /// `DT_*` type of the target.
+        pub ftype: u8,
+        pub _pad: [u8; 6],
+    }
+}
+
+ondisk! {
+    /// `PARENT`: a directory's `..` now names `parent`.
+    pub struct ParentEntry {
+        pub hdr: EntryHeader,
+        pub parent: u64,
+        pub ctime: Timespec,
+    }
+}
+
+const _: () = assert!(WriteEntry::SIZE == 64);
+const _: () = assert!(PunchEntry::SIZE == 48);
+const _: () = assert!(SetAttrEntry::SIZE == 88);
+const _: () = assert!(LinkEntry::SIZE == 40);
+const _: () = assert!(DentryEntry::SIZE == 48);
+const _: () = assert!(ParentEntry::SIZE == 40);
+
+/// Length of a `DENTRY` entry with a name of `name_len` bytes.
+pub const fn dentry_len(name_len: usize) -> usize {
+    (DentryEntry::SIZE + name_len + 7) & !7
+}
+
+/// Longest entry there is.
+pub const MAX_ENTRY: usize = dentry_len(NAME_MAX);
+
+/// A decoded, checksum-verified entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Entry<'a> {
+    /// See [`WriteEntry`].
+    Write(WriteEntry),
+    /// See [`PunchEntry`].
+    Punch(PunchEntry),
+    /// See [`SetAttrEntry`].
+    SetAttr(SetAttrEntry),
+    /// See [`LinkEntry`].
+    Link(LinkEntry),
+    /// See [`DentryEntry`]; the name.
+    Dentry(DentryEntry, &'a [u8]),
+    /// See [`ParentEntry`].
+    Parent(ParentEntry),
+}
+
+/// Why the bytes at a position are not a valid entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryError {
+    /// Fewer bytes than a header, or `len` runs past the committed range.
+    Truncated,
+    /// `len` is not a valid length for the type.
+    BadLength,
+    /// Unknown entry type.
+    UnknownType(u8),
+    /// Checksum mismatch.
+    BadChecksum,
+    /// A field is impossible; names it.
+    BadField(&'static str),
+}
+
+impl<'a> Entry<'a> {
+    /// The header.
+    pub fn hdr(&self) -> &EntryHeader {
+        match self {
+            Entry::Write(e) => &e.hdr,
+            Entry::Punch(e) => &e.hdr,
+            Entry::SetAttr(e) => &e.hdr,
+            Entry::Link(e) => &e.hdr,
+            Entry::Dentry(e, _) => &e.hdr,
+            Entry::Parent(e) => &e.hdr,
+        }
+    }
+
+    /// Decodes and verifies the entry at the start of `b` (`b` ends where
+    /// the committed range ends). Returns the entry and its length.
+    pub fn parse(b: &'a [u8]) -> Result<(Entry<'a>, usize), EntryError> {
+        let hdr = EntryHeader::decode(b).ok_or(EntryError::Truncated)?;
+        let len = hdr.len as usize;
+        if len < EntryHeader::SIZE || !len.is_multiple_of(8) {
+            return Err(EntryError::BadLength);
+        }
+        let body = b.get(..len).ok_or(EntryError::Truncated)?;
+        let fixed = match hdr.etype {
+            et::WRITE => WriteEntry::SIZE,
+            et::PUNCH => PunchEntry::SIZE,
+            et::SETATTR => SetAttrEntry::SIZE,
+            et::LINK => LinkEntry::SIZE,
+            et::DENTRY => DentryEntry::SIZE,
+            et::PARENT => ParentEntry::SIZE,
+            t => return Err(EntryError::UnknownType(t)),
+        };
+        if (hdr.etype != et::DENTRY && len != fixed) || len < fixed {
+            return Err(EntryError::BadLength);
+        }
+        if super::crc::crc32_skip(body, ENTRY_CSUM_OFF) != hdr.csum {
+            return Err(EntryError::BadChecksum);
+        }
+        let e = match hdr.etype {
+            et::WRITE => Entry::Write(WriteEntry::decode(body).ok_or(EntryError::Truncated)?),
+            et::PUNCH => Entry::Punch(PunchEntry::decode(body).ok_or(EntryError::Truncated)?),
+            et::SETATTR => Entry::SetAttr(SetAttrEntry::decode(body).ok_or(EntryError::Truncated)?),
+            et::LINK => Entry::Link(LinkEntry::decode(body).ok_or(EntryError::Truncated)?),
+            et::PARENT => Entry::Parent(ParentEntry::decode(body).ok_or(EntryError::Truncated)?),
+            _ => {
+                let d = DentryEntry::decode(body).ok_or(EntryError::Truncated)?;
+                let nl = d.name_len as usize;
+                if len != dentry_len(nl) {
+                    return Err(EntryError::BadLength);
+                }
+                let name = body.get(DentryEntry::SIZE..DentryEntry::SIZE + nl).ok_or(EntryError::Truncated)?;
+                Entry::Dentry(d, name)
+            }
+        };
+        Ok((e, len))
+    }
+
+    /// Checks the entry's fields against the geometry: blocks on the data
+    /// area, offsets and sizes in range, names legal, times valid.
+    pub fn check(&self, geo: &Geometry) -> Result<(), EntryError> {
+        let bad = EntryError::BadField;
+        match self {
+            Entry::Write(w) => {
+                if w.count == 0 || !geo.is_data_range(w.block, w.count as u64) {
+                    return Err(bad("write: blocks outside the data area"));
+                }
+                if w.pgoff.checked_add(w.count as u64).is_none_or(|e| e > MAX_FILE_BLOCKS) {
+                    return Err(bad("write: file offset out of range"));
+                }
+                if w.size_after > MAX_FILE_SIZE {
+                    return Err(bad("write: size out of range"));
+                }
+                if !w.mtime.is_valid() {
+                    return Err(bad("write: bad mtime"));
+                }
+            }
+            Entry::Punch(p) => {
+                if p.count == 0 || p.pgoff.checked_add(p.count).is_none_or(|e| e > MAX_FILE_BLOCKS) {
+                    return Err(bad("punch: range out of range"));
+                }
+                if !p.mtime.is_valid() {
+                    return Err(bad("punch: bad mtime"));
+                }
+            }
+            Entry::SetAttr(s) => {
+                if s.valid & !sa::ALL != 0 || s.valid == 0 {
+                    return Err(bad("setattr: unknown valid bits"));
+                }
+                if s.mode & !0o7777 != 0 {
+                    return Err(bad("setattr: mode has file-type bits"));
+                }
+                if s.size > MAX_FILE_SIZE {
+                    return Err(bad("setattr: size out of range"));
+                }
+                if !(s.atime.is_valid() && s.mtime.is_valid() && s.ctime.is_valid()) {
+                    return Err(bad("setattr: bad time"));
+                }
+            }
+            Entry::Link(l) => {
+                if !l.ctime.is_valid() {
+                    return Err(bad("link: bad ctime"));
+                }
+            }
+            Entry::Dentry(d, name) => {
+                if d.hdr.flags != DE_ADD && d.hdr.flags != DE_DEL {
+                    return Err(bad("dentry: neither add nor remove"));
+                }
+                if d.ino == 0 {
+                    return Err(bad("dentry: inode 0"));
+                }
+                if !name_is_valid(name) {
+                    return Err(bad("dentry: illegal name"));
+                }
+                if !matches!(d.ftype, dt::REG | dt::DIR | dt::LNK | dt::CHR | dt::BLK | dt::FIFO | dt::SOCK) {
+                    return Err(bad("dentry: unknown file type"));
+                }
+                if !d.mtime.is_valid() {
+                    return Err(bad("dentry: bad mtime"));
+                }
+            }
+            Entry::Parent(p) => {
+                if p.parent == 0 || !p.ctime.is_valid() {
+                    return Err(bad("parent: inode 0 or bad ctime"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether `name` is a legal directory-entry name: 1..=255 bytes, no `/`
+/// or NUL, not `.` or `..`.
+pub fn name_is_valid(name: &[u8]) -> bool {
+    !name.is_empty()
+        && name.len() <= NAME_MAX
+        && name != b"."
+        && name != b".."
+        && !name.iter().any(|&c| c == b'/' || c == 0)
+}
+
+/// Sets the checksum of the entry occupying all of `buf`.
+pub fn seal_entry(buf: &mut [u8]) {
+    let c = super::crc::crc32_skip(buf, ENTRY_CSUM_OFF);
+    if let Some(f) = buf.get_mut(ENTRY_CSUM_OFF..ENTRY_CSUM_OFF + 4) {
+        f.copy_from_slice(&c.to_le_bytes());
+    }
+}
+
+/// Encodes a fixed-size entry into `buf` and seals it; returns its length.
+pub fn encode_fixed<T: super::Field>(e: &T, buf: &mut [u8]) -> Option<usize> {
+    let b = buf.get_mut(..T::SIZE)?;
+    e.put(b);
+    seal_entry(b);
+    Some(T::SIZE)
+}
+
+/// Encodes a sealed `DENTRY` entry into `buf`; returns its length.
+#[allow(clippy::too_many_arguments)]
+pub fn encode_dentry(buf: &mut [u8], seq: u64, op: u8, ino: u64, ftype: u8, mtime: Timespec, name: &[u8]) -> Option<usize> {
+    if !name_is_valid(name) {
+        return None;
+    }
+    let len = dentry_len(name.len());
+    let b = buf.get_mut(..len)?;
+    b.fill(0);
+    let d = DentryEntry {
+        hdr: EntryHeader::new(et::DENTRY, op, seq, len),
+        ino,
+        mtime,
+        name_len: name.len() as u8,
+        ftype,
+        _pad: [0; 6],
+    };
+    d.encode(b);
+    b.get_mut(DentryEntry::SIZE..DentryEntry::SIZE + name.len())?.copy_from_slice(name);
+    seal_entry(b);
+    Some(len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_word_packs() {
+        let w = pack_next(0x000f_ffff_ffff_ffff, LOG_AREA);
+        assert_eq!(unpack_next(w), (0x000f_ffff_ffff_ffff, LOG_AREA));
+        assert!(fits(4096 * 7 + LOG_AREA as u64 - 64, 64));
+        assert!(!fits(4096 * 7 + LOG_AREA as u64 - 56, 64));
+    }
+
+    #[test]
+    fn entries_roundtrip_and_reject_flips() {
+        let mut buf = [0u8; 512];
+        let w = WriteEntry {
+            hdr: EntryHeader::new(et::WRITE, 0, 9, WriteEntry::SIZE),
+            pgoff: 3,
+            block: 100,
+            count: 2,
+            _pad: 0,
+            size_after: 12000,
+            mtime: Timespec::new(5, 6),
+        };
+        let n = encode_fixed(&w, &mut buf).unwrap();
+        let (e, len) = Entry::parse(&buf[..n]).unwrap();
+        assert_eq!(len, 64);
+        match e {
+            Entry::Write(b) => {
+                assert_eq!((b.pgoff, b.block, b.count, b.size_after), (3, 100, 2, 12000));
+            }
+            _ => panic!("wrong type"),
+        }
+        for i in 0..n * 8 {
+            let mut c = buf;
+            c[i / 8] ^= 1 << (i % 8);
+            assert!(Entry::parse(&c[..n]).is_err(), "flip {i}");
+        }
+        let n = encode_dentry(&mut buf, 10, DE_ADD, 42, dt::REG, Timespec::new(1, 2), b"hello").unwrap();
+        assert_eq!(n, 56);
+        let (e, _) = Entry::parse(&buf[..n]).unwrap();
+        assert_eq!(e, Entry::Dentry(DentryEntry::decode(&buf).unwrap(), b"hello"));
+        assert!(Entry::parse(&buf[..n - 8]).is_err());
+        assert!(encode_dentry(&mut buf, 1, DE_ADD, 1, dt::REG, Timespec::new(0, 0), b"a/b").is_none());
+        assert_eq!(dentry_len(255), 304);
+    }
+}
