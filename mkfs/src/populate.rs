@@ -1,0 +1,212 @@
+//! `mkfs.novars -d DIR`: copy a host directory tree into a new image, like
+//! `mke2fs -d`: regular files (sparse files stay sparse), directories,
+//! symlinks, hard links, device nodes, fifos and sockets, with modes, owners
+//! and timestamps.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, IsTerminal, Read, Seek, SeekFrom, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use layout::inode::{Timespec, S_IFDIR, S_IFMT};
+
+use super::{Attrs, Builder, Error};
+
+/// Bytes copied per log entry (and per read from the host).
+const CHUNK: usize = 8 << 20;
+
+/// Why populating failed.
+#[derive(Debug)]
+pub enum PopulateError {
+    /// Reading the host tree failed.
+    Io(PathBuf, io::Error),
+    /// The image could not take the entry.
+    Image(PathBuf, Error),
+}
+
+impl std::fmt::Display for PopulateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PopulateError::Io(p, e) => write!(f, "{}: {e}", p.display()),
+            PopulateError::Image(p, e) => write!(f, "{}: {e}", p.display()),
+        }
+    }
+}
+
+impl std::error::Error for PopulateError {}
+
+/// What was copied.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    pub files: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    pub hardlinks: u64,
+    pub special: u64,
+    pub bytes: u64,
+}
+
+/// Linux `new_encode_dev` of a host `st_rdev`.
+pub fn encode_dev(rdev: u64) -> u64 {
+    let major = libc::major(rdev) as u64;
+    let minor = libc::minor(rdev) as u64;
+    (minor & 0xff) | (major << 8) | ((minor & !0xff) << 12)
+}
+
+fn attrs_of(md: &fs::Metadata) -> Attrs {
+    let ts = |s: i64, ns: i64| Timespec::new(s, ns.clamp(0, 999_999_999) as u32);
+    Attrs {
+        mode: md.mode(),
+        uid: md.uid(),
+        gid: md.gid(),
+        atime: ts(md.atime(), md.atime_nsec()),
+        mtime: ts(md.mtime(), md.mtime_nsec()),
+        ctime: ts(md.ctime(), md.ctime_nsec()),
+    }
+}
+
+struct Walker<'b, 'a> {
+    b: &'b mut Builder<'a>,
+    links: HashMap<(u64, u64), u64>,
+    counts: Counts,
+    progress: bool,
+}
+
+/// Copies the contents of `dir` into the root of the image.
+pub fn populate_dir(b: &mut Builder<'_>, dir: &Path) -> Result<Counts, PopulateError> {
+    let md = fs::metadata(dir).map_err(|e| PopulateError::Io(dir.to_path_buf(), e))?;
+    if !md.is_dir() {
+        return Err(PopulateError::Io(dir.to_path_buf(), io::Error::other("not a directory")));
+    }
+    let root = b.root();
+    b.set_attrs(root, attrs_of(&md)).map_err(|e| PopulateError::Image(dir.to_path_buf(), e))?;
+    let mut w = Walker { b, links: HashMap::new(), counts: Counts::default(), progress: io::stderr().is_terminal() };
+    w.dir(dir, root, true)?;
+    if w.progress {
+        eprint!("\r\x1b[K");
+    }
+    Ok(w.counts)
+}
+
+impl Walker<'_, '_> {
+    fn dir(&mut self, path: &Path, ino: u64, top: bool) -> Result<(), PopulateError> {
+        let io = |e| PopulateError::Io(path.to_path_buf(), e);
+        let mut names: Vec<_> = fs::read_dir(path).map_err(io)?.collect::<Result<_, _>>().map_err(io)?;
+        names.sort_by_key(|e| e.file_name());
+        for ent in names {
+            let p = ent.path();
+            let name = ent.file_name();
+            let name = name.as_bytes();
+            let md = fs::symlink_metadata(&p).map_err(|e| PopulateError::Io(p.clone(), e))?;
+            let img = |e| PopulateError::Image(p.clone(), e);
+            let a = attrs_of(&md);
+            let ft = md.file_type();
+            if ft.is_dir() {
+                let child = match (top && name == b"lost+found", self.b.lookup(ino, name)) {
+                    (true, Some(existing)) => {
+                        self.b.set_attrs(existing, a).map_err(img)?;
+                        existing
+                    }
+                    _ => self.b.mkdir(ino, name, Attrs { mode: S_IFDIR | (a.mode & 0o7777), ..a }).map_err(img)?,
+                };
+                self.counts.dirs += 1;
+                self.dir(&p, child, false)?;
+                continue;
+            }
+            if md.nlink() > 1 {
+                if let Some(&target) = self.links.get(&(md.dev(), md.ino())) {
+                    self.b.link(ino, name, target).map_err(img)?;
+                    self.counts.hardlinks += 1;
+                    continue;
+                }
+            }
+            let new = if ft.is_symlink() {
+                let t = fs::read_link(&p).map_err(|e| PopulateError::Io(p.clone(), e))?;
+                self.counts.symlinks += 1;
+                self.b.symlink(ino, name, t.as_os_str().as_bytes(), a).map_err(img)?
+            } else if ft.is_file() {
+                let f = self.b.mknod(ino, name, a, 0).map_err(img)?;
+                self.copy_file(&p, f, md.len())?;
+                self.counts.files += 1;
+                f
+            } else if ft.is_block_device() || ft.is_char_device() || ft.is_fifo() || ft.is_socket() {
+                self.counts.special += 1;
+                self.b.mknod(ino, name, Attrs { mode: a.mode & (S_IFMT | 0o7777), ..a }, encode_dev(md.rdev())).map_err(img)?
+            } else {
+                continue;
+            };
+            if md.nlink() > 1 {
+                self.links.insert((md.dev(), md.ino()), new);
+            }
+            let n = self.counts.files + self.counts.dirs + self.counts.symlinks + self.counts.special;
+            if self.progress && n % 1000 == 0 {
+                eprint!("\rCopying files: {n}");
+                let _ = io::stderr().flush();
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies the data regions of `path` (holes stay holes).
+    fn copy_file(&mut self, path: &Path, ino: u64, len: u64) -> Result<(), PopulateError> {
+        let io = |e| PopulateError::Io(path.to_path_buf(), e);
+        self.b.set_size(ino, len).map_err(|e| PopulateError::Image(path.to_path_buf(), e))?;
+        if len == 0 {
+            return Ok(());
+        }
+        let mut f = File::open(path).map_err(io)?;
+        let mut buf = vec![0u8; CHUNK];
+        let mut pos = 0u64;
+        while pos < len {
+            let (start, end) = match data_region(&f, pos, len) {
+                Some(r) => r,
+                None => break,
+            };
+            let mut off = start - start % 4096;
+            while off < end {
+                let n = ((end - off) as usize).min(CHUNK);
+                f.seek(SeekFrom::Start(off)).map_err(io)?;
+                let got = read_full(&mut f, &mut buf[..n]).map_err(io)?;
+                if got == 0 {
+                    break;
+                }
+                self.b.write_at(ino, off, &buf[..got]).map_err(|e| PopulateError::Image(path.to_path_buf(), e))?;
+                self.counts.bytes += got as u64;
+                off += got as u64;
+            }
+            pos = end.next_multiple_of(4096).max(off);
+        }
+        Ok(())
+    }
+}
+
+fn read_full(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match f.read(&mut buf[got..])? {
+            0 => break,
+            n => got += n,
+        }
+    }
+    Ok(got)
+}
+
+/// The next data region at or after `pos`: `(start, end)`, using
+/// SEEK_DATA/SEEK_HOLE where the host file system supports them.
+fn data_region(f: &File, pos: u64, len: u64) -> Option<(u64, u64)> {
+    let fd = f.as_raw_fd();
+    // SAFETY: lseek on a valid fd owned by `f` has no memory effects.
+    let d = unsafe { libc::lseek(fd, pos as libc::off_t, libc::SEEK_DATA) };
+    if d < 0 {
+        let err = io::Error::last_os_error().raw_os_error();
+        // ENXIO: no data past pos. Anything else: treat the rest as data.
+        return if err == Some(libc::ENXIO) { None } else { Some((pos, len)) };
+    }
+    // SAFETY: as above.
+    let h = unsafe { libc::lseek(fd, d, libc::SEEK_HOLE) };
+    let end = if h < 0 { len } else { (h as u64).min(len) };
+    Some((d as u64, end))
+}
