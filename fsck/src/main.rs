@@ -1,1 +1,295 @@
-fn main() {}
+//! `fsck.novars [-n|-p|-a|-y] [-f] [--json] DEVICE|IMAGE`
+//!
+//! Exit status as fsck(8), the sum of: 0 no errors, 1 errors corrected,
+//! 4 errors left uncorrected, 8 operational error, 16 usage error,
+//! 32 cancelled by the user.
+//!
+//! Without `-n`, `-p`/`-a` or `-y`, fsck asks about every problem when
+//! stdin is a terminal; without a terminal it checks read-only and says so.
+//! An open journal transaction is rolled back (in memory with `-n`) as the
+//! kernel would at mount; that and freeing orphans are notes, not errors:
+//! they do not change the exit status.
+
+use std::io::{self, BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use clap::Parser;
+use layout::inode::Timespec;
+use novars_fsck::check::exit;
+use novars_fsck::device::{is_mounted, Device};
+use novars_fsck::{check, Answer, Events, Mode, Options, Outcome, Problem};
+use serde_json::json;
+
+/// Check and repair a novars file system.
+#[derive(Parser, Debug)]
+#[command(name = "fsck.novars", version, about = "Check and repair a novars persistent-memory file system")]
+struct Args {
+    /// Check only: open read-only, change nothing, answer no.
+    #[arg(short = 'n', conflicts_with_all = ["preen", "auto", "yes"])]
+    no: bool,
+    /// Repair what is safe without asking (preen).
+    #[arg(short = 'p', conflicts_with = "yes")]
+    preen: bool,
+    /// Same as -p.
+    #[arg(short = 'a', conflicts_with = "yes")]
+    auto: bool,
+    /// Repair everything, answering yes.
+    #[arg(short = 'y')]
+    yes: bool,
+    /// Check fully even if the file system is clean.
+    #[arg(short = 'f')]
+    force: bool,
+    /// Print one JSON object on stdout instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Block device or image file.
+    device: PathBuf,
+}
+
+/// Prints problems (text mode), asks (interactive), shows progress on a
+/// terminal stderr.
+struct Cli {
+    json: bool,
+    progress: bool,
+    asked: bool,
+    pass_name: String,
+    last_pct: u64,
+    shown: bool,
+}
+
+impl Cli {
+    fn clear_progress(&mut self) {
+        if self.shown {
+            eprint!("\r\x1b[K");
+            self.shown = false;
+        }
+    }
+}
+
+impl Events for Cli {
+    fn pass(&mut self, pass: u8, name: &str) {
+        self.pass_name = format!("Pass {pass}: {name}");
+        self.last_pct = u64::MAX;
+        if self.progress {
+            eprint!("\r\x1b[K{}", self.pass_name);
+            self.shown = true;
+        }
+    }
+
+    fn progress(&mut self, _pass: u8, done: u64, total: u64) {
+        if !self.progress || total == 0 {
+            return;
+        }
+        let pct = done.saturating_mul(100) / total;
+        if pct != self.last_pct {
+            self.last_pct = pct;
+            eprint!("\r\x1b[K{} {pct:3}%", self.pass_name);
+            self.shown = true;
+        }
+    }
+
+    fn ask(&mut self, p: &Problem) -> Answer {
+        self.clear_progress();
+        let stdin = io::stdin();
+        loop {
+            print!("{} Would {}. Fix<y>? ", p.headline(), p.action);
+            let _ = io::stdout().flush();
+            let mut line = String::new();
+            match stdin.lock().read_line(&mut line) {
+                Ok(0) | Err(_) => {
+                    println!();
+                    self.asked = true;
+                    return Answer::Quit;
+                }
+                Ok(_) => {}
+            }
+            self.asked = true;
+            match line.trim().to_ascii_lowercase().as_str() {
+                "" | "y" | "yes" => return Answer::Yes,
+                "n" | "no" => return Answer::No,
+                "a" | "all" => return Answer::All,
+                "q" | "quit" => return Answer::Quit,
+                _ => println!("Answer y(es), n(o), a(ll: yes to everything) or q(uit, writing nothing)."),
+            }
+        }
+    }
+
+    fn problem(&mut self, p: &Problem) {
+        if self.json {
+            return;
+        }
+        self.clear_progress();
+        if std::mem::take(&mut self.asked) {
+            println!("  {}", p.outcome());
+        } else {
+            println!("{p}");
+        }
+    }
+
+    fn info(&mut self, msg: &str) {
+        if self.json {
+            return;
+        }
+        self.clear_progress();
+        println!("{msg}");
+    }
+}
+
+fn now() -> Timespec {
+    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    Timespec::new(d.as_secs() as i64, d.subsec_nanos())
+}
+
+fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let code = match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
+                _ => exit::USAGE,
+            };
+            let _ = e.print();
+            return ExitCode::from(code as u8);
+        }
+    };
+    ExitCode::from(run(&args) as u8)
+}
+
+fn run(args: &Args) -> i32 {
+    let dev_name = args.device.display().to_string();
+    let mut note = None;
+    let mode = if args.no {
+        Mode::ReadOnly
+    } else if args.yes {
+        Mode::Yes
+    } else if args.preen || args.auto {
+        Mode::Preen
+    } else if io::stdin().is_terminal() && !args.json {
+        Mode::Interactive
+    } else {
+        note = Some("no terminal to ask on and no -p or -y given: checking read-only (as -n)");
+        Mode::ReadOnly
+    };
+    let t0 = Instant::now();
+    let fail = |msg: String, mode: Mode| -> i32 {
+        if args.json {
+            let v = json!({
+                "device": dev_name, "mode": mode.name(), "passes": [], "problems": [],
+                "error": msg, "exit_code": exit::OPERATIONAL,
+            });
+            println!("{v}");
+        } else {
+            eprintln!("fsck.novars: {msg}");
+        }
+        exit::OPERATIONAL
+    };
+    if mode.writes() && is_mounted(&args.device) {
+        return fail(format!("{dev_name} is mounted; refusing to repair it"), mode);
+    }
+    let dev = match Device::open(&args.device, mode.writes()) {
+        Ok(d) => d,
+        Err(e) => return fail(e, mode),
+    };
+    if let (Some(n), false) = (note, args.json) {
+        println!("fsck.novars: {n}");
+    }
+    let mut cli = Cli {
+        json: args.json,
+        progress: io::stderr().is_terminal() && !args.json,
+        asked: false,
+        pass_name: String::new(),
+        last_pct: u64::MAX,
+        shown: false,
+    };
+    let opts = Options { mode, force: args.force, now: now() };
+    let mut out = check(dev.bytes(), &opts, &mut cli);
+    cli.clear_progress();
+    let mut write_error = None;
+    if !out.writes.is_empty() && mode.writes() && !out.cancelled {
+        if let Err(e) = dev.write_back(&out.writes) {
+            write_error = Some(format!("writing repairs to {dev_name} failed: {e}"));
+            out.exit_code |= exit::OPERATIONAL;
+        }
+    }
+    let elapsed = t0.elapsed();
+    if args.json {
+        print_json(&dev_name, mode, &out, write_error.as_deref(), elapsed.as_secs_f64());
+    } else {
+        print_text(&dev_name, &out, write_error.as_deref());
+    }
+    out.exit_code
+}
+
+fn print_text(dev: &str, out: &Outcome, write_error: Option<&str>) {
+    if let Some(f) = &out.fatal {
+        eprintln!("fsck.novars: {dev}: {f}");
+    }
+    if let Some(e) = write_error {
+        eprintln!("fsck.novars: {e}");
+    }
+    if out.fatal.is_some() {
+        return;
+    }
+    let c = &out.counts;
+    if out.quick_clean {
+        println!(
+            "{dev}: clean, {}/{} files, {}/{} blocks",
+            c.inodes_used, c.inodes_total, c.blocks_used, c.blocks_total
+        );
+        return;
+    }
+    if out.cancelled {
+        println!("{dev}: check cancelled; nothing written");
+    }
+    if out.exit_code & exit::CORRECTED != 0 || (!out.writes.is_empty() && write_error.is_none()) {
+        println!("\n{dev}: ***** FILE SYSTEM WAS MODIFIED *****");
+    }
+    if out.exit_code & exit::UNCORRECTED != 0 {
+        println!("\n{dev}: ********** WARNING: file system still has errors **********");
+    }
+    println!(
+        "{dev}: {}/{} files, {}/{} blocks",
+        c.inodes_used, c.inodes_total, c.blocks_used, c.blocks_total
+    );
+}
+
+fn print_json(dev: &str, mode: Mode, out: &Outcome, write_error: Option<&str>, secs: f64) {
+    let passes: Vec<_> = out
+        .passes
+        .iter()
+        .map(|p| json!({"pass": p.pass, "name": p.name, "problems": p.problems, "millis": p.millis as u64}))
+        .collect();
+    let problems: Vec<_> = out
+        .problems
+        .iter()
+        .map(|p| {
+            json!({
+                "code": p.code.name(), "pass": p.pass, "subject": p.subject, "message": p.message,
+                "action": p.action, "note": p.is_note(), "fixed": p.fixed(), "outcome": p.outcome(),
+            })
+        })
+        .collect();
+    let c = &out.counts;
+    let v = json!({
+        "device": dev,
+        "mode": mode.name(),
+        "clean": out.quick_clean,
+        "passes": passes,
+        "problems": problems,
+        "summary": {
+            "errors": out.errors(),
+            "fixed": out.fixed(),
+            "notes": out.problems.iter().filter(|p| p.is_note()).count(),
+            "inodes_used": c.inodes_used, "inodes_total": c.inodes_total,
+            "blocks_used": c.blocks_used, "blocks_total": c.blocks_total,
+            "blocks_written": out.writes.len(),
+            "seconds": secs,
+        },
+        "error": out.fatal.clone().or(write_error.map(str::to_string)),
+        "cancelled": out.cancelled,
+        "exit_code": out.exit_code,
+    });
+    println!("{v}");
+}

@@ -1,0 +1,101 @@
+//! Opening a device or image file, mapping it, writing repairs back.
+//!
+//! `-n` opens the file read-only and never writes. The other modes open it
+//! read-write (block devices with `O_EXCL`, so a mounted device is refused,
+//! as e2fsck does) but still map it read-only: repairs are collected in the
+//! overlay and written with `pwrite` at the end, every other block first,
+//! then the backup superblock, then the primary, with an fsync before and
+//! after the primary.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Seek, SeekFrom};
+use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use memmap2::{Mmap, MmapOptions};
+
+use layout::BLOCK_SIZE_U64;
+
+/// An open device or image, mapped read-only.
+pub struct Device {
+    pub path: PathBuf,
+    file: File,
+    map: Mmap,
+    /// Size in bytes.
+    pub size: u64,
+    pub is_block_device: bool,
+}
+
+impl Device {
+    /// Opens `path`, for writing if `write`.
+    pub fn open(path: &Path, write: bool) -> Result<Self, String> {
+        let show = path.display();
+        let md = std::fs::metadata(path).map_err(|e| format!("{show}: {e}"))?;
+        let is_block_device = md.file_type().is_block_device();
+        if !is_block_device && !md.is_file() {
+            return Err(format!("{show}: not a block device or regular file"));
+        }
+        let mut opts = OpenOptions::new();
+        opts.read(true).write(write);
+        if write && is_block_device {
+            opts.custom_flags(libc::O_EXCL);
+        }
+        let mut file = opts.open(path).map_err(|e| match e.raw_os_error() {
+            Some(libc::EBUSY) => format!("{show}: device is in use (mounted?); refusing to repair it"),
+            _ => format!("{show}: {e}"),
+        })?;
+        // A block device's size is where a seek to its end lands (the
+        // BLKGETSIZE64 value), without an ioctl.
+        let size = if is_block_device {
+            file.seek(SeekFrom::End(0)).map_err(|e| format!("{show}: cannot size the device: {e}"))?
+        } else {
+            md.len()
+        };
+        if size < 2 * BLOCK_SIZE_U64 {
+            return Err(format!("{show}: too small ({size} bytes) to hold a novars file system"));
+        }
+        let len = usize::try_from(size).map_err(|_| format!("{show}: too large to map"))?;
+        // SAFETY: the mapping is read-only (PROT_READ) and `len` is the
+        // size of the file or device. It stays valid while `self` lives (it
+        // owns both map and file). fsck only reads it through `&[u8]` and
+        // parses every byte as untrusted input. The bytes could change under
+        // us only if another party wrote the device concurrently; the
+        // repairing modes prevent that for block devices with O_EXCL (a
+        // mounted device is refused), and fsck's own writes happen after
+        // the last read, through the file rather than the mapping.
+        #[allow(unsafe_code)]
+        let map = unsafe { MmapOptions::new().len(len).map(&file) }.map_err(|e| format!("{show}: cannot map: {e}"))?;
+        Ok(Self { path: path.to_path_buf(), file, map, size, is_block_device })
+    }
+
+    /// The mapped bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.map
+    }
+
+    /// Writes `writes` (block, bytes) in order; block 0 (the primary
+    /// superblock) is expected last and is fenced by fsyncs.
+    pub fn write_back(&self, writes: &[(u64, Box<[u8]>)]) -> io::Result<()> {
+        for (b, data) in writes {
+            if *b == 0 {
+                self.file.sync_all()?;
+            }
+            let pos = b.checked_mul(BLOCK_SIZE_U64).ok_or_else(|| io::Error::other("block out of range"))?;
+            self.file.write_all_at(data, pos)?;
+        }
+        self.file.sync_all()
+    }
+}
+
+/// Whether the block device `path` is mounted (per /proc/self/mounts).
+pub fn is_mounted(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(md) = std::fs::metadata(path) else { return false };
+    if !md.file_type().is_block_device() {
+        return false;
+    }
+    let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else { return false };
+    mounts.lines().filter_map(|l| l.split_whitespace().next()).filter(|s| s.starts_with('/')).any(|src| {
+        std::fs::metadata(src).is_ok_and(|m| m.file_type().is_block_device() && m.rdev() == md.rdev())
+    })
+}

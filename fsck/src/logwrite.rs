@@ -1,0 +1,309 @@
+//! Writing log entries for repairs, following the append protocol of
+//! `layout::log`: an entry goes after the tail if it fits, else a new page
+//! is prepared (tail written), the old page is sealed by its `next` word
+//! (`pack_next`: new block and bytes used) and the entry goes at offset 0
+//! of the new page; then `log_tail` (and `log_head` for a new log) moves.
+//! Sequence numbers continue from the last entry of the walk.
+//!
+//! Also here: rewriting a whole log from the replayed state (for faults in
+//! the middle of a directory log that an append cannot undo), re-reading
+//! an inode after a repair, and creating a directory inode.
+
+use layout::inode::{read_inode_at, slot_pos_in, Inode, INODE_HEAD_OFF, INODE_LIVE, INODE_TAIL_OFF, S_IFDIR};
+use layout::log::{
+    encode_dentry, encode_fixed, et, fits, pack_next, pos_block, pos_offset, sa, EntryHeader, LinkEntry,
+    PageTail, ParentEntry, PunchEntry, SetAttrEntry, WriteEntry, DE_ADD, DE_DEL, LOG_AREA, MAX_ENTRY,
+};
+use layout::log::Entry;
+use layout::BLOCK_SIZE_U64;
+
+use crate::check::{Fsck, Repair};
+use crate::model::{next_word_pos, walk_inode, InodeRec, LogEnd};
+
+fn media_err(e: layout::MediaError) -> String {
+    format!("cannot access the image ({e:?})")
+}
+
+/// An entry to append, built with its sequence number.
+pub(crate) enum NewEntry<'n> {
+    Dentry { op: u8, ino: u64, ftype: u8, name: &'n [u8] },
+    Link { nlink: u32 },
+    Parent { parent: u64 },
+    Write { pgoff: u64, block: u64, count: u32 },
+    Punch { pgoff: u64, count: u64 },
+    SetAttr { valid: u32 },
+}
+
+impl Fsck<'_, '_> {
+    /// Encodes `e` for inode `rec` with sequence `seq`; times come from
+    /// the inode's current state so that repairs do not move them.
+    fn encode(rec: &InodeRec, e: &NewEntry<'_>, seq: u64, buf: &mut [u8]) -> Option<usize> {
+        let v = &rec.view;
+        match *e {
+            NewEntry::Dentry { op, ino, ftype, name } => encode_dentry(buf, seq, op, ino, ftype, v.mtime, name),
+            NewEntry::Link { nlink } => {
+                let l = LinkEntry { hdr: EntryHeader::new(et::LINK, 0, seq, LinkEntry::SIZE), nlink, _pad: 0, ctime: v.ctime };
+                encode_fixed(&l, buf)
+            }
+            NewEntry::Parent { parent } => {
+                let p = ParentEntry { hdr: EntryHeader::new(et::PARENT, 0, seq, ParentEntry::SIZE), parent, ctime: v.ctime };
+                encode_fixed(&p, buf)
+            }
+            NewEntry::Write { pgoff, block, count } => {
+                let w = WriteEntry {
+                    hdr: EntryHeader::new(et::WRITE, 0, seq, WriteEntry::SIZE),
+                    pgoff,
+                    block,
+                    count,
+                    _pad: 0,
+                    size_after: v.size,
+                    mtime: v.mtime,
+                };
+                encode_fixed(&w, buf)
+            }
+            NewEntry::Punch { pgoff, count } => {
+                let p = PunchEntry { hdr: EntryHeader::new(et::PUNCH, 0, seq, PunchEntry::SIZE), pgoff, count, mtime: v.mtime };
+                encode_fixed(&p, buf)
+            }
+            NewEntry::SetAttr { valid } => {
+                let s = SetAttrEntry {
+                    hdr: EntryHeader::new(et::SETATTR, 0, seq, SetAttrEntry::SIZE),
+                    valid,
+                    mode: v.mode & 0o7777,
+                    uid: v.uid,
+                    gid: v.gid,
+                    size: v.size,
+                    atime: v.atime,
+                    mtime: v.mtime,
+                    ctime: v.ctime,
+                };
+                encode_fixed(&s, buf)
+            }
+        }
+    }
+
+    /// Takes one free block.
+    pub(crate) fn alloc_block(&mut self) -> Result<u64, String> {
+        self.space.alloc(1).ok_or_else(|| "no free blocks left".to_string())
+    }
+
+    fn init_page(&mut self, page: u64, ino: u64, gen: u32, ordinal: u64) -> Repair {
+        let blk = self.m.block_mut(page).map_err(media_err)?;
+        blk.fill(0);
+        let tail = blk.get_mut(LOG_AREA..).ok_or("short block")?;
+        PageTail::new(ino, gen, ordinal).encode(tail);
+        Ok(())
+    }
+
+    /// Writes `bytes` as the next entry after `end` (a new page if
+    /// needed); returns its position. The inode itself is not touched.
+    fn put_entry(&mut self, ino: u64, gen: u32, end: &mut LogEnd, pages: &mut Vec<u64>, bytes: &[u8]) -> Result<u64, String> {
+        let pos = if end.head == 0 {
+            let p = self.alloc_block()?;
+            self.init_page(p, ino, gen, 0)?;
+            end.head = p;
+            end.tail_ordinal = 0;
+            pages.push(p);
+            p * BLOCK_SIZE_U64
+        } else if fits(end.tail, bytes.len()) {
+            end.tail
+        } else {
+            let p = self.alloc_block()?;
+            let ordinal = end.tail_ordinal + 1;
+            self.init_page(p, ino, gen, ordinal)?;
+            self.m
+                .write_u64(next_word_pos(pos_block(end.tail)), pack_next(p, pos_offset(end.tail)))
+                .map_err(media_err)?;
+            end.tail_ordinal = ordinal;
+            pages.push(p);
+            p * BLOCK_SIZE_U64
+        };
+        self.m.write_at(pos, bytes).map_err(media_err)?;
+        end.tail = pos + bytes.len() as u64;
+        end.last_seq += 1;
+        Ok(pos)
+    }
+
+    /// Appends `e` to `ino`'s log, commits it (log words) and applies it
+    /// to the model.
+    pub(crate) fn append(&mut self, ino: u64, e: NewEntry<'_>) -> Repair {
+        let rec = self.inodes.get_mut(&ino).ok_or_else(|| format!("inode {ino} is not in use"))?;
+        if rec.broken_log {
+            return Err(format!("the log of inode {ino} is damaged and was not repaired"));
+        }
+        let seq = rec.log.last_seq.checked_add(1).ok_or("sequence numbers exhausted")?;
+        let mut buf = [0u8; MAX_ENTRY];
+        let len = Self::encode(rec, &e, seq, &mut buf).ok_or("entry does not encode")?;
+        let (gen, slot, old_head, mut end) = (rec.generation, rec.pos, rec.log.head, rec.log);
+        let mut pages = std::mem::take(&mut rec.pages);
+        let r = self.put_entry(ino, gen, &mut end, &mut pages, &buf[..len]);
+        let rec = self.inodes.get_mut(&ino).ok_or("inode vanished")?;
+        rec.pages = pages;
+        let pos = r?;
+        if end.head != old_head {
+            self.m.write_u64(slot + INODE_HEAD_OFF, end.head).map_err(media_err)?;
+        }
+        self.m.write_u64(slot + INODE_TAIL_OFF, end.tail).map_err(media_err)?;
+        let rec = self.inodes.get_mut(&ino).ok_or("inode vanished")?;
+        rec.log = end;
+        let (entry, _) = Entry::parse(&buf[..len]).map_err(|e| format!("entry does not parse ({e:?})"))?;
+        rec.apply(pos, &entry);
+        Ok(())
+    }
+
+    /// Adds `name` -> `ino` to directory `dir`.
+    pub(crate) fn add_name(&mut self, dir: u64, name: &[u8], ino: u64) -> Repair {
+        let mode = self.inodes.get(&ino).map(|r| r.view.mode).ok_or("target not in use")?;
+        let ftype = layout::inode::dt_of_mode(mode).ok_or("target has no file type")?;
+        self.append(dir, NewEntry::Dentry { op: DE_ADD, ino, ftype, name })
+    }
+
+    /// Removes `name` (naming `ino`, type `ftype`) from directory `dir`.
+    pub(crate) fn remove_name(&mut self, dir: u64, name: &[u8], ino: u64, ftype: u8) -> Repair {
+        self.append(dir, NewEntry::Dentry { op: DE_DEL, ino, ftype, name })
+    }
+
+    /// Re-reads inode `ino` from the overlay after a repair; the log must
+    /// now walk cleanly.
+    pub(crate) fn reload(&mut self, ino: u64) -> Repair {
+        let pos = self.inodes.get(&ino).map(|r| r.pos).ok_or("inode not in use")?;
+        let inode = read_inode_at(&self.m, pos).map_err(media_err)?;
+        let w = walk_inode(&self.m, &self.geo, ino, &inode);
+        if let Some(f) = w.fault {
+            return Err(format!("the log still does not verify ({f:?})"));
+        }
+        self.inodes.insert(ino, InodeRec::new(pos, &inode, w));
+        Ok(())
+    }
+
+    /// Writes a new log for `ino` that means what the current one means
+    /// (names, block map, attributes), then switches the inode to it.
+    /// Faults in the middle of the old log disappear with it.
+    pub(crate) fn rewrite_log(&mut self, ino: u64) -> Repair {
+        let rec = self.inodes.get(&ino).ok_or("inode not in use")?.clone();
+        let mut entries: Vec<NewEntry<'_>> = Vec::new();
+        let names: Vec<(Box<[u8]>, crate::model::Dent)> =
+            rec.dir.as_ref().map(|d| d.names.iter().map(|(n, d)| (n.clone(), *d)).collect()).unwrap_or_default();
+        for (name, d) in &names {
+            entries.push(NewEntry::Dentry { op: DE_ADD, ino: d.ino, ftype: d.ftype, name });
+        }
+        for x in rec.extents.iter() {
+            let mut done = 0u64;
+            while done < x.count {
+                let n = (x.count - done).min(u32::MAX as u64 / 2);
+                entries.push(NewEntry::Write { pgoff: x.pgoff + done, block: x.block + done, count: n as u32 });
+                done += n;
+            }
+        }
+        if rec.view.parent != rec.rec_parent && rec.is_dir() {
+            entries.push(NewEntry::Parent { parent: rec.view.parent });
+        }
+        if rec.view.nlink != rec.rec_nlink {
+            entries.push(NewEntry::Link { nlink: rec.view.nlink });
+        }
+        let mut valid = sa::MODE | sa::UID | sa::GID | sa::ATIME | sa::MTIME | sa::CTIME;
+        if rec.extents.is_empty() && rec.view.size != rec.rec_size {
+            valid |= sa::SIZE;
+        }
+        entries.push(NewEntry::SetAttr { valid });
+
+        let mut end = LogEnd::default();
+        let mut pages = Vec::new();
+        for e in &entries {
+            let mut buf = [0u8; MAX_ENTRY];
+            let len = Self::encode(&rec, e, end.last_seq + 1, &mut buf).ok_or("entry does not encode")?;
+            self.put_entry(ino, rec.generation, &mut end, &mut pages, &buf[..len])?;
+        }
+        self.m.write_u64(rec.pos + INODE_HEAD_OFF, end.head).map_err(media_err)?;
+        self.m.write_u64(rec.pos + INODE_TAIL_OFF, end.tail).map_err(media_err)?;
+        self.reload(ino)?;
+        let new = self.inodes.get(&ino).ok_or("inode vanished")?;
+        if new.view != rec.view || new.extents != rec.extents {
+            return Err("the rewritten log does not reproduce the inode".into());
+        }
+        Ok(())
+    }
+
+    /// Byte position of inode `ino`'s slot.
+    pub(crate) fn slot_pos(&self, ino: u64) -> Option<u64> {
+        let (lane, slot) = self.geo.ino_split(ino);
+        slot_pos_in(&self.geo, &self.lanes.get(lane as usize)?.segments, slot)
+    }
+
+    /// Writes a new, empty directory into slot `ino` (a new generation).
+    pub(crate) fn create_dir(&mut self, ino: u64, parent: u64, perm: u32) -> Repair {
+        let pos = self.slot_pos(ino).ok_or("no such inode slot")?;
+        let old = read_inode_at(&self.m, pos).map_err(media_err)?;
+        let now = self.opts.now;
+        let mut i = Inode::zeroed();
+        i.state = INODE_LIVE;
+        i.ino = ino;
+        i.generation = old.generation.wrapping_add(1).max(1);
+        i.mode = S_IFDIR | (perm & 0o7777);
+        i.nlink = 2;
+        i.parent = parent;
+        i.atime = now;
+        i.mtime = now;
+        i.ctime = now;
+        i.btime = now;
+        i.seal();
+        self.write_inode(pos, &i)?;
+        self.free_inos.remove(&ino);
+        let w = walk_inode(&self.m, &self.geo, ino, &i);
+        self.inodes.insert(ino, InodeRec::new(pos, &i, w));
+        Ok(())
+    }
+
+    /// Writes a whole inode record.
+    pub(crate) fn write_inode(&mut self, pos: u64, i: &Inode) -> Repair {
+        let mut b = [0u8; Inode::SIZE];
+        i.encode(&mut b);
+        self.m.write_at(pos, &b).map_err(media_err)
+    }
+
+    /// Frees inode `ino` (state FREE) and forgets it.
+    pub(crate) fn free_inode(&mut self, ino: u64, pos: u64) -> Repair {
+        self.m.write_u64(pos + layout::inode::INODE_STATE_OFF, layout::inode::INODE_FREE).map_err(media_err)?;
+        self.inodes.remove(&ino);
+        self.free_inos.insert(ino);
+        Ok(())
+    }
+
+    /// Gives file blocks `[pgoff, pgoff+count)` of `ino`, now at `block`,
+    /// a private copy; unmaps them if there is no room.
+    pub(crate) fn clone_blocks(&mut self, ino: u64, pgoff: u64, block: u64, count: u64) -> Repair {
+        match self.space.alloc(count) {
+            Some(new) => {
+                for i in 0..count {
+                    self.m.copy_block(block + i, new + i).map_err(media_err)?;
+                }
+                let mut done = 0;
+                while done < count {
+                    let n = (count - done).min(u32::MAX as u64 / 2);
+                    self.append(ino, NewEntry::Write { pgoff: pgoff + done, block: new + done, count: n as u32 })?;
+                    done += n;
+                }
+                Ok(())
+            }
+            None => self.append(ino, NewEntry::Punch { pgoff, count }),
+        }
+    }
+
+    /// Cuts `ino`'s log just before page `page` (emptying it if that is
+    /// the head), then re-reads the inode.
+    pub(crate) fn truncate_before_page(&mut self, ino: u64, page: u64) -> Repair {
+        let rec = self.inodes.get(&ino).ok_or("inode not in use")?;
+        let idx = rec.pages.iter().position(|&p| p == page).ok_or("page not in the log")?;
+        let slot = rec.pos;
+        let (head, tail) = match idx.checked_sub(1).and_then(|i| rec.pages.get(i)) {
+            None => (0, 0),
+            Some(&prev) => {
+                let used = layout::log::unpack_next(self.m.read_u64(next_word_pos(prev)).map_err(media_err)?).1;
+                (rec.log.head, prev * BLOCK_SIZE_U64 + used as u64)
+            }
+        };
+        self.m.write_u64(slot + INODE_HEAD_OFF, head).map_err(media_err)?;
+        self.m.write_u64(slot + INODE_TAIL_OFF, tail).map_err(media_err)?;
+        self.reload(ino)
+    }
+}

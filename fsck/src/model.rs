@@ -1,0 +1,371 @@
+//! What fsck knows about each live inode after reading its log: the sinks
+//! handed to `layout::walk::Replay`, and the per-inode record the later
+//! passes work on.
+
+use std::collections::BTreeMap;
+
+use layout::inode::{Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
+use layout::log::{pos_block, Entry, PAGE_NEXT_OFF};
+use layout::walk::{walk_log, DirIndex, FileMap, InodeView, LogVisitor, Replay, WalkError};
+use layout::{Geometry, Media, BLOCK_SIZE_U64};
+
+/// A run of file blocks mapped to device blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Extent {
+    pub pgoff: u64,
+    pub block: u64,
+    pub count: u64,
+}
+
+/// The block map while a log is replayed: file offset -> (block, count).
+/// Later mappings override earlier ones, as [`FileMap`] requires.
+#[derive(Clone, Debug, Default)]
+pub struct ExtentMap(BTreeMap<u64, (u64, u64)>);
+
+impl ExtentMap {
+    /// A map holding `extents`.
+    pub fn from_extents(extents: &[Extent]) -> Self {
+        Self(extents.iter().map(|e| (e.pgoff, (e.block, e.count))).collect())
+    }
+
+    /// The extents in file order.
+    pub fn extents(&self) -> Vec<Extent> {
+        self.0.iter().map(|(&pgoff, &(block, count))| Extent { pgoff, block, count }).collect()
+    }
+
+    /// Removes `[pgoff, pgoff+count)`, splitting extents at the edges.
+    fn cut(&mut self, pgoff: u64, count: u64) {
+        let end = pgoff.saturating_add(count);
+        // An extent starting before `pgoff` may reach into the range.
+        if let Some((&s, &(b, c))) = self.0.range(..pgoff).next_back() {
+            let e = s.saturating_add(c);
+            if e > pgoff {
+                self.0.insert(s, (b, pgoff - s));
+                if e > end {
+                    self.0.insert(end, (b.saturating_add(end - s), e - end));
+                }
+            }
+        }
+        let inside: Vec<u64> = self.0.range(pgoff..end).map(|(&s, _)| s).collect();
+        for s in inside {
+            if let Some((b, c)) = self.0.remove(&s) {
+                let e = s.saturating_add(c);
+                if e > end {
+                    self.0.insert(end, (b.saturating_add(end - s), e - end));
+                }
+            }
+        }
+    }
+}
+
+impl FileMap for ExtentMap {
+    fn map(&mut self, pgoff: u64, block: u64, count: u64) {
+        if count == 0 {
+            return;
+        }
+        self.cut(pgoff, count);
+        self.0.insert(pgoff, (block, count));
+    }
+
+    fn unmap(&mut self, pgoff: u64, count: u64) {
+        self.cut(pgoff, count);
+    }
+}
+
+/// A directory entry as the log leaves it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dent {
+    pub ino: u64,
+    pub ftype: u8,
+}
+
+/// A `DENTRY` entry that does not fit the names before it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirFault {
+    /// Position of the entry.
+    pub pos: u64,
+    /// `true`: an add of a name already present; `false`: a remove of a
+    /// name that is not there (or names another inode).
+    pub duplicate: bool,
+    pub name: Vec<u8>,
+    pub ino: u64,
+}
+
+/// The names of a directory. The first binding of a name wins; adds of a
+/// present name and removes of a missing one are recorded as faults.
+#[derive(Clone, Debug, Default)]
+pub struct DirNames {
+    pub names: BTreeMap<Box<[u8]>, Dent>,
+    pub faults: Vec<DirFault>,
+    /// Position of the entry being replayed (set by the visitor).
+    pub cur_pos: u64,
+}
+
+impl DirIndex for DirNames {
+    fn add(&mut self, name: &[u8], ino: u64, ftype: u8, _seq: u64) {
+        if self.names.contains_key(name) {
+            self.faults.push(DirFault { pos: self.cur_pos, duplicate: true, name: name.to_vec(), ino });
+        } else {
+            self.names.insert(name.into(), Dent { ino, ftype });
+        }
+    }
+
+    fn remove(&mut self, name: &[u8], ino: u64) {
+        match self.names.get(name) {
+            Some(d) if d.ino == ino => {
+                self.names.remove(name);
+            }
+            _ => self.faults.push(DirFault { pos: self.cur_pos, duplicate: false, name: name.to_vec(), ino }),
+        }
+    }
+}
+
+/// Why a log is not usable past some point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFault {
+    /// The walker stopped.
+    Walk(WalkError),
+    /// A verified entry that does not belong in this kind of inode.
+    Kind { pos: u64, what: &'static str },
+}
+
+/// Everything one walk of a log yields.
+pub struct Walked {
+    pub view: InodeView,
+    pub map: ExtentMap,
+    pub dir: DirNames,
+    /// Pages visited, in chain order (up to the page of the fault).
+    pub pages: Vec<u64>,
+    /// End position of the last good entry.
+    pub last_end: Option<u64>,
+    pub last_seq: u64,
+    pub fault: Option<LogFault>,
+}
+
+struct Collect<'a> {
+    replay: Replay<'a, ExtentMap, DirNames>,
+    mode: u32,
+    pages: Vec<u64>,
+    last_end: Option<u64>,
+    last_seq: u64,
+    kind_fault: Option<(u64, &'static str)>,
+}
+
+/// What an entry may not do in an inode of type `mode`.
+fn kind_problem(mode: u32, e: &Entry<'_>) -> Option<&'static str> {
+    let t = mode & S_IFMT;
+    match e {
+        Entry::Dentry(..) if t != S_IFDIR => Some("directory entry in the log of a non-directory"),
+        Entry::Parent(_) if t != S_IFDIR => Some("parent entry in the log of a non-directory"),
+        Entry::Write(_) | Entry::Punch(_) if t != S_IFREG && t != S_IFLNK => {
+            Some("data entry in the log of an inode without data")
+        }
+        _ => None,
+    }
+}
+
+impl LogVisitor for Collect<'_> {
+    fn page(&mut self, block: u64, _ordinal: u64) {
+        if self.kind_fault.is_none() {
+            self.pages.push(block);
+        }
+    }
+
+    fn entry(&mut self, pos: u64, e: &Entry<'_>) {
+        if self.kind_fault.is_some() {
+            return;
+        }
+        if let Some(what) = kind_problem(self.mode, e) {
+            self.kind_fault = Some((pos, what));
+            return;
+        }
+        self.replay.dir.cur_pos = pos;
+        self.replay.entry(pos, e);
+        self.last_end = pos.checked_add(e.hdr().len as u64);
+        self.last_seq = e.hdr().seq;
+    }
+}
+
+/// Walks and replays `inode`'s log, keeping what the valid prefix means.
+pub fn walk_inode<M: Media + ?Sized>(m: &M, geo: &Geometry, ino: u64, inode: &Inode) -> Walked {
+    let mut map = ExtentMap::default();
+    let mut dir = DirNames::default();
+    let (view, pages, last_end, last_seq, fault) = {
+        let mut c = Collect {
+            replay: Replay::new(inode, &mut map, &mut dir),
+            mode: inode.mode,
+            pages: Vec::new(),
+            last_end: None,
+            last_seq: 0,
+            kind_fault: None,
+        };
+        let r = walk_log(m, geo, ino, inode, &mut c);
+        let fault = match (c.kind_fault, r) {
+            (Some((pos, what)), _) => Some(LogFault::Kind { pos, what }),
+            (None, Err(e)) => Some(LogFault::Walk(e)),
+            (None, Ok(_)) => None,
+        };
+        (c.replay.view, c.pages, c.last_end, c.last_seq, fault)
+    };
+    Walked { view, map, dir, pages, last_end, last_seq, fault }
+}
+
+impl Walked {
+    /// Where the log should end to keep exactly the valid prefix:
+    /// `(tail position, index of the tail page in pages)`, or `None` if no
+    /// page is valid and the log must be emptied.
+    pub fn truncation_point(&self) -> Option<(u64, usize)> {
+        match self.last_end {
+            Some(end) => {
+                let blk = pos_block(end);
+                self.pages.iter().position(|&p| p == blk).map(|i| (end, i))
+            }
+            None => self.pages.first().map(|&p| (p.saturating_mul(BLOCK_SIZE_U64), 0)),
+        }
+    }
+}
+
+/// Where an inode's log ends, for appending.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LogEnd {
+    pub head: u64,
+    /// Tail position (0 for an empty log).
+    pub tail: u64,
+    /// Ordinal of the tail page.
+    pub tail_ordinal: u64,
+    pub last_seq: u64,
+}
+
+/// A live inode as the later passes see it.
+#[derive(Clone, Debug)]
+pub struct InodeRec {
+    /// Byte position of its slot.
+    pub pos: u64,
+    pub generation: u32,
+    /// Link count and parent recorded in the inode itself.
+    pub rec_nlink: u32,
+    pub rec_parent: u64,
+    pub rec_size: u64,
+    pub log: LogEnd,
+    /// State after the log.
+    pub view: InodeView,
+    /// Log pages up to and including the tail page.
+    pub pages: Vec<u64>,
+    pub extents: Box<[Extent]>,
+    /// Names (directories only).
+    pub dir: Option<Box<DirNames>>,
+    /// The log has a fault that was not (yet) repaired: the model holds the
+    /// valid prefix, the media more; nothing may be appended.
+    pub broken_log: bool,
+}
+
+impl InodeRec {
+    /// Builds the record from an inode and its walk. A walk that stopped
+    /// at a fault keeps the valid prefix (what a repair truncates the log
+    /// to) and marks the log broken until that repair is made.
+    pub fn new(pos: u64, inode: &Inode, w: Walked) -> Self {
+        let broken_log = w.fault.is_some();
+        let (log, pages) = if inode.log_head == 0 && inode.log_tail == 0 {
+            (LogEnd::default(), Vec::new())
+        } else if !broken_log {
+            let ord = w.pages.len().saturating_sub(1) as u64;
+            (LogEnd { head: inode.log_head, tail: inode.log_tail, tail_ordinal: ord, last_seq: w.last_seq }, w.pages)
+        } else {
+            match w.truncation_point() {
+                Some((tail, idx)) => {
+                    let mut pages = w.pages;
+                    pages.truncate(idx + 1);
+                    let end = LogEnd { head: inode.log_head, tail, tail_ordinal: idx as u64, last_seq: w.last_seq };
+                    (end, pages)
+                }
+                None => (LogEnd::default(), Vec::new()),
+            }
+        };
+        let is_dir = inode.mode & S_IFMT == S_IFDIR;
+        Self {
+            pos,
+            generation: inode.generation,
+            rec_nlink: inode.nlink,
+            rec_parent: inode.parent,
+            rec_size: inode.size,
+            log,
+            view: w.view,
+            pages,
+            extents: w.map.extents().into_boxed_slice(),
+            dir: is_dir.then(|| Box::new(w.dir)),
+            broken_log,
+        }
+    }
+
+    /// Whether this is a directory.
+    pub fn is_dir(&self) -> bool {
+        self.view.mode & S_IFMT == S_IFDIR
+    }
+
+    /// Applies one entry just appended to the log.
+    pub fn apply(&mut self, pos: u64, e: &Entry<'_>) {
+        let mut map = ExtentMap::from_extents(&self.extents);
+        let mut none = DirNames::default();
+        let dir = match self.dir.as_deref_mut() {
+            Some(d) => d,
+            None => &mut none,
+        };
+        dir.cur_pos = pos;
+        let mut r = Replay { view: self.view, map: &mut map, dir };
+        r.entry(pos, e);
+        self.view = r.view;
+        if matches!(e, Entry::Write(_) | Entry::Punch(_) | Entry::SetAttr(_)) {
+            self.extents = map.extents().into_boxed_slice();
+        }
+    }
+}
+
+/// Byte position of the `next` word of log page `block`.
+pub fn next_word_pos(block: u64) -> u64 {
+    block.saturating_mul(BLOCK_SIZE_U64).saturating_add(PAGE_NEXT_OFF as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extent_map_overrides_and_splits() {
+        let mut m = ExtentMap::default();
+        m.map(0, 100, 10);
+        m.map(3, 200, 2);
+        assert_eq!(
+            m.extents(),
+            vec![
+                Extent { pgoff: 0, block: 100, count: 3 },
+                Extent { pgoff: 3, block: 200, count: 2 },
+                Extent { pgoff: 5, block: 105, count: 5 }
+            ]
+        );
+        m.unmap(4, 100);
+        assert_eq!(
+            m.extents(),
+            vec![Extent { pgoff: 0, block: 100, count: 3 }, Extent { pgoff: 3, block: 200, count: 1 }]
+        );
+        m.unmap(0, u64::MAX);
+        assert!(m.extents().is_empty());
+        m.map(u64::MAX - 1, 5, 10);
+        m.unmap(u64::MAX - 3, 2);
+        assert_eq!(m.extents().len(), 1);
+    }
+
+    #[test]
+    fn dir_names_first_binding_wins() {
+        let mut d = DirNames::default();
+        d.add(b"a", 5, 8, 1);
+        d.cur_pos = 77;
+        d.add(b"a", 6, 8, 2);
+        d.remove(b"b", 5);
+        d.remove(b"a", 6);
+        assert_eq!(d.names.get(&b"a"[..]).map(|d| d.ino), Some(5));
+        assert_eq!(d.faults.len(), 3);
+        assert!(d.faults[0].duplicate && d.faults[0].pos == 77);
+        d.remove(b"a", 5);
+        assert!(d.names.is_empty());
+    }
+}

@@ -1,0 +1,366 @@
+//! Pass 4: the directory tree.
+//!
+//! The root must be a live directory whose `..` is itself. Every name must
+//! refer to a live inode of the type the name records; a directory has at
+//! most one name and its `..` is the directory that names it. The log of a
+//! directory must not add a name twice or remove one that is not there.
+//! `lost+found` must exist. Everything live must be reachable from the
+//! root; what is not is reconnected into `lost+found` as `#<ino>`
+//! (directories first, at the top of each lost subtree). Inodes without
+//! names and with link count 0 are orphans, left to pass 5.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+
+use layout::inode::{dt, dt_of_mode};
+
+use crate::check::Fsck;
+use crate::logwrite::NewEntry;
+use crate::model::Dent;
+use crate::passes::show_name;
+use crate::problem::Code;
+
+pub const NAME: &str = "directory tree";
+
+const LOST_FOUND: &[u8] = b"lost+found";
+
+pub fn run(f: &mut Fsck<'_, '_>) {
+    check_root(f);
+    check_names(f);
+    check_dir_names(f);
+    check_lost_found(f);
+    check_reachable(f);
+}
+
+fn is_dir(f: &Fsck<'_, '_>, ino: u64) -> bool {
+    f.inodes.get(&ino).is_some_and(|r| r.is_dir())
+}
+
+fn check_root(f: &mut Fsck<'_, '_>) {
+    let root = f.geo.root_ino;
+    if !is_dir(f, root) {
+        let what = match f.inodes.get(&root) {
+            Some(_) => "the root inode is not a directory",
+            None => "the root inode is not in use",
+        };
+        f.problem(Code::RootMissing, format!("inode {root}"), what, "create an empty root directory (everything is reconnected to lost+found)", |f| {
+            f.inodes.remove(&root);
+            f.create_dir(root, root, 0o755)
+        });
+        if !is_dir(f, root) {
+            return;
+        }
+    }
+    let parent = f.inodes.get(&root).map(|r| r.view.parent).unwrap_or(root);
+    if parent != root {
+        f.problem(Code::RootBadParent, format!("inode {root}"), format!("'..' of the root is {parent}"), "set it to the root", |f| {
+            f.append(root, NewEntry::Parent { parent: root })
+        });
+    }
+}
+
+fn dirs(f: &Fsck<'_, '_>) -> Vec<u64> {
+    f.inodes.iter().filter(|(_, r)| r.is_dir()).map(|(&i, _)| i).collect()
+}
+
+fn names_of(f: &Fsck<'_, '_>, dir: u64) -> Vec<(Box<[u8]>, Dent)> {
+    f.inodes
+        .get(&dir)
+        .and_then(|r| r.dir.as_ref())
+        .map(|d| d.names.iter().map(|(n, d)| (n.clone(), *d)).collect())
+        .unwrap_or_default()
+}
+
+fn type_name(t: u8) -> &'static str {
+    match t {
+        dt::REG => "regular file",
+        dt::DIR => "directory",
+        dt::LNK => "symlink",
+        dt::CHR => "character device",
+        dt::BLK => "block device",
+        dt::FIFO => "fifo",
+        dt::SOCK => "socket",
+        _ => "unknown type",
+    }
+}
+
+fn check_names(f: &mut Fsck<'_, '_>) {
+    let root = f.geo.root_ino;
+    for d in dirs(f) {
+        let subject = format!("directory {d}");
+        // Faults inside the log: only a rewrite of the log removes them.
+        let faults = f.inodes.get(&d).and_then(|r| r.dir.as_ref()).map(|x| x.faults.clone()).unwrap_or_default();
+        for fault in faults {
+            let (code, msg) = if fault.duplicate {
+                (Code::DentryDuplicate, format!("name {} added again (to inode {}) at {:#x}", show_name(&fault.name), fault.ino, fault.pos))
+            } else {
+                (Code::DentryDelMissing, format!("removal of name {} (inode {}) that is not there, at {:#x}", show_name(&fault.name), fault.ino, fault.pos))
+            };
+            f.problem(code, subject.clone(), msg, "rewrite the directory's log without it", |f| {
+                let pending = f.inodes.get(&d).and_then(|r| r.dir.as_ref()).is_some_and(|x| !x.faults.is_empty());
+                if pending {
+                    f.rewrite_log(d)
+                } else {
+                    Ok(())
+                }
+            });
+        }
+        for (name, dent) in names_of(f, d) {
+            let target = f.inodes.get(&dent.ino).map(|r| r.view.mode);
+            match target {
+                None => {
+                    f.problem(
+                        Code::DentryDeadInode,
+                        subject.clone(),
+                        format!("name {} refers to inode {}, which is not in use", show_name(&name), dent.ino),
+                        "remove the name",
+                        |f| f.remove_name(d, &name, dent.ino, dent.ftype),
+                    );
+                }
+                Some(_) if dent.ino == root => {
+                    f.problem(
+                        Code::DentryToRoot,
+                        subject.clone(),
+                        format!("name {} refers to the root directory", show_name(&name)),
+                        "remove the name",
+                        |f| f.remove_name(d, &name, dent.ino, dent.ftype),
+                    );
+                }
+                Some(mode) => {
+                    let want = dt_of_mode(mode).unwrap_or(0);
+                    if want != dent.ftype {
+                        f.problem(
+                            Code::DentryWrongType,
+                            subject.clone(),
+                            format!(
+                                "name {} says {} but inode {} is a {}",
+                                show_name(&name),
+                                type_name(dent.ftype),
+                                dent.ino,
+                                type_name(want)
+                            ),
+                            "correct the type",
+                            |f| {
+                                f.remove_name(d, &name, dent.ino, dent.ftype)?;
+                                f.add_name(d, &name, dent.ino)
+                            },
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// For every live directory (but the root): the directories naming it.
+fn dir_refs(f: &Fsck<'_, '_>) -> BTreeMap<u64, Vec<(u64, Box<[u8]>, Dent)>> {
+    let mut refs: BTreeMap<u64, Vec<(u64, Box<[u8]>, Dent)>> = BTreeMap::new();
+    for (&d, r) in &f.inodes {
+        let Some(names) = r.dir.as_ref() else { continue };
+        for (name, dent) in &names.names {
+            if dent.ino != f.geo.root_ino && is_dir(f, dent.ino) {
+                refs.entry(dent.ino).or_default().push((d, name.clone(), *dent));
+            }
+        }
+    }
+    refs
+}
+
+fn check_dir_names(f: &mut Fsck<'_, '_>) {
+    for (x, names) in dir_refs(f) {
+        let parent = f.inodes.get(&x).map(|r| r.view.parent).unwrap_or(0);
+        let keep = names.iter().position(|(p, _, _)| *p == parent).unwrap_or(0);
+        let subject = format!("directory {x}");
+        if names.len() > 1 {
+            let list: Vec<String> = names.iter().map(|(p, n, _)| format!("{} in {p}", show_name(n))).collect();
+            for (i, (p, name, dent)) in names.iter().enumerate() {
+                if i == keep {
+                    continue;
+                }
+                f.problem(
+                    Code::DirMultipleNames,
+                    subject.clone(),
+                    format!("directory has {} names: {}", names.len(), list.join(", ")),
+                    format!("remove the name {} from directory {p}", show_name(name)),
+                    |f| f.remove_name(*p, name, x, dent.ftype),
+                );
+            }
+        }
+        let Some((p, name, _)) = names.get(keep) else { continue };
+        if parent != *p {
+            let p = *p;
+            f.problem(
+                Code::DirBadParent,
+                subject,
+                format!("'..' is {parent}, but the directory is named {} in {p}", show_name(name)),
+                format!("set '..' to {p}"),
+                |f| f.append(x, NewEntry::Parent { parent: p }),
+            );
+        }
+    }
+}
+
+/// The inode of `/lost+found`, if it is a directory.
+pub(crate) fn lost_found(f: &Fsck<'_, '_>) -> Option<u64> {
+    let root = f.inodes.get(&f.geo.root_ino)?;
+    let d = root.dir.as_ref()?.names.get(LOST_FOUND)?;
+    is_dir(f, d.ino).then_some(d.ino)
+}
+
+fn check_lost_found(f: &mut Fsck<'_, '_>) {
+    let root = f.geo.root_ino;
+    if !is_dir(f, root) {
+        return;
+    }
+    let named = f.inodes.get(&root).and_then(|r| r.dir.as_ref()).and_then(|d| d.names.get(LOST_FOUND).copied());
+    match named {
+        None => {
+            f.problem(Code::LostFoundMissing, format!("directory {root}"), "no lost+found in the root directory", "create it", create_lost_found);
+        }
+        Some(d) if !is_dir(f, d.ino) => {
+            f.problem(
+                Code::LostFoundNotDir,
+                format!("directory {root}"),
+                format!("lost+found (inode {}) is not a directory", d.ino),
+                "nothing (rename it, then run fsck again)",
+                |_| Err("lost+found is in the way".into()),
+            );
+        }
+        Some(d) if f.sb.lost_found_ino != d.ino => {
+            let old = f.sb.lost_found_ino;
+            f.problem(
+                Code::SbLostFound,
+                "superblock",
+                format!("superblock names inode {old} as lost+found, the root names inode {}", d.ino),
+                format!("set it to {}", d.ino),
+                |f| {
+                    f.sb.lost_found_ino = d.ino;
+                    f.sb_dirty = true;
+                    Ok(())
+                },
+            );
+        }
+        Some(_) => {}
+    }
+}
+
+fn create_lost_found(f: &mut Fsck<'_, '_>) -> crate::check::Repair {
+    let root = f.geo.root_ino;
+    let hint = f.sb.lost_found_ino;
+    let ino = if hint != 0 && f.free_inos.contains(&hint) {
+        hint
+    } else {
+        *f.free_inos.iter().next().ok_or("no free inode")?
+    };
+    f.create_dir(ino, root, 0o700)?;
+    f.add_name(root, LOST_FOUND, ino)?;
+    let nlink = f.inodes.get(&root).map(|r| r.view.nlink).unwrap_or(2);
+    f.append(root, NewEntry::Link { nlink: nlink.saturating_add(1) })?;
+    if f.sb.lost_found_ino != ino {
+        f.sb.lost_found_ino = ino;
+        f.sb_dirty = true;
+    }
+    Ok(())
+}
+
+/// Links `ino` into lost+found as `#<ino>`; a directory gets its `..`
+/// pointed there and lost+found's link count goes up.
+fn reconnect(f: &mut Fsck<'_, '_>, ino: u64) -> crate::check::Repair {
+    let lf = lost_found(f).ok_or("no lost+found directory")?;
+    let mut name = format!("#{ino}");
+    let taken = |f: &Fsck<'_, '_>, n: &str| f.inodes.get(&lf).and_then(|r| r.dir.as_ref()).is_some_and(|d| d.names.contains_key(n.as_bytes()));
+    let mut k = 0;
+    while taken(f, &name) {
+        k += 1;
+        name = format!("#{ino}.{k}");
+    }
+    f.add_name(lf, name.as_bytes(), ino)?;
+    if is_dir(f, ino) {
+        f.append(ino, NewEntry::Parent { parent: lf })?;
+        let nlink = f.inodes.get(&lf).map(|r| r.view.nlink).unwrap_or(2);
+        f.append(lf, NewEntry::Link { nlink: nlink.saturating_add(1) })?;
+    }
+    Ok(())
+}
+
+/// Marks everything reachable from `start` (a directory).
+fn mark_from(f: &Fsck<'_, '_>, start: u64, reached: &mut HashSet<u64>) {
+    let mut queue = VecDeque::from([start]);
+    reached.insert(start);
+    while let Some(d) = queue.pop_front() {
+        let Some(names) = f.inodes.get(&d).and_then(|r| r.dir.as_ref()) else { continue };
+        for dent in names.names.values() {
+            let Some(t) = f.inodes.get(&dent.ino) else { continue };
+            if reached.insert(dent.ino) && t.is_dir() {
+                queue.push_back(dent.ino);
+            }
+        }
+    }
+}
+
+fn check_reachable(f: &mut Fsck<'_, '_>) {
+    let root = f.geo.root_ino;
+    let mut reached = HashSet::with_capacity(f.inodes.len());
+    if f.inodes.contains_key(&root) {
+        mark_from(f, root, &mut reached);
+    }
+    // Who names whom, for orphans and for finding the top of lost trees.
+    let mut named_in: BTreeMap<u64, (u64, Box<[u8]>, u8)> = BTreeMap::new();
+    for (&d, r) in &f.inodes {
+        if let Some(names) = r.dir.as_ref() {
+            for (n, dent) in &names.names {
+                named_in.entry(dent.ino).or_insert((d, n.clone(), dent.ftype));
+            }
+        }
+    }
+    let lost: Vec<u64> = f
+        .inodes
+        .iter()
+        .filter(|(&i, r)| !reached.contains(&i) && !(r.view.nlink == 0 && !named_in.contains_key(&i)))
+        .map(|(&i, _)| i)
+        .collect();
+    // Directories first: reconnect the top of each lost subtree.
+    let lost_dirs: Vec<u64> = lost.iter().copied().filter(|&x| is_dir(f, x)).collect();
+    for x in lost_dirs {
+        if reached.contains(&x) {
+            continue;
+        }
+        let mut top = x;
+        let mut seen = HashSet::from([x]);
+        let mut loop_name = None;
+        while let Some((p, n, t)) = named_in.get(&top) {
+            if reached.contains(p) || !is_dir(f, *p) {
+                break;
+            }
+            if !seen.insert(*p) {
+                loop_name = Some((*p, n.clone(), *t));
+                break;
+            }
+            top = *p;
+        }
+        let msg = match &loop_name {
+            Some(_) => "directory not reachable from the root (its parents form a loop)".to_string(),
+            None => "directory not reachable from the root".to_string(),
+        };
+        f.problem(Code::InodeUnreachable, format!("inode {top}"), msg, format!("reconnect it as lost+found/#{top}"), |f| {
+            if let Some((p, n, t)) = &loop_name {
+                f.remove_name(*p, n, top, *t)?;
+            }
+            reconnect(f, top)
+        });
+        mark_from(f, top, &mut reached);
+    }
+    for &x in &lost {
+        if reached.contains(&x) {
+            continue;
+        }
+        let kind = f.inodes.get(&x).and_then(|r| dt_of_mode(r.view.mode)).map(type_name).unwrap_or("inode");
+        f.problem(
+            Code::InodeUnreachable,
+            format!("inode {x}"),
+            format!("{kind} not reachable from the root"),
+            format!("reconnect it as lost+found/#{x}"),
+            |f| reconnect(f, x),
+        );
+        reached.insert(x);
+    }
+}

@@ -1,0 +1,369 @@
+//! Pass 2: inode tables and logs.
+//!
+//! Walks every lane's segment chain, then every slot: the state word must
+//! be FREE or LIVE, a live record must validate, and its log must walk to
+//! the tail. A broken log keeps its valid prefix: the tail moves to the end
+//! of the last good entry (or the log is emptied if not even the head page
+//! is good). A tail that is not in the chain is first looked for by
+//! following the chain to its last page.
+
+use layout::inode::{
+    read_inode_at, walk_segments, Inode, InodeError, SegError, SegmentHeader, INODE_FREE, INODE_HEAD_OFF,
+    INODE_LIVE, INODE_STATE_OFF, INODE_TAIL_OFF, S_IFLNK, S_IFMT,
+};
+use layout::sb::{INODES_PER_BLOCK, INODE_SIZE};
+use layout::log::{EntryError, LOG_AREA};
+use layout::walk::WalkError;
+use layout::BLOCK_SIZE_U64;
+
+use crate::check::{Fsck, Lane};
+use crate::model::{walk_inode, InodeRec, LogFault, Walked};
+use crate::problem::Code;
+
+pub const NAME: &str = "inode tables and logs";
+
+fn media_err(e: layout::MediaError) -> String {
+    format!("cannot access the image ({e:?})")
+}
+
+pub fn run(f: &mut Fsck<'_, '_>) {
+    let lanes = f.geo.lanes;
+    f.lanes = (0..lanes).map(|lane| Lane { segments: scan_segments(f, lane) }).collect();
+    let per_seg = f.geo.seg_inodes as u64;
+    let total: u64 = f.lanes.iter().map(|l| l.segments.len() as u64 * per_seg).sum();
+    let mut done = 0u64;
+    for lane in 0..lanes {
+        let segs = f.lanes.get(lane as usize).map(|l| l.segments.clone()).unwrap_or_default();
+        for (si, &seg) in segs.iter().enumerate() {
+            for b in 0..(f.geo.seg_inodes / INODES_PER_BLOCK) as u64 {
+                for k in 0..INODES_PER_BLOCK as u64 {
+                    let slot = si as u64 * per_seg + b * INODES_PER_BLOCK as u64 + k;
+                    let Some(ino) = f.geo.ino_of(lane, slot) else { continue };
+                    if ino == 0 {
+                        continue; // reserved
+                    }
+                    let pos = (seg + 1 + b) * BLOCK_SIZE_U64 + k * INODE_SIZE as u64;
+                    check_slot(f, ino, pos);
+                }
+                done += INODES_PER_BLOCK as u64;
+                if done % 4096 == 0 {
+                    f.progress(done, total);
+                }
+            }
+        }
+    }
+    f.progress(total, total);
+}
+
+/// Walks lane `lane`'s segment chain, repairing what can be repaired.
+fn scan_segments(f: &mut Fsck<'_, '_>, lane: u32) -> Vec<u64> {
+    let first = f.geo.first_segment(lane);
+    for attempt in 0..2 {
+        let mut segs = Vec::new();
+        let err = match walk_segments(&f.m, &f.geo, lane, |_, b| segs.push(b)) {
+            Ok(_) => return segs,
+            Err(e) => e,
+        };
+        let Some(&prev) = segs.last() else {
+            // The first segment sits at a fixed place: rebuild its header,
+            // keeping the link to the next segment (not checksummed).
+            if attempt > 0 {
+                return vec![first];
+            }
+            let next = f.m.read_u64(first * BLOCK_SIZE_U64 + 8).unwrap_or(0);
+            let seg_inodes = f.geo.seg_inodes;
+            let fixed = f.problem(
+                Code::SegBadHeader,
+                format!("lane {lane} segment 0"),
+                format!("header of the first inode-table segment (block {first}) is corrupt"),
+                "rewrite the header",
+                |f| {
+                    let mut h = SegmentHeader::new(lane, 0, seg_inodes);
+                    h.next = next;
+                    let b = f.m.block_mut(first).map_err(media_err)?;
+                    h.encode(b);
+                    Ok(())
+                },
+            );
+            if !fixed {
+                return vec![first];
+            }
+            continue;
+        };
+        let n = segs.len();
+        let (code, msg) = match err {
+            SegError::OutOfRange { block } => {
+                (Code::SegOutOfRange, format!("link from segment {} points to block {block}, outside the data area", n - 1))
+            }
+            SegError::BadHeader { block } => (Code::SegBadHeader, format!("segment {n} (block {block}) has a corrupt header")),
+            SegError::Cycle { block } => (Code::SegCycle, format!("segment chain loops (at block {block})")),
+            SegError::Media(e) => (Code::SegOutOfRange, format!("segment {n} unreadable ({e:?})")),
+        };
+        f.problem(
+            code,
+            format!("lane {lane}"),
+            msg,
+            format!("end the chain at segment {} (block {prev}); inodes in later segments are lost", n - 1),
+            |f| f.m.write_u64(prev * BLOCK_SIZE_U64 + 8, 0).map_err(media_err),
+        );
+        return segs;
+    }
+    vec![first]
+}
+
+fn check_slot(f: &mut Fsck<'_, '_>, ino: u64, pos: u64) {
+    let Ok(raw) = read_inode_at(&f.m, pos) else { return };
+    if raw.state == INODE_FREE {
+        f.free_inos.insert(ino);
+        return;
+    }
+    let subject = format!("inode {ino}");
+    let mut inode = raw;
+    if !raw.state_known() {
+        // A record that validates as live, whose log walks and which still
+        // has links, was live; anything else was free.
+        let mut t = raw;
+        t.state = INODE_LIVE;
+        let live = t.validate(ino).is_ok() && {
+            let w = walk_inode(&f.m, &f.geo, ino, &t);
+            w.fault.is_none() && w.view.nlink > 0
+        };
+        let (action, word) = if live {
+            ("mark it live (record and log are valid)", INODE_LIVE)
+        } else {
+            ("mark it free", INODE_FREE)
+        };
+        let fixed = f.problem(
+            Code::InodeBadState,
+            subject.clone(),
+            format!("state word {:#018x} is neither free nor live", raw.state),
+            action,
+            |f| f.m.write_u64(pos + INODE_STATE_OFF, word).map_err(media_err),
+        );
+        if !live {
+            if fixed {
+                f.free_inos.insert(ino);
+            }
+            return;
+        }
+        inode = t;
+    }
+    let Some(inode) = check_record(f, ino, pos, inode, &subject) else { return };
+    check_log(f, ino, pos, inode, &subject);
+}
+
+/// Frees a live inode whose record cannot be trusted.
+fn clear(f: &mut Fsck<'_, '_>, code: Code, subject: &str, msg: String, ino: u64, pos: u64) {
+    let fixed = f.problem(code, subject, msg, "clear the inode (its names are removed in pass 4)", |f| {
+        f.m.write_u64(pos + INODE_STATE_OFF, INODE_FREE).map_err(media_err)
+    });
+    if fixed {
+        f.free_inos.insert(ino);
+    }
+}
+
+/// Validates a live record, repairing what is safe; `None`: the inode is
+/// gone (cleared, or unusable).
+fn check_record(f: &mut Fsck<'_, '_>, ino: u64, pos: u64, mut inode: Inode, subject: &str) -> Option<Inode> {
+    for _ in 0..8 {
+        let err = match inode.validate(ino) {
+            Ok(()) => return Some(inode),
+            Err(e) => e,
+        };
+        let mut t = inode;
+        match err {
+            InodeError::BadChecksum => {
+                t.seal();
+                if t.validate(ino).is_ok() {
+                    f.problem(
+                        Code::InodeCsum,
+                        subject,
+                        format!("checksum {:#010x} does not match the record ({:#010x})", inode.csum, t.csum),
+                        "recompute the checksum (the record is otherwise valid)",
+                        |f| f.write_inode(pos, &t),
+                    );
+                } else {
+                    let msg = format!("checksum mismatch and the record is not valid either ({:?})", t.validate(ino).err());
+                    clear(f, Code::InodeCsum, subject, msg, ino, pos);
+                    return None;
+                }
+            }
+            InodeError::WrongIno => {
+                t.ino = ino;
+                t.seal();
+                f.problem(
+                    Code::InodeWrongIno,
+                    subject,
+                    format!("record says it is inode {}", inode.ino),
+                    format!("set the number to {ino}"),
+                    |f| f.write_inode(pos, &t),
+                );
+            }
+            InodeError::BadMode => {
+                clear(f, Code::InodeBadMode, subject, format!("unknown file type in mode {:#o}", inode.mode), ino, pos);
+                return None;
+            }
+            InodeError::BadTime => {
+                for ts in [&mut t.atime, &mut t.mtime, &mut t.ctime, &mut t.btime] {
+                    if !ts.is_valid() {
+                        ts.nsec = 0;
+                    }
+                }
+                t.seal();
+                f.problem(
+                    Code::InodeBadTime,
+                    subject,
+                    "a timestamp has 1e9 or more nanoseconds",
+                    "set those nanoseconds to 0",
+                    |f| f.write_inode(pos, &t),
+                );
+            }
+            InodeError::BadInline => {
+                if inode.mode & S_IFMT == S_IFLNK {
+                    let msg = format!("inline symlink target of {} bytes", inode.inline_len);
+                    clear(f, Code::InodeBadInline, subject, msg, ino, pos);
+                    return None;
+                }
+                t.inline_len = 0;
+                t.inline = [0; 96];
+                t.seal();
+                f.problem(
+                    Code::InodeBadInline,
+                    subject,
+                    "inline data in an inode that is not a symlink",
+                    "drop the inline data",
+                    |f| f.write_inode(pos, &t),
+                );
+            }
+            InodeError::BadLogPointers => {
+                t.log_head = 0;
+                t.log_tail = 0;
+                f.problem(
+                    Code::InodeBadLogPtr,
+                    subject,
+                    format!("log head {:#x} / tail {:#x}: one is zero", inode.log_head, inode.log_tail),
+                    "empty the log",
+                    |f| {
+                        f.m.write_u64(pos + INODE_HEAD_OFF, 0).map_err(media_err)?;
+                        f.m.write_u64(pos + INODE_TAIL_OFF, 0).map_err(media_err)
+                    },
+                );
+            }
+            InodeError::BadState => return None,
+        }
+        inode = t;
+    }
+    None
+}
+
+/// The problem code and message for a log fault.
+fn describe(fault: LogFault, w: &Walked, tail: u64) -> (Code, String) {
+    match fault {
+        LogFault::Kind { pos, what } => (Code::LogEntryKind, format!("{what} at {pos:#x}")),
+        LogFault::Walk(e) => match e {
+            WalkError::Media(e) => (Code::LogPageUnreadable, format!("log page unreadable ({e:?})")),
+            WalkError::PageOutOfRange { block } => {
+                (Code::LogPageOutOfRange, format!("log page link to block {block}, outside the data area"))
+            }
+            WalkError::TailOutOfRange { tail } => {
+                (Code::LogTailOutOfRange, format!("log tail {tail:#x} lies past the entry area of its page"))
+            }
+            WalkError::BadPageTail { block } => {
+                (Code::LogPageTail, format!("log page {block}: page tail corrupt (magic or checksum)"))
+            }
+            WalkError::WrongOwner { block, owner } => {
+                (Code::LogWrongOwner, format!("log page {block} belongs to inode {owner} or another generation"))
+            }
+            WalkError::BadOrdinal { block } if w.pages.contains(&block) => {
+                (Code::LogCycle, format!("log page chain loops back to block {block}"))
+            }
+            WalkError::BadOrdinal { block } => (Code::LogOrdinal, format!("log page {block} is out of order")),
+            WalkError::TailNotInChain { block } => (
+                Code::LogTailNotInChain,
+                format!("log tail {tail:#x} is not in the page chain (the chain ends at block {block})"),
+            ),
+            WalkError::BadUsed { block } => (Code::LogUsed, format!("sealed log page {block} claims more bytes than it has")),
+            WalkError::Entry { pos, err: EntryError::BadChecksum } => {
+                (Code::LogEntryCsum, format!("log entry checksum mismatch at {pos:#x}"))
+            }
+            WalkError::Entry { pos, err } => (Code::LogEntryBad, format!("invalid log entry at {pos:#x}: {}", e.describe_with(err))),
+            WalkError::SeqNotIncreasing { pos } => {
+                (Code::LogSeq, format!("log entry sequence number does not increase at {pos:#x}"))
+            }
+        },
+    }
+}
+
+trait DescribeWith {
+    fn describe_with(&self, err: EntryError) -> String;
+}
+
+impl DescribeWith for WalkError {
+    fn describe_with(&self, err: EntryError) -> String {
+        match err {
+            EntryError::Truncated => "runs past the committed range".into(),
+            EntryError::BadLength => "bad length".into(),
+            EntryError::UnknownType(t) => format!("unknown type {t}"),
+            EntryError::BadChecksum => "checksum mismatch".into(),
+            EntryError::BadField(f) => f.into(),
+        }
+    }
+}
+
+/// When the tail is not in the chain, finds the chain's last page and the
+/// last valid entry in it: a walk with the tail set to that page's end.
+fn salvage(f: &Fsck<'_, '_>, ino: u64, inode: &Inode, w: &Walked) -> Option<Walked> {
+    let mut t = *inode;
+    let last = match w.fault {
+        Some(LogFault::Walk(WalkError::TailNotInChain { block })) if w.pages.last() == Some(&block) => block,
+        Some(LogFault::Walk(WalkError::TailOutOfRange { .. })) => {
+            // Block 0 is never in a chain: walk until the chain ends.
+            t.log_tail = 0;
+            let w1 = walk_inode(&f.m, &f.geo, ino, &t);
+            match w1.fault {
+                Some(LogFault::Walk(WalkError::TailNotInChain { block })) if w1.pages.last() == Some(&block) => block,
+                _ => return Some(w1).filter(|w1| w1.fault.is_some()),
+            }
+        }
+        _ => return None,
+    };
+    t.log_tail = last.checked_mul(BLOCK_SIZE_U64)?.checked_add(LOG_AREA as u64)?;
+    Some(walk_inode(&f.m, &f.geo, ino, &t))
+}
+
+fn check_log(f: &mut Fsck<'_, '_>, ino: u64, pos: u64, inode: Inode, subject: &str) {
+    let mut w = walk_inode(&f.m, &f.geo, ino, &inode);
+    let Some(fault) = w.fault else {
+        f.inodes.insert(ino, InodeRec::new(pos, &inode, w));
+        return;
+    };
+    if let Some(mut s) = salvage(f, ino, &inode, &w) {
+        s.fault = Some(fault);
+        w = s;
+    }
+    let (code, msg) = describe(fault, &w, inode.log_tail);
+    let point = w.truncation_point();
+    let action = match point {
+        Some((tail, _)) if Some(tail) == w.last_end => format!("truncate the log after the last valid entry (tail {tail:#x})"),
+        Some((tail, _)) => format!("truncate the log to its first page, no entries (tail {tail:#x})"),
+        None => "empty the log".to_string(),
+    };
+    let fixed = f.problem(code, subject, msg, action, |f| {
+        let (head, tail) = match point {
+            Some((tail, _)) => (inode.log_head, tail),
+            None => (0, 0),
+        };
+        f.m.write_u64(pos + INODE_HEAD_OFF, head).map_err(media_err)?;
+        f.m.write_u64(pos + INODE_TAIL_OFF, tail).map_err(media_err)?;
+        let mut t = inode;
+        t.log_head = head;
+        t.log_tail = tail;
+        match walk_inode(&f.m, &f.geo, ino, &t).fault {
+            None => Ok(()),
+            Some(e) => Err(format!("the truncated log still does not verify ({e:?})")),
+        }
+    });
+    let mut rec = InodeRec::new(pos, &inode, w);
+    rec.broken_log = !fixed;
+    f.inodes.insert(ino, rec);
+}

@@ -1,0 +1,152 @@
+//! Pass 0: the superblocks.
+//!
+//! The primary is block 0, the backup the last block of the file system.
+//! If the primary is unusable the backup is looked for in the last block of
+//! the device. Both unusable: nothing can be checked (exit 8).
+
+use layout::{Geometry, Media, SbError, Superblock};
+
+use crate::check::Fsck;
+use crate::overlay::Overlay;
+use crate::problem::Code;
+
+pub const NAME: &str = "superblocks";
+
+/// What the backup superblock looks like.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Backup {
+    Good,
+    Bad(String),
+    Mismatch(String),
+}
+
+/// The superblock to use, and what is wrong with the two copies.
+#[derive(Clone, Debug)]
+pub struct Found {
+    pub sb: Superblock,
+    pub geo: Geometry,
+    /// Why the primary is unusable (the backup was taken instead).
+    pub primary_bad: Option<String>,
+    pub backup_block: u64,
+    pub backup: Backup,
+}
+
+fn why(e: SbError) -> String {
+    match e {
+        SbError::BadChecksum { stored, computed } => {
+            format!("checksum mismatch (stored {stored:#010x}, computed {computed:#010x})")
+        }
+        SbError::BadVersion(v) => format!("unsupported format version {v}"),
+        SbError::UnknownIncompat(f) => format!("unsupported incompatible features {f:#x}"),
+        SbError::DeviceTooSmall { need, have } => {
+            format!("file system of {need} blocks is larger than the device ({have} blocks)")
+        }
+        e => e.describe().to_string(),
+    }
+}
+
+/// The first difference between two superblocks in what they describe.
+fn differs(a: &Superblock, b: &Superblock) -> Option<&'static str> {
+    let checks: [(&'static str, bool); 9] = [
+        ("blocks_count", a.blocks_count == b.blocks_count),
+        ("lanes", a.lanes == b.lanes),
+        ("seg_inodes", a.seg_inodes == b.seg_inodes),
+        ("first_data_block", a.first_data_block == b.first_data_block),
+        ("root_ino", a.root_ino == b.root_ino),
+        ("lost_found_ino", a.lost_found_ino == b.lost_found_ino),
+        ("uuid", a.uuid == b.uuid),
+        ("features", (a.feature_compat, a.feature_incompat, a.feature_ro_compat) == (b.feature_compat, b.feature_incompat, b.feature_ro_compat)),
+        ("label", a.label == b.label),
+    ];
+    checks.iter().find(|(_, same)| !same).map(|(f, _)| *f)
+}
+
+fn parse_at(m: &Overlay<'_>, nr: u64) -> Result<(Superblock, Geometry), String> {
+    let blk = m.block(nr).map_err(|e| format!("unreadable ({e:?})"))?;
+    Superblock::parse(blk, m.blocks()).map_err(why)
+}
+
+/// Finds a usable superblock, or says why there is none.
+pub fn find(m: &Overlay<'_>) -> Result<Found, String> {
+    let dev = m.blocks();
+    if dev < 2 {
+        return Err("device too small to hold a novars file system".into());
+    }
+    match parse_at(m, 0) {
+        Ok((sb, geo)) => {
+            let backup_block = geo.backup_sb();
+            let backup = match parse_at(m, backup_block) {
+                Ok((b, _)) => match differs(&sb, &b) {
+                    None => Backup::Good,
+                    Some(field) => Backup::Mismatch(format!("backup differs from the primary in {field}")),
+                },
+                Err(e) => Backup::Bad(e),
+            };
+            Ok(Found { sb, geo, primary_bad: None, backup_block, backup })
+        }
+        Err(primary) => {
+            let last = dev - 1;
+            let no_magic = |nr| m.block(nr).map(|b| !Superblock::has_magic(b)).unwrap_or(true);
+            match parse_at(m, last) {
+                Ok((sb, geo)) if geo.backup_sb() == last => {
+                    Ok(Found { sb, geo, primary_bad: Some(primary), backup_block: last, backup: Backup::Good })
+                }
+                Ok(_) => Err(format!(
+                    "no valid superblock: primary (block 0): {primary}; the copy in block {last} is not at the end of the file system it describes"
+                )),
+                Err(_) if no_magic(0) && no_magic(last) => {
+                    Err("not a novars file system (no superblock magic in block 0 or in the last block)".into())
+                }
+                Err(backup) => Err(format!(
+                    "no valid superblock: primary (block 0): {primary}; backup (block {last}): {backup}. Nothing can be repaired without one"
+                )),
+            }
+        }
+    }
+}
+
+/// Reports what [`find`] saw and queues the repairs.
+pub fn run(f: &mut Fsck<'_, '_>, found: &Found) {
+    f.pass = 0;
+    if let Some(why) = &found.primary_bad {
+        let b = found.backup_block;
+        f.problem(
+            Code::SbPrimaryBad,
+            "superblock",
+            format!("primary superblock unusable: {why}; the backup in block {b} is valid"),
+            "copy the backup to block 0",
+            |f| {
+                f.sb_dirty = true;
+                Ok(())
+            },
+        );
+    }
+    let b = found.backup_block;
+    match &found.backup {
+        Backup::Good => {}
+        Backup::Bad(why) => {
+            f.problem(
+                Code::SbBackupBad,
+                "superblock",
+                format!("backup superblock (block {b}) unusable: {why}"),
+                "rewrite it from the primary",
+                |f| {
+                    f.sb_dirty = true;
+                    Ok(())
+                },
+            );
+        }
+        Backup::Mismatch(why) => {
+            f.problem(
+                Code::SbBackupMismatch,
+                "superblock",
+                format!("backup superblock (block {b}): {why}"),
+                "rewrite it from the primary",
+                |f| {
+                    f.sb_dirty = true;
+                    Ok(())
+                },
+            );
+        }
+    }
+}
