@@ -12,6 +12,7 @@ use crate::overlay::Overlay;
 use crate::problem::{Code, Kind, Problem, Resolution};
 use crate::space::FreeSpace;
 use crate::passes;
+use layout::Media;
 
 /// How problems are handled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -199,6 +200,10 @@ pub struct Fsck<'a, 'e> {
     /// Free blocks for repairs (after pass 3).
     pub(crate) space: FreeSpace,
     pub(crate) counts: Counts,
+    /// Names a declined repair would have added (+1) or removed (-1):
+    /// `(directory, inode, delta)`, so pass 5 does not report what only
+    /// follows from that decision.
+    pub(crate) pending_names: Vec<(u64, u64, i32)>,
 }
 
 /// A repair's result: `Err` says why it failed.
@@ -224,6 +229,7 @@ impl<'a, 'e> Fsck<'a, 'e> {
             free_inos: BTreeSet::new(),
             space: FreeSpace::default(),
             counts: Counts::default(),
+            pending_names: Vec::new(),
         }
     }
 
@@ -390,9 +396,20 @@ pub fn check(bytes: &[u8], opts: &Options, ev: &mut dyn Events) -> Outcome {
     let mut m = f.m;
     if writes_ok {
         if sb_dirty {
+            // Never write a superblock that would not parse.
+            let mut blk = vec![0u8; layout::BLOCK_SIZE];
+            sb.write_block(&mut blk);
+            if let Err(e) = Superblock::parse(&blk, m.blocks()) {
+                out.fatal = Some(format!("internal error: the repaired superblock is invalid ({}); nothing written", e.describe()));
+                out.problems.iter_mut().filter(|p| p.fixed()).for_each(|p| {
+                    p.resolution = Resolution::Failed("not written".into());
+                });
+                out.compute_exit();
+                return out;
+            }
             for b in [geo.backup_sb(), 0] {
-                if let Ok(blk) = m.block_mut(b) {
-                    sb.write_block(blk);
+                if let Ok(dst) = m.block_mut(b) {
+                    dst.copy_from_slice(&blk);
                 }
             }
         }

@@ -176,13 +176,16 @@ fn check_dir_names(f: &mut Fsck<'_, '_>) {
                 if i == keep {
                     continue;
                 }
-                f.problem(
+                let fixed = f.problem(
                     Code::DirMultipleNames,
                     subject.clone(),
                     format!("directory has {} names: {}", names.len(), list.join(", ")),
                     format!("remove the name {} from directory {p}", show_name(name)),
                     |f| f.remove_name(*p, name, x, dent.ftype),
                 );
+                if !fixed {
+                    f.pending_names.push((*p, x, -1));
+                }
             }
         }
         let Some((p, name, _)) = names.get(keep) else { continue };
@@ -225,15 +228,16 @@ fn check_lost_found(f: &mut Fsck<'_, '_>) {
                 |_| Err("lost+found is in the way".into()),
             );
         }
-        Some(d) if f.sb.lost_found_ino != d.ino => {
+        Some(d) if f.sb.lost_found_ino != sb_lost_found(f, d.ino) => {
             let old = f.sb.lost_found_ino;
+            let want = sb_lost_found(f, d.ino);
             f.problem(
                 Code::SbLostFound,
                 "superblock",
                 format!("superblock names inode {old} as lost+found, the root names inode {}", d.ino),
-                format!("set it to {}", d.ino),
+                format!("set it to {want}"),
                 |f| {
-                    f.sb.lost_found_ino = d.ino;
+                    f.sb.lost_found_ino = want;
                     f.sb_dirty = true;
                     Ok(())
                 },
@@ -243,20 +247,34 @@ fn check_lost_found(f: &mut Fsck<'_, '_>) {
     }
 }
 
+/// What the superblock should say for lost+found inode `ino`: the
+/// superblock can only name an inode of the first segments (0: none).
+fn sb_lost_found(f: &Fsck<'_, '_>, ino: u64) -> u64 {
+    let (lane, slot) = f.geo.ino_split(ino);
+    if lane < f.geo.lanes && slot < f.geo.seg_inodes as u64 {
+        ino
+    } else {
+        0
+    }
+}
+
 fn create_lost_found(f: &mut Fsck<'_, '_>) -> crate::check::Repair {
     let root = f.geo.root_ino;
     let hint = f.sb.lost_found_ino;
+    // Prefer the superblock's number, then one the superblock can name.
     let ino = if hint != 0 && f.free_inos.contains(&hint) {
         hint
     } else {
-        *f.free_inos.iter().next().ok_or("no free inode")?
+        let first = f.free_inos.iter().copied().find(|&i| sb_lost_found(f, i) == i);
+        first.or_else(|| f.free_inos.iter().next().copied()).ok_or("no free inode")?
     };
     f.create_dir(ino, root, 0o700)?;
     f.add_name(root, LOST_FOUND, ino)?;
     let nlink = f.inodes.get(&root).map(|r| r.view.nlink).unwrap_or(2);
     f.append(root, NewEntry::Link { nlink: nlink.saturating_add(1) })?;
-    if f.sb.lost_found_ino != ino {
-        f.sb.lost_found_ino = ino;
+    let want = sb_lost_found(f, ino);
+    if f.sb.lost_found_ino != want {
+        f.sb.lost_found_ino = want;
         f.sb_dirty = true;
     }
     Ok(())
@@ -341,12 +359,18 @@ fn check_reachable(f: &mut Fsck<'_, '_>) {
             Some(_) => "directory not reachable from the root (its parents form a loop)".to_string(),
             None => "directory not reachable from the root".to_string(),
         };
-        f.problem(Code::InodeUnreachable, format!("inode {top}"), msg, format!("reconnect it as lost+found/#{top}"), |f| {
+        let fixed = f.problem(Code::InodeUnreachable, format!("inode {top}"), msg, format!("reconnect it as lost+found/#{top}"), |f| {
             if let Some((p, n, t)) = &loop_name {
                 f.remove_name(*p, n, top, *t)?;
             }
             reconnect(f, top)
         });
+        if !fixed {
+            f.pending_names.push((lost_found(f).unwrap_or(0), top, 1));
+            if let Some((p, _, _)) = &loop_name {
+                f.pending_names.push((*p, top, -1));
+            }
+        }
         mark_from(f, top, &mut reached);
     }
     for &x in &lost {
@@ -354,13 +378,16 @@ fn check_reachable(f: &mut Fsck<'_, '_>) {
             continue;
         }
         let kind = f.inodes.get(&x).and_then(|r| dt_of_mode(r.view.mode)).map(type_name).unwrap_or("inode");
-        f.problem(
+        let fixed = f.problem(
             Code::InodeUnreachable,
             format!("inode {x}"),
             format!("{kind} not reachable from the root"),
             format!("reconnect it as lost+found/#{x}"),
             |f| reconnect(f, x),
         );
+        if !fixed {
+            f.pending_names.push((lost_found(f).unwrap_or(0), x, 1));
+        }
         reached.insert(x);
     }
 }

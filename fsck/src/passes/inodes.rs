@@ -9,8 +9,9 @@
 
 use layout::inode::{
     read_inode_at, walk_segments, Inode, InodeError, SegError, SegmentHeader, INODE_FREE, INODE_HEAD_OFF,
-    INODE_LIVE, INODE_STATE_OFF, INODE_TAIL_OFF, S_IFLNK, S_IFMT,
+    INODE_LIVE, INODE_STATE_OFF, INODE_TAIL_OFF, SEG_MAGIC, S_IFLNK, S_IFMT,
 };
+use layout::Media;
 use layout::sb::{INODES_PER_BLOCK, INODE_SIZE};
 use layout::log::{EntryError, LOG_AREA};
 use layout::walk::WalkError;
@@ -86,7 +87,10 @@ fn scan_segments(f: &mut Fsck<'_, '_>, lane: u32) -> Vec<u64> {
                 },
             );
             if !fixed {
-                return vec![first];
+                // Analyse as if it were rewritten: later segments stay visible.
+                let mut segs = vec![first];
+                follow(f, lane, next, 1, &mut segs);
+                return segs;
             }
             continue;
         };
@@ -109,6 +113,27 @@ fn scan_segments(f: &mut Fsck<'_, '_>, lane: u32) -> Vec<u64> {
         return segs;
     }
     vec![first]
+}
+
+/// Follows a segment chain from block `blk` (segment `index`) with the
+/// checks of `walk_segments`, stopping quietly at the first bad link.
+fn follow(f: &Fsck<'_, '_>, lane: u32, mut blk: u64, mut index: u32, out: &mut Vec<u64>) {
+    let geo = &f.geo;
+    let max = geo.blocks_count / geo.seg_blocks() + 1;
+    while blk != 0 && (index as u64) <= max && geo.is_data_range(blk, geo.seg_blocks()) {
+        let Some(h) = f.m.block(blk).ok().and_then(SegmentHeader::decode) else { return };
+        if h.magic != SEG_MAGIC
+            || h.csum != h.compute_csum()
+            || h.lane != lane
+            || h.index != index
+            || h.seg_inodes != geo.seg_inodes
+        {
+            return;
+        }
+        out.push(blk);
+        blk = h.next;
+        index += 1;
+    }
 }
 
 fn check_slot(f: &mut Fsck<'_, '_>, ino: u64, pos: u64) {
@@ -310,12 +335,17 @@ impl DescribeWith for WalkError {
     }
 }
 
-/// When the tail is not in the chain, finds the chain's last page and the
-/// last valid entry in it: a walk with the tail set to that page's end.
+/// When the tail is not in the chain (or the last page's `used` is bad),
+/// finds the chain's last page and the last valid entry in it: a walk with
+/// the tail set to the end of that page's entry area.
 fn salvage(f: &Fsck<'_, '_>, ino: u64, inode: &Inode, w: &Walked) -> Option<Walked> {
     let mut t = *inode;
     let last = match w.fault {
-        Some(LogFault::Walk(WalkError::TailNotInChain { block })) if w.pages.last() == Some(&block) => block,
+        Some(LogFault::Walk(WalkError::TailNotInChain { block } | WalkError::BadUsed { block }))
+            if w.pages.last() == Some(&block) =>
+        {
+            block
+        }
         Some(LogFault::Walk(WalkError::TailOutOfRange { .. })) => {
             // Block 0 is never in a chain: walk until the chain ends.
             t.log_tail = 0;

@@ -28,6 +28,15 @@ pub fn run(f: &mut Fsck<'_, '_>) {
             }
         }
     }
+    for &(d, ino, delta) in &f.pending_names {
+        let Some(t) = f.inodes.get(&ino) else { continue };
+        let n = names.entry(ino).or_default();
+        *n = n.saturating_add_signed(delta);
+        if t.is_dir() && d != 0 {
+            let s = subdirs.entry(d).or_default();
+            *s = s.saturating_add_signed(delta);
+        }
+    }
     let inos: Vec<u64> = f.inodes.keys().copied().collect();
     let total = inos.len() as u64;
     for (i, ino) in inos.into_iter().enumerate() {
@@ -57,7 +66,9 @@ pub fn run(f: &mut Fsck<'_, '_>) {
         };
         if have != want {
             let what = if rec.is_dir() {
-                format!("link count is {have}, should be {want} (2 + {} subdirectories)", want - 2)
+                let sub = want - 2;
+                let s = if sub == 1 { "subdirectory" } else { "subdirectories" };
+                format!("link count is {have}, should be {want} (2 + {sub} {s})")
             } else {
                 format!("link count is {have}, should be {want} (its names)")
             };

@@ -1,0 +1,770 @@
+//! The corruption suite: an image built from a generated tree (as
+//! `mkfs.novars -d` builds it) is damaged in one precise, named way. For
+//! each case the real binary must: with `-fn` exit 4 and name the problem
+//! (leaving the file untouched); with `-fy` repair it and exit 1 (or exit 8
+//! and say why, where repair is impossible); then check clean with `-fn`;
+//! and every inode that was intact before must still be there, with the
+//! same type, attributes and contents (at its path, or reconnected).
+//!
+//! Two cases are not errors but what a crash leaves and a mount recovers:
+//! an open journal transaction and an orphan inode. Those check clean
+//! (exit 0, with a note) in every mode.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::*;
+use layout::alloc_rec;
+use layout::inode::{dt, Timespec, INODE_FREE};
+use layout::journal::{self, JournalEntry, JOURNAL_STATE_OFF};
+use layout::log::{
+    encode_dentry, encode_fixed, et, pack_next, Entry, EntryHeader, LinkEntry, ParentEntry, DE_ADD, DE_DEL, LOG_AREA,
+};
+use layout::{BLOCK_SIZE, BLOCK_SIZE_U64};
+use novars_fsck::tree;
+
+/// What a damaged image must produce.
+struct Expect {
+    /// Codes `-fn` must print.
+    codes: &'static [&'static str],
+    /// Exit status of `-fn` (4; 0 for recovery notes; 8).
+    n_exit: i32,
+    /// Exit status of `-fy` (1; 0 for recovery notes; 8).
+    y_exit: i32,
+    /// Inodes the damage destroyed or changed.
+    lost: BTreeSet<u64>,
+}
+
+fn errors(codes: &'static [&'static str], lost: &[u64]) -> Expect {
+    Expect { codes, n_exit: 4, y_exit: 1, lost: lost.iter().copied().collect() }
+}
+
+fn run_case(damage: impl FnOnce(&mut Img) -> Expect) {
+    let mut img = Img::new(base_image());
+    let before = tree::list(&img.bytes);
+    assert!(before.len() > 300);
+    let exp = damage(&mut img);
+    let file = to_file(&img.bytes);
+    let (code, out) = fsck(file.path(), &["-fn"]);
+    for c in exp.codes {
+        assert!(out.contains(c), "-fn does not name {c}:\n{out}");
+    }
+    assert_eq!(code, exp.n_exit, "-fn exit status:\n{out}");
+    assert_eq!(std::fs::read(file.path()).unwrap(), img.bytes, "-n wrote to the image");
+
+    let (code, out_y) = fsck(file.path(), &["-fy"]);
+    if std::env::var_os("FSCK_SHOW").is_some() {
+        println!("---- -fn:\n{out}---- -fy:\n{out_y}");
+    }
+    assert_eq!(code, exp.y_exit, "-fy exit status:\n{out_y}");
+    if exp.y_exit == 8 {
+        assert!(out_y.contains("no valid superblock"), "-fy does not say why:\n{out_y}");
+        return;
+    }
+    let (code, out2) = fsck(file.path(), &["-fn"]);
+    assert_eq!(code, 0, "second -fn is not clean:\n{out2}\nafter -fy:\n{out_y}");
+    for c in exp.codes {
+        assert!(!out2.contains(c), "{c} still reported after repair:\n{out2}");
+    }
+    let after = tree::list(&std::fs::read(file.path()).unwrap());
+    assert_intact(&before, &after, &exp.lost);
+}
+
+/// Position of the DENTRY entry adding `name` in `dir`'s log.
+fn dentry_pos(img: &Img, dir: u64, name: &[u8]) -> u64 {
+    for (pos, len, t) in img.log(dir).entries {
+        if t != et::DENTRY {
+            continue;
+        }
+        let p = pos as usize;
+        if let Ok((Entry::Dentry(_, n), _)) = Entry::parse(&img.bytes[p..p + len]) {
+            if n == name {
+                return pos;
+            }
+        }
+    }
+    panic!("no entry for {name:?}");
+}
+
+/// Position of the first WRITE entry of `ino`.
+fn write_pos(img: &Img, ino: u64) -> u64 {
+    img.log(ino).entries.iter().find(|e| e.2 == et::WRITE).map(|e| e.0).expect("file has data")
+}
+
+fn append_dentry(img: &mut Img, dir: u64, op: u8, ino: u64, ftype: u8, name: &[u8]) -> u64 {
+    img.append(dir, |seq, buf| encode_dentry(buf, seq, op, ino, ftype, Timespec::new(5, 0), name))
+}
+
+fn append_link(img: &mut Img, ino: u64, nlink: u32) -> u64 {
+    img.append(ino, |seq, buf| {
+        let l = LinkEntry { hdr: EntryHeader::new(et::LINK, 0, seq, LinkEntry::SIZE), nlink, _pad: 0, ctime: Timespec::new(5, 0) };
+        encode_fixed(&l, buf)
+    })
+}
+
+/// Big directory: several log pages.
+fn big(img: &Img) -> u64 {
+    let d = img.ino("/big");
+    assert!(img.log(d).pages.len() >= 4);
+    d
+}
+
+fn journal_open(img: &mut Img, lane: u32, seq: u64, entries: &[JournalEntry]) -> u64 {
+    let geo = img.reader().geo;
+    let jb = geo.journal_block(lane);
+    let b = img.block(jb);
+    assert!(journal::build(b, lane, seq, entries));
+    b[JOURNAL_STATE_OFF..JOURNAL_STATE_OFF + 8].copy_from_slice(&seq.to_le_bytes());
+    jb
+}
+
+// ---------------------------------------------------------------- pass 0
+
+#[test]
+fn sb_primary_checksum() {
+    run_case(|img| {
+        img.bytes[600] ^= 0x40;
+        errors(&["SB_PRIMARY_BAD"], &[])
+    });
+}
+
+#[test]
+fn sb_both_bad() {
+    run_case(|img| {
+        img.bytes[600] ^= 0x40;
+        let last = img.bytes.len() - BLOCK_SIZE + 600;
+        img.bytes[last] ^= 0x40;
+        Expect { codes: &["no valid superblock"], n_exit: 8, y_exit: 8, lost: BTreeSet::new() }
+    });
+}
+
+#[test]
+fn sb_backup_checksum() {
+    run_case(|img| {
+        let last = img.bytes.len() - BLOCK_SIZE + 100;
+        img.bytes[last] ^= 1;
+        errors(&["SB_BACKUP_BAD"], &[])
+    });
+}
+
+#[test]
+fn sb_backup_mismatch() {
+    run_case(|img| {
+        let mut sb = img.sb();
+        sb.label[0] = b'X';
+        let b = sb.blocks_count - 1;
+        sb.write_block(img.block(b));
+        errors(&["SB_BACKUP_MISMATCH"], &[])
+    });
+}
+
+// ---------------------------------------------------------------- pass 1
+
+#[test]
+fn journal_torn() {
+    run_case(|img| {
+        let ino = img.ino("/docs");
+        let slot = img.slot(ino);
+        let tail = img.u64_at(slot + 16);
+        let jb = journal_open(img, 0, 9, &[JournalEntry { pos: slot + 16, old: tail }]);
+        img.block(jb)[40] ^= 1;
+        errors(&["JOURNAL_TORN"], &[])
+    });
+}
+
+#[test]
+fn journal_bad_header() {
+    run_case(|img| {
+        let geo = img.reader().geo;
+        img.block(geo.journal_block(1))[0] = b'X';
+        errors(&["JOURNAL_BAD_HEADER"], &[])
+    });
+}
+
+#[test]
+fn journal_bad_entry() {
+    run_case(|img| {
+        journal_open(img, 1, 3, &[JournalEntry { pos: 8, old: 0 }]);
+        errors(&["JOURNAL_BAD_ENTRY"], &[])
+    });
+}
+
+/// A crash inside an unlink: the name's removal was appended and the
+/// directory's tail moved, the transaction never committed. Mount (and
+/// fsck, in every mode) rolls it back: the name is still there.
+#[test]
+fn journal_open_rolls_back() {
+    run_case(|img| {
+        img.crash();
+        let docs = img.ino("/docs");
+        let f = img.ino("/docs/f0001.txt");
+        let slot = img.slot(docs);
+        let old_tail = img.u64_at(slot + 16);
+        append_dentry(img, docs, DE_DEL, f, dt::REG, b"f0001.txt");
+        assert_ne!(img.u64_at(slot + 16), old_tail);
+        journal_open(img, 0, 77, &[JournalEntry { pos: slot + 16, old: old_tail }]);
+        Expect { codes: &["JOURNAL_ROLLBACK"], n_exit: 0, y_exit: 0, lost: BTreeSet::new() }
+    });
+}
+
+// ---------------------------------------------------------------- pass 2
+
+#[test]
+fn segment_header_bad() {
+    run_case(|img| {
+        let geo = img.reader().geo;
+        let s = geo.first_segment(1);
+        img.block(s)[20] ^= 1;
+        errors(&["SEG_BAD_HEADER"], &[])
+    });
+}
+
+#[test]
+fn segment_link_out_of_range() {
+    run_case(|img| {
+        let r = img.reader();
+        let last = *r.segments[0].last().unwrap();
+        let blocks = img.blocks();
+        drop(r);
+        img.put_u64(last * BLOCK_SIZE_U64 + 8, blocks + 5);
+        errors(&["SEG_OUT_OF_RANGE"], &[])
+    });
+}
+
+#[test]
+fn inode_checksum_field() {
+    run_case(|img| {
+        let ino = img.ino("/docs/f0003.txt");
+        let mut i = img.inode(ino);
+        i.csum ^= 0x100;
+        img.put_inode(ino, &i);
+        errors(&["INODE_CSUM"], &[])
+    });
+}
+
+#[test]
+fn inode_checksum_content() {
+    run_case(|img| {
+        let ino = img.ino("/docs/f0004.txt");
+        let mut i = img.inode(ino);
+        i.uid ^= 4;
+        img.put_inode(ino, &i);
+        errors(&["INODE_CSUM"], &[ino])
+    });
+}
+
+#[test]
+fn inode_wrong_ino() {
+    run_case(|img| {
+        let ino = img.ino("/links/orig0");
+        let mut i = img.inode(ino);
+        i.ino += 1000;
+        i.seal();
+        img.put_inode(ino, &i);
+        errors(&["INODE_WRONG_INO"], &[])
+    });
+}
+
+#[test]
+fn inode_bad_state() {
+    run_case(|img| {
+        let ino = img.ino("/docs/f0005.txt");
+        let mut i = img.inode(ino);
+        i.state = 0xdead_beef;
+        img.put_inode(ino, &i);
+        errors(&["INODE_BAD_STATE"], &[])
+    });
+}
+
+#[test]
+fn inode_bad_mode() {
+    run_case(|img| {
+        let ino = img.ino("/docs/f0006.txt");
+        let mut i = img.inode(ino);
+        i.mode = 0o644;
+        i.seal();
+        img.put_inode(ino, &i);
+        errors(&["INODE_BAD_MODE", "DENTRY_DEAD_INODE"], &[ino])
+    });
+}
+
+#[test]
+fn inode_bad_time() {
+    run_case(|img| {
+        let ino = img.ino("/sym/fifo");
+        let mut i = img.inode(ino);
+        i.mtime.nsec = 2_000_000_000;
+        i.seal();
+        img.put_inode(ino, &i);
+        errors(&["INODE_BAD_TIME"], &[ino])
+    });
+}
+
+#[test]
+fn inode_bad_log_pointers() {
+    run_case(|img| {
+        let ino = img.ino("/large");
+        let mut i = img.inode(ino);
+        i.log_tail = 0;
+        img.put_inode(ino, &i);
+        errors(&["INODE_BAD_LOG_PTR"], &[ino])
+    });
+}
+
+#[test]
+fn log_page_tail() {
+    run_case(|img| {
+        let d = big(img);
+        let p = img.log(d).pages[2];
+        img.block(p)[LOG_AREA] ^= 0xff;
+        // Names in later pages are lost from /big; their files are
+        // reconnected into lost+found.
+        errors(&["LOG_PAGE_TAIL", "INODE_UNREACHABLE"], &[])
+    });
+}
+
+#[test]
+fn log_cycle() {
+    run_case(|img| {
+        let d = big(img);
+        let pages = img.log(d).pages;
+        let (_, used) = img.next_word(pages[1]);
+        img.put_u64(pages[1] * BLOCK_SIZE_U64 + (LOG_AREA + 8) as u64, pack_next(pages[0], used));
+        errors(&["LOG_CYCLE"], &[])
+    });
+}
+
+#[test]
+fn log_ordinal() {
+    run_case(|img| {
+        let d = big(img);
+        let p = img.log(d).pages[2];
+        let mut t = img.page_tail(p);
+        t.ordinal = 7;
+        t.encode(&mut img.block(p)[LOG_AREA..]);
+        img.reseal_page(p);
+        errors(&["LOG_ORDINAL"], &[])
+    });
+}
+
+#[test]
+fn log_tail_not_in_chain() {
+    run_case(|img| {
+        let d = big(img);
+        let slot = img.slot(d);
+        let spare = img.spare_block(3);
+        img.put_u64(slot + 16, spare * BLOCK_SIZE_U64 + 96);
+        errors(&["LOG_TAIL_NOT_IN_CHAIN"], &[])
+    });
+}
+
+#[test]
+fn log_tail_past_page() {
+    run_case(|img| {
+        let d = big(img);
+        let slot = img.slot(d);
+        let tail = img.u64_at(slot + 16);
+        img.put_u64(slot + 16, tail - tail % BLOCK_SIZE_U64 + 4090);
+        errors(&["LOG_TAIL_OUT_OF_RANGE"], &[])
+    });
+}
+
+#[test]
+fn log_wrong_owner() {
+    run_case(|img| {
+        let ino = img.ino("/large");
+        let other = img.ino("/docs/f0000.txt");
+        let p = img.log(ino).pages[0];
+        let mut t = img.page_tail(p);
+        t.owner = other;
+        t.encode(&mut img.block(p)[LOG_AREA..]);
+        img.reseal_page(p);
+        errors(&["LOG_WRONG_OWNER"], &[ino])
+    });
+}
+
+#[test]
+fn log_entry_checksum() {
+    run_case(|img| {
+        let d = big(img);
+        let (pos, _, _) = img.log(d).entries[60];
+        img.bytes[pos as usize + 50] ^= 1;
+        errors(&["LOG_ENTRY_CSUM"], &[])
+    });
+}
+
+#[test]
+fn log_entry_block_outside_device() {
+    run_case(|img| {
+        let ino = img.ino("/links/orig2");
+        let pos = write_pos(img, ino);
+        let blocks = img.blocks();
+        img.put_u64(pos + 24, blocks + 100);
+        img.reseal_entry(pos);
+        errors(&["LOG_ENTRY_BAD"], &[ino])
+    });
+}
+
+#[test]
+fn log_seq_not_increasing() {
+    run_case(|img| {
+        let d = big(img);
+        let (pos, _, _) = img.log(d).entries[80];
+        img.put_u64(pos + 8, 1);
+        img.reseal_entry(pos);
+        errors(&["LOG_SEQ"], &[])
+    });
+}
+
+#[test]
+fn log_used_too_large() {
+    run_case(|img| {
+        let d = big(img);
+        let pages = img.log(d).pages;
+        img.put_u64(pages[0] * BLOCK_SIZE_U64 + (LOG_AREA + 8) as u64, pack_next(pages[1], LOG_AREA + 8));
+        errors(&["LOG_USED"], &[])
+    });
+}
+
+#[test]
+fn log_page_out_of_range() {
+    run_case(|img| {
+        let d = big(img);
+        let pages = img.log(d).pages;
+        let (_, used) = img.next_word(pages[1]);
+        let far = img.blocks() + 10;
+        img.put_u64(pages[1] * BLOCK_SIZE_U64 + (LOG_AREA + 8) as u64, pack_next(far, used));
+        errors(&["LOG_PAGE_OUT_OF_RANGE"], &[])
+    });
+}
+
+#[test]
+fn log_entry_wrong_kind() {
+    run_case(|img| {
+        let ino = img.ino("/links/orig3");
+        append_dentry(img, ino, DE_ADD, ino, dt::REG, b"nonsense");
+        errors(&["LOG_ENTRY_KIND"], &[])
+    });
+}
+
+// ---------------------------------------------------------------- pass 3
+
+/// A small file whose data is one block.
+fn one_block_file(img: &Img, from: usize) -> (u64, u64) {
+    let r = img.reader();
+    for i in from..150 {
+        let ino = img.ino(&format!("/docs/f{i:04}.txt"));
+        let l = r.load(ino).unwrap();
+        if l.view.size > 0 && l.view.size <= 4096 && l.extents.len() == 1 {
+            return (ino, l.extents[0].block);
+        }
+    }
+    panic!("no one-block file");
+}
+
+#[test]
+fn block_multiply_claimed() {
+    run_case(|img| {
+        let (a, a_block) = one_block_file(img, 0);
+        let (b, _) = one_block_file(img, 20);
+        let pos = write_pos(img, b);
+        img.put_u64(pos + 24, a_block);
+        img.reseal_entry(pos);
+        let _ = a;
+        errors(&["BLOCK_MULTIPLY_CLAIMED"], &[b])
+    });
+}
+
+// ---------------------------------------------------------------- pass 4
+
+#[test]
+fn dentry_dead_inode() {
+    run_case(|img| {
+        let ino = img.ino("/docs/f0007.txt");
+        let mut i = img.inode(ino);
+        i.state = INODE_FREE;
+        img.put_inode(ino, &i);
+        errors(&["DENTRY_DEAD_INODE"], &[ino])
+    });
+}
+
+#[test]
+fn dentry_wrong_type() {
+    run_case(|img| {
+        let docs = img.ino("/docs");
+        let pos = dentry_pos(img, docs, b"f0008.txt");
+        img.bytes[pos as usize + 41] = dt::DIR;
+        img.reseal_entry(pos);
+        errors(&["DENTRY_WRONG_TYPE"], &[])
+    });
+}
+
+#[test]
+fn dentry_duplicate() {
+    run_case(|img| {
+        let docs = img.ino("/docs");
+        let other = img.ino("/docs/f0010.txt");
+        append_dentry(img, docs, DE_ADD, other, dt::REG, b"f0009.txt");
+        errors(&["DENTRY_DUPLICATE"], &[])
+    });
+}
+
+#[test]
+fn dentry_remove_missing() {
+    run_case(|img| {
+        let docs = img.ino("/docs");
+        append_dentry(img, docs, DE_DEL, 12345, dt::REG, b"no-such-name");
+        errors(&["DENTRY_DEL_MISSING"], &[])
+    });
+}
+
+#[test]
+fn dentry_to_root() {
+    run_case(|img| {
+        let docs = img.ino("/docs");
+        let root = img.ino("/");
+        append_dentry(img, docs, DE_ADD, root, dt::DIR, b"up");
+        errors(&["DENTRY_TO_ROOT"], &[])
+    });
+}
+
+#[test]
+fn unreachable_file() {
+    run_case(|img| {
+        let docs = img.ino("/docs");
+        let f = img.ino("/docs/f0011.txt");
+        append_dentry(img, docs, DE_DEL, f, dt::REG, b"f0011.txt");
+        errors(&["INODE_UNREACHABLE"], &[])
+    });
+}
+
+#[test]
+fn unreachable_directory() {
+    run_case(|img| {
+        let l2 = img.ino("/deep/level0/level1/level2");
+        let l3 = img.ino("/deep/level0/level1/level2/level3");
+        append_dentry(img, l2, DE_DEL, l3, dt::DIR, b"level3");
+        errors(&["INODE_UNREACHABLE"], &[])
+    });
+}
+
+#[test]
+fn dir_bad_parent() {
+    run_case(|img| {
+        let d = img.ino("/deep/level0");
+        let root = img.ino("/");
+        img.append(d, |seq, buf| {
+            let p = ParentEntry { hdr: EntryHeader::new(et::PARENT, 0, seq, ParentEntry::SIZE), parent: root, ctime: Timespec::new(5, 0) };
+            encode_fixed(&p, buf)
+        });
+        errors(&["DIR_BAD_PARENT"], &[])
+    });
+}
+
+#[test]
+fn dir_multiple_names() {
+    run_case(|img| {
+        let root = img.ino("/");
+        let d = img.ino("/deep/level0");
+        append_dentry(img, root, DE_ADD, d, dt::DIR, b"alias");
+        errors(&["DIR_MULTIPLE_NAMES"], &[])
+    });
+}
+
+#[test]
+fn lost_found_missing() {
+    run_case(|img| {
+        let root = img.ino("/");
+        let lf = img.ino("/lost+found");
+        append_dentry(img, root, DE_DEL, lf, dt::DIR, b"lost+found");
+        let n = img.reader().load(root).unwrap().view.nlink;
+        append_link(img, root, n - 1);
+        let mut i = img.inode(lf);
+        i.state = INODE_FREE;
+        img.put_inode(lf, &i);
+        errors(&["LOST_FOUND_MISSING"], &[])
+    });
+}
+
+#[test]
+fn sb_names_other_lost_found() {
+    run_case(|img| {
+        let mut sb = img.sb();
+        sb.lost_found_ino = 0;
+        img.put_both_sb(&sb);
+        errors(&["SB_LOST_FOUND"], &[])
+    });
+}
+
+#[test]
+fn root_missing() {
+    run_case(|img| {
+        let root = img.ino("/");
+        let mut i = img.inode(root);
+        i.state = INODE_FREE;
+        img.put_inode(root, &i);
+        errors(&["ROOT_MISSING"], &[root])
+    });
+}
+
+// ---------------------------------------------------------------- pass 5
+
+#[test]
+fn link_count_file() {
+    run_case(|img| {
+        let f = img.ino("/links/orig1");
+        append_link(img, f, 5);
+        errors(&["LINK_COUNT"], &[])
+    });
+}
+
+#[test]
+fn link_count_dir() {
+    run_case(|img| {
+        let d = img.ino("/deep");
+        append_link(img, d, 9);
+        errors(&["LINK_COUNT"], &[])
+    });
+}
+
+/// A file unlinked while open when the system crashed: no names, link
+/// count 0, still live. Mount frees it; so does fsck, as a note.
+#[test]
+fn orphan_inode() {
+    run_case(|img| {
+        img.crash();
+        let docs = img.ino("/docs");
+        let f = img.ino("/docs/f0012.txt");
+        append_dentry(img, docs, DE_DEL, f, dt::REG, b"f0012.txt");
+        append_link(img, f, 0);
+        Expect { codes: &["ORPHAN_INODE"], n_exit: 0, y_exit: 0, lost: [f].into() }
+    });
+}
+
+// ---------------------------------------------------------------- pass 6
+
+#[test]
+fn alloc_record_checksum() {
+    run_case(|img| {
+        let head = img.sb().alloc_rec_head;
+        img.block(head)[40] ^= 1;
+        errors(&["ALLOC_REC_BAD"], &[])
+    });
+}
+
+#[test]
+fn alloc_record_mismatch() {
+    run_case(|img| {
+        let sb = img.sb();
+        let head = sb.alloc_rec_head;
+        let (h, ex) = {
+            let b = img.block(head);
+            let (h, it) = alloc_rec::parse(b, sb.alloc_rec_seq).unwrap();
+            (h, it.collect::<Vec<_>>())
+        };
+        let mut ex = ex;
+        ex[0].1 -= 1;
+        assert!(alloc_rec::build(img.block(head), h.kind, h.lane, h.seq, h.next, &ex));
+        errors(&["ALLOC_REC_MISMATCH"], &[])
+    });
+}
+
+#[test]
+fn sb_free_counts() {
+    run_case(|img| {
+        let mut sb = img.sb();
+        sb.free_blocks += 7;
+        sb.free_inodes -= 1;
+        img.put_both_sb(&sb);
+        errors(&["SB_COUNTS"], &[])
+    });
+}
+
+// ---------------------------------------------------------------- modes
+
+#[test]
+fn preen_fixes_safe_problems_only() {
+    let mut img = Img::new(base_image());
+    let f = img.ino("/links/orig1");
+    append_link(&mut img, f, 5);
+    let file = to_file(&img.bytes);
+    let (code, out) = fsck(file.path(), &["-fp"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("LINK_COUNT"), "{out}");
+    assert_eq!(fsck(file.path(), &["-fn"]).0, 0);
+
+    let mut img = Img::new(base_image());
+    let d = big(&img);
+    let (pos, _, _) = img.log(d).entries[60];
+    img.bytes[pos as usize + 50] ^= 1;
+    let file = to_file(&img.bytes);
+    let (code, out) = fsck(file.path(), &["-fp"]);
+    assert_eq!(code & 4, 4, "{out}");
+    assert!(out.contains("UNEXPECTED INCONSISTENCY"), "{out}");
+    let (code, out) = fsck(file.path(), &["-fy"]);
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(fsck(file.path(), &["-fn"]).0, 0);
+}
+
+#[test]
+fn json_report() {
+    let mut img = Img::new(base_image());
+    let f = img.ino("/links/orig1");
+    append_link(&mut img, f, 5);
+    let file = to_file(&img.bytes);
+    let (code, out) = fsck(file.path(), &["-fn", "--json"]);
+    assert_eq!(code, 4);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect(&out);
+    assert_eq!(v["exit_code"], 4);
+    assert_eq!(v["mode"], "read-only");
+    assert_eq!(v["passes"].as_array().unwrap().len(), 7);
+    let p = &v["problems"][0];
+    assert_eq!(p["code"], "LINK_COUNT");
+    assert_eq!(p["pass"], 5);
+    assert_eq!(p["fixed"], false);
+    assert!(v["summary"]["inodes_used"].as_u64().unwrap() > 300);
+}
+
+#[test]
+fn usage_and_operational_errors() {
+    let img = base_image();
+    let file = to_file(&img);
+    assert_eq!(fsck(file.path(), &["-n", "-y"]).0, 16);
+    assert_eq!(fsck(file.path(), &["--bogus"]).0, 16);
+    let (code, out) = fsck(std::path::Path::new("/nonexistent/image"), &["-n"]);
+    assert_eq!(code, 8, "{out}");
+    let zeros = to_file(&vec![0u8; 1 << 20]);
+    let (code, out) = fsck(zeros.path(), &["-n"]);
+    assert_eq!(code, 8);
+    assert!(out.contains("not a novars file system"), "{out}");
+}
+
+#[test]
+fn without_force_a_clean_image_gets_the_quick_check() {
+    let img = base_image();
+    let file = to_file(&img);
+    let (code, out) = fsck(file.path(), &["-n"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("clean,") && out.contains("files"), "{out}");
+    let mut img = Img::new(img);
+    img.crash();
+    let file = to_file(&img.bytes);
+    let (code, out) = fsck(file.path(), &["-p"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("clean,"), "a crashed image must be checked fully: {out}");
+    // The preen run marked it clean again.
+    let (code, out) = fsck(file.path(), &["-n"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("clean,"), "{out}");
+}
+
+#[test]
+fn entry_helpers_are_sane() {
+    let img = Img::new(base_image());
+    let d = big(&img);
+    let log = img.log(d);
+    assert!(log.entries.len() >= 200);
+    assert_eq!(img.page_tail(log.pages[1]).ordinal, 1);
+    let _ = DE_ADD;
+}
