@@ -73,6 +73,8 @@ struct Walker<'b, 'a> {
     links: HashMap<(u64, u64), u64>,
     counts: Counts,
     progress: bool,
+    /// Copy buffer, allocated once.
+    buf: Vec<u8>,
 }
 
 /// Copies the contents of `dir` into the root of the image.
@@ -83,7 +85,7 @@ pub fn populate_dir(b: &mut Builder<'_>, dir: &Path) -> Result<Counts, PopulateE
     }
     let root = b.root();
     b.set_attrs(root, attrs_of(&md)).map_err(|e| PopulateError::Image(dir.to_path_buf(), e))?;
-    let mut w = Walker { b, links: HashMap::new(), counts: Counts::default(), progress: io::stderr().is_terminal() };
+    let mut w = Walker { b, links: HashMap::new(), counts: Counts::default(), progress: io::stderr().is_terminal(), buf: Vec::new() };
     w.dir(dir, root, true)?;
     if w.progress {
         eprint!("\r\x1b[K");
@@ -158,7 +160,10 @@ impl Walker<'_, '_> {
             return Ok(());
         }
         let mut f = File::open(path).map_err(io)?;
-        let mut buf = vec![0u8; CHUNK];
+        if self.buf.is_empty() {
+            self.buf = vec![0u8; CHUNK];
+        }
+        let mut buf = std::mem::take(&mut self.buf);
         let mut pos = 0u64;
         while pos < len {
             let (start, end) = match data_region(&f, pos, len) {
@@ -179,6 +184,7 @@ impl Walker<'_, '_> {
             }
             pos = end.next_multiple_of(4096).max(off);
         }
+        self.buf = buf;
         Ok(())
     }
 }
