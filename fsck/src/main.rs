@@ -94,7 +94,7 @@ impl Events for Cli {
         self.clear_progress();
         let stdin = io::stdin();
         loop {
-            print!("{} Would {}. Fix<y>? ", p.headline(), p.action);
+            print!("{} Repair: {}. Fix<y>? ", p.headline(), p.action);
             let _ = io::stdout().flush();
             let mut line = String::new();
             match stdin.lock().read_line(&mut line) {

@@ -45,8 +45,8 @@ impl<'a> Overlay<'a> {
     pub fn write_at(&mut self, pos: u64, bytes: &[u8]) -> Result<(), MediaError> {
         let nr = pos / BLOCK_SIZE_U64;
         let off = (pos % BLOCK_SIZE_U64) as usize;
+        let end = off.checked_add(bytes.len()).filter(|&e| e <= BLOCK_SIZE).ok_or(MediaError::OutOfRange(nr))?;
         let blk = self.block_mut(nr)?;
-        let end = off.checked_add(bytes.len()).ok_or(MediaError::OutOfRange(nr))?;
         blk.get_mut(off..end).ok_or(MediaError::OutOfRange(nr))?.copy_from_slice(bytes);
         Ok(())
     }

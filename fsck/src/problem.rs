@@ -211,8 +211,8 @@ impl Problem {
             Resolution::Fixed if self.is_note() => format!("Note: {}.", self.action),
             Resolution::Fixed => format!("Fixed: {}.", self.action),
             Resolution::Noted => format!("Note: {} (mount-time recovery; nothing written).", self.action),
-            Resolution::ReadOnly => format!("Not fixed (read-only): would {}.", self.action),
-            Resolution::NotPreenSafe => format!("Not fixed (needs -y): would {}.", self.action),
+            Resolution::ReadOnly => format!("Not fixed (read-only). Repair: {}.", self.action),
+            Resolution::NotPreenSafe => format!("Not fixed (needs -y). Repair: {}.", self.action),
             Resolution::Declined => "Not fixed.".to_string(),
             Resolution::Failed(why) => format!("Not fixed: repair failed: {why}."),
         }

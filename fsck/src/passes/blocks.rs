@@ -108,7 +108,7 @@ fn resolve(f: &mut Fsck<'_, '_>, ov: &Overlap) {
             );
         }
         Owner::Segment { .. } => {
-            f.problem(Code::BlockMultiplyClaimed, subject, msg, "nothing (an inode-table segment cannot move)", |_| {
+            f.problem(Code::BlockMultiplyClaimed, subject, msg, "none possible (an inode-table segment cannot move)", |_| {
                 Err("two inode-table segments overlap".into())
             });
         }

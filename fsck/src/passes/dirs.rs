@@ -220,12 +220,20 @@ fn check_lost_found(f: &mut Fsck<'_, '_>) {
             f.problem(Code::LostFoundMissing, format!("directory {root}"), "no lost+found in the root directory", "create it", create_lost_found);
         }
         Some(d) if !is_dir(f, d.ino) => {
+            let live = f.inodes.contains_key(&d.ino);
             f.problem(
                 Code::LostFoundNotDir,
                 format!("directory {root}"),
                 format!("lost+found (inode {}) is not a directory", d.ino),
-                "nothing (rename it, then run fsck again)",
-                |_| Err("lost+found is in the way".into()),
+                format!("unlink it, create a new lost+found and reconnect inode {} there", d.ino),
+                |f| {
+                    f.remove_name(root, LOST_FOUND, d.ino, d.ftype)?;
+                    create_lost_found(f)?;
+                    if live {
+                        reconnect(f, d.ino)?;
+                    }
+                    Ok(())
+                },
             );
         }
         Some(d) if f.sb.lost_found_ino != sb_lost_found(f, d.ino) => {
