@@ -242,6 +242,7 @@ fn print_text(dev: &str, out: &Outcome, write_error: Option<&str>) {
     }
     if out.cancelled {
         println!("{dev}: check cancelled; nothing written");
+        return;
     }
     if out.exit_code & exit::CORRECTED != 0 || (!out.writes.is_empty() && write_error.is_none()) {
         println!("\n{dev}: ***** FILE SYSTEM WAS MODIFIED *****");

@@ -1,0 +1,111 @@
+//! The repair modes through the library: interactive answers, preen,
+//! read-only, and what each writes.
+
+mod common;
+
+use common::*;
+use layout::inode::{dt, Timespec};
+use layout::log::{encode_dentry, encode_fixed, et, EntryHeader, LinkEntry, DE_DEL};
+use novars_fsck::{apply_writes, check, Answer, Code, Events, Mode, Options, Problem, Quiet};
+
+/// Answers from a script; records what it was asked.
+struct Script(Vec<Answer>, Vec<Code>);
+impl Events for Script {
+    fn ask(&mut self, p: &Problem) -> Answer {
+        self.1.push(p.code);
+        if self.0.is_empty() {
+            Answer::No
+        } else {
+            self.0.remove(0)
+        }
+    }
+}
+
+/// Two problems: a wrong link count (preen-safe) and a directory entry
+/// removing a name that is not there (needs -y).
+fn damaged() -> Vec<u8> {
+    let mut img = Img::new(base_image());
+    let f = img.ino("/links/orig1");
+    img.append(f, |seq, buf| {
+        let l = LinkEntry { hdr: EntryHeader::new(et::LINK, 0, seq, LinkEntry::SIZE), nlink: 7, _pad: 0, ctime: Timespec::new(1, 0) };
+        encode_fixed(&l, buf)
+    });
+    let docs = img.ino("/docs");
+    img.append(docs, |seq, buf| encode_dentry(buf, seq, DE_DEL, 999, dt::REG, Timespec::new(1, 0), b"ghost"));
+    img.bytes
+}
+
+fn clean_after(img: &[u8], writes: &[(u64, Box<[u8]>)]) -> i32 {
+    let mut img = img.to_vec();
+    apply_writes(&mut img, writes);
+    check(&img, &Options::new(Mode::ReadOnly), &mut Quiet).exit_code
+}
+
+#[test]
+fn read_only_reports_and_writes_nothing() {
+    let img = damaged();
+    let out = check(&img, &Options::new(Mode::ReadOnly), &mut Quiet);
+    assert_eq!(out.exit_code, 4);
+    assert!(out.has(Code::LinkCount) && out.has(Code::DentryDelMissing));
+    assert!(out.writes.is_empty());
+}
+
+#[test]
+fn interactive_yes_no_all_quit() {
+    let img = damaged();
+    // No to everything: nothing written.
+    let mut s = Script(vec![Answer::No, Answer::No], Vec::new());
+    let out = check(&img, &Options::new(Mode::Interactive), &mut s);
+    assert_eq!(out.exit_code, 4);
+    assert_eq!(s.1, vec![Code::DentryDelMissing, Code::LinkCount]);
+    assert!(out.writes.is_empty());
+    // Yes to the first only: corrected and uncorrected.
+    let mut s = Script(vec![Answer::Yes, Answer::No], Vec::new());
+    let out = check(&img, &Options::new(Mode::Interactive), &mut s);
+    assert_eq!(out.exit_code, 1 | 4);
+    assert!(!out.writes.is_empty());
+    // All: asked once, everything fixed.
+    let mut s = Script(vec![Answer::All], Vec::new());
+    let out = check(&img, &Options::new(Mode::Interactive), &mut s);
+    assert_eq!(s.1.len(), 1);
+    assert_eq!(out.exit_code, 1);
+    assert_eq!(clean_after(&img, &out.writes), 0);
+    // Quit: cancelled, nothing written.
+    let mut s = Script(vec![Answer::Quit], Vec::new());
+    let out = check(&img, &Options::new(Mode::Interactive), &mut s);
+    assert!(out.cancelled);
+    assert_eq!(out.exit_code & 32, 32);
+    assert!(out.writes.is_empty());
+}
+
+#[test]
+fn preen_stops_at_what_it_may_not_fix() {
+    let img = damaged();
+    let out = check(&img, &Options::new(Mode::Preen), &mut Quiet);
+    // The directory fault comes first (pass 4) and stops preen repairs;
+    // the link count (pass 5) is then left alone too.
+    assert_eq!(out.exit_code, 4);
+    let lc = out.problems.iter().find(|p| p.code == Code::LinkCount).unwrap();
+    assert!(!lc.fixed());
+    // The error flag is set for the next boot.
+    let mut after = img.clone();
+    apply_writes(&mut after, &out.writes);
+    let sb = layout::Superblock::decode(&after).unwrap();
+    assert_ne!(sb.state & layout::sb::STATE_ERROR, 0);
+    let out = check(&after, &Options::new(Mode::Yes), &mut Quiet);
+    assert!(out.has(Code::SbErrorFlag));
+    assert_eq!(out.exit_code, 1);
+    assert_eq!(clean_after(&after, &out.writes), 0);
+}
+
+#[test]
+fn yes_repairs_are_idempotent() {
+    let img = damaged();
+    let out = check(&img, &Options::new(Mode::Yes), &mut Quiet);
+    assert_eq!(out.exit_code, 1);
+    let mut fixed = img.clone();
+    apply_writes(&mut fixed, &out.writes);
+    let again = check(&fixed, &Options::new(Mode::Yes), &mut Quiet);
+    assert_eq!(again.exit_code, 0);
+    assert!(again.writes.is_empty(), "a clean image must not be rewritten");
+}
