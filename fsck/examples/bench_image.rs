@@ -30,10 +30,14 @@ fn main() {
     let mut seed = 0x1234_5678_9abc_def1u64;
     for i in 0..files {
         if i % 10_000 == 0 {
-            top = b.mkdir(root, format!("top{}", i / 10_000).as_bytes(), dattr).expect("mkdir");
+            top = b
+                .mkdir(root, format!("top{}", i / 10_000).as_bytes(), dattr)
+                .expect("mkdir");
         }
         if i % 100 == 0 {
-            dir = b.mkdir(top, format!("dir{:04}", i / 100).as_bytes(), dattr).expect("mkdir");
+            dir = b
+                .mkdir(top, format!("dir{:04}", i / 100).as_bytes(), dattr)
+                .expect("mkdir");
         }
         seed ^= seed << 13;
         seed ^= seed >> 7;
@@ -44,11 +48,15 @@ fn main() {
         let f = b.add_file(dir, name.as_bytes(), fattr, &data).expect("add_file");
         if i % 1000 == 1 {
             b.link(root, format!("hardlink-{i:06}").as_bytes(), f).expect("link");
-            b.symlink(dir, format!("sym-{i:06}").as_bytes(), name.as_bytes(), fattr).expect("symlink");
+            b.symlink(dir, format!("sym-{i:06}").as_bytes(), name.as_bytes(), fattr)
+                .expect("symlink");
         }
     }
     let s = b.finish().expect("finish");
     let mut out = std::fs::File::create(path).expect("create");
     out.write_all(&img).expect("write");
-    println!("{path}: {} inodes used of {}, {} blocks free", s.inodes_used, s.inodes_total, s.blocks_free);
+    println!(
+        "{path}: {} inodes used of {}, {} blocks free",
+        s.inodes_used, s.inodes_total, s.blocks_free
+    );
 }

@@ -9,9 +9,9 @@ use layout::{Geometry, Superblock};
 
 use crate::model::InodeRec;
 use crate::overlay::Overlay;
+use crate::passes;
 use crate::problem::{Code, Kind, Problem, Resolution};
 use crate::space::FreeSpace;
-use crate::passes;
 use layout::Media;
 
 /// How problems are handled.
@@ -57,7 +57,11 @@ pub struct Options {
 impl Options {
     /// Options for `mode`, forced, time 0.
     pub fn new(mode: Mode) -> Self {
-        Self { mode, force: true, now: Timespec::new(0, 0) }
+        Self {
+            mode,
+            force: true,
+            now: Timespec::new(0, 0),
+        }
     }
 }
 
@@ -320,7 +324,12 @@ impl<'a, 'e> Fsck<'a, 'e> {
         let before = self.problems.len();
         let t = Instant::now();
         f(self);
-        out.push(PassSummary { pass, name, problems: self.problems.len() - before, millis: t.elapsed().as_millis() });
+        out.push(PassSummary {
+            pass,
+            name,
+            problems: self.problems.len() - before,
+            millis: t.elapsed().as_millis(),
+        });
     }
 }
 
@@ -374,7 +383,13 @@ pub fn check(bytes: &[u8], opts: &Options, ev: &mut dyn Events) -> Outcome {
         }
     }
     if sb.state & layout::sb::STATE_ERROR != 0 {
-        f.problem(Code::SbErrorFlag, "superblock", "the kernel recorded errors", "check fully", |_| Ok(()));
+        f.problem(
+            Code::SbErrorFlag,
+            "superblock",
+            "the kernel recorded errors",
+            "check fully",
+            |_| Ok(()),
+        );
     }
 
     f.run_pass(1, passes::journal::NAME, &mut pass_log, passes::journal::run);
@@ -400,7 +415,10 @@ pub fn check(bytes: &[u8], opts: &Options, ev: &mut dyn Events) -> Outcome {
             let mut blk = vec![0u8; layout::BLOCK_SIZE];
             sb.write_block(&mut blk);
             if let Err(e) = Superblock::parse(&blk, m.blocks()) {
-                out.fatal = Some(format!("internal error: the repaired superblock is invalid ({}); nothing written", e.describe()));
+                out.fatal = Some(format!(
+                    "internal error: the repaired superblock is invalid ({}); nothing written",
+                    e.describe()
+                ));
                 out.problems.iter_mut().filter(|p| p.fixed()).for_each(|p| {
                     p.resolution = Resolution::Failed("not written".into());
                 });
@@ -428,7 +446,9 @@ pub fn check(bytes: &[u8], opts: &Options, ev: &mut dyn Events) -> Outcome {
 pub fn apply_writes(img: &mut [u8], writes: &[(u64, Box<[u8]>)]) {
     for (b, data) in writes {
         let Ok(start) = usize::try_from(*b) else { continue };
-        let Some(start) = start.checked_mul(layout::BLOCK_SIZE) else { continue };
+        let Some(start) = start.checked_mul(layout::BLOCK_SIZE) else {
+            continue;
+        };
         if let Some(dst) = img.get_mut(start..start.saturating_add(data.len())) {
             dst.copy_from_slice(data);
         }

@@ -47,7 +47,8 @@ impl Device {
         // A block device's size is where a seek to its end lands (the
         // BLKGETSIZE64 value), without an ioctl.
         let size = if is_block_device {
-            file.seek(SeekFrom::End(0)).map_err(|e| format!("{show}: cannot size the device: {e}"))?
+            file.seek(SeekFrom::End(0))
+                .map_err(|e| format!("{show}: cannot size the device: {e}"))?
         } else {
             md.len()
         };
@@ -65,7 +66,13 @@ impl Device {
         // the last read, through the file rather than the mapping.
         #[allow(unsafe_code)]
         let map = unsafe { MmapOptions::new().len(len).map(&file) }.map_err(|e| format!("{show}: cannot map: {e}"))?;
-        Ok(Self { path: path.to_path_buf(), file, map, size, is_block_device })
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+            map,
+            size,
+            is_block_device,
+        })
     }
 
     /// The mapped bytes.
@@ -80,7 +87,9 @@ impl Device {
             if *b == 0 {
                 self.file.sync_all()?;
             }
-            let pos = b.checked_mul(BLOCK_SIZE_U64).ok_or_else(|| io::Error::other("block out of range"))?;
+            let pos = b
+                .checked_mul(BLOCK_SIZE_U64)
+                .ok_or_else(|| io::Error::other("block out of range"))?;
             self.file.write_all_at(data, pos)?;
         }
         self.file.sync_all()
@@ -94,8 +103,12 @@ pub fn is_mounted(path: &Path) -> bool {
     if !md.file_type().is_block_device() {
         return false;
     }
-    let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else { return false };
-    mounts.lines().filter_map(|l| l.split_whitespace().next()).filter(|s| s.starts_with('/')).any(|src| {
-        std::fs::metadata(src).is_ok_and(|m| m.file_type().is_block_device() && m.rdev() == md.rdev())
-    })
+    let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else {
+        return false;
+    };
+    mounts
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|s| s.starts_with('/'))
+        .any(|src| std::fs::metadata(src).is_ok_and(|m| m.file_type().is_block_device() && m.rdev() == md.rdev()))
 }

@@ -10,11 +10,11 @@
 //! an inode after a repair, and creating a directory inode.
 
 use layout::inode::{read_inode_at, slot_pos_in, Inode, INODE_HEAD_OFF, INODE_LIVE, INODE_TAIL_OFF, S_IFDIR};
-use layout::log::{
-    encode_dentry, encode_fixed, et, fits, pack_next, pos_block, pos_offset, sa, EntryHeader, LinkEntry,
-    PageTail, ParentEntry, PunchEntry, SetAttrEntry, WriteEntry, DE_ADD, DE_DEL, LOG_AREA, MAX_ENTRY,
-};
 use layout::log::Entry;
+use layout::log::{
+    encode_dentry, encode_fixed, et, fits, pack_next, pos_block, pos_offset, sa, EntryHeader, LinkEntry, PageTail,
+    ParentEntry, PunchEntry, SetAttrEntry, WriteEntry, DE_ADD, DE_DEL, LOG_AREA, MAX_ENTRY,
+};
 use layout::BLOCK_SIZE_U64;
 
 use crate::check::{Fsck, Repair};
@@ -26,12 +26,30 @@ fn media_err(e: layout::MediaError) -> String {
 
 /// An entry to append, built with its sequence number.
 pub(crate) enum NewEntry<'n> {
-    Dentry { op: u8, ino: u64, ftype: u8, name: &'n [u8] },
-    Link { nlink: u32 },
-    Parent { parent: u64 },
-    Write { pgoff: u64, block: u64, count: u32 },
-    Punch { pgoff: u64, count: u64 },
-    SetAttr { valid: u32 },
+    Dentry {
+        op: u8,
+        ino: u64,
+        ftype: u8,
+        name: &'n [u8],
+    },
+    Link {
+        nlink: u32,
+    },
+    Parent {
+        parent: u64,
+    },
+    Write {
+        pgoff: u64,
+        block: u64,
+        count: u32,
+    },
+    Punch {
+        pgoff: u64,
+        count: u64,
+    },
+    SetAttr {
+        valid: u32,
+    },
 }
 
 impl Fsck<'_, '_> {
@@ -42,11 +60,20 @@ impl Fsck<'_, '_> {
         match *e {
             NewEntry::Dentry { op, ino, ftype, name } => encode_dentry(buf, seq, op, ino, ftype, v.mtime, name),
             NewEntry::Link { nlink } => {
-                let l = LinkEntry { hdr: EntryHeader::new(et::LINK, 0, seq, LinkEntry::SIZE), nlink, _pad: 0, ctime: v.ctime };
+                let l = LinkEntry {
+                    hdr: EntryHeader::new(et::LINK, 0, seq, LinkEntry::SIZE),
+                    nlink,
+                    _pad: 0,
+                    ctime: v.ctime,
+                };
                 encode_fixed(&l, buf)
             }
             NewEntry::Parent { parent } => {
-                let p = ParentEntry { hdr: EntryHeader::new(et::PARENT, 0, seq, ParentEntry::SIZE), parent, ctime: v.ctime };
+                let p = ParentEntry {
+                    hdr: EntryHeader::new(et::PARENT, 0, seq, ParentEntry::SIZE),
+                    parent,
+                    ctime: v.ctime,
+                };
                 encode_fixed(&p, buf)
             }
             NewEntry::Write { pgoff, block, count } => {
@@ -62,7 +89,12 @@ impl Fsck<'_, '_> {
                 encode_fixed(&w, buf)
             }
             NewEntry::Punch { pgoff, count } => {
-                let p = PunchEntry { hdr: EntryHeader::new(et::PUNCH, 0, seq, PunchEntry::SIZE), pgoff, count, mtime: v.mtime };
+                let p = PunchEntry {
+                    hdr: EntryHeader::new(et::PUNCH, 0, seq, PunchEntry::SIZE),
+                    pgoff,
+                    count,
+                    mtime: v.mtime,
+                };
                 encode_fixed(&p, buf)
             }
             NewEntry::SetAttr { valid } => {
@@ -97,7 +129,14 @@ impl Fsck<'_, '_> {
 
     /// Writes `bytes` as the next entry after `end` (a new page if
     /// needed); returns its position. The inode itself is not touched.
-    fn put_entry(&mut self, ino: u64, gen: u32, end: &mut LogEnd, pages: &mut Vec<u64>, bytes: &[u8]) -> Result<u64, String> {
+    fn put_entry(
+        &mut self,
+        ino: u64,
+        gen: u32,
+        end: &mut LogEnd,
+        pages: &mut Vec<u64>,
+        bytes: &[u8],
+    ) -> Result<u64, String> {
         let pos = if end.head == 0 {
             let p = self.alloc_block()?;
             self.init_page(p, ino, gen, 0)?;
@@ -109,7 +148,7 @@ impl Fsck<'_, '_> {
             end.tail
         } else {
             let p = self.alloc_block()?;
-            let ordinal = end.tail_ordinal + 1;
+            let ordinal = end.tail_ordinal.saturating_add(1);
             self.init_page(p, ino, gen, ordinal)?;
             self.m
                 .write_u64(next_word_pos(pos_block(end.tail)), pack_next(p, pos_offset(end.tail)))
@@ -120,14 +159,17 @@ impl Fsck<'_, '_> {
         };
         self.m.write_at(pos, bytes).map_err(media_err)?;
         end.tail = pos + bytes.len() as u64;
-        end.last_seq += 1;
+        end.last_seq = end.last_seq.saturating_add(1);
         Ok(pos)
     }
 
     /// Appends `e` to `ino`'s log, commits it (log words) and applies it
     /// to the model.
     pub(crate) fn append(&mut self, ino: u64, e: NewEntry<'_>) -> Repair {
-        let rec = self.inodes.get_mut(&ino).ok_or_else(|| format!("inode {ino} is not in use"))?;
+        let rec = self
+            .inodes
+            .get_mut(&ino)
+            .ok_or_else(|| format!("inode {ino} is not in use"))?;
         if rec.broken_log {
             return Err(format!("the log of inode {ino} is damaged and was not repaired"));
         }
@@ -155,12 +197,28 @@ impl Fsck<'_, '_> {
     pub(crate) fn add_name(&mut self, dir: u64, name: &[u8], ino: u64) -> Repair {
         let mode = self.inodes.get(&ino).map(|r| r.view.mode).ok_or("target not in use")?;
         let ftype = layout::inode::dt_of_mode(mode).ok_or("target has no file type")?;
-        self.append(dir, NewEntry::Dentry { op: DE_ADD, ino, ftype, name })
+        self.append(
+            dir,
+            NewEntry::Dentry {
+                op: DE_ADD,
+                ino,
+                ftype,
+                name,
+            },
+        )
     }
 
     /// Removes `name` (naming `ino`, type `ftype`) from directory `dir`.
     pub(crate) fn remove_name(&mut self, dir: u64, name: &[u8], ino: u64, ftype: u8) -> Repair {
-        self.append(dir, NewEntry::Dentry { op: DE_DEL, ino, ftype, name })
+        self.append(
+            dir,
+            NewEntry::Dentry {
+                op: DE_DEL,
+                ino,
+                ftype,
+                name,
+            },
+        )
     }
 
     /// Re-reads inode `ino` from the overlay after a repair; the log must
@@ -182,21 +240,35 @@ impl Fsck<'_, '_> {
     pub(crate) fn rewrite_log(&mut self, ino: u64) -> Repair {
         let rec = self.inodes.get(&ino).ok_or("inode not in use")?.clone();
         let mut entries: Vec<NewEntry<'_>> = Vec::new();
-        let names: Vec<(Box<[u8]>, crate::model::Dent)> =
-            rec.dir.as_ref().map(|d| d.names.iter().map(|(n, d)| (n.clone(), *d)).collect()).unwrap_or_default();
+        let names: Vec<(Box<[u8]>, crate::model::Dent)> = rec
+            .dir
+            .as_ref()
+            .map(|d| d.names.iter().map(|(n, d)| (n.clone(), *d)).collect())
+            .unwrap_or_default();
         for (name, d) in &names {
-            entries.push(NewEntry::Dentry { op: DE_ADD, ino: d.ino, ftype: d.ftype, name });
+            entries.push(NewEntry::Dentry {
+                op: DE_ADD,
+                ino: d.ino,
+                ftype: d.ftype,
+                name,
+            });
         }
         for x in rec.extents.iter() {
             let mut done = 0u64;
             while done < x.count {
                 let n = (x.count - done).min(u32::MAX as u64 / 2);
-                entries.push(NewEntry::Write { pgoff: x.pgoff + done, block: x.block + done, count: n as u32 });
+                entries.push(NewEntry::Write {
+                    pgoff: x.pgoff + done,
+                    block: x.block + done,
+                    count: n as u32,
+                });
                 done += n;
             }
         }
         if rec.view.parent != rec.rec_parent && rec.is_dir() {
-            entries.push(NewEntry::Parent { parent: rec.view.parent });
+            entries.push(NewEntry::Parent {
+                parent: rec.view.parent,
+            });
         }
         if rec.view.nlink != rec.rec_nlink {
             entries.push(NewEntry::Link { nlink: rec.view.nlink });
@@ -211,11 +283,15 @@ impl Fsck<'_, '_> {
         let mut pages = Vec::new();
         for e in &entries {
             let mut buf = [0u8; MAX_ENTRY];
-            let len = Self::encode(&rec, e, end.last_seq + 1, &mut buf).ok_or("entry does not encode")?;
+            let len = Self::encode(&rec, e, end.last_seq.saturating_add(1), &mut buf).ok_or("entry does not encode")?;
             self.put_entry(ino, rec.generation, &mut end, &mut pages, &buf[..len])?;
         }
-        self.m.write_u64(rec.pos + INODE_HEAD_OFF, end.head).map_err(media_err)?;
-        self.m.write_u64(rec.pos + INODE_TAIL_OFF, end.tail).map_err(media_err)?;
+        self.m
+            .write_u64(rec.pos + INODE_HEAD_OFF, end.head)
+            .map_err(media_err)?;
+        self.m
+            .write_u64(rec.pos + INODE_TAIL_OFF, end.tail)
+            .map_err(media_err)?;
         self.reload(ino)?;
         let new = self.inodes.get(&ino).ok_or("inode vanished")?;
         if new.view != rec.view || new.extents != rec.extents {
@@ -263,7 +339,9 @@ impl Fsck<'_, '_> {
 
     /// Frees inode `ino` (state FREE) and forgets it.
     pub(crate) fn free_inode(&mut self, ino: u64, pos: u64) -> Repair {
-        self.m.write_u64(pos + layout::inode::INODE_STATE_OFF, layout::inode::INODE_FREE).map_err(media_err)?;
+        self.m
+            .write_u64(pos + layout::inode::INODE_STATE_OFF, layout::inode::INODE_FREE)
+            .map_err(media_err)?;
         self.inodes.remove(&ino);
         self.free_inos.insert(ino);
         Ok(())
@@ -280,7 +358,14 @@ impl Fsck<'_, '_> {
                 let mut done = 0;
                 while done < count {
                     let n = (count - done).min(u32::MAX as u64 / 2);
-                    self.append(ino, NewEntry::Write { pgoff: pgoff + done, block: new + done, count: n as u32 })?;
+                    self.append(
+                        ino,
+                        NewEntry::Write {
+                            pgoff: pgoff + done,
+                            block: new + done,
+                            count: n as u32,
+                        },
+                    )?;
                     done += n;
                 }
                 Ok(())

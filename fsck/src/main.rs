@@ -24,7 +24,11 @@ use serde_json::json;
 
 /// Check and repair a novars file system.
 #[derive(Parser, Debug)]
-#[command(name = "fsck.novars", version, about = "Check and repair a novars persistent-memory file system")]
+#[command(
+    name = "fsck.novars",
+    version,
+    about = "Check and repair a novars persistent-memory file system"
+)]
 struct Args {
     /// Check only: open read-only, change nothing, answer no.
     #[arg(short = 'n', conflicts_with_all = ["preen", "auto", "yes"])]
@@ -203,7 +207,11 @@ fn run(args: &Args) -> i32 {
         last_pct: u64::MAX,
         shown: false,
     };
-    let opts = Options { mode, force: args.force, now: now() };
+    let opts = Options {
+        mode,
+        force: args.force,
+        now: now(),
+    };
     let mut out = check(dev.bytes(), &opts, &mut cli);
     cli.clear_progress();
     let mut write_error = None;

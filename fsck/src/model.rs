@@ -30,7 +30,10 @@ impl ExtentMap {
 
     /// The extents in file order.
     pub fn extents(&self) -> Vec<Extent> {
-        self.0.iter().map(|(&pgoff, &(block, count))| Extent { pgoff, block, count }).collect()
+        self.0
+            .iter()
+            .map(|(&pgoff, &(block, count))| Extent { pgoff, block, count })
+            .collect()
     }
 
     /// Removes `[pgoff, pgoff+count)`, splitting extents at the edges.
@@ -104,7 +107,12 @@ pub struct DirNames {
 impl DirIndex for DirNames {
     fn add(&mut self, name: &[u8], ino: u64, ftype: u8, _seq: u64) {
         if self.names.contains_key(name) {
-            self.faults.push(DirFault { pos: self.cur_pos, duplicate: true, name: name.to_vec(), ino });
+            self.faults.push(DirFault {
+                pos: self.cur_pos,
+                duplicate: true,
+                name: name.to_vec(),
+                ino,
+            });
         } else {
             self.names.insert(name.into(), Dent { ino, ftype });
         }
@@ -115,7 +123,12 @@ impl DirIndex for DirNames {
             Some(d) if d.ino == ino => {
                 self.names.remove(name);
             }
-            _ => self.faults.push(DirFault { pos: self.cur_pos, duplicate: false, name: name.to_vec(), ino }),
+            _ => self.faults.push(DirFault {
+                pos: self.cur_pos,
+                duplicate: false,
+                name: name.to_vec(),
+                ino,
+            }),
         }
     }
 }
@@ -207,7 +220,15 @@ pub fn walk_inode<M: Media + ?Sized>(m: &M, geo: &Geometry, ino: u64, inode: &In
         };
         (c.replay.view, c.pages, c.last_end, c.last_seq, fault)
     };
-    Walked { view, map, dir, pages, last_end, last_seq, fault }
+    Walked {
+        view,
+        map,
+        dir,
+        pages,
+        last_end,
+        last_seq,
+        fault,
+    }
 }
 
 impl Walked {
@@ -269,13 +290,26 @@ impl InodeRec {
             (LogEnd::default(), Vec::new())
         } else if !broken_log {
             let ord = w.pages.len().saturating_sub(1) as u64;
-            (LogEnd { head: inode.log_head, tail: inode.log_tail, tail_ordinal: ord, last_seq: w.last_seq }, w.pages)
+            (
+                LogEnd {
+                    head: inode.log_head,
+                    tail: inode.log_tail,
+                    tail_ordinal: ord,
+                    last_seq: w.last_seq,
+                },
+                w.pages,
+            )
         } else {
             match w.truncation_point() {
                 Some((tail, idx)) => {
                     let mut pages = w.pages;
                     pages.truncate(idx + 1);
-                    let end = LogEnd { head: inode.log_head, tail, tail_ordinal: idx as u64, last_seq: w.last_seq };
+                    let end = LogEnd {
+                        head: inode.log_head,
+                        tail,
+                        tail_ordinal: idx as u64,
+                        last_seq: w.last_seq,
+                    };
                     (end, pages)
                 }
                 None => (LogEnd::default(), Vec::new()),
@@ -311,7 +345,11 @@ impl InodeRec {
             None => &mut none,
         };
         dir.cur_pos = pos;
-        let mut r = Replay { view: self.view, map: &mut map, dir };
+        let mut r = Replay {
+            view: self.view,
+            map: &mut map,
+            dir,
+        };
         r.entry(pos, e);
         self.view = r.view;
         if matches!(e, Entry::Write(_) | Entry::Punch(_) | Entry::SetAttr(_)) {
@@ -322,7 +360,9 @@ impl InodeRec {
 
 /// Byte position of the `next` word of log page `block`.
 pub fn next_word_pos(block: u64) -> u64 {
-    block.saturating_mul(BLOCK_SIZE_U64).saturating_add(PAGE_NEXT_OFF as u64)
+    block
+        .saturating_mul(BLOCK_SIZE_U64)
+        .saturating_add(PAGE_NEXT_OFF as u64)
 }
 
 #[cfg(test)]
@@ -337,15 +377,38 @@ mod tests {
         assert_eq!(
             m.extents(),
             vec![
-                Extent { pgoff: 0, block: 100, count: 3 },
-                Extent { pgoff: 3, block: 200, count: 2 },
-                Extent { pgoff: 5, block: 105, count: 5 }
+                Extent {
+                    pgoff: 0,
+                    block: 100,
+                    count: 3
+                },
+                Extent {
+                    pgoff: 3,
+                    block: 200,
+                    count: 2
+                },
+                Extent {
+                    pgoff: 5,
+                    block: 105,
+                    count: 5
+                }
             ]
         );
         m.unmap(4, 100);
         assert_eq!(
             m.extents(),
-            vec![Extent { pgoff: 0, block: 100, count: 3 }, Extent { pgoff: 3, block: 200, count: 1 }]
+            vec![
+                Extent {
+                    pgoff: 0,
+                    block: 100,
+                    count: 3
+                },
+                Extent {
+                    pgoff: 3,
+                    block: 200,
+                    count: 1
+                }
+            ]
         );
         m.unmap(0, u64::MAX);
         assert!(m.extents().is_empty());

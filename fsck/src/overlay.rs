@@ -20,7 +20,11 @@ pub struct Overlay<'a> {
 impl<'a> Overlay<'a> {
     /// An overlay over `base`; a trailing partial block is ignored.
     pub fn new(base: &'a [u8]) -> Self {
-        Self { base, blocks: (base.len() / BLOCK_SIZE) as u64, dirty: HashMap::new() }
+        Self {
+            base,
+            blocks: (base.len() / BLOCK_SIZE) as u64,
+            dirty: HashMap::new(),
+        }
     }
 
     fn base_block(&self, nr: u64) -> Result<&'a [u8], MediaError> {
@@ -38,16 +42,24 @@ impl<'a> Overlay<'a> {
             let copy: Box<[u8]> = self.base_block(nr)?.into();
             self.dirty.insert(nr, copy);
         }
-        self.dirty.get_mut(&nr).map(|b| &mut b[..]).ok_or(MediaError::OutOfRange(nr))
+        self.dirty
+            .get_mut(&nr)
+            .map(|b| &mut b[..])
+            .ok_or(MediaError::OutOfRange(nr))
     }
 
     /// Writes `bytes` at byte position `pos`; they must not cross a block.
     pub fn write_at(&mut self, pos: u64, bytes: &[u8]) -> Result<(), MediaError> {
         let nr = pos / BLOCK_SIZE_U64;
         let off = (pos % BLOCK_SIZE_U64) as usize;
-        let end = off.checked_add(bytes.len()).filter(|&e| e <= BLOCK_SIZE).ok_or(MediaError::OutOfRange(nr))?;
+        let end = off
+            .checked_add(bytes.len())
+            .filter(|&e| e <= BLOCK_SIZE)
+            .ok_or(MediaError::OutOfRange(nr))?;
         let blk = self.block_mut(nr)?;
-        blk.get_mut(off..end).ok_or(MediaError::OutOfRange(nr))?.copy_from_slice(bytes);
+        blk.get_mut(off..end)
+            .ok_or(MediaError::OutOfRange(nr))?
+            .copy_from_slice(bytes);
         Ok(())
     }
 

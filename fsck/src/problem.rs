@@ -202,7 +202,10 @@ impl Problem {
 
     /// The problem without its outcome: `Pass 2: inode 57: ... (CODE).`
     pub fn headline(&self) -> String {
-        format!("Pass {}: {}: {} ({}).", self.pass, self.subject, self.message, self.code)
+        format!(
+            "Pass {}: {}: {} ({}).",
+            self.pass, self.subject, self.message, self.code
+        )
     }
 
     /// The outcome: `Fixed: truncated the log.`

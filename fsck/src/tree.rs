@@ -11,7 +11,7 @@ use layout::media::SliceMedia;
 use layout::walk::{replay_inode, InodeView};
 use layout::{Geometry, Media, Superblock, BLOCK_SIZE_U64};
 
-use crate::model::{DirNames, ExtentMap, Extent};
+use crate::model::{DirNames, Extent, ExtentMap};
 
 /// One path of the tree.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,7 +33,14 @@ impl Item {
     /// The item without its inode number and link count (which repairs
     /// may legitimately change).
     pub fn essence(&self) -> (u32, u32, u32, u64, u64, Option<Vec<u8>>) {
-        (self.mode, self.uid, self.gid, self.size, self.content, self.target.clone())
+        (
+            self.mode,
+            self.uid,
+            self.gid,
+            self.size,
+            self.content,
+            self.target.clone(),
+        )
     }
 }
 
@@ -92,7 +99,13 @@ impl<'a> Reader<'a> {
         let mut map = ExtentMap::default();
         let mut names = DirNames::default();
         let (view, _) = replay_inode(&self.m, &self.geo, ino, &inode, &mut map, &mut names).ok()?;
-        Some(Loaded { pos, inode, view, extents: map.extents(), names })
+        Some(Loaded {
+            pos,
+            inode,
+            view,
+            extents: map.extents(),
+            names,
+        })
     }
 
     /// The inode at `path` (components separated by `/`, from the root).
@@ -105,31 +118,41 @@ impl<'a> Reader<'a> {
         Some(ino)
     }
 
-    /// Hash of the first `size` bytes of a file (holes read as zeros).
+    /// Hash of a file's contents: its size, then every mapped block inside
+    /// the size with its file offset (holes contribute nothing, so the
+    /// work is proportional to the data, never to a hostile size); and the
+    /// first block's bytes (a long symlink's target).
     fn content(&self, l: &Loaded) -> (u64, Vec<u8>) {
         let mut h = FNV_START;
-        let mut first = Vec::new();
         if let Some(t) = l.inode.inline_target() {
             fnv(&mut h, t);
             return (h, t.to_vec());
         }
         let size = l.view.size;
-        let blocks = size.div_ceil(BLOCK_SIZE_U64);
-        let zero = [0u8; 4096];
-        let mut ext = l.extents.iter().peekable();
-        for pg in 0..blocks {
-            while ext.peek().is_some_and(|x| x.pgoff.saturating_add(x.count) <= pg) {
-                ext.next();
-            }
-            let data = match ext.peek() {
-                Some(x) if x.pgoff <= pg => self.m.block(x.block + (pg - x.pgoff)).unwrap_or(&zero),
-                _ => &zero,
-            };
-            let n = (size - pg * BLOCK_SIZE_U64).min(BLOCK_SIZE_U64) as usize;
-            let part = data.get(..n).unwrap_or(&[]);
-            fnv(&mut h, part);
-            if pg == 0 {
-                first = part.to_vec();
+        fnv(&mut h, &size.to_le_bytes());
+        let mut first = Vec::new();
+        for x in &l.extents {
+            for i in 0..x.count {
+                let pg = x.pgoff.saturating_add(i);
+                let start = pg.saturating_mul(BLOCK_SIZE_U64);
+                if start >= size {
+                    break;
+                }
+                let n = (size - start).min(BLOCK_SIZE_U64) as usize;
+                let data = self
+                    .m
+                    .block(x.block.saturating_add(i))
+                    .ok()
+                    .and_then(|b| b.get(..n))
+                    .unwrap_or(&[]);
+                if data.iter().all(|&b| b == 0) {
+                    continue; // a written block of zeros reads like a hole
+                }
+                fnv(&mut h, &pg.to_le_bytes());
+                fnv(&mut h, data);
+                if pg == 0 {
+                    first = data.to_vec();
+                }
             }
         }
         (h, first)

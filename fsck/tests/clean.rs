@@ -8,7 +8,11 @@ use novars_fsck::{check, Mode, Options, Quiet};
 fn assert_clean(img: &[u8]) {
     let out = check(img, &Options::new(Mode::ReadOnly), &mut Quiet);
     let lines: Vec<String> = out.problems.iter().map(|p| p.to_string()).collect();
-    assert!(out.problems.is_empty(), "problems on a clean image:\n{}", lines.join("\n"));
+    assert!(
+        out.problems.is_empty(),
+        "problems on a clean image:\n{}",
+        lines.join("\n")
+    );
     assert_eq!(out.exit_code, 0);
     assert!(out.writes.is_empty());
 }
@@ -65,9 +69,11 @@ fn builder_image(lanes: u32, size: usize) -> Vec<u8> {
     b.set_size(s, 40 << 20).unwrap();
     b.write_at(s, 8 << 20, &[1u8; 5000]).unwrap();
     b.write_at(s, (40 << 20) - 4096, &[2u8; 4096]).unwrap();
-    b.mknod(root, b"chr", Attrs::new(S_IFCHR | 0o644, 0, 0, t), 0x0501).unwrap();
+    b.mknod(root, b"chr", Attrs::new(S_IFCHR | 0o644, 0, 0, t), 0x0501)
+        .unwrap();
     b.mknod(root, b"fifo", Attrs::new(S_IFIFO | 0o644, 0, 0, t), 0).unwrap();
-    b.mknod(root, b"sock", Attrs::new(S_IFSOCK | 0o644, 0, 0, t), 0).unwrap();
+    b.mknod(root, b"sock", Attrs::new(S_IFSOCK | 0o644, 0, 0, t), 0)
+        .unwrap();
     b.symlink(root, b"sl", &[b'x'; 4000], f).unwrap();
     b.log_nlink(first, 11).unwrap();
     b.finish().unwrap();

@@ -138,12 +138,21 @@ fn run_cases() -> Vec<String> {
         assert_eq!(first.fatal.is_some(), fix.fatal.is_some(), "case {case}");
         if std::env::var_os("FSCK_SHOW").is_some() {
             let codes: Vec<&str> = first.problems.iter().map(|p| p.code.name()).collect();
-            println!("case {case}: exit {} fatal {:?} {:?}", first.exit_code, first.fatal.is_some(), codes);
+            println!(
+                "case {case}: exit {} fatal {:?} {:?}",
+                first.exit_code,
+                first.fatal.is_some(),
+                codes
+            );
         }
         if fix.fatal.is_none() && again.exit_code != 0 {
             let left: Vec<String> = again.problems.iter().map(|p| p.to_string()).collect();
             let fixed: Vec<String> = fix.problems.iter().map(|p| p.to_string()).collect();
-            notes.push(format!("case {case}: not clean after -y:\n  {}\n after fixing:\n  {}", left.join("\n  "), fixed.join("\n  ")));
+            notes.push(format!(
+                "case {case}: not clean after -y:\n  {}\n after fixing:\n  {}",
+                left.join("\n  "),
+                fixed.join("\n  ")
+            ));
         }
     }
     notes
@@ -158,7 +167,12 @@ fn mutated_images_never_panic_and_repair_cleanly() {
         let _ = tx.send(r);
     });
     match rx.recv_timeout(Duration::from_secs(100)) {
-        Ok(Ok(notes)) => assert!(notes.is_empty(), "{} of {CASES} cases:\n{}", notes.len(), notes.join("\n")),
+        Ok(Ok(notes)) => assert!(
+            notes.is_empty(),
+            "{} of {CASES} cases:\n{}",
+            notes.len(),
+            notes.join("\n")
+        ),
         Ok(Err(e)) => std::panic::resume_unwind(e),
         Err(_) => panic!("mutated images: no result after {:?} (a hang?)", t0.elapsed()),
     }

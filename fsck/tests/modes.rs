@@ -27,11 +27,18 @@ fn damaged() -> Vec<u8> {
     let mut img = Img::new(base_image());
     let f = img.ino("/links/orig1");
     img.append(f, |seq, buf| {
-        let l = LinkEntry { hdr: EntryHeader::new(et::LINK, 0, seq, LinkEntry::SIZE), nlink: 7, _pad: 0, ctime: Timespec::new(1, 0) };
+        let l = LinkEntry {
+            hdr: EntryHeader::new(et::LINK, 0, seq, LinkEntry::SIZE),
+            nlink: 7,
+            _pad: 0,
+            ctime: Timespec::new(1, 0),
+        };
         encode_fixed(&l, buf)
     });
     let docs = img.ino("/docs");
-    img.append(docs, |seq, buf| encode_dentry(buf, seq, DE_DEL, 999, dt::REG, Timespec::new(1, 0), b"ghost"));
+    img.append(docs, |seq, buf| {
+        encode_dentry(buf, seq, DE_DEL, 999, dt::REG, Timespec::new(1, 0), b"ghost")
+    });
     img.bytes
 }
 

@@ -22,6 +22,9 @@ use crate::space::merge;
 
 pub const NAME: &str = "allocator record";
 
+/// One record block: kind, lane, extents.
+type RecordBlock = (u16, u16, Vec<(u64, u64)>);
+
 /// What an allocator record lists.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Record {
@@ -32,7 +35,11 @@ pub struct Record {
 }
 
 /// Reads the record named by the superblock.
-pub fn read_record<M: Media + ?Sized>(m: &M, f_sb: &layout::Superblock, geo: &layout::Geometry) -> Result<Record, String> {
+pub fn read_record<M: Media + ?Sized>(
+    m: &M,
+    f_sb: &layout::Superblock,
+    geo: &layout::Geometry,
+) -> Result<Record, String> {
     let mut blk = f_sb.alloc_rec_head;
     if blk == 0 {
         return Err("the superblock names no record".into());
@@ -47,7 +54,9 @@ pub fn read_record<M: Media + ?Sized>(m: &M, f_sb: &layout::Superblock, geo: &la
         if !seen.insert(blk) {
             return Err(format!("record chain loops at block {blk}"));
         }
-        let b = m.block(blk).map_err(|e| format!("record block {blk} unreadable ({e:?})"))?;
+        let b = m
+            .block(blk)
+            .map_err(|e| format!("record block {blk} unreadable ({e:?})"))?;
         let (h, it) = alloc_rec::parse(b, f_sb.alloc_rec_seq).map_err(|e| match e {
             AllocRecError::BadHeader => format!("record block {blk}: bad header (magic, kind, count or sequence)"),
             AllocRecError::BadChecksum => format!("record block {blk}: checksum mismatch"),
@@ -114,15 +123,21 @@ impl Fsck<'_, '_> {
 
     /// The record fsck computes: free blocks and free slots now.
     fn computed_record(&self) -> Record {
-        Record { blocks: merge(self.free_extents()), inodes: self.free_inode_runs() }
+        Record {
+            blocks: merge(self.free_extents()),
+            inodes: self.free_inode_runs(),
+        }
     }
 
     fn total_slots(&self) -> u64 {
-        self.lanes.iter().map(|l| l.segments.len() as u64 * self.geo.seg_inodes as u64).sum()
+        self.lanes
+            .iter()
+            .map(|l| l.segments.len() as u64 * self.geo.seg_inodes as u64)
+            .sum()
     }
 
     fn update_counts(&mut self, rec: &Record) {
-        let free_blocks: u64 = rec.blocks.iter().map(|e| e.1).sum();
+        let free_blocks = total(&rec.blocks);
         let inodes_total = self.total_slots().saturating_sub(1);
         self.counts = Counts {
             inodes_used: inodes_total.saturating_sub(self.free_inos.len() as u64),
@@ -136,7 +151,8 @@ impl Fsck<'_, '_> {
     /// of the free space (and still listed as free), with a new sequence;
     /// points the superblock at it, sets its counts, marks it CLEAN.
     fn write_record(&mut self, rec: &Record) -> Repair {
-        let mut chunks: Vec<(u16, u16, Vec<(u64, u64)>)> = Vec::new();
+        // (kind, lane, extents) per record block.
+        let mut chunks: Vec<RecordBlock> = Vec::new();
         for c in rec.blocks.chunks(ALLOC_PER_BLOCK) {
             chunks.push((KIND_BLOCKS, 0, c.to_vec()));
         }
@@ -162,16 +178,19 @@ impl Fsck<'_, '_> {
             return Err("not enough free blocks for the allocator record".into());
         }
         let seq = self.sb.alloc_rec_seq.wrapping_add(1).max(1);
-        for (i, (kind, lane, ex)) in chunks.iter().enumerate() {
+        for (i, ((kind, lane, ex), &at)) in chunks.iter().zip(&places).enumerate() {
             let next = places.get(i + 1).copied().unwrap_or(0);
-            let b = self.m.block_mut(places[i]).map_err(|e| format!("cannot write the record ({e:?})"))?;
+            let b = self
+                .m
+                .block_mut(at)
+                .map_err(|e| format!("cannot write the record ({e:?})"))?;
             if !alloc_rec::build(b, *kind, *lane, seq, next, ex) {
                 return Err("record block does not encode".into());
             }
         }
-        self.sb.alloc_rec_head = places[0];
+        self.sb.alloc_rec_head = places.first().copied().unwrap_or(0);
         self.sb.alloc_rec_seq = seq;
-        self.sb.free_blocks = rec.blocks.iter().map(|e| e.1).sum();
+        self.sb.free_blocks = total(&rec.blocks);
         self.sb.free_inodes = self.free_inos.len() as u64;
         self.sb.state = (self.sb.state | STATE_CLEAN) & !STATE_ERROR;
         self.sb_dirty = true;
@@ -179,9 +198,19 @@ impl Fsck<'_, '_> {
     }
 }
 
+/// Blocks (or slots) in `extents`, saturating: the lists may come from a
+/// damaged record.
+fn total<'a>(extents: impl IntoIterator<Item = &'a (u64, u64)>) -> u64 {
+    extents.into_iter().fold(0u64, |a, e| a.saturating_add(e.1))
+}
+
 /// First difference between two extent lists, for the message.
 fn first_difference(a: &[(u64, u64)], b: &[(u64, u64)]) -> Option<u64> {
-    let i = a.iter().zip(b).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len()));
+    let i = a
+        .iter()
+        .zip(b)
+        .position(|(x, y)| x != y)
+        .unwrap_or(a.len().min(b.len()));
     match (a.get(i), b.get(i)) {
         (Some(x), Some(y)) => Some(x.0.min(y.0)),
         (Some(x), None) | (None, Some(x)) => Some(x.0),
@@ -195,18 +224,22 @@ pub fn run(f: &mut Fsck<'_, '_>) {
     if !f.was_clean {
         return;
     }
-    let free_blocks: u64 = computed.blocks.iter().map(|e| e.1).sum();
+    let free_blocks = total(&computed.blocks);
     let free_inodes = f.free_inos.len() as u64;
     let mut rewritten = false;
     match read_record(&f.m, &f.sb, &f.geo) {
         Err(why) => {
-            rewritten = f.problem(Code::AllocRecBad, "allocator record", why, "rewrite it from the computed free space", |f| {
-                f.write_record(&computed)
-            });
+            rewritten = f.problem(
+                Code::AllocRecBad,
+                "allocator record",
+                why,
+                "rewrite it from the computed free space",
+                |f| f.write_record(&computed),
+            );
         }
         Ok(rec) if rec != computed => {
-            let rb: u64 = rec.blocks.iter().map(|e| e.1).sum();
-            let ri: u64 = rec.inodes.values().flatten().map(|e| e.1).sum();
+            let rb = total(&rec.blocks);
+            let ri = total(rec.inodes.values().flatten());
             let mut msg = format!(
                 "record lists {rb} free blocks and {ri} free inodes, the file system has {free_blocks} and {free_inodes}"
             );
@@ -215,9 +248,13 @@ pub fn run(f: &mut Fsck<'_, '_>) {
             } else {
                 msg.push_str("; the free inode slots differ");
             }
-            rewritten = f.problem(Code::AllocRecMismatch, "allocator record", msg, "rewrite it from the computed free space", |f| {
-                f.write_record(&computed)
-            });
+            rewritten = f.problem(
+                Code::AllocRecMismatch,
+                "allocator record",
+                msg,
+                "rewrite it from the computed free space",
+                |f| f.write_record(&computed),
+            );
         }
         Ok(_) => {}
     }
@@ -267,7 +304,9 @@ pub fn finish(f: &mut Fsck<'_, '_>) {
         Err(why) => {
             f.sb.state &= !STATE_CLEAN;
             f.sb_dirty = true;
-            f.info(&format!("cannot write an allocator record ({why}); leaving the file system to be scanned at mount"));
+            f.info(&format!(
+                "cannot write an allocator record ({why}); leaving the file system to be scanned at mount"
+            ));
         }
     }
 }

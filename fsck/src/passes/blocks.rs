@@ -22,16 +22,31 @@ impl Fsck<'_, '_> {
         let seg_blocks = self.geo.seg_blocks();
         for (lane, l) in self.lanes.iter().enumerate() {
             for (index, &s) in l.segments.iter().enumerate().skip(1) {
-                let owner = Owner::Segment { lane: lane as u32, index: index as u32 };
-                v.push(Claim { start: s, count: seg_blocks, owner });
+                let owner = Owner::Segment {
+                    lane: lane as u32,
+                    index: index as u32,
+                };
+                v.push(Claim {
+                    start: s,
+                    count: seg_blocks,
+                    owner,
+                });
             }
         }
         for (&ino, rec) in &self.inodes {
             for &p in &rec.pages {
-                v.push(Claim { start: p, count: 1, owner: Owner::LogPage { ino } });
+                v.push(Claim {
+                    start: p,
+                    count: 1,
+                    owner: Owner::LogPage { ino },
+                });
             }
             for x in rec.extents.iter() {
-                v.push(Claim { start: x.block, count: x.count, owner: Owner::Data { ino, pgoff: x.pgoff } });
+                v.push(Claim {
+                    start: x.block,
+                    count: x.count,
+                    owner: Owner::Data { ino, pgoff: x.pgoff },
+                });
             }
         }
         v
@@ -49,9 +64,10 @@ impl Fsck<'_, '_> {
         match *owner {
             Owner::Segment { .. } => true,
             Owner::LogPage { ino } => self.inodes.get(&ino).is_some_and(|r| r.pages.contains(&b)),
-            Owner::Data { ino, .. } => self.inodes.get(&ino).is_some_and(|r| {
-                r.extents.iter().any(|x| x.block <= b && b - x.block < x.count)
-            }),
+            Owner::Data { ino, .. } => self
+                .inodes
+                .get(&ino)
+                .is_some_and(|r| r.extents.iter().any(|x| x.block <= b && b - x.block < x.count)),
         }
     }
 }
@@ -72,7 +88,11 @@ pub fn run(f: &mut Fsck<'_, '_>) {
 }
 
 fn resolve(f: &mut Fsck<'_, '_>, ov: &Overlap) {
-    let (keep, lose) = if ov.a.owner.priority() <= ov.b.owner.priority() { (ov.a, ov.b) } else { (ov.b, ov.a) };
+    let (keep, lose) = if ov.a.owner.priority() <= ov.b.owner.priority() {
+        (ov.a, ov.b)
+    } else {
+        (ov.b, ov.a)
+    };
     if !f.still_claims(&keep.owner, ov.start) || !f.still_claims(&lose.owner, ov.start) {
         return;
     }
@@ -81,7 +101,11 @@ fn resolve(f: &mut Fsck<'_, '_>, ov: &Overlap) {
     } else {
         format!("blocks {}..={}", ov.start, ov.start + ov.count - 1)
     };
-    let msg = format!("{what} claimed by {} and by {}", keep.owner.describe(), lose.owner.describe());
+    let msg = format!(
+        "{what} claimed by {} and by {}",
+        keep.owner.describe(),
+        lose.owner.describe()
+    );
     let subject = match lose.owner.ino() {
         Some(ino) => format!("inode {ino}"),
         None => what.clone(),
@@ -95,7 +119,9 @@ fn resolve(f: &mut Fsck<'_, '_>, ov: &Overlap) {
             } else {
                 format!("unmap the blocks from inode {ino} (no free space for a copy: that data is lost)")
             };
-            f.problem(Code::BlockMultiplyClaimed, subject, msg, action, |f| f.clone_blocks(ino, file_block, start, count));
+            f.problem(Code::BlockMultiplyClaimed, subject, msg, action, |f| {
+                f.clone_blocks(ino, file_block, start, count)
+            });
         }
         Owner::LogPage { ino } => {
             let page = ov.start;
@@ -108,9 +134,13 @@ fn resolve(f: &mut Fsck<'_, '_>, ov: &Overlap) {
             );
         }
         Owner::Segment { .. } => {
-            f.problem(Code::BlockMultiplyClaimed, subject, msg, "none possible (an inode-table segment cannot move)", |_| {
-                Err("two inode-table segments overlap".into())
-            });
+            f.problem(
+                Code::BlockMultiplyClaimed,
+                subject,
+                msg,
+                "none possible (an inode-table segment cannot move)",
+                |_| Err("two inode-table segments overlap".into()),
+            );
         }
     }
 }

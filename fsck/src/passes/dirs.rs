@@ -42,19 +42,29 @@ fn check_root(f: &mut Fsck<'_, '_>) {
             Some(_) => "the root inode is not a directory",
             None => "the root inode is not in use",
         };
-        f.problem(Code::RootMissing, format!("inode {root}"), what, "create an empty root directory (everything is reconnected to lost+found)", |f| {
-            f.inodes.remove(&root);
-            f.create_dir(root, root, 0o755)
-        });
+        f.problem(
+            Code::RootMissing,
+            format!("inode {root}"),
+            what,
+            "create an empty root directory (everything is reconnected to lost+found)",
+            |f| {
+                f.inodes.remove(&root);
+                f.create_dir(root, root, 0o755)
+            },
+        );
         if !is_dir(f, root) {
             return;
         }
     }
     let parent = f.inodes.get(&root).map(|r| r.view.parent).unwrap_or(root);
     if parent != root {
-        f.problem(Code::RootBadParent, format!("inode {root}"), format!("'..' of the root is {parent}"), "set it to the root", |f| {
-            f.append(root, NewEntry::Parent { parent: root })
-        });
+        f.problem(
+            Code::RootBadParent,
+            format!("inode {root}"),
+            format!("'..' of the root is {parent}"),
+            "set it to the root",
+            |f| f.append(root, NewEntry::Parent { parent: root }),
+        );
     }
 }
 
@@ -88,21 +98,52 @@ fn check_names(f: &mut Fsck<'_, '_>) {
     for d in dirs(f) {
         let subject = format!("directory {d}");
         // Faults inside the log: only a rewrite of the log removes them.
-        let faults = f.inodes.get(&d).and_then(|r| r.dir.as_ref()).map(|x| x.faults.clone()).unwrap_or_default();
+        let faults = f
+            .inodes
+            .get(&d)
+            .and_then(|r| r.dir.as_ref())
+            .map(|x| x.faults.clone())
+            .unwrap_or_default();
         for fault in faults {
             let (code, msg) = if fault.duplicate {
-                (Code::DentryDuplicate, format!("name {} added again (to inode {}) at {:#x}", show_name(&fault.name), fault.ino, fault.pos))
+                (
+                    Code::DentryDuplicate,
+                    format!(
+                        "name {} added again (to inode {}) at {:#x}",
+                        show_name(&fault.name),
+                        fault.ino,
+                        fault.pos
+                    ),
+                )
             } else {
-                (Code::DentryDelMissing, format!("removal of name {} (inode {}) that is not there, at {:#x}", show_name(&fault.name), fault.ino, fault.pos))
+                (
+                    Code::DentryDelMissing,
+                    format!(
+                        "removal of name {} (inode {}) that is not there, at {:#x}",
+                        show_name(&fault.name),
+                        fault.ino,
+                        fault.pos
+                    ),
+                )
             };
-            f.problem(code, subject.clone(), msg, "rewrite the directory's log without it", |f| {
-                let pending = f.inodes.get(&d).and_then(|r| r.dir.as_ref()).is_some_and(|x| !x.faults.is_empty());
-                if pending {
-                    f.rewrite_log(d)
-                } else {
-                    Ok(())
-                }
-            });
+            f.problem(
+                code,
+                subject.clone(),
+                msg,
+                "rewrite the directory's log without it",
+                |f| {
+                    let pending = f
+                        .inodes
+                        .get(&d)
+                        .and_then(|r| r.dir.as_ref())
+                        .is_some_and(|x| !x.faults.is_empty());
+                    if pending {
+                        f.rewrite_log(d)
+                    } else {
+                        Ok(())
+                    }
+                },
+            );
         }
         for (name, dent) in names_of(f, d) {
             let target = f.inodes.get(&dent.ino).map(|r| r.view.mode);
@@ -111,7 +152,11 @@ fn check_names(f: &mut Fsck<'_, '_>) {
                     f.problem(
                         Code::DentryDeadInode,
                         subject.clone(),
-                        format!("name {} refers to inode {}, which is not in use", show_name(&name), dent.ino),
+                        format!(
+                            "name {} refers to inode {}, which is not in use",
+                            show_name(&name),
+                            dent.ino
+                        ),
                         "remove the name",
                         |f| f.remove_name(d, &name, dent.ino, dent.ftype),
                     );
@@ -151,9 +196,12 @@ fn check_names(f: &mut Fsck<'_, '_>) {
     }
 }
 
+/// The names of an inode: (directory, name, entry).
+type NamedBy = Vec<(u64, Box<[u8]>, Dent)>;
+
 /// For every live directory (but the root): the directories naming it.
-fn dir_refs(f: &Fsck<'_, '_>) -> BTreeMap<u64, Vec<(u64, Box<[u8]>, Dent)>> {
-    let mut refs: BTreeMap<u64, Vec<(u64, Box<[u8]>, Dent)>> = BTreeMap::new();
+fn dir_refs(f: &Fsck<'_, '_>) -> BTreeMap<u64, NamedBy> {
+    let mut refs: BTreeMap<u64, NamedBy> = BTreeMap::new();
     for (&d, r) in &f.inodes {
         let Some(names) = r.dir.as_ref() else { continue };
         for (name, dent) in &names.names {
@@ -171,7 +219,10 @@ fn check_dir_names(f: &mut Fsck<'_, '_>) {
         let keep = names.iter().position(|(p, _, _)| *p == parent).unwrap_or(0);
         let subject = format!("directory {x}");
         if names.len() > 1 {
-            let list: Vec<String> = names.iter().map(|(p, n, _)| format!("{} in {p}", show_name(n))).collect();
+            let list: Vec<String> = names
+                .iter()
+                .map(|(p, n, _)| format!("{} in {p}", show_name(n)))
+                .collect();
             for (i, (p, name, dent)) in names.iter().enumerate() {
                 if i == keep {
                     continue;
@@ -194,7 +245,10 @@ fn check_dir_names(f: &mut Fsck<'_, '_>) {
             f.problem(
                 Code::DirBadParent,
                 subject,
-                format!("'..' is {parent}, but the directory is named {} in {p}", show_name(name)),
+                format!(
+                    "'..' is {parent}, but the directory is named {} in {p}",
+                    show_name(name)
+                ),
                 format!("set '..' to {p}"),
                 |f| f.append(x, NewEntry::Parent { parent: p }),
             );
@@ -214,10 +268,20 @@ fn check_lost_found(f: &mut Fsck<'_, '_>) {
     if !is_dir(f, root) {
         return;
     }
-    let named = f.inodes.get(&root).and_then(|r| r.dir.as_ref()).and_then(|d| d.names.get(LOST_FOUND).copied());
+    let named = f
+        .inodes
+        .get(&root)
+        .and_then(|r| r.dir.as_ref())
+        .and_then(|d| d.names.get(LOST_FOUND).copied());
     match named {
         None => {
-            f.problem(Code::LostFoundMissing, format!("directory {root}"), "no lost+found in the root directory", "create it", create_lost_found);
+            f.problem(
+                Code::LostFoundMissing,
+                format!("directory {root}"),
+                "no lost+found in the root directory",
+                "create it",
+                create_lost_found,
+            );
         }
         Some(d) if !is_dir(f, d.ino) => {
             let live = f.inodes.contains_key(&d.ino);
@@ -242,7 +306,10 @@ fn check_lost_found(f: &mut Fsck<'_, '_>) {
             f.problem(
                 Code::SbLostFound,
                 "superblock",
-                format!("superblock names inode {old} as lost+found, the root names inode {}", d.ino),
+                format!(
+                    "superblock names inode {old} as lost+found, the root names inode {}",
+                    d.ino
+                ),
                 format!("set it to {want}"),
                 |f| {
                     f.sb.lost_found_ino = want;
@@ -274,12 +341,19 @@ fn create_lost_found(f: &mut Fsck<'_, '_>) -> crate::check::Repair {
         hint
     } else {
         let first = f.free_inos.iter().copied().find(|&i| sb_lost_found(f, i) == i);
-        first.or_else(|| f.free_inos.iter().next().copied()).ok_or("no free inode")?
+        first
+            .or_else(|| f.free_inos.iter().next().copied())
+            .ok_or("no free inode")?
     };
     f.create_dir(ino, root, 0o700)?;
     f.add_name(root, LOST_FOUND, ino)?;
     let nlink = f.inodes.get(&root).map(|r| r.view.nlink).unwrap_or(2);
-    f.append(root, NewEntry::Link { nlink: nlink.saturating_add(1) })?;
+    f.append(
+        root,
+        NewEntry::Link {
+            nlink: nlink.saturating_add(1),
+        },
+    )?;
     let want = sb_lost_found(f, ino);
     if f.sb.lost_found_ino != want {
         f.sb.lost_found_ino = want;
@@ -293,7 +367,12 @@ fn create_lost_found(f: &mut Fsck<'_, '_>) -> crate::check::Repair {
 fn reconnect(f: &mut Fsck<'_, '_>, ino: u64) -> crate::check::Repair {
     let lf = lost_found(f).ok_or("no lost+found directory")?;
     let mut name = format!("#{ino}");
-    let taken = |f: &Fsck<'_, '_>, n: &str| f.inodes.get(&lf).and_then(|r| r.dir.as_ref()).is_some_and(|d| d.names.contains_key(n.as_bytes()));
+    let taken = |f: &Fsck<'_, '_>, n: &str| {
+        f.inodes
+            .get(&lf)
+            .and_then(|r| r.dir.as_ref())
+            .is_some_and(|d| d.names.contains_key(n.as_bytes()))
+    };
     let mut k = 0;
     while taken(f, &name) {
         k += 1;
@@ -303,7 +382,12 @@ fn reconnect(f: &mut Fsck<'_, '_>, ino: u64) -> crate::check::Repair {
     if is_dir(f, ino) {
         f.append(ino, NewEntry::Parent { parent: lf })?;
         let nlink = f.inodes.get(&lf).map(|r| r.view.nlink).unwrap_or(2);
-        f.append(lf, NewEntry::Link { nlink: nlink.saturating_add(1) })?;
+        f.append(
+            lf,
+            NewEntry::Link {
+                nlink: nlink.saturating_add(1),
+            },
+        )?;
     }
     Ok(())
 }
@@ -313,7 +397,9 @@ fn mark_from(f: &Fsck<'_, '_>, start: u64, reached: &mut HashSet<u64>) {
     let mut queue = VecDeque::from([start]);
     reached.insert(start);
     while let Some(d) = queue.pop_front() {
-        let Some(names) = f.inodes.get(&d).and_then(|r| r.dir.as_ref()) else { continue };
+        let Some(names) = f.inodes.get(&d).and_then(|r| r.dir.as_ref()) else {
+            continue;
+        };
         for dent in names.names.values() {
             let Some(t) = f.inodes.get(&dent.ino) else { continue };
             if reached.insert(dent.ino) && t.is_dir() {
@@ -341,7 +427,8 @@ fn check_reachable(f: &mut Fsck<'_, '_>) {
     let lost: Vec<u64> = f
         .inodes
         .iter()
-        .filter(|(&i, r)| !reached.contains(&i) && !(r.view.nlink == 0 && !named_in.contains_key(&i)))
+        // Not reached, and not an orphan (no names, count 0: pass 5's).
+        .filter(|(&i, r)| !reached.contains(&i) && (r.view.nlink != 0 || named_in.contains_key(&i)))
         .map(|(&i, _)| i)
         .collect();
     // Directories first: reconnect the top of each lost subtree.
@@ -367,12 +454,18 @@ fn check_reachable(f: &mut Fsck<'_, '_>) {
             Some(_) => "directory not reachable from the root (its parents form a loop)".to_string(),
             None => "directory not reachable from the root".to_string(),
         };
-        let fixed = f.problem(Code::InodeUnreachable, format!("inode {top}"), msg, format!("reconnect it as lost+found/#{top}"), |f| {
-            if let Some((p, n, t)) = &loop_name {
-                f.remove_name(*p, n, top, *t)?;
-            }
-            reconnect(f, top)
-        });
+        let fixed = f.problem(
+            Code::InodeUnreachable,
+            format!("inode {top}"),
+            msg,
+            format!("reconnect it as lost+found/#{top}"),
+            |f| {
+                if let Some((p, n, t)) = &loop_name {
+                    f.remove_name(*p, n, top, *t)?;
+                }
+                reconnect(f, top)
+            },
+        );
         if !fixed {
             f.pending_names.push((lost_found(f).unwrap_or(0), top, 1));
             if let Some((p, _, _)) = &loop_name {
@@ -385,7 +478,12 @@ fn check_reachable(f: &mut Fsck<'_, '_>) {
         if reached.contains(&x) {
             continue;
         }
-        let kind = f.inodes.get(&x).and_then(|r| dt_of_mode(r.view.mode)).map(type_name).unwrap_or("inode");
+        let kind = f
+            .inodes
+            .get(&x)
+            .and_then(|r| dt_of_mode(r.view.mode))
+            .map(type_name)
+            .unwrap_or("inode");
         let fixed = f.problem(
             Code::InodeUnreachable,
             format!("inode {x}"),

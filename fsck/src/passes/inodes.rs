@@ -8,13 +8,13 @@
 //! following the chain to its last page.
 
 use layout::inode::{
-    read_inode_at, walk_segments, Inode, InodeError, SegError, SegmentHeader, INODE_FREE, INODE_HEAD_OFF,
-    INODE_LIVE, INODE_STATE_OFF, INODE_TAIL_OFF, SEG_MAGIC, S_IFLNK, S_IFMT,
+    read_inode_at, walk_segments, Inode, InodeError, SegError, SegmentHeader, INODE_FREE, INODE_HEAD_OFF, INODE_LIVE,
+    INODE_STATE_OFF, INODE_TAIL_OFF, SEG_MAGIC, S_IFLNK, S_IFMT,
 };
-use layout::Media;
-use layout::sb::{INODES_PER_BLOCK, INODE_SIZE};
 use layout::log::{EntryError, LOG_AREA};
+use layout::sb::{INODES_PER_BLOCK, INODE_SIZE};
 use layout::walk::WalkError;
+use layout::Media;
 use layout::BLOCK_SIZE_U64;
 
 use crate::check::{Fsck, Lane};
@@ -29,12 +29,20 @@ fn media_err(e: layout::MediaError) -> String {
 
 pub fn run(f: &mut Fsck<'_, '_>) {
     let lanes = f.geo.lanes;
-    f.lanes = (0..lanes).map(|lane| Lane { segments: scan_segments(f, lane) }).collect();
+    f.lanes = (0..lanes)
+        .map(|lane| Lane {
+            segments: scan_segments(f, lane),
+        })
+        .collect();
     let per_seg = f.geo.seg_inodes as u64;
     let total: u64 = f.lanes.iter().map(|l| l.segments.len() as u64 * per_seg).sum();
     let mut done = 0u64;
     for lane in 0..lanes {
-        let segs = f.lanes.get(lane as usize).map(|l| l.segments.clone()).unwrap_or_default();
+        let segs = f
+            .lanes
+            .get(lane as usize)
+            .map(|l| l.segments.clone())
+            .unwrap_or_default();
         for (si, &seg) in segs.iter().enumerate() {
             for b in 0..(f.geo.seg_inodes / INODES_PER_BLOCK) as u64 {
                 for k in 0..INODES_PER_BLOCK as u64 {
@@ -47,7 +55,7 @@ pub fn run(f: &mut Fsck<'_, '_>) {
                     check_slot(f, ino, pos);
                 }
                 done += INODES_PER_BLOCK as u64;
-                if done % 4096 == 0 {
+                if done.is_multiple_of(4096) {
                     f.progress(done, total);
                 }
             }
@@ -96,10 +104,17 @@ fn scan_segments(f: &mut Fsck<'_, '_>, lane: u32) -> Vec<u64> {
         };
         let n = segs.len();
         let (code, msg) = match err {
-            SegError::OutOfRange { block } => {
-                (Code::SegOutOfRange, format!("link from segment {} points to block {block}, outside the data area", n - 1))
-            }
-            SegError::BadHeader { block } => (Code::SegBadHeader, format!("segment {n} (block {block}) has a corrupt header")),
+            SegError::OutOfRange { block } => (
+                Code::SegOutOfRange,
+                format!(
+                    "link from segment {} points to block {block}, outside the data area",
+                    n - 1
+                ),
+            ),
+            SegError::BadHeader { block } => (
+                Code::SegBadHeader,
+                format!("segment {n} (block {block}) has a corrupt header"),
+            ),
             SegError::Cycle { block } => (Code::SegCycle, format!("segment chain loops (at block {block})")),
             SegError::Media(e) => (Code::SegOutOfRange, format!("segment {n} unreadable ({e:?})")),
         };
@@ -107,7 +122,10 @@ fn scan_segments(f: &mut Fsck<'_, '_>, lane: u32) -> Vec<u64> {
             code,
             format!("lane {lane}"),
             msg,
-            format!("end the chain at segment {} (block {prev}); inodes in later segments are lost", n - 1),
+            format!(
+                "end the chain at segment {} (block {prev}); inodes in later segments are lost",
+                n - 1
+            ),
             |f| f.m.write_u64(prev * BLOCK_SIZE_U64 + 8, 0).map_err(media_err),
         );
         return segs;
@@ -121,7 +139,9 @@ fn follow(f: &Fsck<'_, '_>, lane: u32, mut blk: u64, mut index: u32, out: &mut V
     let geo = &f.geo;
     let max = geo.blocks_count / geo.seg_blocks() + 1;
     while blk != 0 && (index as u64) <= max && geo.is_data_range(blk, geo.seg_blocks()) {
-        let Some(h) = f.m.block(blk).ok().and_then(SegmentHeader::decode) else { return };
+        let Some(h) = f.m.block(blk).ok().and_then(SegmentHeader::decode) else {
+            return;
+        };
         if h.magic != SEG_MAGIC
             || h.csum != h.compute_csum()
             || h.lane != lane
@@ -173,15 +193,21 @@ fn check_slot(f: &mut Fsck<'_, '_>, ino: u64, pos: u64) {
         }
         inode = t;
     }
-    let Some(inode) = check_record(f, ino, pos, inode, &subject) else { return };
+    let Some(inode) = check_record(f, ino, pos, inode, &subject) else {
+        return;
+    };
     check_log(f, ino, pos, inode, &subject);
 }
 
 /// Frees a live inode whose record cannot be trusted.
 fn clear(f: &mut Fsck<'_, '_>, code: Code, subject: &str, msg: String, ino: u64, pos: u64) {
-    let fixed = f.problem(code, subject, msg, "clear the inode (its names are removed in pass 4)", |f| {
-        f.m.write_u64(pos + INODE_STATE_OFF, INODE_FREE).map_err(media_err)
-    });
+    let fixed = f.problem(
+        code,
+        subject,
+        msg,
+        "clear the inode (its names are removed in pass 4)",
+        |f| f.m.write_u64(pos + INODE_STATE_OFF, INODE_FREE).map_err(media_err),
+    );
     if fixed {
         f.free_inos.insert(ino);
     }
@@ -203,12 +229,18 @@ fn check_record(f: &mut Fsck<'_, '_>, ino: u64, pos: u64, mut inode: Inode, subj
                     f.problem(
                         Code::InodeCsum,
                         subject,
-                        format!("checksum {:#010x} does not match the record ({:#010x})", inode.csum, t.csum),
+                        format!(
+                            "checksum {:#010x} does not match the record ({:#010x})",
+                            inode.csum, t.csum
+                        ),
                         "recompute the checksum (the record is otherwise valid)",
                         |f| f.write_inode(pos, &t),
                     );
                 } else {
-                    let msg = format!("checksum mismatch and the record is not valid either ({:?})", t.validate(ino).err());
+                    let msg = format!(
+                        "checksum mismatch and the record is not valid either ({:?})",
+                        t.validate(ino).err()
+                    );
                     clear(f, Code::InodeCsum, subject, msg, ino, pos);
                     return None;
                 }
@@ -225,7 +257,14 @@ fn check_record(f: &mut Fsck<'_, '_>, ino: u64, pos: u64, mut inode: Inode, subj
                 );
             }
             InodeError::BadMode => {
-                clear(f, Code::InodeBadMode, subject, format!("unknown file type in mode {:#o}", inode.mode), ino, pos);
+                clear(
+                    f,
+                    Code::InodeBadMode,
+                    subject,
+                    format!("unknown file type in mode {:#o}", inode.mode),
+                    ino,
+                    pos,
+                );
                 return None;
             }
             InodeError::BadTime => {
@@ -266,7 +305,10 @@ fn check_record(f: &mut Fsck<'_, '_>, ino: u64, pos: u64, mut inode: Inode, subj
                 f.problem(
                     Code::InodeBadLogPtr,
                     subject,
-                    format!("log head {:#x} / tail {:#x}: one is zero", inode.log_head, inode.log_tail),
+                    format!(
+                        "log head {:#x} / tail {:#x}: one is zero",
+                        inode.log_head, inode.log_tail
+                    ),
                     "empty the log",
                     |f| {
                         f.m.write_u64(pos + INODE_HEAD_OFF, 0).map_err(media_err)?;
@@ -287,18 +329,22 @@ fn describe(fault: LogFault, w: &Walked, tail: u64) -> (Code, String) {
         LogFault::Kind { pos, what } => (Code::LogEntryKind, format!("{what} at {pos:#x}")),
         LogFault::Walk(e) => match e {
             WalkError::Media(e) => (Code::LogPageUnreadable, format!("log page unreadable ({e:?})")),
-            WalkError::PageOutOfRange { block } => {
-                (Code::LogPageOutOfRange, format!("log page link to block {block}, outside the data area"))
-            }
-            WalkError::TailOutOfRange { tail } => {
-                (Code::LogTailOutOfRange, format!("log tail {tail:#x} lies past the entry area of its page"))
-            }
-            WalkError::BadPageTail { block } => {
-                (Code::LogPageTail, format!("log page {block}: page tail corrupt (magic or checksum)"))
-            }
-            WalkError::WrongOwner { block, owner } => {
-                (Code::LogWrongOwner, format!("log page {block} belongs to inode {owner} or another generation"))
-            }
+            WalkError::PageOutOfRange { block } => (
+                Code::LogPageOutOfRange,
+                format!("log page link to block {block}, outside the data area"),
+            ),
+            WalkError::TailOutOfRange { tail } => (
+                Code::LogTailOutOfRange,
+                format!("log tail {tail:#x} lies past the entry area of its page"),
+            ),
+            WalkError::BadPageTail { block } => (
+                Code::LogPageTail,
+                format!("log page {block}: page tail corrupt (magic or checksum)"),
+            ),
+            WalkError::WrongOwner { block, owner } => (
+                Code::LogWrongOwner,
+                format!("log page {block} belongs to inode {owner} or another generation"),
+            ),
             WalkError::BadOrdinal { block } if w.pages.contains(&block) => {
                 (Code::LogCycle, format!("log page chain loops back to block {block}"))
             }
@@ -307,14 +353,22 @@ fn describe(fault: LogFault, w: &Walked, tail: u64) -> (Code, String) {
                 Code::LogTailNotInChain,
                 format!("log tail {tail:#x} is not in the page chain (the chain ends at block {block})"),
             ),
-            WalkError::BadUsed { block } => (Code::LogUsed, format!("sealed log page {block} claims more bytes than it has")),
-            WalkError::Entry { pos, err: EntryError::BadChecksum } => {
-                (Code::LogEntryCsum, format!("log entry checksum mismatch at {pos:#x}"))
-            }
-            WalkError::Entry { pos, err } => (Code::LogEntryBad, format!("invalid log entry at {pos:#x}: {}", e.describe_with(err))),
-            WalkError::SeqNotIncreasing { pos } => {
-                (Code::LogSeq, format!("log entry sequence number does not increase at {pos:#x}"))
-            }
+            WalkError::BadUsed { block } => (
+                Code::LogUsed,
+                format!("sealed log page {block} claims more bytes than it has"),
+            ),
+            WalkError::Entry {
+                pos,
+                err: EntryError::BadChecksum,
+            } => (Code::LogEntryCsum, format!("log entry checksum mismatch at {pos:#x}")),
+            WalkError::Entry { pos, err } => (
+                Code::LogEntryBad,
+                format!("invalid log entry at {pos:#x}: {}", e.describe_with(err)),
+            ),
+            WalkError::SeqNotIncreasing { pos } => (
+                Code::LogSeq,
+                format!("log entry sequence number does not increase at {pos:#x}"),
+            ),
         },
     }
 }
@@ -374,7 +428,9 @@ fn check_log(f: &mut Fsck<'_, '_>, ino: u64, pos: u64, inode: Inode, subject: &s
     let (code, msg) = describe(fault, &w, inode.log_tail);
     let point = w.truncation_point();
     let action = match point {
-        Some((tail, _)) if Some(tail) == w.last_end => format!("truncate the log after the last valid entry (tail {tail:#x})"),
+        Some((tail, _)) if Some(tail) == w.last_end => {
+            format!("truncate the log after the last valid entry (tail {tail:#x})")
+        }
         Some((tail, _)) => format!("truncate the log to its first page, no entries (tail {tail:#x})"),
         None => "empty the log".to_string(),
     };

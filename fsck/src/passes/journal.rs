@@ -41,7 +41,10 @@ pub fn run(f: &mut Fsck<'_, '_>) {
                 f.problem(
                     Code::JournalRollback,
                     subject,
-                    format!("transaction {seq} is open ({count} word{} to restore)", if count == 1 { "" } else { "s" }),
+                    format!(
+                        "transaction {seq} is open ({count} word{} to restore)",
+                        if count == 1 { "" } else { "s" }
+                    ),
                     "rolled back, as a mount would",
                     |f| {
                         for e in &undo {

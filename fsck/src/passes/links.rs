@@ -72,7 +72,9 @@ pub fn run(f: &mut Fsck<'_, '_>) {
             } else {
                 format!("link count is {have}, should be {want} (its names)")
             };
-            f.problem(Code::LinkCount, subject, what, format!("set it to {want}"), |f| f.append(ino, NewEntry::Link { nlink: want }));
+            f.problem(Code::LinkCount, subject, what, format!("set it to {want}"), |f| {
+                f.append(ino, NewEntry::Link { nlink: want })
+            });
         }
     }
     f.progress(total, total);

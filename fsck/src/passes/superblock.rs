@@ -55,7 +55,11 @@ fn differs(a: &Superblock, b: &Superblock) -> Option<&'static str> {
         ("root_ino", a.root_ino == b.root_ino),
         ("lost_found_ino", a.lost_found_ino == b.lost_found_ino),
         ("uuid", a.uuid == b.uuid),
-        ("features", (a.feature_compat, a.feature_incompat, a.feature_ro_compat) == (b.feature_compat, b.feature_incompat, b.feature_ro_compat)),
+        (
+            "features",
+            (a.feature_compat, a.feature_incompat, a.feature_ro_compat)
+                == (b.feature_compat, b.feature_incompat, b.feature_ro_compat),
+        ),
         ("label", a.label == b.label),
     ];
     checks.iter().find(|(_, same)| !same).map(|(f, _)| *f)
@@ -82,7 +86,13 @@ pub fn find(m: &Overlay<'_>) -> Result<Found, String> {
                 },
                 Err(e) => Backup::Bad(e),
             };
-            Ok(Found { sb, geo, primary_bad: None, backup_block, backup })
+            Ok(Found {
+                sb,
+                geo,
+                primary_bad: None,
+                backup_block,
+                backup,
+            })
         }
         Err(primary) => {
             let last = dev - 1;

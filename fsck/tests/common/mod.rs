@@ -95,7 +95,11 @@ pub fn gen_tree(dir: &Path, seed: u64, files: usize) {
     let big = dir.join("big");
     fs::create_dir_all(&big).unwrap();
     for i in 0..200 {
-        let data = if i % 3 == 0 { bytes_for(&mut rng, 64) } else { Vec::new() };
+        let data = if i % 3 == 0 {
+            bytes_for(&mut rng, 64)
+        } else {
+            Vec::new()
+        };
         w(big.join(format!("entry-with-a-name-of-some-length-{i:03}")), &data);
     }
     w(dir.join("large"), &bytes_for(&mut rng, 3 << 20));
@@ -275,11 +279,7 @@ impl Img {
     pub fn append(&mut self, ino: u64, build: impl FnOnce(u64, &mut [u8]) -> Option<usize>) -> u64 {
         let log = self.log(ino);
         let i = self.inode(ino);
-        let last_seq = log
-            .entries
-            .last()
-            .map(|&(p, _, _)| self.u64_at(p + 8))
-            .unwrap_or(0);
+        let last_seq = log.entries.last().map(|&(p, _, _)| self.u64_at(p + 8)).unwrap_or(0);
         let mut buf = [0u8; 512];
         let len = build(last_seq + 1, &mut buf).unwrap();
         let tail = i.log_tail;
@@ -293,7 +293,10 @@ impl Img {
             b.fill(0);
             PageTail::new(ino, i.generation, ord).encode(&mut b[LOG_AREA..]);
             let old = layout::log::pos_block(tail);
-            self.put_u64(old * BLOCK_SIZE_U64 + PAGE_NEXT_OFF as u64, pack_next(page, layout::log::pos_offset(tail)));
+            self.put_u64(
+                old * BLOCK_SIZE_U64 + PAGE_NEXT_OFF as u64,
+                pack_next(page, layout::log::pos_offset(tail)),
+            );
             page * BLOCK_SIZE_U64
         };
         let p = pos as usize;
@@ -323,8 +326,17 @@ pub fn assert_intact(before: &BTreeMap<PathBuf, Item>, after: &BTreeMap<PathBuf,
         match after.get(path) {
             Some(a) if a.essence() == it.essence() => {}
             _ => {
-                let moved = by_ino.get(&it.ino).is_some_and(|v| v.iter().any(|a| a.essence() == it.essence()));
-                assert!(moved, "{} (inode {}) lost or changed: before {:?}, after {:?}", path.display(), it.ino, it, after.get(path));
+                let moved = by_ino
+                    .get(&it.ino)
+                    .is_some_and(|v| v.iter().any(|a| a.essence() == it.essence()));
+                assert!(
+                    moved,
+                    "{} (inode {}) lost or changed: before {:?}, after {:?}",
+                    path.display(),
+                    it.ino,
+                    it,
+                    after.get(path)
+                );
             }
         }
     }
