@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! novars: a NOVA-style log-structured file system for persistent memory.
+//!
+//! This is the skeleton: loading the module registers file-system type
+//! `novars`, unloading unregisters it, and a mount fails cleanly with
+//! `EOPNOTSUPP` until mounting is implemented. The on-media format is the
+//! `layout` crate of the workspace, compiled in from its source so that the
+//! module and the userspace tools share one definition of a valid image.
+//! The VFS glue the Rust bindings of 6.12 cannot express lives in
+//! `novars_shim.c`, declared in `novars_shim.h`.
+
+use kernel::bindings;
+use kernel::error::to_result;
+use kernel::prelude::*;
+
+// The shared format crate, compiled from its source (Kbuild cannot link a
+// separate crate into an out-of-tree module). Its items are `pub` for the
+// userspace tools and re-exported; here most are unused so far.
+#[allow(dead_code, unreachable_pub, unused_imports)]
+#[path = "../layout/src/format/mod.rs"]
+mod layout;
+
+// A novars block is mapped into user space as one page (DAX).
+const _: () = assert!(layout::BLOCK_SIZE == kernel::page::PAGE_SIZE);
+
+module! {
+    type: NovaRs,
+    name: "novars",
+    author: "novars developers",
+    description: "NOVA-style persistent-memory file system",
+    // GPL: the DAX symbols novars needs are EXPORT_SYMBOL_GPL.
+    license: "GPL",
+}
+
+/// The C half of the interface in `novars_shim.h`.
+mod shim {
+    extern "C" {
+        pub(crate) fn novars_register_fs() -> core::ffi::c_int;
+        pub(crate) fn novars_unregister_fs();
+    }
+}
+
+/// The loaded module.
+///
+/// # Invariants
+///
+/// While a `NovaRs` exists, file-system type `novars` is registered.
+struct NovaRs;
+
+impl kernel::Module for NovaRs {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        // SAFETY: registers a static `file_system_type`; called once, from
+        // module init, before anything else in this module can use it.
+        to_result(unsafe { shim::novars_register_fs() })?;
+        pr_info!("registered file system type novars\n");
+        // INVARIANT: registration succeeded just above.
+        Ok(NovaRs)
+    }
+}
+
+impl Drop for NovaRs {
+    fn drop(&mut self) {
+        // SAFETY: by the type invariant the type is registered; this runs
+        // once, at module exit, when no mount can hold a module reference.
+        unsafe { shim::novars_unregister_fs() };
+        pr_info!("unregistered file system type novars\n");
+    }
+}
+
+/// `fill_super` for `get_tree_bdev()`, called by `novars_shim.c` with the
+/// VFS holding `sb->s_umount`. Returns 0 or a negative errno.
+#[no_mangle]
+extern "C" fn novars_fill_super(_sb: *mut bindings::super_block, _fc: *mut core::ffi::c_void) -> core::ffi::c_int {
+    pr_info!("mount not implemented yet\n");
+    // `kernel::error::code` has no EOPNOTSUPP in 6.12; the uapi value is 95.
+    -(bindings::EOPNOTSUPP as core::ffi::c_int)
+}

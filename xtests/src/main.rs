@@ -1,0 +1,115 @@
+//! `cargo xt <cmd>`: the novars host harness. See README.md.
+
+mod demo;
+mod kernel;
+mod logscan;
+mod module;
+mod setup;
+mod tests;
+mod util;
+mod vm;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+use kernel::Flavour;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "cargo xt", about = "novars harness: setup, guest kernel, VM, demo, tests")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install every host dependency (apt, rust-src, bindgen-cli, virtme-ng); idempotent.
+    Setup,
+    /// Build (or reuse from the cache) the guest kernel.
+    Kernel {
+        #[arg(long, value_enum, default_value_t = Flavour::Normal)]
+        flavour: Flavour,
+    },
+    /// Build novars.ko against the guest kernel.
+    Module {
+        #[arg(long, value_enum, default_value_t = Flavour::Normal)]
+        flavour: Flavour,
+    },
+    /// Boot a VM with emulated NVDIMMs and run CMD in it as root.
+    Vm {
+        #[command(flatten)]
+        vm: VmArgs,
+        /// Timeout for the whole run, in seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+        /// The command (one argument: a shell command line).
+        #[arg(last = true, required = true)]
+        cmd: Vec<String>,
+    },
+    /// Interactive root shell in the same VM setup.
+    Shell {
+        #[command(flatten)]
+        vm: VmArgs,
+    },
+    /// Walk the life of a novars file system in a VM, with a verdict per step.
+    Demo,
+    /// Unit tests of every crate plus every VM test; prints `N passed, N failed`.
+    Test(tests::TestArgs),
+}
+
+#[derive(Args)]
+struct VmArgs {
+    /// Recreate the NVDIMM images (all data lost).
+    #[arg(long)]
+    fresh: bool,
+    #[arg(long, default_value_t = 1)]
+    nvdimms: u32,
+    /// Size of each NVDIMM, e.g. 512M or 1G.
+    #[arg(long, default_value = "1G")]
+    size: String,
+    #[arg(long, value_enum, default_value_t = Flavour::Normal)]
+    flavour: Flavour,
+}
+
+impl VmArgs {
+    fn config(&self, timeout: u64) -> Result<vm::VmConfig> {
+        Ok(vm::VmConfig {
+            flavour: self.flavour,
+            nvdimms: self.nvdimms,
+            size_mib: vm::parse_size_mib(&self.size)?,
+            fresh: self.fresh,
+            timeout: Duration::from_secs(timeout),
+            echo: true,
+        })
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let code = match dispatch(cli.cmd) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("xt: error: {e:#}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+fn dispatch(cmd: Cmd) -> Result<i32> {
+    match cmd {
+        Cmd::Setup => setup::setup().map(|()| 0),
+        Cmd::Kernel { flavour } => kernel::ensure(flavour).map(|k| {
+            println!("{}", k.bzimage().display());
+            0
+        }),
+        Cmd::Module { flavour } => module::ensure(flavour).map(|ko| {
+            println!("{}", ko.display());
+            0
+        }),
+        Cmd::Vm { vm, timeout, cmd } => vm::cmd_vm(&vm.config(timeout)?, &cmd),
+        Cmd::Shell { vm } => vm::shell(&vm.config(24 * 3600)?).map(|()| 0),
+        Cmd::Demo => demo::demo(),
+        Cmd::Test(args) => tests::test(&args),
+    }
+}

@@ -1,0 +1,77 @@
+//! `cargo xt module`: build `novars.ko` against a cached kernel.
+//!
+//! Kbuild writes its objects next to the sources, so the module is built in a
+//! per-flavour copy under `target/kmod/<flavour>/novafs-kmod/`. A symlink
+//! `target/kmod/<flavour>/layout -> <repo>/layout` keeps the crate root's
+//! `#[path = "../layout/src/lib.rs"]` valid in the copy. Files are copied only
+//! when their content changed, so Kbuild stays incremental.
+
+use crate::kernel::{self, Flavour};
+use crate::say;
+use crate::util::{repo_root, run, target_dir, Timer};
+use anyhow::{Context, Result};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Build products Kbuild leaves in the module directory; never copied.
+const BUILD_PRODUCTS: &[&str] = &["o", "ko", "mod", "cmd", "order", "symvers", "rmeta", "d"];
+
+pub fn ko_path(flavour: Flavour) -> PathBuf {
+    build_dir(flavour).join("novars.ko")
+}
+
+fn build_dir(flavour: Flavour) -> PathBuf {
+    target_dir().join("kmod").join(flavour.name()).join("novafs-kmod")
+}
+
+/// Build (incrementally) and return the path of `novars.ko`.
+pub fn ensure(flavour: Flavour) -> Result<PathBuf> {
+    let kernel = kernel::ensure(flavour)?;
+    let timer = Timer::start();
+    let root = repo_root();
+    let dir = build_dir(flavour);
+    sync_tree(&root.join("novafs-kmod"), &dir)?;
+    let link = dir.parent().context("module build dir has a parent")?.join("layout");
+    if fs::read_link(&link).ok().as_deref() != Some(root.join("layout").as_path()) {
+        let _ = fs::remove_file(&link);
+        std::os::unix::fs::symlink(root.join("layout"), &link).context("linking layout/ beside the module copy")?;
+    }
+    run(
+        Command::new("make")
+            .arg("-C")
+            .arg(&kernel.build_dir)
+            .arg(format!("M={}", dir.display()))
+            .arg("LLVM=1")
+            .arg(format!("-j{}", crate::util::ncpus() + 1)),
+        "The module did not compile; the compiler's message is above.",
+    )?;
+    let ko = ko_path(flavour);
+    say!("module {flavour}: {} ({})", ko.display(), timer.took());
+    Ok(ko)
+}
+
+/// Copy the source tree `from` into `to`, skipping build products and only
+/// writing files whose content differs.
+fn sync_tree(from: &Path, to: &Path) -> Result<()> {
+    fs::create_dir_all(to)?;
+    for entry in fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let (src, dst) = (entry.path(), to.join(&name));
+        let name = name.to_string_lossy();
+        if entry.file_type()?.is_dir() {
+            sync_tree(&src, &dst)?;
+            continue;
+        }
+        let ext = name.rsplit('.').next().unwrap_or("");
+        if name.starts_with('.') || name.ends_with(".mod.c") || BUILD_PRODUCTS.contains(&ext) {
+            continue;
+        }
+        let data = fs::read(&src)?;
+        if fs::read(&dst).ok().as_deref() != Some(data.as_slice()) {
+            fs::write(&dst, &data).with_context(|| format!("writing {}", dst.display()))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,288 @@
+//! `cargo xt test`: every crate's unit tests, then every VM test.
+//!
+//! VM tests are the shell scripts in `xtests/vm-tests/NAME.sh`: adding a file
+//! adds a test. Header comments configure it:
+//! ```text
+//! #!/bin/sh
+//! # The first comment line says what the test proves.
+//! # flavours: normal debug      (kernels to run on; default: normal)
+//! # nvdimms: 1                  (default 1)
+//! # size: 1G                    (per NVDIMM; default 1G)
+//! # fresh: yes                  (recreate the images first; default no)
+//! # timeout: 300                (seconds; default 300)
+//! ```
+//! Each test runs in its own boot, as root, with `$NOVARS_*` set (see
+//! `xtests/guest/lib.sh`). Exit 0 passes, 77 skips, anything else fails; a
+//! finding in the guest kernel log fails the test whatever it returned.
+
+use crate::kernel::Flavour;
+use crate::util::{repo_root, show, Timer};
+use crate::vm::{self, VmConfig};
+use crate::{module, say};
+use anyhow::{bail, Context, Result};
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// Exit status with which a VM test says "cannot run here yet".
+pub const SKIP_STATUS: i32 = 77;
+
+#[derive(clap::Args)]
+pub struct TestArgs {
+    /// Only the crates' unit tests.
+    #[arg(long, conflicts_with = "vm_only")]
+    unit_only: bool,
+    /// Only the VM tests.
+    #[arg(long)]
+    vm_only: bool,
+    /// Only VM tests on this kernel flavour.
+    #[arg(long, value_enum)]
+    flavour: Option<Flavour>,
+    /// Only VM tests whose name contains this.
+    #[arg(long)]
+    filter: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct VmTest {
+    pub name: String,
+    pub path: PathBuf,
+    pub about: String,
+    pub flavours: Vec<Flavour>,
+    pub nvdimms: u32,
+    pub size_mib: u64,
+    pub fresh: bool,
+    pub timeout: Duration,
+}
+
+/// Read a test's header comments.
+pub fn parse_test(name: &str, path: &Path, text: &str) -> Result<VmTest> {
+    let mut t = VmTest {
+        name: name.to_string(),
+        path: path.to_path_buf(),
+        about: String::new(),
+        flavours: vec![Flavour::Normal],
+        nvdimms: 1,
+        size_mib: 1024,
+        fresh: false,
+        timeout: Duration::from_secs(300),
+    };
+    for line in text.lines().skip_while(|l| l.starts_with("#!")) {
+        let Some(c) = line.strip_prefix('#') else { break };
+        let c = c.trim();
+        let (key, value) = c.split_once(':').map(|(k, v)| (k.trim(), v.trim())).unwrap_or(("", ""));
+        match key {
+            "flavours" => {
+                t.flavours = value
+                    .split_whitespace()
+                    .map(|f| Flavour::parse(f).with_context(|| format!("{name}: unknown flavour {f:?}")))
+                    .collect::<Result<_>>()?;
+            }
+            "nvdimms" => t.nvdimms = value.parse().with_context(|| format!("{name}: bad nvdimms"))?,
+            "size" => t.size_mib = vm::parse_size_mib(value)?,
+            "fresh" => t.fresh = matches!(value, "yes" | "true" | "1"),
+            "timeout" => t.timeout = Duration::from_secs(value.parse().with_context(|| format!("{name}: bad timeout"))?),
+            _ if t.about.is_empty() && !c.is_empty() => t.about = c.to_string(),
+            _ => {}
+        }
+    }
+    if t.flavours.is_empty() {
+        bail!("{name}: `# flavours:` lists no flavour");
+    }
+    Ok(t)
+}
+
+/// Every test in `xtests/vm-tests`, sorted by name.
+pub fn registry() -> Result<Vec<VmTest>> {
+    let dir = repo_root().join("xtests/vm-tests");
+    let mut tests = Vec::new();
+    for e in fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = e?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".sh")) else {
+            continue;
+        };
+        let text = fs::read_to_string(&path)?;
+        tests.push(parse_test(name, &path, &text)?);
+    }
+    tests.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(tests)
+}
+
+#[derive(Default)]
+struct Tally {
+    passed: usize,
+    failed: usize,
+    skipped: usize,
+    failures: Vec<String>,
+}
+
+pub fn test(args: &TestArgs) -> Result<i32> {
+    let timer = Timer::start();
+    let mut t = Tally::default();
+    if !args.vm_only {
+        unit_tests(&mut t)?;
+    }
+    if !args.unit_only {
+        vm_tests(args, &mut t)?;
+    }
+    println!();
+    println!("== summary ({}) ==", timer.took());
+    for f in &t.failures {
+        println!("FAILED: {f}");
+    }
+    println!("{} passed, {} failed, {} skipped", t.passed, t.failed, t.skipped);
+    Ok(if t.failed == 0 { 0 } else { 1 })
+}
+
+/// `cargo test --workspace`, counted from libtest's "test result:" lines.
+fn unit_tests(t: &mut Tally) -> Result<()> {
+    say!("test: unit tests of every crate");
+    let mut c = Command::new(env!("CARGO"));
+    c.args(["test", "--workspace", "--color", "never"]).current_dir(repo_root()).stdin(Stdio::null());
+    c.stdout(Stdio::piped());
+    eprintln!("+ {}", show(&c));
+    let mut child = c.spawn().context("could not run cargo test")?;
+    // Echo libtest's output as it comes, and keep it for counting.
+    let mut text = String::new();
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines() {
+            let line = line?;
+            println!("{line}");
+            text.push_str(&line);
+            text.push('\n');
+        }
+    }
+    let status = child.wait()?;
+    let (p, f, s) = count_libtest(&text);
+    t.passed += p;
+    t.failed += f;
+    t.skipped += s;
+    if f > 0 {
+        t.failures.push(format!("{f} unit test(s) in `cargo test --workspace` (output above)"));
+    }
+    if !status.success() && f == 0 {
+        t.failed += 1;
+        t.failures.push("`cargo test --workspace` did not build or run (output above)".into());
+    }
+    Ok(())
+}
+
+/// Sum libtest summaries: `test result: ok. 3 passed; 1 failed; 2 ignored; ...`.
+fn count_libtest(text: &str) -> (usize, usize, usize) {
+    let (mut p, mut f, mut s) = (0, 0, 0);
+    for line in text.lines() {
+        let Some(rest) = line.trim().strip_prefix("test result: ") else { continue };
+        for part in rest.split(';') {
+            let mut words = part.split_whitespace().rev();
+            let (Some(what), Some(n)) = (words.next(), words.next()) else { continue };
+            let Ok(n) = n.parse::<usize>() else { continue };
+            match what {
+                "passed" => p += n,
+                "failed" => f += n,
+                "ignored" => s += n,
+                _ => {}
+            }
+        }
+    }
+    (p, f, s)
+}
+
+fn vm_tests(args: &TestArgs, t: &mut Tally) -> Result<()> {
+    // The guest runs binaries from target/release.
+    say!("test: building the workspace's release binaries for the guest");
+    let mut build = Command::new(env!("CARGO"));
+    build.args(["build", "--release", "--workspace", "--bins"]).current_dir(repo_root()).stdin(Stdio::null());
+    if !crate::util::status(&mut build)?.success() {
+        t.failed += 1;
+        t.failures.push("`cargo build --release --workspace --bins` failed (output above)".into());
+    }
+    let tests: Vec<VmTest> = registry()?
+        .into_iter()
+        .filter(|v| args.filter.as_ref().map_or(true, |f| v.name.contains(f.as_str())))
+        .collect();
+    for flavour in [Flavour::Normal, Flavour::Debug] {
+        if args.flavour.is_some_and(|f| f != flavour) {
+            continue;
+        }
+        let mine: Vec<&VmTest> = tests.iter().filter(|v| v.flavours.contains(&flavour)).collect();
+        if mine.is_empty() {
+            continue;
+        }
+        // Build the module once per flavour, before the boots; a compile
+        // error is one failure, and the tests then run without $NOVARS_KO.
+        if let Err(e) = module::ensure(flavour) {
+            say!("test: novars.ko ({flavour}) does not build: {e:#}");
+            t.failed += 1;
+            t.failures.push(format!("novars.ko does not build for the {flavour} kernel"));
+        }
+        for v in mine {
+            let label = format!("vm:{}[{flavour}]", v.name);
+            say!("test: {label}: {}", v.about);
+            let cfg = VmConfig {
+                flavour,
+                nvdimms: v.nvdimms,
+                size_mib: v.size_mib,
+                fresh: v.fresh,
+                timeout: v.timeout,
+                echo: true,
+            };
+            let cmd = format!("sh {}", v.path.display());
+            match vm::run(&cfg, &format!("{}-{flavour}", v.name), &cmd, None) {
+                Ok(out) if out.status == Some(SKIP_STATUS) && out.clean_log() => {
+                    t.skipped += 1;
+                    println!("SKIP  {label}");
+                }
+                Ok(out) if out.status == Some(0) && out.clean_log() && !out.timed_out => {
+                    t.passed += 1;
+                    println!("PASS  {label} ({})", crate::util::fmt_duration(out.took));
+                }
+                Ok(out) => {
+                    t.failed += 1;
+                    println!("FAIL  {label}: {}", out.describe());
+                    t.failures.push(format!("{label}: {}", out.describe()));
+                }
+                Err(e) => {
+                    t.failed += 1;
+                    println!("FAIL  {label}: {e:#}");
+                    t.failures.push(format!("{label}: {e:#}"));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    #[test]
+    fn libtest_counts() {
+        let out = "running 3 tests\n\
+                   test result: ok. 3 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.00s\n\
+                   test result: FAILED. 2 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out\n";
+        assert_eq!(count_libtest(out), (5, 1, 1));
+    }
+
+    #[test]
+    fn header_parsing() {
+        let text = "#!/bin/sh\n# Loads and unloads novars.ko.\n# flavours: normal debug\n# nvdimms: 2\n# size: 512M\n# fresh: yes\n# timeout: 60\nset -e\n# flavours: ignored after code\n";
+        let t = parse_test("x", Path::new("/x.sh"), text).unwrap();
+        assert_eq!(t.about, "Loads and unloads novars.ko.");
+        assert_eq!(t.flavours, vec![Flavour::Normal, Flavour::Debug]);
+        assert_eq!((t.nvdimms, t.size_mib, t.fresh), (2, 512, true));
+        assert_eq!(t.timeout, Duration::from_secs(60));
+        assert!(parse_test("y", Path::new("/y.sh"), "# flavours: fast\n").is_err());
+    }
+
+    #[test]
+    fn registry_parses_every_test() {
+        let tests = registry().unwrap();
+        assert!(tests.iter().any(|t| t.name == "module_load"), "{tests:?}");
+        for t in &tests {
+            assert!(!t.about.is_empty(), "{}: first comment line must say what it proves", t.name);
+        }
+    }
+}

@@ -1,0 +1,530 @@
+//! `cargo xt vm` / `cargo xt shell`: boot the guest kernel under TCG with
+//! emulated NVDIMMs and run a command in it through virtme-ng.
+//!
+//! How a run works:
+//! - The host root is the guest root (9p, read-only), so host binaries,
+//!   `target/release/*` and `novars.ko` are visible at their host paths.
+//! - Each run gets a directory `target/vm/logs/<time>-<name>/`, shared
+//!   read-write with the guest. `run.sh` there is the guest entry point; it
+//!   prepares the NVDIMMs (`xtests/guest/prep.sh`), runs the command with its
+//!   output teed to `cmd.out`, stores its exit status in `status` and the
+//!   whole kernel ring buffer in `dmesg.txt`. The serial console (every
+//!   kernel message, even after a guest hang or panic) goes to `console.log`.
+//! - The run fails if `logscan` finds anything in `console.log` or
+//!   `dmesg.txt`, whatever the command returned.
+//! - The command's status is read from the `status` file, not from vng, so it
+//!   survives the virtio-serial quirks of vng with extra `-machine` options.
+
+use crate::kernel::{self, Flavour};
+use crate::logscan::{self, Finding};
+use crate::util::{fmt_duration, repo_root, show, target_dir, timestamp, Timer};
+use crate::{module, say};
+use anyhow::{bail, Context, Result};
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Guest RAM (besides the NVDIMMs).
+const GUEST_RAM_MIB: u64 = 1024;
+const GUEST_CPUS: u32 = 2;
+/// Run directories kept under target/vm/logs.
+const KEEP_LOGS: usize = 100;
+
+#[derive(Clone, Debug)]
+pub struct VmConfig {
+    pub flavour: Flavour,
+    pub nvdimms: u32,
+    pub size_mib: u64,
+    /// Recreate the NVDIMM image files (all data lost) before booting.
+    pub fresh: bool,
+    pub timeout: Duration,
+    /// Copy the command's output to our stdout as it arrives.
+    pub echo: bool,
+}
+
+impl Default for VmConfig {
+    fn default() -> Self {
+        VmConfig {
+            flavour: Flavour::Normal,
+            nvdimms: 1,
+            size_mib: 1024,
+            fresh: false,
+            timeout: Duration::from_secs(600),
+            echo: true,
+        }
+    }
+}
+
+/// Kill qemu with SIGKILL `delay` after the guest command printed a line
+/// containing `marker`: a power cut in the middle of whatever it does.
+#[derive(Clone, Debug)]
+pub struct Crash {
+    pub marker: String,
+    pub delay: Duration,
+}
+
+#[derive(Debug)]
+pub struct Outcome {
+    /// Exit status of the guest command; None if it never finished.
+    pub status: Option<i32>,
+    /// The command's output (stdout and stderr).
+    pub output: String,
+    pub findings: Vec<Finding>,
+    pub timed_out: bool,
+    /// qemu was killed on purpose (see `Crash`).
+    pub crashed: bool,
+    pub log_dir: PathBuf,
+    pub took: Duration,
+}
+
+impl Outcome {
+    pub fn clean_log(&self) -> bool {
+        self.findings.is_empty()
+    }
+
+    /// One line: what happened, for a summary.
+    pub fn describe(&self) -> String {
+        let status = match (self.crashed, self.timed_out, self.status) {
+            (true, _, _) => "qemu killed on purpose".to_string(),
+            (_, true, _) => "TIMED OUT".to_string(),
+            (_, _, Some(s)) => format!("exit {s}"),
+            (_, _, None) => "command did not finish (guest died?)".to_string(),
+        };
+        let log = if self.findings.is_empty() {
+            "kernel log clean".to_string()
+        } else {
+            format!("{} kernel log finding(s)", self.findings.len())
+        };
+        format!("{status}, {log}, {} (logs: {})", fmt_duration(self.took), self.log_dir.display())
+    }
+}
+
+pub fn vm_dir() -> PathBuf {
+    target_dir().join("vm")
+}
+
+fn image_path(i: u32) -> PathBuf {
+    vm_dir().join(format!("pmem{i}.img"))
+}
+
+/// Marker: this image was turned into an fsdax namespace by a guest.
+fn fsdax_marker(i: u32) -> PathBuf {
+    vm_dir().join(format!("pmem{i}.img.fsdax"))
+}
+
+/// Parse "512M", "1G", "1024" (MiB) into MiB.
+pub fn parse_size_mib(s: &str) -> Result<u64> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().last() {
+        Some((i, 'G' | 'g')) => (&s[..i], 1024),
+        Some((i, 'M' | 'm')) => (&s[..i], 1),
+        _ => (s, 1),
+    };
+    let n: u64 = num.parse().with_context(|| format!("bad size {s:?}: use e.g. 512M or 1G"))?;
+    let mib = n.checked_mul(mult).context("size too large")?;
+    if mib < 16 || mib % 2 != 0 {
+        bail!("NVDIMM size {s} must be at least 16M and a multiple of 2M");
+    }
+    Ok(mib)
+}
+
+/// Create missing (or, with `fresh`, all) NVDIMM backing files.
+fn prepare_images(cfg: &VmConfig) -> Result<()> {
+    fs::create_dir_all(vm_dir())?;
+    for i in 0..cfg.nvdimms {
+        let img = image_path(i);
+        let want = cfg.size_mib << 20;
+        let len = fs::metadata(&img).map(|m| m.len()).ok();
+        if cfg.fresh || len != Some(want) {
+            let why = match len {
+                None => "new".to_string(),
+                Some(l) if l != want => format!("size was {} MiB", l >> 20),
+                Some(_) => "--fresh".to_string(),
+            };
+            say!("vm: creating {} ({} MiB, sparse; {why})", img.display(), cfg.size_mib);
+            let _ = fs::remove_file(fsdax_marker(i));
+            let _ = fs::remove_file(&img);
+            fs::File::create(&img)?.set_len(want)?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether every image already holds an fsdax namespace.
+fn images_ready(cfg: &VmConfig) -> bool {
+    (0..cfg.nvdimms).all(|i| fsdax_marker(i).exists())
+}
+
+fn qemu_opts(cfg: &VmConfig) -> String {
+    let n = cfg.nvdimms.max(1);
+    let maxmem = GUEST_RAM_MIB + u64::from(n) * cfg.size_mib;
+    let mut o = format!("-machine nvdimm=on -m {GUEST_RAM_MIB}M,slots={n},maxmem={maxmem}M");
+    for i in 0..cfg.nvdimms {
+        o.push_str(&format!(
+            " -object memory-backend-file,id=nvmem{i},share=on,mem-path={},size={}M -device nvdimm,id=nvdimm{i},memdev=nvmem{i}",
+            image_path(i).display(),
+            cfg.size_mib
+        ));
+    }
+    o
+}
+
+/// The vng command line shared by `run` and `shell`.
+fn vng(cfg: &VmConfig, kernel: &Path, rwdir: &Path) -> Command {
+    let mut c = Command::new("vng");
+    c.arg("-r").arg(kernel);
+    c.args(["--disable-kvm", "--force-9p", "--verbose"]);
+    c.args(["--cpus", &GUEST_CPUS.to_string(), "--memory", &format!("{GUEST_RAM_MIB}M")]);
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        c.args(["--user", "root"]);
+    }
+    c.arg(format!("--rwdir={}", rwdir.display()));
+    c.args(["--append", "printk.devkmsg=on"]);
+    c.arg(format!("--qemu-opts={}", qemu_opts(cfg)));
+    c
+}
+
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// Turn `cargo xt vm -- ARGS` into one shell command: a single argument is a
+/// shell script line; several are a program and its arguments.
+pub fn command_line(args: &[String]) -> String {
+    match args {
+        [one] => one.clone(),
+        many => many.iter().map(|a| sh_quote(a)).collect::<Vec<_>>().join(" "),
+    }
+}
+
+/// Environment every guest command gets.
+fn guest_env(cfg: &VmConfig, run_dir: &Path, ko: Option<&Path>) -> Vec<(String, String)> {
+    let root = repo_root();
+    let bin = target_dir().join("release");
+    let mut env = vec![
+        ("NOVARS_ROOT".into(), root.display().to_string()),
+        ("NOVARS_BIN".into(), bin.display().to_string()),
+        ("NOVARS_FLAVOUR".into(), cfg.flavour.name().into()),
+        ("NOVARS_NVDIMMS".into(), cfg.nvdimms.to_string()),
+        ("NOVARS_OUT".into(), run_dir.display().to_string()),
+        ("NOVARS_GUEST_LIB".into(), root.join("xtests/guest/lib.sh").display().to_string()),
+        ("PATH".into(), format!("{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", bin.display())),
+    ];
+    if let Some(ko) = ko {
+        env.push(("NOVARS_KO".into(), ko.display().to_string()));
+    }
+    env
+}
+
+/// The guest's entry point, written into the run directory.
+fn write_run_script(cfg: &VmConfig, run_dir: &Path, ko: Option<&Path>, cmd: &str) -> Result<PathBuf> {
+    let root = repo_root();
+    let mut s = String::from("#!/bin/sh\n# Generated by `cargo xt vm`: the guest side of one VM run.\n");
+    for (k, v) in guest_env(cfg, run_dir, ko) {
+        s.push_str(&format!("export {k}={}\n", sh_quote(&v)));
+    }
+    s.push_str(&format!(
+        r#"R="$NOVARS_OUT"
+cd /tmp
+if sh {prep} "$NOVARS_NVDIMMS" > "$R/prep.out" 2>&1; then
+    touch "$R/prep-ok"
+    {{ sh -c {cmd}; echo $? > "$R/status"; }} < /dev/null 2>&1 | tee "$R/cmd.out"
+else
+    echo "xt: NVDIMM preparation failed:"; cat "$R/prep.out"
+fi
+dmesg > "$R/dmesg.txt"
+sync
+"#,
+        prep = sh_quote(&root.join("xtests/guest/prep.sh").display().to_string()),
+        cmd = sh_quote(cmd),
+    ));
+    let path = run_dir.join("run.sh");
+    fs::write(&path, s)?;
+    Ok(path)
+}
+
+/// Follows a growing file and hands out its complete lines.
+struct ConsoleTail {
+    path: PathBuf,
+    offset: u64,
+    partial: Vec<u8>,
+}
+
+impl ConsoleTail {
+    fn new(path: PathBuf) -> Self {
+        ConsoleTail { path, offset: 0, partial: Vec::new() }
+    }
+
+    /// Lines appended since the last call; with `at_end`, also an
+    /// unterminated last line.
+    fn new_lines(&mut self, at_end: bool) -> Vec<String> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut buf = Vec::new();
+        if let Ok(mut f) = fs::File::open(&self.path) {
+            if f.seek(SeekFrom::Start(self.offset)).is_ok() {
+                let _ = f.read_to_end(&mut buf);
+            }
+        }
+        self.offset += buf.len() as u64;
+        self.partial.extend_from_slice(&buf);
+        let mut lines = Vec::new();
+        while let Some(pos) = self.partial.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=pos).collect();
+            lines.push(String::from_utf8_lossy(&line).trim_end_matches(['\r', '\n']).to_string());
+        }
+        if at_end && !self.partial.is_empty() {
+            lines.push(String::from_utf8_lossy(&self.partial).trim_end().to_string());
+            self.partial.clear();
+        }
+        lines
+    }
+}
+
+/// Holds target/vm/lock for the duration of a VM run: images are shared.
+struct VmLock(#[allow(dead_code)] fs::File);
+
+fn lock() -> Result<VmLock> {
+    fs::create_dir_all(vm_dir())?;
+    let f = fs::OpenOptions::new().create(true).truncate(false).write(true).open(vm_dir().join("lock"))?;
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on an fd we own; the lock is released when the File closes.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        say!("vm: another VM run holds {}; waiting for it", vm_dir().join("lock").display());
+        // SAFETY: as above, blocking variant.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            bail!("could not lock {}", vm_dir().join("lock").display());
+        }
+    }
+    Ok(VmLock(f))
+}
+
+fn new_run_dir(name: &str) -> Result<PathBuf> {
+    let logs = vm_dir().join("logs");
+    fs::create_dir_all(&logs)?;
+    prune_logs(&logs);
+    let base = format!("{}-{name}", timestamp());
+    let mut dir = logs.join(&base);
+    let mut n = 1;
+    while dir.exists() {
+        n += 1;
+        dir = logs.join(format!("{base}.{n}"));
+    }
+    fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+fn prune_logs(logs: &Path) {
+    let Ok(rd) = fs::read_dir(logs) else { return };
+    let mut dirs: Vec<PathBuf> = rd.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
+    dirs.sort();
+    let excess = dirs.len().saturating_sub(KEEP_LOGS);
+    for d in &dirs[..excess] {
+        let _ = fs::remove_dir_all(d);
+    }
+}
+
+/// Boot, run `cmd` (a shell command line) as root in the guest, and report.
+/// `name` names the log directory. The module of the flavour is built (if it
+/// compiles) and exported to the guest as $NOVARS_KO.
+pub fn run(cfg: &VmConfig, name: &str, cmd: &str, crash: Option<&Crash>) -> Result<Outcome> {
+    let kernel = kernel::ensure(cfg.flavour)?;
+    let ko = match module::ensure(cfg.flavour) {
+        Ok(ko) => Some(ko),
+        Err(e) => {
+            say!("vm: novars.ko is not available in the guest: {e:#}");
+            None
+        }
+    };
+    let _lock = lock()?;
+    prepare_images(cfg)?;
+    let run_dir = new_run_dir(name)?;
+    let script = write_run_script(cfg, &run_dir, ko.as_deref(), cmd)?;
+    let mut c = vng(cfg, &kernel.bzimage(), &run_dir);
+    c.arg("--exec").arg(format!("sh {}", script.display()));
+    fs::write(run_dir.join("vng-command.txt"), format!("{}\n", show(&c)))?;
+    let console = fs::File::create(run_dir.join("console.log"))?;
+    c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(console);
+    // Own process group: a timeout or a crash kills vng and qemu together.
+    c.process_group(0);
+    say!(
+        "vm: booting {} kernel, {} NVDIMM(s) of {} MiB, timeout {}; log dir {}",
+        cfg.flavour,
+        cfg.nvdimms,
+        cfg.size_mib,
+        fmt_duration(cfg.timeout),
+        run_dir.display()
+    );
+    eprintln!("+ {}", show(&c));
+    let timer = Timer::start();
+    let mut child = c.spawn().context("could not start vng: run `cargo xt setup`")?;
+    let pgid = child.id() as i32;
+
+    let stdout = child.stdout.take().context("vng stdout")?;
+    let (tx, rx) = mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Without udev in the guest (the usual case: Debian's udev is not
+    // installed), virtme-ng-init finds no virtio-serial script ports and the
+    // command's output goes to the serial console, i.e. console.log. So the
+    // command's lines come either from vng's stdout or from the non-kernel
+    // lines of console.log; follow both.
+    let mut console = ConsoleTail::new(run_dir.join("console.log"));
+
+    let mut echoed = false;
+    let (mut timed_out, mut crashed) = (false, false);
+    let mut kill_at: Option<Duration> = None;
+    let kill_group = || {
+        // SAFETY: kill(2) on the process group we created; at worst ESRCH.
+        unsafe { libc::kill(-pgid, libc::SIGKILL) };
+    };
+    let mut on_line = |line: &str, kill_at: &mut Option<Duration>, elapsed: Duration| {
+        if cfg.echo {
+            println!("{line}");
+            let _ = std::io::stdout().flush();
+            echoed = true;
+        }
+        if let Some(cr) = crash {
+            if kill_at.is_none() && line.contains(&cr.marker) {
+                *kill_at = Some(elapsed + cr.delay);
+                say!("vm: saw {:?}; killing qemu with SIGKILL in {}", cr.marker, fmt_duration(cr.delay));
+            }
+        }
+    };
+    let mut vng_out = String::new();
+    loop {
+        let exited = child.try_wait()?.is_some();
+        while let Ok(line) = rx.recv_timeout(Duration::from_millis(if exited { 200 } else { 50 })) {
+            on_line(&line, &mut kill_at, timer.elapsed());
+            vng_out.push_str(&line);
+            vng_out.push('\n');
+        }
+        for line in console.new_lines(exited) {
+            if !logscan::is_kernel_line(&line) {
+                on_line(&line, &mut kill_at, timer.elapsed());
+            }
+        }
+        if exited {
+            break;
+        }
+        if kill_at.is_some_and(|t| timer.elapsed() >= t) && !crashed {
+            say!("vm: kill -9 qemu (crash)");
+            kill_group();
+            crashed = true;
+        }
+        if timer.elapsed() >= cfg.timeout && !timed_out && !crashed {
+            say!("vm: timeout after {}; killing qemu", fmt_duration(cfg.timeout));
+            kill_group();
+            timed_out = true;
+        }
+    }
+    // If vng left qemu behind in our group, do not leave it running.
+    kill_group();
+    let _ = reader.join();
+    let took = timer.elapsed();
+
+    let read = |f: &str| fs::read(run_dir.join(f)).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    let status = read("status").trim().parse::<i32>().ok();
+    // cmd.out (teed in the guest) is the command's whole output, whichever
+    // channel carried it; it is missing only if the guest died first.
+    let cmd_out = read("cmd.out");
+    let output = if cmd_out.is_empty() { vng_out } else { cmd_out };
+    if cfg.echo && !echoed {
+        print!("{output}");
+    }
+    if run_dir.join("prep-ok").exists() {
+        for i in 0..cfg.nvdimms {
+            let _ = fs::write(fsdax_marker(i), "");
+        }
+    } else if !crashed {
+        say!("vm: NVDIMM preparation did not complete; see {}", run_dir.join("prep.out").display());
+    }
+    let mut findings = logscan::scan(&read("console.log"));
+    for f in logscan::scan(&read("dmesg.txt")) {
+        if !findings.iter().any(|g| g.line == f.line) {
+            findings.push(f);
+        }
+    }
+    let out = Outcome { status, output, findings, timed_out, crashed, log_dir: run_dir, took };
+    say!("vm: {}", out.describe());
+    if !out.findings.is_empty() {
+        say!("vm: the guest kernel log shows problems (full log: {}):\n{}", out.log_dir.join("console.log").display(), logscan::report(&out.findings, 20));
+    }
+    Ok(out)
+}
+
+/// `cargo xt vm`: exit status is the command's, or 1 for any kernel log finding,
+/// timeout or guest death.
+pub fn cmd_vm(cfg: &VmConfig, args: &[String]) -> Result<i32> {
+    if args.is_empty() {
+        bail!("nothing to run: `cargo xt vm -- CMD...` (or `cargo xt shell` for a shell)");
+    }
+    let out = run(cfg, "vm", &command_line(args), None)?;
+    Ok(match out.status {
+        Some(s) if out.clean_log() && !out.timed_out => s,
+        Some(0) => 1,
+        Some(s) => s,
+        None => 1,
+    })
+}
+
+/// `cargo xt shell`: an interactive root shell in the same VM setup.
+pub fn shell(cfg: &VmConfig) -> Result<()> {
+    if cfg.fresh || !images_ready(cfg) {
+        say!("shell: preparing the NVDIMM images first (one non-interactive boot)");
+        let prep_cfg = VmConfig { echo: false, ..cfg.clone() };
+        run(&prep_cfg, "shell-prep", "true", None)?;
+    }
+    let kernel = kernel::ensure(cfg.flavour)?;
+    let ko = module::ensure(cfg.flavour).ok();
+    let _lock = lock()?;
+    let run_dir = new_run_dir("shell")?;
+    say!("shell: in the guest, /dev/pmem* are fsdax; scratch space is /tmp and {}", run_dir.display());
+    for (k, v) in guest_env(cfg, &run_dir, ko.as_deref()) {
+        say!("shell:   {k}={v}");
+    }
+    let mut c = vng(cfg, &kernel.bzimage(), &run_dir);
+    let status = crate::util::status(&mut c)?;
+    say!("shell: vng exited ({status})");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size_mib("1G").unwrap(), 1024);
+        assert_eq!(parse_size_mib("512M").unwrap(), 512);
+        assert_eq!(parse_size_mib("256").unwrap(), 256);
+        assert!(parse_size_mib("1").is_err());
+        assert!(parse_size_mib("33M").is_err());
+        assert!(parse_size_mib("lots").is_err());
+    }
+
+    #[test]
+    fn command_lines() {
+        assert_eq!(command_line(&["echo $HOME; ls".into()]), "echo $HOME; ls");
+        assert_eq!(command_line(&["ls".into(), "-l".into(), "a b".into()]), "'ls' '-l' 'a b'");
+    }
+
+    #[test]
+    fn qemu_options_describe_every_nvdimm() {
+        let cfg = VmConfig { nvdimms: 2, size_mib: 512, ..VmConfig::default() };
+        let o = qemu_opts(&cfg);
+        assert!(o.contains("slots=2,maxmem=2048M"), "{o}");
+        assert!(o.contains("id=nvmem1,share=on"), "{o}");
+        assert!(o.contains("-device nvdimm,id=nvdimm1,memdev=nvmem1"), "{o}");
+    }
+}
