@@ -255,9 +255,12 @@ impl<'a, 'e> Fsck<'a, 'e> {
             action: action.into(),
             resolution: Resolution::Declined,
         };
+        if self.cancelled && code.kind() != Kind::Note {
+            // After a quit nothing more is asked, fixed or reported.
+            return false;
+        }
         let go = match code.kind() {
             Kind::Note => true,
-            _ if self.cancelled => false,
             _ => match self.opts.mode {
                 Mode::ReadOnly => {
                     p.resolution = Resolution::ReadOnly;

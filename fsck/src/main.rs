@@ -189,8 +189,13 @@ fn run(args: &Args) -> i32 {
         }
         exit::OPERATIONAL
     };
-    if mode.writes() && is_mounted(&args.device) {
-        return fail(format!("{dev_name} is mounted; refusing to repair it"), mode);
+    if is_mounted(&args.device) {
+        if mode.writes() {
+            return fail(format!("{dev_name} is mounted; refusing to repair it"), mode);
+        }
+        if !args.json {
+            eprintln!("fsck.novars: warning: {dev_name} is mounted; the check may report problems that are not there");
+        }
     }
     let dev = match Device::open(&args.device, mode.writes()) {
         Ok(d) => d,

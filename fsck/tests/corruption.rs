@@ -826,3 +826,20 @@ fn entry_helpers_are_sane() {
     assert_eq!(img.page_tail(log.pages[1]).ordinal, 1);
     let _ = DE_ADD;
 }
+
+/// The file system is smaller than its device: the backup is not in the
+/// device's last block but where the damaged primary says the end is.
+#[test]
+fn sb_primary_bad_backup_before_device_end() {
+    let mut img = Img::new(base_image());
+    img.bytes[600] ^= 0x40;
+    img.bytes.extend(std::iter::repeat_n(0u8, 1 << 20));
+    let file = to_file(&img.bytes);
+    let (code, out) = fsck(file.path(), &["-fn"]);
+    assert_eq!(code, 4, "{out}");
+    assert!(out.contains("SB_PRIMARY_BAD"), "{out}");
+    let (code, out) = fsck(file.path(), &["-fy"]);
+    assert_eq!(code, 1, "{out}");
+    let (code, out) = fsck(file.path(), &["-fn"]);
+    assert_eq!(code, 0, "{out}");
+}

@@ -95,22 +95,45 @@ pub fn find(m: &Overlay<'_>) -> Result<Found, String> {
             })
         }
         Err(primary) => {
+            // The backup is in the last block of the file system: the
+            // device's last block, or (for a file system smaller than its
+            // device) where the damaged primary's size field points.
             let last = dev - 1;
-            let no_magic = |nr| m.block(nr).map(|b| !Superblock::has_magic(b)).unwrap_or(true);
-            match parse_at(m, last) {
-                Ok((sb, geo)) if geo.backup_sb() == last => {
-                    Ok(Found { sb, geo, primary_bad: Some(primary), backup_block: last, backup: Backup::Good })
+            let mut candidates = vec![last];
+            if let Some(n) = m.block(0).ok().and_then(Superblock::decode).map(|s| s.blocks_count) {
+                if n >= 2 && n - 1 < last {
+                    candidates.push(n - 1);
                 }
-                Ok(_) => Err(format!(
-                    "no valid superblock: primary (block 0): {primary}; the copy in block {last} is not at the end of the file system it describes"
-                )),
-                Err(_) if no_magic(0) && no_magic(last) => {
-                    Err("not a novars file system (no superblock magic in block 0 or in the last block)".into())
-                }
-                Err(backup) => Err(format!(
-                    "no valid superblock: primary (block 0): {primary}; backup (block {last}): {backup}. Nothing can be repaired without one"
-                )),
             }
+            let mut first_err = None;
+            for &b in &candidates {
+                match parse_at(m, b) {
+                    Ok((sb, geo)) if geo.backup_sb() == b => {
+                        return Ok(Found {
+                            sb,
+                            geo,
+                            primary_bad: Some(primary),
+                            backup_block: b,
+                            backup: Backup::Good,
+                        });
+                    }
+                    Ok(_) => {
+                        first_err.get_or_insert_with(|| "not at the end of the file system it describes".to_string());
+                    }
+                    Err(e) => {
+                        first_err.get_or_insert(e);
+                    }
+                }
+            }
+            let no_magic = |nr| m.block(nr).map(|b| !Superblock::has_magic(b)).unwrap_or(true);
+            if no_magic(0) && candidates.iter().all(|&b| no_magic(b)) {
+                return Err("not a novars file system (no superblock magic in block 0 or in the last block)".into());
+            }
+            let backup = first_err.unwrap_or_default();
+            Err(format!(
+                "no valid superblock: primary (block 0): {primary}; backup (block {last}): {backup}. \
+                 Nothing can be repaired without one"
+            ))
         }
     }
 }
