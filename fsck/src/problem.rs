@@ -106,6 +106,8 @@ codes! {
     LogEntryBad = "LOG_ENTRY_BAD", 2, Ask;
     /// Entry sequence numbers do not increase.
     LogSeq = "LOG_SEQ", 2, Ask;
+    /// A symlink whose target cannot be read.
+    SymlinkBad = "SYMLINK_BAD", 2, Ask;
     /// An entry that makes no sense for the inode's type.
     LogEntryKind = "LOG_ENTRY_KIND", 2, Ask;
 

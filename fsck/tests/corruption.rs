@@ -843,3 +843,15 @@ fn sb_primary_bad_backup_before_device_end() {
     let (code, out) = fsck(file.path(), &["-fn"]);
     assert_eq!(code, 0, "{out}");
 }
+
+#[test]
+fn symlink_unreadable() {
+    run_case(|img| {
+        let ino = img.ino("/sym/long");
+        let pos = write_pos(img, ino);
+        // Map the target at file block 1 instead of 0.
+        img.put_u64(pos + 16, 1);
+        img.reseal_entry(pos);
+        errors(&["SYMLINK_BAD"], &[ino])
+    });
+}

@@ -418,7 +418,7 @@ fn salvage(f: &Fsck<'_, '_>, ino: u64, inode: &Inode, w: &Walked) -> Option<Walk
 fn check_log(f: &mut Fsck<'_, '_>, ino: u64, pos: u64, inode: Inode, subject: &str) {
     let mut w = walk_inode(&f.m, &f.geo, ino, &inode);
     let Some(fault) = w.fault else {
-        f.inodes.insert(ino, InodeRec::new(pos, &inode, w));
+        add_live(f, ino, pos, &inode, InodeRec::new(pos, &inode, w), subject);
         return;
     };
     if let Some(mut s) = salvage(f, ino, &inode, &w) {
@@ -451,5 +451,35 @@ fn check_log(f: &mut Fsck<'_, '_>, ino: u64, pos: u64, inode: Inode, subject: &s
     });
     let mut rec = InodeRec::new(pos, &inode, w);
     rec.broken_log = !fixed;
+    add_live(f, ino, pos, &inode, rec, subject);
+}
+
+/// Why a symlink's target cannot be read, if it cannot.
+fn symlink_problem(inode: &Inode, rec: &InodeRec) -> Option<String> {
+    let size = rec.view.size;
+    if size == 0 || size >= BLOCK_SIZE_U64 {
+        return Some(format!("symlink target length {size} is not 1..4095"));
+    }
+    if inode.inline_len > 0 {
+        return (size != inode.inline_len as u64)
+            .then(|| format!("symlink size {size} differs from its inline target ({} bytes)", inode.inline_len));
+    }
+    let mapped = rec.extents.iter().any(|x| x.pgoff == 0);
+    (!mapped).then(|| "symlink target block is not mapped".to_string())
+}
+
+/// Records a live inode after a last look at what the log made of it.
+fn add_live(f: &mut Fsck<'_, '_>, ino: u64, pos: u64, inode: &Inode, rec: InodeRec, subject: &str) {
+    if rec.view.mode & S_IFMT == S_IFLNK {
+        if let Some(msg) = symlink_problem(inode, &rec) {
+            let fixed = f.problem(Code::SymlinkBad, subject, msg, "clear the inode (its names are removed in pass 4)", |f| {
+                f.m.write_u64(pos + INODE_STATE_OFF, INODE_FREE).map_err(media_err)
+            });
+            if fixed {
+                f.free_inos.insert(ino);
+                return;
+            }
+        }
+    }
     f.inodes.insert(ino, rec);
 }
