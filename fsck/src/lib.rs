@@ -22,11 +22,33 @@
 //! Only metadata is read: inode tables, log pages, journals, superblocks,
 //! the allocator record. Data blocks are read only to copy a block claimed
 //! twice.
+//!
+//! Decisions worth knowing:
+//!
+//! * An open journal transaction and an orphan inode (live, no names, link
+//!   count 0) are what a crash leaves and what a mount recovers. They are
+//!   *notes*, not errors: applied to the overlay in every mode (so `-n`
+//!   checks the state the kernel will see), written with `-p`/`-y`, and they
+//!   do not change the exit status. A crashed image that only needs
+//!   mount-time recovery checks clean.
+//! * `-p` repairs only problems whose [`problem::Kind`] is `Preen`; at the
+//!   first other one it stops repairing (e2fsck's "UNEXPECTED
+//!   INCONSISTENCY"), sets the superblock's error flag and exits 4.
+//! * A broken log keeps its valid prefix; a duplicate name or the removal
+//!   of a missing one (faults an append cannot undo) makes fsck rewrite the
+//!   directory's log from what it means. Other repairs append entries
+//!   (`DENTRY`, `LINK`, `PARENT`, `WRITE`, `PUNCH`) with the log-append
+//!   protocol of `layout::log` ([`logwrite`]).
+//! * A repairing check that leaves nothing wrong on an image that was not
+//!   CLEAN writes a fresh allocator record and marks it CLEAN, as e2fsck
+//!   marks a file system valid.
+//! * Declined repairs are remembered so later passes do not report their
+//!   consequences as new problems.
 #![deny(unsafe_code)]
 
 pub mod check;
 pub mod device;
-mod logwrite;
+pub mod logwrite;
 pub mod model;
 pub mod overlay;
 pub mod passes;
