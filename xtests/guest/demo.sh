@@ -89,7 +89,7 @@ life() {
 
     # MAP_SYNC: a store through a MAP_SYNC mapping is durable once the fault
     # returned, without msync.
-    out=$(xfs_io -f -c "mmap -S -rw 0 4096" -c "mwrite -S 0x5a 0 4096" -c "munmap" "$PATTERN_FILE" 2>&1)
+    out=$(xfs_io -f -c "truncate 4096" -c "mmap -S -rw 0 4096" -c "mwrite -S 0x5a 0 4096" -c "munmap" "$PATTERN_FILE" 2>&1)
     if echo "$out" | grep -q "Operation not supported"; then
         step mapsync NOTYET "mmap(MAP_SYNC): not supported yet (issue 5)"
     elif [ -z "$out" ]; then

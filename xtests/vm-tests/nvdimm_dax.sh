@@ -17,7 +17,7 @@ must xfs_io -f -c "pwrite -q -S 0xab 0 1m" -c fsync /tmp/mnt/f
 # A file on a DAX mount carries STATX_ATTR_DAX (0x200000).
 attrs=$(xfs_io -c "statx -r" /tmp/mnt/f | sed -n 's/^stat.attributes = //p')
 [ $((attrs & 0x200000)) -ne 0 ] || fail "file is not DAX (statx attributes $attrs)"
-must xfs_io -f -c "mmap -S -rw 0 4096" -c "mwrite -S 0x5a 0 4096" -c munmap /tmp/mnt/sync
+must xfs_io -f -c "truncate 4096" -c "mmap -S -rw 0 4096" -c "mwrite -S 0x5a 0 4096" -c munmap /tmp/mnt/sync
 ok "MAP_SYNC mapping works on ext4-dax"
 must umount /tmp/mnt
 must mount -t ext4 -o dax /dev/pmem0 /tmp/mnt
