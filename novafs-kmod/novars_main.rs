@@ -2,15 +2,14 @@
 
 //! novars: a NOVA-style log-structured file system for persistent memory.
 //!
-//! This is the skeleton: loading the module registers file-system type
-//! `novars`, unloading unregisters it, and a mount fails cleanly with
-//! `EOPNOTSUPP` until mounting is implemented. The on-media format is the
+//! Status: mounts novars images read-only (lookup, readdir, read through
+//! DAX, statfs, journal rollback); read-write operation is issue 4's next
+//! step. See `DESIGN.md` for the module's structure. The on-media format is the
 //! `layout` crate of the workspace, compiled in from its source so that the
 //! module and the userspace tools share one definition of a valid image.
 //! The VFS glue the Rust bindings of 6.12 cannot express lives in
 //! `novars_shim.c`, declared in `novars_shim.h`.
 
-use kernel::bindings;
 use kernel::error::to_result;
 use kernel::prelude::*;
 
@@ -33,13 +32,14 @@ module! {
     license: "GPL",
 }
 
-/// The C half of the interface in `novars_shim.h`.
-mod shim {
-    extern "C" {
-        pub(crate) fn novars_register_fs() -> core::ffi::c_int;
-        pub(crate) fn novars_unregister_fs();
-    }
-}
+mod dir;
+mod file;
+mod index;
+mod inode;
+mod media;
+mod pm;
+mod shim;
+mod super_;
 
 /// The loaded module.
 ///
@@ -66,13 +66,4 @@ impl Drop for NovaRs {
         unsafe { shim::novars_unregister_fs() };
         pr_info!("unregistered file system type novars\n");
     }
-}
-
-/// `fill_super` for `get_tree_bdev()`, called by `novars_shim.c` with the
-/// VFS holding `sb->s_umount`. Returns 0 or a negative errno.
-#[no_mangle]
-extern "C" fn novars_fill_super(_sb: *mut bindings::super_block, _fc: *mut core::ffi::c_void) -> core::ffi::c_int {
-    pr_info!("mount not implemented yet\n");
-    // `kernel::error::code` has no EOPNOTSUPP in 6.12; the uapi value is 95.
-    -(bindings::EOPNOTSUPP as core::ffi::c_int)
 }

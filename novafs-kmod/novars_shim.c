@@ -1,16 +1,30 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * C side of novars: what Rust cannot reach in Linux 6.12 (the fs_context
- * API and the file_system_type, `static inline` helpers, DAX and iomap).
- * Everything with logic lives in Rust; this file only wires VFS tables to
- * Rust entry points and states the layout assumptions both sides share.
+ * API, the VFS operation tables, DAX and iomap, and `static inline`
+ * helpers). Everything with novars logic lives in Rust; this file only
+ * wires VFS tables to Rust entry points, fills VFS structs from plain
+ * values Rust computed, and states the layout assumptions both sides share.
  */
 #include <linux/build_bug.h>
+#include <linux/dax.h>
 #include <linux/fs.h>
 #include <linux/fs_context.h>
+#include <linux/fs_parser.h>
+#include <linux/iomap.h>
+#include <linux/libnvdimm.h>
 #include <linux/module.h>
+#include <linux/namei.h>
+#include <linux/pagemap.h>
+#include <linux/seq_file.h>
+#include <linux/slab.h>
+#include <linux/statfs.h>
+#include <linux/uio.h>
 
 #include "novars_shim.h"
+
+/* statfs f_type: "NVRS". */
+#define NOVARS_SUPER_MAGIC 0x4e565253
 
 /*
  * novars maps its 4 KiB blocks straight into user space with DAX: a block
@@ -19,35 +33,510 @@
  */
 static_assert(PAGE_SIZE == 4096);
 
+/* Layouts shared with Rust (mirrored by const asserts in shim.rs). */
+static_assert(sizeof(struct novars_opts) == 8);
+static_assert(sizeof(struct novars_sb_c) == 56);
+static_assert(offsetof(struct novars_sb_c, kaddr) == 16);
+static_assert(offsetof(struct novars_sb_c, errors) == 32);
+static_assert(offsetof(struct novars_sb_c, uuid) == 40);
+static_assert(sizeof(struct novars_iattr) == 104);
+static_assert(offsetof(struct novars_iattr, generation) == 40);
+static_assert(offsetof(struct novars_iattr, atime_sec) == 48);
+static_assert(offsetof(struct novars_iattr, atime_nsec) == 80);
+static_assert(offsetof(struct novars_iattr, link) == 96);
+static_assert(sizeof(struct novars_map) == 32);
+static_assert(sizeof(struct novars_statfs) == 32);
+static_assert(IOMAP_WRITE == 1);
+
+/* The VFS inode with novars's per-inode state (owned by Rust). */
+struct novars_inode {
+	struct inode vfs;
+	void *info;		/* Rust `InodeInfo`, freed in free_inode */
+	s64 btime_sec;
+	u32 btime_nsec;
+};
+
+static inline struct novars_inode *NI(struct inode *inode)
+{
+	return container_of(inode, struct novars_inode, vfs);
+}
+
+static struct kmem_cache *novars_inode_cachep;
+
+/* ---------------------------------------------------------------- DAX */
+
+int novars_dax_map(struct super_block *sb, struct novars_sb_c *c)
+{
+	u64 bytes = bdev_nr_bytes(sb->s_bdev);
+	long want = bytes >> PAGE_SHIFT, got;
+	void *kaddr = NULL;
+	int id;
+
+	c->dax = fs_dax_get_by_bdev(sb->s_bdev, &c->dax_part_off, NULL, NULL);
+	if (!c->dax)
+		return -EOPNOTSUPP;
+	id = dax_read_lock();
+	got = dax_direct_access(c->dax, PHYS_PFN(c->dax_part_off), want,
+				DAX_ACCESS, &kaddr, NULL);
+	dax_read_unlock(id);
+	if (got < 0 || got < want) {
+		novars_dax_unmap(c);
+		return got < 0 ? (int)got : -ERANGE;
+	}
+	c->kaddr = kaddr;
+	c->size = (u64)want << PAGE_SHIFT;
+	return 0;
+}
+
+void novars_dax_unmap(struct novars_sb_c *c)
+{
+	fs_put_dax(c->dax, NULL);
+	c->dax = NULL;
+	c->kaddr = NULL;
+	c->size = 0;
+}
+
+void novars_flush(const void *addr, size_t len)
+{
+	arch_wb_cache_pmem((void *)addr, len);
+}
+
+void novars_memcpy_nt(void *dst, const void *src, size_t len)
+{
+	memcpy_flushcache(dst, src, len);
+}
+
+const char *novars_sb_id(struct super_block *sb)
+{
+	return sb->s_id;
+}
+
+bool novars_sb_rdonly(struct super_block *sb)
+{
+	return sb_rdonly(sb);
+}
+
+/* ------------------------------------------------------------- inodes */
+
+static const struct inode_operations novars_dir_iops;
+static const struct inode_operations novars_file_iops;
+static const struct inode_operations novars_special_iops;
+static const struct file_operations novars_dir_fops;
+static const struct file_operations novars_file_fops;
+static const struct address_space_operations novars_dax_aops;
+
+struct inode *novars_iget(struct super_block *sb, u64 ino)
+{
+	struct novars_iattr a = {};
+	struct inode *inode;
+	int err = -EIO;
+	void *info;
+
+	inode = iget_locked(sb, ino);
+	if (!inode)
+		return ERR_PTR(-ENOMEM);
+	if (!(inode->i_state & I_NEW))
+		return inode;
+	info = novars_rs_read_inode(sb, ino, &a, &err);
+	if (!info) {
+		iget_failed(inode);
+		return ERR_PTR(err);
+	}
+	NI(inode)->info = info;
+	NI(inode)->btime_sec = a.btime_sec;
+	NI(inode)->btime_nsec = a.btime_nsec;
+	inode->i_mode = a.mode;
+	i_uid_write(inode, a.uid);
+	i_gid_write(inode, a.gid);
+	set_nlink(inode, a.nlink);
+	i_size_write(inode, a.size);
+	inode->i_blocks = a.blocks;
+	inode->i_generation = a.generation;
+	inode_set_atime(inode, a.atime_sec, a.atime_nsec);
+	inode_set_mtime(inode, a.mtime_sec, a.mtime_nsec);
+	inode_set_ctime(inode, a.ctime_sec, a.ctime_nsec);
+	switch (a.mode & S_IFMT) {
+	case S_IFREG:
+		inode->i_op = &novars_file_iops;
+		inode->i_fop = &novars_file_fops;
+		inode->i_mapping->a_ops = &novars_dax_aops;
+		inode->i_flags |= S_DAX;
+		break;
+	case S_IFDIR:
+		inode->i_op = &novars_dir_iops;
+		inode->i_fop = &novars_dir_fops;
+		break;
+	case S_IFLNK:
+		inode->i_op = &simple_symlink_inode_operations;
+		inode->i_link = a.link;	/* freed in novars_free_inode */
+		a.link = NULL;
+		break;
+	default:
+		inode->i_op = &novars_special_iops;
+		init_special_inode(inode, a.mode, new_decode_dev((u32)a.rdev));
+		break;
+	}
+	kfree(a.link);
+	unlock_new_inode(inode);
+	return inode;
+}
+
+static struct inode *novars_alloc_inode(struct super_block *sb)
+{
+	struct novars_inode *ni = alloc_inode_sb(sb, novars_inode_cachep, GFP_KERNEL);
+
+	if (!ni)
+		return NULL;
+	ni->info = NULL;
+	ni->btime_sec = 0;
+	ni->btime_nsec = 0;
+	return &ni->vfs;
+}
+
+static void novars_free_inode(struct inode *inode)
+{
+	struct novars_inode *ni = NI(inode);
+
+	if (ni->info)
+		novars_rs_free_inode_info(ni->info);
+	if (S_ISLNK(inode->i_mode))
+		kfree(inode->i_link);
+	kmem_cache_free(novars_inode_cachep, ni);
+}
+
+static void novars_evict_inode(struct inode *inode)
+{
+	truncate_inode_pages_final(&inode->i_data);
+	clear_inode(inode);
+}
+
+static void novars_inode_init_once(void *p)
+{
+	struct novars_inode *ni = p;
+
+	inode_init_once(&ni->vfs);
+}
+
+static int novars_getattr(struct mnt_idmap *idmap, const struct path *path,
+			  struct kstat *stat, u32 request_mask,
+			  unsigned int query_flags)
+{
+	struct inode *inode = d_inode(path->dentry);
+
+	generic_fillattr(idmap, request_mask, inode, stat);
+	if (request_mask & STATX_BTIME) {
+		stat->result_mask |= STATX_BTIME;
+		stat->btime.tv_sec = NI(inode)->btime_sec;
+		stat->btime.tv_nsec = NI(inode)->btime_nsec;
+	}
+	if (IS_DAX(inode))
+		stat->attributes |= STATX_ATTR_DAX;
+	stat->attributes_mask |= STATX_ATTR_DAX;
+	return 0;
+}
+
+/* ---------------------------------------------------------- directories */
+
+static struct dentry *novars_lookup(struct inode *dir, struct dentry *dentry,
+				    unsigned int flags)
+{
+	struct inode *inode = NULL;
+	s64 ino;
+
+	if (dentry->d_name.len > 255)
+		return ERR_PTR(-ENAMETOOLONG);
+	ino = novars_rs_lookup(dir, NI(dir)->info, dentry->d_name.name,
+			       dentry->d_name.len);
+	if (ino < 0)
+		return ERR_PTR(ino);
+	if (ino > 0) {
+		inode = novars_iget(dir->i_sb, ino);
+		if (IS_ERR(inode))
+			return ERR_CAST(inode);
+	}
+	return d_splice_alias(inode, dentry);
+}
+
+int novars_dir_emit(struct dir_context *ctx, const char *name, int len,
+		    u64 ino, u32 dt, u64 pos)
+{
+	ctx->pos = pos;
+	if (!dir_emit(ctx, name, len, ino, dt))
+		return 0;
+	ctx->pos = pos + 1;
+	return 1;
+}
+
+static int novars_readdir(struct file *file, struct dir_context *ctx)
+{
+	struct inode *inode = file_inode(file);
+
+	if (!dir_emit_dots(file, ctx))
+		return 0;
+	return novars_rs_readdir(inode, NI(inode)->info, ctx, ctx->pos);
+}
+
+/* Readdir cookies are log sequence numbers: any 63-bit value. */
+static loff_t novars_dir_llseek(struct file *file, loff_t offset, int whence)
+{
+	return generic_file_llseek_size(file, offset, whence, OFFSET_MAX, 0);
+}
+
+static const struct file_operations novars_dir_fops = {
+	.llseek		= novars_dir_llseek,
+	.read		= generic_read_dir,
+	.iterate_shared	= novars_readdir,
+	.fsync		= noop_fsync,
+};
+
+static const struct inode_operations novars_dir_iops = {
+	.lookup		= novars_lookup,
+	.getattr	= novars_getattr,
+};
+
+/* -------------------------------------------------------------- files */
+
+static int novars_iomap_begin(struct inode *inode, loff_t pos, loff_t length,
+			      unsigned int flags, struct iomap *iomap,
+			      struct iomap *srcmap)
+{
+	struct novars_sb_c *c = inode->i_sb->s_fs_info;
+	struct novars_map m = {};
+	int err;
+
+	err = novars_rs_iomap_begin(inode, NI(inode)->info, pos, length, flags, &m);
+	if (err)
+		return err;
+	iomap->flags = 0;
+	iomap->bdev = inode->i_sb->s_bdev;
+	iomap->dax_dev = c->dax;
+	iomap->offset = m.offset;
+	iomap->length = m.length;
+	if (m.mapped) {
+		iomap->type = IOMAP_MAPPED;
+		iomap->addr = m.addr + c->dax_part_off;
+	} else {
+		iomap->type = IOMAP_HOLE;
+		iomap->addr = IOMAP_NULL_ADDR;
+	}
+	return 0;
+}
+
+static const struct iomap_ops novars_iomap_ops = {
+	.iomap_begin	= novars_iomap_begin,
+};
+
+static ssize_t novars_file_read_iter(struct kiocb *iocb, struct iov_iter *to)
+{
+	struct inode *inode = file_inode(iocb->ki_filp);
+	ssize_t ret;
+
+	if (!iov_iter_count(to))
+		return 0;
+	inode_lock_shared(inode);
+	ret = dax_iomap_rw(iocb, to, &novars_iomap_ops);
+	inode_unlock_shared(inode);
+	file_accessed(iocb->ki_filp);
+	return ret;
+}
+
+static const struct file_operations novars_file_fops = {
+	.llseek		= generic_file_llseek,
+	.read_iter	= novars_file_read_iter,
+	.splice_read	= copy_splice_read,
+	.open		= generic_file_open,
+	.fsync		= noop_fsync,
+};
+
+static const struct inode_operations novars_file_iops = {
+	.getattr	= novars_getattr,
+};
+
+static const struct inode_operations novars_special_iops = {
+	.getattr	= novars_getattr,
+};
+
+static const struct address_space_operations novars_dax_aops = {
+	.dirty_folio	= noop_dirty_folio,
+};
+
+/* -------------------------------------------------------------- super */
+
+static void novars_put_super(struct super_block *sb)
+{
+	novars_rs_put_super(sb);
+}
+
+static int novars_statfs(struct dentry *dentry, struct kstatfs *buf)
+{
+	struct super_block *sb = dentry->d_sb;
+	struct novars_sb_c *c = sb->s_fs_info;
+	struct novars_statfs s = {};
+
+	novars_rs_statfs(sb, &s);
+	buf->f_type = NOVARS_SUPER_MAGIC;
+	buf->f_bsize = PAGE_SIZE;
+	buf->f_frsize = PAGE_SIZE;
+	buf->f_blocks = s.blocks;
+	buf->f_bfree = s.bfree;
+	buf->f_bavail = s.bfree;
+	buf->f_files = s.files;
+	buf->f_ffree = s.ffree;
+	buf->f_namelen = 255;
+	buf->f_fsid = uuid_to_fsid(c->uuid);
+	return 0;
+}
+
+static const char *const novars_errors_names[] = {
+	[1] = "continue", [2] = "remount-ro", [3] = "panic",
+};
+
+static int novars_show_options(struct seq_file *m, struct dentry *root)
+{
+	struct novars_sb_c *c = root->d_sb->s_fs_info;
+
+	if (c->errors >= 1 && c->errors <= 3)
+		seq_printf(m, ",errors=%s", novars_errors_names[c->errors]);
+	seq_puts(m, ",dax");
+	return 0;
+}
+
+static const struct super_operations novars_sops = {
+	.alloc_inode	= novars_alloc_inode,
+	.free_inode	= novars_free_inode,
+	.evict_inode	= novars_evict_inode,
+	.put_super	= novars_put_super,
+	.statfs		= novars_statfs,
+	.show_options	= novars_show_options,
+};
+
+/* -------------------------------------------------------- fs_context */
+
+enum { Opt_errors, Opt_dax, Opt_dax_type };
+
+static const struct constant_table novars_param_errors[] = {
+	{ "continue",	1 },
+	{ "remount-ro",	2 },
+	{ "panic",	3 },
+	{}
+};
+
+/* novars is always DAX; "dax" and "dax=always" are accepted for scripts. */
+static const struct constant_table novars_param_dax[] = {
+	{ "always",	1 },
+	{}
+};
+
+static const struct fs_parameter_spec novars_param_specs[] = {
+	fsparam_enum("errors", Opt_errors, novars_param_errors),
+	fsparam_flag("dax", Opt_dax),
+	fsparam_enum("dax", Opt_dax_type, novars_param_dax),
+	{}
+};
+
+static int novars_parse_param(struct fs_context *fc, struct fs_parameter *param)
+{
+	struct novars_opts *o = fc->fs_private;
+	struct fs_parse_result result;
+	int opt;
+
+	opt = fs_parse(fc, novars_param_specs, param, &result);
+	if (opt < 0)
+		return opt;
+	switch (opt) {
+	case Opt_errors:
+		o->errors = result.uint_32;
+		o->flags |= NOVARS_OPT_ERRORS_SET;
+		break;
+	case Opt_dax:
+	case Opt_dax_type:
+		o->flags |= NOVARS_OPT_DAX;
+		break;
+	}
+	return 0;
+}
+
+static int novars_fill_super_c(struct super_block *sb, struct fs_context *fc)
+{
+	sb->s_op = &novars_sops;
+	sb->s_magic = NOVARS_SUPER_MAGIC;
+	sb->s_time_gran = 1;
+	return novars_rs_fill_super(sb, fc->fs_private, fc->sb_flags & SB_SILENT);
+}
+
 static int novars_get_tree(struct fs_context *fc)
 {
-	return get_tree_bdev(fc, novars_fill_super);
+	return get_tree_bdev(fc, novars_fill_super_c);
+}
+
+static int novars_reconfigure(struct fs_context *fc)
+{
+	struct super_block *sb = fc->root->d_sb;
+	struct novars_opts *o = fc->fs_private;
+	struct novars_sb_c *c = sb->s_fs_info;
+
+	sync_filesystem(sb);
+	if (!(fc->sb_flags & SB_RDONLY) && sb_rdonly(sb)) {
+		pr_err("novars: (%s): read-write mounts are not implemented yet\n", sb->s_id);
+		return -EROFS;
+	}
+	if (o->flags & NOVARS_OPT_ERRORS_SET)
+		c->errors = o->errors;
+	return 0;
+}
+
+static void novars_free_fc(struct fs_context *fc)
+{
+	kfree(fc->fs_private);
 }
 
 static const struct fs_context_operations novars_context_ops = {
-	.get_tree = novars_get_tree,
+	.parse_param	= novars_parse_param,
+	.get_tree	= novars_get_tree,
+	.reconfigure	= novars_reconfigure,
+	.free		= novars_free_fc,
 };
 
 static int novars_init_fs_context(struct fs_context *fc)
 {
+	struct novars_opts *o = kzalloc(sizeof(*o), GFP_KERNEL);
+
+	if (!o)
+		return -ENOMEM;
+	fc->fs_private = o;
 	fc->ops = &novars_context_ops;
 	return 0;
 }
 
 static struct file_system_type novars_fs_type = {
-	.owner = THIS_MODULE,
-	.name = "novars",
+	.owner		= THIS_MODULE,
+	.name		= "novars",
 	.init_fs_context = novars_init_fs_context,
-	.kill_sb = kill_block_super,
-	.fs_flags = FS_REQUIRES_DEV,
+	.parameters	= novars_param_specs,
+	.kill_sb	= kill_block_super,
+	.fs_flags	= FS_REQUIRES_DEV,
 };
 
 int novars_register_fs(void)
 {
-	return register_filesystem(&novars_fs_type);
+	int err;
+
+	novars_inode_cachep = kmem_cache_create("novars_inode_cache",
+						sizeof(struct novars_inode), 0,
+						SLAB_RECLAIM_ACCOUNT | SLAB_ACCOUNT,
+						novars_inode_init_once);
+	if (!novars_inode_cachep)
+		return -ENOMEM;
+	err = register_filesystem(&novars_fs_type);
+	if (err)
+		kmem_cache_destroy(novars_inode_cachep);
+	return err;
 }
 
 void novars_unregister_fs(void)
 {
 	unregister_filesystem(&novars_fs_type);
+	/* Inodes are freed by RCU: wait for them before the cache goes. */
+	rcu_barrier();
+	kmem_cache_destroy(novars_inode_cachep);
 }

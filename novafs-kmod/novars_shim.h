@@ -1,25 +1,110 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * The interface between the C shim (novars_shim.c) and the Rust crate
- * (novars_main.rs). Every function here has a matching `extern "C"`
- * declaration or definition in Rust; keep the two in step. Structs shared
- * with Rust get a static_assert on their layout in novars_shim.c.
+ * (novars_main.rs and its modules). Every function here has a matching
+ * `extern "C"` declaration or definition in Rust (shim.rs); keep the two in
+ * step. Structs shared with Rust are fixed-width only and get a
+ * static_assert on their layout in novars_shim.c, mirrored by const asserts
+ * in shim.rs.
  */
 #ifndef NOVARS_SHIM_H
 #define NOVARS_SHIM_H
 
+#include <linux/types.h>
+
 struct super_block;
-struct fs_context;
+struct inode;
+struct dir_context;
+struct dax_device;
 
-/* Implemented in C, called from Rust. */
+/* Mount options, parsed in C (fs_parser), read by Rust. */
+struct novars_opts {
+	u32 errors;	/* layout ERRORS_*: 1 continue, 2 remount-ro, 3 panic */
+	u32 flags;	/* NOVARS_OPT_* */
+};
+#define NOVARS_OPT_ERRORS_SET	1u
+#define NOVARS_OPT_DAX		2u
 
-/* Register / unregister the "novars" file_system_type. */
+/*
+ * The head of Rust's per-mount state (`SbInfo`, `#[repr(C)]`, this struct
+ * first), reachable from C through sb->s_fs_info.
+ */
+struct novars_sb_c {
+	struct dax_device *dax;
+	u64 dax_part_off;	/* byte offset of the fs on the dax device */
+	void *kaddr;		/* kernel address of byte 0 of the fs */
+	u64 size;		/* bytes mapped at kaddr */
+	u32 errors;		/* current errors= behaviour */
+	u32 pad;
+	u8 uuid[16];
+};
+
+/* Attributes Rust hands to C to fill a VFS inode. */
+struct novars_iattr {
+	u32 mode;
+	u32 uid;
+	u32 gid;
+	u32 nlink;
+	u64 size;
+	u64 rdev;	/* new_encode_dev() value */
+	u64 blocks;	/* 512-byte sectors in use */
+	u32 generation;
+	u32 link_len;	/* symlinks: length of the target in link */
+	s64 atime_sec, mtime_sec, ctime_sec, btime_sec;
+	u32 atime_nsec, mtime_nsec, ctime_nsec, btime_nsec;
+	char *link;	/* symlinks: kmalloc'd NUL-terminated target, owned by the inode */
+};
+
+/* One mapping answer for iomap_begin. */
+struct novars_map {
+	u64 offset;	/* file byte offset the mapping starts at */
+	u64 length;	/* bytes */
+	u64 addr;	/* byte offset of the data on the fs, if mapped */
+	u32 mapped;	/* 0: hole, 1: mapped */
+	u32 pad;
+};
+
+/* statfs numbers. */
+struct novars_statfs {
+	u64 blocks, bfree, files, ffree;
+};
+
+/* ---- Implemented in C, called from Rust. ---- */
+
 int novars_register_fs(void);
 void novars_unregister_fs(void);
 
-/* Implemented in Rust, called from C. */
+/* Map the whole DAX device of sb; fills dax, dax_part_off, kaddr, size. */
+int novars_dax_map(struct super_block *sb, struct novars_sb_c *c);
+void novars_dax_unmap(struct novars_sb_c *c);
 
-/* fill_super for get_tree_bdev(): read the superblock, build the root. */
-int novars_fill_super(struct super_block *sb, struct fs_context *fc);
+/* Persistence primitives (x86): see pm.rs. */
+void novars_flush(const void *addr, size_t len);
+void novars_memcpy_nt(void *dst, const void *src, size_t len);
+
+/* Get the VFS inode ino (read via novars_rs_read_inode); ERR_PTR on error. */
+struct inode *novars_iget(struct super_block *sb, u64 ino);
+
+/* dir_emit() for readdir: returns 0 when the caller's buffer is full. */
+int novars_dir_emit(struct dir_context *ctx, const char *name, int len, u64 ino, u32 dt, u64 pos);
+
+/* The device name (sb->s_id). */
+const char *novars_sb_id(struct super_block *sb);
+bool novars_sb_rdonly(struct super_block *sb);
+
+/* ---- Implemented in Rust, called from C. ---- */
+
+int novars_rs_fill_super(struct super_block *sb, const struct novars_opts *opts, int silent);
+void novars_rs_put_super(struct super_block *sb);
+void novars_rs_statfs(struct super_block *sb, struct novars_statfs *out);
+/* Read inode ino: fills *attr and returns the Rust inode info (or NULL and *err). */
+void *novars_rs_read_inode(struct super_block *sb, u64 ino, struct novars_iattr *attr, int *err);
+void novars_rs_free_inode_info(void *info);
+/* Lookup name in dir: returns the inode number, 0 if absent, or -errno. */
+s64 novars_rs_lookup(struct inode *dir, void *dir_info, const u8 *name, size_t len);
+/* readdir from position pos (>= 2): calls novars_dir_emit per entry. */
+int novars_rs_readdir(struct inode *dir, void *dir_info, struct dir_context *ctx, u64 pos);
+/* iomap_begin: the mapping at pos. */
+int novars_rs_iomap_begin(struct inode *inode, void *info, u64 pos, u64 length, u32 flags, struct novars_map *out);
 
 #endif /* NOVARS_SHIM_H */

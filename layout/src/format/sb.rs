@@ -188,6 +188,12 @@ impl Geometry {
         1 + (seg_inodes / INODES_PER_BLOCK) as u64
     }
 
+    /// `lanes` as a non-zero divisor (a validated geometry has `lanes >= 1`;
+    /// this keeps the arithmetic below free of panics regardless).
+    fn lanes_nz(&self) -> u64 {
+        (self.lanes as u64).max(1)
+    }
+
     /// Blocks in one inode-table segment, header block included.
     pub fn seg_blocks(&self) -> u64 {
         Self::seg_blocks_for(self.seg_inodes)
@@ -195,22 +201,25 @@ impl Geometry {
 
     /// Block of the backup superblock.
     pub fn backup_sb(&self) -> u64 {
-        self.blocks_count - 1
+        self.blocks_count.saturating_sub(1)
     }
 
     /// Journal block of `lane` (`lane < lanes`).
     pub fn journal_block(&self, lane: u32) -> u64 {
-        self.journal_start + (lane % self.lanes) as u64
+        self.journal_start.saturating_add(lane as u64 % self.lanes_nz())
     }
 
     /// The lane a CPU uses: any CPU count works, CPUs share lanes.
     pub fn lane_of_cpu(&self, cpu: u32) -> u32 {
-        cpu % self.lanes
+        (cpu as u64 % self.lanes_nz()) as u32
     }
 
     /// First block of lane `lane`'s first inode-table segment.
     pub fn first_segment(&self, lane: u32) -> u64 {
-        self.journal_start + self.lanes as u64 + (lane % self.lanes) as u64 * self.seg_blocks()
+        let l = lane as u64 % self.lanes_nz();
+        self.journal_start
+            .saturating_add(self.lanes as u64)
+            .saturating_add(l.saturating_mul(self.seg_blocks()))
     }
 
     /// Whether `b` may hold data, log pages or later segments.
@@ -227,12 +236,12 @@ impl Geometry {
 
     /// Data blocks in the file system.
     pub fn data_blocks(&self) -> u64 {
-        self.backup_sb() - self.first_data_block
+        self.backup_sb().saturating_sub(self.first_data_block)
     }
 
     /// Splits an inode number into (lane, slot within the lane's table).
     pub fn ino_split(&self, ino: u64) -> (u32, u64) {
-        ((ino % self.lanes as u64) as u32, ino / self.lanes as u64)
+        ((ino % self.lanes_nz()) as u32, ino / self.lanes_nz())
     }
 
     /// The inode number of `slot` in `lane`'s table, if representable.
@@ -243,8 +252,9 @@ impl Geometry {
     /// Byte position of slot `slot_in_seg` of the segment starting at
     /// block `seg`.
     pub fn slot_pos(&self, seg: u64, slot_in_seg: u32) -> u64 {
-        let blk = seg + 1 + (slot_in_seg / INODES_PER_BLOCK) as u64;
-        blk * BLOCK_SIZE_U64 + ((slot_in_seg % INODES_PER_BLOCK) * INODE_SIZE) as u64
+        let blk = seg.saturating_add(1 + (slot_in_seg / INODES_PER_BLOCK) as u64);
+        blk.saturating_mul(BLOCK_SIZE_U64)
+            .saturating_add(((slot_in_seg % INODES_PER_BLOCK) * INODE_SIZE) as u64)
     }
 
     /// Total bytes of the file system.

@@ -1,0 +1,243 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! DRAM indexes rebuilt from an inode's log by `layout::walk::Replay`:
+//! the file block map ([`ExtentMap`]) and the directory name index
+//! ([`DirMap`]). Allocation failures during replay are remembered and
+//! reported by the caller as ENOMEM.
+
+use crate::layout::walk::{DirIndex, FileMap};
+use kernel::prelude::*;
+use kernel::rbtree::RBTree;
+
+/// A run of file blocks mapped to device blocks.
+#[derive(Clone, Copy)]
+pub(crate) struct Ext {
+    pub(crate) block: u64,
+    pub(crate) count: u64,
+}
+
+/// What a file offset maps to.
+pub(crate) enum Lookup {
+    /// Mapped at `block`, for `run` blocks.
+    Mapped { block: u64, run: u64 },
+    /// A hole for `run` blocks (`u64::MAX`: to the end of the file).
+    Hole { run: u64 },
+}
+
+/// File block map: non-overlapping extents keyed by first file block.
+pub(crate) struct ExtentMap {
+    tree: RBTree<u64, Ext>,
+    mapped: u64,
+    /// An allocation failed while the map was rebuilt.
+    pub(crate) failed: bool,
+}
+
+impl ExtentMap {
+    pub(crate) fn new() -> Self {
+        Self { tree: RBTree::new(), mapped: 0, failed: false }
+    }
+
+    /// Blocks mapped in total.
+    pub(crate) fn mapped_blocks(&self) -> u64 {
+        self.mapped
+    }
+
+    /// The extent with the greatest start `<= p`.
+    fn pred(&mut self, p: u64) -> Option<(u64, Ext)> {
+        match self.tree.cursor_lower_bound(&p) {
+            Some(c) => {
+                let (k, v) = c.current();
+                if *k == p {
+                    Some((*k, *v))
+                } else {
+                    c.peek_prev().map(|(k, v)| (*k, *v))
+                }
+            }
+            None => self.tree.cursor_back().map(|c| {
+                let (k, v) = c.current();
+                (*k, *v)
+            }),
+        }
+    }
+
+    fn insert(&mut self, k: u64, e: Ext) {
+        match self.tree.try_create_and_insert(k, e, GFP_KERNEL) {
+            Ok(old) => {
+                self.mapped = self.mapped.saturating_add(e.count);
+                if let Some(old) = old {
+                    let (_, o) = old.to_key_value();
+                    self.mapped = self.mapped.saturating_sub(o.count);
+                }
+            }
+            Err(_) => self.failed = true,
+        }
+    }
+
+    fn remove(&mut self, k: u64) {
+        if let Some(e) = self.tree.remove(&k) {
+            self.mapped = self.mapped.saturating_sub(e.count);
+        }
+    }
+
+    /// What file block `pg` maps to.
+    pub(crate) fn lookup(&mut self, pg: u64) -> Lookup {
+        if let Some((k, e)) = self.pred(pg) {
+            let off = pg - k;
+            if off < e.count {
+                return Lookup::Mapped { block: e.block.saturating_add(off), run: e.count - off };
+            }
+        }
+        match self.tree.cursor_lower_bound(&pg) {
+            Some(c) => Lookup::Hole { run: c.current().0.saturating_sub(pg).max(1) },
+            None => Lookup::Hole { run: u64::MAX },
+        }
+    }
+}
+
+impl FileMap for ExtentMap {
+    fn map(&mut self, pgoff: u64, block: u64, count: u64) {
+        self.unmap(pgoff, count);
+        self.insert(pgoff, Ext { block, count });
+    }
+
+    fn unmap(&mut self, p: u64, c: u64) {
+        let end = p.saturating_add(c);
+        // An extent starting before p and reaching into the range.
+        if let Some((k, e)) = self.pred(p) {
+            let e_end = k.saturating_add(e.count);
+            if k < p && e_end > p {
+                if let Some(v) = self.tree.get_mut(&k) {
+                    v.count = p - k;
+                }
+                self.mapped = self.mapped.saturating_sub(e_end - p);
+                if e_end > end {
+                    self.insert(end, Ext { block: e.block.saturating_add(end - k), count: e_end - end });
+                }
+            }
+        }
+        // Extents starting inside the range.
+        loop {
+            let next = self.tree.cursor_lower_bound(&p).map(|c| {
+                let (k, v) = c.current();
+                (*k, *v)
+            });
+            match next {
+                Some((k, e)) if k < end => {
+                    self.remove(k);
+                    let e_end = k.saturating_add(e.count);
+                    if e_end > end {
+                        self.insert(end, Ext { block: e.block.saturating_add(end - k), count: e_end - end });
+                    }
+                }
+                _ => break,
+            }
+        }
+    }
+}
+
+/// One name in a directory.
+pub(crate) struct DirEnt {
+    pub(crate) name: KVec<u8>,
+    pub(crate) ino: u64,
+    pub(crate) ftype: u8,
+}
+
+/// Directory index: names by the sequence number of their ADD entry (the
+/// readdir cookie) and by name hash (collisions kept apart by the sequence
+/// in the key and resolved by comparing names).
+pub(crate) struct DirMap {
+    by_seq: RBTree<u64, DirEnt>,
+    by_hash: RBTree<u128, ()>,
+    /// An allocation failed while the index was rebuilt.
+    pub(crate) failed: bool,
+}
+
+/// FNV-1a: cheap and good enough; collisions are handled.
+fn name_hash(name: &[u8]) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for &b in name {
+        h ^= b as u32;
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h
+}
+
+impl DirMap {
+    pub(crate) fn new() -> Self {
+        Self { by_seq: RBTree::new(), by_hash: RBTree::new(), failed: false }
+    }
+
+    /// The sequence number of `name`, if present.
+    fn find(&mut self, name: &[u8]) -> Option<u64> {
+        let h = name_hash(name) as u128;
+        let mut cur = self.by_hash.cursor_lower_bound(&(h << 64))?;
+        loop {
+            let k = *cur.current().0;
+            if k >> 64 != h {
+                return None;
+            }
+            let seq = k as u64;
+            if self.by_seq.get(&seq).is_some_and(|e| e.name.as_slice() == name) {
+                return Some(seq);
+            }
+            cur = cur.move_next()?;
+        }
+    }
+
+    /// The inode `name` refers to.
+    pub(crate) fn lookup(&mut self, name: &[u8]) -> Option<u64> {
+        let seq = self.find(name)?;
+        self.by_seq.get(&seq).map(|e| e.ino)
+    }
+
+    /// Up to `max` entries with sequence `>= from`, copied out (so the
+    /// caller can emit them without holding the directory's lock).
+    pub(crate) fn batch(&mut self, from: u64, max: usize) -> Result<KVec<(u64, DirEnt)>> {
+        let mut out = KVec::new();
+        let Some(mut cur) = self.by_seq.cursor_lower_bound(&from) else { return Ok(out) };
+        loop {
+            let (seq, e) = cur.current();
+            let mut name = KVec::new();
+            name.extend_from_slice(e.name.as_slice(), GFP_KERNEL)?;
+            out.push((*seq, DirEnt { name, ino: e.ino, ftype: e.ftype }), GFP_KERNEL)?;
+            if out.len() >= max {
+                return Ok(out);
+            }
+            match cur.move_next() {
+                Some(c) => cur = c,
+                None => return Ok(out),
+            }
+        }
+    }
+}
+
+impl DirIndex for DirMap {
+    fn add(&mut self, name: &[u8], ino: u64, ftype: u8, seq: u64) {
+        if self.find(name).is_some() {
+            // A second ADD of a live name is invalid (fsck: DENTRY_DUPLICATE);
+            // like fsck, keep the first binding.
+            return;
+        }
+        let mut n = KVec::new();
+        if n.extend_from_slice(name, GFP_KERNEL).is_err() {
+            self.failed = true;
+            return;
+        }
+        if self.by_seq.try_create_and_insert(seq, DirEnt { name: n, ino, ftype }, GFP_KERNEL).is_err() {
+            self.failed = true;
+            return;
+        }
+        let key = ((name_hash(name) as u128) << 64) | seq as u128;
+        if self.by_hash.try_create_and_insert(key, (), GFP_KERNEL).is_err() {
+            self.by_seq.remove(&seq);
+            self.failed = true;
+        }
+    }
+
+    fn remove(&mut self, name: &[u8], _ino: u64) {
+        if let Some(seq) = self.find(name) {
+            self.by_seq.remove(&seq);
+            self.by_hash.remove(&(((name_hash(name) as u128) << 64) | seq as u128));
+        }
+    }
+}

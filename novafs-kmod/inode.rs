@@ -1,0 +1,183 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Reading inodes: find the slot, validate the record, replay the log into
+//! the DRAM index, and hand the attributes to C (`novars_iget`).
+
+use crate::index::{DirMap, ExtentMap, Lookup};
+use crate::layout::inode::{read_inode_at, slot_pos_in, Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
+use crate::layout::walk::{replay_inode, Ignore};
+use crate::layout::{Media, BLOCK_SIZE};
+use crate::shim::{self, IAttr};
+use crate::super_::{self, SbInfo};
+use core::ffi::{c_int, c_void};
+use core::pin::Pin;
+use kernel::bindings;
+use kernel::prelude::*;
+use kernel::sync::Mutex;
+
+/// The index an inode's log rebuilds.
+pub(crate) enum Index {
+    /// Regular files and long symlinks.
+    File(ExtentMap),
+    /// Directories.
+    Dir(DirMap),
+    /// Device nodes, fifos, sockets, inline symlinks.
+    None,
+}
+
+/// Per-inode state owned by `struct novars_inode.info`.
+#[pin_data]
+pub(crate) struct InodeInfo {
+    pub(crate) ino: u64,
+    /// The DRAM index; also serialises index users (iomap, readdir, lookup).
+    #[pin]
+    pub(crate) index: Mutex<Index>,
+}
+
+/// Recovers the `InodeInfo` C keeps for an inode.
+///
+/// # Safety
+///
+/// `p` must be a value returned by `novars_rs_read_inode` and not yet freed.
+pub(crate) unsafe fn info<'a>(p: *mut c_void) -> &'a InodeInfo {
+    // SAFETY: per the function contract, `p` points to a live, pinned
+    // `InodeInfo` that C frees only after the VFS is done with the inode.
+    unsafe { &*p.cast::<InodeInfo>() }
+}
+
+fn corrupt(sbi: &SbInfo, ino: u64, what: &str) -> Error {
+    pr_err!("({}): inode {}: {}; run fsck.novars\n", sbi.dev(), ino, what);
+    shim::err(bindings::EUCLEAN)
+}
+
+/// The symlink target of `raw` as a kmalloc'd NUL-terminated string.
+fn link_target(sbi: &SbInfo, ino: u64, raw: &Inode, size: u64, index: &mut Index) -> Result<(*mut u8, u32)> {
+    let mut t = KVec::new();
+    if let Some(inline) = raw.inline_target() {
+        t.extend_from_slice(inline, GFP_KERNEL)?;
+    } else {
+        let len = usize::try_from(size).ok().filter(|l| *l > 0 && *l < BLOCK_SIZE);
+        let Some(len) = len else { return Err(corrupt(sbi, ino, "symlink target length out of range")) };
+        let Index::File(map) = index else { return Err(corrupt(sbi, ino, "symlink without a block map")) };
+        let Lookup::Mapped { block, .. } = map.lookup(0) else {
+            return Err(corrupt(sbi, ino, "symlink target block missing"));
+        };
+        let b = sbi.media.block(block).map_err(|_| corrupt(sbi, ino, "symlink target block unreadable"))?;
+        t.extend_from_slice(b.get(..len).unwrap_or(&[]), GFP_KERNEL)?;
+    }
+    if t.is_empty() || t.as_slice().contains(&0) {
+        return Err(corrupt(sbi, ino, "symlink target empty or contains NUL"));
+    }
+    let len = t.len() as u32;
+    t.push(0, GFP_KERNEL)?;
+    let (ptr, _, _) = t.into_raw_parts();
+    Ok((ptr, len))
+}
+
+fn load(sbi: &SbInfo, ino: u64) -> Result<(*mut c_void, IAttr)> {
+    let geo = &sbi.geo;
+    let (lane, slot) = geo.ino_split(ino);
+    let segs = sbi.segments.as_slice().get(lane as usize).ok_or_else(|| corrupt(sbi, ino, "no such lane"))?;
+    let pos = slot_pos_in(geo, segs.as_slice(), slot).ok_or_else(|| corrupt(sbi, ino, "beyond the inode table"))?;
+    let raw = read_inode_at(&sbi.media, pos).map_err(|_| corrupt(sbi, ino, "inode unreadable"))?;
+    if let Err(e) = raw.validate(ino) {
+        let _ = e;
+        return Err(corrupt(sbi, ino, "invalid inode record"));
+    }
+    let fmt = raw.mode & S_IFMT;
+    let mut index = match fmt {
+        S_IFREG => Index::File(ExtentMap::new()),
+        S_IFLNK if raw.inline_len == 0 => Index::File(ExtentMap::new()),
+        S_IFDIR => Index::Dir(DirMap::new()),
+        _ => Index::None,
+    };
+    let m = &sbi.media;
+    let res = match &mut index {
+        Index::File(map) => replay_inode(m, geo, ino, &raw, map, &mut Ignore),
+        Index::Dir(dir) => replay_inode(m, geo, ino, &raw, &mut Ignore, dir),
+        Index::None => replay_inode(m, geo, ino, &raw, &mut Ignore, &mut Ignore),
+    };
+    let (view, rep) = res.map_err(|w| corrupt(sbi, ino, w.describe()))?;
+    let (failed, data_blocks) = match &index {
+        Index::File(map) => (map.failed, map.mapped_blocks()),
+        Index::Dir(dir) => (dir.failed, 0),
+        Index::None => (false, 0),
+    };
+    if failed {
+        return Err(ENOMEM);
+    }
+    let (link, link_len) = if fmt == S_IFLNK {
+        link_target(sbi, ino, &raw, view.size, &mut index)?
+    } else {
+        (core::ptr::null_mut(), 0)
+    };
+    let attr = IAttr {
+        mode: view.mode,
+        uid: view.uid,
+        gid: view.gid,
+        nlink: view.nlink,
+        size: view.size,
+        rdev: raw.rdev,
+        blocks: data_blocks.saturating_add(rep.pages).saturating_mul(8),
+        generation: raw.generation,
+        link_len,
+        atime_sec: view.atime.sec,
+        mtime_sec: view.mtime.sec,
+        ctime_sec: view.ctime.sec,
+        btime_sec: view.btime.sec,
+        atime_nsec: view.atime.nsec,
+        mtime_nsec: view.mtime.nsec,
+        ctime_nsec: view.ctime.nsec,
+        btime_nsec: view.btime.nsec,
+        link: link.cast(),
+    };
+    let boxed = match KBox::pin_init(pin_init!(InodeInfo { ino, index <- kernel::new_mutex!(index, "novars_inode") }), GFP_KERNEL) {
+        Ok(b) => b,
+        Err(e) => {
+            if !link.is_null() {
+                // SAFETY: `link` came from `KVec::into_raw_parts` (kmalloc).
+                unsafe { bindings::kfree(link.cast()) };
+            }
+            return Err(e);
+        }
+    };
+    // SAFETY: the box is never moved out of: C keeps the pointer until
+    // `novars_rs_free_inode_info` turns it back into a box and drops it.
+    let raw_box = unsafe { Pin::into_inner_unchecked(boxed) };
+    Ok((KBox::into_raw(raw_box).cast(), attr))
+}
+
+/// Reads inode `ino` for `novars_iget`: fills `*attr`, returns the
+/// `InodeInfo` (or NULL with `*err` set to a negative errno).
+#[no_mangle]
+extern "C" fn novars_rs_read_inode(
+    sb: *mut bindings::super_block,
+    ino: u64,
+    attr: *mut IAttr,
+    err: *mut c_int,
+) -> *mut c_void {
+    // SAFETY: C calls this for a mounted novars super block.
+    let sbi = unsafe { super_::sbi(sb) };
+    match load(sbi, ino) {
+        Ok((p, a)) => {
+            // SAFETY: `attr` points to the caller's `struct novars_iattr`.
+            unsafe { attr.write(a) };
+            p
+        }
+        Err(e) => {
+            // SAFETY: `err` points to the caller's int.
+            unsafe { err.write(e.to_errno()) };
+            core::ptr::null_mut()
+        }
+    }
+}
+
+/// Frees what `novars_rs_read_inode` returned (from `free_inode`).
+#[no_mangle]
+extern "C" fn novars_rs_free_inode_info(p: *mut c_void) {
+    if !p.is_null() {
+        // SAFETY: `p` came from `KBox::into_raw` in `load` and C frees it
+        // exactly once, after the last user of the inode.
+        drop(unsafe { KBox::from_raw(p.cast::<InodeInfo>()) });
+    }
+}
