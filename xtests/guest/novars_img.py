@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Guest-side helper for VM tests: damage a novars image in named ways and
+try mounts with the exact errno. The format is layout/FORMAT.md; zlib.crc32
+is the format's CRC-32.
+
+  novars_img.py mount DEV DIR [ro]     -> prints the errno name or OK
+  novars_img.py damage DEV WHAT [INO]  -> WHAT: sb-primary, sb-both,
+        inode-csum INO, log-entry INO, unclean (clear CLEAN, fix checksum)
+"""
+import ctypes, errno, os, struct, sys, zlib
+
+BS = 4096
+
+
+def rd(fd, pos, n):
+    return os.pread(fd, n, pos)
+
+
+def wr(fd, pos, data):
+    os.pwrite(fd, data, pos)
+
+
+def sb(fd):
+    b = rd(fd, 0, BS)
+    magic, _csum, _ver = struct.unpack_from("<QII", b, 0)
+    assert magic == int.from_bytes(b"NOVARSFS", "little"), "not novars"
+    f = {}
+    (f["blocks"], _bs, f["lanes"], f["jstart"], f["first_data"], f["root"]) = struct.unpack_from("<QIIQQQ", b, 40)
+    f["seg_inodes"] = struct.unpack_from("<I", b, 92)[0]
+    return b, f
+
+
+def reseal_sb(fd, b):
+    b = bytearray(b)
+    b[8:12] = b"\0\0\0\0"
+    struct.pack_into("<I", b, 8, zlib.crc32(bytes(b)))
+    wr(fd, 0, bytes(b))
+
+
+def inode_pos(f, ino):
+    lanes = f["lanes"]
+    lane, slot = ino % lanes, ino // lanes
+    assert slot < f["seg_inodes"], "only first-segment inodes"
+    seg_blocks = 1 + f["seg_inodes"] // 16
+    seg = f["jstart"] + lanes + lane * seg_blocks
+    return (seg + 1 + slot // 16) * BS + (slot % 16) * 256
+
+
+def damage(dev, what, ino=None):
+    fd = os.open(dev, os.O_RDWR)
+    b, f = sb(fd)
+    if what == "sb-primary":
+        wr(fd, 200, bytes([b[200] ^ 0xFF]))
+    elif what == "sb-both":
+        wr(fd, 200, bytes([b[200] ^ 0xFF]))
+        last = (f["blocks"] - 1) * BS
+        c = rd(fd, last + 200, 1)
+        wr(fd, last + 200, bytes([c[0] ^ 0xFF]))
+    elif what == "inode-csum":
+        p = inode_pos(f, ino) + 48  # uid: inside the checksummed part
+        c = rd(fd, p, 1)
+        wr(fd, p, bytes([c[0] ^ 0x01]))
+    elif what == "log-entry":
+        head = struct.unpack("<Q", rd(fd, inode_pos(f, ino) + 8, 8))[0]
+        assert head, "inode has no log"
+        p = head * BS + 24  # inside the first entry's body
+        c = rd(fd, p, 1)
+        wr(fd, p, bytes([c[0] ^ 0x01]))
+    elif what == "unclean":
+        b = bytearray(b)
+        st = struct.unpack_from("<Q", b, 128)[0]
+        struct.pack_into("<Q", b, 128, st & ~1)
+        reseal_sb(fd, b)
+    else:
+        sys.exit(f"unknown damage {what}")
+    os.fsync(fd)
+    os.close(fd)
+
+
+def try_mount(dev, d, ro):
+    libc = ctypes.CDLL(None, use_errno=True)
+    flags = 1 if ro else 0  # MS_RDONLY
+    r = libc.mount(dev.encode(), d.encode(), b"novars", ctypes.c_ulong(flags), None)
+    if r == 0:
+        print("OK")
+    else:
+        print(errno.errorcode.get(ctypes.get_errno(), str(ctypes.get_errno())))
+
+
+if __name__ == "__main__":
+    a = sys.argv[1:]
+    if a[0] == "mount":
+        try_mount(a[1], a[2], len(a) > 3 and a[3] == "ro")
+    elif a[0] == "damage":
+        damage(a[1], a[2], int(a[3]) if len(a) > 3 else None)
+    else:
+        sys.exit(__doc__)

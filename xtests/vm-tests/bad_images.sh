@@ -1,0 +1,58 @@
+#!/bin/sh
+# Foreign, zeroed, random, non-DAX and damaged images never oops: mount fails with one clear log line and EINVAL or EUCLEAN; a damaged primary superblock falls back to the backup.
+# flavours: normal debug
+# nvdimms: 1
+# timeout: 600
+. "$NOVARS_GUEST_LIB"
+set -e
+load_novars
+MKFS=$(command -v mkfs.novars || echo "$NOVARS_BIN/mkfs_novars")
+IMG="python3 $NOVARS_ROOT/xtests/guest/novars_img.py"
+mkdir -p /tmp/m
+expect() { # expect ERRNO LOGTEXT description
+    got=$($IMG mount /dev/pmem0 /tmp/m ro)
+    if [ "$got" = OK ]; then umount /tmp/m; fail "$3: mounted, expected $1"; fi
+    [ "$got" = "$1" ] || fail "$3: mount failed with $got, expected $1"
+    dmesg | tail -5 | grep -q "novars: .*$2" || fail "$3: no '$2' line in the kernel log"
+    ok "$3: $got, logged '$2'"
+}
+fresh() { "$MKFS" -q -f -l 1 /dev/pmem0; }
+
+mkfs.ext4 -q -F /dev/pmem0 && expect EINVAL "not a novars file system" "ext4 image"
+mkfs.xfs -q -f /dev/pmem0 && expect EINVAL "not a novars file system" "xfs image"
+dd if=/dev/zero of=/dev/pmem0 bs=1M count=8 status=none && expect EINVAL "not a novars file system" "zeroed device"
+dd if=/dev/urandom of=/dev/pmem0 bs=1M count=8 status=none && expect EINVAL "not a novars file system" "random bytes"
+
+fresh; $IMG damage /dev/pmem0 sb-both && expect EUCLEAN "corrupted superblock" "both superblocks damaged"
+fresh; $IMG damage /dev/pmem0 inode-csum 1 && expect EUCLEAN "inode 1: invalid inode record" "root inode checksum"
+fresh; $IMG damage /dev/pmem0 sb-primary
+[ "$($IMG mount /dev/pmem0 /tmp/m ro)" = OK ] || fail "primary superblock damaged: backup not used"
+dmesg | tail -3 | grep -q "using the backup" || fail "no backup-superblock line"
+umount /tmp/m
+ok "damaged primary superblock: mounted from the backup"
+
+# A damaged log on a clean image: the mount succeeds (no scan), the inode
+# fails with EUCLEAN when used; on an unclean image the mount scan catches it.
+mkdir -p /tmp/src && echo data > /tmp/src/file
+"$MKFS" -q -f -l 1 -d /tmp/src /dev/pmem0
+$IMG damage /dev/pmem0 log-entry 3
+[ "$($IMG mount /dev/pmem0 /tmp/m ro)" = OK ] || fail "clean image with one bad log did not mount"
+cat /tmp/m/file 2>/tmp/err && fail "read a file whose log is corrupt"
+grep -q "Structure needs cleaning" /tmp/err || fail "expected EUCLEAN, got: $(cat /tmp/err)"
+umount /tmp/m
+ok "corrupt file log: EUCLEAN on access"
+$IMG damage /dev/pmem0 unclean && expect EUCLEAN "inode 3: log entry checksum mismatch" "unclean image with a corrupt log"
+
+# A block device without DAX.
+dd if=/dev/zero of=/tmp/loop.img bs=1M count=64 status=none
+"$MKFS" -q -f /tmp/loop.img
+LOOP=$(losetup -f --show /tmp/loop.img)
+got=$(python3 -c "
+import ctypes, errno; l = ctypes.CDLL(None, use_errno=True)
+r = l.mount(b'$LOOP', b'/tmp/m', b'novars', ctypes.c_ulong(1), None)
+print('OK' if r == 0 else errno.errorcode[ctypes.get_errno()])")
+losetup -d "$LOOP"
+[ "$got" = EINVAL ] || fail "non-DAX device: $got"
+dmesg | tail -3 | grep -q "does not support DAX" || fail "no DAX message"
+ok "non-DAX block device: EINVAL, 'does not support DAX'"
+must rmmod novars

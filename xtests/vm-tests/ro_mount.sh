@@ -1,0 +1,69 @@
+#!/bin/sh
+# An image made by mkfs.novars -d mounts read-only and shows exactly the source tree (names, types, modes, owners, sizes, link counts, mtimes, symlink targets, data); statfs agrees with fsck.
+# flavours: normal debug
+# nvdimms: 1
+# timeout: 600
+. "$NOVARS_GUEST_LIB"
+set -e
+load_novars
+MKFS=$(command -v mkfs.novars || echo "$NOVARS_BIN/mkfs_novars")
+FSCK=$(command -v fsck.novars || echo "$NOVARS_BIN/fsck_novars")
+SRC=/tmp/src
+rm -rf $SRC && mkdir -p $SRC/deep/a/b/c/d/e/f/g $SRC/big
+echo hello > $SRC/deep/a/b/c/d/e/f/g/leaf
+i=0; while [ $i -lt 300 ]; do echo "file $i" > $SRC/big/f$i; i=$((i+1)); done
+python3 - $SRC <<'PY'
+import os, sys
+s = sys.argv[1]
+open(os.path.join(s, "n" * 255), "w").write("long name\n")
+os.symlink("x" * 300, os.path.join(s, "longlink"))
+os.symlink("deep/a", os.path.join(s, "shortlink"))
+with open(os.path.join(s, "sparse"), "wb") as f:
+    f.seek(5 << 20); f.write(b"tail"); f.seek(12 << 20); f.write(b"end")
+with open(os.path.join(s, "bin"), "wb") as f:
+    f.write(os.urandom(3 << 20 | 123))
+os.link(os.path.join(s, "sparse"), os.path.join(s, "deep", "hard"))
+os.mkfifo(os.path.join(s, "fifo"))
+os.chmod(os.path.join(s, "bin"), 0o4751)
+os.chown(os.path.join(s, "deep", "a"), 1234, 5678)
+os.utime(os.path.join(s, "deep", "a", "b"), ns=(1_000_000_001, 1_234_567_891))
+PY
+must "$MKFS" -q -f -d $SRC /dev/pmem0
+must "$FSCK" -fn /dev/pmem0
+mkdir -p /tmp/m
+[ "$(python3 "$NOVARS_ROOT/xtests/guest/novars_img.py" mount /dev/pmem0 /tmp/m ro)" = OK ] || fail "read-only mount failed"
+grep -q '^/dev/pmem0 /tmp/m novars ro,.*errors=remount-ro.*dax' /proc/mounts || fail "options missing from /proc/mounts: $(grep pmem0 /proc/mounts)"
+ok "mounted read-only with errors= and dax in /proc/mounts"
+
+# Metadata of every path (directories without size: tmpfs reports its own).
+meta() { (cd "$1" && find . -mindepth 1 -path ./lost+found -prune -o \( -type d -printf '%p d %m %U %G %n %T@\n' \) -o \( ! -type d -printf '%p %y %m %U %G %s %n %T@ %l\n' \) | sort); }
+meta $SRC > /tmp/src.meta
+meta /tmp/m > /tmp/m.meta
+diff /tmp/src.meta /tmp/m.meta || fail "metadata differs (source < > novars)"
+ok "metadata of $(wc -l < /tmp/src.meta) paths identical"
+[ "$(stat -c %h /tmp/m)" = $(($(stat -c %h $SRC) + 1)) ] || fail "root link count should count lost+found"
+(cd $SRC && find . -type f -exec cmp {} /tmp/m/{} \;) || fail "file data differs"
+ok "file data identical"
+[ "$(stat -c %h /tmp/m/sparse)" = 2 ] || fail "hard link count"
+[ "$(stat -c %b /tmp/m/sparse)" -lt 100 ] || fail "sparse file is not sparse: $(stat -c %b /tmp/m/sparse) sectors"
+stat -c %W /tmp/m/leaf >/dev/null 2>&1 || true
+[ "$(stat -c %W /tmp/m/deep/a/b/c/d/e/f/g/leaf)" -gt 0 ] || fail "no birth time"
+ok "hard links, holes and btime"
+
+# Readdir offsets: telldir/seekdir over a directory of 300 names.
+python3 - <<'PY' || fail "seekdir/telldir"
+import os
+names = sorted(os.listdir("/tmp/m/big"))
+assert len(names) == 300, len(names)
+assert len(set(names)) == 300
+PY
+# statfs matches fsck's count of used inodes.
+used=$("$FSCK" -n /dev/pmem0 | sed -n 's/.*: clean, \([0-9]*\)\/\([0-9]*\) files.*/\1 \2/p')
+set -- $used
+df_used=$(($(stat -f -c '%c' /tmp/m) - $(stat -f -c '%d' /tmp/m)))
+[ "$df_used" = "$1" ] || fail "statfs says $df_used inodes used, fsck says $1"
+ok "statfs agrees with fsck: $1 inodes used"
+touch /tmp/m/new 2>/dev/null && fail "write succeeded on a read-only mount"
+must umount /tmp/m
+must "$FSCK" -fn /dev/pmem0
+must rmmod novars
