@@ -1,5 +1,6 @@
 //! `cargo xt <cmd>`: the novars host harness. See README.md.
 
+mod bins;
 mod demo;
 mod kernel;
 mod logscan;
@@ -42,6 +43,13 @@ enum Cmd {
         /// Timeout for the whole run, in seconds.
         #[arg(long, default_value_t = 600)]
         timeout: u64,
+        /// Power cut: kill qemu with SIGKILL once the command printed a line
+        /// containing this text (after --crash-delay).
+        #[arg(long, value_name = "TEXT")]
+        crash_on: Option<String>,
+        /// Seconds between --crash-on's text and the kill.
+        #[arg(long, default_value_t = 2.0, value_name = "SECS")]
+        crash_delay: f64,
         /// The command (one argument: a shell command line).
         #[arg(last = true, required = true)]
         cmd: Vec<String>,
@@ -80,6 +88,7 @@ impl VmArgs {
             fresh: self.fresh,
             timeout: Duration::from_secs(timeout),
             echo: true,
+            module: None,
         })
     }
 }
@@ -107,7 +116,10 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
             println!("{}", ko.display());
             0
         }),
-        Cmd::Vm { vm, timeout, cmd } => vm::cmd_vm(&vm.config(timeout)?, &cmd),
+        Cmd::Vm { vm, timeout, crash_on, crash_delay, cmd } => {
+            let crash = crash_on.map(|marker| vm::Crash { marker, delay: Duration::from_secs_f64(crash_delay.max(0.0)) });
+            vm::cmd_vm(&vm.config(timeout)?, &cmd, crash.as_ref())
+        }
         Cmd::Shell { vm } => vm::shell(&vm.config(24 * 3600)?).map(|()| 0),
         Cmd::Demo => demo::demo(),
         Cmd::Test(args) => tests::test(&args),

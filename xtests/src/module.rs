@@ -6,7 +6,7 @@
 //! `#[path = "../layout/src/lib.rs"]` valid in the copy. Files are copied only
 //! when their content changed, so Kbuild stays incremental.
 
-use crate::kernel::{self, Flavour};
+use crate::kernel::{self, Flavour, Kernel};
 use crate::say;
 use crate::util::{repo_root, run, target_dir, Timer};
 use anyhow::{Context, Result};
@@ -27,7 +27,11 @@ fn build_dir(flavour: Flavour) -> PathBuf {
 
 /// Build (incrementally) and return the path of `novars.ko`.
 pub fn ensure(flavour: Flavour) -> Result<PathBuf> {
-    let kernel = kernel::ensure(flavour)?;
+    build(&kernel::ensure(flavour)?, flavour)
+}
+
+/// Build (incrementally) against `kernel`, of `flavour`.
+pub fn build(kernel: &Kernel, flavour: Flavour) -> Result<PathBuf> {
     let timer = Timer::start();
     let root = repo_root();
     let dir = build_dir(flavour);

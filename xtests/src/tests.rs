@@ -190,13 +190,10 @@ fn count_libtest(text: &str) -> (usize, usize, usize) {
 }
 
 fn vm_tests(args: &TestArgs, t: &mut Tally) -> Result<()> {
-    // The guest runs binaries from target/release.
     say!("test: building the workspace's release binaries for the guest");
-    let mut build = Command::new(env!("CARGO"));
-    build.args(["build", "--release", "--workspace", "--bins"]).current_dir(repo_root()).stdin(Stdio::null());
-    if !crate::util::status(&mut build)?.success() {
+    if let Err(e) = crate::bins::build() {
         t.failed += 1;
-        t.failures.push("`cargo build --release --workspace --bins` failed (output above)".into());
+        t.failures.push(format!("{e:#}"));
     }
     let tests: Vec<VmTest> = registry()?
         .into_iter()
@@ -212,11 +209,15 @@ fn vm_tests(args: &TestArgs, t: &mut Tally) -> Result<()> {
         }
         // Build the module once per flavour, before the boots; a compile
         // error is one failure, and the tests then run without $NOVARS_KO.
-        if let Err(e) = module::ensure(flavour) {
-            say!("test: novars.ko ({flavour}) does not build: {e:#}");
-            t.failed += 1;
-            t.failures.push(format!("novars.ko does not build for the {flavour} kernel"));
-        }
+        let ko = match module::ensure(flavour) {
+            Ok(ko) => Some(ko),
+            Err(e) => {
+                say!("test: novars.ko ({flavour}) does not build: {e:#}");
+                t.failed += 1;
+                t.failures.push(format!("novars.ko does not build for the {flavour} kernel"));
+                None
+            }
+        };
         for v in mine {
             let label = format!("vm:{}[{flavour}]", v.name);
             say!("test: {label}: {}", v.about);
@@ -227,6 +228,7 @@ fn vm_tests(args: &TestArgs, t: &mut Tally) -> Result<()> {
                 fresh: v.fresh,
                 timeout: v.timeout,
                 echo: true,
+                module: ko.clone(),
             };
             let cmd = format!("sh {}", v.path.display());
             match vm::run(&cfg, &format!("{}-{flavour}", v.name), &cmd, None) {
