@@ -19,6 +19,7 @@ pub mod journal;
 pub mod log;
 pub mod media;
 pub mod sb;
+pub mod trace;
 pub mod walk;
 
 pub use self::codec::{read_u32, read_u64, Field};
