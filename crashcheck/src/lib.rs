@@ -1,0 +1,1 @@
+//! crashcheck (being written)
