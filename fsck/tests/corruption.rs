@@ -349,7 +349,8 @@ fn inode_bad_log_pointers() {
     run_case(|img| {
         let ino = img.ino("/large");
         let mut i = img.inode(ino);
-        i.log_tail = 0;
+        // A tail without a head (a head without a tail is an empty log).
+        i.log_head = 0;
         img.put_inode(ino, &i);
         errors(&["INODE_BAD_LOG_PTR"], &[ino])
     });

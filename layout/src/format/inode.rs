@@ -255,7 +255,7 @@ pub enum InodeError {
     BadTime,
     /// Inline target too long, or inline data on a non-symlink.
     BadInline,
-    /// Exactly one of `log_head` / `log_tail` is 0.
+    /// `log_tail` is set but `log_head` is 0.
     BadLogPointers,
 }
 
@@ -297,7 +297,9 @@ impl Inode {
         if self.inline_len as usize > INLINE_MAX || (self.inline_len > 0 && self.mode & S_IFMT != S_IFLNK) {
             return Err(InodeError::BadInline);
         }
-        if (self.log_head == 0) != (self.log_tail == 0) {
+        // `log_head` set with `log_tail` 0 is a first page allocated but
+        // not yet committed: the log is empty (see FORMAT.md).
+        if self.log_head == 0 && self.log_tail != 0 {
             return Err(InodeError::BadLogPointers);
         }
         Ok(())
@@ -362,6 +364,9 @@ mod tests {
         t.log_tail = 100 * 4096 + 64;
         assert_eq!(t.validate(5), Ok(()));
         t.log_tail = 0;
+        assert_eq!(t.validate(5), Ok(()), "head without tail: empty log");
+        t.log_head = 0;
+        t.log_tail = 4096 * 100;
         assert_eq!(t.validate(5), Err(InodeError::BadLogPointers));
         let mut c = back;
         c.uid = 1;

@@ -104,8 +104,10 @@ pub fn format_block(block: &mut [u8], lane: u32) -> bool {
 
 /// Writes a transaction (entries and header, state 0) into `block`.
 /// The caller then stores `state = seq` at [`JOURNAL_STATE_OFF`].
+/// `block` may be shorter than a block: it needs `32 + 16 * entries.len()`
+/// bytes, which is also what must be written to the media.
 pub fn build(block: &mut [u8], lane: u32, seq: u64, entries: &[JournalEntry]) -> bool {
-    if entries.len() > MAX_JOURNAL_ENTRIES || block.len() < BLOCK_SIZE {
+    if entries.len() > MAX_JOURNAL_ENTRIES || block.len() < tx_len(entries.len()) {
         return false;
     }
     let h = JournalHeader { magic: JOURNAL_MAGIC, csum: 0, lane, count: entries.len() as u32, seq, state: 0 };
@@ -121,6 +123,11 @@ pub fn build(block: &mut [u8], lane: u32, seq: u64, entries: &[JournalEntry]) ->
         f.copy_from_slice(&c.to_le_bytes());
     }
     true
+}
+
+/// Bytes of a journal block a transaction of `n` entries occupies.
+pub const fn tx_len(n: usize) -> usize {
+    JournalHeader::SIZE + n * JournalEntry::SIZE
 }
 
 /// Reads lane `lane`'s journal block and says whether it must be rolled back.

@@ -94,7 +94,9 @@ pub fn walk_log<M: Media + ?Sized, V: LogVisitor + ?Sized>(
     v: &mut V,
 ) -> Result<WalkReport, WalkError> {
     let mut rep = WalkReport::default();
-    if inode.log_head == 0 && inode.log_tail == 0 {
+    // A zero tail is an empty log, whatever `log_head` says (a first page
+    // may be allocated before the first commit).
+    if inode.log_tail == 0 {
         return Ok(rep);
     }
     let tail_blk = pos_block(inode.log_tail);
