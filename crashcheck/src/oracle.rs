@@ -1,0 +1,207 @@
+//! The oracle: is a crash image one the file system may legitimately be in?
+//!
+//! For each distinct crash image:
+//!
+//! 1. `fsck.novars -n` semantics ([`novars_fsck::check`] in read-only
+//!    mode): the check rolls back open journals in its overlay exactly as
+//!    the kernel's mount does, and it must find nothing but *notes*
+//!    (`JOURNAL_ROLLBACK`, `ORPHAN_INODE`, `SB_ERROR_FLAG`): exit status 0.
+//! 2. The image is recovered the way mount recovers it (open journals
+//!    rolled back with `layout::journal`, the code the kernel runs) and its
+//!    tree is listed with [`novars_fsck::tree::list`].
+//!
+//! The tree is then compared (by [`crate::replay`]) with the trees the
+//! trace says are legal at that crash point: the state before or after each
+//! system call in flight, with every completed call present.
+//!
+//! **What "equal" covers**: for every path reachable from the root, the
+//! inode number, the full mode (type and permissions), uid, gid, size
+//! (0 for directories), link count, a hash of the contents (files: every
+//! mapped block inside the size; symlinks: the target) and the symlink
+//! target. Not compared: timestamps (atime, mtime, ctime, btime, the
+//! listing has none), `rdev`, the order of names, block placement, free
+//! space, and inodes no name reaches (orphans a mount frees). Allocation is
+//! still checked indirectly: fsck's pass 3 (a block claimed twice) and the
+//! link-count and reachability passes are part of step 1.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use layout::journal::{self, JournalState, JOURNAL_STATE_OFF};
+use layout::{Superblock, BLOCK_SIZE, BLOCK_SIZE_U64};
+use novars_fsck::tree::Item;
+use novars_fsck::{Mode, Options, Quiet};
+
+use crate::model::Model;
+
+/// A listed tree: path -> item.
+pub type Tree = BTreeMap<PathBuf, Item>;
+
+/// Index of an interned tree.
+pub type TreeId = usize;
+
+/// What the oracle found in one image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    /// fsck could not check at all (no usable superblock, ...).
+    pub fatal: Option<String>,
+    /// fsck errors: `(code, headline)`.
+    pub errors: Vec<(String, String)>,
+    /// fsck notes (journal rollback, orphans): fine, kept for reports.
+    pub notes: Vec<String>,
+    /// The recovered tree.
+    pub tree: TreeId,
+}
+
+impl Verdict {
+    /// Whether fsck found the image clean (exit status 0).
+    pub fn fsck_clean(&self) -> bool {
+        self.fatal.is_none() && self.errors.is_empty()
+    }
+}
+
+/// Interned trees: equal trees get one id.
+#[derive(Default)]
+pub struct Trees {
+    list: Vec<Tree>,
+    by_hash: HashMap<u64, Vec<TreeId>>,
+}
+
+fn tree_hash(t: &Tree) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for (p, i) in t {
+        p.hash(&mut h);
+        (i.ino, i.mode, i.uid, i.gid, i.size, i.nlink, i.content, &i.target).hash(&mut h);
+    }
+    h.finish()
+}
+
+impl Trees {
+    /// The id of `t`, adding it if new.
+    pub fn intern(&mut self, t: Tree) -> TreeId {
+        let h = tree_hash(&t);
+        let ids = self.by_hash.entry(h).or_default();
+        if let Some(&id) = ids.iter().find(|&&id| self.list.get(id) == Some(&t)) {
+            return id;
+        }
+        let id = self.list.len();
+        self.list.push(t);
+        ids.push(id);
+        id
+    }
+
+    /// The tree `id`.
+    pub fn get(&self, id: TreeId) -> &Tree {
+        static EMPTY: Tree = BTreeMap::new();
+        self.list.get(id).unwrap_or(&EMPTY)
+    }
+
+    /// Distinct trees seen.
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// Whether no tree was seen.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+}
+
+/// The superblock a mount would use: the primary, else the backup in the
+/// last block of the device.
+fn superblock(img: &[u8]) -> Option<(Superblock, layout::Geometry)> {
+    let blocks = (img.len() / BLOCK_SIZE) as u64;
+    let at = |b: u64| {
+        let s = usize::try_from(b).ok()?.checked_mul(BLOCK_SIZE)?;
+        Superblock::parse(img.get(s..s.checked_add(BLOCK_SIZE)?)?, blocks).ok()
+    };
+    at(0).or_else(|| at(blocks.checked_sub(1)?))
+}
+
+/// Rolls back every open journal of the image in `m`, as mount does, with
+/// patches ([`Model::patch`]); the caller reverts them.
+pub fn recover(m: &mut Model) {
+    let Some((_, geo)) = superblock(m.bytes()) else { return };
+    for lane in 0..geo.lanes {
+        let jb = geo.journal_block(lane);
+        let Some(start) = usize::try_from(jb).ok().and_then(|b| b.checked_mul(BLOCK_SIZE)) else { continue };
+        let Some(block) = m.bytes().get(start..start + BLOCK_SIZE) else { continue };
+        let undo: Vec<_> = match journal::inspect(block, &geo, lane) {
+            Ok(JournalState::Open { count, .. }) => journal::undo_entries(block, count).collect(),
+            _ => continue,
+        };
+        for e in undo {
+            m.patch(e.pos, &e.old.to_le_bytes());
+        }
+        m.patch(jb * BLOCK_SIZE_U64 + JOURNAL_STATE_OFF as u64, &0u64.to_le_bytes());
+    }
+}
+
+/// Checks the image currently in `m` (durable state plus the crash patch).
+/// Leaves `m` as it found it.
+pub fn check(m: &mut Model, trees: &mut Trees) -> Verdict {
+    let out = novars_fsck::check(m.bytes(), &Options::new(Mode::ReadOnly), &mut Quiet);
+    let mut errors = Vec::new();
+    let mut notes = Vec::new();
+    for p in &out.problems {
+        if p.is_note() {
+            notes.push(p.code.name().to_string());
+        } else {
+            errors.push((p.code.name().to_string(), p.headline()));
+        }
+    }
+    // Recovery patches go on top of the crash patch; list, then undo only
+    // the recovery patches by reverting to a marked depth.
+    let depth = m.undo_depth();
+    recover(m);
+    let tree = novars_fsck::tree::list(m.bytes());
+    m.revert_to(depth);
+    Verdict { fatal: out.fatal, errors, notes, tree: trees.intern(tree) }
+}
+
+/// The tree of the image the CPU sees (every pending write applied), as
+/// the trace's before/after states are defined. Leaves `m` unchanged.
+pub fn volatile_tree(m: &mut Model, trees: &mut Trees) -> TreeId {
+    let depth = m.undo_depth();
+    m.patch_volatile();
+    let t = novars_fsck::tree::list(m.bytes());
+    m.revert_to(depth);
+    trees.intern(t)
+}
+
+fn show(i: &Item) -> String {
+    let mut s = format!(
+        "ino {} mode {:o} uid {} gid {} size {} nlink {} content {:016x}",
+        i.ino, i.mode, i.uid, i.gid, i.size, i.nlink, i.content
+    );
+    if let Some(t) = &i.target {
+        let _ = write!(s, " target {:?}", String::from_utf8_lossy(t));
+    }
+    s
+}
+
+/// The differences between a recovered tree and an expected one, at most
+/// `max` lines.
+pub fn diff(got: &Tree, want: &Tree, max: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    for (p, w) in want {
+        match got.get(p) {
+            None => out.push(format!("missing {}: {}", p.display(), show(w))),
+            Some(g) if g != w => out.push(format!("differs {}: got {}; want {}", p.display(), show(g), show(w))),
+            _ => {}
+        }
+    }
+    for (p, g) in got {
+        if !want.contains_key(p) {
+            out.push(format!("extra {}: {}", p.display(), show(g)));
+        }
+    }
+    let n = out.len();
+    if n > max {
+        out.truncate(max);
+        out.push(format!("... and {} more", n - max));
+    }
+    out
+}
