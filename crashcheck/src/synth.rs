@@ -1,1 +1,844 @@
-//! synth (todo)
+//! Synthetic traces: the kernel's operations emulated as the stores,
+//! flushes and fences `layout/FORMAT.md` prescribes.
+//!
+//! [`Synth`] starts from a mounted image (see [`mark_mounted`]), keeps the
+//! image the CPU sees, and for each operation emits exactly the records a
+//! tracing kernel must emit, wrapped in `OP_BEGIN`/`OP_END`. It is the
+//! reference for the kernel's persistence sequences (the tests check that a
+//! trace of it has no violation in any crash image) and, with [`Faults`],
+//! the source of deliberately broken traces the checker must catch.
+//!
+//! The sequences, with `S` store, `N` non-temporal store, `F` flush
+//! (clwb of the range), `B` fence (sfence):
+//!
+//! **Log append** (one inode; `write`, `truncate`, ...), [`Synth::append`]:
+//! ```text
+//! [log empty (log_tail == 0)]  new page P: S P.tail(owner, gen, ordinal 0); F
+//! [entry does not fit]         new page P: S P.tail(ordinal+1); F; S old.next = pack_next(P, used); F
+//! S entry; F entry
+//! [log was empty]              S inode.log_head = P; F
+//! B
+//! S inode.log_tail; F; B                       -- committed
+//! ```
+//! **Write** (copy on write, whole blocks): allocate new blocks, merge the
+//! old contents of partial head/tail blocks into them, `N` every new block
+//! (one record per extent); `B`; then a log append of one `WRITE` entry.
+//!
+//! **Journal transaction** (create, mkdir, symlink, link, unlink, rmdir,
+//! rename), [`Synth::transaction`], on lane 0:
+//! ```text
+//! [new inode]   S inode record (256 bytes, state FREE); F
+//! step 1:       S journal header + entries {pos, old} (32 + 16 n bytes, state 0); F; B
+//! step 2:       S journal.state = seq; F; B                         -- open
+//! step 3:       per log: page work and S entry; F entry (as above, no fence)
+//!               per word: S word (log_tail, log_head of a first page, inode state); F
+//!               B
+//! step 4:       S journal.state = 0; F; B                           -- committed
+//! ```
+//! The journaled words are every `log_tail` that moves, every `log_head`
+//! that is set, and every inode `state` that flips (FREE -> LIVE on create,
+//! LIVE -> FREE when the last link goes).
+//!
+//! Entries per operation: create/mknod/symlink: parent `DENTRY ADD`; mkdir:
+//! parent `DENTRY ADD` + `LINK` (nlink + 1); link: dir `DENTRY ADD`, target
+//! `LINK`; unlink: dir `DENTRY DEL`, target `LINK` (or state FREE at 0);
+//! rmdir: parent `DENTRY DEL` + `LINK`, dir state FREE; rename: source
+//! `DENTRY DEL`; destination `DENTRY DEL` of a replaced name, `DENTRY ADD`;
+//! a moved directory gets `PARENT` and both parents `LINK`; a replaced file
+//! `LINK` (or state FREE).
+
+use std::collections::{BTreeMap, HashSet};
+
+use layout::inode::{dt_of_mode, Inode, Timespec, INODE_FREE, INODE_LIVE, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
+use layout::journal::{self, JournalEntry, JOURNAL_STATE_OFF};
+use layout::log::{
+    encode_dentry, encode_fixed, et, fits, pack_next, pos_block, pos_offset, sa, EntryHeader, LinkEntry, PageTail,
+    ParentEntry, SetAttrEntry, WriteEntry, DE_ADD, DE_DEL, LOG_AREA, MAX_ENTRY, PAGE_NEXT_OFF,
+};
+use layout::media::SliceMedia;
+use layout::trace::op;
+use layout::walk::{walk_log, LogVisitor};
+use layout::log::Entry;
+use layout::{read_u64, Geometry, Superblock, BLOCK_SIZE, BLOCK_SIZE_U64};
+use novars_fsck::tree::Reader;
+
+use crate::trace::TraceWriter;
+
+/// Result of a synthetic operation.
+pub type Result<T> = std::result::Result<T, String>;
+
+/// Clears CLEAN in both superblocks: what mount makes durable before any
+/// allocation, so the base image of a trace is a mounted file system.
+pub fn mark_mounted(img: &mut [u8]) -> Result<()> {
+    let blocks = (img.len() / BLOCK_SIZE) as u64;
+    let (mut sb, geo) = Superblock::parse(img.get(..BLOCK_SIZE).ok_or("image too small")?, blocks)
+        .map_err(|e| e.describe().to_string())?;
+    sb.state &= !layout::sb::STATE_CLEAN;
+    for b in [0, geo.backup_sb()] {
+        let s = b as usize * BLOCK_SIZE;
+        sb.write_block(img.get_mut(s..s + BLOCK_SIZE).ok_or("backup superblock off the image")?);
+    }
+    Ok(())
+}
+
+/// Deliberate protocol faults, for showing that the checker catches them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Faults {
+    /// Omit the `n`th flush (from 0) of operation number `op`.
+    pub drop_flush: Option<(u32, usize)>,
+    /// Omit the `n`th fence (from 0) of operation number `op`.
+    pub drop_fence: Option<(u32, usize)>,
+    /// Log appends store and commit `log_tail` before writing the entry.
+    pub tail_before_entry: bool,
+    /// A rename over an existing name in the same directory rewrites the
+    /// existing `DENTRY ADD`'s inode number (and checksum) in place, then
+    /// appends the removal of the old name, without a transaction.
+    pub dentry_in_place: bool,
+    /// A rename between two directories appends to each log with its own
+    /// commit instead of one journal transaction.
+    pub rename_without_journal: bool,
+}
+
+/// What one emitted operation consisted of.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpInfo {
+    pub nr: u32,
+    pub code: u64,
+    /// What each flush and fence was for, in order (before any fault
+    /// dropped one): the index is what [`Faults`] names.
+    pub flushes: Vec<&'static str>,
+    pub fences: Vec<&'static str>,
+}
+
+/// A log entry to append.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ent {
+    Write { pgoff: u64, block: u64, count: u32, size_after: u64 },
+    Size { size: u64 },
+    Link { nlink: u32 },
+    Add { ino: u64, ftype: u8, name: Vec<u8> },
+    Del { ino: u64, ftype: u8, name: Vec<u8> },
+    Parent { parent: u64 },
+}
+
+/// One step of writing entries into a log.
+#[derive(Clone, Debug)]
+enum Step {
+    /// A new page: its tail, and the previous page to seal (`next` word
+    /// position, value).
+    Page { block: u64, tail: PageTail, seal: Option<(u64, u64)> },
+    /// An entry at a position.
+    Entry { pos: u64, bytes: Vec<u8> },
+}
+
+/// Where a log's entries go.
+#[derive(Clone, Debug)]
+struct Plan {
+    inode_pos: u64,
+    steps: Vec<Step>,
+    /// A first page: `log_head` to set.
+    head: Option<u64>,
+    tail: u64,
+}
+
+/// Counts pages and remembers the positions of DENTRY ADD entries.
+#[derive(Default)]
+struct LogScan {
+    pages: u64,
+    last_seq: u64,
+    adds: BTreeMap<Vec<u8>, (u64, usize)>,
+}
+
+impl LogVisitor for LogScan {
+    fn page(&mut self, _block: u64, _ordinal: u64) {
+        self.pages += 1;
+    }
+    fn entry(&mut self, pos: u64, e: &Entry<'_>) {
+        self.last_seq = e.hdr().seq;
+        if let Entry::Dentry(d, name) = e {
+            if d.hdr.flags == DE_ADD {
+                self.adds.insert(name.to_vec(), (pos, d.hdr.len as usize));
+            } else {
+                self.adds.remove(*name);
+            }
+        }
+    }
+}
+
+/// An inode as the emulation needs it.
+#[derive(Clone, Debug)]
+struct Node {
+    ino: u64,
+    pos: u64,
+    inode: Inode,
+    mode: u32,
+    nlink: u32,
+    size: u64,
+    extents: Vec<novars_fsck::model::Extent>,
+    names: BTreeMap<Vec<u8>, u64>,
+}
+
+/// Emulates the kernel on an image, recording the trace.
+pub struct Synth {
+    img: Vec<u8>,
+    geo: Geometry,
+    w: TraceWriter,
+    faults: Faults,
+    used: HashSet<u64>,
+    cursor: u64,
+    taken_inos: HashSet<u64>,
+    jseq: u64,
+    op: u32,
+    flushes: Vec<&'static str>,
+    fences: Vec<&'static str>,
+    ops: Vec<OpInfo>,
+    now: i64,
+}
+
+impl Synth {
+    /// Starts from `base`, a mounted image (CLEAN cleared; see
+    /// [`mark_mounted`]).
+    pub fn new(base: &[u8], faults: Faults) -> Result<Self> {
+        let r = Reader::new(base)?;
+        if r.sb.state & layout::sb::STATE_CLEAN != 0 {
+            return Err("the base image is CLEAN: mount it first (synth::mark_mounted)".into());
+        }
+        let geo = r.geo;
+        let mut used = HashSet::new();
+        for lane in &r.segments {
+            for &seg in lane {
+                used.extend(seg..seg + geo.seg_blocks());
+            }
+        }
+        for item in r.list().values() {
+            let Some(l) = r.load(item.ino) else { continue };
+            let mut pages = PageList::default();
+            let _ = walk_log(&r.m, &geo, item.ino, &l.inode, &mut pages);
+            used.extend(pages.0);
+            if l.inode.log_head != 0 {
+                used.insert(l.inode.log_head);
+            }
+            for x in &l.extents {
+                used.extend(x.block..x.block + x.count);
+            }
+        }
+        let jb = geo.journal_block(0) as usize * BLOCK_SIZE;
+        let jseq = read_u64(base, jb + 16).unwrap_or(0) + 1;
+        Ok(Self {
+            img: base.to_vec(),
+            geo,
+            w: TraceWriter::new(),
+            faults,
+            used,
+            cursor: geo.first_data_block,
+            taken_inos: HashSet::new(),
+            jseq,
+            op: 0,
+            flushes: Vec::new(),
+            fences: Vec::new(),
+            ops: Vec::new(),
+            now: 1_700_000_000,
+        })
+    }
+
+    /// The image the CPU sees now (every store applied).
+    pub fn image(&self) -> &[u8] {
+        &self.img
+    }
+
+    /// The trace so far.
+    pub fn trace(&self) -> Vec<u8> {
+        self.w.finish()
+    }
+
+    /// The operations emitted so far.
+    pub fn ops(&self) -> &[OpInfo] {
+        &self.ops
+    }
+
+    // ---- the persistence primitives (what the kernel's pm.rs does) ----
+
+    fn store(&mut self, pos: u64, data: &[u8]) {
+        let s = pos as usize;
+        if let Some(d) = self.img.get_mut(s..s + data.len()) {
+            d.copy_from_slice(data);
+        }
+        self.w.store(pos, data);
+    }
+
+    fn nt_store(&mut self, pos: u64, data: &[u8]) {
+        let s = pos as usize;
+        if let Some(d) = self.img.get_mut(s..s + data.len()) {
+            d.copy_from_slice(data);
+        }
+        self.w.nt_store(pos, data);
+    }
+
+    fn flush(&mut self, pos: u64, len: usize, what: &'static str) {
+        let n = self.flushes.len();
+        self.flushes.push(what);
+        if self.faults.drop_flush != Some((self.op, n)) {
+            self.w.flush(pos, len as u32);
+        }
+    }
+
+    fn fence(&mut self, what: &'static str) {
+        let n = self.fences.len();
+        self.fences.push(what);
+        if self.faults.drop_fence != Some((self.op, n)) {
+            self.w.fence();
+        }
+    }
+
+    fn persist(&mut self, pos: u64, data: &[u8], what: &'static str) {
+        self.store(pos, data);
+        self.flush(pos, data.len(), what);
+    }
+
+    fn persist_u64(&mut self, pos: u64, v: u64, what: &'static str) {
+        self.persist(pos, &v.to_le_bytes(), what);
+    }
+
+    fn begin(&mut self, code: u64) {
+        self.op += 1;
+        self.flushes.clear();
+        self.fences.clear();
+        self.now += 1;
+        self.w.op_begin(code, self.op);
+    }
+
+    fn end(&mut self, code: u64) {
+        self.w.op_end(code, self.op);
+        let (flushes, fences) = (std::mem::take(&mut self.flushes), std::mem::take(&mut self.fences));
+        self.ops.push(OpInfo { nr: self.op, code, flushes, fences });
+    }
+
+    // ---- reading the current state ----
+
+    fn reader(&self) -> Result<Reader<'_>> {
+        Reader::new(&self.img)
+    }
+
+    fn node(&self, ino: u64) -> Result<Node> {
+        let r = self.reader()?;
+        let l = r.load(ino).ok_or_else(|| format!("inode {ino} is not live"))?;
+        Ok(Node {
+            ino,
+            pos: l.pos,
+            inode: l.inode,
+            mode: l.view.mode,
+            nlink: l.view.nlink,
+            size: l.view.size,
+            extents: l.extents.clone(),
+            names: l.names.names.iter().map(|(n, d)| (n.to_vec(), d.ino)).collect(),
+        })
+    }
+
+    /// The inode at `path` (from the root, `/`-separated).
+    pub fn lookup(&self, path: &str) -> Result<u64> {
+        self.reader()?.lookup(path).ok_or_else(|| format!("{path}: no such file"))
+    }
+
+    fn scan(&self, n: &Node) -> LogScan {
+        let mut s = LogScan::default();
+        let _ = walk_log(&SliceMedia::new(&self.img), &self.geo, n.ino, &n.inode, &mut s);
+        s
+    }
+
+    fn time(&self) -> Timespec {
+        Timespec::new(self.now, 0)
+    }
+
+    // ---- allocation (DRAM only: nothing persistent) ----
+
+    fn alloc_blocks(&mut self, count: u64) -> Result<u64> {
+        let mut start = self.cursor;
+        loop {
+            if !self.geo.is_data_range(start, count) {
+                return Err("out of blocks".into());
+            }
+            match (start..start + count).find(|b| self.used.contains(b)) {
+                Some(b) => start = b + 1,
+                None => break,
+            }
+        }
+        self.used.extend(start..start + count);
+        self.cursor = start + count;
+        Ok(start)
+    }
+
+    fn alloc_ino(&mut self) -> Result<(u64, u64)> {
+        let r = Reader::new(&self.img)?;
+        for ino in 3u64.. {
+            let pos = r.slot_pos(ino).ok_or("out of inode slots")?;
+            if self.taken_inos.contains(&ino) {
+                continue;
+            }
+            if read_u64(&self.img, pos as usize) == Some(INODE_FREE) {
+                self.taken_inos.insert(ino);
+                return Ok((ino, pos));
+            }
+        }
+        Err("out of inode slots".into())
+    }
+
+    // ---- logs ----
+
+    fn encode(&self, e: &Ent, seq: u64) -> Result<Vec<u8>> {
+        let mut buf = [0u8; MAX_ENTRY];
+        let t = self.time();
+        let len = match e {
+            Ent::Write { pgoff, block, count, size_after } => encode_fixed(
+                &WriteEntry {
+                    hdr: EntryHeader::new(et::WRITE, 0, seq, WriteEntry::SIZE),
+                    pgoff: *pgoff,
+                    block: *block,
+                    count: *count,
+                    _pad: 0,
+                    size_after: *size_after,
+                    mtime: t,
+                },
+                &mut buf,
+            ),
+            Ent::Size { size } => encode_fixed(
+                &SetAttrEntry {
+                    hdr: EntryHeader::new(et::SETATTR, 0, seq, SetAttrEntry::SIZE),
+                    valid: sa::SIZE | sa::MTIME | sa::CTIME,
+                    mode: 0,
+                    uid: 0,
+                    gid: 0,
+                    size: *size,
+                    atime: t,
+                    mtime: t,
+                    ctime: t,
+                },
+                &mut buf,
+            ),
+            Ent::Link { nlink } => encode_fixed(
+                &LinkEntry { hdr: EntryHeader::new(et::LINK, 0, seq, LinkEntry::SIZE), nlink: *nlink, _pad: 0, ctime: t },
+                &mut buf,
+            ),
+            Ent::Add { ino, ftype, name } => encode_dentry(&mut buf, seq, DE_ADD, *ino, *ftype, t, name),
+            Ent::Del { ino, ftype, name } => encode_dentry(&mut buf, seq, DE_DEL, *ino, *ftype, t, name),
+            Ent::Parent { parent } => encode_fixed(
+                &ParentEntry { hdr: EntryHeader::new(et::PARENT, 0, seq, ParentEntry::SIZE), parent: *parent, ctime: t },
+                &mut buf,
+            ),
+        }
+        .ok_or("entry does not encode")?;
+        Ok(buf[..len].to_vec())
+    }
+
+    /// Where `ents` go in `n`'s log; allocates pages (in DRAM).
+    fn plan(&mut self, n: &Node, ents: &[Ent]) -> Result<Plan> {
+        let scan = self.scan(n);
+        let mut seq = scan.last_seq;
+        let mut steps = Vec::new();
+        let mut head = None;
+        let gen = n.inode.generation;
+        let mut ordinal = scan.pages.saturating_sub(1);
+        let mut tail = n.inode.log_tail;
+        for e in ents {
+            seq += 1;
+            let bytes = self.encode(e, seq)?;
+            if tail == 0 {
+                let p = self.alloc_blocks(1)?;
+                steps.push(Step::Page { block: p, tail: PageTail::new(n.ino, gen, 0), seal: None });
+                head = Some(p);
+                ordinal = 0;
+                tail = p * BLOCK_SIZE_U64;
+            } else if !fits(tail, bytes.len()) {
+                let p = self.alloc_blocks(1)?;
+                ordinal += 1;
+                let next_pos = pos_block(tail) * BLOCK_SIZE_U64 + PAGE_NEXT_OFF as u64;
+                let seal = (next_pos, pack_next(p, pos_offset(tail)));
+                steps.push(Step::Page { block: p, tail: PageTail::new(n.ino, gen, ordinal), seal: Some(seal) });
+                tail = p * BLOCK_SIZE_U64;
+            }
+            let len = bytes.len() as u64;
+            steps.push(Step::Entry { pos: tail, bytes });
+            tail += len;
+        }
+        Ok(Plan { inode_pos: n.pos, steps, head, tail })
+    }
+
+    /// Emits a plan's page work; the entries too unless `entries` is false.
+    fn write_plan(&mut self, p: &Plan, entries: bool) {
+        for s in &p.steps {
+            match s {
+                Step::Page { block, tail, seal } => {
+                    let mut b = [0u8; PageTail::SIZE];
+                    tail.encode(&mut b);
+                    self.persist(block * BLOCK_SIZE_U64 + LOG_AREA as u64, &b, "page tail");
+                    if let Some((pos, v)) = seal {
+                        self.persist_u64(*pos, *v, "page seal");
+                    }
+                }
+                Step::Entry { pos, bytes } if entries => self.persist(*pos, bytes, "entry"),
+                Step::Entry { .. } => {}
+            }
+        }
+    }
+
+    fn write_entries(&mut self, p: &Plan) {
+        for s in &p.steps {
+            if let Step::Entry { pos, bytes } = s {
+                self.persist(*pos, bytes, "entry");
+            }
+        }
+    }
+
+    /// Log append to one inode, committed by its tail (no journal).
+    pub fn append(&mut self, ino: u64, ents: &[Ent]) -> Result<()> {
+        let n = self.node(ino)?;
+        let p = self.plan(&n, ents)?;
+        self.commit_plan(&p);
+        Ok(())
+    }
+
+    fn commit_plan(&mut self, p: &Plan) {
+        if self.faults.tail_before_entry {
+            self.write_plan(p, false);
+            if let Some(h) = p.head {
+                self.persist_u64(p.inode_pos + 8, h, "log_head");
+            }
+            self.fence("before tail");
+            self.persist_u64(p.inode_pos + 16, p.tail, "log_tail");
+            self.fence("after tail");
+            self.write_entries(p);
+            self.fence("after entries");
+            return;
+        }
+        self.write_plan(p, true);
+        if let Some(h) = p.head {
+            self.persist_u64(p.inode_pos + 8, h, "log_head");
+        }
+        self.fence("before tail");
+        self.persist_u64(p.inode_pos + 16, p.tail, "log_tail");
+        self.fence("after tail");
+    }
+
+    /// A journal transaction over the logs of `logs` plus the extra words
+    /// `words` (`(position, new value)`), steps 1-4 of FORMAT.md.
+    pub fn transaction(&mut self, logs: &[(u64, Vec<Ent>)], words: &[(u64, u64)]) -> Result<()> {
+        let mut plans = Vec::new();
+        for (ino, ents) in logs {
+            let n = self.node(*ino)?;
+            plans.push(self.plan(&n, ents)?);
+        }
+        let mut all: Vec<(u64, u64, &'static str)> = Vec::new();
+        for p in &plans {
+            if let Some(h) = p.head {
+                all.push((p.inode_pos + 8, h, "log_head"));
+            }
+            all.push((p.inode_pos + 16, p.tail, "log_tail"));
+        }
+        all.extend(words.iter().map(|&(pos, v)| (pos, v, "inode state")));
+        let entries: Vec<JournalEntry> =
+            all.iter().map(|&(pos, _, _)| JournalEntry { pos, old: read_u64(&self.img, pos as usize).unwrap_or(0) }).collect();
+        let jpos = self.geo.journal_block(0) * BLOCK_SIZE_U64;
+        let seq = self.jseq;
+        self.jseq += 1;
+        let mut buf = vec![0u8; journal::tx_len(entries.len())];
+        if !journal::build(&mut buf, 0, seq, &entries) {
+            return Err("transaction too large".into());
+        }
+        // Keep the rest of the header (state) as it is: build wrote state 0.
+        self.persist(jpos, &buf, "journal entries");
+        self.fence("after journal entries");
+        self.persist_u64(jpos + JOURNAL_STATE_OFF as u64, seq, "journal open");
+        self.fence("after journal open");
+        for p in &plans {
+            self.write_plan(p, true);
+        }
+        for &(pos, v, what) in &all {
+            self.persist_u64(pos, v, what);
+        }
+        self.fence("after transaction body");
+        self.persist_u64(jpos + JOURNAL_STATE_OFF as u64, 0, "journal commit");
+        self.fence("after journal commit");
+        Ok(())
+    }
+
+    // ---- operations ----
+
+    fn split(path: &str) -> Result<(&str, &[u8])> {
+        let p = path.trim_end_matches('/');
+        let i = p.rfind('/').ok_or_else(|| format!("{path}: not an absolute path"))?;
+        Ok((if i == 0 { "/" } else { &p[..i] }, p[i + 1..].as_bytes()))
+    }
+
+    fn new_inode(&mut self, mode: u32, parent: u64, target: Option<&[u8]>) -> Result<(u64, u64)> {
+        let (ino, pos) = self.alloc_ino()?;
+        let old_gen = self.img.get(pos as usize + 40..pos as usize + 44).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        let mut i = Inode::zeroed();
+        i.ino = ino;
+        i.generation = old_gen.unwrap_or(0).wrapping_add(1);
+        i.mode = mode;
+        i.nlink = if mode & S_IFMT == S_IFDIR { 2 } else { 1 };
+        i.parent = if mode & S_IFMT == S_IFDIR { parent } else { 0 };
+        let t = self.time();
+        (i.atime, i.mtime, i.ctime, i.btime) = (t, t, t, t);
+        if let Some(t) = target {
+            if t.len() > layout::inode::INLINE_MAX || t.is_empty() {
+                return Err("symlink target must be 1..=96 bytes".into());
+            }
+            i.inline[..t.len()].copy_from_slice(t);
+            i.inline_len = t.len() as u32;
+            i.size = t.len() as u64;
+        }
+        i.seal();
+        let mut b = [0u8; Inode::SIZE];
+        i.encode(&mut b);
+        self.persist(pos, &b, "inode record");
+        Ok((ino, pos))
+    }
+
+    fn create_kind(&mut self, code: u64, path: &str, mode: u32, target: Option<&[u8]>) -> Result<u64> {
+        let (dir, name) = Self::split(path)?;
+        let d = self.lookup(dir)?;
+        let dn = self.node(d)?;
+        if dn.names.contains_key(name) {
+            return Err(format!("{path}: exists"));
+        }
+        self.begin(code);
+        let (ino, pos) = self.new_inode(mode, d, target)?;
+        let ftype = dt_of_mode(mode).ok_or("bad mode")?;
+        let mut ents = vec![Ent::Add { ino, ftype, name: name.to_vec() }];
+        if mode & S_IFMT == S_IFDIR {
+            ents.push(Ent::Link { nlink: dn.nlink + 1 });
+        }
+        self.transaction(&[(d, ents)], &[(pos, INODE_LIVE)])?;
+        self.end(code);
+        Ok(ino)
+    }
+
+    /// `creat(path)`: an empty regular file.
+    pub fn create(&mut self, path: &str) -> Result<u64> {
+        self.create_kind(op::CREATE, path, S_IFREG | 0o644, None)
+    }
+
+    /// `mkdir(path)`.
+    pub fn mkdir(&mut self, path: &str) -> Result<u64> {
+        self.create_kind(op::MKDIR, path, S_IFDIR | 0o755, None)
+    }
+
+    /// `symlink(target, path)` with an inline target (at most 96 bytes).
+    pub fn symlink(&mut self, path: &str, target: &[u8]) -> Result<u64> {
+        self.create_kind(op::SYMLINK, path, S_IFLNK | 0o777, Some(target))
+    }
+
+    /// `pwrite(path, data, off)`: copy on write into new blocks.
+    pub fn write(&mut self, path: &str, off: u64, data: &[u8]) -> Result<()> {
+        if data.is_empty() {
+            return Err("empty write".into());
+        }
+        let ino = self.lookup(path)?;
+        let n = self.node(ino)?;
+        let first = off / BLOCK_SIZE_U64;
+        let end = off + data.len() as u64;
+        let count = end.div_ceil(BLOCK_SIZE_U64) - first;
+        self.begin(op::WRITE);
+        let block = self.alloc_blocks(count)?;
+        let mut buf = vec![0u8; (count * BLOCK_SIZE_U64) as usize];
+        for k in 0..count {
+            let pg = first + k;
+            let start = pg * BLOCK_SIZE_U64;
+            if start >= n.size {
+                continue;
+            }
+            if let Some(x) = n.extents.iter().find(|x| (x.pgoff..x.pgoff + x.count).contains(&pg)) {
+                let src = ((x.block + pg - x.pgoff) * BLOCK_SIZE_U64) as usize;
+                let keep = (n.size - start).min(BLOCK_SIZE_U64) as usize;
+                let dst = (k * BLOCK_SIZE_U64) as usize;
+                buf[dst..dst + keep].copy_from_slice(&self.img[src..src + keep]);
+            }
+        }
+        let o = (off - first * BLOCK_SIZE_U64) as usize;
+        buf[o..o + data.len()].copy_from_slice(data);
+        self.nt_store(block * BLOCK_SIZE_U64, &buf);
+        self.fence("after data");
+        let size_after = n.size.max(end);
+        self.append(ino, &[Ent::Write { pgoff: first, block, count: count as u32, size_after }])?;
+        self.end(op::WRITE);
+        Ok(())
+    }
+
+    /// `truncate(path, size)`.
+    pub fn truncate(&mut self, path: &str, size: u64) -> Result<()> {
+        let ino = self.lookup(path)?;
+        self.begin(op::TRUNCATE);
+        self.append(ino, &[Ent::Size { size }])?;
+        self.end(op::TRUNCATE);
+        Ok(())
+    }
+
+    /// `link(old, new)`.
+    pub fn link(&mut self, old: &str, new: &str) -> Result<()> {
+        let ino = self.lookup(old)?;
+        let n = self.node(ino)?;
+        if n.mode & S_IFMT == S_IFDIR {
+            return Err("cannot link a directory".into());
+        }
+        let (dir, name) = Self::split(new)?;
+        let d = self.lookup(dir)?;
+        self.begin(op::LINK);
+        let ftype = dt_of_mode(n.mode).ok_or("bad mode")?;
+        self.transaction(
+            &[(d, vec![Ent::Add { ino, ftype, name: name.to_vec() }]), (ino, vec![Ent::Link { nlink: n.nlink + 1 }])],
+            &[],
+        )?;
+        self.end(op::LINK);
+        Ok(())
+    }
+
+    /// `unlink(path)` of a file nobody holds open.
+    pub fn unlink(&mut self, path: &str) -> Result<()> {
+        let (dir, name) = Self::split(path)?;
+        let d = self.lookup(dir)?;
+        let ino = self.lookup(path)?;
+        let n = self.node(ino)?;
+        if n.mode & S_IFMT == S_IFDIR {
+            return Err("unlink of a directory".into());
+        }
+        self.begin(op::UNLINK);
+        let ftype = dt_of_mode(n.mode).ok_or("bad mode")?;
+        let mut logs = vec![(d, vec![Ent::Del { ino, ftype, name: name.to_vec() }])];
+        let mut words = Vec::new();
+        if n.nlink > 1 {
+            logs.push((ino, vec![Ent::Link { nlink: n.nlink - 1 }]));
+        } else {
+            words.push((n.pos, INODE_FREE));
+        }
+        self.transaction(&logs, &words)?;
+        self.end(op::UNLINK);
+        Ok(())
+    }
+
+    /// `rmdir(path)` of an empty directory.
+    pub fn rmdir(&mut self, path: &str) -> Result<()> {
+        let (dir, name) = Self::split(path)?;
+        let d = self.lookup(dir)?;
+        let dn = self.node(d)?;
+        let ino = self.lookup(path)?;
+        let n = self.node(ino)?;
+        if n.mode & S_IFMT != S_IFDIR || !n.names.is_empty() {
+            return Err(format!("{path}: not an empty directory"));
+        }
+        self.begin(op::RMDIR);
+        let ents = vec![Ent::Del { ino, ftype: layout::inode::dt::DIR, name: name.to_vec() }, Ent::Link { nlink: dn.nlink - 1 }];
+        self.transaction(&[(d, ents)], &[(n.pos, INODE_FREE)])?;
+        self.end(op::RMDIR);
+        Ok(())
+    }
+
+    /// `rename(from, to)`; `to` may name an existing file (replaced).
+    pub fn rename(&mut self, from: &str, to: &str) -> Result<()> {
+        let (sdir, sname) = Self::split(from)?;
+        let (ddir, dname) = Self::split(to)?;
+        let s = self.lookup(sdir)?;
+        let d = self.lookup(ddir)?;
+        let x = self.lookup(from)?;
+        let xn = self.node(x)?;
+        let sn = self.node(s)?;
+        let dn = self.node(d)?;
+        let xftype = dt_of_mode(xn.mode).ok_or("bad mode")?;
+        let is_dir = xn.mode & S_IFMT == S_IFDIR;
+        let victim = match dn.names.get(dname) {
+            Some(&y) => {
+                let yn = self.node(y)?;
+                if yn.mode & S_IFMT == S_IFDIR {
+                    return Err("replacing a directory is not emulated".into());
+                }
+                Some(yn)
+            }
+            None => None,
+        };
+        self.begin(op::RENAME);
+        if self.faults.dentry_in_place && s == d {
+            if let Some(y) = &victim {
+                self.rename_in_place(&dn, x, xftype, sname, dname, y)?;
+                self.end(op::RENAME);
+                return Ok(());
+            }
+        }
+        let del = Ent::Del { ino: x, ftype: xftype, name: sname.to_vec() };
+        let add = Ent::Add { ino: x, ftype: xftype, name: dname.to_vec() };
+        let mut logs: Vec<(u64, Vec<Ent>)> = Vec::new();
+        let mut words = Vec::new();
+        let mut dst_ents = Vec::new();
+        if let Some(y) = &victim {
+            let yftype = dt_of_mode(y.mode).ok_or("bad mode")?;
+            dst_ents.push(Ent::Del { ino: y.ino, ftype: yftype, name: dname.to_vec() });
+            if y.nlink > 1 {
+                logs.push((y.ino, vec![Ent::Link { nlink: y.nlink - 1 }]));
+            } else {
+                words.push((y.pos, INODE_FREE));
+            }
+        }
+        dst_ents.push(add);
+        if s == d {
+            let mut ents = vec![del];
+            ents.extend(dst_ents);
+            logs.insert(0, (s, ents));
+        } else {
+            let mut src_ents = vec![del];
+            if is_dir {
+                src_ents.push(Ent::Link { nlink: sn.nlink - 1 });
+                dst_ents.push(Ent::Link { nlink: dn.nlink + 1 });
+                logs.push((x, vec![Ent::Parent { parent: d }]));
+            }
+            logs.insert(0, (d, dst_ents));
+            logs.insert(0, (s, src_ents));
+            if self.faults.rename_without_journal {
+                for (ino, ents) in &logs {
+                    self.append(*ino, ents)?;
+                }
+                for &(pos, v) in &words {
+                    self.persist_u64(pos, v, "inode state");
+                }
+                self.fence("after inode state");
+                self.end(op::RENAME);
+                return Ok(());
+            }
+        }
+        self.transaction(&logs, &words)?;
+        self.end(op::RENAME);
+        Ok(())
+    }
+
+    /// The `dentry_in_place` fault: the existing `DENTRY ADD` of `dname`
+    /// is made to name `x` by rewriting its inode number and checksum.
+    fn rename_in_place(&mut self, dn: &Node, x: u64, xftype: u8, sname: &[u8], dname: &[u8], y: &Node) -> Result<()> {
+        let scan = self.scan(dn);
+        let &(pos, len) = scan.adds.get(dname).ok_or("no DENTRY ADD for the name")?;
+        let mut e = self.img.get(pos as usize..pos as usize + len).ok_or("entry off the image")?.to_vec();
+        e[16..24].copy_from_slice(&x.to_le_bytes());
+        e[41] = xftype; // DentryEntry.ftype
+        layout::log::seal_entry(&mut e);
+        self.store(pos + 16, &e[16..24]);
+        self.store(pos + 40, &e[40..48]);
+        self.store(pos + 4, &e[4..8]);
+        self.flush(pos, len, "entry in place");
+        self.fence("after entry in place");
+        self.append(dn.ino, &[Ent::Del { ino: x, ftype: xftype, name: sname.to_vec() }])?;
+        if y.nlink > 1 {
+            self.append(y.ino, &[Ent::Link { nlink: y.nlink - 1 }])?;
+        } else {
+            self.persist_u64(y.pos, INODE_FREE, "inode state");
+            self.fence("after inode state");
+        }
+        Ok(())
+    }
+}
+
+/// Collects the pages of a log.
+#[derive(Default)]
+struct PageList(Vec<u64>);
+
+impl LogVisitor for PageList {
+    fn page(&mut self, block: u64, _ordinal: u64) {
+        self.0.push(block);
+    }
+    fn entry(&mut self, _pos: u64, _e: &Entry<'_>) {}
+}
