@@ -119,7 +119,13 @@ impl Model {
     /// A model whose durable state is `base`. Lines past a trailing partial
     /// line are never touched (the trace is range-checked first).
     pub fn new(base: Vec<u8>) -> Self {
-        Self { img: base, pending: HashMap::new(), ready: Vec::new(), hash: 0, undo: Vec::new() }
+        Self {
+            img: base,
+            pending: HashMap::new(),
+            ready: Vec::new(),
+            hash: 0,
+            undo: Vec::new(),
+        }
     }
 
     /// The durable bytes (plus any patch in effect).
@@ -167,7 +173,9 @@ impl Model {
     /// out-of-range bytes are ignored.
     pub fn apply(&mut self, idx: usize, r: &Rec<'_>) {
         match r.kind {
-            kind::STORE | kind::NT_STORE => self.store(idx, r.pos, r.data, r.kind == kind::NT_STORE),
+            kind::STORE | kind::NT_STORE => {
+                self.store(idx, r.pos, r.data, r.kind == kind::NT_STORE)
+            }
             kind::FLUSH => self.flush(r.pos, r.len as u64),
             kind::FENCE => self.fence(),
             _ => {}
@@ -182,7 +190,14 @@ impl Model {
             let off = (at % LINE) as usize;
             let n = ((LINE as usize) - off).min((end - at) as usize);
             let src = (at - pos) as usize;
-            let mut p = Piece { rec: idx, off: off as u8, len: n as u8, nt, flushed: false, data: [0; LINE as usize] };
+            let mut p = Piece {
+                rec: idx,
+                off: off as u8,
+                len: n as u8,
+                nt,
+                flushed: false,
+                data: [0; LINE as usize],
+            };
             if let (Some(d), Some(s)) = (p.data.get_mut(off..off + n), data.get(src..src + n)) {
                 d.copy_from_slice(s);
             }
@@ -227,8 +242,12 @@ impl Model {
         lines.sort_unstable();
         lines.dedup();
         for line in lines {
-            let Some(v) = self.pending.get_mut(&line) else { continue };
-            let Some(last) = v.iter().rposition(Piece::ready) else { continue };
+            let Some(v) = self.pending.get_mut(&line) else {
+                continue;
+            };
+            let Some(last) = v.iter().rposition(Piece::ready) else {
+                continue;
+            };
             let done: Vec<Piece> = v.drain(..=last).collect();
             if v.is_empty() {
                 self.pending.remove(&line);
@@ -275,7 +294,9 @@ impl Model {
     /// are dropped.
     pub fn patch(&mut self, pos: u64, bytes: &[u8]) {
         let Ok(s) = usize::try_from(pos) else { return };
-        let Some(e) = s.checked_add(bytes.len()) else { return };
+        let Some(e) = s.checked_add(bytes.len()) else {
+            return;
+        };
         if let Some(dst) = self.img.get_mut(s..e) {
             self.undo.push((s, dst.to_vec()));
             dst.copy_from_slice(bytes);
@@ -295,7 +316,9 @@ impl Model {
     /// Undoes the patches made after `depth` was taken, last first.
     pub fn revert_to(&mut self, depth: usize) {
         while self.undo.len() > depth {
-            let Some((s, old)) = self.undo.pop() else { break };
+            let Some((s, old)) = self.undo.pop() else {
+                break;
+            };
             if let Some(dst) = self.img.get_mut(s..s + old.len()) {
                 dst.copy_from_slice(&old);
             }
@@ -334,7 +357,11 @@ mod tests {
         w.store(8, &[1; 8]);
         w.fence();
         let m = run(&w, 4096);
-        assert_eq!(m.bytes()[8], 0, "a fence alone does not persist a cached store");
+        assert_eq!(
+            m.bytes()[8],
+            0,
+            "a fence alone does not persist a cached store"
+        );
         w.flush(8, 8);
         let m = run(&w, 4096);
         assert_eq!(m.bytes()[8], 0, "a flush alone does not persist");
@@ -366,7 +393,11 @@ mod tests {
         w.nt_store(64, &[3; 70]); // two lines
         w.fence();
         let m = run(&w, 4096);
-        assert_eq!(m.bytes()[0], 1, "same-line order: the earlier store lands with the later one");
+        assert_eq!(
+            m.bytes()[0],
+            1,
+            "same-line order: the earlier store lands with the later one"
+        );
         assert_eq!(m.bytes()[8], 2);
         assert_eq!(&m.bytes()[64..134], &[3; 70][..]);
         assert_eq!(m.pending_count(), 0);

@@ -27,10 +27,12 @@ use std::time::Instant;
 
 use layout::trace::kind;
 
-use crate::crash::{self, describe, image_hash, materialize, GenConfig, LandedWrite, Rng};
+use crate::crash::{
+    self, describe, image_hash, materialize, GenConfig, LandedWrite, PendingWrite, Rng,
+};
 use crate::model::{Model, LINE};
 use crate::oracle::{self, TreeId, Trees, Verdict};
-use crate::report::{Finding, OpRef, OpStats, PointKind, Report};
+use crate::report::{Finding, OpRef, PointKind, Report};
 use crate::trace::{kind_name, op_name, Trace};
 
 /// How to run.
@@ -50,7 +52,13 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Self { max_random: 32, seed: DEFAULT_SEED, only: None, dump: false, max_findings: 20 }
+        Self {
+            max_random: 32,
+            seed: DEFAULT_SEED,
+            only: None,
+            dump: false,
+            max_findings: 20,
+        }
     }
 }
 
@@ -102,7 +110,9 @@ const BETWEEN: &str = "(between ops)";
 /// Checks `trace` replayed over `base` (the device before the workload).
 pub fn run(base: Vec<u8>, trace: &Trace<'_>, cfg: &Config) -> Result<Outcome, String> {
     let t0 = Instant::now();
-    trace.check_ranges(base.len() as u64).map_err(|e| e.to_string())?;
+    trace
+        .check_ranges(base.len() as u64)
+        .map_err(|e| e.to_string())?;
     if base.len() < 2 * layout::BLOCK_SIZE {
         return Err("the base image is too small to hold a novars file system".into());
     }
@@ -117,11 +127,19 @@ pub fn run(base: Vec<u8>, trace: &Trace<'_>, cfg: &Config) -> Result<Outcome, St
         verdicts: Vec::new(),
         cache: HashMap::new(),
         violating: HashSet::new(),
-        window: Window { busy: false, trees: vec![t], ops: Vec::new(), waiting: Vec::new() },
+        window: Window {
+            busy: false,
+            trees: vec![t],
+            ops: Vec::new(),
+            waiting: Vec::new(),
+        },
         in_flight: Vec::new(),
         next_id: 0,
         points: 0,
-        report: Report { records: trace.records.len(), ..Report::default() },
+        report: Report {
+            records: trace.records.len(),
+            ..Report::default()
+        },
         image: None,
     };
     for (i, rec) in trace.records.iter().enumerate() {
@@ -141,16 +159,30 @@ pub fn run(base: Vec<u8>, trace: &Trace<'_>, cfg: &Config) -> Result<Outcome, St
     let t = oracle::volatile_tree(&mut r.m, &mut r.trees);
     r.window.trees.push(t);
     if !r.in_flight.is_empty() {
-        let ops: Vec<String> = r.in_flight.iter().map(|&(c, nr)| format!("{} #{nr}", op_name(c))).collect();
-        r.report.warnings.push(format!("the trace ends with calls in flight: {}", ops.join(", ")));
+        let ops: Vec<String> = r
+            .in_flight
+            .iter()
+            .map(|&(c, nr)| format!("{} #{nr}", op_name(c)))
+            .collect();
+        r.report.warnings.push(format!(
+            "the trace ends with calls in flight: {}",
+            ops.join(", ")
+        ));
     }
     r.close_window();
     r.report.trees = r.trees.len();
     r.report.millis = t0.elapsed().as_millis();
     if cfg.only.is_some_and(|id| id >= r.next_id) {
-        return Err(format!("no image {} (this run generates ids 0..{})", cfg.only.unwrap_or(0), r.next_id));
+        return Err(format!(
+            "no image {} (this run generates ids 0..{})",
+            cfg.only.unwrap_or(0),
+            r.next_id
+        ));
     }
-    Ok(Outcome { report: r.report, image: r.image })
+    Ok(Outcome {
+        report: r.report,
+        image: r.image,
+    })
 }
 
 impl Run<'_, '_> {
@@ -162,13 +194,21 @@ impl Run<'_, '_> {
             self.window.trees.push(t);
             self.point(i, PointKind::OpBegin);
             self.close_window();
-            self.window = Window { busy: true, trees: vec![t], ops: Vec::new(), waiting: Vec::new() };
+            self.window = Window {
+                busy: true,
+                trees: vec![t],
+                ops: Vec::new(),
+                waiting: Vec::new(),
+            };
         } else {
             self.window.trees.push(t);
             self.point(i, PointKind::OpBegin);
         }
         self.in_flight.push((code, nr));
-        self.window.ops.push(OpRef { name: op_name(code), nr });
+        self.window.ops.push(OpRef {
+            name: op_name(code),
+            nr,
+        });
     }
 
     fn op_end(&mut self, i: usize, code: u64, nr: u32) {
@@ -177,13 +217,23 @@ impl Run<'_, '_> {
             Some(k) => {
                 self.in_flight.remove(k);
             }
-            None => self.report.warnings.push(format!("record {i}: OP_END of {} #{nr}, which never began", op_name(code))),
+            None => self.report.warnings.push(format!(
+                "record {i}: OP_END of {} #{nr}, which never began",
+                op_name(code)
+            )),
         }
         self.window.trees.push(t);
         if self.in_flight.is_empty() && self.window.busy {
             self.close_window();
-            self.window =
-                Window { busy: false, trees: vec![t], ops: vec![OpRef { name: op_name(code), nr }], waiting: Vec::new() };
+            self.window = Window {
+                busy: false,
+                trees: vec![t],
+                ops: vec![OpRef {
+                    name: op_name(code),
+                    nr,
+                }],
+                waiting: Vec::new(),
+            };
         }
         self.point(i, PointKind::OpEnd);
     }
@@ -193,7 +243,12 @@ impl Run<'_, '_> {
         let key = self.op_key();
         let w = std::mem::replace(
             &mut self.window,
-            Window { busy: false, trees: Vec::new(), ops: Vec::new(), waiting: Vec::new() },
+            Window {
+                busy: false,
+                trees: Vec::new(),
+                ops: Vec::new(),
+                waiting: Vec::new(),
+            },
         );
         let (first, last) = (w.trees.first().copied(), w.trees.last().copied());
         for mut x in w.waiting {
@@ -207,15 +262,19 @@ impl Run<'_, '_> {
             if !legal {
                 let got = self.trees.get(x.tree).clone();
                 let mut diff = Vec::new();
-                for (label, id) in [("before", first), ("after", last)] {
+                let legal: &[(&str, Option<TreeId>)] = if w.busy {
+                    &[("before", first), ("after", last)]
+                } else {
+                    &[("after", last)]
+                };
+                for &(label, id) in legal {
                     let Some(id) = id else { continue };
-                    if w.busy || label == "after" {
-                        diff.push(format!("vs {label}:"));
-                        diff.extend(oracle::diff(&got, self.trees.get(id), 8).into_iter().map(|d| format!("  {d}")));
-                    }
-                    if !w.busy {
-                        break;
-                    }
+                    diff.push(format!("vs {label}:"));
+                    diff.extend(
+                        oracle::diff(&got, self.trees.get(id), 8)
+                            .into_iter()
+                            .map(|d| format!("  {d}")),
+                    );
                 }
                 x.finding.tree_diff = diff;
                 x.finding.violation = true;
@@ -230,7 +289,9 @@ impl Run<'_, '_> {
     fn violation(&mut self, f: Finding, key: &'static str) {
         self.report.violations += 1;
         self.report.per_op.entry(key).or_default().violations += 1;
-        if self.report.findings.iter().filter(|x| x.violation).count() < self.cfg.max_findings || self.cfg.only.is_some() {
+        if self.report.findings.iter().filter(|x| x.violation).count() < self.cfg.max_findings
+            || self.cfg.only.is_some()
+        {
             self.report.findings.push(f);
         }
     }
@@ -251,22 +312,51 @@ impl Run<'_, '_> {
         }
     }
 
+    fn record_line(&self, rec: usize) -> String {
+        let (k, pos, len) = self
+            .trace
+            .records
+            .get(rec)
+            .map(|r| (kind_name(r.kind), r.pos, r.len))
+            .unwrap_or(("?", 0, 0));
+        format!("record {rec} {k} {pos:#x}+{len}")
+    }
+
+    /// The pending writes of `writes` that `landed` does not touch.
+    fn lost_lines(&self, writes: &[PendingWrite], landed: &[LandedWrite]) -> Vec<String> {
+        const MAX: usize = 8;
+        let lost: Vec<usize> = writes
+            .iter()
+            .map(|w| w.rec)
+            .filter(|r| !landed.iter().any(|l| l.rec == *r))
+            .collect();
+        let mut out: Vec<String> = lost
+            .iter()
+            .take(MAX)
+            .map(|&r| self.record_line(r))
+            .collect();
+        if lost.len() > MAX {
+            out.push(format!("... and {} more", lost.len() - MAX));
+        }
+        out
+    }
+
     fn landed_lines(&self, ws: &[LandedWrite]) -> Vec<String> {
         ws.iter()
             .map(|w| {
-                let (k, pos, len) = self
-                    .trace
-                    .records
-                    .get(w.rec)
-                    .map(|r| (kind_name(r.kind), r.pos, r.len))
-                    .unwrap_or(("?", 0, 0));
-                let mut s = format!("record {} {k} {pos:#x}+{len}", w.rec);
+                let mut s = self.record_line(w.rec);
                 if w.lines_landed == w.lines_pending && w.torn.is_empty() {
                     s.push_str(" (whole)");
                 } else {
-                    s.push_str(&format!(" ({} of {} pending lines", w.lines_landed, w.lines_pending));
+                    s.push_str(&format!(
+                        " ({} of {} pending lines",
+                        w.lines_landed, w.lines_pending
+                    ));
                     for (line, mask) in &w.torn {
-                        s.push_str(&format!("; line {:#x} torn, words {mask:08b} landed", line * LINE));
+                        s.push_str(&format!(
+                            "; line {:#x} torn, words {mask:08b} landed",
+                            line * LINE
+                        ));
                     }
                     s.push(')');
                 }
@@ -282,10 +372,17 @@ impl Run<'_, '_> {
         self.points += 1;
         self.report.crash_points += 1;
         let mut rng = Rng::new(point_seed);
-        let states = crash::states(&self.m, &writes, &GenConfig { max_random: self.cfg.max_random }, &mut rng);
+        let states = crash::states(
+            &self.m,
+            &writes,
+            &GenConfig {
+                max_random: self.cfg.max_random,
+            },
+            &mut rng,
+        );
         let key = self.op_key();
         {
-            let st = self.report.per_op.entry(key).or_insert_with(OpStats::default);
+            let st = self.report.per_op.entry(key).or_default();
             st.points += 1;
             st.generated += states.len() as u64;
         }
@@ -322,7 +419,9 @@ impl Run<'_, '_> {
                     vi
                 }
             };
-            let Some(v) = self.verdicts.get(vi).cloned() else { continue };
+            let Some(v) = self.verdicts.get(vi).cloned() else {
+                continue;
+            };
             let legal_now = self.window.trees.contains(&v.tree);
             if v.fsck_clean() && legal_now && self.cfg.only.is_none() {
                 continue;
@@ -336,6 +435,7 @@ impl Run<'_, '_> {
                 ops: self.window.ops.clone(),
                 state: s.kind.name(),
                 landed: self.landed_lines(&landed),
+                lost: self.lost_lines(&writes, &landed),
                 fatal: v.fatal.clone(),
                 fsck: v.errors.iter().map(|(c, h)| format!("{c}: {h}")).collect(),
                 notes: v.notes.clone(),
@@ -348,7 +448,11 @@ impl Run<'_, '_> {
                 }
                 self.violation(finding, key);
             } else {
-                self.window.waiting.push(Waiting { finding, tree: v.tree, hash: h });
+                self.window.waiting.push(Waiting {
+                    finding,
+                    tree: v.tree,
+                    hash: h,
+                });
             }
         }
     }

@@ -61,6 +61,8 @@ pub struct Finding {
     pub state: &'static str,
     /// The pending writes that landed, one line each.
     pub landed: Vec<String>,
+    /// The pending writes that did not land at all (the first few).
+    pub lost: Vec<String>,
     /// fsck could not check.
     pub fatal: Option<String>,
     /// fsck errors (code: headline).
@@ -132,7 +134,11 @@ impl Report {
             self.generated, self.deduplicated, self.checked, self.trees
         );
         if !self.per_op.is_empty() {
-            let _ = writeln!(s, "{:<16} {:>5} {:>7} {:>9} {:>8} {:>10}", "op", "ops", "points", "generated", "checked", "violations");
+            let _ = writeln!(
+                s,
+                "{:<16} {:>5} {:>7} {:>9} {:>8} {:>10}",
+                "op", "ops", "points", "generated", "checked", "violations"
+            );
             for (k, o) in &self.per_op {
                 let _ = writeln!(
                     s,
@@ -145,22 +151,34 @@ impl Report {
             let _ = writeln!(s, "warning: {w}");
         }
         for f in &self.findings {
-            let ops = f.ops.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(", ");
+            let ops = f
+                .ops
+                .iter()
+                .map(|o| o.to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
             let _ = writeln!(
                 s,
                 "{} image {}: {} at record {} ({}), state {}",
                 if f.violation { "VIOLATION" } else { "ok" },
                 f.image,
-                if ops.is_empty() { "no op".to_string() } else { ops },
+                if ops.is_empty() {
+                    "no op".to_string()
+                } else {
+                    ops
+                },
                 f.record,
                 f.point.name(),
                 f.state
             );
-            if f.landed.is_empty() {
-                let _ = writeln!(s, "  landed: nothing pending");
+            if f.landed.is_empty() && f.lost.is_empty() {
+                let _ = writeln!(s, "  nothing was pending");
             }
             for l in &f.landed {
                 let _ = writeln!(s, "  landed: {l}");
+            }
+            for l in &f.lost {
+                let _ = writeln!(s, "  lost:   {l}");
             }
             if let Some(x) = &f.fatal {
                 let _ = writeln!(s, "  fsck: cannot check: {x}");
@@ -181,7 +199,11 @@ impl Report {
         }
         let shown = self.findings.iter().filter(|f| f.violation).count() as u64;
         if self.violating_images > shown {
-            let _ = writeln!(s, "({} more violating images not shown)", self.violating_images - shown);
+            let _ = writeln!(
+                s,
+                "({} more violating images not shown)",
+                self.violating_images - shown
+            );
         }
         let _ = writeln!(
             s,
@@ -218,6 +240,7 @@ impl Report {
                     "ops": f.ops.iter().map(|o| json!({"op": o.name, "nr": o.nr})).collect::<Vec<_>>(),
                     "state": f.state,
                     "landed": f.landed,
+                    "lost": f.lost,
                     "fatal": f.fatal,
                     "fsck": f.fsck,
                     "notes": f.notes,

@@ -49,16 +49,19 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use layout::inode::{dt_of_mode, Inode, Timespec, INODE_FREE, INODE_LIVE, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
+use layout::inode::{
+    dt_of_mode, Inode, Timespec, INODE_FREE, INODE_LIVE, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG,
+};
 use layout::journal::{self, JournalEntry, JOURNAL_STATE_OFF};
+use layout::log::Entry;
 use layout::log::{
-    encode_dentry, encode_fixed, et, fits, pack_next, pos_block, pos_offset, sa, EntryHeader, LinkEntry, PageTail,
-    ParentEntry, SetAttrEntry, WriteEntry, DE_ADD, DE_DEL, LOG_AREA, MAX_ENTRY, PAGE_NEXT_OFF,
+    encode_dentry, encode_fixed, et, fits, pack_next, pos_block, pos_offset, sa, EntryHeader,
+    LinkEntry, PageTail, ParentEntry, SetAttrEntry, WriteEntry, DE_ADD, DE_DEL, LOG_AREA,
+    MAX_ENTRY, PAGE_NEXT_OFF,
 };
 use layout::media::SliceMedia;
 use layout::trace::op;
 use layout::walk::{walk_log, LogVisitor};
-use layout::log::Entry;
 use layout::{read_u64, Geometry, Superblock, BLOCK_SIZE, BLOCK_SIZE_U64};
 use novars_fsck::tree::Reader;
 
@@ -76,7 +79,10 @@ pub fn mark_mounted(img: &mut [u8]) -> Result<()> {
     sb.state &= !layout::sb::STATE_CLEAN;
     for b in [0, geo.backup_sb()] {
         let s = b as usize * BLOCK_SIZE;
-        sb.write_block(img.get_mut(s..s + BLOCK_SIZE).ok_or("backup superblock off the image")?);
+        sb.write_block(
+            img.get_mut(s..s + BLOCK_SIZE)
+                .ok_or("backup superblock off the image")?,
+        );
     }
     Ok(())
 }
@@ -113,12 +119,31 @@ pub struct OpInfo {
 /// A log entry to append.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Ent {
-    Write { pgoff: u64, block: u64, count: u32, size_after: u64 },
-    Size { size: u64 },
-    Link { nlink: u32 },
-    Add { ino: u64, ftype: u8, name: Vec<u8> },
-    Del { ino: u64, ftype: u8, name: Vec<u8> },
-    Parent { parent: u64 },
+    Write {
+        pgoff: u64,
+        block: u64,
+        count: u32,
+        size_after: u64,
+    },
+    Size {
+        size: u64,
+    },
+    Link {
+        nlink: u32,
+    },
+    Add {
+        ino: u64,
+        ftype: u8,
+        name: Vec<u8>,
+    },
+    Del {
+        ino: u64,
+        ftype: u8,
+        name: Vec<u8>,
+    },
+    Parent {
+        parent: u64,
+    },
 }
 
 /// One step of writing entries into a log.
@@ -126,7 +151,11 @@ pub enum Ent {
 enum Step {
     /// A new page: its tail, and the previous page to seal (`next` word
     /// position, value).
-    Page { block: u64, tail: PageTail, seal: Option<(u64, u64)> },
+    Page {
+        block: u64,
+        tail: PageTail,
+        seal: Option<(u64, u64)>,
+    },
     /// An entry at a position.
     Entry { pos: u64, bytes: Vec<u8> },
 }
@@ -309,8 +338,16 @@ impl Synth {
 
     fn end(&mut self, code: u64) {
         self.w.op_end(code, self.op);
-        let (flushes, fences) = (std::mem::take(&mut self.flushes), std::mem::take(&mut self.fences));
-        self.ops.push(OpInfo { nr: self.op, code, flushes, fences });
+        let (flushes, fences) = (
+            std::mem::take(&mut self.flushes),
+            std::mem::take(&mut self.fences),
+        );
+        self.ops.push(OpInfo {
+            nr: self.op,
+            code,
+            flushes,
+            fences,
+        });
     }
 
     // ---- reading the current state ----
@@ -321,7 +358,9 @@ impl Synth {
 
     fn node(&self, ino: u64) -> Result<Node> {
         let r = self.reader()?;
-        let l = r.load(ino).ok_or_else(|| format!("inode {ino} is not live"))?;
+        let l = r
+            .load(ino)
+            .ok_or_else(|| format!("inode {ino} is not live"))?;
         Ok(Node {
             ino,
             pos: l.pos,
@@ -330,18 +369,31 @@ impl Synth {
             nlink: l.view.nlink,
             size: l.view.size,
             extents: l.extents.clone(),
-            names: l.names.names.iter().map(|(n, d)| (n.to_vec(), d.ino)).collect(),
+            names: l
+                .names
+                .names
+                .iter()
+                .map(|(n, d)| (n.to_vec(), d.ino))
+                .collect(),
         })
     }
 
     /// The inode at `path` (from the root, `/`-separated).
     pub fn lookup(&self, path: &str) -> Result<u64> {
-        self.reader()?.lookup(path).ok_or_else(|| format!("{path}: no such file"))
+        self.reader()?
+            .lookup(path)
+            .ok_or_else(|| format!("{path}: no such file"))
     }
 
     fn scan(&self, n: &Node) -> LogScan {
         let mut s = LogScan::default();
-        let _ = walk_log(&SliceMedia::new(&self.img), &self.geo, n.ino, &n.inode, &mut s);
+        let _ = walk_log(
+            &SliceMedia::new(&self.img),
+            &self.geo,
+            n.ino,
+            &n.inode,
+            &mut s,
+        );
         s
     }
 
@@ -388,7 +440,12 @@ impl Synth {
         let mut buf = [0u8; MAX_ENTRY];
         let t = self.time();
         let len = match e {
-            Ent::Write { pgoff, block, count, size_after } => encode_fixed(
+            Ent::Write {
+                pgoff,
+                block,
+                count,
+                size_after,
+            } => encode_fixed(
                 &WriteEntry {
                     hdr: EntryHeader::new(et::WRITE, 0, seq, WriteEntry::SIZE),
                     pgoff: *pgoff,
@@ -415,13 +472,26 @@ impl Synth {
                 &mut buf,
             ),
             Ent::Link { nlink } => encode_fixed(
-                &LinkEntry { hdr: EntryHeader::new(et::LINK, 0, seq, LinkEntry::SIZE), nlink: *nlink, _pad: 0, ctime: t },
+                &LinkEntry {
+                    hdr: EntryHeader::new(et::LINK, 0, seq, LinkEntry::SIZE),
+                    nlink: *nlink,
+                    _pad: 0,
+                    ctime: t,
+                },
                 &mut buf,
             ),
-            Ent::Add { ino, ftype, name } => encode_dentry(&mut buf, seq, DE_ADD, *ino, *ftype, t, name),
-            Ent::Del { ino, ftype, name } => encode_dentry(&mut buf, seq, DE_DEL, *ino, *ftype, t, name),
+            Ent::Add { ino, ftype, name } => {
+                encode_dentry(&mut buf, seq, DE_ADD, *ino, *ftype, t, name)
+            }
+            Ent::Del { ino, ftype, name } => {
+                encode_dentry(&mut buf, seq, DE_DEL, *ino, *ftype, t, name)
+            }
             Ent::Parent { parent } => encode_fixed(
-                &ParentEntry { hdr: EntryHeader::new(et::PARENT, 0, seq, ParentEntry::SIZE), parent: *parent, ctime: t },
+                &ParentEntry {
+                    hdr: EntryHeader::new(et::PARENT, 0, seq, ParentEntry::SIZE),
+                    parent: *parent,
+                    ctime: t,
+                },
                 &mut buf,
             ),
         }
@@ -443,7 +513,11 @@ impl Synth {
             let bytes = self.encode(e, seq)?;
             if tail == 0 {
                 let p = self.alloc_blocks(1)?;
-                steps.push(Step::Page { block: p, tail: PageTail::new(n.ino, gen, 0), seal: None });
+                steps.push(Step::Page {
+                    block: p,
+                    tail: PageTail::new(n.ino, gen, 0),
+                    seal: None,
+                });
                 head = Some(p);
                 ordinal = 0;
                 tail = p * BLOCK_SIZE_U64;
@@ -452,14 +526,23 @@ impl Synth {
                 ordinal += 1;
                 let next_pos = pos_block(tail) * BLOCK_SIZE_U64 + PAGE_NEXT_OFF as u64;
                 let seal = (next_pos, pack_next(p, pos_offset(tail)));
-                steps.push(Step::Page { block: p, tail: PageTail::new(n.ino, gen, ordinal), seal: Some(seal) });
+                steps.push(Step::Page {
+                    block: p,
+                    tail: PageTail::new(n.ino, gen, ordinal),
+                    seal: Some(seal),
+                });
                 tail = p * BLOCK_SIZE_U64;
             }
             let len = bytes.len() as u64;
             steps.push(Step::Entry { pos: tail, bytes });
             tail += len;
         }
-        Ok(Plan { inode_pos: n.pos, steps, head, tail })
+        Ok(Plan {
+            inode_pos: n.pos,
+            steps,
+            head,
+            tail,
+        })
     }
 
     /// Emits a plan's page work; the entries too unless `entries` is false.
@@ -534,8 +617,13 @@ impl Synth {
             all.push((p.inode_pos + 16, p.tail, "log_tail"));
         }
         all.extend(words.iter().map(|&(pos, v)| (pos, v, "inode state")));
-        let entries: Vec<JournalEntry> =
-            all.iter().map(|&(pos, _, _)| JournalEntry { pos, old: read_u64(&self.img, pos as usize).unwrap_or(0) }).collect();
+        let entries: Vec<JournalEntry> = all
+            .iter()
+            .map(|&(pos, _, _)| JournalEntry {
+                pos,
+                old: read_u64(&self.img, pos as usize).unwrap_or(0),
+            })
+            .collect();
         let jpos = self.geo.journal_block(0) * BLOCK_SIZE_U64;
         let seq = self.jseq;
         self.jseq += 1;
@@ -564,13 +652,18 @@ impl Synth {
 
     fn split(path: &str) -> Result<(&str, &[u8])> {
         let p = path.trim_end_matches('/');
-        let i = p.rfind('/').ok_or_else(|| format!("{path}: not an absolute path"))?;
-        Ok((if i == 0 { "/" } else { &p[..i] }, p[i + 1..].as_bytes()))
+        let i = p
+            .rfind('/')
+            .ok_or_else(|| format!("{path}: not an absolute path"))?;
+        Ok((if i == 0 { "/" } else { &p[..i] }, &p.as_bytes()[i + 1..]))
     }
 
     fn new_inode(&mut self, mode: u32, parent: u64, target: Option<&[u8]>) -> Result<(u64, u64)> {
         let (ino, pos) = self.alloc_ino()?;
-        let old_gen = self.img.get(pos as usize + 40..pos as usize + 44).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        let old_gen = self
+            .img
+            .get(pos as usize + 40..pos as usize + 44)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
         let mut i = Inode::zeroed();
         i.ino = ino;
         i.generation = old_gen.unwrap_or(0).wrapping_add(1);
@@ -594,7 +687,13 @@ impl Synth {
         Ok((ino, pos))
     }
 
-    fn create_kind(&mut self, code: u64, path: &str, mode: u32, target: Option<&[u8]>) -> Result<u64> {
+    fn create_kind(
+        &mut self,
+        code: u64,
+        path: &str,
+        mode: u32,
+        target: Option<&[u8]>,
+    ) -> Result<u64> {
         let (dir, name) = Self::split(path)?;
         let d = self.lookup(dir)?;
         let dn = self.node(d)?;
@@ -604,9 +703,15 @@ impl Synth {
         self.begin(code);
         let (ino, pos) = self.new_inode(mode, d, target)?;
         let ftype = dt_of_mode(mode).ok_or("bad mode")?;
-        let mut ents = vec![Ent::Add { ino, ftype, name: name.to_vec() }];
+        let mut ents = vec![Ent::Add {
+            ino,
+            ftype,
+            name: name.to_vec(),
+        }];
         if mode & S_IFMT == S_IFDIR {
-            ents.push(Ent::Link { nlink: dn.nlink + 1 });
+            ents.push(Ent::Link {
+                nlink: dn.nlink + 1,
+            });
         }
         self.transaction(&[(d, ents)], &[(pos, INODE_LIVE)])?;
         self.end(code);
@@ -647,7 +752,11 @@ impl Synth {
             if start >= n.size {
                 continue;
             }
-            if let Some(x) = n.extents.iter().find(|x| (x.pgoff..x.pgoff + x.count).contains(&pg)) {
+            if let Some(x) = n
+                .extents
+                .iter()
+                .find(|x| (x.pgoff..x.pgoff + x.count).contains(&pg))
+            {
                 let src = ((x.block + pg - x.pgoff) * BLOCK_SIZE_U64) as usize;
                 let keep = (n.size - start).min(BLOCK_SIZE_U64) as usize;
                 let dst = (k * BLOCK_SIZE_U64) as usize;
@@ -659,7 +768,15 @@ impl Synth {
         self.nt_store(block * BLOCK_SIZE_U64, &buf);
         self.fence("after data");
         let size_after = n.size.max(end);
-        self.append(ino, &[Ent::Write { pgoff: first, block, count: count as u32, size_after }])?;
+        self.append(
+            ino,
+            &[Ent::Write {
+                pgoff: first,
+                block,
+                count: count as u32,
+                size_after,
+            }],
+        )?;
         self.end(op::WRITE);
         Ok(())
     }
@@ -685,7 +802,17 @@ impl Synth {
         self.begin(op::LINK);
         let ftype = dt_of_mode(n.mode).ok_or("bad mode")?;
         self.transaction(
-            &[(d, vec![Ent::Add { ino, ftype, name: name.to_vec() }]), (ino, vec![Ent::Link { nlink: n.nlink + 1 }])],
+            &[
+                (
+                    d,
+                    vec![Ent::Add {
+                        ino,
+                        ftype,
+                        name: name.to_vec(),
+                    }],
+                ),
+                (ino, vec![Ent::Link { nlink: n.nlink + 1 }]),
+            ],
             &[],
         )?;
         self.end(op::LINK);
@@ -703,7 +830,14 @@ impl Synth {
         }
         self.begin(op::UNLINK);
         let ftype = dt_of_mode(n.mode).ok_or("bad mode")?;
-        let mut logs = vec![(d, vec![Ent::Del { ino, ftype, name: name.to_vec() }])];
+        let mut logs = vec![(
+            d,
+            vec![Ent::Del {
+                ino,
+                ftype,
+                name: name.to_vec(),
+            }],
+        )];
         let mut words = Vec::new();
         if n.nlink > 1 {
             logs.push((ino, vec![Ent::Link { nlink: n.nlink - 1 }]));
@@ -726,7 +860,16 @@ impl Synth {
             return Err(format!("{path}: not an empty directory"));
         }
         self.begin(op::RMDIR);
-        let ents = vec![Ent::Del { ino, ftype: layout::inode::dt::DIR, name: name.to_vec() }, Ent::Link { nlink: dn.nlink - 1 }];
+        let ents = vec![
+            Ent::Del {
+                ino,
+                ftype: layout::inode::dt::DIR,
+                name: name.to_vec(),
+            },
+            Ent::Link {
+                nlink: dn.nlink - 1,
+            },
+        ];
         self.transaction(&[(d, ents)], &[(n.pos, INODE_FREE)])?;
         self.end(op::RMDIR);
         Ok(())
@@ -762,14 +905,26 @@ impl Synth {
                 return Ok(());
             }
         }
-        let del = Ent::Del { ino: x, ftype: xftype, name: sname.to_vec() };
-        let add = Ent::Add { ino: x, ftype: xftype, name: dname.to_vec() };
+        let del = Ent::Del {
+            ino: x,
+            ftype: xftype,
+            name: sname.to_vec(),
+        };
+        let add = Ent::Add {
+            ino: x,
+            ftype: xftype,
+            name: dname.to_vec(),
+        };
         let mut logs: Vec<(u64, Vec<Ent>)> = Vec::new();
         let mut words = Vec::new();
         let mut dst_ents = Vec::new();
         if let Some(y) = &victim {
             let yftype = dt_of_mode(y.mode).ok_or("bad mode")?;
-            dst_ents.push(Ent::Del { ino: y.ino, ftype: yftype, name: dname.to_vec() });
+            dst_ents.push(Ent::Del {
+                ino: y.ino,
+                ftype: yftype,
+                name: dname.to_vec(),
+            });
             if y.nlink > 1 {
                 logs.push((y.ino, vec![Ent::Link { nlink: y.nlink - 1 }]));
             } else {
@@ -784,8 +939,12 @@ impl Synth {
         } else {
             let mut src_ents = vec![del];
             if is_dir {
-                src_ents.push(Ent::Link { nlink: sn.nlink - 1 });
-                dst_ents.push(Ent::Link { nlink: dn.nlink + 1 });
+                src_ents.push(Ent::Link {
+                    nlink: sn.nlink - 1,
+                });
+                dst_ents.push(Ent::Link {
+                    nlink: dn.nlink + 1,
+                });
                 logs.push((x, vec![Ent::Parent { parent: d }]));
             }
             logs.insert(0, (d, dst_ents));
@@ -809,10 +968,22 @@ impl Synth {
 
     /// The `dentry_in_place` fault: the existing `DENTRY ADD` of `dname`
     /// is made to name `x` by rewriting its inode number and checksum.
-    fn rename_in_place(&mut self, dn: &Node, x: u64, xftype: u8, sname: &[u8], dname: &[u8], y: &Node) -> Result<()> {
+    fn rename_in_place(
+        &mut self,
+        dn: &Node,
+        x: u64,
+        xftype: u8,
+        sname: &[u8],
+        dname: &[u8],
+        y: &Node,
+    ) -> Result<()> {
         let scan = self.scan(dn);
         let &(pos, len) = scan.adds.get(dname).ok_or("no DENTRY ADD for the name")?;
-        let mut e = self.img.get(pos as usize..pos as usize + len).ok_or("entry off the image")?.to_vec();
+        let mut e = self
+            .img
+            .get(pos as usize..pos as usize + len)
+            .ok_or("entry off the image")?
+            .to_vec();
         e[16..24].copy_from_slice(&x.to_le_bytes());
         e[41] = xftype; // DentryEntry.ftype
         layout::log::seal_entry(&mut e);
@@ -821,7 +992,14 @@ impl Synth {
         self.store(pos + 4, &e[4..8]);
         self.flush(pos, len, "entry in place");
         self.fence("after entry in place");
-        self.append(dn.ino, &[Ent::Del { ino: x, ftype: xftype, name: sname.to_vec() }])?;
+        self.append(
+            dn.ino,
+            &[Ent::Del {
+                ino: x,
+                ftype: xftype,
+                name: sname.to_vec(),
+            }],
+        )?;
         if y.nlink > 1 {
             self.append(y.ino, &[Ent::Link { nlink: y.nlink - 1 }])?;
         } else {

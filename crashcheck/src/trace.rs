@@ -27,11 +27,19 @@ impl fmt::Display for TraceError {
         match self {
             TraceError::BadHeader(s) => write!(f, "not a novars trace: {s}"),
             TraceError::Dropped(n) => {
-                write!(f, "the trace buffer overflowed ({n} records dropped); enlarge it and trace again")
+                write!(
+                    f,
+                    "the trace buffer overflowed ({n} records dropped); enlarge it and trace again"
+                )
             }
-            TraceError::Malformed { offset } => write!(f, "malformed record at byte {offset} of the trace body"),
+            TraceError::Malformed { offset } => {
+                write!(f, "malformed record at byte {offset} of the trace body")
+            }
             TraceError::OutOfRange { record, pos, len } => {
-                write!(f, "record {record}: range {pos:#x}+{len} lies outside the device")
+                write!(
+                    f,
+                    "record {record}: range {pos:#x}+{len} lies outside the device"
+                )
             }
         }
     }
@@ -47,12 +55,16 @@ pub struct Trace<'a> {
 
 /// Parses a whole trace file (header and body).
 pub fn parse(bytes: &[u8]) -> Result<Trace<'_>, TraceError> {
-    let h = TraceHeader::decode(bytes).ok_or_else(|| TraceError::BadHeader("shorter than a header".into()))?;
+    let h = TraceHeader::decode(bytes)
+        .ok_or_else(|| TraceError::BadHeader("shorter than a header".into()))?;
     if h.magic != TRACE_MAGIC {
         return Err(TraceError::BadHeader(format!("magic {:#010x}", h.magic)));
     }
     if h.version != TRACE_VERSION {
-        return Err(TraceError::BadHeader(format!("version {} (this checker reads {TRACE_VERSION})", h.version)));
+        return Err(TraceError::BadHeader(format!(
+            "version {} (this checker reads {TRACE_VERSION})",
+            h.version
+        )));
     }
     if h.dropped != 0 {
         return Err(TraceError::Dropped(h.dropped));
@@ -60,7 +72,11 @@ pub fn parse(bytes: &[u8]) -> Result<Trace<'_>, TraceError> {
     let body = bytes.get(TraceHeader::SIZE..).unwrap_or(&[]);
     let n = usize::try_from(h.bytes).unwrap_or(usize::MAX);
     let body = body.get(..n).ok_or_else(|| {
-        TraceError::BadHeader(format!("header says {} bytes of records, the file has {}", h.bytes, body.len()))
+        TraceError::BadHeader(format!(
+            "header says {} bytes of records, the file has {}",
+            h.bytes,
+            body.len()
+        ))
     })?;
     let mut out = Vec::new();
     for r in records(body) {
@@ -79,7 +95,11 @@ impl Trace<'_> {
             if matches!(r.kind, kind::STORE | kind::NT_STORE | kind::FLUSH) {
                 let end = r.pos.checked_add(r.len as u64);
                 if end.is_none_or(|e| e > size) {
-                    return Err(TraceError::OutOfRange { record: i, pos: r.pos, len: r.len });
+                    return Err(TraceError::OutOfRange {
+                        record: i,
+                        pos: r.pos,
+                        len: r.len,
+                    });
                 }
             }
         }
@@ -138,10 +158,17 @@ impl TraceWriter {
 
     fn push(&mut self, kind: u8, pos: u64, len: u32, data: &[u8]) {
         let mut h = [0u8; TraceRecord::SIZE];
-        TraceRecord { kind, _pad: [0; 3], len, pos }.encode(&mut h);
+        TraceRecord {
+            kind,
+            _pad: [0; 3],
+            len,
+            pos,
+        }
+        .encode(&mut h);
         self.body.extend_from_slice(&h);
         self.body.extend_from_slice(data);
-        self.body.resize(self.body.len() + (8 - data.len() % 8) % 8, 0);
+        self.body
+            .resize(self.body.len() + (8 - data.len() % 8) % 8, 0);
         self.records += 1;
     }
 
@@ -188,8 +215,14 @@ impl TraceWriter {
     /// The trace file: header and records.
     pub fn finish(&self) -> Vec<u8> {
         let mut out = vec![0u8; TraceHeader::SIZE];
-        TraceHeader { magic: TRACE_MAGIC, version: TRACE_VERSION, bytes: self.body.len() as u64, dropped: 0, _reserved: 0 }
-            .encode(&mut out);
+        TraceHeader {
+            magic: TRACE_MAGIC,
+            version: TRACE_VERSION,
+            bytes: self.body.len() as u64,
+            dropped: 0,
+            _reserved: 0,
+        }
+        .encode(&mut out);
         out.extend_from_slice(&self.body);
         out
     }
@@ -212,7 +245,10 @@ mod tests {
         assert_eq!(t.records.len(), 5);
         assert_eq!(t.records[1].data, b"abc");
         assert!(t.check_ranges(8192).is_ok());
-        assert!(matches!(t.check_ranges(4098), Err(TraceError::OutOfRange { record: 1, .. })));
+        assert!(matches!(
+            t.check_ranges(4098),
+            Err(TraceError::OutOfRange { record: 1, .. })
+        ));
 
         let mut bad = bytes.clone();
         bad[0] ^= 1;
@@ -222,7 +258,10 @@ mod tests {
         assert_eq!(parse(&dropped).unwrap_err(), TraceError::Dropped(3));
         let mut garbage = bytes.clone();
         garbage[TraceHeader::SIZE + 16] = 99; // kind of the second record
-        assert_eq!(parse(&garbage).unwrap_err(), TraceError::Malformed { offset: 16 });
+        assert_eq!(
+            parse(&garbage).unwrap_err(),
+            TraceError::Malformed { offset: 16 }
+        );
         assert!(parse(&bytes[..bytes.len() - 8]).is_err());
     }
 
