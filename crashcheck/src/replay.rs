@@ -107,6 +107,10 @@ struct Run<'t, 'c> {
 
 const BETWEEN: &str = "(between ops)";
 
+/// More pending writes than this at one crash point earn a warning: the
+/// pair states grow with the square.
+const WIDE_POINT: usize = 100;
+
 /// Checks `trace` replayed over `base` (the device before the workload).
 pub fn run(base: Vec<u8>, trace: &Trace<'_>, cfg: &Config) -> Result<Outcome, String> {
     let t0 = Instant::now();
@@ -368,6 +372,14 @@ impl Run<'_, '_> {
     /// Generates and checks the crash states at record `i`.
     fn point(&mut self, i: usize, kind: PointKind) {
         let writes = crash::pending_writes(&self.m);
+        if writes.len() > WIDE_POINT && self.report.warnings.len() < 20 {
+            self.report.warnings.push(format!(
+                "record {i}: {} writes pending at one crash point ({} pair states); \
+                 fence more often or expect a slow check",
+                writes.len(),
+                writes.len() * (writes.len() - 1) / 2
+            ));
+        }
         let point_seed = self.cfg.seed ^ self.points.wrapping_mul(0x9e37_79b9_7f4a_7c15);
         self.points += 1;
         self.report.crash_points += 1;

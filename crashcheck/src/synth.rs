@@ -222,16 +222,17 @@ pub struct Synth {
     fences: Vec<&'static str>,
     ops: Vec<OpInfo>,
     now: i64,
+    /// The superblock says CLEAN: only [`Synth::mount`] may run.
+    clean: bool,
 }
 
 impl Synth {
-    /// Starts from `base`, a mounted image (CLEAN cleared; see
-    /// [`mark_mounted`]).
+    /// Starts from `base`: a mounted image (CLEAN cleared, see
+    /// [`mark_mounted`]), or a clean one on which [`Synth::mount`] runs
+    /// first.
     pub fn new(base: &[u8], faults: Faults) -> Result<Self> {
         let r = Reader::new(base)?;
-        if r.sb.state & layout::sb::STATE_CLEAN != 0 {
-            return Err("the base image is CLEAN: mount it first (synth::mark_mounted)".into());
-        }
+        let clean = r.sb.state & layout::sb::STATE_CLEAN != 0;
         let geo = r.geo;
         let mut used = HashSet::new();
         for lane in &r.segments {
@@ -267,6 +268,7 @@ impl Synth {
             fences: Vec::new(),
             ops: Vec::new(),
             now: 1_700_000_000,
+            clean,
         })
     }
 
@@ -328,12 +330,16 @@ impl Synth {
         self.persist(pos, &v.to_le_bytes(), what);
     }
 
-    fn begin(&mut self, code: u64) {
+    fn begin(&mut self, code: u64) -> Result<()> {
+        if self.clean && code != op::MOUNT {
+            return Err("the file system is not mounted (CLEAN): call mount first".into());
+        }
         self.op += 1;
         self.flushes.clear();
         self.fences.clear();
         self.now += 1;
         self.w.op_begin(code, self.op);
+        Ok(())
     }
 
     fn end(&mut self, code: u64) {
@@ -700,7 +706,7 @@ impl Synth {
         if dn.names.contains_key(name) {
             return Err(format!("{path}: exists"));
         }
-        self.begin(code);
+        self.begin(code)?;
         let (ino, pos) = self.new_inode(mode, d, target)?;
         let ftype = dt_of_mode(mode).ok_or("bad mode")?;
         let mut ents = vec![Ent::Add {
@@ -716,6 +722,34 @@ impl Synth {
         self.transaction(&[(d, ents)], &[(pos, INODE_LIVE)])?;
         self.end(code);
         Ok(ino)
+    }
+
+    /// `mount`: clears CLEAN in the primary superblock, then in the backup
+    /// (FORMAT.md: "primary first, flushed, then the backup"), before any
+    /// allocation. The superblock's checksum covers its `state`, so this is
+    /// two cache lines that can land apart.
+    pub fn mount(&mut self) -> Result<()> {
+        let blocks = (self.img.len() / BLOCK_SIZE) as u64;
+        let (mut sb, geo) = Superblock::parse(&self.img[..BLOCK_SIZE], blocks)
+            .map_err(|e| e.describe().to_string())?;
+        self.begin(op::MOUNT)?;
+        sb.state &= !layout::sb::STATE_CLEAN;
+        sb.mount_count += 1;
+        sb.mount_time = self.now;
+        let mut blk = vec![0u8; BLOCK_SIZE];
+        sb.write_block(&mut blk);
+        let n = Superblock::SIZE;
+        self.persist(0, &blk[..n], "primary superblock");
+        self.fence("after primary superblock");
+        self.persist(
+            geo.backup_sb() * BLOCK_SIZE_U64,
+            &blk[..n],
+            "backup superblock",
+        );
+        self.fence("after backup superblock");
+        self.clean = false;
+        self.end(op::MOUNT);
+        Ok(())
     }
 
     /// `creat(path)`: an empty regular file.
@@ -743,7 +777,7 @@ impl Synth {
         let first = off / BLOCK_SIZE_U64;
         let end = off + data.len() as u64;
         let count = end.div_ceil(BLOCK_SIZE_U64) - first;
-        self.begin(op::WRITE);
+        self.begin(op::WRITE)?;
         let block = self.alloc_blocks(count)?;
         let mut buf = vec![0u8; (count * BLOCK_SIZE_U64) as usize];
         for k in 0..count {
@@ -784,7 +818,7 @@ impl Synth {
     /// `truncate(path, size)`.
     pub fn truncate(&mut self, path: &str, size: u64) -> Result<()> {
         let ino = self.lookup(path)?;
-        self.begin(op::TRUNCATE);
+        self.begin(op::TRUNCATE)?;
         self.append(ino, &[Ent::Size { size }])?;
         self.end(op::TRUNCATE);
         Ok(())
@@ -799,7 +833,7 @@ impl Synth {
         }
         let (dir, name) = Self::split(new)?;
         let d = self.lookup(dir)?;
-        self.begin(op::LINK);
+        self.begin(op::LINK)?;
         let ftype = dt_of_mode(n.mode).ok_or("bad mode")?;
         self.transaction(
             &[
@@ -828,7 +862,7 @@ impl Synth {
         if n.mode & S_IFMT == S_IFDIR {
             return Err("unlink of a directory".into());
         }
-        self.begin(op::UNLINK);
+        self.begin(op::UNLINK)?;
         let ftype = dt_of_mode(n.mode).ok_or("bad mode")?;
         let mut logs = vec![(
             d,
@@ -859,7 +893,7 @@ impl Synth {
         if n.mode & S_IFMT != S_IFDIR || !n.names.is_empty() {
             return Err(format!("{path}: not an empty directory"));
         }
-        self.begin(op::RMDIR);
+        self.begin(op::RMDIR)?;
         let ents = vec![
             Ent::Del {
                 ino,
@@ -897,7 +931,7 @@ impl Synth {
             }
             None => None,
         };
-        self.begin(op::RENAME);
+        self.begin(op::RENAME)?;
         if self.faults.dentry_in_place && s == d {
             if let Some(y) = &victim {
                 self.rename_in_place(&dn, x, xftype, sname, dname, y)?;

@@ -214,3 +214,48 @@ fn rename_without_journal_is_caught() {
     };
     assert!(violations(&base, f, &op) > 0);
 }
+
+/// A finding for the format's owners, kept as a test: mount clears CLEAN
+/// by rewriting the superblock, whose checksum covers `state`; the
+/// checksum (line 0) and `state` (line 2) can reach the media apart, and
+/// fsck -n calls the torn primary an error (SB_PRIMARY_BAD) although the
+/// backup is good and mount would use it. Either fsck treats "primary torn,
+/// backup consistent" as crash recovery (a note), or the superblock's state
+/// leaves the checksum like every other word changed in place. When that is
+/// decided, this test is to assert zero violations.
+#[test]
+fn mount_superblock_write_can_tear() {
+    let mut img = base();
+    // Make the base a cleanly unmounted image again.
+    let blocks = (img.len() / 4096) as u64;
+    let (mut sb, geo) = layout::Superblock::parse(&img[..4096], blocks).unwrap();
+    sb.state |= layout::sb::STATE_CLEAN;
+    let mut blk = vec![0u8; 4096];
+    sb.write_block(&mut blk);
+    img[..4096].copy_from_slice(&blk);
+    let b = geo.backup_sb() as usize * 4096;
+    img[b..b + 4096].copy_from_slice(&blk);
+    // fsck -n on a CLEAN image compares the allocator record: mkfs's is
+    // still right, so the base checks clean.
+    let o = novars_fsck::check(
+        &img,
+        &novars_fsck::Options::new(novars_fsck::Mode::ReadOnly),
+        &mut novars_fsck::Quiet,
+    );
+    assert_eq!(o.exit_code, 0, "{:?}", o.problems);
+    let mut s = synth(&img, Faults::default());
+    assert!(
+        s.create("/a/x").is_err(),
+        "nothing but mount runs on a CLEAN image"
+    );
+    s.mount().unwrap();
+    let r = check(&img, &s.trace(), &quick());
+    assert!(r.violations > 0);
+    assert!(
+        r.findings
+            .iter()
+            .all(|f| f.fsck.iter().any(|p| p.starts_with("SB_PRIMARY_BAD"))),
+        "{:#?}",
+        r.findings
+    );
+}
