@@ -103,6 +103,9 @@ pub struct Faults {
     /// A rename between two directories appends to each log with its own
     /// commit instead of one journal transaction.
     pub rename_without_journal: bool,
+    /// `write` copies the data's last cache line with cached stores and no
+    /// flush (the anchors' "unaligned tail of a write not flushed").
+    pub unflushed_write_tail: bool,
 }
 
 /// What one emitted operation consisted of.
@@ -799,7 +802,20 @@ impl Synth {
         }
         let o = (off - first * BLOCK_SIZE_U64) as usize;
         buf[o..o + data.len()].copy_from_slice(data);
-        self.nt_store(block * BLOCK_SIZE_U64, &buf);
+        let base = block * BLOCK_SIZE_U64;
+        if self.faults.unflushed_write_tail {
+            // The cache line holding the last byte written goes through the cache.
+            let cut = (o + data.len() - 1) / 64 * 64;
+            self.nt_store(base, &buf[..cut]);
+            let line = buf[cut..cut + 64].to_vec();
+            self.store(base + cut as u64, &line);
+            if cut + 64 < buf.len() {
+                let rest = buf[cut + 64..].to_vec();
+                self.nt_store(base + cut as u64 + 64, &rest);
+            }
+        } else {
+            self.nt_store(base, &buf);
+        }
         self.fence("after data");
         let size_after = n.size.max(end);
         self.append(
