@@ -219,16 +219,45 @@ fn rename_without_journal_is_caught() {
 fn unflushed_write_tail_is_caught_as_wrong_contents() {
     let base = base();
     let op = |s: &mut Synth| s.write("/a/f1", 5000, &[7; 100]).unwrap();
-    let mut s = synth(&base, Faults { unflushed_write_tail: true, ..Faults::default() });
+    let mut s = synth(
+        &base,
+        Faults {
+            unflushed_write_tail: true,
+            ..Faults::default()
+        },
+    );
     op(&mut s);
     let r = check(&base, &s.trace(), &quick());
     assert!(r.violations > 0);
     // fsck is clean: only the tree comparison sees the lost bytes, inside
     // the call (neither before nor after) and once it has returned.
-    let tree_only: Vec<_> = r.findings.iter().filter(|f| f.fsck.is_empty() && !f.tree_diff.is_empty()).collect();
-    assert!(tree_only.iter().any(|f| f.point == crashcheck::report::PointKind::OpEnd), "{:#?}", r.findings);
-    assert!(tree_only.iter().any(|f| f.point == crashcheck::report::PointKind::Fence), "{:#?}", r.findings);
-    assert!(tree_only[0].tree_diff.iter().any(|d| d.contains("differs /a/f1")), "{:#?}", tree_only[0]);
+    let tree_only: Vec<_> = r
+        .findings
+        .iter()
+        .filter(|f| f.fsck.is_empty() && !f.tree_diff.is_empty())
+        .collect();
+    assert!(
+        tree_only
+            .iter()
+            .any(|f| f.point == crashcheck::report::PointKind::OpEnd),
+        "{:#?}",
+        r.findings
+    );
+    assert!(
+        tree_only
+            .iter()
+            .any(|f| f.point == crashcheck::report::PointKind::Fence),
+        "{:#?}",
+        r.findings
+    );
+    assert!(
+        tree_only[0]
+            .tree_diff
+            .iter()
+            .any(|d| d.contains("differs /a/f1")),
+        "{:#?}",
+        tree_only[0]
+    );
 }
 
 /// A finding for the format's owners, kept as a test: mount clears CLEAN
