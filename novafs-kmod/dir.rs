@@ -19,8 +19,8 @@ const BATCH: usize = 32;
 extern "C" fn novars_rs_lookup(_dir: *mut bindings::inode, info: *mut c_void, name: *const u8, len: usize) -> i64 {
     // SAFETY: C passes the directory's own info and its dentry name.
     let (info, name) = unsafe { (inode::info(info), core::slice::from_raw_parts(name, len)) };
-    let mut g = info.index.lock();
-    match &mut *g {
+    let mut g = info.inner.lock();
+    match &mut g.index {
         Index::Dir(d) => d.lookup(name).and_then(|i| i64::try_from(i).ok()).unwrap_or(0),
         _ => shim::neg(bindings::ENOTDIR) as i64,
     }
@@ -34,8 +34,8 @@ extern "C" fn novars_rs_readdir(_dir: *mut bindings::inode, info: *mut c_void, c
     let mut from = pos.saturating_sub(2);
     loop {
         let batch = {
-            let mut g = info.index.lock();
-            let Index::Dir(d) = &mut *g else { return shim::neg(bindings::ENOTDIR) };
+            let mut g = info.inner.lock();
+            let Index::Dir(d) = &mut g.index else { return shim::neg(bindings::ENOTDIR) };
             match d.batch(from, BATCH) {
                 Ok(b) => b,
                 Err(e) => return e.to_errno(),

@@ -42,6 +42,11 @@ impl ExtentMap {
         self.mapped
     }
 
+    /// Every mapped extent as (first device block, count).
+    pub(crate) fn extents(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.tree.values().map(|e| (e.block, e.count))
+    }
+
     /// The extent with the greatest start `<= p`.
     fn pred(&mut self, p: u64) -> Option<(u64, Ext)> {
         match self.tree.cursor_lower_bound(&p) {
@@ -190,6 +195,17 @@ impl DirMap {
         self.by_seq.get(&seq).map(|e| e.ino)
     }
 
+    /// The (inode, type) `name` refers to.
+    pub(crate) fn entry(&mut self, name: &[u8]) -> Option<(u64, u8)> {
+        let seq = self.find(name)?;
+        self.by_seq.get(&seq).map(|e| (e.ino, e.ftype))
+    }
+
+    /// Any name (to test for emptiness).
+    pub(crate) fn first(&self) -> Option<u64> {
+        self.by_seq.keys().next().copied()
+    }
+
     /// Up to `max` entries with sequence `>= from`, copied out (so the
     /// caller can emit them without holding the directory's lock).
     pub(crate) fn batch(&mut self, from: u64, max: usize) -> Result<KVec<(u64, DirEnt)>> {
@@ -239,5 +255,24 @@ impl DirIndex for DirMap {
             self.by_seq.remove(&seq);
             self.by_hash.remove(&(((name_hash(name) as u128) << 64) | seq as u128));
         }
+    }
+}
+
+impl ExtentMap {
+    /// Device ranges currently mapped in file blocks `[p, p+c)`.
+    pub(crate) fn collect(&mut self, p: u64, c: u64, out: &mut KVec<(u64, u64)>) -> Result {
+        let end = p.saturating_add(c);
+        let mut pg = p;
+        while pg < end {
+            match self.lookup(pg) {
+                Lookup::Mapped { block, run } => {
+                    let n = run.min(end - pg);
+                    out.push((block, n), GFP_KERNEL)?;
+                    pg += n;
+                }
+                Lookup::Hole { run } => pg = pg.saturating_add(run),
+            }
+        }
+        Ok(())
     }
 }

@@ -4,6 +4,7 @@
 //! the DRAM index, and hand the attributes to C (`novars_iget`).
 
 use crate::index::{DirMap, ExtentMap, Lookup};
+use crate::log::LogPos;
 use crate::layout::inode::{read_inode_at, slot_pos_in, Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
 use crate::layout::walk::{replay_inode, Ignore};
 use crate::layout::{Media, BLOCK_SIZE};
@@ -25,13 +26,23 @@ pub(crate) enum Index {
     None,
 }
 
+/// What the inode lock protects.
+pub(crate) struct Inner {
+    pub(crate) index: Index,
+    pub(crate) log: LogPos,
+}
+
 /// Per-inode state owned by `struct novars_inode.info`.
 #[pin_data]
 pub(crate) struct InodeInfo {
     pub(crate) ino: u64,
-    /// The DRAM index; also serialises index users (iomap, readdir, lookup).
+    pub(crate) gen: u32,
+    /// Byte position of the inode record.
+    pub(crate) rec: u64,
+    /// The DRAM index and log position; serialises their users (iomap,
+    /// readdir, lookup, and every change). Taken in ascending `ino` order.
     #[pin]
-    pub(crate) index: Mutex<Index>,
+    pub(crate) inner: Mutex<Inner>,
 }
 
 /// Recovers the `InodeInfo` C keeps for an inode.
@@ -131,7 +142,19 @@ fn load(sbi: &SbInfo, ino: u64) -> Result<(*mut c_void, IAttr)> {
         btime_nsec: view.btime.nsec,
         link: link.cast(),
     };
-    let boxed = match KBox::pin_init(pin_init!(InodeInfo { ino, index <- kernel::new_mutex!(index, "novars_inode") }), GFP_KERNEL) {
+    let log = LogPos {
+        head: raw.log_head,
+        tail: raw.log_tail,
+        tail_ord: rep.pages.saturating_sub(1),
+        seq: rep.last_seq,
+        pages: rep.pages,
+    };
+    let inner = Inner { index, log };
+    let gen = raw.generation;
+    let boxed = match KBox::pin_init(
+        pin_init!(InodeInfo { ino, gen, rec: pos, inner <- kernel::new_mutex!(inner, "novars_inode") }),
+        GFP_KERNEL,
+    ) {
         Ok(b) => b,
         Err(e) => {
             if !link.is_null() {

@@ -32,11 +32,15 @@ module! {
     license: "GPL",
 }
 
+mod alloc;
 mod dir;
 mod file;
 mod index;
 mod inode;
+mod journal;
+mod log;
 mod media;
+mod namei;
 mod pm;
 mod shim;
 mod super_;

@@ -13,6 +13,7 @@
 #include <linux/fs_parser.h>
 #include <linux/iomap.h>
 #include <linux/libnvdimm.h>
+#include <linux/mnt_idmapping.h>
 #include <linux/module.h>
 #include <linux/namei.h>
 #include <linux/pagemap.h>
@@ -47,6 +48,14 @@ static_assert(offsetof(struct novars_iattr, link) == 96);
 static_assert(sizeof(struct novars_map) == 32);
 static_assert(sizeof(struct novars_statfs) == 32);
 static_assert(IOMAP_WRITE == 1);
+static_assert(sizeof(struct novars_create_args) == 48);
+static_assert(sizeof(struct novars_rename_args) == 88);
+static_assert(offsetof(struct novars_rename_args, old_len) == 48);
+static_assert(sizeof(struct novars_setattr_args) == 72);
+static_assert(sizeof(struct novars_write_out) == 16);
+
+/* Link counts above this are refused (EMLINK), as ext4 does. */
+#define NOVARS_LINK_MAX 65000
 
 /* The VFS inode with novars's per-inode state (owned by Rust). */
 struct novars_inode {
@@ -104,6 +113,16 @@ void novars_flush(const void *addr, size_t len)
 void novars_memcpy_nt(void *dst, const void *src, size_t len)
 {
 	memcpy_flushcache(dst, src, len);
+}
+
+u32 novars_cpu(void)
+{
+	return raw_smp_processor_id();
+}
+
+size_t novars_copy_from_iter(void *iter, void *dst, size_t len)
+{
+	return _copy_from_iter_flushcache(dst, len, iter);
 }
 
 const char *novars_sb_id(struct super_block *sb)
@@ -207,7 +226,249 @@ static void novars_free_inode(struct inode *inode)
 static void novars_evict_inode(struct inode *inode)
 {
 	truncate_inode_pages_final(&inode->i_data);
+	if (!inode->i_nlink && !is_bad_inode(inode) && NI(inode)->info)
+		novars_rs_evict(inode, NI(inode)->info);
 	clear_inode(inode);
+}
+
+static int novars_setattr(struct mnt_idmap *idmap, struct dentry *dentry,
+			  struct iattr *attr)
+{
+	struct inode *inode = d_inode(dentry);
+	struct novars_setattr_args a = {};
+	unsigned int v = attr->ia_valid;
+	s64 blocks;
+	int err;
+
+	err = setattr_prepare(idmap, dentry, attr);
+	if (err)
+		return err;
+	if ((v & ATTR_SIZE) && !S_ISREG(inode->i_mode))
+		return -EINVAL;
+	if (v & ATTR_MODE) {
+		a.valid |= NOVARS_SA_MODE;
+		a.mode = attr->ia_mode;
+	}
+	if (v & ATTR_UID) {
+		a.valid |= NOVARS_SA_UID;
+		a.uid = from_kuid(&init_user_ns, AS_KUIDT(attr->ia_vfsuid));
+	}
+	if (v & ATTR_GID) {
+		a.valid |= NOVARS_SA_GID;
+		a.gid = from_kgid(&init_user_ns, AS_KGIDT(attr->ia_vfsgid));
+	}
+	if (v & ATTR_SIZE) {
+		a.valid |= NOVARS_SA_SIZE;
+		a.size = attr->ia_size;
+	}
+	a.old_size = i_size_read(inode);
+	if (v & ATTR_ATIME) {
+		a.valid |= NOVARS_SA_ATIME;
+		a.atime_sec = attr->ia_atime.tv_sec;
+		a.atime_nsec = attr->ia_atime.tv_nsec;
+	}
+	if (v & ATTR_MTIME) {
+		a.valid |= NOVARS_SA_MTIME;
+		a.mtime_sec = attr->ia_mtime.tv_sec;
+		a.mtime_nsec = attr->ia_mtime.tv_nsec;
+	}
+	if (v & ATTR_CTIME) {
+		a.valid |= NOVARS_SA_CTIME;
+		a.ctime_sec = attr->ia_ctime.tv_sec;
+		a.ctime_nsec = attr->ia_ctime.tv_nsec;
+	}
+	if (!a.valid)
+		return 0;
+	blocks = novars_rs_setattr(inode, NI(inode)->info, &a);
+	if (blocks < 0)
+		return blocks;
+	if (v & ATTR_SIZE)
+		truncate_setsize(inode, attr->ia_size);
+	inode->i_blocks = blocks;
+	setattr_copy(idmap, inode, attr);
+	return 0;
+}
+
+/* Owner of a new inode: as inode_init_owner() on a non-idmapped mount. */
+static void novars_owner(struct inode *dir, u32 *mode, u32 *uid, u32 *gid)
+{
+	*uid = from_kuid(&init_user_ns, current_fsuid());
+	if (dir->i_mode & S_ISGID) {
+		*gid = i_gid_read(dir);
+		if (S_ISDIR(*mode))
+			*mode |= S_ISGID;
+	} else {
+		*gid = from_kgid(&init_user_ns, current_fsgid());
+	}
+}
+
+static int novars_new(struct inode *dir, struct dentry *dentry, umode_t mode,
+		      dev_t rdev, const char *target)
+{
+	struct timespec64 now = current_time(dir);
+	struct novars_create_args a = {};
+	struct inode *inode;
+	s64 ino;
+
+	if (S_ISDIR(mode) && dir->i_nlink >= NOVARS_LINK_MAX)
+		return -EMLINK;
+	a.mode = mode;
+	novars_owner(dir, &a.mode, &a.uid, &a.gid);
+	a.dir_nlink = dir->i_nlink + (S_ISDIR(mode) ? 1 : 0);
+	a.rdev = new_encode_dev(rdev);
+	a.now_sec = now.tv_sec;
+	a.now_nsec = now.tv_nsec;
+	if (target) {
+		a.target = target;
+		a.tlen = strlen(target);
+	}
+	ino = novars_rs_create(dir, NI(dir)->info, dentry->d_name.name,
+			       dentry->d_name.len, &a);
+	if (ino < 0)
+		return ino;
+	inode = novars_iget(dir->i_sb, ino);
+	if (IS_ERR(inode))
+		return PTR_ERR(inode);
+	if (S_ISDIR(mode))
+		inc_nlink(dir);
+	inode_set_mtime_to_ts(dir, now);
+	inode_set_ctime_to_ts(dir, now);
+	d_instantiate(dentry, inode);
+	return 0;
+}
+
+static int novars_create(struct mnt_idmap *idmap, struct inode *dir,
+			 struct dentry *dentry, umode_t mode, bool excl)
+{
+	return novars_new(dir, dentry, mode | S_IFREG, 0, NULL);
+}
+
+static int novars_mkdir(struct mnt_idmap *idmap, struct inode *dir,
+			struct dentry *dentry, umode_t mode)
+{
+	return novars_new(dir, dentry, mode | S_IFDIR, 0, NULL);
+}
+
+static int novars_mknod(struct mnt_idmap *idmap, struct inode *dir,
+			struct dentry *dentry, umode_t mode, dev_t rdev)
+{
+	return novars_new(dir, dentry, mode, rdev, NULL);
+}
+
+static int novars_symlink(struct mnt_idmap *idmap, struct inode *dir,
+			  struct dentry *dentry, const char *target)
+{
+	if (strlen(target) >= PAGE_SIZE)
+		return -ENAMETOOLONG;
+	return novars_new(dir, dentry, S_IFLNK | 0777, 0, target);
+}
+
+static int novars_link(struct dentry *old_dentry, struct inode *dir,
+		       struct dentry *dentry)
+{
+	struct inode *inode = d_inode(old_dentry);
+	struct timespec64 now = current_time(inode);
+	int err;
+
+	if (inode->i_nlink >= NOVARS_LINK_MAX)
+		return -EMLINK;
+	err = novars_rs_link(dir, NI(dir)->info, dentry->d_name.name,
+			     dentry->d_name.len, NI(inode)->info, inode->i_mode,
+			     inode->i_nlink + 1, now.tv_sec, now.tv_nsec);
+	if (err)
+		return err;
+	inode_set_ctime_to_ts(inode, now);
+	inc_nlink(inode);
+	ihold(inode);
+	inode_set_mtime_to_ts(dir, now);
+	inode_set_ctime_to_ts(dir, now);
+	d_instantiate(dentry, inode);
+	return 0;
+}
+
+static int novars_remove(struct inode *dir, struct dentry *dentry, bool rmdir)
+{
+	struct inode *inode = d_inode(dentry);
+	struct timespec64 now = current_time(dir);
+	int err;
+
+	err = novars_rs_unlink(dir, NI(dir)->info, dentry->d_name.name,
+			       dentry->d_name.len, NI(inode)->info,
+			       rmdir ? 0 : inode->i_nlink - 1, rmdir,
+			       dir->i_nlink - (rmdir ? 1 : 0), now.tv_sec, now.tv_nsec);
+	if (err)
+		return err;
+	inode_set_ctime_to_ts(inode, now);
+	if (rmdir) {
+		clear_nlink(inode);
+		drop_nlink(dir);
+	} else {
+		drop_nlink(inode);
+	}
+	inode_set_mtime_to_ts(dir, now);
+	inode_set_ctime_to_ts(dir, now);
+	return 0;
+}
+
+static int novars_unlink(struct inode *dir, struct dentry *dentry)
+{
+	return novars_remove(dir, dentry, false);
+}
+
+static int novars_rmdir(struct inode *dir, struct dentry *dentry)
+{
+	return novars_remove(dir, dentry, true);
+}
+
+static int novars_rename(struct mnt_idmap *idmap, struct inode *old_dir,
+			 struct dentry *old_dentry, struct inode *new_dir,
+			 struct dentry *new_dentry, unsigned int flags)
+{
+	struct inode *moved = d_inode(old_dentry), *victim = d_inode(new_dentry);
+	struct timespec64 now = current_time(old_dir);
+	bool is_dir = S_ISDIR(moved->i_mode), same = old_dir == new_dir;
+	bool victim_dir = victim && S_ISDIR(victim->i_mode);
+	struct novars_rename_args a = {};
+	int err;
+
+	if (flags & ~RENAME_NOREPLACE)
+		return -EINVAL;	/* RENAME_EXCHANGE/WHITEOUT: not yet */
+	if (is_dir && !same && !victim && new_dir->i_nlink >= NOVARS_LINK_MAX)
+		return -EMLINK;
+	a.old_dir = NI(old_dir)->info;
+	a.new_dir = NI(new_dir)->info;
+	a.moved = NI(moved)->info;
+	a.victim = victim ? NI(victim)->info : NULL;
+	a.old_name = old_dentry->d_name.name;
+	a.old_len = old_dentry->d_name.len;
+	a.new_name = new_dentry->d_name.name;
+	a.new_len = new_dentry->d_name.len;
+	a.moved_mode = moved->i_mode;
+	a.victim_nlink = victim ? (victim_dir ? 0 : victim->i_nlink - 1) : 0;
+	a.old_dir_nlink = old_dir->i_nlink - (is_dir && !same) - (same && victim_dir);
+	a.new_dir_nlink = new_dir->i_nlink + (is_dir && !same) - (!same && victim_dir);
+	a.now_sec = now.tv_sec;
+	a.now_nsec = now.tv_nsec;
+	a.flags = flags;
+	err = novars_rs_rename(old_dir->i_sb, &a);
+	if (err)
+		return err;
+	if (victim) {
+		inode_set_ctime_to_ts(victim, now);
+		if (victim_dir)
+			clear_nlink(victim);
+		else
+			drop_nlink(victim);
+	}
+	set_nlink(old_dir, a.old_dir_nlink);
+	if (!same)
+		set_nlink(new_dir, a.new_dir_nlink);
+	inode_set_ctime_to_ts(moved, now);
+	inode_set_mtime_to_ts(old_dir, now);
+	inode_set_ctime_to_ts(old_dir, now);
+	inode_set_mtime_to_ts(new_dir, now);
+	inode_set_ctime_to_ts(new_dir, now);
+	return 0;
 }
 
 static void novars_inode_init_once(void *p)
@@ -291,7 +552,16 @@ static const struct file_operations novars_dir_fops = {
 
 static const struct inode_operations novars_dir_iops = {
 	.lookup		= novars_lookup,
+	.create		= novars_create,
+	.mkdir		= novars_mkdir,
+	.mknod		= novars_mknod,
+	.symlink	= novars_symlink,
+	.link		= novars_link,
+	.unlink		= novars_unlink,
+	.rmdir		= novars_rmdir,
+	.rename		= novars_rename,
 	.getattr	= novars_getattr,
+	.setattr	= novars_setattr,
 };
 
 /* -------------------------------------------------------------- files */
@@ -340,20 +610,64 @@ static ssize_t novars_file_read_iter(struct kiocb *iocb, struct iov_iter *to)
 	return ret;
 }
 
+static ssize_t novars_file_write_iter(struct kiocb *iocb, struct iov_iter *from)
+{
+	struct file *file = iocb->ki_filp;
+	struct inode *inode = file_inode(file);
+	struct novars_write_out out = {};
+	struct timespec64 now;
+	ssize_t ret;
+
+	inode_lock(inode);
+	ret = generic_write_checks(iocb, from);
+	if (ret <= 0)
+		goto out;
+	ret = file_remove_privs(file);
+	if (ret)
+		goto out;
+	now = current_time(inode);
+	ret = novars_rs_write(inode, NI(inode)->info, from, iocb->ki_pos,
+			      iov_iter_count(from), i_size_read(inode),
+			      now.tv_sec, now.tv_nsec, &out);
+	if (ret > 0) {
+		iocb->ki_pos += ret;
+		if (out.size > i_size_read(inode))
+			i_size_write(inode, out.size);
+		inode->i_blocks = out.blocks;
+		inode_set_mtime_to_ts(inode, now);
+		inode_set_ctime_to_ts(inode, now);
+	}
+out:
+	inode_unlock(inode);
+	return ret;
+}
+
+static int novars_file_open(struct inode *inode, struct file *file)
+{
+	/* Every access is direct (DAX): O_DIRECT is accepted. */
+	file->f_mode |= FMODE_CAN_ODIRECT;
+	return generic_file_open(inode, file);
+}
+
 static const struct file_operations novars_file_fops = {
 	.llseek		= generic_file_llseek,
 	.read_iter	= novars_file_read_iter,
+	.write_iter	= novars_file_write_iter,
 	.splice_read	= copy_splice_read,
-	.open		= generic_file_open,
+	.splice_write	= iter_file_splice_write,
+	.open		= novars_file_open,
+	/* Every system call is durable when it returns. */
 	.fsync		= noop_fsync,
 };
 
 static const struct inode_operations novars_file_iops = {
 	.getattr	= novars_getattr,
+	.setattr	= novars_setattr,
 };
 
 static const struct inode_operations novars_special_iops = {
 	.getattr	= novars_getattr,
+	.setattr	= novars_setattr,
 };
 
 static const struct address_space_operations novars_dax_aops = {
@@ -476,9 +790,9 @@ static int novars_reconfigure(struct fs_context *fc)
 	struct novars_sb_c *c = sb->s_fs_info;
 
 	sync_filesystem(sb);
-	if (!(fc->sb_flags & SB_RDONLY) && sb_rdonly(sb)) {
-		pr_err("novars: (%s): read-write mounts are not implemented yet\n", sb->s_id);
-		return -EROFS;
+	if (!(fc->sb_flags & SB_RDONLY) != !sb_rdonly(sb)) {
+		pr_err("novars: (%s): switching between read-only and read-write on remount is not implemented yet\n", sb->s_id);
+		return -EINVAL;
 	}
 	if (o->flags & NOVARS_OPT_ERRORS_SET)
 		c->errors = o->errors;

@@ -69,6 +69,44 @@ struct novars_statfs {
 	u64 blocks, bfree, files, ffree;
 };
 
+/* Arguments of novars_rs_create (files, dirs, nodes, symlinks). */
+struct novars_create_args {
+	u32 mode, uid, gid, dir_nlink;
+	u64 rdev;
+	s64 now_sec;
+	u32 now_nsec, tlen;
+	const char *target;
+};
+
+/* Arguments of novars_rs_rename. */
+struct novars_rename_args {
+	void *old_dir, *new_dir, *moved, *victim;
+	const u8 *old_name, *new_name;
+	u32 old_len, new_len, moved_mode, victim_nlink, old_dir_nlink, new_dir_nlink;
+	s64 now_sec;
+	u32 now_nsec, flags;
+};
+
+/* Arguments of novars_rs_setattr; valid uses layout's SETATTR bits. */
+struct novars_setattr_args {
+	u32 valid, mode, uid, gid;
+	u64 size, old_size;
+	s64 atime_sec, mtime_sec, ctime_sec;
+	u32 atime_nsec, mtime_nsec, ctime_nsec, pad;
+};
+#define NOVARS_SA_MODE	1u
+#define NOVARS_SA_UID	2u
+#define NOVARS_SA_GID	4u
+#define NOVARS_SA_SIZE	8u
+#define NOVARS_SA_ATIME	16u
+#define NOVARS_SA_MTIME	32u
+#define NOVARS_SA_CTIME	64u
+
+/* What a write changed. */
+struct novars_write_out {
+	u64 size, blocks;
+};
+
 /* ---- Implemented in C, called from Rust. ---- */
 
 int novars_register_fs(void);
@@ -90,6 +128,9 @@ int novars_dir_emit(struct dir_context *ctx, const char *name, int len, u64 ino,
 
 /* The device name (sb->s_id). */
 const char *novars_sb_id(struct super_block *sb);
+u32 novars_cpu(void);
+/* Copy len bytes of user data from an iov_iter to pmem (non-temporal). */
+size_t novars_copy_from_iter(void *iter, void *dst, size_t len);
 bool novars_sb_rdonly(struct super_block *sb);
 
 /* ---- Implemented in Rust, called from C. ---- */
@@ -106,5 +147,18 @@ s64 novars_rs_lookup(struct inode *dir, void *dir_info, const u8 *name, size_t l
 int novars_rs_readdir(struct inode *dir, void *dir_info, struct dir_context *ctx, u64 pos);
 /* iomap_begin: the mapping at pos. */
 int novars_rs_iomap_begin(struct inode *inode, void *info, u64 pos, u64 length, u32 flags, struct novars_map *out);
+
+s64 novars_rs_create(struct inode *dir, void *dir_info, const u8 *name, size_t len,
+		     const struct novars_create_args *args);
+int novars_rs_link(struct inode *dir, void *dir_info, const u8 *name, size_t len,
+		   void *target_info, u32 mode, u32 nlink, s64 now_sec, u32 now_nsec);
+int novars_rs_unlink(struct inode *dir, void *dir_info, const u8 *name, size_t len,
+		     void *victim_info, u32 vnlink, bool rmdir, u32 dir_nlink,
+		     s64 now_sec, u32 now_nsec);
+int novars_rs_rename(struct super_block *sb, const struct novars_rename_args *args);
+s64 novars_rs_write(struct inode *inode, void *info, void *iter, u64 pos, u64 len,
+		    u64 size, s64 now_sec, u32 now_nsec, struct novars_write_out *out);
+s64 novars_rs_setattr(struct inode *inode, void *info, const struct novars_setattr_args *args);
+void novars_rs_evict(struct inode *inode, void *info);
 
 #endif /* NOVARS_SHIM_H */

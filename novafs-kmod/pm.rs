@@ -51,6 +51,12 @@ impl Pm {
         Ok(unsafe { self.base.add(pos as usize) })
     }
 
+    /// The kernel address of `[pos, pos+len)` for a copy done elsewhere
+    /// (user data via `copy_from_iter_flushcache`, non-temporal).
+    pub(crate) fn addr(&self, pos: u64, len: u64) -> Result<*mut u8> {
+        self.check(pos, len)
+    }
+
     /// Stores an aligned 8-byte word (cached: flush and fence to persist).
     pub(crate) fn store_u64(&self, pos: u64, v: u64) -> Result {
         if pos % 8 != 0 {
@@ -66,7 +72,6 @@ impl Pm {
 
     /// Copies `src` to `pos` with non-temporal stores (durable at the next
     /// fence).
-    #[allow(dead_code)] // the write path (issue 4) copies data with it
     pub(crate) fn write_nt(&self, pos: u64, src: &[u8]) -> Result {
         let p = self.check(pos, src.len() as u64)?;
         // SAFETY: destination checked to be inside the mapping; `src` is a

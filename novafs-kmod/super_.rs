@@ -8,13 +8,21 @@
 //! Every number read from the media is validated by `layout` before use; a
 //! foreign or damaged image fails with one log line and EINVAL/EUCLEAN.
 
+use crate::alloc::{Alloc, Bitmap};
 use crate::index::ExtentMap;
-use crate::layout::alloc_rec::{self, KIND_BLOCKS, KIND_INODES};
-use crate::layout::inode::{read_inode_at, walk_segments, INODE_FREE};
-use crate::layout::journal::{self, JournalState, JOURNAL_STATE_OFF};
+use crate::journal::Lane;
+use crate::layout::alloc_rec::{self, ALLOC_PER_BLOCK, KIND_BLOCKS, KIND_INODES};
+use crate::layout::inode::{read_inode_at, walk_segments, INODE_FREE, INODE_STATE_OFF};
+use crate::layout::journal::{self, JournalHeader, JournalState, JOURNAL_STATE_OFF};
+use crate::layout::walk::{LogVisitor, Replay};
+use crate::layout::log::Entry;
+use crate::layout::BLOCK_SIZE;
 use crate::layout::log::MAX_FILE_SIZE;
-use crate::layout::sb::{Geometry, Superblock, SbError, STATE_CLEAN};
-use crate::layout::walk::{replay_inode, Ignore};
+use crate::layout::sb::{
+    Geometry, SbError, Superblock, SB_ALLOC_HEAD_OFF, SB_ALLOC_SEQ_OFF, SB_FREE_BLOCKS_OFF, SB_FREE_INODES_OFF,
+    SB_MOUNT_COUNT_OFF, SB_MOUNT_TIME_OFF, SB_STATE_OFF, SB_WRITE_TIME_OFF, STATE_CLEAN,
+};
+use crate::layout::walk::Ignore;
 use crate::layout::{Media, BLOCK_SIZE_U64};
 use crate::media::DaxMedia;
 use crate::pm::Pm;
@@ -22,6 +30,7 @@ use crate::shim::{self, Opts, SbC, StatFs};
 use core::ffi::{c_int, CStr};
 use kernel::bindings;
 use kernel::prelude::*;
+use kernel::sync::Mutex;
 
 /// Per-mount state; `sb->s_fs_info` points to it. `c` must stay first: C
 /// reads it as `struct novars_sb_c`.
@@ -33,9 +42,15 @@ pub(crate) struct SbInfo {
     pub(crate) pm: Pm,
     /// Per lane: first block of each inode-table segment, in chain order.
     pub(crate) segments: KVec<KVec<u64>>,
-    pub(crate) free_blocks: u64,
     pub(crate) total_inodes: u64,
-    pub(crate) used_inodes: u64,
+    /// Free blocks and inode slots.
+    pub(crate) alloc: Pin<KBox<Mutex<Alloc>>>,
+    /// Per-lane journal state.
+    pub(crate) lanes: KVec<Pin<KBox<Mutex<Lane>>>>,
+    /// The superblock as mounted (rewritten at unmount).
+    sbk: Superblock,
+    /// Mounted read-write.
+    pub(crate) rw: bool,
     dev: [u8; 32],
 }
 
@@ -148,77 +163,255 @@ fn recover_journals(m: &DaxMedia, pm: &Pm, geo: &Geometry, dev: &str) -> Result 
     Ok(())
 }
 
-/// Free blocks and free inode slots from the allocator record, if valid.
-fn counts_from_record(m: &DaxMedia, geo: &Geometry, sb: &Superblock) -> Option<(u64, u64)> {
-    if sb.state & STATE_CLEAN == 0 || sb.alloc_rec_head == 0 {
-        return None;
+/// Empty slot maps (every slot free except inode 0) for each lane.
+fn slot_maps(geo: &Geometry, segments: &KVec<KVec<u64>>) -> Result<KVec<Bitmap>> {
+    let mut v = KVec::new();
+    for segs in segments.as_slice() {
+        let mut bm = Bitmap::new(segs.len() as u64 * geo.seg_inodes as u64)?;
+        if v.is_empty() {
+            bm.set(0, true); // inode 0 is never used
+        }
+        v.push(bm, GFP_KERNEL)?;
     }
-    let (mut blocks, mut inodes) = (0u64, 0u64);
+    Ok(v)
+}
+
+/// The allocator from the record written at clean unmount, if valid.
+fn alloc_from_record(m: &DaxMedia, geo: &Geometry, sb: &Superblock, segments: &KVec<KVec<u64>>) -> Result<Option<Alloc>> {
+    if sb.state & STATE_CLEAN == 0 || sb.alloc_rec_head == 0 {
+        return Ok(None);
+    }
+    let mut slots = slot_maps(geo, segments)?;
+    for bm in slots.as_mut_slice() {
+        bm.set_range(0, bm.len());
+    }
+    let mut a = Alloc::empty(slots);
     let mut b = sb.alloc_rec_head;
     let mut hops = 0u64;
+    let mut last_end = 0u64;
     while b != 0 {
         hops += 1;
         if hops > geo.blocks_count || !geo.is_data_block(b) {
-            return None;
+            return Ok(None);
         }
-        let (h, it) = alloc_rec::parse(m.block(b).ok()?, sb.alloc_rec_seq).ok()?;
-        for (_, len) in it {
+        let Ok(block) = m.block(b) else { return Ok(None) };
+        let Ok((h, it)) = alloc_rec::parse(block, sb.alloc_rec_seq) else { return Ok(None) };
+        for (start, len) in it {
             match h.kind {
-                KIND_BLOCKS => blocks = blocks.checked_add(len)?,
-                KIND_INODES => inodes = inodes.checked_add(len)?,
-                _ => return None,
+                KIND_BLOCKS => {
+                    // Extents are sorted, disjoint and inside the data area.
+                    if start < last_end || !geo.is_data_range(start, len) {
+                        return Ok(None);
+                    }
+                    last_end = start + len;
+                    a.insert_free(start, len)?;
+                }
+                _ => {
+                    let Some(bm) = a.slots.as_mut_slice().get_mut(h.lane as usize) else { return Ok(None) };
+                    if start.checked_add(len).is_none_or(|e| e > bm.len()) {
+                        return Ok(None);
+                    }
+                    let mut i = start;
+                    while i < start + len {
+                        if !(h.lane == 0 && i == 0) {
+                            bm.set(i, false);
+                        }
+                        i += 1;
+                    }
+                }
             }
         }
         b = h.next;
     }
-    (blocks <= geo.data_blocks()).then_some((blocks, inodes))
+    Ok(Some(a))
 }
 
-/// Used data blocks and live inodes, by replaying every live inode's log.
-fn scan_usage(m: &DaxMedia, geo: &Geometry, segments: &KVec<KVec<u64>>, dev: &str) -> Result<(u64, u64)> {
-    let (mut used, mut live) = (0u64, 0u64);
+/// Collects the pages of a log walk.
+struct Pages<'a>(&'a mut Bitmap);
+impl LogVisitor for Pages<'_> {
+    fn page(&mut self, block: u64, _ordinal: u64) {
+        self.0.set(block, true);
+    }
+    fn entry(&mut self, _pos: u64, _e: &Entry<'_>) {}
+}
+
+/// The allocator by replaying every live inode's log (mount after a crash
+/// or without a valid record). On a read-write mount, orphans (live inodes
+/// with link count 0: unlinked while open, or O_TMPFILE) are freed.
+fn alloc_by_scan(sbi: &SbInfo, geo: &Geometry, segments: &KVec<KVec<u64>>, rw: bool) -> Result<Alloc> {
+    let name = sbi.dev();
+    let m = &sbi.media;
+    let mut used = Bitmap::new(geo.blocks_count)?;
+    let mut slots = slot_maps(geo, segments)?;
+    let mut orphans = 0u64;
     for (lane, segs) in segments.as_slice().iter().enumerate() {
-        // Segments after the first of a lane are allocated data blocks.
-        used = used.saturating_add((segs.len() as u64).saturating_sub(1).saturating_mul(geo.seg_blocks()));
         for (si, &seg) in segs.as_slice().iter().enumerate() {
+            if si > 0 {
+                used.set_range(seg, geo.seg_blocks());
+            }
             for s in 0..geo.seg_inodes {
                 let slot = si as u64 * geo.seg_inodes as u64 + s as u64;
                 let Some(ino) = geo.ino_of(lane as u32, slot) else { continue };
                 if ino == 0 {
                     continue;
                 }
-                let raw = read_inode_at(m, geo.slot_pos(seg, s)).map_err(|_| euclean())?;
+                let pos = geo.slot_pos(seg, s);
+                let raw = read_inode_at(m, pos).map_err(|_| euclean())?;
                 if raw.state == INODE_FREE {
                     continue;
                 }
                 if raw.validate(ino).is_err() {
-                    pr_err!("({dev}): inode {ino} is corrupt; run fsck.novars\n");
+                    pr_err!("({name}): inode {ino} is corrupt; run fsck.novars\n");
                     return Err(euclean());
                 }
                 let mut map = ExtentMap::new();
-                let (_, rep) = replay_inode(m, geo, ino, &raw, &mut map, &mut Ignore).map_err(|w| {
-                    pr_err!("({dev}): inode {ino}: {}; run fsck.novars\n", w.describe());
-                    euclean()
-                })?;
+                let mut ignore = Ignore;
+                let view = {
+                    let mut r = Replay::new(&raw, &mut map, &mut ignore);
+                    crate::layout::walk::walk_log(m, geo, ino, &raw, &mut r).map_err(|w| {
+                        pr_err!("({name}): inode {ino}: {}; run fsck.novars\n", w.describe());
+                        euclean()
+                    })?;
+                    r.view
+                };
                 if map.failed {
                     return Err(ENOMEM);
                 }
-                used = used.saturating_add(map.mapped_blocks()).saturating_add(rep.pages);
-                live += 1;
+                if view.nlink == 0 && rw {
+                    sbi.pm.persist_u64(pos + INODE_STATE_OFF, INODE_FREE)?;
+                    orphans += 1;
+                    continue;
+                }
+                crate::layout::walk::walk_log(m, geo, ino, &raw, &mut Pages(&mut used)).map_err(|_| euclean())?;
+                for (b, c) in map.extents() {
+                    used.set_range(b, c);
+                }
+                if let Some(bm) = slots.as_mut_slice().get_mut(lane) {
+                    bm.set(slot, true);
+                }
             }
         }
     }
-    Ok((used, live))
+    if orphans > 0 {
+        pr_info!("({name}): freed {orphans} orphan inode(s)\n");
+    }
+    Alloc::from_used(geo, &used, slots)
+}
+
+/// Stores mutable superblock words (outside the checksum) in the primary
+/// and then the backup, each durable before the next; `state` is the
+/// caller's last word.
+fn store_sb_words(sbi: &SbInfo, words: &[(u64, u64)]) -> Result {
+    for base in [0, sbi.geo.backup_sb() * BLOCK_SIZE_U64] {
+        for &(off, v) in words {
+            sbi.pm.store_u64(base + off, v)?;
+            sbi.pm.flush(base + off, 8)?;
+        }
+        sbi.pm.fence();
+    }
+    Ok(())
+}
+
+fn now_sec() -> i64 {
+    // SAFETY: reading the clock has no preconditions.
+    unsafe { bindings::ktime_get_real_seconds() }
+}
+
+/// Saves the allocator record and marks the file system CLEAN.
+fn save_record(sbi: &mut SbInfo) -> Result {
+    let lanes = sbi.geo.lanes;
+    let mut a = sbi.alloc.lock();
+    let mut blocks = KVec::new();
+    for e in a.extents() {
+        blocks.push(e, GFP_KERNEL)?;
+    }
+    let mut inodes: KVec<(u16, u64, u64)> = KVec::new();
+    for (lane, bm) in a.slots.as_slice().iter().enumerate() {
+        let mut i = 0;
+        while i < bm.len() {
+            if bm.get(i) {
+                i += 1;
+                continue;
+            }
+            let s = i;
+            while i < bm.len() && !bm.get(i) {
+                i += 1;
+            }
+            inodes.push((lane as u16, s, i - s), GFP_KERNEL)?;
+        }
+    }
+    let free_blocks = a.free_blocks;
+    let free_inodes = a.free_slots();
+    // Record blocks: taken from the free space, which they stay part of
+    // (the record lists the extents as they were before taking them).
+    let need = blocks.len().div_ceil(ALLOC_PER_BLOCK).max(1) + inodes.len();
+    let mut rec = KVec::new();
+    for _ in 0..need {
+        rec.push(a.alloc(1)?.0, GFP_KERNEL)?;
+    }
+    for &b in rec.as_slice() {
+        a.free(b, 1)?;
+    }
+    drop(a);
+    let seq = sbi.sbk.alloc_rec_seq.wrapping_add(1).max(1);
+    let mut buf = KVec::from_elem(0u8, BLOCK_SIZE, GFP_KERNEL)?;
+    let mut pairs = KVec::new();
+    for &(lane, s, l) in inodes.as_slice() {
+        pairs.push((lane, [(s, l)]), GFP_KERNEL)?;
+    }
+    let mut chunks: KVec<(u16, u16, &[(u64, u64)])> = KVec::new();
+    for c in blocks.as_slice().chunks(ALLOC_PER_BLOCK) {
+        chunks.push((KIND_BLOCKS, 0, c), GFP_KERNEL)?;
+    }
+    if blocks.is_empty() {
+        chunks.push((KIND_BLOCKS, 0, &[]), GFP_KERNEL)?;
+    }
+    for (lane, p) in pairs.as_slice() {
+        chunks.push((KIND_INODES, *lane, p.as_slice()), GFP_KERNEL)?;
+    }
+    let n = chunks.len();
+    for (i, (kind, lane, ex)) in chunks.as_slice().iter().enumerate() {
+        let next = if i + 1 < n { rec.as_slice().get(i + 1).copied().unwrap_or(0) } else { 0 };
+        let b = rec.as_slice().get(i).copied().ok_or(EINVAL)?;
+        if !alloc_rec::build(buf.as_mut_slice(), *kind, *lane, seq, next, ex) {
+            return Err(EINVAL);
+        }
+        sbi.pm.write_nt(b * BLOCK_SIZE_U64, buf.as_slice())?;
+    }
+    sbi.pm.fence();
+    let _ = lanes;
+    let mut sbk = sbi.sbk;
+    sbk.alloc_rec_head = rec.as_slice().first().copied().unwrap_or(0);
+    sbk.alloc_rec_seq = seq;
+    sbk.free_blocks = free_blocks;
+    sbk.free_inodes = free_inodes;
+    sbk.write_time = now_sec();
+    store_sb_words(
+        sbi,
+        &[
+            (SB_ALLOC_HEAD_OFF, sbk.alloc_rec_head),
+            (SB_ALLOC_SEQ_OFF, seq),
+            (SB_FREE_BLOCKS_OFF, free_blocks),
+            (SB_FREE_INODES_OFF, free_inodes),
+            (SB_WRITE_TIME_OFF, sbk.write_time as u64),
+        ],
+    )?;
+    // The record is durable and named: now (and only now) CLEAN.
+    sbk.state |= STATE_CLEAN;
+    store_sb_words(sbi, &[(SB_STATE_OFF, sbk.state)])?;
+    sbi.sbk = sbk;
+    Ok(())
 }
 
 fn setup(sb: *mut bindings::super_block, c: SbC, opts: &Opts, silent: bool, dev: [u8; 32]) -> Result {
-    let name = as_str(&dev);
     let blocks = c.size / BLOCK_SIZE_U64;
     // SAFETY: `novars_dax_map` mapped `[kaddr, kaddr + size)`; the mapping
     // lives until `SbInfo` (which owns `c`) is dropped, after every user.
     let media = unsafe { DaxMedia::new(c.kaddr.cast::<u8>().cast_const(), blocks) };
     // SAFETY: as above; the mapping is writable pmem.
     let pm = unsafe { Pm::new(c.kaddr.cast::<u8>(), c.size) };
+    // SAFETY: `sb` is live.
+    let rw = !unsafe { shim::novars_sb_rdonly(sb) };
     let mut sbi = KBox::new(
         SbInfo {
             c,
@@ -226,16 +419,20 @@ fn setup(sb: *mut bindings::super_block, c: SbC, opts: &Opts, silent: bool, dev:
             media,
             pm,
             segments: KVec::new(),
-            free_blocks: 0,
             total_inodes: 0,
-            used_inodes: 0,
+            alloc: KBox::pin_init(kernel::new_mutex!(Alloc::empty(KVec::new()), "novars_alloc"), GFP_KERNEL)?,
+            lanes: KVec::new(),
+            sbk: Superblock::zeroed(),
+            rw,
             dev,
         },
         GFP_KERNEL,
     )?;
+    let name = as_str(&dev);
     let (sbk, geo) = read_superblock(&sbi.media, name, silent)?;
-    if geo.read_only {
-        pr_info!("({name}): unknown read-only-compatible features; read-only mount only\n");
+    if geo.read_only && rw {
+        pr_err!("({name}): unknown read-only-compatible features; mount read-only\n");
+        return Err(EROFS);
     }
     recover_journals(&sbi.media, &sbi.pm, &geo, name)?;
     let mut segments = KVec::new();
@@ -253,22 +450,41 @@ fn setup(sb: *mut bindings::super_block, c: SbC, opts: &Opts, silent: bool, dev:
         }
         total_inodes = total_inodes.saturating_add(segs.len() as u64 * geo.seg_inodes as u64);
         segments.push(segs, GFP_KERNEL)?;
+        let jb = sbi.media.block(geo.journal_block(lane)).map_err(|_| euclean())?;
+        let seq = JournalHeader::decode(jb).map(|h| h.seq).unwrap_or(0);
+        sbi.lanes.push(KBox::pin_init(kernel::new_mutex!(Lane { seq }, "novars_lane"), GFP_KERNEL)?, GFP_KERNEL)?;
     }
-    total_inodes = total_inodes.saturating_sub(1); // inode 0 is never used
-    let (free_blocks, used_inodes) = match counts_from_record(&sbi.media, &geo, &sbk) {
-        Some((free, free_inodes)) => (free, total_inodes.saturating_sub(free_inodes.min(total_inodes))),
+    sbi.geo = geo;
+    let alloc = match alloc_from_record(&sbi.media, &geo, &sbk, &segments)? {
+        Some(a) => a,
         None => {
-            let (used, live) = scan_usage(&sbi.media, &geo, &segments, name)?;
-            (geo.data_blocks().saturating_sub(used), live)
+            if sbk.state & STATE_CLEAN == 0 {
+                pr_info!("({name}): not cleanly unmounted; rebuilding free space from the logs\n");
+            }
+            alloc_by_scan(&sbi, &geo, &segments, rw)?
         }
     };
-    sbi.geo = geo;
+    *sbi.alloc.lock() = alloc;
     sbi.segments = segments;
-    sbi.free_blocks = free_blocks;
-    sbi.total_inodes = total_inodes;
-    sbi.used_inodes = used_inodes;
+    sbi.total_inodes = total_inodes.saturating_sub(1); // inode 0 is never used
     sbi.c.errors = if opts.flags & shim::OPT_ERRORS_SET != 0 { opts.errors } else { sbk.errors };
     sbi.c.uuid = sbk.uuid;
+    sbi.sbk = sbk;
+    if rw {
+        // From now on the allocator record is stale: say so durably before
+        // anything is allocated.
+        let mut s2 = sbk;
+        s2.state &= !STATE_CLEAN;
+        s2.mount_count = s2.mount_count.wrapping_add(1);
+        s2.mount_time = now_sec();
+        store_sb_words(&sbi, &[(SB_STATE_OFF, s2.state)])?;
+        store_sb_words(&sbi, &[(SB_MOUNT_COUNT_OFF, s2.mount_count), (SB_MOUNT_TIME_OFF, s2.mount_time as u64)])?;
+        sbi.sbk = s2;
+    }
+    let (free_blocks, free_inodes) = {
+        let a = sbi.alloc.lock();
+        (a.free_blocks, a.free_slots())
+    };
     // SAFETY: `sb` is the super block being set up, locked by the VFS.
     unsafe {
         (*sb).s_maxbytes = MAX_FILE_SIZE as i64;
@@ -306,10 +522,11 @@ fn setup(sb: *mut bindings::super_block, c: SbC, opts: &Opts, silent: bool, dev:
     // SAFETY: as above.
     unsafe { (*sb).s_root = dentry };
     pr_info!(
-        "({name}): mounted read-only; {} lanes, {} of {} inodes used, {} of {} blocks free\n",
+        "({name}): mounted {}; {} lanes, {} of {} inodes free, {} of {} blocks free\n",
+        if rw { "read-write" } else { "read-only" },
         geo.lanes,
-        used_inodes,
-        total_inodes,
+        free_inodes,
+        total_inodes.saturating_sub(1),
         free_blocks,
         geo.data_blocks()
     );
@@ -327,11 +544,6 @@ extern "C" fn novars_rs_fill_super(sb: *mut bindings::super_block, opts: *const 
     if unsafe { bindings::sb_set_blocksize(sb, 4096) } == 0 {
         pr_err!("({name}): cannot use 4096-byte blocks on this device\n");
         return shim::neg(bindings::EINVAL);
-    }
-    // SAFETY: as above.
-    if !unsafe { shim::novars_sb_rdonly(sb) } {
-        pr_err!("({name}): read-write mounts are not implemented yet; mount with -o ro\n");
-        return shim::neg(bindings::EROFS);
     }
     let mut c = SbC::empty();
     // SAFETY: `sb` is live; `c` is ours to fill.
@@ -355,14 +567,22 @@ extern "C" fn novars_rs_fill_super(sb: *mut bindings::super_block, opts: *const 
 /// `put_super`: the last reference is gone; free the per-mount state.
 #[no_mangle]
 extern "C" fn novars_rs_put_super(sb: *mut bindings::super_block) {
-    // SAFETY: called once by the VFS at unmount; s_fs_info is ours.
-    unsafe {
-        let p = (*sb).s_fs_info.cast::<SbInfo>();
-        if !p.is_null() {
-            (*sb).s_fs_info = core::ptr::null_mut();
-            drop(KBox::from_raw(p));
+    // SAFETY: called once by the VFS at unmount, after every inode is
+    // evicted; s_fs_info is ours.
+    let p = unsafe { (*sb).s_fs_info.cast::<SbInfo>() };
+    if p.is_null() {
+        return;
+    }
+    // SAFETY: as above; nothing else uses SbInfo any more.
+    let mut sbi = unsafe { KBox::from_raw(p) };
+    if sbi.rw {
+        if let Err(e) = save_record(&mut sbi) {
+            pr_err!("({}): could not save the allocator record ({}); the next mount scans\n", sbi.dev(), e.to_errno());
         }
     }
+    // SAFETY: as above.
+    unsafe { (*sb).s_fs_info = core::ptr::null_mut() };
+    drop(sbi);
 }
 
 /// statfs numbers.
@@ -370,12 +590,9 @@ extern "C" fn novars_rs_put_super(sb: *mut bindings::super_block) {
 extern "C" fn novars_rs_statfs(sb: *mut bindings::super_block, out: *mut StatFs) {
     // SAFETY: called on a mounted novars super block.
     let s = unsafe { sbi(sb) };
-    let st = StatFs {
-        blocks: s.geo.data_blocks(),
-        bfree: s.free_blocks,
-        files: s.total_inodes,
-        ffree: s.total_inodes.saturating_sub(s.used_inodes),
-    };
+    let a = s.alloc.lock();
+    let st = StatFs { blocks: s.geo.data_blocks(), bfree: a.free_blocks, files: s.total_inodes, ffree: a.free_slots() };
+    drop(a);
     // SAFETY: `out` points to the caller's struct.
     unsafe { out.write(st) };
 }

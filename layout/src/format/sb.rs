@@ -12,7 +12,6 @@
 //! blocks_count - 1             backup superblock
 //! ```
 
-use super::crc::crc32_skip;
 use super::{BLOCK_SIZE, BLOCK_SIZE_U64};
 
 /// `"NOVARSFS"` read as a little-endian u64.
@@ -21,6 +20,38 @@ pub const SB_MAGIC: u64 = u64::from_le_bytes(*b"NOVARSFS");
 pub const FORMAT_VERSION: u32 = 1;
 /// Byte offset of the checksum in the superblock block.
 pub const SB_CSUM_OFF: usize = 8;
+/// The mutable words `mount_time ..= free_inodes` (bytes 104..168) are
+/// outside the checksum: mount and unmount change them with single 8-byte
+/// stores (state last), so a crash never tears the superblock.
+pub const SB_MUTABLE: core::ops::Range<usize> = 104..168;
+/// Byte offset of `state`.
+pub const SB_STATE_OFF: u64 = 128;
+/// Byte offsets of the other mutable words.
+pub const SB_MOUNT_TIME_OFF: u64 = 104;
+/// `write_time`.
+pub const SB_WRITE_TIME_OFF: u64 = 112;
+/// `mount_count`.
+pub const SB_MOUNT_COUNT_OFF: u64 = 120;
+/// `alloc_rec_head`.
+pub const SB_ALLOC_HEAD_OFF: u64 = 136;
+/// `alloc_rec_seq`.
+pub const SB_ALLOC_SEQ_OFF: u64 = 144;
+/// `free_blocks`.
+pub const SB_FREE_BLOCKS_OFF: u64 = 152;
+/// `free_inodes`.
+pub const SB_FREE_INODES_OFF: u64 = 160;
+
+/// The superblock checksum: the block with `csum` and the mutable words
+/// taken as zero.
+pub fn sb_csum(block: &[u8]) -> u32 {
+    let mut h = super::crc::Crc32::new();
+    h.update(block.get(..SB_CSUM_OFF).unwrap_or(&[]));
+    h.update_zeros(4);
+    h.update(block.get(SB_CSUM_OFF + 4..SB_MUTABLE.start).unwrap_or(&[]));
+    h.update_zeros(SB_MUTABLE.end - SB_MUTABLE.start);
+    h.update(block.get(SB_MUTABLE.end..).unwrap_or(&[]));
+    h.finish()
+}
 /// Most lanes (per-CPU journals and inode tables) an image can have.
 pub const MAX_LANES: u32 = 64;
 /// Size of an on-media inode.
@@ -57,7 +88,8 @@ ondisk! {
     /// The first 512 bytes of the superblock block; the rest is zero.
     pub struct Superblock {
         pub magic: u64,
-        /// CRC-32 of the whole 4 KiB block with this field zero.
+        /// CRC-32 of the 4 KiB block with this field and the mutable
+        /// words (bytes 104..168) zero.
         pub csum: u32,
         pub version: u32,
         pub feature_compat: u64,
@@ -289,8 +321,8 @@ impl Superblock {
         let mut sb = *self;
         sb.csum = 0;
         sb.encode(block);
-        let c = crc32_skip(block, SB_CSUM_OFF);
-        sb.csum = c;
+        sb.encode(block);
+        sb.csum = sb_csum(block);
         sb.encode(block)
     }
 
@@ -307,7 +339,7 @@ impl Superblock {
         if sb.magic != SB_MAGIC {
             return Err(SbError::BadMagic);
         }
-        let computed = crc32_skip(block, SB_CSUM_OFF);
+        let computed = sb_csum(block);
         if computed != sb.csum {
             return Err(SbError::BadChecksum { stored: sb.csum, computed });
         }
@@ -370,13 +402,18 @@ mod tests {
         assert_eq!(back.label_str(), Some("test"));
         assert_eq!(g2, geo);
         assert_eq!(back.uuid, [7; 16]);
-        // Every single-bit flip is caught.
-        for bit in (0..BLOCK_SIZE * 8).step_by(61) {
+        // Every single-bit flip outside the mutable words is caught.
+        for bit in (0..BLOCK_SIZE * 8).step_by(61).filter(|b| !SB_MUTABLE.contains(&(b / 8))) {
             let mut b = blk.clone();
             b[bit / 8] ^= 1 << (bit % 8);
             assert!(Superblock::parse(&b, 262144).is_err(), "bit {bit}");
         }
         assert_eq!(Superblock::parse(&blk, 1000), Err(SbError::DeviceTooSmall { need: 262144, have: 1000 }));
+        // The mutable words change without a new checksum.
+        let mut m = blk.clone();
+        m[SB_STATE_OFF as usize] ^= 1;
+        m[SB_FREE_BLOCKS_OFF as usize + 3] ^= 0x40;
+        assert!(Superblock::parse(&m, 262144).is_ok());
     }
 
     #[test]

@@ -1,0 +1,135 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Appending entries to an inode's log (FORMAT.md "Appending").
+//!
+//! An [`Appender`] writes entries past the committed tail with
+//! non-temporal stores, starting the log or a new page as needed; nothing
+//! it writes is visible until the caller commits the new tail: by
+//! [`Appender::commit`] for a single inode, or inside a journal transaction
+//! for several. On failure before the commit, [`Appender::abort`] returns
+//! the pages it took.
+
+use crate::layout::inode::{INODE_HEAD_OFF, INODE_TAIL_OFF};
+use crate::layout::log::{fits, pack_next, pos_block, pos_offset, PageTail, LOG_AREA, MAX_ENTRY, PAGE_NEXT_OFF};
+use crate::layout::BLOCK_SIZE_U64;
+use crate::super_::SbInfo;
+use kernel::prelude::*;
+
+/// Where an inode's log ends, in DRAM.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct LogPos {
+    /// First page (meaningful while `tail != 0`).
+    pub(crate) head: u64,
+    /// Committed tail position (0: empty log).
+    pub(crate) tail: u64,
+    /// Ordinal of the tail page.
+    pub(crate) tail_ord: u64,
+    /// Sequence number of the last committed entry.
+    pub(crate) seq: u64,
+    /// Pages in the log.
+    pub(crate) pages: u64,
+}
+
+/// Pending appends to one inode's log.
+pub(crate) struct Appender<'a> {
+    sbi: &'a SbInfo,
+    ino: u64,
+    gen: u32,
+    /// Position of the inode record (for the head/tail words).
+    rec: u64,
+    old: LogPos,
+    new: LogPos,
+    /// Pages taken by this appender (returned on abort).
+    taken: [u64; 4],
+    ntaken: usize,
+}
+
+impl<'a> Appender<'a> {
+    pub(crate) fn new(sbi: &'a SbInfo, ino: u64, gen: u32, rec: u64, log: LogPos) -> Self {
+        Self { sbi, ino, gen, rec, old: log, new: log, taken: [0; 4], ntaken: 0 }
+    }
+
+    fn new_page(&mut self, ordinal: u64) -> Result<u64> {
+        if self.ntaken >= self.taken.len() {
+            return Err(EINVAL);
+        }
+        let (page, _) = self.sbi.alloc.lock().alloc(1)?;
+        self.taken[self.ntaken] = page;
+        self.ntaken += 1;
+        let mut t = [0u8; PageTail::SIZE];
+        PageTail::new(self.ino, self.gen, ordinal).encode(&mut t);
+        self.sbi.pm.write_nt(page * BLOCK_SIZE_U64 + LOG_AREA as u64, &t)?;
+        Ok(page)
+    }
+
+    /// Appends one entry built by `build(seq, buf) -> len`.
+    pub(crate) fn push(&mut self, build: impl FnOnce(u64, &mut [u8]) -> Option<usize>) -> Result {
+        let mut buf = [0u8; MAX_ENTRY];
+        let seq = self.new.seq.checked_add(1).ok_or_else(|| crate::shim::err(kernel::bindings::EOVERFLOW))?;
+        let len = build(seq, &mut buf).ok_or(EINVAL)?;
+        let entry = buf.get(..len).ok_or(EINVAL)?;
+        if self.new.tail == 0 {
+            let page = self.new_page(0)?;
+            self.new.head = page;
+            self.new.tail = page * BLOCK_SIZE_U64;
+            self.new.tail_ord = 0;
+            self.new.pages = 1;
+        } else if !fits(self.new.tail, len) {
+            let ord = self.new.tail_ord.checked_add(1).ok_or_else(|| crate::shim::err(kernel::bindings::EOVERFLOW))?;
+            let page = self.new_page(ord)?;
+            let old_page = pos_block(self.new.tail);
+            let next = pack_next(page, pos_offset(self.new.tail));
+            // Sealing the old page is invisible until the tail leaves it.
+            let pm = &self.sbi.pm;
+            pm.store_u64(old_page * BLOCK_SIZE_U64 + PAGE_NEXT_OFF as u64, next)?;
+            pm.flush(old_page * BLOCK_SIZE_U64 + PAGE_NEXT_OFF as u64, 8)?;
+            self.new.tail = page * BLOCK_SIZE_U64;
+            self.new.tail_ord = ord;
+            self.new.pages += 1;
+        }
+        self.sbi.pm.write_nt(self.new.tail, entry)?;
+        self.new.tail += len as u64;
+        self.new.seq = seq;
+        Ok(())
+    }
+
+    /// Whether the log's head changes (an empty log got its first page).
+    pub(crate) fn new_head(&self) -> bool {
+        self.old.tail == 0 && self.new.tail != 0
+    }
+
+    /// The words to journal/store for a multi-inode commit: (pos, new).
+    pub(crate) fn words(&self) -> ([(u64, u64); 2], usize) {
+        let tail = (self.rec + INODE_TAIL_OFF, self.new.tail);
+        if self.new_head() {
+            ([(self.rec + INODE_HEAD_OFF, self.new.head), tail], 2)
+        } else {
+            ([tail, (0, 0)], 1)
+        }
+    }
+
+    /// The log position after commit.
+    pub(crate) fn pos(&self) -> LogPos {
+        self.new
+    }
+
+    /// Commits a single-inode change: fence the entries, then persist the
+    /// head (first page only) and the tail. Returns the new position.
+    pub(crate) fn commit(self) -> Result<LogPos> {
+        let pm = &self.sbi.pm;
+        pm.fence();
+        if self.new_head() {
+            pm.persist_u64(self.rec + INODE_HEAD_OFF, self.new.head)?;
+        }
+        pm.persist_u64(self.rec + INODE_TAIL_OFF, self.new.tail)?;
+        Ok(self.new)
+    }
+
+    /// Gives back the pages taken; nothing was committed.
+    pub(crate) fn abort(self) {
+        let mut a = self.sbi.alloc.lock();
+        for &p in self.taken.iter().take(self.ntaken) {
+            let _ = a.free(p, 1);
+        }
+    }
+}

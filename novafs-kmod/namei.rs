@@ -1,0 +1,646 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Namespace operations: create (files, directories, device nodes, fifos,
+//! sockets, symlinks), link, unlink, rmdir, rename.
+//!
+//! Each writes its log entries past the committed tails first (invisible),
+//! then commits every changed word in one journal transaction (FORMAT.md).
+//! The VFS holds the directory and victim `i_rwsem`s; novars's own inode
+//! locks are taken in ascending inode order. C passes the VFS's view of
+//! link counts after the operation, so the logged counts equal the VFS's.
+
+use crate::inode::{self, Index, InodeInfo, Inner};
+use crate::journal::{Tx, MAX_WORDS};
+use crate::layout::inode::{dt_of_mode, Inode, Timespec, INLINE_MAX, INODE_FREE, INODE_LIVE, INODE_STATE_OFF, S_IFDIR, S_IFLNK, S_IFMT};
+use crate::layout::inode::{read_inode_at, slot_pos_in};
+use crate::layout::log::{encode_dentry, encode_fixed, et, sa, EntryHeader, LinkEntry, ParentEntry, SetAttrEntry, WriteEntry, DE_ADD, DE_DEL};
+use crate::layout::walk::DirIndex;
+use crate::layout::{BLOCK_SIZE, BLOCK_SIZE_U64};
+use crate::log::Appender;
+use crate::shim;
+use crate::super_::{self, SbInfo};
+use core::ffi::{c_int, c_void};
+use kernel::bindings;
+use kernel::prelude::*;
+use kernel::sync::lock::{mutex::MutexBackend, Guard};
+
+type InnerGuard<'a> = Guard<'a, Inner, MutexBackend>;
+
+/// A timestamp from C.
+pub(crate) fn ts(sec: i64, nsec: u32) -> Timespec {
+    Timespec::new(sec, nsec.min(999_999_999))
+}
+
+/// The inodes an operation changes, locked in ascending inode order.
+pub(crate) struct Locked<'a> {
+    items: [Option<(&'a InodeInfo, InnerGuard<'a>)>; 4],
+}
+
+impl<'a> Locked<'a> {
+    pub(crate) fn new(infos: &[&'a InodeInfo]) -> Self {
+        let mut sorted: [Option<&'a InodeInfo>; 4] = [None; 4];
+        let mut n = 0;
+        for &i in infos {
+            if n < 4 && !sorted.iter().flatten().any(|x| x.ino == i.ino) {
+                sorted[n] = Some(i);
+                n += 1;
+            }
+        }
+        sorted[..n].sort_unstable_by_key(|x| x.map(|i| i.ino));
+        let mut items: [Option<(&'a InodeInfo, InnerGuard<'a>)>; 4] = [None, None, None, None];
+        for (slot, i) in items.iter_mut().zip(sorted.iter()) {
+            if let Some(i) = i {
+                *slot = Some((*i, i.inner.lock()));
+            }
+        }
+        Self { items }
+    }
+
+    pub(crate) fn get(&mut self, ino: u64) -> Result<(&'a InodeInfo, &mut Inner)> {
+        for it in self.items.iter_mut().flatten() {
+            if it.0.ino == ino {
+                return Ok((it.0, &mut *it.1));
+            }
+        }
+        Err(EINVAL)
+    }
+}
+
+fn dentry(ap: &mut Appender<'_>, op: u8, ino: u64, ftype: u8, now: Timespec, name: &[u8]) -> Result<u64> {
+    let mut seq = 0;
+    ap.push(|s, buf| {
+        seq = s;
+        encode_dentry(buf, s, op, ino, ftype, now, name)
+    })?;
+    Ok(seq)
+}
+
+fn link_entry(ap: &mut Appender<'_>, nlink: u32, now: Timespec) -> Result {
+    ap.push(|s, buf| {
+        encode_fixed(&LinkEntry { hdr: EntryHeader::new(et::LINK, 0, s, LinkEntry::SIZE), nlink, _pad: 0, ctime: now }, buf)
+    })
+}
+
+fn ctime_entry(ap: &mut Appender<'_>, now: Timespec) -> Result {
+    ap.push(|s, buf| {
+        let mut e = SetAttrEntry::zeroed();
+        e.hdr = EntryHeader::new(et::SETATTR, 0, s, SetAttrEntry::SIZE);
+        e.valid = sa::CTIME;
+        e.ctime = now;
+        encode_fixed(&e, buf)
+    })
+}
+
+fn parent_entry(ap: &mut Appender<'_>, parent: u64, now: Timespec) -> Result {
+    ap.push(|s, buf| {
+        encode_fixed(&ParentEntry { hdr: EntryHeader::new(et::PARENT, 0, s, ParentEntry::SIZE), parent, ctime: now }, buf)
+    })
+}
+
+/// Commits several appenders (and extra words) in one transaction.
+fn commit(sbi: &SbInfo, aps: &[&Appender<'_>], extra: &[(u64, u64)]) -> Result {
+    let mut pos = [0u64; MAX_WORDS];
+    let mut val = [0u64; MAX_WORDS];
+    let mut n = 0;
+    let mut add = |p: u64, v: u64| -> Result {
+        if n >= MAX_WORDS {
+            return Err(EINVAL);
+        }
+        pos[n] = p;
+        val[n] = v;
+        n += 1;
+        Ok(())
+    };
+    for ap in aps {
+        let (w, k) = ap.words();
+        for &(p, v) in w.iter().take(k) {
+            add(p, v)?;
+        }
+    }
+    for &(p, v) in extra {
+        add(p, v)?;
+    }
+    sbi.pm.fence();
+    let tx = Tx::begin(sbi, &pos[..n])?;
+    for i in 0..n {
+        tx.store(pos[i], val[i])?;
+    }
+    tx.commit()
+}
+
+fn dir_index<'b>(inner: &'b mut Inner) -> Result<&'b mut crate::index::DirMap> {
+    match &mut inner.index {
+        Index::Dir(d) => Ok(d),
+        _ => Err(ENOTDIR),
+    }
+}
+
+/// Everything `create` needs from C.
+#[repr(C)]
+pub(crate) struct CreateArgs {
+    pub(crate) mode: u32,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+    pub(crate) dir_nlink: u32,
+    pub(crate) rdev: u64,
+    pub(crate) now_sec: i64,
+    pub(crate) now_nsec: u32,
+    pub(crate) tlen: u32,
+    pub(crate) target: *const u8,
+}
+
+const _: () = assert!(core::mem::size_of::<CreateArgs>() == 48);
+
+fn create(sbi: &SbInfo, dinfo: &InodeInfo, name: &[u8], a: &CreateArgs) -> Result<u64> {
+    if !sbi.rw {
+        return Err(EROFS);
+    }
+    let now = ts(a.now_sec, a.now_nsec);
+    let fmt = a.mode & S_IFMT;
+    let ftype = dt_of_mode(a.mode).ok_or(EINVAL)?;
+    let is_dir = fmt == S_IFDIR;
+    let target = if fmt == S_IFLNK {
+        if a.target.is_null() || a.tlen == 0 || a.tlen as usize >= BLOCK_SIZE {
+            return Err(shim::err(bindings::ENAMETOOLONG));
+        }
+        // SAFETY: C passes the symlink target, `tlen` bytes, alive for the call.
+        Some(unsafe { core::slice::from_raw_parts(a.target, a.tlen as usize) })
+    } else {
+        None
+    };
+    let mut lk = Locked::new(&[dinfo]);
+    let (_, dinner) = lk.get(dinfo.ino)?;
+    if dir_index(dinner)?.lookup(name).is_some() {
+        return Err(EEXIST);
+    }
+    let geo = &sbi.geo;
+    let (lane, slot) = sbi.alloc.lock().alloc_slot(geo.lanes)?;
+    let release_slot = || sbi.alloc.lock().free_slot(lane, slot);
+    let prepared = (|| -> Result<(u64, u64, Option<(u64, Appender<'_>)>, Inode)> {
+        let ino = geo.ino_of(lane, slot).ok_or(ENOSPC)?;
+        let segs = sbi.segments.as_slice().get(lane as usize).ok_or(EINVAL)?;
+        let rec = slot_pos_in(geo, segs.as_slice(), slot).ok_or(ENOSPC)?;
+        let old = read_inode_at(&sbi.media, rec).map_err(|_| EIO)?;
+        if old.state != INODE_FREE {
+            pr_err!("({}): inode {ino} allocated while live; run fsck.novars\n", sbi.dev());
+            return Err(shim::err(bindings::EUCLEAN));
+        }
+        let mut ni = Inode::zeroed();
+        ni.ino = ino;
+        ni.generation = old.generation.wrapping_add(1);
+        ni.mode = a.mode;
+        ni.uid = a.uid;
+        ni.gid = a.gid;
+        ni.nlink = if is_dir { 2 } else { 1 };
+        ni.rdev = a.rdev;
+        ni.parent = if is_dir { dinfo.ino } else { 0 };
+        ni.atime = now;
+        ni.mtime = now;
+        ni.ctime = now;
+        ni.btime = now;
+        let mut data = None;
+        if let Some(t) = target {
+            ni.size = t.len() as u64;
+            if t.len() <= INLINE_MAX {
+                ni.inline.get_mut(..t.len()).ok_or(EINVAL)?.copy_from_slice(t);
+                ni.inline_len = t.len() as u32;
+            } else {
+                let (blk, _) = sbi.alloc.lock().alloc(1)?;
+                let mut page = KVec::from_elem(0u8, BLOCK_SIZE, GFP_KERNEL)?;
+                page.as_mut_slice().get_mut(..t.len()).ok_or(EINVAL)?.copy_from_slice(t);
+                let mut ap = Appender::new(sbi, ino, ni.generation, rec, Default::default());
+                let r = sbi.pm.write_nt(blk * BLOCK_SIZE_U64, page.as_slice()).and_then(|_| {
+                    let w = WriteEntry {
+                        hdr: EntryHeader::new(et::WRITE, 0, 0, WriteEntry::SIZE),
+                        pgoff: 0,
+                        block: blk,
+                        count: 1,
+                        _pad: 0,
+                        size_after: t.len() as u64,
+                        mtime: now,
+                    };
+                    ap.push(|s, buf| {
+                        let mut w = w;
+                        w.hdr.seq = s;
+                        encode_fixed(&w, buf)
+                    })
+                });
+                if let Err(e) = r {
+                    ap.abort();
+                    let _ = sbi.alloc.lock().free(blk, 1);
+                    return Err(e);
+                }
+                let p = ap.pos();
+                ni.log_head = p.head;
+                ni.log_tail = p.tail;
+                data = Some((blk, ap));
+            }
+        }
+        ni.state = INODE_FREE;
+        ni.seal();
+        let mut bytes = [0u8; Inode::SIZE];
+        ni.encode(&mut bytes);
+        sbi.pm.write_nt(rec, &bytes)?;
+        Ok((ino, rec, data, ni))
+    })();
+    let (ino, rec, data, _ni) = match prepared {
+        Ok(x) => x,
+        Err(e) => {
+            release_slot();
+            return Err(e);
+        }
+    };
+    let undo_data = |data: Option<(u64, Appender<'_>)>| {
+        if let Some((blk, ap)) = data {
+            ap.abort();
+            let _ = sbi.alloc.lock().free(blk, 1);
+        }
+    };
+    let mut dap = Appender::new(sbi, dinfo.ino, dinfo.gen, dinfo.rec, dinner.log);
+    let res = (|| -> Result<u64> {
+        let seq = dentry(&mut dap, DE_ADD, ino, ftype, now, name)?;
+        if is_dir {
+            link_entry(&mut dap, a.dir_nlink, now)?;
+        }
+        commit(sbi, &[&dap], &[(rec + INODE_STATE_OFF, INODE_LIVE)])?;
+        Ok(seq)
+    })();
+    let seq = match res {
+        Ok(s) => s,
+        Err(e) => {
+            dap.abort();
+            undo_data(data);
+            release_slot();
+            return Err(e);
+        }
+    };
+    dinner.log = dap.pos();
+    dir_index(dinner)?.add(name, ino, ftype, seq);
+    Ok(ino)
+}
+
+/// Creates `name` in `dir`; returns the new inode number or -errno.
+#[no_mangle]
+extern "C" fn novars_rs_create(
+    dir: *mut bindings::inode,
+    dir_info: *mut c_void,
+    name: *const u8,
+    len: usize,
+    args: *const CreateArgs,
+) -> i64 {
+    // SAFETY: C passes a live novars directory, its info, the dentry name
+    // and the arguments, all alive for the call.
+    let (sbi, dinfo, name, a) = unsafe {
+        (super_::sbi((*dir).i_sb), inode::info(dir_info), core::slice::from_raw_parts(name, len), &*args)
+    };
+    match create(sbi, dinfo, name, a) {
+        Ok(ino) => i64::try_from(ino).unwrap_or(0),
+        Err(e) => e.to_errno() as i64,
+    }
+}
+
+fn link(sbi: &SbInfo, dinfo: &InodeInfo, name: &[u8], tinfo: &InodeInfo, ftype: u8, nlink: u32, now: Timespec) -> Result {
+    if !sbi.rw {
+        return Err(EROFS);
+    }
+    let mut lk = Locked::new(&[dinfo, tinfo]);
+    let dlog = lk.get(dinfo.ino)?.1.log;
+    let tlog = lk.get(tinfo.ino)?.1.log;
+    let mut dap = Appender::new(sbi, dinfo.ino, dinfo.gen, dinfo.rec, dlog);
+    let mut tap = Appender::new(sbi, tinfo.ino, tinfo.gen, tinfo.rec, tlog);
+    let r = (|| -> Result<u64> {
+        let seq = dentry(&mut dap, DE_ADD, tinfo.ino, ftype, now, name)?;
+        link_entry(&mut tap, nlink, now)?;
+        commit(sbi, &[&dap, &tap], &[])?;
+        Ok(seq)
+    })();
+    match r {
+        Ok(seq) => {
+            let dpos = dap.pos();
+            let tpos = tap.pos();
+            let (_, d) = lk.get(dinfo.ino)?;
+            d.log = dpos;
+            dir_index(d)?.add(name, tinfo.ino, ftype, seq);
+            lk.get(tinfo.ino)?.1.log = tpos;
+            Ok(())
+        }
+        Err(e) => {
+            dap.abort();
+            tap.abort();
+            Err(e)
+        }
+    }
+}
+
+/// Adds hard link `name` in `dir` to `target` (whose link count becomes
+/// `nlink`).
+#[no_mangle]
+extern "C" fn novars_rs_link(
+    dir: *mut bindings::inode,
+    dir_info: *mut c_void,
+    name: *const u8,
+    len: usize,
+    target_info: *mut c_void,
+    mode: u32,
+    nlink: u32,
+    now_sec: i64,
+    now_nsec: u32,
+) -> c_int {
+    // SAFETY: as in `novars_rs_create`.
+    let (sbi, dinfo, tinfo, name) = unsafe {
+        (super_::sbi((*dir).i_sb), inode::info(dir_info), inode::info(target_info), core::slice::from_raw_parts(name, len))
+    };
+    let ftype = dt_of_mode(mode).unwrap_or(crate::layout::inode::dt::REG);
+    match link(sbi, dinfo, name, tinfo, ftype, nlink, ts(now_sec, now_nsec)) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// Removes `name` from `dir`; `victim`'s link count becomes `vnlink`; for
+/// rmdir the victim must be empty and `dir_nlink` is the parent's new count.
+#[allow(clippy::too_many_arguments)]
+fn unlink(
+    sbi: &SbInfo,
+    dinfo: &InodeInfo,
+    name: &[u8],
+    vinfo: &InodeInfo,
+    vnlink: u32,
+    rmdir: bool,
+    dir_nlink: u32,
+    now: Timespec,
+) -> Result {
+    if !sbi.rw {
+        return Err(EROFS);
+    }
+    let mut lk = Locked::new(&[dinfo, vinfo]);
+    if rmdir {
+        let (_, v) = lk.get(vinfo.ino)?;
+        if dir_index(v)?.first().is_some() {
+            return Err(shim::err(bindings::ENOTEMPTY));
+        }
+    }
+    let dlog = lk.get(dinfo.ino)?.1.log;
+    let vlog = lk.get(vinfo.ino)?.1.log;
+    let (ftype, vino) = {
+        let (_, d) = lk.get(dinfo.ino)?;
+        let e = dir_index(d)?.entry(name).ok_or(ENOENT)?;
+        (e.1, e.0)
+    };
+    if vino != vinfo.ino {
+        return Err(ENOENT);
+    }
+    let mut dap = Appender::new(sbi, dinfo.ino, dinfo.gen, dinfo.rec, dlog);
+    let mut vap = Appender::new(sbi, vinfo.ino, vinfo.gen, vinfo.rec, vlog);
+    let r = (|| -> Result {
+        dentry(&mut dap, DE_DEL, vinfo.ino, ftype, now, name)?;
+        if rmdir {
+            link_entry(&mut dap, dir_nlink, now)?;
+        }
+        link_entry(&mut vap, vnlink, now)?;
+        commit(sbi, &[&dap, &vap], &[])
+    })();
+    if let Err(e) = r {
+        dap.abort();
+        vap.abort();
+        return Err(e);
+    }
+    let (dpos, vpos) = (dap.pos(), vap.pos());
+    let (_, d) = lk.get(dinfo.ino)?;
+    d.log = dpos;
+    dir_index(d)?.remove(name, vinfo.ino);
+    lk.get(vinfo.ino)?.1.log = vpos;
+    Ok(())
+}
+
+/// unlink(2) and rmdir(2).
+#[no_mangle]
+extern "C" fn novars_rs_unlink(
+    dir: *mut bindings::inode,
+    dir_info: *mut c_void,
+    name: *const u8,
+    len: usize,
+    victim_info: *mut c_void,
+    vnlink: u32,
+    rmdir: bool,
+    dir_nlink: u32,
+    now_sec: i64,
+    now_nsec: u32,
+) -> c_int {
+    // SAFETY: as in `novars_rs_create`.
+    let (sbi, dinfo, vinfo, name) = unsafe {
+        (super_::sbi((*dir).i_sb), inode::info(dir_info), inode::info(victim_info), core::slice::from_raw_parts(name, len))
+    };
+    match unlink(sbi, dinfo, name, vinfo, vnlink, rmdir, dir_nlink, ts(now_sec, now_nsec)) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// Everything `rename` needs from C.
+#[repr(C)]
+pub(crate) struct RenameArgs {
+    pub(crate) old_dir: *mut c_void,
+    pub(crate) new_dir: *mut c_void,
+    pub(crate) moved: *mut c_void,
+    /// The inode `new_name` named before (NULL if none).
+    pub(crate) victim: *mut c_void,
+    pub(crate) old_name: *const u8,
+    pub(crate) new_name: *const u8,
+    pub(crate) old_len: u32,
+    pub(crate) new_len: u32,
+    pub(crate) moved_mode: u32,
+    pub(crate) victim_nlink: u32,
+    pub(crate) old_dir_nlink: u32,
+    pub(crate) new_dir_nlink: u32,
+    pub(crate) now_sec: i64,
+    pub(crate) now_nsec: u32,
+    pub(crate) flags: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<RenameArgs>() == 88);
+
+fn rename(sbi: &SbInfo, a: &RenameArgs) -> Result {
+    if !sbi.rw {
+        return Err(EROFS);
+    }
+    // SAFETY: C passes the infos of live inodes and the dentry names.
+    let (odir, ndir, moved, victim, oname, nname) = unsafe {
+        (
+            inode::info(a.old_dir),
+            inode::info(a.new_dir),
+            inode::info(a.moved),
+            if a.victim.is_null() { None } else { Some(inode::info(a.victim)) },
+            core::slice::from_raw_parts(a.old_name, a.old_len as usize),
+            core::slice::from_raw_parts(a.new_name, a.new_len as usize),
+        )
+    };
+    let now = ts(a.now_sec, a.now_nsec);
+    let is_dir = a.moved_mode & S_IFMT == S_IFDIR;
+    let ftype = dt_of_mode(a.moved_mode).ok_or(EINVAL)?;
+    let same = odir.ino == ndir.ino;
+    let mut infos: [&InodeInfo; 4] = [odir, ndir, moved, moved];
+    if let Some(v) = victim {
+        infos[3] = v;
+    }
+    let mut lk = Locked::new(&infos);
+    if let Some(v) = victim {
+        if v.ino == moved.ino {
+            return Ok(()); // two names of one inode: nothing to do (POSIX)
+        }
+        if is_dir {
+            let (_, vi) = lk.get(v.ino)?;
+            if dir_index(vi)?.first().is_some() {
+                return Err(shim::err(bindings::ENOTEMPTY));
+            }
+        }
+    }
+    let (vftype, _) = match victim {
+        Some(v) => {
+            let (_, n) = lk.get(ndir.ino)?;
+            let e = dir_index(n)?.entry(nname).ok_or(ENOENT)?;
+            if e.0 != v.ino {
+                return Err(ENOENT);
+            }
+            (e.1, e.0)
+        }
+        None => (0, 0),
+    };
+    let olog = lk.get(odir.ino)?.1.log;
+    let nlog = lk.get(ndir.ino)?.1.log;
+    let mlog = lk.get(moved.ino)?.1.log;
+    let mut oap = Appender::new(sbi, odir.ino, odir.gen, odir.rec, olog);
+    let mut nap = Appender::new(sbi, ndir.ino, ndir.gen, ndir.rec, nlog);
+    let mut map = Appender::new(sbi, moved.ino, moved.gen, moved.rec, mlog);
+    let mut vap = victim.map(|v| {
+        let vl = lk.get(v.ino).map(|x| x.1.log).unwrap_or_default();
+        Appender::new(sbi, v.ino, v.gen, v.rec, vl)
+    });
+    let r = (|| -> Result<u64> {
+        // In one directory, all its entries go to one log.
+        let dst = if same { &mut oap } else { &mut nap };
+        if let Some(v) = victim {
+            dentry(dst, DE_DEL, v.ino, vftype, now, nname)?;
+        }
+        let seq = dentry(dst, DE_ADD, moved.ino, ftype, now, nname)?;
+        dentry(&mut oap, DE_DEL, moved.ino, ftype, now, oname)?;
+        if !same || (is_dir && victim.is_some()) {
+            link_entry(&mut oap, a.old_dir_nlink, now)?;
+            if !same {
+                link_entry(&mut nap, a.new_dir_nlink, now)?;
+            }
+        }
+        if is_dir && !same {
+            parent_entry(&mut map, ndir.ino, now)?;
+        } else {
+            // The moved inode's ctime changes (as on ext4).
+            ctime_entry(&mut map, now)?;
+        }
+        if let Some(vap) = vap.as_mut() {
+            link_entry(vap, a.victim_nlink, now)?;
+        }
+        let mut aps: [&Appender<'_>; 4] = [&oap, &oap, &map, &map];
+        let mut n = 1;
+        if !same {
+            aps[n] = &nap;
+            n += 1;
+        }
+        aps[n] = &map;
+        n += 1;
+        if let Some(vap) = vap.as_ref() {
+            aps[n] = vap;
+            n += 1;
+        }
+        commit(sbi, &aps[..n], &[])?;
+        Ok(seq)
+    })();
+    let seq = match r {
+        Ok(s) => s,
+        Err(e) => {
+            oap.abort();
+            nap.abort();
+            map.abort();
+            if let Some(v) = vap {
+                v.abort();
+            }
+            return Err(e);
+        }
+    };
+    let (opos, npos, mpos) = (oap.pos(), nap.pos(), map.pos());
+    let vpos = vap.as_ref().map(|v| v.pos());
+    {
+        let (_, o) = lk.get(odir.ino)?;
+        o.log = opos;
+        let od = dir_index(o)?;
+        od.remove(oname, moved.ino);
+        if same {
+            if let Some(v) = victim {
+                od.remove(nname, v.ino);
+            }
+            od.add(nname, moved.ino, ftype, seq);
+        }
+    }
+    if !same {
+        let (_, n) = lk.get(ndir.ino)?;
+        n.log = npos;
+        let nd = dir_index(n)?;
+        if let Some(v) = victim {
+            nd.remove(nname, v.ino);
+        }
+        nd.add(nname, moved.ino, ftype, seq);
+    }
+    lk.get(moved.ino)?.1.log = mpos;
+    if let (Some(v), Some(p)) = (victim, vpos) {
+        lk.get(v.ino)?.1.log = p;
+    }
+    Ok(())
+}
+
+/// rename(2) without flags or with RENAME_NOREPLACE (checked by the VFS).
+#[no_mangle]
+extern "C" fn novars_rs_rename(sb: *mut bindings::super_block, args: *const RenameArgs) -> c_int {
+    // SAFETY: C passes a mounted novars super block and the arguments.
+    let (sbi, a) = unsafe { (super_::sbi(sb), &*args) };
+    match rename(sbi, a) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// Frees an inode whose last link and last user are gone (from evict).
+pub(crate) fn free_inode(sbi: &SbInfo, info: &InodeInfo) -> Result {
+    let mut g = info.inner.lock();
+    // State first: once FREE, a crash leaves its blocks free by scan.
+    sbi.pm.persist_u64(info.rec + INODE_STATE_OFF, INODE_FREE)?;
+    let mut a = sbi.alloc.lock();
+    if let Index::File(m) = &g.index {
+        for (b, c) in m.extents() {
+            let _ = a.free(b, c);
+        }
+    }
+    // The log pages.
+    let log = g.log;
+    if log.tail != 0 {
+        let mut blk = log.head;
+        let mut n = 0;
+        while n < log.pages {
+            let _ = a.free(blk, 1);
+            n += 1;
+            if n >= log.pages {
+                break;
+            }
+            let Ok(page) = crate::layout::Media::block(&sbi.media, blk) else { break };
+            let Some(t) = crate::layout::log::PageTail::of_page(page) else { break };
+            let (next, _) = crate::layout::log::unpack_next(t.next);
+            if next == 0 {
+                break;
+            }
+            blk = next;
+        }
+    }
+    let (lane, slot) = sbi.geo.ino_split(info.ino);
+    a.free_slot(lane, slot);
+    g.index = Index::None;
+    g.log = Default::default();
+    Ok(())
+}
