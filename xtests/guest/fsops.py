@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""Runs one sequence of file-system operations under a mount point and
+prints a transcript: each operation with its result or errno name, then a
+listing of the final tree. The same transcript is expected from ext4 and
+novars (VM test fs_ops), so everything file-system specific (inode numbers,
+directory sizes, block counts, lost+found) is left out.
+
+  fsops.py run DIR      -> operations + final listing
+  fsops.py list DIR     -> final listing only
+"""
+import ctypes, errno, os, stat, sys
+
+libc = ctypes.CDLL(None, use_errno=True)
+out = []
+
+
+def rec(name, fn, *a):
+    try:
+        r = fn(*a)
+        out.append(f"{name}: ok {r!r}" if r is not None else f"{name}: ok")
+        return r
+    except OSError as e:
+        out.append(f"{name}: {errno.errorcode.get(e.errno, e.errno)}")
+        return None
+
+
+def renameat2(a, b, flags):
+    AT_FDCWD = -100
+    r = libc.renameat2(AT_FDCWD, a.encode(), AT_FDCWD, b.encode(), flags)
+    if r != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+
+
+def write_file(p, data, flags=os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode=0o644):
+    fd = os.open(p, flags, mode)
+    try:
+        return os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def read_file(p, n=1 << 20, off=0):
+    fd = os.open(p, os.O_RDONLY)
+    try:
+        return os.pread(fd, n, off)
+    finally:
+        os.close(fd)
+
+
+def digest(b):
+    import hashlib
+    return hashlib.sha256(b).hexdigest()[:16] + f"/{len(b)}"
+
+
+def listing(root):
+    lines = []
+    for d, dirs, files in os.walk(root):
+        dirs[:] = sorted(x for x in dirs if not (d == root and x == "lost+found"))
+        for n in sorted(dirs + files):
+            p = os.path.join(d, n)
+            st = os.lstat(p)
+            rel = os.path.relpath(p, root)
+            kind = stat.S_IFMT(st.st_mode)
+            extra = ""
+            if stat.S_ISREG(st.st_mode):
+                extra = digest(read_file(p, st.st_size + 1))
+            elif stat.S_ISLNK(st.st_mode):
+                extra = "-> " + os.readlink(p)
+            size = st.st_size if not stat.S_ISDIR(st.st_mode) else "-"
+            lines.append(f"{rel} {kind:o} {stat.S_IMODE(st.st_mode):o} {st.st_uid}:{st.st_gid} n{st.st_nlink} s{size} m{st.st_mtime_ns if not stat.S_ISDIR(st.st_mode) else '-'} {extra}")
+    return lines
+
+
+def run(root):
+    os.chdir(root)
+    rec("write a", write_file, "a", b"hello\n")
+    rec("read a", lambda: read_file("a"))
+    rec("create excl a", write_file, "a", b"x", os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    rec("append a", write_file, "a", b"world\n", os.O_WRONLY | os.O_APPEND)
+    rec("read a", lambda: read_file("a"))
+    rec("pwrite hole", lambda: (lambda fd: (os.pwrite(fd, b"end", 3 * 4096 + 100), os.close(fd)))(os.open("sparse", os.O_WRONLY | os.O_CREAT, 0o600)))
+    rec("read hole", lambda: read_file("sparse", 8192, 0) == bytes(8192))
+    rec("read tail", lambda: read_file("sparse", 100, 3 * 4096 + 98))
+    rec("unaligned overwrite", lambda: (lambda fd: (os.pwrite(fd, b"ABCDEFGH" * 700, 1000), os.close(fd)))(os.open("sparse", os.O_WRONLY)))
+    rec("read back", lambda: digest(read_file("sparse")))
+    big = bytes((i * 7 + i // 4096) % 251 for i in range(3 * 1024 * 1024 + 777))
+    rec("write big", write_file, "big", big)
+    rec("read big", lambda: read_file("big", 8 << 20) == big)
+    rec("writev", lambda: (lambda fd: (os.writev(fd, [b"one", b"two", b"three"]), os.close(fd)))(os.open("vec", os.O_WRONLY | os.O_CREAT, 0o644)))
+    rec("pwritev", lambda: (lambda fd: (os.pwritev(fd, [b"AA", b"BB"], 5000), os.close(fd)))(os.open("vec", os.O_WRONLY)))
+    rec("truncate down", os.truncate, "big", 10000)
+    rec("truncate up", os.truncate, "big", 20000)
+    rec("read truncated", lambda: (read_file("big", 20000)[:10000] == big[:10000], read_file("big", 20000)[10000:] == bytes(10000)))
+    rec("mkdir d", os.mkdir, "d", 0o755)
+    rec("mkdir d again", os.mkdir, "d", 0o755)
+    rec("mkdir d/e", os.mkdir, "d/e", 0o700)
+    rec("rmdir nonempty", os.rmdir, "d")
+    rec("unlink dir", os.unlink, "d")
+    rec("rmdir file", os.rmdir, "a")
+    rec("link", os.link, "a", "d/a-link")
+    rec("link dir", os.link, "d", "d-link")
+    rec("nlink", lambda: os.stat("a").st_nlink)
+    rec("symlink short", os.symlink, "a", "sl")
+    rec("symlink long", os.symlink, "x" * 3000, "sl-long")
+    rec("readlink", os.readlink, "sl")
+    rec("readlink long", lambda: len(os.readlink("sl-long")))
+    rec("read via symlink", lambda: read_file("sl"))
+    rec("mkfifo", os.mkfifo, "fifo", 0o640)
+    rec("mknod chr", os.mknod, "chr", 0o600 | stat.S_IFCHR, os.makedev(1, 3))
+    rec("rdev", lambda: (os.major(os.stat("chr").st_rdev), os.minor(os.stat("chr").st_rdev)))
+    rec("name 255", write_file, "n" * 255, b"long")
+    rec("name 256", write_file, "n" * 256, b"long")
+    rec("chmod", os.chmod, "a", 0o4751)
+    rec("chown", os.chown, "a", 1000, 2000)
+    rec("utime ns", os.utime, "a", None, False, None) if False else rec("utime ns", lambda: os.utime("a", ns=(1_000_000_123, 2_000_000_456)))
+    rec("stat a", lambda: (oct(os.stat("a").st_mode), os.stat("a").st_uid, os.stat("a").st_gid, os.stat("a").st_mtime_ns, os.stat("a").st_atime_ns))
+    rec("rename", os.rename, "a", "d/e/a")
+    rec("rename missing", os.rename, "a", "b")
+    rec("rename noreplace exists", renameat2, "big", "vec", 1)
+    rec("rename noreplace", renameat2, "big", "big2", 1)
+    rec("rename over file", os.rename, "vec", "big2")
+    rec("rename file over dir", os.rename, "big2", "d")
+    rec("rename dir over file", os.rename, "d", "sl")
+    rec("mkdir f", os.mkdir, "f")
+    rec("mkdir g/h", lambda: (os.mkdir("g"), os.mkdir("g/h")))
+    rec("rename dir over nonempty", os.rename, "f", "g")
+    rec("rename dir across", os.rename, "d/e", "g/h2")
+    rec("rename dir into itself", os.rename, "g", "g/h/x")
+    rec("dir nlinks", lambda: (os.stat("d").st_nlink, os.stat("g").st_nlink, os.stat(".").st_nlink))
+    rec("rename dir over empty dir", os.rename, "f", "g/h")
+    rec("dir nlinks after", lambda: (os.stat("g").st_nlink, os.stat(".").st_nlink))
+    rec("unlink", os.unlink, "d/a-link")
+    rec("nlink after unlink", lambda: os.stat("g/h2/a").st_nlink)
+    rec("open unlinked", lambda: (lambda fd: (os.unlink("n" * 255), os.write(fd, b"still"), os.pread(fd, 10, 0), os.close(fd)))(os.open("n" * 255, os.O_RDWR)))
+    rec("readdir", lambda: sorted(os.listdir(".")))
+    rec("readdir g/h2", lambda: sorted(os.listdir("g/h2")))
+    names = [f"many-{i:04}" for i in range(400)]
+    rec("create 400", lambda: [write_file(n, n.encode()) for n in names] and None)
+    rec("readdir 400", lambda: sorted(x for x in os.listdir(".") if x.startswith("many-")) == names)
+    rec("unlink 200", lambda: [os.unlink(n) for n in names[::2]] and None)
+    rec("readdir 200", lambda: sorted(x for x in os.listdir(".") if x.startswith("many-")) == names[1::2])
+    rec("statvfs namemax", lambda: os.statvfs(".").f_namemax)
+
+
+if __name__ == "__main__":
+    cmd, root = sys.argv[1], sys.argv[2]
+    if cmd == "run":
+        run(root)
+        out.append("== tree")
+    out.extend(listing(root))
+    print("\n".join(out))
