@@ -12,7 +12,7 @@
 //! fragment gives a new directory, and older builds of that flavour are removed.
 
 use crate::say;
-use crate::util::{self, cache_dir, fmt_duration, repo_root, run, show, Timer};
+use crate::util::{self, cache_dir, fmt_duration, repo_root, run, show, FileLock, Timer};
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::fs;
@@ -104,8 +104,16 @@ pub fn locate(flavour: Flavour) -> Result<(Kernel, String)> {
 pub fn ensure(flavour: Flavour) -> Result<Kernel> {
     let (kernel, key) = locate(flavour)?;
     let stamp = kernel.build_dir.join(STAMP);
-    if fs::read_to_string(&stamp).is_ok_and(|s| s.trim() == key) && kernel.bzimage().exists() {
+    let built = || fs::read_to_string(&stamp).is_ok_and(|s| s.trim() == key) && kernel.bzimage().exists();
+    if built() {
         say!("kernel {flavour}: cached at {}", kernel.build_dir.display());
+        return Ok(kernel);
+    }
+    // Another run may be building this very kernel: wait for it, then look again.
+    let lock_path = kernel.build_dir.with_extension("lock");
+    let _lock = FileLock::acquire(&lock_path, "this kernel build")?;
+    if built() {
+        say!("kernel {flavour}: built by another run, at {}", kernel.build_dir.display());
         return Ok(kernel);
     }
     let timer = Timer::start();
@@ -127,6 +135,10 @@ fn ensure_source() -> Result<PathBuf> {
     let top = cache_dir()?.join("kernel").join(format!("src-{version}"));
     let src = top.join(SOURCE_TOPDIR);
     let stamp = top.join("untarred");
+    if stamp.exists() && src.join("Makefile").exists() {
+        return Ok(src);
+    }
+    let _lock = FileLock::acquire(&top.with_extension("lock"), "the kernel source")?;
     if stamp.exists() && src.join("Makefile").exists() {
         return Ok(src);
     }
@@ -254,7 +266,7 @@ fn prune(kernel: &Kernel, flavour: Flavour, key: &str) {
     let suffix = format!("-{flavour}-");
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        if name != key && name.contains(&suffix) && !name.starts_with("src-") {
+        if name != key && name.contains(&suffix) && !name.starts_with("src-") && e.path().is_dir() {
             say!("kernel: removing outdated build {}", e.path().display());
             let _ = fs::remove_dir_all(e.path());
         }

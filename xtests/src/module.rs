@@ -8,7 +8,7 @@
 
 use crate::kernel::{self, Flavour, Kernel};
 use crate::say;
-use crate::util::{repo_root, run, target_dir, Timer};
+use crate::util::{repo_root, run, target_dir, FileLock, Timer};
 use anyhow::{Context, Result};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -35,6 +35,7 @@ pub fn build(kernel: &Kernel, flavour: Flavour) -> Result<PathBuf> {
     let timer = Timer::start();
     let root = repo_root();
     let dir = build_dir(flavour);
+    let _lock = FileLock::acquire(&dir.with_extension("lock"), "this module build")?;
     sync_tree(&root.join("novafs-kmod"), &dir)?;
     let link = dir.parent().context("module build dir has a parent")?.join("layout");
     if fs::read_link(&link).ok().as_deref() != Some(root.join("layout").as_path()) {

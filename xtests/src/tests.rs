@@ -10,7 +10,14 @@
 //! # size: 1G                    (per NVDIMM; default 1G)
 //! # fresh: yes                  (recreate the images first; default no)
 //! # timeout: 300                (seconds; default 300)
+//! # crash: 20                   (a crash test: N iterations, see below)
 //! ```
+//! A crash test runs, per iteration I, `sh NAME.sh crash I` in one boot,
+//! which is killed with SIGKILL (qemu, i.e. power loss with every executed
+//! store durable) a pseudo-random 0.2-3 s after the guest prints
+//! `@@crash-armed`; then `sh NAME.sh verify I` in a second boot on the same
+//! NVDIMM images, which must exit 0. `NOVARS_CRASH_ITERATIONS` overrides N
+//! (the long mode).
 //! Each test runs in its own boot, as root, with `$NOVARS_*` set (see
 //! `xtests/guest/lib.sh`). Exit 0 passes, 77 skips, anything else fails; a
 //! finding in the guest kernel log fails the test whatever it returned.
@@ -55,6 +62,8 @@ pub struct VmTest {
     pub size_mib: u64,
     pub fresh: bool,
     pub timeout: Duration,
+    /// Crash test: iterations.
+    pub crash: Option<u32>,
 }
 
 /// Read a test's header comments.
@@ -68,6 +77,7 @@ pub fn parse_test(name: &str, path: &Path, text: &str) -> Result<VmTest> {
         size_mib: 1024,
         fresh: false,
         timeout: Duration::from_secs(300),
+        crash: None,
     };
     for line in text.lines().skip_while(|l| l.starts_with("#!")) {
         let Some(c) = line.strip_prefix('#') else { break };
@@ -84,6 +94,7 @@ pub fn parse_test(name: &str, path: &Path, text: &str) -> Result<VmTest> {
             "size" => t.size_mib = vm::parse_size_mib(value)?,
             "fresh" => t.fresh = matches!(value, "yes" | "true" | "1"),
             "timeout" => t.timeout = Duration::from_secs(value.parse().with_context(|| format!("{name}: bad timeout"))?),
+            "crash" => t.crash = Some(value.parse().with_context(|| format!("{name}: bad crash iterations"))?),
             _ if t.about.is_empty() && !c.is_empty() => t.about = c.to_string(),
             _ => {}
         }
@@ -230,6 +241,10 @@ fn vm_tests(args: &TestArgs, t: &mut Tally) -> Result<()> {
                 echo: true,
                 module: ko.clone(),
             };
+            if let Some(n) = v.crash {
+                crash_test(v, &cfg, n, &label, t);
+                continue;
+            }
             let cmd = format!("sh {}", v.path.display());
             match vm::run(&cfg, &format!("{}-{flavour}", v.name), &cmd, None) {
                 Ok(out) if out.status == Some(SKIP_STATUS) && out.clean_log() => {
@@ -254,6 +269,82 @@ fn vm_tests(args: &TestArgs, t: &mut Tally) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A pseudo-random kill delay for iteration `i` (0.2-3 s), different in
+/// every run but printed, so a failure names its delay.
+fn crash_delay(i: u32) -> Duration {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let mut x = (nanos as u64) ^ ((i as u64 + 1) * 0x9e37_79b9_7f4a_7c15);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    Duration::from_millis(200 + x % 2800)
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    fs::create_dir_all(to)?;
+    for e in fs::read_dir(from)? {
+        let e = e?;
+        if e.file_type()?.is_file() {
+            fs::copy(e.path(), to.join(e.file_name()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs a crash test: per iteration a workload boot killed at a random
+/// moment, then a verification boot.
+fn crash_test(v: &VmTest, cfg: &VmConfig, n: u32, label: &str, t: &mut Tally) {
+    let n = std::env::var("NOVARS_CRASH_ITERATIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(n);
+    let mut failed = None;
+    for i in 0..n {
+        let delay = crash_delay(i);
+        say!("test: {label}: iteration {}/{n}: kill {} ms after the workload is armed", i + 1, delay.as_millis());
+        let crash = vm::Crash { marker: "@@crash-armed".into(), delay };
+        let out = match vm::run(cfg, &format!("{}-crash{i}", v.name), &format!("sh {} crash {i}", v.path.display()), Some(&crash)) {
+            Ok(o) => o,
+            Err(e) => {
+                failed = Some(format!("iteration {i}: workload boot: {e:#}"));
+                break;
+            }
+        };
+        if !out.clean_log() || (!out.crashed && out.status != Some(0)) {
+            failed = Some(format!("iteration {i}: workload boot: {}", out.describe()));
+            break;
+        }
+        // Hand the workload's files (e.g. its operation log) to the verify
+        // boot: it sees the host read-only, at $NOVARS_CRASH_DIR.
+        let handoff = crate::util::target_dir().join("vm").join(format!("{}-handoff", v.name));
+        let _ = fs::remove_dir_all(&handoff);
+        if let Err(e) = copy_dir(&out.log_dir, &handoff) {
+            failed = Some(format!("iteration {i}: saving the workload's files: {e:#}"));
+            break;
+        }
+        let cmd = format!("NOVARS_CRASH_DIR={} sh {} verify {i}", handoff.display(), v.path.display());
+        match vm::run(cfg, &format!("{}-verify{i}", v.name), &cmd, None) {
+            Ok(o) if o.status == Some(0) && o.clean_log() && !o.timed_out => {}
+            Ok(o) => {
+                failed = Some(format!("iteration {i} (kill after {} ms): verify boot: {}", delay.as_millis(), o.describe()));
+                break;
+            }
+            Err(e) => {
+                failed = Some(format!("iteration {i}: verify boot: {e:#}"));
+                break;
+            }
+        }
+    }
+    match failed {
+        None => {
+            t.passed += 1;
+            println!("PASS  {label} ({n} crashes)");
+        }
+        Some(f) => {
+            t.failed += 1;
+            println!("FAIL  {label}: {f}");
+            t.failures.push(format!("{label}: {f}"));
+        }
+    }
 }
 
 #[cfg(test)]

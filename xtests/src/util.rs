@@ -148,6 +148,35 @@ pub fn ncpus() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
 }
 
+/// An exclusive lock on a file, held until dropped. Serialises harness runs
+/// that share a kernel build directory, a module build directory or the VM
+/// images (e.g. `cargo xt test` in two terminals).
+pub struct FileLock(#[allow(dead_code)] std::fs::File);
+
+impl FileLock {
+    pub fn acquire(path: &Path, what: &str) -> Result<FileLock> {
+        use std::os::fd::AsRawFd;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .with_context(|| format!("opening lock file {}", path.display()))?;
+        // SAFETY: flock on an fd we own; the lock goes when the File closes.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            eprintln!("xt: another harness run is using {what} ({}); waiting for it", path.display());
+            // SAFETY: as above, blocking.
+            if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+                bail!("could not lock {}", path.display());
+            }
+        }
+        Ok(FileLock(f))
+    }
+}
+
 /// Current UNIX time in seconds (for log directory names).
 pub fn timestamp() -> String {
     let now = std::time::SystemTime::now()

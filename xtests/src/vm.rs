@@ -17,7 +17,7 @@
 
 use crate::kernel::{self, Flavour};
 use crate::logscan::{self, Finding};
-use crate::util::{fmt_duration, repo_root, show, target_dir, timestamp, Timer};
+use crate::util::{fmt_duration, repo_root, show, target_dir, timestamp, FileLock, Timer};
 use crate::{module, say};
 use anyhow::{bail, Context, Result};
 use std::fs;
@@ -289,22 +289,9 @@ impl ConsoleTail {
     }
 }
 
-/// Holds target/vm/lock for the duration of a VM run: images are shared.
-struct VmLock(#[allow(dead_code)] fs::File);
-
-fn lock() -> Result<VmLock> {
-    fs::create_dir_all(vm_dir())?;
-    let f = fs::OpenOptions::new().create(true).truncate(false).write(true).open(vm_dir().join("lock"))?;
-    use std::os::fd::AsRawFd;
-    // SAFETY: flock on an fd we own; the lock is released when the File closes.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        say!("vm: another VM run holds {}; waiting for it", vm_dir().join("lock").display());
-        // SAFETY: as above, blocking variant.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            bail!("could not lock {}", vm_dir().join("lock").display());
-        }
-    }
-    Ok(VmLock(f))
+/// Held for the duration of a VM run: the NVDIMM images are shared.
+fn lock() -> Result<FileLock> {
+    FileLock::acquire(&vm_dir().join("lock"), "the VM images")
 }
 
 fn new_run_dir(name: &str) -> Result<PathBuf> {
