@@ -649,7 +649,14 @@ static int novars_file_open(struct inode *inode, struct file *file)
 	return generic_file_open(inode, file);
 }
 
+/* DAX mmap and MAP_SYNC are issue 5; until then say so plainly. */
+static int novars_file_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	return -EOPNOTSUPP;
+}
+
 static const struct file_operations novars_file_fops = {
+	.mmap		= novars_file_mmap,
 	.llseek		= generic_file_llseek,
 	.read_iter	= novars_file_read_iter,
 	.write_iter	= novars_file_write_iter,
