@@ -330,8 +330,8 @@ pub fn read_inode_at<M: Media + ?Sized>(m: &M, pos: u64) -> Result<Inode, MediaE
 /// blocks in `segments` (in chain order).
 pub fn slot_pos_in(geo: &Geometry, segments: &[u64], slot: u64) -> Option<u64> {
     let per = geo.seg_inodes as u64;
-    let seg = *segments.get(usize::try_from(slot / per).ok()?)?;
-    Some(geo.slot_pos(seg, (slot % per) as u32))
+    let seg = *segments.get(usize::try_from(slot.checked_div(per)?).ok()?)?;
+    Some(geo.slot_pos(seg, slot.checked_rem(per)? as u32))
 }
 
 #[cfg(test)]
