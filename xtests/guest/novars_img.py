@@ -1,13 +1,12 @@
 #!/usr/bin/env python3
 """Guest-side helper for VM tests: damage a novars image in named ways and
-try mounts with the exact errno. The format is layout/FORMAT.md; zlib.crc32
-is the format's CRC-32.
+try mounts with the exact errno. The format is layout/FORMAT.md.
 
   novars_img.py mount DEV DIR [ro]     -> prints the errno name or OK
   novars_img.py damage DEV WHAT [INO]  -> WHAT: sb-primary, sb-both,
         inode-csum INO, log-entry INO, unclean (clear CLEAN, fix checksum)
 """
-import ctypes, errno, os, struct, sys, zlib
+import ctypes, errno, os, struct, sys
 
 BS = 4096
 
@@ -28,13 +27,6 @@ def sb(fd):
     (f["blocks"], _bs, f["lanes"], f["jstart"], f["first_data"], f["root"]) = struct.unpack_from("<QIIQQQ", b, 40)
     f["seg_inodes"] = struct.unpack_from("<I", b, 92)[0]
     return b, f
-
-
-def reseal_sb(fd, b):
-    b = bytearray(b)
-    b[8:12] = b"\0\0\0\0"
-    struct.pack_into("<I", b, 8, zlib.crc32(bytes(b)))
-    wr(fd, 0, bytes(b))
 
 
 def inode_pos(f, ino):
@@ -67,10 +59,11 @@ def damage(dev, what, ino=None):
         c = rd(fd, p, 1)
         wr(fd, p, bytes([c[0] ^ 0x01]))
     elif what == "unclean":
-        b = bytearray(b)
+        # `state` (offset 128) is outside the checksum: a plain store in
+        # the primary and the backup, as the kernel does at mount.
         st = struct.unpack_from("<Q", b, 128)[0]
-        struct.pack_into("<Q", b, 128, st & ~1)
-        reseal_sb(fd, b)
+        for base in (0, (f["blocks"] - 1) * BS):
+            wr(fd, base + 128, struct.pack("<Q", st & ~1))
     else:
         sys.exit(f"unknown damage {what}")
     os.fsync(fd)
