@@ -11,6 +11,7 @@
 #include <linux/fs.h>
 #include <linux/fs_context.h>
 #include <linux/fs_parser.h>
+#include <linux/fiemap.h>
 #include <linux/iomap.h>
 #include <linux/libnvdimm.h>
 #include <linux/mnt_idmapping.h>
@@ -642,6 +643,40 @@ out:
 	return ret;
 }
 
+static loff_t novars_file_llseek(struct file *file, loff_t offset, int whence)
+{
+	struct inode *inode = file_inode(file);
+
+	switch (whence) {
+	case SEEK_HOLE:
+		inode_lock_shared(inode);
+		offset = iomap_seek_hole(inode, offset, &novars_iomap_ops);
+		inode_unlock_shared(inode);
+		break;
+	case SEEK_DATA:
+		inode_lock_shared(inode);
+		offset = iomap_seek_data(inode, offset, &novars_iomap_ops);
+		inode_unlock_shared(inode);
+		break;
+	default:
+		return generic_file_llseek(file, offset, whence);
+	}
+	if (offset < 0)
+		return offset;
+	return vfs_setpos(file, offset, inode->i_sb->s_maxbytes);
+}
+
+static int novars_fiemap(struct inode *inode, struct fiemap_extent_info *fi,
+			 u64 start, u64 len)
+{
+	int err;
+
+	inode_lock_shared(inode);
+	err = iomap_fiemap(inode, fi, start, len, &novars_iomap_ops);
+	inode_unlock_shared(inode);
+	return err;
+}
+
 static int novars_file_open(struct inode *inode, struct file *file)
 {
 	/* Every access is direct (DAX): O_DIRECT is accepted. */
@@ -657,7 +692,7 @@ static int novars_file_mmap(struct file *file, struct vm_area_struct *vma)
 
 static const struct file_operations novars_file_fops = {
 	.mmap		= novars_file_mmap,
-	.llseek		= generic_file_llseek,
+	.llseek		= novars_file_llseek,
 	.read_iter	= novars_file_read_iter,
 	.write_iter	= novars_file_write_iter,
 	.splice_read	= copy_splice_read,
@@ -670,6 +705,7 @@ static const struct file_operations novars_file_fops = {
 static const struct inode_operations novars_file_iops = {
 	.getattr	= novars_getattr,
 	.setattr	= novars_setattr,
+	.fiemap		= novars_fiemap,
 };
 
 static const struct inode_operations novars_special_iops = {

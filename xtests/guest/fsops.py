@@ -84,6 +84,20 @@ def run(root):
     rec("read tail", lambda: read_file("sparse", 100, 3 * 4096 + 98))
     rec("unaligned overwrite", lambda: (lambda fd: (os.pwrite(fd, b"ABCDEFGH" * 700, 1000), os.close(fd)))(os.open("sparse", os.O_WRONLY)))
     rec("read back", lambda: digest(read_file("sparse")))
+    def seeks():
+        fd = os.open("sparse", os.O_RDONLY)
+        try:
+            r = []
+            for off in (0, 4096, 8192, 12288, 12387):
+                for how in (os.SEEK_DATA, os.SEEK_HOLE):
+                    try:
+                        r.append(os.lseek(fd, off, how))
+                    except OSError as e:
+                        r.append(errno.errorcode[e.errno])
+            return r
+        finally:
+            os.close(fd)
+    rec("seek data/hole", seeks)
     big = bytes((i * 7 + i // 4096) % 251 for i in range(3 * 1024 * 1024 + 777))
     rec("write big", write_file, "big", big)
     rec("read big", lambda: read_file("big", 8 << 20) == big)
