@@ -2,7 +2,6 @@
 # Crash injection: creates, writes, appends, truncates, renames, links, unlinks, symlinks, mkdir/rmdir with qemu killed at a random moment; afterwards fsck -n is clean, mount succeeds, every completed operation is there and the one in flight is wholly there or wholly absent.
 # flavours: normal
 # nvdimms: 1
-# size: 256M
 # timeout: 300
 # crash: 20
 . "$NOVARS_GUEST_LIB"
