@@ -22,7 +22,7 @@ run_quiet() { out=$("$@" 2>&1); rc=$?; [ -n "$out" ] && echo "$out" | sed 's/^/ 
 mkdir -p "$MNT"
 
 try_mount() {
-    if run_quiet mount -t novars "$DEV" "$MNT"; then return 0; fi
+    if run_quiet novars_mount "$DEV" "$MNT"; then return 0; fi
     if mount_not_implemented; then return 2; fi
     return 1
 }
@@ -31,7 +31,7 @@ try_mount() {
 mount_step() {
     try_mount; rc=$?
     case $rc in
-        0) step "$1" PASS "mount -t novars $DEV $MNT"; return 0 ;;
+        0) step "$1" PASS "mount -t novars $DEV $MNT (busybox mount, see lib.sh)"; return 0 ;;
         2) step "$1" NOTYET "mount -t novars: not implemented yet (issue 4, the kernel module)"; return 1 ;;
         *) step "$1" FAIL "mount -t novars $DEV $MNT failed"; return 1 ;;
     esac

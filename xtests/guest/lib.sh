@@ -31,5 +31,12 @@ load_novars() {
     must insmod "$NOVARS_KO"
 }
 
+# Mount novars: `novars_mount DEV DIR [-o OPTS]`.
+# Do not use util-linux `mount -t novars`: mount(8) reads any type starting
+# with "no" as a negated list ("every type except vars"), probes the device
+# and tries every other file system on it first (an ext4 left on the device
+# gets mounted as ext4). busybox mount passes the type to mount(2) as is.
+novars_mount() { busybox mount -t novars "$@"; }
+
 # Did the module report that mount is not implemented yet?
 mount_not_implemented() { dmesg | grep -q "novars: mount not implemented yet"; }

@@ -16,7 +16,8 @@ ok "fs type novars registered"
 
 # A mount must fail cleanly (not implemented yet) or succeed; never crash.
 mkdir -p /tmp/mnt
-if mount -t novars /dev/pmem0 /tmp/mnt 2>/dev/null; then
+if novars_mount /dev/pmem0 /tmp/mnt 2>/dev/null; then
+    grep -q '^/dev/pmem0 /tmp/mnt novars ' /proc/mounts || fail "mounted, but not as novars: $(grep pmem0 /proc/mounts)"
     must umount /tmp/mnt
     ok "mount -t novars works"
 elif mount_not_implemented; then
