@@ -275,7 +275,7 @@ fn vm_tests(args: &TestArgs, t: &mut Tally) -> Result<()> {
 /// every run but printed, so a failure names its delay.
 fn crash_delay(i: u32) -> Duration {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    let mut x = (nanos as u64) ^ ((i as u64 + 1) * 0x9e37_79b9_7f4a_7c15);
+    let mut x = (nanos as u64) ^ (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     x ^= x >> 33;
     x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
     x ^= x >> 33;
