@@ -103,6 +103,7 @@ fn write(sbi: &SbInfo, info: &InodeInfo, iter: *mut c_void, pos: u64, len: u64, 
     }
     let now = ts(now_sec, now_nsec);
     let mut end = pos.checked_add(len).filter(|e| *e <= MAX_FILE_SIZE).ok_or_else(|| shim::err(bindings::EFBIG))?;
+    let _ops = sbi.ops.lock();
     let mut g = info.inner.lock();
     let log = g.log;
     let Index::File(map) = &mut g.index else { return Err(EINVAL) };
@@ -256,6 +257,7 @@ fn setattr(sbi: &SbInfo, info: &InodeInfo, a: &SetattrArgs) -> Result<u64> {
     if !sbi.rw {
         return Err(EROFS);
     }
+    let _ops = sbi.ops.lock();
     let mut g = info.inner.lock();
     let log = g.log;
     let mut ap = Appender::new(sbi, info.ino, info.gen, info.rec, log);

@@ -5,8 +5,12 @@
 //!
 //! Each writes its log entries past the committed tails first (invisible),
 //! then commits every changed word in one journal transaction (FORMAT.md).
-//! The VFS holds the directory and victim `i_rwsem`s; novars's own inode
-//! locks are taken in ascending inode order. C passes the VFS's view of
+//! Every log-modifying operation holds `SbInfo::ops` (one at a time per
+//! mount: the 6.12 Rust `Mutex` has no lockdep nesting, and never holding two
+//! inode locks keeps lockdep quiet); an inode's own lock is held only to
+//! read or publish its DRAM state, so readers (lookup, readdir, iomap) run
+//! concurrently. Per-inode modification locks are the planned refinement
+//! for the 2-thread scaling benchmark. C passes the VFS's view of
 //! link counts after the operation, so the logged counts equal the VFS's.
 
 use crate::inode::{self, Index, InodeInfo, Inner};
@@ -16,54 +20,26 @@ use crate::layout::inode::{read_inode_at, slot_pos_in};
 use crate::layout::log::{encode_dentry, encode_fixed, et, sa, EntryHeader, LinkEntry, ParentEntry, SetAttrEntry, WriteEntry, DE_ADD, DE_DEL};
 use crate::layout::walk::DirIndex;
 use crate::layout::{BLOCK_SIZE, BLOCK_SIZE_U64};
-use crate::log::Appender;
+use crate::log::{Appender, LogPos};
 use crate::shim;
 use crate::super_::{self, SbInfo};
 use core::ffi::{c_int, c_void};
 use kernel::bindings;
 use kernel::prelude::*;
-use kernel::sync::lock::{mutex::MutexBackend, Guard};
-
-type InnerGuard<'a> = Guard<'a, Inner, MutexBackend>;
 
 /// A timestamp from C.
 pub(crate) fn ts(sec: i64, nsec: u32) -> Timespec {
     Timespec::new(sec, nsec.min(999_999_999))
 }
 
-/// The inodes an operation changes, locked in ascending inode order.
-pub(crate) struct Locked<'a> {
-    items: [Option<(&'a InodeInfo, InnerGuard<'a>)>; 4],
+/// The committed log position of an inode (its lock held only briefly).
+fn log_of(info: &InodeInfo) -> LogPos {
+    info.inner.lock().log
 }
 
-impl<'a> Locked<'a> {
-    pub(crate) fn new(infos: &[&'a InodeInfo]) -> Self {
-        let mut sorted: [Option<&'a InodeInfo>; 4] = [None; 4];
-        let mut n = 0;
-        for &i in infos {
-            if n < 4 && !sorted.iter().flatten().any(|x| x.ino == i.ino) {
-                sorted[n] = Some(i);
-                n += 1;
-            }
-        }
-        sorted[..n].sort_unstable_by_key(|x| x.map(|i| i.ino));
-        let mut items: [Option<(&'a InodeInfo, InnerGuard<'a>)>; 4] = [None, None, None, None];
-        for (slot, i) in items.iter_mut().zip(sorted.iter()) {
-            if let Some(i) = i {
-                *slot = Some((*i, i.inner.lock()));
-            }
-        }
-        Self { items }
-    }
-
-    pub(crate) fn get(&mut self, ino: u64) -> Result<(&'a InodeInfo, &mut Inner)> {
-        for it in self.items.iter_mut().flatten() {
-            if it.0.ino == ino {
-                return Ok((it.0, &mut *it.1));
-            }
-        }
-        Err(EINVAL)
-    }
+/// Sets an inode's committed log position after a commit.
+fn set_log(info: &InodeInfo, pos: LogPos) {
+    info.inner.lock().log = pos;
 }
 
 fn dentry(ap: &mut Appender<'_>, op: u8, ino: u64, ftype: u8, now: Timespec, name: &[u8]) -> Result<u64> {
@@ -168,11 +144,14 @@ fn create(sbi: &SbInfo, dinfo: &InodeInfo, name: &[u8], a: &CreateArgs) -> Resul
     } else {
         None
     };
-    let mut lk = Locked::new(&[dinfo]);
-    let (_, dinner) = lk.get(dinfo.ino)?;
-    if dir_index(dinner)?.lookup(name).is_some() {
-        return Err(EEXIST);
-    }
+    let _ops = sbi.ops.lock();
+    let dlog = {
+        let mut g = dinfo.inner.lock();
+        if dir_index(&mut g)?.lookup(name).is_some() {
+            return Err(EEXIST);
+        }
+        g.log
+    };
     let geo = &sbi.geo;
     let (lane, slot) = sbi.alloc.lock().alloc_slot(geo.lanes)?;
     let release_slot = || sbi.alloc.lock().free_slot(lane, slot);
@@ -256,7 +235,7 @@ fn create(sbi: &SbInfo, dinfo: &InodeInfo, name: &[u8], a: &CreateArgs) -> Resul
             let _ = sbi.alloc.lock().free(blk, 1);
         }
     };
-    let mut dap = Appender::new(sbi, dinfo.ino, dinfo.gen, dinfo.rec, dinner.log);
+    let mut dap = Appender::new(sbi, dinfo.ino, dinfo.gen, dinfo.rec, dlog);
     let res = (|| -> Result<u64> {
         let seq = dentry(&mut dap, DE_ADD, ino, ftype, now, name)?;
         if is_dir {
@@ -274,8 +253,9 @@ fn create(sbi: &SbInfo, dinfo: &InodeInfo, name: &[u8], a: &CreateArgs) -> Resul
             return Err(e);
         }
     };
-    dinner.log = dap.pos();
-    dir_index(dinner)?.add(name, ino, ftype, seq);
+    let mut g = dinfo.inner.lock();
+    g.log = dap.pos();
+    dir_index(&mut g)?.add(name, ino, ftype, seq);
     Ok(ino)
 }
 
@@ -303,9 +283,9 @@ fn link(sbi: &SbInfo, dinfo: &InodeInfo, name: &[u8], tinfo: &InodeInfo, ftype: 
     if !sbi.rw {
         return Err(EROFS);
     }
-    let mut lk = Locked::new(&[dinfo, tinfo]);
-    let dlog = lk.get(dinfo.ino)?.1.log;
-    let tlog = lk.get(tinfo.ino)?.1.log;
+    let _ops = sbi.ops.lock();
+    let dlog = log_of(dinfo);
+    let tlog = log_of(tinfo);
     let mut dap = Appender::new(sbi, dinfo.ino, dinfo.gen, dinfo.rec, dlog);
     let mut tap = Appender::new(sbi, tinfo.ino, tinfo.gen, tinfo.rec, tlog);
     let r = (|| -> Result<u64> {
@@ -316,12 +296,12 @@ fn link(sbi: &SbInfo, dinfo: &InodeInfo, name: &[u8], tinfo: &InodeInfo, ftype: 
     })();
     match r {
         Ok(seq) => {
-            let dpos = dap.pos();
-            let tpos = tap.pos();
-            let (_, d) = lk.get(dinfo.ino)?;
-            d.log = dpos;
-            dir_index(d)?.add(name, tinfo.ino, ftype, seq);
-            lk.get(tinfo.ino)?.1.log = tpos;
+            {
+                let mut g = dinfo.inner.lock();
+                g.log = dap.pos();
+                dir_index(&mut g)?.add(name, tinfo.ino, ftype, seq);
+            }
+            set_log(tinfo, tap.pos());
             Ok(())
         }
         Err(e) => {
@@ -373,19 +353,15 @@ fn unlink(
     if !sbi.rw {
         return Err(EROFS);
     }
-    let mut lk = Locked::new(&[dinfo, vinfo]);
-    if rmdir {
-        let (_, v) = lk.get(vinfo.ino)?;
-        if dir_index(v)?.first().is_some() {
-            return Err(shim::err(bindings::ENOTEMPTY));
-        }
+    let _ops = sbi.ops.lock();
+    if rmdir && dir_index(&mut vinfo.inner.lock())?.first().is_some() {
+        return Err(shim::err(bindings::ENOTEMPTY));
     }
-    let dlog = lk.get(dinfo.ino)?.1.log;
-    let vlog = lk.get(vinfo.ino)?.1.log;
-    let (ftype, vino) = {
-        let (_, d) = lk.get(dinfo.ino)?;
-        let e = dir_index(d)?.entry(name).ok_or(ENOENT)?;
-        (e.1, e.0)
+    let vlog = log_of(vinfo);
+    let (dlog, ftype, vino) = {
+        let mut g = dinfo.inner.lock();
+        let e = dir_index(&mut g)?.entry(name).ok_or(ENOENT)?;
+        (g.log, e.1, e.0)
     };
     if vino != vinfo.ino {
         return Err(ENOENT);
@@ -405,11 +381,12 @@ fn unlink(
         vap.abort();
         return Err(e);
     }
-    let (dpos, vpos) = (dap.pos(), vap.pos());
-    let (_, d) = lk.get(dinfo.ino)?;
-    d.log = dpos;
-    dir_index(d)?.remove(name, vinfo.ino);
-    lk.get(vinfo.ino)?.1.log = vpos;
+    {
+        let mut g = dinfo.inner.lock();
+        g.log = dap.pos();
+        dir_index(&mut g)?.remove(name, vinfo.ino);
+    }
+    set_log(vinfo, vap.pos());
     Ok(())
 }
 
@@ -479,43 +456,32 @@ fn rename(sbi: &SbInfo, a: &RenameArgs) -> Result {
     let is_dir = a.moved_mode & S_IFMT == S_IFDIR;
     let ftype = dt_of_mode(a.moved_mode).ok_or(EINVAL)?;
     let same = odir.ino == ndir.ino;
-    let mut infos: [&InodeInfo; 4] = [odir, ndir, moved, moved];
-    if let Some(v) = victim {
-        infos[3] = v;
-    }
-    let mut lk = Locked::new(&infos);
+    let _ops = sbi.ops.lock();
     if let Some(v) = victim {
         if v.ino == moved.ino {
             return Ok(()); // two names of one inode: nothing to do (POSIX)
         }
-        if is_dir {
-            let (_, vi) = lk.get(v.ino)?;
-            if dir_index(vi)?.first().is_some() {
-                return Err(shim::err(bindings::ENOTEMPTY));
-            }
+        if is_dir && dir_index(&mut v.inner.lock())?.first().is_some() {
+            return Err(shim::err(bindings::ENOTEMPTY));
         }
     }
-    let (vftype, _) = match victim {
+    let vftype = match victim {
         Some(v) => {
-            let (_, n) = lk.get(ndir.ino)?;
-            let e = dir_index(n)?.entry(nname).ok_or(ENOENT)?;
+            let e = dir_index(&mut ndir.inner.lock())?.entry(nname).ok_or(ENOENT)?;
             if e.0 != v.ino {
                 return Err(ENOENT);
             }
-            (e.1, e.0)
+            e.1
         }
-        None => (0, 0),
+        None => 0,
     };
-    let olog = lk.get(odir.ino)?.1.log;
-    let nlog = lk.get(ndir.ino)?.1.log;
-    let mlog = lk.get(moved.ino)?.1.log;
+    let olog = log_of(odir);
+    let nlog = log_of(ndir);
+    let mlog = log_of(moved);
     let mut oap = Appender::new(sbi, odir.ino, odir.gen, odir.rec, olog);
     let mut nap = Appender::new(sbi, ndir.ino, ndir.gen, ndir.rec, nlog);
     let mut map = Appender::new(sbi, moved.ino, moved.gen, moved.rec, mlog);
-    let mut vap = victim.map(|v| {
-        let vl = lk.get(v.ino).map(|x| x.1.log).unwrap_or_default();
-        Appender::new(sbi, v.ino, v.gen, v.rec, vl)
-    });
+    let mut vap = victim.map(|v| Appender::new(sbi, v.ino, v.gen, v.rec, log_of(v)));
     let r = (|| -> Result<u64> {
         // In one directory, all its entries go to one log.
         let dst = if same { &mut oap } else { &mut nap };
@@ -569,9 +535,9 @@ fn rename(sbi: &SbInfo, a: &RenameArgs) -> Result {
     let (opos, npos, mpos) = (oap.pos(), nap.pos(), map.pos());
     let vpos = vap.as_ref().map(|v| v.pos());
     {
-        let (_, o) = lk.get(odir.ino)?;
-        o.log = opos;
-        let od = dir_index(o)?;
+        let mut g = odir.inner.lock();
+        g.log = opos;
+        let od = dir_index(&mut g)?;
         od.remove(oname, moved.ino);
         if same {
             if let Some(v) = victim {
@@ -581,17 +547,17 @@ fn rename(sbi: &SbInfo, a: &RenameArgs) -> Result {
         }
     }
     if !same {
-        let (_, n) = lk.get(ndir.ino)?;
-        n.log = npos;
-        let nd = dir_index(n)?;
+        let mut g = ndir.inner.lock();
+        g.log = npos;
+        let nd = dir_index(&mut g)?;
         if let Some(v) = victim {
             nd.remove(nname, v.ino);
         }
         nd.add(nname, moved.ino, ftype, seq);
     }
-    lk.get(moved.ino)?.1.log = mpos;
+    set_log(moved, mpos);
     if let (Some(v), Some(p)) = (victim, vpos) {
-        lk.get(v.ino)?.1.log = p;
+        set_log(v, p);
     }
     Ok(())
 }

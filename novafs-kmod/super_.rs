@@ -47,6 +47,8 @@ pub(crate) struct SbInfo {
     pub(crate) alloc: Pin<KBox<Mutex<Alloc>>>,
     /// Per-lane journal state.
     pub(crate) lanes: KVec<Pin<KBox<Mutex<Lane>>>>,
+    /// Serialises every log-modifying operation (see namei.rs).
+    pub(crate) ops: Pin<KBox<Mutex<()>>>,
     /// The superblock as mounted (rewritten at unmount).
     sbk: Superblock,
     /// Mounted read-write.
@@ -422,6 +424,7 @@ fn setup(sb: *mut bindings::super_block, c: SbC, opts: &Opts, silent: bool, dev:
             total_inodes: 0,
             alloc: KBox::pin_init(kernel::new_mutex!(Alloc::empty(KVec::new()), "novars_alloc"), GFP_KERNEL)?,
             lanes: KVec::new(),
+            ops: KBox::pin_init(kernel::new_mutex!((), "novars_ops"), GFP_KERNEL)?,
             sbk: Superblock::zeroed(),
             rw,
             dev,
