@@ -127,7 +127,10 @@ pub(crate) struct CreateArgs {
 
 const _: () = assert!(core::mem::size_of::<CreateArgs>() == 48);
 
-fn create(sbi: &SbInfo, dinfo: &InodeInfo, name: &[u8], a: &CreateArgs) -> Result<u64> {
+/// Creates an inode named `name` in `dinfo`, or (name `None`, O_TMPFILE)
+/// an unnamed one with link count 0: live, but an orphan that the next
+/// mount frees if it is never linked.
+fn create(sbi: &SbInfo, dinfo: &InodeInfo, name: Option<&[u8]>, a: &CreateArgs) -> Result<u64> {
     if !sbi.rw {
         return Err(EROFS);
     }
@@ -147,8 +150,10 @@ fn create(sbi: &SbInfo, dinfo: &InodeInfo, name: &[u8], a: &CreateArgs) -> Resul
     let _ops = sbi.ops.lock();
     let dlog = {
         let mut g = dinfo.inner.lock();
-        if dir_index(&mut g)?.lookup(name).is_some() {
-            return Err(EEXIST);
+        if let Some(name) = name {
+            if dir_index(&mut g)?.lookup(name).is_some() {
+                return Err(EEXIST);
+            }
         }
         g.log
     };
@@ -170,7 +175,11 @@ fn create(sbi: &SbInfo, dinfo: &InodeInfo, name: &[u8], a: &CreateArgs) -> Resul
         ni.mode = a.mode;
         ni.uid = a.uid;
         ni.gid = a.gid;
-        ni.nlink = if is_dir { 2 } else { 1 };
+        ni.nlink = match (name, is_dir) {
+            (None, _) => 0,
+            (Some(_), true) => 2,
+            (Some(_), false) => 1,
+        };
         ni.rdev = a.rdev;
         ni.parent = if is_dir { dinfo.ino } else { 0 };
         ni.atime = now;
@@ -235,6 +244,16 @@ fn create(sbi: &SbInfo, dinfo: &InodeInfo, name: &[u8], a: &CreateArgs) -> Resul
             let _ = sbi.alloc.lock().free(blk, 1);
         }
     };
+    let Some(name) = name else {
+        // O_TMPFILE: the record is written; one 8-byte store makes it live.
+        sbi.pm.fence();
+        if let Err(e) = sbi.pm.persist_u64(rec + INODE_STATE_OFF, INODE_LIVE) {
+            undo_data(data);
+            release_slot();
+            return Err(e);
+        }
+        return Ok(ino);
+    };
     let mut dap = Appender::new(sbi, dinfo.ino, dinfo.gen, dinfo.rec, dlog);
     let res = (|| -> Result<u64> {
         let seq = dentry(&mut dap, DE_ADD, ino, ftype, now, name)?;
@@ -273,7 +292,18 @@ extern "C" fn novars_rs_create(
     let (sbi, dinfo, name, a) = unsafe {
         (super_::sbi((*dir).i_sb), inode::info(dir_info), core::slice::from_raw_parts(name, len), &*args)
     };
-    match create(sbi, dinfo, name, a) {
+    match create(sbi, dinfo, Some(name), a) {
+        Ok(ino) => i64::try_from(ino).unwrap_or(0),
+        Err(e) => e.to_errno() as i64,
+    }
+}
+
+/// O_TMPFILE in `dir`: returns the new inode number or -errno.
+#[no_mangle]
+extern "C" fn novars_rs_tmpfile(dir: *mut bindings::inode, dir_info: *mut c_void, args: *const CreateArgs) -> i64 {
+    // SAFETY: as in `novars_rs_create`.
+    let (sbi, dinfo, a) = unsafe { (super_::sbi((*dir).i_sb), inode::info(dir_info), &*args) };
+    match create(sbi, dinfo, None, a) {
         Ok(ino) => i64::try_from(ino).unwrap_or(0),
         Err(e) => e.to_errno() as i64,
     }
@@ -437,6 +467,95 @@ pub(crate) struct RenameArgs {
 
 const _: () = assert!(core::mem::size_of::<RenameArgs>() == 88);
 
+/// `RENAME_EXCHANGE` as passed in `RenameArgs::flags`.
+const RENAME_EXCHANGE: u32 = 2;
+
+/// Swaps two names (both exist); in one transaction.
+#[allow(clippy::too_many_arguments)]
+fn exchange(
+    sbi: &SbInfo,
+    a: &RenameArgs,
+    odir: &InodeInfo,
+    ndir: &InodeInfo,
+    moved: &InodeInfo,
+    other: &InodeInfo,
+    oname: &[u8],
+    nname: &[u8],
+    now: Timespec,
+) -> Result {
+    let same = odir.ino == ndir.ino;
+    let (mtype, otype) = {
+        let mt = dir_index(&mut odir.inner.lock())?.entry(oname).ok_or(ENOENT)?;
+        let ot = dir_index(&mut ndir.inner.lock())?.entry(nname).ok_or(ENOENT)?;
+        if mt.0 != moved.ino || ot.0 != other.ino {
+            return Err(ENOENT);
+        }
+        (mt.1, ot.1)
+    };
+    let mut oap = Appender::new(sbi, odir.ino, odir.gen, odir.rec, log_of(odir));
+    let mut nap = Appender::new(sbi, ndir.ino, ndir.gen, ndir.rec, log_of(ndir));
+    let mut map = Appender::new(sbi, moved.ino, moved.gen, moved.rec, log_of(moved));
+    let mut vap = Appender::new(sbi, other.ino, other.gen, other.rec, log_of(other));
+    let r = (|| -> Result<(u64, u64)> {
+        dentry(&mut oap, DE_DEL, moved.ino, mtype, now, oname)?;
+        let s1 = dentry(&mut oap, DE_ADD, other.ino, otype, now, oname)?;
+        let dst = if same { &mut oap } else { &mut nap };
+        dentry(dst, DE_DEL, other.ino, otype, now, nname)?;
+        let s2 = dentry(dst, DE_ADD, moved.ino, mtype, now, nname)?;
+        if !same {
+            link_entry(&mut oap, a.old_dir_nlink, now)?;
+            link_entry(&mut nap, a.new_dir_nlink, now)?;
+        }
+        if !same && mtype == crate::layout::inode::dt::DIR {
+            parent_entry(&mut map, ndir.ino, now)?;
+        } else {
+            ctime_entry(&mut map, now)?;
+        }
+        if !same && otype == crate::layout::inode::dt::DIR {
+            parent_entry(&mut vap, odir.ino, now)?;
+        } else {
+            ctime_entry(&mut vap, now)?;
+        }
+        if same {
+            commit(sbi, &[&oap, &map, &vap], &[])?;
+        } else {
+            commit(sbi, &[&oap, &nap, &map, &vap], &[])?;
+        }
+        Ok((s1, s2))
+    })();
+    let (s1, s2) = match r {
+        Ok(x) => x,
+        Err(e) => {
+            oap.abort();
+            nap.abort();
+            map.abort();
+            vap.abort();
+            return Err(e);
+        }
+    };
+    {
+        let mut g = odir.inner.lock();
+        g.log = oap.pos();
+        let d = dir_index(&mut g)?;
+        d.remove(oname, moved.ino);
+        d.add(oname, other.ino, otype, s1);
+        if same {
+            d.remove(nname, other.ino);
+            d.add(nname, moved.ino, mtype, s2);
+        }
+    }
+    if !same {
+        let mut g = ndir.inner.lock();
+        g.log = nap.pos();
+        let d = dir_index(&mut g)?;
+        d.remove(nname, other.ino);
+        d.add(nname, moved.ino, mtype, s2);
+    }
+    set_log(moved, map.pos());
+    set_log(other, vap.pos());
+    Ok(())
+}
+
 fn rename(sbi: &SbInfo, a: &RenameArgs) -> Result {
     if !sbi.rw {
         return Err(EROFS);
@@ -457,6 +576,13 @@ fn rename(sbi: &SbInfo, a: &RenameArgs) -> Result {
     let ftype = dt_of_mode(a.moved_mode).ok_or(EINVAL)?;
     let same = odir.ino == ndir.ino;
     let _ops = sbi.ops.lock();
+    if a.flags & RENAME_EXCHANGE != 0 {
+        let other = victim.ok_or(ENOENT)?;
+        if other.ino == moved.ino {
+            return Ok(());
+        }
+        return exchange(sbi, a, odir, ndir, moved, other, oname, nname, now);
+    }
     if let Some(v) = victim {
         if v.ino == moved.ino {
             return Ok(()); // two names of one inode: nothing to do (POSIX)
@@ -562,7 +688,8 @@ fn rename(sbi: &SbInfo, a: &RenameArgs) -> Result {
     Ok(())
 }
 
-/// rename(2) without flags or with RENAME_NOREPLACE (checked by the VFS).
+/// rename(2) without flags, with RENAME_NOREPLACE (checked by the VFS) or
+/// RENAME_EXCHANGE.
 #[no_mangle]
 extern "C" fn novars_rs_rename(sb: *mut bindings::super_block, args: *const RenameArgs) -> c_int {
     // SAFETY: C passes a mounted novars super block and the arguments.

@@ -54,6 +54,7 @@ static_assert(sizeof(struct novars_rename_args) == 88);
 static_assert(offsetof(struct novars_rename_args, old_len) == 48);
 static_assert(sizeof(struct novars_setattr_args) == 72);
 static_assert(sizeof(struct novars_write_out) == 16);
+static_assert(RENAME_EXCHANGE == 2);
 
 /* Link counts above this are refused (EMLINK), as ext4 does. */
 #define NOVARS_LINK_MAX 65000
@@ -356,6 +357,31 @@ static int novars_mknod(struct mnt_idmap *idmap, struct inode *dir,
 	return novars_new(dir, dentry, mode, rdev, NULL);
 }
 
+static int novars_tmpfile(struct mnt_idmap *idmap, struct inode *dir,
+			  struct file *file, umode_t mode)
+{
+	struct timespec64 now = current_time(dir);
+	struct novars_create_args a = {};
+	struct inode *inode;
+	s64 ino;
+
+	a.mode = mode;
+	novars_owner(dir, &a.mode, &a.uid, &a.gid);
+	a.dir_nlink = dir->i_nlink;
+	a.now_sec = now.tv_sec;
+	a.now_nsec = now.tv_nsec;
+	ino = novars_rs_tmpfile(dir, NI(dir)->info, &a);
+	if (ino < 0)
+		return ino;
+	inode = novars_iget(dir->i_sb, ino);
+	if (IS_ERR(inode))
+		return PTR_ERR(inode);
+	/* On the media the link count is 0; d_tmpfile() drops it from 1. */
+	set_nlink(inode, 1);
+	d_tmpfile(file, inode);
+	return finish_open_simple(file, 0);
+}
+
 static int novars_symlink(struct mnt_idmap *idmap, struct inode *dir,
 			  struct dentry *dentry, const char *target)
 {
@@ -432,8 +458,42 @@ static int novars_rename(struct mnt_idmap *idmap, struct inode *old_dir,
 	struct novars_rename_args a = {};
 	int err;
 
-	if (flags & ~RENAME_NOREPLACE)
-		return -EINVAL;	/* RENAME_EXCHANGE/WHITEOUT: not yet */
+	if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE))
+		return -EINVAL;	/* RENAME_WHITEOUT: not yet */
+	if (flags & RENAME_EXCHANGE) {
+		/* Only the link counts of the two directories can change:
+		 * by one each way when exactly one of the two is a directory. */
+		int d = (!same && is_dir != victim_dir) ? (is_dir ? 1 : -1) : 0;
+
+		if (!victim)
+			return -ENOENT;
+		a.old_dir = NI(old_dir)->info;
+		a.new_dir = NI(new_dir)->info;
+		a.moved = NI(moved)->info;
+		a.victim = NI(victim)->info;
+		a.old_name = old_dentry->d_name.name;
+		a.old_len = old_dentry->d_name.len;
+		a.new_name = new_dentry->d_name.name;
+		a.new_len = new_dentry->d_name.len;
+		a.moved_mode = moved->i_mode;
+		a.old_dir_nlink = old_dir->i_nlink - d;
+		a.new_dir_nlink = new_dir->i_nlink + d;
+		a.now_sec = now.tv_sec;
+		a.now_nsec = now.tv_nsec;
+		a.flags = RENAME_EXCHANGE;
+		err = novars_rs_rename(old_dir->i_sb, &a);
+		if (err)
+			return err;
+		set_nlink(old_dir, a.old_dir_nlink);
+		set_nlink(new_dir, a.new_dir_nlink);
+		inode_set_ctime_to_ts(moved, now);
+		inode_set_ctime_to_ts(victim, now);
+		inode_set_mtime_to_ts(old_dir, now);
+		inode_set_ctime_to_ts(old_dir, now);
+		inode_set_mtime_to_ts(new_dir, now);
+		inode_set_ctime_to_ts(new_dir, now);
+		return 0;
+	}
 	if (is_dir && !same && !victim && new_dir->i_nlink >= NOVARS_LINK_MAX)
 		return -EMLINK;
 	a.old_dir = NI(old_dir)->info;
@@ -556,6 +616,7 @@ static const struct inode_operations novars_dir_iops = {
 	.create		= novars_create,
 	.mkdir		= novars_mkdir,
 	.mknod		= novars_mknod,
+	.tmpfile	= novars_tmpfile,
 	.symlink	= novars_symlink,
 	.link		= novars_link,
 	.unlink		= novars_unlink,

@@ -150,6 +150,7 @@ int novars_rs_iomap_begin(struct inode *inode, void *info, u64 pos, u64 length, 
 
 s64 novars_rs_create(struct inode *dir, void *dir_info, const u8 *name, size_t len,
 		     const struct novars_create_args *args);
+s64 novars_rs_tmpfile(struct inode *dir, void *dir_info, const struct novars_create_args *args);
 int novars_rs_link(struct inode *dir, void *dir_info, const u8 *name, size_t len,
 		   void *target_info, u32 mode, u32 nlink, s64 now_sec, u32 now_nsec);
 int novars_rs_unlink(struct inode *dir, void *dir_info, const u8 *name, size_t len,

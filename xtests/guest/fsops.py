@@ -148,6 +148,26 @@ def run(root):
     rec("unlink", os.unlink, "d/a-link")
     rec("nlink after unlink", lambda: os.stat("g/h2/a").st_nlink)
     rec("open unlinked", lambda: (lambda fd: (os.unlink("n" * 255), os.write(fd, b"still"), os.pread(fd, 10, 0), os.close(fd)))(os.open("n" * 255, os.O_RDWR)))
+    def tmpfile(link):
+        fd = os.open(".", os.O_TMPFILE | os.O_RDWR, 0o640)
+        try:
+            os.write(fd, b"anonymous data")
+            st = os.fstat(fd)
+            if link:
+                os.link(f"/proc/self/fd/{fd}", "from-tmpfile", follow_symlinks=True)
+            return (st.st_nlink, oct(st.st_mode), os.pread(fd, 100, 0))
+        finally:
+            os.close(fd)
+    rec("O_TMPFILE unlinked", tmpfile, False)
+    rec("O_TMPFILE linked", tmpfile, True)
+    rec("tmpfile nlink", lambda: os.stat("from-tmpfile").st_nlink)
+    rec("exchange missing", renameat2, "from-tmpfile", "nonexistent", 2)
+    rec("exchange files", renameat2, "from-tmpfile", "g/h2/a", 2)
+    rec("exchanged", lambda: (read_file("from-tmpfile"), read_file("g/h2/a")))
+    rec("exchange dir and file", renameat2, "g/h", "from-tmpfile", 2)
+    rec("exchanged nlinks", lambda: (os.stat(".").st_nlink, os.stat("g").st_nlink, os.stat("from-tmpfile/").st_nlink if os.path.isdir("from-tmpfile") else None))
+    rec("exchange back", renameat2, "g/h", "from-tmpfile", 2)
+    rec("whiteout", renameat2, "sl", "sl-white", 4)
     rec("readdir", lambda: sorted(os.listdir(".")))
     rec("readdir g/h2", lambda: sorted(os.listdir("g/h2")))
     names = [f"many-{i:04}" for i in range(400)]
