@@ -147,11 +147,12 @@ pub fn test(args: &TestArgs) -> Result<i32> {
     Ok(if t.failed == 0 { 0 } else { 1 })
 }
 
-/// `cargo test --workspace`, counted from libtest's "test result:" lines.
+/// `cargo test --workspace --no-fail-fast` (every crate runs even after a
+/// failure), counted from libtest's "test result:" lines.
 fn unit_tests(t: &mut Tally) -> Result<()> {
     say!("test: unit tests of every crate");
     let mut c = Command::new(env!("CARGO"));
-    c.args(["test", "--workspace", "--color", "never"]).current_dir(repo_root()).stdin(Stdio::null());
+    c.args(["test", "--workspace", "--no-fail-fast", "--color", "never"]).current_dir(repo_root()).stdin(Stdio::null());
     c.stdout(Stdio::piped());
     eprintln!("+ {}", show(&c));
     let mut child = c.spawn().context("could not run cargo test")?;

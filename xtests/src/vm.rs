@@ -12,8 +12,13 @@
 //!   kernel message, even after a guest hang or panic) goes to `console.log`.
 //! - The run fails if `logscan` finds anything in `console.log` or
 //!   `dmesg.txt`, whatever the command returned.
-//! - The command's status is read from the `status` file, not from vng, so it
-//!   survives the virtio-serial quirks of vng with extra `-machine` options.
+//! - virtme-ng's virtio-serial script channel needs udev in the guest to name
+//!   its ports; Debian hosts here have no udev (and `udevadm settle` would
+//!   cost ~15 s per TCG boot), so virtme-ng-init falls back to running the
+//!   command on the serial console. The harness therefore shows the
+//!   command's output live from the non-kernel lines of `console.log` (or
+//!   from vng's stdout when udev is present), keeps `cmd.out` as the
+//!   authoritative copy, and reads the exit status from `status`.
 
 use crate::kernel::{self, Flavour};
 use crate::logscan::{self, Finding};
