@@ -739,17 +739,19 @@ impl Synth {
         sb.state &= !layout::sb::STATE_CLEAN;
         sb.mount_count += 1;
         sb.mount_time = self.now;
-        let mut blk = vec![0u8; BLOCK_SIZE];
-        sb.write_block(&mut blk);
-        let n = Superblock::SIZE;
-        self.persist(0, &blk[..n], "primary superblock");
-        self.fence("after primary superblock");
-        self.persist(
-            geo.backup_sb() * BLOCK_SIZE_U64,
-            &blk[..n],
-            "backup superblock",
-        );
-        self.fence("after backup superblock");
+        // As the kernel does (FORMAT.md): the mutable words are outside the
+        // checksum and change by 8-byte stores, `state` first, each in the
+        // primary and then the backup.
+        let copies = [0, geo.backup_sb() * BLOCK_SIZE_U64];
+        for base in copies {
+            self.persist_u64(base + layout::sb::SB_STATE_OFF, sb.state, "superblock state");
+            self.fence("after superblock state");
+        }
+        for base in copies {
+            self.persist_u64(base + layout::sb::SB_MOUNT_COUNT_OFF, sb.mount_count, "mount count");
+            self.persist_u64(base + layout::sb::SB_MOUNT_TIME_OFF, sb.mount_time as u64, "mount time");
+            self.fence("after mount words");
+        }
         self.clean = false;
         self.end(op::MOUNT);
         Ok(())

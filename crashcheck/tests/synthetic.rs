@@ -260,16 +260,13 @@ fn unflushed_write_tail_is_caught_as_wrong_contents() {
     );
 }
 
-/// A finding for the format's owners, kept as a test: mount clears CLEAN
-/// by rewriting the superblock, whose checksum covers `state`; the
-/// checksum (line 0) and `state` (line 2) can reach the media apart, and
-/// fsck -n calls the torn primary an error (SB_PRIMARY_BAD) although the
-/// backup is good and mount would use it. Either fsck treats "primary torn,
-/// backup consistent" as crash recovery (a note), or the superblock's state
-/// leaves the checksum like every other word changed in place. When that is
-/// decided, this test is to assert zero violations.
+/// Regression test of a finding of this checker: mount used to clear CLEAN
+/// by rewriting the whole superblock, whose checksum covered `state`; the
+/// checksum (line 0) and `state` (line 2) could reach the media apart and
+/// fsck -n called the torn primary an error (SB_PRIMARY_BAD). The mutable
+/// words now sit outside the checksum and change by 8-byte stores.
 #[test]
-fn mount_superblock_write_can_tear() {
+fn mount_superblock_words_never_tear() {
     let mut img = base();
     // Make the base a cleanly unmounted image again.
     let blocks = (img.len() / 4096) as u64;
@@ -295,12 +292,7 @@ fn mount_superblock_write_can_tear() {
     );
     s.mount().unwrap();
     let r = check(&img, &s.trace(), &quick());
-    assert!(r.violations > 0);
-    assert!(
-        r.findings
-            .iter()
-            .all(|f| f.fsck.iter().any(|p| p.starts_with("SB_PRIMARY_BAD"))),
-        "{:#?}",
-        r.findings
-    );
+    // Regression: a full superblock rewrite could tear (SB_PRIMARY_BAD);
+    // with the mutable words outside the checksum no crash state is bad.
+    assert_eq!(r.violations, 0, "{:#?}", r.findings);
 }
