@@ -81,17 +81,45 @@ const BENIGN: &[&str] = &[
 /// Return every line of `log` that shows a kernel warning, bug, oops, KASAN
 /// or lockdep report, panic, hang or leak.
 pub fn scan(log: &str) -> Vec<Finding> {
-    let mut findings = Vec::new();
+    log.lines().enumerate().filter_map(|(i, line)| scan_line(i, line)).collect()
+}
+
+fn scan_line(i: usize, line: &str) -> Option<Finding> {
+    let msg = kernel_message(line)?;
+    if BENIGN.iter().any(|b| msg.contains(b)) {
+        return None;
+    }
+    let &(_, kind) = PATTERNS.iter().find(|(p, _)| msg.contains(p))?;
+    Some(Finding { line_no: i + 1, kind, line: line.trim_end().to_string() })
+}
+
+/// Kernel-log markers around one test of a shared boot (`guest/batch.sh`).
+pub const BEGIN_MARKER: &str = "novars-xt: begin ";
+pub const END_MARKER: &str = "novars-xt: end ";
+
+/// Findings of a shared boot, per test: `(test name, findings)` for each
+/// section between `BEGIN_MARKER name` and `END_MARKER name`, plus the
+/// findings outside every section (boot, shutdown), which no single test
+/// can be blamed for.
+pub fn scan_sections(log: &str) -> (Vec<(String, Vec<Finding>)>, Vec<Finding>) {
+    let mut sections: Vec<(String, Vec<Finding>)> = Vec::new();
+    let mut outside = Vec::new();
+    let mut current: Option<usize> = None;
     for (i, line) in log.lines().enumerate() {
-        let Some(msg) = kernel_message(line) else { continue };
-        if BENIGN.iter().any(|b| msg.contains(b)) {
-            continue;
-        }
-        if let Some(&(_, kind)) = PATTERNS.iter().find(|(p, _)| msg.contains(p)) {
-            findings.push(Finding { line_no: i + 1, kind, line: line.trim_end().to_string() });
+        let msg = kernel_message(line).unwrap_or("");
+        if let Some(name) = msg.strip_prefix(BEGIN_MARKER) {
+            sections.push((name.trim().to_string(), Vec::new()));
+            current = Some(sections.len() - 1);
+        } else if msg.starts_with(END_MARKER) {
+            current = None;
+        } else if let Some(f) = scan_line(i, line) {
+            match current {
+                Some(c) => sections[c].1.push(f),
+                None => outside.push(f),
+            }
         }
     }
-    findings
+    (sections, outside)
 }
 
 /// The message part of a kernel log line, or None if `line` is not one.
@@ -224,6 +252,26 @@ mod tests {
         let log = "\r[   12.000100][    T1] WARNING: CPU: 0 PID: 1 at fs/x.c:1 f+0x1/0x2\n";
         assert_eq!(kinds(log), vec![Kind::Warning]);
         assert_eq!(scan(log)[0].line_no, 1);
+    }
+
+    #[test]
+    fn sections_pin_findings_on_tests() {
+        let log = "[    1.000000] WARNING: CPU: 0 PID: 1 at boot.c:1 x\n\
+                   [    2.000000] novars-xt: begin a\n\
+                   [    2.100000] fine\n\
+                   [    2.200000] novars-xt: end a\n\
+                   [    3.000000] novars-xt: begin b\n\
+                   [    3.100000] BUG: KASAN: use-after-free in f+0x1/0x2\n\
+                   [    3.200000] novars-xt: end b\n\
+                   [    4.000000] Kernel panic - not syncing: x\n";
+        let (sections, outside) = scan_sections(log);
+        let names: Vec<&str> = sections.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert!(sections[0].1.is_empty());
+        assert_eq!(sections[1].1.iter().map(|f| f.kind).collect::<Vec<_>>(), [Kind::Kasan]);
+        assert_eq!(outside.iter().map(|f| f.kind).collect::<Vec<_>>(), [Kind::Warning, Kind::Panic]);
+        // The markers themselves are never findings, and a plain scan sees all.
+        assert_eq!(scan(log).len(), 3);
     }
 
     #[test]

@@ -18,11 +18,18 @@
 //! `@@crash-armed`; then `sh NAME.sh verify I` in a second boot on the same
 //! NVDIMM images, which must exit 0. `NOVARS_CRASH_ITERATIONS` overrides N
 //! (the long mode).
-//! Each test runs in its own boot, as root, with `$NOVARS_*` set (see
-//! `xtests/guest/lib.sh`). Exit 0 passes, 77 skips, anything else fails; a
-//! finding in the guest kernel log fails the test whatever it returned.
+//! The other tests of a flavour share one boot per NVDIMM setup
+//! (`xtests/guest/batch.sh`; `fresh: yes` tests get their own), because a
+//! debug-kernel boot alone takes over a minute under TCG. Between tests the
+//! batch unmounts what the test mounted under /tmp and unloads novars.ko;
+//! each test has its own section of the kernel log, so a warning is pinned on
+//! the test that caused it (one outside every section fails them all).
+//! Tests run as root with `$NOVARS_*` set (see `xtests/guest/lib.sh`). Exit 0
+//! passes, 77 skips, anything else fails; a finding in the guest kernel log
+//! fails the test whatever it returned.
 
 use crate::kernel::Flavour;
+use crate::logscan::{self, Finding};
 use crate::util::{repo_root, show, Timer};
 use crate::vm::{self, VmConfig};
 use crate::{module, say};
@@ -44,7 +51,8 @@ pub struct TestArgs {
     /// Only the VM tests.
     #[arg(long)]
     vm_only: bool,
-    /// Only VM tests on this kernel flavour.
+    /// Only VM tests on this kernel flavour: every selected test, also those
+    /// whose header does not list it.
     #[arg(long, value_enum)]
     flavour: Option<Flavour>,
     /// Only VM tests whose name contains this.
@@ -127,6 +135,14 @@ struct Tally {
     failed: usize,
     skipped: usize,
     failures: Vec<String>,
+}
+
+impl Tally {
+    fn fail(&mut self, label: &str, why: String) {
+        self.failed += 1;
+        println!("FAIL  {label}: {why}");
+        self.failures.push(format!("{label}: {why}"));
+    }
 }
 
 pub fn test(args: &TestArgs) -> Result<i32> {
@@ -215,7 +231,9 @@ fn vm_tests(args: &TestArgs, t: &mut Tally) -> Result<()> {
         if args.flavour.is_some_and(|f| f != flavour) {
             continue;
         }
-        let mine: Vec<&VmTest> = tests.iter().filter(|v| v.flavours.contains(&flavour)).collect();
+        // An explicit --flavour runs every selected test on it, declared or not.
+        let forced = args.flavour == Some(flavour);
+        let mine: Vec<&VmTest> = tests.iter().filter(|v| forced || v.flavours.contains(&flavour)).collect();
         if mine.is_empty() {
             continue;
         }
@@ -230,7 +248,12 @@ fn vm_tests(args: &TestArgs, t: &mut Tally) -> Result<()> {
                 None
             }
         };
-        for v in mine {
+        let (crash, plain): (Vec<&VmTest>, Vec<&VmTest>) = mine.into_iter().partition(|v| v.crash.is_some());
+        for group in boot_groups(&plain) {
+            shared_boot(&group, flavour, ko.as_deref(), t);
+        }
+        for v in crash {
+            let Some(iterations) = v.crash else { continue };
             let label = format!("vm:{}[{flavour}]", v.name);
             say!("test: {label}: {}", v.about);
             let cfg = VmConfig {
@@ -242,34 +265,115 @@ fn vm_tests(args: &TestArgs, t: &mut Tally) -> Result<()> {
                 echo: true,
                 module: ko.clone(),
             };
-            if let Some(n) = v.crash {
-                crash_test(v, &cfg, n, &label, t);
-                continue;
-            }
-            let cmd = format!("sh {}", v.path.display());
-            match vm::run(&cfg, &format!("{}-{flavour}", v.name), &cmd, None) {
-                Ok(out) if out.status == Some(SKIP_STATUS) && out.clean_log() => {
-                    t.skipped += 1;
-                    println!("SKIP  {label}");
-                }
-                Ok(out) if out.status == Some(0) && out.clean_log() && !out.timed_out => {
-                    t.passed += 1;
-                    println!("PASS  {label} ({})", crate::util::fmt_duration(out.took));
-                }
-                Ok(out) => {
-                    t.failed += 1;
-                    println!("FAIL  {label}: {}", out.describe());
-                    t.failures.push(format!("{label}: {}", out.describe()));
-                }
-                Err(e) => {
-                    t.failed += 1;
-                    println!("FAIL  {label}: {e:#}");
-                    t.failures.push(format!("{label}: {e:#}"));
-                }
-            }
+            crash_test(v, &cfg, iterations, &label, t);
         }
     }
     Ok(())
+}
+
+/// Tests that can share a boot: same NVDIMM setup, and no `fresh: yes`
+/// (those get a boot, and new images, of their own). A debug boot costs
+/// over a minute under TCG, a normal one about five seconds.
+fn boot_groups<'a>(tests: &[&'a VmTest]) -> Vec<Vec<&'a VmTest>> {
+    let mut groups: Vec<Vec<&VmTest>> = Vec::new();
+    for &v in tests {
+        let joins = |g: &Vec<&VmTest>| !v.fresh && !g[0].fresh && g[0].nvdimms == v.nvdimms && g[0].size_mib == v.size_mib;
+        match groups.iter_mut().find(|g| joins(g)) {
+            Some(g) => g.push(v),
+            None => groups.push(vec![v]),
+        }
+    }
+    groups
+}
+
+/// Run `group` in one boot (`xtests/guest/batch.sh`) and judge each test by
+/// its own exit status and its own section of the kernel log. Findings
+/// outside every test's section (boot, shutdown) fail them all.
+fn shared_boot(group: &[&VmTest], flavour: Flavour, ko: Option<&Path>, t: &mut Tally) {
+    let label = |v: &VmTest| format!("vm:{}[{flavour}]", v.name);
+    for v in group {
+        say!("test: {}: {}", label(v), v.about);
+    }
+    let cfg = VmConfig {
+        flavour,
+        nvdimms: group[0].nvdimms,
+        size_mib: group[0].size_mib,
+        fresh: group[0].fresh,
+        timeout: group.iter().map(|v| v.timeout).sum(),
+        echo: true,
+        module: ko.map(Path::to_path_buf),
+    };
+    let specs: Vec<String> = group.iter().map(|v| vm::sh_quote(&format!("{}={}", v.name, v.path.display()))).collect();
+    let cmd = format!("sh {} {}", repo_root().join("xtests/guest/batch.sh").display(), specs.join(" "));
+    let run_name = match group {
+        [one] => format!("{}-{flavour}", one.name),
+        _ => format!("tests-{flavour}"),
+    };
+    let out = match vm::run(&cfg, &run_name, &cmd, None) {
+        Ok(out) => out,
+        Err(e) => {
+            for v in group {
+                t.fail(&label(v), format!("{e:#}"));
+            }
+            return;
+        }
+    };
+    let read = |p: PathBuf| fs::read_to_string(p).unwrap_or_default();
+    let (mut sections, mut outside) = logscan::scan_sections(&read(out.log_dir.join("console.log")));
+    let (more_sections, more_outside) = logscan::scan_sections(&read(out.log_dir.join("dmesg.txt")));
+    merge_findings(&mut outside, more_outside);
+    for (name, findings) in more_sections {
+        match sections.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, mine)) => merge_findings(mine, findings),
+            None => sections.push((name, findings)),
+        }
+    }
+    let mut ran_out = false;
+    for v in group {
+        let dir = out.log_dir.join("tests").join(&v.name);
+        let status = read(dir.join("status")).trim().parse::<i32>().ok();
+        let mut findings: Vec<Finding> = sections.iter().filter(|(n, _)| *n == v.name).flat_map(|(_, f)| f.clone()).collect();
+        findings.extend(outside.iter().cloned());
+        let cleanup = read(dir.join("cleanup"));
+        let secs = read(dir.join("seconds")).trim().to_string();
+        let logs = format!("logs: {}", dir.display());
+        let problem = if !findings.is_empty() {
+            Some(format!("kernel log: {} finding(s), first: {} ({logs})", findings.len(), findings[0].line.trim()))
+        } else if let Some(s) = status {
+            match s {
+                0 | SKIP_STATUS if !cleanup.is_empty() => Some(format!("left the guest unclean: {} ({logs})", cleanup.trim())),
+                0 | SKIP_STATUS => None,
+                s => Some(format!("exit {s} ({logs})")),
+            }
+        } else if !ran_out {
+            ran_out = true;
+            Some(format!("did not finish: {} ({logs})", out.describe()))
+        } else {
+            Some("did not run: the shared boot ended in an earlier test".to_string())
+        };
+        match problem {
+            Some(p) => t.fail(&label(v), p),
+            None if status == Some(SKIP_STATUS) => {
+                t.skipped += 1;
+                println!("SKIP  {}", label(v));
+            }
+            None => {
+                t.passed += 1;
+                println!("PASS  {} ({secs} s)", label(v));
+            }
+        }
+    }
+    if !outside.is_empty() {
+        say!("test: the kernel log outside any test shows problems:\n{}", logscan::report(&outside, 10));
+    }
+}
+
+fn merge_findings(into: &mut Vec<Finding>, more: Vec<Finding>) {
+    for f in more {
+        if !into.iter().any(|g| g.line == f.line) {
+            into.push(f);
+        }
+    }
 }
 
 /// A pseudo-random kill delay for iteration `i` (0.2-3 s), different in

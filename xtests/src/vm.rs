@@ -202,7 +202,7 @@ fn vng(cfg: &VmConfig, kernel: &Path, rwdir: &Path) -> Command {
     c
 }
 
-fn sh_quote(s: &str) -> String {
+pub fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
