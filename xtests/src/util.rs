@@ -167,7 +167,7 @@ impl FileLock {
             .with_context(|| format!("opening lock file {}", path.display()))?;
         // SAFETY: flock on an fd we own; the lock goes when the File closes.
         if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            eprintln!("xt: another harness run is using {what} ({}); waiting for it", path.display());
+            crate::say!("another harness run is using {what} ({}); waiting for it", path.display());
             // SAFETY: as above, blocking.
             if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
                 bail!("could not lock {}", path.display());
@@ -177,7 +177,7 @@ impl FileLock {
     }
 }
 
-/// Current UNIX time in seconds (for log directory names).
+/// The current UTC time as `yyyymmdd-hhmmss` (for log directory names).
 pub fn timestamp() -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
