@@ -7,6 +7,7 @@
 use crate::say;
 use crate::util::{have, probe, run};
 use anyhow::{Context, Result};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 /// Debian packages the harness, the kernel build and the guest need.
@@ -34,7 +35,9 @@ pub const APT_PACKAGES: &[&str] = &[
     "xfsprogs",
     "e2fsprogs",
     "fio",
+    // external test tools: stress-ng runs as is; pjdfstest links libacl
     "stress-ng",
+    "libacl1-dev",
 ];
 
 /// bindgen version the kernel's Rust build is known to work with.
@@ -42,11 +45,23 @@ pub const BINDGEN_VERSION: &str = "0.73.0";
 /// virtme-ng (`vng`), the VM runner.
 pub const VIRTME_NG_VERSION: &str = "1.42";
 
+/// Test tools from crates.io, pinned: (crate, version, what it is for).
+/// Each installs one binary of the crate's name into cargo's bin directory,
+/// which `cargo xt vm` puts on the guest's PATH. A cold install compiles
+/// them: about 2 min (pjdfstest) and 2-4 min (fsx) on 2 busy cores.
+pub const CARGO_TOOLS: &[(&str, &str, &str)] = &[
+    ("pjdfstest", "0.2.2", "POSIX metadata test suite, vm:pjdfstest"),
+    ("fsx", "0.3.2", "seeded file exerciser, vm:fsx"),
+];
+
 pub fn setup() -> Result<()> {
     apt()?;
     rust_src()?;
     bindgen()?;
     virtme_ng()?;
+    for &(name, version, why) in CARGO_TOOLS {
+        cargo_tool(name, version, why)?;
+    }
     say!("setup done: host has every dependency; next: `cargo xt demo` or `cargo xt test`");
     Ok(())
 }
@@ -114,6 +129,35 @@ fn bindgen() -> Result<()> {
             .args(["install", "--locked", &format!("bindgen-cli@{BINDGEN_VERSION}")])
             .stdin(Stdio::null()),
         "Check access to crates.io; libclang-dev must be installed (the apt step does it).",
+    )
+}
+
+/// Where `cargo install` puts binaries: `$CARGO_HOME/bin`, else `~/.cargo/bin`.
+pub fn cargo_bin_dir() -> Option<PathBuf> {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))?;
+    Some(home.join("bin"))
+}
+
+/// Install crate `name` at exactly `version` with `cargo install --locked`
+/// unless its binary already reports that version.
+fn cargo_tool(name: &str, version: &str, why: &str) -> Result<()> {
+    let want = format!("{name} {version}");
+    let bin = cargo_bin_dir().map(|d| d.join(name)).unwrap_or_else(|| PathBuf::from(name));
+    match probe(Command::new(&bin).arg("--version")) {
+        Some(v) if v.trim() == want => {
+            say!("{name}: ok, {want}");
+            return Ok(());
+        }
+        Some(v) => say!("{name}: found `{}`, installing {want} ({why})", v.trim()),
+        None => say!("{name}: missing, installing {want} ({why}; a few minutes)"),
+    }
+    run(
+        Command::new("cargo")
+            .args(["install", "--locked", &format!("{name}@{version}")])
+            .stdin(Stdio::null()),
+        "Check access to crates.io; pjdfstest also needs libacl1-dev (the apt step installs it).",
     )
 }
 
