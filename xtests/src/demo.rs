@@ -122,6 +122,7 @@ pub fn demo() -> Result<i32> {
         timeout: Duration::from_secs(600),
         echo: true,
         module: ko,
+        images: None,
     };
 
     say!("demo: boot 1 of 3: a fresh NVDIMM, the life of a file system");

@@ -89,6 +89,7 @@ impl VmArgs {
             timeout: Duration::from_secs(timeout),
             echo: true,
             module: None,
+            images: None,
         })
     }
 }

@@ -12,11 +12,13 @@
 //! # timeout: 300                (seconds; default 300)
 //! # crash: 20                   (a crash test: N iterations, see below)
 //! ```
-//! A crash test runs, per iteration I, `sh NAME.sh crash I` in one boot,
-//! which is killed with SIGKILL (qemu, i.e. power loss with every executed
-//! store durable) a pseudo-random 0.2-3 s after the guest prints
-//! `@@crash-armed`; then `sh NAME.sh verify I` in a second boot on the same
-//! NVDIMM images, which must exit 0. `NOVARS_CRASH_ITERATIONS` overrides N
+//! A crash test runs, per iteration I, `sh NAME.sh crash I`, which is
+//! killed with SIGKILL (qemu, i.e. power loss with every executed store
+//! durable) a pseudo-random 0.2-3 s after the guest prints `@@crash-armed`;
+//! the next boot, on the same NVDIMM images, first runs
+//! `sh NAME.sh verify I`, which must exit 0, then the workload of I+1 (so N
+//! iterations take N+1 boots). `verify` must unmount what it mounted; the
+//! files the workload wrote to `$NOVARS_OUT` are at `$NOVARS_CRASH_DIR`. `NOVARS_CRASH_ITERATIONS` overrides N
 //! (the long mode).
 //! The other tests of a flavour share one boot per NVDIMM setup
 //! (`xtests/guest/batch.sh`; `fresh: yes` tests get their own), because a
@@ -264,6 +266,8 @@ fn vm_tests(args: &TestArgs, t: &mut Tally) -> Result<()> {
                 timeout: v.timeout,
                 echo: true,
                 module: ko.clone(),
+                // Its own images: they must carry over between its boots.
+                images: Some(format!("{}-{flavour}", v.name)),
             };
             crash_test(v, &cfg, iterations, &label, t);
         }
@@ -302,6 +306,7 @@ fn shared_boot(group: &[&VmTest], flavour: Flavour, ko: Option<&Path>, t: &mut T
         timeout: group.iter().map(|v| v.timeout).sum(),
         echo: true,
         module: ko.map(Path::to_path_buf),
+        images: None,
     };
     let specs: Vec<String> = group.iter().map(|v| vm::sh_quote(&format!("{}={}", v.name, v.path.display()))).collect();
     let cmd = format!("sh {} {}", repo_root().join("xtests/guest/batch.sh").display(), specs.join(" "));
@@ -398,45 +403,76 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Runs a crash test: per iteration a workload boot killed at a random
-/// moment, then a verification boot.
+/// The line a chained boot prints once the previous iteration verified.
+const VERIFIED: &str = "@@crash-verified";
+
+/// Runs a crash test of `n` iterations in `n + 1` boots: boot 0 runs the
+/// workload of iteration 0 and is killed at a random moment; boot `i` first
+/// verifies what iteration `i - 1` left (`verify i-1`, printing
+/// [`VERIFIED`] when it passed) and then runs the workload of iteration `i`
+/// on the same images; the last boot only verifies. Chaining halves the
+/// boots of the old one-workload-boot, one-verify-boot scheme, and a verify
+/// that fails stops its boot before the next workload starts.
 fn crash_test(v: &VmTest, cfg: &VmConfig, n: u32, label: &str, t: &mut Tally) {
     let n = std::env::var("NOVARS_CRASH_ITERATIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(n);
+    let script = v.path.display().to_string();
+    // Where a boot's files (e.g. the workload's operation log) are handed to
+    // the next boot, which sees the host read-only, at $NOVARS_CRASH_DIR.
+    let handoff = crate::util::target_dir().join("vm").join(format!("{}-handoff", v.name));
     let mut failed = None;
-    for i in 0..n {
-        let delay = crash_delay(i);
-        say!("test: {label}: iteration {}/{n}: kill {} ms after the workload is armed", i + 1, delay.as_millis());
-        let crash = vm::Crash { marker: "@@crash-armed".into(), delay };
-        let out = match vm::run(cfg, &format!("{}-crash{i}", v.name), &format!("sh {} crash {i}", v.path.display()), Some(&crash)) {
+    let mut last_delay = None;
+    for i in 0..=n {
+        let verify = i.checked_sub(1);
+        let mut cmd = String::new();
+        if let Some(prev) = verify {
+            cmd.push_str(&format!(
+                "NOVARS_CRASH_DIR={} sh {script} verify {prev} || exit $?; echo {VERIFIED} {prev}; ",
+                handoff.display()
+            ));
+        }
+        let crash = (i < n).then(|| vm::Crash { marker: "@@crash-armed".into(), delay: crash_delay(i) });
+        match &crash {
+            Some(c) => {
+                say!("test: {label}: boot {}/{}: kill {} ms after workload {i} is armed", i + 1, n + 1, c.delay.as_millis());
+                cmd.push_str(&format!("sh {script} crash {i}"));
+            }
+            None => {
+                say!("test: {label}: boot {}/{}: verify only", i + 1, n + 1);
+                cmd.push_str("true");
+            }
+        }
+        let name = match verify {
+            Some(p) if i < n => format!("{}-verify{p}-crash{i}", v.name),
+            Some(p) => format!("{}-verify{p}", v.name),
+            None => format!("{}-crash{i}", v.name),
+        };
+        let out = match vm::run(cfg, &name, &cmd, crash.as_ref()) {
             Ok(o) => o,
             Err(e) => {
-                failed = Some(format!("iteration {i}: workload boot: {e:#}"));
+                failed = Some(format!("boot {i}: {e:#}"));
                 break;
             }
         };
-        if !out.clean_log() || (!out.crashed && out.status != Some(0)) {
-            failed = Some(format!("iteration {i}: workload boot: {}", out.describe()));
+        let printed = |line: &str| {
+            out.output.contains(line)
+                || fs::read_to_string(out.log_dir.join("console.log")).is_ok_and(|c| c.contains(line))
+        };
+        if let Some(prev) = verify {
+            if !printed(&format!("{VERIFIED} {prev}")) {
+                let delay = last_delay.map_or(String::new(), |d: Duration| format!(" (kill after {} ms)", d.as_millis()));
+                failed = Some(format!("iteration {prev}{delay}: verify: {} (logs: {})", out.describe(), out.log_dir.display()));
+                break;
+            }
+        }
+        if !out.clean_log() || out.timed_out || (!out.crashed && out.status != Some(0)) {
+            failed = Some(format!("boot {i}: {} (logs: {})", out.describe(), out.log_dir.display()));
             break;
         }
-        // Hand the workload's files (e.g. its operation log) to the verify
-        // boot: it sees the host read-only, at $NOVARS_CRASH_DIR.
-        let handoff = crate::util::target_dir().join("vm").join(format!("{}-handoff", v.name));
+        last_delay = crash.map(|c| c.delay);
         let _ = fs::remove_dir_all(&handoff);
         if let Err(e) = copy_dir(&out.log_dir, &handoff) {
-            failed = Some(format!("iteration {i}: saving the workload's files: {e:#}"));
+            failed = Some(format!("boot {i}: saving the workload's files: {e:#}"));
             break;
-        }
-        let cmd = format!("NOVARS_CRASH_DIR={} sh {} verify {i}", handoff.display(), v.path.display());
-        match vm::run(cfg, &format!("{}-verify{i}", v.name), &cmd, None) {
-            Ok(o) if o.status == Some(0) && o.clean_log() && !o.timed_out => {}
-            Ok(o) => {
-                failed = Some(format!("iteration {i} (kill after {} ms): verify boot: {}", delay.as_millis(), o.describe()));
-                break;
-            }
-            Err(e) => {
-                failed = Some(format!("iteration {i}: verify boot: {e:#}"));
-                break;
-            }
         }
     }
     match failed {

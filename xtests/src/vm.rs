@@ -52,6 +52,10 @@ pub struct VmConfig {
     /// `novars.ko` for this flavour, exported to the guest as $NOVARS_KO
     /// (None: it did not build).
     pub module: Option<PathBuf>,
+    /// A private set of NVDIMM images (`target/vm/<name>/`) instead of the
+    /// shared ones: a crash test's images must survive from one boot to the
+    /// next, whatever other harness runs do between them.
+    pub images: Option<String>,
 }
 
 impl Default for VmConfig {
@@ -64,6 +68,7 @@ impl Default for VmConfig {
             timeout: Duration::from_secs(600),
             echo: true,
             module: None,
+            images: None,
         }
     }
 }
@@ -116,13 +121,20 @@ pub fn vm_dir() -> PathBuf {
     target_dir().join("vm")
 }
 
-fn image_path(i: u32) -> PathBuf {
-    vm_dir().join(format!("pmem{i}.img"))
+fn image_dir(cfg: &VmConfig) -> PathBuf {
+    match &cfg.images {
+        Some(set) => vm_dir().join(set),
+        None => vm_dir(),
+    }
+}
+
+fn image_path(cfg: &VmConfig, i: u32) -> PathBuf {
+    image_dir(cfg).join(format!("pmem{i}.img"))
 }
 
 /// Marker: this image was turned into an fsdax namespace by a guest.
-fn fsdax_marker(i: u32) -> PathBuf {
-    vm_dir().join(format!("pmem{i}.img.fsdax"))
+fn fsdax_marker(cfg: &VmConfig, i: u32) -> PathBuf {
+    image_dir(cfg).join(format!("pmem{i}.img.fsdax"))
 }
 
 /// Parse "512M", "1G", "1024" (MiB) into MiB.
@@ -143,9 +155,9 @@ pub fn parse_size_mib(s: &str) -> Result<u64> {
 
 /// Create missing (or, with `fresh`, all) NVDIMM backing files.
 fn prepare_images(cfg: &VmConfig) -> Result<()> {
-    fs::create_dir_all(vm_dir())?;
+    fs::create_dir_all(image_dir(cfg))?;
     for i in 0..cfg.nvdimms {
-        let img = image_path(i);
+        let img = image_path(cfg, i);
         let want = cfg.size_mib << 20;
         let len = fs::metadata(&img).map(|m| m.len()).ok();
         if cfg.fresh || len != Some(want) {
@@ -155,7 +167,7 @@ fn prepare_images(cfg: &VmConfig) -> Result<()> {
                 Some(_) => "--fresh".to_string(),
             };
             say!("vm: creating {} ({} MiB, sparse; {why})", img.display(), cfg.size_mib);
-            let _ = fs::remove_file(fsdax_marker(i));
+            let _ = fs::remove_file(fsdax_marker(cfg, i));
             let _ = fs::remove_file(&img);
             fs::File::create(&img)?.set_len(want)?;
         }
@@ -165,7 +177,7 @@ fn prepare_images(cfg: &VmConfig) -> Result<()> {
 
 /// Whether every image already holds an fsdax namespace.
 fn images_ready(cfg: &VmConfig) -> bool {
-    (0..cfg.nvdimms).all(|i| fsdax_marker(i).exists())
+    (0..cfg.nvdimms).all(|i| fsdax_marker(cfg, i).exists())
 }
 
 fn qemu_opts(cfg: &VmConfig) -> String {
@@ -175,7 +187,7 @@ fn qemu_opts(cfg: &VmConfig) -> String {
     for i in 0..cfg.nvdimms {
         o.push_str(&format!(
             " -object memory-backend-file,id=nvmem{i},share=on,mem-path={},size={}M -device nvdimm,id=nvdimm{i},memdev=nvmem{i}",
-            image_path(i).display(),
+            image_path(cfg, i).display(),
             cfg.size_mib
         ));
     }
@@ -448,7 +460,7 @@ pub fn run(cfg: &VmConfig, name: &str, cmd: &str, crash: Option<&Crash>) -> Resu
     }
     if run_dir.join("prep-ok").exists() {
         for i in 0..cfg.nvdimms {
-            let _ = fs::write(fsdax_marker(i), "");
+            let _ = fs::write(fsdax_marker(cfg, i), "");
         }
     } else if !crashed {
         say!("vm: NVDIMM preparation did not complete; see {}", run_dir.join("prep.out").display());
