@@ -370,3 +370,372 @@ extern "C" fn novars_rs_evict(inode: *mut bindings::inode, info: *mut c_void) {
         }
     }
 }
+
+// ------------------------------------------------------------ fallocate
+//
+// fallocate(2): preallocate (default and FALLOC_FL_KEEP_SIZE), punch a
+// hole (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE) and zero a range
+// (FALLOC_FL_ZERO_RANGE, with or without KEEP_SIZE), as ext4 does them;
+// collapse and insert answer EOPNOTSUPP (checked in C).
+//
+// Two steps, each made of log entries committed by one tail store:
+// 1. the visible change, always one commit: the partial blocks at the
+//    edges of a punched or zeroed range are copied on write with the range
+//    zeroed (WRITE), whole blocks inside are unmapped (PUNCH);
+// 2. the holes of an allocated or zeroed range get new blocks, zeroed
+//    through `pm` before their WRITE(FALLOC) entries commit. The last
+//    commit carries the new size. Holes and zeroed blocks read the same, so
+//    a crash between the commits of this step (a range needing more than
+//    `MAX_EXTENTS` extents) is invisible except in the block count.
+
+use crate::inode::Inner;
+use crate::layout::inode::Timespec;
+use crate::layout::log::{PunchEntry, WF_FALLOC};
+
+/// `linux/falloc.h` mode bits.
+const FALLOC_FL_KEEP_SIZE: u32 = 0x01;
+const FALLOC_FL_PUNCH_HOLE: u32 = 0x02;
+const FALLOC_FL_ZERO_RANGE: u32 = 0x10;
+
+/// What a fallocate left, for C (also after a failure part-way).
+#[repr(C)]
+pub(crate) struct FallocOut {
+    pub(crate) size: u64,
+    pub(crate) blocks: u64,
+    /// Something was committed: C updates mtime and ctime.
+    pub(crate) changed: u32,
+    pub(crate) pad: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<FallocOut>() == 24);
+
+/// A change to the DRAM block map, applied once its commit is durable.
+enum Change {
+    Map { pg: u64, block: u64, count: u64 },
+    Unmap { pg: u64, count: u64 },
+}
+
+/// The entries of one fallocate commit.
+struct Batch<'a> {
+    sbi: &'a SbInfo,
+    ap: Appender<'a>,
+    /// Blocks taken for this batch (given back if it is abandoned).
+    new: KVec<(u64, u64)>,
+    changes: KVec<Change>,
+    now: Timespec,
+    entries: usize,
+}
+
+impl<'a> Batch<'a> {
+    fn new(sbi: &'a SbInfo, info: &InodeInfo, log: crate::log::LogPos, now: Timespec) -> Self {
+        let ap = Appender::new(sbi, info.ino, info.gen, info.rec, log);
+        Self { sbi, ap, new: KVec::new(), changes: KVec::new(), now, entries: 0 }
+    }
+
+    /// Takes up to `want` blocks (at least one) for this batch.
+    fn alloc(&mut self, want: u64) -> Result<(u64, u64)> {
+        let (b, c) = self.sbi.alloc.lock().alloc(want)?;
+        if let Err(e) = self.new.push((b, c), GFP_KERNEL) {
+            let _ = self.sbi.alloc.lock().free(b, c);
+            return Err(e.into());
+        }
+        Ok((b, c))
+    }
+
+    /// Logs WRITE `pg..+count -> block..`; `remap`: the DRAM map changes
+    /// (false when the entry restates a mapping to carry a new size).
+    fn write(&mut self, pg: u64, block: u64, count: u64, size_after: u64, flags: u8, remap: bool) -> Result {
+        let w = WriteEntry {
+            hdr: EntryHeader::new(et::WRITE, flags, 0, WriteEntry::SIZE),
+            pgoff: pg,
+            block,
+            count: u32::try_from(count).map_err(|_| EINVAL)?,
+            _pad: 0,
+            size_after,
+            mtime: self.now,
+        };
+        self.ap.push(|s, buf| {
+            let mut w = w;
+            w.hdr.seq = s;
+            encode_fixed(&w, buf)
+        })?;
+        self.entries += 1;
+        if remap {
+            self.changes.push(Change::Map { pg, block, count }, GFP_KERNEL)?;
+        }
+        Ok(())
+    }
+
+    /// Logs PUNCH of file blocks `pg..+count`.
+    fn punch(&mut self, pg: u64, count: u64) -> Result {
+        let now = self.now;
+        self.ap.push(|s, buf| {
+            encode_fixed(&PunchEntry { hdr: EntryHeader::new(et::PUNCH, 0, s, PunchEntry::SIZE), pgoff: pg, count, mtime: now }, buf)
+        })?;
+        self.entries += 1;
+        self.changes.push(Change::Unmap { pg, count }, GFP_KERNEL)?;
+        Ok(())
+    }
+
+    /// Logs the new mtime and ctime alone (nothing else changed).
+    fn times(&mut self) -> Result {
+        let now = self.now;
+        self.ap.push(|s, buf| {
+            let mut e = SetAttrEntry::zeroed();
+            e.hdr = EntryHeader::new(et::SETATTR, 0, s, SetAttrEntry::SIZE);
+            e.valid = sa::MTIME | sa::CTIME;
+            e.mtime = now;
+            e.ctime = now;
+            encode_fixed(&e, buf)
+        })?;
+        self.entries += 1;
+        Ok(())
+    }
+
+    /// Copies mapped page `pg` to a new block with bytes `[lo, hi)` of it
+    /// zeroed; nothing for a hole (it reads as zeros already).
+    fn cow_zero(&mut self, map: &mut ExtentMap, pg: u64, lo: usize, hi: usize, size_after: u64) -> Result {
+        let Some(old) = old_block(map, pg) else { return Ok(()) };
+        let (nb, _) = self.alloc(1)?;
+        fill(self.sbi, nb, Some(old), 0, lo)?;
+        fill(self.sbi, nb, None, lo, hi)?;
+        fill(self.sbi, nb, Some(old), hi, BLOCK_SIZE)?;
+        self.write(pg, nb, 1, size_after, 0, true)
+    }
+
+    /// Gives back everything taken; nothing was committed.
+    fn abandon(self) {
+        self.ap.abort();
+        let mut a = self.sbi.alloc.lock();
+        for &(b, c) in self.new.as_slice() {
+            let _ = a.free(b, c);
+        }
+    }
+
+    /// Commits the entries (if any), then updates the DRAM map and frees
+    /// the blocks it no longer maps.
+    fn commit(self, g: &mut Inner) -> Result {
+        if self.entries == 0 {
+            self.abandon();
+            return Ok(());
+        }
+        let sbi = self.sbi;
+        let newlog = match self.ap.commit() {
+            Ok(l) => l,
+            Err(e) => {
+                let mut a = sbi.alloc.lock();
+                for &(b, c) in self.new.as_slice() {
+                    let _ = a.free(b, c);
+                }
+                return Err(e);
+            }
+        };
+        g.log = newlog;
+        let Index::File(map) = &mut g.index else { return Err(EINVAL) };
+        let mut old = KVec::new();
+        for c in self.changes.as_slice() {
+            match *c {
+                Change::Map { pg, block, count } => {
+                    let _ = map.collect(pg, count, &mut old);
+                    map.map(pg, block, count);
+                }
+                Change::Unmap { pg, count } => {
+                    let _ = map.collect(pg, count, &mut old);
+                    map.unmap(pg, count);
+                }
+            }
+        }
+        let mut a = sbi.alloc.lock();
+        for &(b, c) in old.as_slice() {
+            let _ = a.free(b, c);
+        }
+        Ok(())
+    }
+}
+
+fn file_map(g: &mut Inner) -> Result<&mut ExtentMap> {
+    match &mut g.index {
+        Index::File(m) => Ok(m),
+        _ => Err(EINVAL),
+    }
+}
+
+/// Step 1: zero bytes `[off, end)`: copy-on-write of the partial edge
+/// blocks, PUNCH of the whole blocks inside. One commit.
+fn zero_range(sbi: &SbInfo, info: &InodeInfo, g: &mut Inner, off: u64, end: u64, size: u64, now: Timespec) -> Result<bool> {
+    if off >= end {
+        return Ok(false);
+    }
+    let mut b = Batch::new(sbi, info, g.log, now);
+    let r = (|| -> Result {
+        let map = file_map(g)?;
+        let head = off / BLOCK_SIZE_U64;
+        let tail = end / BLOCK_SIZE_U64;
+        let head_lo = (off % BLOCK_SIZE_U64) as usize;
+        if head_lo != 0 {
+            let hi = end.min((head + 1) * BLOCK_SIZE_U64) - head * BLOCK_SIZE_U64;
+            b.cow_zero(map, head, head_lo, hi as usize, size)?;
+        }
+        let tail_hi = (end % BLOCK_SIZE_U64) as usize;
+        if tail_hi != 0 && (tail != head || head_lo == 0) {
+            b.cow_zero(map, tail, 0, tail_hi, size)?;
+        }
+        let first_full = off.div_ceil(BLOCK_SIZE_U64);
+        if tail > first_full {
+            let mut any = KVec::new();
+            map.collect(first_full, tail - first_full, &mut any)?;
+            if !any.is_empty() {
+                b.punch(first_full, tail - first_full)?;
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = r {
+        b.abandon();
+        return Err(e);
+    }
+    let changed = b.entries > 0;
+    b.commit(g)?;
+    Ok(changed)
+}
+
+/// Step 2: maps zeroed blocks into every hole of file blocks
+/// `[first, last]`; the size becomes `new_size` with the last commit.
+/// `size` is updated as commits land (for a failure part-way).
+#[allow(clippy::too_many_arguments)]
+fn fill_holes(sbi: &SbInfo, info: &InodeInfo, g: &mut Inner, first: u64, last: u64, size: &mut u64, new_size: u64, now: Timespec) -> Result<bool> {
+    // Fail before taking anything when the holes cannot all be filled.
+    let mut mapped = KVec::new();
+    file_map(g)?.collect(first, last - first + 1, &mut mapped)?;
+    let have = mapped.as_slice().iter().fold(0u64, |n, &(_, c)| n.saturating_add(c));
+    if (last - first + 1).saturating_sub(have) > sbi.alloc.lock().free_blocks {
+        return Err(ENOSPC);
+    }
+    let mut changed = false;
+    let mut pg = first;
+    loop {
+        let mut b = Batch::new(sbi, info, g.log, now);
+        let mut wrote_last = false;
+        let r = (|| -> Result {
+            let map = file_map(g)?;
+            while pg <= last && b.entries < MAX_EXTENTS {
+                match map.lookup(pg) {
+                    Lookup::Mapped { run, .. } => pg = pg.saturating_add(run.min(last - pg + 1)),
+                    Lookup::Hole { run } => {
+                        let (blk, cnt) = b.alloc(run.min(last - pg + 1))?;
+                        for i in 0..cnt {
+                            sbi.pm.write_nt((blk + i) * BLOCK_SIZE_U64, &ZEROS)?;
+                        }
+                        wrote_last = pg + cnt > last;
+                        let sz = if wrote_last { new_size } else { *size };
+                        b.write(pg, blk, cnt, sz, WF_FALLOC, true)?;
+                        pg += cnt;
+                    }
+                }
+            }
+            if pg > last && !wrote_last && new_size != *size {
+                // The last block was mapped already: restate its mapping
+                // to carry the new size.
+                match map.lookup(last) {
+                    Lookup::Mapped { block, .. } => b.write(last, block, 1, new_size, WF_FALLOC, false)?,
+                    Lookup::Hole { .. } => return Err(EINVAL),
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = r {
+            b.abandon();
+            return Err(e);
+        }
+        changed |= b.entries > 0;
+        let done = pg > last;
+        b.commit(g)?;
+        if done {
+            *size = new_size;
+            return Ok(changed);
+        }
+    }
+}
+
+fn fallocate(sbi: &SbInfo, info: &InodeInfo, mode: u32, off: u64, len: u64, out: &mut FallocOut, now: Timespec) -> Result {
+    if !sbi.rw {
+        return Err(EROFS);
+    }
+    if mode & !(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE) != 0 {
+        return Err(shim::err(bindings::EOPNOTSUPP));
+    }
+    let end = off.checked_add(len).filter(|e| *e <= MAX_FILE_SIZE).ok_or_else(|| shim::err(bindings::EFBIG))?;
+    if len == 0 {
+        return Err(EINVAL);
+    }
+    let _ops = sbi.ops.lock();
+    let mut g = info.inner.lock();
+    let g = &mut *g;
+    let mut size = out.size;
+    let r = (|| -> Result<bool> {
+        let mut changed = false;
+        if mode & FALLOC_FL_PUNCH_HOLE != 0 {
+            // As ext4: nothing past the end of the file (rounded up to a
+            // block) is punched.
+            if off < size {
+                let end = end.min(size.next_multiple_of(BLOCK_SIZE_U64));
+                changed |= zero_range(sbi, info, g, off, end, size, now)?;
+            }
+        } else {
+            let new_size = if mode & FALLOC_FL_KEEP_SIZE == 0 { size.max(end) } else { size };
+            if new_size > size && size % BLOCK_SIZE_U64 != 0 {
+                // The bytes between the old end and the end of its block
+                // read as zeros from now on (ext4 zeroes them too).
+                changed |= zero_range(sbi, info, g, size, size.next_multiple_of(BLOCK_SIZE_U64), size, now)?;
+            }
+            if mode & FALLOC_FL_ZERO_RANGE != 0 {
+                changed |= zero_range(sbi, info, g, off, end, size, now)?;
+            }
+            changed |= fill_holes(sbi, info, g, off / BLOCK_SIZE_U64, (end - 1) / BLOCK_SIZE_U64, &mut size, new_size, now)?;
+        }
+        Ok(changed)
+    })();
+    let changed = match r {
+        Ok(c) => c,
+        Err(e) => {
+            out.size = size;
+            out.blocks = file_map(g).map(|m| m.mapped_blocks()).unwrap_or(0).saturating_add(g.log.pages).saturating_mul(8);
+            out.changed = 1;
+            return Err(e);
+        }
+    };
+    if !changed {
+        // Nothing to change but the times (ext4 updates them too).
+        let mut b = Batch::new(sbi, info, g.log, now);
+        if let Err(e) = b.times() {
+            b.abandon();
+            return Err(e);
+        }
+        b.commit(g)?;
+    }
+    out.size = size;
+    out.blocks = file_map(g)?.mapped_blocks().saturating_add(g.log.pages).saturating_mul(8);
+    out.changed = 1;
+    Ok(())
+}
+
+/// fallocate(2) (C has taken the inode lock and checked what the VFS does
+/// not): returns 0 or -errno; `out.size` holds the size on entry.
+#[no_mangle]
+extern "C" fn novars_rs_fallocate(
+    inode: *mut bindings::inode,
+    info: *mut c_void,
+    mode: u32,
+    off: u64,
+    len: u64,
+    now_sec: i64,
+    now_nsec: u32,
+    out: *mut FallocOut,
+) -> c_int {
+    // SAFETY: C passes a live novars inode, its info and an out struct.
+    let (sbi, info, out) = unsafe { (super_::sbi((*inode).i_sb), inode::info(info), &mut *out) };
+    match fallocate(sbi, info, mode, off, len, out, ts(now_sec, now_nsec)) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}

@@ -11,6 +11,7 @@
 #include <linux/fs.h>
 #include <linux/fs_context.h>
 #include <linux/fs_parser.h>
+#include <linux/falloc.h>
 #include <linux/fiemap.h>
 #include <linux/iomap.h>
 #include <linux/libnvdimm.h>
@@ -55,6 +56,9 @@ static_assert(offsetof(struct novars_rename_args, old_len) == 48);
 static_assert(sizeof(struct novars_setattr_args) == 72);
 static_assert(sizeof(struct novars_write_out) == 16);
 static_assert(RENAME_EXCHANGE == 2);
+static_assert(sizeof(struct novars_falloc_out) == 24);
+static_assert(FALLOC_FL_KEEP_SIZE == 1 && FALLOC_FL_PUNCH_HOLE == 2 &&
+	      FALLOC_FL_ZERO_RANGE == 0x10);
 
 /* Link counts above this are refused (EMLINK), as ext4 does. */
 #define NOVARS_LINK_MAX 65000
@@ -727,6 +731,51 @@ static loff_t novars_file_llseek(struct file *file, loff_t offset, int whence)
 	return vfs_setpos(file, offset, inode->i_sb->s_maxbytes);
 }
 
+/*
+ * fallocate(2). The VFS has checked the range, the open mode and the
+ * PUNCH_HOLE/ZERO_RANGE combinations; collapse and insert are not
+ * supported (EOPNOTSUPP, as ext4 answers for files it cannot shift).
+ */
+static long novars_fallocate(struct file *file, int mode, loff_t offset, loff_t len)
+{
+	struct inode *inode = file_inode(file);
+	struct novars_falloc_out out = {};
+	struct timespec64 now;
+	loff_t end = offset + len;	/* no overflow: checked by vfs_fallocate */
+	long ret;
+
+	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))
+		return -EOPNOTSUPP;
+	inode_lock(inode);
+	if (!(mode & FALLOC_FL_KEEP_SIZE) && end > i_size_read(inode)) {
+		ret = inode_newsize_ok(inode, end);
+		if (ret)
+			goto out;
+	}
+	ret = file_remove_privs(file);
+	if (ret)
+		goto out;
+	filemap_invalidate_lock(inode->i_mapping);
+	/* Drop DAX mappings of blocks about to be replaced or freed. */
+	if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))
+		truncate_pagecache_range(inode, offset, end - 1);
+	now = current_time(inode);
+	out.size = i_size_read(inode);
+	ret = novars_rs_fallocate(inode, NI(inode)->info, mode, offset, len,
+				  now.tv_sec, now.tv_nsec, &out);
+	if (out.changed) {
+		if (out.size != i_size_read(inode))
+			i_size_write(inode, out.size);
+		inode->i_blocks = out.blocks;
+		inode_set_mtime_to_ts(inode, now);
+		inode_set_ctime_to_ts(inode, now);
+	}
+	filemap_invalidate_unlock(inode->i_mapping);
+out:
+	inode_unlock(inode);
+	return ret;
+}
+
 static int novars_fiemap(struct inode *inode, struct fiemap_extent_info *fi,
 			 u64 start, u64 len)
 {
@@ -759,6 +808,7 @@ static const struct file_operations novars_file_fops = {
 	.splice_read	= copy_splice_read,
 	.splice_write	= iter_file_splice_write,
 	.open		= novars_file_open,
+	.fallocate	= novars_fallocate,
 	/* Every system call is durable when it returns. */
 	.fsync		= noop_fsync,
 };

@@ -107,6 +107,12 @@ struct novars_write_out {
 	u64 size, blocks;
 };
 
+/* What a fallocate left (set also when it failed part-way). */
+struct novars_falloc_out {
+	u64 size, blocks;
+	u32 changed, pad;	/* changed: something committed; update the times */
+};
+
 /* ---- Implemented in C, called from Rust. ---- */
 
 int novars_register_fs(void);
@@ -161,5 +167,9 @@ s64 novars_rs_write(struct inode *inode, void *info, void *iter, u64 pos, u64 le
 		    u64 size, s64 now_sec, u32 now_nsec, struct novars_write_out *out);
 s64 novars_rs_setattr(struct inode *inode, void *info, const struct novars_setattr_args *args);
 void novars_rs_evict(struct inode *inode, void *info);
+/* fallocate: mode is KEEP_SIZE, PUNCH_HOLE|KEEP_SIZE, ZERO_RANGE[|KEEP_SIZE] or 0;
+ * out->size holds the size on entry. Returns 0 or -errno. */
+int novars_rs_fallocate(struct inode *inode, void *info, u32 mode, u64 off, u64 len,
+			s64 now_sec, u32 now_nsec, struct novars_falloc_out *out);
 
 #endif /* NOVARS_SHIM_H */
