@@ -152,11 +152,9 @@ fn write(sbi: &SbInfo, info: &InodeInfo, iter: *mut c_void, pos: u64, len: u64, 
                 fill(sbi, d, old, 0, (lo - p) as usize)?;
                 let n = (hi - lo) as usize;
                 let dst = d * BLOCK_SIZE_U64 + (lo - p);
-                let kaddr = sbi.pm.addr(dst, n as u64)?;
-                // SAFETY: `kaddr` is `n` bytes of pmem inside the mapping
-                // (checked by `addr`), in a block this write owns; `iter`
-                // is the caller's iov_iter.
-                let got = unsafe { shim::novars_copy_from_iter(iter, kaddr.cast(), n) };
+                // SAFETY: `iter` is the caller's iov_iter; `dst` is in a
+                // block this write owns (`pm` checks the range).
+                let got = unsafe { sbi.pm.copy_from_iter(iter, dst, n) }?;
                 if got != n {
                     return Err(EFAULT);
                 }

@@ -25,6 +25,7 @@
 #include <linux/uio.h>
 
 #include "novars_shim.h"
+#include "novars_trace.h"
 
 /* statfs f_type: "NVRS". */
 #define NOVARS_SUPER_MAGIC 0x4e565253
@@ -240,6 +241,7 @@ static void novars_evict_inode(struct inode *inode)
 static int novars_setattr(struct mnt_idmap *idmap, struct dentry *dentry,
 			  struct iattr *attr)
 {
+	NOVARS_TRACE_OP(attr->ia_valid & ATTR_SIZE ? NOVARS_OP_TRUNCATE : NOVARS_OP_SETATTR);
 	struct inode *inode = d_inode(dentry);
 	struct novars_setattr_args a = {};
 	unsigned int v = attr->ia_valid;
@@ -346,24 +348,28 @@ static int novars_new(struct inode *dir, struct dentry *dentry, umode_t mode,
 static int novars_create(struct mnt_idmap *idmap, struct inode *dir,
 			 struct dentry *dentry, umode_t mode, bool excl)
 {
+	NOVARS_TRACE_OP(NOVARS_OP_CREATE);
 	return novars_new(dir, dentry, mode | S_IFREG, 0, NULL);
 }
 
 static int novars_mkdir(struct mnt_idmap *idmap, struct inode *dir,
 			struct dentry *dentry, umode_t mode)
 {
+	NOVARS_TRACE_OP(NOVARS_OP_MKDIR);
 	return novars_new(dir, dentry, mode | S_IFDIR, 0, NULL);
 }
 
 static int novars_mknod(struct mnt_idmap *idmap, struct inode *dir,
 			struct dentry *dentry, umode_t mode, dev_t rdev)
 {
+	NOVARS_TRACE_OP(NOVARS_OP_MKNOD);
 	return novars_new(dir, dentry, mode, rdev, NULL);
 }
 
 static int novars_tmpfile(struct mnt_idmap *idmap, struct inode *dir,
 			  struct file *file, umode_t mode)
 {
+	NOVARS_TRACE_OP(NOVARS_OP_CREATE);
 	struct timespec64 now = current_time(dir);
 	struct novars_create_args a = {};
 	struct inode *inode;
@@ -389,6 +395,7 @@ static int novars_tmpfile(struct mnt_idmap *idmap, struct inode *dir,
 static int novars_symlink(struct mnt_idmap *idmap, struct inode *dir,
 			  struct dentry *dentry, const char *target)
 {
+	NOVARS_TRACE_OP(NOVARS_OP_SYMLINK);
 	if (strlen(target) >= PAGE_SIZE)
 		return -ENAMETOOLONG;
 	return novars_new(dir, dentry, S_IFLNK | 0777, 0, target);
@@ -397,6 +404,7 @@ static int novars_symlink(struct mnt_idmap *idmap, struct inode *dir,
 static int novars_link(struct dentry *old_dentry, struct inode *dir,
 		       struct dentry *dentry)
 {
+	NOVARS_TRACE_OP(NOVARS_OP_LINK);
 	struct inode *inode = d_inode(old_dentry);
 	struct timespec64 now = current_time(inode);
 	int err;
@@ -443,11 +451,13 @@ static int novars_remove(struct inode *dir, struct dentry *dentry, bool rmdir)
 
 static int novars_unlink(struct inode *dir, struct dentry *dentry)
 {
+	NOVARS_TRACE_OP(NOVARS_OP_UNLINK);
 	return novars_remove(dir, dentry, false);
 }
 
 static int novars_rmdir(struct inode *dir, struct dentry *dentry)
 {
+	NOVARS_TRACE_OP(NOVARS_OP_RMDIR);
 	return novars_remove(dir, dentry, true);
 }
 
@@ -455,6 +465,7 @@ static int novars_rename(struct mnt_idmap *idmap, struct inode *old_dir,
 			 struct dentry *old_dentry, struct inode *new_dir,
 			 struct dentry *new_dentry, unsigned int flags)
 {
+	NOVARS_TRACE_OP(NOVARS_OP_RENAME);
 	struct inode *moved = d_inode(old_dentry), *victim = d_inode(new_dentry);
 	struct timespec64 now = current_time(old_dir);
 	bool is_dir = S_ISDIR(moved->i_mode), same = old_dir == new_dir;
@@ -678,6 +689,7 @@ static ssize_t novars_file_read_iter(struct kiocb *iocb, struct iov_iter *to)
 
 static ssize_t novars_file_write_iter(struct kiocb *iocb, struct iov_iter *from)
 {
+	NOVARS_TRACE_OP(NOVARS_OP_WRITE);
 	struct file *file = iocb->ki_filp;
 	struct inode *inode = file_inode(file);
 	struct novars_write_out out = {};
@@ -738,6 +750,7 @@ static loff_t novars_file_llseek(struct file *file, loff_t offset, int whence)
  */
 static long novars_fallocate(struct file *file, int mode, loff_t offset, loff_t len)
 {
+	NOVARS_TRACE_OP(NOVARS_OP_FALLOCATE);
 	struct inode *inode = file_inode(file);
 	struct novars_falloc_out out = {};
 	struct timespec64 now;
@@ -832,6 +845,7 @@ static const struct address_space_operations novars_dax_aops = {
 
 static void novars_put_super(struct super_block *sb)
 {
+	NOVARS_TRACE_OP(NOVARS_OP_UNMOUNT);
 	novars_rs_put_super(sb);
 }
 
@@ -926,6 +940,7 @@ static int novars_parse_param(struct fs_context *fc, struct fs_parameter *param)
 
 static int novars_fill_super_c(struct super_block *sb, struct fs_context *fc)
 {
+	NOVARS_TRACE_OP(NOVARS_OP_MOUNT);
 	sb->s_op = &novars_sops;
 	sb->s_magic = NOVARS_SUPER_MAGIC;
 	sb->s_time_gran = 1;
@@ -995,15 +1010,20 @@ int novars_register_fs(void)
 						novars_inode_init_once);
 	if (!novars_inode_cachep)
 		return -ENOMEM;
-	err = register_filesystem(&novars_fs_type);
-	if (err)
+	err = novars_trace_init();
+	if (!err)
+		err = register_filesystem(&novars_fs_type);
+	if (err) {
+		novars_trace_exit();
 		kmem_cache_destroy(novars_inode_cachep);
+	}
 	return err;
 }
 
 void novars_unregister_fs(void)
 {
 	unregister_filesystem(&novars_fs_type);
+	novars_trace_exit();
 	/* Inodes are freed by RCU: wait for them before the cache goes. */
 	rcu_barrier();
 	kmem_cache_destroy(novars_inode_cachep);

@@ -7,7 +7,15 @@
 //! x86 model: a cached store is durable once its line is flushed (clwb via
 //! `arch_wb_cache_pmem`) and a fence (sfence) follows; a non-temporal copy
 //! (`memcpy_flushcache`) is durable at the next fence.
+//!
+//! The tracing build (Kbuild `NOVARS_TRACE=y`, i.e. `--cfg novars_trace`;
+//! `cargo xt module --trace`) records each of them, in program order, as a
+//! `layout::trace` record in the buffer of `novars_trace.c` (read through
+//! debugfs by the crash checker), and can switch on the deliberate
+//! [`Fault`]s the checker must catch. In a normal build none of that is
+//! compiled: the hooks are empty inline functions and [`fault`] is `false`.
 
+use crate::layout::trace::kind;
 use crate::shim;
 use core::ffi::c_void;
 use kernel::prelude::*;
@@ -51,10 +59,28 @@ impl Pm {
         Ok(unsafe { self.base.add(pos as usize) })
     }
 
-    /// The kernel address of `[pos, pos+len)` for a copy done elsewhere
-    /// (user data via `copy_from_iter_flushcache`, non-temporal).
+    /// The kernel address of `[pos, pos+len)` for a copy done elsewhere.
+    /// Not traced: copies of user data go through [`Pm::copy_from_iter`].
     pub(crate) fn addr(&self, pos: u64, len: u64) -> Result<*mut u8> {
         self.check(pos, len)
+    }
+
+    /// Copies `len` bytes of user data from `iter` (a `struct iov_iter`) to
+    /// `pos` with non-temporal stores (durable at the next fence); returns
+    /// the bytes copied (fewer on a fault in user memory).
+    ///
+    /// # Safety
+    ///
+    /// `iter` must be the live `iov_iter` of the current call.
+    pub(crate) unsafe fn copy_from_iter(&self, iter: *mut c_void, pos: u64, len: usize) -> Result<usize> {
+        let p = self.check(pos, len as u64)?;
+        // SAFETY: `p` is `len` bytes inside the mapping; `iter` is live by
+        // the caller's contract; pmem and user memory cannot overlap.
+        let got = unsafe { shim::novars_copy_from_iter(iter, p.cast::<c_void>(), len) }.min(len);
+        // The trace holds the bytes as they reached pmem (read back).
+        // SAFETY: `got <= len` bytes at `p` are inside the mapping.
+        trace::rec(kind::NT_STORE, pos, || unsafe { core::slice::from_raw_parts(p, got) });
+        Ok(got)
     }
 
     /// Stores an aligned 8-byte word (cached: flush and fence to persist).
@@ -67,6 +93,8 @@ impl Pm {
         // a multiple of 8) and inside the mapping; a volatile store is a
         // single 8-byte store, atomic on x86.
         unsafe { core::ptr::write_volatile(p.cast::<u64>(), v) };
+        let bytes = v.to_le_bytes();
+        trace::rec(kind::STORE, pos, || &bytes[..]);
         Ok(())
     }
 
@@ -77,6 +105,7 @@ impl Pm {
         // SAFETY: destination checked to be inside the mapping; `src` is a
         // valid slice; the regions cannot overlap (pmem vs DRAM).
         unsafe { shim::novars_memcpy_nt(p.cast::<c_void>(), src.as_ptr().cast::<c_void>(), src.len()) };
+        trace::rec(kind::NT_STORE, pos, || src);
         Ok(())
     }
 
@@ -85,6 +114,7 @@ impl Pm {
         let p = self.check(pos, len)?;
         // SAFETY: the range is inside the mapping.
         unsafe { shim::novars_flush(p.cast::<c_void>(), len as usize) };
+        trace::mark(kind::FLUSH, pos, len);
         Ok(())
     }
 
@@ -92,13 +122,93 @@ impl Pm {
     pub(crate) fn fence(&self) {
         // SAFETY: `sfence` has no operands and no memory-safety effect.
         unsafe { core::arch::asm!("sfence", options(nostack, preserves_flags)) };
+        trace::mark(kind::FENCE, 0, 0);
     }
 
     /// Store, flush and fence an 8-byte word: the commit primitive.
     pub(crate) fn persist_u64(&self, pos: u64, v: u64) -> Result {
         self.store_u64(pos, v)?;
-        self.flush(pos, 8)?;
-        self.fence();
+        if !fault(Fault::CommitNoFlush) {
+            self.flush(pos, 8)?;
+        }
+        if !fault(Fault::CommitNoFence) {
+            self.fence();
+        }
         Ok(())
+    }
+}
+
+/// Deliberate faults of the tracing build, switched on by bit (the
+/// discriminant) in `/sys/kernel/debug/novars/faults`: the crash checker
+/// must report a violation for each (`xtests/vm-tests/crashcheck.sh`).
+#[derive(Clone, Copy)]
+#[allow(dead_code)]
+pub(crate) enum Fault {
+    /// [`Pm::persist_u64`] (every commit word: log tails, inode states,
+    /// journal states) does not flush its line: "drop one flush".
+    CommitNoFlush = 0,
+    /// [`Pm::persist_u64`] does not fence: "drop one fence".
+    CommitNoFence = 1,
+    /// A log append persists the new `log_tail` before it writes the entry
+    /// (`log.rs`).
+    TailBeforeEntry = 2,
+    /// A rename over an existing name in one directory rewrites the
+    /// existing `DENTRY ADD` in place instead of appending (`namei.rs`).
+    DentryInPlace = 3,
+    /// A rename commits each log on its own, without the journal
+    /// (`namei.rs`).
+    RenameNoJournal = 4,
+}
+
+/// Is fault `f` switched on? Always `false` outside the tracing build.
+#[inline(always)]
+pub(crate) fn fault(f: Fault) -> bool {
+    trace::fault(f)
+}
+
+#[cfg(novars_trace)]
+mod trace {
+    use core::ffi::c_void;
+
+    extern "C" {
+        fn novars_trace_rec(kind: u8, pos: u64, len: u32, data: *const c_void);
+        fn novars_trace_fault(bit: u32) -> bool;
+    }
+
+    /// Records a store of the bytes `data()` returns, at `pos`, in pieces
+    /// of at most 64 KiB (a record's length is 32 bits).
+    pub(super) fn rec<'a>(kind: u8, pos: u64, data: impl FnOnce() -> &'a [u8]) {
+        const PIECE: usize = 64 << 10;
+        let mut at = pos;
+        for piece in data().chunks(PIECE) {
+            // SAFETY: `piece` is a valid slice of at most 64 KiB, copied
+            // before the call returns.
+            unsafe { novars_trace_rec(kind, at, piece.len() as u32, piece.as_ptr().cast()) };
+            at = at.wrapping_add(piece.len() as u64);
+        }
+    }
+
+    /// Records a flush or a fence (no payload).
+    pub(super) fn mark(kind: u8, pos: u64, len: u64) {
+        // SAFETY: no payload is read for these kinds.
+        unsafe { novars_trace_rec(kind, pos, u32::try_from(len).unwrap_or(u32::MAX), core::ptr::null()) };
+    }
+
+    pub(super) fn fault(f: super::Fault) -> bool {
+        // SAFETY: reads one word of novars_trace.c's state; no preconditions.
+        unsafe { novars_trace_fault(f as u32) }
+    }
+}
+
+/// The normal build: nothing recorded, no fault; every hook compiles away.
+#[cfg(not(novars_trace))]
+mod trace {
+    #[inline(always)]
+    pub(super) fn rec<'a>(_kind: u8, _pos: u64, _data: impl FnOnce() -> &'a [u8]) {}
+    #[inline(always)]
+    pub(super) fn mark(_kind: u8, _pos: u64, _len: u64) {}
+    #[inline(always)]
+    pub(super) fn fault(_f: super::Fault) -> bool {
+        false
     }
 }

@@ -35,6 +35,10 @@ enum Cmd {
     Module {
         #[arg(long, value_enum, default_value_t = Flavour::Normal)]
         flavour: Flavour,
+        /// The tracing build of the crash checker (issue 7), in
+        /// target/kmod/<flavour>-trace/.
+        #[arg(long)]
+        trace: bool,
     },
     /// Boot a VM with emulated NVDIMMs and run CMD in it as root.
     Vm {
@@ -113,7 +117,7 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
             println!("{}", k.bzimage().display());
             0
         }),
-        Cmd::Module { flavour } => module::ensure(flavour).map(|ko| {
+        Cmd::Module { flavour, trace } => if trace { module::ensure_trace(flavour) } else { module::ensure(flavour) }.map(|ko| {
             println!("{}", ko.display());
             0
         }),

@@ -5,6 +5,10 @@
 //! `target/kmod/<flavour>/layout -> <repo>/layout` keeps the crate root's
 //! `#[path = "../layout/src/lib.rs"]` valid in the copy. Files are copied only
 //! when their content changed, so Kbuild stays incremental.
+//!
+//! The tracing build of the crash checker (issue 7, `cargo xt module
+//! --trace`) is the same sources with `NOVARS_TRACE=y` (see
+//! `novafs-kmod/Kbuild`), in `target/kmod/<flavour>-trace/`.
 
 use crate::kernel::{self, Flavour, Kernel};
 use crate::say;
@@ -18,11 +22,17 @@ use std::process::Command;
 const BUILD_PRODUCTS: &[&str] = &["o", "ko", "mod", "cmd", "order", "symvers", "rmeta", "d"];
 
 pub fn ko_path(flavour: Flavour) -> PathBuf {
-    build_dir(flavour).join("novars.ko")
+    build_dir(flavour, false).join("novars.ko")
 }
 
-fn build_dir(flavour: Flavour) -> PathBuf {
-    target_dir().join("kmod").join(flavour.name()).join("novafs-kmod")
+/// `novars.ko` of the tracing build.
+pub fn trace_ko_path(flavour: Flavour) -> PathBuf {
+    build_dir(flavour, true).join("novars.ko")
+}
+
+fn build_dir(flavour: Flavour, trace: bool) -> PathBuf {
+    let name = if trace { format!("{}-trace", flavour.name()) } else { flavour.name().to_string() };
+    target_dir().join("kmod").join(name).join("novafs-kmod")
 }
 
 /// Build (incrementally) and return the path of `novars.ko`.
@@ -30,11 +40,20 @@ pub fn ensure(flavour: Flavour) -> Result<PathBuf> {
     build(&kernel::ensure(flavour)?, flavour)
 }
 
+/// Build (incrementally) the tracing build and return its `novars.ko`.
+pub fn ensure_trace(flavour: Flavour) -> Result<PathBuf> {
+    build_variant(&kernel::ensure(flavour)?, flavour, true)
+}
+
 /// Build (incrementally) against `kernel`, of `flavour`.
 pub fn build(kernel: &Kernel, flavour: Flavour) -> Result<PathBuf> {
+    build_variant(kernel, flavour, false)
+}
+
+fn build_variant(kernel: &Kernel, flavour: Flavour, trace: bool) -> Result<PathBuf> {
     let timer = Timer::start();
     let root = repo_root();
-    let dir = build_dir(flavour);
+    let dir = build_dir(flavour, trace);
     let _lock = FileLock::acquire(&dir.with_extension("lock"), "this module build")?;
     sync_tree(&root.join("novafs-kmod"), &dir)?;
     let link = dir.parent().context("module build dir has a parent")?.join("layout");
@@ -42,17 +61,19 @@ pub fn build(kernel: &Kernel, flavour: Flavour) -> Result<PathBuf> {
         let _ = fs::remove_file(&link);
         std::os::unix::fs::symlink(root.join("layout"), &link).context("linking layout/ beside the module copy")?;
     }
-    run(
-        Command::new("make")
-            .arg("-C")
-            .arg(&kernel.build_dir)
-            .arg(format!("M={}", dir.display()))
-            .arg("LLVM=1")
-            .arg(format!("-j{}", crate::util::ncpus() + 1)),
-        "The module did not compile; the compiler's message is above.",
-    )?;
-    let ko = ko_path(flavour);
-    say!("module {flavour}: {} ({})", ko.display(), timer.took());
+    let mut make = Command::new("make");
+    make.arg("-C")
+        .arg(&kernel.build_dir)
+        .arg(format!("M={}", dir.display()))
+        .arg("LLVM=1")
+        .arg(format!("-j{}", crate::util::ncpus() + 1));
+    if trace {
+        make.arg("NOVARS_TRACE=y");
+    }
+    run(&mut make, "The module did not compile; the compiler's message is above.")?;
+    let ko = dir.join("novars.ko");
+    let what = if trace { " (tracing build)" } else { "" };
+    say!("module {flavour}{what}: {} ({})", ko.display(), timer.took());
     Ok(ko)
 }
 

@@ -250,6 +250,14 @@ fn vm_tests(args: &TestArgs, t: &mut Tally) -> Result<()> {
                 None
             }
         };
+        // vm:crashcheck runs the tracing build (issue 7; module.rs).
+        if ko.is_some() && mine.iter().any(|v| v.name == "crashcheck") {
+            if let Err(e) = module::ensure_trace(flavour) {
+                say!("test: the tracing build of novars.ko ({flavour}) does not build: {e:#}");
+                t.failed += 1;
+                t.failures.push(format!("the tracing novars.ko does not build for the {flavour} kernel"));
+            }
+        }
         let (crash, plain): (Vec<&VmTest>, Vec<&VmTest>) = mine.into_iter().partition(|v| v.crash.is_some());
         for group in boot_groups(&plain) {
             shared_boot(&group, flavour, ko.as_deref(), t);
