@@ -87,6 +87,11 @@ impl<'a> Appender<'a> {
             self.new.tail_ord = ord;
             self.new.pages += 1;
         }
+        if crate::pm::fault(crate::pm::Fault::TailBeforeEntry) && self.old.tail != 0 {
+            // Deliberate fault (tracing build only): the tail before the entry.
+            let tail = self.new.tail.checked_add(len as u64).ok_or(EINVAL)?;
+            self.sbi.pm.persist_u64(self.rec + INODE_TAIL_OFF, tail)?;
+        }
         self.sbi.pm.write_nt(self.new.tail, entry)?;
         self.new.tail += len as u64;
         self.new.seq = seq;

@@ -601,6 +601,12 @@ fn rename(sbi: &SbInfo, a: &RenameArgs) -> Result {
         }
         None => 0,
     };
+    #[cfg(novars_trace)]
+    if let (true, false, Some(v)) = (same, is_dir, victim) {
+        if crate::pm::fault(crate::pm::Fault::DentryInPlace) {
+            return crate::pm::inject::rename_in_place(sbi, odir, moved, v, oname, nname, ftype, a.victim_nlink, now);
+        }
+    }
     let olog = log_of(odir);
     let nlog = log_of(ndir);
     let mlog = log_of(moved);
@@ -643,7 +649,18 @@ fn rename(sbi: &SbInfo, a: &RenameArgs) -> Result {
             aps[n] = vap;
             n += 1;
         }
-        commit(sbi, &aps[..n], &[])?;
+        if crate::pm::fault(crate::pm::Fault::RenameNoJournal) {
+            // Deliberate fault (tracing build only): each log on its own.
+            for ap in &aps[..n] {
+                sbi.pm.fence();
+                let (w, k) = ap.words();
+                for &(p, v) in w.iter().take(k) {
+                    sbi.pm.persist_u64(p, v)?;
+                }
+            }
+        } else {
+            commit(sbi, &aps[..n], &[])?;
+        }
         Ok(seq)
     })();
     let seq = match r {

@@ -160,6 +160,11 @@ pub(crate) enum Fault {
     RenameNoJournal = 4,
 }
 
+/// The faults that are more than a skipped flush or fence.
+#[cfg(novars_trace)]
+#[path = "fault.rs"]
+pub(crate) mod inject;
+
 /// Is fault `f` switched on? Always `false` outside the tracing build.
 #[inline(always)]
 pub(crate) fn fault(f: Fault) -> bool {
