@@ -253,6 +253,16 @@ static int novars_setattr(struct mnt_idmap *idmap, struct dentry *dentry,
 		return err;
 	if ((v & ATTR_SIZE) && !S_ISREG(inode->i_mode))
 		return -EINVAL;
+	if ((v & ATTR_SIZE) && !(v & (ATTR_MTIME | ATTR_CTIME))) {
+		/*
+		 * truncate(2) passes no times: set both, as ext4 does (even
+		 * for an unchanged size; POSIX requires it when it changes).
+		 */
+		attr->ia_ctime = current_time(inode);
+		attr->ia_mtime = attr->ia_ctime;
+		attr->ia_valid |= ATTR_MTIME | ATTR_CTIME;
+		v = attr->ia_valid;
+	}
 	if (v & ATTR_MODE) {
 		a.valid |= NOVARS_SA_MODE;
 		a.mode = attr->ia_mode;
