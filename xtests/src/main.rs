@@ -1,5 +1,6 @@
 //! `cargo xt <cmd>`: the novars host harness. See README.md.
 
+mod bench;
 mod bins;
 mod demo;
 mod kernel;
@@ -67,6 +68,8 @@ enum Cmd {
     Demo,
     /// Unit tests of every crate plus every VM test; prints `N passed, N failed`.
     Test(tests::TestArgs),
+    /// Benchmark suite: novars vs ext4-DAX, xfs-DAX and the raw device in one boot.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Args)]
@@ -128,5 +131,6 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
         Cmd::Shell { vm } => vm::shell(&vm.config(24 * 3600)?).map(|()| 0),
         Cmd::Demo => demo::demo(),
         Cmd::Test(args) => tests::test(&args),
+        Cmd::Bench(args) => bench::bench(&args),
     }
 }
