@@ -98,7 +98,7 @@ pub(crate) struct WriteOut {
 
 #[allow(clippy::too_many_arguments)]
 fn write(sbi: &SbInfo, info: &InodeInfo, iter: *mut c_void, pos: u64, len: u64, size: u64, now_sec: i64, now_nsec: u32, out: &mut WriteOut) -> Result<u64> {
-    if !sbi.rw {
+    if !sbi.rw() {
         return Err(EROFS);
     }
     let now = ts(now_sec, now_nsec);
@@ -252,7 +252,7 @@ pub(crate) struct SetattrArgs {
 const _: () = assert!(core::mem::size_of::<SetattrArgs>() == 72);
 
 fn setattr(sbi: &SbInfo, info: &InodeInfo, a: &SetattrArgs) -> Result<u64> {
-    if !sbi.rw {
+    if !sbi.rw() {
         return Err(EROFS);
     }
     let _ops = sbi.ops.lock();
@@ -362,10 +362,8 @@ extern "C" fn novars_rs_setattr(inode: *mut bindings::inode, info: *mut c_void, 
 extern "C" fn novars_rs_evict(inode: *mut bindings::inode, info: *mut c_void) {
     // SAFETY: C passes a live novars inode being evicted and its info.
     let (sbi, info) = unsafe { (super_::sbi((*inode).i_sb), inode::info(info)) };
-    if sbi.rw {
-        if let Err(e) = crate::namei::free_inode(sbi, info) {
-            pr_err!("({}): could not free inode {} ({})\n", sbi.dev(), info.ino, e.to_errno());
-        }
+    if let Err(e) = crate::namei::free_inode(sbi, info) {
+        pr_err!("({}): could not free inode {} ({})\n", sbi.dev(), info.ino, e.to_errno());
     }
 }
 
@@ -656,7 +654,7 @@ fn fill_holes(sbi: &SbInfo, info: &InodeInfo, g: &mut Inner, first: u64, last: u
 }
 
 fn fallocate(sbi: &SbInfo, info: &InodeInfo, mode: u32, off: u64, len: u64, out: &mut FallocOut, now: Timespec) -> Result {
-    if !sbi.rw {
+    if !sbi.rw() {
         return Err(EROFS);
     }
     if mode & !(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE) != 0 {

@@ -127,11 +127,50 @@ pub(crate) struct CreateArgs {
 
 const _: () = assert!(core::mem::size_of::<CreateArgs>() == 48);
 
+/// The record of a new inode in free slot `(lane, slot)`: attributes from
+/// `a`, times `now`; the caller adds what else it needs and writes it with
+/// [`write_record`]. Returns (ino, record position, record).
+fn blank_inode(sbi: &SbInfo, lane: u32, slot: u64, a: &CreateArgs, nlink: u32, parent: u64, now: Timespec) -> Result<(u64, u64, Inode)> {
+    let geo = &sbi.geo;
+    let ino = geo.ino_of(lane, slot).ok_or(ENOSPC)?;
+    let segs = sbi.segments.as_slice().get(lane as usize).ok_or(EINVAL)?;
+    let rec = slot_pos_in(geo, segs.as_slice(), slot).ok_or(ENOSPC)?;
+    let old = read_inode_at(&sbi.media, rec).map_err(|_| EIO)?;
+    if old.state != INODE_FREE {
+        pr_err!("({}): inode {ino} allocated while live; run fsck.novars\n", sbi.dev());
+        return Err(shim::err(bindings::EUCLEAN));
+    }
+    let mut ni = Inode::zeroed();
+    ni.ino = ino;
+    ni.generation = old.generation.wrapping_add(1);
+    ni.mode = a.mode;
+    ni.uid = a.uid;
+    ni.gid = a.gid;
+    ni.nlink = nlink;
+    ni.rdev = a.rdev;
+    ni.parent = parent;
+    ni.atime = now;
+    ni.mtime = now;
+    ni.ctime = now;
+    ni.btime = now;
+    Ok((ino, rec, ni))
+}
+
+/// Writes a new inode's record, still FREE: the commit that names it makes
+/// it LIVE with one 8-byte store.
+fn write_record(sbi: &SbInfo, rec: u64, ni: &mut Inode) -> Result {
+    ni.state = INODE_FREE;
+    ni.seal();
+    let mut bytes = [0u8; Inode::SIZE];
+    ni.encode(&mut bytes);
+    sbi.pm.write_nt(rec, &bytes)
+}
+
 /// Creates an inode named `name` in `dinfo`, or (name `None`, O_TMPFILE)
 /// an unnamed one with link count 0: live, but an orphan that the next
 /// mount frees if it is never linked.
 fn create(sbi: &SbInfo, dinfo: &InodeInfo, name: Option<&[u8]>, a: &CreateArgs) -> Result<u64> {
-    if !sbi.rw {
+    if !sbi.rw() {
         return Err(EROFS);
     }
     let now = ts(a.now_sec, a.now_nsec);
@@ -161,31 +200,13 @@ fn create(sbi: &SbInfo, dinfo: &InodeInfo, name: Option<&[u8]>, a: &CreateArgs) 
     let (lane, slot) = sbi.alloc.lock().alloc_slot(geo.lanes)?;
     let release_slot = || sbi.alloc.lock().free_slot(lane, slot);
     let prepared = (|| -> Result<(u64, u64, Option<(u64, Appender<'_>)>, Inode)> {
-        let ino = geo.ino_of(lane, slot).ok_or(ENOSPC)?;
-        let segs = sbi.segments.as_slice().get(lane as usize).ok_or(EINVAL)?;
-        let rec = slot_pos_in(geo, segs.as_slice(), slot).ok_or(ENOSPC)?;
-        let old = read_inode_at(&sbi.media, rec).map_err(|_| EIO)?;
-        if old.state != INODE_FREE {
-            pr_err!("({}): inode {ino} allocated while live; run fsck.novars\n", sbi.dev());
-            return Err(shim::err(bindings::EUCLEAN));
-        }
-        let mut ni = Inode::zeroed();
-        ni.ino = ino;
-        ni.generation = old.generation.wrapping_add(1);
-        ni.mode = a.mode;
-        ni.uid = a.uid;
-        ni.gid = a.gid;
-        ni.nlink = match (name, is_dir) {
+        let nlink = match (name, is_dir) {
             (None, _) => 0,
             (Some(_), true) => 2,
             (Some(_), false) => 1,
         };
-        ni.rdev = a.rdev;
-        ni.parent = if is_dir { dinfo.ino } else { 0 };
-        ni.atime = now;
-        ni.mtime = now;
-        ni.ctime = now;
-        ni.btime = now;
+        let parent = if is_dir { dinfo.ino } else { 0 };
+        let (ino, rec, mut ni) = blank_inode(sbi, lane, slot, a, nlink, parent, now)?;
         let mut data = None;
         if let Some(t) = target {
             ni.size = t.len() as u64;
@@ -224,11 +245,7 @@ fn create(sbi: &SbInfo, dinfo: &InodeInfo, name: Option<&[u8]>, a: &CreateArgs) 
                 data = Some((blk, ap));
             }
         }
-        ni.state = INODE_FREE;
-        ni.seal();
-        let mut bytes = [0u8; Inode::SIZE];
-        ni.encode(&mut bytes);
-        sbi.pm.write_nt(rec, &bytes)?;
+        write_record(sbi, rec, &mut ni)?;
         Ok((ino, rec, data, ni))
     })();
     let (ino, rec, data, _ni) = match prepared {
@@ -310,7 +327,7 @@ extern "C" fn novars_rs_tmpfile(dir: *mut bindings::inode, dir_info: *mut c_void
 }
 
 fn link(sbi: &SbInfo, dinfo: &InodeInfo, name: &[u8], tinfo: &InodeInfo, ftype: u8, nlink: u32, now: Timespec) -> Result {
-    if !sbi.rw {
+    if !sbi.rw() {
         return Err(EROFS);
     }
     let _ops = sbi.ops.lock();
@@ -380,7 +397,7 @@ fn unlink(
     dir_nlink: u32,
     now: Timespec,
 ) -> Result {
-    if !sbi.rw {
+    if !sbi.rw() {
         return Err(EROFS);
     }
     let _ops = sbi.ops.lock();
@@ -463,12 +480,49 @@ pub(crate) struct RenameArgs {
     pub(crate) now_sec: i64,
     pub(crate) now_nsec: u32,
     pub(crate) flags: u32,
+    /// `RENAME_WHITEOUT`: the owner of the whiteout.
+    pub(crate) wh_uid: u32,
+    pub(crate) wh_gid: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<RenameArgs>() == 88);
+const _: () = assert!(core::mem::size_of::<RenameArgs>() == 96);
 
-/// `RENAME_EXCHANGE` as passed in `RenameArgs::flags`.
+/// `RENAME_EXCHANGE` and `RENAME_WHITEOUT` as passed in `RenameArgs::flags`.
 const RENAME_EXCHANGE: u32 = 2;
+const RENAME_WHITEOUT: u32 = 4;
+
+/// A whiteout (character device 0:0, mode 0) written for a rename, FREE
+/// until the rename's transaction makes it LIVE.
+#[derive(Clone, Copy)]
+struct Whiteout {
+    lane: u32,
+    slot: u64,
+    ino: u64,
+    rec: u64,
+}
+
+fn new_whiteout(sbi: &SbInfo, a: &RenameArgs, now: Timespec) -> Result<Whiteout> {
+    let (lane, slot) = sbi.alloc.lock().alloc_slot(sbi.geo.lanes)?;
+    let c = CreateArgs {
+        mode: crate::layout::inode::S_IFCHR,
+        uid: a.wh_uid,
+        gid: a.wh_gid,
+        dir_nlink: 0,
+        rdev: 0,
+        now_sec: a.now_sec,
+        now_nsec: a.now_nsec,
+        tlen: 0,
+        target: core::ptr::null(),
+    };
+    let r = blank_inode(sbi, lane, slot, &c, 1, 0, now).and_then(|(ino, rec, mut ni)| {
+        write_record(sbi, rec, &mut ni)?;
+        Ok(Whiteout { lane, slot, ino, rec })
+    });
+    if r.is_err() {
+        sbi.alloc.lock().free_slot(lane, slot);
+    }
+    r
+}
 
 /// Swaps two names (both exist); in one transaction.
 #[allow(clippy::too_many_arguments)]
@@ -557,7 +611,7 @@ fn exchange(
 }
 
 fn rename(sbi: &SbInfo, a: &RenameArgs) -> Result {
-    if !sbi.rw {
+    if !sbi.rw() {
         return Err(EROFS);
     }
     // SAFETY: C passes the infos of live inodes and the dentry names.
@@ -601,6 +655,14 @@ fn rename(sbi: &SbInfo, a: &RenameArgs) -> Result {
         }
         None => 0,
     };
+    // RENAME_WHITEOUT (overlayfs): the old name then names a new whiteout,
+    // made live by the rename's own transaction.
+    let wh = if a.flags & RENAME_WHITEOUT != 0 { Some(new_whiteout(sbi, a, now)?) } else { None };
+    let drop_whiteout = || {
+        if let Some(w) = wh {
+            sbi.alloc.lock().free_slot(w.lane, w.slot);
+        }
+    };
     #[cfg(novars_trace)]
     if let (true, false, Some(v)) = (same, is_dir, victim) {
         if crate::pm::fault(crate::pm::Fault::DentryInPlace) {
@@ -614,7 +676,7 @@ fn rename(sbi: &SbInfo, a: &RenameArgs) -> Result {
     let mut nap = Appender::new(sbi, ndir.ino, ndir.gen, ndir.rec, nlog);
     let mut map = Appender::new(sbi, moved.ino, moved.gen, moved.rec, mlog);
     let mut vap = victim.map(|v| Appender::new(sbi, v.ino, v.gen, v.rec, log_of(v)));
-    let r = (|| -> Result<u64> {
+    let r = (|| -> Result<(u64, u64)> {
         // In one directory, all its entries go to one log.
         let dst = if same { &mut oap } else { &mut nap };
         if let Some(v) = victim {
@@ -622,6 +684,10 @@ fn rename(sbi: &SbInfo, a: &RenameArgs) -> Result {
         }
         let seq = dentry(dst, DE_ADD, moved.ino, ftype, now, nname)?;
         dentry(&mut oap, DE_DEL, moved.ino, ftype, now, oname)?;
+        let wseq = match wh {
+            Some(w) => dentry(&mut oap, DE_ADD, w.ino, crate::layout::inode::dt::CHR, now, oname)?,
+            None => 0,
+        };
         if !same || (is_dir && victim.is_some()) {
             link_entry(&mut oap, a.old_dir_nlink, now)?;
             if !same {
@@ -649,21 +715,23 @@ fn rename(sbi: &SbInfo, a: &RenameArgs) -> Result {
             aps[n] = vap;
             n += 1;
         }
-        if crate::pm::fault(crate::pm::Fault::RenameNoJournal) {
-            // Deliberate fault (tracing build only): each log on its own.
-            for ap in &aps[..n] {
-                sbi.pm.fence();
-                let (w, k) = ap.words();
-                for &(p, v) in w.iter().take(k) {
-                    sbi.pm.persist_u64(p, v)?;
+        match wh {
+            Some(w) => commit(sbi, &aps[..n], &[(w.rec + INODE_STATE_OFF, INODE_LIVE)])?,
+            None if crate::pm::fault(crate::pm::Fault::RenameNoJournal) => {
+                // Deliberate fault (tracing build only): each log on its own.
+                for ap in &aps[..n] {
+                    sbi.pm.fence();
+                    let (w, k) = ap.words();
+                    for &(p, v) in w.iter().take(k) {
+                        sbi.pm.persist_u64(p, v)?;
+                    }
                 }
             }
-        } else {
-            commit(sbi, &aps[..n], &[])?;
+            None => commit(sbi, &aps[..n], &[])?,
         }
-        Ok(seq)
+        Ok((seq, wseq))
     })();
-    let seq = match r {
+    let (seq, wseq) = match r {
         Ok(s) => s,
         Err(e) => {
             oap.abort();
@@ -672,6 +740,7 @@ fn rename(sbi: &SbInfo, a: &RenameArgs) -> Result {
             if let Some(v) = vap {
                 v.abort();
             }
+            drop_whiteout();
             return Err(e);
         }
     };
@@ -687,6 +756,9 @@ fn rename(sbi: &SbInfo, a: &RenameArgs) -> Result {
                 od.remove(nname, v.ino);
             }
             od.add(nname, moved.ino, ftype, seq);
+        }
+        if let Some(w) = wh {
+            od.add(oname, w.ino, crate::layout::inode::dt::CHR, wseq);
         }
     }
     if !same {
@@ -718,7 +790,13 @@ extern "C" fn novars_rs_rename(sb: *mut bindings::super_block, args: *const Rena
 }
 
 /// Frees an inode whose last link and last user are gone (from evict).
+/// On a read-only file system it stays an orphan for the next mount.
 pub(crate) fn free_inode(sbi: &SbInfo, info: &InodeInfo) -> Result {
+    let _ops = sbi.ops.lock();
+    if !sbi.rw() {
+        sbi.orphan_pending();
+        return Ok(());
+    }
     let mut g = info.inner.lock();
     // State first: once FREE, a crash leaves its blocks free by scan.
     sbi.pm.persist_u64(info.rec + INODE_STATE_OFF, INODE_FREE)?;

@@ -52,11 +52,12 @@ static_assert(sizeof(struct novars_map) == 32);
 static_assert(sizeof(struct novars_statfs) == 32);
 static_assert(IOMAP_WRITE == 1);
 static_assert(sizeof(struct novars_create_args) == 48);
-static_assert(sizeof(struct novars_rename_args) == 88);
+static_assert(sizeof(struct novars_rename_args) == 96);
 static_assert(offsetof(struct novars_rename_args, old_len) == 48);
 static_assert(sizeof(struct novars_setattr_args) == 72);
 static_assert(sizeof(struct novars_write_out) == 16);
-static_assert(RENAME_EXCHANGE == 2);
+static_assert(RENAME_EXCHANGE == 2 && RENAME_WHITEOUT == 4);
+static_assert(WHITEOUT_MODE == 0 && WHITEOUT_DEV == 0);
 static_assert(sizeof(struct novars_falloc_out) == 24);
 static_assert(FALLOC_FL_KEEP_SIZE == 1 && FALLOC_FL_PUNCH_HOLE == 2 &&
 	      FALLOC_FL_ZERO_RANGE == 0x10);
@@ -147,6 +148,7 @@ bool novars_sb_rdonly(struct super_block *sb)
 static const struct inode_operations novars_dir_iops;
 static const struct inode_operations novars_file_iops;
 static const struct inode_operations novars_special_iops;
+static const struct inode_operations novars_symlink_iops;
 static const struct file_operations novars_dir_fops;
 static const struct file_operations novars_file_fops;
 static const struct address_space_operations novars_dax_aops;
@@ -193,7 +195,7 @@ struct inode *novars_iget(struct super_block *sb, u64 ino)
 		inode->i_fop = &novars_dir_fops;
 		break;
 	case S_IFLNK:
-		inode->i_op = &simple_symlink_inode_operations;
+		inode->i_op = &novars_symlink_iops;
 		inode->i_link = a.link;	/* freed in novars_free_inode */
 		a.link = NULL;
 		break;
@@ -483,8 +485,8 @@ static int novars_rename(struct mnt_idmap *idmap, struct inode *old_dir,
 	struct novars_rename_args a = {};
 	int err;
 
-	if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE))
-		return -EINVAL;	/* RENAME_WHITEOUT: not yet */
+	if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT))
+		return -EINVAL;
 	if (flags & RENAME_EXCHANGE) {
 		/* Only the link counts of the two directories can change:
 		 * by one each way when exactly one of the two is a directory. */
@@ -536,6 +538,13 @@ static int novars_rename(struct mnt_idmap *idmap, struct inode *old_dir,
 	a.now_sec = now.tv_sec;
 	a.now_nsec = now.tv_nsec;
 	a.flags = flags;
+	if (flags & RENAME_WHITEOUT) {
+		/* The whiteout (a 0:0 char device, mode 0) takes the old name in
+		 * the rename's own transaction; nothing of it is cached. */
+		u32 wmode = S_IFCHR | WHITEOUT_MODE;
+
+		novars_owner(old_dir, &wmode, &a.wh_uid, &a.wh_gid);
+	}
 	err = novars_rs_rename(old_dir->i_sb, &a);
 	if (err)
 		return err;
@@ -690,7 +699,11 @@ static ssize_t novars_file_read_iter(struct kiocb *iocb, struct iov_iter *to)
 
 	if (!iov_iter_count(to))
 		return 0;
-	inode_lock_shared(inode);
+	if (!inode_trylock_shared(inode)) {
+		if (iocb->ki_flags & IOCB_NOWAIT)
+			return -EAGAIN;
+		inode_lock_shared(inode);
+	}
 	ret = dax_iomap_rw(iocb, to, &novars_iomap_ops);
 	inode_unlock_shared(inode);
 	file_accessed(iocb->ki_filp);
@@ -706,7 +719,12 @@ static ssize_t novars_file_write_iter(struct kiocb *iocb, struct iov_iter *from)
 	struct timespec64 now;
 	ssize_t ret;
 
-	inode_lock(inode);
+	if (!inode_trylock(inode)) {
+		if (iocb->ki_flags & IOCB_NOWAIT)
+			return -EAGAIN;
+		inode_lock(inode);
+	}
+	/* RWF_NOWAIT without O_DIRECT: EINVAL from here, as on ext4. */
 	ret = generic_write_checks(iocb, from);
 	if (ret <= 0)
 		goto out;
@@ -812,8 +830,9 @@ static int novars_fiemap(struct inode *inode, struct fiemap_extent_info *fi,
 
 static int novars_file_open(struct inode *inode, struct file *file)
 {
-	/* Every access is direct (DAX): O_DIRECT is accepted. */
-	file->f_mode |= FMODE_CAN_ODIRECT;
+	/* Every access is direct (DAX): O_DIRECT is accepted; RWF_NOWAIT
+	 * answers EAGAIN instead of waiting for the inode lock. */
+	file->f_mode |= FMODE_CAN_ODIRECT | FMODE_NOWAIT;
 	return generic_file_open(inode, file);
 }
 
@@ -843,6 +862,14 @@ static const struct inode_operations novars_file_iops = {
 };
 
 static const struct inode_operations novars_special_iops = {
+	.getattr	= novars_getattr,
+	.setattr	= novars_setattr,
+};
+
+/* Symlinks: the target is in i_link; owner and times are logged (lchown,
+ * utimensat with AT_SYMLINK_NOFOLLOW), statx reports btime. */
+static const struct inode_operations novars_symlink_iops = {
+	.get_link	= simple_get_link,
 	.getattr	= novars_getattr,
 	.setattr	= novars_setattr,
 };
@@ -969,9 +996,13 @@ static int novars_reconfigure(struct fs_context *fc)
 	struct novars_sb_c *c = sb->s_fs_info;
 
 	sync_filesystem(sb);
-	if (!(fc->sb_flags & SB_RDONLY) != !sb_rdonly(sb)) {
-		pr_err("novars: (%s): switching between read-only and read-write on remount is not implemented yet\n", sb->s_id);
-		return -EINVAL;
+	if ((fc->sb_flags_mask & SB_RDONLY) &&
+	    !(fc->sb_flags & SB_RDONLY) != !sb_rdonly(sb)) {
+		/* The VFS refuses read-write on a read-only device (EACCES). */
+		int err = novars_rs_remount(sb, fc->sb_flags & SB_RDONLY);
+
+		if (err)
+			return err;
 	}
 	if (o->flags & NOVARS_OPT_ERRORS_SET)
 		c->errors = o->errors;

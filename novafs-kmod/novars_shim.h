@@ -85,6 +85,7 @@ struct novars_rename_args {
 	u32 old_len, new_len, moved_mode, victim_nlink, old_dir_nlink, new_dir_nlink;
 	s64 now_sec;
 	u32 now_nsec, flags;
+	u32 wh_uid, wh_gid;	/* RENAME_WHITEOUT: owner of the whiteout */
 };
 
 /* Arguments of novars_rs_setattr; valid uses layout's SETATTR bits. */
@@ -143,6 +144,8 @@ bool novars_sb_rdonly(struct super_block *sb);
 
 int novars_rs_fill_super(struct super_block *sb, const struct novars_opts *opts, int silent);
 void novars_rs_put_super(struct super_block *sb);
+/* Remount read-only (ro) or read-write; 0 or -errno. */
+int novars_rs_remount(struct super_block *sb, bool ro);
 void novars_rs_statfs(struct super_block *sb, struct novars_statfs *out);
 /* Read inode ino: fills *attr and returns the Rust inode info (or NULL and *err). */
 void *novars_rs_read_inode(struct super_block *sb, u64 ino, struct novars_iattr *attr, int *err);

@@ -31,6 +31,7 @@ use core::ffi::{c_int, CStr};
 use kernel::bindings;
 use kernel::prelude::*;
 use kernel::sync::Mutex;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 /// Per-mount state; `sb->s_fs_info` points to it. `c` must stay first: C
 /// reads it as `struct novars_sb_c`.
@@ -49,14 +50,36 @@ pub(crate) struct SbInfo {
     pub(crate) lanes: KVec<Pin<KBox<Mutex<Lane>>>>,
     /// Serialises every log-modifying operation (see namei.rs).
     pub(crate) ops: Pin<KBox<Mutex<()>>>,
-    /// The superblock as mounted (rewritten at unmount).
-    sbk: Superblock,
-    /// Mounted read-write.
-    pub(crate) rw: bool,
+    /// The superblock's mutable words as last stored, and what remount
+    /// and unmount need to know.
+    state: Pin<KBox<Mutex<MountState>>>,
+    /// Read-write now (changes on remount, under `ops`); see [`SbInfo::rw`].
+    rw: AtomicBool,
     dev: [u8; 32],
 }
 
+/// What changes between mount and unmount (behind `SbInfo::state`).
+struct MountState {
+    /// The superblock as last stored.
+    sbk: Superblock,
+    /// An inode with no links was left LIVE (found by a read-only mount's
+    /// scan, or evicted while read-only): the allocator record must not be
+    /// saved, so that the next mount scans and frees it.
+    orphans_pending: bool,
+}
+
 impl SbInfo {
+    /// Mounted read-write now. Log-modifying operations check it under
+    /// `ops`, which remount holds while it changes.
+    pub(crate) fn rw(&self) -> bool {
+        self.rw.load(Ordering::Acquire)
+    }
+
+    /// Notes an orphan left LIVE on a read-only file system.
+    pub(crate) fn orphan_pending(&self) {
+        self.state.lock().orphans_pending = true;
+    }
+
     /// The device name, for log lines.
     pub(crate) fn dev(&self) -> &str {
         let end = self.dev.iter().position(|&b| b == 0).unwrap_or(self.dev.len());
@@ -279,10 +302,13 @@ fn alloc_by_scan(sbi: &SbInfo, geo: &Geometry, segments: &KVec<KVec<u64>>, rw: b
                 if map.failed {
                     return Err(ENOMEM);
                 }
-                if view.nlink == 0 && rw {
-                    sbi.pm.persist_u64(pos + INODE_STATE_OFF, INODE_FREE)?;
-                    orphans += 1;
-                    continue;
+                if view.nlink == 0 {
+                    if rw {
+                        sbi.pm.persist_u64(pos + INODE_STATE_OFF, INODE_FREE)?;
+                        orphans += 1;
+                        continue;
+                    }
+                    sbi.orphan_pending();
                 }
                 crate::layout::walk::walk_log(m, geo, ino, &raw, &mut Pages(&mut used)).map_err(|_| euclean())?;
                 for (b, c) in map.extents() {
@@ -319,8 +345,15 @@ fn now_sec() -> i64 {
     unsafe { bindings::ktime_get_real_seconds() }
 }
 
-/// Saves the allocator record and marks the file system CLEAN.
-fn save_record(sbi: &mut SbInfo) -> Result {
+/// Saves the allocator record and marks the file system CLEAN (unmount,
+/// remount read-only). The caller keeps changes out (`ops`, or the last
+/// reference gone).
+fn save_record(sbi: &SbInfo) -> Result {
+    let mut st = sbi.state.lock();
+    if st.orphans_pending {
+        pr_info!("({}): orphan inodes left by a read-only mount; the next mount rebuilds free space and frees them\n", sbi.dev());
+        return Ok(());
+    }
     let lanes = sbi.geo.lanes;
     let mut a = sbi.alloc.lock();
     let mut blocks = KVec::new();
@@ -355,7 +388,7 @@ fn save_record(sbi: &mut SbInfo) -> Result {
         a.free(b, 1)?;
     }
     drop(a);
-    let seq = sbi.sbk.alloc_rec_seq.wrapping_add(1).max(1);
+    let seq = st.sbk.alloc_rec_seq.wrapping_add(1).max(1);
     let mut buf = KVec::from_elem(0u8, BLOCK_SIZE, GFP_KERNEL)?;
     let mut pairs = KVec::new();
     for &(lane, s, l) in inodes.as_slice() {
@@ -382,7 +415,7 @@ fn save_record(sbi: &mut SbInfo) -> Result {
     }
     sbi.pm.fence();
     let _ = lanes;
-    let mut sbk = sbi.sbk;
+    let mut sbk = st.sbk;
     sbk.alloc_rec_head = rec.as_slice().first().copied().unwrap_or(0);
     sbk.alloc_rec_seq = seq;
     sbk.free_blocks = free_blocks;
@@ -401,8 +434,63 @@ fn save_record(sbi: &mut SbInfo) -> Result {
     // The record is durable and named: now (and only now) CLEAN.
     sbk.state |= STATE_CLEAN;
     store_sb_words(sbi, &[(SB_STATE_OFF, sbk.state)])?;
-    sbi.sbk = sbk;
+    st.sbk = sbk;
     Ok(())
+}
+
+/// Makes the file system writable: the allocator record is stale from now
+/// on, so CLEAN is cleared durably before anything can be allocated; the
+/// mount count and time are updated as by a read-write mount.
+fn start_writing(sbi: &SbInfo) -> Result {
+    let mut st = sbi.state.lock();
+    let mut s2 = st.sbk;
+    s2.state &= !STATE_CLEAN;
+    s2.mount_count = s2.mount_count.wrapping_add(1);
+    s2.mount_time = now_sec();
+    store_sb_words(sbi, &[(SB_STATE_OFF, s2.state)])?;
+    store_sb_words(sbi, &[(SB_MOUNT_COUNT_OFF, s2.mount_count), (SB_MOUNT_TIME_OFF, s2.mount_time as u64)])?;
+    st.sbk = s2;
+    Ok(())
+}
+
+/// Remount between read-write and read-only (`s_umount` held; the VFS has
+/// checked that nothing is open for writing when going read-only, and that
+/// the device is writable when going read-write).
+fn remount(sbi: &SbInfo, ro: bool) -> Result {
+    let _ops = sbi.ops.lock();
+    if ro == !sbi.rw() {
+        return Ok(());
+    }
+    if ro {
+        // As a clean unmount leaves it: the record, then CLEAN.
+        sbi.rw.store(false, Ordering::Release);
+        if let Err(e) = save_record(sbi) {
+            sbi.rw.store(true, Ordering::Release);
+            pr_err!("({}): could not save the allocator record ({}); staying read-write\n", sbi.dev(), e.to_errno());
+            return Err(e);
+        }
+        pr_info!("({}): remounted read-only\n", sbi.dev());
+    } else {
+        if sbi.geo.read_only {
+            pr_err!("({}): unknown read-only-compatible features; cannot remount read-write\n", sbi.dev());
+            return Err(EROFS);
+        }
+        start_writing(sbi)?;
+        sbi.rw.store(true, Ordering::Release);
+        pr_info!("({}): remounted read-write\n", sbi.dev());
+    }
+    Ok(())
+}
+
+/// `reconfigure` changing `SB_RDONLY`: 0 or -errno.
+#[no_mangle]
+extern "C" fn novars_rs_remount(sb: *mut bindings::super_block, ro: bool) -> c_int {
+    // SAFETY: called on a mounted novars super block, `s_umount` held.
+    let sbi = unsafe { sbi(sb) };
+    match remount(sbi, ro) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
 }
 
 fn setup(sb: *mut bindings::super_block, c: SbC, opts: &Opts, silent: bool, dev: [u8; 32]) -> Result {
@@ -425,8 +513,11 @@ fn setup(sb: *mut bindings::super_block, c: SbC, opts: &Opts, silent: bool, dev:
             alloc: KBox::pin_init(kernel::new_mutex!(Alloc::empty(KVec::new()), "novars_alloc"), GFP_KERNEL)?,
             lanes: KVec::new(),
             ops: KBox::pin_init(kernel::new_mutex!((), "novars_ops"), GFP_KERNEL)?,
-            sbk: Superblock::zeroed(),
-            rw,
+            state: KBox::pin_init(
+                kernel::new_mutex!(MountState { sbk: Superblock::zeroed(), orphans_pending: false }, "novars_mount_state"),
+                GFP_KERNEL,
+            )?,
+            rw: AtomicBool::new(rw),
             dev,
         },
         GFP_KERNEL,
@@ -472,17 +563,11 @@ fn setup(sb: *mut bindings::super_block, c: SbC, opts: &Opts, silent: bool, dev:
     sbi.total_inodes = total_inodes.saturating_sub(1); // inode 0 is never used
     sbi.c.errors = if opts.flags & shim::OPT_ERRORS_SET != 0 { opts.errors } else { sbk.errors };
     sbi.c.uuid = sbk.uuid;
-    sbi.sbk = sbk;
+    sbi.state.lock().sbk = sbk;
     if rw {
         // From now on the allocator record is stale: say so durably before
         // anything is allocated.
-        let mut s2 = sbk;
-        s2.state &= !STATE_CLEAN;
-        s2.mount_count = s2.mount_count.wrapping_add(1);
-        s2.mount_time = now_sec();
-        store_sb_words(&sbi, &[(SB_STATE_OFF, s2.state)])?;
-        store_sb_words(&sbi, &[(SB_MOUNT_COUNT_OFF, s2.mount_count), (SB_MOUNT_TIME_OFF, s2.mount_time as u64)])?;
-        sbi.sbk = s2;
+        start_writing(&sbi)?;
     }
     let (free_blocks, free_inodes) = {
         let a = sbi.alloc.lock();
@@ -577,9 +662,9 @@ extern "C" fn novars_rs_put_super(sb: *mut bindings::super_block) {
         return;
     }
     // SAFETY: as above; nothing else uses SbInfo any more.
-    let mut sbi = unsafe { KBox::from_raw(p) };
-    if sbi.rw {
-        if let Err(e) = save_record(&mut sbi) {
+    let sbi = unsafe { KBox::from_raw(p) };
+    if sbi.rw() {
+        if let Err(e) = save_record(&sbi) {
             pr_err!("({}): could not save the allocator record ({}); the next mount scans\n", sbi.dev(), e.to_errno());
         }
     }

@@ -6,6 +6,8 @@
   ace.py run MNT OP [OP...]  run the operations in order on the tree at MNT
   ace.py pairs N SEED        N distinct seq-2 workloads (pairs), seeded
                              random order; N = 0: all of them
+  ace.py drive SECONDS < WORKLOADS
+                             trace and check workloads (crashcheck.sh)
 
 Each operation is one system call on the tree `populate` builds (a few
 need one preparatory call, e.g. open). An operation whose target the
@@ -123,6 +125,158 @@ OPS = {
 }
 
 
+def libc():
+    import ctypes
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def check_errno(r, what):
+    import ctypes
+    if r != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"{what}: {os.strerror(e)}")
+
+
+class Driver:
+    """Traces workloads with the tracing build of novars.ko and checks each
+    trace with novars-crashcheck, two checks running beside the tracing.
+
+    Environment (set by crashcheck.sh): ACE_DEV the device, ACE_CLEAN the
+    image every workload starts from, ACE_FS_MIB its size, ACE_MNT the
+    mount point, ACE_DBG the debugfs directory, ACE_OUT where traces and
+    reports go, ACE_TMP scratch (base images), ACE_CC the checker.
+
+    A workload line is `NAME FAULTS EXPECT [OP...]`: FAULTS the pm.rs fault
+    bits, EXPECT `clean` (exit 0) or `violations` (exit 1). The base image
+    is read after the mount and the trace stops before the unmount, except
+    for the workload named `mount_unmount`, which traces both.
+    """
+
+    def __init__(self):
+        e = os.environ
+        self.dev, self.clean, self.mnt = e["ACE_DEV"], e["ACE_CLEAN"], e["ACE_MNT"]
+        self.dbg, self.out, self.tmp, self.cc = e["ACE_DBG"], e["ACE_OUT"], e["ACE_TMP"], e["ACE_CC"]
+        self.size = int(e["ACE_FS_MIB"]) << 20
+        with open(self.clean, "rb") as f:
+            self.clean_bytes = f.read()
+        self.libc = libc()
+        self.running = []
+        self.results = {"workloads": 0, "images": 0, "unexpected": 0}
+
+    def knob(self, name, val):
+        with open(f"{self.dbg}/{name}", "w") as f:
+            f.write(val)
+
+    def restore(self):
+        with open(self.dev, "r+b", buffering=0) as d:
+            d.write(self.clean_bytes)
+            os.fsync(d.fileno())
+
+    def snapshot(self, path):
+        with open(self.dev, "rb", buffering=0) as d, open(path, "wb") as f:
+            f.write(d.read(self.size))
+
+    def mount(self):
+        check_errno(self.libc.mount(self.dev.encode(), self.mnt.encode(), b"novars", 0, None), "mount")
+
+    def umount(self):
+        check_errno(self.libc.umount2(self.mnt.encode(), 0), "umount")
+
+    def trace(self, name, faults, names):
+        base = f"{self.tmp}/{name}.img"
+        self.restore()
+        whole = name == "mount_unmount"
+        if whole:
+            with open(base, "wb") as f:
+                f.write(self.clean_bytes[: self.size])
+            self.knob("enable", "1")
+            self.mount()
+        else:
+            self.mount()
+            self.snapshot(base)
+            self.knob("enable", "1")
+        self.knob("faults", str(faults))
+        with open(f"{self.out}/{name}.ops", "w") as log:
+            for n in names:
+                try:
+                    OPS[n](self.mnt)
+                    log.write(f"{n}: ok\n")
+                except OSError as e:
+                    log.write(f"{n}: {os.strerror(e.errno)}\n")
+        self.knob("faults", "0")
+        if not whole:
+            self.knob("enable", "0")
+        self.umount()
+        self.knob("enable", "0")
+        with open(f"{self.dbg}/trace", "rb") as t, open(f"{self.out}/{name}.bin", "wb") as f:
+            f.write(t.read())
+        return base
+
+    def start_check(self, name, base, expect):
+        import subprocess
+        while len(self.running) >= 2:
+            self.reap(block=True)
+        out = open(f"{self.out}/{name}.out", "w")
+        p = subprocess.Popen([self.cc, "--base", base, "--trace", f"{self.out}/{name}.bin", "--max-random", "8"],
+                             stdout=out, stderr=subprocess.STDOUT)
+        self.running.append((p, name, base, expect, out))
+
+    def reap(self, block=False):
+        import shutil
+        for item in list(self.running):
+            p, name, base, expect, out = item
+            if p.poll() is None and not block:
+                continue
+            st = p.wait()
+            out.close()
+            self.running.remove(item)
+            with open(f"{self.out}/{name}.out") as f:
+                report = f.read()
+            line = next((l for l in report.splitlines() if l.startswith("crash images")), "no report")
+            viol = next((l for l in report.splitlines() if l.startswith("violations")), "")
+            want = 0 if expect == "clean" else 1
+            self.results["workloads"] += 1
+            try:
+                self.results["images"] += int(line.split("checked ")[1].split(";")[0])
+            except (IndexError, ValueError):
+                pass
+            ok = st == want
+            print(f"{name:<48} {line.replace('crash images: ', '')}" + ("" if expect == "clean" else f"; {viol}"))
+            if not ok:
+                self.results["unexpected"] += 1
+                shutil.copy(base, f"{self.out}/{name}.img")
+                print(f"UNEXPECTED: {name}: novars-crashcheck exited {st}, expected {want} ({expect}); "
+                      f"reproduce with --base {self.out}/{name}.img")
+                with open(f"{self.out}/{name}.ops") as f:
+                    print(f.read() + report)
+            os.unlink(base)
+            if block:
+                return
+
+    def drive(self, seconds, lines):
+        import time
+        start = time.monotonic()
+        for line in lines:
+            w = line.split()
+            if len(w) < 3:
+                continue
+            if time.monotonic() - start >= seconds:
+                break
+            name, faults, expect, names = w[0], int(w[1]), w[2], w[3:]
+            unknown = [n for n in names if n not in OPS]
+            if unknown:
+                sys.exit(f"unknown operation(s): {' '.join(unknown)}")
+            base = self.trace(name, faults, names)
+            self.start_check(name, base, expect)
+            self.reap()
+        while self.running:
+            self.reap(block=True)
+        r = self.results
+        print(f"{r['workloads']} workloads, {r['images']} crash images checked, "
+              f"{r['unexpected']} unexpected results, {time.monotonic() - start:.0f} s")
+        return 1 if r["unexpected"] else 0
+
+
 def run(mnt, names):
     for n in names:
         try:
@@ -142,6 +296,8 @@ def main(argv):
         if unknown:
             sys.exit(f"unknown operation(s): {' '.join(unknown)}")
         run(argv[2], argv[3:])
+    elif len(argv) == 3 and argv[1] == "drive":
+        sys.exit(Driver().drive(float(argv[2]), sys.stdin.read().splitlines()))
     elif len(argv) == 4 and argv[1] == "pairs":
         pairs = [(a, b) for a in OPS for b in OPS]
         random.Random(int(argv[3])).shuffle(pairs)

@@ -186,6 +186,7 @@ def run(root):
     rec("exchange dir and file", renameat2, "g/h", "from-tmpfile", 2)
     rec("exchanged nlinks", lambda: (os.stat(".").st_nlink, os.stat("g").st_nlink, os.stat("from-tmpfile/").st_nlink if os.path.isdir("from-tmpfile") else None))
     rec("exchange back", renameat2, "g/h", "from-tmpfile", 2)
+    whiteouts()
     rec("readdir", lambda: sorted(os.listdir(".")))
     rec("readdir g/h2", lambda: sorted(os.listdir("g/h2")))
     names = [f"many-{i:04}" for i in range(400)]
@@ -195,6 +196,275 @@ def run(root):
     rec("readdir 200", lambda: sorted(x for x in os.listdir(".") if x.startswith("many-")) == names[1::2])
     rec("statvfs namemax", lambda: os.statvfs(".").f_namemax)
     fallocs()
+    namespace_more()
+    data_more()
+
+
+def whiteouts():
+    """RENAME_WHITEOUT (4): the old name becomes a 0:0 character device
+    with mode 0, in the same operation; then overlayfs on top, which needs
+    it for renames and uses whiteouts for deletions."""
+    RW = 4
+    node = lambda p: (lambda st: (oct(st.st_mode), os.major(st.st_rdev), os.minor(st.st_rdev), st.st_nlink, st.st_uid, st.st_gid, st.st_size))(os.lstat(p))
+    rec("whiteout rename", lambda: (write_file("w1", b"white"), renameat2("w1", "w2", RW), node("w1"), read_file("w2")))
+    rec("whiteout over a file", lambda: (write_file("w3", b"three"), write_file("w4", b"four"), renameat2("w3", "w4", RW), node("w3"), read_file("w4")))
+    rec("whiteout noreplace exists", renameat2, "w2", "w4", RW | 1)
+    rec("whiteout noreplace", lambda: (renameat2("w2", "w5", RW | 1), node("w2"), read_file("w5")))
+    rec("whiteout exchange", renameat2, "w5", "w4", RW | 2)
+    rec("whiteout missing", renameat2, "nothere", "w6", RW)
+    rec("whiteout a dir across", lambda: (os.mkdir("wd"), os.mkdir("wd/sub"), renameat2("wd", "g/wd", RW), node("wd"), os.stat("g").st_nlink, os.stat(".").st_nlink, os.listdir("g/wd")))
+    rec("whiteout a whiteout", lambda: (renameat2("w1", "w7", RW), node("w1"), node("w7")))
+    rec("unlink whiteout", os.unlink, "w7")
+    rec("whiteouts listed", lambda: sorted(x for x in os.listdir(".") if x.startswith("w")))
+    def overlay():
+        import subprocess
+        for d in ("ovl/lower/d", "ovl/upper", "ovl/work", "ovl/merged"):
+            os.makedirs(d)
+        for n in ("keep", "gone", "moved", "d/inner"):
+            write_file("ovl/lower/" + n, n.encode())
+        subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
+                        "lowerdir=ovl/lower,upperdir=ovl/upper,workdir=ovl/work", "ovl/merged"],
+                       check=True, capture_output=True)
+        r = []
+        try:
+            for f, *a in ((os.unlink, "ovl/merged/gone"), (os.rename, "ovl/merged/moved", "ovl/merged/moved2"),
+                          (os.rename, "ovl/merged/d", "ovl/merged/d2"), (write_file, "ovl/merged/new", b"new")):
+                try:
+                    f(*a)
+                    r.append("ok")
+                except OSError as e:
+                    r.append(errno.errorcode.get(e.errno, e.errno))
+            merged = sorted(os.listdir("ovl/merged"))
+        finally:
+            subprocess.run(["umount", "ovl/merged"], check=True)
+        upper = sorted((n, oct(os.lstat("ovl/upper/" + n).st_mode)) for n in os.listdir("ovl/upper"))
+        subprocess.run(["rm", "-rf", "ovl"], check=True)
+        return r, merged, upper
+    rec("overlayfs upper", overlay)
+
+
+class Dirent(ctypes.Structure):
+    _fields_ = [("d_ino", ctypes.c_uint64), ("d_off", ctypes.c_int64), ("d_reclen", ctypes.c_ushort),
+                ("d_type", ctypes.c_ubyte), ("d_name", ctypes.c_char * 256)]
+
+
+libc.opendir.restype = ctypes.c_void_p
+libc.opendir.argtypes = [ctypes.c_char_p]
+libc.readdir.restype = ctypes.POINTER(Dirent)
+libc.readdir.argtypes = [ctypes.c_void_p]
+libc.telldir.restype = ctypes.c_long
+libc.telldir.argtypes = [ctypes.c_void_p]
+libc.seekdir.argtypes = [ctypes.c_void_p, ctypes.c_long]
+libc.closedir.argtypes = [ctypes.c_void_p]
+
+
+def readdir_with_pos(d):
+    """(name, telldir before it) for the rest of stream d."""
+    out = []
+    while True:
+        pos = libc.telldir(d)
+        e = libc.readdir(d)
+        if not e:
+            return out
+        n = e.contents.d_name.decode()
+        if n not in (".", ".."):
+            out.append((n, pos))
+
+
+def namespace_more():
+    """Readdir offsets across concurrent changes, hash collisions in the
+    directory index, names of 255 bytes."""
+    os.mkdir("rd")
+    names = [f"e{i:03}" for i in range(120)]
+    for n in names:
+        write_file("rd/" + n, b"")
+    def telldir_seekdir():
+        d = libc.opendir(b"rd")
+        try:
+            first = []
+            while len(first) < 40:
+                pos = libc.telldir(d)
+                e = libc.readdir(d)
+                if not e:
+                    break
+                n = e.contents.d_name.decode()
+                if n not in (".", ".."):
+                    first.append((n, pos))
+            seen = [n for n, _ in first]
+            # Concurrent changes: new names, removals of names already read
+            # and of names not read yet.
+            unread = [n for n in names if n not in seen]
+            for i in range(30):
+                write_file(f"rd/new{i:02}", b"")
+            for n in seen[:10] + unread[:10]:
+                os.unlink("rd/" + n)
+            # Drop libc's buffer: continue from the offset, read afresh.
+            libc.seekdir(d, libc.telldir(d))
+            rest = readdir_with_pos(d)
+            restn = [n for n, _ in rest]
+            once = all(restn.count(n) == 1 for n in unread[10:])
+            no_repeat = not (set(restn) & set(seen)) and len(restn) == len(set(restn))
+            no_deleted = not (set(restn) & set(unread[:10]))
+            # seekdir back to an offset taken before the changes.
+            n20, p20 = first[20]
+            libc.seekdir(d, p20)
+            e = libc.readdir(d)
+            again = e.contents.d_name.decode() if e else None
+            # and to one taken after them.
+            mid_n, mid_p = rest[len(rest) // 2]
+            libc.seekdir(d, mid_p)
+            e = libc.readdir(d)
+            again2 = e.contents.d_name.decode() if e else None
+            return (len(seen), once, no_repeat, no_deleted, again == n20, again2 == mid_n)
+        finally:
+            libc.closedir(d)
+    rec("telldir/seekdir across changes", telldir_seekdir)
+    rec("readdir after changes", lambda: (len(os.listdir("rd")), all(os.path.exists("rd/" + n) for n in os.listdir("rd"))))
+    # Which names were removed depends on the order of readdir.
+    rec("remove rd", lambda: __import__("shutil").rmtree("rd"))
+    # Names whose FNV-1a hashes (novars's directory index) are equal.
+    pairs = [("collide-63438", "collide-318226"), ("collide-63439", "collide-318227"), ("collide-63436", "collide-318228")]
+    def collisions():
+        os.mkdir("hc")
+        r = []
+        for a, b in pairs:
+            write_file("hc/" + a, a.encode())
+            r.append(os.path.exists("hc/" + b))
+            write_file("hc/" + b, b.encode())
+            r.append((read_file("hc/" + a), read_file("hc/" + b)))
+        os.unlink("hc/" + pairs[0][0])
+        r.append((os.path.exists("hc/" + pairs[0][0]), read_file("hc/" + pairs[0][1])))
+        os.rename("hc/" + pairs[1][1], "hc/" + pairs[1][0])
+        r.append((sorted(os.listdir("hc")), read_file("hc/" + pairs[1][0])))
+        os.link("hc/" + pairs[2][0], "hc/" + pairs[0][0])
+        r.append(sorted(os.listdir("hc")))
+        return r
+    rec("hash collisions", collisions)
+    rec("name 255 ops", lambda: (os.mkdir("L" * 255), os.rename("L" * 255, "M" * 255), os.symlink("t", "M" * 255 + "/" + "s" * 255),
+                                 os.readlink("M" * 255 + "/" + "s" * 255), os.listdir("M" * 255)))
+    rec("name 256 lookup", os.stat, "x" * 256)
+    rec("name 256 rename", os.rename, "M" * 255, "N" * 256)
+
+
+STATX_BTIME, STATX_ATTR_DAX, AT_FDCWD = 0x800, 0x200000, -100
+
+
+def statx(p):
+    buf = ctypes.create_string_buffer(256)
+    r = libc.syscall(332, AT_FDCWD, p.encode(), 0x100, 0xfff, buf)  # __NR_statx (x86_64), AT_SYMLINK_NOFOLLOW
+    if r != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+    import struct
+    mask, = struct.unpack_from("I", buf, 0)
+    attrs, = struct.unpack_from("Q", buf, 8)
+    amask, = struct.unpack_from("Q", buf, 56)
+    bsec, bnsec = struct.unpack_from("qI", buf, 80)
+    msec, mnsec = struct.unpack_from("qI", buf, 112)
+    return mask, attrs, amask, (bsec, bnsec), (msec, mnsec)
+
+
+def data_more():
+    """O_DIRECT, preadv2/pwritev2 flags, copy_file_range, sendfile,
+    splice, fsync/fdatasync/syncfs, statx (btime, STATX_ATTR_DAX)."""
+    import mmap
+    def odirect():
+        fd = os.open("od", os.O_RDWR | os.O_CREAT | os.O_DIRECT, 0o644)
+        try:
+            buf = mmap.mmap(-1, 8192)
+            buf.write(pattern(8192, 3))
+            n = os.pwrite(fd, buf, 4096)
+            rb = mmap.mmap(-1, 8192)
+            m = os.preadv(fd, [rb], 4096)
+            return n, m, rb[:] == pattern(8192, 3), os.fstat(fd).st_size
+        finally:
+            os.close(fd)
+    rec("O_DIRECT write/read", odirect)
+    def v2():
+        fd = os.open("v2", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            r = []
+            for name in ("RWF_HIPRI", "RWF_DSYNC", "RWF_SYNC", "RWF_APPEND", "RWF_NOWAIT"):
+                flag = getattr(os, name)
+                try:
+                    r.append((name, os.pwritev(fd, [b"ab", name.encode()], 3, flag)))
+                except OSError as e:
+                    r.append((name, errno.errorcode[e.errno]))
+                try:
+                    b = bytearray(40)
+                    r.append((name, os.preadv(fd, [b], 0, flag), bytes(b)))
+                except OSError as e:
+                    r.append((name, errno.errorcode[e.errno]))
+            r.append(os.fstat(fd).st_size)
+            return r
+        finally:
+            os.close(fd)
+    rec("preadv2/pwritev2 flags", v2)
+    src = pattern(300000, 5)
+    write_file("cf-src", src)
+    def cfr():
+        a = os.open("cf-src", os.O_RDONLY)
+        b = os.open("cf-dst", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            n = os.copy_file_range(a, b, 200000, 1000, 5000)
+            n2 = os.copy_file_range(a, b, 100000)
+            return n, n2, os.fstat(b).st_size
+        finally:
+            os.close(a)
+            os.close(b)
+    rec("copy_file_range", cfr)
+    rec("copied bytes", lambda: (lambda d: (d[:100000] == src[:100000], d[100000:] == src[96000:201000]))(read_file("cf-dst")))
+    def sendfile():
+        a = os.open("cf-src", os.O_RDONLY)
+        b = os.open("sf-dst", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            n = 0
+            while n < 150000:
+                k = os.sendfile(b, a, 7 + n, 150000 - n)
+                if k <= 0:
+                    break
+                n += k
+            return n, read_file("sf-dst") == src[7:150007]
+        finally:
+            os.close(a)
+            os.close(b)
+    rec("sendfile", sendfile)
+    def splice():
+        a = os.open("cf-src", os.O_RDONLY)
+        b = os.open("sp-dst", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        r, w = os.pipe()
+        try:
+            total = 0
+            while total < 100000:
+                k = os.splice(a, w, min(65536, 100000 - total), offset_src=3333 + total)
+                k2 = os.splice(r, b, k)
+                total += k2
+            return total, read_file("sp-dst") == src[3333:103333]
+        finally:
+            for f in (a, b, r, w):
+                os.close(f)
+    rec("splice", splice)
+    def syncs():
+        fd = os.open("cf-dst", os.O_RDWR)
+        dfd = os.open(".", os.O_RDONLY)
+        try:
+            libc.syncfs.argtypes = [ctypes.c_int]
+            return (os.fsync(fd), os.fdatasync(fd), os.fsync(dfd), libc.syncfs(fd), os.sync())
+        finally:
+            os.close(fd)
+            os.close(dfd)
+    rec("fsync/fdatasync/syncfs", syncs)
+    def sx():
+        r = []
+        for p in ("cf-src", "rd", "sl"):
+            mask, attrs, amask, bt, mt = statx(p)
+            r.append((p, bool(mask & STATX_BTIME), bt[0] > 0, bool(attrs & STATX_ATTR_DAX), bool(amask & STATX_ATTR_DAX)))
+        return r
+    rec("statx btime/dax", sx)
+    rec("lchown/lutimes symlink", lambda: (os.chown("sl", 7, 8, follow_symlinks=False), os.utime("sl", ns=(5, 6_000_000_007), follow_symlinks=False),
+                                           (lambda st: (st.st_uid, st.st_gid, st.st_mtime_ns))(os.lstat("sl")), os.stat("sl").st_uid))
+    rec("utimens ns", lambda: (os.utime("cf-src", ns=(123_456_789_012_345_678, 987_654_321_999_999_999)), statx("cf-src")[4], os.stat("cf-src").st_atime_ns))
+    rec("utimens omit/now", lambda: (lambda m: (os.utime("cf-src"), statx("cf-src")[4] != m))(statx("cf-src")[4]))
 
 
 def fallocs():

@@ -25,11 +25,6 @@ pub fn ko_path(flavour: Flavour) -> PathBuf {
     build_dir(flavour, false).join("novars.ko")
 }
 
-/// `novars.ko` of the tracing build.
-pub fn trace_ko_path(flavour: Flavour) -> PathBuf {
-    build_dir(flavour, true).join("novars.ko")
-}
-
 fn build_dir(flavour: Flavour, trace: bool) -> PathBuf {
     let name = if trace { format!("{}-trace", flavour.name()) } else { flavour.name().to_string() };
     target_dir().join("kmod").join(name).join("novafs-kmod")
