@@ -59,12 +59,6 @@ impl Pm {
         Ok(unsafe { self.base.add(pos as usize) })
     }
 
-    /// The kernel address of `[pos, pos+len)` for a copy done elsewhere.
-    /// Not traced: copies of user data go through [`Pm::copy_from_iter`].
-    pub(crate) fn addr(&self, pos: u64, len: u64) -> Result<*mut u8> {
-        self.check(pos, len)
-    }
-
     /// Copies `len` bytes of user data from `iter` (a `struct iov_iter`) to
     /// `pos` with non-temporal stores (durable at the next fence); returns
     /// the bytes copied (fewer on a fault in user memory).
