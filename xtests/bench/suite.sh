@@ -2,13 +2,14 @@
 # Guest side of `cargo xt bench`: every case of cases.txt on ext4 -o dax,
 # xfs -o dax and novars (each formatted fresh on /dev/pmem0, in turn, in
 # every run) plus the raw /dev/pmem0 for the fio bandwidth ceilings.
+# The measuring programs are fio and xtests/guest/fsbench.c.
 # Usage: suite.sh full|quick RUNS [RESULTS]    then: suite.sh check RESULTS
 # Result lines (RESULTS, default $NOVARS_OUT/bench.txt):
 #   R FS RUN CASE VALUE UNIT      one measurement
 #   NA FS CASE REASON             the case cannot run on FS (mmap cases only)
 #   ERR FS CASE MESSAGE           the case failed: `check` fails on it
 # `quick` runs every case briefly with scaled-down sizes (10k/100k-file
-# cases use 500/2000 files): it proves the suite works, its numbers are not
+# cases use 200/400 files): it proves the suite works, its numbers are not
 # for reading.
 . "$NOVARS_GUEST_LIB"
 HERE=$NOVARS_ROOT/xtests/bench
@@ -57,11 +58,11 @@ M=/tmp/bench-mnt
 FSLIST="ext4 xfs novars"
 case $MODE in
 full)
-    SYS_N=1000; FIO_RT=1; FIO_RD=64M; FIO_SEQ=256M; FIO_APPEND=8M
-    WL_SECS=2; WL_FILES=500; MD_N=1000; MAP_PAGES=2000; MAP_MIB=128; SMALL=10000; LARGE=100000 ;;
+    SYS_N=500; FIO_RT=500ms; FIO_RD=64M; FIO_SEQ=128M; FIO_APPEND=2M
+    WL_SECS=1; WL_FILES=500; MD_N=1000; MAP_PAGES=500; MAP_MIB=128; SMALL=10000; LARGE=100000 ;;
 quick)
-    SYS_N=50; FIO_RT=0.1; FIO_RD=8M; FIO_SEQ=8M; FIO_APPEND=256k
-    WL_SECS=0.3; WL_FILES=50; MD_N=100; MAP_PAGES=100; MAP_MIB=8; SMALL=500; LARGE=2000 ;;
+    SYS_N=50; FIO_RT=100ms; FIO_RD=8M; FIO_SEQ=8M; FIO_APPEND=256k
+    WL_SECS=0.3; WL_FILES=50; MD_N=100; MAP_PAGES=100; MAP_MIB=8; SMALL=200; LARGE=400 ;;
 *) fail "mode must be full or quick" ;;
 esac
 
@@ -69,13 +70,18 @@ load_novars
 mkdir -p "$M" /tmp/bench
 echo "# mode $MODE" > "$OUT"
 
-# The benchmark programs: built on the host by the harness
-# (target/bench/bin/fsbench); compiled here (slow under TCG) only if missing
-# or older than the source.
-FSBENCH=$NOVARS_ROOT/target/bench/bin/fsbench
-if [ ! -x "$FSBENCH" ] || [ "$HERE/fsbench.c" -nt "$FSBENCH" ]; then
-    echo "bench: compiling fsbench in the guest (the host copy is missing or stale)"
-    gcc -O2 -pthread -o /tmp/bench/fsbench "$HERE/fsbench.c" || fail "cannot compile fsbench.c"
+# The measuring program xtests/guest/fsbench.c: built on the host (by
+# `cargo xt test` into target/guest-bin, by `cargo xt bench` into
+# target/bench/bin); compiled here (7 s or more under TCG) only if neither
+# is there and up to date.
+SRC=$NOVARS_ROOT/xtests/guest/fsbench.c
+FSBENCH=
+for b in "$NOVARS_ROOT/target/guest-bin/fsbench" "$NOVARS_ROOT/target/bench/bin/fsbench"; do
+    if [ -x "$b" ] && ! [ "$SRC" -nt "$b" ]; then FSBENCH=$b; break; fi
+done
+if [ -z "$FSBENCH" ]; then
+    echo "bench: compiling fsbench in the guest (no up-to-date host build)"
+    gcc -O2 -pthread -o /tmp/bench/fsbench "$SRC" || fail "cannot compile fsbench.c"
     FSBENCH=/tmp/bench/fsbench
 fi
 command -v fio >/dev/null || fail "fio is not installed (cargo xt setup)"
@@ -111,7 +117,11 @@ fio_jobs() { # TARGET(dir or "raw") MMAP(yes/no)
     else
         printf '[global]\ndirectory=%s\nioengine=psync\nfallocate=none\n' "$1"
     fi
-    printf 'stonewall\ngroup_reporting\n'
+    # full: jobs one after the other (stonewall); quick: all at once, each
+    # its own reporting group (fio's fixed cost per stonewalled job is
+    # about half a second under TCG).
+    if [ $MODE = full ]; then printf 'stonewall\n'; else printf 'new_group\n'; fi
+    printf 'group_reporting\nthread\n'
     for j in 1 2; do
         seqfile=""; rdfile=""
         [ "$1" = raw ] || { seqfile="filename_format=sw.\$jobnum
@@ -202,8 +212,8 @@ done
 # Mount and fsck times on populated images, DRAM per 100k files. Crash:
 # ext4/xfs are shut down (FS_IOC_SHUTDOWN without a log flush: their
 # journal must be replayed); novars gets its superblock CLEAN bit cleared
-# after unmount (what a power cut leaves: the allocator record is not
-# trusted, mount rebuilds free space from every log).
+# after unmount (fsbench unclean: what a power cut leaves; the allocator
+# record is not trusted, mount rebuilds free space from every log).
 mem_kib() { awk -v k="$1:" '$1 == k { print $2 }' /proc/meminfo; }
 fsck_fs() {
     case $1 in
@@ -213,13 +223,16 @@ fsck_fs() {
     esac > /tmp/bench/fsck.out 2>&1
 }
 for fs in $FSLIST; do
+    # One image per file system: SMALL files, measured, then grown to LARGE.
+    case $fs in ext4) extra="-N $((LARGE + 20000))" ;; *) extra="" ;; esac
+    mkfs_fs $fs $extra >/dev/null || { err $fs mount-clean-10k "mkfs failed"; continue; }
+    from=0
     for size in $SMALL $LARGE; do
         if [ $size = $SMALL ]; then label=10k; else label=100k; fi
         say "images: $fs, $size files as ${label}"
-        case $fs in ext4) extra="-N $((size + 20000))" ;; *) extra="" ;; esac
-        mkfs_fs $fs $extra >/dev/null && mount_fs $fs &&
-            "$FSBENCH" populate $M $size 1024 && umount $M ||
-            { err $fs mount-clean-$label "building the image failed"; continue; }
+        mount_fs $fs && "$FSBENCH" populate $M $from $size 1024 && umount $M ||
+            { err $fs mount-clean-$label "building the image failed"; break; }
+        from=$size
         r=1
         while [ "$r" -le "$RUNS" ]; do
             sync; echo 3 > /proc/sys/vm/drop_caches
@@ -237,7 +250,7 @@ for fs in $FSLIST; do
             fi
             say "$fs: crash-$label"
             case $fs in
-            novars) python3 "$NOVARS_ROOT/xtests/guest/novars_img.py" damage $DEV unclean ;;
+            novars) "$FSBENCH" unclean $DEV ;;
             *) mount_fs $fs && touch $M/p0000/crash-$r && sync && xfs_io -x -c shutdown $M && umount $M ;;
             esac || err $fs mount-crash-$label "could not make a crashed image"
             if t=$("$FSBENCH" mount $DEV $M $fs "$(opts_of $fs)"); then

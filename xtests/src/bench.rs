@@ -2,7 +2,8 @@
 //! case of `xtests/bench/cases.txt` on ext4 `-o dax`, xfs `-o dax` and
 //! novars (each formatted fresh on the same emulated NVDIMM, in turn, in
 //! every run) and the fio cases on the raw `/dev/pmem0` too; the guest side
-//! is `xtests/bench/suite.sh`, the measuring programs `fsbench.c` and fio.
+//! is `xtests/bench/suite.sh`, the measuring programs fio and
+//! `xtests/guest/fsbench.c`.
 //! Absolute times under TCG drift, so the output is medians and ratios from
 //! the same boot: a table on stdout, `target/bench/results.csv`, the raw
 //! samples `target/bench/samples.txt` and a chart `target/bench/ratios.svg`.
@@ -419,11 +420,11 @@ fn bench_dir() -> PathBuf {
     target_dir().join("bench")
 }
 
-/// `gcc -O2 -Wall -pthread` of `xtests/bench/fsbench.c` into
+/// `gcc -O2 -Wall -pthread` of `xtests/guest/fsbench.c` into
 /// `target/bench/bin/fsbench` when the source is newer (the guest sees the
 /// host read-only, and compiling under TCG takes about 7 s).
 pub fn build_programs() -> Result<PathBuf> {
-    let src = repo_root().join("xtests/bench/fsbench.c");
+    let src = repo_root().join("xtests/guest/fsbench.c");
     let out = bench_dir().join("bin");
     fs::create_dir_all(&out)?;
     let bin = out.join("fsbench");

@@ -108,7 +108,6 @@ echo more > $M/dir/more
 ok "remount,rw clears CLEAN; writes work"
 
 # remount,ro then unmount: the next mount uses the record (no scan).
-must novars_mount /dev/pmem0 $M
 [ "$(remount $M ro)" = OK ] || fail "remount,ro"
 must umount $M
 kmsg "remount: mount after remount,ro + umount"

@@ -12,7 +12,10 @@
 //   fsbench mapsync DIR PAGES [MIB] first-touch write faults with and
 //                                   without MAP_SYNC; fsync of 4 dirty pages
 //                                   in a MIB (default 128) MiB mapping
-//   fsbench populate DIR NFILES SIZE  NFILES files of SIZE bytes, 1000 a dir
+//   fsbench populate DIR FROM TO SIZE  files FROM..TO-1 of SIZE bytes, 1000
+//                                   a directory (p0000/f000000, ...)
+//   fsbench unclean DEV             clear a novars superblock's CLEAN bit (the
+//                                   state a power cut leaves), both copies
 //   fsbench statall DIR             stat every entry under DIR (nftw)
 //   fsbench mount DEV DIR TYPE [OPTS]  mount(2), prints the time it took (ms)
 //
@@ -470,16 +473,16 @@ static int mapsync(const char *dir, int pages, size_t mib)
 
 /* ---- images for mount/fsck timing ---- */
 
-static int populate(const char *dir, int nfiles, int size)
+static int populate(const char *dir, int from, int to, int size)
 {
 	char name[64];
 	if (chdir(dir))
 		die("chdir");
 	double t0 = now_ns();
-	for (int i = 0; i < nfiles; i++) {
-		if (i % 1000 == 0) {
+	for (int i = from; i < to; i++) {
+		if (i % 1000 == 0 || i == from) {
 			snprintf(name, sizeof(name), "p%04d", i / 1000);
-			if (mkdir(name, 0755))
+			if (mkdir(name, 0755) && errno != EEXIST)
 				die("mkdir");
 		}
 		snprintf(name, sizeof(name), "p%04d/f%06d", i / 1000, i);
@@ -490,7 +493,42 @@ static int populate(const char *dir, int nfiles, int size)
 			write_all(fd, size);
 		close(fd);
 	}
-	fprintf(stderr, "populate: %d files of %d bytes in %.1f s\n", nfiles, size, (now_ns() - t0) / 1e9);
+	fprintf(stderr, "populate: %d files of %d bytes in %.1f s\n", to - from, size, (now_ns() - t0) / 1e9);
+	return 0;
+}
+
+/* The superblock (layout/FORMAT.md): magic "NOVARSFS" at 0, block count at
+ * 40, `state` at 128 outside the checksum, bit 0 CLEAN; a backup copy in
+ * the last block. Mount clears CLEAN with the same 8-byte store. */
+static int unclean(const char *dev)
+{
+	/* O_DIRECT: the block device's page cache may hold a stale copy of the
+	 * superblock (the kernel writes it through DAX), and writing that page
+	 * back would undo the kernel's last stores. */
+	static char blk[4096] __attribute__((aligned(4096)));
+	uint64_t blocks;
+	int fd = open(dev, O_RDWR | O_DIRECT);
+	if (fd < 0)
+		die(dev);
+	if (pread(fd, blk, 4096, 0) != 4096)
+		die("pread");
+	memcpy(&blocks, blk + 40, 8);
+	if (memcmp(blk, "NOVARSFS", 8) || blocks < 2) {
+		fprintf(stderr, "%s: not a novars file system\n", dev);
+		return 1;
+	}
+	off_t copies[2] = { 0, (off_t)(blocks - 1) * 4096 };
+	for (int i = 0; i < 2; i++) {
+		uint64_t state;
+		if (pread(fd, blk, 4096, copies[i]) != 4096)
+			die("pread");
+		memcpy(&state, blk + 128, 8);
+		state &= ~1ull;
+		memcpy(blk + 128, &state, 8);
+		if (pwrite(fd, blk, 4096, copies[i]) != 4096)
+			die("pwrite");
+	}
+	close(fd);
 	return 0;
 }
 
@@ -535,8 +573,10 @@ int main(int argc, char **argv)
 		return mmapprobe(argv[2]);
 	if (!strcmp(cmd, "mapsync") && (argc == 4 || argc == 5))
 		return mapsync(argv[2], atoi(argv[3]), argc == 5 ? (size_t)atoi(argv[4]) : 128);
-	if (!strcmp(cmd, "populate") && argc == 5)
-		return populate(argv[2], atoi(argv[3]), atoi(argv[4]));
+	if (!strcmp(cmd, "populate") && argc == 6)
+		return populate(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]));
+	if (!strcmp(cmd, "unclean") && argc == 3)
+		return unclean(argv[2]);
 	if (!strcmp(cmd, "statall") && argc == 3)
 		return statall(argv[2]);
 	if (!strcmp(cmd, "mount") && (argc == 5 || argc == 6))
