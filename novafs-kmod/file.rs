@@ -10,39 +10,63 @@ use core::ffi::{c_int, c_void};
 use kernel::bindings;
 
 /// iomap_begin: the mapping covering byte `pos` (at most `length` bytes).
+/// With `IOMAP_WRITE` (write faults) a hole gets zeroed blocks first,
+/// durable before this returns (`mmap.rs`); `size` and the time are the
+/// file's size and the fault's mtime for that log entry.
 #[no_mangle]
 extern "C" fn novars_rs_iomap_begin(
-    _inode: *mut bindings::inode,
+    inode: *mut bindings::inode,
     info: *mut c_void,
     pos: u64,
     length: u64,
     flags: u32,
+    size: u64,
+    now_sec: i64,
+    now_nsec: u32,
     out: *mut Map,
 ) -> c_int {
-    if flags & shim::IOMAP_WRITE != 0 {
-        // Writes arrive with the read-write mount (issue 4).
-        return shim::neg(bindings::EROFS);
-    }
     // SAFETY: C passes the inode's own info.
     let info = unsafe { inode::info(info) };
-    let mut g = info.inner.lock();
-    let Index::File(map) = &mut g.index else { return shim::neg(bindings::EINVAL) };
     let pg = pos / BLOCK_SIZE_U64;
     let want = pos.saturating_add(length.max(1)).div_ceil(BLOCK_SIZE_U64) - pg;
+    if flags & shim::IOMAP_WRITE != 0 {
+        // SAFETY: C passes a live novars inode.
+        let sbi = unsafe { super_::sbi((*inode).i_sb) };
+        return match crate::mmap::write_map(sbi, info, pg, want, size, ts(now_sec, now_nsec)) {
+            Ok((block, run, new, blocks)) => {
+                let m = Map {
+                    offset: pg * BLOCK_SIZE_U64,
+                    length: run.min(want).saturating_mul(BLOCK_SIZE_U64),
+                    addr: block.saturating_mul(BLOCK_SIZE_U64),
+                    mapped: 1,
+                    flags: if new { shim::MAP_NEW } else { 0 },
+                    blocks,
+                };
+                // SAFETY: `out` points to the caller's `struct novars_map`.
+                unsafe { out.write(m) };
+                0
+            }
+            Err(e) => e.to_errno(),
+        };
+    }
+    let mut g = info.inner.lock();
+    let Index::File(map) = &mut g.index else { return shim::neg(bindings::EINVAL) };
     let m = match map.lookup(pg) {
         Lookup::Mapped { block, run } => Map {
             offset: pg * BLOCK_SIZE_U64,
             length: run.min(want).saturating_mul(BLOCK_SIZE_U64),
             addr: block.saturating_mul(BLOCK_SIZE_U64),
             mapped: 1,
-            pad: 0,
+            flags: 0,
+            blocks: 0,
         },
         Lookup::Hole { run } => Map {
             offset: pg * BLOCK_SIZE_U64,
             length: run.min(want).max(1).saturating_mul(BLOCK_SIZE_U64),
             addr: 0,
             mapped: 0,
-            pad: 0,
+            flags: 0,
+            blocks: 0,
         },
     };
     // SAFETY: `out` points to the caller's `struct novars_map`.
@@ -94,10 +118,164 @@ fn old_block(map: &mut ExtentMap, pg: u64) -> Option<u64> {
 pub(crate) struct WriteOut {
     pub(crate) size: u64,
     pub(crate) blocks: u64,
+    /// Holes an in-place write filled (C drops their zero-page mappings).
+    pub(crate) filled: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<WriteOut>() == 24);
+
+/// `NOVARS_W_INPLACE`: C saw DAX mappings in the range (or retries after a
+/// fault on the source buffer): update mapped blocks in place.
+pub(crate) const W_INPLACE: u32 = 1;
+
+/// write() in place: mapped blocks are overwritten where they are (a mapped
+/// page keeps its pfn, so every mapping sees the new bytes), holes get
+/// zeroed new blocks (refused with EBUSY under a seal), one WRITE entry per
+/// new extent, else one SETATTR for mtime/size; one tail commit. Not atomic
+/// on a crash (as ext4-DAX); used only where copy-on-write cannot be: the
+/// range is mapped into user space, or the block map is sealed.
+#[allow(clippy::too_many_arguments)]
+fn write_inplace(
+    sbi: &SbInfo,
+    info: &InodeInfo,
+    g: &mut crate::inode::Inner,
+    iter: *mut c_void,
+    pos: u64,
+    mut end: u64,
+    size: u64,
+    now: crate::layout::Timespec,
+    out: &mut WriteOut,
+) -> Result<u64> {
+    let sealed = crate::seal::is_sealed(g);
+    let log = g.log;
+    let Index::File(map) = &mut g.index else { return Err(EINVAL) };
+    let first = pos / BLOCK_SIZE_U64;
+    let last = (end - 1) / BLOCK_SIZE_U64;
+    // (file block, device block, count, newly allocated)
+    let mut runs: KVec<(u64, u64, u64, bool)> = KVec::new();
+    let free_new = |runs: &KVec<(u64, u64, u64, bool)>| {
+        let mut a = sbi.alloc.lock();
+        for &(_, b, c, new) in runs.as_slice() {
+            if new {
+                let _ = a.free(b, c);
+            }
+        }
+    };
+    let mut pg = first;
+    while pg <= last {
+        if runs.len() >= MAX_EXTENTS {
+            end = pg * BLOCK_SIZE_U64;
+            break;
+        }
+        let (b, c, new) = match map.lookup(pg) {
+            Lookup::Mapped { block, run } => (block, run.min(last - pg + 1), false),
+            Lookup::Hole { .. } if sealed => {
+                if runs.is_empty() {
+                    return Err(shim::err(bindings::EBUSY));
+                }
+                end = pg * BLOCK_SIZE_U64;
+                break;
+            }
+            Lookup::Hole { run } => match sbi.alloc.lock().alloc(run.min(last - pg + 1)) {
+                Ok((b, c)) => (b, c, true),
+                Err(e) if runs.is_empty() => return Err(e),
+                Err(_) => {
+                    end = pg * BLOCK_SIZE_U64;
+                    break;
+                }
+            },
+        };
+        runs.push((pg, b, c, new), GFP_KERNEL).inspect_err(|_| {
+            if new {
+                let _ = sbi.alloc.lock().free(b, c);
+            }
+            free_new(&runs);
+        })?;
+        pg += c;
+    }
+    let size_after = size.max(end);
+    let mut ap = Appender::new(sbi, info.ino, info.gen, info.rec, log);
+    let r = (|| -> Result {
+        let mut logged = false;
+        for &(epg, blk, cnt, new) in runs.as_slice() {
+            for i in 0..cnt {
+                let p = (epg + i) * BLOCK_SIZE_U64;
+                let lo = pos.max(p);
+                let hi = end.min(p + BLOCK_SIZE_U64);
+                let d = blk + i;
+                if new {
+                    fill(sbi, d, None, 0, (lo - p) as usize)?;
+                    fill(sbi, d, None, (hi - p) as usize, BLOCK_SIZE)?;
+                }
+                let n = (hi - lo) as usize;
+                // SAFETY: `iter` is the caller's iov_iter; the range is in a
+                // block of this file, whose writers the inode lock
+                // serialises (`pm` checks it is on the device).
+                let got = unsafe { sbi.pm.copy_from_iter(iter, d * BLOCK_SIZE_U64 + (lo - p), n) }?;
+                if got != n {
+                    return Err(EFAULT);
+                }
+            }
+            if new {
+                let w = WriteEntry {
+                    hdr: EntryHeader::new(et::WRITE, 0, 0, WriteEntry::SIZE),
+                    pgoff: epg,
+                    block: blk,
+                    count: cnt as u32,
+                    _pad: 0,
+                    size_after,
+                    mtime: now,
+                };
+                ap.push(|s, buf| {
+                    let mut w = w;
+                    w.hdr.seq = s;
+                    encode_fixed(&w, buf)
+                })?;
+                logged = true;
+            }
+        }
+        if !logged {
+            let mut e = SetAttrEntry::zeroed();
+            e.valid = sa::MTIME | sa::CTIME | if size_after != size { sa::SIZE } else { 0 };
+            e.size = size_after;
+            e.mtime = now;
+            e.ctime = now;
+            ap.push(|s, buf| {
+                e.hdr = EntryHeader::new(et::SETATTR, 0, s, SetAttrEntry::SIZE);
+                encode_fixed(&e, buf)
+            })?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = r {
+        ap.abort();
+        free_new(&runs);
+        return Err(e);
+    }
+    // `commit` fences the copied data before the tail store.
+    let newlog = match ap.commit() {
+        Ok(l) => l,
+        Err(e) => {
+            free_new(&runs);
+            return Err(e);
+        }
+    };
+    let mut filled = 0u64;
+    for &(epg, blk, cnt, new) in runs.as_slice() {
+        if new {
+            map.map(epg, blk, cnt);
+            filled = filled.saturating_add(cnt);
+        }
+    }
+    out.size = size_after;
+    out.filled = filled;
+    out.blocks = map.mapped_blocks().saturating_add(newlog.pages).saturating_mul(8);
+    g.log = newlog;
+    Ok(end - pos)
 }
 
 #[allow(clippy::too_many_arguments)]
-fn write(sbi: &SbInfo, info: &InodeInfo, iter: *mut c_void, pos: u64, len: u64, size: u64, now_sec: i64, now_nsec: u32, out: &mut WriteOut) -> Result<u64> {
+fn write(sbi: &SbInfo, info: &InodeInfo, iter: *mut c_void, pos: u64, len: u64, size: u64, now_sec: i64, now_nsec: u32, flags: u32, out: &mut WriteOut) -> Result<u64> {
     if !sbi.rw() {
         return Err(EROFS);
     }
@@ -105,6 +283,9 @@ fn write(sbi: &SbInfo, info: &InodeInfo, iter: *mut c_void, pos: u64, len: u64, 
     let mut end = pos.checked_add(len).filter(|e| *e <= MAX_FILE_SIZE).ok_or_else(|| shim::err(bindings::EFBIG))?;
     let _ops = sbi.ops.lock();
     let mut g = info.inner.lock();
+    if flags & W_INPLACE != 0 || crate::seal::is_sealed(&g) {
+        return write_inplace(sbi, info, &mut g, iter, pos, end, size, now, out);
+    }
     let log = g.log;
     let Index::File(map) = &mut g.index else { return Err(EINVAL) };
     let first = pos / BLOCK_SIZE_U64;
@@ -218,6 +399,7 @@ extern "C" fn novars_rs_write(
     size: u64,
     now_sec: i64,
     now_nsec: u32,
+    flags: u32,
     out: *mut WriteOut,
 ) -> i64 {
     if len == 0 {
@@ -225,7 +407,7 @@ extern "C" fn novars_rs_write(
     }
     // SAFETY: C passes a live novars inode, its info and an out struct.
     let (sbi, info, out) = unsafe { (super_::sbi((*inode).i_sb), inode::info(info), &mut *out) };
-    match write(sbi, info, iter, pos, len, size, now_sec, now_nsec, out) {
+    match write(sbi, info, iter, pos, len, size, now_sec, now_nsec, flags, out) {
         Ok(n) => n as i64,
         Err(e) => e.to_errno() as i64,
     }
@@ -246,10 +428,15 @@ pub(crate) struct SetattrArgs {
     pub(crate) atime_nsec: u32,
     pub(crate) mtime_nsec: u32,
     pub(crate) ctime_nsec: u32,
+    /// `SA_TAIL_INPLACE` or 0.
     pub(crate) pad: u32,
 }
 
 const _: () = assert!(core::mem::size_of::<SetattrArgs>() == 72);
+
+/// `NOVARS_SA_TAIL_INPLACE` (in `SetattrArgs::pad`): the page holding the
+/// new end of a shrinking file is mapped; zero its tail in place.
+pub(crate) const SA_TAIL_INPLACE: u32 = 1;
 
 fn setattr(sbi: &SbInfo, info: &InodeInfo, a: &SetattrArgs) -> Result<u64> {
     if !sbi.rw() {
@@ -257,15 +444,29 @@ fn setattr(sbi: &SbInfo, info: &InodeInfo, a: &SetattrArgs) -> Result<u64> {
     }
     let _ops = sbi.ops.lock();
     let mut g = info.inner.lock();
+    if a.valid & sa::SIZE != 0 && a.size != a.old_size {
+        crate::seal::check_unsealed(&g)?;
+    }
     let log = g.log;
     let mut ap = Appender::new(sbi, info.ino, info.gen, info.rec, log);
     let shrink = a.valid & sa::SIZE != 0 && a.size < a.old_size;
+    // The last page is mapped into user space: zero its tail in place (as
+    // ext4 does) rather than move it; before the commit, so a crash leaves
+    // the old size with zeros past the new one, never stale bytes later.
+    let tail_inplace = a.pad & SA_TAIL_INPLACE != 0;
     // The partial last block of a shrinking file is copied with zeros past
     // the new end, in the same commit (so the cut-off bytes never reappear
     // on a later extension, and a crash keeps the old or the new file).
     let mut partial: Option<(u64, u64, u64)> = None; // (pg, new block, old block)
     let r = (|| -> Result {
-        if shrink && a.size % BLOCK_SIZE_U64 != 0 {
+        if shrink && a.size % BLOCK_SIZE_U64 != 0 && tail_inplace {
+            if let Index::File(map) = &mut g.index {
+                if let Some(ob) = old_block(map, a.size / BLOCK_SIZE_U64) {
+                    let keep = (a.size % BLOCK_SIZE_U64) as usize;
+                    fill(sbi, ob, None, keep, BLOCK_SIZE)?;
+                }
+            }
+        } else if shrink && a.size % BLOCK_SIZE_U64 != 0 {
             if let Index::File(map) = &mut g.index {
                 let pg = a.size / BLOCK_SIZE_U64;
                 if let Some(ob) = old_block(map, pg) {
@@ -667,6 +868,9 @@ fn fallocate(sbi: &SbInfo, info: &InodeInfo, mode: u32, off: u64, len: u64, out:
     let _ops = sbi.ops.lock();
     let mut g = info.inner.lock();
     let g = &mut *g;
+    if mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE) != 0 {
+        crate::seal::check_unsealed(g)?;
+    }
     let mut size = out.size;
     let r = (|| -> Result<bool> {
         let mut changed = false;

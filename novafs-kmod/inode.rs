@@ -30,6 +30,8 @@ pub(crate) enum Index {
 pub(crate) struct Inner {
     pub(crate) index: Index,
     pub(crate) log: LogPos,
+    /// Open files holding a seal on the block map (`seal.rs`; DRAM only).
+    pub(crate) seals: u32,
 }
 
 /// Per-inode state owned by `struct novars_inode.info`.
@@ -149,7 +151,7 @@ fn load(sbi: &SbInfo, ino: u64) -> Result<(*mut c_void, IAttr)> {
         seq: rep.last_seq,
         pages: rep.pages,
     };
-    let inner = Inner { index, log };
+    let inner = Inner { index, log, seals: 0 };
     let gen = raw.generation;
     let boxed = match KBox::pin_init(
         pin_init!(InodeInfo { ino, gen, rec: pos, inner <- kernel::new_mutex!(inner, "novars_inode") }),

@@ -40,8 +40,10 @@ mod inode;
 mod journal;
 mod log;
 mod media;
+mod mmap;
 mod namei;
 mod pm;
+mod seal;
 mod shim;
 mod super_;
 

@@ -15,6 +15,7 @@
 #include <linux/fiemap.h>
 #include <linux/iomap.h>
 #include <linux/libnvdimm.h>
+#include <linux/mm.h>
 #include <linux/mnt_idmapping.h>
 #include <linux/module.h>
 #include <linux/namei.h>
@@ -23,7 +24,9 @@
 #include <linux/slab.h>
 #include <linux/statfs.h>
 #include <linux/uio.h>
+#include <linux/wait_bit.h>
 
+#include "novars_ioctl.h"
 #include "novars_shim.h"
 #include "novars_trace.h"
 
@@ -48,14 +51,16 @@ static_assert(offsetof(struct novars_iattr, generation) == 40);
 static_assert(offsetof(struct novars_iattr, atime_sec) == 48);
 static_assert(offsetof(struct novars_iattr, atime_nsec) == 80);
 static_assert(offsetof(struct novars_iattr, link) == 96);
-static_assert(sizeof(struct novars_map) == 32);
+static_assert(sizeof(struct novars_map) == 40);
 static_assert(sizeof(struct novars_statfs) == 32);
 static_assert(IOMAP_WRITE == 1);
 static_assert(sizeof(struct novars_create_args) == 48);
 static_assert(sizeof(struct novars_rename_args) == 96);
 static_assert(offsetof(struct novars_rename_args, old_len) == 48);
 static_assert(sizeof(struct novars_setattr_args) == 72);
-static_assert(sizeof(struct novars_write_out) == 16);
+static_assert(sizeof(struct novars_write_out) == 24);
+static_assert(sizeof(struct novars_seal) == 24);
+static_assert(sizeof(struct novars_seal_info) == 16);
 static_assert(RENAME_EXCHANGE == 2 && RENAME_WHITEOUT == 4);
 static_assert(WHITEOUT_MODE == 0 && WHITEOUT_DEV == 0);
 static_assert(sizeof(struct novars_falloc_out) == 24);
@@ -240,6 +245,54 @@ static void novars_evict_inode(struct inode *inode)
 	clear_inode(inode);
 }
 
+/*
+ * Wait until no page of the file from byte start on is pinned (O_DIRECT,
+ * RDMA through a mapping of it), unmapping it from user space on the way,
+ * before its blocks are freed. Called and returns with the invalidate lock
+ * held for writing; drops it while waiting.
+ */
+static int novars_break_layouts(struct inode *inode, loff_t start)
+{
+	struct address_space *mapping = inode->i_mapping;
+	struct page *page;
+	int err;
+
+	while ((page = dax_layout_busy_page_range(mapping, start, LLONG_MAX))) {
+		filemap_invalidate_unlock(mapping);
+		err = wait_var_event_killable(&page->_refcount,
+					      page_ref_count(page) == 1);
+		filemap_invalidate_lock(mapping);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/*
+ * Before a size change: take the invalidate lock (no fault runs until
+ * novars_setattr drops it), refuse a sealed file, and for a shrink wait
+ * for pins on the pages to be freed; *flags gets NOVARS_SA_TAIL_INPLACE
+ * when the page holding the new end is mapped (it must keep its block).
+ */
+static int novars_size_change_begin(struct inode *inode, loff_t size, u32 *flags)
+{
+	struct address_space *mapping = inode->i_mapping;
+	int err = 0;
+
+	filemap_invalidate_lock(mapping);
+	if (size != i_size_read(inode) && novars_rs_seal_count(NI(inode)->info))
+		err = -EBUSY;
+	else if (size < i_size_read(inode))
+		err = novars_break_layouts(inode, round_up(size, PAGE_SIZE));
+	if (err) {
+		filemap_invalidate_unlock(mapping);
+		return err;
+	}
+	if ((size & (PAGE_SIZE - 1)) && xa_load(&mapping->i_pages, size >> PAGE_SHIFT))
+		*flags |= NOVARS_SA_TAIL_INPLACE;
+	return 0;
+}
+
 static int novars_setattr(struct mnt_idmap *idmap, struct dentry *dentry,
 			  struct iattr *attr)
 {
@@ -299,11 +352,18 @@ static int novars_setattr(struct mnt_idmap *idmap, struct dentry *dentry,
 	}
 	if (!a.valid)
 		return 0;
+	if (v & ATTR_SIZE) {
+		err = novars_size_change_begin(inode, attr->ia_size, &a.pad);
+		if (err)
+			return err;
+	}
 	blocks = novars_rs_setattr(inode, NI(inode)->info, &a);
+	if (blocks >= 0 && (v & ATTR_SIZE))
+		truncate_setsize(inode, attr->ia_size);
+	if (v & ATTR_SIZE)
+		filemap_invalidate_unlock(inode->i_mapping);
 	if (blocks < 0)
 		return blocks;
-	if (v & ATTR_SIZE)
-		truncate_setsize(inode, attr->ia_size);
 	inode->i_blocks = blocks;
 	setattr_copy(idmap, inode, attr);
 	return 0;
@@ -667,13 +727,22 @@ static int novars_iomap_begin(struct inode *inode, loff_t pos, loff_t length,
 			      struct iomap *srcmap)
 {
 	struct novars_sb_c *c = inode->i_sb->s_fs_info;
+	struct timespec64 now = {};
 	struct novars_map m = {};
 	int err;
 
-	err = novars_rs_iomap_begin(inode, NI(inode)->info, pos, length, flags, &m);
+	/* IOMAP_WRITE comes from write faults (DAX mmap): holes get blocks. */
+	if (flags & IOMAP_WRITE)
+		now = current_time(inode);
+	err = novars_rs_iomap_begin(inode, NI(inode)->info, pos, length, flags,
+				    i_size_read(inode), now.tv_sec, now.tv_nsec, &m);
 	if (err)
 		return err;
 	iomap->flags = 0;
+	if (m.flags & NOVARS_MAP_NEW) {
+		iomap->flags |= IOMAP_F_NEW;
+		inode->i_blocks = m.blocks;
+	}
 	iomap->bdev = inode->i_sb->s_bdev;
 	iomap->dax_dev = c->dax;
 	iomap->offset = m.offset;
@@ -710,13 +779,27 @@ static ssize_t novars_file_read_iter(struct kiocb *iocb, struct iov_iter *to)
 	return ret;
 }
 
+/* Does any page of [pos, pos+len) have a DAX entry (mapped, or was)? */
+static bool novars_range_mapped(struct address_space *mapping, loff_t pos, size_t len)
+{
+	unsigned long index = pos >> PAGE_SHIFT;
+
+	if (!len || !mapping->nrpages)
+		return false;
+	return xa_find(&mapping->i_pages, &index, (pos + len - 1) >> PAGE_SHIFT,
+		       XA_PRESENT) != NULL;
+}
+
 static ssize_t novars_file_write_iter(struct kiocb *iocb, struct iov_iter *from)
 {
 	NOVARS_TRACE_OP(NOVARS_OP_WRITE);
 	struct file *file = iocb->ki_filp;
 	struct inode *inode = file_inode(file);
+	struct address_space *mapping = inode->i_mapping;
 	struct novars_write_out out = {};
 	struct timespec64 now;
+	u32 flags = 0;
+	size_t count;
 	ssize_t ret;
 
 	if (!inode_trylock(inode)) {
@@ -732,16 +815,47 @@ static ssize_t novars_file_write_iter(struct kiocb *iocb, struct iov_iter *from)
 	if (ret)
 		goto out;
 	now = current_time(inode);
-	ret = novars_rs_write(inode, NI(inode)->info, from, iocb->ki_pos,
-			      iov_iter_count(from), i_size_read(inode),
-			      now.tv_sec, now.tv_nsec, &out);
-	if (ret > 0) {
-		iocb->ki_pos += ret;
-		if (out.size > i_size_read(inode))
-			i_size_write(inode, out.size);
-		inode->i_blocks = out.blocks;
-		inode_set_mtime_to_ts(inode, now);
-		inode_set_ctime_to_ts(inode, now);
+	count = iov_iter_count(from);
+	for (;;) {
+		/*
+		 * The invalidate lock keeps faults out: no page of the range
+		 * gets mapped while Rust decides between copy-on-write (no
+		 * page mapped) and in place (mapped: user space keeps its pfns).
+		 */
+		filemap_invalidate_lock(mapping);
+		if (novars_range_mapped(mapping, iocb->ki_pos, count))
+			flags |= NOVARS_W_INPLACE;
+		/*
+		 * Rust holds locks a fault on the source buffer would take (a
+		 * mapping of a novars file): copy without faulting, and on a
+		 * short copy fault the buffer in here, unlocked, and retry.
+		 */
+		pagefault_disable();
+		ret = novars_rs_write(inode, NI(inode)->info, from, iocb->ki_pos,
+				      count, i_size_read(inode), now.tv_sec,
+				      now.tv_nsec, flags, &out);
+		pagefault_enable();
+		if (ret > 0) {
+			/* Holes filled in place may have the zero page mapped. */
+			if ((flags & NOVARS_W_INPLACE) && out.filled)
+				invalidate_inode_pages2_range(mapping,
+					iocb->ki_pos >> PAGE_SHIFT,
+					(iocb->ki_pos + ret - 1) >> PAGE_SHIFT);
+			iocb->ki_pos += ret;
+			if (out.size > i_size_read(inode))
+				i_size_write(inode, out.size);
+			inode->i_blocks = out.blocks;
+			inode_set_mtime_to_ts(inode, now);
+			inode_set_ctime_to_ts(inode, now);
+		}
+		filemap_invalidate_unlock(mapping);
+		if (ret != -EFAULT)
+			break;
+		iov_iter_revert(from, count - iov_iter_count(from));
+		if (fault_in_iov_iter_readable(from, count) == count)
+			break;
+		/* The source may be a mapping of this very range. */
+		flags |= NOVARS_W_INPLACE;
 	}
 out:
 	inode_unlock(inode);
@@ -785,6 +899,10 @@ static long novars_fallocate(struct file *file, int mode, loff_t offset, loff_t 
 	loff_t end = offset + len;	/* no overflow: checked by vfs_fallocate */
 	long ret;
 
+	/* A sealed block map (seal.rs) refuses every mode that moves blocks
+	 * (checked again under the inode lock by Rust). */
+	if ((mode & ~FALLOC_FL_KEEP_SIZE) && novars_rs_seal_count(NI(inode)->info))
+		return -EBUSY;
 	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))
 		return -EOPNOTSUPP;
 	inode_lock(inode);
@@ -797,9 +915,16 @@ static long novars_fallocate(struct file *file, int mode, loff_t offset, loff_t 
 	if (ret)
 		goto out;
 	filemap_invalidate_lock(inode->i_mapping);
-	/* Drop DAX mappings of blocks about to be replaced or freed. */
-	if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))
+	/* Drop DAX mappings of blocks about to be replaced or freed, once
+	 * no page of them is pinned (O_DIRECT, RDMA). */
+	if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) {
+		ret = novars_break_layouts(inode, round_down(offset, PAGE_SIZE));
+		if (ret) {
+			filemap_invalidate_unlock(inode->i_mapping);
+			goto out;
+		}
 		truncate_pagecache_range(inode, offset, end - 1);
+	}
 	now = current_time(inode);
 	out.size = i_size_read(inode);
 	ret = novars_rs_fallocate(inode, NI(inode)->info, mode, offset, len,
@@ -811,6 +936,11 @@ static long novars_fallocate(struct file *file, int mode, loff_t offset, loff_t 
 		inode_set_mtime_to_ts(inode, now);
 		inode_set_ctime_to_ts(inode, now);
 	}
+	/* Holes just allocated may have the zero page mapped. */
+	if (!(mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) &&
+	    inode->i_mapping->nrpages)
+		invalidate_inode_pages2_range(inode->i_mapping, offset >> PAGE_SHIFT,
+					      (end - 1) >> PAGE_SHIFT);
 	filemap_invalidate_unlock(inode->i_mapping);
 out:
 	inode_unlock(inode);
@@ -836,10 +966,157 @@ static int novars_file_open(struct inode *inode, struct file *file)
 	return generic_file_open(inode, file);
 }
 
-/* DAX mmap and MAP_SYNC are issue 5; until then say so plainly. */
+/*
+ * DAX faults. A write fault on a hole allocates zeroed blocks and commits
+ * them to the inode's log inside iomap_begin (mmap.rs), so nothing is left
+ * for MAP_SYNC to flush: novars never sets IOMAP_F_DIRTY and DAX never
+ * answers VM_FAULT_NEEDDSYNC (handled anyway, should that change). The
+ * invalidate lock (shared) keeps faults out of truncate, fallocate, seals
+ * and write()s deciding between copy-on-write and in place.
+ */
+static vm_fault_t novars_dax_huge_fault(struct vm_fault *vmf, unsigned int order)
+{
+	struct file *file = vmf->vma->vm_file;
+	struct inode *inode = file_inode(file);
+	struct address_space *mapping = file->f_mapping;
+	/* A write to a private mapping copies the page: a read for novars. */
+	bool write = (vmf->flags & FAULT_FLAG_WRITE) &&
+		     (vmf->vma->vm_flags & VM_SHARED);
+	vm_fault_t ret;
+	int err = 0;
+	pfn_t pfn;
+
+	if (write) {
+		sb_start_pagefault(inode->i_sb);
+		file_update_time(file);
+	}
+	filemap_invalidate_lock_shared(mapping);
+	ret = dax_iomap_fault(vmf, order, &pfn, &err, &novars_iomap_ops);
+	if (write && (ret & VM_FAULT_NEEDDSYNC))
+		ret = dax_finish_sync_fault(vmf, order, pfn);
+	filemap_invalidate_unlock_shared(mapping);
+	if (write)
+		sb_end_pagefault(inode->i_sb);
+	return ret;
+}
+
+static vm_fault_t novars_dax_fault(struct vm_fault *vmf)
+{
+	return novars_dax_huge_fault(vmf, 0);
+}
+
+static const struct vm_operations_struct novars_dax_vm_ops = {
+	.fault		= novars_dax_fault,
+	.huge_fault	= novars_dax_huge_fault,
+	.page_mkwrite	= novars_dax_fault,
+	.pfn_mkwrite	= novars_dax_fault,
+};
+
 static int novars_file_mmap(struct file *file, struct vm_area_struct *vma)
 {
-	return -EOPNOTSUPP;
+	struct novars_sb_c *c = file_inode(file)->i_sb->s_fs_info;
+
+	/* MAP_SYNC only where the device is synchronous (not virtio-pmem). */
+	if (!daxdev_mapping_supported(vma, c->dax))
+		return -EOPNOTSUPP;
+	file_accessed(file);
+	vma->vm_ops = &novars_dax_vm_ops;
+	vm_flags_set(vma, VM_HUGEPAGE);
+	return 0;
+}
+
+/*
+ * fsync/msync: every system call and every fault is durable when it
+ * returns; what is left are user stores through mappings without
+ * MAP_SYNC. Write back the cache lines of exactly the pages DAX tagged
+ * dirty in the range (dax_writeback_mapping_range walks the tags).
+ */
+static int novars_fsync(struct file *file, loff_t start, loff_t end, int datasync)
+{
+	return file_write_and_wait_range(file, start, end);
+}
+
+static int novars_dax_writepages(struct address_space *mapping,
+				 struct writeback_control *wbc)
+{
+	struct novars_sb_c *c = mapping->host->i_sb->s_fs_info;
+
+	return dax_writeback_mapping_range(mapping, c->dax, wbc);
+}
+
+/* Last close of an open file: drop its seal, if it holds one. */
+static int novars_file_release(struct inode *inode, struct file *file)
+{
+	if (file->private_data)
+		novars_rs_unseal(NI(inode)->info, &file->private_data);
+	return 0;
+}
+
+static long novars_ioc_seal(struct file *file, struct novars_seal __user *arg)
+{
+	struct inode *inode = file_inode(file);
+	struct address_space *mapping = inode->i_mapping;
+	struct novars_write_out out = {};
+	struct novars_seal s;
+	struct timespec64 now;
+	long err;
+
+	if (!(file->f_mode & FMODE_WRITE))
+		return -EBADF;
+	if (copy_from_user(&s, arg, sizeof(s)))
+		return -EFAULT;
+	if (s.flags || !s.length)
+		return -EINVAL;
+	if (s.offset > LLONG_MAX || s.length > LLONG_MAX - s.offset)
+		return -EFBIG;
+	err = mnt_want_write_file(file);
+	if (err)
+		return err;
+	inode_lock(inode);
+	if (s.offset + s.length > i_size_read(inode)) {
+		err = inode_newsize_ok(inode, s.offset + s.length);
+		if (err)
+			goto unlock;
+	}
+	filemap_invalidate_lock(mapping);
+	now = current_time(inode);
+	err = novars_rs_seal(inode, NI(inode)->info, &file->private_data,
+			     s.offset, s.length, i_size_read(inode),
+			     now.tv_sec, now.tv_nsec, &out);
+	/* Holes just allocated may have the zero page mapped. */
+	if (mapping->nrpages)
+		invalidate_inode_pages2_range(mapping, s.offset >> PAGE_SHIFT,
+			(s.offset + s.length - 1) >> PAGE_SHIFT);
+	if (out.size > i_size_read(inode)) {
+		i_size_write(inode, out.size);
+		inode_set_mtime_to_ts(inode, now);
+		inode_set_ctime_to_ts(inode, now);
+	}
+	if (out.blocks)
+		inode->i_blocks = out.blocks;
+	filemap_invalidate_unlock(mapping);
+unlock:
+	inode_unlock(inode);
+	mnt_drop_write_file(file);
+	return err;
+}
+
+static long novars_file_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
+{
+	struct inode *inode = file_inode(file);
+	struct novars_seal_info si = {};
+
+	switch (cmd) {
+	case NOVARS_IOC_SEAL:
+		return novars_ioc_seal(file, (struct novars_seal __user *)arg);
+	case NOVARS_IOC_SEAL_INFO:
+		si.holders = novars_rs_seal_count(NI(inode)->info);
+		si.sealed = si.holders != 0;
+		if (copy_to_user((void __user *)arg, &si, sizeof(si)))
+			return -EFAULT;
+		return 0;
+	}
+	return -ENOTTY;
 }
 
 static const struct file_operations novars_file_fops = {
@@ -850,9 +1127,12 @@ static const struct file_operations novars_file_fops = {
 	.splice_read	= copy_splice_read,
 	.splice_write	= iter_file_splice_write,
 	.open		= novars_file_open,
+	.release	= novars_file_release,
+	.unlocked_ioctl	= novars_file_ioctl,
+	.compat_ioctl	= compat_ptr_ioctl,
 	.fallocate	= novars_fallocate,
-	/* Every system call is durable when it returns. */
-	.fsync		= noop_fsync,
+	.fsync		= novars_fsync,
+	.fop_flags	= FOP_MMAP_SYNC,
 };
 
 static const struct inode_operations novars_file_iops = {
@@ -875,6 +1155,7 @@ static const struct inode_operations novars_symlink_iops = {
 };
 
 static const struct address_space_operations novars_dax_aops = {
+	.writepages	= novars_dax_writepages,
 	.dirty_folio	= noop_dirty_folio,
 };
 

@@ -61,8 +61,10 @@ struct novars_map {
 	u64 length;	/* bytes */
 	u64 addr;	/* byte offset of the data on the fs, if mapped */
 	u32 mapped;	/* 0: hole, 1: mapped */
-	u32 pad;
+	u32 flags;	/* NOVARS_MAP_NEW: just allocated (zeroed) */
+	u64 blocks;	/* i_blocks after an allocation (NOVARS_MAP_NEW) */
 };
+#define NOVARS_MAP_NEW	1u
 
 /* statfs numbers. */
 struct novars_statfs {
@@ -106,7 +108,12 @@ struct novars_setattr_args {
 /* What a write changed. */
 struct novars_write_out {
 	u64 size, blocks;
+	u64 filled;	/* holes an in-place write allocated */
 };
+/* novars_rs_write flags: update mapped blocks in place (DAX-mapped range). */
+#define NOVARS_W_INPLACE	1u
+/* novars_setattr_args.pad: zero the tail of the new last page in place. */
+#define NOVARS_SA_TAIL_INPLACE	1u
 
 /* What a fallocate left (set also when it failed part-way). */
 struct novars_falloc_out {
@@ -155,7 +162,8 @@ s64 novars_rs_lookup(struct inode *dir, void *dir_info, const u8 *name, size_t l
 /* readdir from position pos (>= 2): calls novars_dir_emit per entry. */
 int novars_rs_readdir(struct inode *dir, void *dir_info, struct dir_context *ctx, u64 pos);
 /* iomap_begin: the mapping at pos. */
-int novars_rs_iomap_begin(struct inode *inode, void *info, u64 pos, u64 length, u32 flags, struct novars_map *out);
+int novars_rs_iomap_begin(struct inode *inode, void *info, u64 pos, u64 length, u32 flags,
+			  u64 size, s64 now_sec, u32 now_nsec, struct novars_map *out);
 
 s64 novars_rs_create(struct inode *dir, void *dir_info, const u8 *name, size_t len,
 		     const struct novars_create_args *args);
@@ -167,9 +175,15 @@ int novars_rs_unlink(struct inode *dir, void *dir_info, const u8 *name, size_t l
 		     s64 now_sec, u32 now_nsec);
 int novars_rs_rename(struct super_block *sb, const struct novars_rename_args *args);
 s64 novars_rs_write(struct inode *inode, void *info, void *iter, u64 pos, u64 len,
-		    u64 size, s64 now_sec, u32 now_nsec, struct novars_write_out *out);
+		    u64 size, s64 now_sec, u32 now_nsec, u32 flags,
+		    struct novars_write_out *out);
 s64 novars_rs_setattr(struct inode *inode, void *info, const struct novars_setattr_args *args);
 void novars_rs_evict(struct inode *inode, void *info);
+/* Seals (seal.rs, novars_ioctl.h); slot is &file->private_data. */
+int novars_rs_seal(struct inode *inode, void *info, void **slot, u64 off, u64 len,
+		   u64 size, s64 now_sec, u32 now_nsec, struct novars_write_out *out);
+void novars_rs_unseal(void *info, void **slot);
+u32 novars_rs_seal_count(void *info);
 /* fallocate: mode is KEEP_SIZE, PUNCH_HOLE|KEEP_SIZE, ZERO_RANGE[|KEEP_SIZE] or 0;
  * out->size holds the size on entry. Returns 0 or -errno. */
 int novars_rs_fallocate(struct inode *inode, void *info, u32 mode, u64 off, u64 len,

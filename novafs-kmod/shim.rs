@@ -74,8 +74,14 @@ pub(crate) struct Map {
     pub(crate) length: u64,
     pub(crate) addr: u64,
     pub(crate) mapped: u32,
-    pub(crate) pad: u32,
+    /// `MAP_NEW`: the blocks were just allocated (zeroed).
+    pub(crate) flags: u32,
+    /// i_blocks after an allocation (when `MAP_NEW`).
+    pub(crate) blocks: u64,
 }
+
+/// `NOVARS_MAP_NEW`.
+pub(crate) const MAP_NEW: u32 = 1;
 
 /// `struct novars_statfs`.
 #[repr(C)]
@@ -96,7 +102,7 @@ const _: () = assert!(core::mem::offset_of!(IAttr, generation) == 40);
 const _: () = assert!(core::mem::offset_of!(IAttr, atime_sec) == 48);
 const _: () = assert!(core::mem::offset_of!(IAttr, atime_nsec) == 80);
 const _: () = assert!(core::mem::offset_of!(IAttr, link) == 96);
-const _: () = assert!(core::mem::size_of::<Map>() == 32);
+const _: () = assert!(core::mem::size_of::<Map>() == 40);
 const _: () = assert!(core::mem::size_of::<StatFs>() == 32);
 
 /// `IOMAP_WRITE` (asserted in `novars_shim.c`).

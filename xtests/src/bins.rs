@@ -1,5 +1,7 @@
 //! The workspace's release binaries, which the guest runs from
-//! `target/release` (on its PATH).
+//! `target/release` (on its PATH), and the guest's C test programs
+//! (`xtests/guest/*.c`, built on the host into `target/guest-bin/`: the
+//! guest sees the host's root read-only and compiling under TCG is slow).
 
 use crate::util::{repo_root, status, target_dir};
 use anyhow::{bail, Result};
@@ -18,6 +20,36 @@ pub fn build() -> Result<()> {
     link_dotted_names();
     if !st.success() {
         bail!("`cargo build --release --workspace --bins` failed ({st}); the compiler's message is above");
+    }
+    guest_programs()
+}
+
+/// `cc -O2 -Wall -Werror` of every `xtests/guest/NAME.c` into
+/// `target/guest-bin/NAME` when the source is newer than the program.
+/// They may include `novafs-kmod/novars_ioctl.h`.
+pub fn guest_programs() -> Result<()> {
+    let src = repo_root().join("xtests/guest");
+    let out = target_dir().join("guest-bin");
+    std::fs::create_dir_all(&out)?;
+    let mtime = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let header = repo_root().join("novafs-kmod/novars_ioctl.h");
+    for e in std::fs::read_dir(&src)? {
+        let path = e?.path();
+        if path.extension().is_none_or(|x| x != "c") {
+            continue;
+        }
+        let Some(stem) = path.file_stem() else { continue };
+        let bin = out.join(stem);
+        let newest = mtime(&path).max(mtime(&header));
+        if mtime(&bin).is_some_and(|b| newest.is_some_and(|n| b >= n)) {
+            continue;
+        }
+        let mut c = Command::new("cc");
+        c.args(["-O2", "-Wall", "-Werror", "-I"]).arg(repo_root().join("novafs-kmod")).arg("-o").arg(&bin).arg(&path).stdin(Stdio::null());
+        let st = status(&mut c)?;
+        if !st.success() {
+            bail!("cc {} failed ({st}); the compiler's message is above", path.display());
+        }
     }
     Ok(())
 }

@@ -1,0 +1,165 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! DAX mmap: what a write fault on a hole does.
+//!
+//! The fault itself runs in C (`dax_iomap_fault` with novars's iomap ops,
+//! `novars_shim.c`); when it needs blocks, `iomap_begin` lands here. The
+//! new blocks are zeroed with non-temporal stores, one WRITE entry per
+//! extent is appended and the tail is committed before the pfn goes back to
+//! the fault: the allocation, the zeroing and the block map are durable when
+//! the fault returns. So a `MAP_SYNC` mapping needs nothing deferred (no
+//! `IOMAP_F_DIRTY`, no `VM_FAULT_NEEDDSYNC`), and an application that stores
+//! and flushes its cache lines has durable data without msync or fsync.
+
+use crate::index::Lookup;
+use crate::inode::{Index, InodeInfo, Inner};
+use crate::layout::log::{encode_fixed, et, EntryHeader, WriteEntry};
+use crate::layout::{Timespec, BLOCK_SIZE, BLOCK_SIZE_U64};
+use crate::layout::walk::FileMap;
+use crate::log::Appender;
+use crate::super_::SbInfo;
+use kernel::prelude::*;
+
+static ZEROS: [u8; BLOCK_SIZE] = [0; BLOCK_SIZE];
+
+/// Most extents one call commits (one WRITE entry each).
+pub(crate) const MAX_EXTENTS: usize = 64;
+
+/// Allocates zeroed blocks for the holes in file blocks `[first, first +
+/// count)`, using at most `max_exts` extents, and commits them (one WRITE
+/// entry per extent, `size_after` as the file size, `mtime`). Returns the
+/// number of blocks allocated and the first file block not examined (the
+/// caller loops while it is below `first + count`).
+///
+/// The caller holds `sbi.ops` and passes the inode's locked `Inner`.
+pub(crate) fn fill_holes(
+    sbi: &SbInfo,
+    info: &InodeInfo,
+    g: &mut Inner,
+    first: u64,
+    count: u64,
+    max_exts: usize,
+    size_after: u64,
+    mtime: Timespec,
+) -> Result<(u64, u64)> {
+    if !sbi.rw() {
+        return Err(EROFS);
+    }
+    let end = first.checked_add(count).ok_or(EINVAL)?;
+    let log = g.log;
+    let Index::File(map) = &mut g.index else { return Err(EINVAL) };
+    let mut exts: KVec<(u64, u64, u64)> = KVec::new();
+    let free_all = |exts: &KVec<(u64, u64, u64)>| {
+        let mut a = sbi.alloc.lock();
+        for &(_, b, c) in exts.as_slice() {
+            let _ = a.free(b, c);
+        }
+    };
+    let mut pg = first;
+    while pg < end && exts.len() < max_exts.min(MAX_EXTENTS) {
+        match map.lookup(pg) {
+            Lookup::Mapped { run, .. } => pg = pg.saturating_add(run).min(end),
+            Lookup::Hole { run } => {
+                let want = run.min(end - pg);
+                let (b, c) = match sbi.alloc.lock().alloc(want) {
+                    Ok(x) => x,
+                    Err(e) if exts.is_empty() => return Err(e),
+                    Err(_) => break,
+                };
+                exts.push((pg, b, c), GFP_KERNEL).inspect_err(|_| {
+                    let _ = sbi.alloc.lock().free(b, c);
+                    free_all(&exts);
+                })?;
+                pg += c;
+            }
+        }
+    }
+    if exts.is_empty() {
+        return Ok((0, pg));
+    }
+    let mut ap = Appender::new(sbi, info.ino, info.gen, info.rec, log);
+    let r = (|| -> Result {
+        for &(epg, blk, cnt) in exts.as_slice() {
+            for i in 0..cnt {
+                sbi.pm.write_nt((blk + i) * BLOCK_SIZE_U64, &ZEROS)?;
+            }
+            let w = WriteEntry {
+                hdr: EntryHeader::new(et::WRITE, 0, 0, WriteEntry::SIZE),
+                pgoff: epg,
+                block: blk,
+                count: u32::try_from(cnt).map_err(|_| EINVAL)?,
+                _pad: 0,
+                size_after,
+                mtime,
+            };
+            ap.push(|s, buf| {
+                let mut w = w;
+                w.hdr.seq = s;
+                encode_fixed(&w, buf)
+            })?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = r {
+        ap.abort();
+        free_all(&exts);
+        return Err(e);
+    }
+    // `commit` fences the zeroing and the entries before the tail store.
+    let newlog = match ap.commit() {
+        Ok(l) => l,
+        Err(e) => {
+            free_all(&exts);
+            return Err(e);
+        }
+    };
+    let mut n = 0u64;
+    for &(epg, blk, cnt) in exts.as_slice() {
+        map.map(epg, blk, cnt);
+        n = n.saturating_add(cnt);
+    }
+    g.log = newlog;
+    Ok((n, pg))
+}
+
+/// `iomap_begin` for a write fault (or any `IOMAP_WRITE`): the mapping at
+/// file block `pg`, allocating zeroed blocks for a hole first (at most
+/// `want` blocks, one extent). Returns (device block, run, newly allocated).
+pub(crate) fn write_map(
+    sbi: &SbInfo,
+    info: &InodeInfo,
+    pg: u64,
+    want: u64,
+    size: u64,
+    mtime: Timespec,
+) -> Result<(u64, u64, bool, u64)> {
+    let _ops = sbi.ops.lock();
+    let mut g = info.inner.lock();
+    let mut new = false;
+    for _ in 0..2 {
+        let Index::File(map) = &mut g.index else { return Err(EINVAL) };
+        match map.lookup(pg) {
+            Lookup::Mapped { block, run } => {
+                let blocks = map.mapped_blocks().saturating_add(g.log.pages).saturating_mul(8);
+                return Ok((block, run, new, blocks));
+            }
+            Lookup::Hole { run } => {
+                if new {
+                    break;
+                }
+                // A sealed block map does not change (seal.rs).
+                crate::seal::check_unsealed(&g)?;
+                // Never past the end of the file (DAX sends SIGBUS before
+                // asking; this guards other IOMAP_WRITE users).
+                let eof = crate::layout::walk::blocks_for_size(size);
+                if pg >= eof {
+                    return Err(EINVAL);
+                }
+                let n = want.max(1).min(run).min(eof - pg);
+                fill_holes(sbi, info, &mut g, pg, n, 1, size, mtime)?;
+                new = true;
+            }
+        }
+    }
+    Err(EIO)
+}

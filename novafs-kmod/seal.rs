@@ -1,0 +1,174 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Sealed block maps (`NOVARS_IOC_SEAL`, `novars_ioctl.h`).
+//!
+//! A file opened for writing may seal its inode's block map: the ioctl
+//! first allocates (zeroed) every hole in the given range, extending the
+//! size to cover it like `fallocate(2)` mode 0, then takes a hold that lasts
+//! until that open file is released (last close, or process exit including
+//! SIGKILL). While any hold exists no block of the file moves or goes away:
+//! truncate, fallocate punch/collapse/insert/zero and allocation of holes by
+//! write() or a fault fail with EBUSY; write() and faults update blocks in
+//! place. Holds are counted in DRAM only (`Inner::seals`, checked
+//! arithmetic): nothing about a seal is ever written to the media, so a
+//! crash or a remount has no seal.
+//!
+//! One hold per open file: sealing again through the same file only
+//! allocates. The open file records its hold in `file->private_data`
+//! (C hands Rust a pointer to that word); it is read and changed only under
+//! the inode lock, so concurrent ioctls and release agree on the count.
+
+use crate::file::WriteOut;
+use crate::inode::{self, Index, Inner};
+use crate::layout::log::{encode_fixed, et, sa, EntryHeader, SetAttrEntry, MAX_FILE_SIZE};
+use crate::layout::BLOCK_SIZE_U64;
+use crate::log::Appender;
+use crate::mmap::{fill_holes, MAX_EXTENTS};
+use crate::namei::ts;
+use crate::shim;
+use crate::super_::{self, SbInfo};
+use core::ffi::{c_int, c_void};
+use kernel::bindings;
+use kernel::prelude::*;
+
+/// The value of `file->private_data` of an open file holding a seal.
+const HOLDER: *mut c_void = 1 as *mut c_void;
+
+/// EBUSY when the inode's block map is sealed: for every operation that
+/// would move, free or add a block (truncate, fallocate modes, allocating
+/// writes and faults). Call with the inode lock (`InodeInfo::inner`) held.
+pub(crate) fn check_unsealed(g: &Inner) -> Result {
+    if g.seals > 0 {
+        return Err(shim::err(bindings::EBUSY));
+    }
+    Ok(())
+}
+
+/// Whether the inode's block map is sealed (same locking as above).
+pub(crate) fn is_sealed(g: &Inner) -> bool {
+    g.seals > 0
+}
+
+#[allow(clippy::too_many_arguments)]
+fn seal(
+    sbi: &SbInfo,
+    info: &inode::InodeInfo,
+    slot: *mut *mut c_void,
+    off: u64,
+    len: u64,
+    size: u64,
+    now: crate::layout::Timespec,
+    out: &mut WriteOut,
+) -> Result {
+    if len == 0 {
+        return Err(EINVAL);
+    }
+    if !sbi.rw() {
+        return Err(EROFS);
+    }
+    let end = off.checked_add(len).filter(|e| *e <= MAX_FILE_SIZE).ok_or_else(|| shim::err(bindings::EFBIG))?;
+    let _ops = sbi.ops.lock();
+    let mut g = info.inner.lock();
+    if !matches!(g.index, Index::File(_)) {
+        return Err(EINVAL);
+    }
+    let size_after = size.max(end);
+    let mut pg = off / BLOCK_SIZE_U64;
+    let stop = end.div_ceil(BLOCK_SIZE_U64);
+    let mut logged = false;
+    let r = (|| -> Result {
+        while pg < stop {
+            let (n, next) = fill_holes(sbi, info, &mut g, pg, stop - pg, MAX_EXTENTS, size_after, now)?;
+            if n > 0 {
+                logged = true;
+                out.size = size_after;
+            }
+            if next <= pg {
+                return Err(EIO);
+            }
+            pg = next;
+        }
+        if !logged && size_after != size {
+            // The range was allocated already but ends past i_size (inside
+            // the last block): log the new size alone.
+            let mut ap = Appender::new(sbi, info.ino, info.gen, info.rec, g.log);
+            let mut e = SetAttrEntry::zeroed();
+            e.valid = sa::SIZE | sa::MTIME | sa::CTIME;
+            e.size = size_after;
+            e.mtime = now;
+            e.ctime = now;
+            if let Err(err) = ap.push(|s, buf| {
+                e.hdr = EntryHeader::new(et::SETATTR, 0, s, SetAttrEntry::SIZE);
+                encode_fixed(&e, buf)
+            }) {
+                ap.abort();
+                return Err(err);
+            }
+            g.log = ap.commit()?;
+            out.size = size_after;
+        }
+        Ok(())
+    })();
+    if let Index::File(map) = &g.index {
+        out.blocks = map.mapped_blocks().saturating_add(g.log.pages).saturating_mul(8);
+    }
+    r?;
+    // SAFETY: `slot` is `&file->private_data` of the open file making the
+    // call; it is only read or written under the inode lock held here.
+    let held = unsafe { *slot } == HOLDER;
+    if !held {
+        g.seals = g.seals.checked_add(1).ok_or_else(|| shim::err(bindings::EOVERFLOW))?;
+        // SAFETY: as above.
+        unsafe { *slot = HOLDER };
+    }
+    Ok(())
+}
+
+/// `NOVARS_IOC_SEAL`: allocate `[off, off+len)` and take this open file's
+/// hold. `out` gets the size and i_blocks after the call (also on error:
+/// blocks committed before a failure stay). Returns 0 or -errno.
+#[no_mangle]
+extern "C" fn novars_rs_seal(
+    inode: *mut bindings::inode,
+    info: *mut c_void,
+    slot: *mut *mut c_void,
+    off: u64,
+    len: u64,
+    size: u64,
+    now_sec: i64,
+    now_nsec: u32,
+    out: *mut WriteOut,
+) -> c_int {
+    // SAFETY: C passes a live novars inode, its info, the open file's
+    // private_data word and an out struct.
+    let (sbi, info, out) = unsafe { (super_::sbi((*inode).i_sb), inode::info(info), &mut *out) };
+    out.size = size;
+    match seal(sbi, info, slot, off, len, size, ts(now_sec, now_nsec), out) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// Drops the hold of an open file being released (no-op if it has none).
+#[no_mangle]
+extern "C" fn novars_rs_unseal(info: *mut c_void, slot: *mut *mut c_void) {
+    // SAFETY: C passes the inode's info and the released file's
+    // private_data word.
+    let info = unsafe { inode::info(info) };
+    let mut g = info.inner.lock();
+    // SAFETY: see `seal`: the word is only touched under the inode lock.
+    if unsafe { *slot } == HOLDER {
+        g.seals = g.seals.saturating_sub(1);
+        // SAFETY: as above.
+        unsafe { *slot = core::ptr::null_mut() };
+    }
+}
+
+/// Number of holds on the inode's block map (`NOVARS_IOC_SEAL_INFO`).
+#[no_mangle]
+extern "C" fn novars_rs_seal_count(info: *mut c_void) -> u32 {
+    // SAFETY: C passes the inode's info.
+    let info = unsafe { inode::info(info) };
+    let g = info.inner.lock();
+    g.seals
+}
