@@ -489,8 +489,8 @@ fn report(cases: &[Case], raw: &str, runs: u32, quick: bool) -> Result<Vec<Strin
     let dir = bench_dir();
     fs::create_dir_all(&dir)?;
     fs::write(dir.join("results.csv"), csv(&rows))?;
-    let mode = if quick { "quick mode (not for reading)" } else { "full run" };
-    let title = format!("novars vs ext4-DAX / xfs-DAX: {mode}, median of {runs} (qemu TCG, emulated NVDIMM)");
+    let mode = if quick { "quick mode, not for reading" } else { "full run" };
+    let title = format!("novars speedup vs ext4-DAX / xfs-DAX ({mode}, median of {runs}, qemu TCG)");
     if let Err(e) = chart(&rows, &dir.join("ratios.svg"), &title) {
         say!("bench: the chart could not be drawn: {e:#}");
     }
