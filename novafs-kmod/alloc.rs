@@ -1,15 +1,22 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Free space in DRAM: free block extents (by start, merged on free) and
-//! free inode slots per lane. Built at mount from the allocator record or
-//! from a scan of every log; saved back as the record at unmount.
+//! Free space in DRAM, per lane: each lane owns a contiguous region of the
+//! data area (a multiple of 2 MiB) with its free extents (by start, merged
+//! on free) and the free inode slots of its inode table, behind its own
+//! lock. A CPU allocates from its lane (`Geometry::lane_of_cpu`) and falls
+//! back to the others when it is empty; a free goes to the lane owning the
+//! blocks. So two CPUs allocating at once take different locks, and the
+//! free counts statfs reports are kept as they change (O(lanes)).
 //!
-//! One lock for now (`SbInfo::alloc`); per-lane free lists are the planned
-//! refinement once the 2-vCPU scaling benchmark asks for it.
+//! Built at mount from the allocator record or from a scan of every log;
+//! saved back as the record at unmount (and remount read-only).
 
 use crate::layout::sb::Geometry;
+use crate::shim;
+use core::pin::Pin;
 use kernel::prelude::*;
 use kernel::rbtree::RBTree;
+use kernel::sync::Mutex;
 
 /// Blocks in a 2 MiB extent: large requests prefer this alignment so DAX
 /// can map them with PMD faults.
@@ -58,6 +65,11 @@ impl Bitmap {
         }
     }
 
+    /// Bits set (bits past `len` are never set).
+    pub(crate) fn count_set(&self) -> u64 {
+        self.words.as_slice().iter().map(|w| w.count_ones() as u64).sum()
+    }
+
     /// First clear bit at or after `from`.
     pub(crate) fn first_clear(&self, from: u64) -> Option<u64> {
         let mut i = from;
@@ -76,52 +88,28 @@ impl Bitmap {
     }
 }
 
-/// Free blocks and inode slots.
-pub(crate) struct Alloc {
+/// One lane's free space: extents inside its region, its inode slots.
+pub(crate) struct Lane {
     /// Free extents: start -> length.
     free: RBTree<u64, u64>,
-    pub(crate) free_blocks: u64,
-    /// Per lane: used inode slots (bit set = live or reserved).
-    pub(crate) slots: KVec<Bitmap>,
-    /// Rotates new inodes over the lanes.
-    next_lane: u32,
+    free_blocks: u64,
+    /// Used inode slots of this lane (bit set = live or reserved).
+    slots: Bitmap,
+    free_slots: u64,
+    /// No slot below this is free.
+    slot_hint: u64,
 }
 
-impl Alloc {
-    /// Free space = data blocks not set in `used`; slots from `slots`.
-    pub(crate) fn from_used(geo: &Geometry, used: &Bitmap, slots: KVec<Bitmap>) -> Result<Self> {
-        let mut a = Self { free: RBTree::new(), free_blocks: 0, slots, next_lane: 0 };
-        let mut b = geo.first_data_block;
-        let end = geo.backup_sb();
-        while b < end {
-            if used.get(b) {
-                b += 1;
-                continue;
-            }
-            let start = b;
-            while b < end && !used.get(b) {
-                b += 1;
-            }
-            a.insert_free(start, b - start)?;
-        }
-        Ok(a)
-    }
-
-    /// An allocator with no free blocks and the given slot maps.
-    pub(crate) fn empty(slots: KVec<Bitmap>) -> Self {
-        Self { free: RBTree::new(), free_blocks: 0, slots, next_lane: 0 }
-    }
-
-    pub(crate) fn insert_free(&mut self, start: u64, len: u64) -> Result {
+impl Lane {
+    fn insert_free(&mut self, start: u64, len: u64) -> Result {
         self.free.try_create_and_insert(start, len, GFP_KERNEL)?;
         self.free_blocks = self.free_blocks.saturating_add(len);
         Ok(())
     }
 
-    /// Allocates up to `want` contiguous blocks (at least 1), preferring an
-    /// extent that holds all of them, 2 MiB-aligned for large requests.
-    /// Returns (first block, count).
-    pub(crate) fn alloc(&mut self, want: u64) -> Result<(u64, u64)> {
+    /// Up to `want` contiguous blocks (at least 1), preferring an extent
+    /// that holds all of them, 2 MiB-aligned for large requests.
+    fn alloc(&mut self, want: u64) -> Result<(u64, u64)> {
         let want = want.max(1);
         // First fit over the extents; remember the largest as a fallback.
         let mut best: Option<(u64, u64)> = None;
@@ -160,8 +148,9 @@ impl Alloc {
         Ok((a, n))
     }
 
-    /// Returns `[start, start+len)` to the free space, merging neighbours.
-    pub(crate) fn free(&mut self, start: u64, len: u64) -> Result {
+    /// Returns `[start, start+len)` (inside this lane's region), merging
+    /// neighbours.
+    fn free(&mut self, start: u64, len: u64) -> Result {
         if len == 0 {
             return Ok(());
         }
@@ -175,62 +164,214 @@ impl Alloc {
             }),
         };
         if let Some((ps, pl)) = prev {
-            if ps + pl == start {
+            if ps.saturating_add(pl) == start {
                 self.free.remove(&ps);
                 self.free_blocks = self.free_blocks.saturating_sub(pl);
                 s = ps;
-                l += pl;
+                l = l.saturating_add(pl);
             }
         }
         // Merge with the extent starting at the end.
-        if let Some(nl) = self.free.remove(&(start + len)) {
+        if let Some(nl) = self.free.remove(&start.saturating_add(len)) {
             self.free_blocks = self.free_blocks.saturating_sub(nl);
-            l += nl;
+            l = l.saturating_add(nl);
         }
         self.insert_free(s, l)
     }
 
-    /// Free extents in order, for the allocator record.
-    pub(crate) fn extents(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
-        self.free.iter().map(|(s, l)| (*s, *l))
+    fn alloc_slot(&mut self, first: u64) -> Option<u64> {
+        let slot = self.slots.first_clear(self.slot_hint.max(first))?;
+        self.slots.set(slot, true);
+        self.slot_hint = slot + 1;
+        self.free_slots = self.free_slots.saturating_sub(1);
+        Some(slot)
     }
 
-    /// Takes a free inode slot, rotating over the lanes. Returns (lane,
-    /// slot); `ENOSPC` when every table is full (tables grow later).
-    pub(crate) fn alloc_slot(&mut self, lanes: u32) -> Result<(u32, u64)> {
-        for i in 0..lanes {
-            let lane = (self.next_lane + i) % lanes.max(1);
-            if let Some(bm) = self.slots.as_mut_slice().get_mut(lane as usize) {
-                let from = if lane == 0 { 1 } else { 0 };
-                if let Some(slot) = bm.first_clear(from) {
-                    bm.set(slot, true);
-                    self.next_lane = (lane + 1) % lanes.max(1);
-                    return Ok((lane, slot));
+    fn free_slot(&mut self, slot: u64) {
+        if slot < self.slots.len() && self.slots.get(slot) {
+            self.slots.set(slot, false);
+            self.free_slots = self.free_slots.saturating_add(1);
+            self.slot_hint = self.slot_hint.min(slot);
+        }
+    }
+}
+
+/// Free blocks and inode slots of a mounted file system, per lane.
+pub(crate) struct Allocator {
+    lanes: KVec<Pin<KBox<Mutex<Lane>>>>,
+    /// The data area: `[first, end)`, lane `i` owning
+    /// `[first + i * region, first + (i + 1) * region)` (the last lane to
+    /// `end`).
+    first: u64,
+    end: u64,
+    region: u64,
+}
+
+impl Allocator {
+    /// An allocator with no lanes (before mount has read the geometry).
+    pub(crate) fn none() -> Self {
+        Self { lanes: KVec::new(), first: 0, end: 0, region: 1 }
+    }
+
+    /// No free blocks; inode slots as in `slots` (one map per lane).
+    pub(crate) fn new(geo: &Geometry, slots: KVec<Bitmap>) -> Result<Self> {
+        let first = geo.first_data_block;
+        let end = geo.backup_sb().max(first);
+        let n = slots.len().max(1) as u64;
+        let per = (end - first).div_ceil(n);
+        let region = per.checked_next_multiple_of(HUGE).unwrap_or(per).max(HUGE);
+        let mut lanes = KVec::new();
+        for bm in slots {
+            let free_slots = bm.len().saturating_sub(bm.count_set());
+            let lane = Lane { free: RBTree::new(), free_blocks: 0, slots: bm, free_slots, slot_hint: 0 };
+            lanes.push(KBox::pin_init(kernel::new_mutex!(lane, "novars_alloc_lane"), GFP_KERNEL)?, GFP_KERNEL)?;
+        }
+        if lanes.is_empty() {
+            return Err(EINVAL);
+        }
+        Ok(Self { lanes, first, end, region })
+    }
+
+    /// Free space = data blocks not set in `used`; slots from `slots`.
+    pub(crate) fn from_used(geo: &Geometry, used: &Bitmap, slots: KVec<Bitmap>) -> Result<Self> {
+        let a = Self::new(geo, slots)?;
+        let mut b = a.first;
+        while b < a.end {
+            if used.get(b) {
+                b += 1;
+                continue;
+            }
+            let start = b;
+            while b < a.end && !used.get(b) {
+                b += 1;
+            }
+            a.free(start, b - start)?;
+        }
+        Ok(a)
+    }
+
+    fn lane(&self, i: usize) -> Result<&Mutex<Lane>> {
+        self.lanes.as_slice().get(i).map(|l| &**l).ok_or(EINVAL)
+    }
+
+    /// The lane owning block `b` (the last one for anything past it).
+    fn lane_of_block(&self, b: u64) -> usize {
+        let i = b.saturating_sub(self.first).checked_div(self.region).unwrap_or(0);
+        (i as usize).min(self.lanes.len().saturating_sub(1))
+    }
+
+    /// The lane of the running CPU (as `Geometry::lane_of_cpu`).
+    fn local(&self) -> usize {
+        // SAFETY: reading the CPU number has no preconditions; a stale
+        // value only picks another lane, which is equally correct.
+        let cpu = unsafe { shim::novars_cpu() };
+        (cpu as usize).checked_rem(self.lanes.len()).unwrap_or(0)
+    }
+
+    /// Allocates up to `want` contiguous blocks (at least 1) from the
+    /// running CPU's lane, or from another when it has none. Returns
+    /// (first block, count).
+    pub(crate) fn alloc(&self, want: u64) -> Result<(u64, u64)> {
+        let n = self.lanes.len();
+        let me = self.local();
+        for k in 0..n {
+            match self.lane((me + k) % n)?.lock().alloc(want) {
+                Err(e) if e == ENOSPC => continue,
+                r => return r,
+            }
+        }
+        Err(ENOSPC)
+    }
+
+    /// Returns `[start, start+len)` to the free space (to the lanes owning
+    /// it), merging neighbours.
+    pub(crate) fn free(&self, start: u64, len: u64) -> Result {
+        let end = start.checked_add(len).ok_or(EINVAL)?;
+        let mut s = start;
+        while s < end {
+            let i = self.lane_of_block(s);
+            let region_end = if i + 1 >= self.lanes.len() {
+                u64::MAX
+            } else {
+                self.first.saturating_add((i as u64 + 1).saturating_mul(self.region))
+            };
+            let e = end.min(region_end);
+            self.lane(i)?.lock().free(s, e - s)?;
+            s = e;
+        }
+        Ok(())
+    }
+
+    /// Free blocks in all lanes.
+    pub(crate) fn free_blocks(&self) -> u64 {
+        self.lanes.as_slice().iter().map(|l| l.lock().free_blocks).fold(0, u64::saturating_add)
+    }
+
+    /// Free inode slots in all lanes.
+    pub(crate) fn free_slots(&self) -> u64 {
+        self.lanes.as_slice().iter().map(|l| l.lock().free_slots).fold(0, u64::saturating_add)
+    }
+
+    /// Free extents in block order (adjacent ones of two lanes merged), for
+    /// the allocator record.
+    pub(crate) fn extents(&self) -> Result<KVec<(u64, u64)>> {
+        let mut out: KVec<(u64, u64)> = KVec::new();
+        for l in self.lanes.as_slice() {
+            let g = l.lock();
+            for (&s, &n) in g.free.iter() {
+                if let Some(last) = out.last_mut() {
+                    if last.0.saturating_add(last.1) == s {
+                        last.1 = last.1.saturating_add(n);
+                        continue;
+                    }
                 }
+                out.push((s, n), GFP_KERNEL)?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs of free inode slots as (lane, first slot, count).
+    pub(crate) fn free_slot_runs(&self) -> Result<KVec<(u16, u64, u64)>> {
+        let mut out = KVec::new();
+        for (lane, l) in self.lanes.as_slice().iter().enumerate() {
+            let g = l.lock();
+            let bm = &g.slots;
+            let mut i = 0;
+            while i < bm.len() {
+                if bm.get(i) {
+                    i += 1;
+                    continue;
+                }
+                let s = i;
+                while i < bm.len() && !bm.get(i) {
+                    i += 1;
+                }
+                out.push((lane as u16, s, i - s), GFP_KERNEL)?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Takes a free inode slot, from the running CPU's lane first. Returns
+    /// (lane, slot); `ENOSPC` when every table is full (tables grow later).
+    pub(crate) fn alloc_slot(&self) -> Result<(u32, u64)> {
+        let n = self.lanes.len();
+        let me = self.local();
+        for k in 0..n {
+            let lane = (me + k) % n;
+            // Slot 0 of lane 0 is inode 0, never used (its bit is set).
+            if let Some(slot) = self.lane(lane)?.lock().alloc_slot(0) {
+                return Ok((lane as u32, slot));
             }
         }
         Err(ENOSPC)
     }
 
     /// Returns an inode slot.
-    pub(crate) fn free_slot(&mut self, lane: u32, slot: u64) {
-        if let Some(bm) = self.slots.as_mut_slice().get_mut(lane as usize) {
-            bm.set(slot, false);
+    pub(crate) fn free_slot(&self, lane: u32, slot: u64) {
+        if let Ok(l) = self.lane(lane as usize) {
+            l.lock().free_slot(slot);
         }
-    }
-
-    /// Free inode slots over all lanes.
-    pub(crate) fn free_slots(&self) -> u64 {
-        let mut n = 0u64;
-        for bm in self.slots.as_slice() {
-            let mut i = 0;
-            while i < bm.len() {
-                if !bm.get(i) {
-                    n += 1;
-                }
-                i += 1;
-            }
-        }
-        n
     }
 }

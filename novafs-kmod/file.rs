@@ -154,7 +154,7 @@ fn write_inplace(
     // (file block, device block, count, newly allocated)
     let mut runs: KVec<(u64, u64, u64, bool)> = KVec::new();
     let free_new = |runs: &KVec<(u64, u64, u64, bool)>| {
-        let mut a = sbi.alloc.lock();
+        let a = &sbi.alloc;
         for &(_, b, c, new) in runs.as_slice() {
             if new {
                 let _ = a.free(b, c);
@@ -176,7 +176,7 @@ fn write_inplace(
                 end = pg * BLOCK_SIZE_U64;
                 break;
             }
-            Lookup::Hole { run } => match sbi.alloc.lock().alloc(run.min(last - pg + 1)) {
+            Lookup::Hole { run } => match sbi.alloc.alloc(run.min(last - pg + 1)) {
                 Ok((b, c)) => (b, c, true),
                 Err(e) if runs.is_empty() => return Err(e),
                 Err(_) => {
@@ -187,7 +187,7 @@ fn write_inplace(
         };
         runs.push((pg, b, c, new), GFP_KERNEL).inspect_err(|_| {
             if new {
-                let _ = sbi.alloc.lock().free(b, c);
+                let _ = sbi.alloc.free(b, c);
             }
             free_new(&runs);
         })?;
@@ -294,7 +294,7 @@ fn write(sbi: &SbInfo, info: &InodeInfo, iter: *mut c_void, pos: u64, len: u64, 
     let mut exts: KVec<(u64, u64, u64)> = KVec::new();
     let mut pg = first;
     let free_all = |exts: &KVec<(u64, u64, u64)>| {
-        let mut a = sbi.alloc.lock();
+        let a = &sbi.alloc;
         for &(_, b, c) in exts.as_slice() {
             let _ = a.free(b, c);
         }
@@ -304,7 +304,7 @@ fn write(sbi: &SbInfo, info: &InodeInfo, iter: *mut c_void, pos: u64, len: u64, 
             end = pg * BLOCK_SIZE_U64;
             break;
         }
-        let r = sbi.alloc.lock().alloc(last - pg + 1);
+        let r = sbi.alloc.alloc(last - pg + 1);
         let (b, c) = match r {
             Ok(x) => x,
             Err(e) if exts.is_empty() => return Err(e),
@@ -314,7 +314,7 @@ fn write(sbi: &SbInfo, info: &InodeInfo, iter: *mut c_void, pos: u64, len: u64, 
             }
         };
         exts.push((pg, b, c), GFP_KERNEL).inspect_err(|_| {
-            let _ = sbi.alloc.lock().free(b, c);
+            let _ = sbi.alloc.free(b, c);
             free_all(&exts);
         })?;
         pg += c;
@@ -377,7 +377,7 @@ fn write(sbi: &SbInfo, info: &InodeInfo, iter: *mut c_void, pos: u64, len: u64, 
         map.map(epg, blk, cnt);
     }
     {
-        let mut a = sbi.alloc.lock();
+        let a = &sbi.alloc;
         for &(b, c) in old.as_slice() {
             let _ = a.free(b, c);
         }
@@ -470,7 +470,7 @@ fn setattr(sbi: &SbInfo, info: &InodeInfo, a: &SetattrArgs) -> Result<u64> {
             if let Index::File(map) = &mut g.index {
                 let pg = a.size / BLOCK_SIZE_U64;
                 if let Some(ob) = old_block(map, pg) {
-                    let (nb, _) = sbi.alloc.lock().alloc(1)?;
+                    let (nb, _) = sbi.alloc.alloc(1)?;
                     partial = Some((pg, nb, ob));
                     let keep = (a.size % BLOCK_SIZE_U64) as usize;
                     fill(sbi, nb, Some(ob), 0, keep)?;
@@ -509,7 +509,7 @@ fn setattr(sbi: &SbInfo, info: &InodeInfo, a: &SetattrArgs) -> Result<u64> {
     if let Err(e) = r {
         ap.abort();
         if let Some((_, nb, _)) = partial {
-            let _ = sbi.alloc.lock().free(nb, 1);
+            let _ = sbi.alloc.free(nb, 1);
         }
         return Err(e);
     }
@@ -517,7 +517,7 @@ fn setattr(sbi: &SbInfo, info: &InodeInfo, a: &SetattrArgs) -> Result<u64> {
         Ok(l) => l,
         Err(e) => {
             if let Some((_, nb, _)) = partial {
-                let _ = sbi.alloc.lock().free(nb, 1);
+                let _ = sbi.alloc.free(nb, 1);
             }
             return Err(e);
         }
@@ -537,7 +537,7 @@ fn setattr(sbi: &SbInfo, info: &InodeInfo, a: &SetattrArgs) -> Result<u64> {
                 let _ = map.collect(first, n, &mut old);
                 map.unmap(first, n);
             }
-            let mut al = sbi.alloc.lock();
+            let al = &sbi.alloc;
             for &(b, c) in old.as_slice() {
                 let _ = al.free(b, c);
             }
@@ -631,9 +631,9 @@ impl<'a> Batch<'a> {
 
     /// Takes up to `want` blocks (at least one) for this batch.
     fn alloc(&mut self, want: u64) -> Result<(u64, u64)> {
-        let (b, c) = self.sbi.alloc.lock().alloc(want)?;
+        let (b, c) = self.sbi.alloc.alloc(want)?;
         if let Err(e) = self.new.push((b, c), GFP_KERNEL) {
-            let _ = self.sbi.alloc.lock().free(b, c);
+            let _ = self.sbi.alloc.free(b, c);
             return Err(e.into());
         }
         Ok((b, c))
@@ -703,7 +703,7 @@ impl<'a> Batch<'a> {
     /// Gives back everything taken; nothing was committed.
     fn abandon(self) {
         self.ap.abort();
-        let mut a = self.sbi.alloc.lock();
+        let a = &self.sbi.alloc;
         for &(b, c) in self.new.as_slice() {
             let _ = a.free(b, c);
         }
@@ -720,7 +720,7 @@ impl<'a> Batch<'a> {
         let newlog = match self.ap.commit() {
             Ok(l) => l,
             Err(e) => {
-                let mut a = sbi.alloc.lock();
+                let a = &sbi.alloc;
                 for &(b, c) in self.new.as_slice() {
                     let _ = a.free(b, c);
                 }
@@ -742,7 +742,7 @@ impl<'a> Batch<'a> {
                 }
             }
         }
-        let mut a = sbi.alloc.lock();
+        let a = &sbi.alloc;
         for &(b, c) in old.as_slice() {
             let _ = a.free(b, c);
         }
@@ -805,7 +805,7 @@ fn fill_holes(sbi: &SbInfo, info: &InodeInfo, g: &mut Inner, first: u64, last: u
     let mut mapped = KVec::new();
     file_map(g)?.collect(first, last - first + 1, &mut mapped)?;
     let have = mapped.as_slice().iter().fold(0u64, |n, &(_, c)| n.saturating_add(c));
-    if (last - first + 1).saturating_sub(have) > sbi.alloc.lock().free_blocks {
+    if (last - first + 1).saturating_sub(have) > sbi.alloc.free_blocks() {
         return Err(ENOSPC);
     }
     let mut changed = false;

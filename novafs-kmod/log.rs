@@ -53,7 +53,7 @@ impl<'a> Appender<'a> {
         if self.ntaken >= self.taken.len() {
             return Err(EINVAL);
         }
-        let (page, _) = self.sbi.alloc.lock().alloc(1)?;
+        let (page, _) = self.sbi.alloc.alloc(1)?;
         self.taken[self.ntaken] = page;
         self.ntaken += 1;
         let mut t = [0u8; PageTail::SIZE];
@@ -132,7 +132,7 @@ impl<'a> Appender<'a> {
 
     /// Gives back the pages taken; nothing was committed.
     pub(crate) fn abort(self) {
-        let mut a = self.sbi.alloc.lock();
+        let a = &self.sbi.alloc;
         for &p in self.taken.iter().take(self.ntaken) {
             let _ = a.free(p, 1);
         }

@@ -50,7 +50,7 @@ pub(crate) fn fill_holes(
     let Index::File(map) = &mut g.index else { return Err(EINVAL) };
     let mut exts: KVec<(u64, u64, u64)> = KVec::new();
     let free_all = |exts: &KVec<(u64, u64, u64)>| {
-        let mut a = sbi.alloc.lock();
+        let a = &sbi.alloc;
         for &(_, b, c) in exts.as_slice() {
             let _ = a.free(b, c);
         }
@@ -61,13 +61,13 @@ pub(crate) fn fill_holes(
             Lookup::Mapped { run, .. } => pg = pg.saturating_add(run).min(end),
             Lookup::Hole { run } => {
                 let want = run.min(end - pg);
-                let (b, c) = match sbi.alloc.lock().alloc(want) {
+                let (b, c) = match sbi.alloc.alloc(want) {
                     Ok(x) => x,
                     Err(e) if exts.is_empty() => return Err(e),
                     Err(_) => break,
                 };
                 exts.push((pg, b, c), GFP_KERNEL).inspect_err(|_| {
-                    let _ = sbi.alloc.lock().free(b, c);
+                    let _ = sbi.alloc.free(b, c);
                     free_all(&exts);
                 })?;
                 pg += c;

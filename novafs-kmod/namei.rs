@@ -196,9 +196,8 @@ fn create(sbi: &SbInfo, dinfo: &InodeInfo, name: Option<&[u8]>, a: &CreateArgs) 
         }
         g.log
     };
-    let geo = &sbi.geo;
-    let (lane, slot) = sbi.alloc.lock().alloc_slot(geo.lanes)?;
-    let release_slot = || sbi.alloc.lock().free_slot(lane, slot);
+    let (lane, slot) = sbi.alloc.alloc_slot()?;
+    let release_slot = || sbi.alloc.free_slot(lane, slot);
     let prepared = (|| -> Result<(u64, u64, Option<(u64, Appender<'_>)>, Inode)> {
         let nlink = match (name, is_dir) {
             (None, _) => 0,
@@ -214,7 +213,7 @@ fn create(sbi: &SbInfo, dinfo: &InodeInfo, name: Option<&[u8]>, a: &CreateArgs) 
                 ni.inline.get_mut(..t.len()).ok_or(EINVAL)?.copy_from_slice(t);
                 ni.inline_len = t.len() as u32;
             } else {
-                let (blk, _) = sbi.alloc.lock().alloc(1)?;
+                let (blk, _) = sbi.alloc.alloc(1)?;
                 let mut page = KVec::from_elem(0u8, BLOCK_SIZE, GFP_KERNEL)?;
                 page.as_mut_slice().get_mut(..t.len()).ok_or(EINVAL)?.copy_from_slice(t);
                 let mut ap = Appender::new(sbi, ino, ni.generation, rec, Default::default());
@@ -236,7 +235,7 @@ fn create(sbi: &SbInfo, dinfo: &InodeInfo, name: Option<&[u8]>, a: &CreateArgs) 
                 });
                 if let Err(e) = r {
                     ap.abort();
-                    let _ = sbi.alloc.lock().free(blk, 1);
+                    let _ = sbi.alloc.free(blk, 1);
                     return Err(e);
                 }
                 let p = ap.pos();
@@ -258,7 +257,7 @@ fn create(sbi: &SbInfo, dinfo: &InodeInfo, name: Option<&[u8]>, a: &CreateArgs) 
     let undo_data = |data: Option<(u64, Appender<'_>)>| {
         if let Some((blk, ap)) = data {
             ap.abort();
-            let _ = sbi.alloc.lock().free(blk, 1);
+            let _ = sbi.alloc.free(blk, 1);
         }
     };
     let Some(name) = name else {
@@ -502,7 +501,7 @@ struct Whiteout {
 }
 
 fn new_whiteout(sbi: &SbInfo, a: &RenameArgs, now: Timespec) -> Result<Whiteout> {
-    let (lane, slot) = sbi.alloc.lock().alloc_slot(sbi.geo.lanes)?;
+    let (lane, slot) = sbi.alloc.alloc_slot()?;
     let c = CreateArgs {
         mode: crate::layout::inode::S_IFCHR,
         uid: a.wh_uid,
@@ -519,7 +518,7 @@ fn new_whiteout(sbi: &SbInfo, a: &RenameArgs, now: Timespec) -> Result<Whiteout>
         Ok(Whiteout { lane, slot, ino, rec })
     });
     if r.is_err() {
-        sbi.alloc.lock().free_slot(lane, slot);
+        sbi.alloc.free_slot(lane, slot);
     }
     r
 }
@@ -660,7 +659,7 @@ fn rename(sbi: &SbInfo, a: &RenameArgs) -> Result {
     let wh = if a.flags & RENAME_WHITEOUT != 0 { Some(new_whiteout(sbi, a, now)?) } else { None };
     let drop_whiteout = || {
         if let Some(w) = wh {
-            sbi.alloc.lock().free_slot(w.lane, w.slot);
+            sbi.alloc.free_slot(w.lane, w.slot);
         }
     };
     #[cfg(novars_trace)]
@@ -800,7 +799,7 @@ pub(crate) fn free_inode(sbi: &SbInfo, info: &InodeInfo) -> Result {
     let mut g = info.inner.lock();
     // State first: once FREE, a crash leaves its blocks free by scan.
     sbi.pm.persist_u64(info.rec + INODE_STATE_OFF, INODE_FREE)?;
-    let mut a = sbi.alloc.lock();
+    let a = &sbi.alloc;
     if let Index::File(m) = &g.index {
         for (b, c) in m.extents() {
             let _ = a.free(b, c);

@@ -8,7 +8,7 @@
 //! Every number read from the media is validated by `layout` before use; a
 //! foreign or damaged image fails with one log line and EINVAL/EUCLEAN.
 
-use crate::alloc::{Alloc, Bitmap};
+use crate::alloc::{Allocator, Bitmap};
 use crate::index::ExtentMap;
 use crate::journal::Lane;
 use crate::layout::alloc_rec::{self, ALLOC_PER_BLOCK, KIND_BLOCKS, KIND_INODES};
@@ -45,7 +45,7 @@ pub(crate) struct SbInfo {
     pub(crate) segments: KVec<KVec<u64>>,
     pub(crate) total_inodes: u64,
     /// Free blocks and inode slots.
-    pub(crate) alloc: Pin<KBox<Mutex<Alloc>>>,
+    pub(crate) alloc: Allocator,
     /// Per-lane journal state.
     pub(crate) lanes: KVec<Pin<KBox<Mutex<Lane>>>>,
     /// Serialises every log-modifying operation (see namei.rs).
@@ -202,7 +202,7 @@ fn slot_maps(geo: &Geometry, segments: &KVec<KVec<u64>>) -> Result<KVec<Bitmap>>
 }
 
 /// The allocator from the record written at clean unmount, if valid.
-fn alloc_from_record(m: &DaxMedia, geo: &Geometry, sb: &Superblock, segments: &KVec<KVec<u64>>) -> Result<Option<Alloc>> {
+fn alloc_from_record(m: &DaxMedia, geo: &Geometry, sb: &Superblock, segments: &KVec<KVec<u64>>) -> Result<Option<Allocator>> {
     if sb.state & STATE_CLEAN == 0 || sb.alloc_rec_head == 0 {
         return Ok(None);
     }
@@ -210,7 +210,7 @@ fn alloc_from_record(m: &DaxMedia, geo: &Geometry, sb: &Superblock, segments: &K
     for bm in slots.as_mut_slice() {
         bm.set_range(0, bm.len());
     }
-    let mut a = Alloc::empty(slots);
+    let mut exts: KVec<(u64, u64)> = KVec::new();
     let mut b = sb.alloc_rec_head;
     let mut hops = 0u64;
     let mut last_end = 0u64;
@@ -229,10 +229,10 @@ fn alloc_from_record(m: &DaxMedia, geo: &Geometry, sb: &Superblock, segments: &K
                         return Ok(None);
                     }
                     last_end = start + len;
-                    a.insert_free(start, len)?;
+                    exts.push((start, len), GFP_KERNEL)?;
                 }
                 _ => {
-                    let Some(bm) = a.slots.as_mut_slice().get_mut(h.lane as usize) else { return Ok(None) };
+                    let Some(bm) = slots.as_mut_slice().get_mut(h.lane as usize) else { return Ok(None) };
                     if start.checked_add(len).is_none_or(|e| e > bm.len()) {
                         return Ok(None);
                     }
@@ -247,6 +247,10 @@ fn alloc_from_record(m: &DaxMedia, geo: &Geometry, sb: &Superblock, segments: &K
             }
         }
         b = h.next;
+    }
+    let a = Allocator::new(geo, slots)?;
+    for &(start, len) in exts.as_slice() {
+        a.free(start, len)?;
     }
     Ok(Some(a))
 }
@@ -263,7 +267,7 @@ impl LogVisitor for Pages<'_> {
 /// The allocator by replaying every live inode's log (mount after a crash
 /// or without a valid record). On a read-write mount, orphans (live inodes
 /// with link count 0: unlinked while open, or O_TMPFILE) are freed.
-fn alloc_by_scan(sbi: &SbInfo, geo: &Geometry, segments: &KVec<KVec<u64>>, rw: bool) -> Result<Alloc> {
+fn alloc_by_scan(sbi: &SbInfo, geo: &Geometry, segments: &KVec<KVec<u64>>, rw: bool) -> Result<Allocator> {
     let name = sbi.dev();
     let m = &sbi.media;
     let mut used = Bitmap::new(geo.blocks_count)?;
@@ -323,7 +327,7 @@ fn alloc_by_scan(sbi: &SbInfo, geo: &Geometry, segments: &KVec<KVec<u64>>, rw: b
     if orphans > 0 {
         pr_info!("({name}): freed {orphans} orphan inode(s)\n");
     }
-    Alloc::from_used(geo, &used, slots)
+    Allocator::from_used(geo, &used, slots)
 }
 
 /// Stores mutable superblock words (outside the checksum) in the primary
@@ -355,27 +359,10 @@ fn save_record(sbi: &SbInfo) -> Result {
         return Ok(());
     }
     let lanes = sbi.geo.lanes;
-    let mut a = sbi.alloc.lock();
-    let mut blocks = KVec::new();
-    for e in a.extents() {
-        blocks.push(e, GFP_KERNEL)?;
-    }
-    let mut inodes: KVec<(u16, u64, u64)> = KVec::new();
-    for (lane, bm) in a.slots.as_slice().iter().enumerate() {
-        let mut i = 0;
-        while i < bm.len() {
-            if bm.get(i) {
-                i += 1;
-                continue;
-            }
-            let s = i;
-            while i < bm.len() && !bm.get(i) {
-                i += 1;
-            }
-            inodes.push((lane as u16, s, i - s), GFP_KERNEL)?;
-        }
-    }
-    let free_blocks = a.free_blocks;
+    let a = &sbi.alloc;
+    let blocks = a.extents()?;
+    let inodes = a.free_slot_runs()?;
+    let free_blocks = a.free_blocks();
     let free_inodes = a.free_slots();
     // Record blocks: taken from the free space, which they stay part of
     // (the record lists the extents as they were before taking them).
@@ -387,7 +374,6 @@ fn save_record(sbi: &SbInfo) -> Result {
     for &b in rec.as_slice() {
         a.free(b, 1)?;
     }
-    drop(a);
     let seq = st.sbk.alloc_rec_seq.wrapping_add(1).max(1);
     let mut buf = KVec::from_elem(0u8, BLOCK_SIZE, GFP_KERNEL)?;
     let mut pairs = KVec::new();
@@ -510,7 +496,7 @@ fn setup(sb: *mut bindings::super_block, c: SbC, opts: &Opts, silent: bool, dev:
             pm,
             segments: KVec::new(),
             total_inodes: 0,
-            alloc: KBox::pin_init(kernel::new_mutex!(Alloc::empty(KVec::new()), "novars_alloc"), GFP_KERNEL)?,
+            alloc: Allocator::none(),
             lanes: KVec::new(),
             ops: KBox::pin_init(kernel::new_mutex!((), "novars_ops"), GFP_KERNEL)?,
             state: KBox::pin_init(
@@ -558,7 +544,7 @@ fn setup(sb: *mut bindings::super_block, c: SbC, opts: &Opts, silent: bool, dev:
             alloc_by_scan(&sbi, &geo, &segments, rw)?
         }
     };
-    *sbi.alloc.lock() = alloc;
+    sbi.alloc = alloc;
     sbi.segments = segments;
     sbi.total_inodes = total_inodes.saturating_sub(1); // inode 0 is never used
     sbi.c.errors = if opts.flags & shim::OPT_ERRORS_SET != 0 { opts.errors } else { sbk.errors };
@@ -570,8 +556,7 @@ fn setup(sb: *mut bindings::super_block, c: SbC, opts: &Opts, silent: bool, dev:
         start_writing(&sbi)?;
     }
     let (free_blocks, free_inodes) = {
-        let a = sbi.alloc.lock();
-        (a.free_blocks, a.free_slots())
+        (sbi.alloc.free_blocks(), sbi.alloc.free_slots())
     };
     // SAFETY: `sb` is the super block being set up, locked by the VFS.
     unsafe {
@@ -678,9 +663,8 @@ extern "C" fn novars_rs_put_super(sb: *mut bindings::super_block) {
 extern "C" fn novars_rs_statfs(sb: *mut bindings::super_block, out: *mut StatFs) {
     // SAFETY: called on a mounted novars super block.
     let s = unsafe { sbi(sb) };
-    let a = s.alloc.lock();
-    let st = StatFs { blocks: s.geo.data_blocks(), bfree: a.free_blocks, files: s.total_inodes, ffree: a.free_slots() };
-    drop(a);
+    // O(lanes): each lane keeps its free counts as they change.
+    let st = StatFs { blocks: s.geo.data_blocks(), bfree: s.alloc.free_blocks(), files: s.total_inodes, ffree: s.alloc.free_slots() };
     // SAFETY: `out` points to the caller's struct.
     unsafe { out.write(st) };
 }
