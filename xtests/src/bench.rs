@@ -5,7 +5,7 @@
 //! is `xtests/bench/suite.sh`, the measuring programs fio and
 //! `xtests/guest/fsbench.c`.
 //! Absolute times under TCG drift, so the output is medians and ratios from
-//! the same boot: a table on stdout, `target/bench/results.csv`, the raw
+//! the same boot: a table on stdout, `target/bench/results.csv` (and `.md`), the raw
 //! samples `target/bench/samples.txt` and a chart `target/bench/ratios.svg`.
 //! Ratios say how many times faster novars is (above 1: novars faster),
 //! whatever the unit's direction.
@@ -355,6 +355,32 @@ pub fn csv(rows: &[Row]) -> String {
     t
 }
 
+/// The table as Markdown (for README's "Performance").
+pub fn markdown(rows: &[Row]) -> String {
+    let mut t = String::from("| case | unit | ext4-DAX | xfs-DAX | novars | raw pmem | vs ext4 | vs xfs | vs raw |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    for r in rows {
+        let ratio = |fs| r.ratio(fs).map_or("".to_string(), |x| format!("{x:.2}"));
+        let cell = |c: &Result<Stat, String>| match c {
+            Err(e) if e.is_empty() => String::new(),
+            c => cell_text(c),
+        };
+        let _ = writeln!(
+            t,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.name,
+            r.unit,
+            cell(&r.cells[0]),
+            cell(&r.cells[1]),
+            cell(&r.cells[2]),
+            cell(&r.cells[3]),
+            ratio("ext4"),
+            ratio("xfs"),
+            ratio("raw")
+        );
+    }
+    t
+}
+
 /// Horizontal bars of the novars/ext4 and novars/xfs speedups per case on a
 /// log axis, with the line at 1 (equal speed).
 pub fn chart(rows: &[Row], path: &Path, title: &str) -> Result<()> {
@@ -489,6 +515,7 @@ fn report(cases: &[Case], raw: &str, runs: u32, quick: bool) -> Result<Vec<Strin
     let dir = bench_dir();
     fs::create_dir_all(&dir)?;
     fs::write(dir.join("results.csv"), csv(&rows))?;
+    fs::write(dir.join("results.md"), markdown(&rows))?;
     let mode = if quick { "quick mode, not for reading" } else { "full run" };
     let title = format!("novars speedup vs ext4-DAX / xfs-DAX ({mode}, median of {runs}, qemu TCG)");
     if let Err(e) = chart(&rows, &dir.join("ratios.svg"), &title) {
@@ -496,7 +523,7 @@ fn report(cases: &[Case], raw: &str, runs: u32, quick: bool) -> Result<Vec<Strin
     }
     println!();
     print!("{}", table(&rows, runs, quick));
-    say!("bench: wrote {0}/results.csv and {0}/ratios.svg (samples: {0}/samples.txt)", dir.display());
+    say!("bench: wrote {0}/results.csv, {0}/results.md and {0}/ratios.svg (samples: {0}/samples.txt)", dir.display());
     let problems = completeness(cases, &samples);
     for p in &problems {
         println!("PROBLEM: {p}");
@@ -589,6 +616,8 @@ mod unit {
         assert!(t.contains("durable-append-1k vs ext4: 30.00 (target >= 3) met"), "{t}");
         assert!(t.contains("fio-seq-write-1m-j1 vs raw: 0.90 (target >= 0.9) met"), "{t}");
         assert!(t.contains("creat vs ext4: no number"), "{t}");
+        let md = markdown(&rows);
+        assert!(md.contains("| durable-append-1k | us | 300 ±0% | 200 ±0% | 10.0 ±0% |  | 30.00 | 20.00 |  |"), "{md}");
         let c = csv(&rows);
         assert!(c.lines().any(|l| l.starts_with("durable-append-1k,us,300,300,300,3,200,")), "{c}");
     }
