@@ -385,6 +385,9 @@ fn write(sbi: &SbInfo, info: &InodeInfo, iter: *mut c_void, pos: u64, len: u64, 
     out.size = size_after;
     out.blocks = map.mapped_blocks().saturating_add(newlog.pages).saturating_mul(8);
     g.log = newlog;
+    if let Some(pages) = crate::gc::maybe_compact(sbi, info, &mut g) {
+        out.blocks = out.blocks.saturating_sub(newlog.pages.saturating_sub(pages).saturating_mul(8));
+    }
     Ok(end - pos)
 }
 
@@ -544,7 +547,8 @@ fn setattr(sbi: &SbInfo, info: &InodeInfo, a: &SetattrArgs) -> Result<u64> {
         }
         blocks = map.mapped_blocks();
     }
-    Ok(blocks.saturating_add(newlog.pages).saturating_mul(8))
+    let pages = crate::gc::maybe_compact(sbi, info, &mut g).unwrap_or(newlog.pages);
+    Ok(blocks.saturating_add(pages).saturating_mul(8))
 }
 
 /// setattr: logs the change; returns the new i_blocks or -errno.

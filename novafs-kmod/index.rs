@@ -47,6 +47,12 @@ impl ExtentMap {
         self.tree.values().map(|e| (e.block, e.count))
     }
 
+    /// Every mapped extent as (first file block, first device block,
+    /// count), in file order.
+    pub(crate) fn extents_at(&self) -> impl Iterator<Item = (u64, u64, u64)> + '_ {
+        self.tree.iter().map(|(k, e)| (*k, e.block, e.count))
+    }
+
     /// The extent with the greatest start `<= p`.
     fn pred(&mut self, p: u64) -> Option<(u64, Ext)> {
         match self.tree.cursor_lower_bound(&p) {

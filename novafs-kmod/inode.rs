@@ -150,6 +150,7 @@ fn load(sbi: &SbInfo, ino: u64) -> Result<(*mut c_void, IAttr)> {
         tail_ord: rep.pages.saturating_sub(1),
         seq: rep.last_seq,
         pages: rep.pages,
+        gc_at: 0,
     };
     let inner = Inner { index, log, seals: 0 };
     let gen = raw.generation;

@@ -28,6 +28,9 @@ pub(crate) struct LogPos {
     pub(crate) seq: u64,
     /// Pages in the log.
     pub(crate) pages: u64,
+    /// Page count at which garbage collection next looks at this log
+    /// (`gc.rs`; 0: the default threshold).
+    pub(crate) gc_at: u64,
 }
 
 /// Pending appends to one inode's log.

@@ -35,6 +35,7 @@ module! {
 mod alloc;
 mod dir;
 mod file;
+mod gc;
 mod index;
 mod inode;
 mod journal;

@@ -231,6 +231,7 @@ pub fn command_line(args: &[String]) -> String {
 fn guest_env(cfg: &VmConfig, run_dir: &Path) -> Vec<(String, String)> {
     let root = repo_root();
     let bin = target_dir().join("release");
+    let tools = crate::setup::cargo_bin_dir().map(|d| format!(":{}", d.display())).unwrap_or_default();
     let mut env = vec![
         ("NOVARS_ROOT".into(), root.display().to_string()),
         ("NOVARS_BIN".into(), bin.display().to_string()),
@@ -238,11 +239,19 @@ fn guest_env(cfg: &VmConfig, run_dir: &Path) -> Vec<(String, String)> {
         ("NOVARS_NVDIMMS".into(), cfg.nvdimms.to_string()),
         ("NOVARS_OUT".into(), run_dir.display().to_string()),
         ("NOVARS_GUEST_LIB".into(), root.join("xtests/guest/lib.sh").display().to_string()),
-        ("PATH".into(), format!("{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", bin.display())),
+        // cargo's bin directory: the test tools `cargo xt setup` installs (pjdfstest, fsx)
+        ("PATH".into(), format!("{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin{}", bin.display(), tools)),
     ];
     if let Some(ko) = &cfg.module {
         env.push(("NOVARS_KO".into(), ko.display().to_string()));
     }
+    // Other NOVARS_* settings of the host (a test's long mode, e.g.
+    // NOVARS_GC_WRITES) reach the guest unchanged.
+    let mut host: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("NOVARS_") && !env.iter().any(|(e, _)| e == k))
+        .collect();
+    host.sort();
+    env.extend(host);
     env
 }
 

@@ -1,0 +1,306 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Log garbage collection (FORMAT.md "Log garbage collection").
+//!
+//! A file's log only grows: every `write()` appends WRITE entries, and the
+//! entries of overwritten blocks, old sizes and old times stay behind as
+//! dead entries. When a log has grown well past what its live state needs,
+//! [`maybe_compact`] writes a fresh log holding only the entries that
+//! replay to the same state (one SETATTR, one WRITE per extent, PARENT,
+//! LINK), checks that it does by replaying it with the walker fsck and
+//! mount use, switches `log_head` and `log_tail` in one journal transaction
+//! and frees the old pages. The data blocks do not move, so DAX mappings
+//! and seals are unaffected.
+//!
+//! Only regular files are compacted: a directory's entry sequence numbers
+//! are its readdir cookies, which a rewrite would change under open
+//! directory streams.
+//!
+//! Cost is amortised: after a compaction to `n` pages (or a look that
+//! found `n` pages would be needed) the next is considered at
+//! `max(GC_MIN_PAGES, GC_GROWTH * n)` pages, so a compaction never
+//! rewrites more than was appended since the last one.
+
+use crate::index::ExtentMap;
+use crate::inode::{Index, Inner, InodeInfo};
+use crate::journal::Tx;
+use crate::layout::inode::{read_inode_at, INODE_HEAD_OFF, INODE_TAIL_OFF, S_IFMT, S_IFREG};
+use crate::layout::log::{
+    encode_fixed, et, fits, pack_next, pos_block, sa, unpack_next, EntryHeader, LinkEntry, PageTail, ParentEntry,
+    SetAttrEntry, WriteEntry, LOG_AREA, MAX_ENTRY, PAGE_NEXT_OFF,
+};
+use crate::layout::walk::{replay_inode, Ignore, InodeView};
+use crate::layout::{read_u64, Field, Media, BLOCK_SIZE_U64};
+use crate::log::LogPos;
+use crate::super_::SbInfo;
+use kernel::prelude::*;
+
+/// Logs shorter than this are never compacted.
+pub(crate) const GC_MIN_PAGES: u64 = 16;
+/// A log is compacted again once it is this many times its compact size.
+pub(crate) const GC_GROWTH: u64 = 2;
+
+/// Whether `log` has grown enough to try compacting it.
+pub(crate) fn due(log: &LogPos) -> bool {
+    log.tail != 0 && log.pages >= log.gc_at.max(GC_MIN_PAGES)
+}
+
+/// The page count at which a log of `pages` pages is next considered.
+pub(crate) fn next_threshold(pages: u64) -> u64 {
+    pages.saturating_mul(GC_GROWTH).max(GC_MIN_PAGES)
+}
+
+/// Compacts the log of the regular file `info` if it is due. Call with the
+/// per-mount `ops` mutex held (no other log change runs) and `inner` the
+/// locked state of `info`. Returns the new page count when it compacted.
+/// A failure leaves the old log in place (it is still correct) and only
+/// postpones the next attempt.
+pub(crate) fn maybe_compact(sbi: &SbInfo, info: &InodeInfo, inner: &mut Inner) -> Option<u64> {
+    if !sbi.rw() || !due(&inner.log) || !matches!(inner.index, Index::File(_)) {
+        return None;
+    }
+    match compact(sbi, info, inner.log) {
+        Ok(Compacted::Done(log)) => {
+            inner.log = log;
+            Some(log.pages)
+        }
+        Ok(Compacted::NotWorth { need }) => {
+            inner.log.gc_at = next_threshold(need).max(inner.log.pages.saturating_add(1));
+            None
+        }
+        Err(e) => {
+            pr_warn!("({}): inode {}: log compaction failed ({:?}); keeping the old log\n", sbi.dev(), info.ino, e);
+            inner.log.gc_at = inner.log.pages.saturating_mul(2);
+            None
+        }
+    }
+}
+
+/// Builds a chain of fresh log pages for one inode.
+struct Writer<'a> {
+    sbi: &'a SbInfo,
+    ino: u64,
+    gen: u32,
+    pages: KVec<u64>,
+    /// Position where the next entry goes (0: no page yet).
+    tail: u64,
+    seq: u64,
+}
+
+impl<'a> Writer<'a> {
+    fn push(&mut self, build: impl FnOnce(u64, &mut [u8]) -> Option<usize>) -> Result {
+        let mut buf = [0u8; MAX_ENTRY];
+        let seq = self.seq.checked_add(1).ok_or(EINVAL)?;
+        let len = build(seq, &mut buf).ok_or(EINVAL)?;
+        let entry = buf.get(..len).ok_or(EINVAL)?;
+        if self.tail == 0 || !fits(self.tail, len) {
+            let (page, _) = self.sbi.alloc.alloc(1)?;
+            if let Err(e) = self.pages.push(page, GFP_KERNEL) {
+                let _ = self.sbi.alloc.free(page, 1);
+                return Err(e.into());
+            }
+            let ordinal = (self.pages.len() - 1) as u64;
+            let mut t = [0u8; PageTail::SIZE];
+            PageTail::new(self.ino, self.gen, ordinal).encode(&mut t);
+            let pm = &self.sbi.pm;
+            pm.write_nt(page * BLOCK_SIZE_U64 + LOG_AREA as u64, &t)?;
+            if self.tail != 0 {
+                // Link the full page to this one. Nothing points into the
+                // chain until the journal transaction switches the head.
+                let old = pos_block(self.tail) * BLOCK_SIZE_U64;
+                let next = pack_next(page, (self.tail - old) as usize);
+                pm.store_u64(old + PAGE_NEXT_OFF as u64, next)?;
+                pm.flush(old + PAGE_NEXT_OFF as u64, 8)?;
+            }
+            self.tail = page * BLOCK_SIZE_U64;
+        }
+        self.sbi.pm.write_nt(self.tail, entry)?;
+        self.tail += len as u64;
+        self.seq = seq;
+        Ok(())
+    }
+
+    fn push_fixed<T: Field + Copy>(&mut self, etype: u8, e: T, set_hdr: impl Fn(&mut T, EntryHeader)) -> Result {
+        self.push(|seq, buf| {
+            let mut e = e;
+            set_hdr(&mut e, EntryHeader::new(etype, 0, seq, T::SIZE));
+            encode_fixed(&e, buf)
+        })
+    }
+
+    fn free(&self) {
+        let a = &self.sbi.alloc;
+        for &p in self.pages.iter() {
+            let _ = a.free(p, 1);
+        }
+    }
+}
+
+/// Every extent of `map` as `(file block, device block, count)`, adjacent
+/// runs merged, so two maps compare by content rather than by history.
+fn runs(map: &ExtentMap) -> Result<KVec<(u64, u64, u64)>> {
+    let mut v: KVec<(u64, u64, u64)> = KVec::new();
+    for (pg, block, count) in map.extents_at() {
+        if let Some(last) = v.last_mut() {
+            if last.0 + last.2 == pg && last.1 + last.2 == block {
+                last.2 += count;
+                continue;
+            }
+        }
+        v.push((pg, block, count), GFP_KERNEL)?;
+    }
+    Ok(v)
+}
+
+/// The entries that replay to `view` and `extents` on top of the inode
+/// record `raw_parent` (the parent recorded in the inode itself).
+fn write_compact(w: &mut Writer<'_>, view: &InodeView, raw_parent: u64, extents: &[(u64, u64, u64)]) -> Result {
+    // SETATTR first: its size change drops blocks at or past the new end,
+    // and the map is still empty here (blocks past EOF of a KEEP_SIZE
+    // fallocate survive).
+    let mut s = SetAttrEntry::zeroed();
+    s.valid = sa::ALL;
+    s.mode = view.mode & 0o7777;
+    s.uid = view.uid;
+    s.gid = view.gid;
+    s.size = view.size;
+    s.atime = view.atime;
+    s.mtime = view.mtime;
+    s.ctime = view.ctime;
+    w.push_fixed(et::SETATTR, s, |e, h| e.hdr = h)?;
+    for &(pg, block, count) in extents {
+        let mut done = 0u64;
+        while done < count {
+            let n = (count - done).min(u32::MAX as u64);
+            let e = WriteEntry {
+                hdr: EntryHeader::new(et::WRITE, 0, 0, WriteEntry::SIZE),
+                pgoff: pg + done,
+                block: block + done,
+                count: n as u32,
+                _pad: 0,
+                size_after: view.size,
+                mtime: view.mtime,
+            };
+            w.push_fixed(et::WRITE, e, |e, h| e.hdr = h)?;
+            done += n;
+        }
+    }
+    if view.parent != raw_parent {
+        let p = ParentEntry { hdr: EntryHeader::new(et::PARENT, 0, 0, ParentEntry::SIZE), parent: view.parent, ctime: view.ctime };
+        w.push_fixed(et::PARENT, p, |e, h| e.hdr = h)?;
+    }
+    // LINK last: it sets ctime back to the file's (WRITE entries set it to
+    // their mtime).
+    let l = LinkEntry { hdr: EntryHeader::new(et::LINK, 0, 0, LinkEntry::SIZE), nlink: view.nlink, _pad: 0, ctime: view.ctime };
+    w.push_fixed(et::LINK, l, |e, h| e.hdr = h)
+}
+
+/// The pages of the committed log `log`, head first.
+fn chain(sbi: &SbInfo, log: &LogPos) -> Result<KVec<u64>> {
+    let mut pages = KVec::new();
+    let last = pos_block(log.tail);
+    let mut page = log.head;
+    for _ in 0..log.pages {
+        pages.push(page, GFP_KERNEL)?;
+        if page == last {
+            return Ok(pages);
+        }
+        let b = sbi.media.block(page).map_err(|_| EIO)?;
+        let (next, _) = unpack_next(read_u64(b, PAGE_NEXT_OFF).ok_or(EIO)?);
+        if next == 0 {
+            break;
+        }
+        page = next;
+    }
+    pr_err!("({}): log chain from block {} does not reach its tail; run fsck.novars\n", sbi.dev(), log.head);
+    Err(crate::shim::err(kernel::bindings::EUCLEAN))
+}
+
+/// What [`compact`] did.
+enum Compacted {
+    Done(LogPos),
+    /// The live state needs `need` pages, more than half the log.
+    NotWorth { need: u64 },
+}
+
+/// Rewrites the log of `info` (committed state `log`).
+fn compact(sbi: &SbInfo, info: &InodeInfo, log: LogPos) -> Result<Compacted> {
+    let raw = read_inode_at(&sbi.media, info.rec).map_err(|_| EIO)?;
+    if raw.log_head != log.head || raw.log_tail != log.tail || raw.mode & S_IFMT != S_IFREG {
+        return Err(EINVAL);
+    }
+    let mut map = ExtentMap::new();
+    let (view, _) = replay_inode(&sbi.media, &sbi.geo, info.ino, &raw, &mut map, &mut Ignore).map_err(|_| EIO)?;
+    if map.failed {
+        return Err(ENOMEM);
+    }
+    let extents = runs(&map)?;
+    // Worth it only if the result is at most half the log.
+    let bytes = (extents.len() as u64)
+        .saturating_mul(WriteEntry::SIZE as u64)
+        .saturating_add((SetAttrEntry::SIZE + ParentEntry::SIZE + LinkEntry::SIZE) as u64);
+    let need = bytes.div_ceil(LOG_AREA as u64 - WriteEntry::SIZE as u64).max(1);
+    if need.saturating_mul(GC_GROWTH) > log.pages {
+        return Ok(Compacted::NotWorth { need });
+    }
+    let mut w = Writer { sbi, ino: info.ino, gen: info.gen, pages: KVec::new(), tail: 0, seq: log.seq };
+    let built = write_compact(&mut w, &view, raw.parent, &extents).and_then(|()| {
+        // The new log must mean exactly what the old one does.
+        let head = *w.pages.first().ok_or(EINVAL)?;
+        let mut check = raw;
+        check.log_head = head;
+        check.log_tail = w.tail;
+        let mut map2 = ExtentMap::new();
+        let (view2, _) = replay_inode(&sbi.media, &sbi.geo, info.ino, &check, &mut map2, &mut Ignore).map_err(|_| EIO)?;
+        if map2.failed {
+            return Err(ENOMEM);
+        }
+        if view2 != view || runs(&map2)?.as_slice() != extents.as_slice() {
+            pr_err!("({}): inode {}: compacted log does not replay to the same state\n", sbi.dev(), info.ino);
+            return Err(EIO);
+        }
+        Ok(head)
+    });
+    let head = match built {
+        Ok(h) => h,
+        Err(e) => {
+            w.free();
+            return Err(e);
+        }
+    };
+    let old_pages = match chain(sbi, &log) {
+        Ok(p) => p,
+        Err(e) => {
+            w.free();
+            return Err(e);
+        }
+    };
+    // Switch head and tail together; the journal's begin fences the new
+    // pages before either word changes.
+    let words = [info.rec + INODE_HEAD_OFF, info.rec + INODE_TAIL_OFF];
+    let r = Tx::begin(sbi, &words).and_then(|tx| {
+        tx.store(words[0], head)?;
+        tx.store(words[1], w.tail)?;
+        tx.commit()
+    });
+    if let Err(e) = r {
+        // A failed commit is rolled back at the next mount; the new pages
+        // stay allocated until then rather than risk freeing a live log.
+        return Err(e);
+    }
+    {
+        let a = &sbi.alloc;
+        for &p in old_pages.iter() {
+            let _ = a.free(p, 1);
+        }
+    }
+    let pages = w.pages.len() as u64;
+    Ok(Compacted::Done(LogPos {
+        head,
+        tail: w.tail,
+        tail_ord: pages - 1,
+        seq: w.seq,
+        pages,
+        gc_at: next_threshold(pages),
+    }))
+}

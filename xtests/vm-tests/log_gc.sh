@@ -1,0 +1,29 @@
+#!/bin/sh
+# Log garbage collection: a 4 KiB block overwritten over and over, a many-extent file, and truncate loops run in flat space; the compacted logs replay to the same files after remount and fsck is clean. NOVARS_GC_WRITES sets the overwrites (default 10000; the million in the long mode).
+# flavours: normal
+# nvdimms: 1
+# timeout: 900
+. "$NOVARS_GUEST_LIB"
+set -e
+load_novars
+MKFS=$(command -v mkfs.novars || echo "$NOVARS_BIN/mkfs_novars")
+FSCK=$(command -v fsck.novars || echo "$NOVARS_BIN/fsck_novars")
+GC="python3 $NOVARS_ROOT/xtests/guest/loggc.py"
+N=${NOVARS_GC_WRITES:-10000}
+mkdir -p /tmp/m
+must "$MKFS" -q -f /dev/pmem0
+must mount -t novars /dev/pmem0 /tmp/m
+kmsg "log_gc: overwrite $N"
+$GC overwrite /tmp/m "$N" || fail "overwrite"
+$GC extents /tmp/m $((N / 3)) || fail "extents"
+$GC truncate /tmp/m $((N / 6)) || fail "truncate"
+$GC check /tmp/m || fail "check before remount"
+must umount /tmp/m
+must "$FSCK" -fn /dev/pmem0
+must mount -t novars /dev/pmem0 /tmp/m
+$GC check /tmp/m || fail "check after remount"
+must umount /tmp/m
+if dmesg | grep -E "novars.*(compaction failed|does not replay)"; then
+    fail "log compaction reported a problem"
+fi
+ok "log GC: flat space, same files after remount, fsck clean"
