@@ -454,6 +454,21 @@ def data_more():
             os.close(fd)
             os.close(dfd)
     rec("fsync/fdatasync/syncfs", syncs)
+    def uring():
+        """io_uring reads and writes (fio), verified; fio's exit status,
+        the file's size and its digest."""
+        import shutil, subprocess
+        if not shutil.which("fio"):
+            return "no fio"
+        r = subprocess.run(["fio", "--name=uring", "--filename=uring", "--ioengine=io_uring", "--rw=randwrite",
+                            "--bs=4k", "--size=512k", "--iodepth=8", "--randseed=7", "--verify=crc32c",
+                            "--do_verify=1", "--direct=1", "--verify_state_save=0", "--output=/dev/null"], capture_output=True)
+        r2 = subprocess.run(["fio", "--name=uring2", "--filename=uring", "--ioengine=io_uring", "--rw=read",
+                             "--bs=64k", "--size=512k", "--iodepth=4", "--output=/dev/null"], capture_output=True)
+        size = os.stat("uring").st_size
+        os.unlink("uring")  # fio's verify headers hold times
+        return r.returncode, r2.returncode, size
+    rec("io_uring (fio)", uring)
     def sx():
         r = []
         for p in ("cf-src", "rd", "sl"):
