@@ -18,10 +18,14 @@ for fs in novars ext4; do
     # creat + unlink (mdscale: create N, then unlink N, one thread)
     perf record -q -e cpu-clock -a -o /tmp/perf-md.data -- "$FSBENCH" mdscale $M/md 1 3000
     perf report -q -i /tmp/perf-md.data --stdio --sort sym 2>/dev/null | head -40 > "$NOVARS_OUT/profile-$fs-create-unlink.txt"
+    # 4 KiB preads
+    perf record -q -e cpu-clock -a -o /tmp/perf-rd.data -- "$FSBENCH" preadloop $M 4096 20000
+    perf report -q -i /tmp/perf-rd.data --stdio --sort sym 2>/dev/null | head -40 > "$NOVARS_OUT/profile-$fs-read4k.txt"
     # sequential 1 MiB writes into a new file
     perf record -q -e cpu-clock -a -o /tmp/perf-sw.data -- fio --name=sw --directory=$M/sw --rw=write --bs=1M --size=256M --ioengine=psync --fallocate=none --output=/dev/null
     perf report -q -i /tmp/perf-sw.data --stdio --sort sym 2>/dev/null | head -40 > "$NOVARS_OUT/profile-$fs-seqwrite.txt"
     umount $M
     echo "== $fs: create+unlink"; head -25 "$NOVARS_OUT/profile-$fs-create-unlink.txt"
     echo "== $fs: seq write 1 MiB"; head -25 "$NOVARS_OUT/profile-$fs-seqwrite.txt"
+    echo "== $fs: pread 4 KiB"; head -25 "$NOVARS_OUT/profile-$fs-read4k.txt"
 done

@@ -224,7 +224,9 @@ fsck_fs() {
 }
 for fs in $FSLIST; do
     # One image per file system: SMALL files, measured, then grown to LARGE.
-    case $fs in ext4) extra="-N $((LARGE + 20000))" ;; *) extra="" ;; esac
+    # ext4 and novars fix their inode count at mkfs (novars: 65536 on 1 GiB
+    # by default; its inode tables do not grow yet): room for LARGE files.
+    case $fs in xfs) extra="" ;; *) extra="-N $((LARGE + 20000))" ;; esac
     mkfs_fs $fs $extra >/dev/null || { err $fs mount-clean-10k "mkfs failed"; continue; }
     from=0
     for size in $SMALL $LARGE; do

@@ -17,6 +17,8 @@
 //   fsbench unclean DEV             clear a novars superblock's CLEAN bit (the
 //                                   state a power cut leaves), both copies
 //   fsbench statall DIR             stat every entry under DIR (nftw)
+//   fsbench preadloop DIR BS N      N preads of BS bytes over a 1 MiB file
+//                                   (for profiling one case alone)
 //   fsbench mount DEV DIR TYPE [OPTS]  mount(2), prints the time it took (ms)
 //
 // Build: gcc -O2 -pthread -o fsbench fsbench.c  (the harness does it)
@@ -548,6 +550,22 @@ static int statall(const char *dir)
 	return 0;
 }
 
+static int preadloop(const char *dir, int bs, int n)
+{
+	if (chdir(dir))
+		die("chdir");
+	if (bs < 1 || bs > (int)sizeof(buf))
+		return 2;
+	int fd = open("preadloop", O_CREAT | O_TRUNC | O_RDWR, 0644);
+	if (fd < 0)
+		die("open");
+	write_all(fd, 1 << 20);
+	int per = (1 << 20) / bs;
+	CASE("preadloop", n, if (pread(fd, buf, bs, (off_t)(i % per) * bs) != bs) die("pread"));
+	close(fd);
+	return 0;
+}
+
 static int do_mount(const char *dev, const char *dir, const char *type, const char *opts)
 {
 	double t0 = now_ns();
@@ -579,6 +597,8 @@ int main(int argc, char **argv)
 		return unclean(argv[2]);
 	if (!strcmp(cmd, "statall") && argc == 3)
 		return statall(argv[2]);
+	if (!strcmp(cmd, "preadloop") && argc == 5)
+		return preadloop(argv[2], atoi(argv[3]), atoi(argv[4]));
 	if (!strcmp(cmd, "mount") && (argc == 5 || argc == 6))
 		return do_mount(argv[2], argv[3], argv[4], argc == 6 ? argv[5] : "");
 	fprintf(stderr, "usage: see the comment at the top of fsbench.c\n");
