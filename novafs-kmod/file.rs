@@ -576,8 +576,9 @@ extern "C" fn novars_rs_evict(inode: *mut bindings::inode, info: *mut c_void) {
 //
 // fallocate(2): preallocate (default and FALLOC_FL_KEEP_SIZE), punch a
 // hole (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE) and zero a range
-// (FALLOC_FL_ZERO_RANGE, with or without KEEP_SIZE), as ext4 does them;
-// collapse and insert answer EOPNOTSUPP (checked in C).
+// (FALLOC_FL_ZERO_RANGE, with or without KEEP_SIZE), collapse and insert
+// a range (FALLOC_FL_COLLAPSE_RANGE, FALLOC_FL_INSERT_RANGE), as ext4 does
+// them. Collapse and insert are one commit each (see `shift`).
 //
 // Two steps, each made of log entries committed by one tail store:
 // 1. the visible change, always one commit: the partial blocks at the
@@ -597,6 +598,8 @@ use crate::layout::log::{PunchEntry, WF_FALLOC};
 const FALLOC_FL_KEEP_SIZE: u32 = 0x01;
 const FALLOC_FL_PUNCH_HOLE: u32 = 0x02;
 const FALLOC_FL_ZERO_RANGE: u32 = 0x10;
+const FALLOC_FL_COLLAPSE_RANGE: u32 = 0x08;
+const FALLOC_FL_INSERT_RANGE: u32 = 0x20;
 
 /// What a fallocate left, for C (also after a failure part-way).
 #[repr(C)]
@@ -614,6 +617,10 @@ const _: () = assert!(core::mem::size_of::<FallocOut>() == 24);
 enum Change {
     Map { pg: u64, block: u64, count: u64 },
     Unmap { pg: u64, count: u64 },
+    /// Unmap without freeing (the blocks are mapped again elsewhere).
+    Forget { pg: u64, count: u64 },
+    /// Free blocks no longer mapped anywhere.
+    Free { block: u64, count: u64 },
 }
 
 /// The entries of one fallocate commit.
@@ -675,6 +682,39 @@ impl<'a> Batch<'a> {
         })?;
         self.entries += 1;
         self.changes.push(Change::Unmap { pg, count }, GFP_KERNEL)?;
+        Ok(())
+    }
+
+    /// Logs PUNCH of `pg..+count` whose blocks are then mapped elsewhere
+    /// or freed by the caller's `Change::Free`.
+    fn punch_keep(&mut self, pg: u64, count: u64) -> Result {
+        let now = self.now;
+        self.ap.push(|s, buf| {
+            encode_fixed(&PunchEntry { hdr: EntryHeader::new(et::PUNCH, 0, s, PunchEntry::SIZE), pgoff: pg, count, mtime: now }, buf)
+        })?;
+        self.entries += 1;
+        self.changes.push(Change::Forget { pg, count }, GFP_KERNEL)?;
+        Ok(())
+    }
+
+    /// Logs the new size with mtime and ctime; blocks past the new end are
+    /// dropped (as replay of a SETATTR size does).
+    fn size(&mut self, size: u64) -> Result {
+        let now = self.now;
+        self.ap.push(|s, buf| {
+            let mut e = SetAttrEntry::zeroed();
+            e.hdr = EntryHeader::new(et::SETATTR, 0, s, SetAttrEntry::SIZE);
+            e.valid = sa::SIZE | sa::MTIME | sa::CTIME;
+            e.size = size;
+            e.mtime = now;
+            e.ctime = now;
+            encode_fixed(&e, buf)
+        })?;
+        self.entries += 1;
+        let first = blocks_for_size(size);
+        if first < crate::layout::log::MAX_FILE_BLOCKS {
+            self.changes.push(Change::Unmap { pg: first, count: crate::layout::log::MAX_FILE_BLOCKS - first }, GFP_KERNEL)?;
+        }
         Ok(())
     }
 
@@ -743,6 +783,10 @@ impl<'a> Batch<'a> {
                 Change::Unmap { pg, count } => {
                     let _ = map.collect(pg, count, &mut old);
                     map.unmap(pg, count);
+                }
+                Change::Forget { pg, count } => map.unmap(pg, count),
+                Change::Free { block, count } => {
+                    let _ = old.push((block, count), GFP_KERNEL);
                 }
             }
         }
@@ -858,11 +902,86 @@ fn fill_holes(sbi: &SbInfo, info: &InodeInfo, g: &mut Inner, first: u64, last: u
     }
 }
 
+/// Collapse (`insert` false: remove `[off, off+len)` and pull the rest
+/// down) or insert (a hole of `len` bytes at `off`, the rest pushed up), in
+/// one commit: PUNCH of every block from `off` on, a WRITE per moved extent
+/// at its new offset (same device blocks), then SETATTR of the new size.
+/// Returns the new size.
+#[allow(clippy::too_many_arguments)]
+fn shift(sbi: &SbInfo, info: &InodeInfo, g: &mut Inner, off: u64, len: u64, size: u64, insert: bool, now: Timespec) -> Result<u64> {
+    use crate::layout::log::MAX_FILE_BLOCKS;
+    if off % BLOCK_SIZE_U64 != 0 || len % BLOCK_SIZE_U64 != 0 {
+        return Err(EINVAL);
+    }
+    let end = off.checked_add(len).ok_or_else(|| shim::err(bindings::EFBIG))?;
+    let new_size = if insert {
+        if off >= size {
+            return Err(EINVAL);
+        }
+        size.checked_add(len).filter(|s| *s <= MAX_FILE_SIZE).ok_or_else(|| shim::err(bindings::EFBIG))?
+    } else {
+        if end >= size {
+            return Err(EINVAL);
+        }
+        size - len
+    };
+    let off_pg = off / BLOCK_SIZE_U64;
+    let len_pg = len / BLOCK_SIZE_U64;
+    let map = file_map(g)?;
+    // The extents that move, with their file offsets.
+    let mut moved: KVec<(u64, u64, u64)> = KVec::new();
+    let mut pg = if insert { off_pg } else { off_pg + len_pg };
+    while pg < MAX_FILE_BLOCKS {
+        match map.lookup(pg) {
+            Lookup::Mapped { block, run } => {
+                let run = run.min(MAX_FILE_BLOCKS - pg);
+                moved.push((pg, block, run), GFP_KERNEL)?;
+                pg += run;
+            }
+            Lookup::Hole { run } => pg = pg.saturating_add(run),
+        }
+    }
+    // One commit holds at most this many entries (the log appender takes
+    // at most a few new pages).
+    if moved.len() > MAX_EXTENTS {
+        return Err(ENOSPC);
+    }
+    let mut gone = KVec::new();
+    if !insert {
+        map.collect(off_pg, len_pg, &mut gone)?;
+    }
+    let mut b = Batch::new(sbi, info, g.log, now);
+    let r = (|| -> Result {
+        b.punch_keep(off_pg, MAX_FILE_BLOCKS - off_pg)?;
+        for &(p, blk, cnt) in moved.as_slice() {
+            let np = if insert { p.checked_add(len_pg) } else { p.checked_sub(len_pg) };
+            let np = np.filter(|n| n.checked_add(cnt).is_some_and(|e| e <= MAX_FILE_BLOCKS)).ok_or_else(|| shim::err(bindings::EFBIG))?;
+            b.write(np, blk, cnt, new_size, 0, true)?;
+        }
+        for &(blk, cnt) in gone.as_slice() {
+            b.changes.push(Change::Free { block: blk, count: cnt }, GFP_KERNEL)?;
+        }
+        b.size(new_size)
+    })();
+    if let Err(e) = r {
+        b.abandon();
+        return Err(e);
+    }
+    b.commit(g)?;
+    Ok(new_size)
+}
+
 fn fallocate(sbi: &SbInfo, info: &InodeInfo, mode: u32, off: u64, len: u64, out: &mut FallocOut, now: Timespec) -> Result {
     if !sbi.rw() {
         return Err(EROFS);
     }
-    if mode & !(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE) != 0 {
+    let shift_mode = mode & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE);
+    let known = if shift_mode != 0 {
+        mode == FALLOC_FL_COLLAPSE_RANGE || mode == FALLOC_FL_INSERT_RANGE
+    } else {
+        mode & !(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE) == 0
+    };
+    if !known {
         return Err(shim::err(bindings::EOPNOTSUPP));
     }
     let end = off.checked_add(len).filter(|e| *e <= MAX_FILE_SIZE).ok_or_else(|| shim::err(bindings::EFBIG))?;
@@ -872,13 +991,17 @@ fn fallocate(sbi: &SbInfo, info: &InodeInfo, mode: u32, off: u64, len: u64, out:
     let _ops = sbi.ops.lock();
     let mut g = info.inner.lock();
     let g = &mut *g;
-    if mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE) != 0 {
+    if mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE) != 0 || shift_mode != 0 {
         crate::seal::check_unsealed(g)?;
     }
     let mut size = out.size;
+    let tail_before = g.log.tail;
     let r = (|| -> Result<bool> {
         let mut changed = false;
-        if mode & FALLOC_FL_PUNCH_HOLE != 0 {
+        if shift_mode != 0 {
+            size = shift(sbi, info, g, off, len, size, shift_mode == FALLOC_FL_INSERT_RANGE, now)?;
+            changed = true;
+        } else if mode & FALLOC_FL_PUNCH_HOLE != 0 {
             // As ext4: nothing past the end of the file (rounded up to a
             // block) is punched.
             if off < size {
@@ -904,7 +1027,8 @@ fn fallocate(sbi: &SbInfo, info: &InodeInfo, mode: u32, off: u64, len: u64, out:
         Err(e) => {
             out.size = size;
             out.blocks = file_map(g).map(|m| m.mapped_blocks()).unwrap_or(0).saturating_add(g.log.pages).saturating_mul(8);
-            out.changed = 1;
+            // Part of the work may have committed (filling holes).
+            out.changed = (g.log.tail != tail_before) as u32;
             return Err(e);
         }
     };

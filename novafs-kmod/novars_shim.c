@@ -887,8 +887,7 @@ static loff_t novars_file_llseek(struct file *file, loff_t offset, int whence)
 
 /*
  * fallocate(2). The VFS has checked the range, the open mode and the
- * PUNCH_HOLE/ZERO_RANGE combinations; collapse and insert are not
- * supported (EOPNOTSUPP, as ext4 answers for files it cannot shift).
+ * PUNCH_HOLE/ZERO_RANGE/COLLAPSE_RANGE/INSERT_RANGE combinations.
  */
 static long novars_fallocate(struct file *file, int mode, loff_t offset, loff_t len)
 {
@@ -903,10 +902,12 @@ static long novars_fallocate(struct file *file, int mode, loff_t offset, loff_t 
 	 * (checked again under the inode lock by Rust). */
 	if ((mode & ~FALLOC_FL_KEEP_SIZE) && novars_rs_seal_count(NI(inode)->info))
 		return -EBUSY;
-	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))
+	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE |
+		     FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE))
 		return -EOPNOTSUPP;
 	inode_lock(inode);
-	if (!(mode & FALLOC_FL_KEEP_SIZE) && end > i_size_read(inode)) {
+	if (!(mode & (FALLOC_FL_KEEP_SIZE | FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE)) &&
+	    end > i_size_read(inode)) {
 		ret = inode_newsize_ok(inode, end);
 		if (ret)
 			goto out;
@@ -917,13 +918,17 @@ static long novars_fallocate(struct file *file, int mode, loff_t offset, loff_t 
 	filemap_invalidate_lock(inode->i_mapping);
 	/* Drop DAX mappings of blocks about to be replaced or freed, once
 	 * no page of them is pinned (O_DIRECT, RDMA). */
-	if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) {
+	if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE |
+		    FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE)) {
 		ret = novars_break_layouts(inode, round_down(offset, PAGE_SIZE));
 		if (ret) {
 			filemap_invalidate_unlock(inode->i_mapping);
 			goto out;
 		}
-		truncate_pagecache_range(inode, offset, end - 1);
+		/* Collapse and insert move every block from offset on. */
+		truncate_pagecache_range(inode, offset,
+			mode & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE) ?
+			LLONG_MAX : end - 1);
 	}
 	now = current_time(inode);
 	out.size = i_size_read(inode);

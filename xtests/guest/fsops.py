@@ -537,6 +537,20 @@ def fallocs():
     rec("falloc negative offset", fallocate, "fa", 0, -1, 4096)
     rec("falloc too big", fallocate, "fa", 0, (1 << 62), 1 << 62)
     rec("falloc suid cleared", lambda: (os.chmod("fu", 0o6755), fallocate("fu", 0, 0, 8192), oct(os.stat("fu").st_mode)))
+    d3 = pattern(16 * 4096, 11)
+    rec("shift setup", write_file, "fs", d3)
+    rec("collapse range", lambda: (fallocate("fs", FALLOC_FL_COLLAPSE_RANGE, 3 * 4096, 2 * 4096), st("fs"), read_file("fs") == d3[:3 * 4096] + d3[5 * 4096:]))
+    d4 = d3[:3 * 4096] + d3[5 * 4096:]
+    rec("insert range", lambda: (fallocate("fs", FALLOC_FL_INSERT_RANGE, 2 * 4096, 3 * 4096), st("fs"), read_file("fs") == d4[:2 * 4096] + bytes(3 * 4096) + d4[2 * 4096:]))
+    rec("inserted hole", seeks, "fs", (0, 8192, 12288, 20480))
+    rec("collapse unaligned", fallocate, "fs", FALLOC_FL_COLLAPSE_RANGE, 100, 4096)
+    rec("collapse to eof", fallocate, "fs", FALLOC_FL_COLLAPSE_RANGE, 4096, os.stat("fs").st_size - 4096)
+    rec("insert at eof", fallocate, "fs", FALLOC_FL_INSERT_RANGE, os.stat("fs").st_size, 4096)
+    rec("insert unaligned", fallocate, "fs", FALLOC_FL_INSERT_RANGE, 4096, 100)
+    rec("collapse keep_size", fallocate, "fs", FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_KEEP_SIZE, 0, 4096)
+    rec("collapse|insert", fallocate, "fs", FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE, 0, 4096)
+    rec("collapse partial tail", lambda: (write_file("ft", d3[:5 * 4096 + 123]), fallocate("ft", FALLOC_FL_COLLAPSE_RANGE, 0, 4096), st("ft")))
+    rec("insert sparse", lambda: (fallocate("sparse", FALLOC_FL_INSERT_RANGE, 4096, 8192), st("sparse"), seeks("sparse", (0, 4096, 12288, 16384))))
     rec("falloc times", lambda: (os.utime("fu", ns=(1, 2)), fallocate("fu", FALLOC_FL_KEEP_SIZE, 0, 100), os.stat("fu").st_mtime_ns > 2, os.stat("fu").st_ctime_ns >= os.stat("fu").st_mtime_ns))
 
 
