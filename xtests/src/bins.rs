@@ -44,8 +44,11 @@ pub fn guest_programs() -> Result<()> {
         if mtime(&bin).is_some_and(|b| newest.is_some_and(|n| b >= n)) {
             continue;
         }
+        // A line `// xt-link: ARGS` adds linker arguments (e.g. -lpmem).
+        let text = std::fs::read_to_string(&path)?;
+        let link: Vec<&str> = text.lines().find_map(|l| l.trim().strip_prefix("// xt-link:")).map(|a| a.split_whitespace().collect()).unwrap_or_default();
         let mut c = Command::new("cc");
-        c.args(["-O2", "-Wall", "-Werror", "-I"]).arg(repo_root().join("novafs-kmod")).arg("-o").arg(&bin).arg(&path).stdin(Stdio::null());
+        c.args(["-O2", "-Wall", "-Werror", "-I"]).arg(repo_root().join("novafs-kmod")).arg("-o").arg(&bin).arg(&path).args(&link).stdin(Stdio::null());
         let st = status(&mut c)?;
         if !st.success() {
             bail!("cc {} failed ({st}); the compiler's message is above", path.display());

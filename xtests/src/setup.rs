@@ -38,6 +38,11 @@ pub const APT_PACKAGES: &[&str] = &[
     // external test tools: stress-ng runs as is; pjdfstest links libacl
     "stress-ng",
     "libacl1-dev",
+    // PMDK, a real MAP_SYNC client (vm:pmdk): pmempool, libpmem(obj), and
+    // libpmem-dev for xtests/guest/pmemmap.c
+    "pmdk-tools",
+    "libpmem-dev",
+    "libpmemobj1",
 ];
 
 /// bindgen version the kernel's Rust build is known to work with.
