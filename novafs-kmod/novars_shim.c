@@ -288,6 +288,10 @@ static int novars_size_change_begin(struct inode *inode, loff_t size, u32 *flags
 		filemap_invalidate_unlock(mapping);
 		return err;
 	}
+	/* Entries past the new end go before Rust frees their blocks (a freed
+	 * block still associated with this mapping must not be reused). */
+	if (size < i_size_read(inode))
+		truncate_pagecache(inode, size);
 	if ((size & (PAGE_SIZE - 1)) && xa_load(&mapping->i_pages, size >> PAGE_SHIFT))
 		*flags |= NOVARS_SA_TAIL_INPLACE;
 	return 0;
@@ -896,6 +900,7 @@ static long novars_fallocate(struct file *file, int mode, loff_t offset, loff_t 
 	struct novars_falloc_out out = {};
 	struct timespec64 now;
 	loff_t end = offset + len;	/* no overflow: checked by vfs_fallocate */
+	loff_t from, to;
 	long ret;
 
 	/* A sealed block map (seal.rs) refuses every mode that moves blocks
@@ -941,11 +946,6 @@ static long novars_fallocate(struct file *file, int mode, loff_t offset, loff_t 
 		inode_set_mtime_to_ts(inode, now);
 		inode_set_ctime_to_ts(inode, now);
 	}
-	/* Holes just allocated may have the zero page mapped. */
-	if (!(mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) &&
-	    inode->i_mapping->nrpages)
-		invalidate_inode_pages2_range(inode->i_mapping, offset >> PAGE_SHIFT,
-					      (end - 1) >> PAGE_SHIFT);
 	filemap_invalidate_unlock(inode->i_mapping);
 out:
 	inode_unlock(inode);
