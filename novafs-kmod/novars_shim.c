@@ -921,20 +921,27 @@ static long novars_fallocate(struct file *file, int mode, loff_t offset, loff_t 
 	if (ret)
 		goto out;
 	filemap_invalidate_lock(inode->i_mapping);
-	/* Drop DAX mappings of blocks about to be replaced or freed, once
-	 * no page of them is pinned (O_DIRECT, RDMA). */
-	if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE |
-		    FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE)) {
-		ret = novars_break_layouts(inode, round_down(offset, PAGE_SIZE));
-		if (ret) {
-			filemap_invalidate_unlock(inode->i_mapping);
-			goto out;
-		}
-		/* Collapse and insert move every block from offset on. */
-		truncate_pagecache_range(inode, offset,
-			mode & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE) ?
-			LLONG_MAX : end - 1);
+	/*
+	 * Blocks this call copies on write (the partial pages at the edges of
+	 * a punched or zeroed range, the page of the old end when the size
+	 * grows), frees, or moves (collapse/insert: all from offset on) change
+	 * pfn: no DAX entry may keep pointing at them (a freed block still
+	 * associated with this mapping trips dax_associate_entry when reused).
+	 * Wait until none of those pages is pinned (O_DIRECT, RDMA), write
+	 * back their dirty entries (the lines must reach the media first),
+	 * then drop the mappings and entries of every whole page involved.
+	 */
+	from = round_down(min_t(loff_t, offset, i_size_read(inode)), PAGE_SIZE);
+	to = mode & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE) ?
+		LLONG_MAX : round_up(end, PAGE_SIZE) - 1;
+	ret = novars_break_layouts(inode, from);
+	if (!ret)
+		ret = filemap_write_and_wait_range(inode->i_mapping, from, to);
+	if (ret) {
+		filemap_invalidate_unlock(inode->i_mapping);
+		goto out;
 	}
+	truncate_pagecache_range(inode, from, to);
 	now = current_time(inode);
 	out.size = i_size_read(inode);
 	ret = novars_rs_fallocate(inode, NI(inode)->info, mode, offset, len,
