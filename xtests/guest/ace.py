@@ -125,6 +125,27 @@ OPS = {
 }
 
 
+def listing(mnt):
+    """The tree as the kernel shows it: per path type, mode, owner, size,
+    link count, content hash or symlink target (times are not compared)."""
+    import hashlib
+    out = []
+    for d, dirs, files in os.walk(mnt):
+        dirs.sort()
+        for n in sorted(dirs + files):
+            p = os.path.join(d, n)
+            st = os.lstat(p)
+            what = ""
+            if os.path.islink(p):
+                what = os.readlink(p)
+            elif os.path.isfile(p):
+                with open(p, "rb") as f:
+                    what = hashlib.sha1(f.read()).hexdigest()[:16]
+            out.append(f"{os.path.relpath(p, mnt)} {st.st_mode:o} {st.st_uid}:{st.st_gid} "
+                       f"s{st.st_size if not os.path.isdir(p) else 0} n{st.st_nlink} {what}")
+    return out
+
+
 def libc():
     import ctypes
     return ctypes.CDLL(None, use_errno=True)
@@ -144,7 +165,17 @@ class Driver:
     Environment (set by crashcheck.sh): ACE_DEV the device, ACE_CLEAN the
     image every workload starts from, ACE_FS_MIB its size, ACE_MNT the
     mount point, ACE_DBG the debugfs directory, ACE_OUT where traces and
-    reports go, ACE_TMP scratch (base images), ACE_CC the checker.
+    reports go, ACE_TMP scratch (base images), ACE_CC the checker,
+    ACE_FSCK fsck.novars, ACE_MOUNT_SAMPLE crash images per sampled
+    workload that are also mounted by the kernel (below), ACE_MOUNT_EVERY
+    one workload in this many is sampled (the first included).
+
+    The kernel's own recovery is checked on a sample: for ACE_MOUNT_SAMPLE
+    crash images of each workload (seeded by its name) and for the first
+    image of every unexpected violation, the image is re-created
+    (`--only ID --dump`), written to the device and mounted; the tree the
+    kernel shows must be one the workload passed through (listed at every
+    call boundary while tracing) and `fsck -fn` after the unmount clean.
 
     A workload line is `NAME FAULTS EXPECT [OP...]`: FAULTS the pm.rs fault
     bits, EXPECT `clean` (exit 0) or `violations` (exit 1). The base image
@@ -161,7 +192,11 @@ class Driver:
             self.clean_bytes = f.read()
         self.libc = libc()
         self.running = []
-        self.results = {"workloads": 0, "images": 0, "unexpected": 0}
+        self.fsck = e["ACE_FSCK"]
+        self.sample = int(e.get("ACE_MOUNT_SAMPLE", "1"))
+        self.every = max(1, int(e.get("ACE_MOUNT_EVERY", "1")))
+        self.legal = {}
+        self.results = {"workloads": 0, "images": 0, "unexpected": 0, "mounted": 0}
 
     def knob(self, name, val):
         with open(f"{self.dbg}/{name}", "w") as f:
@@ -196,13 +231,19 @@ class Driver:
             self.snapshot(base)
             self.knob("enable", "1")
         self.knob("faults", str(faults))
+        # Reading does not store (novars keeps atime in DRAM): the listings
+        # leave the trace alone.
+        legal = [listing(self.mnt)]
         with open(f"{self.out}/{name}.ops", "w") as log:
             for n in names:
-                try:
-                    OPS[n](self.mnt)
-                    log.write(f"{n}: ok\n")
-                except OSError as e:
-                    log.write(f"{n}: {os.strerror(e.errno)}\n")
+                for i, f in enumerate(steps_of(self.mnt, n)):
+                    try:
+                        f(self.mnt)
+                        log.write(f"{n}[{i}]: ok\n")
+                    except OSError as e:
+                        log.write(f"{n}[{i}]: {os.strerror(e.errno)}\n")
+                    legal.append(listing(self.mnt))
+        self.legal[name] = legal
         self.knob("faults", "0")
         if not whole:
             self.knob("enable", "0")
@@ -249,9 +290,62 @@ class Driver:
                       f"reproduce with --base {self.out}/{name}.img")
                 with open(f"{self.out}/{name}.ops") as f:
                     print(f.read() + report)
+            every = self.results["workloads"] % self.every == 1 or self.every == 1
+            if ok and expect == "clean" and self.sample and every:
+                import random
+                try:
+                    n = int(line.split("generated ")[1].split(",")[0])
+                except (IndexError, ValueError):
+                    n = 0
+                r = random.Random(name)
+                for i in sorted(r.sample(range(n), min(self.sample, n))):
+                    self.kernel_check(name, base, i, expect_legal=True)
+            else:
+                bad = [l.split()[2].rstrip(":") for l in report.splitlines() if l.startswith("VIOLATION image")]
+                for i in bad[:1]:
+                    self.kernel_check(name, base, int(i), expect_legal=False)
+            self.legal.pop(name, None)
             os.unlink(base)
             if block:
                 return
+
+    def kernel_check(self, name, base, image, expect_legal):
+        """Mounts crash image `image` of workload `name` with the kernel."""
+        import subprocess
+        img = f"{self.tmp}/crash.img"
+        r = subprocess.run([self.cc, "--base", base, "--trace", f"{self.out}/{name}.bin", "--max-random", "8",
+                            "--only", str(image), "--dump", img], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        if r.returncode not in (0, 1) or not os.path.exists(img):
+            print(f"UNEXPECTED: {name}: image {image} could not be re-created (exit {r.returncode})")
+            self.results["unexpected"] += 1
+            return
+        with open(img, "rb") as f, open(self.dev, "r+b", buffering=0) as d:
+            d.write(f.read())
+            os.fsync(d.fileno())
+        os.unlink(img)
+        what = "mounted by the kernel"
+        try:
+            self.mount()
+            try:
+                got = listing(self.mnt)
+            finally:
+                self.umount()
+        except OSError as e:
+            got, what = None, f"kernel mount failed: {e}"
+        fsck = subprocess.run([self.fsck, "-fn", self.dev], capture_output=True, text=True)
+        legal = got is not None and got in self.legal.get(name, [])
+        self.results["mounted"] += 1
+        verdict = "legal tree" if legal else "NOT a legal tree"
+        verdict += ", fsck -fn clean" if fsck.returncode == 0 else f", fsck -fn exit {fsck.returncode}"
+        print(f"  image {image} {what}: {verdict}")
+        if expect_legal and (not legal or fsck.returncode != 0):
+            self.results["unexpected"] += 1
+            print(f"UNEXPECTED: {name}: the kernel's recovery of image {image} disagrees with the checker")
+            print(fsck.stdout + fsck.stderr)
+            if got is not None:
+                print("kernel tree:\n  " + "\n  ".join(got))
+                for i, t in enumerate(self.legal.get(name, [])):
+                    print(f"legal tree {i}:\n  " + "\n  ".join(t))
 
     def drive(self, seconds, lines):
         import time
@@ -263,7 +357,7 @@ class Driver:
             if time.monotonic() - start >= seconds:
                 break
             name, faults, expect, names = w[0], int(w[1]), w[2], w[3:]
-            unknown = [n for n in names if n not in OPS]
+            unknown = [n for n in names if not known(n)]
             if unknown:
                 sys.exit(f"unknown operation(s): {' '.join(unknown)}")
             base = self.trace(name, faults, names)
@@ -273,8 +367,91 @@ class Driver:
             self.reap(block=True)
         r = self.results
         print(f"{r['workloads']} workloads, {r['images']} crash images checked, "
+              f"{r['mounted']} mounted by the kernel, "
               f"{r['unexpected']} unexpected results, {time.monotonic() - start:.0f} s")
         return 1 if r["unexpected"] else 0
+
+
+def fuzz_steps(mnt, seed, n):
+    """A seeded random sequence of `n` system calls with up to 4 open file
+    descriptors (the `fuzz:SEED:N` workload): open, create, pwrite,
+    append, ftruncate, fallocate, fchmod, close (an unlinked file's last
+    close frees it), unlink, rename (over existing names too), link, mkdir,
+    rmdir, symlink. Each step is a function run after the previous one."""
+    r = random.Random(seed)
+    fds = []
+
+    def paths(kind):
+        out = []
+        for d, dirs, files in os.walk(mnt):
+            out += [os.path.join(d, x) for x in (dirs if kind == "dir" else files)]
+        return out + ([mnt] if kind == "dir" else [])
+
+    def pick(kind):
+        c = paths(kind)
+        return r.choice(c) if c else None
+
+    def new_name():
+        return os.path.join(pick("dir"), f"z{r.randrange(12)}")
+
+    def step():
+        k = r.randrange(14)
+        if k == 0 and len(fds) < 4 and (p := pick("file")):
+            if not os.path.islink(p):
+                fds.append(os.open(p, os.O_RDWR))
+        elif k == 1 and len(fds) < 4:
+            fds.append(os.open(new_name(), os.O_RDWR | os.O_CREAT, 0o644))
+        elif k in (2, 3) and fds:
+            os.pwrite(r.choice(fds), data(r.randrange(1, 9000), r.random()), r.randrange(0, 20000))
+        elif k == 4 and fds:
+            fd = r.choice(fds)
+            os.lseek(fd, 0, os.SEEK_END)
+            os.write(fd, data(r.randrange(1, 5000), r.random()))
+        elif k == 5 and fds:
+            os.ftruncate(r.choice(fds), r.randrange(0, 24000))
+        elif k == 6 and fds:
+            import ctypes
+            mode = r.choice([0, FALLOC_KEEP_SIZE, FALLOC_PUNCH_HOLE | FALLOC_KEEP_SIZE])
+            check_errno(libc().fallocate(r.choice(fds), mode, ctypes.c_long(r.randrange(0, 16000)),
+                                         ctypes.c_long(r.randrange(1, 12000))), "fallocate")
+        elif k == 7 and fds:
+            os.fchmod(r.choice(fds), r.choice([0o600, 0o644, 0o755]))
+        elif k == 8 and fds:
+            fd = r.choice(fds)
+            fds.remove(fd)
+            os.close(fd)
+        elif k == 9 and (p := pick("file")):
+            os.unlink(p)
+        elif k == 10 and (p := pick(r.choice(["file", "dir"]))) and p != mnt:
+            os.rename(p, new_name())
+        elif k == 11 and (p := pick("file")):
+            os.link(p, new_name())
+        elif k == 12:
+            os.mkdir(new_name()) if r.random() < 0.7 else os.symlink("t" * r.randrange(1, 200), new_name())
+        elif k == 13 and (p := pick("dir")) and p != mnt:
+            os.rmdir(p)
+
+
+    def close_all(_m=None):
+        while fds:
+            os.close(fds.pop())
+
+    return [lambda _m: step() for _ in range(n)] + [close_all]
+
+
+def steps_of(mnt, name):
+    """The steps of operation `name`: one, or a fuzz sequence."""
+    if name.startswith("fuzz:"):
+        _, seed, n = name.split(":")
+        return fuzz_steps(mnt, int(seed), int(n))
+    return [OPS[name]]
+
+
+def known(name):
+    if name.startswith("fuzz:"):
+        parts = name.split(":")
+        return len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit()
+    return name in OPS
 
 
 def run(mnt, names):

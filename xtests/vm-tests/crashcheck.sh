@@ -1,5 +1,5 @@
 #!/bin/sh
-# Crash-state checker on real kernel traces: mount/unmount, every seq-1 operation of an ACE-style workload and a time-bounded sample of seq-2 pairs, traced by the tracing build of novars.ko and replayed by novars-crashcheck (every crash image fsck-clean and a legal tree), with zero violations; and each of the 5 deliberate faults is reported.
+# Crash-state checker on real kernel traces: mount/unmount, every seq-1 operation of an ACE-style workload, a time-bounded sample of seq-2 pairs and a seeded multi-fd fuzzer, traced by the tracing build of novars.ko and replayed by novars-crashcheck (every crash image fsck-clean and a legal tree), with zero violations; and each of the 5 deliberate faults is reported.
 # flavours: normal
 # nvdimms: 1
 # timeout: 600
@@ -14,13 +14,22 @@
 #   NOVARS_ACE_SEQ2_SECONDS  seconds spent on seq-2 pairs (default 30)
 #   NOVARS_ACE_SEQ2=all      every seq-2 pair instead (the long mode: about
 #                            1700 pairs, an hour or two under TCG)
-#   NOVARS_ACE_SEED          seed of the seq-2 sample's order (default: the time)
+#   NOVARS_ACE_SEED          seed of the seq-2 sample's order and of the
+#                            fuzzer (default: the time)
+#   NOVARS_ACE_FUZZ="N K"    N fuzzer workloads of K calls (default "0 25": off)
+#   NOVARS_ACE_MOUNT_SAMPLE  crash images per workload also mounted by the
+#                            kernel and compared (default 1 in seq-1, 0 in
+#                            seq-2; every unexpected violation's first image
+#                            and each fault's first are mounted regardless)
+#   NOVARS_ACE_MOUNT_EVERY   seq-1 workloads sampled: one in N (default 5;
+#                            each mount costs about 3 s under TCG)
 #   NOVARS_ACE_ONLY="op..."  only these seq-1 operations, no seq-2
 #   NOVARS_TRACE_KO          another tracing build of novars.ko
 . "$NOVARS_GUEST_LIB"
 ACE="python3 $NOVARS_ROOT/xtests/guest/ace.py"
 CC=$NOVARS_BIN/novars-crashcheck
 MKFS=$(command -v mkfs.novars || echo "$NOVARS_BIN/mkfs_novars")
+FSCK=$(command -v fsck.novars || echo "$NOVARS_BIN/fsck_novars")
 KO=${NOVARS_TRACE_KO:-${NOVARS_KO%/*/novafs-kmod/novars.ko}/$NOVARS_FLAVOUR-trace/novafs-kmod/novars.ko}
 DBG=/sys/kernel/debug/novars
 FS_MIB=${NOVARS_ACE_FS_MIB:-16}
@@ -40,17 +49,19 @@ must dd if=/dev/pmem0 of=$W/clean.img bs=1M count=$FS_MIB status=none
 cp $W/clean.img $T/clean.img
 
 export ACE_DEV=/dev/pmem0 ACE_CLEAN=$W/clean.img ACE_FS_MIB=$FS_MIB ACE_MNT=$W/m ACE_DBG=$DBG \
-    ACE_OUT=$T ACE_TMP=$W ACE_CC=$CC
+    ACE_OUT=$T ACE_TMP=$W ACE_CC=$CC ACE_FSCK=$FSCK
 
 # seq-1: the mount and unmount, then every single operation.
 if [ -n "${NOVARS_ACE_ONLY:-}" ]; then
-    for op in $NOVARS_ACE_ONLY; do echo "$op 0 clean $op"; done
+    for op in $NOVARS_ACE_ONLY; do
+        if [ $op = mount_unmount ]; then echo "$op 0 clean"; else echo "$op 0 clean $op"; fi
+    done
 else
     echo "mount_unmount 0 clean"
     $ACE list | while read op; do echo "$op 0 clean $op"; done
 fi > $W/seq1
 echo "seq-1:"
-$ACE drive 100000 < $W/seq1 || fail "seq-1: violations (reports in $T)"
+ACE_MOUNT_SAMPLE=${NOVARS_ACE_MOUNT_SAMPLE:-1} ACE_MOUNT_EVERY=${NOVARS_ACE_MOUNT_EVERY:-5} $ACE drive 100000 < $W/seq1 || fail "seq-1: violations (reports in $T)"
 ok "seq-1: every operation, zero violations"
 
 # seq-2: pairs in a seeded random order, for a time budget (or all).
@@ -60,8 +71,25 @@ if [ -z "${NOVARS_ACE_ONLY:-}" ]; then
     [ "${NOVARS_ACE_SEQ2:-}" != all ] || budget=1000000
     $ACE pairs 0 $seed | while read a b; do echo "$a+$b 0 clean $a $b"; done > $W/seq2
     echo "seq-2: $(wc -l < $W/seq2) pairs, seed $seed, budget $budget s:"
-    $ACE drive $budget < $W/seq2 || fail "seq-2: violations (reports in $T; NOVARS_ACE_SEED=$seed)"
+    ACE_MOUNT_SAMPLE=${NOVARS_ACE_MOUNT_SAMPLE:-0} $ACE drive $budget < $W/seq2 || fail "seq-2: violations (reports in $T; NOVARS_ACE_SEED=$seed)"
     ok "seq-2: zero violations in the pairs run"
+fi
+
+# The seeded random fuzzer: several open fds, each workload a sequence of
+# system calls (ace.py fuzz_steps).
+set -- ${NOVARS_ACE_FUZZ:-0 25}
+if [ -z "${NOVARS_ACE_ONLY:-}" ] && [ "$1" -gt 0 ]; then
+    set -- ${NOVARS_ACE_FUZZ:-0 25}
+    base=${NOVARS_ACE_SEED:-$(date +%s)}
+    i=0
+    while [ $i -lt $1 ]; do
+        echo "fuzz-$((base + i))x$2 0 clean fuzz:$((base + i)):$2"
+        i=$((i + 1))
+    done > $W/fuzz
+    echo "fuzz: $1 workloads of $2 calls, seeds from $base:"
+    ACE_MOUNT_SAMPLE=${NOVARS_ACE_MOUNT_SAMPLE:-1} $ACE drive 100000 < $W/fuzz \
+        || fail "fuzz: violations (reports in $T; NOVARS_ACE_SEED=$base)"
+    ok "fuzz: zero violations"
 fi
 
 # The checker must catch each deliberate fault (pm.rs `Fault`: bit, name,
@@ -75,5 +103,5 @@ fault-dentry_in_place $((1 << 3)) violations rename_overwrite_same_dir
 fault-rename_without_journal $((1 << 4)) violations rename_cross_dir
 EOF2
 echo "faults:"
-$ACE drive 100000 < $W/faults || fail "a deliberate fault went unreported"
+ACE_MOUNT_SAMPLE=0 $ACE drive 100000 < $W/faults || fail "a deliberate fault went unreported"
 ok "faults: all 5 reported, none with the faults off"
