@@ -15,10 +15,14 @@
 //! A crash test runs, per iteration I, `sh NAME.sh crash I`, which is
 //! killed with SIGKILL (qemu, i.e. power loss with every executed store
 //! durable) a pseudo-random 0.2-3 s after the guest prints `@@crash-armed`;
-//! the next boot, on the same NVDIMM images, first runs
-//! `sh NAME.sh verify I`, which must exit 0, then the workload of I+1 (so N
-//! iterations take N+1 boots). `verify` must unmount what it mounted; the
-//! files the workload wrote to `$NOVARS_OUT` are at `$NOVARS_CRASH_DIR`. `NOVARS_CRASH_ITERATIONS` overrides N
+//! the next boot, on the same NVDIMM image, first runs
+//! `sh NAME.sh verify I`, which must exit 0, then the workload of I+1. All
+//! crash tests of a flavour share these boots, side by side, each on its
+//! own NVDIMM seen as /dev/pmem0 and with its own /tmp
+//! (`xtests/guest/crashseries.sh`), so N iterations take N+1 boots
+//! whatever the number of crash tests. `verify` must unmount what it
+//! mounted; the files the workload wrote to `$NOVARS_OUT` are at
+//! `$NOVARS_CRASH_DIR` in the next boot. `NOVARS_CRASH_ITERATIONS` overrides N
 //! (the long mode).
 //! The other tests of a flavour share one boot per NVDIMM setup
 //! (`xtests/guest/batch.sh`; `fresh: yes` tests get their own), because a
@@ -262,22 +266,8 @@ fn vm_tests(args: &TestArgs, t: &mut Tally) -> Result<()> {
         for group in boot_groups(&plain) {
             shared_boot(&group, flavour, ko.as_deref(), t);
         }
-        for v in crash {
-            let Some(iterations) = v.crash else { continue };
-            let label = format!("vm:{}[{flavour}]", v.name);
-            say!("test: {label}: {}", v.about);
-            let cfg = VmConfig {
-                flavour,
-                nvdimms: v.nvdimms,
-                size_mib: v.size_mib,
-                fresh: v.fresh,
-                timeout: v.timeout,
-                echo: true,
-                module: ko.clone(),
-                // Its own images: they must carry over between its boots.
-                images: Some(format!("{}-{flavour}", v.name)),
-            };
-            crash_test(v, &cfg, iterations, &label, t);
+        if !crash.is_empty() {
+            crash_series(&crash, flavour, ko.as_deref(), t);
         }
     }
     Ok(())
@@ -411,87 +401,164 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The line a chained boot prints once the previous iteration verified.
-const VERIFIED: &str = "@@crash-verified";
+/// Where a crash test stands in its series.
+struct CrashState<'a> {
+    test: &'a VmTest,
+    label: String,
+    /// Iterations to run.
+    n: u32,
+    /// The next workload to run.
+    next: u32,
+    /// The workload whose result the next boot must verify.
+    verify: Option<u32>,
+    /// The kill delay of that workload, for the report.
+    delay: Option<Duration>,
+    failed: Option<String>,
+}
 
-/// Runs a crash test of `n` iterations in `n + 1` boots: boot 0 runs the
-/// workload of iteration 0 and is killed at a random moment; boot `i` first
-/// verifies what iteration `i - 1` left (`verify i-1`, printing
-/// [`VERIFIED`] when it passed) and then runs the workload of iteration `i`
-/// on the same images; the last boot only verifies. Chaining halves the
-/// boots of the old one-workload-boot, one-verify-boot scheme, and a verify
-/// that fails stops its boot before the next workload starts.
-fn crash_test(v: &VmTest, cfg: &VmConfig, n: u32, label: &str, t: &mut Tally) {
-    let n = std::env::var("NOVARS_CRASH_ITERATIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(n);
-    let script = v.path.display().to_string();
-    // Where a boot's files (e.g. the workload's operation log) are handed to
-    // the next boot, which sees the host read-only, at $NOVARS_CRASH_DIR.
-    let handoff = crate::util::target_dir().join("vm").join(format!("{}-handoff", v.name));
-    let mut failed = None;
-    let mut last_delay = None;
-    for i in 0..=n {
-        let verify = i.checked_sub(1);
-        let mut cmd = String::new();
-        if let Some(prev) = verify {
-            cmd.push_str(&format!(
-                "NOVARS_CRASH_DIR={} sh {script} verify {prev} || exit $?; echo {VERIFIED} {prev}; ",
-                handoff.display()
-            ));
-        }
-        let crash = (i < n).then(|| vm::Crash { marker: "@@crash-armed".into(), delay: crash_delay(i) });
-        match &crash {
-            Some(c) => {
-                say!("test: {label}: boot {}/{}: kill {} ms after workload {i} is armed", i + 1, n + 1, c.delay.as_millis());
-                cmd.push_str(&format!("sh {script} crash {i}"));
+impl CrashState<'_> {
+    fn active(&self) -> bool {
+        self.failed.is_none() && (self.verify.is_some() || self.next < self.n)
+    }
+}
+
+/// Runs every crash test of a flavour as one series of boots (see
+/// `xtests/guest/crashseries.sh`), each test on its own NVDIMM of a
+/// private image set: boot `i` verifies what each test's workload `i - 1`
+/// left, then runs workload `i` of every test at once, and qemu is killed
+/// a pseudo-random 0.2-3 s after all are armed. N iterations of any number
+/// of tests take N + 1 boots (a boot costs about 10 s under TCG).
+fn crash_series(tests: &[&VmTest], flavour: Flavour, ko: Option<&Path>, t: &mut Tally) {
+    let forced = std::env::var("NOVARS_CRASH_ITERATIONS").ok().and_then(|s| s.parse().ok());
+    let mut st: Vec<CrashState> = tests
+        .iter()
+        .map(|&v| CrashState {
+            test: v,
+            label: format!("vm:{}[{flavour}]", v.name),
+            n: forced.unwrap_or(v.crash.unwrap_or(0)),
+            next: 0,
+            verify: None,
+            delay: None,
+            failed: None,
+        })
+        .collect();
+    for s in &st {
+        say!("test: {}: {} ({} crashes, in the {flavour} crash series)", s.label, s.test.about, s.n);
+    }
+    let cfg = VmConfig {
+        flavour,
+        nvdimms: st.len() as u32,
+        size_mib: tests.iter().map(|v| v.size_mib).max().unwrap_or(1024),
+        fresh: false,
+        timeout: tests.iter().map(|v| v.timeout).max().unwrap_or(Duration::from_secs(300)),
+        echo: true,
+        module: ko.map(Path::to_path_buf),
+        // Its own images: they must carry over from boot to boot.
+        images: Some(format!("crash-{flavour}")),
+    };
+    let handoff = crate::util::target_dir().join("vm").join(format!("crash-{flavour}-handoff"));
+    let series = repo_root().join("xtests/guest/crashseries.sh");
+    let total = st.iter().map(|s| s.n).max().unwrap_or(0) + 1;
+    let mut boot = 0u32;
+    while st.iter().any(CrashState::active) {
+        boot += 1;
+        // A failed verify costs its test a boot without a workload; more
+        // boots than this mean the series is stuck.
+        if boot > total.saturating_mul(2) {
+            for s in st.iter_mut().filter(|s| s.active()) {
+                s.failed = Some("the crash series did not finish".into());
             }
-            None => {
-                say!("test: {label}: boot {}/{}: verify only", i + 1, n + 1);
-                cmd.push_str("true");
-            }
+            break;
         }
-        let name = match verify {
-            Some(p) if i < n => format!("{}-verify{p}-crash{i}", v.name),
-            Some(p) => format!("{}-verify{p}", v.name),
-            None => format!("{}-crash{i}", v.name),
-        };
-        let out = match vm::run(cfg, &name, &cmd, crash.as_ref()) {
+        let delay = crash_delay(boot);
+        let mut specs = Vec::new();
+        let mut crashing = Vec::new();
+        for (j, s) in st.iter().enumerate() {
+            if !s.active() {
+                continue;
+            }
+            let v = s.verify.map_or("-".to_string(), |v| v.to_string());
+            let c = if s.next < s.n { s.next.to_string() } else { "-".to_string() };
+            if c != "-" {
+                crashing.push(j);
+            }
+            specs.push(vm::sh_quote(&format!("{}:/dev/pmem{j}:{}:{v}:{c}", s.test.name, s.test.path.display())));
+        }
+        let crash = (!crashing.is_empty()).then(|| vm::Crash { marker: "@@crash-armed".into(), delay });
+        let what = if crashing.is_empty() { "verify only".to_string() } else { format!("kill {} ms after the workloads are armed", delay.as_millis()) };
+        say!("test: crash series [{flavour}]: boot {boot} (of about {total}): {what}");
+        let cmd = format!("sh {} {} {}", series.display(), vm::sh_quote(&handoff.display().to_string()), specs.join(" "));
+        let out = match vm::run(&cfg, &format!("crash-{flavour}-{boot}"), &cmd, crash.as_ref()) {
             Ok(o) => o,
             Err(e) => {
-                failed = Some(format!("boot {i}: {e:#}"));
+                for s in st.iter_mut().filter(|s| s.active()) {
+                    s.failed = Some(format!("boot {boot}: {e:#}"));
+                }
                 break;
             }
         };
-        let printed = |line: &str| {
-            out.output.contains(line)
-                || fs::read_to_string(out.log_dir.join("console.log")).is_ok_and(|c| c.contains(line))
-        };
-        if let Some(prev) = verify {
-            if !printed(&format!("{VERIFIED} {prev}")) {
-                let delay = last_delay.map_or(String::new(), |d: Duration| format!(" (kill after {} ms)", d.as_millis()));
-                failed = Some(format!("iteration {prev}{delay}: verify: {} (logs: {})", out.describe(), out.log_dir.display()));
+        let console = fs::read_to_string(out.log_dir.join("console.log")).unwrap_or_default();
+        let printed = |line: &str| out.output.lines().chain(console.lines()).any(|l| l.trim_end().ends_with(line));
+        let logs = out.log_dir.display().to_string();
+        let mut verify_failed = false;
+        for s in st.iter_mut().filter(|s| s.active()) {
+            let Some(v) = s.verify else { continue };
+            if printed(&format!("@@crash-verified {} {v}", s.test.name)) {
+                s.verify = None;
+            } else {
+                verify_failed = true;
+                let delay = s.delay.map_or(String::new(), |d| format!(" (kill after {} ms)", d.as_millis()));
+                s.failed = Some(format!("iteration {v}{delay}: verify failed: {} (logs: {logs})", out.describe()));
+            }
+        }
+        if !out.clean_log() || out.timed_out {
+            for s in st.iter_mut().filter(|s| s.active()) {
+                s.failed = Some(format!("boot {boot}: {} (logs: {logs})", out.describe()));
+            }
+            break;
+        }
+        if verify_failed {
+            continue; // the workloads did not start; the others rerun theirs
+        }
+        if !out.crashed && out.status != Some(0) {
+            for &j in &crashing {
+                let s = &mut st[j];
+                if printed(&format!("@@crash-workload-failed {}", s.test.name)) || crashing.len() == 1 {
+                    s.failed = Some(format!("iteration {}: workload: {} (logs: {logs})", s.next, out.describe()));
+                }
+            }
+            if st.iter().filter(|s| s.active()).all(|s| s.verify.is_none() && s.next >= s.n) {
                 break;
             }
         }
-        if !out.clean_log() || out.timed_out || (!out.crashed && out.status != Some(0)) {
-            failed = Some(format!("boot {i}: {} (logs: {})", out.describe(), out.log_dir.display()));
-            break;
-        }
-        last_delay = crash.map(|c| c.delay);
-        let _ = fs::remove_dir_all(&handoff);
-        if let Err(e) = copy_dir(&out.log_dir, &handoff) {
-            failed = Some(format!("boot {i}: saving the workload's files: {e:#}"));
-            break;
+        // Hand each workload's files to the next boot.
+        for &j in &crashing {
+            let s = &mut st[j];
+            if s.failed.is_some() {
+                continue;
+            }
+            let to = handoff.join(&s.test.name);
+            let _ = fs::remove_dir_all(&to);
+            if let Err(e) = copy_dir(&out.log_dir.join(&s.test.name), &to) {
+                s.failed = Some(format!("boot {boot}: saving the workload's files: {e:#}"));
+                continue;
+            }
+            s.verify = Some(s.next);
+            s.delay = Some(delay);
+            s.next += 1;
         }
     }
-    match failed {
-        None => {
-            t.passed += 1;
-            println!("PASS  {label} ({n} crashes)");
-        }
-        Some(f) => {
-            t.failed += 1;
-            println!("FAIL  {label}: {f}");
-            t.failures.push(format!("{label}: {f}"));
+    for s in st {
+        match s.failed {
+            None => {
+                t.passed += 1;
+                println!("PASS  {} ({} crashes)", s.label, s.n);
+            }
+            Some(f) => {
+                t.failed += 1;
+                println!("FAIL  {}: {f}", s.label);
+                t.failures.push(format!("{}: {f}", s.label));
+            }
         }
     }
 }
