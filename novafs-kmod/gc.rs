@@ -26,8 +26,8 @@ use crate::inode::{Index, Inner, InodeInfo};
 use crate::journal::Tx;
 use crate::layout::inode::{read_inode_at, INODE_HEAD_OFF, INODE_TAIL_OFF, S_IFMT, S_IFREG};
 use crate::layout::log::{
-    encode_fixed, et, fits, pack_next, pos_block, sa, unpack_next, EntryHeader, LinkEntry, PageTail, ParentEntry,
-    SetAttrEntry, WriteEntry, LOG_AREA, MAX_ENTRY, PAGE_NEXT_OFF,
+    encode_fixed, et, fits, pos_block, sa, unpack_next, EntryHeader, LinkEntry, ParentEntry, SetAttrEntry, WriteEntry,
+    LOG_AREA, MAX_ENTRY, PAGE_NEXT_OFF,
 };
 use crate::layout::walk::{replay_inode, Ignore, InodeView};
 use crate::layout::{read_u64, Field, Media, BLOCK_SIZE_U64};
@@ -100,17 +100,11 @@ impl<'a> Writer<'a> {
                 return Err(e.into());
             }
             let ordinal = (self.pages.len() - 1) as u64;
-            let mut t = [0u8; PageTail::SIZE];
-            PageTail::new(self.ino, self.gen, ordinal).encode(&mut t);
-            let pm = &self.sbi.pm;
-            pm.write_nt(page * BLOCK_SIZE_U64 + LOG_AREA as u64, &t)?;
+            crate::log::start_page(self.sbi, page, self.ino, self.gen, ordinal)?;
             if self.tail != 0 {
-                // Link the full page to this one. Nothing points into the
-                // chain until the journal transaction switches the head.
-                let old = pos_block(self.tail) * BLOCK_SIZE_U64;
-                let next = pack_next(page, (self.tail - old) as usize);
-                pm.store_u64(old + PAGE_NEXT_OFF as u64, next)?;
-                pm.flush(old + PAGE_NEXT_OFF as u64, 8)?;
+                // Nothing points into the chain until the journal
+                // transaction switches the head.
+                crate::log::link_page(self.sbi, self.tail, page)?;
             }
             self.tail = page * BLOCK_SIZE_U64;
         }

@@ -33,6 +33,23 @@ pub(crate) struct LogPos {
     pub(crate) gc_at: u64,
 }
 
+/// Writes the tail of a fresh log page: page `ordinal` of inode `ino`/`gen`
+/// (FORMAT.md "Appending"; durable at the next fence).
+pub(crate) fn start_page(sbi: &SbInfo, page: u64, ino: u64, gen: u32, ordinal: u64) -> Result {
+    let mut t = [0u8; PageTail::SIZE];
+    PageTail::new(ino, gen, ordinal).encode(&mut t);
+    sbi.pm.write_nt(page * BLOCK_SIZE_U64 + LOG_AREA as u64, &t)
+}
+
+/// Links the full page holding position `tail` to `next` (its `next`
+/// word records how much of it is used); flushed, not fenced. Invisible
+/// until a committed tail leaves the page.
+pub(crate) fn link_page(sbi: &SbInfo, tail: u64, next: u64) -> Result {
+    let pos = pos_block(tail) * BLOCK_SIZE_U64 + PAGE_NEXT_OFF as u64;
+    sbi.pm.store_u64(pos, pack_next(next, pos_offset(tail)))?;
+    sbi.pm.flush(pos, 8)
+}
+
 /// Pending appends to one inode's log.
 pub(crate) struct Appender<'a> {
     sbi: &'a SbInfo,
@@ -59,9 +76,7 @@ impl<'a> Appender<'a> {
         let (page, _) = self.sbi.alloc.alloc(1)?;
         self.taken[self.ntaken] = page;
         self.ntaken += 1;
-        let mut t = [0u8; PageTail::SIZE];
-        PageTail::new(self.ino, self.gen, ordinal).encode(&mut t);
-        self.sbi.pm.write_nt(page * BLOCK_SIZE_U64 + LOG_AREA as u64, &t)?;
+        start_page(self.sbi, page, self.ino, self.gen, ordinal)?;
         Ok(page)
     }
 
@@ -80,12 +95,7 @@ impl<'a> Appender<'a> {
         } else if !fits(self.new.tail, len) {
             let ord = self.new.tail_ord.checked_add(1).ok_or_else(|| crate::shim::err(kernel::bindings::EOVERFLOW))?;
             let page = self.new_page(ord)?;
-            let old_page = pos_block(self.new.tail);
-            let next = pack_next(page, pos_offset(self.new.tail));
-            // Sealing the old page is invisible until the tail leaves it.
-            let pm = &self.sbi.pm;
-            pm.store_u64(old_page * BLOCK_SIZE_U64 + PAGE_NEXT_OFF as u64, next)?;
-            pm.flush(old_page * BLOCK_SIZE_U64 + PAGE_NEXT_OFF as u64, 8)?;
+            link_page(self.sbi, self.new.tail, page)?;
             self.new.tail = page * BLOCK_SIZE_U64;
             self.new.tail_ord = ord;
             self.new.pages += 1;
