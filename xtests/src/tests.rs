@@ -11,6 +11,9 @@
 //! # fresh: yes                  (recreate the images first; default no)
 //! # timeout: 300                (seconds; default 300)
 //! # crash: 20                   (a crash test: N iterations, see below)
+//! # cost: 60 200                (seconds it takes on an idle host on the normal
+//! #                              and the debug kernel, for scheduling; default
+//! #                              30, debug three times the normal)
 //! ```
 //! A crash test runs, per iteration I, `sh NAME.sh crash I`, which is
 //! killed with SIGKILL (qemu, i.e. power loss with every executed store
@@ -33,6 +36,12 @@
 //! Tests run as root with `$NOVARS_*` set (see `xtests/guest/lib.sh`). Exit 0
 //! passes, 77 skips, anything else fails; a finding in the guest kernel log
 //! fails the test whatever it returned.
+//!
+//! Boots run in parallel lanes (`--lanes`, default one per host CPU), each
+//! lane on its own NVDIMM image set (`target/vm/lane<K>/`): the boot groups
+//! are split to balance the lanes by the tests' `cost:` (a debug-kernel test
+//! counts three times), and the lanes take the jobs longest first. A lane's
+//! guest output is printed when its boot ends.
 
 use crate::kernel::Flavour;
 use crate::logscan::{self, Finding};
@@ -64,6 +73,10 @@ pub struct TestArgs {
     /// Only VM tests whose name contains this.
     #[arg(long)]
     filter: Option<String>,
+    /// VMs to run at once (default: $NOVARS_TEST_LANES, else one per host
+    /// CPU). 1 runs one boot after the other with the guest output live.
+    #[arg(long)]
+    lanes: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -78,6 +91,10 @@ pub struct VmTest {
     pub timeout: Duration,
     /// Crash test: iterations.
     pub crash: Option<u32>,
+    /// Seconds it takes on an idle host on the normal kernel, and on the
+    /// debug kernel if known (scheduling).
+    pub cost: u64,
+    pub cost_debug: Option<u64>,
 }
 
 /// Read a test's header comments.
@@ -92,6 +109,8 @@ pub fn parse_test(name: &str, path: &Path, text: &str) -> Result<VmTest> {
         fresh: false,
         timeout: Duration::from_secs(300),
         crash: None,
+        cost: 30,
+        cost_debug: None,
     };
     for line in text.lines().skip_while(|l| l.starts_with("#!")) {
         let Some(c) = line.strip_prefix('#') else { break };
@@ -109,6 +128,11 @@ pub fn parse_test(name: &str, path: &Path, text: &str) -> Result<VmTest> {
             "fresh" => t.fresh = matches!(value, "yes" | "true" | "1"),
             "timeout" => t.timeout = Duration::from_secs(value.parse().with_context(|| format!("{name}: bad timeout"))?),
             "crash" => t.crash = Some(value.parse().with_context(|| format!("{name}: bad crash iterations"))?),
+            "cost" => {
+                let mut it = value.split_whitespace().map(|n| n.parse::<u64>().with_context(|| format!("{name}: bad cost {value:?}")));
+                t.cost = it.next().unwrap_or(Ok(30))?;
+                t.cost_debug = it.next().transpose()?;
+            }
             _ if t.about.is_empty() && !c.is_empty() => t.about = c.to_string(),
             _ => {}
         }
@@ -233,6 +257,12 @@ fn vm_tests(args: &TestArgs, t: &mut Tally) -> Result<()> {
         .into_iter()
         .filter(|v| args.filter.as_ref().map_or(true, |f| v.name.contains(f.as_str())))
         .collect();
+    let lanes = args
+        .lanes
+        .or_else(|| std::env::var("NOVARS_TEST_LANES").ok().and_then(|s| s.parse().ok()))
+        .unwrap_or_else(crate::util::ncpus)
+        .max(1);
+    let mut jobs: Vec<Job> = Vec::new();
     for flavour in [Flavour::Normal, Flavour::Debug] {
         if args.flavour.is_some_and(|f| f != flavour) {
             continue;
@@ -264,13 +294,127 @@ fn vm_tests(args: &TestArgs, t: &mut Tally) -> Result<()> {
         }
         let (crash, plain): (Vec<&VmTest>, Vec<&VmTest>) = mine.into_iter().partition(|v| v.crash.is_some());
         for group in boot_groups(&plain) {
-            shared_boot(&group, flavour, ko.as_deref(), t);
+            for chunk in split_group(&group, flavour, lanes) {
+                jobs.push(Job { flavour, ko: ko.clone(), tests: chunk, crash: false });
+            }
         }
         if !crash.is_empty() {
-            crash_series(&crash, flavour, ko.as_deref(), t);
+            jobs.push(Job { flavour, ko: ko.clone(), tests: crash, crash: true });
         }
     }
+    run_jobs(jobs, lanes, t);
     Ok(())
+}
+
+/// One boot group or crash series, run by whichever lane is free.
+struct Job<'a> {
+    flavour: Flavour,
+    ko: Option<PathBuf>,
+    tests: Vec<&'a VmTest>,
+    crash: bool,
+}
+
+/// Boot overhead in seconds on an idle host.
+fn boot_cost(flavour: Flavour) -> u64 {
+    match flavour {
+        Flavour::Normal => 10,
+        Flavour::Debug => 60,
+    }
+}
+
+/// A test's expected seconds on `flavour` (the debug kernel is about three
+/// times slower).
+fn test_cost(v: &VmTest, flavour: Flavour) -> u64 {
+    match flavour {
+        Flavour::Normal => v.cost,
+        Flavour::Debug => v.cost_debug.unwrap_or(v.cost.saturating_mul(3)),
+    }
+}
+
+impl Job<'_> {
+    fn cost(&self) -> u64 {
+        if self.crash {
+            // A boot per iteration: boot, verify, workload, kill.
+            let n = self.tests.iter().filter_map(|v| v.crash).max().unwrap_or(0) as u64 + 1;
+            n.saturating_mul(boot_cost(self.flavour) + 10)
+        } else {
+            boot_cost(self.flavour) + self.tests.iter().map(|v| test_cost(v, self.flavour)).sum::<u64>()
+        }
+    }
+}
+
+/// Split a boot group into up to `lanes` boots of about equal cost (longest
+/// test first into the lightest boot), when it is long enough that a second
+/// boot pays for itself; each boot keeps the tests in name order.
+fn split_group<'a>(group: &[&'a VmTest], flavour: Flavour, lanes: usize) -> Vec<Vec<&'a VmTest>> {
+    let total: u64 = group.iter().map(|v| test_cost(v, flavour)).sum();
+    let worth = (total / (boot_cost(flavour) * 30).max(1)).max(1) as usize;
+    let k = lanes.min(worth).min(group.len()).max(1);
+    if k == 1 {
+        return vec![group.to_vec()];
+    }
+    let mut order: Vec<&VmTest> = group.to_vec();
+    order.sort_by_key(|v| std::cmp::Reverse(test_cost(v, flavour)));
+    let mut chunks: Vec<(u64, Vec<&VmTest>)> = vec![(0, Vec::new()); k];
+    for v in order {
+        if let Some(c) = chunks.iter_mut().min_by_key(|c| c.0) {
+            c.0 += test_cost(v, flavour);
+            c.1.push(v);
+        }
+    }
+    chunks
+        .into_iter()
+        .map(|(_, mut c)| {
+            c.sort_by(|a, b| a.name.cmp(&b.name));
+            c
+        })
+        .filter(|c| !c.is_empty())
+        .collect()
+}
+
+/// Run the jobs on `lanes` parallel lanes, longest first, each lane on its
+/// own image set (one lane: the shared images, output live).
+fn run_jobs(mut jobs: Vec<Job>, lanes: usize, t: &mut Tally) {
+    jobs.sort_by_key(|j| std::cmp::Reverse(j.cost()));
+    let lanes = lanes.min(jobs.len()).max(1);
+    if lanes > 1 {
+        let plan: Vec<String> = jobs
+            .iter()
+            .map(|j| format!("{}[{}] ~{} s", j.tests.iter().map(|v| v.name.as_str()).collect::<Vec<_>>().join(","), j.flavour, j.cost()))
+            .collect();
+        say!("test: {} boots on {lanes} lanes, longest first: {}", jobs.len(), plan.join("; "));
+    }
+    let queue = std::sync::Mutex::new(std::collections::VecDeque::from(jobs));
+    let total = std::sync::Mutex::new(std::mem::take(t));
+    std::thread::scope(|s| {
+        for lane in 0..lanes {
+            let (queue, total) = (&queue, &total);
+            s.spawn(move || loop {
+                let Some(job) = queue.lock().ok().and_then(|mut q| q.pop_front()) else { break };
+                let lane_cfg = Lane { images: (lanes > 1).then(|| format!("lane{lane}")), echo: lanes == 1 };
+                let mut mine = Tally::default();
+                if job.crash {
+                    crash_series(&job.tests, job.flavour, job.ko.as_deref(), &lane_cfg, &mut mine);
+                } else {
+                    shared_boot(&job.tests, job.flavour, job.ko.as_deref(), &lane_cfg, &mut mine);
+                }
+                if let Ok(mut tot) = total.lock() {
+                    tot.passed += mine.passed;
+                    tot.failed += mine.failed;
+                    tot.skipped += mine.skipped;
+                    tot.failures.extend(mine.failures);
+                }
+            });
+        }
+    });
+    *t = total.into_inner().unwrap_or_default();
+}
+
+/// Where a job runs: its lane's image set (None: the shared one) and
+/// whether the guest's output is echoed live (only with a single lane).
+struct Lane {
+    images: Option<String>,
+    echo: bool,
 }
 
 /// Tests that can share a boot: same NVDIMM setup, and no `fresh: yes`
@@ -291,7 +435,7 @@ fn boot_groups<'a>(tests: &[&'a VmTest]) -> Vec<Vec<&'a VmTest>> {
 /// Run `group` in one boot (`xtests/guest/batch.sh`) and judge each test by
 /// its own exit status and its own section of the kernel log. Findings
 /// outside every test's section (boot, shutdown) fail them all.
-fn shared_boot(group: &[&VmTest], flavour: Flavour, ko: Option<&Path>, t: &mut Tally) {
+fn shared_boot(group: &[&VmTest], flavour: Flavour, ko: Option<&Path>, lane: &Lane, t: &mut Tally) {
     let label = |v: &VmTest| format!("vm:{}[{flavour}]", v.name);
     for v in group {
         say!("test: {}: {}", label(v), v.about);
@@ -302,9 +446,9 @@ fn shared_boot(group: &[&VmTest], flavour: Flavour, ko: Option<&Path>, t: &mut T
         size_mib: group[0].size_mib,
         fresh: group[0].fresh,
         timeout: group.iter().map(|v| v.timeout).sum(),
-        echo: true,
+        echo: lane.echo,
         module: ko.map(Path::to_path_buf),
-        images: None,
+        images: lane.images.clone(),
     };
     let specs: Vec<String> = group.iter().map(|v| vm::sh_quote(&format!("{}={}", v.name, v.path.display()))).collect();
     let cmd = format!("sh {} {}", repo_root().join("xtests/guest/batch.sh").display(), specs.join(" "));
@@ -321,6 +465,10 @@ fn shared_boot(group: &[&VmTest], flavour: Flavour, ko: Option<&Path>, t: &mut T
             return;
         }
     };
+    if !lane.echo {
+        let names: Vec<&str> = group.iter().map(|v| v.name.as_str()).collect();
+        print!("---- guest output of {} [{flavour}] ----\n{}", names.join(", "), out.output);
+    }
     let read = |p: PathBuf| fs::read_to_string(p).unwrap_or_default();
     let (mut sections, mut outside) = logscan::scan_sections(&read(out.log_dir.join("console.log")));
     let (more_sections, more_outside) = logscan::scan_sections(&read(out.log_dir.join("dmesg.txt")));
@@ -428,7 +576,7 @@ impl CrashState<'_> {
 /// left, then runs workload `i` of every test at once, and qemu is killed
 /// a pseudo-random 0.2-3 s after all are armed. N iterations of any number
 /// of tests take N + 1 boots (a boot costs about 10 s under TCG).
-fn crash_series(tests: &[&VmTest], flavour: Flavour, ko: Option<&Path>, t: &mut Tally) {
+fn crash_series(tests: &[&VmTest], flavour: Flavour, ko: Option<&Path>, lane: &Lane, t: &mut Tally) {
     let forced = std::env::var("NOVARS_CRASH_ITERATIONS").ok().and_then(|s| s.parse().ok());
     let mut st: Vec<CrashState> = tests
         .iter()
@@ -451,7 +599,7 @@ fn crash_series(tests: &[&VmTest], flavour: Flavour, ko: Option<&Path>, t: &mut 
         size_mib: tests.iter().map(|v| v.size_mib).max().unwrap_or(1024),
         fresh: false,
         timeout: tests.iter().map(|v| v.timeout).max().unwrap_or(Duration::from_secs(300)),
-        echo: true,
+        echo: lane.echo,
         module: ko.map(Path::to_path_buf),
         // Its own images: they must carry over from boot to boot.
         images: Some(format!("crash-{flavour}")),
@@ -577,13 +725,36 @@ mod unit {
 
     #[test]
     fn header_parsing() {
-        let text = "#!/bin/sh\n# Loads and unloads novars.ko.\n# flavours: normal debug\n# nvdimms: 2\n# size: 512M\n# fresh: yes\n# timeout: 60\nset -e\n# flavours: ignored after code\n";
+        let text = "#!/bin/sh\n# Loads and unloads novars.ko.\n# flavours: normal debug\n# nvdimms: 2\n# size: 512M\n# fresh: yes\n# timeout: 60\n# cost: 40 100\nset -e\n# flavours: ignored after code\n";
         let t = parse_test("x", Path::new("/x.sh"), text).unwrap();
         assert_eq!(t.about, "Loads and unloads novars.ko.");
         assert_eq!(t.flavours, vec![Flavour::Normal, Flavour::Debug]);
         assert_eq!((t.nvdimms, t.size_mib, t.fresh), (2, 512, true));
         assert_eq!(t.timeout, Duration::from_secs(60));
+        assert_eq!((t.cost, t.cost_debug), (40, Some(100)));
+        assert_eq!(test_cost(&t, Flavour::Debug), 100);
+        let t = parse_test("z", Path::new("/z.sh"), "# z\n# cost: 20\n").unwrap();
+        assert_eq!((test_cost(&t, Flavour::Normal), test_cost(&t, Flavour::Debug)), (20, 60));
         assert!(parse_test("y", Path::new("/y.sh"), "# flavours: fast\n").is_err());
+    }
+
+    #[test]
+    fn groups_split_to_balance_lanes() {
+        let mk = |name: &str, cost: u64| {
+            let mut t = parse_test(name, Path::new("/t.sh"), "# t\n").unwrap();
+            t.cost = cost;
+            t
+        };
+        let tests = [mk("a", 300), mk("b", 200), mk("c", 150), mk("d", 100), mk("e", 50)];
+        let group: Vec<&VmTest> = tests.iter().collect();
+        let chunks = split_group(&group, Flavour::Normal, 2);
+        assert_eq!(chunks.len(), 2);
+        let load = |c: &Vec<&VmTest>| c.iter().map(|v| v.cost).sum::<u64>();
+        assert_eq!((load(&chunks[0]), load(&chunks[1])), (400, 400), "{chunks:?}");
+        assert!(chunks.iter().all(|c| c.windows(2).all(|w| w[0].name < w[1].name)), "name order kept");
+        // One lane, or too little work for a second boot: one group.
+        assert_eq!(split_group(&group, Flavour::Normal, 1).len(), 1);
+        assert_eq!(split_group(&group[3..], Flavour::Normal, 2).len(), 1);
     }
 
     #[test]

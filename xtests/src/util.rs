@@ -175,6 +175,42 @@ impl FileLock {
         }
         Ok(FileLock(f))
     }
+
+    /// Lock whichever of `paths` is free first (a counting semaphore made
+    /// of lock files), polling once a second while all are taken.
+    pub fn acquire_any(paths: &[PathBuf], what: &str) -> Result<FileLock> {
+        use std::os::fd::AsRawFd;
+        let mut files = Vec::new();
+        for path in paths {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(path)
+                .with_context(|| format!("opening lock file {}", path.display()))?;
+            files.push(f);
+        }
+        if files.is_empty() {
+            bail!("no lock files for {what}");
+        }
+        let mut said = false;
+        loop {
+            for (i, f) in files.iter().enumerate() {
+                // SAFETY: flock on an fd we own; the lock goes when the File closes.
+                if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+                    return Ok(FileLock(files.swap_remove(i)));
+                }
+            }
+            if !said {
+                crate::say!("other harness runs are using {what}; waiting for one");
+                said = true;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
 }
 
 /// The current UTC time as `yyyymmdd-hhmmss` (for log directory names).

@@ -22,7 +22,7 @@
 
 use crate::kernel::{self, Flavour};
 use crate::logscan::{self, Finding};
-use crate::util::{fmt_duration, repo_root, show, target_dir, timestamp, FileLock, Timer};
+use crate::util::{self, fmt_duration, repo_root, show, target_dir, timestamp, FileLock, Timer};
 use crate::{module, say};
 use anyhow::{bail, Context, Result};
 use std::fs;
@@ -319,9 +319,20 @@ impl ConsoleTail {
     }
 }
 
-/// Held for the duration of a VM run: the NVDIMM images are shared.
-fn lock() -> Result<FileLock> {
-    FileLock::acquire(&vm_dir().join("lock"), "the VM images")
+/// Held for the duration of a VM run: its image set (runs on the same
+/// images wait for each other) and one of the clone's VM slots (at most one
+/// TCG VM per host CPU, whatever the number of harness runs and lanes: more
+/// only makes every VM slower and tests time out).
+struct VmLocks {
+    _images: FileLock,
+    _slot: FileLock,
+}
+
+fn lock(cfg: &VmConfig) -> Result<VmLocks> {
+    let images = FileLock::acquire(&image_dir(cfg).join("lock"), "the VM images")?;
+    let slots: Vec<PathBuf> = (0..util::ncpus().max(1)).map(|i| vm_dir().join(format!("slot{i}.lock"))).collect();
+    let slot = FileLock::acquire_any(&slots, "every VM slot")?;
+    Ok(VmLocks { _images: images, _slot: slot })
 }
 
 fn new_run_dir(name: &str) -> Result<PathBuf> {
@@ -329,14 +340,19 @@ fn new_run_dir(name: &str) -> Result<PathBuf> {
     fs::create_dir_all(&logs)?;
     prune_logs(&logs);
     let base = format!("{}-{name}", timestamp());
+    // create_dir fails on an existing directory: parallel lanes never share one.
     let mut dir = logs.join(&base);
     let mut n = 1;
-    while dir.exists() {
-        n += 1;
-        dir = logs.join(format!("{base}.{n}"));
+    loop {
+        match fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                n += 1;
+                dir = logs.join(format!("{base}.{n}"));
+            }
+            Err(e) => return Err(e).with_context(|| format!("creating {}", dir.display())),
+        }
     }
-    fs::create_dir_all(&dir)?;
-    Ok(dir)
 }
 
 fn prune_logs(logs: &Path) {
@@ -365,7 +381,7 @@ pub fn module_if_it_builds(flavour: Flavour) -> Option<PathBuf> {
 /// `name` names the log directory.
 pub fn run(cfg: &VmConfig, name: &str, cmd: &str, crash: Option<&Crash>) -> Result<Outcome> {
     let kernel = kernel::ensure(cfg.flavour)?;
-    let _lock = lock()?;
+    let _lock = lock(cfg)?;
     prepare_images(cfg)?;
     let run_dir = new_run_dir(name)?;
     let script = write_run_script(cfg, &run_dir, cmd)?;
@@ -516,7 +532,7 @@ pub fn shell(cfg: &VmConfig) -> Result<()> {
         run(&prep_cfg, "shell-prep", "true", None)?;
     }
     let kernel = kernel::ensure(cfg.flavour)?;
-    let _lock = lock()?;
+    let _lock = lock(cfg)?;
     let run_dir = new_run_dir("shell")?;
     say!("shell: in the guest, /dev/pmem* are fsdax; scratch space is /tmp and {}", run_dir.display());
     for (k, v) in guest_env(cfg, &run_dir) {

@@ -3,6 +3,7 @@
 # flavours: normal debug
 # nvdimms: 1
 # timeout: 900
+# cost: 57 160
 . "$NOVARS_GUEST_LIB"
 set -e
 load_novars

@@ -3,6 +3,7 @@
 # flavours: normal debug
 # nvdimms: 1
 # timeout: 300
+# cost: 18 40
 . "$NOVARS_GUEST_LIB"
 load_novars
 MKFS=$(command -v mkfs.novars || echo "$NOVARS_BIN/mkfs_novars")

@@ -3,6 +3,7 @@
 # flavours: normal debug
 # nvdimms: 1
 # timeout: 300
+# cost: 8 10
 . "$NOVARS_GUEST_LIB"
 
 q=/sys/block/pmem0/queue/dax

@@ -4,6 +4,7 @@
 # (debug on request: `cargo xt test --vm-only --flavour debug --filter remount`)
 # nvdimms: 1
 # timeout: 300
+# cost: 38
 . "$NOVARS_GUEST_LIB"
 set -e
 load_novars
