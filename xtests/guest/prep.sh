@@ -8,6 +8,21 @@ set -u
 want=${1:-1}
 [ "$want" -gt 0 ] || exit 0
 
+# dax_ready: how many pmem block devices support DAX.
+dax_ready() {
+    n=0
+    for q in /sys/block/pmem*/queue/dax; do
+        [ -e "$q" ] && [ "$(cat "$q")" = 1 ] && n=$((n + 1))
+    done
+    echo $n
+}
+# The usual boot: the images already hold their fsdax namespaces (ndctl
+# costs about a second per namespace under TCG, and every boot pays it).
+if [ "$(dax_ready)" -ge "$want" ]; then
+    echo "prep: $want DAX-capable pmem device(s) ready"
+    exit 0
+fi
+
 # `ndctl list -N` prints one JSON object per namespace; pick out fields with
 # sed (no jq in the guest).
 field() { sed -n "s/.*\"$1\":\"\{0,1\}\([^\",]*\)\"\{0,1\}.*/\1/p"; }
