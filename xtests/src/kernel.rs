@@ -185,13 +185,19 @@ fn configure(src: &Path, kernel: &Kernel, flavour: Flavour) -> Result<()> {
 /// silently drops options whose dependencies are not met.
 fn verify_config(config: &Path, fragments: &[PathBuf]) -> Result<()> {
     let actual = parse_config(&fs::read_to_string(config)?);
-    let mut bad = Vec::new();
+    // What the fragments ask for, a later fragment overriding an earlier one
+    // (as merge_config.sh does).
+    let mut wanted: BTreeMap<String, (String, &Path)> = BTreeMap::new();
     for f in fragments {
         for (name, want) in parse_config(&fs::read_to_string(f)?) {
-            let got = actual.get(&name).map(String::as_str).unwrap_or("n");
-            if got != want {
-                bad.push(format!("  {name}: wanted {want}, got {got}   ({})", f.display()));
-            }
+            wanted.insert(name, (want, f.as_path()));
+        }
+    }
+    let mut bad = Vec::new();
+    for (name, (want, f)) in &wanted {
+        let got = actual.get(name).map(String::as_str).unwrap_or("n");
+        if got != want {
+            bad.push(format!("  {name}: wanted {want}, got {got}   ({})", f.display()));
         }
     }
     if !bad.is_empty() {
@@ -285,6 +291,21 @@ mod tests {
         assert_eq!(m["CONFIG_C"], "\"x y\"");
         assert_eq!(m["CONFIG_D"], "8");
         assert_eq!(m.len(), 4);
+    }
+
+    #[test]
+    fn a_later_fragment_overrides_an_earlier_one() {
+        let dir = crate::util::target_dir().join("tmp/kconfig-unit");
+        std::fs::create_dir_all(&dir).unwrap();
+        let (base, debug, config) = (dir.join("base"), dir.join("debug"), dir.join(".config"));
+        std::fs::write(&base, "CONFIG_A=y\nCONFIG_XFS_FS=y\n").unwrap();
+        std::fs::write(&debug, "# CONFIG_XFS_FS is not set\n").unwrap();
+        std::fs::write(&config, "CONFIG_A=y\n# CONFIG_XFS_FS is not set\n").unwrap();
+        verify_config(&config, &[base.clone(), debug.clone()]).unwrap();
+        // The base alone wants xfs: the same .config is then wrong.
+        assert!(verify_config(&config, &[base.clone()]).is_err());
+        std::fs::write(&config, "CONFIG_A=y\nCONFIG_XFS_FS=y\n").unwrap();
+        assert!(verify_config(&config, &[base, debug]).is_err());
     }
 
     #[test]
