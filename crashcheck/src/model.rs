@@ -13,6 +13,9 @@
 //!   `FLUSH` covering its line; a `FLUSH` covers only pieces stored before it
 //!   (a store between the flush and the fence stays pending);
 //! * an `NT_STORE` piece becomes durable at the next `FENCE`;
+//! * a `USER_STORE` (user space's store through a `MAP_SYNC` mapping,
+//!   reported after its own flush and fence) is a `STORE` of its bytes, a
+//!   `FLUSH` of its lines and a `FENCE`, at once;
 //! * **same-line order**: pieces of one cache line become durable in program
 //!   order. When a fence makes piece *k* of a line durable, every earlier
 //!   piece of that line becomes durable with it (a line is written back
@@ -178,6 +181,12 @@ impl Model {
             }
             kind::FLUSH => self.flush(r.pos, r.len as u64),
             kind::FENCE => self.fence(),
+            // User space stored, flushed and fenced before it reported.
+            kind::USER_STORE => {
+                self.store(idx, r.pos, r.data, false);
+                self.flush(r.pos, r.data.len() as u64);
+                self.fence();
+            }
             _ => {}
         }
     }

@@ -106,6 +106,8 @@ struct Run<'t, 'c> {
 }
 
 const BETWEEN: &str = "(between ops)";
+/// The name of a reported user store in reports.
+const USER_STORE: &str = "user store";
 
 /// More pending writes than this at one crash point earn a warning: the
 /// pair states grow with the square.
@@ -155,6 +157,7 @@ pub fn run(base: Vec<u8>, trace: &Trace<'_>, cfg: &Config) -> Result<Outcome, St
             }
             kind::OP_BEGIN => r.op_begin(i, rec.pos, rec.len),
             kind::OP_END => r.op_end(i, rec.pos, rec.len),
+            kind::USER_STORE => r.user_store(i, rec),
             _ => r.m.apply(i, rec),
         }
     }
@@ -240,6 +243,41 @@ impl Run<'_, '_> {
             };
         }
         self.point(i, PointKind::OpEnd);
+    }
+
+    /// A store through a `MAP_SYNC` mapping that user space flushed and
+    /// fenced, then reported: a zero-width call. Its bytes are durable from
+    /// here on (the model applies store, flush and fence at once, with no
+    /// crash point inside: user stores promise no atomicity, only
+    /// durability once flushed), and the tree after it is the only legal
+    /// one until the next call: every later crash image must hold the bytes
+    /// in the file and show the fault's block map, whole.
+    fn user_store(&mut self, i: usize, rec: &layout::trace::Rec<'_>) {
+        self.report.user_stores += 1;
+        self.report.per_op.entry(USER_STORE).or_default().ops += 1;
+        if self.in_flight.is_empty() {
+            let t = oracle::volatile_tree(&mut self.m, &mut self.trees);
+            self.window.trees.push(t);
+            self.close_window();
+            self.m.apply(i, rec);
+            let t = oracle::volatile_tree(&mut self.m, &mut self.trees);
+            self.window = Window {
+                busy: false,
+                trees: vec![t],
+                ops: vec![OpRef {
+                    name: USER_STORE,
+                    nr: self.report.user_stores as u32,
+                }],
+                waiting: Vec::new(),
+            };
+        } else {
+            // Beside a call in flight (another thread): one more boundary
+            // of its busy window.
+            self.m.apply(i, rec);
+            let t = oracle::volatile_tree(&mut self.m, &mut self.trees);
+            self.window.trees.push(t);
+        }
+        self.point(i, PointKind::UserStore);
     }
 
     /// Ends the window: every waiting state must show one of its trees.

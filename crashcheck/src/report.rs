@@ -17,6 +17,9 @@ pub enum PointKind {
     OpEnd,
     /// After the last record.
     End,
+    /// Just after a `USER_STORE` (user space flushed, fenced and reported
+    /// a store through a `MAP_SYNC` mapping).
+    UserStore,
 }
 
 impl PointKind {
@@ -27,6 +30,7 @@ impl PointKind {
             PointKind::OpBegin => "op-begin",
             PointKind::OpEnd => "op-end",
             PointKind::End => "end",
+            PointKind::UserStore => "user-store",
         }
     }
 }
@@ -97,6 +101,8 @@ pub struct Report {
     pub records: usize,
     pub ops: u64,
     pub fences: u64,
+    /// `USER_STORE` records (stores through `MAP_SYNC` mappings).
+    pub user_stores: u64,
     pub crash_points: u64,
     /// Crash states generated (= image ids handed out).
     pub generated: u64,
@@ -125,8 +131,8 @@ impl Report {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "records {}, ops {}, fences {}, crash points {}",
-            self.records, self.ops, self.fences, self.crash_points
+            "records {}, ops {}, fences {}, crash points {}, user stores {}",
+            self.records, self.ops, self.fences, self.crash_points, self.user_stores
         );
         let _ = writeln!(
             s,
@@ -254,6 +260,7 @@ impl Report {
             "records": self.records,
             "ops": self.ops,
             "fences": self.fences,
+            "user_stores": self.user_stores,
             "crash_points": self.crash_points,
             "generated": self.generated,
             "deduplicated": self.deduplicated,

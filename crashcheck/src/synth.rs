@@ -24,6 +24,12 @@
 //! old contents of partial head/tail blocks into them, `N` every new block
 //! (one record per extent); `B`; then a log append of one `WRITE` entry.
 //!
+//! **Write fault** through a mapping, on a hole ([`Synth::fault`], `mmap.rs`):
+//! `N` the new block's zeros, then a log append of one `WRITE` entry (its
+//! first fence orders the zeros too), all inside the fault. A store the
+//! program then makes durable itself and reports is one `USER_STORE`
+//! record ([`Synth::user_store`]).
+//!
 //! **Journal transaction** (create, mkdir, symlink, link, unlink, rmdir,
 //! rename), [`Synth::transaction`], on lane 0:
 //! ```text
@@ -830,6 +836,62 @@ impl Synth {
             }],
         )?;
         self.end(op::WRITE);
+        Ok(())
+    }
+
+    /// A write fault through a (`MAP_SYNC`) mapping on file block `pgoff`,
+    /// a hole below the file size (`mmap.rs`): a new block zeroed with
+    /// non-temporal stores, then a log append of one `WRITE` entry (the
+    /// fence of the append also orders the zeroing), all before the fault
+    /// returns.
+    pub fn fault(&mut self, path: &str, pgoff: u64) -> Result<()> {
+        let ino = self.lookup(path)?;
+        let n = self.node(ino)?;
+        if pgoff >= n.size.div_ceil(BLOCK_SIZE_U64) {
+            return Err("fault past the end of the file".into());
+        }
+        if n.extents.iter().any(|x| (x.pgoff..x.pgoff + x.count).contains(&pgoff)) {
+            return Err("fault on a mapped block allocates nothing".into());
+        }
+        self.begin(op::FAULT)?;
+        let block = self.alloc_blocks(1)?;
+        self.nt_store(block * BLOCK_SIZE_U64, &[0u8; BLOCK_SIZE]);
+        let size_after = n.size;
+        self.append(
+            ino,
+            &[Ent::Write {
+                pgoff,
+                block,
+                count: 1,
+                size_after,
+            }],
+        )?;
+        self.end(op::FAULT);
+        Ok(())
+    }
+
+    /// User space stores `data` at byte `off` of `path` through a
+    /// `MAP_SYNC` mapping (the block must be mapped: see [`Synth::fault`]),
+    /// flushes and fences it and reports it (`USER_STORE`). Not a call: no
+    /// `OP_BEGIN`/`OP_END`.
+    pub fn user_store(&mut self, path: &str, off: u64, data: &[u8]) -> Result<()> {
+        let ino = self.lookup(path)?;
+        let n = self.node(ino)?;
+        let pg = off / BLOCK_SIZE_U64;
+        let end = off + data.len() as u64;
+        if data.is_empty() || end > n.size || (end - 1) / BLOCK_SIZE_U64 != pg {
+            return Err("a user store lies inside one block below the file size".into());
+        }
+        let x = n
+            .extents
+            .iter()
+            .find(|x| (x.pgoff..x.pgoff + x.count).contains(&pg))
+            .ok_or("a user store needs a mapped block (fault first)")?;
+        let pos = (x.block + pg - x.pgoff) * BLOCK_SIZE_U64 + off % BLOCK_SIZE_U64;
+        if let Some(d) = self.img.get_mut(pos as usize..pos as usize + data.len()) {
+            d.copy_from_slice(data);
+        }
+        self.w.user_store(pos, data);
         Ok(())
     }
 

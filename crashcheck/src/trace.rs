@@ -92,7 +92,10 @@ impl Trace<'_> {
     /// Checks that every store and flush lies on a device of `size` bytes.
     pub fn check_ranges(&self, size: u64) -> Result<(), TraceError> {
         for (i, r) in self.records.iter().enumerate() {
-            if matches!(r.kind, kind::STORE | kind::NT_STORE | kind::FLUSH) {
+            if matches!(
+                r.kind,
+                kind::STORE | kind::NT_STORE | kind::FLUSH | kind::USER_STORE
+            ) {
                 let end = r.pos.checked_add(r.len as u64);
                 if end.is_none_or(|e| e > size) {
                     return Err(TraceError::OutOfRange {
@@ -139,6 +142,7 @@ pub fn kind_name(k: u8) -> &'static str {
         kind::FENCE => "FENCE",
         kind::OP_BEGIN => "OP_BEGIN",
         kind::OP_END => "OP_END",
+        kind::USER_STORE => "USER_STORE",
         _ => "?",
     }
 }
@@ -200,6 +204,12 @@ impl TraceWriter {
     /// A system call returns.
     pub fn op_end(&mut self, code: u64, nr: u32) {
         self.push(kind::OP_END, code, nr, &[]);
+    }
+
+    /// User space reports a store through a `MAP_SYNC` mapping that it
+    /// has flushed and fenced.
+    pub fn user_store(&mut self, pos: u64, data: &[u8]) {
+        self.push(kind::USER_STORE, pos, data.len() as u32, data);
     }
 
     /// Records written so far.

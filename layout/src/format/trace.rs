@@ -14,6 +14,11 @@
 //! * `FENCE`: sfence.
 //! * `OP_BEGIN` / `OP_END`: a system call starts / returns; `pos` holds the
 //!   operation code ([`op`]), `len` a per-trace operation number.
+//! * `USER_STORE`: user space stored the payload at `pos` through a DAX
+//!   (`MAP_SYNC`) mapping, flushed and fenced it, and then reported it
+//!   (debugfs `user_store`): durable from this point on, like a `STORE`,
+//!   `FLUSH` and `FENCE` with no crash point inside; the tree after it is a
+//!   legal state of its own.
 
 /// `"NVTR"`.
 pub const TRACE_MAGIC: u32 = u32::from_le_bytes(*b"NVTR");
@@ -34,6 +39,14 @@ pub mod kind {
     pub const OP_BEGIN: u8 = 5;
     /// A system call returns.
     pub const OP_END: u8 = 6;
+    /// A store through a `MAP_SYNC` mapping, flushed and fenced by user
+    /// space, then reported (payload follows).
+    pub const USER_STORE: u8 = 7;
+}
+
+/// Whether records of `kind` carry a payload.
+pub fn has_payload(k: u8) -> bool {
+    matches!(k, kind::STORE | kind::NT_STORE | kind::USER_STORE)
 }
 
 /// Operation codes in `OP_BEGIN`/`OP_END` records.
@@ -87,7 +100,7 @@ const _: () = assert!(TraceHeader::SIZE == 32 && TraceRecord::SIZE == 16);
 
 /// Bytes a record with `kind` and `len` occupies, payload included.
 pub fn record_size(kind: u8, len: u32) -> usize {
-    let payload = if kind == kind::STORE || kind == kind::NT_STORE { (len as usize + 7) & !7 } else { 0 };
+    let payload = if has_payload(kind) { (len as usize + 7) & !7 } else { 0 };
     TraceRecord::SIZE + payload
 }
 
@@ -110,14 +123,14 @@ pub fn records(body: &[u8]) -> impl Iterator<Item = Result<Rec<'_>, usize>> + '_
             return None;
         }
         let r = match body.get(off..).and_then(TraceRecord::decode) {
-            Some(r) if (kind::STORE..=kind::OP_END).contains(&r.kind) => r,
+            Some(r) if (kind::STORE..=kind::USER_STORE).contains(&r.kind) => r,
             _ => {
                 done = true;
                 return Some(Err(off));
             }
         };
         let size = record_size(r.kind, r.len);
-        let data = if r.kind == kind::STORE || r.kind == kind::NT_STORE {
+        let data = if has_payload(r.kind) {
             match body.get(off + TraceRecord::SIZE..off + TraceRecord::SIZE + r.len as usize) {
                 Some(d) => d,
                 None => {
