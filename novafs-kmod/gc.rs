@@ -2,34 +2,39 @@
 
 //! Log garbage collection (FORMAT.md "Log garbage collection").
 //!
-//! A file's log only grows: every `write()` appends WRITE entries, and the
-//! entries of overwritten blocks, old sizes and old times stay behind as
-//! dead entries. When a log has grown well past what its live state needs,
-//! [`maybe_compact`] writes a fresh log holding only the entries that
-//! replay to the same state (one SETATTR, one WRITE per extent, PARENT,
-//! LINK), checks that it does by replaying it with the walker fsck and
-//! mount use, switches `log_head` and `log_tail` in one journal transaction
-//! and frees the old pages. The data blocks do not move, so DAX mappings
-//! and seals are unaffected.
+//! A log only grows: every `write()` appends WRITE entries, every create
+//! or unlink a DENTRY entry, and the entries of overwritten blocks, removed
+//! names, old sizes and old times stay behind as dead entries. When a log
+//! has grown well past what its live state needs, [`maybe_compact`] writes
+//! a fresh log holding only the entries that replay to the same state,
+//! checks that it does by replaying it with the walker fsck and mount use,
+//! switches `log_head` and `log_tail` in one journal transaction and frees
+//! the old pages.
 //!
-//! Only regular files are compacted: a directory's entry sequence numbers
-//! are its readdir cookies, which a rewrite would change under open
-//! directory streams.
+//! - A regular file: one SETATTR, one WRITE per extent, PARENT, LINK. The
+//!   data blocks do not move, so DAX mappings and seals are unaffected.
+//! - A directory: one DENTRY ADD per live name *with the sequence number of
+//!   its original ADD entry* (the name's readdir cookie, `dir.rs`), in
+//!   sequence order, then PARENT, SETATTR and LINK with sequence numbers
+//!   above every one the old log used. Cookies held by open directory
+//!   streams stay valid (a readdir across a compaction neither repeats nor
+//!   skips a name), and the log's last sequence number, from which the
+//!   next entry's is taken, never goes down (FORMAT.md).
 //!
 //! Cost is amortised: after a compaction to `n` pages (or a look that
 //! found `n` pages would be needed) the next is considered at
 //! `max(GC_MIN_PAGES, GC_GROWTH * n)` pages, so a compaction never
 //! rewrites more than was appended since the last one.
 
-use crate::index::ExtentMap;
+use crate::index::{DirEnt, DirMap, ExtentMap};
 use crate::inode::{Index, Inner, InodeInfo};
 use crate::journal::Tx;
-use crate::layout::inode::{read_inode_at, INODE_HEAD_OFF, INODE_TAIL_OFF, S_IFMT, S_IFREG};
+use crate::layout::inode::{read_inode_at, Inode, INODE_HEAD_OFF, INODE_TAIL_OFF, S_IFDIR, S_IFMT, S_IFREG};
 use crate::layout::log::{
-    encode_fixed, et, fits, pos_block, sa, unpack_next, EntryHeader, LinkEntry, ParentEntry, SetAttrEntry, WriteEntry,
-    LOG_AREA, MAX_ENTRY, PAGE_NEXT_OFF,
+    dentry_len, encode_dentry, encode_fixed, et, fits, pos_block, sa, unpack_next, EntryHeader, LinkEntry, ParentEntry,
+    SetAttrEntry, WriteEntry, DE_ADD, LOG_AREA, MAX_ENTRY, PAGE_NEXT_OFF,
 };
-use crate::layout::walk::{replay_inode, Ignore, InodeView};
+use crate::layout::walk::{replay_inode, Ignore, InodeView, WalkReport};
 use crate::layout::{read_u64, Field, Media, BLOCK_SIZE_U64};
 use crate::log::LogPos;
 use crate::super_::SbInfo;
@@ -50,13 +55,14 @@ pub(crate) fn next_threshold(pages: u64) -> u64 {
     pages.saturating_mul(GC_GROWTH).max(GC_MIN_PAGES)
 }
 
-/// Compacts the log of the regular file `info` if it is due. Call with the
-/// per-mount `ops` mutex held (no other log change runs) and `inner` the
-/// locked state of `info`. Returns the new page count when it compacted.
-/// A failure leaves the old log in place (it is still correct) and only
-/// postpones the next attempt.
+/// Compacts the log of the regular file or directory `info` if it is due.
+/// Call with every lock an append to `info`'s log needs held (no other
+/// change to that log runs) and `inner` the locked state of `info`, right
+/// after publishing a commit. Returns the new page count when it
+/// compacted. A failure leaves the old log in place (it is still correct)
+/// and only postpones the next attempt.
 pub(crate) fn maybe_compact(sbi: &SbInfo, info: &InodeInfo, inner: &mut Inner) -> Option<u64> {
-    if !sbi.rw() || !due(&inner.log) || !matches!(inner.index, Index::File(_)) {
+    if !sbi.rw() || !due(&inner.log) || matches!(inner.index, Index::None) {
         return None;
     }
     match compact(sbi, info, inner.log) {
@@ -88,9 +94,20 @@ struct Writer<'a> {
 }
 
 impl<'a> Writer<'a> {
+    /// Appends the entry `build(seq, buf) -> len` with the next sequence
+    /// number.
     fn push(&mut self, build: impl FnOnce(u64, &mut [u8]) -> Option<usize>) -> Result {
-        let mut buf = [0u8; MAX_ENTRY];
         let seq = self.seq.checked_add(1).ok_or(EINVAL)?;
+        self.push_at(seq, build)
+    }
+
+    /// Appends an entry with sequence number `seq`, which must be above
+    /// the last one written (the walker rejects anything else).
+    fn push_at(&mut self, seq: u64, build: impl FnOnce(u64, &mut [u8]) -> Option<usize>) -> Result {
+        if seq <= self.seq {
+            return Err(EINVAL);
+        }
+        let mut buf = [0u8; MAX_ENTRY];
         let len = build(seq, &mut buf).ok_or(EINVAL)?;
         let entry = buf.get(..len).ok_or(EINVAL)?;
         if self.tail == 0 || !fits(self.tail, len) {
@@ -146,14 +163,76 @@ fn runs(map: &ExtentMap) -> Result<KVec<(u64, u64, u64)>> {
     Ok(v)
 }
 
-/// The entries that replay to `view` and `extents` on top of the inode
-/// record `raw_parent` (the parent recorded in the inode itself).
-fn write_compact(w: &mut Writer<'_>, view: &InodeView, raw_parent: u64, extents: &[(u64, u64, u64)]) -> Result {
-    // SETATTR first: its size change drops blocks at or past the new end,
-    // and the map is still empty here (blocks past EOF of a KEEP_SIZE
-    // fallocate survive).
+/// What a log replays to besides the scalar attributes: the part a
+/// compact log must reproduce exactly.
+enum Live {
+    /// A regular file's extents, as [`runs`].
+    File(KVec<(u64, u64, u64)>),
+    /// A directory's names in sequence order (the sequence number of each
+    /// name's ADD entry is its readdir cookie).
+    Dir(KVec<(u64, DirEnt)>),
+}
+
+impl Live {
+    /// Pages a compact log of this state takes at most (entries never
+    /// cross a page: each page may leave up to one entry's room unused).
+    fn pages_needed(&self) -> u64 {
+        let (bytes, largest) = match self {
+            Live::File(ext) => ((ext.len() as u64).saturating_mul(WriteEntry::SIZE as u64), WriteEntry::SIZE),
+            Live::Dir(names) => {
+                let b = names.iter().fold(0u64, |a, (_, e)| a.saturating_add(dentry_len(e.name.len()) as u64));
+                (b, MAX_ENTRY)
+            }
+        };
+        let bytes = bytes.saturating_add((SetAttrEntry::SIZE + ParentEntry::SIZE + LinkEntry::SIZE) as u64);
+        bytes.div_ceil((LOG_AREA - largest) as u64).max(1)
+    }
+
+    /// Whether two states are the same (names with their cookies).
+    fn same(&self, other: &Live) -> bool {
+        match (self, other) {
+            (Live::File(a), Live::File(b)) => a.as_slice() == b.as_slice(),
+            (Live::Dir(a), Live::Dir(b)) => {
+                a.len() == b.len()
+                    && a.iter().zip(b.iter()).all(|((s1, e1), (s2, e2))| {
+                        s1 == s2 && e1.ino == e2.ino && e1.ftype == e2.ftype && e1.name.as_slice() == e2.name.as_slice()
+                    })
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Replays the log of the inode record `raw` (inode `ino`) with the
+/// walker mount and fsck use: the attributes, the live state and the walk
+/// report. Only regular files and directories are compacted.
+fn replay(sbi: &SbInfo, ino: u64, raw: &Inode) -> Result<(InodeView, Live, WalkReport)> {
+    let (m, geo) = (&sbi.media, &sbi.geo);
+    match raw.mode & S_IFMT {
+        S_IFREG => {
+            let mut map = ExtentMap::new();
+            let (view, rep) = replay_inode(m, geo, ino, raw, &mut map, &mut Ignore).map_err(|_| EIO)?;
+            if map.failed {
+                return Err(ENOMEM);
+            }
+            Ok((view, Live::File(runs(&map)?), rep))
+        }
+        S_IFDIR => {
+            let mut dir = DirMap::new();
+            let (view, rep) = replay_inode(m, geo, ino, raw, &mut Ignore, &mut dir).map_err(|_| EIO)?;
+            if dir.failed {
+                return Err(ENOMEM);
+            }
+            Ok((view, Live::Dir(dir.batch(0, usize::MAX)?), rep))
+        }
+        _ => Err(EINVAL),
+    }
+}
+
+/// A SETATTR restoring every field of `view` named in `valid`.
+fn attrs(view: &InodeView, valid: u32) -> SetAttrEntry {
     let mut s = SetAttrEntry::zeroed();
-    s.valid = sa::ALL;
+    s.valid = valid;
     s.mode = view.mode & 0o7777;
     s.uid = view.uid;
     s.gid = view.gid;
@@ -161,7 +240,29 @@ fn write_compact(w: &mut Writer<'_>, view: &InodeView, raw_parent: u64, extents:
     s.atime = view.atime;
     s.mtime = view.mtime;
     s.ctime = view.ctime;
-    w.push_fixed(et::SETATTR, s, |e, h| e.hdr = h)?;
+    s
+}
+
+/// PARENT (if the parent differs from the inode record's) and LINK, the
+/// last entries of either kind of compact log.
+fn write_parent_link(w: &mut Writer<'_>, view: &InodeView, raw_parent: u64) -> Result {
+    if view.parent != raw_parent {
+        let p = ParentEntry { hdr: EntryHeader::new(et::PARENT, 0, 0, ParentEntry::SIZE), parent: view.parent, ctime: view.ctime };
+        w.push_fixed(et::PARENT, p, |e, h| e.hdr = h)?;
+    }
+    // LINK last: it sets ctime back to the inode's (WRITE and DENTRY
+    // entries set it to their mtime).
+    let l = LinkEntry { hdr: EntryHeader::new(et::LINK, 0, 0, LinkEntry::SIZE), nlink: view.nlink, _pad: 0, ctime: view.ctime };
+    w.push_fixed(et::LINK, l, |e, h| e.hdr = h)
+}
+
+/// The entries that replay to `view` and `extents` on top of the inode
+/// record `raw` (a regular file).
+fn write_file(w: &mut Writer<'_>, view: &InodeView, raw: &Inode, extents: &[(u64, u64, u64)]) -> Result {
+    // SETATTR first: its size change drops blocks at or past the new end,
+    // and the map is still empty here (blocks past EOF of a KEEP_SIZE
+    // fallocate survive).
+    w.push_fixed(et::SETATTR, attrs(view, sa::ALL), |e, h| e.hdr = h)?;
     for &(pg, block, count) in extents {
         let mut done = 0u64;
         while done < count {
@@ -179,14 +280,31 @@ fn write_compact(w: &mut Writer<'_>, view: &InodeView, raw_parent: u64, extents:
             done += n;
         }
     }
-    if view.parent != raw_parent {
-        let p = ParentEntry { hdr: EntryHeader::new(et::PARENT, 0, 0, ParentEntry::SIZE), parent: view.parent, ctime: view.ctime };
-        w.push_fixed(et::PARENT, p, |e, h| e.hdr = h)?;
+    write_parent_link(w, view, raw.parent)
+}
+
+/// The entries that replay to `view` and `names` on top of the inode
+/// record `raw` (a directory); `last_seq` is the old log's last sequence
+/// number.
+fn write_dir(w: &mut Writer<'_>, view: &InodeView, raw: &Inode, names: &[(u64, DirEnt)], last_seq: u64) -> Result {
+    // Every live name keeps the sequence number of its ADD entry, its
+    // readdir cookie; `names` is in sequence order, as the walker wants.
+    for (seq, e) in names {
+        w.push_at(*seq, |s, buf| encode_dentry(buf, s, DE_ADD, e.ino, e.ftype, view.mtime, e.name.as_slice()))?;
     }
-    // LINK last: it sets ctime back to the file's (WRITE entries set it to
-    // their mtime).
-    let l = LinkEntry { hdr: EntryHeader::new(et::LINK, 0, 0, LinkEntry::SIZE), nlink: view.nlink, _pad: 0, ctime: view.ctime };
-    w.push_fixed(et::LINK, l, |e, h| e.hdr = h)
+    // The rest continues above the old log, so the next sequence number
+    // handed out (the log's last plus one) is above every cookie ever
+    // handed out: a name created after the compaction sorts after every
+    // position an open directory stream may hold.
+    w.seq = w.seq.max(last_seq);
+    // The DENTRY entries set the times; SETATTR restores them (and the
+    // size only if it differs from the record's: directories have none).
+    let mut valid = sa::ALL & !sa::SIZE;
+    if view.size != raw.size {
+        valid |= sa::SIZE;
+    }
+    w.push_fixed(et::SETATTR, attrs(view, valid), |e, h| e.hdr = h)?;
+    write_parent_link(w, view, raw.parent)
 }
 
 /// The pages of the committed log `log`, head first.
@@ -220,41 +338,39 @@ enum Compacted {
 /// Rewrites the log of `info` (committed state `log`).
 fn compact(sbi: &SbInfo, info: &InodeInfo, log: LogPos) -> Result<Compacted> {
     let raw = read_inode_at(&sbi.media, info.rec).map_err(|_| EIO)?;
-    if raw.log_head != log.head || raw.log_tail != log.tail || raw.mode & S_IFMT != S_IFREG {
+    if raw.log_head != log.head || raw.log_tail != log.tail {
         return Err(EINVAL);
     }
-    let mut map = ExtentMap::new();
-    let (view, _) = replay_inode(&sbi.media, &sbi.geo, info.ino, &raw, &mut map, &mut Ignore).map_err(|_| EIO)?;
-    if map.failed {
-        return Err(ENOMEM);
-    }
-    let extents = runs(&map)?;
+    let (view, live, rep) = replay(sbi, info.ino, &raw)?;
     // Worth it only if the result is at most half the log.
-    let bytes = (extents.len() as u64)
-        .saturating_mul(WriteEntry::SIZE as u64)
-        .saturating_add((SetAttrEntry::SIZE + ParentEntry::SIZE + LinkEntry::SIZE) as u64);
-    let need = bytes.div_ceil(LOG_AREA as u64 - WriteEntry::SIZE as u64).max(1);
+    let need = live.pages_needed();
     if need.saturating_mul(GC_GROWTH) > log.pages {
         return Ok(Compacted::NotWorth { need });
     }
-    let mut w = Writer { sbi, ino: info.ino, gen: info.gen, pages: KVec::new(), tail: 0, seq: log.seq };
-    let built = write_compact(&mut w, &view, raw.parent, &extents).and_then(|()| {
-        // The new log must mean exactly what the old one does.
+    // Every sequence number the old log handed out.
+    let last_seq = log.seq.max(rep.last_seq);
+    let mut w = Writer { sbi, ino: info.ino, gen: info.gen, pages: KVec::new(), tail: 0, seq: 0 };
+    let built = (|| -> Result<u64> {
+        match &live {
+            Live::File(extents) => {
+                w.seq = last_seq;
+                write_file(&mut w, &view, &raw, extents)?;
+            }
+            Live::Dir(names) => write_dir(&mut w, &view, &raw, names, last_seq)?,
+        }
+        // The new log must mean exactly what the old one does, and end
+        // above every sequence number the old one used.
         let head = *w.pages.first().ok_or(EINVAL)?;
         let mut check = raw;
         check.log_head = head;
         check.log_tail = w.tail;
-        let mut map2 = ExtentMap::new();
-        let (view2, _) = replay_inode(&sbi.media, &sbi.geo, info.ino, &check, &mut map2, &mut Ignore).map_err(|_| EIO)?;
-        if map2.failed {
-            return Err(ENOMEM);
-        }
-        if view2 != view || runs(&map2)?.as_slice() != extents.as_slice() {
+        let (view2, live2, rep2) = replay(sbi, info.ino, &check)?;
+        if view2 != view || !live2.same(&live) || rep2.last_seq != w.seq || w.seq <= last_seq {
             pr_err!("({}): inode {}: compacted log does not replay to the same state\n", sbi.dev(), info.ino);
             return Err(EIO);
         }
         Ok(head)
-    });
+    })();
     let head = match built {
         Ok(h) => h,
         Err(e) => {

@@ -97,3 +97,129 @@ fn empty_file_system_checks_clean() {
     novars_mkfs::Builder::format(&mut img, o).unwrap().finish().unwrap();
     assert_clean(&img);
 }
+
+/// A directory log as the kernel's log compaction leaves it (FORMAT.md
+/// "Log garbage collection"): one DENTRY ADD per live name keeping the
+/// sequence number of its original ADD (the readdir cookie), so the
+/// numbers have gaps where removed names were, then SETATTR and LINK
+/// numbered above every sequence number the old log used. It checks clean
+/// and reads as the same tree.
+#[test]
+fn compacted_directory_log_checks_clean() {
+    use layout::inode::Timespec;
+    use layout::log::{
+        encode_dentry, encode_fixed, et, fits, pack_next, pos_block, pos_offset, sa, Entry, EntryHeader,
+        LinkEntry, PageTail, SetAttrEntry, DE_ADD, LOG_AREA, PAGE_NEXT_OFF,
+    };
+    use layout::walk::{replay_inode, walk_log, DirIndex, Ignore, LogVisitor};
+    use layout::BLOCK_SIZE_U64;
+
+    #[derive(Default)]
+    struct Names(Vec<(Vec<u8>, u64, u8, u64)>);
+    impl DirIndex for Names {
+        fn add(&mut self, name: &[u8], ino: u64, ftype: u8, seq: u64) {
+            self.0.push((name.to_vec(), ino, ftype, seq));
+        }
+        fn remove(&mut self, name: &[u8], _ino: u64) {
+            self.0.retain(|e| e.0 != name);
+        }
+    }
+
+    let mut img = Img::new(base_image());
+    // The old log's pages become free: a full check counts free space
+    // from the logs, as after a crash.
+    img.crash();
+    let before = novars_fsck::tree::list(&img.bytes);
+    let docs = img.ino("/docs");
+    let old = img.inode(docs);
+    let (view, names) = {
+        let r = img.reader();
+        let mut names = Names::default();
+        let (view, _) = replay_inode(&r.m, &r.geo, docs, &old, &mut Ignore, &mut names).unwrap();
+        (view, names.0)
+    };
+    assert!(names.len() > 100, "{}", names.len());
+    // Cookies with gaps (names created and removed in between), and a
+    // high-water mark well above the last live one.
+    let cookie = |seq: u64| seq * 7 + 3;
+    let last_old = cookie(names.iter().map(|e| e.3).max().unwrap()) + 500;
+    let mut entries: Vec<Vec<u8>> = Vec::new();
+    let mut seqs = Vec::new();
+    for (name, ino, ftype, seq) in &names {
+        let mut buf = [0u8; 512];
+        let n = encode_dentry(&mut buf, cookie(*seq), DE_ADD, *ino, *ftype, Timespec::new(9, 9), name).unwrap();
+        entries.push(buf[..n].to_vec());
+        seqs.push(cookie(*seq));
+    }
+    let mut s = SetAttrEntry::zeroed();
+    s.hdr = EntryHeader::new(et::SETATTR, 0, last_old + 1, SetAttrEntry::SIZE);
+    s.valid = sa::ALL & !sa::SIZE;
+    s.mode = view.mode & 0o7777;
+    (s.uid, s.gid) = (view.uid, view.gid);
+    (s.atime, s.mtime, s.ctime) = (view.atime, view.mtime, view.ctime);
+    let mut buf = [0u8; 512];
+    let n = encode_fixed(&s, &mut buf).unwrap();
+    entries.push(buf[..n].to_vec());
+    let l = LinkEntry {
+        hdr: EntryHeader::new(et::LINK, 0, last_old + 2, LinkEntry::SIZE),
+        nlink: view.nlink,
+        _pad: 0,
+        ctime: view.ctime,
+    };
+    let n = encode_fixed(&l, &mut buf).unwrap();
+    entries.push(buf[..n].to_vec());
+    seqs.extend([last_old + 1, last_old + 2]);
+
+    // Write the chain into spare blocks, as the kernel's chain writer does.
+    let mut pages: Vec<u64> = Vec::new();
+    let mut tail = 0u64;
+    for e in &entries {
+        if tail == 0 || !fits(tail, e.len()) {
+            let page = img.spare_block(pages.len() as u64);
+            let b = img.block(page);
+            b.fill(0);
+            PageTail::new(docs, old.generation, pages.len() as u64).encode(&mut b[LOG_AREA..]);
+            if tail != 0 {
+                let w = pos_block(tail) * BLOCK_SIZE_U64 + PAGE_NEXT_OFF as u64;
+                img.put_u64(w, pack_next(page, pos_offset(tail)));
+            }
+            pages.push(page);
+            tail = page * BLOCK_SIZE_U64;
+        }
+        let p = tail as usize;
+        img.bytes[p..p + e.len()].copy_from_slice(e);
+        tail += e.len() as u64;
+    }
+    assert!(pages.len() >= 2, "the compacted log should span pages");
+    let mut new = old;
+    new.log_head = pages[0];
+    new.log_tail = tail;
+    img.put_inode(docs, &new);
+
+    // The same names, cookies and attributes through the walker.
+    let r = img.reader();
+    let mut names2 = Names::default();
+    let (view2, rep) = replay_inode(&r.m, &r.geo, docs, &new, &mut Ignore, &mut names2).unwrap();
+    assert_eq!(view2, view);
+    assert_eq!(rep.last_seq, last_old + 2);
+    let want: Vec<_> = names.iter().map(|(n, i, t, s)| (n.clone(), *i, *t, cookie(*s))).collect();
+    assert_eq!(names2.0, want);
+    let walked: Vec<u64> = {
+        let mut v = Vec::new();
+        struct Seqs<'a>(&'a mut Vec<u64>);
+        impl LogVisitor for Seqs<'_> {
+            fn entry(&mut self, _: u64, e: &Entry<'_>) {
+                self.0.push(e.hdr().seq);
+            }
+        }
+        walk_log(&r.m, &r.geo, docs, &new, &mut Seqs(&mut v)).unwrap();
+        v
+    };
+    assert_eq!(walked, seqs);
+
+    assert_clean(&img.bytes);
+    let f = to_file(&img.bytes);
+    let (code, out) = fsck(f.path(), &["-fn"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(novars_fsck::tree::list(&img.bytes), before);
+}
