@@ -988,6 +988,7 @@ static int novars_file_open(struct inode *inode, struct file *file)
  */
 static vm_fault_t novars_dax_huge_fault(struct vm_fault *vmf, unsigned int order)
 {
+	NOVARS_TRACE_OP(NOVARS_OP_FAULT);
 	struct file *file = vmf->vma->vm_file;
 	struct inode *inode = file_inode(file);
 	struct address_space *mapping = file->f_mapping;

@@ -9,6 +9,12 @@
  *            EBUSY while recording
  *   buf_mib  buffer size for the next `enable` (default 64)
  *   faults   deliberate faults for the checker's self-test (pm::Fault bits)
+ *   user_store
+ *            a program that stored into a MAP_SYNC mapping and flushed and
+ *            fenced its lines writes here: an 8-byte little-endian device
+ *            offset, then the bytes (1 to 4096); recorded as USER_STORE
+ *            (durable from this point on; the checker's oracle then wants
+ *            them in every later crash image). Ignored while not recording.
  *
  * Records are appended under one spinlock, so they are in one global
  * order; a full buffer counts the records it drops in the header (the
@@ -17,7 +23,10 @@
 #include <linux/debugfs.h>
 #include <linux/fs.h>
 #include <linux/mutex.h>
+#include <linux/sched.h>
+#include <linux/slab.h>
 #include <linux/spinlock.h>
+#include <linux/uaccess.h>
 #include <linux/vmalloc.h>
 
 #include "novars_trace.h"
@@ -28,6 +37,8 @@
 #define KIND_NT_STORE		2
 #define KIND_OP_BEGIN		5
 #define KIND_OP_END		6
+#define KIND_USER_STORE		7
+#define USER_STORE_MAX		4096
 
 /* layout::trace::TraceHeader and TraceRecord (little-endian x86). */
 struct novars_trace_header {
@@ -61,10 +72,17 @@ static atomic_t trace_opnr;
 static u32 trace_buf_mib = 64;
 static u32 trace_faults;
 static struct dentry *trace_dir;
+/* The task inside a DAX fault (NOVARS_OP_FAULT), for the fault-only faults. */
+static struct task_struct *trace_fault_task;
 
 bool novars_trace_fault(u32 bit)
 {
-	return bit < 32 && (READ_ONCE(trace_faults) & (1u << bit));
+	if (bit >= 32 || !(READ_ONCE(trace_faults) & (1u << bit)))
+		return false;
+	/* pm::Fault::FaultCommitNoFlush applies inside a DAX fault only. */
+	if (bit == NOVARS_FAULT_IN_PAGE_FAULT)
+		return READ_ONCE(trace_fault_task) == current;
+	return true;
 }
 
 void novars_trace_rec(u8 kind, u64 pos, u32 len, const void *data)
@@ -75,7 +93,7 @@ void novars_trace_rec(u8 kind, u64 pos, u32 len, const void *data)
 
 	if (!READ_ONCE(trace_on))
 		return;
-	if (kind == KIND_STORE || kind == KIND_NT_STORE)
+	if (kind == KIND_STORE || kind == KIND_NT_STORE || kind == KIND_USER_STORE)
 		pay = round_up((size_t)len, 8);
 	spin_lock_irqsave(&trace_lock, flags);
 	if (!trace_on)
@@ -103,14 +121,19 @@ struct novars_trace_op novars_trace_op_begin(u64 code)
 		return op;
 	op.nr = atomic_inc_return(&trace_opnr);
 	novars_trace_rec(KIND_OP_BEGIN, code, op.nr, NULL);
+	if (code == NOVARS_OP_FAULT)
+		WRITE_ONCE(trace_fault_task, current);
 	return op;
 }
 
 void novars_trace_op_end(struct novars_trace_op *op)
 {
 	/* A call that began while tracing was off has no OP_BEGIN. */
-	if (op->nr)
-		novars_trace_rec(KIND_OP_END, op->code, op->nr, NULL);
+	if (!op->nr)
+		return;
+	if (op->code == NOVARS_OP_FAULT && READ_ONCE(trace_fault_task) == current)
+		WRITE_ONCE(trace_fault_task, NULL);
+	novars_trace_rec(KIND_OP_END, op->code, op->nr, NULL);
 }
 
 /* Stops recording and waits for appends in flight; trace_mutex held. */
@@ -190,6 +213,42 @@ static const struct file_operations trace_fops = {
 	.llseek	= default_llseek,
 };
 
+/*
+ * A store through a MAP_SYNC mapping, reported by the program that made it
+ * durable (stored, flushed, fenced): `u64 pos` (device offset, as FIEMAP
+ * gives it) and the bytes, in one write(2). Records the bytes as given; the
+ * checker verifies that they persist in the file, it does not trust them
+ * to be on the media.
+ */
+static ssize_t trace_user_store(struct file *file, const char __user *ubuf,
+				size_t count, loff_t *ppos)
+{
+	__le64 pos;
+	size_t len;
+	u8 *buf;
+
+	if (count <= sizeof(pos) || count - sizeof(pos) > USER_STORE_MAX)
+		return -EINVAL;
+	len = count - sizeof(pos);
+	buf = kmalloc(count, GFP_KERNEL);
+	if (!buf)
+		return -ENOMEM;
+	if (copy_from_user(buf, ubuf, count)) {
+		kfree(buf);
+		return -EFAULT;
+	}
+	memcpy(&pos, buf, sizeof(pos));
+	novars_trace_rec(KIND_USER_STORE, le64_to_cpu(pos), len, buf + sizeof(pos));
+	kfree(buf);
+	return count;
+}
+
+static const struct file_operations user_store_fops = {
+	.owner	= THIS_MODULE,
+	.write	= trace_user_store,
+	.llseek	= noop_llseek,
+};
+
 int novars_trace_init(void)
 {
 	trace_dir = debugfs_create_dir("novars", NULL);
@@ -197,6 +256,7 @@ int novars_trace_init(void)
 	debugfs_create_file("trace", 0400, trace_dir, NULL, &trace_fops);
 	debugfs_create_u32("buf_mib", 0600, trace_dir, &trace_buf_mib);
 	debugfs_create_x32("faults", 0600, trace_dir, &trace_faults);
+	debugfs_create_file("user_store", 0200, trace_dir, NULL, &user_store_fops);
 	pr_info("novars: tracing build: /sys/kernel/debug/novars\n");
 	return 0;
 }

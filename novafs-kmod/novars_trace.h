@@ -33,6 +33,9 @@
 #define NOVARS_OP_FSYNC		15
 #define NOVARS_OP_FAULT		16
 
+/* pm::Fault that applies only inside a DAX fault (NOVARS_OP_FAULT). */
+#define NOVARS_FAULT_IN_PAGE_FAULT	5
+
 #ifdef NOVARS_TRACE
 struct novars_trace_op {
 	u64 code;

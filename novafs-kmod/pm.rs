@@ -122,7 +122,7 @@ impl Pm {
     /// Store, flush and fence an 8-byte word: the commit primitive.
     pub(crate) fn persist_u64(&self, pos: u64, v: u64) -> Result {
         self.store_u64(pos, v)?;
-        if !fault(Fault::CommitNoFlush) {
+        if !fault(Fault::CommitNoFlush) && !fault(Fault::FaultCommitNoFlush) {
             self.flush(pos, 8)?;
         }
         if !fault(Fault::CommitNoFence) {
@@ -152,6 +152,12 @@ pub(crate) enum Fault {
     /// A rename commits each log on its own, without the journal
     /// (`namei.rs`).
     RenameNoJournal = 4,
+    /// Inside a DAX write fault only, [`Pm::persist_u64`] does not flush:
+    /// the fault's `WRITE` entry is committed by a tail store left in the
+    /// cache, so the block a `MAP_SYNC` program stores into may not be the
+    /// file's after a crash (`novars_trace.c` knows which task is in a
+    /// fault).
+    FaultCommitNoFlush = 5,
 }
 
 /// The faults that are more than a skipped flush or fence.

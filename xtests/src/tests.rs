@@ -155,6 +155,13 @@ pub fn registry() -> Result<Vec<VmTest>> {
         let text = fs::read_to_string(&path)?;
         tests.push(parse_test(name, &path, &text)?);
     }
+    // Long modes (e.g. NOVARS_ACE_SEQ2=all) outlast the headers' timeouts:
+    // NOVARS_TEST_TIMEOUT=SECS raises every test's to at least SECS.
+    if let Some(secs) = std::env::var("NOVARS_TEST_TIMEOUT").ok().and_then(|s| s.parse().ok()) {
+        for t in &mut tests {
+            t.timeout = t.timeout.max(Duration::from_secs(secs));
+        }
+    }
     tests.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(tests)
 }
