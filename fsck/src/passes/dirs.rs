@@ -4,7 +4,11 @@
 //! refer to a live inode of the type the name records; a directory has at
 //! most one name and its `..` is the directory that names it. The log of a
 //! directory must not add a name twice or remove one that is not there.
-//! `lost+found` must exist. Everything live must be reachable from the
+//! `lost+found` must exist: a missing one is an error
+//! (`LOST_FOUND_MISSING`; `-n` exits 4, `-p`/`-y` create it), as e2fsck
+//! -n answers "/lost+found not found. Create? no" and exits 4, although
+//! the kernel lets a user remove it (as ext4 does); the crash checker's
+//! fuzzer leaves it alone for that reason. Everything live must be reachable from the
 //! root; what is not is reconnected into `lost+found` as `#<ino>`
 //! (directories first, at the top of each lost subtree). Inodes without
 //! names and with link count 0 are orphans, left to pass 5.
