@@ -4,6 +4,7 @@
 //! the DRAM index, and hand the attributes to C (`novars_iget`).
 
 use crate::index::{DirMap, ExtentMap, Lookup};
+use crate::locks::LogLock;
 use crate::log::LogPos;
 use crate::layout::inode::{read_inode_at, slot_pos_in, Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
 use crate::layout::walk::{replay_inode, Ignore};
@@ -41,8 +42,14 @@ pub(crate) struct InodeInfo {
     pub(crate) gen: u32,
     /// Byte position of the inode record.
     pub(crate) rec: u64,
-    /// The DRAM index and log position; serialises their users (iomap,
-    /// readdir, lookup, and every change). Taken in ascending `ino` order.
+    /// Held by every operation that appends to this inode's log, from
+    /// reading the committed position to publishing the new one
+    /// (`locks.rs`; several inodes: ascending `ino`).
+    #[pin]
+    pub(crate) log_lock: LogLock,
+    /// The DRAM index and log position, for readers (iomap, readdir,
+    /// lookup) and for publishing changes. Taken after the log lock, held
+    /// briefly, never two at once.
     #[pin]
     pub(crate) inner: Mutex<Inner>,
 }
@@ -155,7 +162,13 @@ fn load(sbi: &SbInfo, ino: u64) -> Result<(*mut c_void, IAttr)> {
     let inner = Inner { index, log, seals: 0 };
     let gen = raw.generation;
     let boxed = match KBox::pin_init(
-        pin_init!(InodeInfo { ino, gen, rec: pos, inner <- kernel::new_mutex!(inner, "novars_inode") }),
+        pin_init!(InodeInfo {
+            ino,
+            gen,
+            rec: pos,
+            log_lock <- LogLock::new(),
+            inner <- kernel::new_mutex!(inner, "novars_inode"),
+        }),
         GFP_KERNEL,
     ) {
         Ok(b) => b,

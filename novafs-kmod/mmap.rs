@@ -31,7 +31,7 @@ pub(crate) const MAX_EXTENTS: usize = 64;
 /// number of blocks allocated and the first file block not examined (the
 /// caller loops while it is below `first + count`).
 ///
-/// The caller holds `sbi.ops` and passes the inode's locked `Inner`.
+/// The caller holds the inode's log lock and passes its locked `Inner`.
 pub(crate) fn fill_holes(
     sbi: &SbInfo,
     info: &InodeInfo,
@@ -133,7 +133,10 @@ pub(crate) fn write_map(
     size: u64,
     mtime: Timespec,
 ) -> Result<(u64, u64, bool, u64)> {
-    let _ops = sbi.ops.lock();
+    // Not `start_write`: a write fault on a mapped block of a read-only
+    // file system is answered (`fill_holes` refuses to allocate).
+    let _w = sbi.enter();
+    let _l = crate::locks::lock_logs(&[info])?;
     let mut g = info.inner.lock();
     let mut new = false;
     for _ in 0..2 {
@@ -157,6 +160,10 @@ pub(crate) fn write_map(
                 }
                 let n = want.max(1).min(run).min(eof - pg);
                 fill_holes(sbi, info, &mut g, pg, n, 1, size, mtime)?;
+                // Every first-touch fault appends a WRITE entry: keep the
+                // log bounded. Compaction moves no data block, so this and
+                // every other mapping stay valid.
+                crate::gc::maybe_compact(sbi, info, &mut g);
                 new = true;
             }
         }

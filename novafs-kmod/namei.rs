@@ -5,13 +5,12 @@
 //!
 //! Each writes its log entries past the committed tails first (invisible),
 //! then commits every changed word in one journal transaction (FORMAT.md).
-//! Every log-modifying operation holds `SbInfo::ops` (one at a time per
-//! mount: the 6.12 Rust `Mutex` has no lockdep nesting, and never holding two
-//! inode locks keeps lockdep quiet); an inode's own lock is held only to
-//! read or publish its DRAM state, so readers (lookup, readdir, iomap) run
-//! concurrently. Per-inode modification locks are the planned refinement
-//! for the 2-thread scaling benchmark. C passes the VFS's view of
-//! link counts after the operation, so the logged counts equal the VFS's.
+//! Each holds the log locks of every inode whose log it appends to
+//! (`locks.rs`, ascending inode number), so operations on other inodes run
+//! in parallel; an inode's `inner` lock is held only to read or publish its
+//! DRAM state, so readers (lookup, readdir, iomap) run concurrently. C
+//! passes the VFS's view of link counts after the operation, so the logged
+//! counts equal the VFS's.
 
 use crate::inode::{self, Index, InodeInfo, Inner};
 use crate::journal::{Tx, MAX_WORDS};
@@ -20,6 +19,7 @@ use crate::layout::inode::{read_inode_at, slot_pos_in};
 use crate::layout::log::{encode_dentry, encode_fixed, et, sa, EntryHeader, LinkEntry, ParentEntry, SetAttrEntry, WriteEntry, DE_ADD, DE_DEL};
 use crate::layout::walk::DirIndex;
 use crate::layout::{BLOCK_SIZE, BLOCK_SIZE_U64};
+use crate::locks::lock_logs;
 use crate::log::{Appender, LogPos};
 use crate::shim;
 use crate::super_::{self, SbInfo};
@@ -170,9 +170,7 @@ fn write_record(sbi: &SbInfo, rec: u64, ni: &mut Inode) -> Result {
 /// an unnamed one with link count 0: live, but an orphan that the next
 /// mount frees if it is never linked.
 fn create(sbi: &SbInfo, dinfo: &InodeInfo, name: Option<&[u8]>, a: &CreateArgs) -> Result<u64> {
-    if !sbi.rw() {
-        return Err(EROFS);
-    }
+    let _w = sbi.start_write()?;
     let now = ts(a.now_sec, a.now_nsec);
     let fmt = a.mode & S_IFMT;
     let ftype = dt_of_mode(a.mode).ok_or(EINVAL)?;
@@ -186,7 +184,7 @@ fn create(sbi: &SbInfo, dinfo: &InodeInfo, name: Option<&[u8]>, a: &CreateArgs) 
     } else {
         None
     };
-    let _ops = sbi.ops.lock();
+    let _l = lock_logs(&[dinfo])?;
     let dlog = {
         let mut g = dinfo.inner.lock();
         if let Some(name) = name {
@@ -326,10 +324,8 @@ extern "C" fn novars_rs_tmpfile(dir: *mut bindings::inode, dir_info: *mut c_void
 }
 
 fn link(sbi: &SbInfo, dinfo: &InodeInfo, name: &[u8], tinfo: &InodeInfo, ftype: u8, nlink: u32, now: Timespec) -> Result {
-    if !sbi.rw() {
-        return Err(EROFS);
-    }
-    let _ops = sbi.ops.lock();
+    let _w = sbi.start_write()?;
+    let _l = lock_logs(&[dinfo, tinfo])?;
     let dlog = log_of(dinfo);
     let tlog = log_of(tinfo);
     let mut dap = Appender::new(sbi, dinfo.ino, dinfo.gen, dinfo.rec, dlog);
@@ -396,10 +392,8 @@ fn unlink(
     dir_nlink: u32,
     now: Timespec,
 ) -> Result {
-    if !sbi.rw() {
-        return Err(EROFS);
-    }
-    let _ops = sbi.ops.lock();
+    let _w = sbi.start_write()?;
+    let _l = lock_logs(&[dinfo, vinfo])?;
     if rmdir && dir_index(&mut vinfo.inner.lock())?.first().is_some() {
         return Err(shim::err(bindings::ENOTEMPTY));
     }
@@ -610,9 +604,7 @@ fn exchange(
 }
 
 fn rename(sbi: &SbInfo, a: &RenameArgs) -> Result {
-    if !sbi.rw() {
-        return Err(EROFS);
-    }
+    let _w = sbi.start_write()?;
     // SAFETY: C passes the infos of live inodes and the dentry names.
     let (odir, ndir, moved, victim, oname, nname) = unsafe {
         (
@@ -628,7 +620,11 @@ fn rename(sbi: &SbInfo, a: &RenameArgs) -> Result {
     let is_dir = a.moved_mode & S_IFMT == S_IFDIR;
     let ftype = dt_of_mode(a.moved_mode).ok_or(EINVAL)?;
     let same = odir.ino == ndir.ino;
-    let _ops = sbi.ops.lock();
+    // The whiteout is new: nothing else can reach it before the commit.
+    let _l = match victim {
+        Some(v) => lock_logs(&[odir, ndir, moved, v])?,
+        None => lock_logs(&[odir, ndir, moved])?,
+    };
     if a.flags & RENAME_EXCHANGE != 0 {
         let other = victim.ok_or(ENOENT)?;
         if other.ino == moved.ino {
@@ -791,7 +787,8 @@ extern "C" fn novars_rs_rename(sb: *mut bindings::super_block, args: *const Rena
 /// Frees an inode whose last link and last user are gone (from evict).
 /// On a read-only file system it stays an orphan for the next mount.
 pub(crate) fn free_inode(sbi: &SbInfo, info: &InodeInfo) -> Result {
-    let _ops = sbi.ops.lock();
+    let _w = sbi.enter();
+    let _l = lock_logs(&[info])?;
     if !sbi.rw() {
         sbi.orphan_pending();
         return Ok(());

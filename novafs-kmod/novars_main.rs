@@ -39,6 +39,7 @@ mod gc;
 mod index;
 mod inode;
 mod journal;
+mod locks;
 mod log;
 mod media;
 mod mmap;

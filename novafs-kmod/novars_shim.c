@@ -54,6 +54,7 @@ static_assert(offsetof(struct novars_iattr, link) == 96);
 static_assert(sizeof(struct novars_map) == 40);
 static_assert(sizeof(struct novars_statfs) == 32);
 static_assert(IOMAP_WRITE == 1);
+static_assert(NOVARS_MAX_LOCKED <= MAX_LOCKDEP_SUBCLASSES);
 static_assert(sizeof(struct novars_create_args) == 48);
 static_assert(sizeof(struct novars_rename_args) == 96);
 static_assert(offsetof(struct novars_rename_args, old_len) == 48);
@@ -136,6 +137,28 @@ u32 novars_cpu(void)
 size_t novars_copy_from_iter(void *iter, void *dst, size_t len)
 {
 	return _copy_from_iter_flushcache(dst, len, iter);
+}
+
+/*
+ * Per-inode log locks (locks.rs): a mutex inside Rust's InodeInfo, one
+ * lockdep class for all of them, taken with the subclass of its rank in
+ * ascending inode order (the 6.12 Rust Mutex cannot say "nested").
+ */
+void novars_log_lock_init(struct mutex *m)
+{
+	static struct lock_class_key key;
+
+	__mutex_init(m, "novars_log_lock", &key);
+}
+
+void novars_log_lock(struct mutex *m, unsigned int subclass)
+{
+	mutex_lock_nested(m, subclass);
+}
+
+void novars_log_unlock(struct mutex *m)
+{
+	mutex_unlock(m);
 }
 
 const char *novars_sb_id(struct super_block *sb)

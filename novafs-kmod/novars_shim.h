@@ -147,6 +147,13 @@ u32 novars_cpu(void);
 size_t novars_copy_from_iter(void *iter, void *dst, size_t len);
 bool novars_sb_rdonly(struct super_block *sb);
 
+/* Per-inode log locks (locks.rs); subclass < NOVARS_MAX_LOCKED. */
+#define NOVARS_MAX_LOCKED 4	/* locks.rs MAX_LOCKED */
+struct mutex;
+void novars_log_lock_init(struct mutex *m);
+void novars_log_lock(struct mutex *m, unsigned int subclass);
+void novars_log_unlock(struct mutex *m);
+
 /* ---- Implemented in Rust, called from C. ---- */
 
 int novars_rs_fill_super(struct super_block *sb, const struct novars_opts *opts, int silent);

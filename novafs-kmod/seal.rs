@@ -63,11 +63,9 @@ fn seal(
     if len == 0 {
         return Err(EINVAL);
     }
-    if !sbi.rw() {
-        return Err(EROFS);
-    }
+    let _w = sbi.start_write()?;
     let end = off.checked_add(len).filter(|e| *e <= MAX_FILE_SIZE).ok_or_else(|| shim::err(bindings::EFBIG))?;
-    let _ops = sbi.ops.lock();
+    let _l = crate::locks::lock_logs(&[info])?;
     let mut g = info.inner.lock();
     if !matches!(g.index, Index::File(_)) {
         return Err(EINVAL);

@@ -31,7 +31,7 @@ use core::ffi::{c_int, CStr};
 use kernel::bindings;
 use kernel::prelude::*;
 use kernel::sync::Mutex;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Per-mount state; `sb->s_fs_info` points to it. `c` must stay first: C
 /// reads it as `struct novars_sb_c`.
@@ -48,12 +48,13 @@ pub(crate) struct SbInfo {
     pub(crate) alloc: Allocator,
     /// Per-lane journal state.
     pub(crate) lanes: KVec<Pin<KBox<Mutex<Lane>>>>,
-    /// Serialises every log-modifying operation (see namei.rs).
-    pub(crate) ops: Pin<KBox<Mutex<()>>>,
+    /// Operations that may change the media, in flight
+    /// ([`SbInfo::start_write`]); remount to read-only waits for none.
+    writers: AtomicUsize,
     /// The superblock's mutable words as last stored, and what remount
     /// and unmount need to know.
     state: Pin<KBox<Mutex<MountState>>>,
-    /// Read-write now (changes on remount, under `ops`); see [`SbInfo::rw`].
+    /// Read-write now (changes on remount); see [`SbInfo::start_write`].
     rw: AtomicBool,
     dev: [u8; 32],
 }
@@ -68,11 +69,40 @@ struct MountState {
     orphans_pending: bool,
 }
 
+/// An operation that may change the media is in flight (from
+/// [`SbInfo::start_write`] or [`SbInfo::enter`] until dropped).
+pub(crate) struct Writing<'a>(&'a SbInfo);
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        self.0.writers.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 impl SbInfo {
-    /// Mounted read-write now. Log-modifying operations check it under
-    /// `ops`, which remount holds while it changes.
+    /// Mounted read-write now. Stable while a [`Writing`] is held that
+    /// saw it true.
     pub(crate) fn rw(&self) -> bool {
-        self.rw.load(Ordering::Acquire)
+        self.rw.load(Ordering::SeqCst)
+    }
+
+    /// Starts an operation that changes the media, or EROFS. Remount to
+    /// read-only clears `rw` and then waits until no operation is in
+    /// flight: the two SeqCst pairs (count up then read `rw`; clear `rw`
+    /// then read the count) make sure one of the two sees the other.
+    pub(crate) fn start_write(&self) -> Result<Writing<'_>> {
+        let w = self.enter();
+        if !self.rw() {
+            return Err(EROFS);
+        }
+        Ok(w)
+    }
+
+    /// Counts an operation in flight whatever the mount state (evict: on
+    /// a read-only mount it only notes an orphan, see [`SbInfo::rw`]).
+    pub(crate) fn enter(&self) -> Writing<'_> {
+        self.writers.fetch_add(1, Ordering::SeqCst);
+        Writing(self)
     }
 
     /// Notes an orphan left LIVE on a read-only file system.
@@ -350,8 +380,8 @@ fn now_sec() -> i64 {
 }
 
 /// Saves the allocator record and marks the file system CLEAN (unmount,
-/// remount read-only). The caller keeps changes out (`ops`, or the last
-/// reference gone).
+/// remount read-only). The caller keeps changes out (no operation in
+/// flight and `rw` false, or the last reference gone).
 fn save_record(sbi: &SbInfo) -> Result {
     let mut st = sbi.state.lock();
     if st.orphans_pending {
@@ -443,15 +473,22 @@ fn start_writing(sbi: &SbInfo) -> Result {
 /// checked that nothing is open for writing when going read-only, and that
 /// the device is writable when going read-write).
 fn remount(sbi: &SbInfo, ro: bool) -> Result {
-    let _ops = sbi.ops.lock();
     if ro == !sbi.rw() {
         return Ok(());
     }
     if ro {
+        // No new operation starts; wait for those in flight (the VFS has
+        // refused the remount if any file is open for writing, so these
+        // are at most a few short calls, or none).
+        sbi.rw.store(false, Ordering::SeqCst);
+        while sbi.writers.load(Ordering::SeqCst) != 0 {
+            // SAFETY: sleeping has no preconditions; `s_umount` is held,
+            // which no operation in flight waits for.
+            unsafe { bindings::msleep(1) };
+        }
         // As a clean unmount leaves it: the record, then CLEAN.
-        sbi.rw.store(false, Ordering::Release);
         if let Err(e) = save_record(sbi) {
-            sbi.rw.store(true, Ordering::Release);
+            sbi.rw.store(true, Ordering::SeqCst);
             pr_err!("({}): could not save the allocator record ({}); staying read-write\n", sbi.dev(), e.to_errno());
             return Err(e);
         }
@@ -462,7 +499,7 @@ fn remount(sbi: &SbInfo, ro: bool) -> Result {
             return Err(EROFS);
         }
         start_writing(sbi)?;
-        sbi.rw.store(true, Ordering::Release);
+        sbi.rw.store(true, Ordering::SeqCst);
         pr_info!("({}): remounted read-write\n", sbi.dev());
     }
     Ok(())
@@ -498,7 +535,7 @@ fn setup(sb: *mut bindings::super_block, c: SbC, opts: &Opts, silent: bool, dev:
             total_inodes: 0,
             alloc: Allocator::none(),
             lanes: KVec::new(),
-            ops: KBox::pin_init(kernel::new_mutex!((), "novars_ops"), GFP_KERNEL)?,
+            writers: AtomicUsize::new(0),
             state: KBox::pin_init(
                 kernel::new_mutex!(MountState { sbk: Superblock::zeroed(), orphans_pending: false }, "novars_mount_state"),
                 GFP_KERNEL,
