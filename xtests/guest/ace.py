@@ -2,6 +2,7 @@
 """ACE-style workloads for the crash checker (issue 7, vm-tests/crashcheck.sh).
 
   ace.py populate DIR        the small pre-populated tree (for mkfs -d)
+  ace.py dirty MNT           fill the free space with old bytes, free it
   ace.py list                every single operation, one name a line
   ace.py run MNT OP [OP...]  run the operations in order on the tree at MNT
   ace.py pairs N SEED        N distinct seq-2 workloads (pairs), seeded
@@ -10,9 +11,13 @@
                              trace and check workloads (crashcheck.sh)
 
 Each operation is one system call on the tree `populate` builds (a few
-need one preparatory call, e.g. open). An operation whose target the
-previous one removed fails with an errno, which is fine: the crash checker
-judges what the kernel did, and a failed call must change nothing.
+need one preparatory call, e.g. open), or a few steps (a tuple in OPS,
+e.g. truncate, then a MAP_SYNC store into the new hole). A MAP_SYNC store
+is made durable by the program (clwb + sfence) and then reported to the
+tracing build (debugfs user_store), so the trace holds it in order
+(mapsync_store_fd). An operation whose target the previous one removed
+fails with an errno, which is fine: the crash checker judges what the
+kernel did, and a failed call must change nothing.
 """
 import os, random, sys
 
@@ -34,6 +39,30 @@ def populate(d):
             f.write(data(n, name))
     os.link(os.path.join(d, "A/foo"), os.path.join(d, "B/foo_hl"))
     os.symlink("A/foo", os.path.join(d, "sym"))
+
+
+def dirty(mnt):
+    """Fills the free space of the file system at `mnt` with non-zero
+    bytes and frees it again (files written until ENOSPC, then removed):
+    the blocks and log pages later allocated hold stale data and stale log
+    entries, as on a used file system."""
+    import errno
+    chunk = bytes([0xA5]) * (256 << 10)
+    names = []
+    for i in range(64):
+        p = f"{mnt}/dirty{i}"
+        names.append(p)
+        try:
+            with open(p, "wb") as f:
+                for _ in range(16):
+                    f.write(chunk)
+        except OSError as e:
+            if e.errno != errno.ENOSPC:
+                raise
+            break
+    for p in names:
+        if os.path.exists(p):
+            os.unlink(p)
 
 
 def pwrite(path, off, n, flags=0):
@@ -79,6 +108,85 @@ def fsync(path):
 
 
 FALLOC_KEEP_SIZE, FALLOC_PUNCH_HOLE, FALLOC_ZERO_RANGE = 1, 2, 0x10
+MAP_SHARED_VALIDATE, MAP_SYNC = 0x03, 0x80000
+FS_IOC_FIEMAP = 0xC020660B
+
+
+def device_offset(fd, off):
+    """The device offset of byte `off` of the file (FIEMAP; novars reports
+    physical offsets on its own device)."""
+    import fcntl, struct
+    req = bytearray(struct.pack("=QQIIII", off, 1, 0, 0, 1, 0) + bytes(56))
+    fcntl.ioctl(fd, FS_IOC_FIEMAP, req)
+    (mapped,) = struct.unpack_from("=I", req, 20)
+    logical, physical, length = struct.unpack_from("=QQQ", req, 32)
+    if mapped != 1 or not logical <= off < logical + length:
+        raise OSError(5, f"FIEMAP found no block at {off}")
+    return physical + off - logical
+
+
+def mapsync_store(path, off, n):
+    """`n` bytes at `off` of `path` stored through a MAP_SYNC mapping
+    (mapsync_store_fd)."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        mapsync_store_fd(fd, off, data(n, f"{path}@{off}:mapsync"))
+    finally:
+        os.close(fd)
+    forget_mappings()
+
+
+def forget_mappings():
+    """Evicts unused inodes (drop_caches 2), and with them the DAX entries
+    a mapping left: write() to a page that has one is in place, not atomic
+    (README, as ext4-DAX), which the checker's all-or-nothing oracle for
+    write() does not allow. The next call starts from a file never mapped."""
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("2")
+
+
+def mapsync_store_fd(fd, off, b):
+    """Stores the bytes `b` at `off` of the file open at `fd` (within one
+    block) through a MAP_SYNC mapping (the first touch is a write fault: on
+    a hole it allocates and commits the block), flushes and fences them
+    (libpmem's pmem_persist: clwb or clflushopt, then sfence), then reports
+    the store to the tracing build (debugfs user_store: device offset from
+    FIEMAP, then the bytes), which records it as USER_STORE at this point
+    of the trace. It changes no metadata, yet the checker then wants the
+    bytes in the file in every later crash image."""
+    import ctypes, mmap, struct
+    n = len(b)
+    if n == 0 or off // BLK != (off + n - 1) // BLK:
+        raise ValueError("a reported store lies within one block")
+    if os.fstat(fd).st_size < off + n:
+        raise OSError(34, "file too short for the store")  # ERANGE, never SIGBUS
+    length = off + n  # Python refuses a mapping longer than the file
+    m = mmap.mmap(fd, length, flags=MAP_SHARED_VALIDATE | MAP_SYNC,
+                  prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    try:
+        buf = (ctypes.c_char * length).from_buffer(m)
+        ctypes.memmove(ctypes.addressof(buf) + off, b, n)
+        pmem().pmem_persist(ctypes.addressof(buf) + off, n)
+        del buf
+    finally:
+        m.close()
+    dbg = os.environ.get("ACE_DBG")
+    if dbg:
+        with open(f"{dbg}/user_store", "wb", buffering=0) as f:
+            f.write(struct.pack("<Q", device_offset(fd, off)) + b)
+
+
+_PMEM = []
+
+
+def pmem():
+    """libpmem (PMDK, installed by cargo xt setup for vm:pmdk)."""
+    import ctypes
+    if not _PMEM:
+        lib = ctypes.CDLL("libpmem.so.1")
+        lib.pmem_persist.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+        _PMEM.append(lib)
+    return _PMEM[0]
 
 # name -> function of the mount point.
 OPS = {
@@ -122,6 +230,12 @@ OPS = {
     "utimes": lambda m: os.utime(f"{m}/A/foo", ns=(1_000_000_123, 2_000_000_456)),
     "fsync": lambda m: fsync(f"{m}/A/foo"),
     "rmdir": lambda m: os.rmdir(f"{m}/A/C"),
+    # A store into a mapped block (the write fault allocates nothing).
+    "mapsync_store": lambda m: mapsync_store(f"{m}/A/foo", 1000, 100),
+    # Truncate up, then a store into the new hole: the write fault
+    # allocates a zeroed block and commits it before the store.
+    "mapsync_store_hole": (lambda m: os.truncate(f"{m}/B/baz", 3 * BLK),
+                           lambda m: mapsync_store(f"{m}/B/baz", 2 * BLK + 100, 200)),
 }
 
 
@@ -197,6 +311,10 @@ class Driver:
         self.every = max(1, int(e.get("ACE_MOUNT_EVERY", "1")))
         self.legal = {}
         self.results = {"workloads": 0, "images": 0, "unexpected": 0, "mounted": 0}
+        # Where the time goes: tracing (restore, mount, workload, trace
+        # read), waiting for a free checker slot or the last checks, and the
+        # checkers' own time (they run beside the tracing, two at a time).
+        self.secs = {"trace": 0.0, "wait": 0.0, "check": 0.0, "mount": 0.0}
 
     def knob(self, name, val):
         with open(f"{self.dbg}/{name}", "w") as f:
@@ -254,9 +372,11 @@ class Driver:
         return base
 
     def start_check(self, name, base, expect):
-        import subprocess
+        import subprocess, time
+        t0 = time.monotonic()
         while len(self.running) >= 2:
             self.reap(block=True)
+        self.secs["wait"] += time.monotonic() - t0
         out = open(f"{self.out}/{name}.out", "w")
         p = subprocess.Popen([self.cc, "--base", base, "--trace", f"{self.out}/{name}.bin", "--max-random", "8"],
                              stdout=out, stderr=subprocess.STDOUT)
@@ -273,7 +393,18 @@ class Driver:
             self.running.remove(item)
             with open(f"{self.out}/{name}.out") as f:
                 report = f.read()
+            if st != 0:
+                # Keep the base image beside the trace (both in the host's
+                # log directory), so that each reproducer runs as printed.
+                shutil.copy(base, f"{self.out}/{name}.img")
+                report = report.replace(base, f"{self.out}/{name}.img")
+                with open(f"{self.out}/{name}.out", "w") as f:
+                    f.write(report)
             line = next((l for l in report.splitlines() if l.startswith("crash images")), "no report")
+            try:
+                self.secs["check"] += float(report.rsplit(" in ", 1)[1].split()[0])
+            except (IndexError, ValueError):
+                pass
             viol = next((l for l in report.splitlines() if l.startswith("violations")), "")
             want = 0 if expect == "clean" else 1
             self.results["workloads"] += 1
@@ -283,9 +414,13 @@ class Driver:
                 pass
             ok = st == want
             print(f"{name:<48} {line.replace('crash images: ', '')}" + ("" if expect == "clean" else f"; {viol}"))
+            if st == 1 and expect != "clean":
+                repro = next((l.strip() for l in report.splitlines() if l.strip().startswith("reproduce:")), "")
+                print(f"  first {repro}")
             if not ok:
                 self.results["unexpected"] += 1
-                shutil.copy(base, f"{self.out}/{name}.img")
+                if st == 0:
+                    shutil.copy(base, f"{self.out}/{name}.img")
                 print(f"UNEXPECTED: {name}: novars-crashcheck exited {st}, expected {want} ({expect}); "
                       f"reproduce with --base {self.out}/{name}.img")
                 with open(f"{self.out}/{name}.ops") as f:
@@ -311,6 +446,14 @@ class Driver:
 
     def kernel_check(self, name, base, image, expect_legal):
         """Mounts crash image `image` of workload `name` with the kernel."""
+        import time
+        t0 = time.monotonic()
+        try:
+            self._kernel_check(name, base, image, expect_legal)
+        finally:
+            self.secs["mount"] += time.monotonic() - t0
+
+    def _kernel_check(self, name, base, image, expect_legal):
         import subprocess
         img = f"{self.tmp}/crash.img"
         r = subprocess.run([self.cc, "--base", base, "--trace", f"{self.out}/{name}.bin", "--max-random", "8",
@@ -360,15 +503,21 @@ class Driver:
             unknown = [n for n in names if not known(n)]
             if unknown:
                 sys.exit(f"unknown operation(s): {' '.join(unknown)}")
+            t0 = time.monotonic()
             base = self.trace(name, faults, names)
+            self.secs["trace"] += time.monotonic() - t0
             self.start_check(name, base, expect)
             self.reap()
+        t0 = time.monotonic()
         while self.running:
             self.reap(block=True)
-        r = self.results
+        self.secs["wait"] += time.monotonic() - t0
+        r, t = self.results, self.secs
         print(f"{r['workloads']} workloads, {r['images']} crash images checked, "
               f"{r['mounted']} mounted by the kernel, "
-              f"{r['unexpected']} unexpected results, {time.monotonic() - start:.0f} s")
+              f"{r['unexpected']} unexpected results, {time.monotonic() - start:.0f} s "
+              f"(tracing {t['trace']:.0f} s, checks {t['check']:.0f} s beside it, "
+              f"waiting for checks {t['wait']:.0f} s, kernel mounts {t['mount']:.0f} s)")
         return 1 if r["unexpected"] else 0
 
 
@@ -377,9 +526,19 @@ def fuzz_steps(mnt, seed, n):
     descriptors (the `fuzz:SEED:N` workload): open, create, pwrite,
     append, ftruncate, fallocate, fchmod, close (an unlinked file's last
     close frees it), unlink, rename (over existing names too), link, mkdir,
-    rmdir, symlink. Each step is a function run after the previous one."""
+    rmdir, symlink, a store through a MAP_SYNC mapping of an open file
+    (reported: mapsync_store_fd). Each step is a function run after the
+    previous one."""
     r = random.Random(seed)
     fds = []
+    # Inodes stored into through a mapping: their pages keep DAX entries
+    # while open, so write(), truncate and fallocate on them would be in
+    # place, not atomic (see forget_mappings): no more data calls on them.
+    mapped = set()
+
+    def data_fd():
+        fd = r.choice(fds)
+        return None if os.fstat(fd).st_ino in mapped else fd
 
     def paths(kind):
         out = []
@@ -397,24 +556,23 @@ def fuzz_steps(mnt, seed, n):
         return os.path.join(pick("dir"), f"z{r.randrange(12)}")
 
     def step():
-        k = r.randrange(14)
+        k = r.randrange(15)
         if k == 0 and len(fds) < 4 and (p := pick("file")):
             if not os.path.islink(p):
                 fds.append(os.open(p, os.O_RDWR))
         elif k == 1 and len(fds) < 4:
             fds.append(os.open(new_name(), os.O_RDWR | os.O_CREAT, 0o644))
-        elif k in (2, 3) and fds:
-            os.pwrite(r.choice(fds), data(r.randrange(1, 9000), r.random()), r.randrange(0, 20000))
-        elif k == 4 and fds:
-            fd = r.choice(fds)
+        elif k in (2, 3) and fds and (fd := data_fd()) is not None:
+            os.pwrite(fd, data(r.randrange(1, 9000), r.random()), r.randrange(0, 20000))
+        elif k == 4 and fds and (fd := data_fd()) is not None:
             os.lseek(fd, 0, os.SEEK_END)
             os.write(fd, data(r.randrange(1, 5000), r.random()))
-        elif k == 5 and fds:
-            os.ftruncate(r.choice(fds), r.randrange(0, 24000))
-        elif k == 6 and fds:
+        elif k == 5 and fds and (fd := data_fd()) is not None:
+            os.ftruncate(fd, r.randrange(0, 24000))
+        elif k == 6 and fds and (fd := data_fd()) is not None:
             import ctypes
             mode = r.choice([0, FALLOC_KEEP_SIZE, FALLOC_PUNCH_HOLE | FALLOC_KEEP_SIZE])
-            check_errno(libc().fallocate(r.choice(fds), mode, ctypes.c_long(r.randrange(0, 16000)),
+            check_errno(libc().fallocate(fd, mode, ctypes.c_long(r.randrange(0, 16000)),
                                          ctypes.c_long(r.randrange(1, 12000))), "fallocate")
         elif k == 7 and fds:
             os.fchmod(r.choice(fds), r.choice([0o600, 0o644, 0o755]))
@@ -432,6 +590,14 @@ def fuzz_steps(mnt, seed, n):
             os.mkdir(new_name()) if r.random() < 0.7 else os.symlink("t" * r.randrange(1, 200), new_name())
         elif k == 13 and (p := pick("dir")) and p != mnt:
             os.rmdir(p)
+        elif k == 14 and fds:
+            fd = r.choice(fds)
+            size = os.fstat(fd).st_size
+            if size:
+                off = r.randrange(size)
+                n = min(r.randrange(1, 300), size - off, BLK - off % BLK)
+                mapped.add(os.fstat(fd).st_ino)
+                mapsync_store_fd(fd, off, data(n, r.random()))
 
 
     def close_all(_m=None):
@@ -446,7 +612,8 @@ def steps_of(mnt, name):
     if name.startswith("fuzz:"):
         _, seed, n = name.split(":")
         return fuzz_steps(mnt, int(seed), int(n))
-    return [OPS[name]]
+    op = OPS[name]
+    return list(op) if isinstance(op, tuple) else [op]
 
 
 def known(name):
@@ -458,16 +625,19 @@ def known(name):
 
 def run(mnt, names):
     for n in names:
-        try:
-            OPS[n](mnt)
-            print(f"  {n}: ok")
-        except OSError as e:
-            print(f"  {n}: {os.strerror(e.errno)}")
+        for i, f in enumerate(steps_of(mnt, n)):
+            try:
+                f(mnt)
+                print(f"  {n}[{i}]: ok")
+            except OSError as e:
+                print(f"  {n}[{i}]: {os.strerror(e.errno)}")
 
 
 def main(argv):
     if len(argv) >= 3 and argv[1] == "populate":
         populate(argv[2])
+    elif len(argv) == 3 and argv[1] == "dirty":
+        dirty(argv[2])
     elif len(argv) == 2 and argv[1] == "list":
         print("\n".join(OPS))
     elif len(argv) >= 4 and argv[1] == "run":

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Crash-state checker on real kernel traces: mount/unmount, every seq-1 operation of an ACE-style workload, a time-bounded sample of seq-2 pairs and a seeded multi-fd fuzzer, traced by the tracing build of novars.ko and replayed by novars-crashcheck (every crash image fsck-clean and a legal tree), with zero violations; and each of the 5 deliberate faults is reported.
+# Crash-state checker on real kernel traces: mount/unmount, every seq-1 operation of an ACE-style workload (MAP_SYNC stores included), a time-bounded sample of seq-2 pairs and of a seeded multi-fd fuzzer, traced by the tracing build of novars.ko and replayed by novars-crashcheck (every crash image fsck-clean and a legal tree), with zero violations; and each of the 6 deliberate faults is reported.
 # flavours: normal
 # nvdimms: 1
 # timeout: 600
@@ -17,15 +17,20 @@
 #                            1700 pairs, an hour or two under TCG)
 #   NOVARS_ACE_SEED          seed of the seq-2 sample's order and of the
 #                            fuzzer (default: the time)
-#   NOVARS_ACE_FUZZ="N K"    N fuzzer workloads of K calls (default "0 25": off)
+#   NOVARS_ACE_FUZZ="N K"    at most N fuzzer workloads of K calls (default
+#                            "1000 25"; N = 0: off)
+#   NOVARS_ACE_FUZZ_SECONDS  seconds spent on fuzzer workloads (default 20)
 #   NOVARS_ACE_MOUNT_SAMPLE  crash images per workload also mounted by the
 #                            kernel and compared (default 1 in seq-1, 0 in
 #                            seq-2; every unexpected violation's first image
 #                            and each fault's first are mounted regardless)
-#   NOVARS_ACE_MOUNT_EVERY   seq-1 workloads sampled: one in N (default 5;
-#                            each mount costs about 3 s under TCG)
-#   NOVARS_ACE_ONLY="op..."  only these seq-1 operations, no seq-2
+#   NOVARS_ACE_MOUNT_EVERY   seq-1 and fuzzer workloads sampled: one in N
+#                            (default 5 and 2; each mount costs about 3 s
+#                            under TCG)
+#   NOVARS_ACE_ONLY="op..."  only these seq-1 operations, no seq-2 (and no
+#                            fuzzer unless NOVARS_ACE_FUZZ is set)
 #   NOVARS_TRACE_KO          another tracing build of novars.ko
+#   NOVARS_ACE_DIRTY=0       leave the free space of the base image zeroed
 . "$NOVARS_GUEST_LIB"
 ACE="python3 $NOVARS_ROOT/xtests/guest/ace.py"
 CC=$NOVARS_BIN/novars-crashcheck
@@ -46,6 +51,14 @@ must insmod "$KO"
 mkdir -p $W/src $W/m $T
 $ACE populate $W/src
 must "$MKFS" -q -f -U clear -d $W/src /dev/pmem0 ${FS_MIB}M
+# Dirty free space: every free block (data and log pages) holds old
+# bytes, so a block reused without being zeroed, or zeroed without being
+# made durable, shows in the files (ace.py dirty).
+if [ "${NOVARS_ACE_DIRTY:-1}" != 0 ]; then
+    novars_mount /dev/pmem0 $W/m || fail "mount for dirtying free space"
+    $ACE dirty $W/m || fail "dirtying free space"
+    must umount $W/m
+fi
 must dd if=/dev/pmem0 of=$W/clean.img bs=1M count=$FS_MIB status=none
 cp $W/clean.img $T/clean.img
 
@@ -78,17 +91,19 @@ fi
 
 # The seeded random fuzzer: several open fds, each workload a sequence of
 # system calls (ace.py fuzz_steps).
-set -- ${NOVARS_ACE_FUZZ:-0 25}
-if [ -z "${NOVARS_ACE_ONLY:-}" ] && [ "$1" -gt 0 ]; then
-    set -- ${NOVARS_ACE_FUZZ:-0 25}
+# With NOVARS_ACE_ONLY it runs only if NOVARS_ACE_FUZZ is given.
+set -- ${NOVARS_ACE_FUZZ:-1000 25}
+if { [ -z "${NOVARS_ACE_ONLY:-}" ] || [ -n "${NOVARS_ACE_FUZZ:-}" ]; } && [ "$1" -gt 0 ]; then
     base=${NOVARS_ACE_SEED:-$(date +%s)}
     i=0
     while [ $i -lt $1 ]; do
         echo "fuzz-$((base + i))x$2 0 clean fuzz:$((base + i)):$2"
         i=$((i + 1))
     done > $W/fuzz
-    echo "fuzz: $1 workloads of $2 calls, seeds from $base:"
-    ACE_MOUNT_SAMPLE=${NOVARS_ACE_MOUNT_SAMPLE:-1} $ACE drive 100000 < $W/fuzz \
+    fbudget=${NOVARS_ACE_FUZZ_SECONDS:-20}
+    echo "fuzz: up to $1 workloads of $2 calls, seeds from $base, budget $fbudget s:"
+    ACE_MOUNT_SAMPLE=${NOVARS_ACE_MOUNT_SAMPLE:-1} ACE_MOUNT_EVERY=${NOVARS_ACE_MOUNT_EVERY:-2} \
+        $ACE drive $fbudget < $W/fuzz \
         || fail "fuzz: violations (reports in $T; NOVARS_ACE_SEED=$base)"
     ok "fuzz: zero violations"
 fi
@@ -102,7 +117,8 @@ fault-drop_commit_fence $((1 << 1)) violations write_append_unaligned
 fault-tail_before_entry $((1 << 2)) violations write_append_unaligned
 fault-dentry_in_place $((1 << 3)) violations rename_overwrite_same_dir
 fault-rename_without_journal $((1 << 4)) violations rename_cross_dir
+fault-fault_commit_no_flush $((1 << 5)) violations mapsync_store_hole
 EOF2
 echo "faults:"
 ACE_MOUNT_SAMPLE=0 $ACE drive 100000 < $W/faults || fail "a deliberate fault went unreported"
-ok "faults: all 5 reported, none with the faults off"
+ok "faults: all 6 reported, none with the faults off"
