@@ -289,6 +289,7 @@ fn create(sbi: &SbInfo, dinfo: &InodeInfo, name: Option<&[u8]>, a: &CreateArgs) 
     let mut g = dinfo.inner.lock();
     g.log = dap.pos();
     dir_index(&mut g)?.add(name, ino, ftype, seq);
+    crate::gc::maybe_compact(sbi, dinfo, &mut g);
     Ok(ino)
 }
 
@@ -342,6 +343,7 @@ fn link(sbi: &SbInfo, dinfo: &InodeInfo, name: &[u8], tinfo: &InodeInfo, ftype: 
                 let mut g = dinfo.inner.lock();
                 g.log = dap.pos();
                 dir_index(&mut g)?.add(name, tinfo.ino, ftype, seq);
+                crate::gc::maybe_compact(sbi, dinfo, &mut g);
             }
             set_log(tinfo, tap.pos());
             Ok(())
@@ -425,6 +427,7 @@ fn unlink(
         let mut g = dinfo.inner.lock();
         g.log = dap.pos();
         dir_index(&mut g)?.remove(name, vinfo.ino);
+        crate::gc::maybe_compact(sbi, dinfo, &mut g);
     }
     set_log(vinfo, vap.pos());
     Ok(())
@@ -590,6 +593,7 @@ fn exchange(
             d.remove(nname, other.ino);
             d.add(nname, moved.ino, mtype, s2);
         }
+        crate::gc::maybe_compact(sbi, odir, &mut g);
     }
     if !same {
         let mut g = ndir.inner.lock();
@@ -597,6 +601,7 @@ fn exchange(
         let d = dir_index(&mut g)?;
         d.remove(nname, other.ino);
         d.add(nname, moved.ino, mtype, s2);
+        crate::gc::maybe_compact(sbi, ndir, &mut g);
     }
     set_log(moved, map.pos());
     set_log(other, vap.pos());
@@ -755,6 +760,7 @@ fn rename(sbi: &SbInfo, a: &RenameArgs) -> Result {
         if let Some(w) = wh {
             od.add(oname, w.ino, crate::layout::inode::dt::CHR, wseq);
         }
+        crate::gc::maybe_compact(sbi, odir, &mut g);
     }
     if !same {
         let mut g = ndir.inner.lock();
@@ -764,6 +770,7 @@ fn rename(sbi: &SbInfo, a: &RenameArgs) -> Result {
             nd.remove(nname, v.ino);
         }
         nd.add(nname, moved.ino, ftype, seq);
+        crate::gc::maybe_compact(sbi, ndir, &mut g);
     }
     set_log(moved, mpos);
     if let (Some(v), Some(p)) = (victim, vpos) {
