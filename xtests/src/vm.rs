@@ -320,9 +320,10 @@ impl ConsoleTail {
 }
 
 /// Held for the duration of a VM run: its image set (runs on the same
-/// images wait for each other) and one of the clone's VM slots (at most one
-/// TCG VM per host CPU, whatever the number of harness runs and lanes: more
-/// only makes every VM slower and tests time out).
+/// images wait for each other) and one of the machine's VM slots (at most
+/// one TCG VM per host CPU, whatever the number of clones, harness runs and
+/// lanes: more only makes every VM slower and tests time out). The slots
+/// are lock files in `$TMPDIR/novars-vm-slots-<uid>/`.
 struct VmLocks {
     _images: FileLock,
     _slot: FileLock,
@@ -330,7 +331,10 @@ struct VmLocks {
 
 fn lock(cfg: &VmConfig) -> Result<VmLocks> {
     let images = FileLock::acquire(&image_dir(cfg).join("lock"), "the VM images")?;
-    let slots: Vec<PathBuf> = (0..util::ncpus().max(1)).map(|i| vm_dir().join(format!("slot{i}.lock"))).collect();
+    // SAFETY: getuid(2) cannot fail and touches no memory.
+    let uid = unsafe { libc::getuid() };
+    let dir = std::env::temp_dir().join(format!("novars-vm-slots-{uid}"));
+    let slots: Vec<PathBuf> = (0..util::ncpus().max(1)).map(|i| dir.join(format!("slot{i}.lock"))).collect();
     let slot = FileLock::acquire_any(&slots, "every VM slot")?;
     Ok(VmLocks { _images: images, _slot: slot })
 }
