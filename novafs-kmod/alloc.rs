@@ -22,6 +22,10 @@ use kernel::sync::Mutex;
 /// can map them with PMD faults.
 pub(crate) const HUGE: u64 = 512;
 
+/// Requests of at least this many blocks (256 KiB) are placed 2 MiB-colored
+/// (`Allocator::alloc_for`).
+pub(crate) const COLOR_MIN: u64 = 64;
+
 /// A set of bits over `0..len`.
 pub(crate) struct Bitmap {
     words: KVec<u64>,
@@ -108,42 +112,93 @@ impl Lane {
     }
 
     /// Up to `want` contiguous blocks (at least 1), preferring an extent
-    /// that holds all of them, 2 MiB-aligned for large requests.
-    fn alloc(&mut self, want: u64) -> Result<(u64, u64)> {
+    /// that holds all of them. With `color`, prefer a first block congruent
+    /// to it modulo [`HUGE`] (so file block `pg` lands on a device block of
+    /// the same offset in its 2 MiB: DAX can map the pair with a PMD) in an
+    /// extent with room to the end of that 2 MiB unit (so the file's next
+    /// blocks can follow contiguously); with `strict`, only such a
+    /// placement will do.
+    fn alloc(&mut self, want: u64, color: Option<u64>, strict: bool) -> Result<(u64, u64)> {
         let want = want.max(1);
-        // First fit over the extents; remember the largest as a fallback.
+        // (extent start, len, alloc start): the first colored placement,
+        // else the first extent holding `want`, else the largest.
+        let mut pick: Option<(u64, u64, u64)> = None;
+        let mut fit: Option<(u64, u64)> = None;
         let mut best: Option<(u64, u64)> = None;
-        let mut pick: Option<(u64, u64, u64)> = None; // (extent start, len, alloc start)
         for (&s, &l) in self.free.iter() {
-            if want >= HUGE {
-                let a = s.next_multiple_of(HUGE);
-                if a.saturating_add(want) <= s.saturating_add(l) {
-                    pick = Some((s, l, a));
+            let end = s.saturating_add(l);
+            match color {
+                Some(c) => {
+                    let a = s.saturating_add((c % HUGE + HUGE - s % HUGE) % HUGE);
+                    if a.saturating_add(want.max(HUGE - c % HUGE)) <= end {
+                        pick = Some((s, l, a));
+                        break;
+                    }
+                }
+                None if l >= want => {
+                    pick = Some((s, l, s));
                     break;
                 }
+                None => {}
             }
-            if l >= want && pick.is_none() && want < HUGE {
-                pick = Some((s, l, s));
-                break;
+            if fit.is_none() && l >= want {
+                fit = Some((s, l));
             }
             if best.is_none_or(|(_, bl)| l > bl) {
                 best = Some((s, l));
             }
         }
-        let (s, l, a, n) = match (pick, best) {
-            (Some((s, l, a)), _) => (s, l, a, want),
-            (None, Some((s, l))) if want >= HUGE && l >= want => (s, l, s, want),
-            (None, Some((s, l))) => (s, l, s, l.min(want)),
-            (None, None) => return Err(ENOSPC),
+        let (s, l, a, n) = match (pick, fit, best) {
+            (Some((s, l, a)), _, _) => (s, l, a, want),
+            _ if strict => return Err(ENOSPC),
+            (None, Some((s, l)), _) => (s, l, s, want),
+            (None, None, Some((s, l))) => (s, l, s, l.min(want)),
+            (None, None, None) => return Err(ENOSPC),
         };
+        self.take(s, l, a, n)
+    }
+
+    /// `want` blocks at `goal` (the block after the file's previous one:
+    /// the file continues contiguously on the device), if the free extent
+    /// holding `goal` has them all and `goal` has the `color` asked for.
+    fn alloc_at(&mut self, goal: u64, want: u64, color: Option<u64>) -> Result<Option<(u64, u64)>> {
+        let want = want.max(1);
+        if color.is_some_and(|c| goal % HUGE != c % HUGE) {
+            return Ok(None);
+        }
+        let found = match self.free.cursor_lower_bound(&goal) {
+            Some(c) => {
+                let (k, v) = c.current();
+                if *k == goal {
+                    Some((*k, *v))
+                } else {
+                    c.peek_prev().map(|(k, v)| (*k, *v))
+                }
+            }
+            None => self.free.cursor_back().map(|c| {
+                let (k, v) = c.current();
+                (*k, *v)
+            }),
+        };
+        match found {
+            Some((s, l)) if s <= goal && goal.saturating_add(want) <= s.saturating_add(l) => {
+                self.take(s, l, goal, want).map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Takes `[a, a+n)` out of the free extent `[s, s+l)`.
+    fn take(&mut self, s: u64, l: u64, a: u64, n: u64) -> Result<(u64, u64)> {
         self.free.remove(&s);
         self.free_blocks = self.free_blocks.saturating_sub(l);
         if a > s {
             self.insert_free(s, a - s)?;
         }
-        let end = s + l;
-        if a + n < end {
-            self.insert_free(a + n, end - (a + n))?;
+        let end = s.saturating_add(l);
+        let used = a.saturating_add(n);
+        if used < end {
+            self.insert_free(used, end - used)?;
         }
         Ok((a, n))
     }
@@ -272,10 +327,43 @@ impl Allocator {
     /// running CPU's lane, or from another when it has none. Returns
     /// (first block, count).
     pub(crate) fn alloc(&self, want: u64) -> Result<(u64, u64)> {
+        self.alloc_in_lanes(want, None, false, None)
+    }
+
+    /// Allocates up to `want` blocks for file blocks starting at `pg`. A
+    /// large request ([`COLOR_MIN`] blocks or more), or an `append` past
+    /// the first 2 MiB of a file, is placed where free space allows so that
+    /// `pg` and its device block share their offset in a 2 MiB unit: the
+    /// file's 2 MiB-aligned ranges can then be mapped by PMD faults (and a
+    /// file growing by small appends stays contiguous and aligned). Other
+    /// small requests take the first fit, so small files and single-block
+    /// copy-on-write do not fragment the free 2 MiB units. `goal` (the
+    /// device block after the one of file block `pg - 1`) is tried first.
+    pub(crate) fn alloc_for(&self, pg: u64, want: u64, append: bool, goal: Option<u64>) -> Result<(u64, u64)> {
+        let color = (want >= COLOR_MIN || (append && pg >= HUGE)).then_some(pg % HUGE);
+        self.alloc_in_lanes(want, color, false, goal)
+    }
+
+    /// Exactly [`HUGE`] blocks for the 2 MiB-aligned file block `pg`,
+    /// device-aligned (a PMD fault), or `ENOSPC` when no lane has such an
+    /// extent (the fault then falls back to 4 KiB pages).
+    pub(crate) fn alloc_huge(&self, pg: u64, goal: Option<u64>) -> Result<(u64, u64)> {
+        self.alloc_in_lanes(HUGE, Some(pg % HUGE), true, goal)
+    }
+
+    /// At `goal` if it is free (in whichever lane owns it), else from the
+    /// running CPU's lane, or from another when it has nothing that fits.
+    /// Returns (first block, count).
+    fn alloc_in_lanes(&self, want: u64, color: Option<u64>, strict: bool, goal: Option<u64>) -> Result<(u64, u64)> {
+        if let Some(g) = goal.filter(|g| *g >= self.first && *g < self.end) {
+            if let Some(r) = self.lane(self.lane_of_block(g))?.lock().alloc_at(g, want, color)? {
+                return Ok(r);
+            }
+        }
         let n = self.lanes.len();
         let me = self.local();
         for k in 0..n {
-            match self.lane((me + k) % n)?.lock().alloc(want) {
+            match self.lane((me + k) % n)?.lock().alloc(want, color, strict) {
                 Err(e) if e == ENOSPC => continue,
                 r => return r,
             }

@@ -32,7 +32,8 @@ extern "C" fn novars_rs_iomap_begin(
     if flags & shim::IOMAP_WRITE != 0 {
         // SAFETY: C passes a live novars inode.
         let sbi = unsafe { super_::sbi((*inode).i_sb) };
-        return match crate::mmap::write_map(sbi, info, pg, want, size, ts(now_sec, now_nsec)) {
+        let fault = flags & shim::IOMAP_FAULT != 0;
+        return match crate::mmap::write_map(sbi, info, pg, want, fault, size, ts(now_sec, now_nsec)) {
             Ok((block, run, new, blocks)) => {
                 let m = Map {
                     offset: pg * BLOCK_SIZE_U64,
@@ -152,6 +153,8 @@ fn write_inplace(
     let Index::File(map) = &mut g.index else { return Err(EINVAL) };
     let first = pos / BLOCK_SIZE_U64;
     let last = (end - 1) / BLOCK_SIZE_U64;
+    // Blocks at or past it are appended (alloc.rs places them aligned).
+    let eof = blocks_for_size(size);
     // (file block, device block, count, newly allocated)
     let mut runs: KVec<(u64, u64, u64, bool)> = KVec::new();
     let free_new = |runs: &KVec<(u64, u64, u64, bool)>| {
@@ -168,6 +171,11 @@ fn write_inplace(
             end = pg * BLOCK_SIZE_U64;
             break;
         }
+        // Continue the previous run on the device if it is free there.
+        let goal = match runs.last() {
+            Some(&(p, b, c, _)) if p + c == pg => Some(b + c),
+            _ => map.goal(pg),
+        };
         let (b, c, new) = match map.lookup(pg) {
             Lookup::Mapped { block, run } => (block, run.min(last - pg + 1), false),
             Lookup::Hole { .. } if sealed => {
@@ -177,7 +185,7 @@ fn write_inplace(
                 end = pg * BLOCK_SIZE_U64;
                 break;
             }
-            Lookup::Hole { run } => match sbi.alloc.alloc(run.min(last - pg + 1)) {
+            Lookup::Hole { run } => match sbi.alloc.alloc_for(pg, run.min(last - pg + 1), pg >= eof, goal) {
                 Ok((b, c)) => (b, c, true),
                 Err(e) if runs.is_empty() => return Err(e),
                 Err(_) => {
@@ -294,6 +302,7 @@ fn write(sbi: &SbInfo, info: &InodeInfo, iter: *mut c_void, pos: u64, len: u64, 
     let Index::File(map) = &mut g.index else { return Err(EINVAL) };
     let first = pos / BLOCK_SIZE_U64;
     let last = (end - 1) / BLOCK_SIZE_U64;
+    let eof = blocks_for_size(size);
     // Phase 1: allocate the new blocks.
     let mut exts: KVec<(u64, u64, u64)> = KVec::new();
     let mut pg = first;
@@ -308,7 +317,12 @@ fn write(sbi: &SbInfo, info: &InodeInfo, iter: *mut c_void, pos: u64, len: u64, 
             end = pg * BLOCK_SIZE_U64;
             break;
         }
-        let r = sbi.alloc.alloc(last - pg + 1);
+        // Continue the file (or the previous extent) on the device.
+        let goal = match exts.last() {
+            Some(&(p, b, c)) if p + c == pg => Some(b + c),
+            _ => map.goal(pg),
+        };
+        let r = sbi.alloc.alloc_for(pg, last - pg + 1, pg >= eof, goal);
         let (b, c) = match r {
             Ok(x) => x,
             Err(e) if exts.is_empty() => return Err(e),
@@ -642,9 +656,10 @@ impl<'a> Batch<'a> {
         Self { sbi, ap, new: KVec::new(), changes: KVec::new(), now, entries: 0 }
     }
 
-    /// Takes up to `want` blocks (at least one) for this batch.
-    fn alloc(&mut self, want: u64) -> Result<(u64, u64)> {
-        let (b, c) = self.sbi.alloc.alloc(want)?;
+    /// Takes up to `want` blocks (at least one) for file blocks from `pg`
+    /// (at `goal` if free there) for this batch.
+    fn alloc(&mut self, pg: u64, want: u64, goal: Option<u64>) -> Result<(u64, u64)> {
+        let (b, c) = self.sbi.alloc.alloc_for(pg, want, false, goal)?;
         if let Err(e) = self.new.push((b, c), GFP_KERNEL) {
             let _ = self.sbi.alloc.free(b, c);
             return Err(e.into());
@@ -739,7 +754,7 @@ impl<'a> Batch<'a> {
     /// zeroed; nothing for a hole (it reads as zeros already).
     fn cow_zero(&mut self, map: &mut ExtentMap, pg: u64, lo: usize, hi: usize, size_after: u64) -> Result {
         let Some(old) = old_block(map, pg) else { return Ok(()) };
-        let (nb, _) = self.alloc(1)?;
+        let (nb, _) = self.alloc(pg, 1, None)?;
         fill(self.sbi, nb, Some(old), 0, lo)?;
         fill(self.sbi, nb, None, lo, hi)?;
         fill(self.sbi, nb, Some(old), hi, BLOCK_SIZE)?;
@@ -869,7 +884,8 @@ fn fill_holes(sbi: &SbInfo, info: &InodeInfo, g: &mut Inner, first: u64, last: u
                 match map.lookup(pg) {
                     Lookup::Mapped { run, .. } => pg = pg.saturating_add(run.min(last - pg + 1)),
                     Lookup::Hole { run } => {
-                        let (blk, cnt) = b.alloc(run.min(last - pg + 1))?;
+                        let goal = map.goal(pg);
+                        let (blk, cnt) = b.alloc(pg, run.min(last - pg + 1), goal)?;
                         for i in 0..cnt {
                             sbi.pm.write_nt((blk + i) * BLOCK_SIZE_U64, &ZEROS)?;
                         }

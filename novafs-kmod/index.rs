@@ -90,6 +90,15 @@ impl ExtentMap {
         }
     }
 
+    /// The device block that would continue file block `pg - 1`
+    /// contiguously (an allocation goal for `pg`), if `pg - 1` is mapped.
+    pub(crate) fn goal(&mut self, pg: u64) -> Option<u64> {
+        match self.lookup(pg.checked_sub(1)?) {
+            Lookup::Mapped { block, .. } => block.checked_add(1),
+            Lookup::Hole { .. } => None,
+        }
+    }
+
     /// What file block `pg` maps to.
     pub(crate) fn lookup(&mut self, pg: u64) -> Lookup {
         if let Some((k, e)) = self.pred(pg) {
@@ -106,9 +115,38 @@ impl ExtentMap {
 }
 
 impl FileMap for ExtentMap {
+    /// Maps `[pgoff, pgoff+count)` to `block..`, merged with a neighbour
+    /// that continues it on the device too: a run of extents written
+    /// separately (appends, faults) is then one run for `lookup`, which is
+    /// what lets DAX map a 2 MiB range with one PMD.
     fn map(&mut self, pgoff: u64, block: u64, count: u64) {
         self.unmap(pgoff, count);
-        self.insert(pgoff, Ext { block, count });
+        if count == 0 {
+            return;
+        }
+        let (mut k, mut e) = (pgoff, Ext { block, count });
+        if let Some(p) = pgoff.checked_sub(1) {
+            if let Some((pk, pe)) = self.pred(p) {
+                if pk.checked_add(pe.count) == Some(pgoff) && pe.block.checked_add(pe.count) == Some(block) {
+                    if let Some(c) = pe.count.checked_add(count) {
+                        self.remove(pk);
+                        (k, e) = (pk, Ext { block: pe.block, count: c });
+                    }
+                }
+            }
+        }
+        if let Some(next) = pgoff.checked_add(count) {
+            let ne = self.tree.get(&next).copied();
+            if let Some(ne) = ne {
+                if block.checked_add(count) == Some(ne.block) {
+                    if let Some(c) = e.count.checked_add(ne.count) {
+                        self.remove(next);
+                        e.count = c;
+                    }
+                }
+            }
+        }
+        self.insert(k, e);
     }
 
     fn unmap(&mut self, p: u64, c: u64) {

@@ -16,6 +16,7 @@ use crate::inode::{Index, InodeInfo, Inner};
 use crate::layout::log::{encode_fixed, et, EntryHeader, WriteEntry};
 use crate::layout::{Timespec, BLOCK_SIZE, BLOCK_SIZE_U64};
 use crate::layout::walk::FileMap;
+use crate::alloc::HUGE;
 use crate::log::Appender;
 use crate::super_::SbInfo;
 use kernel::prelude::*;
@@ -46,7 +47,6 @@ pub(crate) fn fill_holes(
         return Err(EROFS);
     }
     let end = first.checked_add(count).ok_or(EINVAL)?;
-    let log = g.log;
     let Index::File(map) = &mut g.index else { return Err(EINVAL) };
     let mut exts: KVec<(u64, u64, u64)> = KVec::new();
     let free_all = |exts: &KVec<(u64, u64, u64)>| {
@@ -61,7 +61,11 @@ pub(crate) fn fill_holes(
             Lookup::Mapped { run, .. } => pg = pg.saturating_add(run).min(end),
             Lookup::Hole { run } => {
                 let want = run.min(end - pg);
-                let (b, c) = match sbi.alloc.alloc(want) {
+                let goal = match exts.last() {
+                    Some(&(p, b, c)) if p + c == pg => Some(b + c),
+                    _ => map.goal(pg),
+                };
+                let (b, c) = match sbi.alloc.alloc_for(pg, want, false, goal) {
                     Ok(x) => x,
                     Err(e) if exts.is_empty() => return Err(e),
                     Err(_) => break,
@@ -77,9 +81,35 @@ pub(crate) fn fill_holes(
     if exts.is_empty() {
         return Ok((0, pg));
     }
+    let n = commit_new(sbi, info, g, exts.as_slice(), size_after, mtime)?;
+    Ok((n, pg))
+}
+
+/// Zeroes the newly allocated extents `exts` (file block, device block,
+/// count), appends one WRITE entry per extent (`size_after`, `mtime`) and
+/// commits the tail, then maps them. On failure every extent goes back to
+/// the allocator. Returns the number of blocks mapped.
+fn commit_new(
+    sbi: &SbInfo,
+    info: &InodeInfo,
+    g: &mut Inner,
+    exts: &[(u64, u64, u64)],
+    size_after: u64,
+    mtime: Timespec,
+) -> Result<u64> {
+    let free_all = || {
+        for &(_, b, c) in exts {
+            let _ = sbi.alloc.free(b, c);
+        }
+    };
+    let log = g.log;
+    let Index::File(map) = &mut g.index else {
+        free_all();
+        return Err(EINVAL);
+    };
     let mut ap = Appender::new(sbi, info.ino, info.gen, info.rec, log);
     let r = (|| -> Result {
-        for &(epg, blk, cnt) in exts.as_slice() {
+        for &(epg, blk, cnt) in exts {
             for i in 0..cnt {
                 sbi.pm.write_nt((blk + i) * BLOCK_SIZE_U64, &ZEROS)?;
             }
@@ -102,34 +132,41 @@ pub(crate) fn fill_holes(
     })();
     if let Err(e) = r {
         ap.abort();
-        free_all(&exts);
+        free_all();
         return Err(e);
     }
     // `commit` fences the zeroing and the entries before the tail store.
     let newlog = match ap.commit() {
         Ok(l) => l,
         Err(e) => {
-            free_all(&exts);
+            free_all();
             return Err(e);
         }
     };
     let mut n = 0u64;
-    for &(epg, blk, cnt) in exts.as_slice() {
+    for &(epg, blk, cnt) in exts {
         map.map(epg, blk, cnt);
         n = n.saturating_add(cnt);
     }
     g.log = newlog;
-    Ok((n, pg))
+    Ok(n)
 }
 
 /// `iomap_begin` for a write fault (or any `IOMAP_WRITE`): the mapping at
 /// file block `pg`, allocating zeroed blocks for a hole first (at most
-/// `want` blocks, one extent). Returns (device block, run, newly allocated).
+/// `want` blocks, one extent). Returns (device block, run, newly allocated,
+/// the inode's 512-byte blocks).
+///
+/// `fault`: a page fault asks. A PMD fault asks for the 2 MiB-aligned
+/// [`HUGE`] blocks at once; it gets them only as one device-aligned extent
+/// (else `ENOSPC`, on which DAX falls back to 4 KiB faults: a hole is then
+/// filled page by page, never with a 2 MiB extent that cannot be mapped).
 pub(crate) fn write_map(
     sbi: &SbInfo,
     info: &InodeInfo,
     pg: u64,
     want: u64,
+    fault: bool,
     size: u64,
     mtime: Timespec,
 ) -> Result<(u64, u64, bool, u64)> {
@@ -139,6 +176,7 @@ pub(crate) fn write_map(
     let _l = crate::locks::lock_logs(&[info])?;
     let mut g = info.inner.lock();
     let mut new = false;
+    let huge = fault && want >= HUGE && pg % HUGE == 0;
     for _ in 0..2 {
         let Index::File(map) = &mut g.index else { return Err(EINVAL) };
         match map.lookup(pg) {
@@ -158,8 +196,16 @@ pub(crate) fn write_map(
                 if pg >= eof {
                     return Err(EINVAL);
                 }
-                let n = want.max(1).min(run).min(eof - pg);
-                fill_holes(sbi, info, &mut g, pg, n, 1, size, mtime)?;
+                if huge {
+                    // The whole 2 MiB must be a hole inside the file.
+                    if run < HUGE || eof - pg < HUGE {
+                        return Err(ENOSPC);
+                    }
+                    fill_huge(sbi, info, &mut g, pg, size, mtime)?;
+                } else {
+                    let n = want.max(1).min(run).min(eof - pg);
+                    fill_holes(sbi, info, &mut g, pg, n, 1, size, mtime)?;
+                }
                 // Every first-touch fault appends a WRITE entry: keep the
                 // log bounded. Compaction moves no data block, so this and
                 // every other mapping stay valid.
@@ -169,4 +215,18 @@ pub(crate) fn write_map(
         }
     }
     Err(EIO)
+}
+
+/// A PMD write fault on a 2 MiB hole at `pg`: one device-aligned extent of
+/// [`HUGE`] zeroed blocks, committed as [`fill_holes`] does.
+fn fill_huge(sbi: &SbInfo, info: &InodeInfo, g: &mut Inner, pg: u64, size: u64, mtime: Timespec) -> Result {
+    if !sbi.rw() {
+        return Err(EROFS);
+    }
+    let goal = match &mut g.index {
+        Index::File(map) => map.goal(pg),
+        _ => None,
+    };
+    let (b, c) = sbi.alloc.alloc_huge(pg, goal)?;
+    commit_new(sbi, info, g, &[(pg, b, c)], size, mtime).map(|_| ())
 }

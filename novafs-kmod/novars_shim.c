@@ -54,6 +54,7 @@ static_assert(offsetof(struct novars_iattr, link) == 96);
 static_assert(sizeof(struct novars_map) == 40);
 static_assert(sizeof(struct novars_statfs) == 32);
 static_assert(IOMAP_WRITE == 1);
+static_assert(IOMAP_FAULT == 1 << 3);
 static_assert(NOVARS_MAX_LOCKED <= MAX_LOCKDEP_SUBCLASSES);
 static_assert(sizeof(struct novars_create_args) == 48);
 static_assert(sizeof(struct novars_rename_args) == 96);
@@ -300,13 +301,25 @@ static int novars_break_layouts(struct inode *inode, loff_t start)
 static int novars_size_change_begin(struct inode *inode, loff_t size, u32 *flags)
 {
 	struct address_space *mapping = inode->i_mapping;
+	loff_t from = size;
 	int err = 0;
 
 	filemap_invalidate_lock(mapping);
 	if (size != i_size_read(inode) && novars_rs_seal_count(NI(inode)->info))
 		err = -EBUSY;
-	else if (size < i_size_read(inode))
-		err = novars_break_layouts(inode, round_up(size, PAGE_SIZE));
+	else if (size < i_size_read(inode)) {
+		/*
+		 * A 2 MiB entry (PMD fault) reaching below the new end would
+		 * survive truncate_pagecache (it skips entries that begin
+		 * before its start) and keep the freed blocks associated: drop
+		 * every entry from the 2 MiB boundary below the new end, the
+		 * pages that stay written back first (they fault in again).
+		 */
+		from = round_down(size, PMD_SIZE);
+		err = novars_break_layouts(inode, from);
+		if (!err && from < size)
+			err = filemap_write_and_wait_range(mapping, from, size - 1);
+	}
 	if (err) {
 		filemap_invalidate_unlock(mapping);
 		return err;
@@ -314,7 +327,7 @@ static int novars_size_change_begin(struct inode *inode, loff_t size, u32 *flags
 	/* Entries past the new end go before Rust frees their blocks (a freed
 	 * block still associated with this mapping must not be reused). */
 	if (size < i_size_read(inode))
-		truncate_pagecache(inode, size);
+		truncate_pagecache(inode, from);
 	if ((size & (PAGE_SIZE - 1)) && xa_load(&mapping->i_pages, size >> PAGE_SHIFT))
 		*flags |= NOVARS_SA_TAIL_INPLACE;
 	return 0;
@@ -952,11 +965,13 @@ static long novars_fallocate(struct file *file, int mode, loff_t offset, loff_t 
 	 * associated with this mapping trips dax_associate_entry when reused).
 	 * Wait until none of those pages is pinned (O_DIRECT, RDMA), write
 	 * back their dirty entries (the lines must reach the media first),
-	 * then drop the mappings and entries of every whole page involved.
+	 * then drop the mappings and entries of every 2 MiB unit involved
+	 * (a 2 MiB entry reaching outside the range of truncate_pagecache_range
+	 * would survive it; the pages that stay fault in again).
 	 */
-	from = round_down(min_t(loff_t, offset, i_size_read(inode)), PAGE_SIZE);
-	to = mode & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE) ?
-		LLONG_MAX : round_up(end, PAGE_SIZE) - 1;
+	from = round_down(min_t(loff_t, offset, i_size_read(inode)), PMD_SIZE);
+	to = (mode & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE)) ||
+		end > LLONG_MAX - PMD_SIZE ? LLONG_MAX : round_up(end, PMD_SIZE) - 1;
 	ret = novars_break_layouts(inode, from);
 	if (!ret)
 		ret = filemap_write_and_wait_range(inode->i_mapping, from, to);
@@ -1157,6 +1172,9 @@ static long novars_file_ioctl(struct file *file, unsigned int cmd, unsigned long
 
 static const struct file_operations novars_file_fops = {
 	.mmap		= novars_file_mmap,
+	/* 2 MiB-aligned addresses for large mappings, so PMD faults can map
+	 * them (NULL without CONFIG_TRANSPARENT_HUGEPAGE). */
+	.get_unmapped_area = thp_get_unmapped_area,
 	.llseek		= novars_file_llseek,
 	.read_iter	= novars_file_read_iter,
 	.write_iter	= novars_file_write_iter,

@@ -107,6 +107,8 @@ const _: () = assert!(core::mem::size_of::<StatFs>() == 32);
 
 /// `IOMAP_WRITE` (asserted in `novars_shim.c`).
 pub(crate) const IOMAP_WRITE: u32 = 1;
+/// `IOMAP_FAULT` (asserted in `novars_shim.c`).
+pub(crate) const IOMAP_FAULT: u32 = 1 << 3;
 
 // Pointers to C structs cross the boundary only as opaque handles; the
 // pointees' Rust layouts (which contain non-FFI-safe bindgen types) are
