@@ -4,9 +4,11 @@
  * Each subcommand works in directory DIR, prints "ok: ..." lines and exits
  * 0, or prints "FAIL: ..." and exits 1.
  *
- *   mmaptest pmd DIR        2 MiB-aligned shared mapping of a 4 MiB file:
- *                           write faults map 2 MiB pages (smaps
- *                           FilePmdMapped), data reaches read()
+ *   mmaptest pmd DIR        2 MiB faults (PAGEMAP_SCAN PAGE_IS_HUGE): write
+ *                           and read faults, mmap(NULL), mremap, punch and
+ *                           truncate of a PMD-mapped file; data reaches
+ *                           read()
+ *   mmaptest hugekb PID FILE  kB of PID's mappings of FILE mapped by PMDs
  *   mmaptest coherence DIR  random write()/pread() vs stores/loads through
  *                           shared mappings, 20000 steps, one model
  *   mmaptest private DIR    MAP_PRIVATE stores stay private; a read fault on
@@ -27,6 +29,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/falloc.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -62,46 +66,114 @@ static long blocks(int fd)
 	return st.st_blocks;
 }
 
-/* kB of FilePmdMapped in the smaps entry of the mapping at addr. */
-static long smaps_pmd(void *addr)
-{
-	char line[256], start[32];
-	long kb = -1;
-	int in = 0;
-	FILE *f = fopen("/proc/self/smaps", "r");
+/*
+ * 2 MiB mappings. /proc/PID/smaps cannot show them for DAX on 6.12: its
+ * FilePmdMapped skips devmap PMDs (vm_normal_page_pmd() returns NULL for
+ * them, and zone-device folios are not counted). The PAGEMAP_SCAN ioctl
+ * of /proc/PID/pagemap (Linux 6.7) walks the page tables themselves and
+ * reports PAGE_IS_HUGE for a range mapped by one PMD.
+ */
+#define PAGEMAP_SCAN_ _IOWR('f', 16, struct pm_scan_arg_)
+#define PAGE_IS_PRESENT_ (1 << 3)
+#define PAGE_IS_PFNZERO_ (1 << 5)
+#define PAGE_IS_HUGE_ (1 << 6)
+struct page_region_ {
+	uint64_t start, end, categories;
+};
+struct pm_scan_arg_ {
+	uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+	uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
+};
 
-	CHECK(f, "smaps");
-	snprintf(start, sizeof(start), "%lx-", (unsigned long)addr);
-	while (fgets(line, sizeof(line), f)) {
-		if (strchr(line, '-') && strchr(line, ':') && line[0] != ' ' &&
-		    strncmp(line, "FilePmdMapped", 13) && strchr(line, ' ') > strchr(line, '-'))
-			in = !strncmp(line, start, strlen(start));
-		if (in && !strncmp(line, "FilePmdMapped:", 14))
-			kb = atol(line + 14);
+/* kB of [start, end) in process pid mapped by PMDs with data (not the
+ * huge zero page). */
+static long huge_kb_of(int pid, uint64_t start, uint64_t end)
+{
+	struct page_region_ vec[64];
+	struct pm_scan_arg_ a;
+	char name[64];
+	long kb = 0;
+	int fd, n, i;
+
+	snprintf(name, sizeof(name), "/proc/%d/pagemap", pid);
+	fd = open(name, O_RDONLY);
+	CHECK(fd >= 0, "open %s: %s", name, strerror(errno));
+	while (start < end) {
+		memset(&a, 0, sizeof(a));
+		a.size = sizeof(a);
+		a.start = start;
+		a.end = end;
+		a.vec = (uintptr_t)vec;
+		a.vec_len = 64;
+		a.category_inverted = PAGE_IS_PFNZERO_;
+		a.category_mask = PAGE_IS_HUGE_ | PAGE_IS_PRESENT_ | PAGE_IS_PFNZERO_;
+		a.return_mask = PAGE_IS_HUGE_;
+		n = ioctl(fd, PAGEMAP_SCAN_, &a);
+		CHECK(n >= 0, "PAGEMAP_SCAN: %s", strerror(errno));
+		for (i = 0; i < n; i++)
+			kb += (long)((vec[i].end - vec[i].start) >> 10);
+		if (a.walk_end <= start)
+			break;
+		start = a.walk_end;
 	}
-	fclose(f);
+	close(fd);
 	return kb;
+}
+
+static long huge_kb(void *addr, size_t len)
+{
+	return huge_kb_of(getpid(), (uintptr_t)addr, (uintptr_t)addr + len);
+}
+
+/* mmaptest hugekb PID FILE: kB PMD-mapped over PID's mappings of FILE. */
+static void hugekb(int pid, const char *file)
+{
+	char name[64], line[4096], path[4096];
+	unsigned long long s, e;
+	long kb = 0;
+	FILE *f;
+
+	snprintf(name, sizeof(name), "/proc/%d/maps", pid);
+	f = fopen(name, "r");
+	CHECK(f, "%s: %s", name, strerror(errno));
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%llx-%llx %*s %*s %*s %*s %4095s", &s, &e, path) == 3 &&
+		    !strcmp(path, file))
+			kb += huge_kb_of(pid, s, e);
+	fclose(f);
+	printf("%ld\n", kb);
+}
+
+static void on_signal(int sig);
+static int touch(volatile char *p, int store);
+
+/* A 2 MiB-aligned address with room for len bytes (PROT_NONE reserve). */
+static char *aligned_area(size_t len)
+{
+	const size_t huge = 2 << 20;
+	char *res = mmap(NULL, len + huge, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	CHECK(res != MAP_FAILED, "reserve");
+	return (char *)(((uintptr_t)res + huge - 1) & ~(huge - 1));
 }
 
 static void pmd(const char *dir)
 {
 	const size_t len = 4 << 20, huge = 2 << 20;
 	int fd = create(dir, "pmd", len);
-	char *res, *m;
+	char *m, *n, *q;
 	long kb;
 	size_t i;
 
-	/* A 2 MiB-aligned address: reserve 6 MiB, map inside it. */
-	res = mmap(NULL, len + huge, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	CHECK(res != MAP_FAILED, "reserve");
-	m = (char *)(((uintptr_t)res + huge - 1) & ~(huge - 1));
-	m = mmap(m, len, PROT_READ | PROT_WRITE, MAP_SHARED_VALIDATE | MAP_SYNC | MAP_FIXED, fd, 0);
+	/* Write faults on 2 MiB-aligned holes of a MAP_SYNC mapping. */
+	m = mmap(aligned_area(len), len, PROT_READ | PROT_WRITE,
+		 MAP_SHARED_VALIDATE | MAP_SYNC | MAP_FIXED, fd, 0);
 	CHECK(m != MAP_FAILED, "mmap MAP_SYNC: %s", strerror(errno));
 	for (i = 0; i < len; i += 4096)
 		m[i] = (char)(i >> 12);
-	kb = smaps_pmd(m);
-	printf("FilePmdMapped: %ld kB after write faults on 2 MiB-aligned holes\n", kb);
-	CHECK(kb >= 2048, "no 2 MiB mapping (FilePmdMapped %ld kB)", kb);
+	kb = huge_kb(m, len);
+	printf("PMD-mapped: %ld kB after write faults on 2 MiB-aligned holes\n", kb);
+	CHECK(kb == 4096, "want both 2 MiB ranges PMD-mapped (%ld kB PMD-mapped)", kb);
 	for (i = 0; i < len; i += 4096) {
 		char c;
 
@@ -109,14 +181,83 @@ static void pmd(const char *dir)
 	}
 	munmap(m, len);
 	/* A new mapping of the now allocated file: read faults map PMDs too. */
-	m = mmap(m, len, PROT_READ, MAP_SHARED | MAP_FIXED, fd, 0);
+	m = mmap(aligned_area(len), len, PROT_READ, MAP_SHARED | MAP_FIXED, fd, 0);
 	CHECK(m != MAP_FAILED, "mmap again");
 	for (i = 0; i < len; i += 4096)
 		CHECK(m[i] == (char)(i >> 12), "mapping at %zu", i);
-	kb = smaps_pmd(m);
-	printf("FilePmdMapped: %ld kB after read faults\n", kb);
-	CHECK(kb >= 2048, "no 2 MiB mapping on read faults (%ld kB)", kb);
-	printf("ok: pmd\n");
+	kb = huge_kb(m, len);
+	printf("PMD-mapped: %ld kB after read faults\n", kb);
+	CHECK(kb == 4096, "no 2 MiB mappings on read faults (%ld kB)", kb);
+	munmap(m, len);
+
+	/* The kernel picks a 2 MiB-aligned address by itself
+	 * (get_unmapped_area): a plain mmap(NULL) gets PMDs. */
+	m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	CHECK(m != MAP_FAILED, "mmap(NULL)");
+	CHECK(((uintptr_t)m & (huge - 1)) == 0, "mmap(NULL) of 4 MiB not 2 MiB-aligned: %p", m);
+	for (i = 0; i < len; i += 4096)
+		CHECK(m[i] == (char)(i >> 12), "mmap(NULL) mapping at %zu", i);
+	kb = huge_kb(m, len);
+	printf("PMD-mapped: %ld kB through mmap(NULL)\n", kb);
+	CHECK(kb == 4096, "mmap(NULL): no 2 MiB mappings (%ld kB)", kb);
+
+	/* mremap moves the PMDs to another 2 MiB-aligned address. */
+	q = aligned_area(len);
+	n = mremap(m, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, q);
+	CHECK(n == q, "mremap: %s", strerror(errno));
+	kb = huge_kb(n, len);
+	for (i = 0; i < len; i += 4096)
+		CHECK(n[i] == (char)(i >> 12), "after mremap at %zu", i);
+	printf("PMD-mapped: %ld kB after mremap to a new address\n", kb);
+	CHECK(kb == 4096, "mremap lost the 2 MiB mappings (%ld kB)", kb);
+	/* Grow the file and the mapping: the new 2 MiB ranges fault as PMDs. */
+	CHECK(ftruncate(fd, 2 * len) == 0, "ftruncate 8 MiB");
+	m = mremap(n, len, 2 * len, MREMAP_MAYMOVE);
+	CHECK(m != MAP_FAILED, "mremap grow: %s", strerror(errno));
+	for (i = len; i < 2 * len; i += 4096)
+		m[i] = (char)(i >> 12);
+	for (i = 0; i < 2 * len; i += 4096)
+		CHECK(m[i] == (char)(i >> 12), "after mremap grow at %zu", i);
+	kb = huge_kb(m, 2 * len);
+	printf("PMD-mapped: %ld kB after growing to 8 MiB with mremap (at %p)\n", kb, m);
+	CHECK(((uintptr_t)m & (huge - 1)) ? kb >= 0 : kb == 8192,
+	      "grown mapping at a 2 MiB-aligned address without PMDs (%ld kB)", kb);
+
+	/* Punch a page out of a PMD-mapped range, store into it again. */
+	CHECK(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, huge + 8192, 4096) == 0,
+	      "punch: %s", strerror(errno));
+	CHECK(m[huge + 8192] == 0, "punched page not zero in the mapping");
+	CHECK(m[huge + 4096] == (char)((huge + 4096) >> 12) && m[huge + 12288] == (char)((huge + 12288) >> 12),
+	      "neighbours of the punched page changed");
+	m[huge + 8192] = 'P';
+	{
+		char c;
+
+		CHECK(pread(fd, &c, 1, huge + 8192) == 1 && c == 'P', "store into the punched page");
+	}
+	m[huge + 8192] = (char)((huge + 8192) >> 12);
+
+	/* Truncate through the middle of a PMD-mapped range. */
+	signal(SIGBUS, on_signal);
+	memset(m + len + huge / 2, (char)((len + huge / 2) >> 12), 4096);
+	CHECK(ftruncate(fd, len + huge / 2 + 100) == 0, "shrink to 5 MiB + 100");
+	CHECK(touch(m + len + huge - 4096, 0) == SIGBUS, "no SIGBUS past the new end (PMD range)");
+	CHECK(touch(m + len + huge, 1) == SIGBUS, "no SIGBUS storing past the new end");
+	CHECK(m[len + huge / 2 + 99] == (char)((len + huge / 2) >> 12), "byte before the new end lost");
+	CHECK(m[len + huge / 2 + 100] == 0, "tail of the last page not zeroed");
+	for (i = 0; i < len + huge / 2; i += 4096)
+		CHECK(m[i] == (char)(i >> 12), "after truncate at %zu", i);
+	CHECK(ftruncate(fd, 2 * len) == 0, "regrow");
+	for (i = len + huge / 2 + 100; i < 2 * len; i += 512)
+		CHECK(m[i] == 0, "old data at %zu came back after regrowth", i);
+	for (i = len + huge / 2 + 4096; i < 2 * len; i += 4096)
+		m[i] = (char)(i >> 12);
+	/* Back to the 4 MiB the remount check expects. */
+	munmap(m, 2 * len);
+	CHECK(ftruncate(fd, len) == 0, "truncate to 4 MiB");
+	CHECK(fsync(fd) == 0, "fsync");
+	close(fd);
+	printf("ok: pmd (write/read faults, mmap(NULL), mremap, punch, truncate)\n");
 }
 
 static uint64_t rnd_state = 88172645463325252ull;
@@ -295,11 +436,15 @@ static void self(const char *dir)
 
 int main(int argc, char **argv)
 {
-	if (argc != 3) {
-		fprintf(stderr, "usage: mmaptest pmd|coherence|private|truncate|mprotect|self DIR\n");
+	if (argc != 3 && !(argc == 4 && !strcmp(argv[1], "hugekb"))) {
+		fprintf(stderr, "usage: mmaptest hugekb PID FILE | mmaptest pmd|coherence|private|truncate|mprotect|self DIR\n");
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (!strcmp(argv[1], "hugekb")) {
+		hugekb(atoi(argv[2]), argv[3]);
+		return 0;
+	}
 	if (!strcmp(argv[1], "pmd"))
 		pmd(argv[2]);
 	else if (!strcmp(argv[1], "coherence"))
