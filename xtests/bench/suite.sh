@@ -11,15 +11,25 @@
 # `quick` runs every case briefly with scaled-down sizes (10k/100k-file
 # cases use 200/400 files): it proves the suite works, its numbers are not
 # for reading.
+# BENCH_CASES (set by `cargo xt bench --filter`): only these cases (exact
+# names, space-separated) are run, recorded and checked; unset: all.
 . "$NOVARS_GUEST_LIB"
 HERE=$NOVARS_ROOT/xtests/bench
 CASES=$HERE/cases.txt
+SEL=${BENCH_CASES:-}
+# wants ERE: does the selection hold a case matching ERE (always without one)?
+wants() {
+    [ -z "$SEL" ] && return 0
+    printf '%s\n' $SEL | grep -Eq "$1"
+}
 
 # check RESULTS: every case of cases.txt has a number (or, for an mmap case,
 # an n/a) for every file system it lists, and no case failed.
 check() {
-    awk -v results="$1" '
+    awk -v results="$1" -v sel="$SEL" '
         BEGIN {
+            nsel = split(sel, s, " ")
+            for (i = 1; i <= nsel; i++) want[s[i]] = 1
             while ((getline l < results) > 0) {
                 split(l, f, " ")
                 if (f[1] == "R") have[f[4] " " f[2]] = 1
@@ -28,6 +38,7 @@ check() {
             }
         }
         /^#/ || NF < 4 { next }
+        nsel && !want[$1] { next }
         {
             n = split($3, fss, ",")
             for (i = 1; i <= n; i++) {
@@ -41,7 +52,7 @@ check() {
         }
         END {
             if (bad) { print bad " problem(s)"; exit 1 }
-            print "all " cases " cases have a number (or an mmap n/a) for every file system"
+            print "all " cases (nsel ? " selected" : "") " cases have a number (or an mmap n/a) for every file system"
         }' "$CASES"
 }
 
@@ -59,16 +70,17 @@ FSLIST="ext4 xfs novars"
 case $MODE in
 full)
     SYS_N=500; FIO_RT=500ms; FIO_RD=64M; FIO_SEQ=128M; FIO_APPEND=2M
-    WL_SECS=1; WL_FILES=500; MD_N=1000; MAP_PAGES=500; MAP_MIB=128; SMALL=10000; LARGE=100000 ;;
+    WL_SECS=1; WL_FILES=500; MD_N=1000; MAP_PAGES=500; MAP_MIB=128; FSYNC_ROUNDS=1000; SMALL=10000; LARGE=100000 ;;
 quick)
     SYS_N=50; FIO_RT=100ms; FIO_RD=8M; FIO_SEQ=8M; FIO_APPEND=256k
-    WL_SECS=0.3; WL_FILES=50; MD_N=100; MAP_PAGES=100; MAP_MIB=8; SMALL=200; LARGE=400 ;;
+    WL_SECS=0.3; WL_FILES=50; MD_N=100; MAP_PAGES=100; MAP_MIB=8; FSYNC_ROUNDS=20; SMALL=200; LARGE=400 ;;
 *) fail "mode must be full or quick" ;;
 esac
 
 load_novars
 mkdir -p "$M" /tmp/bench
 echo "# mode $MODE" > "$OUT"
+[ -n "$SEL" ] && echo "# cases $SEL" >> "$OUT"
 
 # The measuring program xtests/guest/fsbench.c: built on the host (by
 # `cargo xt test` into target/guest-bin, by `cargo xt bench` into
@@ -90,7 +102,11 @@ now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 T0=$(date +%s%N)
 say() { echo "bench: [$(( ($(date +%s%N) - T0) / 1000000 )) ms] $*"; }
 # rec FS RUN < "CASE VALUE UNIT" lines
-rec() { awk -v fs="$1" -v run="$2" 'NF == 3 { print "R", fs, run, $1, $2, $3 }' >> "$OUT"; }
+rec() {
+    awk -v fs="$1" -v run="$2" -v sel="$SEL" '
+        BEGIN { nsel = split(sel, s, " "); for (i = 1; i <= nsel; i++) want[s[i]] = 1 }
+        NF == 3 && (!nsel || want[$1]) { print "R", fs, run, $1, $2, $3 }' >> "$OUT"
+}
 err() { echo "ERR $1 $2 $3" >> "$OUT"; echo "bench: FAILED: $1 $2: $3"; }
 mkfs_fs() { # FS [more mkfs options]
     fs=$1; shift
@@ -195,17 +211,23 @@ while [ "$r" -le "$RUNS" ]; do
         fi
         eval mm=\$MMAP_$fs
         mkdir -p $M/sys $M/fio $M/mail $M/fsrv $M/md1 $M/md2 $M/map
-        step $fs $r syscalls "$FSBENCH" syscalls $M/sys $SYS_N
-        fio_run $fs $r $M/fio $mm
-        step $fs $r mail "$FSBENCH" mail $M/mail $WL_SECS $WL_FILES
-        step $fs $r fileserver "$FSBENCH" fileserver $M/fsrv $WL_SECS $WL_FILES
-        step $fs $r mdscale-1t "$FSBENCH" mdscale $M/md1 1 $MD_N
-        step $fs $r mdscale-2t "$FSBENCH" mdscale $M/md2 2 $MD_N
-        [ $mm = yes ] && step $fs $r mapsync "$FSBENCH" mapsync $M/map $MAP_PAGES $MAP_MIB
+        wants '^(append-|overwrite-|read-|creat$|stat$|rename$|unlink$|mkdir$|rmdir$)' &&
+            step $fs $r syscalls "$FSBENCH" syscalls $M/sys $SYS_N
+        wants '^fio-' && fio_run $fs $r $M/fio $mm
+        wants '^mail$' && step $fs $r mail "$FSBENCH" mail $M/mail $WL_SECS $WL_FILES
+        wants '^fileserver$' && step $fs $r fileserver "$FSBENCH" fileserver $M/fsrv $WL_SECS $WL_FILES
+        wants '^(create|unlink)-1t$' && step $fs $r mdscale-1t "$FSBENCH" mdscale $M/md1 1 $MD_N
+        wants '^(create|unlink)-2t$' && step $fs $r mdscale-2t "$FSBENCH" mdscale $M/md2 2 $MD_N
+        [ $mm = yes ] && wants '^(fault-4k|fsync-4-dirty)' &&
+            step $fs $r mapsync "$FSBENCH" mapsync $M/map $MAP_PAGES $MAP_MIB
+        [ $mm = yes ] && wants '^fsync-1-dirty' &&
+            step $fs $r fsyncmap "$FSBENCH" fsyncmap $M/map $FSYNC_ROUNDS
         umount $M || err $fs umount "umount failed"
     done
-    say "run $r/$RUNS: raw /dev/pmem0"
-    fio_run raw $r raw no
+    if wants '^fio-'; then
+        say "run $r/$RUNS: raw /dev/pmem0"
+        fio_run raw $r raw no
+    fi
     r=$((r + 1))
 done
 
@@ -222,7 +244,8 @@ fsck_fs() {
     novars) fsck.novars -fn $DEV ;;
     esac > /tmp/bench/fsck.out 2>&1
 }
-for fs in $FSLIST; do
+wants '^(mount-|fsck-|dram-)' || FSLIST_IMAGES=""
+for fs in ${FSLIST_IMAGES-$FSLIST}; do
     # One image per file system: SMALL files, measured, then grown to LARGE.
     # ext4 and novars fix their inode count at mkfs (novars: 65536 on 1 GiB
     # by default; its inode tables do not grow yet): room for LARGE files.

@@ -12,6 +12,9 @@
 //   fsbench mapsync DIR PAGES [MIB] first-touch write faults with and
 //                                   without MAP_SYNC; fsync of 4 dirty pages
 //                                   in a MIB (default 128) MiB mapping
+//   fsbench fsyncmap DIR ROUNDS     fsync after dirtying one page of a
+//                                   1 GiB and of a 4 MiB mapping (sparse
+//                                   files), ROUNDS times each
 //   fsbench populate DIR FROM TO SIZE  files FROM..TO-1 of SIZE bytes, 1000
 //                                   a directory (p0000/f000000, ...)
 //   fsbench unclean DEV             clear a novars superblock's CLEAN bit (the
@@ -473,6 +476,55 @@ static int mapsync(const char *dir, int pages, size_t mib)
 	return 0;
 }
 
+/* fsync after dirtying ONE page of a MIB MiB shared mapping of a sparse
+ * file (ftruncate, map it all: the 1 GiB case is as large as the NVDIMM).
+ * Setup: a load every 2 MiB of the whole mapping (mapping entries
+ * everywhere, which a precise fsync must not walk), then 16 pages spread
+ * over the file stored once and fsync'ed (their blocks allocated). Each
+ * timed round stores into one of those 16 pages and fsyncs: only the fsync
+ * is timed. The cost should not depend on the mapping's size. */
+static double fsync_one_dirty(const char *name, size_t mib, int rounds)
+{
+	size_t len = mib << 20, npages = len / 4096, pages[16];
+	int fd = open_sized(name, len);
+	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		die("mmap");
+	for (size_t o = 0; o < len; o += 2 << 20)
+		(void)*(volatile char *)(p + o);
+	for (int k = 0; k < 16; k++) {
+		pages[k] = k * (npages / 16) + rnd(npages / 16);
+		p[pages[k] * 4096] = 1;
+	}
+	if (fsync(fd))
+		die("fsync");
+	double total = 0;
+	for (int r = 0; r < rounds; r++) {
+		p[pages[rnd(16)] * 4096 + rnd(4096)] = (char)r;
+		double t0 = now_ns();
+		if (fsync(fd))
+			die("fsync");
+		total += now_ns() - t0;
+	}
+	munmap(p, len);
+	close(fd);
+	unlink(name);
+	return total / rounds / 1000;
+}
+
+static int fsyncmap(const char *dir, int rounds)
+{
+	if (chdir(dir))
+		die("chdir");
+	if (mmapprobe(".") != 0)
+		return NA_EXIT;
+	if (rounds < 1)
+		return 2;
+	result("fsync-1-dirty-of-4m", fsync_one_dirty("map4m", 4, rounds), "us");
+	result("fsync-1-dirty-of-1g", fsync_one_dirty("map1g", 1024, rounds), "us");
+	return 0;
+}
+
 /* ---- images for mount/fsck timing ---- */
 
 static int populate(const char *dir, int from, int to, int size)
@@ -591,6 +643,8 @@ int main(int argc, char **argv)
 		return mmapprobe(argv[2]);
 	if (!strcmp(cmd, "mapsync") && (argc == 4 || argc == 5))
 		return mapsync(argv[2], atoi(argv[3]), argc == 5 ? (size_t)atoi(argv[4]) : 128);
+	if (!strcmp(cmd, "fsyncmap") && argc == 4)
+		return fsyncmap(argv[2], atoi(argv[3]));
 	if (!strcmp(cmd, "populate") && argc == 6)
 		return populate(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]));
 	if (!strcmp(cmd, "unclean") && argc == 3)

@@ -35,6 +35,11 @@ pub struct BenchArgs {
     /// earlier run (e.g. target/bench/samples.txt).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["quick", "runs"])]
     from: Option<PathBuf>,
+    /// Only the cases whose name contains PATTERN (repeatable or
+    /// comma-separated), e.g. `--filter fault-4k,fsync-1-dirty`; the guest
+    /// then runs only what those cases need.
+    #[arg(long, value_name = "PATTERN", value_delimiter = ',')]
+    filter: Vec<String>,
 }
 
 /// The file systems compared, in column order; `raw` is the device itself.
@@ -49,6 +54,19 @@ pub struct Case {
     /// Needs shared mmap with MAP_SYNC: a file system without it may say n/a.
     pub mmap: bool,
     pub about: String,
+}
+
+/// The cases whose name contains one of `patterns` (all without any).
+pub fn select(cases: Vec<Case>, patterns: &[String]) -> Result<Vec<Case>> {
+    if patterns.is_empty() {
+        return Ok(cases);
+    }
+    let all: Vec<String> = cases.iter().map(|c| c.name.clone()).collect();
+    let picked: Vec<Case> = cases.into_iter().filter(|c| patterns.iter().any(|p| c.name.contains(p.as_str()))).collect();
+    if picked.is_empty() {
+        bail!("--filter {}: no case matches; the cases are: {}", patterns.join(","), all.join(" "));
+    }
+    Ok(picked)
 }
 
 /// Lower values are better (latencies, times, memory).
@@ -246,6 +264,13 @@ pub fn rows(cases: &[Case], s: &Samples) -> Vec<Row> {
     out
 }
 
+/// Issue 5's targets, each file system against itself: (case, over case,
+/// the range novars's ratio must be in).
+pub const SELF_TARGETS: [(&str, &str, f64, f64); 2] = [
+    ("fault-4k+MAP_SYNC", "fault-4k", 0.0, 1.2),
+    ("fsync-1-dirty-of-1g", "fsync-1-dirty-of-4m", 0.5, 2.0),
+];
+
 /// The targets of issue 6: (row, against, at least).
 pub const TARGETS: [(&str, &str, f64); 7] = [
     ("durable-append-1k", "ext4", 3.0),
@@ -315,9 +340,12 @@ pub fn table(rows: &[Row], runs: u32, quick: bool) -> String {
     for n in notes {
         let _ = writeln!(t, "  {n}");
     }
-    let _ = writeln!(t, "targets (issue 6):");
+    if TARGETS.iter().any(|(name, _, _)| rows.iter().any(|r| r.name == *name)) {
+        let _ = writeln!(t, "targets (issue 6):");
+    }
     for (name, against, want) in TARGETS {
-        let got = rows.iter().find(|r| r.name == name).and_then(|r| r.ratio(against));
+        let Some(row) = rows.iter().find(|r| r.name == name) else { continue };
+        let got = row.ratio(against);
         let _ = match got {
             Some(g) => writeln!(
                 t,
@@ -326,6 +354,24 @@ pub fn table(rows: &[Row], runs: u32, quick: bool) -> String {
             ),
             None => writeln!(t, "  {name} vs {against}: no number"),
         };
+    }
+    let mut header = false;
+    for (num, den, lo, hi) in SELF_TARGETS {
+        let (Some(n), Some(d)) = (rows.iter().find(|r| r.name == num), rows.iter().find(|r| r.name == den)) else { continue };
+        if !header {
+            let _ = writeln!(t, "targets (issue 5, each file system against itself):");
+            header = true;
+        }
+        let ratio = |fs: &str| Some(n.stat(fs)?.median / d.stat(fs)?.median).filter(|r| r.is_finite());
+        let per: Vec<String> =
+            ["ext4", "xfs", "novars"].iter().map(|fs| format!("{fs} {}", ratio(fs).map_or("-".into(), |r| format!("{r:.2}")))).collect();
+        let want = if lo > 0.0 { format!("novars within {lo}..{hi}") } else { format!("novars <= {hi}") };
+        let verdict = match ratio("novars") {
+            Some(r) if r >= lo && r <= hi => "met",
+            Some(_) => "MISSED",
+            None => "no number",
+        };
+        let _ = writeln!(t, "  {num} / {den}: {} (target: {want}) {verdict}", per.join(", "));
     }
     t
 }
@@ -469,6 +515,7 @@ pub fn build_programs() -> Result<PathBuf> {
 
 pub fn bench(args: &BenchArgs) -> Result<i32> {
     let cases = parse_cases(&fs::read_to_string(repo_root().join("xtests/bench/cases.txt"))?)?;
+    let cases = select(cases, &args.filter)?;
     if let Some(from) = &args.from {
         let raw = fs::read_to_string(from).with_context(|| format!("reading {}", from.display()))?;
         let runs = raw.lines().filter_map(|l| l.strip_prefix("R ")?.split_whitespace().nth(1)?.parse::<u32>().ok()).max().unwrap_or(0);
@@ -493,7 +540,12 @@ pub fn bench(args: &BenchArgs) -> Result<i32> {
         ..VmConfig::default()
     };
     let suite = repo_root().join("xtests/bench/suite.sh");
-    let cmd = format!("sh {} {mode} {runs}", vm::sh_quote(&suite.display().to_string()));
+    let mut cmd = format!("sh {} {mode} {runs}", vm::sh_quote(&suite.display().to_string()));
+    if !args.filter.is_empty() {
+        let names: Vec<&str> = cases.iter().map(|c| c.name.as_str()).collect();
+        say!("bench: {} case(s): {}", names.len(), names.join(" "));
+        cmd = format!("env BENCH_CASES={} {cmd}", vm::sh_quote(&names.join(" ")));
+    }
     let out = vm::run(&cfg, &format!("bench-{mode}"), &cmd, None)?;
     let raw = fs::read_to_string(out.log_dir.join("bench.txt")).unwrap_or_default();
     let dir = bench_dir();
@@ -615,11 +667,35 @@ mod unit {
         let t = table(&rows, 3, false);
         assert!(t.contains("durable-append-1k vs ext4: 30.00 (target >= 3) met"), "{t}");
         assert!(t.contains("fio-seq-write-1m-j1 vs raw: 0.90 (target >= 0.9) met"), "{t}");
-        assert!(t.contains("creat vs ext4: no number"), "{t}");
+        assert!(!t.contains("creat vs ext4"), "a target without its row is left out: {t}");
         let md = markdown(&rows);
         assert!(md.contains("| durable-append-1k | us | 300 ±0% | 200 ±0% | 10.0 ±0% |  | 30.00 | 20.00 |  |"), "{md}");
         let c = csv(&rows);
         assert!(c.lines().any(|l| l.starts_with("durable-append-1k,us,300,300,300,3,200,")), "{c}");
+    }
+
+    #[test]
+    fn filter_and_self_ratios() {
+        let cases = parse_cases(CASES).unwrap();
+        let picked = select(cases.clone(), &["append".into(), "fault".into()]).unwrap();
+        let names: Vec<&str> = picked.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["append-1k", "append-1k+fsync", "fault-4k"]);
+        assert_eq!(select(cases.clone(), &[]).unwrap().len(), cases.len());
+        assert!(select(cases, &["nothing-like-it".into()]).is_err());
+        let two = parse_cases(
+            "fault-4k us ext4,xfs,novars mmap f\nfault-4k+MAP_SYNC us ext4,xfs,novars mmap s\n\
+             fsync-1-dirty-of-4m us ext4,xfs,novars mmap a\nfsync-1-dirty-of-1g us ext4,xfs,novars mmap b\n",
+        )
+        .unwrap();
+        let mut text = String::new();
+        for (fs, f, fs_, a, b) in [("ext4", 60.0, 480.0, 20.0, 22.0), ("xfs", 100.0, 500.0, 20.0, 30.0), ("novars", 20.0, 18.0, 10.0, 25.0)] {
+            text.push_str(&format!("R {fs} 1 fault-4k {f} us\nR {fs} 1 fault-4k+MAP_SYNC {fs_} us\n"));
+            text.push_str(&format!("R {fs} 1 fsync-1-dirty-of-4m {a} us\nR {fs} 1 fsync-1-dirty-of-1g {b} us\n"));
+        }
+        let t = table(&rows(&two, &parse_samples(&text)), 1, false);
+        assert!(t.contains("fault-4k+MAP_SYNC / fault-4k: ext4 8.00, xfs 5.00, novars 0.90 (target: novars <= 1.2) met"), "{t}");
+        assert!(t.contains("fsync-1-dirty-of-1g / fsync-1-dirty-of-4m: ext4 1.10, xfs 1.50, novars 2.50 (target: novars within 0.5..2) MISSED"), "{t}");
+        assert!(!t.contains("targets (issue 6)"), "no issue-6 row, no heading: {t}");
     }
 
     #[test]
