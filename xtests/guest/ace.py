@@ -297,7 +297,9 @@ class Driver:
     reports go, ACE_TMP scratch (base images), ACE_CC the checker,
     ACE_FSCK fsck.novars, ACE_MOUNT_SAMPLE crash images per sampled
     workload that are also mounted by the kernel (below), ACE_MOUNT_EVERY
-    one workload in this many is sampled (the first included).
+    one workload in this many is sampled (the first included),
+    ACE_MOUNT_FAULTS=1 also mounts the first violating image of each
+    expected violation (a deliberate fault; informative only).
 
     The kernel's own recovery is checked on a sample: for ACE_MOUNT_SAMPLE
     crash images of each workload (seeded by its name) and for the first
@@ -324,6 +326,7 @@ class Driver:
         self.fsck = e["ACE_FSCK"]
         self.sample = int(e.get("ACE_MOUNT_SAMPLE", "1"))
         self.every = max(1, int(e.get("ACE_MOUNT_EVERY", "1")))
+        self.mount_faults = e.get("ACE_MOUNT_FAULTS", "0") == "1"
         self.legal = {}
         self.results = {"workloads": 0, "images": 0, "unexpected": 0, "mounted": 0}
         # Where the time goes: tracing (restore, mount, workload, trace
@@ -453,7 +456,7 @@ class Driver:
                 r = random.Random(name)
                 for i in sorted(r.sample(range(n), min(self.sample, n))):
                     self.kernel_check(name, base, i, expect_legal=True)
-            else:
+            elif not ok or self.mount_faults:
                 bad = [l.split()[2].rstrip(":") for l in report.splitlines() if l.startswith("VIOLATION image")]
                 for i in bad[:1]:
                     self.kernel_check(name, base, int(i), expect_legal=False)

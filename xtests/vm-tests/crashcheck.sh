@@ -12,21 +12,22 @@
 # ends before the unmount, except for `mount_unmount`, which traces both.
 # Traces, base images and reports are kept in $NOVARS_OUT/crashcheck/.
 # Environment:
-#   NOVARS_ACE_SEQ2_SECONDS  seconds spent on seq-2 pairs (default 30)
+#   NOVARS_ACE_SEQ2_SECONDS  seconds spent on seq-2 pairs (default 25)
 #   NOVARS_ACE_SEQ2=all      every seq-2 pair instead (the long mode: about
 #                            1700 pairs, an hour or two under TCG)
 #   NOVARS_ACE_SEED          seed of the seq-2 sample's order and of the
 #                            fuzzer (default: the time)
 #   NOVARS_ACE_FUZZ="N K"    at most N fuzzer workloads of K calls (default
 #                            "1000 25"; N = 0: off)
-#   NOVARS_ACE_FUZZ_SECONDS  seconds spent on fuzzer workloads (default 20)
+#   NOVARS_ACE_FUZZ_SECONDS  seconds spent on fuzzer workloads (default 15)
 #   NOVARS_ACE_MOUNT_SAMPLE  crash images per workload also mounted by the
-#                            kernel and compared (default 1 in seq-1, 0 in
-#                            seq-2; every unexpected violation's first image
-#                            and each fault's first are mounted regardless)
+#                            kernel and compared (default 1 in seq-1 and the
+#                            fuzzer, 0 in seq-2; every unexpected violation's
+#                            first image is mounted regardless)
 #   NOVARS_ACE_MOUNT_EVERY   seq-1 and fuzzer workloads sampled: one in N
-#                            (default 5 and 2; each mount costs about 3 s
+#                            (default 8 and 2; each mount costs about 3 s
 #                            under TCG)
+#   NOVARS_ACE_MOUNT_FAULTS=1 also mount each fault's first violating image
 #   NOVARS_ACE_ONLY="op..."  only these seq-1 operations, no seq-2 (and no
 #                            fuzzer unless NOVARS_ACE_FUZZ is set)
 #   NOVARS_TRACE_KO          another tracing build of novars.ko
@@ -75,13 +76,13 @@ else
     $ACE list | while read op; do echo "$op 0 clean $op"; done
 fi > $W/seq1
 echo "seq-1:"
-ACE_MOUNT_SAMPLE=${NOVARS_ACE_MOUNT_SAMPLE:-1} ACE_MOUNT_EVERY=${NOVARS_ACE_MOUNT_EVERY:-5} $ACE drive 100000 < $W/seq1 || fail "seq-1: violations (reports in $T)"
+ACE_MOUNT_SAMPLE=${NOVARS_ACE_MOUNT_SAMPLE:-1} ACE_MOUNT_EVERY=${NOVARS_ACE_MOUNT_EVERY:-8} $ACE drive 100000 < $W/seq1 || fail "seq-1: violations (reports in $T)"
 ok "seq-1: every operation, zero violations"
 
 # seq-2: pairs in a seeded random order, for a time budget (or all).
 if [ -z "${NOVARS_ACE_ONLY:-}" ]; then
     seed=${NOVARS_ACE_SEED:-$(date +%s)}
-    budget=${NOVARS_ACE_SEQ2_SECONDS:-30}
+    budget=${NOVARS_ACE_SEQ2_SECONDS:-25}
     [ "${NOVARS_ACE_SEQ2:-}" != all ] || budget=1000000
     $ACE pairs 0 $seed | while read a b; do echo "$a+$b 0 clean $a $b"; done > $W/seq2
     echo "seq-2: $(wc -l < $W/seq2) pairs, seed $seed, budget $budget s:"
@@ -100,7 +101,7 @@ if { [ -z "${NOVARS_ACE_ONLY:-}" ] || [ -n "${NOVARS_ACE_FUZZ:-}" ]; } && [ "$1"
         echo "fuzz-$((base + i))x$2 0 clean fuzz:$((base + i)):$2"
         i=$((i + 1))
     done > $W/fuzz
-    fbudget=${NOVARS_ACE_FUZZ_SECONDS:-20}
+    fbudget=${NOVARS_ACE_FUZZ_SECONDS:-15}
     echo "fuzz: up to $1 workloads of $2 calls, seeds from $base, budget $fbudget s:"
     ACE_MOUNT_SAMPLE=${NOVARS_ACE_MOUNT_SAMPLE:-1} ACE_MOUNT_EVERY=${NOVARS_ACE_MOUNT_EVERY:-2} \
         $ACE drive $fbudget < $W/fuzz \
@@ -120,5 +121,5 @@ fault-rename_without_journal $((1 << 4)) violations rename_cross_dir
 fault-fault_commit_no_flush $((1 << 5)) violations mapsync_store_hole
 EOF2
 echo "faults:"
-ACE_MOUNT_SAMPLE=0 $ACE drive 100000 < $W/faults || fail "a deliberate fault went unreported"
+ACE_MOUNT_SAMPLE=0 ACE_MOUNT_FAULTS=${NOVARS_ACE_MOUNT_FAULTS:-0} $ACE drive 100000 < $W/faults || fail "a deliberate fault went unreported"
 ok "faults: all 6 reported, none with the faults off"
