@@ -154,17 +154,22 @@ pub fn ncpus() -> usize {
 pub struct FileLock(#[allow(dead_code)] std::fs::File);
 
 impl FileLock {
-    pub fn acquire(path: &Path, what: &str) -> Result<FileLock> {
-        use std::os::fd::AsRawFd;
+    /// Open (creating it and its directory if need be) a lock file.
+    fn open(path: &Path) -> Result<std::fs::File> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let f = std::fs::OpenOptions::new()
+        std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(path)
-            .with_context(|| format!("opening lock file {}", path.display()))?;
+            .with_context(|| format!("opening lock file {}", path.display()))
+    }
+
+    pub fn acquire(path: &Path, what: &str) -> Result<FileLock> {
+        use std::os::fd::AsRawFd;
+        let f = Self::open(path)?;
         // SAFETY: flock on an fd we own; the lock goes when the File closes.
         if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             crate::say!("another harness run is using {what} ({}); waiting for it", path.display());
@@ -180,19 +185,7 @@ impl FileLock {
     /// of lock files), polling once a second while all are taken.
     pub fn acquire_any(paths: &[PathBuf], what: &str) -> Result<FileLock> {
         use std::os::fd::AsRawFd;
-        let mut files = Vec::new();
-        for path in paths {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            let f = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(path)
-                .with_context(|| format!("opening lock file {}", path.display()))?;
-            files.push(f);
-        }
+        let mut files = paths.iter().map(|p| Self::open(p)).collect::<Result<Vec<_>>>()?;
         if files.is_empty() {
             bail!("no lock files for {what}");
         }
