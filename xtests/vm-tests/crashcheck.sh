@@ -28,6 +28,7 @@
 #                            (default 8 and 2; each mount costs about 3 s
 #                            under TCG)
 #   NOVARS_ACE_MOUNT_FAULTS=1 also mount each fault's first violating image
+#                            and keep its base image (runnable reproducers)
 #   NOVARS_ACE_ONLY="op..."  only these seq-1 operations, no seq-2 (and no
 #                            fuzzer unless NOVARS_ACE_FUZZ is set)
 #   NOVARS_TRACE_KO          another tracing build of novars.ko
