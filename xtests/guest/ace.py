@@ -3,6 +3,7 @@
 
   ace.py populate DIR        the small pre-populated tree (for mkfs -d)
   ace.py dirty MNT           fill the free space with old bytes, free it
+  ace.py gcprep MNT          G/ with a log one entry short of compaction
   ace.py list                every single operation, one name a line
   ace.py run MNT OP [OP...]  run the operations in order on the tree at MNT
   ace.py pairs N SEED        N distinct seq-2 workloads (pairs), seeded
@@ -63,6 +64,25 @@ def dirty(mnt):
     for p in names:
         if os.path.exists(p):
             os.unlink(p)
+
+
+def gcprep(mnt):
+    """G/ whose log is 15 full pages, one short of the log compaction bound
+    (gc.rs: 16): k1 and k2, then 539 create+unlink pairs; each DENTRY
+    entry of a name of at most 8 bytes takes 56 bytes, 72 to a page, so the
+    1080 entries fill 15 pages exactly. The next name created in G (op
+    dir_compact) opens page 16, and the kernel compacts G's log within
+    that call. crashcheck.sh checks the page count (st_blocks after a
+    remount) and that the call does compact."""
+    g = f"{mnt}/G"
+    os.mkdir(g)
+    for n in ("k1", "k2"):
+        with open(f"{g}/{n}", "wb") as f:
+            f.write(data(100, n))
+    for i in range(539):
+        p = f"{g}/x{i:04d}"
+        os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o644))
+        os.unlink(p)
 
 
 def pwrite(path, off, n, flags=0):
@@ -251,6 +271,9 @@ OPS = {
     # allocates a zeroed block and commits it before the store.
     "mapsync_store_hole": (lambda m: os.truncate(unmapped(f"{m}/B/baz"), 3 * BLK),
                            lambda m: mapsync_store(f"{m}/B/baz", 2 * BLK + 100, 200)),
+    # G's log is one entry short of 16 pages (gcprep): this create's commit
+    # is followed by a compaction of the directory's log (gc.rs).
+    "dir_compact": lambda m: os.close(os.open(f"{m}/G/new", os.O_CREAT | os.O_WRONLY, 0o644)),
 }
 
 
@@ -659,6 +682,8 @@ def run(mnt, names):
 def main(argv):
     if len(argv) >= 3 and argv[1] == "populate":
         populate(argv[2])
+    elif len(argv) == 3 and argv[1] == "gcprep":
+        gcprep(argv[2])
     elif len(argv) == 3 and argv[1] == "dirty":
         dirty(argv[2])
     elif len(argv) == 2 and argv[1] == "list":
