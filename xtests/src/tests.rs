@@ -38,7 +38,8 @@
 //! fails the test whatever it returned.
 //!
 //! Boots run in parallel lanes (`--lanes`, default one per host CPU), each
-//! lane on its own NVDIMM image set (`target/vm/lane<K>/`): the boot groups
+//! boot on a free NVDIMM image set of a pool (`target/vm/lane<K>/`; the
+//! images of `cargo xt vm`/`shell`/`demo` stay apart): the boot groups
 //! are split to balance the lanes by the tests' `cost:` (a debug-kernel test
 //! counts three times), and the lanes take the jobs longest first. A lane's
 //! guest output is printed when its boot ends.
@@ -379,8 +380,8 @@ fn split_group<'a>(group: &[&'a VmTest], flavour: Flavour, lanes: usize) -> Vec<
         .collect()
 }
 
-/// Run the jobs on `lanes` parallel lanes, longest first, each lane on its
-/// own image set (one lane: the shared images, output live).
+/// Run the jobs on `lanes` parallel lanes, longest first, each boot on a
+/// free image set of the pool `target/vm/lane<K>/` (one lane: output live).
 fn run_jobs(mut jobs: Vec<Job>, lanes: usize, t: &mut Tally) {
     jobs.sort_by_key(|j| std::cmp::Reverse(j.cost()));
     let lanes = lanes.min(jobs.len()).max(1);
@@ -394,11 +395,11 @@ fn run_jobs(mut jobs: Vec<Job>, lanes: usize, t: &mut Tally) {
     let queue = std::sync::Mutex::new(std::collections::VecDeque::from(jobs));
     let total = std::sync::Mutex::new(std::mem::take(t));
     std::thread::scope(|s| {
-        for lane in 0..lanes {
+        for _ in 0..lanes {
             let (queue, total) = (&queue, &total);
             s.spawn(move || loop {
                 let Some(job) = queue.lock().ok().and_then(|mut q| q.pop_front()) else { break };
-                let lane_cfg = Lane { images: (lanes > 1).then(|| format!("lane{lane}")), echo: lanes == 1 };
+                let lane_cfg = Lane { images: Some(vm::ANY_LANE.to_string()), echo: lanes == 1 };
                 let mut mine = Tally::default();
                 if job.crash {
                     crash_series(&job.tests, job.flavour, job.ko.as_deref(), &lane_cfg, &mut mine);
@@ -417,7 +418,7 @@ fn run_jobs(mut jobs: Vec<Job>, lanes: usize, t: &mut Tally) {
     *t = total.into_inner().unwrap_or_default();
 }
 
-/// Where a job runs: its lane's image set (None: the shared one) and
+/// Where a job runs: an image set (a free one of the lane pool) and
 /// whether the guest's output is echoed live (only with a single lane).
 struct Lane {
     images: Option<String>,

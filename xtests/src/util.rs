@@ -183,18 +183,21 @@ impl FileLock {
 
     /// Lock whichever of `paths` is free first (a counting semaphore made
     /// of lock files), polling once a second while all are taken.
-    pub fn acquire_any(paths: &[PathBuf], what: &str) -> Result<FileLock> {
+    pub fn acquire_any(paths: &[PathBuf], what: &str) -> Result<(usize, FileLock)> {
         use std::os::fd::AsRawFd;
-        let mut files = paths.iter().map(|p| Self::open(p)).collect::<Result<Vec<_>>>()?;
+        let mut files = paths.iter().map(|p| Self::open(p).map(Some)).collect::<Result<Vec<_>>>()?;
         if files.is_empty() {
             bail!("no lock files for {what}");
         }
         let mut said = false;
         loop {
-            for (i, f) in files.iter().enumerate() {
+            for (i, slot) in files.iter_mut().enumerate() {
+                let Some(f) = slot else { continue };
                 // SAFETY: flock on an fd we own; the lock goes when the File closes.
                 if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-                    return Ok(FileLock(files.swap_remove(i)));
+                    if let Some(f) = slot.take() {
+                        return Ok((i, FileLock(f)));
+                    }
                 }
             }
             if !said {

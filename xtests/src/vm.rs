@@ -54,7 +54,8 @@ pub struct VmConfig {
     pub module: Option<PathBuf>,
     /// A private set of NVDIMM images (`target/vm/<name>/`) instead of the
     /// shared ones: a crash test's images must survive from one boot to the
-    /// next, whatever other harness runs do between them.
+    /// next, whatever other harness runs do between them. [`ANY_LANE`]: any
+    /// free set of the pool `target/vm/lane<K>/` (the test harness's boots).
     pub images: Option<String>,
 }
 
@@ -329,14 +330,25 @@ struct VmLocks {
     _slot: FileLock,
 }
 
-fn lock(cfg: &VmConfig) -> Result<VmLocks> {
-    let images = FileLock::acquire(&image_dir(cfg).join("lock"), "the VM images")?;
+/// `VmConfig::images` for "any free image set of the lane pool".
+pub const ANY_LANE: &str = "lane*";
+
+/// Lock the run's image set (choosing one from the pool for [`ANY_LANE`]:
+/// the returned config names it), then a VM slot.
+fn lock(cfg: &VmConfig) -> Result<(VmConfig, VmLocks)> {
+    let (cfg, images) = if cfg.images.as_deref() == Some(ANY_LANE) {
+        let pool: Vec<PathBuf> = (0..2 * util::ncpus().max(1)).map(|k| vm_dir().join(format!("lane{k}")).join("lock")).collect();
+        let (k, lock) = FileLock::acquire_any(&pool, "every lane's VM images")?;
+        (VmConfig { images: Some(format!("lane{k}")), ..cfg.clone() }, lock)
+    } else {
+        (cfg.clone(), FileLock::acquire(&image_dir(cfg).join("lock"), "the VM images")?)
+    };
     // SAFETY: getuid(2) cannot fail and touches no memory.
     let uid = unsafe { libc::getuid() };
     let dir = std::env::temp_dir().join(format!("novars-vm-slots-{uid}"));
     let slots: Vec<PathBuf> = (0..util::ncpus().max(1)).map(|i| dir.join(format!("slot{i}.lock"))).collect();
-    let slot = FileLock::acquire_any(&slots, "every VM slot")?;
-    Ok(VmLocks { _images: images, _slot: slot })
+    let (_, slot) = FileLock::acquire_any(&slots, "every VM slot")?;
+    Ok((cfg, VmLocks { _images: images, _slot: slot }))
 }
 
 fn new_run_dir(name: &str) -> Result<PathBuf> {
@@ -385,7 +397,8 @@ pub fn module_if_it_builds(flavour: Flavour) -> Option<PathBuf> {
 /// `name` names the log directory.
 pub fn run(cfg: &VmConfig, name: &str, cmd: &str, crash: Option<&Crash>) -> Result<Outcome> {
     let kernel = kernel::ensure(cfg.flavour)?;
-    let _lock = lock(cfg)?;
+    let (cfg, _lock) = lock(cfg)?;
+    let cfg = &cfg;
     prepare_images(cfg)?;
     let run_dir = new_run_dir(name)?;
     let script = write_run_script(cfg, &run_dir, cmd)?;
@@ -536,7 +549,8 @@ pub fn shell(cfg: &VmConfig) -> Result<()> {
         run(&prep_cfg, "shell-prep", "true", None)?;
     }
     let kernel = kernel::ensure(cfg.flavour)?;
-    let _lock = lock(cfg)?;
+    let (cfg, _lock) = lock(cfg)?;
+    let cfg = &cfg;
     let run_dir = new_run_dir("shell")?;
     say!("shell: in the guest, /dev/pmem* are fsdax; scratch space is /tmp and {}", run_dir.display());
     for (k, v) in guest_env(cfg, &run_dir) {
