@@ -356,7 +356,9 @@ impl Job<'_> {
 /// boot pays for itself; each boot keeps the tests in name order.
 fn split_group<'a>(group: &[&'a VmTest], flavour: Flavour, lanes: usize) -> Vec<Vec<&'a VmTest>> {
     let total: u64 = group.iter().map(|v| test_cost(v, flavour)).sum();
-    let worth = (total / (boot_cost(flavour) * 30).max(1)).max(1) as usize;
+    // Split when the work a second boot takes over is at least six boots'
+    // worth (a debug boot is about a minute).
+    let worth = (total / (boot_cost(flavour) * 6).max(1)).max(1) as usize;
     let k = lanes.min(worth).min(group.len()).max(1);
     if k == 1 {
         return vec![group.to_vec()];
@@ -762,7 +764,11 @@ mod unit {
         assert!(chunks.iter().all(|c| c.windows(2).all(|w| w[0].name < w[1].name)), "name order kept");
         // One lane, or too little work for a second boot: one group.
         assert_eq!(split_group(&group, Flavour::Normal, 1).len(), 1);
-        assert_eq!(split_group(&group[3..], Flavour::Normal, 2).len(), 1);
+        let small = [mk("f", 20), mk("g", 20)];
+        let small: Vec<&VmTest> = small.iter().collect();
+        assert_eq!(split_group(&small, Flavour::Normal, 2).len(), 1);
+        // A debug batch of twelve minutes is worth two boots.
+        assert_eq!(split_group(&group, Flavour::Debug, 2).len(), 2);
     }
 
     #[test]
