@@ -16,7 +16,8 @@
 # each: stress-ng 0.15 prints bogo-op metrics for at most 12 stressors of
 # one run, and with all 66 workers at once on 2 TCG vCPUs the later ones
 # barely ran. Every stressor must report bogo ops > 0 (it did work) unless
-# stress-ng said it skipped it.
+# stress-ng said it skipped it; one that did none in its crowded group
+# runs again alone and must do work there.
 . "$NOVARS_GUEST_LIB"
 command -v stress-ng >/dev/null || fail "stress-ng not installed: run \`cargo xt setup\`"
 load_novars
@@ -32,29 +33,25 @@ link locka lockf lockofd mknod open rename seek symlink sync-file touch utime"
 must mkfs.novars -q -f /dev/pmem0
 must novars_mount /dev/pmem0 $W/m
 kmsg "stress: $SECONDS_ s, $N workers per stressor"
-set -- $STRESSORS
-ngroups=3
-per=$(( ($# + ngroups - 1) / ngroups ))
-secs=$(( (SECONDS_ + ngroups - 1) / ngroups ))
-g=0
-worked=0
-while [ $# -gt 0 ]; do
-    g=$((g + 1))
-    group=""
-    i=0
-    while [ $# -gt 0 ] && [ $i -lt $per ]; do group="$group $1"; shift; i=$((i + 1)); done
+# run_group G SECS STRESSOR...: one stress-ng run; fails the test on a
+# stressor failure, an unexpected exit status or an incomplete run.
+run_group() {
+    g=$1; gsecs=$2; shift 2
     args=""
-    for s in $group; do args="$args --$s $N"; done
+    for s in "$@"; do args="$args --$s $N"; done
     out=$W/stress-$g.out
     start=$(date +%s)
     # Bounded sizes (copy-file takes 128M at least): the device is 1 GiB.
+    # --dir-dirs 256: stress-ng's dir stressor removes all of its
+    # directories (8192 by default) when its time is up, which on the
+    # debug kernel outlasted stress-ng's grace period (its metrics lost).
     # shellcheck disable=SC2086
-    stress-ng $args --temp-path $W/m --timeout "${secs}s" --verify --metrics-brief \
+    stress-ng $args --temp-path $W/m --timeout "${gsecs}s" --verify --metrics-brief \
         --hdd-bytes 32M --iomix-bytes 32M --fallocate-bytes 32M --copy-file-bytes 128M \
         --sync-file-bytes 16M --dirdeep-dirs 1 --dirdeep-inodes 2000 --chdir-dirs 1024 \
-        --log-file $W/stress-$g.log > $out 2>&1
+        --dir-dirs 256 --log-file $W/stress-$g.log > $out 2>&1
     rc=$?
-    echo "stress-ng group $g ($(echo $group | wc -w) stressors):$group: exit $rc after $(( $(date +%s) - start )) s"
+    echo "stress-ng group $g ($#):" "$@" ": exit $rc after $(( $(date +%s) - start )) s"
     cp $W/stress-$g.log $out "$NOVARS_OUT/" 2>/dev/null || true
     # stress-ng's verdict: its "fail:" lines (a stressor's own verification
     # failed, or it got an unexpected errno) and its exit status: 0 all
@@ -68,19 +65,54 @@ while [ $# -gt 0 ]; do
     grep -q "^stress-ng: fail" $out && fail "a stressor of group $g reported a failure"
     grep -q "unsuccessful run" $out && fail "stress-ng: unsuccessful run (group $g)"
     grep -q "run completed" $out || fail "stress-ng did not complete its run (group $g)"
+}
+
+# bogo_ops S: the bogo ops stressor S reported in the last run's output
+# ("stress-ng: metrc: [PID] NAME BOGO-OPS REAL USR SYS RATE RATE";
+# --metrics-brief leaves out a stressor with none).
+bogo_ops() { awk -v s=$1 '$2 == "metrc:" && $4 == s && $5 ~ /^[0-9]+$/ { print $5; exit }' $out; }
+
+set -- $STRESSORS
+ngroups=3
+per=$(( ($# + ngroups - 1) / ngroups ))
+secs=$(( (SECONDS_ + ngroups - 1) / ngroups ))
+g=0
+worked=0
+alone=""
+while [ $# -gt 0 ]; do
+    g=$((g + 1))
+    group=""
+    i=0
+    while [ $# -gt 0 ] && [ $i -lt $per ]; do group="$group $1"; shift; i=$((i + 1)); done
+    # shellcheck disable=SC2086
+    run_group $g $secs $group
     for s in $group; do
-        # "stress-ng: metrc: [PID] NAME BOGO-OPS REAL USR SYS RATE RATE"
-        ops=$(awk -v s=$s '$2 == "metrc:" && $4 == s && $5 ~ /^[0-9]+$/ { print $5; exit }' $out)
+        ops=$(bogo_ops $s)
         if [ -n "$ops" ] && [ "$ops" -gt 0 ]; then
             echo "  $s: $ops bogo ops"
             worked=$((worked + 1))
         elif grep -E "^stress-ng: (info|skip).*\b$s\b.*skip" $out; then
             echo "  $s: skipped by stress-ng"
         else
-            grep "metrc:.* $s " $out
-            fail "stressor $s did no work (bogo ops: ${ops:-none})"
+            # 22 workers share 2 TCG vCPUs of a debug kernel: a stressor
+            # can be starved for a whole group. It runs again alone, and
+            # must do work there.
+            echo "  $s: no bogo ops in the crowded group; run again alone"
+            alone="$alone $s"
         fi
     done
+done
+for s in $alone; do
+    g=$((g + 1))
+    run_group $g $secs $s
+    ops=$(bogo_ops $s)
+    if [ -n "$ops" ] && [ "$ops" -gt 0 ]; then
+        echo "  $s: $ops bogo ops (alone)"
+        worked=$((worked + 1))
+    else
+        grep "metrc:" $out
+        fail "stressor $s did no work, even alone (bogo ops: ${ops:-none})"
+    fi
 done
 ok "stress-ng: $worked of $(echo $STRESSORS | wc -w) stressors did work, $N workers each, ${secs} s per group"
 # Everything they left behind must still be removable, then the fs checked.
