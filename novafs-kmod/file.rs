@@ -77,7 +77,7 @@ extern "C" fn novars_rs_iomap_begin(
 
 use crate::index::ExtentMap;
 use crate::inode::InodeInfo;
-use crate::layout::log::{encode_fixed, et, sa, EntryHeader, SetAttrEntry, WriteEntry, MAX_FILE_SIZE};
+use crate::layout::log::{encode_fixed, et, sa, EntryHeader, SetAttrEntry, MAX_FILE_SIZE};
 use crate::layout::walk::{blocks_for_size, FileMap};
 use crate::layout::{Media, BLOCK_SIZE};
 use crate::locks::lock_logs;
@@ -226,20 +226,7 @@ fn write_inplace(
                 }
             }
             if new {
-                let w = WriteEntry {
-                    hdr: EntryHeader::new(et::WRITE, 0, 0, WriteEntry::SIZE),
-                    pgoff: epg,
-                    block: blk,
-                    count: cnt as u32,
-                    _pad: 0,
-                    size_after,
-                    mtime: now,
-                };
-                ap.push(|s, buf| {
-                    let mut w = w;
-                    w.hdr.seq = s;
-                    encode_fixed(&w, buf)
-                })?;
+                ap.push_write(0, epg, blk, cnt, size_after, now)?;
                 logged = true;
             }
         }
@@ -359,20 +346,7 @@ fn write(sbi: &SbInfo, info: &InodeInfo, iter: *mut c_void, pos: u64, len: u64, 
                 }
                 fill(sbi, d, old, (hi - p) as usize, BLOCK_SIZE)?;
             }
-            let w = WriteEntry {
-                hdr: EntryHeader::new(et::WRITE, 0, 0, WriteEntry::SIZE),
-                pgoff: epg,
-                block: blk,
-                count: cnt as u32,
-                _pad: 0,
-                size_after,
-                mtime: now,
-            };
-            ap.push(|s, buf| {
-                let mut w = w;
-                w.hdr.seq = s;
-                encode_fixed(&w, buf)
-            })?;
+            ap.push_write(0, epg, blk, cnt, size_after, now)?;
         }
         Ok(())
     })();
@@ -494,20 +468,7 @@ fn setattr(sbi: &SbInfo, info: &InodeInfo, a: &SetattrArgs) -> Result<u64> {
                     let keep = (a.size % BLOCK_SIZE_U64) as usize;
                     fill(sbi, nb, Some(ob), 0, keep)?;
                     fill(sbi, nb, None, keep, BLOCK_SIZE)?;
-                    let w = WriteEntry {
-                        hdr: EntryHeader::new(et::WRITE, 0, 0, WriteEntry::SIZE),
-                        pgoff: pg,
-                        block: nb,
-                        count: 1,
-                        _pad: 0,
-                        size_after: a.old_size,
-                        mtime: ts(a.mtime_sec, a.mtime_nsec),
-                    };
-                    ap.push(|s, buf| {
-                        let mut w = w;
-                        w.hdr.seq = s;
-                        encode_fixed(&w, buf)
-                    })?;
+                    ap.push_write(0, pg, nb, 1, a.old_size, ts(a.mtime_sec, a.mtime_nsec))?;
                 }
             }
         }
@@ -670,20 +631,7 @@ impl<'a> Batch<'a> {
     /// Logs WRITE `pg..+count -> block..`; `remap`: the DRAM map changes
     /// (false when the entry restates a mapping to carry a new size).
     fn write(&mut self, pg: u64, block: u64, count: u64, size_after: u64, flags: u8, remap: bool) -> Result {
-        let w = WriteEntry {
-            hdr: EntryHeader::new(et::WRITE, flags, 0, WriteEntry::SIZE),
-            pgoff: pg,
-            block,
-            count: u32::try_from(count).map_err(|_| EINVAL)?,
-            _pad: 0,
-            size_after,
-            mtime: self.now,
-        };
-        self.ap.push(|s, buf| {
-            let mut w = w;
-            w.hdr.seq = s;
-            encode_fixed(&w, buf)
-        })?;
+        self.ap.push_write(flags, pg, block, count, size_after, self.now)?;
         self.entries += 1;
         if remap {
             self.changes.push(Change::Map { pg, block, count }, GFP_KERNEL)?;

@@ -10,8 +10,8 @@
 //! the pages it took.
 
 use crate::layout::inode::{INODE_HEAD_OFF, INODE_TAIL_OFF};
-use crate::layout::log::{fits, pack_next, pos_block, pos_offset, PageTail, LOG_AREA, MAX_ENTRY, PAGE_NEXT_OFF};
-use crate::layout::BLOCK_SIZE_U64;
+use crate::layout::log::{encode_fixed, et, fits, pack_next, EntryHeader, WriteEntry, pos_block, pos_offset, PageTail, LOG_AREA, MAX_ENTRY, PAGE_NEXT_OFF};
+use crate::layout::{Timespec, BLOCK_SIZE_U64};
 use crate::super_::SbInfo;
 use kernel::prelude::*;
 
@@ -109,6 +109,25 @@ impl<'a> Appender<'a> {
         self.new.tail += len as u64;
         self.new.seq = seq;
         Ok(())
+    }
+
+    /// Appends a WRITE entry: file blocks `pgoff..+count` are device blocks
+    /// `block..`, the file's size is `size_after` and its mtime `mtime`.
+    pub(crate) fn push_write(&mut self, flags: u8, pgoff: u64, block: u64, count: u64, size_after: u64, mtime: Timespec) -> Result {
+        let w = WriteEntry {
+            hdr: EntryHeader::new(et::WRITE, flags, 0, WriteEntry::SIZE),
+            pgoff,
+            block,
+            count: u32::try_from(count).map_err(|_| EINVAL)?,
+            _pad: 0,
+            size_after,
+            mtime,
+        };
+        self.push(|s, buf| {
+            let mut w = w;
+            w.hdr.seq = s;
+            encode_fixed(&w, buf)
+        })
     }
 
     /// Whether the log's head changes (an empty log got its first page).

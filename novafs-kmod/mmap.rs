@@ -13,7 +13,6 @@
 
 use crate::index::Lookup;
 use crate::inode::{Index, InodeInfo, Inner};
-use crate::layout::log::{encode_fixed, et, EntryHeader, WriteEntry};
 use crate::layout::{Timespec, BLOCK_SIZE, BLOCK_SIZE_U64};
 use crate::layout::walk::FileMap;
 use crate::alloc::HUGE;
@@ -113,20 +112,7 @@ fn commit_new(
             for i in 0..cnt {
                 sbi.pm.write_nt((blk + i) * BLOCK_SIZE_U64, &ZEROS)?;
             }
-            let w = WriteEntry {
-                hdr: EntryHeader::new(et::WRITE, 0, 0, WriteEntry::SIZE),
-                pgoff: epg,
-                block: blk,
-                count: u32::try_from(cnt).map_err(|_| EINVAL)?,
-                _pad: 0,
-                size_after,
-                mtime,
-            };
-            ap.push(|s, buf| {
-                let mut w = w;
-                w.hdr.seq = s;
-                encode_fixed(&w, buf)
-            })?;
+            ap.push_write(0, epg, blk, cnt, size_after, mtime)?;
         }
         Ok(())
     })();

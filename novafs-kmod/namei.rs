@@ -16,7 +16,7 @@ use crate::inode::{self, Index, InodeInfo, Inner};
 use crate::journal::{Tx, MAX_WORDS};
 use crate::layout::inode::{dt_of_mode, Inode, Timespec, INLINE_MAX, INODE_FREE, INODE_LIVE, INODE_STATE_OFF, S_IFDIR, S_IFLNK, S_IFMT};
 use crate::layout::inode::{read_inode_at, slot_pos_in};
-use crate::layout::log::{encode_dentry, encode_fixed, et, sa, EntryHeader, LinkEntry, ParentEntry, SetAttrEntry, WriteEntry, DE_ADD, DE_DEL};
+use crate::layout::log::{encode_dentry, encode_fixed, et, sa, EntryHeader, LinkEntry, ParentEntry, SetAttrEntry, DE_ADD, DE_DEL};
 use crate::layout::walk::DirIndex;
 use crate::layout::{BLOCK_SIZE, BLOCK_SIZE_U64};
 use crate::locks::lock_logs;
@@ -216,20 +216,7 @@ fn create(sbi: &SbInfo, dinfo: &InodeInfo, name: Option<&[u8]>, a: &CreateArgs) 
                 page.as_mut_slice().get_mut(..t.len()).ok_or(EINVAL)?.copy_from_slice(t);
                 let mut ap = Appender::new(sbi, ino, ni.generation, rec, Default::default());
                 let r = sbi.pm.write_nt(blk * BLOCK_SIZE_U64, page.as_slice()).and_then(|_| {
-                    let w = WriteEntry {
-                        hdr: EntryHeader::new(et::WRITE, 0, 0, WriteEntry::SIZE),
-                        pgoff: 0,
-                        block: blk,
-                        count: 1,
-                        _pad: 0,
-                        size_after: t.len() as u64,
-                        mtime: now,
-                    };
-                    ap.push(|s, buf| {
-                        let mut w = w;
-                        w.hdr.seq = s;
-                        encode_fixed(&w, buf)
-                    })
+                    ap.push_write(0, 0, blk, 1, t.len() as u64, now)
                 });
                 if let Err(e) = r {
                     ap.abort();

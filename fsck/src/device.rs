@@ -56,6 +56,9 @@ impl Device {
             return Err(format!("{show}: too small ({size} bytes) to hold a novars file system"));
         }
         let len = usize::try_from(size).map_err(|_| format!("{show}: too large to map"))?;
+        if is_block_device {
+            drop_page_cache(&file);
+        }
         // SAFETY: the mapping is read-only (PROT_READ) and `len` is the
         // size of the file or device. It stays valid while `self` lives (it
         // owns both map and file). fsck only reads it through `&[u8]` and
@@ -94,6 +97,22 @@ impl Device {
         }
         self.file.sync_all()
     }
+}
+
+/// Drops the clean pages of a block device's page cache before it is
+/// mapped. The kernel module stores to the device through DAX, past the
+/// block device's page cache, so pages cached by an earlier reader (a
+/// previous fsck, mkfs, blkid) would show fsck the device as it was
+/// then. e2fsck flushes its device's buffers on open for the same reason.
+/// Dirty pages (a writer through the block device that has not synced)
+/// stay; they are newer than the media.
+fn drop_page_cache(file: &File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: posix_fadvise only reads its integer arguments; the fd is
+    // open for as long as `file` is borrowed. Its result is advisory: on
+    // failure fsck reads what the cache holds, as before.
+    #[allow(unsafe_code)]
+    let _ = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
 }
 
 /// Whether the block device `path` is mounted (per /proc/self/mounts).
