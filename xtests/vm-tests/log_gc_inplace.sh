@@ -1,6 +1,6 @@
 #!/bin/sh
 # Log GC after the in-place paths: 2000 write()s into a mapped page, 2000 fallocates and 4000 first-touch write faults each keep their file's log under the compaction bound; the files read back after remount and fsck is clean.
-# flavours: normal debug
+# flavours: normal
 # nvdimms: 1
 # timeout: 600
 # cost: 20 60

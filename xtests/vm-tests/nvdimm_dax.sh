@@ -1,6 +1,6 @@
 #!/bin/sh
 # The emulated NVDIMM is DAX-capable and ext4 mounts on it with -o dax (baseline sanity).
-# flavours: normal debug
+# flavours: normal
 # nvdimms: 1
 # timeout: 300
 # cost: 8 10

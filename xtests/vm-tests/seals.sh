@@ -1,6 +1,6 @@
 #!/bin/sh
 # Sealed block maps (NOVARS_IOC_SEAL): every EBUSY case (truncate both ways, fallocate punch/zero/collapse/insert, allocating write), in-place writes and stores with FIEMAP identical, one hold per open file, release on close, dup, exit and SIGKILL; a seal never reaches the media (fsck clean, none after remount).
-# flavours: normal debug
+# flavours: normal
 # nvdimms: 1
 # timeout: 300
 # cost: 5 21
