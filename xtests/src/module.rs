@@ -21,10 +21,6 @@ use std::process::Command;
 /// Build products Kbuild leaves in the module directory; never copied.
 const BUILD_PRODUCTS: &[&str] = &["o", "ko", "mod", "cmd", "order", "symvers", "rmeta", "d"];
 
-pub fn ko_path(flavour: Flavour) -> PathBuf {
-    build_dir(flavour, false).join("novars.ko")
-}
-
 fn build_dir(flavour: Flavour, trace: bool) -> PathBuf {
     let name = if trace { format!("{}-trace", flavour.name()) } else { flavour.name().to_string() };
     target_dir().join("kmod").join(name).join("novafs-kmod")

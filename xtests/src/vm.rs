@@ -170,10 +170,57 @@ fn prepare_images(cfg: &VmConfig) -> Result<()> {
             say!("vm: creating {} ({} MiB, sparse; {why})", img.display(), cfg.size_mib);
             let _ = fs::remove_file(fsdax_marker(cfg, i));
             let _ = fs::remove_file(&img);
-            fs::File::create(&img)?.set_len(want)?;
+            let f = fs::File::create(&img)?;
+            f.set_len(want)?;
+            if let Some(head) = fsdax_head(cfg.size_mib, i).and_then(|p| fs::read(p).ok()).filter(|h| h.len() as u64 == FSDAX_HEAD) {
+                use std::os::unix::fs::FileExt;
+                f.write_all_at(&head, 0)?;
+                say!("vm: {}: fsdax info block from the cache (no ndctl in the guest)", img.display());
+            }
         }
     }
     Ok(())
+}
+
+/// The bytes of an image before an fsdax namespace's data: the pfn info
+/// block (at 4 KiB) and padding up to the 2 MiB data alignment. A guest
+/// never writes there (`/dev/pmemN` starts after it).
+const FSDAX_HEAD: u64 = 2 << 20;
+
+/// Where the head of a freshly prepared image of `size_mib` in NVDIMM slot
+/// `slot` is kept, so that new images (every fresh clone's lanes,
+/// `--fresh`) start as fsdax namespaces: `ndctl create-namespace` takes
+/// seconds per namespace under TCG on the normal kernel and minutes on the
+/// debug kernel. One head per slot, so the namespaces of one VM keep
+/// distinct uuids. If a head does not give a DAX device, prep.sh still
+/// runs ndctl.
+fn fsdax_head(size_mib: u64, slot: u32) -> Option<PathBuf> {
+    util::cache_dir().ok().map(|d| d.join("nvdimm").join(format!("fsdax-head-{size_mib}M-{slot}.bin")))
+}
+
+/// After a boot whose prep succeeded: keep each image's head for new
+/// images of its slot, where none is kept yet.
+fn save_fsdax_head(cfg: &VmConfig) {
+    use std::io::Read;
+    for i in 0..cfg.nvdimms {
+        let Some(path) = fsdax_head(cfg.size_mib, i) else { return };
+        if path.exists() {
+            continue;
+        }
+        let mut head = vec![0u8; FSDAX_HEAD as usize];
+        let ok = fs::File::open(image_path(cfg, i)).and_then(|mut f| f.read_exact(&mut head)).is_ok();
+        // An info block starts with its signature "NVDIMM_PFN_INFO" at 4 KiB.
+        if !ok || head.get(4096..4096 + 15) != Some(b"NVDIMM_PFN_INFO".as_slice()) {
+            continue;
+        }
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        let saved = path.parent().map_or(Ok(()), fs::create_dir_all).and_then(|_| fs::write(&tmp, &head)).and_then(|_| fs::rename(&tmp, &path));
+        if saved.is_ok() {
+            say!("vm: kept the fsdax info block of {} for new images ({})", image_path(cfg, i).display(), path.display());
+        } else {
+            let _ = fs::remove_file(&tmp);
+        }
+    }
 }
 
 /// Whether every image already holds an fsdax namespace.
@@ -504,6 +551,7 @@ pub fn run(cfg: &VmConfig, name: &str, cmd: &str, crash: Option<&Crash>) -> Resu
         for i in 0..cfg.nvdimms {
             let _ = fs::write(fsdax_marker(cfg, i), "");
         }
+        save_fsdax_head(cfg);
     } else if !crashed {
         say!("vm: NVDIMM preparation did not complete; see {}", run_dir.join("prep.out").display());
     }
