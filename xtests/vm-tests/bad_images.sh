@@ -5,7 +5,7 @@
 #  `cargo xt test --vm-only --flavour debug --filter bad_images` after changes to its code paths)
 # nvdimms: 1
 # timeout: 600
-# cost: 45
+# cost: 60
 . "$NOVARS_GUEST_LIB"
 set -e
 load_novars

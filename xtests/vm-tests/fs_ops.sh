@@ -1,9 +1,9 @@
 #!/bin/sh
 # Every common operation on novars gives the results and errno values ext4 gives in the same VM, the tree survives unmount/fsck/remount, and fsck is clean.
-# flavours: normal debug
+# flavours: normal
 # nvdimms: 1
 # timeout: 900
-# cost: 57 160
+# cost: 110 1400
 . "$NOVARS_GUEST_LIB"
 set -e
 load_novars

@@ -1,9 +1,9 @@
 #!/bin/sh
 # DAX mmap on novars: MAP_SYNC accepted, read faults on holes allocate nothing, write faults allocate and are durable, 2 MiB faults (PMDs seen in /proc/PID/pagemap; xfs_io-driven, with punch, truncate and mremap of PMD-mapped files, compared with ext4-DAX), 2 MiB-aligned extents for large files, private mappings, mprotect, madvise, mremap, truncate of a mapped file, write() from a mapping of itself, mmap/read/write coherence, msync/fsync; fsck clean and data intact after remount.
-# flavours: normal debug
+# flavours: normal
 # nvdimms: 1
 # timeout: 300
-# cost: 18 40
+# cost: 70 400
 . "$NOVARS_GUEST_LIB"
 load_novars
 MKFS=$(command -v mkfs.novars || echo "$NOVARS_BIN/mkfs_novars")

@@ -4,7 +4,7 @@
 # (debug on request: `cargo xt test --vm-only --flavour debug --filter remount`)
 # nvdimms: 1
 # timeout: 300
-# cost: 38
+# cost: 70
 . "$NOVARS_GUEST_LIB"
 set -e
 load_novars
