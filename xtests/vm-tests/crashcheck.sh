@@ -3,7 +3,7 @@
 # flavours: normal
 # nvdimms: 1
 # timeout: 600
-# cost: 400
+# cost: 250
 #
 # Needs the tracing build (`cargo xt module --trace`; `cargo xt test`
 # builds it for this test) and target/release/novars-crashcheck. Each
