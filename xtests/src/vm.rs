@@ -257,7 +257,7 @@ fn vng(cfg: &VmConfig, kernel: &Path, rwdir: &Path) -> Command {
     // kernel's KASAN reported a wild access in early boot (rcu_is_watching
     // from an interrupt in identify_cpu) in about one boot in four, before
     // any novars code ran. 4-level paging is plenty for a 1 GiB guest.
-    c.args(["--append", "printk.devkmsg=on no5lvl rootflags=version=9p2000.L,trans=virtio,access=any,msize=524288,cache=loose"]);
+    c.args(["--append", "printk.devkmsg=on no5lvl watchdog_thresh=60 rootflags=version=9p2000.L,trans=virtio,access=any,msize=524288,cache=loose"]);
     c.arg(format!("--qemu-opts={}", qemu_opts(cfg)));
     c
 }
