@@ -257,6 +257,13 @@ fn vng(cfg: &VmConfig, kernel: &Path, rwdir: &Path) -> Command {
     // kernel's KASAN reported a wild access in early boot (rcu_is_watching
     // from an interrupt in identify_cpu) in about one boot in four, before
     // any novars code ran. 4-level paging is plenty for a 1 GiB guest.
+    // watchdog_thresh=60: the debug kernel's soft-lockup detector fires
+    // after 2 x thresh seconds without a reschedule; with two TCG VMs on
+    // 2 host cores a vCPU was starved for 26 s during boot (session 4, a
+    // false "BUG: soft lockup" that failed every test of that boot). 120 s
+    // still catches a real lockup; the tests' own timeouts catch the rest.
+    // cache=loose: the root is the host's, read-only and unchanged during
+    // a run (crashcheck 430 -> 254 s); the last rootflags= wins.
     c.args(["--append", "printk.devkmsg=on no5lvl watchdog_thresh=60 rootflags=version=9p2000.L,trans=virtio,access=any,msize=524288,cache=loose"]);
     c.arg(format!("--qemu-opts={}", qemu_opts(cfg)));
     c
