@@ -43,7 +43,12 @@ impl Bitmap {
     }
 
     pub(crate) fn get(&self, i: u64) -> bool {
-        i < self.len && self.words.as_slice().get((i / 64) as usize).is_some_and(|w| w & (1 << (i % 64)) != 0)
+        i < self.len
+            && self
+                .words
+                .as_slice()
+                .get((i / 64) as usize)
+                .is_some_and(|w| w & (1 << (i % 64)) != 0)
     }
 
     pub(crate) fn set(&mut self, i: u64, v: bool) {
@@ -278,8 +283,12 @@ impl Allocator {
         let mut lanes = KVec::new();
         for bm in slots {
             let free_slots = bm.len().saturating_sub(bm.count_set());
-            let lane = Lane { free: RBTree::new(), free_blocks: 0, slots: bm, free_slots, slot_hint: 0 };
-            lanes.push(KBox::pin_init(kernel::new_mutex!(lane, "novars_alloc_lane"), GFP_KERNEL)?, GFP_KERNEL)?;
+            let lane =
+                Lane { free: RBTree::new(), free_blocks: 0, slots: bm, free_slots, slot_hint: 0 };
+            lanes.push(
+                KBox::pin_init(kernel::new_mutex!(lane, "novars_alloc_lane"), GFP_KERNEL)?,
+                GFP_KERNEL,
+            )?;
         }
         if lanes.is_empty() {
             return Err(EINVAL);
@@ -339,7 +348,13 @@ impl Allocator {
     /// small requests take the first fit, so small files and single-block
     /// copy-on-write do not fragment the free 2 MiB units. `goal` (the
     /// device block after the one of file block `pg - 1`) is tried first.
-    pub(crate) fn alloc_for(&self, pg: u64, want: u64, append: bool, goal: Option<u64>) -> Result<(u64, u64)> {
+    pub(crate) fn alloc_for(
+        &self,
+        pg: u64,
+        want: u64,
+        append: bool,
+        goal: Option<u64>,
+    ) -> Result<(u64, u64)> {
         let color = (want >= COLOR_MIN || (append && pg >= HUGE)).then_some(pg % HUGE);
         self.alloc_in_lanes(want, color, false, goal)
     }
@@ -354,7 +369,13 @@ impl Allocator {
     /// At `goal` if it is free (in whichever lane owns it), else from the
     /// running CPU's lane, or from another when it has nothing that fits.
     /// Returns (first block, count).
-    fn alloc_in_lanes(&self, want: u64, color: Option<u64>, strict: bool, goal: Option<u64>) -> Result<(u64, u64)> {
+    fn alloc_in_lanes(
+        &self,
+        want: u64,
+        color: Option<u64>,
+        strict: bool,
+        goal: Option<u64>,
+    ) -> Result<(u64, u64)> {
         if let Some(g) = goal.filter(|g| *g >= self.first && *g < self.end) {
             if let Some(r) = self.lane(self.lane_of_block(g))?.lock().alloc_at(g, want, color)? {
                 return Ok(r);

@@ -16,7 +16,12 @@ const BATCH: usize = 32;
 
 /// Lookup: the inode number of `name` in `dir`, 0 if absent, or -errno.
 #[no_mangle]
-extern "C" fn novars_rs_lookup(_dir: *mut bindings::inode, info: *mut c_void, name: *const u8, len: usize) -> i64 {
+extern "C" fn novars_rs_lookup(
+    _dir: *mut bindings::inode,
+    info: *mut c_void,
+    name: *const u8,
+    len: usize,
+) -> i64 {
     // SAFETY: C passes the directory's own info and its dentry name.
     let (info, name) = unsafe { (inode::info(info), core::slice::from_raw_parts(name, len)) };
     let mut g = info.inner.lock();
@@ -28,7 +33,12 @@ extern "C" fn novars_rs_lookup(_dir: *mut bindings::inode, info: *mut c_void, na
 
 /// Readdir from cookie `pos` (>= 2).
 #[no_mangle]
-extern "C" fn novars_rs_readdir(_dir: *mut bindings::inode, info: *mut c_void, ctx: *mut c_void, pos: u64) -> c_int {
+extern "C" fn novars_rs_readdir(
+    _dir: *mut bindings::inode,
+    info: *mut c_void,
+    ctx: *mut c_void,
+    pos: u64,
+) -> c_int {
     // SAFETY: C passes the directory's own info.
     let info = unsafe { inode::info(info) };
     let mut from = pos.saturating_sub(2);
@@ -45,11 +55,20 @@ extern "C" fn novars_rs_readdir(_dir: *mut bindings::inode, info: *mut c_void, c
             return 0;
         }
         for (seq, e) in batch.as_slice() {
-            let Some(cookie) = seq.checked_add(2).filter(|c| *c <= i64::MAX as u64) else { return 0 };
+            let Some(cookie) = seq.checked_add(2).filter(|c| *c <= i64::MAX as u64) else {
+                return 0;
+            };
             // SAFETY: `ctx` is the caller's dir_context; the name is a live
             // slice of at most 255 bytes.
             let ok = unsafe {
-                shim::novars_dir_emit(ctx, e.name.as_ptr().cast(), e.name.len() as c_int, e.ino, e.ftype as u32, cookie)
+                shim::novars_dir_emit(
+                    ctx,
+                    e.name.as_ptr().cast(),
+                    e.name.len() as c_int,
+                    e.ino,
+                    e.ftype as u32,
+                    cookie,
+                )
             };
             if ok == 0 {
                 return 0;

@@ -7,7 +7,9 @@
 
 use crate::inode::{Index, InodeInfo};
 use crate::layout::inode::read_inode_at;
-use crate::layout::log::{encode_dentry, encode_fixed, et, seal_entry, EntryHeader, LinkEntry, DE_ADD, DE_DEL, MAX_ENTRY};
+use crate::layout::log::{
+    encode_dentry, encode_fixed, et, seal_entry, EntryHeader, LinkEntry, DE_ADD, DE_DEL, MAX_ENTRY,
+};
 use crate::layout::walk::{walk_log, DirIndex, LogVisitor};
 use crate::layout::{log::Entry, Media, Timespec, BLOCK_SIZE_U64};
 use crate::log::Appender;
@@ -78,7 +80,15 @@ pub(crate) fn rename_in_place(
     let dpos = dap.commit()?;
     let mut vap = Appender::new(sbi, victim.ino, victim.gen, victim.rec, victim.inner.lock().log);
     vap.push(|s, buf| {
-        encode_fixed(&LinkEntry { hdr: EntryHeader::new(et::LINK, 0, s, LinkEntry::SIZE), nlink: victim_nlink, _pad: 0, ctime: now }, buf)
+        encode_fixed(
+            &LinkEntry {
+                hdr: EntryHeader::new(et::LINK, 0, s, LinkEntry::SIZE),
+                nlink: victim_nlink,
+                _pad: 0,
+                ctime: now,
+            },
+            buf,
+        )
     })?;
     let vpos = vap.commit()?;
     {

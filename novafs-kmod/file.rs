@@ -33,7 +33,8 @@ extern "C" fn novars_rs_iomap_begin(
         // SAFETY: C passes a live novars inode.
         let sbi = unsafe { super_::sbi((*inode).i_sb) };
         let fault = flags & shim::IOMAP_FAULT != 0;
-        return match crate::mmap::write_map(sbi, info, pg, want, fault, size, ts(now_sec, now_nsec)) {
+        return match crate::mmap::write_map(sbi, info, pg, want, fault, size, ts(now_sec, now_nsec))
+        {
             Ok((block, run, new, blocks)) => {
                 let m = Map {
                     offset: pg * BLOCK_SIZE_U64,
@@ -185,14 +186,16 @@ fn write_inplace(
                 end = pg * BLOCK_SIZE_U64;
                 break;
             }
-            Lookup::Hole { run } => match sbi.alloc.alloc_for(pg, run.min(last - pg + 1), pg >= eof, goal) {
-                Ok((b, c)) => (b, c, true),
-                Err(e) if runs.is_empty() => return Err(e),
-                Err(_) => {
-                    end = pg * BLOCK_SIZE_U64;
-                    break;
+            Lookup::Hole { run } => {
+                match sbi.alloc.alloc_for(pg, run.min(last - pg + 1), pg >= eof, goal) {
+                    Ok((b, c)) => (b, c, true),
+                    Err(e) if runs.is_empty() => return Err(e),
+                    Err(_) => {
+                        end = pg * BLOCK_SIZE_U64;
+                        break;
+                    }
                 }
-            },
+            }
         };
         runs.push((pg, b, c, new), GFP_KERNEL).inspect_err(|_| {
             if new {
@@ -270,16 +273,31 @@ fn write_inplace(
     // Repeated in-place writes of a mapped range log a SETATTR each: keep
     // the log bounded (compaction moves no data block, so mappings stay).
     if let Some(pages) = crate::gc::maybe_compact(sbi, info, g) {
-        out.blocks = out.blocks.saturating_sub(newlog.pages.saturating_sub(pages).saturating_mul(8));
+        out.blocks =
+            out.blocks.saturating_sub(newlog.pages.saturating_sub(pages).saturating_mul(8));
     }
     Ok(end - pos)
 }
 
 #[allow(clippy::too_many_arguments)]
-fn write(sbi: &SbInfo, info: &InodeInfo, iter: *mut c_void, pos: u64, len: u64, size: u64, now_sec: i64, now_nsec: u32, flags: u32, out: &mut WriteOut) -> Result<u64> {
+fn write(
+    sbi: &SbInfo,
+    info: &InodeInfo,
+    iter: *mut c_void,
+    pos: u64,
+    len: u64,
+    size: u64,
+    now_sec: i64,
+    now_nsec: u32,
+    flags: u32,
+    out: &mut WriteOut,
+) -> Result<u64> {
     let _w = sbi.start_write()?;
     let now = ts(now_sec, now_nsec);
-    let mut end = pos.checked_add(len).filter(|e| *e <= MAX_FILE_SIZE).ok_or_else(|| shim::err(bindings::EFBIG))?;
+    let mut end = pos
+        .checked_add(len)
+        .filter(|e| *e <= MAX_FILE_SIZE)
+        .ok_or_else(|| shim::err(bindings::EFBIG))?;
     let _l = lock_logs(&[info])?;
     let mut g = info.inner.lock();
     if flags & W_INPLACE != 0 || crate::seal::is_sealed(&g) {
@@ -334,7 +352,8 @@ fn write(sbi: &SbInfo, info: &InodeInfo, iter: *mut c_void, pos: u64, len: u64, 
                 let lo = pos.max(p);
                 let hi = end.min(p + BLOCK_SIZE_U64);
                 let d = blk + i;
-                let old = if lo > p || hi < p + BLOCK_SIZE_U64 { old_block(map, epg + i) } else { None };
+                let old =
+                    if lo > p || hi < p + BLOCK_SIZE_U64 { old_block(map, epg + i) } else { None };
                 fill(sbi, d, old, 0, (lo - p) as usize)?;
                 let n = (hi - lo) as usize;
                 let dst = d * BLOCK_SIZE_U64 + (lo - p);
@@ -378,7 +397,8 @@ fn write(sbi: &SbInfo, info: &InodeInfo, iter: *mut c_void, pos: u64, len: u64, 
     out.blocks = map.mapped_blocks().saturating_add(newlog.pages).saturating_mul(8);
     g.log = newlog;
     if let Some(pages) = crate::gc::maybe_compact(sbi, info, &mut g) {
-        out.blocks = out.blocks.saturating_sub(newlog.pages.saturating_sub(pages).saturating_mul(8));
+        out.blocks =
+            out.blocks.saturating_sub(newlog.pages.saturating_sub(pages).saturating_mul(8));
     }
     Ok(end - pos)
 }
@@ -530,7 +550,11 @@ fn setattr(sbi: &SbInfo, info: &InodeInfo, a: &SetattrArgs) -> Result<u64> {
 
 /// setattr: logs the change; returns the new i_blocks or -errno.
 #[no_mangle]
-extern "C" fn novars_rs_setattr(inode: *mut bindings::inode, info: *mut c_void, args: *const SetattrArgs) -> i64 {
+extern "C" fn novars_rs_setattr(
+    inode: *mut bindings::inode,
+    info: *mut c_void,
+    args: *const SetattrArgs,
+) -> i64 {
     // SAFETY: C passes a live novars inode, its info and the arguments.
     let (sbi, info, a) = unsafe { (super_::sbi((*inode).i_sb), inode::info(info), &*args) };
     match setattr(sbi, info, a) {
@@ -592,12 +616,25 @@ const _: () = assert!(core::mem::size_of::<FallocOut>() == 24);
 
 /// A change to the DRAM block map, applied once its commit is durable.
 enum Change {
-    Map { pg: u64, block: u64, count: u64 },
-    Unmap { pg: u64, count: u64 },
+    Map {
+        pg: u64,
+        block: u64,
+        count: u64,
+    },
+    Unmap {
+        pg: u64,
+        count: u64,
+    },
     /// Unmap without freeing (the blocks are mapped again elsewhere).
-    Forget { pg: u64, count: u64 },
+    Forget {
+        pg: u64,
+        count: u64,
+    },
     /// Free blocks no longer mapped anywhere.
-    Free { block: u64, count: u64 },
+    Free {
+        block: u64,
+        count: u64,
+    },
 }
 
 /// The entries of one fallocate commit.
@@ -630,7 +667,15 @@ impl<'a> Batch<'a> {
 
     /// Logs WRITE `pg..+count -> block..`; `remap`: the DRAM map changes
     /// (false when the entry restates a mapping to carry a new size).
-    fn write(&mut self, pg: u64, block: u64, count: u64, size_after: u64, flags: u8, remap: bool) -> Result {
+    fn write(
+        &mut self,
+        pg: u64,
+        block: u64,
+        count: u64,
+        size_after: u64,
+        flags: u8,
+        remap: bool,
+    ) -> Result {
         self.ap.push_write(flags, pg, block, count, size_after, self.now)?;
         self.entries += 1;
         if remap {
@@ -643,7 +688,15 @@ impl<'a> Batch<'a> {
     fn punch(&mut self, pg: u64, count: u64) -> Result {
         let now = self.now;
         self.ap.push(|s, buf| {
-            encode_fixed(&PunchEntry { hdr: EntryHeader::new(et::PUNCH, 0, s, PunchEntry::SIZE), pgoff: pg, count, mtime: now }, buf)
+            encode_fixed(
+                &PunchEntry {
+                    hdr: EntryHeader::new(et::PUNCH, 0, s, PunchEntry::SIZE),
+                    pgoff: pg,
+                    count,
+                    mtime: now,
+                },
+                buf,
+            )
         })?;
         self.entries += 1;
         self.changes.push(Change::Unmap { pg, count }, GFP_KERNEL)?;
@@ -655,7 +708,15 @@ impl<'a> Batch<'a> {
     fn punch_keep(&mut self, pg: u64, count: u64) -> Result {
         let now = self.now;
         self.ap.push(|s, buf| {
-            encode_fixed(&PunchEntry { hdr: EntryHeader::new(et::PUNCH, 0, s, PunchEntry::SIZE), pgoff: pg, count, mtime: now }, buf)
+            encode_fixed(
+                &PunchEntry {
+                    hdr: EntryHeader::new(et::PUNCH, 0, s, PunchEntry::SIZE),
+                    pgoff: pg,
+                    count,
+                    mtime: now,
+                },
+                buf,
+            )
         })?;
         self.entries += 1;
         self.changes.push(Change::Forget { pg, count }, GFP_KERNEL)?;
@@ -678,7 +739,10 @@ impl<'a> Batch<'a> {
         self.entries += 1;
         let first = blocks_for_size(size);
         if first < crate::layout::log::MAX_FILE_BLOCKS {
-            self.changes.push(Change::Unmap { pg: first, count: crate::layout::log::MAX_FILE_BLOCKS - first }, GFP_KERNEL)?;
+            self.changes.push(
+                Change::Unmap { pg: first, count: crate::layout::log::MAX_FILE_BLOCKS - first },
+                GFP_KERNEL,
+            )?;
         }
         Ok(())
     }
@@ -700,7 +764,14 @@ impl<'a> Batch<'a> {
 
     /// Copies mapped page `pg` to a new block with bytes `[lo, hi)` of it
     /// zeroed; nothing for a hole (it reads as zeros already).
-    fn cow_zero(&mut self, map: &mut ExtentMap, pg: u64, lo: usize, hi: usize, size_after: u64) -> Result {
+    fn cow_zero(
+        &mut self,
+        map: &mut ExtentMap,
+        pg: u64,
+        lo: usize,
+        hi: usize,
+        size_after: u64,
+    ) -> Result {
         let Some(old) = old_block(map, pg) else { return Ok(()) };
         let (nb, _) = self.alloc(pg, 1, None)?;
         fill(self.sbi, nb, Some(old), 0, lo)?;
@@ -772,7 +843,15 @@ fn file_map(g: &mut Inner) -> Result<&mut ExtentMap> {
 
 /// Step 1: zero bytes `[off, end)`: copy-on-write of the partial edge
 /// blocks, PUNCH of the whole blocks inside. One commit.
-fn zero_range(sbi: &SbInfo, info: &InodeInfo, g: &mut Inner, off: u64, end: u64, size: u64, now: Timespec) -> Result<bool> {
+fn zero_range(
+    sbi: &SbInfo,
+    info: &InodeInfo,
+    g: &mut Inner,
+    off: u64,
+    end: u64,
+    size: u64,
+    now: Timespec,
+) -> Result<bool> {
     if off >= end {
         return Ok(false);
     }
@@ -813,7 +892,16 @@ fn zero_range(sbi: &SbInfo, info: &InodeInfo, g: &mut Inner, off: u64, end: u64,
 /// `[first, last]`; the size becomes `new_size` with the last commit.
 /// `size` is updated as commits land (for a failure part-way).
 #[allow(clippy::too_many_arguments)]
-fn fill_holes(sbi: &SbInfo, info: &InodeInfo, g: &mut Inner, first: u64, last: u64, size: &mut u64, new_size: u64, now: Timespec) -> Result<bool> {
+fn fill_holes(
+    sbi: &SbInfo,
+    info: &InodeInfo,
+    g: &mut Inner,
+    first: u64,
+    last: u64,
+    size: &mut u64,
+    new_size: u64,
+    now: Timespec,
+) -> Result<bool> {
     // Fail before taking anything when the holes cannot all be filled.
     let mut mapped = KVec::new();
     file_map(g)?.collect(first, last - first + 1, &mut mapped)?;
@@ -848,7 +936,9 @@ fn fill_holes(sbi: &SbInfo, info: &InodeInfo, g: &mut Inner, first: u64, last: u
                 // The last block was mapped already: restate its mapping
                 // to carry the new size.
                 match map.lookup(last) {
-                    Lookup::Mapped { block, .. } => b.write(last, block, 1, new_size, WF_FALLOC, false)?,
+                    Lookup::Mapped { block, .. } => {
+                        b.write(last, block, 1, new_size, WF_FALLOC, false)?
+                    }
                     Lookup::Hole { .. } => return Err(EINVAL),
                 }
             }
@@ -874,7 +964,16 @@ fn fill_holes(sbi: &SbInfo, info: &InodeInfo, g: &mut Inner, first: u64, last: u
 /// at its new offset (same device blocks), then SETATTR of the new size.
 /// Returns the new size.
 #[allow(clippy::too_many_arguments)]
-fn shift(sbi: &SbInfo, info: &InodeInfo, g: &mut Inner, off: u64, len: u64, size: u64, insert: bool, now: Timespec) -> Result<u64> {
+fn shift(
+    sbi: &SbInfo,
+    info: &InodeInfo,
+    g: &mut Inner,
+    off: u64,
+    len: u64,
+    size: u64,
+    insert: bool,
+    now: Timespec,
+) -> Result<u64> {
     use crate::layout::log::MAX_FILE_BLOCKS;
     if off % BLOCK_SIZE_U64 != 0 || len % BLOCK_SIZE_U64 != 0 {
         return Err(EINVAL);
@@ -884,7 +983,9 @@ fn shift(sbi: &SbInfo, info: &InodeInfo, g: &mut Inner, off: u64, len: u64, size
         if off >= size {
             return Err(EINVAL);
         }
-        size.checked_add(len).filter(|s| *s <= MAX_FILE_SIZE).ok_or_else(|| shim::err(bindings::EFBIG))?
+        size.checked_add(len)
+            .filter(|s| *s <= MAX_FILE_SIZE)
+            .ok_or_else(|| shim::err(bindings::EFBIG))?
     } else {
         if end >= size {
             return Err(EINVAL);
@@ -921,7 +1022,9 @@ fn shift(sbi: &SbInfo, info: &InodeInfo, g: &mut Inner, off: u64, len: u64, size
         b.punch_keep(off_pg, MAX_FILE_BLOCKS - off_pg)?;
         for &(p, blk, cnt) in moved.as_slice() {
             let np = if insert { p.checked_add(len_pg) } else { p.checked_sub(len_pg) };
-            let np = np.filter(|n| n.checked_add(cnt).is_some_and(|e| e <= MAX_FILE_BLOCKS)).ok_or_else(|| shim::err(bindings::EFBIG))?;
+            let np = np
+                .filter(|n| n.checked_add(cnt).is_some_and(|e| e <= MAX_FILE_BLOCKS))
+                .ok_or_else(|| shim::err(bindings::EFBIG))?;
             b.write(np, blk, cnt, new_size, 0, true)?;
         }
         for &(blk, cnt) in gone.as_slice() {
@@ -937,7 +1040,15 @@ fn shift(sbi: &SbInfo, info: &InodeInfo, g: &mut Inner, off: u64, len: u64, size
     Ok(new_size)
 }
 
-fn fallocate(sbi: &SbInfo, info: &InodeInfo, mode: u32, off: u64, len: u64, out: &mut FallocOut, now: Timespec) -> Result {
+fn fallocate(
+    sbi: &SbInfo,
+    info: &InodeInfo,
+    mode: u32,
+    off: u64,
+    len: u64,
+    out: &mut FallocOut,
+    now: Timespec,
+) -> Result {
     let _w = sbi.start_write()?;
     let shift_mode = mode & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE);
     let known = if shift_mode != 0 {
@@ -948,7 +1059,10 @@ fn fallocate(sbi: &SbInfo, info: &InodeInfo, mode: u32, off: u64, len: u64, out:
     if !known {
         return Err(shim::err(bindings::EOPNOTSUPP));
     }
-    let end = off.checked_add(len).filter(|e| *e <= MAX_FILE_SIZE).ok_or_else(|| shim::err(bindings::EFBIG))?;
+    let end = off
+        .checked_add(len)
+        .filter(|e| *e <= MAX_FILE_SIZE)
+        .ok_or_else(|| shim::err(bindings::EFBIG))?;
     if len == 0 {
         return Err(EINVAL);
     }
@@ -977,12 +1091,29 @@ fn fallocate(sbi: &SbInfo, info: &InodeInfo, mode: u32, off: u64, len: u64, out:
             if new_size > size && size % BLOCK_SIZE_U64 != 0 {
                 // The bytes between the old end and the end of its block
                 // read as zeros from now on (ext4 zeroes them too).
-                changed |= zero_range(sbi, info, g, size, size.next_multiple_of(BLOCK_SIZE_U64), size, now)?;
+                changed |= zero_range(
+                    sbi,
+                    info,
+                    g,
+                    size,
+                    size.next_multiple_of(BLOCK_SIZE_U64),
+                    size,
+                    now,
+                )?;
             }
             if mode & FALLOC_FL_ZERO_RANGE != 0 {
                 changed |= zero_range(sbi, info, g, off, end, size, now)?;
             }
-            changed |= fill_holes(sbi, info, g, off / BLOCK_SIZE_U64, (end - 1) / BLOCK_SIZE_U64, &mut size, new_size, now)?;
+            changed |= fill_holes(
+                sbi,
+                info,
+                g,
+                off / BLOCK_SIZE_U64,
+                (end - 1) / BLOCK_SIZE_U64,
+                &mut size,
+                new_size,
+                now,
+            )?;
         }
         Ok(changed)
     })();
@@ -990,7 +1121,11 @@ fn fallocate(sbi: &SbInfo, info: &InodeInfo, mode: u32, off: u64, len: u64, out:
         Ok(c) => c,
         Err(e) => {
             out.size = size;
-            out.blocks = file_map(g).map(|m| m.mapped_blocks()).unwrap_or(0).saturating_add(g.log.pages).saturating_mul(8);
+            out.blocks = file_map(g)
+                .map(|m| m.mapped_blocks())
+                .unwrap_or(0)
+                .saturating_add(g.log.pages)
+                .saturating_mul(8);
             // Part of the work may have committed (filling holes).
             out.changed = (g.log.tail != tail_before) as u32;
             return Err(e);

@@ -29,10 +29,12 @@
 use crate::index::{DirEnt, DirMap, ExtentMap};
 use crate::inode::{Index, Inner, InodeInfo};
 use crate::journal::Tx;
-use crate::layout::inode::{read_inode_at, Inode, INODE_HEAD_OFF, INODE_TAIL_OFF, S_IFDIR, S_IFMT, S_IFREG};
+use crate::layout::inode::{
+    read_inode_at, Inode, INODE_HEAD_OFF, INODE_TAIL_OFF, S_IFDIR, S_IFMT, S_IFREG,
+};
 use crate::layout::log::{
-    dentry_len, encode_dentry, encode_fixed, et, fits, pos_block, sa, unpack_next, EntryHeader, LinkEntry, ParentEntry,
-    SetAttrEntry, WriteEntry, DE_ADD, LOG_AREA, MAX_ENTRY, PAGE_NEXT_OFF,
+    dentry_len, encode_dentry, encode_fixed, et, fits, pos_block, sa, unpack_next, EntryHeader,
+    LinkEntry, ParentEntry, SetAttrEntry, WriteEntry, DE_ADD, LOG_AREA, MAX_ENTRY, PAGE_NEXT_OFF,
 };
 use crate::layout::walk::{replay_inode, Ignore, InodeView, WalkReport};
 use crate::layout::{read_u64, Field, Media, BLOCK_SIZE_U64};
@@ -75,7 +77,12 @@ pub(crate) fn maybe_compact(sbi: &SbInfo, info: &InodeInfo, inner: &mut Inner) -
             None
         }
         Err(e) => {
-            pr_warn!("({}): inode {}: log compaction failed ({:?}); keeping the old log\n", sbi.dev(), info.ino, e);
+            pr_warn!(
+                "({}): inode {}: log compaction failed ({:?}); keeping the old log\n",
+                sbi.dev(),
+                info.ino,
+                e
+            );
             inner.log.gc_at = inner.log.pages.saturating_mul(2);
             None
         }
@@ -131,7 +138,12 @@ impl<'a> Writer<'a> {
         Ok(())
     }
 
-    fn push_fixed<T: Field + Copy>(&mut self, etype: u8, e: T, set_hdr: impl Fn(&mut T, EntryHeader)) -> Result {
+    fn push_fixed<T: Field + Copy>(
+        &mut self,
+        etype: u8,
+        e: T,
+        set_hdr: impl Fn(&mut T, EntryHeader),
+    ) -> Result {
         self.push(|seq, buf| {
             let mut e = e;
             set_hdr(&mut e, EntryHeader::new(etype, 0, seq, T::SIZE));
@@ -178,13 +190,18 @@ impl Live {
     /// cross a page: each page may leave up to one entry's room unused).
     fn pages_needed(&self) -> u64 {
         let (bytes, largest) = match self {
-            Live::File(ext) => ((ext.len() as u64).saturating_mul(WriteEntry::SIZE as u64), WriteEntry::SIZE),
+            Live::File(ext) => {
+                ((ext.len() as u64).saturating_mul(WriteEntry::SIZE as u64), WriteEntry::SIZE)
+            }
             Live::Dir(names) => {
-                let b = names.iter().fold(0u64, |a, (_, e)| a.saturating_add(dentry_len(e.name.len()) as u64));
+                let b = names
+                    .iter()
+                    .fold(0u64, |a, (_, e)| a.saturating_add(dentry_len(e.name.len()) as u64));
                 (b, MAX_ENTRY)
             }
         };
-        let bytes = bytes.saturating_add((SetAttrEntry::SIZE + ParentEntry::SIZE + LinkEntry::SIZE) as u64);
+        let bytes =
+            bytes.saturating_add((SetAttrEntry::SIZE + ParentEntry::SIZE + LinkEntry::SIZE) as u64);
         bytes.div_ceil((LOG_AREA - largest) as u64).max(1)
     }
 
@@ -195,7 +212,10 @@ impl Live {
             (Live::Dir(a), Live::Dir(b)) => {
                 a.len() == b.len()
                     && a.iter().zip(b.iter()).all(|((s1, e1), (s2, e2))| {
-                        s1 == s2 && e1.ino == e2.ino && e1.ftype == e2.ftype && e1.name.as_slice() == e2.name.as_slice()
+                        s1 == s2
+                            && e1.ino == e2.ino
+                            && e1.ftype == e2.ftype
+                            && e1.name.as_slice() == e2.name.as_slice()
                     })
             }
             _ => false,
@@ -211,7 +231,8 @@ fn replay(sbi: &SbInfo, ino: u64, raw: &Inode) -> Result<(InodeView, Live, WalkR
     match raw.mode & S_IFMT {
         S_IFREG => {
             let mut map = ExtentMap::new();
-            let (view, rep) = replay_inode(m, geo, ino, raw, &mut map, &mut Ignore).map_err(|_| EIO)?;
+            let (view, rep) =
+                replay_inode(m, geo, ino, raw, &mut map, &mut Ignore).map_err(|_| EIO)?;
             if map.failed {
                 return Err(ENOMEM);
             }
@@ -219,7 +240,8 @@ fn replay(sbi: &SbInfo, ino: u64, raw: &Inode) -> Result<(InodeView, Live, WalkR
         }
         S_IFDIR => {
             let mut dir = DirMap::new();
-            let (view, rep) = replay_inode(m, geo, ino, raw, &mut Ignore, &mut dir).map_err(|_| EIO)?;
+            let (view, rep) =
+                replay_inode(m, geo, ino, raw, &mut Ignore, &mut dir).map_err(|_| EIO)?;
             if dir.failed {
                 return Err(ENOMEM);
             }
@@ -247,18 +269,32 @@ fn attrs(view: &InodeView, valid: u32) -> SetAttrEntry {
 /// last entries of either kind of compact log.
 fn write_parent_link(w: &mut Writer<'_>, view: &InodeView, raw_parent: u64) -> Result {
     if view.parent != raw_parent {
-        let p = ParentEntry { hdr: EntryHeader::new(et::PARENT, 0, 0, ParentEntry::SIZE), parent: view.parent, ctime: view.ctime };
+        let p = ParentEntry {
+            hdr: EntryHeader::new(et::PARENT, 0, 0, ParentEntry::SIZE),
+            parent: view.parent,
+            ctime: view.ctime,
+        };
         w.push_fixed(et::PARENT, p, |e, h| e.hdr = h)?;
     }
     // LINK last: it sets ctime back to the inode's (WRITE and DENTRY
     // entries set it to their mtime).
-    let l = LinkEntry { hdr: EntryHeader::new(et::LINK, 0, 0, LinkEntry::SIZE), nlink: view.nlink, _pad: 0, ctime: view.ctime };
+    let l = LinkEntry {
+        hdr: EntryHeader::new(et::LINK, 0, 0, LinkEntry::SIZE),
+        nlink: view.nlink,
+        _pad: 0,
+        ctime: view.ctime,
+    };
     w.push_fixed(et::LINK, l, |e, h| e.hdr = h)
 }
 
 /// The entries that replay to `view` and `extents` on top of the inode
 /// record `raw` (a regular file).
-fn write_file(w: &mut Writer<'_>, view: &InodeView, raw: &Inode, extents: &[(u64, u64, u64)]) -> Result {
+fn write_file(
+    w: &mut Writer<'_>,
+    view: &InodeView,
+    raw: &Inode,
+    extents: &[(u64, u64, u64)],
+) -> Result {
     // SETATTR first: its size change drops blocks at or past the new end,
     // and the map is still empty here (blocks past EOF of a KEEP_SIZE
     // fallocate survive).
@@ -286,11 +322,19 @@ fn write_file(w: &mut Writer<'_>, view: &InodeView, raw: &Inode, extents: &[(u64
 /// The entries that replay to `view` and `names` on top of the inode
 /// record `raw` (a directory); `last_seq` is the old log's last sequence
 /// number.
-fn write_dir(w: &mut Writer<'_>, view: &InodeView, raw: &Inode, names: &[(u64, DirEnt)], last_seq: u64) -> Result {
+fn write_dir(
+    w: &mut Writer<'_>,
+    view: &InodeView,
+    raw: &Inode,
+    names: &[(u64, DirEnt)],
+    last_seq: u64,
+) -> Result {
     // Every live name keeps the sequence number of its ADD entry, its
     // readdir cookie; `names` is in sequence order, as the walker wants.
     for (seq, e) in names {
-        w.push_at(*seq, |s, buf| encode_dentry(buf, s, DE_ADD, e.ino, e.ftype, view.mtime, e.name.as_slice()))?;
+        w.push_at(*seq, |s, buf| {
+            encode_dentry(buf, s, DE_ADD, e.ino, e.ftype, view.mtime, e.name.as_slice())
+        })?;
     }
     // The rest continues above the old log, so the next sequence number
     // handed out (the log's last plus one) is above every cookie ever
@@ -324,7 +368,11 @@ fn chain(sbi: &SbInfo, log: &LogPos) -> Result<KVec<u64>> {
         }
         page = next;
     }
-    pr_err!("({}): log chain from block {} does not reach its tail; run fsck.novars\n", sbi.dev(), log.head);
+    pr_err!(
+        "({}): log chain from block {} does not reach its tail; run fsck.novars\n",
+        sbi.dev(),
+        log.head
+    );
     Err(crate::shim::err(kernel::bindings::EUCLEAN))
 }
 
@@ -332,7 +380,9 @@ fn chain(sbi: &SbInfo, log: &LogPos) -> Result<KVec<u64>> {
 enum Compacted {
     Done(LogPos),
     /// The live state needs `need` pages, more than half the log.
-    NotWorth { need: u64 },
+    NotWorth {
+        need: u64,
+    },
 }
 
 /// Rewrites the log of `info` (committed state `log`).
@@ -366,7 +416,11 @@ fn compact(sbi: &SbInfo, info: &InodeInfo, log: LogPos) -> Result<Compacted> {
         check.log_tail = w.tail;
         let (view2, live2, rep2) = replay(sbi, info.ino, &check)?;
         if view2 != view || !live2.same(&live) || rep2.last_seq != w.seq || w.seq <= last_seq {
-            pr_err!("({}): inode {}: compacted log does not replay to the same state\n", sbi.dev(), info.ino);
+            pr_err!(
+                "({}): inode {}: compacted log does not replay to the same state\n",
+                sbi.dev(),
+                info.ino
+            );
             return Err(EIO);
         }
         Ok(head)

@@ -127,7 +127,9 @@ impl FileMap for ExtentMap {
         let (mut k, mut e) = (pgoff, Ext { block, count });
         if let Some(p) = pgoff.checked_sub(1) {
             if let Some((pk, pe)) = self.pred(p) {
-                if pk.checked_add(pe.count) == Some(pgoff) && pe.block.checked_add(pe.count) == Some(block) {
+                if pk.checked_add(pe.count) == Some(pgoff)
+                    && pe.block.checked_add(pe.count) == Some(block)
+                {
                     if let Some(c) = pe.count.checked_add(count) {
                         self.remove(pk);
                         (k, e) = (pk, Ext { block: pe.block, count: c });
@@ -160,7 +162,10 @@ impl FileMap for ExtentMap {
                 }
                 self.mapped = self.mapped.saturating_sub(e_end - p);
                 if e_end > end {
-                    self.insert(end, Ext { block: e.block.saturating_add(end - k), count: e_end - end });
+                    self.insert(
+                        end,
+                        Ext { block: e.block.saturating_add(end - k), count: e_end - end },
+                    );
                 }
             }
         }
@@ -175,7 +180,10 @@ impl FileMap for ExtentMap {
                     self.remove(k);
                     let e_end = k.saturating_add(e.count);
                     if e_end > end {
-                        self.insert(end, Ext { block: e.block.saturating_add(end - k), count: e_end - end });
+                        self.insert(
+                            end,
+                            Ext { block: e.block.saturating_add(end - k), count: e_end - end },
+                        );
                     }
                 }
                 _ => break,
@@ -283,7 +291,11 @@ impl DirIndex for DirMap {
             self.failed = true;
             return;
         }
-        if self.by_seq.try_create_and_insert(seq, DirEnt { name: n, ino, ftype }, GFP_KERNEL).is_err() {
+        if self
+            .by_seq
+            .try_create_and_insert(seq, DirEnt { name: n, ino, ftype }, GFP_KERNEL)
+            .is_err()
+        {
             self.failed = true;
             return;
         }

@@ -4,11 +4,11 @@
 //! the DRAM index, and hand the attributes to C (`novars_iget`).
 
 use crate::index::{DirMap, ExtentMap, Lookup};
-use crate::locks::LogLock;
-use crate::log::LogPos;
 use crate::layout::inode::{read_inode_at, slot_pos_in, Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
 use crate::layout::walk::{replay_inode, Ignore};
 use crate::layout::{Media, BLOCK_SIZE};
+use crate::locks::LogLock;
+use crate::log::LogPos;
 use crate::shim::{self, IAttr};
 use crate::super_::{self, SbInfo};
 use core::ffi::{c_int, c_void};
@@ -71,18 +71,31 @@ fn corrupt(sbi: &SbInfo, ino: u64, what: &str) -> Error {
 }
 
 /// The symlink target of `raw` as a kmalloc'd NUL-terminated string.
-fn link_target(sbi: &SbInfo, ino: u64, raw: &Inode, size: u64, index: &mut Index) -> Result<(*mut u8, u32)> {
+fn link_target(
+    sbi: &SbInfo,
+    ino: u64,
+    raw: &Inode,
+    size: u64,
+    index: &mut Index,
+) -> Result<(*mut u8, u32)> {
     let mut t = KVec::new();
     if let Some(inline) = raw.inline_target() {
         t.extend_from_slice(inline, GFP_KERNEL)?;
     } else {
         let len = usize::try_from(size).ok().filter(|l| *l > 0 && *l < BLOCK_SIZE);
-        let Some(len) = len else { return Err(corrupt(sbi, ino, "symlink target length out of range")) };
-        let Index::File(map) = index else { return Err(corrupt(sbi, ino, "symlink without a block map")) };
+        let Some(len) = len else {
+            return Err(corrupt(sbi, ino, "symlink target length out of range"));
+        };
+        let Index::File(map) = index else {
+            return Err(corrupt(sbi, ino, "symlink without a block map"));
+        };
         let Lookup::Mapped { block, .. } = map.lookup(0) else {
             return Err(corrupt(sbi, ino, "symlink target block missing"));
         };
-        let b = sbi.media.block(block).map_err(|_| corrupt(sbi, ino, "symlink target block unreadable"))?;
+        let b = sbi
+            .media
+            .block(block)
+            .map_err(|_| corrupt(sbi, ino, "symlink target block unreadable"))?;
         t.extend_from_slice(b.get(..len).unwrap_or(&[]), GFP_KERNEL)?;
     }
     if t.is_empty() || t.as_slice().contains(&0) {
@@ -97,8 +110,13 @@ fn link_target(sbi: &SbInfo, ino: u64, raw: &Inode, size: u64, index: &mut Index
 fn load(sbi: &SbInfo, ino: u64) -> Result<(*mut c_void, IAttr)> {
     let geo = &sbi.geo;
     let (lane, slot) = geo.ino_split(ino);
-    let segs = sbi.segments.as_slice().get(lane as usize).ok_or_else(|| corrupt(sbi, ino, "no such lane"))?;
-    let pos = slot_pos_in(geo, segs.as_slice(), slot).ok_or_else(|| corrupt(sbi, ino, "beyond the inode table"))?;
+    let segs = sbi
+        .segments
+        .as_slice()
+        .get(lane as usize)
+        .ok_or_else(|| corrupt(sbi, ino, "no such lane"))?;
+    let pos = slot_pos_in(geo, segs.as_slice(), slot)
+        .ok_or_else(|| corrupt(sbi, ino, "beyond the inode table"))?;
     let raw = read_inode_at(&sbi.media, pos).map_err(|_| corrupt(sbi, ino, "inode unreadable"))?;
     if let Err(e) = raw.validate(ino) {
         let _ = e;

@@ -11,8 +11,8 @@ use crate::layout::journal::{build, tx_len, JournalEntry, JOURNAL_STATE_OFF};
 use crate::layout::{read_u64, Media, BLOCK_SIZE_U64};
 use crate::shim;
 use crate::super_::SbInfo;
-use kernel::prelude::*;
 use kernel::bindings;
+use kernel::prelude::*;
 use kernel::sync::lock::{mutex::MutexBackend, Guard};
 
 /// Most words one operation changes (rename with exchange of two

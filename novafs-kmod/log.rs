@@ -10,7 +10,10 @@
 //! the pages it took.
 
 use crate::layout::inode::{INODE_HEAD_OFF, INODE_TAIL_OFF};
-use crate::layout::log::{encode_fixed, et, fits, pack_next, EntryHeader, WriteEntry, pos_block, pos_offset, PageTail, LOG_AREA, MAX_ENTRY, PAGE_NEXT_OFF};
+use crate::layout::log::{
+    encode_fixed, et, fits, pack_next, pos_block, pos_offset, EntryHeader, PageTail, WriteEntry,
+    LOG_AREA, MAX_ENTRY, PAGE_NEXT_OFF,
+};
 use crate::layout::{Timespec, BLOCK_SIZE_U64};
 use crate::super_::SbInfo;
 use kernel::prelude::*;
@@ -83,7 +86,11 @@ impl<'a> Appender<'a> {
     /// Appends one entry built by `build(seq, buf) -> len`.
     pub(crate) fn push(&mut self, build: impl FnOnce(u64, &mut [u8]) -> Option<usize>) -> Result {
         let mut buf = [0u8; MAX_ENTRY];
-        let seq = self.new.seq.checked_add(1).ok_or_else(|| crate::shim::err(kernel::bindings::EOVERFLOW))?;
+        let seq = self
+            .new
+            .seq
+            .checked_add(1)
+            .ok_or_else(|| crate::shim::err(kernel::bindings::EOVERFLOW))?;
         let len = build(seq, &mut buf).ok_or(EINVAL)?;
         let entry = buf.get(..len).ok_or(EINVAL)?;
         if self.new.tail == 0 {
@@ -93,7 +100,11 @@ impl<'a> Appender<'a> {
             self.new.tail_ord = 0;
             self.new.pages = 1;
         } else if !fits(self.new.tail, len) {
-            let ord = self.new.tail_ord.checked_add(1).ok_or_else(|| crate::shim::err(kernel::bindings::EOVERFLOW))?;
+            let ord = self
+                .new
+                .tail_ord
+                .checked_add(1)
+                .ok_or_else(|| crate::shim::err(kernel::bindings::EOVERFLOW))?;
             let page = self.new_page(ord)?;
             link_page(self.sbi, self.new.tail, page)?;
             self.new.tail = page * BLOCK_SIZE_U64;
@@ -113,7 +124,15 @@ impl<'a> Appender<'a> {
 
     /// Appends a WRITE entry: file blocks `pgoff..+count` are device blocks
     /// `block..`, the file's size is `size_after` and its mtime `mtime`.
-    pub(crate) fn push_write(&mut self, flags: u8, pgoff: u64, block: u64, count: u64, size_after: u64, mtime: Timespec) -> Result {
+    pub(crate) fn push_write(
+        &mut self,
+        flags: u8,
+        pgoff: u64,
+        block: u64,
+        count: u64,
+        size_after: u64,
+        mtime: Timespec,
+    ) -> Result {
         let w = WriteEntry {
             hdr: EntryHeader::new(et::WRITE, flags, 0, WriteEntry::SIZE),
             pgoff,

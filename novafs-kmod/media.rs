@@ -37,7 +37,9 @@ impl Media for DaxMedia {
         // SAFETY: `nr < blocks`, so the block lies inside the mapping (type
         // invariant), which outlives `&self`. Concurrent writers only touch
         // bytes past a log tail or words read with their own protocol.
-        Ok(unsafe { core::slice::from_raw_parts(self.base.add(nr as usize * BLOCK_SIZE), BLOCK_SIZE) })
+        Ok(unsafe {
+            core::slice::from_raw_parts(self.base.add(nr as usize * BLOCK_SIZE), BLOCK_SIZE)
+        })
     }
 
     fn blocks(&self) -> u64 {

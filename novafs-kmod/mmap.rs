@@ -11,11 +11,11 @@
 //! `IOMAP_F_DIRTY`, no `VM_FAULT_NEEDDSYNC`), and an application that stores
 //! and flushes its cache lines has durable data without msync or fsync.
 
-use crate::index::Lookup;
-use crate::inode::{Index, InodeInfo, Inner};
-use crate::layout::{Timespec, BLOCK_SIZE, BLOCK_SIZE_U64};
-use crate::layout::walk::FileMap;
 use crate::alloc::HUGE;
+use crate::index::Lookup;
+use crate::inode::{Index, Inner, InodeInfo};
+use crate::layout::walk::FileMap;
+use crate::layout::{Timespec, BLOCK_SIZE, BLOCK_SIZE_U64};
 use crate::log::Appender;
 use crate::super_::SbInfo;
 use kernel::prelude::*;
@@ -205,7 +205,14 @@ pub(crate) fn write_map(
 
 /// A PMD write fault on a 2 MiB hole at `pg`: one device-aligned extent of
 /// [`HUGE`] zeroed blocks, committed as [`fill_holes`] does.
-fn fill_huge(sbi: &SbInfo, info: &InodeInfo, g: &mut Inner, pg: u64, size: u64, mtime: Timespec) -> Result {
+fn fill_huge(
+    sbi: &SbInfo,
+    info: &InodeInfo,
+    g: &mut Inner,
+    pg: u64,
+    size: u64,
+    mtime: Timespec,
+) -> Result {
     if !sbi.rw() {
         return Err(EROFS);
     }

@@ -12,11 +12,17 @@
 //! passes the VFS's view of link counts after the operation, so the logged
 //! counts equal the VFS's.
 
-use crate::inode::{self, Index, InodeInfo, Inner};
+use crate::inode::{self, Index, Inner, InodeInfo};
 use crate::journal::{Tx, MAX_WORDS};
-use crate::layout::inode::{dt_of_mode, Inode, Timespec, INLINE_MAX, INODE_FREE, INODE_LIVE, INODE_STATE_OFF, S_IFDIR, S_IFLNK, S_IFMT};
+use crate::layout::inode::{
+    dt_of_mode, Inode, Timespec, INLINE_MAX, INODE_FREE, INODE_LIVE, INODE_STATE_OFF, S_IFDIR,
+    S_IFLNK, S_IFMT,
+};
 use crate::layout::inode::{read_inode_at, slot_pos_in};
-use crate::layout::log::{encode_dentry, encode_fixed, et, sa, EntryHeader, LinkEntry, ParentEntry, SetAttrEntry, DE_ADD, DE_DEL};
+use crate::layout::log::{
+    encode_dentry, encode_fixed, et, sa, EntryHeader, LinkEntry, ParentEntry, SetAttrEntry, DE_ADD,
+    DE_DEL,
+};
 use crate::layout::walk::DirIndex;
 use crate::layout::{BLOCK_SIZE, BLOCK_SIZE_U64};
 use crate::locks::lock_logs;
@@ -42,7 +48,14 @@ fn set_log(info: &InodeInfo, pos: LogPos) {
     info.inner.lock().log = pos;
 }
 
-fn dentry(ap: &mut Appender<'_>, op: u8, ino: u64, ftype: u8, now: Timespec, name: &[u8]) -> Result<u64> {
+fn dentry(
+    ap: &mut Appender<'_>,
+    op: u8,
+    ino: u64,
+    ftype: u8,
+    now: Timespec,
+    name: &[u8],
+) -> Result<u64> {
     let mut seq = 0;
     ap.push(|s, buf| {
         seq = s;
@@ -53,7 +66,15 @@ fn dentry(ap: &mut Appender<'_>, op: u8, ino: u64, ftype: u8, now: Timespec, nam
 
 fn link_entry(ap: &mut Appender<'_>, nlink: u32, now: Timespec) -> Result {
     ap.push(|s, buf| {
-        encode_fixed(&LinkEntry { hdr: EntryHeader::new(et::LINK, 0, s, LinkEntry::SIZE), nlink, _pad: 0, ctime: now }, buf)
+        encode_fixed(
+            &LinkEntry {
+                hdr: EntryHeader::new(et::LINK, 0, s, LinkEntry::SIZE),
+                nlink,
+                _pad: 0,
+                ctime: now,
+            },
+            buf,
+        )
     })
 }
 
@@ -69,7 +90,14 @@ fn ctime_entry(ap: &mut Appender<'_>, now: Timespec) -> Result {
 
 fn parent_entry(ap: &mut Appender<'_>, parent: u64, now: Timespec) -> Result {
     ap.push(|s, buf| {
-        encode_fixed(&ParentEntry { hdr: EntryHeader::new(et::PARENT, 0, s, ParentEntry::SIZE), parent, ctime: now }, buf)
+        encode_fixed(
+            &ParentEntry {
+                hdr: EntryHeader::new(et::PARENT, 0, s, ParentEntry::SIZE),
+                parent,
+                ctime: now,
+            },
+            buf,
+        )
     })
 }
 
@@ -130,7 +158,15 @@ const _: () = assert!(core::mem::size_of::<CreateArgs>() == 48);
 /// The record of a new inode in free slot `(lane, slot)`: attributes from
 /// `a`, times `now`; the caller adds what else it needs and writes it with
 /// [`write_record`]. Returns (ino, record position, record).
-fn blank_inode(sbi: &SbInfo, lane: u32, slot: u64, a: &CreateArgs, nlink: u32, parent: u64, now: Timespec) -> Result<(u64, u64, Inode)> {
+fn blank_inode(
+    sbi: &SbInfo,
+    lane: u32,
+    slot: u64,
+    a: &CreateArgs,
+    nlink: u32,
+    parent: u64,
+    now: Timespec,
+) -> Result<(u64, u64, Inode)> {
     let geo = &sbi.geo;
     let ino = geo.ino_of(lane, slot).ok_or(ENOSPC)?;
     let segs = sbi.segments.as_slice().get(lane as usize).ok_or(EINVAL)?;
@@ -215,9 +251,10 @@ fn create(sbi: &SbInfo, dinfo: &InodeInfo, name: Option<&[u8]>, a: &CreateArgs) 
                 let mut page = KVec::from_elem(0u8, BLOCK_SIZE, GFP_KERNEL)?;
                 page.as_mut_slice().get_mut(..t.len()).ok_or(EINVAL)?.copy_from_slice(t);
                 let mut ap = Appender::new(sbi, ino, ni.generation, rec, Default::default());
-                let r = sbi.pm.write_nt(blk * BLOCK_SIZE_U64, page.as_slice()).and_then(|_| {
-                    ap.push_write(0, 0, blk, 1, t.len() as u64, now)
-                });
+                let r = sbi
+                    .pm
+                    .write_nt(blk * BLOCK_SIZE_U64, page.as_slice())
+                    .and_then(|_| ap.push_write(0, 0, blk, 1, t.len() as u64, now));
                 if let Err(e) = r {
                     ap.abort();
                     let _ = sbi.alloc.free(blk, 1);
@@ -292,7 +329,12 @@ extern "C" fn novars_rs_create(
     // SAFETY: C passes a live novars directory, its info, the dentry name
     // and the arguments, all alive for the call.
     let (sbi, dinfo, name, a) = unsafe {
-        (super_::sbi((*dir).i_sb), inode::info(dir_info), core::slice::from_raw_parts(name, len), &*args)
+        (
+            super_::sbi((*dir).i_sb),
+            inode::info(dir_info),
+            core::slice::from_raw_parts(name, len),
+            &*args,
+        )
     };
     match create(sbi, dinfo, Some(name), a) {
         Ok(ino) => i64::try_from(ino).unwrap_or(0),
@@ -302,7 +344,11 @@ extern "C" fn novars_rs_create(
 
 /// O_TMPFILE in `dir`: returns the new inode number or -errno.
 #[no_mangle]
-extern "C" fn novars_rs_tmpfile(dir: *mut bindings::inode, dir_info: *mut c_void, args: *const CreateArgs) -> i64 {
+extern "C" fn novars_rs_tmpfile(
+    dir: *mut bindings::inode,
+    dir_info: *mut c_void,
+    args: *const CreateArgs,
+) -> i64 {
     // SAFETY: as in `novars_rs_create`.
     let (sbi, dinfo, a) = unsafe { (super_::sbi((*dir).i_sb), inode::info(dir_info), &*args) };
     match create(sbi, dinfo, None, a) {
@@ -311,7 +357,15 @@ extern "C" fn novars_rs_tmpfile(dir: *mut bindings::inode, dir_info: *mut c_void
     }
 }
 
-fn link(sbi: &SbInfo, dinfo: &InodeInfo, name: &[u8], tinfo: &InodeInfo, ftype: u8, nlink: u32, now: Timespec) -> Result {
+fn link(
+    sbi: &SbInfo,
+    dinfo: &InodeInfo,
+    name: &[u8],
+    tinfo: &InodeInfo,
+    ftype: u8,
+    nlink: u32,
+    now: Timespec,
+) -> Result {
     let _w = sbi.start_write()?;
     let _l = lock_logs(&[dinfo, tinfo])?;
     let dlog = log_of(dinfo);
@@ -359,7 +413,12 @@ extern "C" fn novars_rs_link(
 ) -> c_int {
     // SAFETY: as in `novars_rs_create`.
     let (sbi, dinfo, tinfo, name) = unsafe {
-        (super_::sbi((*dir).i_sb), inode::info(dir_info), inode::info(target_info), core::slice::from_raw_parts(name, len))
+        (
+            super_::sbi((*dir).i_sb),
+            inode::info(dir_info),
+            inode::info(target_info),
+            core::slice::from_raw_parts(name, len),
+        )
     };
     let ftype = dt_of_mode(mode).unwrap_or(crate::layout::inode::dt::REG);
     match link(sbi, dinfo, name, tinfo, ftype, nlink, ts(now_sec, now_nsec)) {
@@ -436,7 +495,12 @@ extern "C" fn novars_rs_unlink(
 ) -> c_int {
     // SAFETY: as in `novars_rs_create`.
     let (sbi, dinfo, vinfo, name) = unsafe {
-        (super_::sbi((*dir).i_sb), inode::info(dir_info), inode::info(victim_info), core::slice::from_raw_parts(name, len))
+        (
+            super_::sbi((*dir).i_sb),
+            inode::info(dir_info),
+            inode::info(victim_info),
+            core::slice::from_raw_parts(name, len),
+        )
     };
     match unlink(sbi, dinfo, name, vinfo, vnlink, rmdir, dir_nlink, ts(now_sec, now_nsec)) {
         Ok(()) => 0,
@@ -653,7 +717,17 @@ fn rename(sbi: &SbInfo, a: &RenameArgs) -> Result {
     #[cfg(novars_trace)]
     if let (true, false, Some(v)) = (same, is_dir, victim) {
         if crate::pm::fault(crate::pm::Fault::DentryInPlace) {
-            return crate::pm::inject::rename_in_place(sbi, odir, moved, v, oname, nname, ftype, a.victim_nlink, now);
+            return crate::pm::inject::rename_in_place(
+                sbi,
+                odir,
+                moved,
+                v,
+                oname,
+                nname,
+                ftype,
+                a.victim_nlink,
+                now,
+            );
         }
     }
     let olog = log_of(odir);

@@ -66,7 +66,12 @@ impl Pm {
     /// # Safety
     ///
     /// `iter` must be the live `iov_iter` of the current call.
-    pub(crate) unsafe fn copy_from_iter(&self, iter: *mut c_void, pos: u64, len: usize) -> Result<usize> {
+    pub(crate) unsafe fn copy_from_iter(
+        &self,
+        iter: *mut c_void,
+        pos: u64,
+        len: usize,
+    ) -> Result<usize> {
         let p = self.check(pos, len as u64)?;
         // SAFETY: `p` is `len` bytes inside the mapping; `iter` is live by
         // the caller's contract; pmem and user memory cannot overlap.
@@ -98,7 +103,9 @@ impl Pm {
         let p = self.check(pos, src.len() as u64)?;
         // SAFETY: destination checked to be inside the mapping; `src` is a
         // valid slice; the regions cannot overlap (pmem vs DRAM).
-        unsafe { shim::novars_memcpy_nt(p.cast::<c_void>(), src.as_ptr().cast::<c_void>(), src.len()) };
+        unsafe {
+            shim::novars_memcpy_nt(p.cast::<c_void>(), src.as_ptr().cast::<c_void>(), src.len())
+        };
         trace::rec(kind::NT_STORE, pos, || src);
         Ok(())
     }
@@ -196,7 +203,9 @@ mod trace {
     /// Records a flush or a fence (no payload).
     pub(super) fn mark(kind: u8, pos: u64, len: u64) {
         // SAFETY: no payload is read for these kinds.
-        unsafe { novars_trace_rec(kind, pos, u32::try_from(len).unwrap_or(u32::MAX), core::ptr::null()) };
+        unsafe {
+            novars_trace_rec(kind, pos, u32::try_from(len).unwrap_or(u32::MAX), core::ptr::null())
+        };
     }
 
     pub(super) fn fault(f: super::Fault) -> bool {

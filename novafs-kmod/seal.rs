@@ -64,7 +64,10 @@ fn seal(
         return Err(EINVAL);
     }
     let _w = sbi.start_write()?;
-    let end = off.checked_add(len).filter(|e| *e <= MAX_FILE_SIZE).ok_or_else(|| shim::err(bindings::EFBIG))?;
+    let end = off
+        .checked_add(len)
+        .filter(|e| *e <= MAX_FILE_SIZE)
+        .ok_or_else(|| shim::err(bindings::EFBIG))?;
     let _l = crate::locks::lock_logs(&[info])?;
     let mut g = info.inner.lock();
     if !matches!(g.index, Index::File(_)) {
@@ -76,7 +79,8 @@ fn seal(
     let mut logged = false;
     let r = (|| -> Result {
         while pg < stop {
-            let (n, next) = fill_holes(sbi, info, &mut g, pg, stop - pg, MAX_EXTENTS, size_after, now)?;
+            let (n, next) =
+                fill_holes(sbi, info, &mut g, pg, stop - pg, MAX_EXTENTS, size_after, now)?;
             if n > 0 {
                 logged = true;
                 out.size = size_after;

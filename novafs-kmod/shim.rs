@@ -122,7 +122,14 @@ extern "C" {
     pub(crate) fn novars_flush(addr: *const c_void, len: usize);
     pub(crate) fn novars_memcpy_nt(dst: *mut c_void, src: *const c_void, len: usize);
     pub(crate) fn novars_iget(sb: *mut bindings::super_block, ino: u64) -> *mut bindings::inode;
-    pub(crate) fn novars_dir_emit(ctx: *mut c_void, name: *const c_char, len: c_int, ino: u64, dt: u32, pos: u64) -> c_int;
+    pub(crate) fn novars_dir_emit(
+        ctx: *mut c_void,
+        name: *const c_char,
+        len: c_int,
+        ino: u64,
+        dt: u32,
+        pos: u64,
+    ) -> c_int;
     pub(crate) fn novars_sb_id(sb: *mut bindings::super_block) -> *const c_char;
     pub(crate) fn novars_sb_rdonly(sb: *mut bindings::super_block) -> bool;
     pub(crate) fn novars_cpu() -> u32;

@@ -14,24 +14,25 @@ use crate::journal::Lane;
 use crate::layout::alloc_rec::{self, ALLOC_PER_BLOCK, KIND_BLOCKS, KIND_INODES};
 use crate::layout::inode::{read_inode_at, walk_segments, INODE_FREE, INODE_STATE_OFF};
 use crate::layout::journal::{self, JournalHeader, JournalState, JOURNAL_STATE_OFF};
-use crate::layout::walk::{LogVisitor, Replay};
 use crate::layout::log::Entry;
-use crate::layout::BLOCK_SIZE;
 use crate::layout::log::MAX_FILE_SIZE;
 use crate::layout::sb::{
-    Geometry, SbError, Superblock, SB_ALLOC_HEAD_OFF, SB_ALLOC_SEQ_OFF, SB_FREE_BLOCKS_OFF, SB_FREE_INODES_OFF,
-    SB_MOUNT_COUNT_OFF, SB_MOUNT_TIME_OFF, SB_STATE_OFF, SB_WRITE_TIME_OFF, STATE_CLEAN,
+    Geometry, SbError, Superblock, SB_ALLOC_HEAD_OFF, SB_ALLOC_SEQ_OFF, SB_FREE_BLOCKS_OFF,
+    SB_FREE_INODES_OFF, SB_MOUNT_COUNT_OFF, SB_MOUNT_TIME_OFF, SB_STATE_OFF, SB_WRITE_TIME_OFF,
+    STATE_CLEAN,
 };
 use crate::layout::walk::Ignore;
+use crate::layout::walk::{LogVisitor, Replay};
+use crate::layout::BLOCK_SIZE;
 use crate::layout::{Media, BLOCK_SIZE_U64};
 use crate::media::DaxMedia;
 use crate::pm::Pm;
 use crate::shim::{self, Opts, SbC, StatFs};
 use core::ffi::{c_int, CStr};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use kernel::bindings;
 use kernel::prelude::*;
 use kernel::sync::Mutex;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Per-mount state; `sb->s_fs_info` points to it. `c` must stay first: C
 /// reads it as `struct novars_sb_c`.
@@ -166,10 +167,14 @@ fn read_superblock(m: &DaxMedia, dev: &str, silent: bool) -> Result<(Superblock,
         Ok(x) => return Ok(x),
         Err(e) => e,
     };
-    let backup = blocks.checked_sub(1).and_then(|b| m.block(b).ok()).map(|b| Superblock::parse(b, blocks));
+    let backup =
+        blocks.checked_sub(1).and_then(|b| m.block(b).ok()).map(|b| Superblock::parse(b, blocks));
     match (e, backup) {
         (_, Some(Ok(x))) => {
-            pr_warn!("({dev}): primary superblock invalid ({}); using the backup; run fsck.novars\n", e.describe());
+            pr_warn!(
+                "({dev}): primary superblock invalid ({}); using the backup; run fsck.novars\n",
+                e.describe()
+            );
             Ok(x)
         }
         (SbError::BadMagic, _) => {
@@ -232,7 +237,12 @@ fn slot_maps(geo: &Geometry, segments: &KVec<KVec<u64>>) -> Result<KVec<Bitmap>>
 }
 
 /// The allocator from the record written at clean unmount, if valid.
-fn alloc_from_record(m: &DaxMedia, geo: &Geometry, sb: &Superblock, segments: &KVec<KVec<u64>>) -> Result<Option<Allocator>> {
+fn alloc_from_record(
+    m: &DaxMedia,
+    geo: &Geometry,
+    sb: &Superblock,
+    segments: &KVec<KVec<u64>>,
+) -> Result<Option<Allocator>> {
     if sb.state & STATE_CLEAN == 0 || sb.alloc_rec_head == 0 {
         return Ok(None);
     }
@@ -262,7 +272,9 @@ fn alloc_from_record(m: &DaxMedia, geo: &Geometry, sb: &Superblock, segments: &K
                     exts.push((start, len), GFP_KERNEL)?;
                 }
                 _ => {
-                    let Some(bm) = slots.as_mut_slice().get_mut(h.lane as usize) else { return Ok(None) };
+                    let Some(bm) = slots.as_mut_slice().get_mut(h.lane as usize) else {
+                        return Ok(None);
+                    };
                     if start.checked_add(len).is_none_or(|e| e > bm.len()) {
                         return Ok(None);
                     }
@@ -297,7 +309,12 @@ impl LogVisitor for Pages<'_> {
 /// The allocator by replaying every live inode's log (mount after a crash
 /// or without a valid record). On a read-write mount, orphans (live inodes
 /// with link count 0: unlinked while open, or O_TMPFILE) are freed.
-fn alloc_by_scan(sbi: &SbInfo, geo: &Geometry, segments: &KVec<KVec<u64>>, rw: bool) -> Result<Allocator> {
+fn alloc_by_scan(
+    sbi: &SbInfo,
+    geo: &Geometry,
+    segments: &KVec<KVec<u64>>,
+    rw: bool,
+) -> Result<Allocator> {
     let name = sbi.dev();
     let m = &sbi.media;
     let mut used = Bitmap::new(geo.blocks_count)?;
@@ -344,7 +361,8 @@ fn alloc_by_scan(sbi: &SbInfo, geo: &Geometry, segments: &KVec<KVec<u64>>, rw: b
                     }
                     sbi.orphan_pending();
                 }
-                crate::layout::walk::walk_log(m, geo, ino, &raw, &mut Pages(&mut used)).map_err(|_| euclean())?;
+                crate::layout::walk::walk_log(m, geo, ino, &raw, &mut Pages(&mut used))
+                    .map_err(|_| euclean())?;
                 for (b, c) in map.extents() {
                     used.set_range(b, c);
                 }
@@ -464,7 +482,10 @@ fn start_writing(sbi: &SbInfo) -> Result {
     s2.mount_count = s2.mount_count.wrapping_add(1);
     s2.mount_time = now_sec();
     store_sb_words(sbi, &[(SB_STATE_OFF, s2.state)])?;
-    store_sb_words(sbi, &[(SB_MOUNT_COUNT_OFF, s2.mount_count), (SB_MOUNT_TIME_OFF, s2.mount_time as u64)])?;
+    store_sb_words(
+        sbi,
+        &[(SB_MOUNT_COUNT_OFF, s2.mount_count), (SB_MOUNT_TIME_OFF, s2.mount_time as u64)],
+    )?;
     st.sbk = s2;
     Ok(())
 }
@@ -489,13 +510,20 @@ fn remount(sbi: &SbInfo, ro: bool) -> Result {
         // As a clean unmount leaves it: the record, then CLEAN.
         if let Err(e) = save_record(sbi) {
             sbi.rw.store(true, Ordering::SeqCst);
-            pr_err!("({}): could not save the allocator record ({}); staying read-write\n", sbi.dev(), e.to_errno());
+            pr_err!(
+                "({}): could not save the allocator record ({}); staying read-write\n",
+                sbi.dev(),
+                e.to_errno()
+            );
             return Err(e);
         }
         pr_info!("({}): remounted read-only\n", sbi.dev());
     } else {
         if sbi.geo.read_only {
-            pr_err!("({}): unknown read-only-compatible features; cannot remount read-write\n", sbi.dev());
+            pr_err!(
+                "({}): unknown read-only-compatible features; cannot remount read-write\n",
+                sbi.dev()
+            );
             return Err(EROFS);
         }
         start_writing(sbi)?;
@@ -516,7 +544,13 @@ extern "C" fn novars_rs_remount(sb: *mut bindings::super_block, ro: bool) -> c_i
     }
 }
 
-fn setup(sb: *mut bindings::super_block, c: SbC, opts: &Opts, silent: bool, dev: [u8; 32]) -> Result {
+fn setup(
+    sb: *mut bindings::super_block,
+    c: SbC,
+    opts: &Opts,
+    silent: bool,
+    dev: [u8; 32],
+) -> Result {
     let blocks = c.size / BLOCK_SIZE_U64;
     // SAFETY: `novars_dax_map` mapped `[kaddr, kaddr + size)`; the mapping
     // lives until `SbInfo` (which owns `c`) is dropped, after every user.
@@ -537,7 +571,10 @@ fn setup(sb: *mut bindings::super_block, c: SbC, opts: &Opts, silent: bool, dev:
             lanes: KVec::new(),
             writers: AtomicUsize::new(0),
             state: KBox::pin_init(
-                kernel::new_mutex!(MountState { sbk: Superblock::zeroed(), orphans_pending: false }, "novars_mount_state"),
+                kernel::new_mutex!(
+                    MountState { sbk: Superblock::zeroed(), orphans_pending: false },
+                    "novars_mount_state"
+                ),
                 GFP_KERNEL,
             )?,
             rw: AtomicBool::new(rw),
@@ -557,7 +594,8 @@ fn setup(sb: *mut bindings::super_block, c: SbC, opts: &Opts, silent: bool, dev:
     for lane in 0..geo.lanes {
         let mut segs = KVec::new();
         let mut oom = false;
-        let r = walk_segments(&sbi.media, &geo, lane, |_, b| oom |= segs.push(b, GFP_KERNEL).is_err());
+        let r =
+            walk_segments(&sbi.media, &geo, lane, |_, b| oom |= segs.push(b, GFP_KERNEL).is_err());
         if oom {
             return Err(ENOMEM);
         }
@@ -569,7 +607,10 @@ fn setup(sb: *mut bindings::super_block, c: SbC, opts: &Opts, silent: bool, dev:
         segments.push(segs, GFP_KERNEL)?;
         let jb = sbi.media.block(geo.journal_block(lane)).map_err(|_| euclean())?;
         let seq = JournalHeader::decode(jb).map(|h| h.seq).unwrap_or(0);
-        sbi.lanes.push(KBox::pin_init(kernel::new_mutex!(Lane { seq }, "novars_lane"), GFP_KERNEL)?, GFP_KERNEL)?;
+        sbi.lanes.push(
+            KBox::pin_init(kernel::new_mutex!(Lane { seq }, "novars_lane"), GFP_KERNEL)?,
+            GFP_KERNEL,
+        )?;
     }
     sbi.geo = geo;
     let alloc = match alloc_from_record(&sbi.media, &geo, &sbk, &segments)? {
@@ -592,9 +633,7 @@ fn setup(sb: *mut bindings::super_block, c: SbC, opts: &Opts, silent: bool, dev:
         // anything is allocated.
         start_writing(&sbi)?;
     }
-    let (free_blocks, free_inodes) = {
-        (sbi.alloc.free_blocks(), sbi.alloc.free_slots())
-    };
+    let (free_blocks, free_inodes) = { (sbi.alloc.free_blocks(), sbi.alloc.free_slots()) };
     // SAFETY: `sb` is the super block being set up, locked by the VFS.
     unsafe {
         (*sb).s_maxbytes = MAX_FILE_SIZE as i64;
@@ -613,7 +652,8 @@ fn setup(sb: *mut bindings::super_block, c: SbC, opts: &Opts, silent: bool, dev:
         e
     };
     if root.is_null() || (root as usize) >= (-4095isize) as usize {
-        let errno = if root.is_null() { shim::neg(bindings::ENOMEM) } else { root as isize as c_int };
+        let errno =
+            if root.is_null() { shim::neg(bindings::ENOMEM) } else { root as isize as c_int };
         return Err(fail(Error::from_errno(errno)));
     }
     // SAFETY: `root` is a live inode reference from novars_iget.
@@ -645,7 +685,11 @@ fn setup(sb: *mut bindings::super_block, c: SbC, opts: &Opts, silent: bool, dev:
 
 /// `fill_super` (called by `novars_fill_super_c` with `s_umount` held).
 #[no_mangle]
-extern "C" fn novars_rs_fill_super(sb: *mut bindings::super_block, opts: *const Opts, silent: c_int) -> c_int {
+extern "C" fn novars_rs_fill_super(
+    sb: *mut bindings::super_block,
+    opts: *const Opts,
+    silent: c_int,
+) -> c_int {
     let dev = dev_name(sb);
     let name = as_str(&dev);
     // SAFETY: C passes the fs_context's options, alive for the call.
@@ -659,7 +703,9 @@ extern "C" fn novars_rs_fill_super(sb: *mut bindings::super_block, opts: *const 
     // SAFETY: `sb` is live; `c` is ours to fill.
     let r = unsafe { shim::novars_dax_map(sb, &mut c) };
     if r == shim::neg(bindings::EOPNOTSUPP) {
-        pr_err!("({name}): device does not support DAX; novars needs a pmem device in fsdax mode\n");
+        pr_err!(
+            "({name}): device does not support DAX; novars needs a pmem device in fsdax mode\n"
+        );
         return shim::neg(bindings::EINVAL);
     }
     if r != 0 {
@@ -687,7 +733,11 @@ extern "C" fn novars_rs_put_super(sb: *mut bindings::super_block) {
     let sbi = unsafe { KBox::from_raw(p) };
     if sbi.rw() {
         if let Err(e) = save_record(&sbi) {
-            pr_err!("({}): could not save the allocator record ({}); the next mount scans\n", sbi.dev(), e.to_errno());
+            pr_err!(
+                "({}): could not save the allocator record ({}); the next mount scans\n",
+                sbi.dev(),
+                e.to_errno()
+            );
         }
     }
     // SAFETY: as above.
@@ -701,7 +751,12 @@ extern "C" fn novars_rs_statfs(sb: *mut bindings::super_block, out: *mut StatFs)
     // SAFETY: called on a mounted novars super block.
     let s = unsafe { sbi(sb) };
     // O(lanes): each lane keeps its free counts as they change.
-    let st = StatFs { blocks: s.geo.data_blocks(), bfree: s.alloc.free_blocks(), files: s.total_inodes, ffree: s.alloc.free_slots() };
+    let st = StatFs {
+        blocks: s.geo.data_blocks(),
+        bfree: s.alloc.free_blocks(),
+        files: s.total_inodes,
+        ffree: s.alloc.free_slots(),
+    };
     // SAFETY: `out` points to the caller's struct.
     unsafe { out.write(st) };
 }

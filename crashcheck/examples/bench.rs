@@ -21,11 +21,7 @@ fn main() -> Result<(), String> {
     let r = b.root();
     for d in 0..4 {
         let dir = b
-            .mkdir(
-                r,
-                format!("d{d}").as_bytes(),
-                Attrs::new(S_IFDIR | 0o755, 0, 0, t),
-            )
+            .mkdir(r, format!("d{d}").as_bytes(), Attrs::new(S_IFDIR | 0o755, 0, 0, t))
             .map_err(|e| e.to_string())?;
         for f in 0..files / 4 {
             b.add_file(
@@ -68,11 +64,7 @@ fn main() -> Result<(), String> {
     }
     let bytes = s.trace();
     let tr = trace::parse(&bytes).map_err(|e| e.to_string())?;
-    println!(
-        "{} records, {} bytes of trace",
-        tr.records.len(),
-        bytes.len()
-    );
+    println!("{} records, {} bytes of trace", tr.records.len(), bytes.len());
     let t0 = Instant::now();
     let out = crashcheck::run(img, &tr, &Config::default())?;
     print!("{}", out.report.text(&|id| format!("--only {id}")));

@@ -39,16 +39,11 @@ fn main() -> Result<(), String> {
     let mut b = Builder::format(&mut img, o).map_err(|e| e.to_string())?;
     let t = Timespec::new(1_600_000_000, 0);
     let r = b.root();
-    let a = b
-        .mkdir(r, b"a", Attrs::new(S_IFDIR | 0o755, 0, 0, t))
-        .map_err(|e| e.to_string())?;
+    let a = b.mkdir(r, b"a", Attrs::new(S_IFDIR | 0o755, 0, 0, t)).map_err(|e| e.to_string())?;
     let file = Attrs::new(S_IFREG | 0o644, 0, 0, t);
-    b.add_file(a, b"f1", file, &[3; 5000])
-        .map_err(|e| e.to_string())?;
-    b.add_file(a, b"old", file, b"old contents")
-        .map_err(|e| e.to_string())?;
-    b.mkdir(r, b"b", Attrs::new(S_IFDIR | 0o755, 0, 0, t))
-        .map_err(|e| e.to_string())?;
+    b.add_file(a, b"f1", file, &[3; 5000]).map_err(|e| e.to_string())?;
+    b.add_file(a, b"old", file, b"old contents").map_err(|e| e.to_string())?;
+    b.mkdir(r, b"b", Attrs::new(S_IFDIR | 0o755, 0, 0, t)).map_err(|e| e.to_string())?;
     b.finish().map_err(|e| e.to_string())?;
     mark_mounted(&mut img)?;
     let mut s = Synth::new(&img, faults)?;

@@ -94,10 +94,7 @@ pub fn main_with(args: Args) -> i32 {
         )
     };
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&out.report.json(&repro)).unwrap_or_default()
-        );
+        println!("{}", serde_json::to_string_pretty(&out.report.json(&repro)).unwrap_or_default());
     } else {
         print!("{}", out.report.text(&repro));
     }
@@ -106,11 +103,7 @@ pub fn main_with(args: Args) -> i32 {
             return fail(format!("{}: {e}", path.display()));
         }
         if !args.json {
-            println!(
-                "image {} written to {}",
-                args.only.unwrap_or(0),
-                path.display()
-            );
+            println!("image {} written to {}", args.only.unwrap_or(0), path.display());
         }
     }
     if out.report.violations > 0 {
@@ -125,11 +118,7 @@ pub fn main() -> i32 {
     match Args::try_parse() {
         Ok(a) => main_with(a),
         Err(e) => {
-            let code = if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
-            };
+            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
             let _ = e.print();
             code
         }

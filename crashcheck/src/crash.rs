@@ -159,11 +159,7 @@ impl Landing {
                 // A "tear" of every word the piece has is the whole piece.
                 if let Some(p) = m.pieces(line).get(full) {
                     if torn != 0 && torn & p.words() == p.words() {
-                        return Some(LineLanding {
-                            line,
-                            full: full + 1,
-                            torn: 0,
-                        });
+                        return Some(LineLanding { line, full: full + 1, torn: 0 });
                     }
                     torn &= p.words();
                 }
@@ -233,10 +229,7 @@ pub fn states(
     cfg: &GenConfig,
     rng: &mut Rng,
 ) -> Vec<CrashState> {
-    let mut out = vec![CrashState {
-        kind: StateKind::Durable,
-        landed: Vec::new(),
-    }];
+    let mut out = vec![CrashState { kind: StateKind::Durable, landed: Vec::new() }];
     if writes.is_empty() {
         return out;
     }
@@ -250,12 +243,7 @@ pub fn states(
     }
     for (i, a) in writes.iter().enumerate() {
         for b in &writes[i + 1..] {
-            out.push(
-                Landing::default()
-                    .write(a)
-                    .write(b)
-                    .finish(m, StateKind::Pair),
-            );
+            out.push(Landing::default().write(a).write(b).finish(m, StateKind::Pair));
         }
     }
     let words_of = |line: u64, idx: usize| m.pieces(line).get(idx).map(|p| p.words()).unwrap_or(0);
@@ -292,11 +280,8 @@ pub fn states(
     }
     for w in writes {
         let n = w.pieces.len();
-        let chosen: Vec<(u64, usize)> = if n <= SMALL_WRITE {
-            w.pieces.clone()
-        } else {
-            vec![w.pieces[0], w.pieces[n - 1]]
-        };
+        let chosen: Vec<(u64, usize)> =
+            if n <= SMALL_WRITE { w.pieces.clone() } else { vec![w.pieces[0], w.pieces[n - 1]] };
         for (line, idx) in chosen {
             let words = words_of(line, idx);
             for k in 1..words.count_ones() {
@@ -309,10 +294,7 @@ pub fn states(
         }
     }
     let splittable = writes.iter().any(|w| {
-        w.pieces.len() > 1
-            || w.pieces
-                .iter()
-                .any(|&(l, i)| words_of(l, i).count_ones() > 1)
+        w.pieces.len() > 1 || w.pieces.iter().any(|&(l, i)| words_of(l, i).count_ones() > 1)
     });
     if writes.len() >= 3 || splittable {
         for _ in 0..cfg.max_random {
@@ -350,17 +332,14 @@ pub fn states(
 
 /// The lines a state changes, with their crash contents.
 pub fn materialize(m: &Model, s: &CrashState) -> Vec<(u64, LineBytes)> {
-    s.landed
-        .iter()
-        .map(|l| (l.line, m.compose(l.line, l.full, l.torn)))
-        .collect()
+    s.landed.iter().map(|l| (l.line, m.compose(l.line, l.full, l.torn))).collect()
 }
 
 /// Diff hash of the crash image against the base image.
 pub fn image_hash(m: &Model, lines: &[(u64, LineBytes)]) -> u128 {
-    lines.iter().fold(m.hash(), |h, (line, c)| {
-        h ^ line_hash(*line, &m.line(*line)) ^ line_hash(*line, c)
-    })
+    lines
+        .iter()
+        .fold(m.hash(), |h, (line, c)| h ^ line_hash(*line, &m.line(*line)) ^ line_hash(*line, c))
 }
 
 /// One write's share of a crash state, for reports.
@@ -378,13 +357,8 @@ pub struct LandedWrite {
 /// Which pending writes a state lands, per write, in program order.
 pub fn describe(m: &Model, writes: &[PendingWrite], s: &CrashState) -> Vec<LandedWrite> {
     let mut out: BTreeMap<usize, LandedWrite> = BTreeMap::new();
-    let total = |rec: usize| {
-        writes
-            .iter()
-            .find(|w| w.rec == rec)
-            .map(|w| w.pieces.len())
-            .unwrap_or(0)
-    };
+    let total =
+        |rec: usize| writes.iter().find(|w| w.rec == rec).map(|w| w.pieces.len()).unwrap_or(0);
     for l in &s.landed {
         let ps = m.pieces(l.line);
         let mut bump = |rec: usize, torn: Option<(u64, u8)>| {
@@ -446,32 +420,11 @@ mod tests {
             }
         }
         // "single" of the third store to line 0 lands the two before it.
-        let single = ss
-            .iter()
-            .filter(|s| s.kind == StateKind::Single)
-            .nth(3)
-            .unwrap();
-        assert_eq!(
-            single.landed,
-            vec![LineLanding {
-                line: 0,
-                full: 3,
-                torn: 0
-            }]
-        );
+        let single = ss.iter().filter(|s| s.kind == StateKind::Single).nth(3).unwrap();
+        assert_eq!(single.landed, vec![LineLanding { line: 0, full: 3, torn: 0 }]);
         // Its tear lands the first word only, after the earlier pieces.
-        let tear = ss
-            .iter()
-            .find(|s| s.kind == StateKind::Tear && s.landed[0].line == 0)
-            .unwrap();
-        assert_eq!(
-            tear.landed,
-            vec![LineLanding {
-                line: 0,
-                full: 2,
-                torn: 1
-            }]
-        );
+        let tear = ss.iter().find(|s| s.kind == StateKind::Tear && s.landed[0].line == 0).unwrap();
+        assert_eq!(tear.landed, vec![LineLanding { line: 0, full: 2, torn: 1 }]);
         let img = materialize(&m, tear);
         assert_eq!(
             &img[0].1[..24],
@@ -489,10 +442,8 @@ mod tests {
         let ss = states(&m, &ws, &GenConfig { max_random: 10 }, &mut Rng::new(1));
         // durable, all, 2 singles, 1 pair; nothing can split: no random.
         assert_eq!(ss.len(), 5);
-        let hashes: std::collections::HashSet<u128> = ss
-            .iter()
-            .map(|s| image_hash(&m, &materialize(&m, s)))
-            .collect();
+        let hashes: std::collections::HashSet<u128> =
+            ss.iter().map(|s| image_hash(&m, &materialize(&m, s))).collect();
         assert_eq!(hashes.len(), 4, "the pair equals 'all'");
     }
 
@@ -512,12 +463,8 @@ mod tests {
 
     #[test]
     fn rng_is_deterministic() {
-        let a: Vec<u64> = (0..5)
-            .scan(Rng::new(7), |r, _| Some(r.next_u64()))
-            .collect();
-        let b: Vec<u64> = (0..5)
-            .scan(Rng::new(7), |r, _| Some(r.next_u64()))
-            .collect();
+        let a: Vec<u64> = (0..5).scan(Rng::new(7), |r, _| Some(r.next_u64())).collect();
+        let b: Vec<u64> = (0..5).scan(Rng::new(7), |r, _| Some(r.next_u64())).collect();
         assert_eq!(a, b);
         assert_ne!(Rng::new(0).next_u64(), Rng::new(1).next_u64());
     }

@@ -122,13 +122,7 @@ impl Model {
     /// A model whose durable state is `base`. Lines past a trailing partial
     /// line are never touched (the trace is range-checked first).
     pub fn new(base: Vec<u8>) -> Self {
-        Self {
-            img: base,
-            pending: HashMap::new(),
-            ready: Vec::new(),
-            hash: 0,
-            undo: Vec::new(),
-        }
+        Self { img: base, pending: HashMap::new(), ready: Vec::new(), hash: 0, undo: Vec::new() }
     }
 
     /// The durable bytes (plus any patch in effect).
@@ -366,11 +360,7 @@ mod tests {
         w.store(8, &[1; 8]);
         w.fence();
         let m = run(&w, 4096);
-        assert_eq!(
-            m.bytes()[8],
-            0,
-            "a fence alone does not persist a cached store"
-        );
+        assert_eq!(m.bytes()[8], 0, "a fence alone does not persist a cached store");
         w.flush(8, 8);
         let m = run(&w, 4096);
         assert_eq!(m.bytes()[8], 0, "a flush alone does not persist");
@@ -402,11 +392,7 @@ mod tests {
         w.nt_store(64, &[3; 70]); // two lines
         w.fence();
         let m = run(&w, 4096);
-        assert_eq!(
-            m.bytes()[0],
-            1,
-            "same-line order: the earlier store lands with the later one"
-        );
+        assert_eq!(m.bytes()[0], 1, "same-line order: the earlier store lands with the later one");
         assert_eq!(m.bytes()[8], 2);
         assert_eq!(&m.bytes()[64..134], &[3; 70][..]);
         assert_eq!(m.pending_count(), 0);

@@ -73,10 +73,7 @@ fn tree_hash(t: &Tree) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     for (p, i) in t {
         p.hash(&mut h);
-        (
-            i.ino, i.mode, i.uid, i.gid, i.size, i.nlink, i.content, &i.target,
-        )
-            .hash(&mut h);
+        (i.ino, i.mode, i.uid, i.gid, i.size, i.nlink, i.content, &i.target).hash(&mut h);
     }
     h.finish()
 }
@@ -131,10 +128,7 @@ pub fn recover(m: &mut Model) {
     };
     for lane in 0..geo.lanes {
         let jb = geo.journal_block(lane);
-        let Some(start) = usize::try_from(jb)
-            .ok()
-            .and_then(|b| b.checked_mul(BLOCK_SIZE))
-        else {
+        let Some(start) = usize::try_from(jb).ok().and_then(|b| b.checked_mul(BLOCK_SIZE)) else {
             continue;
         };
         let Some(block) = m.bytes().get(start..start + BLOCK_SIZE) else {
@@ -147,10 +141,7 @@ pub fn recover(m: &mut Model) {
         for e in undo {
             m.patch(e.pos, &e.old.to_le_bytes());
         }
-        m.patch(
-            jb * BLOCK_SIZE_U64 + JOURNAL_STATE_OFF as u64,
-            &0u64.to_le_bytes(),
-        );
+        m.patch(jb * BLOCK_SIZE_U64 + JOURNAL_STATE_OFF as u64, &0u64.to_le_bytes());
     }
 }
 
@@ -173,12 +164,7 @@ pub fn check(m: &mut Model, trees: &mut Trees) -> Verdict {
     recover(m);
     let tree = novars_fsck::tree::list(m.bytes());
     m.revert_to(depth);
-    Verdict {
-        fatal: out.fatal,
-        errors,
-        notes,
-        tree: trees.intern(tree),
-    }
+    Verdict { fatal: out.fatal, errors, notes, tree: trees.intern(tree) }
 }
 
 /// The tree of the image the CPU sees (every pending write applied), as
@@ -209,12 +195,9 @@ pub fn diff(got: &Tree, want: &Tree, max: usize) -> Vec<String> {
     for (p, w) in want {
         match got.get(p) {
             None => out.push(format!("missing {}: {}", p.display(), show(w))),
-            Some(g) if g != w => out.push(format!(
-                "differs {}: got {}; want {}",
-                p.display(),
-                show(g),
-                show(w)
-            )),
+            Some(g) if g != w => {
+                out.push(format!("differs {}: got {}; want {}", p.display(), show(g), show(w)))
+            }
             _ => {}
         }
     }

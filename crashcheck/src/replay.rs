@@ -52,13 +52,7 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Self {
-            max_random: 32,
-            seed: DEFAULT_SEED,
-            only: None,
-            dump: false,
-            max_findings: 20,
-        }
+        Self { max_random: 32, seed: DEFAULT_SEED, only: None, dump: false, max_findings: 20 }
     }
 }
 
@@ -116,9 +110,7 @@ const WIDE_POINT: usize = 100;
 /// Checks `trace` replayed over `base` (the device before the workload).
 pub fn run(base: Vec<u8>, trace: &Trace<'_>, cfg: &Config) -> Result<Outcome, String> {
     let t0 = Instant::now();
-    trace
-        .check_ranges(base.len() as u64)
-        .map_err(|e| e.to_string())?;
+    trace.check_ranges(base.len() as u64).map_err(|e| e.to_string())?;
     if base.len() < 2 * layout::BLOCK_SIZE {
         return Err("the base image is too small to hold a novars file system".into());
     }
@@ -133,19 +125,11 @@ pub fn run(base: Vec<u8>, trace: &Trace<'_>, cfg: &Config) -> Result<Outcome, St
         verdicts: Vec::new(),
         cache: HashMap::new(),
         violating: HashSet::new(),
-        window: Window {
-            busy: false,
-            trees: vec![t],
-            ops: Vec::new(),
-            waiting: Vec::new(),
-        },
+        window: Window { busy: false, trees: vec![t], ops: Vec::new(), waiting: Vec::new() },
         in_flight: Vec::new(),
         next_id: 0,
         points: 0,
-        report: Report {
-            records: trace.records.len(),
-            ..Report::default()
-        },
+        report: Report { records: trace.records.len(), ..Report::default() },
         image: None,
     };
     for (i, rec) in trace.records.iter().enumerate() {
@@ -166,15 +150,9 @@ pub fn run(base: Vec<u8>, trace: &Trace<'_>, cfg: &Config) -> Result<Outcome, St
     let t = oracle::volatile_tree(&mut r.m, &mut r.trees);
     r.window.trees.push(t);
     if !r.in_flight.is_empty() {
-        let ops: Vec<String> = r
-            .in_flight
-            .iter()
-            .map(|&(c, nr)| format!("{} #{nr}", op_name(c)))
-            .collect();
-        r.report.warnings.push(format!(
-            "the trace ends with calls in flight: {}",
-            ops.join(", ")
-        ));
+        let ops: Vec<String> =
+            r.in_flight.iter().map(|&(c, nr)| format!("{} #{nr}", op_name(c))).collect();
+        r.report.warnings.push(format!("the trace ends with calls in flight: {}", ops.join(", ")));
     }
     r.close_window();
     r.report.trees = r.trees.len();
@@ -186,10 +164,7 @@ pub fn run(base: Vec<u8>, trace: &Trace<'_>, cfg: &Config) -> Result<Outcome, St
             r.next_id
         ));
     }
-    Ok(Outcome {
-        report: r.report,
-        image: r.image,
-    })
+    Ok(Outcome { report: r.report, image: r.image })
 }
 
 impl Run<'_, '_> {
@@ -201,21 +176,14 @@ impl Run<'_, '_> {
             self.window.trees.push(t);
             self.point(i, PointKind::OpBegin);
             self.close_window();
-            self.window = Window {
-                busy: true,
-                trees: vec![t],
-                ops: Vec::new(),
-                waiting: Vec::new(),
-            };
+            self.window =
+                Window { busy: true, trees: vec![t], ops: Vec::new(), waiting: Vec::new() };
         } else {
             self.window.trees.push(t);
             self.point(i, PointKind::OpBegin);
         }
         self.in_flight.push((code, nr));
-        self.window.ops.push(OpRef {
-            name: op_name(code),
-            nr,
-        });
+        self.window.ops.push(OpRef { name: op_name(code), nr });
     }
 
     fn op_end(&mut self, i: usize, code: u64, nr: u32) {
@@ -224,10 +192,10 @@ impl Run<'_, '_> {
             Some(k) => {
                 self.in_flight.remove(k);
             }
-            None => self.report.warnings.push(format!(
-                "record {i}: OP_END of {} #{nr}, which never began",
-                op_name(code)
-            )),
+            None => self
+                .report
+                .warnings
+                .push(format!("record {i}: OP_END of {} #{nr}, which never began", op_name(code))),
         }
         self.window.trees.push(t);
         if self.in_flight.is_empty() && self.window.busy {
@@ -235,10 +203,7 @@ impl Run<'_, '_> {
             self.window = Window {
                 busy: false,
                 trees: vec![t],
-                ops: vec![OpRef {
-                    name: op_name(code),
-                    nr,
-                }],
+                ops: vec![OpRef { name: op_name(code), nr }],
                 waiting: Vec::new(),
             };
         }
@@ -264,10 +229,7 @@ impl Run<'_, '_> {
             self.window = Window {
                 busy: false,
                 trees: vec![t],
-                ops: vec![OpRef {
-                    name: USER_STORE,
-                    nr: self.report.user_stores as u32,
-                }],
+                ops: vec![OpRef { name: USER_STORE, nr: self.report.user_stores as u32 }],
                 waiting: Vec::new(),
             };
         } else {
@@ -285,12 +247,7 @@ impl Run<'_, '_> {
         let key = self.op_key();
         let w = std::mem::replace(
             &mut self.window,
-            Window {
-                busy: false,
-                trees: Vec::new(),
-                ops: Vec::new(),
-                waiting: Vec::new(),
-            },
+            Window { busy: false, trees: Vec::new(), ops: Vec::new(), waiting: Vec::new() },
         );
         let (first, last) = (w.trees.first().copied(), w.trees.last().copied());
         for mut x in w.waiting {
@@ -304,11 +261,8 @@ impl Run<'_, '_> {
             if !legal {
                 let got = self.trees.get(x.tree).clone();
                 let mut diff = Vec::new();
-                let legal: &[(&str, Option<TreeId>)] = if w.busy {
-                    &[("before", first), ("after", last)]
-                } else {
-                    &[("after", last)]
-                };
+                let legal: &[(&str, Option<TreeId>)] =
+                    if w.busy { &[("before", first), ("after", last)] } else { &[("after", last)] };
                 for &(label, id) in legal {
                     let Some(id) = id else { continue };
                     diff.push(format!("vs {label}:"));
@@ -367,16 +321,9 @@ impl Run<'_, '_> {
     /// The pending writes of `writes` that `landed` does not touch.
     fn lost_lines(&self, writes: &[PendingWrite], landed: &[LandedWrite]) -> Vec<String> {
         const MAX: usize = 8;
-        let lost: Vec<usize> = writes
-            .iter()
-            .map(|w| w.rec)
-            .filter(|r| !landed.iter().any(|l| l.rec == *r))
-            .collect();
-        let mut out: Vec<String> = lost
-            .iter()
-            .take(MAX)
-            .map(|&r| self.record_line(r))
-            .collect();
+        let lost: Vec<usize> =
+            writes.iter().map(|w| w.rec).filter(|r| !landed.iter().any(|l| l.rec == *r)).collect();
+        let mut out: Vec<String> = lost.iter().take(MAX).map(|&r| self.record_line(r)).collect();
         if lost.len() > MAX {
             out.push(format!("... and {} more", lost.len() - MAX));
         }
@@ -425,9 +372,7 @@ impl Run<'_, '_> {
         let states = crash::states(
             &self.m,
             &writes,
-            &GenConfig {
-                max_random: self.cfg.max_random,
-            },
+            &GenConfig { max_random: self.cfg.max_random },
             &mut rng,
         );
         let key = self.op_key();
@@ -498,11 +443,7 @@ impl Run<'_, '_> {
                 }
                 self.violation(finding, key);
             } else {
-                self.window.waiting.push(Waiting {
-                    finding,
-                    tree: v.tree,
-                    hash: h,
-                });
+                self.window.waiting.push(Waiting { finding, tree: v.tree, hash: h });
             }
         }
     }

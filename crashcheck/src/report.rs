@@ -157,22 +157,13 @@ impl Report {
             let _ = writeln!(s, "warning: {w}");
         }
         for f in &self.findings {
-            let ops = f
-                .ops
-                .iter()
-                .map(|o| o.to_string())
-                .collect::<Vec<_>>()
-                .join(", ");
+            let ops = f.ops.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(", ");
             let _ = writeln!(
                 s,
                 "{} image {}: {} at record {} ({}), state {}",
                 if f.violation { "VIOLATION" } else { "ok" },
                 f.image,
-                if ops.is_empty() {
-                    "no op".to_string()
-                } else {
-                    ops
-                },
+                if ops.is_empty() { "no op".to_string() } else { ops },
                 f.record,
                 f.point.name(),
                 f.state
@@ -205,11 +196,8 @@ impl Report {
         }
         let shown = self.findings.iter().filter(|f| f.violation).count() as u64;
         if self.violating_images > shown {
-            let _ = writeln!(
-                s,
-                "({} more violating images not shown)",
-                self.violating_images - shown
-            );
+            let _ =
+                writeln!(s, "({} more violating images not shown)", self.violating_images - shown);
         }
         let _ = writeln!(
             s,

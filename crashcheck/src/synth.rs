@@ -85,10 +85,7 @@ pub fn mark_mounted(img: &mut [u8]) -> Result<()> {
     sb.state &= !layout::sb::STATE_CLEAN;
     for b in [0, geo.backup_sb()] {
         let s = b as usize * BLOCK_SIZE;
-        sb.write_block(
-            img.get_mut(s..s + BLOCK_SIZE)
-                .ok_or("backup superblock off the image")?,
-        );
+        sb.write_block(img.get_mut(s..s + BLOCK_SIZE).ok_or("backup superblock off the image")?);
     }
     Ok(())
 }
@@ -128,31 +125,12 @@ pub struct OpInfo {
 /// A log entry to append.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Ent {
-    Write {
-        pgoff: u64,
-        block: u64,
-        count: u32,
-        size_after: u64,
-    },
-    Size {
-        size: u64,
-    },
-    Link {
-        nlink: u32,
-    },
-    Add {
-        ino: u64,
-        ftype: u8,
-        name: Vec<u8>,
-    },
-    Del {
-        ino: u64,
-        ftype: u8,
-        name: Vec<u8>,
-    },
-    Parent {
-        parent: u64,
-    },
+    Write { pgoff: u64, block: u64, count: u32, size_after: u64 },
+    Size { size: u64 },
+    Link { nlink: u32 },
+    Add { ino: u64, ftype: u8, name: Vec<u8> },
+    Del { ino: u64, ftype: u8, name: Vec<u8> },
+    Parent { parent: u64 },
 }
 
 /// One step of writing entries into a log.
@@ -160,11 +138,7 @@ pub enum Ent {
 enum Step {
     /// A new page: its tail, and the previous page to seal (`next` word
     /// position, value).
-    Page {
-        block: u64,
-        tail: PageTail,
-        seal: Option<(u64, u64)>,
-    },
+    Page { block: u64, tail: PageTail, seal: Option<(u64, u64)> },
     /// An entry at a position.
     Entry { pos: u64, bytes: Vec<u8> },
 }
@@ -353,16 +327,9 @@ impl Synth {
 
     fn end(&mut self, code: u64) {
         self.w.op_end(code, self.op);
-        let (flushes, fences) = (
-            std::mem::take(&mut self.flushes),
-            std::mem::take(&mut self.fences),
-        );
-        self.ops.push(OpInfo {
-            nr: self.op,
-            code,
-            flushes,
-            fences,
-        });
+        let (flushes, fences) =
+            (std::mem::take(&mut self.flushes), std::mem::take(&mut self.fences));
+        self.ops.push(OpInfo { nr: self.op, code, flushes, fences });
     }
 
     // ---- reading the current state ----
@@ -373,9 +340,7 @@ impl Synth {
 
     fn node(&self, ino: u64) -> Result<Node> {
         let r = self.reader()?;
-        let l = r
-            .load(ino)
-            .ok_or_else(|| format!("inode {ino} is not live"))?;
+        let l = r.load(ino).ok_or_else(|| format!("inode {ino} is not live"))?;
         Ok(Node {
             ino,
             pos: l.pos,
@@ -384,31 +349,18 @@ impl Synth {
             nlink: l.view.nlink,
             size: l.view.size,
             extents: l.extents.clone(),
-            names: l
-                .names
-                .names
-                .iter()
-                .map(|(n, d)| (n.to_vec(), d.ino))
-                .collect(),
+            names: l.names.names.iter().map(|(n, d)| (n.to_vec(), d.ino)).collect(),
         })
     }
 
     /// The inode at `path` (from the root, `/`-separated).
     pub fn lookup(&self, path: &str) -> Result<u64> {
-        self.reader()?
-            .lookup(path)
-            .ok_or_else(|| format!("{path}: no such file"))
+        self.reader()?.lookup(path).ok_or_else(|| format!("{path}: no such file"))
     }
 
     fn scan(&self, n: &Node) -> LogScan {
         let mut s = LogScan::default();
-        let _ = walk_log(
-            &SliceMedia::new(&self.img),
-            &self.geo,
-            n.ino,
-            &n.inode,
-            &mut s,
-        );
+        let _ = walk_log(&SliceMedia::new(&self.img), &self.geo, n.ino, &n.inode, &mut s);
         s
     }
 
@@ -455,12 +407,7 @@ impl Synth {
         let mut buf = [0u8; MAX_ENTRY];
         let t = self.time();
         let len = match e {
-            Ent::Write {
-                pgoff,
-                block,
-                count,
-                size_after,
-            } => encode_fixed(
+            Ent::Write { pgoff, block, count, size_after } => encode_fixed(
                 &WriteEntry {
                     hdr: EntryHeader::new(et::WRITE, 0, seq, WriteEntry::SIZE),
                     pgoff: *pgoff,
@@ -528,11 +475,7 @@ impl Synth {
             let bytes = self.encode(e, seq)?;
             if tail == 0 {
                 let p = self.alloc_blocks(1)?;
-                steps.push(Step::Page {
-                    block: p,
-                    tail: PageTail::new(n.ino, gen, 0),
-                    seal: None,
-                });
+                steps.push(Step::Page { block: p, tail: PageTail::new(n.ino, gen, 0), seal: None });
                 head = Some(p);
                 ordinal = 0;
                 tail = p * BLOCK_SIZE_U64;
@@ -552,12 +495,7 @@ impl Synth {
             steps.push(Step::Entry { pos: tail, bytes });
             tail += len;
         }
-        Ok(Plan {
-            inode_pos: n.pos,
-            steps,
-            head,
-            tail,
-        })
+        Ok(Plan { inode_pos: n.pos, steps, head, tail })
     }
 
     /// Emits a plan's page work; the entries too unless `entries` is false.
@@ -667,9 +605,7 @@ impl Synth {
 
     fn split(path: &str) -> Result<(&str, &[u8])> {
         let p = path.trim_end_matches('/');
-        let i = p
-            .rfind('/')
-            .ok_or_else(|| format!("{path}: not an absolute path"))?;
+        let i = p.rfind('/').ok_or_else(|| format!("{path}: not an absolute path"))?;
         Ok((if i == 0 { "/" } else { &p[..i] }, &p.as_bytes()[i + 1..]))
     }
 
@@ -718,15 +654,9 @@ impl Synth {
         self.begin(code)?;
         let (ino, pos) = self.new_inode(mode, d, target)?;
         let ftype = dt_of_mode(mode).ok_or("bad mode")?;
-        let mut ents = vec![Ent::Add {
-            ino,
-            ftype,
-            name: name.to_vec(),
-        }];
+        let mut ents = vec![Ent::Add { ino, ftype, name: name.to_vec() }];
         if mode & S_IFMT == S_IFDIR {
-            ents.push(Ent::Link {
-                nlink: dn.nlink + 1,
-            });
+            ents.push(Ent::Link { nlink: dn.nlink + 1 });
         }
         self.transaction(&[(d, ents)], &[(pos, INODE_LIVE)])?;
         self.end(code);
@@ -755,7 +685,11 @@ impl Synth {
         }
         for base in copies {
             self.persist_u64(base + layout::sb::SB_MOUNT_COUNT_OFF, sb.mount_count, "mount count");
-            self.persist_u64(base + layout::sb::SB_MOUNT_TIME_OFF, sb.mount_time as u64, "mount time");
+            self.persist_u64(
+                base + layout::sb::SB_MOUNT_TIME_OFF,
+                sb.mount_time as u64,
+                "mount time",
+            );
             self.fence("after mount words");
         }
         self.clean = false;
@@ -797,11 +731,7 @@ impl Synth {
             if start >= n.size {
                 continue;
             }
-            if let Some(x) = n
-                .extents
-                .iter()
-                .find(|x| (x.pgoff..x.pgoff + x.count).contains(&pg))
-            {
+            if let Some(x) = n.extents.iter().find(|x| (x.pgoff..x.pgoff + x.count).contains(&pg)) {
                 let src = ((x.block + pg - x.pgoff) * BLOCK_SIZE_U64) as usize;
                 let keep = (n.size - start).min(BLOCK_SIZE_U64) as usize;
                 let dst = (k * BLOCK_SIZE_U64) as usize;
@@ -826,15 +756,7 @@ impl Synth {
         }
         self.fence("after data");
         let size_after = n.size.max(end);
-        self.append(
-            ino,
-            &[Ent::Write {
-                pgoff: first,
-                block,
-                count: count as u32,
-                size_after,
-            }],
-        )?;
+        self.append(ino, &[Ent::Write { pgoff: first, block, count: count as u32, size_after }])?;
         self.end(op::WRITE);
         Ok(())
     }
@@ -857,15 +779,7 @@ impl Synth {
         let block = self.alloc_blocks(1)?;
         self.nt_store(block * BLOCK_SIZE_U64, &[0u8; BLOCK_SIZE]);
         let size_after = n.size;
-        self.append(
-            ino,
-            &[Ent::Write {
-                pgoff,
-                block,
-                count: 1,
-                size_after,
-            }],
-        )?;
+        self.append(ino, &[Ent::Write { pgoff, block, count: 1, size_after }])?;
         self.end(op::FAULT);
         Ok(())
     }
@@ -917,14 +831,7 @@ impl Synth {
         let ftype = dt_of_mode(n.mode).ok_or("bad mode")?;
         self.transaction(
             &[
-                (
-                    d,
-                    vec![Ent::Add {
-                        ino,
-                        ftype,
-                        name: name.to_vec(),
-                    }],
-                ),
+                (d, vec![Ent::Add { ino, ftype, name: name.to_vec() }]),
                 (ino, vec![Ent::Link { nlink: n.nlink + 1 }]),
             ],
             &[],
@@ -944,14 +851,7 @@ impl Synth {
         }
         self.begin(op::UNLINK)?;
         let ftype = dt_of_mode(n.mode).ok_or("bad mode")?;
-        let mut logs = vec![(
-            d,
-            vec![Ent::Del {
-                ino,
-                ftype,
-                name: name.to_vec(),
-            }],
-        )];
+        let mut logs = vec![(d, vec![Ent::Del { ino, ftype, name: name.to_vec() }])];
         let mut words = Vec::new();
         if n.nlink > 1 {
             logs.push((ino, vec![Ent::Link { nlink: n.nlink - 1 }]));
@@ -975,14 +875,8 @@ impl Synth {
         }
         self.begin(op::RMDIR)?;
         let ents = vec![
-            Ent::Del {
-                ino,
-                ftype: layout::inode::dt::DIR,
-                name: name.to_vec(),
-            },
-            Ent::Link {
-                nlink: dn.nlink - 1,
-            },
+            Ent::Del { ino, ftype: layout::inode::dt::DIR, name: name.to_vec() },
+            Ent::Link { nlink: dn.nlink - 1 },
         ];
         self.transaction(&[(d, ents)], &[(n.pos, INODE_FREE)])?;
         self.end(op::RMDIR);
@@ -1019,26 +913,14 @@ impl Synth {
                 return Ok(());
             }
         }
-        let del = Ent::Del {
-            ino: x,
-            ftype: xftype,
-            name: sname.to_vec(),
-        };
-        let add = Ent::Add {
-            ino: x,
-            ftype: xftype,
-            name: dname.to_vec(),
-        };
+        let del = Ent::Del { ino: x, ftype: xftype, name: sname.to_vec() };
+        let add = Ent::Add { ino: x, ftype: xftype, name: dname.to_vec() };
         let mut logs: Vec<(u64, Vec<Ent>)> = Vec::new();
         let mut words = Vec::new();
         let mut dst_ents = Vec::new();
         if let Some(y) = &victim {
             let yftype = dt_of_mode(y.mode).ok_or("bad mode")?;
-            dst_ents.push(Ent::Del {
-                ino: y.ino,
-                ftype: yftype,
-                name: dname.to_vec(),
-            });
+            dst_ents.push(Ent::Del { ino: y.ino, ftype: yftype, name: dname.to_vec() });
             if y.nlink > 1 {
                 logs.push((y.ino, vec![Ent::Link { nlink: y.nlink - 1 }]));
             } else {
@@ -1053,12 +935,8 @@ impl Synth {
         } else {
             let mut src_ents = vec![del];
             if is_dir {
-                src_ents.push(Ent::Link {
-                    nlink: sn.nlink - 1,
-                });
-                dst_ents.push(Ent::Link {
-                    nlink: dn.nlink + 1,
-                });
+                src_ents.push(Ent::Link { nlink: sn.nlink - 1 });
+                dst_ents.push(Ent::Link { nlink: dn.nlink + 1 });
                 logs.push((x, vec![Ent::Parent { parent: d }]));
             }
             logs.insert(0, (d, dst_ents));
@@ -1093,11 +971,8 @@ impl Synth {
     ) -> Result<()> {
         let scan = self.scan(dn);
         let &(pos, len) = scan.adds.get(dname).ok_or("no DENTRY ADD for the name")?;
-        let mut e = self
-            .img
-            .get(pos as usize..pos as usize + len)
-            .ok_or("entry off the image")?
-            .to_vec();
+        let mut e =
+            self.img.get(pos as usize..pos as usize + len).ok_or("entry off the image")?.to_vec();
         e[16..24].copy_from_slice(&x.to_le_bytes());
         e[41] = xftype; // DentryEntry.ftype
         layout::log::seal_entry(&mut e);
@@ -1106,14 +981,7 @@ impl Synth {
         self.store(pos + 4, &e[4..8]);
         self.flush(pos, len, "entry in place");
         self.fence("after entry in place");
-        self.append(
-            dn.ino,
-            &[Ent::Del {
-                ino: x,
-                ftype: xftype,
-                name: sname.to_vec(),
-            }],
-        )?;
+        self.append(dn.ino, &[Ent::Del { ino: x, ftype: xftype, name: sname.to_vec() }])?;
         if y.nlink > 1 {
             self.append(y.ino, &[Ent::Link { nlink: y.nlink - 1 }])?;
         } else {

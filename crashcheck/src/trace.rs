@@ -36,10 +36,7 @@ impl fmt::Display for TraceError {
                 write!(f, "malformed record at byte {offset} of the trace body")
             }
             TraceError::OutOfRange { record, pos, len } => {
-                write!(
-                    f,
-                    "record {record}: range {pos:#x}+{len} lies outside the device"
-                )
+                write!(f, "record {record}: range {pos:#x}+{len} lies outside the device")
             }
         }
     }
@@ -92,17 +89,10 @@ impl Trace<'_> {
     /// Checks that every store and flush lies on a device of `size` bytes.
     pub fn check_ranges(&self, size: u64) -> Result<(), TraceError> {
         for (i, r) in self.records.iter().enumerate() {
-            if matches!(
-                r.kind,
-                kind::STORE | kind::NT_STORE | kind::FLUSH | kind::USER_STORE
-            ) {
+            if matches!(r.kind, kind::STORE | kind::NT_STORE | kind::FLUSH | kind::USER_STORE) {
                 let end = r.pos.checked_add(r.len as u64);
                 if end.is_none_or(|e| e > size) {
-                    return Err(TraceError::OutOfRange {
-                        record: i,
-                        pos: r.pos,
-                        len: r.len,
-                    });
+                    return Err(TraceError::OutOfRange { record: i, pos: r.pos, len: r.len });
                 }
             }
         }
@@ -162,17 +152,10 @@ impl TraceWriter {
 
     fn push(&mut self, kind: u8, pos: u64, len: u32, data: &[u8]) {
         let mut h = [0u8; TraceRecord::SIZE];
-        TraceRecord {
-            kind,
-            _pad: [0; 3],
-            len,
-            pos,
-        }
-        .encode(&mut h);
+        TraceRecord { kind, _pad: [0; 3], len, pos }.encode(&mut h);
         self.body.extend_from_slice(&h);
         self.body.extend_from_slice(data);
-        self.body
-            .resize(self.body.len() + (8 - data.len() % 8) % 8, 0);
+        self.body.resize(self.body.len() + (8 - data.len() % 8) % 8, 0);
         self.records += 1;
     }
 
@@ -255,10 +238,7 @@ mod tests {
         assert_eq!(t.records.len(), 5);
         assert_eq!(t.records[1].data, b"abc");
         assert!(t.check_ranges(8192).is_ok());
-        assert!(matches!(
-            t.check_ranges(4098),
-            Err(TraceError::OutOfRange { record: 1, .. })
-        ));
+        assert!(matches!(t.check_ranges(4098), Err(TraceError::OutOfRange { record: 1, .. })));
 
         let mut bad = bytes.clone();
         bad[0] ^= 1;
@@ -268,10 +248,7 @@ mod tests {
         assert_eq!(parse(&dropped).unwrap_err(), TraceError::Dropped(3));
         let mut garbage = bytes.clone();
         garbage[TraceHeader::SIZE + 16] = 99; // kind of the second record
-        assert_eq!(
-            parse(&garbage).unwrap_err(),
-            TraceError::Malformed { offset: 16 }
-        );
+        assert_eq!(parse(&garbage).unwrap_err(), TraceError::Malformed { offset: 16 });
         assert!(parse(&bytes[..bytes.len() - 8]).is_err());
     }
 

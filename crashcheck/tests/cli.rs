@@ -9,10 +9,7 @@ use common::{base, synth};
 use crashcheck::synth::Faults;
 
 fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_novars-crashcheck"))
-        .args(args)
-        .output()
-        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_novars-crashcheck")).args(args).output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -51,25 +48,16 @@ fn clean_trace_exits_0_with_counts() {
 
 #[test]
 fn violation_exits_1_and_its_reproducer_recreates_the_image() {
-    let (d, b, t) = files(Faults {
-        tail_before_entry: true,
-        ..Faults::default()
-    });
+    let (d, b, t) = files(Faults { tail_before_entry: true, ..Faults::default() });
     let (code, out, _) = run(&["--base", &b, "--trace", &t, "--max-random", "4", "--json"]);
     assert_eq!(code, 1, "{out}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert!(v["violations"].as_u64().unwrap() > 0);
     let f = &v["findings"][0];
     assert_eq!(f["violation"], true);
-    assert!(
-        f["fsck"][0].as_str().unwrap().starts_with("LOG_ENTRY"),
-        "{f}"
-    );
+    assert!(f["fsck"][0].as_str().unwrap().starts_with("LOG_ENTRY"), "{f}");
     let repro = f["reproduce"].as_str().unwrap();
-    assert!(
-        repro.contains("--only") && repro.contains("--dump"),
-        "{repro}"
-    );
+    assert!(repro.contains("--only") && repro.contains("--dump"), "{repro}");
     let id = f["image"].as_u64().unwrap().to_string();
     let dump = d.path().join("crash.img");
     let (code, out, err) = run(&[
@@ -94,10 +82,7 @@ fn violation_exits_1_and_its_reproducer_recreates_the_image() {
         &mut novars_fsck::Quiet,
     );
     assert_ne!(o.exit_code, 0);
-    assert!(o
-        .problems
-        .iter()
-        .any(|p| p.code.name().starts_with("LOG_ENTRY")));
+    assert!(o.problems.iter().any(|p| p.code.name().starts_with("LOG_ENTRY")));
 }
 
 #[test]

@@ -50,10 +50,7 @@ fn tail_flush(base: &[u8]) -> (u32, usize) {
 #[test]
 fn unflushed_fault_commit_is_caught_by_the_store() {
     let base = base();
-    let faults = Faults {
-        drop_flush: Some(tail_flush(&base)),
-        ..Faults::default()
-    };
+    let faults = Faults { drop_flush: Some(tail_flush(&base)), ..Faults::default() };
     // Without the store the lost block map is invisible: a zeroed block and
     // a hole read alike.
     let mut s = synth(&base, faults);
@@ -81,13 +78,7 @@ fn unfenced_fault_commit_is_fenced_by_the_programs_own_fence() {
     workload(&mut s);
     let info = s.ops().iter().find(|o| o.code == op::FAULT).unwrap().clone();
     let last = info.fences.len() - 1;
-    let mut s = synth(
-        &base,
-        Faults {
-            drop_fence: Some((info.nr, last)),
-            ..Faults::default()
-        },
-    );
+    let mut s = synth(&base, Faults { drop_fence: Some((info.nr, last)), ..Faults::default() });
     workload(&mut s);
     let r = check(&base, &s.trace(), &quick());
     assert_eq!(r.violations, 0, "{}", r.text(&|i| i.to_string()));

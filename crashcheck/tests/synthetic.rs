@@ -65,34 +65,18 @@ fn drop_each(base: &[u8], op: &dyn Fn(&mut Synth)) -> (Vec<&'static str>, Vec<&'
     let mut s = synth(base, Faults::default());
     op(&mut s);
     let info = s.ops().last().unwrap().clone();
-    assert_eq!(
-        check(base, &s.trace(), &quick()).violations,
-        0,
-        "the correct operation must pass"
-    );
+    assert_eq!(check(base, &s.trace(), &quick()).violations, 0, "the correct operation must pass");
     let flushes = (0..info.flushes.len())
         .filter(|&k| {
-            violations(
-                base,
-                Faults {
-                    drop_flush: Some((info.nr, k)),
-                    ..Faults::default()
-                },
-                op,
-            ) == 0
+            violations(base, Faults { drop_flush: Some((info.nr, k)), ..Faults::default() }, op)
+                == 0
         })
         .map(|k| info.flushes[k])
         .collect();
     let fences = (0..info.fences.len())
         .filter(|&k| {
-            violations(
-                base,
-                Faults {
-                    drop_fence: Some((info.nr, k)),
-                    ..Faults::default()
-                },
-                op,
-            ) == 0
+            violations(base, Faults { drop_fence: Some((info.nr, k)), ..Faults::default() }, op)
+                == 0
         })
         .map(|k| info.fences[k])
         .collect();
@@ -146,11 +130,7 @@ fn every_needed_flush_and_fence_is_checked() {
             Box::new(|s| s.write("/c", 0, &[9; 100]).unwrap()),
             (vec!["log_head"], vec!["after data"]),
         ),
-        (
-            "truncate",
-            Box::new(|s| s.truncate("/a/f1", 10).unwrap()),
-            (vec![], vec![]),
-        ),
+        ("truncate", Box::new(|s| s.truncate("/a/f1", 10).unwrap()), (vec![], vec![])),
         (
             "rename of a file into a directory with an empty log",
             Box::new(|s| s.rename("/a/old", "/b/moved").unwrap()),
@@ -161,11 +141,7 @@ fn every_needed_flush_and_fence_is_checked() {
             Box::new(|s| s.rename("/a", "/b/a").unwrap()),
             (vec!["entry", "log_head"], vec![]),
         ),
-        (
-            "unlink",
-            Box::new(|s| s.unlink("/a/old").unwrap()),
-            small_tx.clone(),
-        ),
+        ("unlink", Box::new(|s| s.unlink("/a/old").unwrap()), small_tx.clone()),
     ];
     let mut wrong = Vec::new();
     for (name, op, expected) in &cases {
@@ -173,9 +149,7 @@ fn every_needed_flush_and_fence_is_checked() {
         let missed = drop_each(&base, op.as_ref());
         println!("{name}: not caught {missed:?} ({:?})", t.elapsed());
         if &missed != expected {
-            wrong.push(format!(
-                "{name}: not caught {missed:?}, expected {expected:?}"
-            ));
+            wrong.push(format!("{name}: not caught {missed:?}, expected {expected:?}"));
         }
     }
     assert!(wrong.is_empty(), "{wrong:#?}");
@@ -183,10 +157,7 @@ fn every_needed_flush_and_fence_is_checked() {
 #[test]
 fn tail_before_entry_is_caught() {
     let base = base();
-    let f = Faults {
-        tail_before_entry: true,
-        ..Faults::default()
-    };
+    let f = Faults { tail_before_entry: true, ..Faults::default() };
     assert!(violations(&base, f, &|s| s.write("/a/f1", 0, &[1; 10]).unwrap()) > 0);
     assert!(violations(&base, f, &|s| s.truncate("/a/f1", 10).unwrap()) > 0);
 }
@@ -196,10 +167,7 @@ fn dentry_updated_in_place_is_caught() {
     let base = base();
     let op = |s: &mut Synth| s.rename("/a/f1", "/a/old").unwrap();
     assert_eq!(violations(&base, Faults::default(), &op), 0);
-    let f = Faults {
-        dentry_in_place: true,
-        ..Faults::default()
-    };
+    let f = Faults { dentry_in_place: true, ..Faults::default() };
     assert!(violations(&base, f, &op) > 0);
 }
 
@@ -208,10 +176,7 @@ fn rename_without_journal_is_caught() {
     let base = base();
     let op = |s: &mut Synth| s.rename("/a/f1", "/b/f1").unwrap();
     assert_eq!(violations(&base, Faults::default(), &op), 0);
-    let f = Faults {
-        rename_without_journal: true,
-        ..Faults::default()
-    };
+    let f = Faults { rename_without_journal: true, ..Faults::default() };
     assert!(violations(&base, f, &op) > 0);
 }
 
@@ -219,42 +184,26 @@ fn rename_without_journal_is_caught() {
 fn unflushed_write_tail_is_caught_as_wrong_contents() {
     let base = base();
     let op = |s: &mut Synth| s.write("/a/f1", 5000, &[7; 100]).unwrap();
-    let mut s = synth(
-        &base,
-        Faults {
-            unflushed_write_tail: true,
-            ..Faults::default()
-        },
-    );
+    let mut s = synth(&base, Faults { unflushed_write_tail: true, ..Faults::default() });
     op(&mut s);
     let r = check(&base, &s.trace(), &quick());
     assert!(r.violations > 0);
     // fsck is clean: only the tree comparison sees the lost bytes, inside
     // the call (neither before nor after) and once it has returned.
-    let tree_only: Vec<_> = r
-        .findings
-        .iter()
-        .filter(|f| f.fsck.is_empty() && !f.tree_diff.is_empty())
-        .collect();
+    let tree_only: Vec<_> =
+        r.findings.iter().filter(|f| f.fsck.is_empty() && !f.tree_diff.is_empty()).collect();
     assert!(
-        tree_only
-            .iter()
-            .any(|f| f.point == crashcheck::report::PointKind::OpEnd),
+        tree_only.iter().any(|f| f.point == crashcheck::report::PointKind::OpEnd),
         "{:#?}",
         r.findings
     );
     assert!(
-        tree_only
-            .iter()
-            .any(|f| f.point == crashcheck::report::PointKind::Fence),
+        tree_only.iter().any(|f| f.point == crashcheck::report::PointKind::Fence),
         "{:#?}",
         r.findings
     );
     assert!(
-        tree_only[0]
-            .tree_diff
-            .iter()
-            .any(|d| d.contains("differs /a/f1")),
+        tree_only[0].tree_diff.iter().any(|d| d.contains("differs /a/f1")),
         "{:#?}",
         tree_only[0]
     );
@@ -286,10 +235,7 @@ fn mount_superblock_words_never_tear() {
     );
     assert_eq!(o.exit_code, 0, "{:?}", o.problems);
     let mut s = synth(&img, Faults::default());
-    assert!(
-        s.create("/a/x").is_err(),
-        "nothing but mount runs on a CLEAN image"
-    );
+    assert!(s.create("/a/x").is_err(), "nothing but mount runs on a CLEAN image");
     s.mount().unwrap();
     let r = check(&img, &s.trace(), &quick());
     // Regression: a full superblock rewrite could tear (SB_PRIMARY_BAD);

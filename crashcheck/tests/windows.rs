@@ -67,22 +67,12 @@ fn unmatched_markers_are_warnings() {
     let order: Vec<usize> = (0..n - 1).collect();
     let r = check(&base, &reorder(&trace, &order), &quick());
     assert_eq!(r.violations, 0);
-    assert!(
-        r.warnings
-            .iter()
-            .any(|w| w.contains("in flight: create #2")),
-        "{:?}",
-        r.warnings
-    );
+    assert!(r.warnings.iter().any(|w| w.contains("in flight: create #2")), "{:?}", r.warnings);
     // An OP_END that never began.
     let mut w = TraceWriter::new();
     w.op_end(layout::trace::op::CREATE, 9);
     let r = check(&base, &w.finish(), &quick());
-    assert!(
-        r.warnings.iter().any(|w| w.contains("never began")),
-        "{:?}",
-        r.warnings
-    );
+    assert!(r.warnings.iter().any(|w| w.contains("never began")), "{:?}", r.warnings);
 }
 
 #[test]
@@ -109,8 +99,5 @@ fn stores_outside_calls_may_change_the_tree_once() {
     let (base, trace) = two_creates();
     let r = check(&base, &unmarked(&trace), &quick());
     assert!(r.violations > 0);
-    assert!(r
-        .findings
-        .iter()
-        .all(|f| f.fsck.is_empty() && !f.tree_diff.is_empty()));
+    assert!(r.findings.iter().all(|f| f.fsck.is_empty() && !f.tree_diff.is_empty()));
 }

@@ -30,14 +30,10 @@ fn main() {
     let mut seed = 0x1234_5678_9abc_def1u64;
     for i in 0..files {
         if i % 10_000 == 0 {
-            top = b
-                .mkdir(root, format!("top{}", i / 10_000).as_bytes(), dattr)
-                .expect("mkdir");
+            top = b.mkdir(root, format!("top{}", i / 10_000).as_bytes(), dattr).expect("mkdir");
         }
         if i % 100 == 0 {
-            dir = b
-                .mkdir(top, format!("dir{:04}", i / 100).as_bytes(), dattr)
-                .expect("mkdir");
+            dir = b.mkdir(top, format!("dir{:04}", i / 100).as_bytes(), dattr).expect("mkdir");
         }
         seed ^= seed << 13;
         seed ^= seed >> 7;

@@ -57,11 +57,7 @@ pub struct Options {
 impl Options {
     /// Options for `mode`, forced, time 0.
     pub fn new(mode: Mode) -> Self {
-        Self {
-            mode,
-            force: true,
-            now: Timespec::new(0, 0),
-        }
+        Self { mode, force: true, now: Timespec::new(0, 0) }
     }
 }
 
@@ -214,7 +210,13 @@ pub struct Fsck<'a, 'e> {
 pub type Repair = Result<(), String>;
 
 impl<'a, 'e> Fsck<'a, 'e> {
-    pub(crate) fn new(m: Overlay<'a>, opts: Options, ev: &'e mut dyn Events, sb: Superblock, geo: Geometry) -> Self {
+    pub(crate) fn new(
+        m: Overlay<'a>,
+        opts: Options,
+        ev: &'e mut dyn Events,
+        sb: Superblock,
+        geo: Geometry,
+    ) -> Self {
         Self {
             m,
             opts,
@@ -293,7 +295,9 @@ impl<'a, 'e> Fsck<'a, 'e> {
         };
         if go {
             p.resolution = match repair(self) {
-                Ok(()) if code.kind() == Kind::Note && !self.opts.mode.writes() => Resolution::Noted,
+                Ok(()) if code.kind() == Kind::Note && !self.opts.mode.writes() => {
+                    Resolution::Noted
+                }
                 Ok(()) => Resolution::Fixed,
                 Err(why) => Resolution::Failed(why),
             };
@@ -318,7 +322,13 @@ impl<'a, 'e> Fsck<'a, 'e> {
         self.opts.mode.writes() && !self.cancelled
     }
 
-    fn run_pass(&mut self, pass: u8, name: &'static str, out: &mut Vec<PassSummary>, f: impl FnOnce(&mut Self)) {
+    fn run_pass(
+        &mut self,
+        pass: u8,
+        name: &'static str,
+        out: &mut Vec<PassSummary>,
+        f: impl FnOnce(&mut Self),
+    ) {
         if self.cancelled {
             return;
         }

@@ -41,7 +41,9 @@ impl Device {
             opts.custom_flags(libc::O_EXCL);
         }
         let mut file = opts.open(path).map_err(|e| match e.raw_os_error() {
-            Some(libc::EBUSY) => format!("{show}: device is in use (mounted?); refusing to repair it"),
+            Some(libc::EBUSY) => {
+                format!("{show}: device is in use (mounted?); refusing to repair it")
+            }
             _ => format!("{show}: {e}"),
         })?;
         // A block device's size is where a seek to its end lands (the
@@ -68,14 +70,9 @@ impl Device {
         // mounted device is refused), and fsck's own writes happen after
         // the last read, through the file rather than the mapping.
         #[allow(unsafe_code)]
-        let map = unsafe { MmapOptions::new().len(len).map(&file) }.map_err(|e| format!("{show}: cannot map: {e}"))?;
-        Ok(Self {
-            path: path.to_path_buf(),
-            file,
-            map,
-            size,
-            is_block_device,
-        })
+        let map = unsafe { MmapOptions::new().len(len).map(&file) }
+            .map_err(|e| format!("{show}: cannot map: {e}"))?;
+        Ok(Self { path: path.to_path_buf(), file, map, size, is_block_device })
     }
 
     /// The mapped bytes.
@@ -125,9 +122,10 @@ pub fn is_mounted(path: &Path) -> bool {
     let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else {
         return false;
     };
-    mounts
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .filter(|s| s.starts_with('/'))
-        .any(|src| std::fs::metadata(src).is_ok_and(|m| m.file_type().is_block_device() && m.rdev() == md.rdev()))
+    mounts.lines().filter_map(|l| l.split_whitespace().next()).filter(|s| s.starts_with('/')).any(
+        |src| {
+            std::fs::metadata(src)
+                .is_ok_and(|m| m.file_type().is_block_device() && m.rdev() == md.rdev())
+        },
+    )
 }

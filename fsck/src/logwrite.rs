@@ -9,11 +9,14 @@
 //! the middle of a directory log that an append cannot undo), re-reading
 //! an inode after a repair, and creating a directory inode.
 
-use layout::inode::{read_inode_at, slot_pos_in, Inode, INODE_HEAD_OFF, INODE_LIVE, INODE_TAIL_OFF, S_IFDIR};
+use layout::inode::{
+    read_inode_at, slot_pos_in, Inode, INODE_HEAD_OFF, INODE_LIVE, INODE_TAIL_OFF, S_IFDIR,
+};
 use layout::log::Entry;
 use layout::log::{
-    encode_dentry, encode_fixed, et, fits, pack_next, pos_block, pos_offset, sa, EntryHeader, LinkEntry, PageTail,
-    ParentEntry, PunchEntry, SetAttrEntry, WriteEntry, DE_ADD, DE_DEL, LOG_AREA, MAX_ENTRY,
+    encode_dentry, encode_fixed, et, fits, pack_next, pos_block, pos_offset, sa, EntryHeader,
+    LinkEntry, PageTail, ParentEntry, PunchEntry, SetAttrEntry, WriteEntry, DE_ADD, DE_DEL,
+    LOG_AREA, MAX_ENTRY,
 };
 use layout::BLOCK_SIZE_U64;
 
@@ -26,30 +29,12 @@ fn media_err(e: layout::MediaError) -> String {
 
 /// An entry to append, built with its sequence number.
 pub(crate) enum NewEntry<'n> {
-    Dentry {
-        op: u8,
-        ino: u64,
-        ftype: u8,
-        name: &'n [u8],
-    },
-    Link {
-        nlink: u32,
-    },
-    Parent {
-        parent: u64,
-    },
-    Write {
-        pgoff: u64,
-        block: u64,
-        count: u32,
-    },
-    Punch {
-        pgoff: u64,
-        count: u64,
-    },
-    SetAttr {
-        valid: u32,
-    },
+    Dentry { op: u8, ino: u64, ftype: u8, name: &'n [u8] },
+    Link { nlink: u32 },
+    Parent { parent: u64 },
+    Write { pgoff: u64, block: u64, count: u32 },
+    Punch { pgoff: u64, count: u64 },
+    SetAttr { valid: u32 },
 }
 
 impl Fsck<'_, '_> {
@@ -58,7 +43,9 @@ impl Fsck<'_, '_> {
     fn encode(rec: &InodeRec, e: &NewEntry<'_>, seq: u64, buf: &mut [u8]) -> Option<usize> {
         let v = &rec.view;
         match *e {
-            NewEntry::Dentry { op, ino, ftype, name } => encode_dentry(buf, seq, op, ino, ftype, v.mtime, name),
+            NewEntry::Dentry { op, ino, ftype, name } => {
+                encode_dentry(buf, seq, op, ino, ftype, v.mtime, name)
+            }
             NewEntry::Link { nlink } => {
                 let l = LinkEntry {
                     hdr: EntryHeader::new(et::LINK, 0, seq, LinkEntry::SIZE),
@@ -166,10 +153,7 @@ impl Fsck<'_, '_> {
     /// Appends `e` to `ino`'s log, commits it (log words) and applies it
     /// to the model.
     pub(crate) fn append(&mut self, ino: u64, e: NewEntry<'_>) -> Repair {
-        let rec = self
-            .inodes
-            .get_mut(&ino)
-            .ok_or_else(|| format!("inode {ino} is not in use"))?;
+        let rec = self.inodes.get_mut(&ino).ok_or_else(|| format!("inode {ino} is not in use"))?;
         if rec.broken_log {
             return Err(format!("the log of inode {ino} is damaged and was not repaired"));
         }
@@ -188,7 +172,8 @@ impl Fsck<'_, '_> {
         self.m.write_u64(slot + INODE_TAIL_OFF, end.tail).map_err(media_err)?;
         let rec = self.inodes.get_mut(&ino).ok_or("inode vanished")?;
         rec.log = end;
-        let (entry, _) = Entry::parse(&buf[..len]).map_err(|e| format!("entry does not parse ({e:?})"))?;
+        let (entry, _) =
+            Entry::parse(&buf[..len]).map_err(|e| format!("entry does not parse ({e:?})"))?;
         rec.apply(pos, &entry);
         Ok(())
     }
@@ -197,28 +182,12 @@ impl Fsck<'_, '_> {
     pub(crate) fn add_name(&mut self, dir: u64, name: &[u8], ino: u64) -> Repair {
         let mode = self.inodes.get(&ino).map(|r| r.view.mode).ok_or("target not in use")?;
         let ftype = layout::inode::dt_of_mode(mode).ok_or("target has no file type")?;
-        self.append(
-            dir,
-            NewEntry::Dentry {
-                op: DE_ADD,
-                ino,
-                ftype,
-                name,
-            },
-        )
+        self.append(dir, NewEntry::Dentry { op: DE_ADD, ino, ftype, name })
     }
 
     /// Removes `name` (naming `ino`, type `ftype`) from directory `dir`.
     pub(crate) fn remove_name(&mut self, dir: u64, name: &[u8], ino: u64, ftype: u8) -> Repair {
-        self.append(
-            dir,
-            NewEntry::Dentry {
-                op: DE_DEL,
-                ino,
-                ftype,
-                name,
-            },
-        )
+        self.append(dir, NewEntry::Dentry { op: DE_DEL, ino, ftype, name })
     }
 
     /// Re-reads inode `ino` from the overlay after a repair; the log must
@@ -246,12 +215,7 @@ impl Fsck<'_, '_> {
             .map(|d| d.names.iter().map(|(n, d)| (n.clone(), *d)).collect())
             .unwrap_or_default();
         for (name, d) in &names {
-            entries.push(NewEntry::Dentry {
-                op: DE_ADD,
-                ino: d.ino,
-                ftype: d.ftype,
-                name,
-            });
+            entries.push(NewEntry::Dentry { op: DE_ADD, ino: d.ino, ftype: d.ftype, name });
         }
         for x in rec.extents.iter() {
             let mut done = 0u64;
@@ -266,9 +230,7 @@ impl Fsck<'_, '_> {
             }
         }
         if rec.view.parent != rec.rec_parent && rec.is_dir() {
-            entries.push(NewEntry::Parent {
-                parent: rec.view.parent,
-            });
+            entries.push(NewEntry::Parent { parent: rec.view.parent });
         }
         if rec.view.nlink != rec.rec_nlink {
             entries.push(NewEntry::Link { nlink: rec.view.nlink });
@@ -283,15 +245,12 @@ impl Fsck<'_, '_> {
         let mut pages = Vec::new();
         for e in &entries {
             let mut buf = [0u8; MAX_ENTRY];
-            let len = Self::encode(&rec, e, end.last_seq.saturating_add(1), &mut buf).ok_or("entry does not encode")?;
+            let len = Self::encode(&rec, e, end.last_seq.saturating_add(1), &mut buf)
+                .ok_or("entry does not encode")?;
             self.put_entry(ino, rec.generation, &mut end, &mut pages, &buf[..len])?;
         }
-        self.m
-            .write_u64(rec.pos + INODE_HEAD_OFF, end.head)
-            .map_err(media_err)?;
-        self.m
-            .write_u64(rec.pos + INODE_TAIL_OFF, end.tail)
-            .map_err(media_err)?;
+        self.m.write_u64(rec.pos + INODE_HEAD_OFF, end.head).map_err(media_err)?;
+        self.m.write_u64(rec.pos + INODE_TAIL_OFF, end.tail).map_err(media_err)?;
         self.reload(ino)?;
         let new = self.inodes.get(&ino).ok_or("inode vanished")?;
         if new.view != rec.view || new.extents != rec.extents {
@@ -360,11 +319,7 @@ impl Fsck<'_, '_> {
                     let n = (count - done).min(u32::MAX as u64 / 2);
                     self.append(
                         ino,
-                        NewEntry::Write {
-                            pgoff: pgoff + done,
-                            block: new + done,
-                            count: n as u32,
-                        },
+                        NewEntry::Write { pgoff: pgoff + done, block: new + done, count: n as u32 },
                     )?;
                     done += n;
                 }
@@ -383,7 +338,10 @@ impl Fsck<'_, '_> {
         let (head, tail) = match idx.checked_sub(1).and_then(|i| rec.pages.get(i)) {
             None => (0, 0),
             Some(&prev) => {
-                let used = layout::log::unpack_next(self.m.read_u64(next_word_pos(prev)).map_err(media_err)?).1;
+                let used = layout::log::unpack_next(
+                    self.m.read_u64(next_word_pos(prev)).map_err(media_err)?,
+                )
+                .1;
                 (rec.log.head, prev * BLOCK_SIZE_U64 + used as u64)
             }
         };
@@ -412,9 +370,7 @@ mod tests {
         let mut b = Builder::format(&mut img, o).unwrap();
         let root = b.root();
         let d = b.mkdir(root, b"d", Attrs::new(S_IFDIR | 0o755, 0, 0, t)).unwrap();
-        let f = b
-            .add_file(d, b"f", Attrs::new(S_IFREG | 0o644, 0, 0, t), b"data")
-            .unwrap();
+        let f = b.add_file(d, b"f", Attrs::new(S_IFREG | 0o644, 0, 0, t), b"data").unwrap();
         b.finish().unwrap();
         (img, d, f)
     }

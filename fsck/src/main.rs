@@ -115,7 +115,9 @@ impl Events for Cli {
                 "n" | "no" => return Answer::No,
                 "a" | "all" => return Answer::All,
                 "q" | "quit" => return Answer::Quit,
-                _ => println!("Answer y(es), n(o), a(ll: yes to everything) or q(uit, writing nothing)."),
+                _ => println!(
+                    "Answer y(es), n(o), a(ll: yes to everything) or q(uit, writing nothing)."
+                ),
             }
         }
     }
@@ -212,11 +214,7 @@ fn run(args: &Args) -> i32 {
         last_pct: u64::MAX,
         shown: false,
     };
-    let opts = Options {
-        mode,
-        force: args.force,
-        now: now(),
-    };
+    let opts = Options { mode, force: args.force, now: now() };
     let mut out = check(dev.bytes(), &opts, &mut cli);
     cli.clear_progress();
     let mut write_error = None;

@@ -30,10 +30,7 @@ impl ExtentMap {
 
     /// The extents in file order.
     pub fn extents(&self) -> Vec<Extent> {
-        self.0
-            .iter()
-            .map(|(&pgoff, &(block, count))| Extent { pgoff, block, count })
-            .collect()
+        self.0.iter().map(|(&pgoff, &(block, count))| Extent { pgoff, block, count }).collect()
     }
 
     /// Removes `[pgoff, pgoff+count)`, splitting extents at the edges.
@@ -220,15 +217,7 @@ pub fn walk_inode<M: Media + ?Sized>(m: &M, geo: &Geometry, ino: u64, inode: &In
         };
         (c.replay.view, c.pages, c.last_end, c.last_seq, fault)
     };
-    Walked {
-        view,
-        map,
-        dir,
-        pages,
-        last_end,
-        last_seq,
-        fault,
-    }
+    Walked { view, map, dir, pages, last_end, last_seq, fault }
 }
 
 impl Walked {
@@ -345,11 +334,7 @@ impl InodeRec {
             None => &mut none,
         };
         dir.cur_pos = pos;
-        let mut r = Replay {
-            view: self.view,
-            map: &mut map,
-            dir,
-        };
+        let mut r = Replay { view: self.view, map: &mut map, dir };
         r.entry(pos, e);
         self.view = r.view;
         if matches!(e, Entry::Write(_) | Entry::Punch(_) | Entry::SetAttr(_)) {
@@ -360,9 +345,7 @@ impl InodeRec {
 
 /// Byte position of the `next` word of log page `block`.
 pub fn next_word_pos(block: u64) -> u64 {
-    block
-        .saturating_mul(BLOCK_SIZE_U64)
-        .saturating_add(PAGE_NEXT_OFF as u64)
+    block.saturating_mul(BLOCK_SIZE_U64).saturating_add(PAGE_NEXT_OFF as u64)
 }
 
 #[cfg(test)]
@@ -377,37 +360,17 @@ mod tests {
         assert_eq!(
             m.extents(),
             vec![
-                Extent {
-                    pgoff: 0,
-                    block: 100,
-                    count: 3
-                },
-                Extent {
-                    pgoff: 3,
-                    block: 200,
-                    count: 2
-                },
-                Extent {
-                    pgoff: 5,
-                    block: 105,
-                    count: 5
-                }
+                Extent { pgoff: 0, block: 100, count: 3 },
+                Extent { pgoff: 3, block: 200, count: 2 },
+                Extent { pgoff: 5, block: 105, count: 5 }
             ]
         );
         m.unmap(4, 100);
         assert_eq!(
             m.extents(),
             vec![
-                Extent {
-                    pgoff: 0,
-                    block: 100,
-                    count: 3
-                },
-                Extent {
-                    pgoff: 3,
-                    block: 200,
-                    count: 1
-                }
+                Extent { pgoff: 0, block: 100, count: 3 },
+                Extent { pgoff: 3, block: 200, count: 1 }
             ]
         );
         m.unmap(0, u64::MAX);

@@ -20,11 +20,7 @@ pub struct Overlay<'a> {
 impl<'a> Overlay<'a> {
     /// An overlay over `base`; a trailing partial block is ignored.
     pub fn new(base: &'a [u8]) -> Self {
-        Self {
-            base,
-            blocks: (base.len() / BLOCK_SIZE) as u64,
-            dirty: HashMap::new(),
-        }
+        Self { base, blocks: (base.len() / BLOCK_SIZE) as u64, dirty: HashMap::new() }
     }
 
     fn base_block(&self, nr: u64) -> Result<&'a [u8], MediaError> {
@@ -42,10 +38,7 @@ impl<'a> Overlay<'a> {
             let copy: Box<[u8]> = self.base_block(nr)?.into();
             self.dirty.insert(nr, copy);
         }
-        self.dirty
-            .get_mut(&nr)
-            .map(|b| &mut b[..])
-            .ok_or(MediaError::OutOfRange(nr))
+        self.dirty.get_mut(&nr).map(|b| &mut b[..]).ok_or(MediaError::OutOfRange(nr))
     }
 
     /// Writes `bytes` at byte position `pos`; they must not cross a block.
@@ -57,9 +50,7 @@ impl<'a> Overlay<'a> {
             .filter(|&e| e <= BLOCK_SIZE)
             .ok_or(MediaError::OutOfRange(nr))?;
         let blk = self.block_mut(nr)?;
-        blk.get_mut(off..end)
-            .ok_or(MediaError::OutOfRange(nr))?
-            .copy_from_slice(bytes);
+        blk.get_mut(off..end).ok_or(MediaError::OutOfRange(nr))?.copy_from_slice(bytes);
         Ok(())
     }
 

@@ -204,10 +204,7 @@ impl Problem {
 
     /// The problem without its outcome: `Pass 2: inode 57: ... (CODE).`
     pub fn headline(&self) -> String {
-        format!(
-            "Pass {}: {}: {} ({}).",
-            self.pass, self.subject, self.message, self.code
-        )
+        format!("Pass {}: {}: {} ({}).", self.pass, self.subject, self.message, self.code)
     }
 
     /// The outcome: `Fixed: truncated the log.`
@@ -215,7 +212,9 @@ impl Problem {
         match &self.resolution {
             Resolution::Fixed if self.is_note() => format!("Note: {}.", self.action),
             Resolution::Fixed => format!("Fixed: {}.", self.action),
-            Resolution::Noted => format!("Note: {} (mount-time recovery; nothing written).", self.action),
+            Resolution::Noted => {
+                format!("Note: {} (mount-time recovery; nothing written).", self.action)
+            }
             Resolution::ReadOnly => format!("Not fixed (read-only). Repair: {}.", self.action),
             Resolution::NotPreenSafe => format!("Not fixed (needs -y). Repair: {}.", self.action),
             Resolution::Declined => "Not fixed.".to_string(),

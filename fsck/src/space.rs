@@ -86,12 +86,7 @@ pub fn sweep(claims: &mut [Claim], first: u64, end: u64) -> (Vec<Overlap>, u64, 
             if overlaps.len() < MAX_OVERLAPS {
                 let s = c.start.max(a.start);
                 let e = c.end().min(a.end());
-                overlaps.push(Overlap {
-                    a: *a,
-                    b: *c,
-                    start: s,
-                    count: e - s,
-                });
+                overlaps.push(Overlap { a: *a, b: *c, start: s, count: e - s });
             } else {
                 more += 1;
             }
@@ -171,11 +166,7 @@ mod tests {
     use super::*;
 
     fn c(start: u64, count: u64, ino: u64) -> Claim {
-        Claim {
-            start,
-            count,
-            owner: Owner::LogPage { ino },
-        }
+        Claim { start, count, owner: Owner::LogPage { ino } }
     }
 
     #[test]

@@ -6,7 +6,9 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 
-use layout::inode::{read_inode_at, slot_pos_in, walk_segments, Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
+use layout::inode::{
+    read_inode_at, slot_pos_in, walk_segments, Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG,
+};
 use layout::media::SliceMedia;
 use layout::walk::{replay_inode, InodeView};
 use layout::{Geometry, Media, Superblock, BLOCK_SIZE_U64};
@@ -33,14 +35,7 @@ impl Item {
     /// The item without its inode number and link count (which repairs
     /// may legitimately change).
     pub fn essence(&self) -> (u32, u32, u32, u64, u64, Option<Vec<u8>>) {
-        (
-            self.mode,
-            self.uid,
-            self.gid,
-            self.size,
-            self.content,
-            self.target.clone(),
-        )
+        (self.mode, self.uid, self.gid, self.size, self.content, self.target.clone())
     }
 }
 
@@ -99,13 +94,7 @@ impl<'a> Reader<'a> {
         let mut map = ExtentMap::default();
         let mut names = DirNames::default();
         let (view, _) = replay_inode(&self.m, &self.geo, ino, &inode, &mut map, &mut names).ok()?;
-        Some(Loaded {
-            pos,
-            inode,
-            view,
-            extents: map.extents(),
-            names,
-        })
+        Some(Loaded { pos, inode, view, extents: map.extents(), names })
     }
 
     /// The inode at `path` (components separated by `/`, from the root).

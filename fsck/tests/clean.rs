@@ -8,11 +8,7 @@ use novars_fsck::{check, Mode, Options, Quiet};
 fn assert_clean(img: &[u8]) {
     let out = check(img, &Options::new(Mode::ReadOnly), &mut Quiet);
     let lines: Vec<String> = out.problems.iter().map(|p| p.to_string()).collect();
-    assert!(
-        out.problems.is_empty(),
-        "problems on a clean image:\n{}",
-        lines.join("\n")
-    );
+    assert!(out.problems.is_empty(), "problems on a clean image:\n{}", lines.join("\n"));
     assert_eq!(out.exit_code, 0);
     assert!(out.writes.is_empty());
 }
@@ -69,11 +65,9 @@ fn builder_image(lanes: u32, size: usize) -> Vec<u8> {
     b.set_size(s, 40 << 20).unwrap();
     b.write_at(s, 8 << 20, &[1u8; 5000]).unwrap();
     b.write_at(s, (40 << 20) - 4096, &[2u8; 4096]).unwrap();
-    b.mknod(root, b"chr", Attrs::new(S_IFCHR | 0o644, 0, 0, t), 0x0501)
-        .unwrap();
+    b.mknod(root, b"chr", Attrs::new(S_IFCHR | 0o644, 0, 0, t), 0x0501).unwrap();
     b.mknod(root, b"fifo", Attrs::new(S_IFIFO | 0o644, 0, 0, t), 0).unwrap();
-    b.mknod(root, b"sock", Attrs::new(S_IFSOCK | 0o644, 0, 0, t), 0)
-        .unwrap();
+    b.mknod(root, b"sock", Attrs::new(S_IFSOCK | 0o644, 0, 0, t), 0).unwrap();
     b.symlink(root, b"sl", &[b'x'; 4000], f).unwrap();
     b.log_nlink(first, 11).unwrap();
     b.finish().unwrap();
@@ -108,8 +102,8 @@ fn empty_file_system_checks_clean() {
 fn compacted_directory_log_checks_clean() {
     use layout::inode::Timespec;
     use layout::log::{
-        encode_dentry, encode_fixed, et, fits, pack_next, pos_block, pos_offset, sa, Entry, EntryHeader,
-        LinkEntry, PageTail, SetAttrEntry, DE_ADD, LOG_AREA, PAGE_NEXT_OFF,
+        encode_dentry, encode_fixed, et, fits, pack_next, pos_block, pos_offset, sa, Entry,
+        EntryHeader, LinkEntry, PageTail, SetAttrEntry, DE_ADD, LOG_AREA, PAGE_NEXT_OFF,
     };
     use layout::walk::{replay_inode, walk_log, DirIndex, Ignore, LogVisitor};
     use layout::BLOCK_SIZE_U64;
@@ -147,7 +141,9 @@ fn compacted_directory_log_checks_clean() {
     let mut seqs = Vec::new();
     for (name, ino, ftype, seq) in &names {
         let mut buf = [0u8; 512];
-        let n = encode_dentry(&mut buf, cookie(*seq), DE_ADD, *ino, *ftype, Timespec::new(9, 9), name).unwrap();
+        let n =
+            encode_dentry(&mut buf, cookie(*seq), DE_ADD, *ino, *ftype, Timespec::new(9, 9), name)
+                .unwrap();
         entries.push(buf[..n].to_vec());
         seqs.push(cookie(*seq));
     }

@@ -19,7 +19,8 @@ use layout::alloc_rec;
 use layout::inode::{dt, Timespec, INODE_FREE};
 use layout::journal::{self, JournalEntry, JOURNAL_STATE_OFF};
 use layout::log::{
-    encode_dentry, encode_fixed, et, pack_next, Entry, EntryHeader, LinkEntry, ParentEntry, DE_ADD, DE_DEL, LOG_AREA,
+    encode_dentry, encode_fixed, et, pack_next, Entry, EntryHeader, LinkEntry, ParentEntry, DE_ADD,
+    DE_DEL, LOG_AREA,
 };
 use layout::{BLOCK_SIZE, BLOCK_SIZE_U64};
 use novars_fsck::tree;
@@ -37,12 +38,7 @@ struct Expect {
 }
 
 fn errors(codes: &'static [&'static str], lost: &[u64]) -> Expect {
-    Expect {
-        codes,
-        n_exit: 4,
-        y_exit: 1,
-        lost: lost.iter().copied().collect(),
-    }
+    Expect { codes, n_exit: 4, y_exit: 1, lost: lost.iter().copied().collect() }
 }
 
 fn run_case(damage: impl FnOnce(&mut Img) -> Expect) {
@@ -94,18 +90,11 @@ fn dentry_pos(img: &Img, dir: u64, name: &[u8]) -> u64 {
 
 /// Position of the first WRITE entry of `ino`.
 fn write_pos(img: &Img, ino: u64) -> u64 {
-    img.log(ino)
-        .entries
-        .iter()
-        .find(|e| e.2 == et::WRITE)
-        .map(|e| e.0)
-        .expect("file has data")
+    img.log(ino).entries.iter().find(|e| e.2 == et::WRITE).map(|e| e.0).expect("file has data")
 }
 
 fn append_dentry(img: &mut Img, dir: u64, op: u8, ino: u64, ftype: u8, name: &[u8]) -> u64 {
-    img.append(dir, |seq, buf| {
-        encode_dentry(buf, seq, op, ino, ftype, Timespec::new(5, 0), name)
-    })
+    img.append(dir, |seq, buf| encode_dentry(buf, seq, op, ino, ftype, Timespec::new(5, 0), name))
 }
 
 fn append_link(img: &mut Img, ino: u64, nlink: u32) -> u64 {
@@ -152,12 +141,7 @@ fn sb_both_bad() {
         img.bytes[600] ^= 0x40;
         let last = img.bytes.len() - BLOCK_SIZE + 600;
         img.bytes[last] ^= 0x40;
-        Expect {
-            codes: &["no valid superblock"],
-            n_exit: 8,
-            y_exit: 8,
-            lost: BTreeSet::new(),
-        }
+        Expect { codes: &["no valid superblock"], n_exit: 8, y_exit: 8, lost: BTreeSet::new() }
     });
 }
 
@@ -189,15 +173,7 @@ fn journal_torn() {
         let ino = img.ino("/docs");
         let slot = img.slot(ino);
         let tail = img.u64_at(slot + 16);
-        let jb = journal_open(
-            img,
-            0,
-            9,
-            &[JournalEntry {
-                pos: slot + 16,
-                old: tail,
-            }],
-        );
+        let jb = journal_open(img, 0, 9, &[JournalEntry { pos: slot + 16, old: tail }]);
         img.block(jb)[40] ^= 1;
         errors(&["JOURNAL_TORN"], &[])
     });
@@ -233,21 +209,8 @@ fn journal_open_rolls_back() {
         let old_tail = img.u64_at(slot + 16);
         append_dentry(img, docs, DE_DEL, f, dt::REG, b"f0001.txt");
         assert_ne!(img.u64_at(slot + 16), old_tail);
-        journal_open(
-            img,
-            0,
-            77,
-            &[JournalEntry {
-                pos: slot + 16,
-                old: old_tail,
-            }],
-        );
-        Expect {
-            codes: &["JOURNAL_ROLLBACK"],
-            n_exit: 0,
-            y_exit: 0,
-            lost: BTreeSet::new(),
-        }
+        journal_open(img, 0, 77, &[JournalEntry { pos: slot + 16, old: old_tail }]);
+        Expect { codes: &["JOURNAL_ROLLBACK"], n_exit: 0, y_exit: 0, lost: BTreeSet::new() }
     });
 }
 
@@ -374,10 +337,7 @@ fn log_cycle() {
         let d = big(img);
         let pages = img.log(d).pages;
         let (_, used) = img.next_word(pages[1]);
-        img.put_u64(
-            pages[1] * BLOCK_SIZE_U64 + (LOG_AREA + 8) as u64,
-            pack_next(pages[0], used),
-        );
+        img.put_u64(pages[1] * BLOCK_SIZE_U64 + (LOG_AREA + 8) as u64, pack_next(pages[0], used));
         errors(&["LOG_CYCLE"], &[])
     });
 }
@@ -692,12 +652,7 @@ fn orphan_inode() {
         let f = img.ino("/docs/f0012.txt");
         append_dentry(img, docs, DE_DEL, f, dt::REG, b"f0012.txt");
         append_link(img, f, 0);
-        Expect {
-            codes: &["ORPHAN_INODE"],
-            n_exit: 0,
-            y_exit: 0,
-            lost: [f].into(),
-        }
+        Expect { codes: &["ORPHAN_INODE"], n_exit: 0, y_exit: 0, lost: [f].into() }
     });
 }
 

@@ -167,12 +167,9 @@ fn mutated_images_never_panic_and_repair_cleanly() {
         let _ = tx.send(r);
     });
     match rx.recv_timeout(Duration::from_secs(100)) {
-        Ok(Ok(notes)) => assert!(
-            notes.is_empty(),
-            "{} of {CASES} cases:\n{}",
-            notes.len(),
-            notes.join("\n")
-        ),
+        Ok(Ok(notes)) => {
+            assert!(notes.is_empty(), "{} of {CASES} cases:\n{}", notes.len(), notes.join("\n"))
+        }
         Ok(Err(e)) => std::panic::resume_unwind(e),
         Err(_) => panic!("mutated images: no result after {:?} (a hang?)", t0.elapsed()),
     }

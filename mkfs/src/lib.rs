@@ -229,7 +229,8 @@ impl<'a> Builder<'a> {
             write_segment(img, &geo, seg, lane, 0);
             segments.push(vec![seg]);
         }
-        let alloc = BlockAlloc { next: geo.first_data_block, end: geo.backup_sb(), gaps: Vec::new() };
+        let alloc =
+            BlockAlloc { next: geo.first_data_block, end: geo.backup_sb(), gaps: Vec::new() };
         let mut b = Self { img, geo, opts, alloc, segments, next_ino: 1, nodes: BTreeMap::new() };
         let now = b.opts.now;
         let root = b.new_inode(Attrs::new(S_IFDIR | 0o755, 0, 0, now), 0)?;
@@ -289,9 +290,11 @@ impl<'a> Builder<'a> {
         let seg = self.alloc.alloc(self.geo.seg_blocks(), 1)?;
         let index = self.segments[lane as usize].len() as u32;
         write_segment(self.img, &self.geo, seg, lane, index);
-        let prev = *self.segments[lane as usize].last().ok_or(Error::Invalid("lane has no segment"))?;
+        let prev =
+            *self.segments[lane as usize].last().ok_or(Error::Invalid("lane has no segment"))?;
         let p = prev as usize * BLOCK_SIZE;
-        let mut h = SegmentHeader::decode(&self.img[p..]).ok_or(Error::Invalid("segment header"))?;
+        let mut h =
+            SegmentHeader::decode(&self.img[p..]).ok_or(Error::Invalid("segment header"))?;
         h.next = seg;
         h.encode(&mut self.img[p..]);
         self.segments[lane as usize].push(seg);
@@ -301,7 +304,11 @@ impl<'a> Builder<'a> {
     /// Appends an encoded entry to `ino`'s log, starting the log or a new
     /// page as needed. `build` gets the sequence number and a buffer, and
     /// returns the entry length.
-    fn append(&mut self, ino: u64, build: impl FnOnce(u64, &mut [u8]) -> Option<usize>) -> Result<()> {
+    fn append(
+        &mut self,
+        ino: u64,
+        build: impl FnOnce(u64, &mut [u8]) -> Option<usize>,
+    ) -> Result<()> {
         let mut buf = [0u8; MAX_ENTRY];
         let gen = self.node_mut(ino)?.inode.generation;
         let mut st = match self.node_mut(ino)?.log {
@@ -353,7 +360,12 @@ impl<'a> Builder<'a> {
         if !layout::log::name_is_valid(name) {
             return Err(Error::BadName(name.to_vec()));
         }
-        if self.nodes.get(&parent).and_then(|n| n.names.as_ref()).is_some_and(|n| n.contains_key(name)) {
+        if self
+            .nodes
+            .get(&parent)
+            .and_then(|n| n.names.as_ref())
+            .is_some_and(|n| n.contains_key(name))
+        {
             return Err(Error::Exists(name.to_vec()));
         }
         let ftype = dt_of_mode(a.mode).ok_or(Error::Invalid("unknown file type in mode"))?;
@@ -487,7 +499,12 @@ impl<'a> Builder<'a> {
     pub fn log_nlink(&mut self, ino: u64, nlink: u32) -> Result<()> {
         let ctime = self.node_mut(ino)?.inode.ctime;
         self.append(ino, |seq, buf| {
-            let e = LinkEntry { hdr: EntryHeader::new(et::LINK, 0, seq, LinkEntry::SIZE), nlink, _pad: 0, ctime };
+            let e = LinkEntry {
+                hdr: EntryHeader::new(et::LINK, 0, seq, LinkEntry::SIZE),
+                nlink,
+                _pad: 0,
+                ctime,
+            };
             encode_fixed(&e, buf)
         })?;
         self.node_mut(ino)?.inode.nlink = nlink;
@@ -596,7 +613,12 @@ impl<'a> Builder<'a> {
         let backup = self.geo.backup_sb();
         sb.write_block(self.block_mut(backup));
         sb.write_block(self.block_mut(0));
-        Ok(Summary { geometry: self.geo, inodes_used, inodes_total, blocks_free: free_blocks_total })
+        Ok(Summary {
+            geometry: self.geo,
+            inodes_used,
+            inodes_total,
+            blocks_free: free_blocks_total,
+        })
     }
 }
 
@@ -671,7 +693,8 @@ mod tests {
     fn read_inode(img: &[u8], geo: &Geometry, ino: u64) -> Inode {
         let (lane, slot) = geo.ino_split(ino);
         let mut segs = Vec::new();
-        layout::inode::walk_segments(&SliceMedia::new(img), geo, lane, |_, b| segs.push(b)).unwrap();
+        layout::inode::walk_segments(&SliceMedia::new(img), geo, lane, |_, b| segs.push(b))
+            .unwrap();
         let pos = layout::inode::slot_pos_in(geo, &segs, slot).unwrap();
         layout::inode::read_inode_at(&SliceMedia::new(img), pos).unwrap()
     }
@@ -706,7 +729,8 @@ mod tests {
         let fi = read_inode(&img, &geo, f);
         assert_eq!(fi.validate(f), Ok(()));
         let mut map = Map::default();
-        let (view, _) = replay_inode(&m, &geo, f, &fi, &mut map, &mut layout::walk::Ignore).unwrap();
+        let (view, _) =
+            replay_inode(&m, &geo, f, &fi, &mut map, &mut layout::walk::Ignore).unwrap();
         assert_eq!(view.size, data.len() as u64);
         assert_eq!(view.nlink, 2);
         let mut got = Vec::new();
@@ -720,7 +744,8 @@ mod tests {
         assert_eq!(map.0[&0] % HUGE_BLOCKS, 0);
         let di = read_inode(&img, &geo, d);
         let mut names = Names::default();
-        let (dv, rep) = replay_inode(&m, &geo, d, &di, &mut layout::walk::Ignore, &mut names).unwrap();
+        let (dv, rep) =
+            replay_inode(&m, &geo, d, &di, &mut layout::walk::Ignore, &mut names).unwrap();
         assert!(rep.pages > 1);
         assert_eq!(names.0.len(), 302);
         assert_eq!(dv.nlink, 2);

@@ -81,14 +81,17 @@ fn parse_uuid(s: &str) -> Result<[u8; 16], String> {
     }
     let mut u = [0u8; 16];
     for (i, b) in u.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| format!("invalid UUID '{s}'"))?;
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
+            .map_err(|_| format!("invalid UUID '{s}'"))?;
     }
     Ok(u)
 }
 
 fn random_uuid() -> Result<[u8; 16], String> {
     let mut u = [0u8; 16];
-    File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut u)).map_err(|e| format!("/dev/urandom: {e}"))?;
+    File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut u))
+        .map_err(|e| format!("/dev/urandom: {e}"))?;
     u[6] = (u[6] & 0x0f) | 0x40;
     u[8] = (u[8] & 0x3f) | 0x80;
     Ok(u)
@@ -97,7 +100,14 @@ fn random_uuid() -> Result<[u8; 16], String> {
 /// Formats a UUID the usual way.
 fn uuid_str(u: &[u8; 16]) -> String {
     let h: Vec<String> = u.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", h[..4].concat(), h[4..6].concat(), h[6..8].concat(), h[8..10].concat(), h[10..].concat())
+    format!(
+        "{}-{}-{}-{}-{}",
+        h[..4].concat(),
+        h[4..6].concat(),
+        h[6..8].concat(),
+        h[8..10].concat(),
+        h[10..].concat()
+    )
 }
 
 /// What an existing signature at the start of the device says.
@@ -110,7 +120,9 @@ fn probe_signature(f: &File, size: u64) -> Option<String> {
         let label = buf
             .get(..4096)
             .and_then(Superblock::decode)
-            .and_then(|sb| sb.label_str().filter(|l| !l.is_empty()).map(|l| format!(" labelled '{l}'")))
+            .and_then(|sb| {
+                sb.label_str().filter(|l| !l.is_empty()).map(|l| format!(" labelled '{l}'"))
+            })
             .unwrap_or_default();
         return Some(format!("a novars file system{label}"));
     }
@@ -133,7 +145,9 @@ fn probe_signature(f: &File, size: u64) -> Option<String> {
 fn is_mounted(dev: &Path) -> bool {
     let Ok(canon) = dev.canonicalize() else { return false };
     let Ok(m) = std::fs::read_to_string("/proc/mounts") else { return false };
-    m.lines().filter_map(|l| l.split_whitespace().next()).any(|src| Path::new(src).canonicalize().ok().as_deref() == Some(canon.as_path()))
+    m.lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .any(|src| Path::new(src).canonicalize().ok().as_deref() == Some(canon.as_path()))
 }
 
 fn ask_proceed() -> bool {
@@ -167,7 +181,10 @@ fn run(a: &Args) -> Result<(), String> {
     let md = std::fs::metadata(dev);
     let is_blk = md.as_ref().is_ok_and(|m| m.file_type().is_block_device());
     if md.is_err() && want.is_none() {
-        return Err(format!("{}: no such device or file; give a SIZE to create an image file", dev.display()));
+        return Err(format!(
+            "{}: no such device or file; give a SIZE to create an image file",
+            dev.display()
+        ));
     }
     if is_blk && is_mounted(dev) {
         return Err(format!("{} is mounted; will not make a file system here!", dev.display()));
@@ -180,10 +197,14 @@ fn run(a: &Args) -> Result<(), String> {
         oo.create(true);
     }
     let f = oo.open(dev).map_err(|e| format!("{}: {e}", dev.display()))?;
-    let have = if is_blk { device_size(&f)? } else { f.metadata().map_err(|e| e.to_string())?.len() };
+    let have =
+        if is_blk { device_size(&f)? } else { f.metadata().map_err(|e| e.to_string())?.len() };
     let size = match want {
         Some(w) if is_blk && w > have => {
-            return Err(format!("{}: requested size {w} is larger than the device ({have} bytes)", dev.display()))
+            return Err(format!(
+                "{}: requested size {w} is larger than the device ({have} bytes)",
+                dev.display()
+            ))
         }
         Some(w) => w,
         None => have,
@@ -204,8 +225,10 @@ fn run(a: &Args) -> Result<(), String> {
     }
     let mut opts = Options::defaults(blocks, lanes);
     if let Some(n) = a.inodes {
-        let per = n.div_ceil(lanes as u64).div_ceil(INODES_PER_BLOCK as u64) * INODES_PER_BLOCK as u64;
-        opts.seg_inodes = per.clamp(layout::sb::MIN_SEG_INODES as u64, layout::sb::MAX_SEG_INODES as u64) as u32;
+        let per =
+            n.div_ceil(lanes as u64).div_ceil(INODES_PER_BLOCK as u64) * INODES_PER_BLOCK as u64;
+        opts.seg_inodes =
+            per.clamp(layout::sb::MIN_SEG_INODES as u64, layout::sb::MAX_SEG_INODES as u64) as u32;
     }
     opts.label = a.label.clone().unwrap_or_default();
     if opts.label.len() > 63 {
@@ -218,7 +241,12 @@ fn run(a: &Args) -> Result<(), String> {
     opts.now = now();
     let geo = Geometry::plan(blocks, opts.lanes, opts.seg_inodes).map_err(|e| match e {
         layout::SbError::DeviceTooSmall { need, .. } => {
-            format!("{}: too small: {} bytes, need at least {} bytes", dev.display(), size, need * BLOCK_SIZE_U64)
+            format!(
+                "{}: too small: {} bytes, need at least {} bytes",
+                dev.display(),
+                size,
+                need * BLOCK_SIZE_U64
+            )
         }
         e => format!("impossible geometry: {}", e.describe()),
     })?;
@@ -239,7 +267,8 @@ fn run(a: &Args) -> Result<(), String> {
     // SAFETY: we own the only handle to this image; mkfs refuses mounted
     // devices (and opens them O_EXCL), so nothing else changes the mapping
     // while the builder writes it.
-    let mut map = unsafe { memmap2::MmapOptions::new().len(len).map_mut(&f) }.map_err(|e| format!("{}: mmap: {e}", dev.display()))?;
+    let mut map = unsafe { memmap2::MmapOptions::new().len(len).map_mut(&f) }
+        .map_err(|e| format!("{}: mmap: {e}", dev.display()))?;
     let mut b = Builder::format(&mut map, opts).map_err(|e| e.to_string())?;
     if let Some(d) = &a.root_dir {
         let c = populate_dir(&mut b, d).map_err(|e| format!("copying {}: {e}", d.display()))?;
@@ -289,5 +318,10 @@ fn print_geometry(dev: &Path, g: &Geometry, o: &Options) {
         "Lanes: {} (journal + inode table each); inode table: {} inodes per lane, grows on demand",
         g.lanes, g.seg_inodes
     );
-    println!("Data blocks: {} (first {}), superblock backup at block {}", g.data_blocks(), g.first_data_block, g.backup_sb());
+    println!(
+        "Data blocks: {} (first {}), superblock backup at block {}",
+        g.data_blocks(),
+        g.first_data_block,
+        g.backup_sb()
+    );
 }

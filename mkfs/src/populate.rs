@@ -85,7 +85,13 @@ pub fn populate_dir(b: &mut Builder<'_>, dir: &Path) -> Result<Counts, PopulateE
     }
     let root = b.root();
     b.set_attrs(root, attrs_of(&md)).map_err(|e| PopulateError::Image(dir.to_path_buf(), e))?;
-    let mut w = Walker { b, links: HashMap::new(), counts: Counts::default(), progress: io::stderr().is_terminal(), buf: Vec::new() };
+    let mut w = Walker {
+        b,
+        links: HashMap::new(),
+        counts: Counts::default(),
+        progress: io::stderr().is_terminal(),
+        buf: Vec::new(),
+    };
     w.dir(dir, root, true)?;
     if w.progress {
         eprint!("\r\x1b[K");
@@ -96,7 +102,8 @@ pub fn populate_dir(b: &mut Builder<'_>, dir: &Path) -> Result<Counts, PopulateE
 impl Walker<'_, '_> {
     fn dir(&mut self, path: &Path, ino: u64, top: bool) -> Result<(), PopulateError> {
         let io = |e| PopulateError::Io(path.to_path_buf(), e);
-        let mut names: Vec<_> = fs::read_dir(path).map_err(io)?.collect::<Result<_, _>>().map_err(io)?;
+        let mut names: Vec<_> =
+            fs::read_dir(path).map_err(io)?.collect::<Result<_, _>>().map_err(io)?;
         names.sort_by_key(|e| e.file_name());
         for ent in names {
             let p = ent.path();
@@ -112,7 +119,10 @@ impl Walker<'_, '_> {
                         self.b.set_attrs(existing, a).map_err(img)?;
                         existing
                     }
-                    _ => self.b.mkdir(ino, name, Attrs { mode: S_IFDIR | (a.mode & 0o7777), ..a }).map_err(img)?,
+                    _ => self
+                        .b
+                        .mkdir(ino, name, Attrs { mode: S_IFDIR | (a.mode & 0o7777), ..a })
+                        .map_err(img)?,
                 };
                 self.counts.dirs += 1;
                 self.dir(&p, child, false)?;
@@ -134,16 +144,25 @@ impl Walker<'_, '_> {
                 self.copy_file(&p, f, md.len())?;
                 self.counts.files += 1;
                 f
-            } else if ft.is_block_device() || ft.is_char_device() || ft.is_fifo() || ft.is_socket() {
+            } else if ft.is_block_device() || ft.is_char_device() || ft.is_fifo() || ft.is_socket()
+            {
                 self.counts.special += 1;
-                self.b.mknod(ino, name, Attrs { mode: a.mode & (S_IFMT | 0o7777), ..a }, encode_dev(md.rdev())).map_err(img)?
+                self.b
+                    .mknod(
+                        ino,
+                        name,
+                        Attrs { mode: a.mode & (S_IFMT | 0o7777), ..a },
+                        encode_dev(md.rdev()),
+                    )
+                    .map_err(img)?
             } else {
                 continue;
             };
             if md.nlink() > 1 {
                 self.links.insert((md.dev(), md.ino()), new);
             }
-            let n = self.counts.files + self.counts.dirs + self.counts.symlinks + self.counts.special;
+            let n =
+                self.counts.files + self.counts.dirs + self.counts.symlinks + self.counts.special;
             if self.progress && n % 1000 == 0 {
                 eprint!("\rCopying files: {n}");
                 let _ = io::stderr().flush();
@@ -178,7 +197,9 @@ impl Walker<'_, '_> {
                 if got == 0 {
                     break;
                 }
-                self.b.write_at(ino, off, &buf[..got]).map_err(|e| PopulateError::Image(path.to_path_buf(), e))?;
+                self.b
+                    .write_at(ino, off, &buf[..got])
+                    .map_err(|e| PopulateError::Image(path.to_path_buf(), e))?;
                 self.counts.bytes += got as u64;
                 off += got as u64;
             }

@@ -31,7 +31,14 @@ fn build() -> Vec<u8> {
     let d = b.mkdir(root, b"d", Attrs::new(S_IFDIR | 0o755, 0, 0, t)).unwrap();
     for i in 0..150u32 {
         let data = vec![i as u8; (i as usize * 97) % 9000];
-        let f = b.add_file(d, format!("file-with-a-longish-name-{i}").as_bytes(), Attrs::new(S_IFREG | 0o644, 0, 0, t), &data).unwrap();
+        let f = b
+            .add_file(
+                d,
+                format!("file-with-a-longish-name-{i}").as_bytes(),
+                Attrs::new(S_IFREG | 0o644, 0, 0, t),
+                &data,
+            )
+            .unwrap();
         if i % 10 == 0 {
             b.link(root, format!("l{i}").as_bytes(), f).unwrap();
         }

@@ -62,7 +62,10 @@ pub fn select(cases: Vec<Case>, patterns: &[String]) -> Result<Vec<Case>> {
         return Ok(cases);
     }
     let all: Vec<String> = cases.iter().map(|c| c.name.clone()).collect();
-    let picked: Vec<Case> = cases.into_iter().filter(|c| patterns.iter().any(|p| c.name.contains(p.as_str()))).collect();
+    let picked: Vec<Case> = cases
+        .into_iter()
+        .filter(|c| patterns.iter().any(|p| c.name.contains(p.as_str())))
+        .collect();
     if picked.is_empty() {
         bail!("--filter {}: no case matches; the cases are: {}", patterns.join(","), all.join(" "));
     }
@@ -82,7 +85,9 @@ pub fn parse_cases(text: &str) -> Result<Vec<Case>> {
             continue;
         }
         let mut w = line.split_whitespace();
-        let (Some(name), Some(unit), Some(fss), Some(flags)) = (w.next(), w.next(), w.next(), w.next()) else {
+        let (Some(name), Some(unit), Some(fss), Some(flags)) =
+            (w.next(), w.next(), w.next(), w.next())
+        else {
             bail!("cases.txt line {}: want `case unit fs,fs flags description`", i + 1);
         };
         if !matches!(unit, "us" | "ms" | "s" | "MiB" | "ops/s" | "MiB/s") {
@@ -143,7 +148,8 @@ pub fn completeness(cases: &[Case], s: &Samples) -> Vec<String> {
             }
             match s.na.get(&key) {
                 Some(_) if c.mmap => {}
-                Some(why) => problems.push(format!("{} on {fs}: n/a ({why}) but it is not an mmap case", c.name)),
+                Some(why) => problems
+                    .push(format!("{} on {fs}: n/a ({why}) but it is not an mmap case", c.name)),
                 None => problems.push(format!("{} on {fs}: no number", c.name)),
             }
         }
@@ -241,7 +247,10 @@ pub fn rows(cases: &[Case], s: &Samples) -> Vec<Row> {
             name: c.name.clone(),
             unit: c.unit.clone(),
             about: c.about.clone(),
-            cells: FILE_SYSTEMS.iter().map(|fs| cell(&c.name, fs, c.fss.iter().any(|f| f == fs))).collect(),
+            cells: FILE_SYSTEMS
+                .iter()
+                .map(|fs| cell(&c.name, fs, c.fss.iter().any(|f| f == fs)))
+                .collect(),
         });
         if c.name == "rmdir" {
             for (name, plain, synced) in DURABLE {
@@ -332,10 +341,12 @@ pub fn table(rows: &[Row], runs: u32, quick: bool) -> String {
     }
     let notes: Vec<String> = rows
         .iter()
-        .flat_map(|r| r.cells.iter().zip(FILE_SYSTEMS).filter_map(move |(c, fs)| match c {
-            Err(e) if !e.is_empty() => Some(format!("{} on {fs}: {e}", r.name)),
-            _ => None,
-        }))
+        .flat_map(|r| {
+            r.cells.iter().zip(FILE_SYSTEMS).filter_map(move |(c, fs)| match c {
+                Err(e) if !e.is_empty() => Some(format!("{} on {fs}: {e}", r.name)),
+                _ => None,
+            })
+        })
         .collect();
     for n in notes {
         let _ = writeln!(t, "  {n}");
@@ -350,22 +361,34 @@ pub fn table(rows: &[Row], runs: u32, quick: bool) -> String {
             Some(g) => writeln!(
                 t,
                 "  {name} vs {against}: {g:.2} (target >= {want}) {}",
-                if g >= want { "met".to_string() } else { format!("MISSED by {:.0}%", (1.0 - g / want) * 100.0) }
+                if g >= want {
+                    "met".to_string()
+                } else {
+                    format!("MISSED by {:.0}%", (1.0 - g / want) * 100.0)
+                }
             ),
             None => writeln!(t, "  {name} vs {against}: no number"),
         };
     }
     let mut header = false;
     for (num, den, lo, hi) in SELF_TARGETS {
-        let (Some(n), Some(d)) = (rows.iter().find(|r| r.name == num), rows.iter().find(|r| r.name == den)) else { continue };
+        let (Some(n), Some(d)) =
+            (rows.iter().find(|r| r.name == num), rows.iter().find(|r| r.name == den))
+        else {
+            continue;
+        };
         if !header {
             let _ = writeln!(t, "targets (issue 5, each file system against itself):");
             header = true;
         }
-        let ratio = |fs: &str| Some(n.stat(fs)?.median / d.stat(fs)?.median).filter(|r| r.is_finite());
-        let per: Vec<String> =
-            ["ext4", "xfs", "novars"].iter().map(|fs| format!("{fs} {}", ratio(fs).map_or("-".into(), |r| format!("{r:.2}")))).collect();
-        let want = if lo > 0.0 { format!("novars within {lo}..{hi}") } else { format!("novars <= {hi}") };
+        let ratio =
+            |fs: &str| Some(n.stat(fs)?.median / d.stat(fs)?.median).filter(|r| r.is_finite());
+        let per: Vec<String> = ["ext4", "xfs", "novars"]
+            .iter()
+            .map(|fs| format!("{fs} {}", ratio(fs).map_or("-".into(), |r| format!("{r:.2}"))))
+            .collect();
+        let want =
+            if lo > 0.0 { format!("novars within {lo}..{hi}") } else { format!("novars <= {hi}") };
         let verdict = match ratio("novars") {
             Some(r) if r >= lo && r <= hi => "met",
             Some(_) => "MISSED",
@@ -432,7 +455,8 @@ pub fn markdown(rows: &[Row]) -> String {
 pub fn chart(rows: &[Row], path: &Path, title: &str) -> Result<()> {
     use plotters::prelude::*;
     use plotters::style::text_anchor::{HPos, Pos, VPos};
-    let rows: Vec<&Row> = rows.iter().filter(|r| r.ratio("ext4").is_some() || r.ratio("xfs").is_some()).collect();
+    let rows: Vec<&Row> =
+        rows.iter().filter(|r| r.ratio("ext4").is_some() || r.ratio("xfs").is_some()).collect();
     let n = rows.len().max(1);
     let height = 120 + 22 * n as u32;
     let root = SVGBackend::new(path, (1000, height)).into_drawing_area();
@@ -470,7 +494,10 @@ pub fn chart(rows: &[Row], path: &Path, title: &str) -> Result<()> {
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], colour.filled()));
     }
     chart
-        .draw_series(std::iter::once(PathElement::new(vec![(1.0, 0.0), (1.0, n as f64)], BLACK.stroke_width(1))))
+        .draw_series(std::iter::once(PathElement::new(
+            vec![(1.0, 0.0), (1.0, n as f64)],
+            BLACK.stroke_width(1),
+        )))
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     chart
         .configure_series_labels()
@@ -479,10 +506,12 @@ pub fn chart(rows: &[Row], path: &Path, title: &str) -> Result<()> {
         .position(SeriesLabelPosition::LowerRight)
         .draw()
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let style = TextStyle::from(("sans-serif", 13).into_font()).pos(Pos::new(HPos::Right, VPos::Center));
+    let style =
+        TextStyle::from(("sans-serif", 13).into_font()).pos(Pos::new(HPos::Right, VPos::Center));
     for (i, r) in rows.iter().enumerate() {
         let (_, y) = chart.backend_coord(&(lo / 1.5, (n - 1 - i) as f64 + 0.5));
-        root.draw(&Text::new(r.name.clone(), (220, y), style.clone())).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        root.draw(&Text::new(r.name.clone(), (220, y), style.clone()))
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     }
     root.present().map_err(|e| anyhow::anyhow!("{e:?}"))?;
     Ok(())
@@ -517,8 +546,13 @@ pub fn bench(args: &BenchArgs) -> Result<i32> {
     let cases = parse_cases(&fs::read_to_string(repo_root().join("xtests/bench/cases.txt"))?)?;
     let cases = select(cases, &args.filter)?;
     if let Some(from) = &args.from {
-        let raw = fs::read_to_string(from).with_context(|| format!("reading {}", from.display()))?;
-        let runs = raw.lines().filter_map(|l| l.strip_prefix("R ")?.split_whitespace().nth(1)?.parse::<u32>().ok()).max().unwrap_or(0);
+        let raw =
+            fs::read_to_string(from).with_context(|| format!("reading {}", from.display()))?;
+        let runs = raw
+            .lines()
+            .filter_map(|l| l.strip_prefix("R ")?.split_whitespace().nth(1)?.parse::<u32>().ok())
+            .max()
+            .unwrap_or(0);
         let quick = raw.lines().any(|l| l == "# mode quick");
         return report(&cases, &raw, runs, quick).map(|problems| i32::from(!problems.is_empty()));
     }
@@ -569,7 +603,8 @@ fn report(cases: &[Case], raw: &str, runs: u32, quick: bool) -> Result<Vec<Strin
     fs::write(dir.join("results.csv"), csv(&rows))?;
     fs::write(dir.join("results.md"), markdown(&rows))?;
     let mode = if quick { "quick mode, not for reading" } else { "full run" };
-    let title = format!("novars speedup vs ext4-DAX / xfs-DAX ({mode}, median of {runs}, qemu TCG)");
+    let title =
+        format!("novars speedup vs ext4-DAX / xfs-DAX ({mode}, median of {runs}, qemu TCG)");
     if let Err(e) = chart(&rows, &dir.join("ratios.svg"), &title) {
         say!("bench: the chart could not be drawn: {e:#}");
     }
@@ -600,7 +635,11 @@ mod unit {
         names.dedup();
         assert_eq!(names.len(), cases.len(), "duplicate case names");
         for (t, against, _) in TARGETS {
-            assert!(t.starts_with("durable-") || cases.iter().any(|c| c.name == t && c.fss.iter().any(|f| f == against)), "target {t}");
+            assert!(
+                t.starts_with("durable-")
+                    || cases.iter().any(|c| c.name == t && c.fss.iter().any(|f| f == against)),
+                "target {t}"
+            );
         }
         assert!(parse_cases("x furlongs ext4 - y\n").is_err());
         assert!(parse_cases("x us\n").is_err());
@@ -625,15 +664,23 @@ mod unit {
         let mut text = String::new();
         for fs in ["ext4", "xfs", "novars"] {
             for c in ["append-1k", "append-1k+fsync", "rmdir", "fio-seq-write-1m-j1"] {
-                text.push_str(&format!("R {fs} 1 {c} 10 {}\n", if c.starts_with("fio") { "MiB/s" } else { "us" }));
+                text.push_str(&format!(
+                    "R {fs} 1 {c} 10 {}\n",
+                    if c.starts_with("fio") { "MiB/s" } else { "us" }
+                ));
             }
         }
-        text.push_str("R raw 1 fio-seq-write-1m-j1 20 MiB/s\nR ext4 1 fault-4k 3 us\nR xfs 1 fault-4k 3 us\n");
+        text.push_str(
+            "R raw 1 fio-seq-write-1m-j1 20 MiB/s\nR ext4 1 fault-4k 3 us\nR xfs 1 fault-4k 3 us\n",
+        );
         text.push_str("NA novars fault-4k n/a: mmap not supported\n");
         let s = parse_samples(&text);
         assert_eq!(completeness(&cases, &s), Vec::<String>::new());
         // A missing number, an n/a on a non-mmap case, a failure, a wrong unit.
-        let holes = parse_samples(&text.replace("R xfs 1 rmdir 10 us\n", "").replace("R raw 1 fio-seq-write-1m-j1 20 MiB/s", "R raw 1 fio-seq-write-1m-j1 20 ops/s"));
+        let holes = parse_samples(&text.replace("R xfs 1 rmdir 10 us\n", "").replace(
+            "R raw 1 fio-seq-write-1m-j1 20 MiB/s",
+            "R raw 1 fio-seq-write-1m-j1 20 ops/s",
+        ));
         let mut s2 = holes;
         s2.na.insert(("append-1k".into(), "novars".into()), "nope".into());
         s2.values.remove(&("append-1k".to_string(), "novars".to_string()));
@@ -650,12 +697,16 @@ mod unit {
     fn rows_ratios_and_durable_appends() {
         let cases = parse_cases(CASES).unwrap();
         let mut text = String::new();
-        for (fs, plain, synced) in [("ext4", 20.0, 300.0), ("xfs", 15.0, 200.0), ("novars", 10.0, 11.0)] {
+        for (fs, plain, synced) in
+            [("ext4", 20.0, 300.0), ("xfs", 15.0, 200.0), ("novars", 10.0, 11.0)]
+        {
             for run in 1..=3 {
                 text.push_str(&format!("R {fs} {run} append-1k {plain} us\nR {fs} {run} append-1k+fsync {synced} us\nR {fs} {run} rmdir 5 us\n"));
             }
         }
-        text.push_str("R novars 1 fio-seq-write-1m-j1 900 MiB/s\nR raw 1 fio-seq-write-1m-j1 1000 MiB/s\n");
+        text.push_str(
+            "R novars 1 fio-seq-write-1m-j1 900 MiB/s\nR raw 1 fio-seq-write-1m-j1 1000 MiB/s\n",
+        );
         let rows = rows(&cases, &parse_samples(&text));
         let row = |n: &str| rows.iter().find(|r| r.name == n).unwrap();
         assert_eq!(row("append-1k").ratio("ext4"), Some(2.0));
@@ -669,7 +720,12 @@ mod unit {
         assert!(t.contains("fio-seq-write-1m-j1 vs raw: 0.90 (target >= 0.9) met"), "{t}");
         assert!(!t.contains("creat vs ext4"), "a target without its row is left out: {t}");
         let md = markdown(&rows);
-        assert!(md.contains("| durable-append-1k | us | 300 ±0% | 200 ±0% | 10.0 ±0% |  | 30.00 | 20.00 |  |"), "{md}");
+        assert!(
+            md.contains(
+                "| durable-append-1k | us | 300 ±0% | 200 ±0% | 10.0 ±0% |  | 30.00 | 20.00 |  |"
+            ),
+            "{md}"
+        );
         let c = csv(&rows);
         assert!(c.lines().any(|l| l.starts_with("durable-append-1k,us,300,300,300,3,200,")), "{c}");
     }
@@ -688,9 +744,17 @@ mod unit {
         )
         .unwrap();
         let mut text = String::new();
-        for (fs, f, fs_, a, b) in [("ext4", 60.0, 480.0, 20.0, 22.0), ("xfs", 100.0, 500.0, 20.0, 30.0), ("novars", 20.0, 18.0, 10.0, 25.0)] {
-            text.push_str(&format!("R {fs} 1 fault-4k {f} us\nR {fs} 1 fault-4k+MAP_SYNC {fs_} us\n"));
-            text.push_str(&format!("R {fs} 1 fsync-1-dirty-of-4m {a} us\nR {fs} 1 fsync-1-dirty-of-1g {b} us\n"));
+        for (fs, f, fs_, a, b) in [
+            ("ext4", 60.0, 480.0, 20.0, 22.0),
+            ("xfs", 100.0, 500.0, 20.0, 30.0),
+            ("novars", 20.0, 18.0, 10.0, 25.0),
+        ] {
+            text.push_str(&format!(
+                "R {fs} 1 fault-4k {f} us\nR {fs} 1 fault-4k+MAP_SYNC {fs_} us\n"
+            ));
+            text.push_str(&format!(
+                "R {fs} 1 fsync-1-dirty-of-4m {a} us\nR {fs} 1 fsync-1-dirty-of-1g {b} us\n"
+            ));
         }
         let t = table(&rows(&two, &parse_samples(&text)), 1, false);
         assert!(t.contains("fault-4k+MAP_SYNC / fault-4k: ext4 8.00, xfs 5.00, novars 0.90 (target: novars <= 1.2) met"), "{t}");
@@ -708,7 +772,10 @@ mod unit {
         let p = dir.join("c.svg");
         chart(&rows, &p, "test").unwrap();
         let svg = fs::read_to_string(&p).unwrap();
-        assert!(svg.starts_with("<svg") && svg.contains("rmdir") && svg.contains("vs ext4-DAX"), "{svg}");
+        assert!(
+            svg.starts_with("<svg") && svg.contains("rmdir") && svg.contains("vs ext4-DAX"),
+            "{svg}"
+        );
         let _ = fs::remove_dir_all(&dir);
     }
 }

@@ -9,13 +9,16 @@ use std::process::{Command, Stdio};
 
 /// Cargo binaries cannot have a `.` in their name; the tools' real names
 /// are given to them by symlinks next to the binaries.
-const DOTTED_NAMES: &[(&str, &str)] = &[("mkfs.novars", "mkfs_novars"), ("fsck.novars", "fsck_novars")];
+const DOTTED_NAMES: &[(&str, &str)] =
+    &[("mkfs.novars", "mkfs_novars"), ("fsck.novars", "fsck_novars")];
 
 /// `cargo build --release` of every binary of the workspace, then the
 /// `mkfs.novars` / `fsck.novars` symlinks for those that exist.
 pub fn build() -> Result<()> {
     let mut c = Command::new(env!("CARGO"));
-    c.args(["build", "--release", "--workspace", "--bins"]).current_dir(repo_root()).stdin(Stdio::null());
+    c.args(["build", "--release", "--workspace", "--bins"])
+        .current_dir(repo_root())
+        .stdin(Stdio::null());
     let st = status(&mut c)?;
     link_dotted_names();
     if !st.success() {
@@ -47,9 +50,19 @@ pub fn guest_programs() -> Result<()> {
         }
         // A line `// xt-link: ARGS` adds linker arguments (e.g. -lpmem).
         let text = std::fs::read_to_string(&path)?;
-        let link: Vec<&str> = text.lines().find_map(|l| l.trim().strip_prefix("// xt-link:")).map(|a| a.split_whitespace().collect()).unwrap_or_default();
+        let link: Vec<&str> = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("// xt-link:"))
+            .map(|a| a.split_whitespace().collect())
+            .unwrap_or_default();
         let mut c = Command::new("cc");
-        c.args(["-O2", "-Wall", "-Werror", "-I"]).arg(repo_root().join("novafs-kmod")).arg("-o").arg(&bin).arg(&path).args(&link).stdin(Stdio::null());
+        c.args(["-O2", "-Wall", "-Werror", "-I"])
+            .arg(repo_root().join("novafs-kmod"))
+            .arg("-o")
+            .arg(&bin)
+            .arg(&path)
+            .args(&link)
+            .stdin(Stdio::null());
         let st = status(&mut c)?;
         if !st.success() {
             failed.push(format!("cc {} failed ({st})", path.display()));

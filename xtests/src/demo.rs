@@ -62,14 +62,26 @@ impl Steps {
         let id = format!("{boot}-boot");
         if !out.findings.is_empty() {
             let first = out.findings.first().map(|f| f.line.trim().to_string()).unwrap_or_default();
-            self.add(&id, Verdict::Fail, format!("guest kernel log of the {boot} boot shows problems: {first}"));
+            self.add(
+                &id,
+                Verdict::Fail,
+                format!("guest kernel log of the {boot} boot shows problems: {first}"),
+            );
         } else if out.timed_out {
             self.add(&id, Verdict::Fail, format!("{boot} boot timed out"));
         } else if expect_crash {
             if out.crashed {
-                self.add(&id, Verdict::Pass, "qemu killed with SIGKILL in the middle of the write workload");
+                self.add(
+                    &id,
+                    Verdict::Pass,
+                    "qemu killed with SIGKILL in the middle of the write workload",
+                );
             } else {
-                self.add(&id, Verdict::Fail, format!("the workload stopped before the crash ({})", out.describe()));
+                self.add(
+                    &id,
+                    Verdict::Fail,
+                    format!("the workload stopped before the crash ({})", out.describe()),
+                );
             }
         } else if out.status != Some(0) {
             self.add(&id, Verdict::Fail, format!("{boot} boot did not finish: {}", out.describe()));
@@ -134,15 +146,33 @@ pub fn demo() -> Result<i32> {
         let cfg = VmConfig { fresh: false, ..cfg };
         say!("demo: boot 2 of 3: write files until qemu is killed (power cut)");
         let crash = Crash { marker: "@@workload-running".into(), delay: Duration::from_secs(2) };
-        let out = vm::run(&cfg, "demo-crash", &format!("{env} sh {} crash", script.display()), Some(&crash))?;
+        let out = vm::run(
+            &cfg,
+            "demo-crash",
+            &format!("{env} sh {} crash", script.display()),
+            Some(&crash),
+        )?;
         steps.add_boot("crash", &out, true);
         say!("demo: boot 3 of 3: fsck and mount after the crash");
-        let out = vm::run(&cfg, "demo-recover", &format!("{env} sh {} recover", script.display()), None)?;
+        let out =
+            vm::run(&cfg, "demo-recover", &format!("{env} sh {} recover", script.display()), None)?;
         steps.add_boot("recover", &out, false);
     } else {
-        steps.add("crash", Verdict::NotYet, "kill -9 qemu in the middle of a write workload: needs mount (issue 4)");
-        steps.add("fsck-after-crash", Verdict::NotYet, "fsck.novars after the crash: needs the crash above (issue 4)");
-        steps.add("mount-after-crash", Verdict::NotYet, "mount after the crash, verify every completed file: needs mount (issue 4)");
+        steps.add(
+            "crash",
+            Verdict::NotYet,
+            "kill -9 qemu in the middle of a write workload: needs mount (issue 4)",
+        );
+        steps.add(
+            "fsck-after-crash",
+            Verdict::NotYet,
+            "fsck.novars after the crash: needs the crash above (issue 4)",
+        );
+        steps.add(
+            "mount-after-crash",
+            Verdict::NotYet,
+            "mount after the crash, verify every completed file: needs mount (issue 4)",
+        );
     }
 
     println!();
@@ -155,7 +185,6 @@ pub fn demo() -> Result<i32> {
     println!("demo: {pass} passed, {fail} failed, {notyet} not implemented yet");
     Ok(if fail == 0 { 0 } else { 1 })
 }
-
 
 #[cfg(test)]
 mod tests {

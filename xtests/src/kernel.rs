@@ -81,7 +81,9 @@ impl Kernel {
 fn source_version() -> Result<String> {
     let v = util::probe(Command::new("dpkg-query").args(["-W", "-f=${Version}", SOURCE_PACKAGE]))
         .filter(|v| !v.trim().is_empty())
-        .with_context(|| format!("package {SOURCE_PACKAGE} is not installed: run `cargo xt setup`"))?;
+        .with_context(|| {
+            format!("package {SOURCE_PACKAGE} is not installed: run `cargo xt setup`")
+        })?;
     Ok(v.trim().replace(['~', ':', '+'], "_"))
 }
 
@@ -90,7 +92,8 @@ pub fn locate(flavour: Flavour) -> Result<(Kernel, String)> {
     let version = source_version()?;
     let mut parts: Vec<Vec<u8>> = vec![version.clone().into_bytes()];
     for f in flavour.fragments() {
-        let text = fs::read(&f).with_context(|| format!("reading config fragment {}", f.display()))?;
+        let text =
+            fs::read(&f).with_context(|| format!("reading config fragment {}", f.display()))?;
         parts.push(f.file_name().map(|n| n.as_encoded_bytes().to_vec()).unwrap_or_default());
         parts.push(text);
     }
@@ -104,7 +107,8 @@ pub fn locate(flavour: Flavour) -> Result<(Kernel, String)> {
 pub fn ensure(flavour: Flavour) -> Result<Kernel> {
     let (kernel, key) = locate(flavour)?;
     let stamp = kernel.build_dir.join(STAMP);
-    let built = || fs::read_to_string(&stamp).is_ok_and(|s| s.trim() == key) && kernel.bzimage().exists();
+    let built =
+        || fs::read_to_string(&stamp).is_ok_and(|s| s.trim() == key) && kernel.bzimage().exists();
     if built() {
         say!("kernel {flavour}: cached at {}", kernel.build_dir.display());
         return Ok(kernel);
@@ -146,7 +150,8 @@ fn ensure_source() -> Result<PathBuf> {
         bail!("{SOURCE_TARBALL} is missing: run `cargo xt setup` (installs {SOURCE_PACKAGE})");
     }
     if top.exists() {
-        fs::remove_dir_all(&top).with_context(|| format!("removing partial source {}", top.display()))?;
+        fs::remove_dir_all(&top)
+            .with_context(|| format!("removing partial source {}", top.display()))?;
     }
     fs::create_dir_all(&top)?;
     say!("kernel: untarring {SOURCE_TARBALL} (about 10 s)");
@@ -171,7 +176,13 @@ fn configure(src: &Path, kernel: &Kernel, flavour: Flavour) -> Result<()> {
     run(make(src, kernel).args(["-s", "tinyconfig"]), "")?;
     let fragments = flavour.fragments();
     let mut merge = Command::new(src.join("scripts/kconfig/merge_config.sh"));
-    merge.arg("-m").arg("-O").arg(build).arg(build.join(".config")).args(&fragments).current_dir(src);
+    merge
+        .arg("-m")
+        .arg("-O")
+        .arg(build)
+        .arg(build.join(".config"))
+        .args(&fragments)
+        .current_dir(src);
     // Its report of every redefined value is noise; errors go to stderr.
     merge.stdout(Stdio::null());
     if !util::status(&mut merge)?.success() {
@@ -285,7 +296,9 @@ mod tests {
 
     #[test]
     fn parses_set_and_unset_options() {
-        let m = parse_config("# comment\nCONFIG_A=y\n# CONFIG_B is not set\nCONFIG_C=\"x y\"\nCONFIG_D=8\n");
+        let m = parse_config(
+            "# comment\nCONFIG_A=y\n# CONFIG_B is not set\nCONFIG_C=\"x y\"\nCONFIG_D=8\n",
+        );
         assert_eq!(m["CONFIG_A"], "y");
         assert_eq!(m["CONFIG_B"], "n");
         assert_eq!(m["CONFIG_C"], "\"x y\"");
@@ -314,7 +327,8 @@ mod tests {
             for f in flavour.fragments() {
                 let text = fs::read_to_string(&f).unwrap();
                 for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-                    let ok = line.starts_with('#') || (line.starts_with("CONFIG_") && line.contains('='));
+                    let ok = line.starts_with('#')
+                        || (line.starts_with("CONFIG_") && line.contains('='));
                     assert!(ok, "{}: malformed line {line:?}", f.display());
                 }
                 assert!(!parse_config(&text).is_empty());

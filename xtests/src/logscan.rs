@@ -142,7 +142,8 @@ fn kernel_message(line: &str) -> Option<&str> {
     if let Some(after) = msg.strip_prefix('[') {
         if let Some(end) = after.find(']') {
             let tag = after[..end].trim();
-            if tag.len() > 1 && (tag.starts_with('T') || tag.starts_with('C')) && digits(&tag[1..]) {
+            if tag.len() > 1 && (tag.starts_with('T') || tag.starts_with('C')) && digits(&tag[1..])
+            {
                 msg = &after[end + 1..];
             }
         }
@@ -269,7 +270,10 @@ mod tests {
         assert_eq!(names, ["a", "b"]);
         assert!(sections[0].1.is_empty());
         assert_eq!(sections[1].1.iter().map(|f| f.kind).collect::<Vec<_>>(), [Kind::Kasan]);
-        assert_eq!(outside.iter().map(|f| f.kind).collect::<Vec<_>>(), [Kind::Warning, Kind::Panic]);
+        assert_eq!(
+            outside.iter().map(|f| f.kind).collect::<Vec<_>>(),
+            [Kind::Warning, Kind::Panic]
+        );
         // The markers themselves are never findings, and a plain scan sees all.
         assert_eq!(scan(log).len(), 3);
     }

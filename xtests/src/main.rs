@@ -120,12 +120,17 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
             println!("{}", k.bzimage().display());
             0
         }),
-        Cmd::Module { flavour, trace } => if trace { module::ensure_trace(flavour) } else { module::ensure(flavour) }.map(|ko| {
-            println!("{}", ko.display());
-            0
-        }),
+        Cmd::Module { flavour, trace } => {
+            if trace { module::ensure_trace(flavour) } else { module::ensure(flavour) }.map(|ko| {
+                println!("{}", ko.display());
+                0
+            })
+        }
         Cmd::Vm { vm, timeout, crash_on, crash_delay, cmd } => {
-            let crash = crash_on.map(|marker| vm::Crash { marker, delay: Duration::from_secs_f64(crash_delay.max(0.0)) });
+            let crash = crash_on.map(|marker| vm::Crash {
+                marker,
+                delay: Duration::from_secs_f64(crash_delay.max(0.0)),
+            });
             vm::cmd_vm(&vm.config(timeout)?, &cmd, crash.as_ref())
         }
         Cmd::Shell { vm } => vm::shell(&vm.config(24 * 3600)?).map(|()| 0),

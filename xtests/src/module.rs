@@ -50,7 +50,8 @@ fn build_variant(kernel: &Kernel, flavour: Flavour, trace: bool) -> Result<PathB
     let link = dir.parent().context("module build dir has a parent")?.join("layout");
     if fs::read_link(&link).ok().as_deref() != Some(root.join("layout").as_path()) {
         let _ = fs::remove_file(&link);
-        std::os::unix::fs::symlink(root.join("layout"), &link).context("linking layout/ beside the module copy")?;
+        std::os::unix::fs::symlink(root.join("layout"), &link)
+            .context("linking layout/ beside the module copy")?;
     }
     let mut make = Command::new("make");
     make.arg("-C")

@@ -102,7 +102,12 @@ fn apt() -> Result<()> {
     }
     say!("apt: installing {}", missing.join(" "));
     let hint = "Check the network access to the Debian mirror and that you are root (or have passwordless sudo).";
-    run(root_cmd(&["apt-get", "update", "-q"]).env("DEBIAN_FRONTEND", "noninteractive").stdin(Stdio::null()), hint)?;
+    run(
+        root_cmd(&["apt-get", "update", "-q"])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin(Stdio::null()),
+        hint,
+    )?;
     let mut args = vec!["apt-get", "install", "-y", "-q", "--no-install-recommends"];
     args.extend(&missing);
     run(root_cmd(&args).env("DEBIAN_FRONTEND", "noninteractive").stdin(Stdio::null()), hint)
@@ -116,7 +121,10 @@ fn rust_src() -> Result<()> {
         return Ok(());
     }
     say!("rustup: installing component rust-src (the kernel builds `core` from it)");
-    run(Command::new("rustup").args(["component", "add", "rust-src"]).stdin(Stdio::null()), "Check access to static.rust-lang.org.")
+    run(
+        Command::new("rustup").args(["component", "add", "rust-src"]).stdin(Stdio::null()),
+        "Check access to static.rust-lang.org.",
+    )
 }
 
 fn bindgen() -> Result<()> {
@@ -169,7 +177,9 @@ fn cargo_tool(name: &str, version: &str, why: &str) -> Result<()> {
 fn virtme_ng() -> Result<()> {
     let want = VIRTME_NG_VERSION;
     let have_version = probe(Command::new("python3").args(["-m", "pip", "show", "virtme-ng"]))
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Version: ").map(|v| v.trim().to_string())));
+        .and_then(|s| {
+            s.lines().find_map(|l| l.strip_prefix("Version: ").map(|v| v.trim().to_string()))
+        });
     if have_version.as_deref() == Some(want) && have("vng") {
         say!("virtme-ng: ok, {want}");
         return Ok(());
@@ -178,7 +188,10 @@ fn virtme_ng() -> Result<()> {
     let spec = format!("virtme-ng=={want}");
     let pip = |extra: &[&str]| {
         let mut c = Command::new("python3");
-        c.args(["-m", "pip", "install", "-q", "--disable-pip-version-check"]).args(extra).arg(&spec).stdin(Stdio::null());
+        c.args(["-m", "pip", "install", "-q", "--disable-pip-version-check"])
+            .args(extra)
+            .arg(&spec)
+            .stdin(Stdio::null());
         c
     };
     let hint = "Check access to PyPI; on a system Python, installing python3-pip may be needed.";

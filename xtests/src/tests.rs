@@ -122,16 +122,29 @@ pub fn parse_test(name: &str, path: &Path, text: &str) -> Result<VmTest> {
             "flavours" => {
                 t.flavours = value
                     .split_whitespace()
-                    .map(|f| Flavour::parse(f).with_context(|| format!("{name}: unknown flavour {f:?}")))
+                    .map(|f| {
+                        Flavour::parse(f).with_context(|| format!("{name}: unknown flavour {f:?}"))
+                    })
                     .collect::<Result<_>>()?;
             }
-            "nvdimms" => t.nvdimms = value.parse().with_context(|| format!("{name}: bad nvdimms"))?,
+            "nvdimms" => {
+                t.nvdimms = value.parse().with_context(|| format!("{name}: bad nvdimms"))?
+            }
             "size" => t.size_mib = vm::parse_size_mib(value)?,
             "fresh" => t.fresh = matches!(value, "yes" | "true" | "1"),
-            "timeout" => t.timeout = Duration::from_secs(value.parse().with_context(|| format!("{name}: bad timeout"))?),
-            "crash" => t.crash = Some(value.parse().with_context(|| format!("{name}: bad crash iterations"))?),
+            "timeout" => {
+                t.timeout = Duration::from_secs(
+                    value.parse().with_context(|| format!("{name}: bad timeout"))?,
+                )
+            }
+            "crash" => {
+                t.crash =
+                    Some(value.parse().with_context(|| format!("{name}: bad crash iterations"))?)
+            }
             "cost" => {
-                let mut it = value.split_whitespace().map(|n| n.parse::<u64>().with_context(|| format!("{name}: bad cost {value:?}")));
+                let mut it = value.split_whitespace().map(|n| {
+                    n.parse::<u64>().with_context(|| format!("{name}: bad cost {value:?}"))
+                });
                 t.cost = it.next().unwrap_or(Ok(30))?;
                 t.cost_debug = it.next().transpose()?;
             }
@@ -151,7 +164,9 @@ pub fn registry() -> Result<Vec<VmTest>> {
     let mut tests = Vec::new();
     for e in fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
         let path = e?.path();
-        let Some(name) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".sh")) else {
+        let Some(name) =
+            path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".sh"))
+        else {
             continue;
         };
         let text = fs::read_to_string(&path)?;
@@ -207,7 +222,9 @@ pub fn test(args: &TestArgs) -> Result<i32> {
 fn unit_tests(t: &mut Tally) -> Result<()> {
     say!("test: unit tests of every crate");
     let mut c = Command::new(env!("CARGO"));
-    c.args(["test", "--workspace", "--no-fail-fast", "--color", "never"]).current_dir(repo_root()).stdin(Stdio::null());
+    c.args(["test", "--workspace", "--no-fail-fast", "--color", "never"])
+        .current_dir(repo_root())
+        .stdin(Stdio::null());
     c.stdout(Stdio::piped());
     eprintln!("+ {}", show(&c));
     let mut child = c.spawn().context("could not run cargo test")?;
@@ -278,7 +295,8 @@ fn vm_tests(args: &TestArgs, t: &mut Tally) -> Result<()> {
         }
         // An explicit --flavour runs every selected test on it, declared or not.
         let forced = args.flavour == Some(flavour);
-        let mine: Vec<&VmTest> = tests.iter().filter(|v| forced || v.flavours.contains(&flavour)).collect();
+        let mine: Vec<&VmTest> =
+            tests.iter().filter(|v| forced || v.flavours.contains(&flavour)).collect();
         if mine.is_empty() {
             continue;
         }
@@ -298,10 +316,12 @@ fn vm_tests(args: &TestArgs, t: &mut Tally) -> Result<()> {
             if let Err(e) = module::ensure_trace(flavour) {
                 say!("test: the tracing build of novars.ko ({flavour}) does not build: {e:#}");
                 t.failed += 1;
-                t.failures.push(format!("the tracing novars.ko does not build for the {flavour} kernel"));
+                t.failures
+                    .push(format!("the tracing novars.ko does not build for the {flavour} kernel"));
             }
         }
-        let (crash, plain): (Vec<&VmTest>, Vec<&VmTest>) = mine.into_iter().partition(|v| v.crash.is_some());
+        let (crash, plain): (Vec<&VmTest>, Vec<&VmTest>) =
+            mine.into_iter().partition(|v| v.crash.is_some());
         for group in boot_groups(&plain) {
             for chunk in split_group(&group, flavour, lanes) {
                 jobs.push(Job { flavour, ko: ko.clone(), tests: chunk, crash: false });
@@ -348,7 +368,8 @@ impl Job<'_> {
             let n = self.tests.iter().filter_map(|v| v.crash).max().unwrap_or(0) as u64 + 1;
             n.saturating_mul(boot_cost(self.flavour) + 10)
         } else {
-            boot_cost(self.flavour) + self.tests.iter().map(|v| test_cost(v, self.flavour)).sum::<u64>()
+            boot_cost(self.flavour)
+                + self.tests.iter().map(|v| test_cost(v, self.flavour)).sum::<u64>()
         }
     }
 }
@@ -392,7 +413,14 @@ fn run_jobs(mut jobs: Vec<Job>, lanes: usize, t: &mut Tally) {
     if lanes > 1 {
         let plan: Vec<String> = jobs
             .iter()
-            .map(|j| format!("{}[{}] ~{} s", j.tests.iter().map(|v| v.name.as_str()).collect::<Vec<_>>().join(","), j.flavour, j.cost()))
+            .map(|j| {
+                format!(
+                    "{}[{}] ~{} s",
+                    j.tests.iter().map(|v| v.name.as_str()).collect::<Vec<_>>().join(","),
+                    j.flavour,
+                    j.cost()
+                )
+            })
             .collect();
         say!("test: {} boots on {lanes} lanes, longest first: {}", jobs.len(), plan.join("; "));
     }
@@ -435,7 +463,9 @@ struct Lane {
 fn boot_groups<'a>(tests: &[&'a VmTest]) -> Vec<Vec<&'a VmTest>> {
     let mut groups: Vec<Vec<&VmTest>> = Vec::new();
     for &v in tests {
-        let joins = |g: &Vec<&VmTest>| !v.fresh && !g[0].fresh && g[0].nvdimms == v.nvdimms && g[0].size_mib == v.size_mib;
+        let joins = |g: &Vec<&VmTest>| {
+            !v.fresh && !g[0].fresh && g[0].nvdimms == v.nvdimms && g[0].size_mib == v.size_mib
+        };
         match groups.iter_mut().find(|g| joins(g)) {
             Some(g) => g.push(v),
             None => groups.push(vec![v]),
@@ -462,8 +492,10 @@ fn shared_boot(group: &[&VmTest], flavour: Flavour, ko: Option<&Path>, lane: &La
         module: ko.map(Path::to_path_buf),
         images: lane.images.clone(),
     };
-    let specs: Vec<String> = group.iter().map(|v| vm::sh_quote(&format!("{}={}", v.name, v.path.display()))).collect();
-    let cmd = format!("sh {} {}", repo_root().join("xtests/guest/batch.sh").display(), specs.join(" "));
+    let specs: Vec<String> =
+        group.iter().map(|v| vm::sh_quote(&format!("{}={}", v.name, v.path.display()))).collect();
+    let cmd =
+        format!("sh {} {}", repo_root().join("xtests/guest/batch.sh").display(), specs.join(" "));
     let run_name = match group {
         [one] => format!("{}-{flavour}", one.name),
         _ => format!("tests-{flavour}"),
@@ -482,8 +514,10 @@ fn shared_boot(group: &[&VmTest], flavour: Flavour, ko: Option<&Path>, lane: &La
         print!("---- guest output of {} [{flavour}] ----\n{}", names.join(", "), out.output);
     }
     let read = |p: PathBuf| fs::read_to_string(p).unwrap_or_default();
-    let (mut sections, mut outside) = logscan::scan_sections(&read(out.log_dir.join("console.log")));
-    let (more_sections, more_outside) = logscan::scan_sections(&read(out.log_dir.join("dmesg.txt")));
+    let (mut sections, mut outside) =
+        logscan::scan_sections(&read(out.log_dir.join("console.log")));
+    let (more_sections, more_outside) =
+        logscan::scan_sections(&read(out.log_dir.join("dmesg.txt")));
     merge_findings(&mut outside, more_outside);
     for (name, findings) in more_sections {
         match sections.iter_mut().find(|(n, _)| *n == name) {
@@ -495,16 +529,23 @@ fn shared_boot(group: &[&VmTest], flavour: Flavour, ko: Option<&Path>, lane: &La
     for v in group {
         let dir = out.log_dir.join("tests").join(&v.name);
         let status = read(dir.join("status")).trim().parse::<i32>().ok();
-        let mut findings: Vec<Finding> = sections.iter().filter(|(n, _)| *n == v.name).flat_map(|(_, f)| f.clone()).collect();
+        let mut findings: Vec<Finding> =
+            sections.iter().filter(|(n, _)| *n == v.name).flat_map(|(_, f)| f.clone()).collect();
         findings.extend(outside.iter().cloned());
         let cleanup = read(dir.join("cleanup"));
         let secs = read(dir.join("seconds")).trim().to_string();
         let logs = format!("logs: {}", dir.display());
         let problem = if !findings.is_empty() {
-            Some(format!("kernel log: {} finding(s), first: {} ({logs})", findings.len(), findings[0].line.trim()))
+            Some(format!(
+                "kernel log: {} finding(s), first: {} ({logs})",
+                findings.len(),
+                findings[0].line.trim()
+            ))
         } else if let Some(s) = status {
             match s {
-                0 | SKIP_STATUS if !cleanup.is_empty() => Some(format!("left the guest unclean: {} ({logs})", cleanup.trim())),
+                0 | SKIP_STATUS if !cleanup.is_empty() => {
+                    Some(format!("left the guest unclean: {} ({logs})", cleanup.trim()))
+                }
                 0 | SKIP_STATUS => None,
                 s => Some(format!("exit {s} ({logs})")),
             }
@@ -527,7 +568,10 @@ fn shared_boot(group: &[&VmTest], flavour: Flavour, ko: Option<&Path>, lane: &La
         }
     }
     if !outside.is_empty() {
-        say!("test: the kernel log outside any test shows problems:\n{}", logscan::report(&outside, 10));
+        say!(
+            "test: the kernel log outside any test shows problems:\n{}",
+            logscan::report(&outside, 10)
+        );
     }
 }
 
@@ -542,7 +586,10 @@ fn merge_findings(into: &mut Vec<Finding>, more: Vec<Finding>) {
 /// A pseudo-random kill delay for iteration `i` (0.2-3 s), different in
 /// every run but printed, so a failure names its delay.
 fn crash_delay(i: u32) -> Duration {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
     let mut x = (nanos as u64) ^ (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     x ^= x >> 33;
     x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
@@ -588,7 +635,13 @@ impl CrashState<'_> {
 /// left, then runs workload `i` of every test at once, and qemu is killed
 /// a pseudo-random 0.2-3 s after all are armed. N iterations of any number
 /// of tests take N + 1 boots (a boot costs about 10 s under TCG).
-fn crash_series(tests: &[&VmTest], flavour: Flavour, ko: Option<&Path>, lane: &Lane, t: &mut Tally) {
+fn crash_series(
+    tests: &[&VmTest],
+    flavour: Flavour,
+    ko: Option<&Path>,
+    lane: &Lane,
+    t: &mut Tally,
+) {
     let forced = std::env::var("NOVARS_CRASH_ITERATIONS").ok().and_then(|s| s.parse().ok());
     let mut st: Vec<CrashState> = tests
         .iter()
@@ -603,7 +656,12 @@ fn crash_series(tests: &[&VmTest], flavour: Flavour, ko: Option<&Path>, lane: &L
         })
         .collect();
     for s in &st {
-        say!("test: {}: {} ({} crashes, in the {flavour} crash series)", s.label, s.test.about, s.n);
+        say!(
+            "test: {}: {} ({} crashes, in the {flavour} crash series)",
+            s.label,
+            s.test.about,
+            s.n
+        );
     }
     let cfg = VmConfig {
         flavour,
@@ -642,12 +700,26 @@ fn crash_series(tests: &[&VmTest], flavour: Flavour, ko: Option<&Path>, lane: &L
             if c != "-" {
                 crashing.push(j);
             }
-            specs.push(vm::sh_quote(&format!("{}:/dev/pmem{j}:{}:{v}:{c}", s.test.name, s.test.path.display())));
+            specs.push(vm::sh_quote(&format!(
+                "{}:/dev/pmem{j}:{}:{v}:{c}",
+                s.test.name,
+                s.test.path.display()
+            )));
         }
-        let crash = (!crashing.is_empty()).then(|| vm::Crash { marker: "@@crash-armed".into(), delay });
-        let what = if crashing.is_empty() { "verify only".to_string() } else { format!("kill {} ms after the workloads are armed", delay.as_millis()) };
+        let crash =
+            (!crashing.is_empty()).then(|| vm::Crash { marker: "@@crash-armed".into(), delay });
+        let what = if crashing.is_empty() {
+            "verify only".to_string()
+        } else {
+            format!("kill {} ms after the workloads are armed", delay.as_millis())
+        };
         say!("test: crash series [{flavour}]: boot {boot} (of about {total}): {what}");
-        let cmd = format!("sh {} {} {}", series.display(), vm::sh_quote(&handoff.display().to_string()), specs.join(" "));
+        let cmd = format!(
+            "sh {} {} {}",
+            series.display(),
+            vm::sh_quote(&handoff.display().to_string()),
+            specs.join(" ")
+        );
         let out = match vm::run(&cfg, &format!("crash-{flavour}-{boot}"), &cmd, crash.as_ref()) {
             Ok(o) => o,
             Err(e) => {
@@ -658,7 +730,9 @@ fn crash_series(tests: &[&VmTest], flavour: Flavour, ko: Option<&Path>, lane: &L
             }
         };
         let console = fs::read_to_string(out.log_dir.join("console.log")).unwrap_or_default();
-        let printed = |line: &str| out.output.lines().chain(console.lines()).any(|l| l.trim_end().ends_with(line));
+        let printed = |line: &str| {
+            out.output.lines().chain(console.lines()).any(|l| l.trim_end().ends_with(line))
+        };
         let logs = out.log_dir.display().to_string();
         let mut verify_failed = false;
         for s in st.iter_mut().filter(|s| s.active()) {
@@ -667,8 +741,13 @@ fn crash_series(tests: &[&VmTest], flavour: Flavour, ko: Option<&Path>, lane: &L
                 s.verify = None;
             } else {
                 verify_failed = true;
-                let delay = s.delay.map_or(String::new(), |d| format!(" (kill after {} ms)", d.as_millis()));
-                s.failed = Some(format!("iteration {v}{delay}: verify failed: {} (logs: {logs})", out.describe()));
+                let delay = s
+                    .delay
+                    .map_or(String::new(), |d| format!(" (kill after {} ms)", d.as_millis()));
+                s.failed = Some(format!(
+                    "iteration {v}{delay}: verify failed: {} (logs: {logs})",
+                    out.describe()
+                ));
             }
         }
         if !out.clean_log() || out.timed_out {
@@ -683,8 +762,14 @@ fn crash_series(tests: &[&VmTest], flavour: Flavour, ko: Option<&Path>, lane: &L
         if !out.crashed && out.status != Some(0) {
             for &j in &crashing {
                 let s = &mut st[j];
-                if printed(&format!("@@crash-workload-failed {}", s.test.name)) || crashing.len() == 1 {
-                    s.failed = Some(format!("iteration {}: workload: {} (logs: {logs})", s.next, out.describe()));
+                if printed(&format!("@@crash-workload-failed {}", s.test.name))
+                    || crashing.len() == 1
+                {
+                    s.failed = Some(format!(
+                        "iteration {}: workload: {} (logs: {logs})",
+                        s.next,
+                        out.describe()
+                    ));
                 }
             }
             if st.iter().filter(|s| s.active()).all(|s| s.verify.is_none() && s.next >= s.n) {
@@ -763,7 +848,10 @@ mod unit {
         assert_eq!(chunks.len(), 2);
         let load = |c: &Vec<&VmTest>| c.iter().map(|v| v.cost).sum::<u64>();
         assert_eq!((load(&chunks[0]), load(&chunks[1])), (400, 400), "{chunks:?}");
-        assert!(chunks.iter().all(|c| c.windows(2).all(|w| w[0].name < w[1].name)), "name order kept");
+        assert!(
+            chunks.iter().all(|c| c.windows(2).all(|w| w[0].name < w[1].name)),
+            "name order kept"
+        );
         // One lane, or too little work for a second boot: one group.
         assert_eq!(split_group(&group, Flavour::Normal, 1).len(), 1);
         let small = [mk("f", 20), mk("g", 20)];

@@ -185,7 +185,8 @@ impl FileLock {
     /// of lock files), polling once a second while all are taken.
     pub fn acquire_any(paths: &[PathBuf], what: &str) -> Result<(usize, FileLock)> {
         use std::os::fd::AsRawFd;
-        let mut files = paths.iter().map(|p| Self::open(p).map(Some)).collect::<Result<Vec<_>>>()?;
+        let mut files =
+            paths.iter().map(|p| Self::open(p).map(Some)).collect::<Result<Vec<_>>>()?;
         if files.is_empty() {
             bail!("no lock files for {what}");
         }

@@ -51,10 +51,7 @@ pub fn check(base: &[u8], trace: &[u8], cfg: &Config) -> Report {
 
 /// The checker's default configuration with fewer random states.
 pub fn quick() -> Config {
-    Config {
-        max_random: 8,
-        ..Config::default()
-    }
+    Config { max_random: 8, ..Config::default() }
 }
 
 /// A synth over `base` with `faults`.

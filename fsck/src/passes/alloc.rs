@@ -54,11 +54,11 @@ pub fn read_record<M: Media + ?Sized>(
         if !seen.insert(blk) {
             return Err(format!("record chain loops at block {blk}"));
         }
-        let b = m
-            .block(blk)
-            .map_err(|e| format!("record block {blk} unreadable ({e:?})"))?;
+        let b = m.block(blk).map_err(|e| format!("record block {blk} unreadable ({e:?})"))?;
         let (h, it) = alloc_rec::parse(b, f_sb.alloc_rec_seq).map_err(|e| match e {
-            AllocRecError::BadHeader => format!("record block {blk}: bad header (magic, kind, count or sequence)"),
+            AllocRecError::BadHeader => {
+                format!("record block {blk}: bad header (magic, kind, count or sequence)")
+            }
             AllocRecError::BadChecksum => format!("record block {blk}: checksum mismatch"),
         })?;
         match h.kind {
@@ -123,17 +123,11 @@ impl Fsck<'_, '_> {
 
     /// The record fsck computes: free blocks and free slots now.
     fn computed_record(&self) -> Record {
-        Record {
-            blocks: merge(self.free_extents()),
-            inodes: self.free_inode_runs(),
-        }
+        Record { blocks: merge(self.free_extents()), inodes: self.free_inode_runs() }
     }
 
     fn total_slots(&self) -> u64 {
-        self.lanes
-            .iter()
-            .map(|l| l.segments.len() as u64 * self.geo.seg_inodes as u64)
-            .sum()
+        self.lanes.iter().map(|l| l.segments.len() as u64 * self.geo.seg_inodes as u64).sum()
     }
 
     fn update_counts(&mut self, rec: &Record) {
@@ -180,10 +174,7 @@ impl Fsck<'_, '_> {
         let seq = self.sb.alloc_rec_seq.wrapping_add(1).max(1);
         for (i, ((kind, lane, ex), &at)) in chunks.iter().zip(&places).enumerate() {
             let next = places.get(i + 1).copied().unwrap_or(0);
-            let b = self
-                .m
-                .block_mut(at)
-                .map_err(|e| format!("cannot write the record ({e:?})"))?;
+            let b = self.m.block_mut(at).map_err(|e| format!("cannot write the record ({e:?})"))?;
             if !alloc_rec::build(b, *kind, *lane, seq, next, ex) {
                 return Err("record block does not encode".into());
             }
@@ -206,11 +197,7 @@ fn total<'a>(extents: impl IntoIterator<Item = &'a (u64, u64)>) -> u64 {
 
 /// First difference between two extent lists, for the message.
 fn first_difference(a: &[(u64, u64)], b: &[(u64, u64)]) -> Option<u64> {
-    let i = a
-        .iter()
-        .zip(b)
-        .position(|(x, y)| x != y)
-        .unwrap_or(a.len().min(b.len()));
+    let i = a.iter().zip(b).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len()));
     match (a.get(i), b.get(i)) {
         (Some(x), Some(y)) => Some(x.0.min(y.0)),
         (Some(x), None) | (None, Some(x)) => Some(x.0),

@@ -22,24 +22,13 @@ impl Fsck<'_, '_> {
         let seg_blocks = self.geo.seg_blocks();
         for (lane, l) in self.lanes.iter().enumerate() {
             for (index, &s) in l.segments.iter().enumerate().skip(1) {
-                let owner = Owner::Segment {
-                    lane: lane as u32,
-                    index: index as u32,
-                };
-                v.push(Claim {
-                    start: s,
-                    count: seg_blocks,
-                    owner,
-                });
+                let owner = Owner::Segment { lane: lane as u32, index: index as u32 };
+                v.push(Claim { start: s, count: seg_blocks, owner });
             }
         }
         for (&ino, rec) in &self.inodes {
             for &p in &rec.pages {
-                v.push(Claim {
-                    start: p,
-                    count: 1,
-                    owner: Owner::LogPage { ino },
-                });
+                v.push(Claim { start: p, count: 1, owner: Owner::LogPage { ino } });
             }
             for x in rec.extents.iter() {
                 v.push(Claim {
@@ -88,11 +77,8 @@ pub fn run(f: &mut Fsck<'_, '_>) {
 }
 
 fn resolve(f: &mut Fsck<'_, '_>, ov: &Overlap) {
-    let (keep, lose) = if ov.a.owner.priority() <= ov.b.owner.priority() {
-        (ov.a, ov.b)
-    } else {
-        (ov.b, ov.a)
-    };
+    let (keep, lose) =
+        if ov.a.owner.priority() <= ov.b.owner.priority() { (ov.a, ov.b) } else { (ov.b, ov.a) };
     if !f.still_claims(&keep.owner, ov.start) || !f.still_claims(&lose.owner, ov.start) {
         return;
     }
@@ -101,11 +87,8 @@ fn resolve(f: &mut Fsck<'_, '_>, ov: &Overlap) {
     } else {
         format!("blocks {}..={}", ov.start, ov.start + ov.count - 1)
     };
-    let msg = format!(
-        "{what} claimed by {} and by {}",
-        keep.owner.describe(),
-        lose.owner.describe()
-    );
+    let msg =
+        format!("{what} claimed by {} and by {}", keep.owner.describe(), lose.owner.describe());
     let subject = match lose.owner.ino() {
         Some(ino) => format!("inode {ino}"),
         None => what.clone(),

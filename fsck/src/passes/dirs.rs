@@ -130,24 +130,18 @@ fn check_names(f: &mut Fsck<'_, '_>) {
                     ),
                 )
             };
-            f.problem(
-                code,
-                subject.clone(),
-                msg,
-                "rewrite the directory's log without it",
-                |f| {
-                    let pending = f
-                        .inodes
-                        .get(&d)
-                        .and_then(|r| r.dir.as_ref())
-                        .is_some_and(|x| !x.faults.is_empty());
-                    if pending {
-                        f.rewrite_log(d)
-                    } else {
-                        Ok(())
-                    }
-                },
-            );
+            f.problem(code, subject.clone(), msg, "rewrite the directory's log without it", |f| {
+                let pending = f
+                    .inodes
+                    .get(&d)
+                    .and_then(|r| r.dir.as_ref())
+                    .is_some_and(|x| !x.faults.is_empty());
+                if pending {
+                    f.rewrite_log(d)
+                } else {
+                    Ok(())
+                }
+            });
         }
         for (name, dent) in names_of(f, d) {
             let target = f.inodes.get(&dent.ino).map(|r| r.view.mode);
@@ -223,10 +217,8 @@ fn check_dir_names(f: &mut Fsck<'_, '_>) {
         let keep = names.iter().position(|(p, _, _)| *p == parent).unwrap_or(0);
         let subject = format!("directory {x}");
         if names.len() > 1 {
-            let list: Vec<String> = names
-                .iter()
-                .map(|(p, n, _)| format!("{} in {p}", show_name(n)))
-                .collect();
+            let list: Vec<String> =
+                names.iter().map(|(p, n, _)| format!("{} in {p}", show_name(n))).collect();
             for (i, (p, name, dent)) in names.iter().enumerate() {
                 if i == keep {
                     continue;
@@ -249,10 +241,7 @@ fn check_dir_names(f: &mut Fsck<'_, '_>) {
             f.problem(
                 Code::DirBadParent,
                 subject,
-                format!(
-                    "'..' is {parent}, but the directory is named {} in {p}",
-                    show_name(name)
-                ),
+                format!("'..' is {parent}, but the directory is named {} in {p}", show_name(name)),
                 format!("set '..' to {p}"),
                 |f| f.append(x, NewEntry::Parent { parent: p }),
             );
@@ -345,19 +334,12 @@ fn create_lost_found(f: &mut Fsck<'_, '_>) -> crate::check::Repair {
         hint
     } else {
         let first = f.free_inos.iter().copied().find(|&i| sb_lost_found(f, i) == i);
-        first
-            .or_else(|| f.free_inos.iter().next().copied())
-            .ok_or("no free inode")?
+        first.or_else(|| f.free_inos.iter().next().copied()).ok_or("no free inode")?
     };
     f.create_dir(ino, root, 0o700)?;
     f.add_name(root, LOST_FOUND, ino)?;
     let nlink = f.inodes.get(&root).map(|r| r.view.nlink).unwrap_or(2);
-    f.append(
-        root,
-        NewEntry::Link {
-            nlink: nlink.saturating_add(1),
-        },
-    )?;
+    f.append(root, NewEntry::Link { nlink: nlink.saturating_add(1) })?;
     let want = sb_lost_found(f, ino);
     if f.sb.lost_found_ino != want {
         f.sb.lost_found_ino = want;
@@ -386,12 +368,7 @@ fn reconnect(f: &mut Fsck<'_, '_>, ino: u64) -> crate::check::Repair {
     if is_dir(f, ino) {
         f.append(ino, NewEntry::Parent { parent: lf })?;
         let nlink = f.inodes.get(&lf).map(|r| r.view.nlink).unwrap_or(2);
-        f.append(
-            lf,
-            NewEntry::Link {
-                nlink: nlink.saturating_add(1),
-            },
-        )?;
+        f.append(lf, NewEntry::Link { nlink: nlink.saturating_add(1) })?;
     }
     Ok(())
 }
@@ -455,7 +432,9 @@ fn check_reachable(f: &mut Fsck<'_, '_>) {
             top = *p;
         }
         let msg = match &loop_name {
-            Some(_) => "directory not reachable from the root (its parents form a loop)".to_string(),
+            Some(_) => {
+                "directory not reachable from the root (its parents form a loop)".to_string()
+            }
             None => "directory not reachable from the root".to_string(),
         };
         let fixed = f.problem(

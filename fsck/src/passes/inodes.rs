@@ -8,8 +8,8 @@
 //! following the chain to its last page.
 
 use layout::inode::{
-    read_inode_at, walk_segments, Inode, InodeError, SegError, SegmentHeader, INODE_FREE, INODE_HEAD_OFF, INODE_LIVE,
-    INODE_STATE_OFF, INODE_TAIL_OFF, SEG_MAGIC, S_IFLNK, S_IFMT,
+    read_inode_at, walk_segments, Inode, InodeError, SegError, SegmentHeader, INODE_FREE,
+    INODE_HEAD_OFF, INODE_LIVE, INODE_STATE_OFF, INODE_TAIL_OFF, SEG_MAGIC, S_IFLNK, S_IFMT,
 };
 use layout::log::{EntryError, LOG_AREA};
 use layout::sb::{INODES_PER_BLOCK, INODE_SIZE};
@@ -29,20 +29,12 @@ fn media_err(e: layout::MediaError) -> String {
 
 pub fn run(f: &mut Fsck<'_, '_>) {
     let lanes = f.geo.lanes;
-    f.lanes = (0..lanes)
-        .map(|lane| Lane {
-            segments: scan_segments(f, lane),
-        })
-        .collect();
+    f.lanes = (0..lanes).map(|lane| Lane { segments: scan_segments(f, lane) }).collect();
     let per_seg = f.geo.seg_inodes as u64;
     let total: u64 = f.lanes.iter().map(|l| l.segments.len() as u64 * per_seg).sum();
     let mut done = 0u64;
     for lane in 0..lanes {
-        let segs = f
-            .lanes
-            .get(lane as usize)
-            .map(|l| l.segments.clone())
-            .unwrap_or_default();
+        let segs = f.lanes.get(lane as usize).map(|l| l.segments.clone()).unwrap_or_default();
         for (si, &seg) in segs.iter().enumerate() {
             for b in 0..(f.geo.seg_inodes / INODES_PER_BLOCK) as u64 {
                 for k in 0..INODES_PER_BLOCK as u64 {
@@ -111,11 +103,12 @@ fn scan_segments(f: &mut Fsck<'_, '_>, lane: u32) -> Vec<u64> {
                     n - 1
                 ),
             ),
-            SegError::BadHeader { block } => (
-                Code::SegBadHeader,
-                format!("segment {n} (block {block}) has a corrupt header"),
-            ),
-            SegError::Cycle { block } => (Code::SegCycle, format!("segment chain loops (at block {block})")),
+            SegError::BadHeader { block } => {
+                (Code::SegBadHeader, format!("segment {n} (block {block}) has a corrupt header"))
+            }
+            SegError::Cycle { block } => {
+                (Code::SegCycle, format!("segment chain loops (at block {block})"))
+            }
             SegError::Media(e) => (Code::SegOutOfRange, format!("segment {n} unreadable ({e:?})")),
         };
         f.problem(
@@ -201,13 +194,10 @@ fn check_slot(f: &mut Fsck<'_, '_>, ino: u64, pos: u64) {
 
 /// Frees a live inode whose record cannot be trusted.
 fn clear(f: &mut Fsck<'_, '_>, code: Code, subject: &str, msg: String, ino: u64, pos: u64) {
-    let fixed = f.problem(
-        code,
-        subject,
-        msg,
-        "clear the inode (its names are removed in pass 4)",
-        |f| f.m.write_u64(pos + INODE_STATE_OFF, INODE_FREE).map_err(media_err),
-    );
+    let fixed =
+        f.problem(code, subject, msg, "clear the inode (its names are removed in pass 4)", |f| {
+            f.m.write_u64(pos + INODE_STATE_OFF, INODE_FREE).map_err(media_err)
+        });
     if fixed {
         f.free_inos.insert(ino);
     }
@@ -215,7 +205,13 @@ fn clear(f: &mut Fsck<'_, '_>, code: Code, subject: &str, msg: String, ino: u64,
 
 /// Validates a live record, repairing what is safe; `None`: the inode is
 /// gone (cleared, or unusable).
-fn check_record(f: &mut Fsck<'_, '_>, ino: u64, pos: u64, mut inode: Inode, subject: &str) -> Option<Inode> {
+fn check_record(
+    f: &mut Fsck<'_, '_>,
+    ino: u64,
+    pos: u64,
+    mut inode: Inode,
+    subject: &str,
+) -> Option<Inode> {
     for _ in 0..8 {
         let err = match inode.validate(ino) {
             Ok(()) => return Some(inode),
@@ -328,7 +324,9 @@ fn describe(fault: LogFault, w: &Walked, tail: u64) -> (Code, String) {
     match fault {
         LogFault::Kind { pos, what } => (Code::LogEntryKind, format!("{what} at {pos:#x}")),
         LogFault::Walk(e) => match e {
-            WalkError::Media(e) => (Code::LogPageUnreadable, format!("log page unreadable ({e:?})")),
+            WalkError::Media(e) => {
+                (Code::LogPageUnreadable, format!("log page unreadable ({e:?})"))
+            }
             WalkError::PageOutOfRange { block } => (
                 Code::LogPageOutOfRange,
                 format!("log page link to block {block}, outside the data area"),
@@ -348,27 +346,28 @@ fn describe(fault: LogFault, w: &Walked, tail: u64) -> (Code, String) {
             WalkError::BadOrdinal { block } if w.pages.contains(&block) => {
                 (Code::LogCycle, format!("log page chain loops back to block {block}"))
             }
-            WalkError::BadOrdinal { block } => (Code::LogOrdinal, format!("log page {block} is out of order")),
+            WalkError::BadOrdinal { block } => {
+                (Code::LogOrdinal, format!("log page {block} is out of order"))
+            }
             WalkError::TailNotInChain { block } => (
                 Code::LogTailNotInChain,
-                format!("log tail {tail:#x} is not in the page chain (the chain ends at block {block})"),
+                format!(
+                    "log tail {tail:#x} is not in the page chain (the chain ends at block {block})"
+                ),
             ),
-            WalkError::BadUsed { block } => (
-                Code::LogUsed,
-                format!("sealed log page {block} claims more bytes than it has"),
-            ),
-            WalkError::Entry {
-                pos,
-                err: EntryError::BadChecksum,
-            } => (Code::LogEntryCsum, format!("log entry checksum mismatch at {pos:#x}")),
+            WalkError::BadUsed { block } => {
+                (Code::LogUsed, format!("sealed log page {block} claims more bytes than it has"))
+            }
+            WalkError::Entry { pos, err: EntryError::BadChecksum } => {
+                (Code::LogEntryCsum, format!("log entry checksum mismatch at {pos:#x}"))
+            }
             WalkError::Entry { pos, err } => (
                 Code::LogEntryBad,
                 format!("invalid log entry at {pos:#x}: {}", e.describe_with(err)),
             ),
-            WalkError::SeqNotIncreasing { pos } => (
-                Code::LogSeq,
-                format!("log entry sequence number does not increase at {pos:#x}"),
-            ),
+            WalkError::SeqNotIncreasing { pos } => {
+                (Code::LogSeq, format!("log entry sequence number does not increase at {pos:#x}"))
+            }
         },
     }
 }
@@ -395,17 +394,19 @@ impl DescribeWith for WalkError {
 fn salvage(f: &Fsck<'_, '_>, ino: u64, inode: &Inode, w: &Walked) -> Option<Walked> {
     let mut t = *inode;
     let last = match w.fault {
-        Some(LogFault::Walk(WalkError::TailNotInChain { block } | WalkError::BadUsed { block }))
-            if w.pages.last() == Some(&block) =>
-        {
-            block
-        }
+        Some(LogFault::Walk(
+            WalkError::TailNotInChain { block } | WalkError::BadUsed { block },
+        )) if w.pages.last() == Some(&block) => block,
         Some(LogFault::Walk(WalkError::TailOutOfRange { .. })) => {
             // Block 0 is never in a chain: walk until the chain ends.
             t.log_tail = 0;
             let w1 = walk_inode(&f.m, &f.geo, ino, &t);
             match w1.fault {
-                Some(LogFault::Walk(WalkError::TailNotInChain { block })) if w1.pages.last() == Some(&block) => block,
+                Some(LogFault::Walk(WalkError::TailNotInChain { block }))
+                    if w1.pages.last() == Some(&block) =>
+                {
+                    block
+                }
                 _ => return Some(w1).filter(|w1| w1.fault.is_some()),
             }
         }
@@ -431,7 +432,9 @@ fn check_log(f: &mut Fsck<'_, '_>, ino: u64, pos: u64, inode: Inode, subject: &s
         Some((tail, _)) if Some(tail) == w.last_end => {
             format!("truncate the log after the last valid entry (tail {tail:#x})")
         }
-        Some((tail, _)) => format!("truncate the log to its first page, no entries (tail {tail:#x})"),
+        Some((tail, _)) => {
+            format!("truncate the log to its first page, no entries (tail {tail:#x})")
+        }
         None => "empty the log".to_string(),
     };
     let fixed = f.problem(code, subject, msg, action, |f| {
@@ -461,8 +464,12 @@ fn symlink_problem(inode: &Inode, rec: &InodeRec) -> Option<String> {
         return Some(format!("symlink target length {size} is not 1..4095"));
     }
     if inode.inline_len > 0 {
-        return (size != inode.inline_len as u64)
-            .then(|| format!("symlink size {size} differs from its inline target ({} bytes)", inode.inline_len));
+        return (size != inode.inline_len as u64).then(|| {
+            format!(
+                "symlink size {size} differs from its inline target ({} bytes)",
+                inode.inline_len
+            )
+        });
     }
     let mapped = rec.extents.iter().any(|x| x.pgoff == 0);
     (!mapped).then(|| "symlink target block is not mapped".to_string())
@@ -472,9 +479,13 @@ fn symlink_problem(inode: &Inode, rec: &InodeRec) -> Option<String> {
 fn add_live(f: &mut Fsck<'_, '_>, ino: u64, pos: u64, inode: &Inode, rec: InodeRec, subject: &str) {
     if rec.view.mode & S_IFMT == S_IFLNK {
         if let Some(msg) = symlink_problem(inode, &rec) {
-            let fixed = f.problem(Code::SymlinkBad, subject, msg, "clear the inode (its names are removed in pass 4)", |f| {
-                f.m.write_u64(pos + INODE_STATE_OFF, INODE_FREE).map_err(media_err)
-            });
+            let fixed = f.problem(
+                Code::SymlinkBad,
+                subject,
+                msg,
+                "clear the inode (its names are removed in pass 4)",
+                |f| f.m.write_u64(pos + INODE_STATE_OFF, INODE_FREE).map_err(media_err),
+            );
             if fixed {
                 f.free_inos.insert(ino);
                 return;

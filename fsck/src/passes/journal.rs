@@ -28,7 +28,9 @@ pub fn run(f: &mut Fsck<'_, '_>) {
             Ok(b) => {
                 let st = journal::inspect(b, &f.geo, lane);
                 let undo: Vec<_> = match st {
-                    Ok(JournalState::Open { count, .. }) => journal::undo_entries(b, count).collect(),
+                    Ok(JournalState::Open { count, .. }) => {
+                        journal::undo_entries(b, count).collect()
+                    }
                     _ => Vec::new(),
                 };
                 (st, undo)

@@ -82,17 +82,13 @@ pub fn find(m: &Overlay<'_>) -> Result<Found, String> {
             let backup = match parse_at(m, backup_block) {
                 Ok((b, _)) => match differs(&sb, &b) {
                     None => Backup::Good,
-                    Some(field) => Backup::Mismatch(format!("backup differs from the primary in {field}")),
+                    Some(field) => {
+                        Backup::Mismatch(format!("backup differs from the primary in {field}"))
+                    }
                 },
                 Err(e) => Backup::Bad(e),
             };
-            Ok(Found {
-                sb,
-                geo,
-                primary_bad: None,
-                backup_block,
-                backup,
-            })
+            Ok(Found { sb, geo, primary_bad: None, backup_block, backup })
         }
         Err(primary) => {
             // The backup is in the last block of the file system: the
@@ -118,7 +114,9 @@ pub fn find(m: &Overlay<'_>) -> Result<Found, String> {
                         });
                     }
                     Ok(_) => {
-                        first_err.get_or_insert_with(|| "not at the end of the file system it describes".to_string());
+                        first_err.get_or_insert_with(|| {
+                            "not at the end of the file system it describes".to_string()
+                        });
                     }
                     Err(e) => {
                         first_err.get_or_insert(e);

@@ -95,11 +95,7 @@ pub fn gen_tree(dir: &Path, seed: u64, files: usize) {
     let big = dir.join("big");
     fs::create_dir_all(&big).unwrap();
     for i in 0..200 {
-        let data = if i % 3 == 0 {
-            bytes_for(&mut rng, 64)
-        } else {
-            Vec::new()
-        };
+        let data = if i % 3 == 0 { bytes_for(&mut rng, 64) } else { Vec::new() };
         w(big.join(format!("entry-with-a-name-of-some-length-{i:03}")), &data);
     }
     w(dir.join("large"), &bytes_for(&mut rng, 3 << 20));
@@ -314,7 +310,11 @@ impl Img {
 /// Checks that every inode of `before` (but `lost`) is still in `after`
 /// with the same type, attributes and contents: at the same path, or,
 /// reconnected, at another path.
-pub fn assert_intact(before: &BTreeMap<PathBuf, Item>, after: &BTreeMap<PathBuf, Item>, lost: &BTreeSet<u64>) {
+pub fn assert_intact(
+    before: &BTreeMap<PathBuf, Item>,
+    after: &BTreeMap<PathBuf, Item>,
+    lost: &BTreeSet<u64>,
+) {
     let mut by_ino: BTreeMap<u64, Vec<&Item>> = BTreeMap::new();
     for it in after.values() {
         by_ino.entry(it.ino).or_default().push(it);

@@ -48,12 +48,27 @@ pub enum AllocRecError {
 }
 
 /// Writes a record block; `extents.len() <= ALLOC_PER_BLOCK`.
-pub fn build(block: &mut [u8], kind: u16, lane: u16, seq: u64, next: u64, extents: &[(u64, u64)]) -> bool {
+pub fn build(
+    block: &mut [u8],
+    kind: u16,
+    lane: u16,
+    seq: u64,
+    next: u64,
+    extents: &[(u64, u64)],
+) -> bool {
     if extents.len() > ALLOC_PER_BLOCK || block.len() < BLOCK_SIZE {
         return false;
     }
     block.fill(0);
-    let h = AllocRecHeader { magic: ALLOC_MAGIC, csum: 0, kind, lane, count: extents.len() as u32, seq, next };
+    let h = AllocRecHeader {
+        magic: ALLOC_MAGIC,
+        csum: 0,
+        kind,
+        lane,
+        count: extents.len() as u32,
+        seq,
+        next,
+    };
     h.encode(block);
     for (i, (s, l)) in extents.iter().enumerate() {
         let off = AllocRecHeader::SIZE + 16 * i;
@@ -71,10 +86,17 @@ pub fn build(block: &mut [u8], kind: u16, lane: u16, seq: u64, next: u64, extent
 }
 
 /// Parses a record block stamped `seq`; returns its header and extents.
-pub fn parse(block: &[u8], seq: u64) -> Result<(AllocRecHeader, impl Iterator<Item = (u64, u64)> + '_), AllocRecError> {
+pub fn parse(
+    block: &[u8],
+    seq: u64,
+) -> Result<(AllocRecHeader, impl Iterator<Item = (u64, u64)> + '_), AllocRecError> {
     let h = AllocRecHeader::decode(block).ok_or(AllocRecError::BadHeader)?;
     let count = h.count as usize;
-    if h.magic != ALLOC_MAGIC || h.seq != seq || count > ALLOC_PER_BLOCK || !(h.kind == KIND_BLOCKS || h.kind == KIND_INODES) {
+    if h.magic != ALLOC_MAGIC
+        || h.seq != seq
+        || count > ALLOC_PER_BLOCK
+        || !(h.kind == KIND_BLOCKS || h.kind == KIND_INODES)
+    {
         return Err(AllocRecError::BadHeader);
     }
     let end = AllocRecHeader::SIZE + 16 * count;

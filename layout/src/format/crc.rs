@@ -117,7 +117,13 @@ mod tests {
 
     #[test]
     fn matches_crc32fast_on_vectors() {
-        let vectors: [&[u8]; 5] = [b"", b"a", b"123456789", b"The quick brown fox jumps over the lazy dog", &[0xffu8; 4096]];
+        let vectors: [&[u8]; 5] = [
+            b"",
+            b"a",
+            b"123456789",
+            b"The quick brown fox jumps over the lazy dog",
+            &[0xffu8; 4096],
+        ];
         for v in vectors {
             assert_eq!(crc32(v), crc32fast::hash(v), "vector {:?}", &v[..v.len().min(16)]);
         }
@@ -126,7 +132,8 @@ mod tests {
 
     #[test]
     fn matches_crc32fast_on_every_length_and_split() {
-        let data: std::vec::Vec<u8> = (0..300u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let data: std::vec::Vec<u8> =
+            (0..300u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
         for len in 0..data.len() {
             let want = crc32fast::hash(&data[..len]);
             assert_eq!(crc32(&data[..len]), want);

@@ -294,7 +294,9 @@ impl Inode {
         if ![self.atime, self.mtime, self.ctime, self.btime].iter().all(Timespec::is_valid) {
             return Err(InodeError::BadTime);
         }
-        if self.inline_len as usize > INLINE_MAX || (self.inline_len > 0 && self.mode & S_IFMT != S_IFLNK) {
+        if self.inline_len as usize > INLINE_MAX
+            || (self.inline_len > 0 && self.mode & S_IFMT != S_IFLNK)
+        {
             return Err(InodeError::BadInline);
         }
         // `log_head` set with `log_tail` 0 is a first page allocated but

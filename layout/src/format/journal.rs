@@ -110,7 +110,14 @@ pub fn build(block: &mut [u8], lane: u32, seq: u64, entries: &[JournalEntry]) ->
     if entries.len() > MAX_JOURNAL_ENTRIES || block.len() < tx_len(entries.len()) {
         return false;
     }
-    let h = JournalHeader { magic: JOURNAL_MAGIC, csum: 0, lane, count: entries.len() as u32, seq, state: 0 };
+    let h = JournalHeader {
+        magic: JOURNAL_MAGIC,
+        csum: 0,
+        lane,
+        count: entries.len() as u32,
+        seq,
+        state: 0,
+    };
     h.encode(block);
     for (i, e) in entries.iter().enumerate() {
         let off = JournalHeader::SIZE + i * JournalEntry::SIZE;

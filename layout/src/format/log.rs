@@ -346,7 +346,9 @@ impl<'a> Entry<'a> {
                 if len != dentry_len(nl) {
                     return Err(EntryError::BadLength);
                 }
-                let name = body.get(DentryEntry::SIZE..DentryEntry::SIZE + nl).ok_or(EntryError::Truncated)?;
+                let name = body
+                    .get(DentryEntry::SIZE..DentryEntry::SIZE + nl)
+                    .ok_or(EntryError::Truncated)?;
                 Entry::Dentry(d, name)
             }
         };
@@ -373,7 +375,8 @@ impl<'a> Entry<'a> {
                 }
             }
             Entry::Punch(p) => {
-                if p.count == 0 || p.pgoff.checked_add(p.count).is_none_or(|e| e > MAX_FILE_BLOCKS) {
+                if p.count == 0 || p.pgoff.checked_add(p.count).is_none_or(|e| e > MAX_FILE_BLOCKS)
+                {
                     return Err(bad("punch: range out of range"));
                 }
                 if !p.mtime.is_valid() {
@@ -409,7 +412,10 @@ impl<'a> Entry<'a> {
                 if !name_is_valid(name) {
                     return Err(bad("dentry: illegal name"));
                 }
-                if !matches!(d.ftype, dt::REG | dt::DIR | dt::LNK | dt::CHR | dt::BLK | dt::FIFO | dt::SOCK) {
+                if !matches!(
+                    d.ftype,
+                    dt::REG | dt::DIR | dt::LNK | dt::CHR | dt::BLK | dt::FIFO | dt::SOCK
+                ) {
                     return Err(bad("dentry: unknown file type"));
                 }
                 if !d.mtime.is_valid() {
@@ -454,7 +460,15 @@ pub fn encode_fixed<T: super::Field>(e: &T, buf: &mut [u8]) -> Option<usize> {
 
 /// Encodes a sealed `DENTRY` entry into `buf`; returns its length.
 #[allow(clippy::too_many_arguments)]
-pub fn encode_dentry(buf: &mut [u8], seq: u64, op: u8, ino: u64, ftype: u8, mtime: Timespec, name: &[u8]) -> Option<usize> {
+pub fn encode_dentry(
+    buf: &mut [u8],
+    seq: u64,
+    op: u8,
+    ino: u64,
+    ftype: u8,
+    mtime: Timespec,
+    name: &[u8],
+) -> Option<usize> {
     if !name_is_valid(name) {
         return None;
     }
@@ -513,12 +527,15 @@ mod tests {
             c[i / 8] ^= 1 << (i % 8);
             assert!(Entry::parse(&c[..n]).is_err(), "flip {i}");
         }
-        let n = encode_dentry(&mut buf, 10, DE_ADD, 42, dt::REG, Timespec::new(1, 2), b"hello").unwrap();
+        let n = encode_dentry(&mut buf, 10, DE_ADD, 42, dt::REG, Timespec::new(1, 2), b"hello")
+            .unwrap();
         assert_eq!(n, 56);
         let (e, _) = Entry::parse(&buf[..n]).unwrap();
         assert_eq!(e, Entry::Dentry(DentryEntry::decode(&buf).unwrap(), b"hello"));
         assert!(Entry::parse(&buf[..n - 8]).is_err());
-        assert!(encode_dentry(&mut buf, 1, DE_ADD, 1, dt::REG, Timespec::new(0, 0), b"a/b").is_none());
+        assert!(
+            encode_dentry(&mut buf, 1, DE_ADD, 1, dt::REG, Timespec::new(0, 0), b"a/b").is_none()
+        );
         assert_eq!(dentry_len(255), 304);
     }
 }

@@ -187,7 +187,9 @@ impl Geometry {
         if lanes == 0 || lanes > MAX_LANES {
             return Err(SbError::BadGeometry("lane count out of range"));
         }
-        if !(MIN_SEG_INODES..=MAX_SEG_INODES).contains(&seg_inodes) || !seg_inodes.is_multiple_of(INODES_PER_BLOCK) {
+        if !(MIN_SEG_INODES..=MAX_SEG_INODES).contains(&seg_inodes)
+            || !seg_inodes.is_multiple_of(INODES_PER_BLOCK)
+        {
             return Err(SbError::BadGeometry("inodes per segment out of range"));
         }
         let journal_start = 1u64;
@@ -357,7 +359,9 @@ impl Superblock {
         }
         let mut geo = Geometry::plan(sb.blocks_count, sb.lanes, sb.seg_inodes)?;
         if sb.journal_start != geo.journal_start || sb.first_data_block != geo.first_data_block {
-            return Err(SbError::BadGeometry("region layout does not match lanes and segment size"));
+            return Err(SbError::BadGeometry(
+                "region layout does not match lanes and segment size",
+            ));
         }
         if sb.blocks_count > device_blocks {
             return Err(SbError::DeviceTooSmall { need: sb.blocks_count, have: device_blocks });
@@ -408,7 +412,10 @@ mod tests {
             b[bit / 8] ^= 1 << (bit % 8);
             assert!(Superblock::parse(&b, 262144).is_err(), "bit {bit}");
         }
-        assert_eq!(Superblock::parse(&blk, 1000), Err(SbError::DeviceTooSmall { need: 262144, have: 1000 }));
+        assert_eq!(
+            Superblock::parse(&blk, 1000),
+            Err(SbError::DeviceTooSmall { need: 262144, have: 1000 })
+        );
         // The mutable words change without a new checksum.
         let mut m = blk.clone();
         m[SB_STATE_OFF as usize] ^= 1;
