@@ -9,25 +9,24 @@
 //! the middle of a directory log that an append cannot undo), re-reading
 //! an inode after a repair, and creating a directory inode.
 
+use layout::append::{self, AppendError, LogEnd, LogMedium, LogOwner, NewEntry as Entry, SetAttrs};
 use layout::inode::{
     read_inode_at, slot_pos_in, Inode, INODE_HEAD_OFF, INODE_LIVE, INODE_TAIL_OFF, S_IFDIR,
 };
-use layout::log::Entry;
-use layout::log::{
-    encode_dentry, encode_fixed, et, fits, pack_next, pos_block, pos_offset, sa, EntryHeader,
-    LinkEntry, PageTail, ParentEntry, PunchEntry, SetAttrEntry, WriteEntry, DE_ADD, DE_DEL,
-    LOG_AREA, MAX_ENTRY,
-};
+use layout::log::{sa, Entry as Parsed, DE_ADD, DE_DEL, MAX_ENTRY};
 use layout::BLOCK_SIZE_U64;
 
 use crate::check::{Fsck, Repair};
-use crate::model::{next_word_pos, walk_inode, InodeRec, LogEnd};
+use crate::model::{next_word_pos, walk_inode, InodeRec};
+use crate::overlay::Overlay;
+use crate::space::FreeSpace;
 
 fn media_err(e: layout::MediaError) -> String {
     format!("cannot access the image ({e:?})")
 }
 
-/// An entry to append, built with its sequence number.
+/// An entry a repair appends; times and sizes come from the inode's
+/// current state ([`NewEntry::with_state`]) so that repairs do not move them.
 pub(crate) enum NewEntry<'n> {
     Dentry { op: u8, ino: u64, ftype: u8, name: &'n [u8] },
     Link { nlink: u32 },
@@ -37,117 +36,90 @@ pub(crate) enum NewEntry<'n> {
     SetAttr { valid: u32 },
 }
 
-impl Fsck<'_, '_> {
-    /// Encodes `e` for inode `rec` with sequence `seq`; times come from
-    /// the inode's current state so that repairs do not move them.
-    fn encode(rec: &InodeRec, e: &NewEntry<'_>, seq: u64, buf: &mut [u8]) -> Option<usize> {
+impl<'n> NewEntry<'n> {
+    /// The format's entry for inode `rec`.
+    fn with_state(&self, rec: &InodeRec) -> Entry<'n> {
         let v = &rec.view;
-        match *e {
+        match *self {
             NewEntry::Dentry { op, ino, ftype, name } => {
-                encode_dentry(buf, seq, op, ino, ftype, v.mtime, name)
+                Entry::Dentry { op, ino, ftype, mtime: v.mtime, name }
             }
-            NewEntry::Link { nlink } => {
-                let l = LinkEntry {
-                    hdr: EntryHeader::new(et::LINK, 0, seq, LinkEntry::SIZE),
-                    nlink,
-                    _pad: 0,
-                    ctime: v.ctime,
-                };
-                encode_fixed(&l, buf)
-            }
-            NewEntry::Parent { parent } => {
-                let p = ParentEntry {
-                    hdr: EntryHeader::new(et::PARENT, 0, seq, ParentEntry::SIZE),
-                    parent,
-                    ctime: v.ctime,
-                };
-                encode_fixed(&p, buf)
-            }
+            NewEntry::Link { nlink } => Entry::Link { nlink, ctime: v.ctime },
+            NewEntry::Parent { parent } => Entry::Parent { parent, ctime: v.ctime },
             NewEntry::Write { pgoff, block, count } => {
-                let w = WriteEntry {
-                    hdr: EntryHeader::new(et::WRITE, 0, seq, WriteEntry::SIZE),
-                    pgoff,
-                    block,
-                    count,
-                    _pad: 0,
-                    size_after: v.size,
-                    mtime: v.mtime,
-                };
-                encode_fixed(&w, buf)
+                Entry::Write { flags: 0, pgoff, block, count, size_after: v.size, mtime: v.mtime }
             }
-            NewEntry::Punch { pgoff, count } => {
-                let p = PunchEntry {
-                    hdr: EntryHeader::new(et::PUNCH, 0, seq, PunchEntry::SIZE),
-                    pgoff,
-                    count,
-                    mtime: v.mtime,
-                };
-                encode_fixed(&p, buf)
-            }
-            NewEntry::SetAttr { valid } => {
-                let s = SetAttrEntry {
-                    hdr: EntryHeader::new(et::SETATTR, 0, seq, SetAttrEntry::SIZE),
-                    valid,
-                    mode: v.mode & 0o7777,
-                    uid: v.uid,
-                    gid: v.gid,
-                    size: v.size,
-                    atime: v.atime,
-                    mtime: v.mtime,
-                    ctime: v.ctime,
-                };
-                encode_fixed(&s, buf)
-            }
+            NewEntry::Punch { pgoff, count } => Entry::Punch { pgoff, count, mtime: v.mtime },
+            NewEntry::SetAttr { valid } => Entry::SetAttr(SetAttrs {
+                valid,
+                mode: v.mode & 0o7777,
+                uid: v.uid,
+                gid: v.gid,
+                size: v.size,
+                atime: v.atime,
+                mtime: v.mtime,
+                ctime: v.ctime,
+            }),
+        }
+    }
+}
+
+/// The repair overlay and the free-space map as the medium of
+/// `layout::append`; pages taken are added to `pages`. Repairs are
+/// written offline, so there is nothing to flush or fence.
+struct RepairLog<'x, 'a> {
+    m: &'x mut Overlay<'a>,
+    space: &'x mut FreeSpace,
+    pages: &'x mut Vec<u64>,
+}
+
+impl LogMedium for RepairLog<'_, '_> {
+    type Error = String;
+
+    fn error(e: AppendError) -> String {
+        match e {
+            AppendError::BadEntry => "entry does not encode".into(),
+            AppendError::Sequence => "sequence numbers exhausted".into(),
+            AppendError::Overflow => "log position out of range".into(),
         }
     }
 
-    /// Takes one free block.
-    pub(crate) fn alloc_block(&mut self) -> Result<u64, String> {
-        self.space.alloc(1).ok_or_else(|| "no free blocks left".to_string())
+    fn alloc_page(&mut self) -> Result<u64, String> {
+        let p = self.space.alloc(1).ok_or("no free blocks left")?;
+        self.m.block_mut(p).map_err(media_err)?.fill(0);
+        self.pages.push(p);
+        Ok(p)
     }
 
-    fn init_page(&mut self, page: u64, ino: u64, gen: u32, ordinal: u64) -> Repair {
-        let blk = self.m.block_mut(page).map_err(media_err)?;
-        blk.fill(0);
-        let tail = blk.get_mut(LOG_AREA..).ok_or("short block")?;
-        PageTail::new(ino, gen, ordinal).encode(tail);
+    fn write_nt(&mut self, pos: u64, bytes: &[u8]) -> Result<(), String> {
+        self.m.write_at(pos, bytes).map_err(media_err)
+    }
+
+    fn store_u64(&mut self, pos: u64, v: u64) -> Result<(), String> {
+        self.m.write_u64(pos, v).map_err(media_err)
+    }
+
+    fn flush(&mut self, _pos: u64, _len: u64) -> Result<(), String> {
         Ok(())
     }
 
-    /// Writes `bytes` as the next entry after `end` (a new page if
-    /// needed); returns its position. The inode itself is not touched.
+    fn fence(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl Fsck<'_, '_> {
+    /// Writes `e` as the next entry after `end` (a new page if needed,
+    /// added to `pages`); returns its position. The inode is not touched.
     fn put_entry(
         &mut self,
-        ino: u64,
-        gen: u32,
+        owner: LogOwner,
         end: &mut LogEnd,
         pages: &mut Vec<u64>,
-        bytes: &[u8],
+        e: &Entry<'_>,
     ) -> Result<u64, String> {
-        let pos = if end.head == 0 {
-            let p = self.alloc_block()?;
-            self.init_page(p, ino, gen, 0)?;
-            end.head = p;
-            end.tail_ordinal = 0;
-            pages.push(p);
-            p * BLOCK_SIZE_U64
-        } else if fits(end.tail, bytes.len()) {
-            end.tail
-        } else {
-            let p = self.alloc_block()?;
-            let ordinal = end.tail_ordinal.saturating_add(1);
-            self.init_page(p, ino, gen, ordinal)?;
-            self.m
-                .write_u64(next_word_pos(pos_block(end.tail)), pack_next(p, pos_offset(end.tail)))
-                .map_err(media_err)?;
-            end.tail_ordinal = ordinal;
-            pages.push(p);
-            p * BLOCK_SIZE_U64
-        };
-        self.m.write_at(pos, bytes).map_err(media_err)?;
-        end.tail = pos + bytes.len() as u64;
-        end.last_seq = end.last_seq.saturating_add(1);
-        Ok(pos)
+        let mut m = RepairLog { m: &mut self.m, space: &mut self.space, pages };
+        append::append(&mut m, owner, end, e)
     }
 
     /// Appends `e` to `ino`'s log, commits it (log words) and applies it
@@ -157,24 +129,25 @@ impl Fsck<'_, '_> {
         if rec.broken_log {
             return Err(format!("the log of inode {ino} is damaged and was not repaired"));
         }
-        let seq = rec.log.last_seq.checked_add(1).ok_or("sequence numbers exhausted")?;
-        let mut buf = [0u8; MAX_ENTRY];
-        let len = Self::encode(rec, &e, seq, &mut buf).ok_or("entry does not encode")?;
-        let (gen, slot, old_head, mut end) = (rec.generation, rec.pos, rec.log.head, rec.log);
+        let entry = e.with_state(rec);
+        let owner = LogOwner { ino, gen: rec.generation };
+        let (slot, old, mut end) = (rec.pos, rec.log, rec.log);
         let mut pages = std::mem::take(&mut rec.pages);
-        let r = self.put_entry(ino, gen, &mut end, &mut pages, &buf[..len]);
+        let r = self.put_entry(owner, &mut end, &mut pages, &entry);
         let rec = self.inodes.get_mut(&ino).ok_or("inode vanished")?;
         rec.pages = pages;
         let pos = r?;
-        if end.head != old_head {
-            self.m.write_u64(slot + INODE_HEAD_OFF, end.head).map_err(media_err)?;
+        let (words, n) = append::commit_words(slot, &old, &end);
+        for &(at, v) in words.iter().take(n) {
+            self.m.write_u64(at, v).map_err(media_err)?;
         }
-        self.m.write_u64(slot + INODE_TAIL_OFF, end.tail).map_err(media_err)?;
         let rec = self.inodes.get_mut(&ino).ok_or("inode vanished")?;
         rec.log = end;
-        let (entry, _) =
-            Entry::parse(&buf[..len]).map_err(|e| format!("entry does not parse ({e:?})"))?;
-        rec.apply(pos, &entry);
+        let mut buf = [0u8; MAX_ENTRY];
+        let len = entry.encode(end.seq, &mut buf).ok_or("entry does not encode")?;
+        let (parsed, _) =
+            Parsed::parse(&buf[..len]).map_err(|e| format!("entry does not parse ({e:?})"))?;
+        rec.apply(pos, &parsed);
         Ok(())
     }
 
@@ -243,11 +216,9 @@ impl Fsck<'_, '_> {
 
         let mut end = LogEnd::default();
         let mut pages = Vec::new();
+        let owner = LogOwner { ino, gen: rec.generation };
         for e in &entries {
-            let mut buf = [0u8; MAX_ENTRY];
-            let len = Self::encode(&rec, e, end.last_seq.saturating_add(1), &mut buf)
-                .ok_or("entry does not encode")?;
-            self.put_entry(ino, rec.generation, &mut end, &mut pages, &buf[..len])?;
+            self.put_entry(owner, &mut end, &mut pages, &e.with_state(&rec))?;
         }
         self.m.write_u64(rec.pos + INODE_HEAD_OFF, end.head).map_err(media_err)?;
         self.m.write_u64(rec.pos + INODE_TAIL_OFF, end.tail).map_err(media_err)?;

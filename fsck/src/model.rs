@@ -236,15 +236,7 @@ impl Walked {
 }
 
 /// Where an inode's log ends, for appending.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct LogEnd {
-    pub head: u64,
-    /// Tail position (0 for an empty log).
-    pub tail: u64,
-    /// Ordinal of the tail page.
-    pub tail_ordinal: u64,
-    pub last_seq: u64,
-}
+pub use layout::append::LogEnd;
 
 /// A live inode as the later passes see it.
 #[derive(Clone, Debug)]
@@ -283,8 +275,9 @@ impl InodeRec {
                 LogEnd {
                     head: inode.log_head,
                     tail: inode.log_tail,
-                    tail_ordinal: ord,
-                    last_seq: w.last_seq,
+                    tail_ord: ord,
+                    seq: w.last_seq,
+                    pages: ord + 1,
                 },
                 w.pages,
             )
@@ -296,8 +289,9 @@ impl InodeRec {
                     let end = LogEnd {
                         head: inode.log_head,
                         tail,
-                        tail_ordinal: idx as u64,
-                        last_seq: w.last_seq,
+                        tail_ord: idx as u64,
+                        seq: w.last_seq,
+                        pages: idx as u64 + 1,
                     };
                     (end, pages)
                 }

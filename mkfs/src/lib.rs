@@ -17,14 +17,12 @@ use std::fmt;
 pub mod populate;
 
 use layout::alloc_rec::{self, ALLOC_PER_BLOCK, KIND_BLOCKS, KIND_INODES};
+use layout::append::{self, AppendError, LogEnd, LogMedium, LogOwner, NewEntry};
 use layout::inode::{
     dt, dt_of_mode, Inode, SegmentHeader, Timespec, INLINE_MAX, INODE_LIVE, S_IFDIR, S_IFLNK,
     S_IFMT, S_IFREG,
 };
-use layout::log::{
-    encode_dentry, encode_fixed, et, fits, pack_next, EntryHeader, LinkEntry, PageTail, WriteEntry,
-    DE_ADD, LOG_AREA, MAX_ENTRY, MAX_FILE_SIZE,
-};
+use layout::log::{DE_ADD, MAX_FILE_SIZE};
 use layout::sb::{Geometry, Superblock, INODES_PER_BLOCK, STATE_CLEAN};
 use layout::{journal, BLOCK_SIZE, BLOCK_SIZE_U64};
 
@@ -164,20 +162,58 @@ impl BlockAlloc {
     }
 }
 
-/// Where an inode's log currently ends.
-#[derive(Debug, Clone, Copy)]
-struct LogState {
-    head: u64,
-    block: u64,
-    off: usize,
-    ordinal: u64,
-    seq: u64,
+/// The image and its allocator as the medium of `layout::append`: an
+/// offline image needs no flush or fence.
+struct ImgLog<'b> {
+    img: &'b mut [u8],
+    alloc: &'b mut BlockAlloc,
+}
+
+impl ImgLog<'_> {
+    fn bytes(&mut self, pos: u64, len: usize) -> Result<&mut [u8]> {
+        let s = usize::try_from(pos).map_err(|_| Error::Invalid("log position"))?;
+        self.img.get_mut(s..s + len).ok_or(Error::Invalid("log write past the image"))
+    }
+}
+
+impl LogMedium for ImgLog<'_> {
+    type Error = Error;
+
+    fn error(e: AppendError) -> Error {
+        match e {
+            AppendError::BadEntry => Error::Invalid("log entry does not encode"),
+            AppendError::Sequence | AppendError::Overflow => Error::Invalid("log too long"),
+        }
+    }
+
+    fn alloc_page(&mut self) -> Result<u64> {
+        let page = self.alloc.alloc(1, 1)?;
+        self.bytes(page * BLOCK_SIZE_U64, BLOCK_SIZE)?.fill(0);
+        Ok(page)
+    }
+
+    fn write_nt(&mut self, pos: u64, b: &[u8]) -> Result<()> {
+        self.bytes(pos, b.len())?.copy_from_slice(b);
+        Ok(())
+    }
+
+    fn store_u64(&mut self, pos: u64, v: u64) -> Result<()> {
+        self.write_nt(pos, &v.to_le_bytes())
+    }
+
+    fn flush(&mut self, _pos: u64, _len: u64) -> Result<()> {
+        Ok(())
+    }
+
+    fn fence(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone)]
 struct Node {
     inode: Inode,
-    log: Option<LogState>,
+    log: LogEnd,
     /// Names in this directory (directories only), to refuse duplicates.
     names: Option<BTreeMap<Vec<u8>, u64>>,
 }
@@ -282,7 +318,7 @@ impl<'a> Builder<'a> {
         i.ctime = a.ctime;
         i.btime = self.opts.now;
         let names = (a.mode & S_IFMT == S_IFDIR).then(BTreeMap::new);
-        self.nodes.insert(ino, Node { inode: i, log: None, names });
+        self.nodes.insert(ino, Node { inode: i, log: LogEnd::default(), names });
         Ok(ino)
     }
 
@@ -301,45 +337,17 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
-    /// Appends an encoded entry to `ino`'s log, starting the log or a new
-    /// page as needed. `build` gets the sequence number and a buffer, and
-    /// returns the entry length.
-    fn append(
-        &mut self,
-        ino: u64,
-        build: impl FnOnce(u64, &mut [u8]) -> Option<usize>,
-    ) -> Result<()> {
-        let mut buf = [0u8; MAX_ENTRY];
-        let gen = self.node_mut(ino)?.inode.generation;
-        let mut st = match self.node_mut(ino)?.log {
-            Some(s) => s,
-            None => {
-                let page = self.alloc.alloc(1, 1)?;
-                self.init_page(page, ino, gen, 0);
-                LogState { head: page, block: page, off: 0, ordinal: 0, seq: 0 }
-            }
+    /// Appends `e` to `ino`'s log, starting the log or a new page as
+    /// needed (`layout::append`); [`Builder::finish`] commits every log.
+    fn append(&mut self, ino: u64, e: &NewEntry<'_>) -> Result<()> {
+        let (gen, mut end) = {
+            let n = self.node_mut(ino)?;
+            (n.inode.generation, n.log)
         };
-        st.seq += 1;
-        let len = build(st.seq, &mut buf).ok_or(Error::Invalid("entry does not encode"))?;
-        if !fits(st.block * BLOCK_SIZE_U64 + st.off as u64, len) {
-            let page = self.alloc.alloc(1, 1)?;
-            self.init_page(page, ino, gen, st.ordinal + 1);
-            let next = pack_next(page, st.off);
-            let old = self.block_mut(st.block);
-            old[LOG_AREA + 8..LOG_AREA + 16].copy_from_slice(&next.to_le_bytes());
-            st = LogState { block: page, off: 0, ordinal: st.ordinal + 1, ..st };
-        }
-        let off = st.off;
-        self.block_mut(st.block)[off..off + len].copy_from_slice(&buf[..len]);
-        st.off += len;
-        self.node_mut(ino)?.log = Some(st);
+        let mut m = ImgLog { img: &mut *self.img, alloc: &mut self.alloc };
+        append::append(&mut m, LogOwner { ino, gen }, &mut end, e)?;
+        self.node_mut(ino)?.log = end;
         Ok(())
-    }
-
-    fn init_page(&mut self, page: u64, ino: u64, gen: u32, ordinal: u64) {
-        let p = self.block_mut(page);
-        p.fill(0);
-        PageTail::new(ino, gen, ordinal).encode(&mut p[LOG_AREA..]);
     }
 
     fn add_name(&mut self, dir: u64, name: &[u8], ino: u64, ftype: u8) -> Result<()> {
@@ -353,7 +361,7 @@ impl<'a> Builder<'a> {
             return Err(Error::Exists(name.to_vec()));
         }
         names.insert(name.to_vec(), ino);
-        self.append(dir, |seq, buf| encode_dentry(buf, seq, DE_ADD, ino, ftype, mtime, name))
+        self.append(dir, &NewEntry::Dentry { op: DE_ADD, ino, ftype, mtime, name })
     }
 
     fn create(&mut self, parent: u64, name: &[u8], a: Attrs) -> Result<u64> {
@@ -436,20 +444,15 @@ impl<'a> Builder<'a> {
             self.img[s..s + n].copy_from_slice(&data[done..done + n]);
             self.img[s + n..e].fill(0);
             let pgoff = (off + done as u64) / BLOCK_SIZE_U64;
-            let w = WriteEntry {
-                hdr: EntryHeader::new(et::WRITE, 0, 0, WriteEntry::SIZE),
+            let w = NewEntry::Write {
+                flags: 0,
                 pgoff,
                 block: start,
                 count: blocks as u32,
-                _pad: 0,
                 size_after: size,
                 mtime,
             };
-            self.append(ino, |seq, buf| {
-                let mut w = w;
-                w.hdr.seq = seq;
-                encode_fixed(&w, buf)
-            })?;
+            self.append(ino, &w)?;
             done += n;
         }
         Ok(())
@@ -498,15 +501,7 @@ impl<'a> Builder<'a> {
     /// link/unlink; mkfs uses it only to exercise the format).
     pub fn log_nlink(&mut self, ino: u64, nlink: u32) -> Result<()> {
         let ctime = self.node_mut(ino)?.inode.ctime;
-        self.append(ino, |seq, buf| {
-            let e = LinkEntry {
-                hdr: EntryHeader::new(et::LINK, 0, seq, LinkEntry::SIZE),
-                nlink,
-                _pad: 0,
-                ctime,
-            };
-            encode_fixed(&e, buf)
-        })?;
+        self.append(ino, &NewEntry::Link { nlink, ctime })?;
         self.node_mut(ino)?.inode.nlink = nlink;
         Ok(())
     }
@@ -536,9 +531,9 @@ impl<'a> Builder<'a> {
         for (ino, node) in &nodes {
             let mut i = node.inode;
             i.state = INODE_LIVE;
-            if let Some(l) = node.log {
-                i.log_head = l.head;
-                i.log_tail = l.block * BLOCK_SIZE_U64 + l.off as u64;
+            if !node.log.is_empty() {
+                i.log_head = node.log.head;
+                i.log_tail = node.log.tail;
             }
             i.seal();
             let (lane, slot) = self.geo.ino_split(*ino);

@@ -13,6 +13,7 @@
 #[macro_use]
 mod codec;
 pub mod alloc_rec;
+pub mod append;
 pub mod crc;
 pub mod inode;
 pub mod journal;

@@ -1,0 +1,453 @@
+//! The write side of logs: every entry kind's constructor and the append
+//! protocol (FORMAT.md "Appending"), written once.
+//!
+//! The kernel module, `mkfs.novars`, `fsck.novars`'s repairs and the crash
+//! checker's synthetic operations all write logs through [`append`] and
+//! [`commit`], each over its own [`LogMedium`]: the module's persistence
+//! layer (non-temporal stores, clwb, sfence), an image in memory, fsck's
+//! repair overlay, or a recorder of the stores a kernel must issue. No
+//! other code builds an entry header.
+//!
+//! The protocol, for one entry of `len` bytes at the log end `end`:
+//! - empty log (`end.tail == 0`): take a page, write its tail (owner,
+//!   generation, ordinal 0); it becomes the head;
+//! - the entry does not fit in the tail page ([`fits`]): take a page,
+//!   write its tail (next ordinal), then seal the old page with one 8-byte
+//!   store of its `next` word ([`pack_next`]: the new block and the bytes
+//!   used) and flush it;
+//! - write the entry (non-temporal: durable at the next fence).
+//!
+//! Nothing written is reachable until [`commit`] (or the caller's journal
+//! transaction, with [`commit_words`]) moves `log_tail`: fence, then the
+//! head word of a log that was empty, then the tail word, each persisted.
+
+use super::inode::{Timespec, INODE_HEAD_OFF, INODE_TAIL_OFF};
+use super::log::{
+    dentry_len, et, fits, name_is_valid, pack_next, pos_block, pos_offset, seal_entry, DentryEntry,
+    EntryHeader, LinkEntry, PageTail, ParentEntry, PunchEntry, SetAttrEntry, WriteEntry, LOG_AREA,
+    MAX_ENTRY, PAGE_NEXT_OFF,
+};
+use super::walk::WalkReport;
+use super::BLOCK_SIZE_U64;
+
+/// The attributes a `SETATTR` entry carries (those named in `valid` apply).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SetAttrs {
+    /// [`super::log::sa`] bits.
+    pub valid: u32,
+    /// Permission bits only.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u64,
+    pub atime: Timespec,
+    pub mtime: Timespec,
+    pub ctime: Timespec,
+}
+
+impl SetAttrs {
+    /// Only the bits of `valid`, every value zero: set the named ones.
+    pub fn only(valid: u32) -> Self {
+        let z = Timespec::zeroed();
+        Self { valid, mode: 0, uid: 0, gid: 0, size: 0, atime: z, mtime: z, ctime: z }
+    }
+}
+
+/// A log entry to append; its sequence number is assigned by [`append`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NewEntry<'a> {
+    /// `WRITE`: file blocks `[pgoff, pgoff + count)` live in device blocks
+    /// `[block, block + count)`; `flags` are [`super::log::WF_FAULT`] /
+    /// [`super::log::WF_FALLOC`].
+    Write { flags: u8, pgoff: u64, block: u64, count: u32, size_after: u64, mtime: Timespec },
+    /// `PUNCH`: file blocks `[pgoff, pgoff + count)` unmapped.
+    Punch { pgoff: u64, count: u64, mtime: Timespec },
+    /// `SETATTR`.
+    SetAttr(SetAttrs),
+    /// `LINK`: the link count becomes `nlink`.
+    Link { nlink: u32, ctime: Timespec },
+    /// `DENTRY`: `op` is [`super::log::DE_ADD`] or [`super::log::DE_DEL`].
+    Dentry { op: u8, ino: u64, ftype: u8, mtime: Timespec, name: &'a [u8] },
+    /// `PARENT`: a directory's `..` becomes `parent`.
+    Parent { parent: u64, ctime: Timespec },
+}
+
+impl NewEntry<'_> {
+    /// Encoded length in bytes.
+    pub fn len(&self) -> usize {
+        match self {
+            NewEntry::Write { .. } => WriteEntry::SIZE,
+            NewEntry::Punch { .. } => PunchEntry::SIZE,
+            NewEntry::SetAttr(_) => SetAttrEntry::SIZE,
+            NewEntry::Link { .. } => LinkEntry::SIZE,
+            NewEntry::Dentry { name, .. } => dentry_len(name.len()),
+            NewEntry::Parent { .. } => ParentEntry::SIZE,
+        }
+    }
+
+    /// Encodes the entry with sequence number `seq` into the start of
+    /// `buf` and seals its checksum; returns its length, or `None` if
+    /// `buf` is short or a name is illegal.
+    pub fn encode(&self, seq: u64, buf: &mut [u8]) -> Option<usize> {
+        let len = self.len();
+        let b = buf.get_mut(..len)?;
+        b.fill(0);
+        match *self {
+            NewEntry::Write { flags, pgoff, block, count, size_after, mtime } => {
+                WriteEntry {
+                    hdr: EntryHeader::new(et::WRITE, flags, seq, len),
+                    pgoff,
+                    block,
+                    count,
+                    _pad: 0,
+                    size_after,
+                    mtime,
+                }
+                .encode(b);
+            }
+            NewEntry::Punch { pgoff, count, mtime } => {
+                PunchEntry { hdr: EntryHeader::new(et::PUNCH, 0, seq, len), pgoff, count, mtime }
+                    .encode(b);
+            }
+            NewEntry::SetAttr(a) => {
+                SetAttrEntry {
+                    hdr: EntryHeader::new(et::SETATTR, 0, seq, len),
+                    valid: a.valid,
+                    mode: a.mode & 0o7777,
+                    uid: a.uid,
+                    gid: a.gid,
+                    size: a.size,
+                    atime: a.atime,
+                    mtime: a.mtime,
+                    ctime: a.ctime,
+                }
+                .encode(b);
+            }
+            NewEntry::Link { nlink, ctime } => {
+                LinkEntry { hdr: EntryHeader::new(et::LINK, 0, seq, len), nlink, _pad: 0, ctime }
+                    .encode(b);
+            }
+            NewEntry::Dentry { op, ino, ftype, mtime, name } => {
+                if !name_is_valid(name) {
+                    return None;
+                }
+                DentryEntry {
+                    hdr: EntryHeader::new(et::DENTRY, op, seq, len),
+                    ino,
+                    mtime,
+                    name_len: name.len() as u8,
+                    ftype,
+                    _pad: [0; 6],
+                }
+                .encode(b);
+                b.get_mut(DentryEntry::SIZE..DentryEntry::SIZE + name.len())?.copy_from_slice(name);
+            }
+            NewEntry::Parent { parent, ctime } => {
+                ParentEntry { hdr: EntryHeader::new(et::PARENT, 0, seq, len), parent, ctime }
+                    .encode(b);
+            }
+        }
+        seal_entry(b);
+        Some(len)
+    }
+}
+
+/// Whose log a page belongs to (written into every page tail).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogOwner {
+    pub ino: u64,
+    pub gen: u32,
+}
+
+/// Where a log ends: what an appender needs to know, kept in DRAM by the
+/// module and the tools (built from a walk by [`LogEnd::walked`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LogEnd {
+    /// First page (meaningful while `tail != 0`).
+    pub head: u64,
+    /// Tail position: where the next entry goes if it fits (0: no log).
+    pub tail: u64,
+    /// Ordinal of the tail page.
+    pub tail_ord: u64,
+    /// Sequence number of the last entry (the next gets a larger one).
+    pub seq: u64,
+    /// Pages in the log.
+    pub pages: u64,
+}
+
+impl LogEnd {
+    /// The end of a committed log with head `head` and tail `tail`, as
+    /// its walk (`walk::walk_log`) reported it.
+    pub fn walked(head: u64, tail: u64, rep: &WalkReport) -> Self {
+        if tail == 0 {
+            return Self { seq: rep.last_seq, ..Self::default() };
+        }
+        Self {
+            head,
+            tail,
+            tail_ord: rep.pages.saturating_sub(1),
+            seq: rep.last_seq,
+            pages: rep.pages,
+        }
+    }
+
+    /// Whether the log has no page yet.
+    pub fn is_empty(&self) -> bool {
+        self.tail == 0
+    }
+}
+
+/// Why an append could not be encoded (the medium's own failures are its
+/// `Error`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppendError {
+    /// The sequence number would not increase (or overflowed).
+    Sequence,
+    /// The entry does not encode (an illegal name).
+    BadEntry,
+    /// A position or ordinal overflowed.
+    Overflow,
+}
+
+/// Where and how logs are written: the module's persistence layer, an
+/// image in memory, fsck's overlay, or the crash checker's recorder.
+pub trait LogMedium {
+    /// The medium's error type.
+    type Error;
+
+    /// Turns a protocol error into the medium's error.
+    fn error(e: AppendError) -> Self::Error;
+    /// Takes a free block for a log page (its contents are undefined).
+    fn alloc_page(&mut self) -> Result<u64, Self::Error>;
+    /// Writes `bytes` at `pos`, durable at the next fence (non-temporal).
+    fn write_nt(&mut self, pos: u64, bytes: &[u8]) -> Result<(), Self::Error>;
+    /// A cached, atomic 8-byte store at an 8-aligned `pos`.
+    fn store_u64(&mut self, pos: u64, v: u64) -> Result<(), Self::Error>;
+    /// Writes back the cache lines of `[pos, pos + len)`.
+    fn flush(&mut self, pos: u64, len: u64) -> Result<(), Self::Error>;
+    /// Orders every earlier store and flush before any later store.
+    fn fence(&mut self) -> Result<(), Self::Error>;
+
+    /// Store, flush and fence an 8-byte word: the commit primitive.
+    fn persist_u64(&mut self, pos: u64, v: u64) -> Result<(), Self::Error> {
+        self.store_u64(pos, v)?;
+        self.flush(pos, 8)?;
+        self.fence()
+    }
+
+    /// Called when an entry's place is known, just before it is written;
+    /// `end` is the log end after it. The module's tracing build uses it
+    /// for a deliberate fault; everyone else writes nothing here.
+    fn before_entry(&mut self, _end: &LogEnd) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+/// Writes the tail of a fresh log page: page `ordinal` of `owner`.
+pub fn start_page<M: LogMedium>(
+    m: &mut M,
+    page: u64,
+    owner: LogOwner,
+    ordinal: u64,
+) -> Result<(), M::Error> {
+    let mut t = [0u8; PageTail::SIZE];
+    PageTail::new(owner.ino, owner.gen, ordinal).encode(&mut t);
+    let pos = page.checked_mul(BLOCK_SIZE_U64).ok_or(M::error(AppendError::Overflow))?;
+    m.write_nt(pos + LOG_AREA as u64, &t)
+}
+
+/// Seals the page holding position `tail`: its `next` word names `next`
+/// and the bytes used; flushed, not fenced.
+pub fn link_page<M: LogMedium>(m: &mut M, tail: u64, next: u64) -> Result<(), M::Error> {
+    let pos = pos_block(tail) * BLOCK_SIZE_U64 + PAGE_NEXT_OFF as u64;
+    m.store_u64(pos, pack_next(next, pos_offset(tail)))?;
+    m.flush(pos, 8)
+}
+
+/// Appends `e` after `end` with the next sequence number; `end` moves
+/// past it. Returns the entry's position. Nothing is committed.
+pub fn append<M: LogMedium>(
+    m: &mut M,
+    owner: LogOwner,
+    end: &mut LogEnd,
+    e: &NewEntry<'_>,
+) -> Result<u64, M::Error> {
+    let seq = end.seq.checked_add(1).ok_or(M::error(AppendError::Sequence))?;
+    append_seq(m, owner, end, seq, e)
+}
+
+/// Appends `e` with sequence number `seq`, which must be above `end.seq`
+/// (log compaction keeps each name's original number, its readdir cookie).
+pub fn append_seq<M: LogMedium>(
+    m: &mut M,
+    owner: LogOwner,
+    end: &mut LogEnd,
+    seq: u64,
+    e: &NewEntry<'_>,
+) -> Result<u64, M::Error> {
+    if seq <= end.seq {
+        return Err(M::error(AppendError::Sequence));
+    }
+    let mut buf = [0u8; MAX_ENTRY];
+    let len = e.encode(seq, &mut buf).ok_or(M::error(AppendError::BadEntry))?;
+    let entry = buf.get(..len).ok_or(M::error(AppendError::BadEntry))?;
+    let mut new = *end;
+    if new.tail == 0 {
+        let page = m.alloc_page()?;
+        start_page(m, page, owner, 0)?;
+        new.head = page;
+        new.tail = page * BLOCK_SIZE_U64;
+        new.tail_ord = 0;
+        new.pages = 1;
+    } else if !fits(new.tail, len) {
+        let ord = new.tail_ord.checked_add(1).ok_or(M::error(AppendError::Overflow))?;
+        let page = m.alloc_page()?;
+        start_page(m, page, owner, ord)?;
+        link_page(m, new.tail, page)?;
+        new.tail = page * BLOCK_SIZE_U64;
+        new.tail_ord = ord;
+        new.pages = new.pages.saturating_add(1);
+    }
+    let pos = new.tail;
+    new.tail = pos.checked_add(len as u64).ok_or(M::error(AppendError::Overflow))?;
+    new.seq = seq;
+    m.before_entry(&new)?;
+    m.write_nt(pos, entry)?;
+    *end = new;
+    Ok(pos)
+}
+
+/// The words that commit a change of a log from `old` to `new`, for an
+/// inode record at `rec`: `(position, value)`, the head first when the log
+/// was empty, then the tail. A journal transaction stores these.
+pub fn commit_words(rec: u64, old: &LogEnd, new: &LogEnd) -> ([(u64, u64); 2], usize) {
+    let tail = (rec + INODE_TAIL_OFF, new.tail);
+    if old.tail == 0 && new.tail != 0 {
+        ([(rec + INODE_HEAD_OFF, new.head), tail], 2)
+    } else {
+        ([tail, (0, 0)], 1)
+    }
+}
+
+/// Commits one log's appends without a journal: fence (the entries and
+/// page work are durable), then persist the head word of a log that was
+/// empty, then the tail word.
+pub fn commit<M: LogMedium>(
+    m: &mut M,
+    rec: u64,
+    old: &LogEnd,
+    new: &LogEnd,
+) -> Result<(), M::Error> {
+    m.fence()?;
+    let (words, n) = commit_words(rec, old, new);
+    for &(pos, v) in words.iter().take(n) {
+        m.persist_u64(pos, v)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::log::{Entry, DE_ADD};
+    use super::super::walk::{walk_log, LogVisitor};
+    use super::*;
+    use std::vec::Vec;
+
+    /// An image in memory that records the order of operations.
+    struct Img {
+        bytes: Vec<u8>,
+        next_free: u64,
+        ops: Vec<char>,
+    }
+
+    impl LogMedium for Img {
+        type Error = AppendError;
+        fn error(e: AppendError) -> AppendError {
+            e
+        }
+        fn alloc_page(&mut self) -> Result<u64, AppendError> {
+            self.next_free += 1;
+            Ok(self.next_free - 1)
+        }
+        fn write_nt(&mut self, pos: u64, b: &[u8]) -> Result<(), AppendError> {
+            self.ops.push('N');
+            self.bytes[pos as usize..pos as usize + b.len()].copy_from_slice(b);
+            Ok(())
+        }
+        fn store_u64(&mut self, pos: u64, v: u64) -> Result<(), AppendError> {
+            self.ops.push('S');
+            self.bytes[pos as usize..pos as usize + 8].copy_from_slice(&v.to_le_bytes());
+            Ok(())
+        }
+        fn flush(&mut self, _: u64, _: u64) -> Result<(), AppendError> {
+            self.ops.push('F');
+            Ok(())
+        }
+        fn fence(&mut self) -> Result<(), AppendError> {
+            self.ops.push('B');
+            Ok(())
+        }
+    }
+
+    struct Collect(Vec<(u64, u8)>);
+    impl LogVisitor for Collect {
+        fn entry(&mut self, _pos: u64, e: &Entry<'_>) {
+            self.0.push((e.hdr().seq, e.hdr().etype));
+        }
+    }
+
+    fn geo() -> super::super::Geometry {
+        super::super::Geometry::plan(8192, 1, 64).expect("geometry")
+    }
+
+    #[test]
+    fn appended_log_walks_back() {
+        let geo = geo();
+        let mut img =
+            Img { bytes: vec![0; 8192 * 4096], next_free: geo.first_data_block, ops: Vec::new() };
+        let owner = LogOwner { ino: 5, gen: 1 };
+        let mut end = LogEnd::default();
+        let t = Timespec::new(1, 2);
+        let name = [b'n'; 200];
+        for i in 0..100u64 {
+            let e = if i % 2 == 0 {
+                NewEntry::Dentry { op: DE_ADD, ino: 7 + i, ftype: 1, mtime: t, name: &name }
+            } else {
+                NewEntry::Link { nlink: i as u32, ctime: t }
+            };
+            append(&mut img, owner, &mut end, &e).unwrap();
+        }
+        assert_eq!(end.seq, 100);
+        assert!(end.pages > 3, "{end:?}");
+        assert_eq!(end.tail_ord + 1, end.pages);
+        let mut seen = Collect(Vec::new());
+        let media = super::super::media::SliceMedia::new(&img.bytes);
+        let mut inode = super::super::Inode::zeroed();
+        inode.generation = owner.gen;
+        inode.log_head = end.head;
+        inode.log_tail = end.tail;
+        let rep = walk_log(&media, &geo, owner.ino, &inode, &mut seen).expect("walks");
+        assert_eq!(rep.pages, end.pages);
+        assert_eq!(rep.last_seq, 100);
+        assert_eq!(seen.0.len(), 100);
+        assert_eq!(LogEnd::walked(end.head, end.tail, &rep), end);
+        // A commit fences before it stores the words.
+        img.ops.clear();
+        commit(&mut img, 0, &LogEnd::default(), &end).unwrap();
+        assert_eq!(img.ops, ['B', 'S', 'F', 'B', 'S', 'F', 'B']);
+    }
+
+    #[test]
+    fn sequence_must_increase_and_names_be_legal() {
+        let mut img = Img { bytes: vec![0; 16 * 4096], next_free: 1, ops: Vec::new() };
+        let owner = LogOwner { ino: 5, gen: 1 };
+        let mut end = LogEnd { seq: 9, ..LogEnd::default() };
+        let t = Timespec::new(0, 0);
+        let e = NewEntry::Link { nlink: 1, ctime: t };
+        assert_eq!(append_seq(&mut img, owner, &mut end, 9, &e), Err(AppendError::Sequence));
+        let bad = NewEntry::Dentry { op: DE_ADD, ino: 1, ftype: 1, mtime: t, name: b"a/b" };
+        assert_eq!(append(&mut img, owner, &mut end, &bad), Err(AppendError::BadEntry));
+        assert!(end.is_empty(), "a failed append leaves the end alone");
+        assert!(img.ops.is_empty(), "and writes nothing");
+    }
+}
