@@ -55,16 +55,13 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use layout::append::{self, AppendError, LogEnd, LogMedium, LogOwner, NewEntry, SetAttrs};
 use layout::inode::{
     dt_of_mode, Inode, Timespec, INODE_FREE, INODE_LIVE, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG,
 };
 use layout::journal::{self, JournalEntry, JOURNAL_STATE_OFF};
 use layout::log::Entry;
-use layout::log::{
-    encode_dentry, encode_fixed, et, fits, pack_next, pos_block, pos_offset, sa, EntryHeader,
-    LinkEntry, PageTail, ParentEntry, SetAttrEntry, WriteEntry, DE_ADD, DE_DEL, LOG_AREA,
-    MAX_ENTRY, PAGE_NEXT_OFF,
-};
+use layout::log::{pos_block, pos_offset, sa, PageTail, DE_ADD, DE_DEL, LOG_AREA};
 use layout::media::SliceMedia;
 use layout::trace::op;
 use layout::walk::{walk_log, LogVisitor};
@@ -141,6 +138,87 @@ enum Step {
     Page { block: u64, tail: PageTail, seal: Option<(u64, u64)> },
     /// An entry at a position.
     Entry { pos: u64, bytes: Vec<u8> },
+}
+
+impl Ent {
+    /// The format's entry, with every time `t`.
+    fn entry(&self, t: Timespec) -> NewEntry<'_> {
+        match self {
+            Ent::Write { pgoff, block, count, size_after } => NewEntry::Write {
+                flags: 0,
+                pgoff: *pgoff,
+                block: *block,
+                count: *count,
+                size_after: *size_after,
+                mtime: t,
+            },
+            Ent::Size { size } => NewEntry::SetAttr(SetAttrs {
+                size: *size,
+                atime: t,
+                mtime: t,
+                ctime: t,
+                ..SetAttrs::only(sa::SIZE | sa::MTIME | sa::CTIME)
+            }),
+            Ent::Link { nlink } => NewEntry::Link { nlink: *nlink, ctime: t },
+            Ent::Add { ino, ftype, name } => {
+                NewEntry::Dentry { op: DE_ADD, ino: *ino, ftype: *ftype, mtime: t, name }
+            }
+            Ent::Del { ino, ftype, name } => {
+                NewEntry::Dentry { op: DE_DEL, ino: *ino, ftype: *ftype, mtime: t, name }
+            }
+            Ent::Parent { parent } => NewEntry::Parent { parent: *parent, ctime: t },
+        }
+    }
+}
+
+/// The medium `layout::append` writes to when the synthesiser plans an
+/// append: it records page tails, page seals and entries as [`Step`]s,
+/// which the operation then emits in the order its protocol prescribes.
+struct Recorder<'s> {
+    synth: &'s mut Synth,
+    steps: Vec<Step>,
+}
+
+impl LogMedium for Recorder<'_> {
+    type Error = String;
+
+    fn error(e: AppendError) -> String {
+        format!("log append failed ({e:?})")
+    }
+
+    fn alloc_page(&mut self) -> Result<u64> {
+        self.synth.alloc_blocks(1)
+    }
+
+    fn write_nt(&mut self, pos: u64, bytes: &[u8]) -> Result<()> {
+        if pos_offset(pos) >= LOG_AREA {
+            let tail = PageTail::decode(bytes).ok_or("short page tail")?;
+            self.steps.push(Step::Page { block: pos_block(pos), tail, seal: None });
+        } else {
+            self.steps.push(Step::Entry { pos, bytes: bytes.to_vec() });
+        }
+        Ok(())
+    }
+
+    fn store_u64(&mut self, pos: u64, v: u64) -> Result<()> {
+        // The only cached store of an append seals the previous page,
+        // right after the new page's tail.
+        match self.steps.last_mut() {
+            Some(Step::Page { seal, .. }) if seal.is_none() => {
+                *seal = Some((pos, v));
+                Ok(())
+            }
+            _ => Err("page seal without a new page".into()),
+        }
+    }
+
+    fn flush(&mut self, _pos: u64, _len: u64) -> Result<()> {
+        Ok(())
+    }
+
+    fn fence(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Where a log's entries go.
@@ -403,99 +481,26 @@ impl Synth {
 
     // ---- logs ----
 
-    fn encode(&self, e: &Ent, seq: u64) -> Result<Vec<u8>> {
-        let mut buf = [0u8; MAX_ENTRY];
-        let t = self.time();
-        let len = match e {
-            Ent::Write { pgoff, block, count, size_after } => encode_fixed(
-                &WriteEntry {
-                    hdr: EntryHeader::new(et::WRITE, 0, seq, WriteEntry::SIZE),
-                    pgoff: *pgoff,
-                    block: *block,
-                    count: *count,
-                    _pad: 0,
-                    size_after: *size_after,
-                    mtime: t,
-                },
-                &mut buf,
-            ),
-            Ent::Size { size } => encode_fixed(
-                &SetAttrEntry {
-                    hdr: EntryHeader::new(et::SETATTR, 0, seq, SetAttrEntry::SIZE),
-                    valid: sa::SIZE | sa::MTIME | sa::CTIME,
-                    mode: 0,
-                    uid: 0,
-                    gid: 0,
-                    size: *size,
-                    atime: t,
-                    mtime: t,
-                    ctime: t,
-                },
-                &mut buf,
-            ),
-            Ent::Link { nlink } => encode_fixed(
-                &LinkEntry {
-                    hdr: EntryHeader::new(et::LINK, 0, seq, LinkEntry::SIZE),
-                    nlink: *nlink,
-                    _pad: 0,
-                    ctime: t,
-                },
-                &mut buf,
-            ),
-            Ent::Add { ino, ftype, name } => {
-                encode_dentry(&mut buf, seq, DE_ADD, *ino, *ftype, t, name)
-            }
-            Ent::Del { ino, ftype, name } => {
-                encode_dentry(&mut buf, seq, DE_DEL, *ino, *ftype, t, name)
-            }
-            Ent::Parent { parent } => encode_fixed(
-                &ParentEntry {
-                    hdr: EntryHeader::new(et::PARENT, 0, seq, ParentEntry::SIZE),
-                    parent: *parent,
-                    ctime: t,
-                },
-                &mut buf,
-            ),
-        }
-        .ok_or("entry does not encode")?;
-        Ok(buf[..len].to_vec())
-    }
-
-    /// Where `ents` go in `n`'s log; allocates pages (in DRAM).
+    /// Where `ents` go in `n`'s log: `layout::append` run against a
+    /// [`Recorder`] (pages allocated in DRAM).
     fn plan(&mut self, n: &Node, ents: &[Ent]) -> Result<Plan> {
         let scan = self.scan(n);
-        let mut seq = scan.last_seq;
-        let mut steps = Vec::new();
-        let mut head = None;
-        let gen = n.inode.generation;
-        let mut ordinal = scan.pages.saturating_sub(1);
-        let mut tail = n.inode.log_tail;
+        let t = self.time();
+        let owner = LogOwner { ino: n.ino, gen: n.inode.generation };
+        let old = LogEnd {
+            head: n.inode.log_head,
+            tail: n.inode.log_tail,
+            tail_ord: scan.pages.saturating_sub(1),
+            seq: scan.last_seq,
+            pages: scan.pages,
+        };
+        let mut end = old;
+        let mut rec = Recorder { synth: self, steps: Vec::new() };
         for e in ents {
-            seq += 1;
-            let bytes = self.encode(e, seq)?;
-            if tail == 0 {
-                let p = self.alloc_blocks(1)?;
-                steps.push(Step::Page { block: p, tail: PageTail::new(n.ino, gen, 0), seal: None });
-                head = Some(p);
-                ordinal = 0;
-                tail = p * BLOCK_SIZE_U64;
-            } else if !fits(tail, bytes.len()) {
-                let p = self.alloc_blocks(1)?;
-                ordinal += 1;
-                let next_pos = pos_block(tail) * BLOCK_SIZE_U64 + PAGE_NEXT_OFF as u64;
-                let seal = (next_pos, pack_next(p, pos_offset(tail)));
-                steps.push(Step::Page {
-                    block: p,
-                    tail: PageTail::new(n.ino, gen, ordinal),
-                    seal: Some(seal),
-                });
-                tail = p * BLOCK_SIZE_U64;
-            }
-            let len = bytes.len() as u64;
-            steps.push(Step::Entry { pos: tail, bytes });
-            tail += len;
+            append::append(&mut rec, owner, &mut end, &e.entry(t))?;
         }
-        Ok(Plan { inode_pos: n.pos, steps, head, tail })
+        let head = (old.tail == 0 && end.tail != 0).then_some(end.head);
+        Ok(Plan { inode_pos: n.pos, steps: rec.steps, head, tail: end.tail })
     }
 
     /// Emits a plan's page work; the entries too unless `entries` is false.

@@ -100,13 +100,10 @@ fn empty_file_system_checks_clean() {
 /// and reads as the same tree.
 #[test]
 fn compacted_directory_log_checks_clean() {
+    use layout::append::{self, LogEnd, LogOwner, NewEntry, SetAttrs};
     use layout::inode::Timespec;
-    use layout::log::{
-        encode_dentry, encode_fixed, et, fits, pack_next, pos_block, pos_offset, sa, Entry,
-        EntryHeader, LinkEntry, PageTail, SetAttrEntry, DE_ADD, LOG_AREA, PAGE_NEXT_OFF,
-    };
+    use layout::log::{sa, Entry, DE_ADD};
     use layout::walk::{replay_inode, walk_log, DirIndex, Ignore, LogVisitor};
-    use layout::BLOCK_SIZE_U64;
 
     #[derive(Default)]
     struct Names(Vec<(Vec<u8>, u64, u8, u64)>);
@@ -137,55 +134,35 @@ fn compacted_directory_log_checks_clean() {
     // high-water mark well above the last live one.
     let cookie = |seq: u64| seq * 7 + 3;
     let last_old = cookie(names.iter().map(|e| e.3).max().unwrap()) + 500;
-    let mut entries: Vec<Vec<u8>> = Vec::new();
-    let mut seqs = Vec::new();
+    let t = Timespec::new(9, 9);
+    let mut entries: Vec<(u64, NewEntry<'_>)> = Vec::new();
     for (name, ino, ftype, seq) in &names {
-        let mut buf = [0u8; 512];
-        let n =
-            encode_dentry(&mut buf, cookie(*seq), DE_ADD, *ino, *ftype, Timespec::new(9, 9), name)
-                .unwrap();
-        entries.push(buf[..n].to_vec());
-        seqs.push(cookie(*seq));
+        let e = NewEntry::Dentry { op: DE_ADD, ino: *ino, ftype: *ftype, mtime: t, name };
+        entries.push((cookie(*seq), e));
     }
-    let mut s = SetAttrEntry::zeroed();
-    s.hdr = EntryHeader::new(et::SETATTR, 0, last_old + 1, SetAttrEntry::SIZE);
-    s.valid = sa::ALL & !sa::SIZE;
-    s.mode = view.mode & 0o7777;
-    (s.uid, s.gid) = (view.uid, view.gid);
-    (s.atime, s.mtime, s.ctime) = (view.atime, view.mtime, view.ctime);
-    let mut buf = [0u8; 512];
-    let n = encode_fixed(&s, &mut buf).unwrap();
-    entries.push(buf[..n].to_vec());
-    let l = LinkEntry {
-        hdr: EntryHeader::new(et::LINK, 0, last_old + 2, LinkEntry::SIZE),
-        nlink: view.nlink,
-        _pad: 0,
+    let attrs = SetAttrs {
+        valid: sa::ALL & !sa::SIZE,
+        mode: view.mode & 0o7777,
+        uid: view.uid,
+        gid: view.gid,
+        size: 0,
+        atime: view.atime,
+        mtime: view.mtime,
         ctime: view.ctime,
     };
-    let n = encode_fixed(&l, &mut buf).unwrap();
-    entries.push(buf[..n].to_vec());
-    seqs.extend([last_old + 1, last_old + 2]);
+    entries.push((last_old + 1, NewEntry::SetAttr(attrs)));
+    entries.push((last_old + 2, NewEntry::Link { nlink: view.nlink, ctime: view.ctime }));
 
     // Write the chain into spare blocks, as the kernel's chain writer does.
-    let mut pages: Vec<u64> = Vec::new();
-    let mut tail = 0u64;
-    for e in &entries {
-        if tail == 0 || !fits(tail, e.len()) {
-            let page = img.spare_block(pages.len() as u64);
-            let b = img.block(page);
-            b.fill(0);
-            PageTail::new(docs, old.generation, pages.len() as u64).encode(&mut b[LOG_AREA..]);
-            if tail != 0 {
-                let w = pos_block(tail) * BLOCK_SIZE_U64 + PAGE_NEXT_OFF as u64;
-                img.put_u64(w, pack_next(page, pos_offset(tail)));
-            }
-            pages.push(page);
-            tail = page * BLOCK_SIZE_U64;
-        }
-        let p = tail as usize;
-        img.bytes[p..p + e.len()].copy_from_slice(e);
-        tail += e.len() as u64;
+    let owner = LogOwner { ino: docs, gen: old.generation };
+    let mut end = LogEnd::default();
+    let mut m = ImgLog { img: &mut img, spare: 0 };
+    for (seq, e) in &entries {
+        append::append_seq(&mut m, owner, &mut end, *seq, e).unwrap();
     }
+    let pages: Vec<u64> = (0..end.pages).map(|k| img.spare_block(k)).collect();
+    let tail = end.tail;
+    let seqs: Vec<u64> = entries.iter().map(|e| e.0).collect();
     assert!(pages.len() >= 2, "the compacted log should span pages");
     let mut new = old;
     new.log_head = pages[0];

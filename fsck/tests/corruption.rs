@@ -16,12 +16,10 @@ use std::collections::BTreeSet;
 
 use common::*;
 use layout::alloc_rec;
+use layout::append::NewEntry;
 use layout::inode::{dt, Timespec, INODE_FREE};
 use layout::journal::{self, JournalEntry, JOURNAL_STATE_OFF};
-use layout::log::{
-    encode_dentry, encode_fixed, et, pack_next, Entry, EntryHeader, LinkEntry, ParentEntry, DE_ADD,
-    DE_DEL, LOG_AREA,
-};
+use layout::log::{et, pack_next, Entry, DE_ADD, DE_DEL, LOG_AREA};
 use layout::{BLOCK_SIZE, BLOCK_SIZE_U64};
 use novars_fsck::tree;
 
@@ -94,19 +92,11 @@ fn write_pos(img: &Img, ino: u64) -> u64 {
 }
 
 fn append_dentry(img: &mut Img, dir: u64, op: u8, ino: u64, ftype: u8, name: &[u8]) -> u64 {
-    img.append(dir, |seq, buf| encode_dentry(buf, seq, op, ino, ftype, Timespec::new(5, 0), name))
+    img.append(dir, &NewEntry::Dentry { op, ino, ftype, mtime: Timespec::new(5, 0), name })
 }
 
 fn append_link(img: &mut Img, ino: u64, nlink: u32) -> u64 {
-    img.append(ino, |seq, buf| {
-        let l = LinkEntry {
-            hdr: EntryHeader::new(et::LINK, 0, seq, LinkEntry::SIZE),
-            nlink,
-            _pad: 0,
-            ctime: Timespec::new(5, 0),
-        };
-        encode_fixed(&l, buf)
-    })
+    img.append(ino, &NewEntry::Link { nlink, ctime: Timespec::new(5, 0) })
 }
 
 /// Big directory: several log pages.
@@ -564,14 +554,7 @@ fn dir_bad_parent() {
     run_case(|img| {
         let d = img.ino("/deep/level0");
         let root = img.ino("/");
-        img.append(d, |seq, buf| {
-            let p = ParentEntry {
-                hdr: EntryHeader::new(et::PARENT, 0, seq, ParentEntry::SIZE),
-                parent: root,
-                ctime: Timespec::new(5, 0),
-            };
-            encode_fixed(&p, buf)
-        });
+        img.append(d, &NewEntry::Parent { parent: root, ctime: Timespec::new(5, 0) });
         errors(&["DIR_BAD_PARENT"], &[])
     });
 }

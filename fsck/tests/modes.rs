@@ -4,8 +4,9 @@
 mod common;
 
 use common::*;
+use layout::append::NewEntry;
 use layout::inode::{dt, Timespec};
-use layout::log::{encode_dentry, encode_fixed, et, EntryHeader, LinkEntry, DE_DEL};
+use layout::log::DE_DEL;
 use novars_fsck::{apply_writes, check, Answer, Code, Events, Mode, Options, Problem, Quiet};
 
 /// Answers from a script; records what it was asked.
@@ -26,19 +27,18 @@ impl Events for Script {
 fn damaged() -> Vec<u8> {
     let mut img = Img::new(base_image());
     let f = img.ino("/links/orig1");
-    img.append(f, |seq, buf| {
-        let l = LinkEntry {
-            hdr: EntryHeader::new(et::LINK, 0, seq, LinkEntry::SIZE),
-            nlink: 7,
-            _pad: 0,
-            ctime: Timespec::new(1, 0),
-        };
-        encode_fixed(&l, buf)
-    });
+    img.append(f, &NewEntry::Link { nlink: 7, ctime: Timespec::new(1, 0) });
     let docs = img.ino("/docs");
-    img.append(docs, |seq, buf| {
-        encode_dentry(buf, seq, DE_DEL, 999, dt::REG, Timespec::new(1, 0), b"ghost")
-    });
+    img.append(
+        docs,
+        &NewEntry::Dentry {
+            op: DE_DEL,
+            ino: 999,
+            ftype: dt::REG,
+            mtime: Timespec::new(1, 0),
+            name: b"ghost",
+        },
+    );
     img.bytes
 }
 

@@ -10,8 +10,9 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use layout::append::{self, AppendError, LogEnd, LogMedium, LogOwner, NewEntry};
 use layout::inode::{Inode, Timespec};
-use layout::log::{pack_next, unpack_next, Entry, PageTail, LOG_AREA, PAGE_NEXT_OFF};
+use layout::log::{unpack_next, Entry, PageTail, LOG_AREA, PAGE_NEXT_OFF};
 use layout::walk::{walk_log, LogVisitor};
 use layout::{Superblock, BLOCK_SIZE, BLOCK_SIZE_U64};
 use novars_fsck::tree::{Item, Reader};
@@ -270,40 +271,75 @@ impl Img {
         self.blocks() - 300 - k
     }
 
-    /// Appends an entry built by `build(seq, buf) -> len` to `ino`'s log,
-    /// following the protocol; returns its position.
-    pub fn append(&mut self, ino: u64, build: impl FnOnce(u64, &mut [u8]) -> Option<usize>) -> u64 {
+    /// Appends `e` to `ino`'s log with `layout::append` (a new page, if
+    /// needed, is the spare block 0) and commits it; returns its position.
+    pub fn append(&mut self, ino: u64, e: &NewEntry<'_>) -> u64 {
         let log = self.log(ino);
         let i = self.inode(ino);
         let last_seq = log.entries.last().map(|&(p, _, _)| self.u64_at(p + 8)).unwrap_or(0);
-        let mut buf = [0u8; 512];
-        let len = build(last_seq + 1, &mut buf).unwrap();
-        let tail = i.log_tail;
-        assert!(tail != 0, "test appends only to non-empty logs");
-        let pos = if layout::log::fits(tail, len) {
-            tail
-        } else {
-            let page = self.spare_block(0);
-            let ord = log.pages.len() as u64;
-            let b = self.block(page);
-            b.fill(0);
-            PageTail::new(ino, i.generation, ord).encode(&mut b[LOG_AREA..]);
-            let old = layout::log::pos_block(tail);
-            self.put_u64(
-                old * BLOCK_SIZE_U64 + PAGE_NEXT_OFF as u64,
-                pack_next(page, layout::log::pos_offset(tail)),
-            );
-            page * BLOCK_SIZE_U64
+        assert!(i.log_tail != 0, "test appends only to non-empty logs");
+        let pages = log.pages.len() as u64;
+        let old = LogEnd {
+            head: i.log_head,
+            tail: i.log_tail,
+            tail_ord: pages - 1,
+            seq: last_seq,
+            pages,
         };
-        let p = pos as usize;
-        self.bytes[p..p + len].copy_from_slice(&buf[..len]);
+        let mut end = old;
+        let owner = LogOwner { ino, gen: i.generation };
+        let pos = append::append(&mut ImgLog { img: self, spare: 0 }, owner, &mut end, e).unwrap();
         let slot = self.slot(ino);
-        self.put_u64(slot + 16, pos + len as u64);
+        let (words, n) = append::commit_words(slot, &old, &end);
+        for &(at, v) in &words[..n] {
+            self.put_u64(at, v);
+        }
         pos
     }
 
     pub fn next_word(&self, page: u64) -> (u64, usize) {
         unpack_next(self.u64_at(page * BLOCK_SIZE_U64 + PAGE_NEXT_OFF as u64))
+    }
+}
+
+/// An [`Img`] as the medium of `layout::append`: new log pages are the
+/// spare blocks `spare`, `spare + 1`, ... (zeroed).
+pub struct ImgLog<'i> {
+    pub img: &'i mut Img,
+    pub spare: u64,
+}
+
+impl LogMedium for ImgLog<'_> {
+    type Error = AppendError;
+
+    fn error(e: AppendError) -> AppendError {
+        e
+    }
+
+    fn alloc_page(&mut self) -> Result<u64, AppendError> {
+        let page = self.img.spare_block(self.spare);
+        self.spare += 1;
+        self.img.block(page).fill(0);
+        Ok(page)
+    }
+
+    fn write_nt(&mut self, pos: u64, b: &[u8]) -> Result<(), AppendError> {
+        let p = pos as usize;
+        self.img.bytes[p..p + b.len()].copy_from_slice(b);
+        Ok(())
+    }
+
+    fn store_u64(&mut self, pos: u64, v: u64) -> Result<(), AppendError> {
+        self.img.put_u64(pos, v);
+        Ok(())
+    }
+
+    fn flush(&mut self, _: u64, _: u64) -> Result<(), AppendError> {
+        Ok(())
+    }
+
+    fn fence(&mut self) -> Result<(), AppendError> {
+        Ok(())
     }
 }
 

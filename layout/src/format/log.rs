@@ -170,7 +170,8 @@ pub const ENTRY_CSUM_OFF: usize = 4;
 
 impl EntryHeader {
     /// A header for an entry of type `etype` and `len` bytes (csum unset).
-    pub fn new(etype: u8, flags: u8, seq: u64, len: usize) -> Self {
+    /// Entries are built by `append::NewEntry` only.
+    pub(super) fn new(etype: u8, flags: u8, seq: u64, len: usize) -> Self {
         Self { etype, flags, len: len as u16, csum: 0, seq }
     }
 }
@@ -450,45 +451,6 @@ pub fn seal_entry(buf: &mut [u8]) {
     }
 }
 
-/// Encodes a fixed-size entry into `buf` and seals it; returns its length.
-pub fn encode_fixed<T: super::Field>(e: &T, buf: &mut [u8]) -> Option<usize> {
-    let b = buf.get_mut(..T::SIZE)?;
-    e.put(b);
-    seal_entry(b);
-    Some(T::SIZE)
-}
-
-/// Encodes a sealed `DENTRY` entry into `buf`; returns its length.
-#[allow(clippy::too_many_arguments)]
-pub fn encode_dentry(
-    buf: &mut [u8],
-    seq: u64,
-    op: u8,
-    ino: u64,
-    ftype: u8,
-    mtime: Timespec,
-    name: &[u8],
-) -> Option<usize> {
-    if !name_is_valid(name) {
-        return None;
-    }
-    let len = dentry_len(name.len());
-    let b = buf.get_mut(..len)?;
-    b.fill(0);
-    let d = DentryEntry {
-        hdr: EntryHeader::new(et::DENTRY, op, seq, len),
-        ino,
-        mtime,
-        name_len: name.len() as u8,
-        ftype,
-        _pad: [0; 6],
-    };
-    d.encode(b);
-    b.get_mut(DentryEntry::SIZE..DentryEntry::SIZE + name.len())?.copy_from_slice(name);
-    seal_entry(b);
-    Some(len)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -503,22 +465,23 @@ mod tests {
 
     #[test]
     fn entries_roundtrip_and_reject_flips() {
+        use super::super::append::NewEntry;
         let mut buf = [0u8; 512];
-        let w = WriteEntry {
-            hdr: EntryHeader::new(et::WRITE, 0, 9, WriteEntry::SIZE),
+        let w = NewEntry::Write {
+            flags: 0,
             pgoff: 3,
             block: 100,
             count: 2,
-            _pad: 0,
             size_after: 12000,
             mtime: Timespec::new(5, 6),
         };
-        let n = encode_fixed(&w, &mut buf).unwrap();
+        let n = w.encode(9, &mut buf).unwrap();
         let (e, len) = Entry::parse(&buf[..n]).unwrap();
         assert_eq!(len, 64);
         match e {
             Entry::Write(b) => {
                 assert_eq!((b.pgoff, b.block, b.count, b.size_after), (3, 100, 2, 12000));
+                assert_eq!(b.hdr.seq, 9);
             }
             _ => panic!("wrong type"),
         }
@@ -527,15 +490,19 @@ mod tests {
             c[i / 8] ^= 1 << (i % 8);
             assert!(Entry::parse(&c[..n]).is_err(), "flip {i}");
         }
-        let n = encode_dentry(&mut buf, 10, DE_ADD, 42, dt::REG, Timespec::new(1, 2), b"hello")
-            .unwrap();
+        let d = |name: &'static [u8]| NewEntry::Dentry {
+            op: DE_ADD,
+            ino: 42,
+            ftype: dt::REG,
+            mtime: Timespec::new(1, 2),
+            name,
+        };
+        let n = d(b"hello").encode(10, &mut buf).unwrap();
         assert_eq!(n, 56);
         let (e, _) = Entry::parse(&buf[..n]).unwrap();
         assert_eq!(e, Entry::Dentry(DentryEntry::decode(&buf).unwrap(), b"hello"));
         assert!(Entry::parse(&buf[..n - 8]).is_err());
-        assert!(
-            encode_dentry(&mut buf, 1, DE_ADD, 1, dt::REG, Timespec::new(0, 0), b"a/b").is_none()
-        );
+        assert!(d(b"a/b").encode(1, &mut buf).is_none());
         assert_eq!(dentry_len(255), 304);
     }
 }
