@@ -42,16 +42,19 @@
 //! step 4:       S journal.state = 0; F; B                           -- committed
 //! ```
 //! The journaled words are every `log_tail` that moves, every `log_head`
-//! that is set, and every inode `state` that flips (FREE -> LIVE on create,
-//! LIVE -> FREE when the last link goes).
+//! that is set, and the inode `state` of a new inode (FREE -> LIVE).
 //!
 //! Entries per operation: create/mknod/symlink: parent `DENTRY ADD`; mkdir:
 //! parent `DENTRY ADD` + `LINK` (nlink + 1); link: dir `DENTRY ADD`, target
-//! `LINK`; unlink: dir `DENTRY DEL`, target `LINK` (or state FREE at 0);
-//! rmdir: parent `DENTRY DEL` + `LINK`, dir state FREE; rename: source
-//! `DENTRY DEL`; destination `DENTRY DEL` of a replaced name, `DENTRY ADD`;
-//! a moved directory gets `PARENT` and both parents `LINK`; a replaced file
-//! `LINK` (or state FREE).
+//! `LINK`; unlink: dir `DENTRY DEL`, target `LINK`; rmdir: parent
+//! `DENTRY DEL` + `LINK`, dir `LINK 0`; rename: source `DENTRY DEL`;
+//! destination `DENTRY DEL` of a replaced name, `DENTRY ADD`; a moved
+//! directory gets `PARENT` and both parents `LINK`; a replaced file `LINK`.
+//!
+//! **Evict**, as the kernel's: an inode whose link count reached 0 (and
+//! that nothing holds open) gets `S state = FREE; F; B` after the
+//! operation's commit. A crash before it leaves an orphan the next mount
+//! frees.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -856,16 +859,24 @@ impl Synth {
         }
         self.begin(op::UNLINK)?;
         let ftype = dt_of_mode(n.mode).ok_or("bad mode")?;
-        let mut logs = vec![(d, vec![Ent::Del { ino, ftype, name: name.to_vec() }])];
-        let mut words = Vec::new();
-        if n.nlink > 1 {
-            logs.push((ino, vec![Ent::Link { nlink: n.nlink - 1 }]));
-        } else {
-            words.push((n.pos, INODE_FREE));
+        let logs = vec![
+            (d, vec![Ent::Del { ino, ftype, name: name.to_vec() }]),
+            (ino, vec![Ent::Link { nlink: n.nlink - 1 }]),
+        ];
+        self.transaction(&logs, &[])?;
+        if n.nlink == 1 {
+            self.evict(&n);
         }
-        self.transaction(&logs, &words)?;
         self.end(op::UNLINK);
         Ok(())
+    }
+
+    /// The kernel's evict of an inode whose last link is gone (and that
+    /// nothing holds open): its state word goes FREE, durably; a crash
+    /// before leaves an orphan that the next mount frees.
+    fn evict(&mut self, n: &Node) {
+        self.persist_u64(n.pos, INODE_FREE, "inode state (evict)");
+        self.fence("after evict");
     }
 
     /// `rmdir(path)` of an empty directory.
@@ -883,7 +894,8 @@ impl Synth {
             Ent::Del { ino, ftype: layout::inode::dt::DIR, name: name.to_vec() },
             Ent::Link { nlink: dn.nlink - 1 },
         ];
-        self.transaction(&[(d, ents)], &[(n.pos, INODE_FREE)])?;
+        self.transaction(&[(d, ents), (ino, vec![Ent::Link { nlink: 0 }])], &[])?;
+        self.evict(&n);
         self.end(op::RMDIR);
         Ok(())
     }
@@ -921,16 +933,11 @@ impl Synth {
         let del = Ent::Del { ino: x, ftype: xftype, name: sname.to_vec() };
         let add = Ent::Add { ino: x, ftype: xftype, name: dname.to_vec() };
         let mut logs: Vec<(u64, Vec<Ent>)> = Vec::new();
-        let mut words = Vec::new();
         let mut dst_ents = Vec::new();
         if let Some(y) = &victim {
             let yftype = dt_of_mode(y.mode).ok_or("bad mode")?;
             dst_ents.push(Ent::Del { ino: y.ino, ftype: yftype, name: dname.to_vec() });
-            if y.nlink > 1 {
-                logs.push((y.ino, vec![Ent::Link { nlink: y.nlink - 1 }]));
-            } else {
-                words.push((y.pos, INODE_FREE));
-            }
+            logs.push((y.ino, vec![Ent::Link { nlink: y.nlink - 1 }]));
         }
         dst_ents.push(add);
         if s == d {
@@ -950,15 +957,17 @@ impl Synth {
                 for (ino, ents) in &logs {
                     self.append(*ino, ents)?;
                 }
-                for &(pos, v) in &words {
-                    self.persist_u64(pos, v, "inode state");
+                if let Some(y) = victim.as_ref().filter(|y| y.nlink == 1) {
+                    self.evict(y);
                 }
-                self.fence("after inode state");
                 self.end(op::RENAME);
                 return Ok(());
             }
         }
-        self.transaction(&logs, &words)?;
+        self.transaction(&logs, &[])?;
+        if let Some(y) = victim.as_ref().filter(|y| y.nlink == 1) {
+            self.evict(y);
+        }
         self.end(op::RENAME);
         Ok(())
     }
@@ -987,11 +996,9 @@ impl Synth {
         self.flush(pos, len, "entry in place");
         self.fence("after entry in place");
         self.append(dn.ino, &[Ent::Del { ino: x, ftype: xftype, name: sname.to_vec() }])?;
-        if y.nlink > 1 {
-            self.append(y.ino, &[Ent::Link { nlink: y.nlink - 1 }])?;
-        } else {
-            self.persist_u64(y.pos, INODE_FREE, "inode state");
-            self.fence("after inode state");
+        self.append(y.ino, &[Ent::Link { nlink: y.nlink - 1 }])?;
+        if y.nlink == 1 {
+            self.evict(y);
         }
         Ok(())
     }
