@@ -204,7 +204,7 @@ while [ "$r" -le "$RUNS" ]; do
             if ! "$FSBENCH" mmapprobe $M 2>/tmp/bench/probe.err; then
                 eval MMAP_$fs=no
                 say "$fs: no shared mmap with MAP_SYNC ($(cat /tmp/bench/probe.err)): mmap cases n/a"
-                for c in $(awk '$4 == "mmap" { print $1 }' "$CASES"); do
+                for c in $(awk '!/^#/ && $4 == "mmap" { print $1 }' "$CASES"); do
                     echo "NA $fs $c n/a: mmap not supported" >> "$OUT"
                 done
             fi

@@ -145,7 +145,7 @@ pub fn demo() -> Result<i32> {
         let env = format!("DEMO_LIFE_DIR={}", life.log_dir.display());
         let cfg = VmConfig { fresh: false, ..cfg };
         say!("demo: boot 2 of 3: write files until qemu is killed (power cut)");
-        let crash = Crash { marker: "@@workload-running".into(), delay: Duration::from_secs(2) };
+        let crash = Crash { marker: "@@crash-armed".into(), delay: Duration::from_secs(2) };
         let out = vm::run(
             &cfg,
             "demo-crash",

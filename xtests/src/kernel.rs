@@ -316,7 +316,7 @@ mod tests {
         std::fs::write(&config, "CONFIG_A=y\n# CONFIG_XFS_FS is not set\n").unwrap();
         verify_config(&config, &[base.clone(), debug.clone()]).unwrap();
         // The base alone wants xfs: the same .config is then wrong.
-        assert!(verify_config(&config, &[base.clone()]).is_err());
+        assert!(verify_config(&config, std::slice::from_ref(&base)).is_err());
         std::fs::write(&config, "CONFIG_A=y\nCONFIG_XFS_FS=y\n").unwrap();
         assert!(verify_config(&config, &[base, debug]).is_err());
     }

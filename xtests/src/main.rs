@@ -25,7 +25,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Install every host dependency (apt, rust-src, bindgen-cli, virtme-ng); idempotent.
+    /// Install every host dependency (apt, rustup components, bindgen-cli, virtme-ng); idempotent.
     Setup,
     /// Build (or reuse from the cache) the guest kernel.
     Kernel {
@@ -66,7 +66,7 @@ enum Cmd {
     },
     /// Walk the life of a novars file system in a VM, with a verdict per step.
     Demo,
-    /// Unit tests of every crate plus every VM test; prints `N passed, N failed`.
+    /// fmt and clippy checks, unit tests of every crate, every VM test; prints `N passed, N failed`.
     Test(tests::TestArgs),
     /// Benchmark suite: novars vs ext4-DAX, xfs-DAX and the raw device in one boot.
     Bench(bench::BenchArgs),

@@ -61,7 +61,7 @@ pub const CARGO_TOOLS: &[(&str, &str, &str)] = &[
 
 pub fn setup() -> Result<()> {
     apt()?;
-    rust_src()?;
+    rust_components()?;
     bindgen()?;
     virtme_ng()?;
     for &(name, version, why) in CARGO_TOOLS {
@@ -113,16 +113,33 @@ fn apt() -> Result<()> {
     run(root_cmd(&args).env("DEBIAN_FRONTEND", "noninteractive").stdin(Stdio::null()), hint)
 }
 
-fn rust_src() -> Result<()> {
+/// rustup components: rust-src (the kernel builds `core` from it), rustfmt
+/// and clippy (`cargo xt test` checks formatting and lints). Installs only
+/// what is missing.
+fn rust_components() -> Result<()> {
+    const WANT: [(&str, &str); 3] = [
+        ("rust-src", "the kernel builds `core` from it"),
+        ("rustfmt", "`cargo xt test` checks formatting"),
+        ("clippy", "`cargo xt test` runs clippy"),
+    ];
     let installed = probe(Command::new("rustup").args(["component", "list", "--installed"]))
         .context("`rustup component list --installed` failed: the kernel's Rust build needs rustup (https://rustup.rs)")?;
-    if installed.lines().any(|l| l.trim().starts_with("rust-src")) {
-        say!("rustup: ok, rust-src installed");
+    // Installed components are listed as `rust-src` or `clippy-x86_64-...`.
+    let has = |c: &str| {
+        installed.lines().map(str::trim).any(|l| l == c || l.starts_with(&format!("{c}-")))
+    };
+    let missing: Vec<&str> = WANT.iter().map(|(c, _)| *c).filter(|c| !has(c)).collect();
+    if missing.is_empty() {
+        say!("rustup: ok, rust-src, rustfmt and clippy installed");
         return Ok(());
     }
-    say!("rustup: installing component rust-src (the kernel builds `core` from it)");
+    for (c, why) in WANT.iter().filter(|(c, _)| missing.contains(c)) {
+        say!("rustup: installing component {c} ({why})");
+    }
+    let mut args = vec!["component", "add"];
+    args.extend(&missing);
     run(
-        Command::new("rustup").args(["component", "add", "rust-src"]).stdin(Stdio::null()),
+        Command::new("rustup").args(&args).stdin(Stdio::null()),
         "Check access to static.rust-lang.org.",
     )
 }

@@ -1,4 +1,5 @@
-//! `cargo xt test`: every crate's unit tests, then every VM test.
+//! `cargo xt test`: formatting and clippy checks, every crate's unit tests,
+//! then every VM test.
 //!
 //! VM tests are the shell scripts in `xtests/vm-tests/NAME.sh`: adding a file
 //! adds a test. Header comments configure it:
@@ -203,6 +204,7 @@ pub fn test(args: &TestArgs) -> Result<i32> {
     let timer = Timer::start();
     let mut t = Tally::default();
     if !args.vm_only {
+        static_checks(&mut t)?;
         unit_tests(&mut t)?;
     }
     if !args.unit_only {
@@ -215,6 +217,55 @@ pub fn test(args: &TestArgs) -> Result<i32> {
     }
     println!("{} passed, {} failed, {} skipped", t.passed, t.failed, t.skipped);
     Ok(if t.failed == 0 { 0 } else { 1 })
+}
+
+/// Formatting and lints, each counted as one test: `cargo fmt --all --check`;
+/// rustfmt on the module's files (`novafs-kmod/*.rs` is no cargo crate; the
+/// repository's rustfmt.toml applies, the edition is the kernel's); clippy on
+/// every crate and target with warnings as errors.
+fn static_checks(t: &mut Tally) -> Result<()> {
+    say!("test: formatting and clippy");
+    let root = repo_root();
+    let kmod_dir = root.join("novafs-kmod");
+    let mut kmod: Vec<PathBuf> = fs::read_dir(&kmod_dir)
+        .with_context(|| format!("reading {}", kmod_dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "rs"))
+        .collect();
+    kmod.sort();
+    let cargo = env!("CARGO");
+    let mut fmt = Command::new(cargo);
+    fmt.args(["fmt", "--all", "--check"]);
+    let mut fmt_kmod = Command::new("rustfmt");
+    fmt_kmod.args(["--edition", "2021", "--check"]).args(&kmod);
+    let mut clippy = Command::new(cargo);
+    clippy.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--color",
+        "never",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    for (label, mut c) in [
+        ("check:fmt (cargo fmt --all --check)", fmt),
+        ("check:fmt-kmod (rustfmt --check novafs-kmod/*.rs)", fmt_kmod),
+        ("check:clippy (cargo clippy --workspace --all-targets -D warnings)", clippy),
+    ] {
+        c.current_dir(&root).stdin(Stdio::null());
+        eprintln!("+ {}", show(&c));
+        match c.status() {
+            Ok(s) if s.success() => {
+                t.passed += 1;
+                println!("PASS  {label}");
+            }
+            Ok(s) => t.fail(label, format!("{s} (output above)")),
+            Err(e) => t.fail(label, format!("could not run: {e}")),
+        }
+    }
+    Ok(())
 }
 
 /// `cargo test --workspace --no-fail-fast` (every crate runs even after a
@@ -281,7 +332,10 @@ fn vm_tests(args: &TestArgs, t: &mut Tally) -> Result<()> {
     }
     let tests: Vec<VmTest> = registry()?
         .into_iter()
-        .filter(|v| args.filter.as_ref().map_or(true, |f| v.name.contains(f.as_str())))
+        .filter(|v| match &args.filter {
+            Some(f) => v.name.contains(f.as_str()),
+            None => true,
+        })
         .collect();
     let lanes = args
         .lanes
@@ -429,20 +483,36 @@ fn run_jobs(mut jobs: Vec<Job>, lanes: usize, t: &mut Tally) {
     std::thread::scope(|s| {
         for _ in 0..lanes {
             let (queue, total) = (&queue, &total);
-            s.spawn(move || loop {
-                let Some(job) = queue.lock().ok().and_then(|mut q| q.pop_front()) else { break };
-                let lane_cfg = Lane { images: Some(vm::ANY_LANE.to_string()), echo: lanes == 1 };
-                let mut mine = Tally::default();
-                if job.crash {
-                    crash_series(&job.tests, job.flavour, job.ko.as_deref(), &lane_cfg, &mut mine);
-                } else {
-                    shared_boot(&job.tests, job.flavour, job.ko.as_deref(), &lane_cfg, &mut mine);
-                }
-                if let Ok(mut tot) = total.lock() {
-                    tot.passed += mine.passed;
-                    tot.failed += mine.failed;
-                    tot.skipped += mine.skipped;
-                    tot.failures.extend(mine.failures);
+            // The guard is taken by the closure: the queue is unlocked
+            // before the job runs.
+            s.spawn(move || {
+                while let Some(job) = queue.lock().ok().and_then(|mut q| q.pop_front()) {
+                    let lane_cfg =
+                        Lane { images: Some(vm::ANY_LANE.to_string()), echo: lanes == 1 };
+                    let mut mine = Tally::default();
+                    if job.crash {
+                        crash_series(
+                            &job.tests,
+                            job.flavour,
+                            job.ko.as_deref(),
+                            &lane_cfg,
+                            &mut mine,
+                        );
+                    } else {
+                        shared_boot(
+                            &job.tests,
+                            job.flavour,
+                            job.ko.as_deref(),
+                            &lane_cfg,
+                            &mut mine,
+                        );
+                    }
+                    if let Ok(mut tot) = total.lock() {
+                        tot.passed += mine.passed;
+                        tot.failed += mine.failed;
+                        tot.skipped += mine.skipped;
+                        tot.failures.extend(mine.failures);
+                    }
                 }
             });
         }

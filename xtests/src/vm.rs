@@ -305,6 +305,14 @@ fn guest_env(cfg: &VmConfig, run_dir: &Path) -> Vec<(String, String)> {
     let bin = target_dir().join("release");
     let tools =
         crate::setup::cargo_bin_dir().map(|d| format!(":{}", d.display())).unwrap_or_default();
+    // NOVARS_GUEST_PATH_PREFIX=DIR[:DIR...] goes first on the guest's PATH
+    // (the guest sees the host's root): a directory with an `awk` symlink
+    // to gawk runs every guest script with GNU awk (TESTING.md).
+    let prefix = std::env::var("NOVARS_GUEST_PATH_PREFIX")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .map(|p| format!("{p}:"))
+        .unwrap_or_default();
     let mut env = vec![
         ("NOVARS_ROOT".into(), root.display().to_string()),
         ("NOVARS_BIN".into(), bin.display().to_string()),
@@ -316,7 +324,7 @@ fn guest_env(cfg: &VmConfig, run_dir: &Path) -> Vec<(String, String)> {
         (
             "PATH".into(),
             format!(
-                "{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin{}",
+                "{prefix}{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin{}",
                 bin.display(),
                 tools
             ),

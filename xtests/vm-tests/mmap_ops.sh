@@ -84,10 +84,13 @@ huge_faults() {
 }
 
 # extents_aligned FILE: every extent's device offset matches its file offset
-# modulo 2 MiB (FIEMAP, 512-byte units), i.e. PMD-mappable.
+# modulo 2 MiB (FIEMAP, 512-byte units), i.e. PMD-mappable. Lines look like
+# "0: [0..8191]: 4096..12287"; splitting at non-digits keeps the awk
+# program POSIX (a bracket expression holding "[." or "[:" is read as a
+# collating symbol or class by GNU awk and rejected).
 extents_aligned() {
     xfs_io -c "fiemap" "$1" | awk '$2 ~ /^\[/ && $3 != "hole" {
-        split($2, l, /[][.:]+/); split($3, p, /[.:]+/)
+        split($2, l, /[^0-9]+/); split($3, p, /[^0-9]+/)
         n++; if ((p[1] - l[2]) % 4096) bad++ }
         END { print n + 0, bad + 0 }'
 }

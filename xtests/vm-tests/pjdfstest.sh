@@ -43,9 +43,11 @@ EOF
 
 # pjd_cases LOG: the "NAME RESULT" lines of a pjdfstest log. Case lines are
 # "NAME<spaces>ok|FAILED|skipped|..."; colour codes are stripped in case the
-# terminal detection differs.
+# terminal detection differs (ESC written with printf: `\x1b` in a sed
+# program is a GNU extension).
+ESC=$(printf '\033')
 pjd_cases() {
-    sed 's/\x1b\[[0-9;]*m//g' "$1" |
+    sed "s/$ESC\[[0-9;]*m//g" "$1" |
         awk '/^[a-z_0-9]+::[A-Za-z_0-9:]+ +(ok|FAILED|skipped|PASSED UNEXPECTEDLY|failed as expected)$/ {
                  name = $1; $1 = ""; sub(/^ +/, ""); print name, $0 }'
 }
@@ -101,7 +103,7 @@ if [ -n "$bad" ]; then
     echo "$bad"
     # The failure messages, for the log.
     for c in $(echo "$bad" | awk '{ print $1 }'); do
-        sed 's/\x1b\[[0-9;]*m//g' $W/novars-erofs.log $W/novars.log | grep -A3 "^$c " | head -4
+        sed "s/$ESC\[[0-9;]*m//g" $W/novars-erofs.log $W/novars.log | grep -A3 "^$c " | head -4
     done
     fail "$(echo "$bad" | wc -l) pjdfstest cases pass on ext4 but not on novars"
 fi
