@@ -227,6 +227,9 @@ pub struct Summary {
     pub blocks_free: u64,
 }
 
+/// One allocator-record block's worth: (kind, lane, ranges).
+type RecordChunk = (u16, u16, Vec<(u64, u64)>);
+
 /// Formats an image and fills it.
 pub struct Builder<'a> {
     img: &'a mut [u8],
@@ -422,7 +425,7 @@ impl<'a> Builder<'a> {
     /// newly allocated blocks (2 MiB-aligned when the piece is that large).
     /// The file's size must already cover the data ([`Builder::set_size`]).
     pub fn write_at(&mut self, ino: u64, off: u64, data: &[u8]) -> Result<()> {
-        if off % BLOCK_SIZE_U64 != 0 {
+        if !off.is_multiple_of(BLOCK_SIZE_U64) {
             return Err(Error::Invalid("write offset not block-aligned"));
         }
         let (size, mtime) = {
@@ -560,7 +563,7 @@ impl<'a> Builder<'a> {
         // The allocator record: block extents then inode ranges, in blocks
         // taken from the free space (and listed in it).
         let free_blocks_total = self.alloc.free_blocks();
-        let mut chunks: Vec<(u16, u16, Vec<(u64, u64)>)> = Vec::new();
+        let mut chunks: Vec<RecordChunk> = Vec::new();
         let free = self.alloc.free_extents();
         let need_blocks = free.len().div_ceil(ALLOC_PER_BLOCK) + inode_ranges.len() + 1;
         // Take record blocks from the end of the last free extent.

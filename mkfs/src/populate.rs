@@ -163,7 +163,7 @@ impl Walker<'_, '_> {
             }
             let n =
                 self.counts.files + self.counts.dirs + self.counts.symlinks + self.counts.special;
-            if self.progress && n % 1000 == 0 {
+            if self.progress && n.is_multiple_of(1000) {
                 eprint!("\rCopying files: {n}");
                 let _ = io::stderr().flush();
             }
