@@ -6,10 +6,9 @@
 //! (`xtests/vm-tests/crashcheck.sh`); nothing else calls them.
 
 use crate::inode::{Index, InodeInfo};
+use crate::layout::append::NewEntry;
 use crate::layout::inode::read_inode_at;
-use crate::layout::log::{
-    encode_dentry, encode_fixed, et, seal_entry, EntryHeader, LinkEntry, DE_ADD, DE_DEL, MAX_ENTRY,
-};
+use crate::layout::log::{seal_entry, DE_ADD, DE_DEL, MAX_ENTRY};
 use crate::layout::walk::{walk_log, DirIndex, LogVisitor};
 use crate::layout::{log::Entry, Media, Timespec, BLOCK_SIZE_U64};
 use crate::log::Appender;
@@ -72,24 +71,11 @@ pub(crate) fn rename_in_place(
     sbi.pm.fence();
 
     let mut dap = Appender::new(sbi, dir.ino, dir.gen, dir.rec, dir.inner.lock().log);
-    let mut seq = 0;
-    dap.push(|s, buf| {
-        seq = s;
-        encode_dentry(buf, s, DE_DEL, moved.ino, ftype, now, oname)
-    })?;
+    let seq =
+        dap.push(&NewEntry::Dentry { op: DE_DEL, ino: moved.ino, ftype, mtime: now, name: oname })?;
     let dpos = dap.commit()?;
     let mut vap = Appender::new(sbi, victim.ino, victim.gen, victim.rec, victim.inner.lock().log);
-    vap.push(|s, buf| {
-        encode_fixed(
-            &LinkEntry {
-                hdr: EntryHeader::new(et::LINK, 0, s, LinkEntry::SIZE),
-                nlink: victim_nlink,
-                _pad: 0,
-                ctime: now,
-            },
-            buf,
-        )
-    })?;
+    vap.push(&NewEntry::Link { nlink: victim_nlink, ctime: now })?;
     let vpos = vap.commit()?;
     {
         let mut g = dir.inner.lock();

@@ -29,16 +29,17 @@
 use crate::index::{DirEnt, DirMap, ExtentMap};
 use crate::inode::{Index, Inner, InodeInfo};
 use crate::journal::Tx;
+use crate::layout::append::{self, LogEnd, LogOwner, NewEntry, SetAttrs};
 use crate::layout::inode::{
     read_inode_at, Inode, INODE_HEAD_OFF, INODE_TAIL_OFF, S_IFDIR, S_IFMT, S_IFREG,
 };
 use crate::layout::log::{
-    dentry_len, encode_dentry, encode_fixed, et, fits, pos_block, sa, unpack_next, EntryHeader,
-    LinkEntry, ParentEntry, SetAttrEntry, WriteEntry, DE_ADD, LOG_AREA, MAX_ENTRY, PAGE_NEXT_OFF,
+    dentry_len, pos_block, sa, unpack_next, LinkEntry, ParentEntry, SetAttrEntry, WriteEntry,
+    DE_ADD, LOG_AREA, MAX_ENTRY, PAGE_NEXT_OFF,
 };
 use crate::layout::walk::{replay_inode, Ignore, InodeView, WalkReport};
-use crate::layout::{read_u64, Field, Media, BLOCK_SIZE_U64};
-use crate::log::LogPos;
+use crate::layout::{read_u64, Media};
+use crate::log::{LogPos, PmLog};
 use crate::super_::SbInfo;
 use kernel::prelude::*;
 
@@ -89,73 +90,28 @@ pub(crate) fn maybe_compact(sbi: &SbInfo, info: &InodeInfo, inner: &mut Inner) -
     }
 }
 
-/// Builds a chain of fresh log pages for one inode.
+/// Builds a chain of fresh log pages for one inode (nothing points into
+/// it until the journal transaction of [`compact`] switches the head).
 struct Writer<'a> {
-    sbi: &'a SbInfo,
-    ino: u64,
-    gen: u32,
-    pages: KVec<u64>,
-    /// Position where the next entry goes (0: no page yet).
-    tail: u64,
-    seq: u64,
+    m: PmLog<'a>,
+    owner: LogOwner,
+    end: LogEnd,
 }
 
-impl<'a> Writer<'a> {
-    /// Appends the entry `build(seq, buf) -> len` with the next sequence
-    /// number.
-    fn push(&mut self, build: impl FnOnce(u64, &mut [u8]) -> Option<usize>) -> Result {
-        let seq = self.seq.checked_add(1).ok_or(EINVAL)?;
-        self.push_at(seq, build)
+impl Writer<'_> {
+    /// Appends `e` with the next sequence number.
+    fn push(&mut self, e: &NewEntry<'_>) -> Result {
+        append::append(&mut self.m, self.owner, &mut self.end, e).map(|_| ())
     }
 
-    /// Appends an entry with sequence number `seq`, which must be above
-    /// the last one written (the walker rejects anything else).
-    fn push_at(&mut self, seq: u64, build: impl FnOnce(u64, &mut [u8]) -> Option<usize>) -> Result {
-        if seq <= self.seq {
-            return Err(EINVAL);
-        }
-        let mut buf = [0u8; MAX_ENTRY];
-        let len = build(seq, &mut buf).ok_or(EINVAL)?;
-        let entry = buf.get(..len).ok_or(EINVAL)?;
-        if self.tail == 0 || !fits(self.tail, len) {
-            let (page, _) = self.sbi.alloc.alloc(1)?;
-            if let Err(e) = self.pages.push(page, GFP_KERNEL) {
-                let _ = self.sbi.alloc.free(page, 1);
-                return Err(e.into());
-            }
-            let ordinal = (self.pages.len() - 1) as u64;
-            crate::log::start_page(self.sbi, page, self.ino, self.gen, ordinal)?;
-            if self.tail != 0 {
-                // Nothing points into the chain until the journal
-                // transaction switches the head.
-                crate::log::link_page(self.sbi, self.tail, page)?;
-            }
-            self.tail = page * BLOCK_SIZE_U64;
-        }
-        self.sbi.pm.write_nt(self.tail, entry)?;
-        self.tail += len as u64;
-        self.seq = seq;
-        Ok(())
+    /// Appends `e` with sequence number `seq`, which must be above the
+    /// last one written (the walker rejects anything else).
+    fn push_at(&mut self, seq: u64, e: &NewEntry<'_>) -> Result {
+        append::append_seq(&mut self.m, self.owner, &mut self.end, seq, e).map(|_| ())
     }
 
-    fn push_fixed<T: Field + Copy>(
-        &mut self,
-        etype: u8,
-        e: T,
-        set_hdr: impl Fn(&mut T, EntryHeader),
-    ) -> Result {
-        self.push(|seq, buf| {
-            let mut e = e;
-            set_hdr(&mut e, EntryHeader::new(etype, 0, seq, T::SIZE));
-            encode_fixed(&e, buf)
-        })
-    }
-
-    fn free(&self) {
-        let a = &self.sbi.alloc;
-        for &p in self.pages.iter() {
-            let _ = a.free(p, 1);
-        }
+    fn free(&mut self) {
+        self.m.free_taken();
     }
 }
 
@@ -252,39 +208,28 @@ fn replay(sbi: &SbInfo, ino: u64, raw: &Inode) -> Result<(InodeView, Live, WalkR
 }
 
 /// A SETATTR restoring every field of `view` named in `valid`.
-fn attrs(view: &InodeView, valid: u32) -> SetAttrEntry {
-    let mut s = SetAttrEntry::zeroed();
-    s.valid = valid;
-    s.mode = view.mode & 0o7777;
-    s.uid = view.uid;
-    s.gid = view.gid;
-    s.size = view.size;
-    s.atime = view.atime;
-    s.mtime = view.mtime;
-    s.ctime = view.ctime;
-    s
+fn attrs(view: &InodeView, valid: u32) -> NewEntry<'static> {
+    NewEntry::SetAttr(SetAttrs {
+        valid,
+        mode: view.mode & 0o7777,
+        uid: view.uid,
+        gid: view.gid,
+        size: view.size,
+        atime: view.atime,
+        mtime: view.mtime,
+        ctime: view.ctime,
+    })
 }
 
 /// PARENT (if the parent differs from the inode record's) and LINK, the
 /// last entries of either kind of compact log.
 fn write_parent_link(w: &mut Writer<'_>, view: &InodeView, raw_parent: u64) -> Result {
     if view.parent != raw_parent {
-        let p = ParentEntry {
-            hdr: EntryHeader::new(et::PARENT, 0, 0, ParentEntry::SIZE),
-            parent: view.parent,
-            ctime: view.ctime,
-        };
-        w.push_fixed(et::PARENT, p, |e, h| e.hdr = h)?;
+        w.push(&NewEntry::Parent { parent: view.parent, ctime: view.ctime })?;
     }
     // LINK last: it sets ctime back to the inode's (WRITE and DENTRY
     // entries set it to their mtime).
-    let l = LinkEntry {
-        hdr: EntryHeader::new(et::LINK, 0, 0, LinkEntry::SIZE),
-        nlink: view.nlink,
-        _pad: 0,
-        ctime: view.ctime,
-    };
-    w.push_fixed(et::LINK, l, |e, h| e.hdr = h)
+    w.push(&NewEntry::Link { nlink: view.nlink, ctime: view.ctime })
 }
 
 /// The entries that replay to `view` and `extents` on top of the inode
@@ -298,21 +243,19 @@ fn write_file(
     // SETATTR first: its size change drops blocks at or past the new end,
     // and the map is still empty here (blocks past EOF of a KEEP_SIZE
     // fallocate survive).
-    w.push_fixed(et::SETATTR, attrs(view, sa::ALL), |e, h| e.hdr = h)?;
+    w.push(&attrs(view, sa::ALL))?;
     for &(pg, block, count) in extents {
         let mut done = 0u64;
         while done < count {
             let n = (count - done).min(u32::MAX as u64);
-            let e = WriteEntry {
-                hdr: EntryHeader::new(et::WRITE, 0, 0, WriteEntry::SIZE),
+            w.push(&NewEntry::Write {
+                flags: 0,
                 pgoff: pg + done,
                 block: block + done,
                 count: n as u32,
-                _pad: 0,
                 size_after: view.size,
                 mtime: view.mtime,
-            };
-            w.push_fixed(et::WRITE, e, |e, h| e.hdr = h)?;
+            })?;
             done += n;
         }
     }
@@ -332,22 +275,29 @@ fn write_dir(
     // Every live name keeps the sequence number of its ADD entry, its
     // readdir cookie; `names` is in sequence order, as the walker wants.
     for (seq, e) in names {
-        w.push_at(*seq, |s, buf| {
-            encode_dentry(buf, s, DE_ADD, e.ino, e.ftype, view.mtime, e.name.as_slice())
-        })?;
+        w.push_at(
+            *seq,
+            &NewEntry::Dentry {
+                op: DE_ADD,
+                ino: e.ino,
+                ftype: e.ftype,
+                mtime: view.mtime,
+                name: e.name.as_slice(),
+            },
+        )?;
     }
     // The rest continues above the old log, so the next sequence number
     // handed out (the log's last plus one) is above every cookie ever
     // handed out: a name created after the compaction sorts after every
     // position an open directory stream may hold.
-    w.seq = w.seq.max(last_seq);
+    w.end.seq = w.end.seq.max(last_seq);
     // The DENTRY entries set the times; SETATTR restores them (and the
     // size only if it differs from the record's: directories have none).
     let mut valid = sa::ALL & !sa::SIZE;
     if view.size != raw.size {
         valid |= sa::SIZE;
     }
-    w.push_fixed(et::SETATTR, attrs(view, valid), |e, h| e.hdr = h)?;
+    w.push(&attrs(view, valid))?;
     write_parent_link(w, view, raw.parent)
 }
 
@@ -399,23 +349,31 @@ fn compact(sbi: &SbInfo, info: &InodeInfo, log: LogPos) -> Result<Compacted> {
     }
     // Every sequence number the old log handed out.
     let last_seq = log.seq.max(rep.last_seq);
-    let mut w = Writer { sbi, ino: info.ino, gen: info.gen, pages: KVec::new(), tail: 0, seq: 0 };
+    let mut w = Writer {
+        m: PmLog::new(sbi),
+        owner: LogOwner { ino: info.ino, gen: info.gen },
+        end: LogEnd::default(),
+    };
     let built = (|| -> Result<u64> {
         match &live {
             Live::File(extents) => {
-                w.seq = last_seq;
+                w.end.seq = last_seq;
                 write_file(&mut w, &view, &raw, extents)?;
             }
             Live::Dir(names) => write_dir(&mut w, &view, &raw, names, last_seq)?,
         }
         // The new log must mean exactly what the old one does, and end
         // above every sequence number the old one used.
-        let head = *w.pages.first().ok_or(EINVAL)?;
+        let head = *w.m.taken.first().ok_or(EINVAL)?;
         let mut check = raw;
         check.log_head = head;
-        check.log_tail = w.tail;
+        check.log_tail = w.end.tail;
         let (view2, live2, rep2) = replay(sbi, info.ino, &check)?;
-        if view2 != view || !live2.same(&live) || rep2.last_seq != w.seq || w.seq <= last_seq {
+        if view2 != view
+            || !live2.same(&live)
+            || rep2.last_seq != w.end.seq
+            || w.end.seq <= last_seq
+        {
             pr_err!(
                 "({}): inode {}: compacted log does not replay to the same state\n",
                 sbi.dev(),
@@ -444,7 +402,7 @@ fn compact(sbi: &SbInfo, info: &InodeInfo, log: LogPos) -> Result<Compacted> {
     let words = [info.rec + INODE_HEAD_OFF, info.rec + INODE_TAIL_OFF];
     let r = Tx::begin(sbi, &words).and_then(|tx| {
         tx.store(words[0], head)?;
-        tx.store(words[1], w.tail)?;
+        tx.store(words[1], w.end.tail)?;
         tx.commit()
     });
     if let Err(e) = r {
@@ -458,13 +416,6 @@ fn compact(sbi: &SbInfo, info: &InodeInfo, log: LogPos) -> Result<Compacted> {
             let _ = a.free(p, 1);
         }
     }
-    let pages = w.pages.len() as u64;
-    Ok(Compacted::Done(LogPos {
-        head,
-        tail: w.tail,
-        tail_ord: pages - 1,
-        seq: w.seq,
-        pages,
-        gc_at: next_threshold(pages),
-    }))
+    let pages = w.end.pages;
+    Ok(Compacted::Done(LogPos { gc_at: next_threshold(pages), ..LogPos::default() }.at(w.end)))
 }

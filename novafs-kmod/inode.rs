@@ -238,3 +238,13 @@ extern "C" fn novars_rs_free_inode_info(p: *mut c_void) {
         drop(unsafe { KBox::from_raw(p.cast::<InodeInfo>()) });
     }
 }
+
+/// evict with no links left: free the inode and everything it holds.
+#[no_mangle]
+extern "C" fn novars_rs_evict(inode: *mut bindings::inode, ip: *mut c_void) {
+    // SAFETY: C passes a live novars inode being evicted and its info.
+    let (sbi, info) = unsafe { (super_::sbi((*inode).i_sb), info(ip)) };
+    if let Err(e) = crate::namei::free_inode(sbi, info) {
+        pr_err!("({}): could not free inode {} ({})\n", sbi.dev(), info.ino, e.to_errno());
+    }
+}

@@ -5,7 +5,11 @@
 //!
 //! Callers write every log entry first (past the committed tails, so
 //! invisible), then [`Tx::begin`] with the words they will change,
-//! [`Tx::store`] each, and [`Tx::commit`].
+//! [`Tx::store`] each, and [`Tx::commit`]. A transaction dropped without a
+//! successful commit (an error on the way) is rolled back at once, as
+//! recovery would after a crash: every journaled word gets its old value
+//! back and the lane's journal is closed, so the next transaction on the
+//! lane never overwrites the undo record of an open one.
 
 use crate::layout::journal::{build, tx_len, JournalEntry, JOURNAL_STATE_OFF};
 use crate::layout::{read_u64, Media, BLOCK_SIZE_U64};
@@ -30,6 +34,10 @@ pub(crate) struct Tx<'a> {
     lane: Guard<'a, Lane, MutexBackend>,
     jpos: u64,
     seq: u64,
+    /// The undo records (`n` of them), for a rollback on drop.
+    undo: [JournalEntry; MAX_WORDS],
+    n: usize,
+    committed: bool,
 }
 
 fn read_word(sbi: &SbInfo, pos: u64) -> Result<u64> {
@@ -64,7 +72,7 @@ impl<'a> Tx<'a> {
         pm.write_nt(jpos, buf.get(..tx_len(n)).unwrap_or(&[]))?;
         pm.fence();
         pm.persist_u64(jpos + JOURNAL_STATE_OFF as u64, seq)?;
-        Ok(Self { sbi, lane, jpos, seq })
+        Ok(Self { sbi, lane, jpos, seq, undo: es, n, committed: false })
     }
 
     /// Changes one journaled word (flushed; made durable by `commit`).
@@ -79,6 +87,36 @@ impl<'a> Tx<'a> {
         pm.fence();
         pm.persist_u64(self.jpos + JOURNAL_STATE_OFF as u64, 0)?;
         self.lane.seq = self.seq;
+        self.committed = true;
         Ok(())
+    }
+
+    /// Puts every journaled word back, durably, then closes the journal.
+    fn roll_back(&mut self) -> Result {
+        let pm = &self.sbi.pm;
+        for e in self.undo.iter().take(self.n) {
+            pm.store_u64(e.pos, e.old)?;
+            pm.flush(e.pos, 8)?;
+        }
+        pm.fence();
+        pm.persist_u64(self.jpos + JOURNAL_STATE_OFF as u64, 0)?;
+        self.lane.seq = self.seq;
+        Ok(())
+    }
+}
+
+impl Drop for Tx<'_> {
+    fn drop(&mut self) {
+        if self.committed {
+            return;
+        }
+        if let Err(e) = self.roll_back() {
+            // The journal stays open: the next mount rolls it back.
+            pr_err!(
+                "({}): journal rollback failed ({:?}); the next mount recovers it\n",
+                self.sbi.dev(),
+                e
+            );
+        }
     }
 }

@@ -12,26 +12,24 @@
 //! and flushes its cache lines has durable data without msync or fsync.
 
 use crate::alloc::HUGE;
+use crate::filetx::{file_map, FileTx, ZEROS};
 use crate::index::Lookup;
 use crate::inode::{Index, Inner, InodeInfo};
-use crate::layout::walk::FileMap;
-use crate::layout::{Timespec, BLOCK_SIZE, BLOCK_SIZE_U64};
-use crate::log::Appender;
+use crate::layout::{Timespec, BLOCK_SIZE_U64};
 use crate::super_::SbInfo;
 use kernel::prelude::*;
-
-static ZEROS: [u8; BLOCK_SIZE] = [0; BLOCK_SIZE];
 
 /// Most extents one call commits (one WRITE entry each).
 pub(crate) const MAX_EXTENTS: usize = 64;
 
 /// Allocates zeroed blocks for the holes in file blocks `[first, first +
 /// count)`, using at most `max_exts` extents, and commits them (one WRITE
-/// entry per extent, `size_after` as the file size, `mtime`). Returns the
-/// number of blocks allocated and the first file block not examined (the
-/// caller loops while it is below `first + count`).
+/// entry per extent, `size_after` as the file size, `mtime`) in one
+/// [`FileTx`]. Returns the number of blocks allocated and the first file
+/// block not examined (the caller loops while it is below `first + count`).
 ///
 /// The caller holds the inode's log lock and passes its locked `Inner`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn fill_holes(
     sbi: &SbInfo,
     info: &InodeInfo,
@@ -46,96 +44,50 @@ pub(crate) fn fill_holes(
         return Err(EROFS);
     }
     let end = first.checked_add(count).ok_or(EINVAL)?;
-    let Index::File(map) = &mut g.index else { return Err(EINVAL) };
-    let mut exts: KVec<(u64, u64, u64)> = KVec::new();
-    let free_all = |exts: &KVec<(u64, u64, u64)>| {
-        let a = &sbi.alloc;
-        for &(_, b, c) in exts.as_slice() {
-            let _ = a.free(b, c);
-        }
-    };
+    let mut tx = FileTx::new(sbi, info, g.log, mtime);
     let mut pg = first;
-    while pg < end && exts.len() < max_exts.min(MAX_EXTENTS) {
-        match map.lookup(pg) {
-            Lookup::Mapped { run, .. } => pg = pg.saturating_add(run).min(end),
-            Lookup::Hole { run } => {
-                let want = run.min(end - pg);
-                let goal = match exts.last() {
-                    Some(&(p, b, c)) if p + c == pg => Some(b + c),
-                    _ => map.goal(pg),
-                };
-                let (b, c) = match sbi.alloc.alloc_for(pg, want, false, goal) {
-                    Ok(x) => x,
-                    Err(e) if exts.is_empty() => return Err(e),
-                    Err(_) => break,
-                };
-                exts.push((pg, b, c), GFP_KERNEL).inspect_err(|_| {
-                    let _ = sbi.alloc.free(b, c);
-                    free_all(&exts);
-                })?;
-                pg += c;
+    {
+        let map = file_map(g)?;
+        let mut prev: Option<(u64, u64)> = None;
+        while pg < end && tx.entries() < max_exts.min(MAX_EXTENTS) {
+            match map.lookup(pg) {
+                Lookup::Mapped { run, .. } => pg = pg.saturating_add(run).min(end),
+                Lookup::Hole { run } => {
+                    let goal = match prev {
+                        Some((p, b)) if p == pg => Some(b),
+                        _ => map.goal(pg),
+                    };
+                    let (b, c) = match tx.alloc(pg, run.min(end - pg), false, goal) {
+                        Ok(x) => x,
+                        Err(e) if tx.entries() == 0 => return Err(e),
+                        Err(_) => break,
+                    };
+                    zero_and_log(sbi, &mut tx, pg, b, c, size_after)?;
+                    prev = Some((pg + c, b + c));
+                    pg += c;
+                }
             }
         }
     }
-    if exts.is_empty() {
-        return Ok((0, pg));
-    }
-    let n = commit_new(sbi, info, g, exts.as_slice(), size_after, mtime)?;
+    let n = tx.taken_blocks();
+    // `commit` fences the zeroing and the entries before the tail store.
+    tx.commit(g)?;
     Ok((n, pg))
 }
 
-/// Zeroes the newly allocated extents `exts` (file block, device block,
-/// count), appends one WRITE entry per extent (`size_after`, `mtime`) and
-/// commits the tail, then maps them. On failure every extent goes back to
-/// the allocator. Returns the number of blocks mapped.
-fn commit_new(
+/// Zeroes the new blocks `b..+c` for file blocks `pg..` and logs them.
+fn zero_and_log(
     sbi: &SbInfo,
-    info: &InodeInfo,
-    g: &mut Inner,
-    exts: &[(u64, u64, u64)],
+    tx: &mut FileTx<'_>,
+    pg: u64,
+    b: u64,
+    c: u64,
     size_after: u64,
-    mtime: Timespec,
-) -> Result<u64> {
-    let free_all = || {
-        for &(_, b, c) in exts {
-            let _ = sbi.alloc.free(b, c);
-        }
-    };
-    let log = g.log;
-    let Index::File(map) = &mut g.index else {
-        free_all();
-        return Err(EINVAL);
-    };
-    let mut ap = Appender::new(sbi, info.ino, info.gen, info.rec, log);
-    let r = (|| -> Result {
-        for &(epg, blk, cnt) in exts {
-            for i in 0..cnt {
-                sbi.pm.write_nt((blk + i) * BLOCK_SIZE_U64, &ZEROS)?;
-            }
-            ap.push_write(0, epg, blk, cnt, size_after, mtime)?;
-        }
-        Ok(())
-    })();
-    if let Err(e) = r {
-        ap.abort();
-        free_all();
-        return Err(e);
+) -> Result {
+    for i in 0..c {
+        sbi.pm.write_nt((b + i) * BLOCK_SIZE_U64, &ZEROS)?;
     }
-    // `commit` fences the zeroing and the entries before the tail store.
-    let newlog = match ap.commit() {
-        Ok(l) => l,
-        Err(e) => {
-            free_all();
-            return Err(e);
-        }
-    };
-    let mut n = 0u64;
-    for &(epg, blk, cnt) in exts {
-        map.map(epg, blk, cnt);
-        n = n.saturating_add(cnt);
-    }
-    g.log = newlog;
-    Ok(n)
+    tx.write(pg, b, c, size_after, 0, true)
 }
 
 /// `iomap_begin` for a write fault (or any `IOMAP_WRITE`): the mapping at
@@ -216,10 +168,9 @@ fn fill_huge(
     if !sbi.rw() {
         return Err(EROFS);
     }
-    let goal = match &mut g.index {
-        Index::File(map) => map.goal(pg),
-        _ => None,
-    };
-    let (b, c) = sbi.alloc.alloc_huge(pg, goal)?;
-    commit_new(sbi, info, g, &[(pg, b, c)], size, mtime).map(|_| ())
+    let goal = file_map(g)?.goal(pg);
+    let mut tx = FileTx::new(sbi, info, g.log, mtime);
+    let (b, c) = tx.alloc_huge(pg, goal)?;
+    zero_and_log(sbi, &mut tx, pg, b, c, size)?;
+    tx.commit(g)
 }

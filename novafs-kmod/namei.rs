@@ -14,15 +14,13 @@
 
 use crate::inode::{self, Index, Inner, InodeInfo};
 use crate::journal::{Tx, MAX_WORDS};
+use crate::layout::append::{NewEntry, SetAttrs};
 use crate::layout::inode::{
     dt_of_mode, Inode, Timespec, INLINE_MAX, INODE_FREE, INODE_LIVE, INODE_STATE_OFF, S_IFDIR,
     S_IFLNK, S_IFMT,
 };
 use crate::layout::inode::{read_inode_at, slot_pos_in};
-use crate::layout::log::{
-    encode_dentry, encode_fixed, et, sa, EntryHeader, LinkEntry, ParentEntry, SetAttrEntry, DE_ADD,
-    DE_DEL,
-};
+use crate::layout::log::{sa, DE_ADD, DE_DEL};
 use crate::layout::walk::DirIndex;
 use crate::layout::{BLOCK_SIZE, BLOCK_SIZE_U64};
 use crate::locks::lock_logs;
@@ -56,49 +54,19 @@ fn dentry(
     now: Timespec,
     name: &[u8],
 ) -> Result<u64> {
-    let mut seq = 0;
-    ap.push(|s, buf| {
-        seq = s;
-        encode_dentry(buf, s, op, ino, ftype, now, name)
-    })?;
-    Ok(seq)
+    ap.push(&NewEntry::Dentry { op, ino, ftype, mtime: now, name })
 }
 
 fn link_entry(ap: &mut Appender<'_>, nlink: u32, now: Timespec) -> Result {
-    ap.push(|s, buf| {
-        encode_fixed(
-            &LinkEntry {
-                hdr: EntryHeader::new(et::LINK, 0, s, LinkEntry::SIZE),
-                nlink,
-                _pad: 0,
-                ctime: now,
-            },
-            buf,
-        )
-    })
+    ap.push(&NewEntry::Link { nlink, ctime: now }).map(|_| ())
 }
 
 fn ctime_entry(ap: &mut Appender<'_>, now: Timespec) -> Result {
-    ap.push(|s, buf| {
-        let mut e = SetAttrEntry::zeroed();
-        e.hdr = EntryHeader::new(et::SETATTR, 0, s, SetAttrEntry::SIZE);
-        e.valid = sa::CTIME;
-        e.ctime = now;
-        encode_fixed(&e, buf)
-    })
+    ap.push(&NewEntry::SetAttr(SetAttrs { ctime: now, ..SetAttrs::only(sa::CTIME) })).map(|_| ())
 }
 
 fn parent_entry(ap: &mut Appender<'_>, parent: u64, now: Timespec) -> Result {
-    ap.push(|s, buf| {
-        encode_fixed(
-            &ParentEntry {
-                hdr: EntryHeader::new(et::PARENT, 0, s, ParentEntry::SIZE),
-                parent,
-                ctime: now,
-            },
-            buf,
-        )
-    })
+    ap.push(&NewEntry::Parent { parent, ctime: now }).map(|_| ())
 }
 
 /// Commits several appenders (and extra words) in one transaction.

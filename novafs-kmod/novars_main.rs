@@ -34,7 +34,9 @@ module! {
 
 mod alloc;
 mod dir;
+mod falloc;
 mod file;
+mod filetx;
 mod gc;
 mod index;
 mod inode;
@@ -45,7 +47,9 @@ mod media;
 mod mmap;
 mod namei;
 mod pm;
+mod recovery;
 mod seal;
+mod setattr;
 mod shim;
 mod super_;
 

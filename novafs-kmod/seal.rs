@@ -19,10 +19,10 @@
 //! the inode lock, so concurrent ioctls and release agree on the count.
 
 use crate::file::WriteOut;
+use crate::filetx::FileTx;
 use crate::inode::{self, Index, Inner};
-use crate::layout::log::{encode_fixed, et, sa, EntryHeader, SetAttrEntry, MAX_FILE_SIZE};
+use crate::layout::log::MAX_FILE_SIZE;
 use crate::layout::BLOCK_SIZE_U64;
-use crate::log::Appender;
 use crate::mmap::{fill_holes, MAX_EXTENTS};
 use crate::namei::ts;
 use crate::shim;
@@ -93,20 +93,9 @@ fn seal(
         if !logged && size_after != size {
             // The range was allocated already but ends past i_size (inside
             // the last block): log the new size alone.
-            let mut ap = Appender::new(sbi, info.ino, info.gen, info.rec, g.log);
-            let mut e = SetAttrEntry::zeroed();
-            e.valid = sa::SIZE | sa::MTIME | sa::CTIME;
-            e.size = size_after;
-            e.mtime = now;
-            e.ctime = now;
-            if let Err(err) = ap.push(|s, buf| {
-                e.hdr = EntryHeader::new(et::SETATTR, 0, s, SetAttrEntry::SIZE);
-                encode_fixed(&e, buf)
-            }) {
-                ap.abort();
-                return Err(err);
-            }
-            g.log = ap.commit()?;
+            let mut tx = FileTx::new(sbi, info, g.log, now);
+            tx.size(size_after)?;
+            tx.commit(&mut g)?;
             out.size = size_after;
         }
         Ok(())

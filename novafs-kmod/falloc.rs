@@ -1,0 +1,378 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! fallocate(2): preallocate (default and FALLOC_FL_KEEP_SIZE), punch a
+//! hole (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE) and zero a range
+//! (FALLOC_FL_ZERO_RANGE, with or without KEEP_SIZE), collapse and insert
+//! a range (FALLOC_FL_COLLAPSE_RANGE, FALLOC_FL_INSERT_RANGE), as ext4 does
+//! them; each step one [`FileTx`].
+
+use crate::filetx::{file_map, FileTx, ZEROS};
+use crate::index::Lookup;
+use crate::inode::{self, Inner, InodeInfo};
+use crate::layout::log::{MAX_FILE_SIZE, WF_FALLOC};
+use crate::layout::{Timespec, BLOCK_SIZE_U64};
+use crate::locks::lock_logs;
+use crate::namei::ts;
+use crate::shim;
+use crate::super_::{self, SbInfo};
+use core::ffi::{c_int, c_void};
+use kernel::bindings;
+use kernel::prelude::*;
+
+// Two steps, each made of log entries committed by one tail store:
+// 1. the visible change, always one commit: the partial blocks at the
+//    edges of a punched or zeroed range are copied on write with the range
+//    zeroed (WRITE), whole blocks inside are unmapped (PUNCH); collapse and
+//    insert are one commit each (see `shift`);
+// 2. the holes of an allocated or zeroed range get new blocks, zeroed
+//    through `pm` before their WRITE(FALLOC) entries commit. The last
+//    commit carries the new size. Holes and zeroed blocks read the same, so
+//    a crash between the commits of this step (a range needing more than
+//    `FILL_BATCH` extents) is invisible except in the block count.
+
+/// Extents one commit of [`fill_holes`] maps: a preallocation of a huge,
+/// fragmented range commits in steps rather than holding every extent.
+const FILL_BATCH: usize = 128;
+
+/// `linux/falloc.h` mode bits.
+const FALLOC_FL_KEEP_SIZE: u32 = 0x01;
+const FALLOC_FL_PUNCH_HOLE: u32 = 0x02;
+const FALLOC_FL_ZERO_RANGE: u32 = 0x10;
+const FALLOC_FL_COLLAPSE_RANGE: u32 = 0x08;
+const FALLOC_FL_INSERT_RANGE: u32 = 0x20;
+
+/// What a fallocate left, for C (also after a failure part-way).
+#[repr(C)]
+pub(crate) struct FallocOut {
+    pub(crate) size: u64,
+    pub(crate) blocks: u64,
+    /// Something was committed: C updates mtime and ctime.
+    pub(crate) changed: u32,
+    pub(crate) pad: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<FallocOut>() == 24);
+
+/// Step 1: zero bytes `[off, end)`: copy-on-write of the partial edge
+/// blocks, PUNCH of the whole blocks inside. One commit.
+fn zero_range(
+    sbi: &SbInfo,
+    info: &InodeInfo,
+    g: &mut Inner,
+    off: u64,
+    end: u64,
+    size: u64,
+    now: Timespec,
+) -> Result<bool> {
+    if off >= end {
+        return Ok(false);
+    }
+    let mut b = FileTx::new(sbi, info, g.log, now);
+    let r = (|| -> Result {
+        let map = file_map(g)?;
+        let head = off / BLOCK_SIZE_U64;
+        let tail = end / BLOCK_SIZE_U64;
+        let head_lo = (off % BLOCK_SIZE_U64) as usize;
+        if head_lo != 0 {
+            let hi = end.min((head + 1) * BLOCK_SIZE_U64) - head * BLOCK_SIZE_U64;
+            b.cow_zero(map, head, head_lo, hi as usize, size)?;
+        }
+        let tail_hi = (end % BLOCK_SIZE_U64) as usize;
+        if tail_hi != 0 && (tail != head || head_lo == 0) {
+            b.cow_zero(map, tail, 0, tail_hi, size)?;
+        }
+        let first_full = off.div_ceil(BLOCK_SIZE_U64);
+        if tail > first_full {
+            let mut any = KVec::new();
+            map.collect(first_full, tail - first_full, &mut any)?;
+            if !any.is_empty() {
+                b.punch(first_full, tail - first_full)?;
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = r {
+        drop(b);
+        return Err(e);
+    }
+    let changed = b.entries() > 0;
+    b.commit(g)?;
+    Ok(changed)
+}
+
+/// Step 2: maps zeroed blocks into every hole of file blocks
+/// `[first, last]`; the size becomes `new_size` with the last commit.
+/// `size` is updated as commits land (for a failure part-way).
+#[allow(clippy::too_many_arguments)]
+fn fill_holes(
+    sbi: &SbInfo,
+    info: &InodeInfo,
+    g: &mut Inner,
+    first: u64,
+    last: u64,
+    size: &mut u64,
+    new_size: u64,
+    now: Timespec,
+) -> Result<bool> {
+    // Fail before taking anything when the holes cannot all be filled.
+    let mut mapped = KVec::new();
+    file_map(g)?.collect(first, last - first + 1, &mut mapped)?;
+    let have = mapped.as_slice().iter().fold(0u64, |n, &(_, c)| n.saturating_add(c));
+    if (last - first + 1).saturating_sub(have) > sbi.alloc.free_blocks() {
+        return Err(ENOSPC);
+    }
+    let mut changed = false;
+    let mut pg = first;
+    loop {
+        let mut b = FileTx::new(sbi, info, g.log, now);
+        let mut wrote_last = false;
+        let r = (|| -> Result {
+            let map = file_map(g)?;
+            while pg <= last && b.entries() < FILL_BATCH {
+                match map.lookup(pg) {
+                    Lookup::Mapped { run, .. } => pg = pg.saturating_add(run.min(last - pg + 1)),
+                    Lookup::Hole { run } => {
+                        let goal = map.goal(pg);
+                        let (blk, cnt) = b.alloc(pg, run.min(last - pg + 1), false, goal)?;
+                        for i in 0..cnt {
+                            sbi.pm.write_nt((blk + i) * BLOCK_SIZE_U64, &ZEROS)?;
+                        }
+                        wrote_last = pg + cnt > last;
+                        let sz = if wrote_last { new_size } else { *size };
+                        b.write(pg, blk, cnt, sz, WF_FALLOC, true)?;
+                        pg += cnt;
+                    }
+                }
+            }
+            if pg > last && !wrote_last && new_size != *size {
+                // The last block was mapped already: restate its mapping
+                // to carry the new size.
+                match map.lookup(last) {
+                    Lookup::Mapped { block, .. } => {
+                        b.write(last, block, 1, new_size, WF_FALLOC, false)?
+                    }
+                    Lookup::Hole { .. } => return Err(EINVAL),
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = r {
+            drop(b);
+            return Err(e);
+        }
+        changed |= b.entries() > 0;
+        let done = pg > last;
+        b.commit(g)?;
+        if done {
+            *size = new_size;
+            return Ok(changed);
+        }
+    }
+}
+
+/// Collapse (`insert` false: remove `[off, off+len)` and pull the rest
+/// down) or insert (a hole of `len` bytes at `off`, the rest pushed up), in
+/// one commit: PUNCH of every block from `off` on, a WRITE per moved extent
+/// at its new offset (same device blocks), then SETATTR of the new size.
+/// Returns the new size.
+#[allow(clippy::too_many_arguments)]
+fn shift(
+    sbi: &SbInfo,
+    info: &InodeInfo,
+    g: &mut Inner,
+    off: u64,
+    len: u64,
+    size: u64,
+    insert: bool,
+    now: Timespec,
+) -> Result<u64> {
+    use crate::layout::log::MAX_FILE_BLOCKS;
+    if off % BLOCK_SIZE_U64 != 0 || len % BLOCK_SIZE_U64 != 0 {
+        return Err(EINVAL);
+    }
+    let end = off.checked_add(len).ok_or_else(|| shim::err(bindings::EFBIG))?;
+    let new_size = if insert {
+        if off >= size {
+            return Err(EINVAL);
+        }
+        size.checked_add(len)
+            .filter(|s| *s <= MAX_FILE_SIZE)
+            .ok_or_else(|| shim::err(bindings::EFBIG))?
+    } else {
+        if end >= size {
+            return Err(EINVAL);
+        }
+        size - len
+    };
+    let off_pg = off / BLOCK_SIZE_U64;
+    let len_pg = len / BLOCK_SIZE_U64;
+    let map = file_map(g)?;
+    // The extents that move, with their file offsets.
+    let mut moved: KVec<(u64, u64, u64)> = KVec::new();
+    let mut pg = if insert { off_pg } else { off_pg + len_pg };
+    while pg < MAX_FILE_BLOCKS {
+        match map.lookup(pg) {
+            Lookup::Mapped { block, run } => {
+                let run = run.min(MAX_FILE_BLOCKS - pg);
+                moved.push((pg, block, run), GFP_KERNEL)?;
+                pg += run;
+            }
+            Lookup::Hole { run } => pg = pg.saturating_add(run),
+        }
+    }
+    let mut gone = KVec::new();
+    if !insert {
+        map.collect(off_pg, len_pg, &mut gone)?;
+    }
+    let mut b = FileTx::new(sbi, info, g.log, now);
+    let r = (|| -> Result {
+        b.punch_keep(off_pg, MAX_FILE_BLOCKS - off_pg)?;
+        for &(p, blk, cnt) in moved.as_slice() {
+            let np = if insert { p.checked_add(len_pg) } else { p.checked_sub(len_pg) };
+            let np = np
+                .filter(|n| n.checked_add(cnt).is_some_and(|e| e <= MAX_FILE_BLOCKS))
+                .ok_or_else(|| shim::err(bindings::EFBIG))?;
+            b.write(np, blk, cnt, new_size, 0, true)?;
+        }
+        for &(blk, cnt) in gone.as_slice() {
+            b.free_later(blk, cnt)?;
+        }
+        b.size(new_size)
+    })();
+    if let Err(e) = r {
+        drop(b);
+        return Err(e);
+    }
+    b.commit(g)?;
+    Ok(new_size)
+}
+
+fn fallocate(
+    sbi: &SbInfo,
+    info: &InodeInfo,
+    mode: u32,
+    off: u64,
+    len: u64,
+    out: &mut FallocOut,
+    now: Timespec,
+) -> Result {
+    let _w = sbi.start_write()?;
+    let shift_mode = mode & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE);
+    let known = if shift_mode != 0 {
+        mode == FALLOC_FL_COLLAPSE_RANGE || mode == FALLOC_FL_INSERT_RANGE
+    } else {
+        mode & !(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE) == 0
+    };
+    if !known {
+        return Err(shim::err(bindings::EOPNOTSUPP));
+    }
+    let end = off
+        .checked_add(len)
+        .filter(|e| *e <= MAX_FILE_SIZE)
+        .ok_or_else(|| shim::err(bindings::EFBIG))?;
+    if len == 0 {
+        return Err(EINVAL);
+    }
+    let _l = lock_logs(&[info])?;
+    let mut g = info.inner.lock();
+    let g = &mut *g;
+    if mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE) != 0 || shift_mode != 0 {
+        crate::seal::check_unsealed(g)?;
+    }
+    let mut size = out.size;
+    let tail_before = g.log.tail;
+    let r = (|| -> Result<bool> {
+        let mut changed = false;
+        if shift_mode != 0 {
+            size = shift(sbi, info, g, off, len, size, shift_mode == FALLOC_FL_INSERT_RANGE, now)?;
+            changed = true;
+        } else if mode & FALLOC_FL_PUNCH_HOLE != 0 {
+            // As ext4: nothing past the end of the file (rounded up to a
+            // block) is punched.
+            if off < size {
+                let end = end.min(size.next_multiple_of(BLOCK_SIZE_U64));
+                changed |= zero_range(sbi, info, g, off, end, size, now)?;
+            }
+        } else {
+            let new_size = if mode & FALLOC_FL_KEEP_SIZE == 0 { size.max(end) } else { size };
+            if new_size > size && size % BLOCK_SIZE_U64 != 0 {
+                // The bytes between the old end and the end of its block
+                // read as zeros from now on (ext4 zeroes them too).
+                changed |= zero_range(
+                    sbi,
+                    info,
+                    g,
+                    size,
+                    size.next_multiple_of(BLOCK_SIZE_U64),
+                    size,
+                    now,
+                )?;
+            }
+            if mode & FALLOC_FL_ZERO_RANGE != 0 {
+                changed |= zero_range(sbi, info, g, off, end, size, now)?;
+            }
+            changed |= fill_holes(
+                sbi,
+                info,
+                g,
+                off / BLOCK_SIZE_U64,
+                (end - 1) / BLOCK_SIZE_U64,
+                &mut size,
+                new_size,
+                now,
+            )?;
+        }
+        Ok(changed)
+    })();
+    let changed = match r {
+        Ok(c) => c,
+        Err(e) => {
+            out.size = size;
+            out.blocks = file_map(g)
+                .map(|m| m.mapped_blocks())
+                .unwrap_or(0)
+                .saturating_add(g.log.pages)
+                .saturating_mul(8);
+            // Part of the work may have committed (filling holes).
+            out.changed = (g.log.tail != tail_before) as u32;
+            return Err(e);
+        }
+    };
+    if !changed {
+        // Nothing to change but the times (ext4 updates them too).
+        let mut b = FileTx::new(sbi, info, g.log, now);
+        if let Err(e) = b.times(size, size) {
+            drop(b);
+            return Err(e);
+        }
+        b.commit(g)?;
+    }
+    // Compaction moves no data block (C has dropped the DAX entries of
+    // the blocks this call moved; the others stay valid).
+    crate::gc::maybe_compact(sbi, info, g);
+    out.size = size;
+    out.blocks = file_map(g)?.mapped_blocks().saturating_add(g.log.pages).saturating_mul(8);
+    out.changed = 1;
+    Ok(())
+}
+
+/// fallocate(2) (C has taken the inode lock and checked what the VFS does
+/// not): returns 0 or -errno; `out.size` holds the size on entry.
+#[no_mangle]
+extern "C" fn novars_rs_fallocate(
+    inode: *mut bindings::inode,
+    info: *mut c_void,
+    mode: u32,
+    off: u64,
+    len: u64,
+    now_sec: i64,
+    now_nsec: u32,
+    out: *mut FallocOut,
+) -> c_int {
+    // SAFETY: C passes a live novars inode, its info and an out struct.
+    let (sbi, info, out) = unsafe { (super_::sbi((*inode).i_sb), inode::info(info), &mut *out) };
+    match fallocate(sbi, info, mode, off, len, out, ts(now_sec, now_nsec)) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}

@@ -1,0 +1,290 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! One transaction type for every change to a regular file's blocks and
+//! size: `write()` (copy-on-write and in place), truncate, fallocate, the
+//! holes a write fault or a seal fills.
+//!
+//! A [`FileTx`] owns what it takes (blocks from the allocator, log pages
+//! through its [`Appender`]), records the log entries and the DRAM block
+//! map changes they stand for, and commits once: [`FileTx::commit`]
+//! fences the data and entries, stores the log tail, and only then updates
+//! the DRAM map and frees the blocks the change replaced. A transaction
+//! dropped without a commit (any error on the way) gives back everything it
+//! took; nothing it wrote is reachable, since the tail did not move.
+//!
+//! The caller holds the inode's log lock and its locked [`Inner`] for the
+//! whole life of the transaction.
+
+use crate::index::{ExtentMap, Lookup};
+use crate::inode::{Index, Inner, InodeInfo};
+use crate::layout::append::{NewEntry, SetAttrs};
+use crate::layout::log::{sa, MAX_FILE_BLOCKS};
+use crate::layout::walk::{blocks_for_size, FileMap};
+use crate::layout::{Media, Timespec, BLOCK_SIZE, BLOCK_SIZE_U64};
+use crate::log::{Appender, LogPos};
+use crate::super_::SbInfo;
+use kernel::prelude::*;
+
+/// A block of zeros, the source of every zeroing store.
+pub(crate) static ZEROS: [u8; BLOCK_SIZE] = [0; BLOCK_SIZE];
+
+/// Fills `[from, to)` of block `dst` with the old block's bytes (if
+/// mapped) or zeros (non-temporal: durable at the next fence).
+pub(crate) fn fill(sbi: &SbInfo, dst: u64, old: Option<u64>, from: usize, to: usize) -> Result {
+    if from >= to {
+        return Ok(());
+    }
+    let pos = dst * BLOCK_SIZE_U64 + from as u64;
+    match old {
+        Some(ob) => {
+            let b = sbi.media.block(ob).map_err(|_| EIO)?;
+            sbi.pm.write_nt(pos, b.get(from..to).ok_or(EINVAL)?)
+        }
+        None => sbi.pm.write_nt(pos, ZEROS.get(from..to).ok_or(EINVAL)?),
+    }
+}
+
+/// The device block holding file block `pg`, if mapped.
+pub(crate) fn old_block(map: &mut ExtentMap, pg: u64) -> Option<u64> {
+    match map.lookup(pg) {
+        Lookup::Mapped { block, .. } => Some(block),
+        Lookup::Hole { .. } => None,
+    }
+}
+
+/// The regular file's block map in `g`.
+pub(crate) fn file_map(g: &mut Inner) -> Result<&mut ExtentMap> {
+    match &mut g.index {
+        Index::File(m) => Ok(m),
+        _ => Err(EINVAL),
+    }
+}
+
+/// A change to the DRAM block map, applied once its commit is durable.
+enum Change {
+    /// File blocks `pg..+count` now live in `block..`; the blocks they
+    /// replace are freed.
+    Map { pg: u64, block: u64, count: u64 },
+    /// File blocks `pg..+count` are unmapped and their blocks freed.
+    Unmap { pg: u64, count: u64 },
+    /// Unmap without freeing (the blocks are mapped again elsewhere).
+    Forget { pg: u64, count: u64 },
+    /// Free blocks no longer mapped anywhere.
+    Free { block: u64, count: u64 },
+}
+
+/// An uncommitted change to one regular file (see the module docs).
+pub(crate) struct FileTx<'a> {
+    sbi: &'a SbInfo,
+    ap: Appender<'a>,
+    /// Blocks taken for this change (given back if it is abandoned).
+    taken: KVec<(u64, u64)>,
+    changes: KVec<Change>,
+    /// The time every entry carries.
+    pub(crate) now: Timespec,
+    entries: usize,
+    committed: bool,
+}
+
+impl<'a> FileTx<'a> {
+    /// A change to `info`, whose committed log is `log`.
+    pub(crate) fn new(sbi: &'a SbInfo, info: &InodeInfo, log: LogPos, now: Timespec) -> Self {
+        let ap = Appender::new(sbi, info.ino, info.gen, info.rec, log);
+        Self {
+            sbi,
+            ap,
+            taken: KVec::new(),
+            changes: KVec::new(),
+            now,
+            entries: 0,
+            committed: false,
+        }
+    }
+
+    /// Log entries recorded so far.
+    pub(crate) fn entries(&self) -> usize {
+        self.entries
+    }
+
+    /// Blocks taken so far.
+    pub(crate) fn taken_blocks(&self) -> u64 {
+        self.taken.iter().fold(0u64, |n, &(_, c)| n.saturating_add(c))
+    }
+
+    fn keep(&mut self, b: u64, c: u64) -> Result {
+        if let Err(e) = self.taken.push((b, c), GFP_KERNEL) {
+            let _ = self.sbi.alloc.free(b, c);
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// Takes up to `want` blocks (at least one) for file blocks from `pg`
+    /// (`append`: at or past the end of the file; at `goal` if free).
+    pub(crate) fn alloc(
+        &mut self,
+        pg: u64,
+        want: u64,
+        append: bool,
+        goal: Option<u64>,
+    ) -> Result<(u64, u64)> {
+        let (b, c) = self.sbi.alloc.alloc_for(pg, want, append, goal)?;
+        self.keep(b, c)?;
+        Ok((b, c))
+    }
+
+    /// Takes one 2 MiB-aligned extent of `HUGE` blocks for file block `pg`.
+    pub(crate) fn alloc_huge(&mut self, pg: u64, goal: Option<u64>) -> Result<(u64, u64)> {
+        let (b, c) = self.sbi.alloc.alloc_huge(pg, goal)?;
+        self.keep(b, c)?;
+        Ok((b, c))
+    }
+
+    fn change(&mut self, c: Change) -> Result {
+        self.changes.push(c, GFP_KERNEL)?;
+        Ok(())
+    }
+
+    /// Logs WRITE `pg..+count -> block..` with the file size `size_after`;
+    /// `remap`: the DRAM map changes (false when the entry restates a
+    /// mapping to carry a new size).
+    pub(crate) fn write(
+        &mut self,
+        pg: u64,
+        block: u64,
+        count: u64,
+        size_after: u64,
+        flags: u8,
+        remap: bool,
+    ) -> Result {
+        self.ap.push_write(flags, pg, block, count, size_after, self.now)?;
+        self.entries += 1;
+        if remap {
+            self.change(Change::Map { pg, block, count })?;
+        }
+        Ok(())
+    }
+
+    /// Logs PUNCH of file blocks `pg..+count` (their blocks are freed).
+    pub(crate) fn punch(&mut self, pg: u64, count: u64) -> Result {
+        self.ap.push(&NewEntry::Punch { pgoff: pg, count, mtime: self.now })?;
+        self.entries += 1;
+        self.change(Change::Unmap { pg, count })
+    }
+
+    /// Logs PUNCH of `pg..+count` whose blocks the caller maps elsewhere
+    /// or frees with [`FileTx::free_later`].
+    pub(crate) fn punch_keep(&mut self, pg: u64, count: u64) -> Result {
+        self.ap.push(&NewEntry::Punch { pgoff: pg, count, mtime: self.now })?;
+        self.entries += 1;
+        self.change(Change::Forget { pg, count })
+    }
+
+    /// Frees `block..+count` once the change is committed.
+    pub(crate) fn free_later(&mut self, block: u64, count: u64) -> Result {
+        self.change(Change::Free { block, count })
+    }
+
+    /// Logs a SETATTR; a size change drops every block at or past the new
+    /// end (as its replay does).
+    pub(crate) fn setattr(&mut self, a: SetAttrs) -> Result {
+        self.ap.push(&NewEntry::SetAttr(a))?;
+        self.entries += 1;
+        if a.valid & sa::SIZE != 0 {
+            let first = blocks_for_size(a.size);
+            if first < MAX_FILE_BLOCKS {
+                self.change(Change::Unmap { pg: first, count: MAX_FILE_BLOCKS - first })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Logs the new size with mtime and ctime.
+    pub(crate) fn size(&mut self, size: u64) -> Result {
+        let now = self.now;
+        self.setattr(SetAttrs {
+            size,
+            mtime: now,
+            ctime: now,
+            ..SetAttrs::only(sa::SIZE | sa::MTIME | sa::CTIME)
+        })
+    }
+
+    /// Logs mtime and ctime, and the size if it is not `size` any more.
+    pub(crate) fn times(&mut self, size: u64, size_after: u64) -> Result {
+        if size_after != size {
+            return self.size(size_after);
+        }
+        let now = self.now;
+        self.setattr(SetAttrs { mtime: now, ctime: now, ..SetAttrs::only(sa::MTIME | sa::CTIME) })
+    }
+
+    /// Copies mapped file block `pg` to a new block with bytes `[lo, hi)`
+    /// of it zeroed; nothing for a hole (it reads as zeros already).
+    pub(crate) fn cow_zero(
+        &mut self,
+        map: &mut ExtentMap,
+        pg: u64,
+        lo: usize,
+        hi: usize,
+        size_after: u64,
+    ) -> Result {
+        let Some(old) = old_block(map, pg) else { return Ok(()) };
+        let (nb, _) = self.alloc(pg, 1, false, None)?;
+        fill(self.sbi, nb, Some(old), 0, lo)?;
+        fill(self.sbi, nb, None, lo, hi)?;
+        fill(self.sbi, nb, Some(old), hi, BLOCK_SIZE)?;
+        self.write(pg, nb, 1, size_after, 0, true)
+    }
+
+    /// Commits the change (nothing if no entry was logged): fence, tail
+    /// store; then publishes the log position, updates the DRAM map and
+    /// frees the blocks it no longer maps.
+    pub(crate) fn commit(mut self, g: &mut Inner) -> Result {
+        if self.entries == 0 {
+            return Ok(());
+        }
+        let newlog = self.ap.commit()?;
+        self.committed = true;
+        g.log = newlog;
+        if self.changes.is_empty() {
+            return Ok(());
+        }
+        let Index::File(map) = &mut g.index else { return Err(EINVAL) };
+        let mut old = KVec::new();
+        for c in self.changes.as_slice() {
+            match *c {
+                Change::Map { pg, block, count } => {
+                    let _ = map.collect(pg, count, &mut old);
+                    map.map(pg, block, count);
+                }
+                Change::Unmap { pg, count } => {
+                    let _ = map.collect(pg, count, &mut old);
+                    map.unmap(pg, count);
+                }
+                Change::Forget { pg, count } => map.unmap(pg, count),
+                Change::Free { block, count } => {
+                    let _ = old.push((block, count), GFP_KERNEL);
+                }
+            }
+        }
+        let a = &self.sbi.alloc;
+        for &(b, c) in old.as_slice() {
+            let _ = a.free(b, c);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for FileTx<'_> {
+    fn drop(&mut self) {
+        if self.committed {
+            return;
+        }
+        self.ap.release();
+        let a = &self.sbi.alloc;
+        for &(b, c) in self.taken.as_slice() {
+            let _ = a.free(b, c);
+        }
+    }
+}

@@ -1,0 +1,200 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Recovery at mount: roll back open journal transactions, and learn the
+//! free space, from the allocator record a clean unmount wrote or, after a
+//! crash, by replaying every live inode's log (freeing orphans on a
+//! read-write mount). Every value read here is checked by `layout` first.
+
+use crate::alloc::{Allocator, Bitmap};
+use crate::index::ExtentMap;
+use crate::layout::alloc_rec::{self, KIND_BLOCKS};
+use crate::layout::inode::{read_inode_at, INODE_FREE, INODE_STATE_OFF};
+use crate::layout::journal::{self, JournalState, JOURNAL_STATE_OFF};
+use crate::layout::log::Entry;
+use crate::layout::sb::{Geometry, Superblock, STATE_CLEAN};
+use crate::layout::walk::{Ignore, LogVisitor, Replay};
+use crate::layout::{Media, BLOCK_SIZE_U64};
+use crate::media::DaxMedia;
+use crate::pm::Pm;
+use crate::super_::{euclean, SbInfo};
+use kernel::prelude::*;
+
+/// Rolls back every open journal transaction.
+pub(crate) fn recover_journals(m: &DaxMedia, pm: &Pm, geo: &Geometry, dev: &str) -> Result {
+    for lane in 0..geo.lanes {
+        let jb = geo.journal_block(lane);
+        let block = m.block(jb).map_err(|_| euclean())?;
+        match journal::inspect(block, geo, lane) {
+            Ok(JournalState::Idle) => {}
+            Ok(JournalState::Open { seq, count }) => {
+                for e in journal::undo_entries(block, count) {
+                    pm.store_u64(e.pos, e.old)?;
+                    pm.flush(e.pos, 8)?;
+                }
+                pm.fence();
+                pm.persist_u64(jb * BLOCK_SIZE_U64 + JOURNAL_STATE_OFF as u64, 0)?;
+                pr_info!("({dev}): rolled back unfinished transaction {seq} of lane {lane} ({count} words)\n");
+            }
+            Err(_) => {
+                pr_err!("({dev}): journal of lane {lane} is corrupt; run fsck.novars\n");
+                return Err(euclean());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Empty slot maps (every slot free except inode 0) for each lane.
+pub(crate) fn slot_maps(geo: &Geometry, segments: &KVec<KVec<u64>>) -> Result<KVec<Bitmap>> {
+    let mut v = KVec::new();
+    for segs in segments.as_slice() {
+        let mut bm = Bitmap::new(segs.len() as u64 * geo.seg_inodes as u64)?;
+        if v.is_empty() {
+            bm.set(0, true); // inode 0 is never used
+        }
+        v.push(bm, GFP_KERNEL)?;
+    }
+    Ok(v)
+}
+
+/// The allocator from the record written at clean unmount, if valid.
+pub(crate) fn alloc_from_record(
+    m: &DaxMedia,
+    geo: &Geometry,
+    sb: &Superblock,
+    segments: &KVec<KVec<u64>>,
+) -> Result<Option<Allocator>> {
+    if sb.state & STATE_CLEAN == 0 || sb.alloc_rec_head == 0 {
+        return Ok(None);
+    }
+    let mut slots = slot_maps(geo, segments)?;
+    for bm in slots.as_mut_slice() {
+        bm.set_range(0, bm.len());
+    }
+    let mut exts: KVec<(u64, u64)> = KVec::new();
+    let mut b = sb.alloc_rec_head;
+    let mut hops = 0u64;
+    let mut last_end = 0u64;
+    while b != 0 {
+        hops += 1;
+        if hops > geo.blocks_count || !geo.is_data_block(b) {
+            return Ok(None);
+        }
+        let Ok(block) = m.block(b) else { return Ok(None) };
+        let Ok((h, it)) = alloc_rec::parse(block, sb.alloc_rec_seq) else { return Ok(None) };
+        for (start, len) in it {
+            match h.kind {
+                KIND_BLOCKS => {
+                    // Extents are sorted, disjoint and inside the data area.
+                    if start < last_end || !geo.is_data_range(start, len) {
+                        return Ok(None);
+                    }
+                    last_end = start + len;
+                    exts.push((start, len), GFP_KERNEL)?;
+                }
+                _ => {
+                    let Some(bm) = slots.as_mut_slice().get_mut(h.lane as usize) else {
+                        return Ok(None);
+                    };
+                    if start.checked_add(len).is_none_or(|e| e > bm.len()) {
+                        return Ok(None);
+                    }
+                    let mut i = start;
+                    while i < start + len {
+                        if !(h.lane == 0 && i == 0) {
+                            bm.set(i, false);
+                        }
+                        i += 1;
+                    }
+                }
+            }
+        }
+        b = h.next;
+    }
+    let a = Allocator::new(geo, slots)?;
+    for &(start, len) in exts.as_slice() {
+        a.free(start, len)?;
+    }
+    Ok(Some(a))
+}
+
+/// Collects the pages of a log walk.
+struct Pages<'a>(&'a mut Bitmap);
+impl LogVisitor for Pages<'_> {
+    fn page(&mut self, block: u64, _ordinal: u64) {
+        self.0.set(block, true);
+    }
+    fn entry(&mut self, _pos: u64, _e: &Entry<'_>) {}
+}
+
+/// The allocator by replaying every live inode's log (mount after a crash
+/// or without a valid record). On a read-write mount, orphans (live inodes
+/// with link count 0: unlinked while open, or O_TMPFILE) are freed.
+pub(crate) fn alloc_by_scan(
+    sbi: &SbInfo,
+    geo: &Geometry,
+    segments: &KVec<KVec<u64>>,
+    rw: bool,
+) -> Result<Allocator> {
+    let name = sbi.dev();
+    let m = &sbi.media;
+    let mut used = Bitmap::new(geo.blocks_count)?;
+    let mut slots = slot_maps(geo, segments)?;
+    let mut orphans = 0u64;
+    for (lane, segs) in segments.as_slice().iter().enumerate() {
+        for (si, &seg) in segs.as_slice().iter().enumerate() {
+            if si > 0 {
+                used.set_range(seg, geo.seg_blocks());
+            }
+            for s in 0..geo.seg_inodes {
+                let slot = si as u64 * geo.seg_inodes as u64 + s as u64;
+                let Some(ino) = geo.ino_of(lane as u32, slot) else { continue };
+                if ino == 0 {
+                    continue;
+                }
+                let pos = geo.slot_pos(seg, s);
+                let raw = read_inode_at(m, pos).map_err(|_| euclean())?;
+                if raw.state == INODE_FREE {
+                    continue;
+                }
+                if raw.validate(ino).is_err() {
+                    pr_err!("({name}): inode {ino} is corrupt; run fsck.novars\n");
+                    return Err(euclean());
+                }
+                let mut map = ExtentMap::new();
+                let mut ignore = Ignore;
+                let view = {
+                    let mut r = Replay::new(&raw, &mut map, &mut ignore);
+                    crate::layout::walk::walk_log(m, geo, ino, &raw, &mut r).map_err(|w| {
+                        pr_err!("({name}): inode {ino}: {}; run fsck.novars\n", w.describe());
+                        euclean()
+                    })?;
+                    r.view
+                };
+                if map.failed {
+                    return Err(ENOMEM);
+                }
+                if view.nlink == 0 {
+                    if rw {
+                        sbi.pm.persist_u64(pos + INODE_STATE_OFF, INODE_FREE)?;
+                        orphans += 1;
+                        continue;
+                    }
+                    sbi.orphan_pending();
+                }
+                crate::layout::walk::walk_log(m, geo, ino, &raw, &mut Pages(&mut used))
+                    .map_err(|_| euclean())?;
+                for (b, c) in map.extents() {
+                    used.set_range(b, c);
+                }
+                if let Some(bm) = slots.as_mut_slice().get_mut(lane) {
+                    bm.set(slot, true);
+                }
+            }
+        }
+    }
+    if orphans > 0 {
+        pr_info!("({name}): freed {orphans} orphan inode(s)\n");
+    }
+    Allocator::from_used(geo, &used, slots)
+}

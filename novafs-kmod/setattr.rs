@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! setattr: mode, owner, times and size (truncate) of an inode, one
+//! SETATTR entry (and, when a file shrinks to the middle of a block, the
+//! copy of that block with zeros past the new end) in one [`FileTx`].
+
+use crate::filetx::{fill, old_block, FileTx};
+use crate::inode::{self, Index, InodeInfo};
+use crate::layout::append::SetAttrs;
+use crate::layout::log::sa;
+use crate::layout::{BLOCK_SIZE, BLOCK_SIZE_U64};
+use crate::locks::lock_logs;
+use crate::namei::ts;
+use crate::super_::{self, SbInfo};
+use core::ffi::c_void;
+use kernel::bindings;
+use kernel::prelude::*;
+
+/// Everything setattr needs from C (`valid` uses the layout `sa` bits).
+#[repr(C)]
+pub(crate) struct SetattrArgs {
+    pub(crate) valid: u32,
+    pub(crate) mode: u32,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+    pub(crate) size: u64,
+    pub(crate) old_size: u64,
+    pub(crate) atime_sec: i64,
+    pub(crate) mtime_sec: i64,
+    pub(crate) ctime_sec: i64,
+    pub(crate) atime_nsec: u32,
+    pub(crate) mtime_nsec: u32,
+    pub(crate) ctime_nsec: u32,
+    /// `SA_TAIL_INPLACE` or 0.
+    pub(crate) pad: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<SetattrArgs>() == 72);
+
+/// `NOVARS_SA_TAIL_INPLACE` (in `SetattrArgs::pad`): the page holding the
+/// new end of a shrinking file is mapped; zero its tail in place.
+pub(crate) const SA_TAIL_INPLACE: u32 = 1;
+
+fn setattr(sbi: &SbInfo, info: &InodeInfo, a: &SetattrArgs) -> Result<u64> {
+    let _w = sbi.start_write()?;
+    let _l = lock_logs(&[info])?;
+    let mut g = info.inner.lock();
+    let g = &mut *g;
+    if a.valid & sa::SIZE != 0 && a.size != a.old_size {
+        crate::seal::check_unsealed(g)?;
+    }
+    let mtime = ts(a.mtime_sec, a.mtime_nsec);
+    let mut tx = FileTx::new(sbi, info, g.log, mtime);
+    let shrink = a.valid & sa::SIZE != 0 && a.size < a.old_size;
+    let keep = (a.size % BLOCK_SIZE_U64) as usize;
+    if let (true, true, Index::File(map)) = (shrink, keep != 0, &mut g.index) {
+        let pg = a.size / BLOCK_SIZE_U64;
+        if let Some(ob) = old_block(map, pg) {
+            if a.pad & SA_TAIL_INPLACE != 0 {
+                // The last page is mapped into user space: zero its tail in
+                // place (as ext4 does) rather than move it; before the
+                // commit, so a crash leaves the old size with zeros past
+                // the new one, never stale bytes later.
+                fill(sbi, ob, None, keep, BLOCK_SIZE)?;
+            } else {
+                // Copy the partial last block with zeros past the new end,
+                // in the same commit: the cut-off bytes never reappear on a
+                // later extension, and a crash keeps the old or new file.
+                let (nb, _) = tx.alloc(pg, 1, false, None)?;
+                fill(sbi, nb, Some(ob), 0, keep)?;
+                fill(sbi, nb, None, keep, BLOCK_SIZE)?;
+                tx.write(pg, nb, 1, a.old_size, 0, true)?;
+            }
+        }
+    }
+    tx.setattr(SetAttrs {
+        valid: a.valid & sa::ALL,
+        mode: a.mode & 0o7777,
+        uid: a.uid,
+        gid: a.gid,
+        size: a.size,
+        atime: ts(a.atime_sec, a.atime_nsec),
+        mtime,
+        ctime: ts(a.ctime_sec, a.ctime_nsec),
+    })?;
+    tx.commit(g)?;
+    crate::gc::maybe_compact(sbi, info, g);
+    let blocks = match &mut g.index {
+        Index::File(map) => map.mapped_blocks(),
+        _ => 0,
+    };
+    Ok(blocks.saturating_add(g.log.pages).saturating_mul(8))
+}
+
+/// setattr: logs the change; returns the new i_blocks or -errno.
+#[no_mangle]
+extern "C" fn novars_rs_setattr(
+    inode: *mut bindings::inode,
+    info: *mut c_void,
+    args: *const SetattrArgs,
+) -> i64 {
+    // SAFETY: C passes a live novars inode, its info and the arguments.
+    let (sbi, info, a) = unsafe { (super_::sbi((*inode).i_sb), inode::info(info), &*args) };
+    match setattr(sbi, info, a) {
+        Ok(b) => b as i64,
+        Err(e) => e.to_errno() as i64,
+    }
+}
