@@ -47,6 +47,7 @@ verify)
     # The life boot's report, from before the kill (a failure there was
     # printed, but the kill may have come before the harness saw the exit).
     [ -f "$NOVARS_CRASH_DIR/life.out" ] || fail "no report of the life boot"
+    sed 's/^/life: /' "$NOVARS_CRASH_DIR/life.out"
     check_steps "$NOVARS_CRASH_DIR/life.out" $LIFE_STEPS || fail "a step of the demo's life boot did not pass"
     DEMO_LIFE_DIR=$NOVARS_CRASH_DIR sh "$DEMO" recover > /tmp/recover.out 2>&1
     cat /tmp/recover.out
