@@ -30,7 +30,8 @@ struct Args {
     /// file system (any CPU count works at mount). Default: online CPUs.
     #[arg(short = 'l', long = "lanes")]
     lanes: Option<u32>,
-    /// Initial number of inodes (the tables grow later as needed).
+    /// Number of inodes (the module does not grow the tables yet: this
+    /// bounds the number of files).
     /// Default: one per 16 KiB.
     #[arg(short = 'N', long = "inodes")]
     inodes: Option<u64>,
@@ -315,7 +316,7 @@ fn print_geometry(dev: &Path, g: &Geometry, o: &Options) {
         println!("Label: {}", o.label);
     }
     println!(
-        "Lanes: {} (journal + inode table each); inode table: {} inodes per lane, grows on demand",
+        "Lanes: {} (journal + inode table each); inode table: {} inodes per lane, fixed at mkfs time (-N)",
         g.lanes, g.seg_inodes
     );
     println!(
