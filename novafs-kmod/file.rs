@@ -241,13 +241,11 @@ fn write(
     pos: u64,
     len: u64,
     size: u64,
-    now_sec: i64,
-    now_nsec: u32,
+    now: crate::layout::Timespec,
     flags: u32,
     out: &mut WriteOut,
 ) -> Result<u64> {
     let _w = sbi.start_write()?;
-    let now = ts(now_sec, now_nsec);
     let end = pos
         .checked_add(len)
         .filter(|e| *e <= MAX_FILE_SIZE)
@@ -297,7 +295,7 @@ extern "C" fn novars_rs_write(
     }
     // SAFETY: C passes a live novars inode, its info and an out struct.
     let (sbi, info, out) = unsafe { (super_::sbi((*inode).i_sb), inode::info(info), &mut *out) };
-    match write(sbi, info, iter, pos, len, size, now_sec, now_nsec, flags, out) {
+    match write(sbi, info, iter, pos, len, size, ts(now_sec, now_nsec), flags, out) {
         Ok(n) => n as i64,
         Err(e) => e.to_errno() as i64,
     }
