@@ -6,7 +6,7 @@
 //! a range (FALLOC_FL_COLLAPSE_RANGE, FALLOC_FL_INSERT_RANGE), as ext4 does
 //! them; each step one [`FileTx`].
 
-use crate::filetx::{file_map, FileTx, ZEROS};
+use crate::filetx::{file_map, FileTx};
 use crate::index::Lookup;
 use crate::inode::{self, Inner, InodeInfo};
 use crate::layout::log::{MAX_FILE_SIZE, WF_FALLOC};
@@ -125,45 +125,23 @@ fn fill_holes(
     let mut pg = first;
     loop {
         let mut b = FileTx::new(sbi, info, g.log, now);
-        let mut wrote_last = false;
-        let r = (|| -> Result {
-            let map = file_map(g)?;
-            while pg <= last && b.entries() < FILL_BATCH {
-                match map.lookup(pg) {
-                    Lookup::Mapped { run, .. } => pg = pg.saturating_add(run.min(last - pg + 1)),
-                    Lookup::Hole { run } => {
-                        let goal = map.goal(pg);
-                        let (blk, cnt) = b.alloc(pg, run.min(last - pg + 1), false, goal)?;
-                        for i in 0..cnt {
-                            sbi.pm.write_nt((blk + i) * BLOCK_SIZE_U64, &ZEROS)?;
-                        }
-                        wrote_last = pg + cnt > last;
-                        let sz = if wrote_last { new_size } else { *size };
-                        b.write(pg, blk, cnt, sz, WF_FALLOC, true)?;
-                        pg += cnt;
-                    }
+        let map = file_map(g)?;
+        let (next, reached) =
+            b.fill_holes(map, pg, last + 1, FILL_BATCH, WF_FALLOC, *size, new_size)?;
+        pg = next;
+        if pg > last && !reached && new_size != *size {
+            // The last block was mapped already: restate its mapping to
+            // carry the new size.
+            match map.lookup(last) {
+                Lookup::Mapped { block, .. } => {
+                    b.write(last, block, 1, new_size, WF_FALLOC, false)?
                 }
+                Lookup::Hole { .. } => return Err(EINVAL),
             }
-            if pg > last && !wrote_last && new_size != *size {
-                // The last block was mapped already: restate its mapping
-                // to carry the new size.
-                match map.lookup(last) {
-                    Lookup::Mapped { block, .. } => {
-                        b.write(last, block, 1, new_size, WF_FALLOC, false)?
-                    }
-                    Lookup::Hole { .. } => return Err(EINVAL),
-                }
-            }
-            Ok(())
-        })();
-        if let Err(e) = r {
-            drop(b);
-            return Err(e);
         }
         changed |= b.entries() > 0;
-        let done = pg > last;
         b.commit(g)?;
-        if done {
+        if pg > last {
             *size = new_size;
             return Ok(changed);
         }

@@ -219,6 +219,67 @@ impl<'a> FileTx<'a> {
         self.setattr(SetAttrs { mtime: now, ctime: now, ..SetAttrs::only(sa::MTIME | sa::CTIME) })
     }
 
+    /// Zeroes the new blocks `block..+count` (non-temporal: durable at the
+    /// commit's fence) and logs them as file blocks `pg..` (`flags`, the
+    /// file size `size_after`).
+    pub(crate) fn map_zeroed(
+        &mut self,
+        pg: u64,
+        block: u64,
+        count: u64,
+        size_after: u64,
+        flags: u8,
+    ) -> Result {
+        for i in 0..count {
+            self.sbi.pm.write_nt((block + i) * BLOCK_SIZE_U64, &ZEROS)?;
+        }
+        self.write(pg, block, count, size_after, flags, true)
+    }
+
+    /// Maps zeroed new blocks into the holes of file blocks `[pg, end)`,
+    /// until this transaction holds `max` entries: one WRITE (`flags`) per
+    /// extent with the file size `size_after`, or `size_end` for the
+    /// extent that reaches `end`. Stops early, without an error, when the
+    /// allocator fails after the first extent. Returns the first file block
+    /// not examined and whether a new extent reached `end`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn fill_holes(
+        &mut self,
+        map: &mut ExtentMap,
+        mut pg: u64,
+        end: u64,
+        max: usize,
+        flags: u8,
+        size_after: u64,
+        size_end: u64,
+    ) -> Result<(u64, bool)> {
+        let mut prev: Option<(u64, u64)> = None; // where the last new extent ends
+        let mut reached = false;
+        while pg < end && self.entries < max {
+            match map.lookup(pg) {
+                Lookup::Mapped { run, .. } => pg = pg.saturating_add(run).min(end),
+                Lookup::Hole { run } => {
+                    // Continue the previous extent on the device if free.
+                    let goal = match prev {
+                        Some((p, b)) if p == pg => Some(b),
+                        _ => map.goal(pg),
+                    };
+                    let (b, c) = match self.alloc(pg, run.min(end - pg), false, goal) {
+                        Ok(x) => x,
+                        Err(e) if self.entries == 0 => return Err(e),
+                        Err(_) => break,
+                    };
+                    reached = pg + c >= end;
+                    let size = if reached { size_end } else { size_after };
+                    self.map_zeroed(pg, b, c, size, flags)?;
+                    prev = Some((pg + c, b + c));
+                    pg += c;
+                }
+            }
+        }
+        Ok((pg, reached))
+    }
+
     /// Copies mapped file block `pg` to a new block with bytes `[lo, hi)`
     /// of it zeroed; nothing for a hole (it reads as zeros already).
     pub(crate) fn cow_zero(

@@ -12,10 +12,10 @@
 //! and flushes its cache lines has durable data without msync or fsync.
 
 use crate::alloc::HUGE;
-use crate::filetx::{file_map, FileTx, ZEROS};
+use crate::filetx::{file_map, FileTx};
 use crate::index::Lookup;
 use crate::inode::{Index, Inner, InodeInfo};
-use crate::layout::{Timespec, BLOCK_SIZE_U64};
+use crate::layout::Timespec;
 use crate::super_::SbInfo;
 use kernel::prelude::*;
 
@@ -45,49 +45,12 @@ pub(crate) fn fill_holes(
     }
     let end = first.checked_add(count).ok_or(EINVAL)?;
     let mut tx = FileTx::new(sbi, info, g.log, mtime);
-    let mut pg = first;
-    {
-        let map = file_map(g)?;
-        let mut prev: Option<(u64, u64)> = None;
-        while pg < end && tx.entries() < max_exts.min(MAX_EXTENTS) {
-            match map.lookup(pg) {
-                Lookup::Mapped { run, .. } => pg = pg.saturating_add(run).min(end),
-                Lookup::Hole { run } => {
-                    let goal = match prev {
-                        Some((p, b)) if p == pg => Some(b),
-                        _ => map.goal(pg),
-                    };
-                    let (b, c) = match tx.alloc(pg, run.min(end - pg), false, goal) {
-                        Ok(x) => x,
-                        Err(e) if tx.entries() == 0 => return Err(e),
-                        Err(_) => break,
-                    };
-                    zero_and_log(sbi, &mut tx, pg, b, c, size_after)?;
-                    prev = Some((pg + c, b + c));
-                    pg += c;
-                }
-            }
-        }
-    }
+    let max = max_exts.min(MAX_EXTENTS);
+    let (next, _) = tx.fill_holes(file_map(g)?, first, end, max, 0, size_after, size_after)?;
     let n = tx.taken_blocks();
     // `commit` fences the zeroing and the entries before the tail store.
     tx.commit(g)?;
-    Ok((n, pg))
-}
-
-/// Zeroes the new blocks `b..+c` for file blocks `pg..` and logs them.
-fn zero_and_log(
-    sbi: &SbInfo,
-    tx: &mut FileTx<'_>,
-    pg: u64,
-    b: u64,
-    c: u64,
-    size_after: u64,
-) -> Result {
-    for i in 0..c {
-        sbi.pm.write_nt((b + i) * BLOCK_SIZE_U64, &ZEROS)?;
-    }
-    tx.write(pg, b, c, size_after, 0, true)
+    Ok((n, next))
 }
 
 /// `iomap_begin` for a write fault (or any `IOMAP_WRITE`): the mapping at
@@ -171,6 +134,6 @@ fn fill_huge(
     let goal = file_map(g)?.goal(pg);
     let mut tx = FileTx::new(sbi, info, g.log, mtime);
     let (b, c) = tx.alloc_huge(pg, goal)?;
-    zero_and_log(sbi, &mut tx, pg, b, c, size)?;
+    tx.map_zeroed(pg, b, c, size, 0)?;
     tx.commit(g)
 }
