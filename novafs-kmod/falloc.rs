@@ -6,7 +6,7 @@
 //! a range (FALLOC_FL_COLLAPSE_RANGE, FALLOC_FL_INSERT_RANGE), as ext4 does
 //! them; each step one [`FileTx`].
 
-use crate::filetx::{file_map, FileTx};
+use crate::filetx::{file_map, FileTx, FILL_BATCH};
 use crate::index::Lookup;
 use crate::inode::{self, Inner, InodeInfo};
 use crate::layout::log::{MAX_FILE_SIZE, WF_FALLOC};
@@ -29,10 +29,6 @@ use kernel::prelude::*;
 //    commit carries the new size. Holes and zeroed blocks read the same, so
 //    a crash between the commits of this step (a range needing more than
 //    `FILL_BATCH` extents) is invisible except in the block count.
-
-/// Extents one commit of [`fill_holes`] maps: a preallocation of a huge,
-/// fragmented range commits in steps rather than holding every extent.
-const FILL_BATCH: usize = 128;
 
 /// `linux/falloc.h` mode bits.
 const FALLOC_FL_KEEP_SIZE: u32 = 0x01;

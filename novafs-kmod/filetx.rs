@@ -25,6 +25,12 @@ use crate::log::{Appender, LogPos};
 use crate::super_::SbInfo;
 use kernel::prelude::*;
 
+/// Most extents one commit that fills holes maps (a fault, a seal, a
+/// fallocate step): a huge, fragmented range commits in steps rather than
+/// holding every extent in DRAM. Holes and zeroed blocks read the same, so
+/// a crash between two steps shows only in the block count.
+pub(crate) const FILL_BATCH: usize = 128;
+
 /// A block of zeros, the source of every zeroing store.
 pub(crate) static ZEROS: [u8; BLOCK_SIZE] = [0; BLOCK_SIZE];
 

@@ -12,15 +12,12 @@
 //! and flushes its cache lines has durable data without msync or fsync.
 
 use crate::alloc::HUGE;
-use crate::filetx::{file_map, FileTx};
+use crate::filetx::{file_map, FileTx, FILL_BATCH};
 use crate::index::Lookup;
 use crate::inode::{Index, Inner, InodeInfo};
 use crate::layout::Timespec;
 use crate::super_::SbInfo;
 use kernel::prelude::*;
-
-/// Most extents one call commits (one WRITE entry each).
-pub(crate) const MAX_EXTENTS: usize = 64;
 
 /// Allocates zeroed blocks for the holes in file blocks `[first, first +
 /// count)`, using at most `max_exts` extents, and commits them (one WRITE
@@ -45,7 +42,7 @@ pub(crate) fn fill_holes(
     }
     let end = first.checked_add(count).ok_or(EINVAL)?;
     let mut tx = FileTx::new(sbi, info, g.log, mtime);
-    let max = max_exts.min(MAX_EXTENTS);
+    let max = max_exts.min(FILL_BATCH);
     let (next, _) = tx.fill_holes(file_map(g)?, first, end, max, 0, size_after, size_after)?;
     let n = tx.taken_blocks();
     // `commit` fences the zeroing and the entries before the tail store.

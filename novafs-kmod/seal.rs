@@ -19,11 +19,11 @@
 //! the inode lock, so concurrent ioctls and release agree on the count.
 
 use crate::file::WriteOut;
-use crate::filetx::FileTx;
+use crate::filetx::{FileTx, FILL_BATCH};
 use crate::inode::{self, Index, Inner};
 use crate::layout::log::MAX_FILE_SIZE;
 use crate::layout::BLOCK_SIZE_U64;
-use crate::mmap::{fill_holes, MAX_EXTENTS};
+use crate::mmap::fill_holes;
 use crate::namei::ts;
 use crate::shim;
 use crate::super_::{self, SbInfo};
@@ -80,7 +80,7 @@ fn seal(
     let r = (|| -> Result {
         while pg < stop {
             let (n, next) =
-                fill_holes(sbi, info, &mut g, pg, stop - pg, MAX_EXTENTS, size_after, now)?;
+                fill_holes(sbi, info, &mut g, pg, stop - pg, FILL_BATCH, size_after, now)?;
             if n > 0 {
                 logged = true;
                 out.size = size_after;
