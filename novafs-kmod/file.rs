@@ -78,6 +78,7 @@ extern "C" fn novars_rs_iomap_begin(
 
 use crate::index::ExtentMap;
 use crate::inode::InodeInfo;
+use crate::layout::inode::{S_IFMT, S_IFREG};
 use crate::layout::log::{encode_fixed, et, sa, EntryHeader, SetAttrEntry, MAX_FILE_SIZE};
 use crate::layout::walk::{blocks_for_size, FileMap};
 use crate::layout::{Media, BLOCK_SIZE};
@@ -127,9 +128,10 @@ pub(crate) struct WriteOut {
 
 const _: () = assert!(core::mem::size_of::<WriteOut>() == 24);
 
-/// `NOVARS_W_INPLACE`: C saw DAX mappings in the range (or retries after a
-/// fault on the source buffer): update mapped blocks in place.
-pub(crate) const W_INPLACE: u32 = 1;
+/// `NOVARS_W_MAPPED`, a fact C found: some page of the range has a DAX
+/// entry (it is, or was, mapped into user space).
+pub(crate) const W_MAPPED: u32 = 1;
+const _: () = assert!(shim::shim_h("NOVARS_W_MAPPED") == W_MAPPED as u64);
 
 /// write() in place: mapped blocks are overwritten where they are (a mapped
 /// page keeps its pfn, so every mapping sees the new bytes), holes get
@@ -289,7 +291,7 @@ fn write(
     size: u64,
     now_sec: i64,
     now_nsec: u32,
-    flags: u32,
+    facts: u32,
     out: &mut WriteOut,
 ) -> Result<u64> {
     let _w = sbi.start_write()?;
@@ -300,7 +302,9 @@ fn write(
         .ok_or_else(|| shim::err(bindings::EFBIG))?;
     let _l = lock_logs(&[info])?;
     let mut g = info.inner.lock();
-    if flags & W_INPLACE != 0 || crate::seal::is_sealed(&g) {
+    // Copy-on-write gives a mapped page a new pfn that the mappings would
+    // not see, and a seal keeps every block where it is: in place then.
+    if facts & W_MAPPED != 0 || crate::seal::is_sealed(&g) {
         return write_inplace(sbi, info, &mut g, iter, pos, end, size, now, out);
     }
     let log = g.log;
@@ -414,7 +418,7 @@ extern "C" fn novars_rs_write(
     size: u64,
     now_sec: i64,
     now_nsec: u32,
-    flags: u32,
+    facts: u32,
     out: *mut WriteOut,
 ) -> i64 {
     if len == 0 {
@@ -422,13 +426,14 @@ extern "C" fn novars_rs_write(
     }
     // SAFETY: C passes a live novars inode, its info and an out struct.
     let (sbi, info, out) = unsafe { (super_::sbi((*inode).i_sb), inode::info(info), &mut *out) };
-    match write(sbi, info, iter, pos, len, size, now_sec, now_nsec, flags, out) {
+    match write(sbi, info, iter, pos, len, size, now_sec, now_nsec, facts, out) {
         Ok(n) => n as i64,
         Err(e) => e.to_errno() as i64,
     }
 }
 
-/// Everything setattr needs from C (`valid` uses the layout `sa` bits).
+/// Everything setattr needs from C: the VFS's iattr (`valid`: its
+/// `ATTR_*` bits, which are the layout `sa` bits) and facts.
 #[repr(C)]
 pub(crate) struct SetattrArgs {
     pub(crate) valid: u32,
@@ -440,18 +445,70 @@ pub(crate) struct SetattrArgs {
     pub(crate) atime_sec: i64,
     pub(crate) mtime_sec: i64,
     pub(crate) ctime_sec: i64,
+    pub(crate) now_sec: i64,
     pub(crate) atime_nsec: u32,
     pub(crate) mtime_nsec: u32,
     pub(crate) ctime_nsec: u32,
-    /// `SA_TAIL_INPLACE` or 0.
-    pub(crate) pad: u32,
+    pub(crate) now_nsec: u32,
+    /// The inode's file type and mode.
+    pub(crate) inode_mode: u32,
+    /// `SA_TAIL_MAPPED` or 0.
+    pub(crate) facts: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<SetattrArgs>() == 72);
+const _: () = assert!(core::mem::size_of::<SetattrArgs>() == 88);
+const _: () = assert!(core::mem::offset_of!(SetattrArgs, inode_mode) == 80);
+const _: () = {
+    assert!(shim::shim_h("NOVARS_SA_MODE") == sa::MODE as u64);
+    assert!(shim::shim_h("NOVARS_SA_UID") == sa::UID as u64);
+    assert!(shim::shim_h("NOVARS_SA_GID") == sa::GID as u64);
+    assert!(shim::shim_h("NOVARS_SA_SIZE") == sa::SIZE as u64);
+    assert!(shim::shim_h("NOVARS_SA_ATIME") == sa::ATIME as u64);
+    assert!(shim::shim_h("NOVARS_SA_MTIME") == sa::MTIME as u64);
+    assert!(shim::shim_h("NOVARS_SA_CTIME") == sa::CTIME as u64);
+    assert!(shim::shim_h("NOVARS_SA_ALL") == sa::ALL as u64);
+    assert!(shim::shim_h("NOVARS_SA_TAIL_MAPPED") == SA_TAIL_MAPPED as u64);
+};
 
-/// `NOVARS_SA_TAIL_INPLACE` (in `SetattrArgs::pad`): the page holding the
-/// new end of a shrinking file is mapped; zero its tail in place.
-pub(crate) const SA_TAIL_INPLACE: u32 = 1;
+/// `NOVARS_SA_TAIL_MAPPED` (in `SetattrArgs::facts`): the page holding the
+/// new size has a DAX entry (it is, or was, mapped into user space).
+pub(crate) const SA_TAIL_MAPPED: u32 = 1;
+
+/// What setattr decides before C prepares a size change: EINVAL for a
+/// size on anything but a regular file, EBUSY for a size change of a
+/// sealed file; a size without times sets mtime and ctime too (as ext4,
+/// also for an unchanged size: POSIX wants it when the size changes).
+/// Returns whether there is anything to log.
+fn setattr_begin(info: &InodeInfo, a: &mut SetattrArgs) -> Result<bool> {
+    if a.valid & sa::SIZE != 0 {
+        if a.inode_mode & S_IFMT != S_IFREG {
+            return Err(EINVAL);
+        }
+        if a.valid & (sa::MTIME | sa::CTIME) == 0 {
+            a.valid |= sa::MTIME | sa::CTIME;
+            (a.mtime_sec, a.mtime_nsec) = (a.now_sec, a.now_nsec);
+            (a.ctime_sec, a.ctime_nsec) = (a.now_sec, a.now_nsec);
+        }
+        if a.size != a.old_size {
+            crate::seal::check_unsealed(&info.inner.lock())?;
+        }
+    }
+    Ok(a.valid & sa::ALL != 0)
+}
+
+/// setattr, step 1 (before C takes the invalidate lock for a size
+/// change): 0 to go on, 1 when there is nothing to do, or -errno. May add
+/// to `args` (see [`setattr_begin`]).
+#[no_mangle]
+extern "C" fn novars_rs_setattr_begin(info: *mut c_void, args: *mut SetattrArgs) -> c_int {
+    // SAFETY: C passes the inode's own info and its arguments.
+    let (info, a) = unsafe { (inode::info(info), &mut *args) };
+    match setattr_begin(info, a) {
+        Ok(true) => 0,
+        Ok(false) => 1,
+        Err(e) => e.to_errno(),
+    }
+}
 
 fn setattr(sbi: &SbInfo, info: &InodeInfo, a: &SetattrArgs) -> Result<u64> {
     let _w = sbi.start_write()?;
@@ -466,7 +523,7 @@ fn setattr(sbi: &SbInfo, info: &InodeInfo, a: &SetattrArgs) -> Result<u64> {
     // The last page is mapped into user space: zero its tail in place (as
     // ext4 does) rather than move it; before the commit, so a crash leaves
     // the old size with zeros past the new one, never stale bytes later.
-    let tail_inplace = a.pad & SA_TAIL_INPLACE != 0;
+    let tail_inplace = a.facts & SA_TAIL_MAPPED != 0;
     // The partial last block of a shrinking file is copied with zeros past
     // the new end, in the same commit (so the cut-off bytes never reappear
     // on a later extension, and a crash keeps the old or the new file).
@@ -563,11 +620,14 @@ extern "C" fn novars_rs_setattr(
     }
 }
 
-/// evict with no links left: free the inode and everything it holds.
+/// evict: an inode with no links left is freed with everything it holds.
 #[no_mangle]
 extern "C" fn novars_rs_evict(inode: *mut bindings::inode, info: *mut c_void) {
     // SAFETY: C passes a live novars inode being evicted and its info.
     let (sbi, info) = unsafe { (super_::sbi((*inode).i_sb), inode::info(info)) };
+    if info.inner.lock().nlink != 0 {
+        return;
+    }
     if let Err(e) = crate::namei::free_inode(sbi, info) {
         pr_err!("({}): could not free inode {} ({})\n", sbi.dev(), info.ino, e.to_errno());
     }
@@ -1147,6 +1207,40 @@ fn fallocate(
     out.blocks = file_map(g)?.mapped_blocks().saturating_add(g.log.pages).saturating_mul(8);
     out.changed = 1;
     Ok(())
+}
+
+/// `NOVARS_FA_*`: what [`novars_rs_fallocate_begin`] tells C about a mode.
+const FA_GROWS: c_int = 1;
+const FA_SHIFTS: c_int = 2;
+const _: () = assert!(shim::shim_h("NOVARS_FA_GROWS") == FA_GROWS as u64);
+const _: () = assert!(shim::shim_h("NOVARS_FA_SHIFTS") == FA_SHIFTS as u64);
+
+/// fallocate(2), before C takes any lock: EBUSY for a sealed block map and
+/// any mode but KEEP_SIZE (checked again under the lock), EOPNOTSUPP for a
+/// mode bit novars does not know; else what C must prepare: `FA_GROWS`
+/// (the size may grow to the end of the range: C checks the limits),
+/// `FA_SHIFTS` (every block from the offset on moves).
+#[no_mangle]
+extern "C" fn novars_rs_fallocate_begin(info: *mut c_void, mode: u32) -> c_int {
+    // SAFETY: C passes the inode's own info.
+    let info = unsafe { inode::info(info) };
+    if mode & !FALLOC_FL_KEEP_SIZE != 0 {
+        if let Err(e) = crate::seal::check_unsealed(&info.inner.lock()) {
+            return e.to_errno();
+        }
+    }
+    let shifts = FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE;
+    if mode & !(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE | shifts) != 0 {
+        return shim::neg(bindings::EOPNOTSUPP);
+    }
+    let mut plan = 0;
+    if mode & (FALLOC_FL_KEEP_SIZE | shifts) == 0 {
+        plan |= FA_GROWS;
+    }
+    if mode & shifts != 0 {
+        plan |= FA_SHIFTS;
+    }
+    plan
 }
 
 /// fallocate(2) (C has taken the inode lock and checked what the VFS does
