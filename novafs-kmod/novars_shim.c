@@ -163,11 +163,6 @@ void novars_log_unlock(struct mutex *m)
 	mutex_unlock(m);
 }
 
-const char *novars_sb_id(struct super_block *sb)
-{
-	return sb->s_id;
-}
-
 bool novars_sb_rdonly(struct super_block *sb)
 {
 	return sb_rdonly(sb);

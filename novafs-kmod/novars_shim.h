@@ -175,8 +175,6 @@ struct inode *novars_iget(struct super_block *sb, u64 ino);
 /* dir_emit() for readdir: returns 0 when the caller's buffer is full. */
 int novars_dir_emit(struct dir_context *ctx, const char *name, int len, u64 ino, u32 dt, u64 pos);
 
-/* The device name (sb->s_id). */
-const char *novars_sb_id(struct super_block *sb);
 u32 novars_cpu(void);
 /* Copy len bytes of user data from an iov_iter to pmem (non-temporal). */
 size_t novars_copy_from_iter(void *iter, void *dst, size_t len);

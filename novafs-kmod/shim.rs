@@ -281,7 +281,6 @@ extern "C" {
         dt: u32,
         pos: u64,
     ) -> c_int;
-    pub(crate) fn novars_sb_id(sb: *mut bindings::super_block) -> *const c_char;
     pub(crate) fn novars_sb_rdonly(sb: *mut bindings::super_block) -> bool;
     pub(crate) fn novars_cpu() -> u32;
     pub(crate) fn novars_copy_from_iter(iter: *mut c_void, dst: *mut c_void, len: usize) -> usize;

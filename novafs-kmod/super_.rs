@@ -28,7 +28,7 @@ use crate::layout::{Media, BLOCK_SIZE_U64};
 use crate::media::DaxMedia;
 use crate::pm::Pm;
 use crate::shim::{self, Opts, SbC, StatFs};
-use core::ffi::{c_int, CStr};
+use core::ffi::c_int;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use kernel::bindings;
 use kernel::prelude::*;
@@ -140,9 +140,9 @@ pub(crate) unsafe fn sbi<'a>(sb: *mut bindings::super_block) -> &'a SbInfo {
 
 fn dev_name(sb: *mut bindings::super_block) -> [u8; 32] {
     let mut out = [0u8; 32];
-    // SAFETY: s_id is a NUL-terminated array inside the live super block.
-    let id = unsafe { CStr::from_ptr(shim::novars_sb_id(sb)) };
-    for (d, s) in out.iter_mut().take(31).zip(id.to_bytes()) {
+    // SAFETY: `sb` is live; `s_id` is its NUL-terminated device name.
+    let id = unsafe { &(*sb).s_id };
+    for (d, s) in out.iter_mut().take(31).zip(id.iter().take_while(|b| **b != 0)) {
         *d = *s;
     }
     out
