@@ -1114,7 +1114,7 @@ static const struct constant_table novars_param_errors[] = {
 	{}
 };
 
-/* The options in force, by the names of the parser's tables below. */
+/* The options in force, named as in the parser's table above. */
 static int novars_show_options(struct seq_file *m, struct dentry *root)
 {
 	struct novars_sb_c *c = root->d_sb->s_fs_info;
