@@ -11,6 +11,10 @@ use crate::shim;
 use core::ffi::{c_int, c_void};
 use kernel::bindings;
 
+/// Largest readdir position: cookies are 63-bit sequence numbers (plus 2).
+const POS_MAX: u64 = i64::MAX as u64;
+const _: () = assert!(shim::shim_h("NOVARS_DIR_POS_MAX") == POS_MAX);
+
 /// Names copied out per lock hold.
 const BATCH: usize = 32;
 
@@ -22,6 +26,10 @@ extern "C" fn novars_rs_lookup(
     name: *const u8,
     len: usize,
 ) -> i64 {
+    // Longer names exist nowhere (ENAMETOOLONG, as for every Linux fs).
+    if len > crate::layout::log::NAME_MAX {
+        return shim::neg(bindings::ENAMETOOLONG) as i64;
+    }
     // SAFETY: C passes the directory's own info and its dentry name.
     let (info, name) = unsafe { (inode::info(info), core::slice::from_raw_parts(name, len)) };
     let mut g = info.inner.lock();

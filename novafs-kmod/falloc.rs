@@ -330,6 +330,40 @@ fn fallocate(
     Ok(())
 }
 
+/// `NOVARS_FA_*`: what [`novars_rs_fallocate_begin`] tells C about a mode.
+const FA_GROWS: c_int = 1;
+const FA_SHIFTS: c_int = 2;
+const _: () = assert!(shim::shim_h("NOVARS_FA_GROWS") == FA_GROWS as u64);
+const _: () = assert!(shim::shim_h("NOVARS_FA_SHIFTS") == FA_SHIFTS as u64);
+
+/// fallocate(2), before C takes any lock: EBUSY for a sealed block map and
+/// any mode but KEEP_SIZE (checked again under the lock), EOPNOTSUPP for a
+/// mode bit novars does not know; else what C must prepare: `FA_GROWS`
+/// (the size may grow to the end of the range: C checks the limits),
+/// `FA_SHIFTS` (every block from the offset on moves).
+#[no_mangle]
+extern "C" fn novars_rs_fallocate_begin(info: *mut c_void, mode: u32) -> c_int {
+    // SAFETY: C passes the inode's own info.
+    let info = unsafe { inode::info(info) };
+    if mode & !FALLOC_FL_KEEP_SIZE != 0 {
+        if let Err(e) = crate::seal::check_unsealed(&info.inner.lock()) {
+            return e.to_errno();
+        }
+    }
+    let shifts = FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE;
+    if mode & !(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE | shifts) != 0 {
+        return shim::neg(bindings::EOPNOTSUPP);
+    }
+    let mut plan = 0;
+    if mode & (FALLOC_FL_KEEP_SIZE | shifts) == 0 {
+        plan |= FA_GROWS;
+    }
+    if mode & shifts != 0 {
+        plan |= FA_SHIFTS;
+    }
+    plan
+}
+
 /// fallocate(2) (C has taken the inode lock and checked what the VFS does
 /// not): returns 0 or -errno; `out.size` holds the size on entry.
 #[no_mangle]

@@ -86,6 +86,10 @@ pub(crate) fn rename_in_place(
             d.add(nname, moved.ino, ftype, seq);
         }
     }
-    victim.inner.lock().log = vpos;
+    {
+        let mut g = victim.inner.lock();
+        g.log = vpos;
+        g.nlink = victim_nlink;
+    }
     Ok(())
 }

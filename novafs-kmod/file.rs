@@ -100,9 +100,10 @@ pub(crate) struct WriteOut {
 
 const _: () = assert!(core::mem::size_of::<WriteOut>() == 24);
 
-/// `NOVARS_W_INPLACE`: C saw DAX mappings in the range (or retries after a
-/// fault on the source buffer): update mapped blocks in place.
-pub(crate) const W_INPLACE: u32 = 1;
+/// `NOVARS_W_MAPPED`, a fact C found: some page of the range has a DAX
+/// entry (it is, or was, mapped into user space).
+pub(crate) const W_MAPPED: u32 = 1;
+const _: () = assert!(shim::shim_h("NOVARS_W_MAPPED") == W_MAPPED as u64);
 
 /// write() in place: mapped blocks are overwritten where they are (a mapped
 /// page keeps its pfn, so every mapping sees the new bytes), holes get
@@ -242,7 +243,7 @@ fn write(
     len: u64,
     size: u64,
     now: crate::layout::Timespec,
-    flags: u32,
+    facts: u32,
     out: &mut WriteOut,
 ) -> Result<u64> {
     let _w = sbi.start_write()?;
@@ -254,7 +255,9 @@ fn write(
     let mut g = info.inner.lock();
     let g = &mut *g;
     let sealed = crate::seal::is_sealed(g);
-    let inplace = flags & W_INPLACE != 0 || sealed;
+    // Copy-on-write gives a mapped page a new pfn that the mappings would
+    // not see, and a seal keeps every block where it is: in place then.
+    let inplace = facts & W_MAPPED != 0 || sealed;
     let mut tx = FileTx::new(sbi, info, g.log, now);
     let mut src = Source { sbi, iter, pos, end };
     let done = {
@@ -287,7 +290,7 @@ extern "C" fn novars_rs_write(
     size: u64,
     now_sec: i64,
     now_nsec: u32,
-    flags: u32,
+    facts: u32,
     out: *mut WriteOut,
 ) -> i64 {
     if len == 0 {
@@ -295,7 +298,7 @@ extern "C" fn novars_rs_write(
     }
     // SAFETY: C passes a live novars inode, its info and an out struct.
     let (sbi, info, out) = unsafe { (super_::sbi((*inode).i_sb), inode::info(info), &mut *out) };
-    match write(sbi, info, iter, pos, len, size, ts(now_sec, now_nsec), flags, out) {
+    match write(sbi, info, iter, pos, len, size, ts(now_sec, now_nsec), facts, out) {
         Ok(n) => n as i64,
         Err(e) => e.to_errno() as i64,
     }

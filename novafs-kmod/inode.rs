@@ -31,6 +31,10 @@ pub(crate) enum Index {
 pub(crate) struct Inner {
     pub(crate) index: Index,
     pub(crate) log: LogPos,
+    /// The link count as last committed: read under the log lock by the
+    /// operations that change it (`namei.rs`), published with their commit;
+    /// C copies it into the VFS inode.
+    pub(crate) nlink: u32,
     /// Open files holding a seal on the block map (`seal.rs`; DRAM only).
     pub(crate) seals: u32,
 }
@@ -177,7 +181,7 @@ fn load(sbi: &SbInfo, ino: u64) -> Result<(*mut c_void, IAttr)> {
         pages: rep.pages,
         gc_at: 0,
     };
-    let inner = Inner { index, log, seals: 0 };
+    let inner = Inner { index, log, nlink: view.nlink, seals: 0 };
     let gen = raw.generation;
     let boxed = match KBox::pin_init(
         pin_init!(InodeInfo {
@@ -239,11 +243,14 @@ extern "C" fn novars_rs_free_inode_info(p: *mut c_void) {
     }
 }
 
-/// evict with no links left: free the inode and everything it holds.
+/// evict: an inode with no links left is freed with everything it holds.
 #[no_mangle]
 extern "C" fn novars_rs_evict(inode: *mut bindings::inode, ip: *mut c_void) {
     // SAFETY: C passes a live novars inode being evicted and its info.
     let (sbi, info) = unsafe { (super_::sbi((*inode).i_sb), info(ip)) };
+    if info.inner.lock().nlink != 0 {
+        return;
+    }
     if let Err(e) = crate::namei::free_inode(sbi, info) {
         pr_err!("({}): could not free inode {} ({})\n", sbi.dev(), info.ino, e.to_errno());
     }

@@ -8,16 +8,20 @@
 //! Each holds the log locks of every inode whose log it appends to
 //! (`locks.rs`, ascending inode number), so operations on other inodes run
 //! in parallel; an inode's `inner` lock is held only to read or publish its
-//! DRAM state, so readers (lookup, readdir, iomap) run concurrently. C
-//! passes the VFS's view of link counts after the operation, so the logged
-//! counts equal the VFS's.
+//! DRAM state, so readers (lookup, readdir, iomap) run concurrently.
+//!
+//! Link counts are Rust's: `Inner::nlink`, read under the log locks,
+//! checked (EMLINK at [`LINK_MAX`], EUCLEAN for a count that would go
+//! below 0) and published with the commit; C sets the VFS's counts to the
+//! [`Nlinks`] each operation returns. So are a new inode's owner (set-group-ID
+//! directories) and the name and symlink limits.
 
 use crate::inode::{self, Index, Inner, InodeInfo};
 use crate::journal::{Tx, MAX_WORDS};
 use crate::layout::append::{NewEntry, SetAttrs};
 use crate::layout::inode::{
-    dt_of_mode, Inode, Timespec, INLINE_MAX, INODE_FREE, INODE_LIVE, INODE_STATE_OFF, S_IFDIR,
-    S_IFLNK, S_IFMT,
+    dt, dt_of_mode, Inode, Timespec, INLINE_MAX, INODE_FREE, INODE_LIVE, INODE_STATE_OFF, LINK_MAX,
+    SYMLINK_MAX, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_ISGID,
 };
 use crate::layout::inode::{read_inode_at, slot_pos_in};
 use crate::layout::log::{sa, DE_ADD, DE_DEL};
@@ -25,7 +29,7 @@ use crate::layout::walk::DirIndex;
 use crate::layout::{BLOCK_SIZE, BLOCK_SIZE_U64};
 use crate::locks::lock_logs;
 use crate::log::{Appender, LogPos};
-use crate::shim;
+use crate::shim::{self, Nlinks, OwnerFacts};
 use crate::super_::{self, SbInfo};
 use core::ffi::{c_int, c_void};
 use kernel::bindings;
@@ -41,9 +45,46 @@ fn log_of(info: &InodeInfo) -> LogPos {
     info.inner.lock().log
 }
 
-/// Sets an inode's committed log position after a commit.
-fn set_log(info: &InodeInfo, pos: LogPos) {
-    info.inner.lock().log = pos;
+/// The link count of an inode (read under its log lock: stable until the
+/// operation publishes a new one).
+fn nlink_of(info: &InodeInfo) -> u32 {
+    info.inner.lock().nlink
+}
+
+/// Publishes an inode's log position and link count after a commit.
+fn publish(info: &InodeInfo, pos: LogPos, nlink: u32) {
+    let mut g = info.inner.lock();
+    g.log = pos;
+    g.nlink = nlink;
+}
+
+/// A link count one higher than `n`: EMLINK at [`LINK_MAX`].
+fn inc_link(n: u32) -> Result<u32> {
+    match n.checked_add(1) {
+        Some(m) if m <= LINK_MAX => Ok(m),
+        _ => Err(shim::err(bindings::EMLINK)),
+    }
+}
+
+/// A link count one lower than `n` (of inode `ino`): EUCLEAN for 0, a
+/// count the media should never have held for a linked inode.
+fn dec_link(sbi: &SbInfo, ino: u64, n: u32) -> Result<u32> {
+    n.checked_sub(1).ok_or_else(|| {
+        pr_err!("({}): inode {ino}: link count 0 while linked; run fsck.novars\n", sbi.dev());
+        shim::err(bindings::EUCLEAN)
+    })
+}
+
+/// A new inode's mode, uid and gid (as `inode_init_owner()` on a
+/// non-idmapped mount): the caller's fsuid; the group of a set-group-ID
+/// directory (and a new directory in it keeps the bit), else the caller's
+/// fsgid.
+fn owner(mode: u32, f: &OwnerFacts) -> (u32, u32, u32) {
+    if f.dir_mode & S_ISGID == 0 {
+        return (mode, f.fsuid, f.fsgid);
+    }
+    let mode = if mode & S_IFMT == S_IFDIR { mode | S_ISGID } else { mode };
+    (mode, f.fsuid, f.dir_gid)
 }
 
 fn dentry(
@@ -107,21 +148,31 @@ fn dir_index<'b>(inner: &'b mut Inner) -> Result<&'b mut crate::index::DirMap> {
     }
 }
 
-/// Everything `create` needs from C.
+/// Everything `create` needs from C (`struct novars_create_args`).
 #[repr(C)]
 pub(crate) struct CreateArgs {
+    /// File type and the permission bits asked for.
     pub(crate) mode: u32,
-    pub(crate) uid: u32,
-    pub(crate) gid: u32,
-    pub(crate) dir_nlink: u32,
+    /// Symlinks: the target's length.
+    pub(crate) tlen: u32,
+    pub(crate) owner: OwnerFacts,
     pub(crate) rdev: u64,
     pub(crate) now_sec: i64,
     pub(crate) now_nsec: u32,
-    pub(crate) tlen: u32,
+    pub(crate) pad: u32,
     pub(crate) target: *const u8,
 }
 
-const _: () = assert!(core::mem::size_of::<CreateArgs>() == 48);
+const _: () = assert!(core::mem::size_of::<CreateArgs>() == 56);
+const _: () = assert!(core::mem::offset_of!(CreateArgs, target) == 48);
+
+/// What a new inode record gets from its creator.
+struct NewInode {
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    rdev: u64,
+}
 
 /// The record of a new inode in free slot `(lane, slot)`: attributes from
 /// `a`, times `now`; the caller adds what else it needs and writes it with
@@ -130,7 +181,7 @@ fn blank_inode(
     sbi: &SbInfo,
     lane: u32,
     slot: u64,
-    a: &CreateArgs,
+    a: &NewInode,
     nlink: u32,
     parent: u64,
     now: Timespec,
@@ -172,15 +223,24 @@ fn write_record(sbi: &SbInfo, rec: u64, ni: &mut Inode) -> Result {
 
 /// Creates an inode named `name` in `dinfo`, or (name `None`, O_TMPFILE)
 /// an unnamed one with link count 0: live, but an orphan that the next
-/// mount frees if it is never linked.
-fn create(sbi: &SbInfo, dinfo: &InodeInfo, name: Option<&[u8]>, a: &CreateArgs) -> Result<u64> {
+/// mount frees if it is never linked. `out.dir` gets the directory's link
+/// count after the call.
+fn create(
+    sbi: &SbInfo,
+    dinfo: &InodeInfo,
+    name: Option<&[u8]>,
+    a: &CreateArgs,
+    out: &mut Nlinks,
+) -> Result<u64> {
     let _w = sbi.start_write()?;
     let now = ts(a.now_sec, a.now_nsec);
-    let fmt = a.mode & S_IFMT;
-    let ftype = dt_of_mode(a.mode).ok_or(EINVAL)?;
+    let (mode, uid, gid) = owner(a.mode, &a.owner);
+    let new = NewInode { mode, uid, gid, rdev: a.rdev };
+    let fmt = mode & S_IFMT;
+    let ftype = dt_of_mode(mode).ok_or(EINVAL)?;
     let is_dir = fmt == S_IFDIR;
     let target = if fmt == S_IFLNK {
-        if a.target.is_null() || a.tlen == 0 || a.tlen as usize >= BLOCK_SIZE {
+        if a.target.is_null() || a.tlen == 0 || a.tlen as usize > SYMLINK_MAX {
             return Err(shim::err(bindings::ENAMETOOLONG));
         }
         // SAFETY: C passes the symlink target, `tlen` bytes, alive for the call.
@@ -189,15 +249,17 @@ fn create(sbi: &SbInfo, dinfo: &InodeInfo, name: Option<&[u8]>, a: &CreateArgs) 
         None
     };
     let _l = lock_logs(&[dinfo])?;
-    let dlog = {
+    let (dlog, dnlink) = {
         let mut g = dinfo.inner.lock();
         if let Some(name) = name {
             if dir_index(&mut g)?.lookup(name).is_some() {
                 return Err(EEXIST);
             }
         }
-        g.log
+        (g.log, g.nlink)
     };
+    // A new subdirectory's ".." links to the directory.
+    let dnlink = if is_dir && name.is_some() { inc_link(dnlink)? } else { dnlink };
     let (lane, slot) = sbi.alloc.alloc_slot()?;
     let release_slot = || sbi.alloc.free_slot(lane, slot);
     let prepared = (|| -> Result<(u64, u64, Option<(u64, Appender<'_>)>, Inode)> {
@@ -207,7 +269,7 @@ fn create(sbi: &SbInfo, dinfo: &InodeInfo, name: Option<&[u8]>, a: &CreateArgs) 
             (Some(_), false) => 1,
         };
         let parent = if is_dir { dinfo.ino } else { 0 };
-        let (ino, rec, mut ni) = blank_inode(sbi, lane, slot, a, nlink, parent, now)?;
+        let (ino, rec, mut ni) = blank_inode(sbi, lane, slot, &new, nlink, parent, now)?;
         let mut data = None;
         if let Some(t) = target {
             ni.size = t.len() as u64;
@@ -264,7 +326,7 @@ fn create(sbi: &SbInfo, dinfo: &InodeInfo, name: Option<&[u8]>, a: &CreateArgs) 
     let res = (|| -> Result<u64> {
         let seq = dentry(&mut dap, DE_ADD, ino, ftype, now, name)?;
         if is_dir {
-            link_entry(&mut dap, a.dir_nlink, now)?;
+            link_entry(&mut dap, dnlink, now)?;
         }
         commit(sbi, &[&dap], &[(rec + INODE_STATE_OFF, INODE_LIVE)])?;
         Ok(seq)
@@ -280,6 +342,8 @@ fn create(sbi: &SbInfo, dinfo: &InodeInfo, name: Option<&[u8]>, a: &CreateArgs) 
     };
     let mut g = dinfo.inner.lock();
     g.log = dap.pos();
+    g.nlink = dnlink;
+    out.dir = dnlink;
     dir_index(&mut g)?.add(name, ino, ftype, seq);
     crate::gc::maybe_compact(sbi, dinfo, &mut g);
     Ok(ino)
@@ -293,18 +357,20 @@ extern "C" fn novars_rs_create(
     name: *const u8,
     len: usize,
     args: *const CreateArgs,
+    out: *mut Nlinks,
 ) -> i64 {
-    // SAFETY: C passes a live novars directory, its info, the dentry name
-    // and the arguments, all alive for the call.
-    let (sbi, dinfo, name, a) = unsafe {
+    // SAFETY: C passes a live novars directory, its info, the dentry name,
+    // the arguments and an out struct, all alive for the call.
+    let (sbi, dinfo, name, a, out) = unsafe {
         (
             super_::sbi((*dir).i_sb),
             inode::info(dir_info),
             core::slice::from_raw_parts(name, len),
             &*args,
+            &mut *out,
         )
     };
-    match create(sbi, dinfo, Some(name), a) {
+    match create(sbi, dinfo, Some(name), a, out) {
         Ok(ino) => i64::try_from(ino).unwrap_or(0),
         Err(e) => e.to_errno() as i64,
     }
@@ -319,7 +385,7 @@ extern "C" fn novars_rs_tmpfile(
 ) -> i64 {
     // SAFETY: as in `novars_rs_create`.
     let (sbi, dinfo, a) = unsafe { (super_::sbi((*dir).i_sb), inode::info(dir_info), &*args) };
-    match create(sbi, dinfo, None, a) {
+    match create(sbi, dinfo, None, a, &mut Nlinks::default()) {
         Ok(ino) => i64::try_from(ino).unwrap_or(0),
         Err(e) => e.to_errno() as i64,
     }
@@ -331,11 +397,12 @@ fn link(
     name: &[u8],
     tinfo: &InodeInfo,
     ftype: u8,
-    nlink: u32,
     now: Timespec,
+    out: &mut Nlinks,
 ) -> Result {
     let _w = sbi.start_write()?;
     let _l = lock_logs(&[dinfo, tinfo])?;
+    let nlink = inc_link(nlink_of(tinfo))?;
     let dlog = log_of(dinfo);
     let tlog = log_of(tinfo);
     let mut dap = Appender::new(sbi, dinfo.ino, dinfo.gen, dinfo.rec, dlog);
@@ -353,8 +420,10 @@ fn link(
                 g.log = dap.pos();
                 dir_index(&mut g)?.add(name, tinfo.ino, ftype, seq);
                 crate::gc::maybe_compact(sbi, dinfo, &mut g);
+                out.dir = g.nlink;
             }
-            set_log(tinfo, tap.pos());
+            publish(tinfo, tap.pos(), nlink);
+            out.inode = nlink;
             Ok(())
         }
         Err(e) => {
@@ -365,8 +434,8 @@ fn link(
     }
 }
 
-/// Adds hard link `name` in `dir` to `target` (whose link count becomes
-/// `nlink`).
+/// Adds hard link `name` in `dir` to `target`; `out.inode` gets its new
+/// link count.
 #[no_mangle]
 extern "C" fn novars_rs_link(
     dir: *mut bindings::inode,
@@ -375,53 +444,59 @@ extern "C" fn novars_rs_link(
     len: usize,
     target_info: *mut c_void,
     mode: u32,
-    nlink: u32,
     now_sec: i64,
     now_nsec: u32,
+    out: *mut Nlinks,
 ) -> c_int {
     // SAFETY: as in `novars_rs_create`.
-    let (sbi, dinfo, tinfo, name) = unsafe {
+    let (sbi, dinfo, tinfo, name, out) = unsafe {
         (
             super_::sbi((*dir).i_sb),
             inode::info(dir_info),
             inode::info(target_info),
             core::slice::from_raw_parts(name, len),
+            &mut *out,
         )
     };
-    let ftype = dt_of_mode(mode).unwrap_or(crate::layout::inode::dt::REG);
-    match link(sbi, dinfo, name, tinfo, ftype, nlink, ts(now_sec, now_nsec)) {
+    let ftype = dt_of_mode(mode).unwrap_or(dt::REG);
+    match link(sbi, dinfo, name, tinfo, ftype, ts(now_sec, now_nsec), out) {
         Ok(()) => 0,
         Err(e) => e.to_errno(),
     }
 }
 
-/// Removes `name` from `dir`; `victim`'s link count becomes `vnlink`; for
-/// rmdir the victim must be empty and `dir_nlink` is the parent's new count.
+/// Removes `name` from `dir`: the victim loses a link (rmdir: all, and
+/// it must be empty; the parent loses the victim's ".."). `out` gets the
+/// directory's and the victim's new counts.
 #[allow(clippy::too_many_arguments)]
 fn unlink(
     sbi: &SbInfo,
     dinfo: &InodeInfo,
     name: &[u8],
     vinfo: &InodeInfo,
-    vnlink: u32,
     rmdir: bool,
-    dir_nlink: u32,
     now: Timespec,
+    out: &mut Nlinks,
 ) -> Result {
     let _w = sbi.start_write()?;
     let _l = lock_logs(&[dinfo, vinfo])?;
     if rmdir && dir_index(&mut vinfo.inner.lock())?.first().is_some() {
         return Err(shim::err(bindings::ENOTEMPTY));
     }
-    let vlog = log_of(vinfo);
-    let (dlog, ftype, vino) = {
+    let (vlog, vn) = {
+        let g = vinfo.inner.lock();
+        (g.log, g.nlink)
+    };
+    let (dlog, ftype, vino, dn) = {
         let mut g = dinfo.inner.lock();
         let e = dir_index(&mut g)?.entry(name).ok_or(ENOENT)?;
-        (g.log, e.1, e.0)
+        (g.log, e.1, e.0, g.nlink)
     };
     if vino != vinfo.ino {
         return Err(ENOENT);
     }
+    let vnlink = if rmdir { 0 } else { dec_link(sbi, vinfo.ino, vn)? };
+    let dir_nlink = if rmdir { dec_link(sbi, dinfo.ino, dn)? } else { dn };
     let mut dap = Appender::new(sbi, dinfo.ino, dinfo.gen, dinfo.rec, dlog);
     let mut vap = Appender::new(sbi, vinfo.ino, vinfo.gen, vinfo.rec, vlog);
     let r = (|| -> Result {
@@ -440,10 +515,12 @@ fn unlink(
     {
         let mut g = dinfo.inner.lock();
         g.log = dap.pos();
+        g.nlink = dir_nlink;
         dir_index(&mut g)?.remove(name, vinfo.ino);
         crate::gc::maybe_compact(sbi, dinfo, &mut g);
     }
-    set_log(vinfo, vap.pos());
+    publish(vinfo, vap.pos(), vnlink);
+    *out = Nlinks { dir: dir_nlink, new_dir: dir_nlink, inode: vnlink, victim: 0 };
     Ok(())
 }
 
@@ -455,22 +532,22 @@ extern "C" fn novars_rs_unlink(
     name: *const u8,
     len: usize,
     victim_info: *mut c_void,
-    vnlink: u32,
     rmdir: bool,
-    dir_nlink: u32,
     now_sec: i64,
     now_nsec: u32,
+    out: *mut Nlinks,
 ) -> c_int {
     // SAFETY: as in `novars_rs_create`.
-    let (sbi, dinfo, vinfo, name) = unsafe {
+    let (sbi, dinfo, vinfo, name, out) = unsafe {
         (
             super_::sbi((*dir).i_sb),
             inode::info(dir_info),
             inode::info(victim_info),
             core::slice::from_raw_parts(name, len),
+            &mut *out,
         )
     };
-    match unlink(sbi, dinfo, name, vinfo, vnlink, rmdir, dir_nlink, ts(now_sec, now_nsec)) {
+    match unlink(sbi, dinfo, name, vinfo, rmdir, ts(now_sec, now_nsec), out) {
         Ok(()) => 0,
         Err(e) => e.to_errno(),
     }
@@ -489,20 +566,20 @@ pub(crate) struct RenameArgs {
     pub(crate) old_len: u32,
     pub(crate) new_len: u32,
     pub(crate) moved_mode: u32,
-    pub(crate) victim_nlink: u32,
-    pub(crate) old_dir_nlink: u32,
-    pub(crate) new_dir_nlink: u32,
+    /// `RENAME_*` as the VFS gives them.
+    pub(crate) flags: u32,
     pub(crate) now_sec: i64,
     pub(crate) now_nsec: u32,
-    pub(crate) flags: u32,
-    /// `RENAME_WHITEOUT`: the owner of the whiteout.
-    pub(crate) wh_uid: u32,
-    pub(crate) wh_gid: u32,
+    pub(crate) pad: u32,
+    /// `RENAME_WHITEOUT`: what the whiteout's owner is decided from.
+    pub(crate) owner: OwnerFacts,
 }
 
 const _: () = assert!(core::mem::size_of::<RenameArgs>() == 96);
+const _: () = assert!(core::mem::offset_of!(RenameArgs, owner) == 80);
 
-/// `RENAME_EXCHANGE` and `RENAME_WHITEOUT` as passed in `RenameArgs::flags`.
+/// `RENAME_*` (`linux/fs.h`, asserted in `novars_shim.c`).
+const RENAME_NOREPLACE: u32 = 1;
 const RENAME_EXCHANGE: u32 = 2;
 const RENAME_WHITEOUT: u32 = 4;
 
@@ -518,17 +595,9 @@ struct Whiteout {
 
 fn new_whiteout(sbi: &SbInfo, a: &RenameArgs, now: Timespec) -> Result<Whiteout> {
     let (lane, slot) = sbi.alloc.alloc_slot()?;
-    let c = CreateArgs {
-        mode: crate::layout::inode::S_IFCHR,
-        uid: a.wh_uid,
-        gid: a.wh_gid,
-        dir_nlink: 0,
-        rdev: 0,
-        now_sec: a.now_sec,
-        now_nsec: a.now_nsec,
-        tlen: 0,
-        target: core::ptr::null(),
-    };
+    // A whiteout is a character device 0:0 with mode 0 (WHITEOUT_MODE).
+    let (mode, uid, gid) = owner(S_IFCHR, &a.owner);
+    let c = NewInode { mode, uid, gid, rdev: 0 };
     let r = blank_inode(sbi, lane, slot, &c, 1, 0, now).and_then(|(ino, rec, mut ni)| {
         write_record(sbi, rec, &mut ni)?;
         Ok(Whiteout { lane, slot, ino, rec })
@@ -539,11 +608,12 @@ fn new_whiteout(sbi: &SbInfo, a: &RenameArgs, now: Timespec) -> Result<Whiteout>
     r
 }
 
-/// Swaps two names (both exist); in one transaction.
+/// Swaps two names (both exist); in one transaction. A directory moving
+/// to the other parent takes its ".." link along.
 #[allow(clippy::too_many_arguments)]
 fn exchange(
     sbi: &SbInfo,
-    a: &RenameArgs,
+    out: &mut Nlinks,
     odir: &InodeInfo,
     ndir: &InodeInfo,
     moved: &InodeInfo,
@@ -561,6 +631,13 @@ fn exchange(
         }
         (mt.1, ot.1)
     };
+    let (on, nn) = (out.dir, out.new_dir);
+    let (old_n, new_n) = match (mtype == dt::DIR, otype == dt::DIR) {
+        _ if same => (on, nn),
+        (true, false) => (dec_link(sbi, odir.ino, on)?, inc_link(nn)?),
+        (false, true) => (inc_link(on)?, dec_link(sbi, ndir.ino, nn)?),
+        _ => (on, nn),
+    };
     let mut oap = Appender::new(sbi, odir.ino, odir.gen, odir.rec, log_of(odir));
     let mut nap = Appender::new(sbi, ndir.ino, ndir.gen, ndir.rec, log_of(ndir));
     let mut map = Appender::new(sbi, moved.ino, moved.gen, moved.rec, log_of(moved));
@@ -572,15 +649,15 @@ fn exchange(
         dentry(dst, DE_DEL, other.ino, otype, now, nname)?;
         let s2 = dentry(dst, DE_ADD, moved.ino, mtype, now, nname)?;
         if !same {
-            link_entry(&mut oap, a.old_dir_nlink, now)?;
-            link_entry(&mut nap, a.new_dir_nlink, now)?;
+            link_entry(&mut oap, old_n, now)?;
+            link_entry(&mut nap, new_n, now)?;
         }
-        if !same && mtype == crate::layout::inode::dt::DIR {
+        if !same && mtype == dt::DIR {
             parent_entry(&mut map, ndir.ino, now)?;
         } else {
             ctime_entry(&mut map, now)?;
         }
-        if !same && otype == crate::layout::inode::dt::DIR {
+        if !same && otype == dt::DIR {
             parent_entry(&mut vap, odir.ino, now)?;
         } else {
             ctime_entry(&mut vap, now)?;
@@ -605,6 +682,7 @@ fn exchange(
     {
         let mut g = odir.inner.lock();
         g.log = oap.pos();
+        g.nlink = old_n;
         let d = dir_index(&mut g)?;
         d.remove(oname, moved.ino);
         d.add(oname, other.ino, otype, s1);
@@ -617,17 +695,24 @@ fn exchange(
     if !same {
         let mut g = ndir.inner.lock();
         g.log = nap.pos();
+        g.nlink = new_n;
         let d = dir_index(&mut g)?;
         d.remove(nname, other.ino);
         d.add(nname, moved.ino, mtype, s2);
         crate::gc::maybe_compact(sbi, ndir, &mut g);
     }
-    set_log(moved, map.pos());
-    set_log(other, vap.pos());
+    moved.inner.lock().log = map.pos();
+    other.inner.lock().log = vap.pos();
+    out.dir = old_n;
+    out.new_dir = if same { old_n } else { new_n };
     Ok(())
 }
 
-fn rename(sbi: &SbInfo, a: &RenameArgs) -> Result {
+/// `out` gets the link counts after the call (also when nothing changes).
+fn rename(sbi: &SbInfo, a: &RenameArgs, out: &mut Nlinks) -> Result {
+    if a.flags & !(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT) != 0 {
+        return Err(EINVAL);
+    }
     let _w = sbi.start_write()?;
     // SAFETY: C passes the infos of live inodes and the dentry names.
     let (odir, ndir, moved, victim, oname, nname) = unsafe {
@@ -649,12 +734,15 @@ fn rename(sbi: &SbInfo, a: &RenameArgs) -> Result {
         Some(v) => lock_logs(&[odir, ndir, moved, v])?,
         None => lock_logs(&[odir, ndir, moved])?,
     };
+    let (on, nn) = (nlink_of(odir), nlink_of(ndir));
+    let vn = victim.map(nlink_of).unwrap_or(0);
+    *out = Nlinks { dir: on, new_dir: nn, inode: nlink_of(moved), victim: vn };
     if a.flags & RENAME_EXCHANGE != 0 {
         let other = victim.ok_or(ENOENT)?;
         if other.ino == moved.ino {
             return Ok(());
         }
-        return exchange(sbi, a, odir, ndir, moved, other, oname, nname, now);
+        return exchange(sbi, out, odir, ndir, moved, other, oname, nname, now);
     }
     if let Some(v) = victim {
         if v.ino == moved.ino {
@@ -674,6 +762,26 @@ fn rename(sbi: &SbInfo, a: &RenameArgs) -> Result {
         }
         None => 0,
     };
+    // The victim loses the link (a directory all of them, and its ".." in
+    // the new parent); a directory moving to another parent takes its ".."
+    // link along.
+    let vdir = victim.is_some() && vftype == dt::DIR;
+    let victim_nlink = match victim {
+        Some(v) if !vdir => dec_link(sbi, v.ino, vn)?,
+        _ => 0,
+    };
+    let (old_n, new_n) = if same {
+        let o = if vdir { dec_link(sbi, odir.ino, on)? } else { on };
+        (o, o)
+    } else {
+        let o = if is_dir { dec_link(sbi, odir.ino, on)? } else { on };
+        let n = match (is_dir, vdir) {
+            (true, false) => inc_link(nn)?,
+            (false, true) => dec_link(sbi, ndir.ino, nn)?,
+            _ => nn,
+        };
+        (o, n)
+    };
     // RENAME_WHITEOUT (overlayfs): the old name then names a new whiteout,
     // made live by the rename's own transaction.
     let wh = if a.flags & RENAME_WHITEOUT != 0 { Some(new_whiteout(sbi, a, now)?) } else { None };
@@ -685,7 +793,7 @@ fn rename(sbi: &SbInfo, a: &RenameArgs) -> Result {
     #[cfg(novars_trace)]
     if let (true, false, Some(v)) = (same, is_dir, victim) {
         if crate::pm::fault(crate::pm::Fault::DentryInPlace) {
-            return crate::pm::inject::rename_in_place(
+            crate::pm::inject::rename_in_place(
                 sbi,
                 odir,
                 moved,
@@ -693,9 +801,11 @@ fn rename(sbi: &SbInfo, a: &RenameArgs) -> Result {
                 oname,
                 nname,
                 ftype,
-                a.victim_nlink,
+                victim_nlink,
                 now,
-            );
+            )?;
+            out.victim = victim_nlink;
+            return Ok(());
         }
     }
     let olog = log_of(odir);
@@ -714,13 +824,13 @@ fn rename(sbi: &SbInfo, a: &RenameArgs) -> Result {
         let seq = dentry(dst, DE_ADD, moved.ino, ftype, now, nname)?;
         dentry(&mut oap, DE_DEL, moved.ino, ftype, now, oname)?;
         let wseq = match wh {
-            Some(w) => dentry(&mut oap, DE_ADD, w.ino, crate::layout::inode::dt::CHR, now, oname)?,
+            Some(w) => dentry(&mut oap, DE_ADD, w.ino, dt::CHR, now, oname)?,
             None => 0,
         };
         if !same || (is_dir && victim.is_some()) {
-            link_entry(&mut oap, a.old_dir_nlink, now)?;
+            link_entry(&mut oap, old_n, now)?;
             if !same {
-                link_entry(&mut nap, a.new_dir_nlink, now)?;
+                link_entry(&mut nap, new_n, now)?;
             }
         }
         if is_dir && !same {
@@ -730,7 +840,7 @@ fn rename(sbi: &SbInfo, a: &RenameArgs) -> Result {
             ctime_entry(&mut map, now)?;
         }
         if let Some(vap) = vap.as_mut() {
-            link_entry(vap, a.victim_nlink, now)?;
+            link_entry(vap, victim_nlink, now)?;
         }
         let mut aps: [&Appender<'_>; 4] = [&oap, &oap, &map, &map];
         let mut n = 1;
@@ -778,6 +888,7 @@ fn rename(sbi: &SbInfo, a: &RenameArgs) -> Result {
     {
         let mut g = odir.inner.lock();
         g.log = opos;
+        g.nlink = old_n;
         let od = dir_index(&mut g)?;
         od.remove(oname, moved.ino);
         if same {
@@ -787,13 +898,14 @@ fn rename(sbi: &SbInfo, a: &RenameArgs) -> Result {
             od.add(nname, moved.ino, ftype, seq);
         }
         if let Some(w) = wh {
-            od.add(oname, w.ino, crate::layout::inode::dt::CHR, wseq);
+            od.add(oname, w.ino, dt::CHR, wseq);
         }
         crate::gc::maybe_compact(sbi, odir, &mut g);
     }
     if !same {
         let mut g = ndir.inner.lock();
         g.log = npos;
+        g.nlink = new_n;
         let nd = dir_index(&mut g)?;
         if let Some(v) = victim {
             nd.remove(nname, v.ino);
@@ -801,20 +913,26 @@ fn rename(sbi: &SbInfo, a: &RenameArgs) -> Result {
         nd.add(nname, moved.ino, ftype, seq);
         crate::gc::maybe_compact(sbi, ndir, &mut g);
     }
-    set_log(moved, mpos);
+    moved.inner.lock().log = mpos;
     if let (Some(v), Some(p)) = (victim, vpos) {
-        set_log(v, p);
+        publish(v, p, victim_nlink);
     }
+    *out = Nlinks { dir: old_n, new_dir: new_n, victim: victim_nlink, ..*out };
     Ok(())
 }
 
-/// rename(2) without flags, with RENAME_NOREPLACE (checked by the VFS) or
-/// RENAME_EXCHANGE.
+/// rename(2) without flags, with RENAME_NOREPLACE (checked by the VFS),
+/// RENAME_EXCHANGE or RENAME_WHITEOUT; `out` gets the link counts to set.
 #[no_mangle]
-extern "C" fn novars_rs_rename(sb: *mut bindings::super_block, args: *const RenameArgs) -> c_int {
-    // SAFETY: C passes a mounted novars super block and the arguments.
-    let (sbi, a) = unsafe { (super_::sbi(sb), &*args) };
-    match rename(sbi, a) {
+extern "C" fn novars_rs_rename(
+    sb: *mut bindings::super_block,
+    args: *const RenameArgs,
+    out: *mut Nlinks,
+) -> c_int {
+    // SAFETY: C passes a mounted novars super block, the arguments and an
+    // out struct.
+    let (sbi, a, out) = unsafe { (super_::sbi(sb), &*args, &mut *out) };
+    match rename(sbi, a, out) {
         Ok(()) => 0,
         Err(e) => e.to_errno(),
     }

@@ -2,9 +2,11 @@
 /*
  * C side of novars: what Rust cannot reach in Linux 6.12 (the fs_context
  * API, the VFS operation tables, DAX and iomap, and `static inline`
- * helpers). Everything with novars logic lives in Rust; this file only
- * wires VFS tables to Rust entry points, fills VFS structs from plain
- * values Rust computed, and states the layout assumptions both sides share.
+ * helpers). It decides nothing about novars: it takes the VFS's locks,
+ * hands Rust the facts (times, the caller's ids, whether pages have DAX
+ * entries), sets VFS inodes to the values Rust answers (link counts,
+ * sizes, block counts, times), and states the layouts both sides share.
+ * Every check, limit and choice is in Rust (DESIGN.md).
  */
 #include <linux/build_bug.h>
 #include <linux/dax.h>
@@ -30,9 +32,6 @@
 #include "novars_shim.h"
 #include "novars_trace.h"
 
-/* statfs f_type: "NVRS". */
-#define NOVARS_SUPER_MAGIC 0x4e565253
-
 /*
  * novars maps its 4 KiB blocks straight into user space with DAX: a block
  * must be a page. layout::BLOCK_SIZE is asserted equal to PAGE_SIZE on the
@@ -42,35 +41,37 @@ static_assert(PAGE_SIZE == 4096);
 
 /* Layouts shared with Rust (mirrored by const asserts in shim.rs). */
 static_assert(sizeof(struct novars_opts) == 8);
-static_assert(sizeof(struct novars_sb_c) == 56);
-static_assert(offsetof(struct novars_sb_c, kaddr) == 16);
-static_assert(offsetof(struct novars_sb_c, errors) == 32);
-static_assert(offsetof(struct novars_sb_c, uuid) == 40);
-static_assert(sizeof(struct novars_iattr) == 104);
-static_assert(offsetof(struct novars_iattr, generation) == 40);
-static_assert(offsetof(struct novars_iattr, atime_sec) == 48);
-static_assert(offsetof(struct novars_iattr, atime_nsec) == 80);
-static_assert(offsetof(struct novars_iattr, link) == 96);
-static_assert(sizeof(struct novars_map) == 40);
-static_assert(sizeof(struct novars_statfs) == 32);
-static_assert(IOMAP_WRITE == 1);
-static_assert(IOMAP_FAULT == 1 << 3);
+static_assert(sizeof(struct novars_sb_c) == 56 && offsetof(struct novars_sb_c, kaddr) == 16 &&
+	      offsetof(struct novars_sb_c, errors) == 32 && offsetof(struct novars_sb_c, uuid) == 40);
+static_assert(sizeof(struct novars_iattr) == 104 &&
+	      offsetof(struct novars_iattr, generation) == 40 &&
+	      offsetof(struct novars_iattr, atime_sec) == 48 &&
+	      offsetof(struct novars_iattr, atime_nsec) == 80 &&
+	      offsetof(struct novars_iattr, link) == 96);
+static_assert(sizeof(struct novars_map) == 40 && sizeof(struct novars_statfs) == 48);
+static_assert(sizeof(struct novars_owner) == 16 && sizeof(struct novars_nlinks) == 16);
+static_assert(sizeof(struct novars_create_args) == 56 &&
+	      offsetof(struct novars_create_args, target) == 48);
+static_assert(sizeof(struct novars_rename_args) == 96 &&
+	      offsetof(struct novars_rename_args, old_len) == 48 &&
+	      offsetof(struct novars_rename_args, owner) == 80);
+static_assert(sizeof(struct novars_setattr_args) == 88 &&
+	      offsetof(struct novars_setattr_args, inode_mode) == 80);
+static_assert(sizeof(struct novars_write_out) == 24 && sizeof(struct novars_falloc_out) == 24);
+static_assert(sizeof(struct novars_seal) == 24 && sizeof(struct novars_seal_info) == 16);
+/* Kernel values Rust uses as plain numbers (shim.rs, file.rs, namei.rs). */
+static_assert(IOMAP_WRITE == 1 && IOMAP_FAULT == 1 << 3);
 static_assert(NOVARS_MAX_LOCKED <= MAX_LOCKDEP_SUBCLASSES);
-static_assert(sizeof(struct novars_create_args) == 48);
-static_assert(sizeof(struct novars_rename_args) == 96);
-static_assert(offsetof(struct novars_rename_args, old_len) == 48);
-static_assert(sizeof(struct novars_setattr_args) == 72);
-static_assert(sizeof(struct novars_write_out) == 24);
-static_assert(sizeof(struct novars_seal) == 24);
-static_assert(sizeof(struct novars_seal_info) == 16);
-static_assert(RENAME_EXCHANGE == 2 && RENAME_WHITEOUT == 4);
+static_assert(RENAME_NOREPLACE == 1 && RENAME_EXCHANGE == 2 && RENAME_WHITEOUT == 4);
 static_assert(WHITEOUT_MODE == 0 && WHITEOUT_DEV == 0);
-static_assert(sizeof(struct novars_falloc_out) == 24);
 static_assert(FALLOC_FL_KEEP_SIZE == 1 && FALLOC_FL_PUNCH_HOLE == 2 &&
-	      FALLOC_FL_ZERO_RANGE == 0x10);
-
-/* Link counts above this are refused (EMLINK), as ext4 does. */
-#define NOVARS_LINK_MAX 65000
+	      FALLOC_FL_COLLAPSE_RANGE == 8 && FALLOC_FL_ZERO_RANGE == 0x10 &&
+	      FALLOC_FL_INSERT_RANGE == 0x20);
+static_assert(ATTR_MODE == NOVARS_SA_MODE && ATTR_UID == NOVARS_SA_UID &&
+	      ATTR_GID == NOVARS_SA_GID && ATTR_SIZE == NOVARS_SA_SIZE &&
+	      ATTR_ATIME == NOVARS_SA_ATIME && ATTR_MTIME == NOVARS_SA_MTIME &&
+	      ATTR_CTIME == NOVARS_SA_CTIME);
+static_assert(S_ISGID == 02000 && S_IFDIR == 0040000 && S_IFCHR == 0020000);
 
 /* The VFS inode with novars's per-inode state (owned by Rust). */
 struct novars_inode {
@@ -162,81 +163,12 @@ void novars_log_unlock(struct mutex *m)
 	mutex_unlock(m);
 }
 
-const char *novars_sb_id(struct super_block *sb)
-{
-	return sb->s_id;
-}
-
 bool novars_sb_rdonly(struct super_block *sb)
 {
 	return sb_rdonly(sb);
 }
 
 /* ------------------------------------------------------------- inodes */
-
-static const struct inode_operations novars_dir_iops;
-static const struct inode_operations novars_file_iops;
-static const struct inode_operations novars_special_iops;
-static const struct inode_operations novars_symlink_iops;
-static const struct file_operations novars_dir_fops;
-static const struct file_operations novars_file_fops;
-static const struct address_space_operations novars_dax_aops;
-
-struct inode *novars_iget(struct super_block *sb, u64 ino)
-{
-	struct novars_iattr a = {};
-	struct inode *inode;
-	int err = -EIO;
-	void *info;
-
-	inode = iget_locked(sb, ino);
-	if (!inode)
-		return ERR_PTR(-ENOMEM);
-	if (!(inode->i_state & I_NEW))
-		return inode;
-	info = novars_rs_read_inode(sb, ino, &a, &err);
-	if (!info) {
-		iget_failed(inode);
-		return ERR_PTR(err);
-	}
-	NI(inode)->info = info;
-	NI(inode)->btime_sec = a.btime_sec;
-	NI(inode)->btime_nsec = a.btime_nsec;
-	inode->i_mode = a.mode;
-	i_uid_write(inode, a.uid);
-	i_gid_write(inode, a.gid);
-	set_nlink(inode, a.nlink);
-	i_size_write(inode, a.size);
-	inode->i_blocks = a.blocks;
-	inode->i_generation = a.generation;
-	inode_set_atime(inode, a.atime_sec, a.atime_nsec);
-	inode_set_mtime(inode, a.mtime_sec, a.mtime_nsec);
-	inode_set_ctime(inode, a.ctime_sec, a.ctime_nsec);
-	switch (a.mode & S_IFMT) {
-	case S_IFREG:
-		inode->i_op = &novars_file_iops;
-		inode->i_fop = &novars_file_fops;
-		inode->i_mapping->a_ops = &novars_dax_aops;
-		inode->i_flags |= S_DAX;
-		break;
-	case S_IFDIR:
-		inode->i_op = &novars_dir_iops;
-		inode->i_fop = &novars_dir_fops;
-		break;
-	case S_IFLNK:
-		inode->i_op = &novars_symlink_iops;
-		inode->i_link = a.link;	/* freed in novars_free_inode */
-		a.link = NULL;
-		break;
-	default:
-		inode->i_op = &novars_special_iops;
-		init_special_inode(inode, a.mode, new_decode_dev((u32)a.rdev));
-		break;
-	}
-	kfree(a.link);
-	unlock_new_inode(inode);
-	return inode;
-}
 
 static struct inode *novars_alloc_inode(struct super_block *sb)
 {
@@ -264,9 +196,17 @@ static void novars_free_inode(struct inode *inode)
 static void novars_evict_inode(struct inode *inode)
 {
 	truncate_inode_pages_final(&inode->i_data);
-	if (!inode->i_nlink && !is_bad_inode(inode) && NI(inode)->info)
+	if (!is_bad_inode(inode) && NI(inode)->info)
 		novars_rs_evict(inode, NI(inode)->info);
 	clear_inode(inode);
+}
+
+/* Times of a changed inode: ctime, and mtime too for a directory entry. */
+static void novars_touch(struct inode *inode, struct timespec64 now, bool mtime)
+{
+	inode_set_ctime_to_ts(inode, now);
+	if (mtime)
+		inode_set_mtime_to_ts(inode, now);
 }
 
 /*
@@ -293,43 +233,33 @@ static int novars_break_layouts(struct inode *inode, loff_t start)
 }
 
 /*
- * Before a size change: take the invalidate lock (no fault runs until
- * novars_setattr drops it), refuse a sealed file, and for a shrink wait
- * for pins on the pages to be freed; *flags gets NOVARS_SA_TAIL_INPLACE
- * when the page holding the new end is mapped (it must keep its block).
+ * Before a size change Rust has allowed: take the invalidate lock (no
+ * fault runs until novars_setattr drops it) and get rid of the DAX entries
+ * of the pages a shrink frees. A 2 MiB entry (PMD fault) reaching below
+ * the new end would survive truncate_pagecache (it skips entries that
+ * begin before its start) and keep the freed blocks associated: drop every
+ * entry from the 2 MiB boundary below the new end, the pages that stay
+ * written back first (they fault in again), after waiting for pins.
  */
-static int novars_size_change_begin(struct inode *inode, loff_t size, u32 *flags)
+static int novars_size_change_begin(struct inode *inode, loff_t size, u32 *facts)
 {
 	struct address_space *mapping = inode->i_mapping;
-	loff_t from = size;
+	loff_t from = round_down(size, PMD_SIZE);
 	int err = 0;
 
 	filemap_invalidate_lock(mapping);
-	if (size != i_size_read(inode) && novars_rs_seal_count(NI(inode)->info))
-		err = -EBUSY;
-	else if (size < i_size_read(inode)) {
-		/*
-		 * A 2 MiB entry (PMD fault) reaching below the new end would
-		 * survive truncate_pagecache (it skips entries that begin
-		 * before its start) and keep the freed blocks associated: drop
-		 * every entry from the 2 MiB boundary below the new end, the
-		 * pages that stay written back first (they fault in again).
-		 */
-		from = round_down(size, PMD_SIZE);
+	if (size < i_size_read(inode)) {
 		err = novars_break_layouts(inode, from);
 		if (!err && from < size)
 			err = filemap_write_and_wait_range(mapping, from, size - 1);
-	}
-	if (err) {
-		filemap_invalidate_unlock(mapping);
-		return err;
-	}
-	/* Entries past the new end go before Rust frees their blocks (a freed
-	 * block still associated with this mapping must not be reused). */
-	if (size < i_size_read(inode))
+		if (err) {
+			filemap_invalidate_unlock(mapping);
+			return err;
+		}
 		truncate_pagecache(inode, from);
-	if ((size & (PAGE_SIZE - 1)) && xa_load(&mapping->i_pages, size >> PAGE_SHIFT))
-		*flags |= NOVARS_SA_TAIL_INPLACE;
+	}
+	if (xa_load(&mapping->i_pages, size >> PAGE_SHIFT))
+		*facts |= NOVARS_SA_TAIL_MAPPED;
 	return 0;
 }
 
@@ -338,69 +268,43 @@ static int novars_setattr(struct mnt_idmap *idmap, struct dentry *dentry,
 {
 	NOVARS_TRACE_OP(attr->ia_valid & ATTR_SIZE ? NOVARS_OP_TRUNCATE : NOVARS_OP_SETATTR);
 	struct inode *inode = d_inode(dentry);
-	struct novars_setattr_args a = {};
-	unsigned int v = attr->ia_valid;
+	struct timespec64 now = current_time(inode);
+	struct novars_setattr_args a;
 	s64 blocks;
 	int err;
 
 	err = setattr_prepare(idmap, dentry, attr);
 	if (err)
 		return err;
-	if ((v & ATTR_SIZE) && !S_ISREG(inode->i_mode))
-		return -EINVAL;
-	if ((v & ATTR_SIZE) && !(v & (ATTR_MTIME | ATTR_CTIME))) {
-		/*
-		 * truncate(2) passes no times: set both, as ext4 does (even
-		 * for an unchanged size; POSIX requires it when it changes).
-		 */
-		attr->ia_ctime = current_time(inode);
-		attr->ia_mtime = attr->ia_ctime;
-		attr->ia_valid |= ATTR_MTIME | ATTR_CTIME;
-		v = attr->ia_valid;
-	}
-	if (v & ATTR_MODE) {
-		a.valid |= NOVARS_SA_MODE;
-		a.mode = attr->ia_mode;
-	}
-	if (v & ATTR_UID) {
-		a.valid |= NOVARS_SA_UID;
-		a.uid = from_kuid(&init_user_ns, AS_KUIDT(attr->ia_vfsuid));
-	}
-	if (v & ATTR_GID) {
-		a.valid |= NOVARS_SA_GID;
-		a.gid = from_kgid(&init_user_ns, AS_KGIDT(attr->ia_vfsgid));
-	}
-	if (v & ATTR_SIZE) {
-		a.valid |= NOVARS_SA_SIZE;
-		a.size = attr->ia_size;
-	}
-	a.old_size = i_size_read(inode);
-	if (v & ATTR_ATIME) {
-		a.valid |= NOVARS_SA_ATIME;
-		a.atime_sec = attr->ia_atime.tv_sec;
-		a.atime_nsec = attr->ia_atime.tv_nsec;
-	}
-	if (v & ATTR_MTIME) {
-		a.valid |= NOVARS_SA_MTIME;
-		a.mtime_sec = attr->ia_mtime.tv_sec;
-		a.mtime_nsec = attr->ia_mtime.tv_nsec;
-	}
-	if (v & ATTR_CTIME) {
-		a.valid |= NOVARS_SA_CTIME;
-		a.ctime_sec = attr->ia_ctime.tv_sec;
-		a.ctime_nsec = attr->ia_ctime.tv_nsec;
-	}
-	if (!a.valid)
-		return 0;
-	if (v & ATTR_SIZE) {
-		err = novars_size_change_begin(inode, attr->ia_size, &a.pad);
+	a = (struct novars_setattr_args){
+		.valid = attr->ia_valid & NOVARS_SA_ALL,
+		.mode = attr->ia_mode,
+		.uid = from_kuid(&init_user_ns, AS_KUIDT(attr->ia_vfsuid)),
+		.gid = from_kgid(&init_user_ns, AS_KGIDT(attr->ia_vfsgid)),
+		.size = attr->ia_size,
+		.old_size = i_size_read(inode),
+		.atime_sec = attr->ia_atime.tv_sec, .atime_nsec = attr->ia_atime.tv_nsec,
+		.mtime_sec = attr->ia_mtime.tv_sec, .mtime_nsec = attr->ia_mtime.tv_nsec,
+		.ctime_sec = attr->ia_ctime.tv_sec, .ctime_nsec = attr->ia_ctime.tv_nsec,
+		.now_sec = now.tv_sec, .now_nsec = now.tv_nsec,
+		.inode_mode = inode->i_mode,
+	};
+	err = novars_rs_setattr_begin(NI(inode)->info, &a);
+	if (err)
+		return err < 0 ? err : 0;
+	/* Rust may have added times (truncate): the VFS inode gets them too. */
+	attr->ia_valid |= a.valid;
+	attr->ia_mtime = (struct timespec64){ a.mtime_sec, a.mtime_nsec };
+	attr->ia_ctime = (struct timespec64){ a.ctime_sec, a.ctime_nsec };
+	if (a.valid & NOVARS_SA_SIZE) {
+		err = novars_size_change_begin(inode, a.size, &a.facts);
 		if (err)
 			return err;
 	}
 	blocks = novars_rs_setattr(inode, NI(inode)->info, &a);
-	if (blocks >= 0 && (v & ATTR_SIZE))
-		truncate_setsize(inode, attr->ia_size);
-	if (v & ATTR_SIZE)
+	if (blocks >= 0 && (a.valid & NOVARS_SA_SIZE))
+		truncate_setsize(inode, a.size);
+	if (a.valid & NOVARS_SA_SIZE)
 		filemap_invalidate_unlock(inode->i_mapping);
 	if (blocks < 0)
 		return blocks;
@@ -409,50 +313,39 @@ static int novars_setattr(struct mnt_idmap *idmap, struct dentry *dentry,
 	return 0;
 }
 
-/* Owner of a new inode: as inode_init_owner() on a non-idmapped mount. */
-static void novars_owner(struct inode *dir, u32 *mode, u32 *uid, u32 *gid)
+/* The facts Rust decides a new inode's owner from (its rules: namei.rs). */
+static struct novars_owner novars_owner(struct inode *dir)
 {
-	*uid = from_kuid(&init_user_ns, current_fsuid());
-	if (dir->i_mode & S_ISGID) {
-		*gid = i_gid_read(dir);
-		if (S_ISDIR(*mode))
-			*mode |= S_ISGID;
-	} else {
-		*gid = from_kgid(&init_user_ns, current_fsgid());
-	}
+	return (struct novars_owner){
+		.fsuid = from_kuid(&init_user_ns, current_fsuid()),
+		.fsgid = from_kgid(&init_user_ns, current_fsgid()),
+		.dir_mode = dir->i_mode,
+		.dir_gid = i_gid_read(dir),
+	};
 }
 
 static int novars_new(struct inode *dir, struct dentry *dentry, umode_t mode,
 		      dev_t rdev, const char *target)
 {
 	struct timespec64 now = current_time(dir);
-	struct novars_create_args a = {};
+	struct novars_create_args a = {
+		.mode = mode, .owner = novars_owner(dir), .rdev = new_encode_dev(rdev),
+		.now_sec = now.tv_sec, .now_nsec = now.tv_nsec,
+		.target = target, .tlen = target ? strlen(target) : 0,
+	};
+	struct novars_nlinks n = {};
 	struct inode *inode;
 	s64 ino;
 
-	if (S_ISDIR(mode) && dir->i_nlink >= NOVARS_LINK_MAX)
-		return -EMLINK;
-	a.mode = mode;
-	novars_owner(dir, &a.mode, &a.uid, &a.gid);
-	a.dir_nlink = dir->i_nlink + (S_ISDIR(mode) ? 1 : 0);
-	a.rdev = new_encode_dev(rdev);
-	a.now_sec = now.tv_sec;
-	a.now_nsec = now.tv_nsec;
-	if (target) {
-		a.target = target;
-		a.tlen = strlen(target);
-	}
 	ino = novars_rs_create(dir, NI(dir)->info, dentry->d_name.name,
-			       dentry->d_name.len, &a);
+			       dentry->d_name.len, &a, &n);
 	if (ino < 0)
 		return ino;
 	inode = novars_iget(dir->i_sb, ino);
 	if (IS_ERR(inode))
 		return PTR_ERR(inode);
-	if (S_ISDIR(mode))
-		inc_nlink(dir);
-	inode_set_mtime_to_ts(dir, now);
-	inode_set_ctime_to_ts(dir, now);
+	set_nlink(dir, n.dir);
+	novars_touch(dir, now, true);
 	d_instantiate(dentry, inode);
 	return 0;
 }
@@ -478,39 +371,36 @@ static int novars_mknod(struct mnt_idmap *idmap, struct inode *dir,
 	return novars_new(dir, dentry, mode, rdev, NULL);
 }
 
+static int novars_symlink(struct mnt_idmap *idmap, struct inode *dir,
+			  struct dentry *dentry, const char *target)
+{
+	NOVARS_TRACE_OP(NOVARS_OP_SYMLINK);
+	return novars_new(dir, dentry, S_IFLNK | 0777, 0, target);
+}
+
 static int novars_tmpfile(struct mnt_idmap *idmap, struct inode *dir,
 			  struct file *file, umode_t mode)
 {
 	NOVARS_TRACE_OP(NOVARS_OP_CREATE);
 	struct timespec64 now = current_time(dir);
-	struct novars_create_args a = {};
+	struct novars_create_args a = {
+		.mode = mode, .owner = novars_owner(dir),
+		.now_sec = now.tv_sec, .now_nsec = now.tv_nsec,
+	};
 	struct inode *inode;
 	s64 ino;
 
-	a.mode = mode;
-	novars_owner(dir, &a.mode, &a.uid, &a.gid);
-	a.dir_nlink = dir->i_nlink;
-	a.now_sec = now.tv_sec;
-	a.now_nsec = now.tv_nsec;
 	ino = novars_rs_tmpfile(dir, NI(dir)->info, &a);
 	if (ino < 0)
 		return ino;
 	inode = novars_iget(dir->i_sb, ino);
 	if (IS_ERR(inode))
 		return PTR_ERR(inode);
-	/* On the media the link count is 0; d_tmpfile() drops it from 1. */
+	/* The VFS's convention: d_tmpfile() drops the link count (0 in Rust
+	 * and on the media) from 1. */
 	set_nlink(inode, 1);
 	d_tmpfile(file, inode);
 	return finish_open_simple(file, 0);
-}
-
-static int novars_symlink(struct mnt_idmap *idmap, struct inode *dir,
-			  struct dentry *dentry, const char *target)
-{
-	NOVARS_TRACE_OP(NOVARS_OP_SYMLINK);
-	if (strlen(target) >= PAGE_SIZE)
-		return -ENAMETOOLONG;
-	return novars_new(dir, dentry, S_IFLNK | 0777, 0, target);
 }
 
 static int novars_link(struct dentry *old_dentry, struct inode *dir,
@@ -519,20 +409,18 @@ static int novars_link(struct dentry *old_dentry, struct inode *dir,
 	NOVARS_TRACE_OP(NOVARS_OP_LINK);
 	struct inode *inode = d_inode(old_dentry);
 	struct timespec64 now = current_time(inode);
+	struct novars_nlinks n = {};
 	int err;
 
-	if (inode->i_nlink >= NOVARS_LINK_MAX)
-		return -EMLINK;
 	err = novars_rs_link(dir, NI(dir)->info, dentry->d_name.name,
 			     dentry->d_name.len, NI(inode)->info, inode->i_mode,
-			     inode->i_nlink + 1, now.tv_sec, now.tv_nsec);
+			     now.tv_sec, now.tv_nsec, &n);
 	if (err)
 		return err;
-	inode_set_ctime_to_ts(inode, now);
-	inc_nlink(inode);
+	set_nlink(inode, n.inode);
+	novars_touch(inode, now, false);
 	ihold(inode);
-	inode_set_mtime_to_ts(dir, now);
-	inode_set_ctime_to_ts(dir, now);
+	novars_touch(dir, now, true);
 	d_instantiate(dentry, inode);
 	return 0;
 }
@@ -541,23 +429,18 @@ static int novars_remove(struct inode *dir, struct dentry *dentry, bool rmdir)
 {
 	struct inode *inode = d_inode(dentry);
 	struct timespec64 now = current_time(dir);
+	struct novars_nlinks n = {};
 	int err;
 
 	err = novars_rs_unlink(dir, NI(dir)->info, dentry->d_name.name,
-			       dentry->d_name.len, NI(inode)->info,
-			       rmdir ? 0 : inode->i_nlink - 1, rmdir,
-			       dir->i_nlink - (rmdir ? 1 : 0), now.tv_sec, now.tv_nsec);
+			       dentry->d_name.len, NI(inode)->info, rmdir,
+			       now.tv_sec, now.tv_nsec, &n);
 	if (err)
 		return err;
-	inode_set_ctime_to_ts(inode, now);
-	if (rmdir) {
-		clear_nlink(inode);
-		drop_nlink(dir);
-	} else {
-		drop_nlink(inode);
-	}
-	inode_set_mtime_to_ts(dir, now);
-	inode_set_ctime_to_ts(dir, now);
+	set_nlink(inode, n.inode);
+	novars_touch(inode, now, false);
+	set_nlink(dir, n.dir);
+	novars_touch(dir, now, true);
 	return 0;
 }
 
@@ -573,6 +456,8 @@ static int novars_rmdir(struct inode *dir, struct dentry *dentry)
 	return novars_remove(dir, dentry, true);
 }
 
+/* rename(2), RENAME_NOREPLACE (checked by the VFS), _EXCHANGE, _WHITEOUT
+ * (the whiteout is made in Rust's transaction; nothing of it is cached). */
 static int novars_rename(struct mnt_idmap *idmap, struct inode *old_dir,
 			 struct dentry *old_dentry, struct inode *new_dir,
 			 struct dentry *new_dentry, unsigned int flags)
@@ -580,89 +465,30 @@ static int novars_rename(struct mnt_idmap *idmap, struct inode *old_dir,
 	NOVARS_TRACE_OP(NOVARS_OP_RENAME);
 	struct inode *moved = d_inode(old_dentry), *victim = d_inode(new_dentry);
 	struct timespec64 now = current_time(old_dir);
-	bool is_dir = S_ISDIR(moved->i_mode), same = old_dir == new_dir;
-	bool victim_dir = victim && S_ISDIR(victim->i_mode);
-	struct novars_rename_args a = {};
+	struct novars_rename_args a = {
+		.old_dir = NI(old_dir)->info, .new_dir = NI(new_dir)->info,
+		.moved = NI(moved)->info, .victim = victim ? NI(victim)->info : NULL,
+		.old_name = old_dentry->d_name.name, .old_len = old_dentry->d_name.len,
+		.new_name = new_dentry->d_name.name, .new_len = new_dentry->d_name.len,
+		.moved_mode = moved->i_mode, .flags = flags,
+		.now_sec = now.tv_sec, .now_nsec = now.tv_nsec,
+		.owner = novars_owner(old_dir),
+	};
+	struct novars_nlinks n = {};
 	int err;
 
-	if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT))
-		return -EINVAL;
-	if (flags & RENAME_EXCHANGE) {
-		/* Only the link counts of the two directories can change:
-		 * by one each way when exactly one of the two is a directory. */
-		int d = (!same && is_dir != victim_dir) ? (is_dir ? 1 : -1) : 0;
-
-		if (!victim)
-			return -ENOENT;
-		a.old_dir = NI(old_dir)->info;
-		a.new_dir = NI(new_dir)->info;
-		a.moved = NI(moved)->info;
-		a.victim = NI(victim)->info;
-		a.old_name = old_dentry->d_name.name;
-		a.old_len = old_dentry->d_name.len;
-		a.new_name = new_dentry->d_name.name;
-		a.new_len = new_dentry->d_name.len;
-		a.moved_mode = moved->i_mode;
-		a.old_dir_nlink = old_dir->i_nlink - d;
-		a.new_dir_nlink = new_dir->i_nlink + d;
-		a.now_sec = now.tv_sec;
-		a.now_nsec = now.tv_nsec;
-		a.flags = RENAME_EXCHANGE;
-		err = novars_rs_rename(old_dir->i_sb, &a);
-		if (err)
-			return err;
-		set_nlink(old_dir, a.old_dir_nlink);
-		set_nlink(new_dir, a.new_dir_nlink);
-		inode_set_ctime_to_ts(moved, now);
-		inode_set_ctime_to_ts(victim, now);
-		inode_set_mtime_to_ts(old_dir, now);
-		inode_set_ctime_to_ts(old_dir, now);
-		inode_set_mtime_to_ts(new_dir, now);
-		inode_set_ctime_to_ts(new_dir, now);
-		return 0;
-	}
-	if (is_dir && !same && !victim && new_dir->i_nlink >= NOVARS_LINK_MAX)
-		return -EMLINK;
-	a.old_dir = NI(old_dir)->info;
-	a.new_dir = NI(new_dir)->info;
-	a.moved = NI(moved)->info;
-	a.victim = victim ? NI(victim)->info : NULL;
-	a.old_name = old_dentry->d_name.name;
-	a.old_len = old_dentry->d_name.len;
-	a.new_name = new_dentry->d_name.name;
-	a.new_len = new_dentry->d_name.len;
-	a.moved_mode = moved->i_mode;
-	a.victim_nlink = victim ? (victim_dir ? 0 : victim->i_nlink - 1) : 0;
-	a.old_dir_nlink = old_dir->i_nlink - (is_dir && !same) - (same && victim_dir);
-	a.new_dir_nlink = new_dir->i_nlink + (is_dir && !same) - (!same && victim_dir);
-	a.now_sec = now.tv_sec;
-	a.now_nsec = now.tv_nsec;
-	a.flags = flags;
-	if (flags & RENAME_WHITEOUT) {
-		/* The whiteout (a 0:0 char device, mode 0) takes the old name in
-		 * the rename's own transaction; nothing of it is cached. */
-		u32 wmode = S_IFCHR | WHITEOUT_MODE;
-
-		novars_owner(old_dir, &wmode, &a.wh_uid, &a.wh_gid);
-	}
-	err = novars_rs_rename(old_dir->i_sb, &a);
+	err = novars_rs_rename(old_dir->i_sb, &a, &n);
 	if (err)
 		return err;
 	if (victim) {
-		inode_set_ctime_to_ts(victim, now);
-		if (victim_dir)
-			clear_nlink(victim);
-		else
-			drop_nlink(victim);
+		set_nlink(victim, n.victim);
+		novars_touch(victim, now, false);
 	}
-	set_nlink(old_dir, a.old_dir_nlink);
-	if (!same)
-		set_nlink(new_dir, a.new_dir_nlink);
-	inode_set_ctime_to_ts(moved, now);
-	inode_set_mtime_to_ts(old_dir, now);
-	inode_set_ctime_to_ts(old_dir, now);
-	inode_set_mtime_to_ts(new_dir, now);
-	inode_set_ctime_to_ts(new_dir, now);
+	novars_touch(moved, now, false);
+	set_nlink(old_dir, n.dir);
+	novars_touch(old_dir, now, true);
+	set_nlink(new_dir, n.new_dir);
+	novars_touch(new_dir, now, true);
 	return 0;
 }
 
@@ -699,8 +525,6 @@ static struct dentry *novars_lookup(struct inode *dir, struct dentry *dentry,
 	struct inode *inode = NULL;
 	s64 ino;
 
-	if (dentry->d_name.len > 255)
-		return ERR_PTR(-ENAMETOOLONG);
 	ino = novars_rs_lookup(dir, NI(dir)->info, dentry->d_name.name,
 			       dentry->d_name.len);
 	if (ino < 0)
@@ -732,10 +556,9 @@ static int novars_readdir(struct file *file, struct dir_context *ctx)
 	return novars_rs_readdir(inode, NI(inode)->info, ctx, ctx->pos);
 }
 
-/* Readdir cookies are log sequence numbers: any 63-bit value. */
 static loff_t novars_dir_llseek(struct file *file, loff_t offset, int whence)
 {
-	return generic_file_llseek_size(file, offset, whence, OFFSET_MAX, 0);
+	return generic_file_llseek_size(file, offset, whence, NOVARS_DIR_POS_MAX, 0);
 }
 
 static const struct file_operations novars_dir_fops = {
@@ -824,10 +647,8 @@ static bool novars_range_mapped(struct address_space *mapping, loff_t pos, size_
 {
 	unsigned long index = pos >> PAGE_SHIFT;
 
-	if (!len || !mapping->nrpages)
-		return false;
-	return xa_find(&mapping->i_pages, &index, (pos + len - 1) >> PAGE_SHIFT,
-		       XA_PRESENT) != NULL;
+	return len && mapping->nrpages &&
+	       xa_find(&mapping->i_pages, &index, (pos + len - 1) >> PAGE_SHIFT, XA_PRESENT);
 }
 
 static ssize_t novars_file_write_iter(struct kiocb *iocb, struct iov_iter *from)
@@ -838,7 +659,7 @@ static ssize_t novars_file_write_iter(struct kiocb *iocb, struct iov_iter *from)
 	struct address_space *mapping = inode->i_mapping;
 	struct novars_write_out out = {};
 	struct timespec64 now;
-	u32 flags = 0;
+	u32 facts = 0;
 	size_t count;
 	ssize_t ret;
 
@@ -859,12 +680,12 @@ static ssize_t novars_file_write_iter(struct kiocb *iocb, struct iov_iter *from)
 	for (;;) {
 		/*
 		 * The invalidate lock keeps faults out: no page of the range
-		 * gets mapped while Rust decides between copy-on-write (no
-		 * page mapped) and in place (mapped: user space keeps its pfns).
+		 * gets mapped while Rust decides between copy-on-write and in
+		 * place from this fact.
 		 */
 		filemap_invalidate_lock(mapping);
 		if (novars_range_mapped(mapping, iocb->ki_pos, count))
-			flags |= NOVARS_W_INPLACE;
+			facts |= NOVARS_W_MAPPED;
 		/*
 		 * Rust holds locks a fault on the source buffer would take (a
 		 * mapping of a novars file): copy without faulting, and on a
@@ -873,11 +694,11 @@ static ssize_t novars_file_write_iter(struct kiocb *iocb, struct iov_iter *from)
 		pagefault_disable();
 		ret = novars_rs_write(inode, NI(inode)->info, from, iocb->ki_pos,
 				      count, i_size_read(inode), now.tv_sec,
-				      now.tv_nsec, flags, &out);
+				      now.tv_nsec, facts, &out);
 		pagefault_enable();
 		if (ret > 0) {
 			/* Holes filled in place may have the zero page mapped. */
-			if ((flags & NOVARS_W_INPLACE) && out.filled)
+			if (out.filled)
 				invalidate_inode_pages2_range(mapping,
 					iocb->ki_pos >> PAGE_SHIFT,
 					(iocb->ki_pos + ret - 1) >> PAGE_SHIFT);
@@ -938,17 +759,12 @@ static long novars_fallocate(struct file *file, int mode, loff_t offset, loff_t 
 	loff_t end = offset + len;	/* no overflow: checked by vfs_fallocate */
 	loff_t from, to;
 	long ret;
+	int plan = novars_rs_fallocate_begin(NI(inode)->info, mode);
 
-	/* A sealed block map (seal.rs) refuses every mode that moves blocks
-	 * (checked again under the inode lock by Rust). */
-	if ((mode & ~FALLOC_FL_KEEP_SIZE) && novars_rs_seal_count(NI(inode)->info))
-		return -EBUSY;
-	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE |
-		     FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE))
-		return -EOPNOTSUPP;
+	if (plan < 0)
+		return plan;
 	inode_lock(inode);
-	if (!(mode & (FALLOC_FL_KEEP_SIZE | FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE)) &&
-	    end > i_size_read(inode)) {
+	if ((plan & NOVARS_FA_GROWS) && end > i_size_read(inode)) {
 		ret = inode_newsize_ok(inode, end);
 		if (ret)
 			goto out;
@@ -970,8 +786,8 @@ static long novars_fallocate(struct file *file, int mode, loff_t offset, loff_t 
 	 * would survive it; the pages that stay fault in again).
 	 */
 	from = round_down(min_t(loff_t, offset, i_size_read(inode)), PMD_SIZE);
-	to = (mode & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE)) ||
-		end > LLONG_MAX - PMD_SIZE ? LLONG_MAX : round_up(end, PMD_SIZE) - 1;
+	to = (plan & NOVARS_FA_SHIFTS) || end > LLONG_MAX - PMD_SIZE ?
+		LLONG_MAX : round_up(end, PMD_SIZE) - 1;
 	ret = novars_break_layouts(inode, from);
 	if (!ret)
 		ret = filemap_write_and_wait_range(inode->i_mapping, from, to);
@@ -1098,8 +914,7 @@ static int novars_dax_writepages(struct address_space *mapping,
 /* Last close of an open file: drop its seal, if it holds one. */
 static int novars_file_release(struct inode *inode, struct file *file)
 {
-	if (file->private_data)
-		novars_rs_unseal(NI(inode)->info, &file->private_data);
+	novars_rs_unseal(NI(inode)->info, &file->private_data);
 	return 0;
 }
 
@@ -1112,14 +927,10 @@ static long novars_ioc_seal(struct file *file, struct novars_seal __user *arg)
 	struct timespec64 now;
 	long err;
 
-	if (!(file->f_mode & FMODE_WRITE))
-		return -EBADF;
-	if (copy_from_user(&s, arg, sizeof(s)))
-		return -EFAULT;
-	if (s.flags || !s.length)
-		return -EINVAL;
-	if (s.offset > LLONG_MAX || s.length > LLONG_MAX - s.offset)
-		return -EFBIG;
+	err = novars_rs_seal_check(file->f_mode & FMODE_WRITE,
+				   copy_from_user(&s, arg, sizeof(s)) ? NULL : &s);
+	if (err)
+		return err;
 	err = mnt_want_write_file(file);
 	if (err)
 		return err;
@@ -1154,15 +965,13 @@ unlock:
 
 static long novars_file_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 {
-	struct inode *inode = file_inode(file);
 	struct novars_seal_info si = {};
 
 	switch (cmd) {
 	case NOVARS_IOC_SEAL:
 		return novars_ioc_seal(file, (struct novars_seal __user *)arg);
 	case NOVARS_IOC_SEAL_INFO:
-		si.holders = novars_rs_seal_count(NI(inode)->info);
-		si.sealed = si.holders != 0;
+		novars_rs_seal_info(NI(file_inode(file))->info, &si);
 		if (copy_to_user((void __user *)arg, &si, sizeof(si)))
 			return -EFAULT;
 		return 0;
@@ -1213,6 +1022,63 @@ static const struct address_space_operations novars_dax_aops = {
 	.dirty_folio	= noop_dirty_folio,
 };
 
+/* An inode from Rust's attributes (novars_rs_read_inode), with its tables. */
+struct inode *novars_iget(struct super_block *sb, u64 ino)
+{
+	struct novars_iattr a = {};
+	struct inode *inode;
+	int err = -EIO;
+	void *info;
+
+	inode = iget_locked(sb, ino);
+	if (!inode)
+		return ERR_PTR(-ENOMEM);
+	if (!(inode->i_state & I_NEW))
+		return inode;
+	info = novars_rs_read_inode(sb, ino, &a, &err);
+	if (!info) {
+		iget_failed(inode);
+		return ERR_PTR(err);
+	}
+	NI(inode)->info = info;
+	NI(inode)->btime_sec = a.btime_sec;
+	NI(inode)->btime_nsec = a.btime_nsec;
+	inode->i_mode = a.mode;
+	i_uid_write(inode, a.uid);
+	i_gid_write(inode, a.gid);
+	set_nlink(inode, a.nlink);
+	i_size_write(inode, a.size);
+	inode->i_blocks = a.blocks;
+	inode->i_generation = a.generation;
+	inode_set_atime(inode, a.atime_sec, a.atime_nsec);
+	inode_set_mtime(inode, a.mtime_sec, a.mtime_nsec);
+	inode_set_ctime(inode, a.ctime_sec, a.ctime_nsec);
+	switch (a.mode & S_IFMT) {
+	case S_IFREG:
+		inode->i_op = &novars_file_iops;
+		inode->i_fop = &novars_file_fops;
+		inode->i_mapping->a_ops = &novars_dax_aops;
+		inode->i_flags |= S_DAX;
+		break;
+	case S_IFDIR:
+		inode->i_op = &novars_dir_iops;
+		inode->i_fop = &novars_dir_fops;
+		break;
+	case S_IFLNK:
+		inode->i_op = &novars_symlink_iops;
+		inode->i_link = a.link;	/* freed in novars_free_inode */
+		a.link = NULL;
+		break;
+	default:
+		inode->i_op = &novars_special_iops;
+		init_special_inode(inode, a.mode, new_decode_dev((u32)a.rdev));
+		break;
+	}
+	kfree(a.link);
+	unlock_new_inode(inode);
+	return inode;
+}
+
 /* -------------------------------------------------------------- super */
 
 static void novars_put_super(struct super_block *sb)
@@ -1228,29 +1094,35 @@ static int novars_statfs(struct dentry *dentry, struct kstatfs *buf)
 	struct novars_statfs s = {};
 
 	novars_rs_statfs(sb, &s);
-	buf->f_type = NOVARS_SUPER_MAGIC;
+	buf->f_type = sb->s_magic;
 	buf->f_bsize = PAGE_SIZE;
 	buf->f_frsize = PAGE_SIZE;
 	buf->f_blocks = s.blocks;
 	buf->f_bfree = s.bfree;
-	buf->f_bavail = s.bfree;
+	buf->f_bavail = s.bavail;
 	buf->f_files = s.files;
 	buf->f_ffree = s.ffree;
-	buf->f_namelen = 255;
+	buf->f_namelen = s.namelen;
 	buf->f_fsid = uuid_to_fsid(c->uuid);
 	return 0;
 }
 
-static const char *const novars_errors_names[] = {
-	[1] = "continue", [2] = "remount-ro", [3] = "panic",
+static const struct constant_table novars_param_errors[] = {
+	{ "continue",	NOVARS_ERRORS_CONTINUE },
+	{ "remount-ro",	NOVARS_ERRORS_RO },
+	{ "panic",	NOVARS_ERRORS_PANIC },
+	{}
 };
 
+/* The options in force, named as in the parser's table above. */
 static int novars_show_options(struct seq_file *m, struct dentry *root)
 {
 	struct novars_sb_c *c = root->d_sb->s_fs_info;
+	const struct constant_table *e;
 
-	if (c->errors >= 1 && c->errors <= 3)
-		seq_printf(m, ",errors=%s", novars_errors_names[c->errors]);
+	for (e = novars_param_errors; e->name; e++)
+		if (e->value == READ_ONCE(c->errors))
+			seq_printf(m, ",errors=%s", e->name);
 	seq_puts(m, ",dax");
 	return 0;
 }
@@ -1267,13 +1139,6 @@ static const struct super_operations novars_sops = {
 /* -------------------------------------------------------- fs_context */
 
 enum { Opt_errors, Opt_dax, Opt_dax_type };
-
-static const struct constant_table novars_param_errors[] = {
-	{ "continue",	1 },
-	{ "remount-ro",	2 },
-	{ "panic",	3 },
-	{}
-};
 
 /* novars is always DAX; "dax" and "dax=always" are accepted for scripts. */
 static const struct constant_table novars_param_dax[] = {
@@ -1314,8 +1179,6 @@ static int novars_fill_super_c(struct super_block *sb, struct fs_context *fc)
 {
 	NOVARS_TRACE_OP(NOVARS_OP_MOUNT);
 	sb->s_op = &novars_sops;
-	sb->s_magic = NOVARS_SUPER_MAGIC;
-	sb->s_time_gran = 1;
 	return novars_rs_fill_super(sb, fc->fs_private, fc->sb_flags & SB_SILENT);
 }
 
@@ -1327,21 +1190,12 @@ static int novars_get_tree(struct fs_context *fc)
 static int novars_reconfigure(struct fs_context *fc)
 {
 	struct super_block *sb = fc->root->d_sb;
-	struct novars_opts *o = fc->fs_private;
-	struct novars_sb_c *c = sb->s_fs_info;
+	bool ro = fc->sb_flags & SB_RDONLY;
 
 	sync_filesystem(sb);
-	if ((fc->sb_flags_mask & SB_RDONLY) &&
-	    !(fc->sb_flags & SB_RDONLY) != !sb_rdonly(sb)) {
-		/* The VFS refuses read-write on a read-only device (EACCES). */
-		int err = novars_rs_remount(sb, fc->sb_flags & SB_RDONLY);
-
-		if (err)
-			return err;
-	}
-	if (o->flags & NOVARS_OPT_ERRORS_SET)
-		c->errors = o->errors;
-	return 0;
+	/* The VFS refuses read-write on a read-only device (EACCES). */
+	return novars_rs_reconfigure(sb, fc->fs_private,
+				     (fc->sb_flags_mask & SB_RDONLY) && ro != sb_rdonly(sb), ro);
 }
 
 static void novars_free_fc(struct fs_context *fc)

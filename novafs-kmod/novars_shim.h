@@ -5,7 +5,9 @@
  * `extern "C"` declaration or definition in Rust (shim.rs); keep the two in
  * step. Structs shared with Rust are fixed-width only and get a
  * static_assert on their layout in novars_shim.c, mirrored by const asserts
- * in shim.rs.
+ * in shim.rs. Every value C and Rust share is a `#define` here (or in
+ * novars_trace.h) that shim.rs reads at compile time and asserts equal to
+ * its Rust definition (layout, or the module): one definition, checked.
  */
 #ifndef NOVARS_SHIM_H
 #define NOVARS_SHIM_H
@@ -19,11 +21,15 @@ struct dax_device;
 
 /* Mount options, parsed in C (fs_parser), read by Rust. */
 struct novars_opts {
-	u32 errors;	/* layout ERRORS_*: 1 continue, 2 remount-ro, 3 panic */
+	u32 errors;	/* NOVARS_ERRORS_* */
 	u32 flags;	/* NOVARS_OPT_* */
 };
 #define NOVARS_OPT_ERRORS_SET	1u
 #define NOVARS_OPT_DAX		2u
+/* errors= values: layout::sb::ERRORS_*. */
+#define NOVARS_ERRORS_CONTINUE	1
+#define NOVARS_ERRORS_RO	2
+#define NOVARS_ERRORS_PANIC	3
 
 /*
  * The head of Rust's per-mount state (`SbInfo`, `#[repr(C)]`, this struct
@@ -68,34 +74,55 @@ struct novars_map {
 
 /* statfs numbers. */
 struct novars_statfs {
-	u64 blocks, bfree, files, ffree;
+	u64 blocks, bfree, files, ffree, bavail, namelen;
 };
 
-/* Arguments of novars_rs_create (files, dirs, nodes, symlinks). */
+/* The calling task and the parent directory, for a new inode's owner. */
+struct novars_owner {
+	u32 fsuid, fsgid;	/* the caller's, in init_user_ns */
+	u32 dir_mode, dir_gid;	/* the parent directory's */
+};
+
+/* Arguments of novars_rs_create (files, dirs, nodes, symlinks, O_TMPFILE). */
 struct novars_create_args {
-	u32 mode, uid, gid, dir_nlink;
-	u64 rdev;
+	u32 mode;	/* file type and the permission bits asked for */
+	u32 tlen;	/* symlinks: strlen(target) */
+	struct novars_owner owner;
+	u64 rdev;	/* new_encode_dev() value */
 	s64 now_sec;
-	u32 now_nsec, tlen;
+	u32 now_nsec, pad;
 	const char *target;
 };
 
-/* Arguments of novars_rs_rename. */
+/* Link counts after a namespace operation, from Rust's own state: C sets
+ * exactly these (set_nlink) on the inodes the operation names. */
+struct novars_nlinks {
+	u32 dir;	/* the (old) parent directory */
+	u32 new_dir;	/* rename: the new parent (== dir in one directory) */
+	u32 inode;	/* link: the target; unlink, rmdir: the removed inode */
+	u32 victim;	/* rename: the inode the new name named before */
+};
+
+/* Arguments of novars_rs_rename (flags: RENAME_* as the VFS gives them). */
 struct novars_rename_args {
 	void *old_dir, *new_dir, *moved, *victim;
 	const u8 *old_name, *new_name;
-	u32 old_len, new_len, moved_mode, victim_nlink, old_dir_nlink, new_dir_nlink;
+	u32 old_len, new_len, moved_mode, flags;
 	s64 now_sec;
-	u32 now_nsec, flags;
-	u32 wh_uid, wh_gid;	/* RENAME_WHITEOUT: owner of the whiteout */
+	u32 now_nsec, pad;
+	struct novars_owner owner;	/* of the whiteout (RENAME_WHITEOUT) */
 };
 
-/* Arguments of novars_rs_setattr; valid uses layout's SETATTR bits. */
+/* Arguments of novars_rs_setattr_begin and novars_rs_setattr: the iattr
+ * as the VFS gives it (valid: ATTR_* bits, equal to layout's SETATTR
+ * bits); Rust may add to valid and the times (truncate). */
 struct novars_setattr_args {
 	u32 valid, mode, uid, gid;
 	u64 size, old_size;
-	s64 atime_sec, mtime_sec, ctime_sec;
-	u32 atime_nsec, mtime_nsec, ctime_nsec, pad;
+	s64 atime_sec, mtime_sec, ctime_sec, now_sec;
+	u32 atime_nsec, mtime_nsec, ctime_nsec, now_nsec;
+	u32 inode_mode;	/* the inode's file type and mode */
+	u32 facts;	/* NOVARS_SA_TAIL_MAPPED */
 };
 #define NOVARS_SA_MODE	1u
 #define NOVARS_SA_UID	2u
@@ -104,16 +131,24 @@ struct novars_setattr_args {
 #define NOVARS_SA_ATIME	16u
 #define NOVARS_SA_MTIME	32u
 #define NOVARS_SA_CTIME	64u
+#define NOVARS_SA_ALL	127u
+/* facts: the page holding the new size has a DAX entry (mapped, or was). */
+#define NOVARS_SA_TAIL_MAPPED	1u
+
+/* Largest readdir position (cookie: an entry's 63-bit sequence number). */
+#define NOVARS_DIR_POS_MAX	0x7fffffffffffffff
 
 /* What a write changed. */
 struct novars_write_out {
 	u64 size, blocks;
-	u64 filled;	/* holes an in-place write allocated */
+	u64 filled;	/* holes filled in place: drop their zero-page mappings */
 };
-/* novars_rs_write flags: update mapped blocks in place (DAX-mapped range). */
-#define NOVARS_W_INPLACE	1u
-/* novars_setattr_args.pad: zero the tail of the new last page in place. */
-#define NOVARS_SA_TAIL_INPLACE	1u
+/* novars_rs_write facts: some page of the range has a DAX entry. */
+#define NOVARS_W_MAPPED	1u
+
+/* What novars_rs_fallocate_begin answers (>= 0) for a mode. */
+#define NOVARS_FA_GROWS		1u	/* may extend i_size to offset + len */
+#define NOVARS_FA_SHIFTS	2u	/* moves every block from offset on */
 
 /* What a fallocate left (set also when it failed part-way). */
 struct novars_falloc_out {
@@ -140,8 +175,6 @@ struct inode *novars_iget(struct super_block *sb, u64 ino);
 /* dir_emit() for readdir: returns 0 when the caller's buffer is full. */
 int novars_dir_emit(struct dir_context *ctx, const char *name, int len, u64 ino, u32 dt, u64 pos);
 
-/* The device name (sb->s_id). */
-const char *novars_sb_id(struct super_block *sb);
 u32 novars_cpu(void);
 /* Copy len bytes of user data from an iov_iter to pmem (non-temporal). */
 size_t novars_copy_from_iter(void *iter, void *dst, size_t len);
@@ -158,8 +191,10 @@ void novars_log_unlock(struct mutex *m);
 
 int novars_rs_fill_super(struct super_block *sb, const struct novars_opts *opts, int silent);
 void novars_rs_put_super(struct super_block *sb);
-/* Remount read-only (ro) or read-write; 0 or -errno. */
-int novars_rs_remount(struct super_block *sb, bool ro);
+/* reconfigure: new options; ro_change: the VFS asks to switch to ro (true
+ * read-only, false read-write). 0 or -errno. */
+int novars_rs_reconfigure(struct super_block *sb, const struct novars_opts *opts,
+			  bool ro_change, bool ro);
 void novars_rs_statfs(struct super_block *sb, struct novars_statfs *out);
 /* Read inode ino: fills *attr and returns the Rust inode info (or NULL and *err). */
 void *novars_rs_read_inode(struct super_block *sb, u64 ino, struct novars_iattr *attr, int *err);
@@ -172,27 +207,44 @@ int novars_rs_readdir(struct inode *dir, void *dir_info, struct dir_context *ctx
 int novars_rs_iomap_begin(struct inode *inode, void *info, u64 pos, u64 length, u32 flags,
 			  u64 size, s64 now_sec, u32 now_nsec, struct novars_map *out);
 
+/* Namespace operations: the new inode number (create) or 0, or -errno;
+ * *out gets the link counts to set. */
 s64 novars_rs_create(struct inode *dir, void *dir_info, const u8 *name, size_t len,
-		     const struct novars_create_args *args);
+		     const struct novars_create_args *args, struct novars_nlinks *out);
 s64 novars_rs_tmpfile(struct inode *dir, void *dir_info, const struct novars_create_args *args);
 int novars_rs_link(struct inode *dir, void *dir_info, const u8 *name, size_t len,
-		   void *target_info, u32 mode, u32 nlink, s64 now_sec, u32 now_nsec);
+		   void *target_info, u32 mode, s64 now_sec, u32 now_nsec,
+		   struct novars_nlinks *out);
 int novars_rs_unlink(struct inode *dir, void *dir_info, const u8 *name, size_t len,
-		     void *victim_info, u32 vnlink, bool rmdir, u32 dir_nlink,
-		     s64 now_sec, u32 now_nsec);
-int novars_rs_rename(struct super_block *sb, const struct novars_rename_args *args);
+		     void *victim_info, bool rmdir, s64 now_sec, u32 now_nsec,
+		     struct novars_nlinks *out);
+int novars_rs_rename(struct super_block *sb, const struct novars_rename_args *args,
+		     struct novars_nlinks *out);
+/* write(2): bytes written or -errno; facts: NOVARS_W_MAPPED. */
 s64 novars_rs_write(struct inode *inode, void *info, void *iter, u64 pos, u64 len,
-		    u64 size, s64 now_sec, u32 now_nsec, u32 flags,
+		    u64 size, s64 now_sec, u32 now_nsec, u32 facts,
 		    struct novars_write_out *out);
+/* setattr: _begin checks and completes *args before C prepares a size
+ * change (0: go on, 1: nothing to do, or -errno); then novars_rs_setattr
+ * logs it and returns the new i_blocks or -errno. */
+int novars_rs_setattr_begin(void *info, struct novars_setattr_args *args);
 s64 novars_rs_setattr(struct inode *inode, void *info, const struct novars_setattr_args *args);
+/* evict: frees the inode if Rust's link count is 0. */
 void novars_rs_evict(struct inode *inode, void *info);
-/* Seals (seal.rs, novars_ioctl.h); slot is &file->private_data. */
+/* Seals (seal.rs, novars_ioctl.h); slot is &file->private_data. _check:
+ * the ioctl's argument (NULL: not copied) from a file open for writing or
+ * not; 0 or -errno. */
+struct novars_seal;
+struct novars_seal_info;
+int novars_rs_seal_check(bool writable, const struct novars_seal *s);
 int novars_rs_seal(struct inode *inode, void *info, void **slot, u64 off, u64 len,
 		   u64 size, s64 now_sec, u32 now_nsec, struct novars_write_out *out);
 void novars_rs_unseal(void *info, void **slot);
-u32 novars_rs_seal_count(void *info);
-/* fallocate: mode is KEEP_SIZE, PUNCH_HOLE|KEEP_SIZE, ZERO_RANGE[|KEEP_SIZE] or 0;
- * out->size holds the size on entry. Returns 0 or -errno. */
+void novars_rs_seal_info(void *info, struct novars_seal_info *out);
+/* fallocate: _begin, before any lock: NOVARS_FA_* for mode, or -errno;
+ * then (inode lock held) novars_rs_fallocate, with out->size holding the
+ * size on entry: 0 or -errno. */
+int novars_rs_fallocate_begin(void *info, u32 mode);
 int novars_rs_fallocate(struct inode *inode, void *info, u32 mode, u64 off, u64 len,
 			s64 now_sec, u32 now_nsec, struct novars_falloc_out *out);
 

@@ -31,13 +31,6 @@
 
 #include "novars_trace.h"
 
-#define NOVARS_TRACE_MAGIC	0x5254564eu	/* "NVTR" little-endian */
-#define NOVARS_TRACE_VERSION	1
-#define KIND_STORE		1
-#define KIND_NT_STORE		2
-#define KIND_OP_BEGIN		5
-#define KIND_OP_END		6
-#define KIND_USER_STORE		7
 #define USER_STORE_MAX		4096
 
 /* layout::trace::TraceHeader and TraceRecord (little-endian x86). */
@@ -93,7 +86,8 @@ void novars_trace_rec(u8 kind, u64 pos, u32 len, const void *data)
 
 	if (!READ_ONCE(trace_on))
 		return;
-	if (kind == KIND_STORE || kind == KIND_NT_STORE || kind == KIND_USER_STORE)
+	if (kind == NOVARS_KIND_STORE || kind == NOVARS_KIND_NT_STORE ||
+	    kind == NOVARS_KIND_USER_STORE)
 		pay = round_up((size_t)len, 8);
 	spin_lock_irqsave(&trace_lock, flags);
 	if (!trace_on)
@@ -120,7 +114,7 @@ struct novars_trace_op novars_trace_op_begin(u64 code)
 	if (!READ_ONCE(trace_on))
 		return op;
 	op.nr = atomic_inc_return(&trace_opnr);
-	novars_trace_rec(KIND_OP_BEGIN, code, op.nr, NULL);
+	novars_trace_rec(NOVARS_KIND_OP_BEGIN, code, op.nr, NULL);
 	if (code == NOVARS_OP_FAULT)
 		WRITE_ONCE(trace_fault_task, current);
 	return op;
@@ -133,7 +127,7 @@ void novars_trace_op_end(struct novars_trace_op *op)
 		return;
 	if (op->code == NOVARS_OP_FAULT && READ_ONCE(trace_fault_task) == current)
 		WRITE_ONCE(trace_fault_task, NULL);
-	novars_trace_rec(KIND_OP_END, op->code, op->nr, NULL);
+	novars_trace_rec(NOVARS_KIND_OP_END, op->code, op->nr, NULL);
 }
 
 /* Stops recording and waits for appends in flight; trace_mutex held. */
@@ -238,7 +232,7 @@ static ssize_t trace_user_store(struct file *file, const char __user *ubuf,
 		return -EFAULT;
 	}
 	memcpy(&pos, buf, sizeof(pos));
-	novars_trace_rec(KIND_USER_STORE, le64_to_cpu(pos), len, buf + sizeof(pos));
+	novars_trace_rec(NOVARS_KIND_USER_STORE, le64_to_cpu(pos), len, buf + sizeof(pos));
 	kfree(buf);
 	return count;
 }

@@ -15,7 +15,16 @@
 #include <linux/cleanup.h>
 #include <linux/types.h>
 
-/* layout::trace::op */
+/* layout::trace: the header's magic and version, record kinds (kind::*)
+ * and operation codes (op::*); shim.rs asserts each equal to layout's. */
+#define NOVARS_TRACE_MAGIC	0x5254564e	/* "NVTR" little-endian */
+#define NOVARS_TRACE_VERSION	1
+#define NOVARS_KIND_STORE	1
+#define NOVARS_KIND_NT_STORE	2
+#define NOVARS_KIND_OP_BEGIN	5
+#define NOVARS_KIND_OP_END	6
+#define NOVARS_KIND_USER_STORE	7
+
 #define NOVARS_OP_MOUNT		1
 #define NOVARS_OP_UNMOUNT	2
 #define NOVARS_OP_CREATE	3
@@ -33,7 +42,7 @@
 #define NOVARS_OP_FSYNC		15
 #define NOVARS_OP_FAULT		16
 
-/* pm::Fault that applies only inside a DAX fault (NOVARS_OP_FAULT). */
+/* pm::Fault::FaultCommitNoFlush: applies only inside a DAX fault. */
 #define NOVARS_FAULT_IN_PAGE_FAULT	5
 
 #ifdef NOVARS_TRACE

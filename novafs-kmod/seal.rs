@@ -155,11 +155,54 @@ extern "C" fn novars_rs_unseal(info: *mut c_void, slot: *mut *mut c_void) {
     }
 }
 
-/// Number of holds on the inode's block map (`NOVARS_IOC_SEAL_INFO`).
+/// `struct novars_seal` (`novars_ioctl.h`): the argument of `NOVARS_IOC_SEAL`.
+#[repr(C)]
+pub(crate) struct SealArg {
+    pub(crate) offset: u64,
+    pub(crate) length: u64,
+    /// No flags are defined: 0.
+    pub(crate) flags: u64,
+}
+
+/// `struct novars_seal_info`: the answer of `NOVARS_IOC_SEAL_INFO`.
+#[repr(C)]
+pub(crate) struct SealInfo {
+    /// 1 if any seal is held, else 0.
+    pub(crate) sealed: u32,
+    /// Open files holding a seal.
+    pub(crate) holders: u32,
+    pub(crate) reserved: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<SealArg>() == 24);
+const _: () = assert!(core::mem::size_of::<SealInfo>() == 16);
+
+/// `NOVARS_IOC_SEAL`'s argument `s` (`None`: it could not be copied from
+/// user space) from a file open for writing (`writable`) or not: EBADF,
+/// EFAULT, EINVAL (flags, or an empty range), EFBIG (past the largest
+/// offset), else 0. The limits of the file's size are the VFS's (C).
 #[no_mangle]
-extern "C" fn novars_rs_seal_count(info: *mut c_void) -> u32 {
-    // SAFETY: C passes the inode's info.
-    let info = unsafe { inode::info(info) };
-    let g = info.inner.lock();
-    g.seals
+extern "C" fn novars_rs_seal_check(writable: bool, s: *const SealArg) -> c_int {
+    if !writable {
+        return shim::neg(bindings::EBADF);
+    }
+    // SAFETY: `s` is NULL or points to the argument C copied in.
+    let Some(s) = (unsafe { s.as_ref() }) else { return shim::neg(bindings::EFAULT) };
+    if s.flags != 0 || s.length == 0 {
+        return shim::neg(bindings::EINVAL);
+    }
+    let max = i64::MAX as u64;
+    if s.offset > max || s.length > max - s.offset {
+        return shim::neg(bindings::EFBIG);
+    }
+    0
+}
+
+/// `NOVARS_IOC_SEAL_INFO`: the holds on the inode's block map.
+#[no_mangle]
+extern "C" fn novars_rs_seal_info(info: *mut c_void, out: *mut SealInfo) {
+    // SAFETY: C passes the inode's info and the answer to fill.
+    let (info, out) = unsafe { (inode::info(info), &mut *out) };
+    let holders = info.inner.lock().seals;
+    *out = SealInfo { sealed: u32::from(holders != 0), holders, reserved: 0 };
 }

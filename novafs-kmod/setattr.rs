@@ -7,16 +7,19 @@
 use crate::filetx::{fill, old_block, FileTx};
 use crate::inode::{self, Index, InodeInfo};
 use crate::layout::append::SetAttrs;
+use crate::layout::inode::{S_IFMT, S_IFREG};
 use crate::layout::log::sa;
 use crate::layout::{BLOCK_SIZE, BLOCK_SIZE_U64};
 use crate::locks::lock_logs;
 use crate::namei::ts;
+use crate::shim;
 use crate::super_::{self, SbInfo};
-use core::ffi::c_void;
+use core::ffi::{c_int, c_void};
 use kernel::bindings;
 use kernel::prelude::*;
 
-/// Everything setattr needs from C (`valid` uses the layout `sa` bits).
+/// Everything setattr needs from C: the VFS's iattr (`valid`: its
+/// `ATTR_*` bits, which are the layout `sa` bits) and facts.
 #[repr(C)]
 pub(crate) struct SetattrArgs {
     pub(crate) valid: u32,
@@ -28,18 +31,70 @@ pub(crate) struct SetattrArgs {
     pub(crate) atime_sec: i64,
     pub(crate) mtime_sec: i64,
     pub(crate) ctime_sec: i64,
+    pub(crate) now_sec: i64,
     pub(crate) atime_nsec: u32,
     pub(crate) mtime_nsec: u32,
     pub(crate) ctime_nsec: u32,
-    /// `SA_TAIL_INPLACE` or 0.
-    pub(crate) pad: u32,
+    pub(crate) now_nsec: u32,
+    /// The inode's file type and mode.
+    pub(crate) inode_mode: u32,
+    /// `SA_TAIL_MAPPED` or 0.
+    pub(crate) facts: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<SetattrArgs>() == 72);
+const _: () = assert!(core::mem::size_of::<SetattrArgs>() == 88);
+const _: () = assert!(core::mem::offset_of!(SetattrArgs, inode_mode) == 80);
+const _: () = {
+    assert!(shim::shim_h("NOVARS_SA_MODE") == sa::MODE as u64);
+    assert!(shim::shim_h("NOVARS_SA_UID") == sa::UID as u64);
+    assert!(shim::shim_h("NOVARS_SA_GID") == sa::GID as u64);
+    assert!(shim::shim_h("NOVARS_SA_SIZE") == sa::SIZE as u64);
+    assert!(shim::shim_h("NOVARS_SA_ATIME") == sa::ATIME as u64);
+    assert!(shim::shim_h("NOVARS_SA_MTIME") == sa::MTIME as u64);
+    assert!(shim::shim_h("NOVARS_SA_CTIME") == sa::CTIME as u64);
+    assert!(shim::shim_h("NOVARS_SA_ALL") == sa::ALL as u64);
+    assert!(shim::shim_h("NOVARS_SA_TAIL_MAPPED") == SA_TAIL_MAPPED as u64);
+};
 
-/// `NOVARS_SA_TAIL_INPLACE` (in `SetattrArgs::pad`): the page holding the
-/// new end of a shrinking file is mapped; zero its tail in place.
-pub(crate) const SA_TAIL_INPLACE: u32 = 1;
+/// `NOVARS_SA_TAIL_MAPPED` (in `SetattrArgs::facts`): the page holding the
+/// new size has a DAX entry (it is, or was, mapped into user space).
+pub(crate) const SA_TAIL_MAPPED: u32 = 1;
+
+/// What setattr decides before C prepares a size change: EINVAL for a
+/// size on anything but a regular file, EBUSY for a size change of a
+/// sealed file; a size without times sets mtime and ctime too (as ext4,
+/// also for an unchanged size: POSIX wants it when the size changes).
+/// Returns whether there is anything to log.
+fn setattr_begin(info: &InodeInfo, a: &mut SetattrArgs) -> Result<bool> {
+    if a.valid & sa::SIZE != 0 {
+        if a.inode_mode & S_IFMT != S_IFREG {
+            return Err(EINVAL);
+        }
+        if a.valid & (sa::MTIME | sa::CTIME) == 0 {
+            a.valid |= sa::MTIME | sa::CTIME;
+            (a.mtime_sec, a.mtime_nsec) = (a.now_sec, a.now_nsec);
+            (a.ctime_sec, a.ctime_nsec) = (a.now_sec, a.now_nsec);
+        }
+        if a.size != a.old_size {
+            crate::seal::check_unsealed(&info.inner.lock())?;
+        }
+    }
+    Ok(a.valid & sa::ALL != 0)
+}
+
+/// setattr, step 1 (before C takes the invalidate lock for a size
+/// change): 0 to go on, 1 when there is nothing to do, or -errno. May add
+/// to `args` (see [`setattr_begin`]).
+#[no_mangle]
+extern "C" fn novars_rs_setattr_begin(info: *mut c_void, args: *mut SetattrArgs) -> c_int {
+    // SAFETY: C passes the inode's own info and its arguments.
+    let (info, a) = unsafe { (inode::info(info), &mut *args) };
+    match setattr_begin(info, a) {
+        Ok(true) => 0,
+        Ok(false) => 1,
+        Err(e) => e.to_errno(),
+    }
+}
 
 fn setattr(sbi: &SbInfo, info: &InodeInfo, a: &SetattrArgs) -> Result<u64> {
     let _w = sbi.start_write()?;
@@ -56,7 +111,7 @@ fn setattr(sbi: &SbInfo, info: &InodeInfo, a: &SetattrArgs) -> Result<u64> {
     if let (true, true, Index::File(map)) = (shrink, keep != 0, &mut g.index) {
         let pg = a.size / BLOCK_SIZE_U64;
         if let Some(ob) = old_block(map, pg) {
-            if a.pad & SA_TAIL_INPLACE != 0 {
+            if a.facts & SA_TAIL_MAPPED != 0 {
                 // The last page is mapped into user space: zero its tail in
                 // place (as ext4 does) rather than move it; before the
                 // commit, so a crash leaves the old size with zeros past

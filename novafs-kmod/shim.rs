@@ -3,10 +3,90 @@
 //! The Rust half of `novars_shim.h`: the shared structs (layouts asserted
 //! here and by `static_assert`s in `novars_shim.c`) and the C functions Rust
 //! calls. Rust entry points called from C are `#[no_mangle]` functions in
-//! the module that owns the concern (super_, inode, dir, file).
+//! the module that owns the concern (super_, inode, namei, dir, file, seal).
+//!
+//! Values both sides use are `#define`d in the C headers as mirrors of
+//! their one Rust definition (mostly in `layout`); [`c_define`] reads each
+//! at compile time and a const assert here fails the build on any drift.
 
+use crate::layout;
 use core::ffi::{c_char, c_int, c_void};
+use core::sync::atomic::AtomicU32;
 use kernel::bindings;
+
+const SHIM_H: &str = include_str!("novars_shim.h");
+const TRACE_H: &str = include_str!("novars_trace.h");
+
+/// Whether `h[at..]` starts with `pat`.
+const fn starts_with_at(h: &[u8], at: usize, pat: &[u8]) -> bool {
+    if at > h.len() || h.len() - at < pat.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < pat.len() {
+        if h[at + i] != pat[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// The value of `#define NAME <number>` (decimal or `0x` hex, an optional
+/// `u` suffix) in C header text `header`. Only ever evaluated at compile
+/// time (every use is in a `const`): a missing or malformed definition
+/// stops the build.
+pub(crate) const fn c_define(header: &str, name: &str) -> u64 {
+    let h = header.as_bytes();
+    let n = name.as_bytes();
+    let def = b"#define ";
+    let mut i = 0;
+    while i < h.len() {
+        let line_start = i == 0 || h[i - 1] == b'\n';
+        if line_start && starts_with_at(h, i, def) && starts_with_at(h, i + def.len(), n) {
+            let mut j = i + def.len() + n.len();
+            if j < h.len() && (h[j] == b' ' || h[j] == b'\t') {
+                while j < h.len() && (h[j] == b' ' || h[j] == b'\t') {
+                    j += 1;
+                }
+                let hex = starts_with_at(h, j, b"0x");
+                if hex {
+                    j += 2;
+                }
+                let base = if hex { 16 } else { 10 };
+                let mut v: u64 = 0;
+                let mut digits = 0;
+                while j < h.len() {
+                    let d = match h[j] {
+                        b'0'..=b'9' => h[j] - b'0',
+                        b'a'..=b'f' if hex => h[j] - b'a' + 10,
+                        b'A'..=b'F' if hex => h[j] - b'A' + 10,
+                        _ => break,
+                    };
+                    v = v * base + d as u64;
+                    digits += 1;
+                    j += 1;
+                }
+                let end_ok = j >= h.len() || matches!(h[j], b'u' | b'U' | b' ' | b'\t' | b'\n');
+                assert!(digits > 0 && end_ok, "a #define shared with Rust is not a plain number");
+                return v;
+            }
+        }
+        i += 1;
+    }
+    panic!("a #define shared with Rust is missing from its header");
+}
+
+/// `c_define` in `novars_shim.h` (for the const asserts next to each
+/// Rust definition).
+pub(crate) const fn shim_h(name: &str) -> u64 {
+    c_define(SHIM_H, name)
+}
+
+/// `c_define` in `novars_trace.h`.
+const fn trace_h(name: &str) -> u64 {
+    c_define(TRACE_H, name)
+}
 
 /// `struct novars_opts`.
 #[repr(C)]
@@ -17,6 +97,10 @@ pub(crate) struct Opts {
 
 /// `NOVARS_OPT_ERRORS_SET`.
 pub(crate) const OPT_ERRORS_SET: u32 = 1;
+const _: () = assert!(shim_h("NOVARS_OPT_ERRORS_SET") == OPT_ERRORS_SET as u64);
+const _: () = assert!(shim_h("NOVARS_ERRORS_CONTINUE") == layout::sb::ERRORS_CONTINUE as u64);
+const _: () = assert!(shim_h("NOVARS_ERRORS_RO") == layout::sb::ERRORS_RO as u64);
+const _: () = assert!(shim_h("NOVARS_ERRORS_PANIC") == layout::sb::ERRORS_PANIC as u64);
 
 /// `struct novars_sb_c`: the head of `SbInfo`, read by C.
 #[repr(C)]
@@ -25,7 +109,9 @@ pub(crate) struct SbC {
     pub(crate) dax_part_off: u64,
     pub(crate) kaddr: *mut c_void,
     pub(crate) size: u64,
-    pub(crate) errors: u32,
+    /// The `errors=` behaviour; C reads it (show_options) while Rust may
+    /// change it (reconfigure).
+    pub(crate) errors: AtomicU32,
     pub(crate) pad: u32,
     pub(crate) uuid: [u8; 16],
 }
@@ -37,7 +123,7 @@ impl SbC {
             dax_part_off: 0,
             kaddr: core::ptr::null_mut(),
             size: 0,
-            errors: 0,
+            errors: AtomicU32::new(0),
             pad: 0,
             uuid: [0; 16],
         }
@@ -82,6 +168,7 @@ pub(crate) struct Map {
 
 /// `NOVARS_MAP_NEW`.
 pub(crate) const MAP_NEW: u32 = 1;
+const _: () = assert!(shim_h("NOVARS_MAP_NEW") == MAP_NEW as u64);
 
 /// `struct novars_statfs`.
 #[repr(C)]
@@ -90,6 +177,37 @@ pub(crate) struct StatFs {
     pub(crate) bfree: u64,
     pub(crate) files: u64,
     pub(crate) ffree: u64,
+    /// Free blocks for unprivileged users.
+    pub(crate) bavail: u64,
+    /// Longest name (`f_namelen`).
+    pub(crate) namelen: u64,
+}
+
+/// `struct novars_nlinks`: link counts after a namespace operation, from
+/// Rust's own state, for C to set on the VFS inodes.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Nlinks {
+    /// The (old) parent directory.
+    pub(crate) dir: u32,
+    /// rename: the new parent directory (equal to `dir` in one directory).
+    pub(crate) new_dir: u32,
+    /// link: the target; unlink and rmdir: the removed inode.
+    pub(crate) inode: u32,
+    /// rename: the inode the new name named before.
+    pub(crate) victim: u32,
+}
+
+/// `struct novars_owner`: what a new inode's owner is decided from.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct OwnerFacts {
+    /// The caller's fsuid and fsgid (init_user_ns).
+    pub(crate) fsuid: u32,
+    pub(crate) fsgid: u32,
+    /// The parent directory's mode and group.
+    pub(crate) dir_mode: u32,
+    pub(crate) dir_gid: u32,
 }
 
 const _: () = assert!(core::mem::size_of::<Opts>() == 8);
@@ -103,12 +221,45 @@ const _: () = assert!(core::mem::offset_of!(IAttr, atime_sec) == 48);
 const _: () = assert!(core::mem::offset_of!(IAttr, atime_nsec) == 80);
 const _: () = assert!(core::mem::offset_of!(IAttr, link) == 96);
 const _: () = assert!(core::mem::size_of::<Map>() == 40);
-const _: () = assert!(core::mem::size_of::<StatFs>() == 32);
+const _: () = assert!(core::mem::size_of::<StatFs>() == 48);
+const _: () = assert!(core::mem::size_of::<Nlinks>() == 16);
+const _: () = assert!(core::mem::size_of::<OwnerFacts>() == 16);
 
 /// `IOMAP_WRITE` (asserted in `novars_shim.c`).
 pub(crate) const IOMAP_WRITE: u32 = 1;
 /// `IOMAP_FAULT` (asserted in `novars_shim.c`).
 pub(crate) const IOMAP_FAULT: u32 = 1 << 3;
+
+const _: () = assert!(shim_h("NOVARS_MAX_LOCKED") == crate::locks::MAX_LOCKED as u64);
+
+// The persistence trace (tracing build): novars_trace.h mirrors layout.
+const _: () = {
+    use layout::trace::{kind, op, TRACE_MAGIC, TRACE_VERSION};
+    assert!(trace_h("NOVARS_TRACE_MAGIC") == TRACE_MAGIC as u64);
+    assert!(trace_h("NOVARS_TRACE_VERSION") == TRACE_VERSION as u64);
+    assert!(trace_h("NOVARS_KIND_STORE") == kind::STORE as u64);
+    assert!(trace_h("NOVARS_KIND_NT_STORE") == kind::NT_STORE as u64);
+    assert!(trace_h("NOVARS_KIND_OP_BEGIN") == kind::OP_BEGIN as u64);
+    assert!(trace_h("NOVARS_KIND_OP_END") == kind::OP_END as u64);
+    assert!(trace_h("NOVARS_KIND_USER_STORE") == kind::USER_STORE as u64);
+    assert!(trace_h("NOVARS_OP_MOUNT") == op::MOUNT);
+    assert!(trace_h("NOVARS_OP_UNMOUNT") == op::UNMOUNT);
+    assert!(trace_h("NOVARS_OP_CREATE") == op::CREATE);
+    assert!(trace_h("NOVARS_OP_MKDIR") == op::MKDIR);
+    assert!(trace_h("NOVARS_OP_WRITE") == op::WRITE);
+    assert!(trace_h("NOVARS_OP_TRUNCATE") == op::TRUNCATE);
+    assert!(trace_h("NOVARS_OP_SETATTR") == op::SETATTR);
+    assert!(trace_h("NOVARS_OP_LINK") == op::LINK);
+    assert!(trace_h("NOVARS_OP_UNLINK") == op::UNLINK);
+    assert!(trace_h("NOVARS_OP_RMDIR") == op::RMDIR);
+    assert!(trace_h("NOVARS_OP_RENAME") == op::RENAME);
+    assert!(trace_h("NOVARS_OP_SYMLINK") == op::SYMLINK);
+    assert!(trace_h("NOVARS_OP_MKNOD") == op::MKNOD);
+    assert!(trace_h("NOVARS_OP_FALLOCATE") == op::FALLOCATE);
+    assert!(trace_h("NOVARS_OP_FSYNC") == op::FSYNC);
+    assert!(trace_h("NOVARS_OP_FAULT") == op::FAULT);
+    assert!(trace_h("NOVARS_FAULT_IN_PAGE_FAULT") == crate::pm::Fault::FaultCommitNoFlush as u64);
+};
 
 // Pointers to C structs cross the boundary only as opaque handles; the
 // pointees' Rust layouts (which contain non-FFI-safe bindgen types) are
@@ -130,7 +281,6 @@ extern "C" {
         dt: u32,
         pos: u64,
     ) -> c_int;
-    pub(crate) fn novars_sb_id(sb: *mut bindings::super_block) -> *const c_char;
     pub(crate) fn novars_sb_rdonly(sb: *mut bindings::super_block) -> bool;
     pub(crate) fn novars_cpu() -> u32;
     pub(crate) fn novars_copy_from_iter(iter: *mut c_void, dst: *mut c_void, len: usize) -> usize;

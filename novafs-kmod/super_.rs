@@ -24,7 +24,7 @@ use crate::layout::{Media, BLOCK_SIZE_U64};
 use crate::media::DaxMedia;
 use crate::pm::Pm;
 use crate::shim::{self, Opts, SbC, StatFs};
-use core::ffi::{c_int, CStr};
+use core::ffi::c_int;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use kernel::bindings;
 use kernel::prelude::*;
@@ -136,9 +136,9 @@ pub(crate) unsafe fn sbi<'a>(sb: *mut bindings::super_block) -> &'a SbInfo {
 
 fn dev_name(sb: *mut bindings::super_block) -> [u8; 32] {
     let mut out = [0u8; 32];
-    // SAFETY: s_id is a NUL-terminated array inside the live super block.
-    let id = unsafe { CStr::from_ptr(shim::novars_sb_id(sb)) };
-    for (d, s) in out.iter_mut().take(31).zip(id.to_bytes()) {
+    // SAFETY: `sb` is live; `s_id` is its NUL-terminated device name.
+    let id = unsafe { &(*sb).s_id };
+    for (d, s) in out.iter_mut().take(31).zip(id.iter().take_while(|b| **b != 0)) {
         *d = *s;
     }
     out
@@ -349,15 +349,28 @@ fn remount(sbi: &SbInfo, ro: bool) -> Result {
     Ok(())
 }
 
-/// `reconfigure` changing `SB_RDONLY`: 0 or -errno.
+/// `reconfigure` (remount): `ro_change` when the VFS asks to switch
+/// between read-write and read-only (`ro`); then the new options apply
+/// (an `errors=` given replaces the current one). 0 or -errno.
 #[no_mangle]
-extern "C" fn novars_rs_remount(sb: *mut bindings::super_block, ro: bool) -> c_int {
-    // SAFETY: called on a mounted novars super block, `s_umount` held.
-    let sbi = unsafe { sbi(sb) };
-    match remount(sbi, ro) {
-        Ok(()) => 0,
-        Err(e) => e.to_errno(),
+extern "C" fn novars_rs_reconfigure(
+    sb: *mut bindings::super_block,
+    opts: *const Opts,
+    ro_change: bool,
+    ro: bool,
+) -> c_int {
+    // SAFETY: called on a mounted novars super block, `s_umount` held,
+    // with the options parsed for this call.
+    let (sbi, opts) = unsafe { (sbi(sb), &*opts) };
+    if ro_change {
+        if let Err(e) = remount(sbi, ro) {
+            return e.to_errno();
+        }
     }
+    if opts.flags & shim::OPT_ERRORS_SET != 0 {
+        sbi.c.errors.store(opts.errors, Ordering::Relaxed);
+    }
+    0
 }
 
 fn setup(
@@ -441,7 +454,8 @@ fn setup(
     sbi.alloc = alloc;
     sbi.segments = segments;
     sbi.total_inodes = total_inodes.saturating_sub(1); // inode 0 is never used
-    sbi.c.errors = if opts.flags & shim::OPT_ERRORS_SET != 0 { opts.errors } else { sbk.errors };
+    *sbi.c.errors.get_mut() =
+        if opts.flags & shim::OPT_ERRORS_SET != 0 { opts.errors } else { sbk.errors };
     sbi.c.uuid = sbk.uuid;
     sbi.state.lock().sbk = sbk;
     if rw {
@@ -499,6 +513,9 @@ fn setup(
     Ok(())
 }
 
+/// The super block's `s_magic` and statfs `f_type`: "NVRS".
+const STATFS_MAGIC: u32 = u32::from_be_bytes(*b"NVRS");
+
 /// `fill_super` (called by `novars_fill_super_c` with `s_umount` held).
 #[no_mangle]
 extern "C" fn novars_rs_fill_super(
@@ -510,6 +527,12 @@ extern "C" fn novars_rs_fill_super(
     let name = as_str(&dev);
     // SAFETY: C passes the fs_context's options, alive for the call.
     let opts = unsafe { &*opts };
+    // SAFETY: `sb` is live and being set up, locked by the VFS.
+    unsafe {
+        (*sb).s_magic = STATFS_MAGIC as usize; // u32 to unsigned long: lossless
+                                               // Inode times are kept to the nanosecond (`layout::Timespec`).
+        (*sb).s_time_gran = 1;
+    }
     // SAFETY: `sb` is live and being set up.
     if unsafe { bindings::sb_set_blocksize(sb, 4096) } == 0 {
         pr_err!("({name}): cannot use 4096-byte blocks on this device\n");
@@ -572,6 +595,9 @@ extern "C" fn novars_rs_statfs(sb: *mut bindings::super_block, out: *mut StatFs)
         bfree: s.alloc.free_blocks(),
         files: s.total_inodes,
         ffree: s.alloc.free_slots(),
+        // Nothing is reserved for privileged users.
+        bavail: s.alloc.free_blocks(),
+        namelen: crate::layout::log::NAME_MAX as u64,
     };
     // SAFETY: `out` points to the caller's struct.
     unsafe { out.write(st) };

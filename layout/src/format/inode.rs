@@ -163,6 +163,13 @@ pub const S_IFDIR: u32 = 0o040000;
 pub const S_IFCHR: u32 = 0o020000;
 /// FIFO.
 pub const S_IFIFO: u32 = 0o010000;
+/// Set-group-ID bit of `mode`: on a directory, new entries take its group.
+pub const S_ISGID: u32 = 0o2000;
+
+/// Most links an inode may have (EMLINK beyond, as ext4).
+pub const LINK_MAX: u32 = 65000;
+/// Longest symlink target in bytes (one block, less its NUL).
+pub const SYMLINK_MAX: usize = BLOCK_SIZE - 1;
 
 /// Directory-entry file types (as `DT_*` in Linux).
 pub mod dt {
