@@ -529,8 +529,9 @@ extern "C" fn novars_rs_fill_super(
     let opts = unsafe { &*opts };
     // SAFETY: `sb` is live and being set up, locked by the VFS.
     unsafe {
-        (*sb).s_magic = STATFS_MAGIC as usize; // u32 to unsigned long: lossless
-                                               // Inode times are kept to the nanosecond (`layout::Timespec`).
+        // u32 to unsigned long: lossless.
+        (*sb).s_magic = STATFS_MAGIC as usize;
+        // Inode times are kept to the nanosecond (`layout::Timespec`).
         (*sb).s_time_gran = 1;
     }
     // SAFETY: `sb` is live and being set up.
