@@ -12,8 +12,9 @@ import time
 
 
 def nap():
-    # Longer than any timestamp granularity involved (both are ns).
-    time.sleep(0.02)
+    # Longer than the coarse clock's tick (250 Hz in the guest), with room
+    # for a late tick on a starved TCG vCPU.
+    time.sleep(0.05)
 
 
 def times(path):
