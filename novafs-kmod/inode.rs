@@ -4,6 +4,7 @@
 //! the DRAM index, and hand the attributes to C (`novars_iget`).
 
 use crate::index::{DirMap, ExtentMap, Lookup};
+use crate::layout::append::LogEnd;
 use crate::layout::inode::{read_inode_at, slot_pos_in, Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
 use crate::layout::walk::{replay_inode, Ignore};
 use crate::layout::{Media, BLOCK_SIZE};
@@ -173,14 +174,7 @@ fn load(sbi: &SbInfo, ino: u64) -> Result<(*mut c_void, IAttr)> {
         btime_nsec: view.btime.nsec,
         link: link.cast(),
     };
-    let log = LogPos {
-        head: raw.log_head,
-        tail: raw.log_tail,
-        tail_ord: rep.pages.saturating_sub(1),
-        seq: rep.last_seq,
-        pages: rep.pages,
-        gc_at: 0,
-    };
+    let log = LogPos::default().at(LogEnd::walked(raw.log_head, raw.log_tail, &rep));
     let inner = Inner { index, log, nlink: view.nlink, seals: 0 };
     let gen = raw.generation;
     let boxed = match KBox::pin_init(
