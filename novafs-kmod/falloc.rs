@@ -87,10 +87,8 @@ fn zero_range(
         }
         Ok(())
     })();
-    if let Err(e) = r {
-        drop(b);
-        return Err(e);
-    }
+    // On an error `b` is dropped: it gives back what it took.
+    r?;
     let changed = b.entries() > 0;
     b.commit(g)?;
     Ok(changed)
@@ -213,10 +211,8 @@ fn shift(
         }
         b.size(new_size)
     })();
-    if let Err(e) = r {
-        drop(b);
-        return Err(e);
-    }
+    // On an error `b` is dropped: it gives back what it took.
+    r?;
     b.commit(g)?;
     Ok(new_size)
 }
@@ -315,10 +311,7 @@ fn fallocate(
     if !changed {
         // Nothing to change but the times (ext4 updates them too).
         let mut b = FileTx::new(sbi, info, g.log, now);
-        if let Err(e) = b.times(size, size) {
-            drop(b);
-            return Err(e);
-        }
+        b.times(size, size)?;
         b.commit(g)?;
     }
     // Compaction moves no data block (C has dropped the DAX entries of
