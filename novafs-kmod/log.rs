@@ -92,7 +92,7 @@ impl LogMedium for PmLog<'_> {
 
     fn error(e: AppendError) -> Error {
         match e {
-            AppendError::BadEntry => EINVAL,
+            AppendError::BadEntry | AppendError::BadPlace => EINVAL,
             AppendError::Sequence | AppendError::Overflow => {
                 crate::shim::err(kernel::bindings::EOVERFLOW)
             }

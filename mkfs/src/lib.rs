@@ -182,6 +182,7 @@ impl LogMedium for ImgLog<'_> {
     fn error(e: AppendError) -> Error {
         match e {
             AppendError::BadEntry => Error::Invalid("log entry does not encode"),
+            AppendError::BadPlace => Error::Invalid("inode-table segment outside the data area"),
             AppendError::Sequence | AppendError::Overflow => Error::Invalid("log too long"),
         }
     }
@@ -327,16 +328,12 @@ impl<'a> Builder<'a> {
 
     fn grow_table(&mut self, lane: u32) -> Result<()> {
         let seg = self.alloc.alloc(self.geo.seg_blocks(), 1)?;
-        let index = self.segments[lane as usize].len() as u32;
-        write_segment(self.img, &self.geo, seg, lane, index);
-        let prev =
-            *self.segments[lane as usize].last().ok_or(Error::Invalid("lane has no segment"))?;
-        let p = prev as usize * BLOCK_SIZE;
-        let mut h =
-            SegmentHeader::decode(&self.img[p..]).ok_or(Error::Invalid("segment header"))?;
-        h.next = seg;
-        h.encode(&mut self.img[p..]);
-        self.segments[lane as usize].push(seg);
+        let segs = &mut self.segments[lane as usize];
+        let prev = *segs.last().ok_or(Error::Invalid("lane has no segment"))?;
+        let index = segs.len() as u32;
+        let mut m = ImgLog { img: self.img, alloc: &mut self.alloc };
+        layout::append::grow_segment(&mut m, &self.geo, lane, index, prev, seg)?;
+        segs.push(seg);
         Ok(())
     }
 

@@ -21,7 +21,8 @@
 //! transaction, with [`commit_words`]) moves `log_tail`: fence, then the
 //! head word of a log that was empty, then the tail word, each persisted.
 
-use super::inode::{Timespec, INODE_HEAD_OFF, INODE_TAIL_OFF};
+use super::inode::{SegmentHeader, Timespec, INODE_HEAD_OFF, INODE_TAIL_OFF, SEG_NEXT_OFF};
+use super::sb::Geometry;
 use super::log::{
     dentry_len, et, fits, name_is_valid, pack_next, pos_block, pos_offset, seal_entry, DentryEntry,
     EntryHeader, LinkEntry, PageTail, ParentEntry, PunchEntry, SetAttrEntry, WriteEntry, LOG_AREA,
@@ -207,6 +208,8 @@ pub enum AppendError {
     BadEntry,
     /// A position or ordinal overflowed.
     Overflow,
+    /// A new inode-table segment outside the data area.
+    BadPlace,
 }
 
 /// Where and how logs are written: the module's persistence layer, an
@@ -346,6 +349,37 @@ pub fn commit<M: LogMedium>(
     Ok(())
 }
 
+/// Adds segment `index` (blocks `[seg, seg + geo.seg_blocks())`, free and
+/// inside the data area) to lane `lane`'s inode table after its last
+/// segment, whose header is at block `prev` (FORMAT.md "Inode numbers and
+/// inode tables"): every block zeroed (every slot FREE) and the header
+/// written, non-temporally; a fence; then the previous header's `next`
+/// persisted, the one store that makes the segment part of the table. A
+/// crash before that store leaves blocks nothing reaches (free again at
+/// the next mount's scan); after it, a table with more free slots.
+pub fn grow_segment<M: LogMedium>(
+    m: &mut M,
+    geo: &Geometry,
+    lane: u32,
+    index: u32,
+    prev: u64,
+    seg: u64,
+) -> Result<(), M::Error> {
+    if index == 0 || !geo.is_data_range(seg, geo.seg_blocks()) {
+        return Err(M::error(AppendError::BadPlace));
+    }
+    let zero = [0u8; BLOCK_SIZE_U64 as usize];
+    for b in seg..seg + geo.seg_blocks() {
+        m.write_nt(b * BLOCK_SIZE_U64, &zero)?;
+    }
+    let mut h = [0u8; SegmentHeader::SIZE];
+    SegmentHeader::new(lane, index, geo.seg_inodes).encode(&mut h);
+    m.write_nt(seg * BLOCK_SIZE_U64, &h)?;
+    m.fence()?;
+    let link = prev.checked_mul(BLOCK_SIZE_U64).ok_or(M::error(AppendError::Overflow))?;
+    m.persist_u64(link + SEG_NEXT_OFF as u64, seg)
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::log::{Entry, DE_ADD};
@@ -435,6 +469,38 @@ mod tests {
         img.ops.clear();
         commit(&mut img, 0, &LogEnd::default(), &end).unwrap();
         assert_eq!(img.ops, ['B', 'S', 'F', 'B', 'S', 'F', 'B']);
+    }
+
+    #[test]
+    fn grown_segment_joins_the_chain_by_its_last_store() {
+        let geo = geo();
+        let mut img =
+            Img { bytes: vec![0; 8192 * 4096], next_free: geo.first_data_block, ops: Vec::new() };
+        let first = geo.first_segment(0);
+        let mut h = [0u8; SegmentHeader::SIZE];
+        SegmentHeader::new(0, 0, geo.seg_inodes).encode(&mut h);
+        img.write_nt(first * 4096, &h).unwrap();
+        let seg = geo.first_data_block + 8;
+        // Stale bytes where the new segment goes: they must be zeroed.
+        img.bytes[(seg as usize + 1) * 4096] = 0xaa;
+        img.ops.clear();
+        grow_segment(&mut img, &geo, 0, 1, first, seg).unwrap();
+        let n = geo.seg_blocks() as usize + 1;
+        assert!(img.ops[..n].iter().all(|&o| o == 'N'), "{:?}", img.ops);
+        assert_eq!(img.ops[n..], ['B', 'S', 'F', 'B']);
+        let media = super::super::media::SliceMedia::new(&img.bytes);
+        let mut segs = Vec::new();
+        let count = super::super::inode::walk_segments(&media, &geo, 0, |_, b| segs.push(b));
+        assert_eq!(count, Ok(2));
+        assert_eq!(segs, [first, seg]);
+        assert_eq!(img.bytes[(seg as usize + 1) * 4096], 0);
+        // Never in the fixed area, never the first segment.
+        let before = img.ops.len();
+        assert_eq!(grow_segment(&mut img, &geo, 0, 1, first, 1), Err(AppendError::BadPlace));
+        assert_eq!(grow_segment(&mut img, &geo, 0, 0, first, seg), Err(AppendError::BadPlace));
+        let end = geo.backup_sb() - 1;
+        assert_eq!(grow_segment(&mut img, &geo, 0, 2, seg, end), Err(AppendError::BadPlace));
+        assert_eq!(img.ops.len(), before, "a refused segment writes nothing");
     }
 
     #[test]

@@ -18,6 +18,8 @@ use super::{Media, MediaError, BLOCK_SIZE, BLOCK_SIZE_U64};
 pub const SEG_MAGIC: u32 = u32::from_le_bytes(*b"NVSG");
 /// Byte offset of the checksum in a segment header.
 pub const SEG_CSUM_OFF: usize = 4;
+/// Offset of `next` in a segment header (the 8-byte link store).
+pub const SEG_NEXT_OFF: usize = 8;
 /// The header checksum covers bytes `[SEG_CSUM_START, SegmentHeader::SIZE)`.
 pub const SEG_CSUM_START: usize = 16;
 
