@@ -14,6 +14,7 @@
 use crate::layout::sb::Geometry;
 use crate::shim;
 use core::pin::Pin;
+use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::prelude::*;
 use kernel::rbtree::RBTree;
 use kernel::sync::Mutex;
@@ -25,6 +26,26 @@ pub(crate) const HUGE: u64 = 512;
 /// Requests of at least this many blocks (256 KiB) are placed 2 MiB-colored
 /// (`Allocator::alloc_for`).
 pub(crate) const COLOR_MIN: u64 = 64;
+
+/// Which free space an allocation may take.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Pool {
+    /// All but the reserve ([`Allocator::reserved`]): whatever adds data,
+    /// names or inodes.
+    General,
+    /// The reserve too: operations that free space (unlink, rmdir, rename
+    /// over a name, truncate down, punch hole) and log compaction, so that
+    /// a full file system can always be emptied (as ext4's reserved
+    /// clusters and xfs's reserve pool).
+    Reserve,
+}
+
+/// Blocks held back for [`Pool::Reserve`] on a data area of `data` blocks:
+/// 1/256 of it, at least 64 blocks (but at most 1/8 of a tiny file system)
+/// and at most 8192 (32 MiB).
+pub(crate) fn reserve_for(data: u64) -> u64 {
+    (data / 256).clamp(64, 8192).min(data / 8)
+}
 
 /// A set of bits over `0..len`.
 pub(crate) struct Bitmap {
@@ -77,6 +98,18 @@ impl Bitmap {
     /// Bits set (bits past `len` are never set).
     pub(crate) fn count_set(&self) -> u64 {
         self.words.as_slice().iter().map(|w| w.count_ones() as u64).sum()
+    }
+
+    /// Extends the set to `len` bits (the new ones clear).
+    pub(crate) fn grow(&mut self, len: u64) -> Result {
+        if len <= self.len {
+            return Ok(());
+        }
+        let n = usize::try_from(len.div_ceil(64)).map_err(|_| ENOMEM)?;
+        let more = n.saturating_sub(self.words.len());
+        self.words.extend_with(more, 0, GFP_KERNEL)?;
+        self.len = len;
+        Ok(())
     }
 
     /// First clear bit at or after `from`.
@@ -259,6 +292,10 @@ impl Lane {
 /// Free blocks and inode slots of a mounted file system, per lane.
 pub(crate) struct Allocator {
     lanes: KVec<Pin<KBox<Mutex<Lane>>>>,
+    /// Free blocks in all lanes, kept as they change: [`Pool::General`]
+    /// allocations leave [`Allocator::reserved`] of them.
+    free_total: AtomicU64,
+    reserve: u64,
     /// The data area: `[first, end)`, lane `i` owning
     /// `[first + i * region, first + (i + 1) * region)` (the last lane to
     /// `end`).
@@ -270,7 +307,14 @@ pub(crate) struct Allocator {
 impl Allocator {
     /// An allocator with no lanes (before mount has read the geometry).
     pub(crate) fn none() -> Self {
-        Self { lanes: KVec::new(), first: 0, end: 0, region: 1 }
+        Self {
+            lanes: KVec::new(),
+            free_total: AtomicU64::new(0),
+            reserve: 0,
+            first: 0,
+            end: 0,
+            region: 1,
+        }
     }
 
     /// No free blocks; inode slots as in `slots` (one map per lane).
@@ -293,7 +337,8 @@ impl Allocator {
         if lanes.is_empty() {
             return Err(EINVAL);
         }
-        Ok(Self { lanes, first, end, region })
+        let reserve = reserve_for(end - first);
+        Ok(Self { lanes, free_total: AtomicU64::new(0), reserve, first, end, region })
     }
 
     /// Free space = data blocks not set in `used`; slots from `slots`.
@@ -324,8 +369,13 @@ impl Allocator {
         (i as usize).min(self.lanes.len().saturating_sub(1))
     }
 
+    /// Blocks only [`Pool::Reserve`] allocations may take.
+    pub(crate) fn reserved(&self) -> u64 {
+        self.reserve
+    }
+
     /// The lane of the running CPU (as `Geometry::lane_of_cpu`).
-    fn local(&self) -> usize {
+    pub(crate) fn local(&self) -> usize {
         // SAFETY: reading the CPU number has no preconditions; a stale
         // value only picks another lane, which is equally correct.
         let cpu = unsafe { shim::novars_cpu() };
@@ -335,8 +385,13 @@ impl Allocator {
     /// Allocates up to `want` contiguous blocks (at least 1) from the
     /// running CPU's lane, or from another when it has none. Returns
     /// (first block, count).
-    pub(crate) fn alloc(&self, want: u64) -> Result<(u64, u64)> {
-        self.alloc_in_lanes(want, None, false, None)
+    pub(crate) fn alloc(&self, want: u64, pool: Pool) -> Result<(u64, u64)> {
+        self.alloc_in_lanes(want, None, false, None, pool)
+    }
+
+    /// Exactly `want` contiguous blocks, or `ENOSPC`.
+    pub(crate) fn alloc_exact(&self, want: u64, pool: Pool) -> Result<(u64, u64)> {
+        self.alloc_in_lanes(want, None, true, None, pool)
     }
 
     /// Allocates up to `want` blocks for file blocks starting at `pg`. A
@@ -354,22 +409,48 @@ impl Allocator {
         want: u64,
         append: bool,
         goal: Option<u64>,
+        pool: Pool,
     ) -> Result<(u64, u64)> {
         let color = (want >= COLOR_MIN || (append && pg >= HUGE)).then_some(pg % HUGE);
-        self.alloc_in_lanes(want, color, false, goal)
+        self.alloc_in_lanes(want, color, false, goal, pool)
     }
 
     /// Exactly [`HUGE`] blocks for the 2 MiB-aligned file block `pg`,
     /// device-aligned (a PMD fault), or `ENOSPC` when no lane has such an
     /// extent (the fault then falls back to 4 KiB pages).
-    pub(crate) fn alloc_huge(&self, pg: u64, goal: Option<u64>) -> Result<(u64, u64)> {
-        self.alloc_in_lanes(HUGE, Some(pg % HUGE), true, goal)
+    pub(crate) fn alloc_huge(&self, pg: u64, goal: Option<u64>, pool: Pool) -> Result<(u64, u64)> {
+        self.alloc_in_lanes(HUGE, Some(pg % HUGE), true, goal, pool)
     }
 
     /// At `goal` if it is free (in whichever lane owns it), else from the
     /// running CPU's lane, or from another when it has nothing that fits.
     /// Returns (first block, count).
     fn alloc_in_lanes(
+        &self,
+        want: u64,
+        color: Option<u64>,
+        strict: bool,
+        goal: Option<u64>,
+        pool: Pool,
+    ) -> Result<(u64, u64)> {
+        let mut want = want.max(1);
+        if pool == Pool::General {
+            // Racing allocations may each see the same free count and dip
+            // into the reserve by a little: it is a margin, not an account.
+            let avail = self.free_total.load(Ordering::Relaxed).saturating_sub(self.reserve);
+            if avail == 0 || (strict && avail < want) {
+                return Err(ENOSPC);
+            }
+            want = want.min(avail);
+        }
+        let r = self.alloc_from_lanes(want, color, strict, goal);
+        if let Ok((_, n)) = r {
+            self.free_total.fetch_sub(n, Ordering::Relaxed);
+        }
+        r
+    }
+
+    fn alloc_from_lanes(
         &self,
         want: u64,
         color: Option<u64>,
@@ -406,6 +487,7 @@ impl Allocator {
             };
             let e = end.min(region_end);
             self.lane(i)?.lock().free(s, e - s)?;
+            self.free_total.fetch_add(e - s, Ordering::Relaxed);
             s = e;
         }
         Ok(())
@@ -414,6 +496,11 @@ impl Allocator {
     /// Free blocks in all lanes.
     pub(crate) fn free_blocks(&self) -> u64 {
         self.lanes.as_slice().iter().map(|l| l.lock().free_blocks).fold(0, u64::saturating_add)
+    }
+
+    /// Free blocks a [`Pool::General`] allocation may take.
+    pub(crate) fn available(&self) -> u64 {
+        self.free_total.load(Ordering::Relaxed).saturating_sub(self.reserve)
     }
 
     /// Free inode slots in all lanes.
@@ -462,8 +549,35 @@ impl Allocator {
         Ok(out)
     }
 
+    /// Inode slots in all lanes' tables (inode 0's included).
+    pub(crate) fn slots(&self) -> u64 {
+        self.lanes.as_slice().iter().map(|l| l.lock().slots.len()).fold(0, u64::saturating_add)
+    }
+
+    /// Makes room for `n` more slots in lane `lane`, so that
+    /// [`Allocator::add_slots`] cannot fail.
+    pub(crate) fn reserve_slots(&self, lane: u32, n: u64) -> Result {
+        let mut l = self.lane(lane as usize)?.lock();
+        let len = l.slots.len().checked_add(n).ok_or(ENOSPC)?;
+        let words = usize::try_from(len.div_ceil(64)).map_err(|_| ENOMEM)?;
+        let more = words.saturating_sub(l.slots.words.len());
+        l.slots.words.reserve(more, GFP_KERNEL)?;
+        Ok(())
+    }
+
+    /// `n` new free slots at the end of lane `lane`'s table (a segment
+    /// just linked).
+    pub(crate) fn add_slots(&self, lane: u32, n: u64) -> Result {
+        let mut l = self.lane(lane as usize)?.lock();
+        let len = l.slots.len().checked_add(n).ok_or(ENOSPC)?;
+        l.slots.grow(len)?;
+        l.free_slots = l.free_slots.saturating_add(n);
+        Ok(())
+    }
+
     /// Takes a free inode slot, from the running CPU's lane first. Returns
-    /// (lane, slot); `ENOSPC` when every table is full (tables grow later).
+    /// (lane, slot); `ENOSPC` when every table is full (`itable::alloc_slot`
+    /// then grows one).
     pub(crate) fn alloc_slot(&self) -> Result<(u32, u64)> {
         let n = self.lanes.len();
         let me = self.local();

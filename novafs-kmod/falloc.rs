@@ -6,6 +6,7 @@
 //! a range (FALLOC_FL_COLLAPSE_RANGE, FALLOC_FL_INSERT_RANGE), as ext4 does
 //! them; each step one [`FileTx`].
 
+use crate::alloc::Pool;
 use crate::filetx::{file_map, FileTx, FILL_BATCH};
 use crate::index::Lookup;
 use crate::inode::{self, Inner, InodeInfo};
@@ -51,6 +52,7 @@ const _: () = assert!(core::mem::size_of::<FallocOut>() == 24);
 
 /// Step 1: zero bytes `[off, end)`: copy-on-write of the partial edge
 /// blocks, PUNCH of the whole blocks inside. One commit.
+#[allow(clippy::too_many_arguments)]
 fn zero_range(
     sbi: &SbInfo,
     info: &InodeInfo,
@@ -59,11 +61,12 @@ fn zero_range(
     end: u64,
     size: u64,
     now: Timespec,
+    pool: Pool,
 ) -> Result<bool> {
     if off >= end {
         return Ok(false);
     }
-    let mut b = FileTx::new(sbi, info, g.log, now);
+    let mut b = FileTx::new(sbi, info, g.log, now).with_pool(pool);
     let r = (|| -> Result {
         let map = file_map(g)?;
         let head = off / BLOCK_SIZE_U64;
@@ -112,7 +115,7 @@ fn fill_holes(
     let mut mapped = KVec::new();
     file_map(g)?.collect(first, last - first + 1, &mut mapped)?;
     let have = mapped.as_slice().iter().fold(0u64, |n, &(_, c)| n.saturating_add(c));
-    if (last - first + 1).saturating_sub(have) > sbi.alloc.free_blocks() {
+    if (last - first + 1).saturating_sub(have) > sbi.alloc.available() {
         return Err(ENOSPC);
     }
     let mut changed = false;
@@ -196,7 +199,9 @@ fn shift(
     if !insert {
         map.collect(off_pg, len_pg, &mut gone)?;
     }
-    let mut b = FileTx::new(sbi, info, g.log, now);
+    // Collapsing frees the range: the reserve lets a full file system do it.
+    let pool = if insert { Pool::General } else { Pool::Reserve };
+    let mut b = FileTx::new(sbi, info, g.log, now).with_pool(pool);
     let r = (|| -> Result {
         b.punch_keep(off_pg, MAX_FILE_BLOCKS - off_pg)?;
         for &(p, blk, cnt) in moved.as_slice() {
@@ -261,7 +266,8 @@ fn fallocate(
             // block) is punched.
             if off < size {
                 let end = end.min(size.next_multiple_of(BLOCK_SIZE_U64));
-                changed |= zero_range(sbi, info, g, off, end, size, now)?;
+                // Frees space: the reserve lets a full file system punch.
+                changed |= zero_range(sbi, info, g, off, end, size, now, Pool::Reserve)?;
             }
         } else {
             let new_size = if mode & FALLOC_FL_KEEP_SIZE == 0 { size.max(end) } else { size };
@@ -276,10 +282,11 @@ fn fallocate(
                     size.next_multiple_of(BLOCK_SIZE_U64),
                     size,
                     now,
+                    Pool::General,
                 )?;
             }
             if mode & FALLOC_FL_ZERO_RANGE != 0 {
-                changed |= zero_range(sbi, info, g, off, end, size, now)?;
+                changed |= zero_range(sbi, info, g, off, end, size, now, Pool::General)?;
             }
             changed |= fill_holes(
                 sbi,

@@ -15,6 +15,7 @@
 //! The caller holds the inode's log lock and its locked [`Inner`] for the
 //! whole life of the transaction.
 
+use crate::alloc::Pool;
 use crate::index::{ExtentMap, Lookup};
 use crate::inode::{Index, Inner, InodeInfo};
 use crate::layout::append::{NewEntry, SetAttrs};
@@ -107,6 +108,14 @@ impl<'a> FileTx<'a> {
         }
     }
 
+    /// Blocks and log pages from `pool`: [`Pool::Reserve`] for a change
+    /// that frees space (truncate down, punch hole), which may still copy
+    /// the partial pages at its edges.
+    pub(crate) fn with_pool(mut self, pool: Pool) -> Self {
+        self.ap.set_pool(pool);
+        self
+    }
+
     /// Log entries recorded so far.
     pub(crate) fn entries(&self) -> usize {
         self.entries
@@ -134,14 +143,14 @@ impl<'a> FileTx<'a> {
         append: bool,
         goal: Option<u64>,
     ) -> Result<(u64, u64)> {
-        let (b, c) = self.sbi.alloc.alloc_for(pg, want, append, goal)?;
+        let (b, c) = self.sbi.alloc.alloc_for(pg, want, append, goal, self.ap.pool())?;
         self.keep(b, c)?;
         Ok((b, c))
     }
 
     /// Takes one 2 MiB-aligned extent of `HUGE` blocks for file block `pg`.
     pub(crate) fn alloc_huge(&mut self, pg: u64, goal: Option<u64>) -> Result<(u64, u64)> {
-        let (b, c) = self.sbi.alloc.alloc_huge(pg, goal)?;
+        let (b, c) = self.sbi.alloc.alloc_huge(pg, goal, self.ap.pool())?;
         self.keep(b, c)?;
         Ok((b, c))
     }

@@ -26,6 +26,7 @@
 //! `max(GC_MIN_PAGES, GC_GROWTH * n)` pages, so a compaction never
 //! rewrites more than was appended since the last one.
 
+use crate::alloc::Pool;
 use crate::index::{DirEnt, DirMap, ExtentMap};
 use crate::inode::{Index, Inner, InodeInfo};
 use crate::journal::Tx;
@@ -349,8 +350,11 @@ fn compact(sbi: &SbInfo, info: &InodeInfo, log: LogPos) -> Result<Compacted> {
     }
     // Every sequence number the old log handed out.
     let last_seq = log.seq.max(rep.last_seq);
+    // Compaction frees more than it takes: it may use the reserve.
+    let mut log_m = PmLog::new(sbi);
+    log_m.pool = Pool::Reserve;
     let mut w = Writer {
-        m: PmLog::new(sbi),
+        m: log_m,
         owner: LogOwner { ino: info.ino, gen: info.gen },
         end: LogEnd::default(),
     };

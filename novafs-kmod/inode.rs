@@ -5,7 +5,7 @@
 
 use crate::index::{DirMap, ExtentMap, Lookup};
 use crate::layout::append::LogEnd;
-use crate::layout::inode::{read_inode_at, slot_pos_in, Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
+use crate::layout::inode::{read_inode_at, Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
 use crate::layout::walk::{replay_inode, Ignore};
 use crate::layout::{Media, BLOCK_SIZE};
 use crate::locks::LogLock;
@@ -115,12 +115,12 @@ fn link_target(
 fn load(sbi: &SbInfo, ino: u64) -> Result<(*mut c_void, IAttr)> {
     let geo = &sbi.geo;
     let (lane, slot) = geo.ino_split(ino);
-    let segs = sbi
-        .segments
-        .as_slice()
-        .get(lane as usize)
-        .ok_or_else(|| corrupt(sbi, ino, "no such lane"))?;
-    let pos = slot_pos_in(geo, segs.as_slice(), slot)
+    if lane >= geo.lanes {
+        return Err(corrupt(sbi, ino, "no such lane"));
+    }
+    let pos = sbi
+        .tables
+        .slot_pos(geo, lane, slot)
         .ok_or_else(|| corrupt(sbi, ino, "beyond the inode table"))?;
     let raw = read_inode_at(&sbi.media, pos).map_err(|_| corrupt(sbi, ino, "inode unreadable"))?;
     if let Err(e) = raw.validate(ino) {

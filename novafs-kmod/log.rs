@@ -11,6 +11,7 @@
 //! [`Appender::words`]). On failure before the commit, [`Appender::abort`]
 //! returns the pages it took.
 
+use crate::alloc::Pool;
 use crate::layout::append::{self, AppendError, LogEnd, LogMedium, LogOwner, NewEntry};
 use crate::layout::inode::INODE_TAIL_OFF;
 use crate::layout::Timespec;
@@ -71,11 +72,13 @@ pub(crate) struct PmLog<'a> {
     /// `TailBeforeEntry` fault of the tracing build (0: none).
     fault_rec: u64,
     fault_old_tail: u64,
+    /// Where log pages come from.
+    pub(crate) pool: Pool,
 }
 
 impl<'a> PmLog<'a> {
     pub(crate) fn new(sbi: &'a SbInfo) -> Self {
-        Self { sbi, taken: KVec::new(), fault_rec: 0, fault_old_tail: 0 }
+        Self { sbi, taken: KVec::new(), fault_rec: 0, fault_old_tail: 0, pool: Pool::General }
     }
 
     /// Gives back every page taken.
@@ -100,7 +103,7 @@ impl LogMedium for PmLog<'_> {
     }
 
     fn alloc_page(&mut self) -> Result<u64> {
-        let (page, _) = self.sbi.alloc.alloc(1)?;
+        let (page, _) = self.sbi.alloc.alloc(1, self.pool)?;
         if let Err(e) = self.taken.push(page, GFP_KERNEL) {
             let _ = self.sbi.alloc.free(page, 1);
             return Err(e.into());
@@ -157,6 +160,23 @@ impl<'a> Appender<'a> {
         m.fault_rec = rec;
         m.fault_old_tail = log.tail;
         Self { m, owner: LogOwner { ino, gen }, rec, old: log, new: log.end() }
+    }
+
+    /// Log pages from `pool` ([`Pool::Reserve`] for an operation that
+    /// frees space).
+    pub(crate) fn with_pool(mut self, pool: Pool) -> Self {
+        self.set_pool(pool);
+        self
+    }
+
+    /// As [`Appender::with_pool`], in place.
+    pub(crate) fn set_pool(&mut self, pool: Pool) {
+        self.m.pool = pool;
+    }
+
+    /// Where this appender's log pages come from.
+    pub(crate) fn pool(&self) -> Pool {
+        self.m.pool
     }
 
     /// Appends one entry; returns its sequence number.

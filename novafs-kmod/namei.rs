@@ -16,14 +16,15 @@
 //! [`Nlinks`] each operation returns. So are a new inode's owner (set-group-ID
 //! directories) and the name and symlink limits.
 
+use crate::alloc::Pool;
 use crate::inode::{self, Index, Inner, InodeInfo};
 use crate::journal::{Tx, MAX_WORDS};
 use crate::layout::append::{NewEntry, SetAttrs};
+use crate::layout::inode::read_inode_at;
 use crate::layout::inode::{
     dt, dt_of_mode, Inode, Timespec, INLINE_MAX, INODE_FREE, INODE_LIVE, INODE_STATE_OFF, LINK_MAX,
     SYMLINK_MAX, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_ISGID,
 };
-use crate::layout::inode::{read_inode_at, slot_pos_in};
 use crate::layout::log::{sa, DE_ADD, DE_DEL};
 use crate::layout::walk::DirIndex;
 use crate::layout::{BLOCK_SIZE, BLOCK_SIZE_U64};
@@ -188,8 +189,7 @@ fn blank_inode(
 ) -> Result<(u64, u64, Inode)> {
     let geo = &sbi.geo;
     let ino = geo.ino_of(lane, slot).ok_or(ENOSPC)?;
-    let segs = sbi.segments.as_slice().get(lane as usize).ok_or(EINVAL)?;
-    let rec = slot_pos_in(geo, segs.as_slice(), slot).ok_or(ENOSPC)?;
+    let rec = sbi.tables.slot_pos(geo, lane, slot).ok_or(ENOSPC)?;
     let old = read_inode_at(&sbi.media, rec).map_err(|_| EIO)?;
     if old.state != INODE_FREE {
         pr_err!("({}): inode {ino} allocated while live; run fsck.novars\n", sbi.dev());
@@ -260,7 +260,7 @@ fn create(
     };
     // A new subdirectory's ".." links to the directory.
     let dnlink = if is_dir && name.is_some() { inc_link(dnlink)? } else { dnlink };
-    let (lane, slot) = sbi.alloc.alloc_slot()?;
+    let (lane, slot) = crate::itable::alloc_slot(sbi)?;
     let release_slot = || sbi.alloc.free_slot(lane, slot);
     let prepared = (|| -> Result<(u64, u64, Option<(u64, Appender<'_>)>, Inode)> {
         let nlink = match (name, is_dir) {
@@ -277,7 +277,7 @@ fn create(
                 ni.inline.get_mut(..t.len()).ok_or(EINVAL)?.copy_from_slice(t);
                 ni.inline_len = t.len() as u32;
             } else {
-                let (blk, _) = sbi.alloc.alloc(1)?;
+                let (blk, _) = sbi.alloc.alloc(1, Pool::General)?;
                 let mut page = KVec::from_elem(0u8, BLOCK_SIZE, GFP_KERNEL)?;
                 page.as_mut_slice().get_mut(..t.len()).ok_or(EINVAL)?.copy_from_slice(t);
                 let mut ap = Appender::new(sbi, ino, ni.generation, rec, Default::default());
@@ -497,8 +497,11 @@ fn unlink(
     }
     let vnlink = if rmdir { 0 } else { dec_link(sbi, vinfo.ino, vn)? };
     let dir_nlink = if rmdir { dec_link(sbi, dinfo.ino, dn)? } else { dn };
-    let mut dap = Appender::new(sbi, dinfo.ino, dinfo.gen, dinfo.rec, dlog);
-    let mut vap = Appender::new(sbi, vinfo.ino, vinfo.gen, vinfo.rec, vlog);
+    // Frees space: the reserve lets a full file system be emptied.
+    let mut dap =
+        Appender::new(sbi, dinfo.ino, dinfo.gen, dinfo.rec, dlog).with_pool(Pool::Reserve);
+    let mut vap =
+        Appender::new(sbi, vinfo.ino, vinfo.gen, vinfo.rec, vlog).with_pool(Pool::Reserve);
     let r = (|| -> Result {
         dentry(&mut dap, DE_DEL, vinfo.ino, ftype, now, name)?;
         if rmdir {
@@ -594,7 +597,7 @@ struct Whiteout {
 }
 
 fn new_whiteout(sbi: &SbInfo, a: &RenameArgs, now: Timespec) -> Result<Whiteout> {
-    let (lane, slot) = sbi.alloc.alloc_slot()?;
+    let (lane, slot) = crate::itable::alloc_slot(sbi)?;
     // A whiteout is a character device 0:0 with mode 0 (WHITEOUT_MODE).
     let (mode, uid, gid) = owner(S_IFCHR, &a.owner);
     let c = NewInode { mode, uid, gid, rdev: 0 };
@@ -811,10 +814,14 @@ fn rename(sbi: &SbInfo, a: &RenameArgs, out: &mut Nlinks) -> Result {
     let olog = log_of(odir);
     let nlog = log_of(ndir);
     let mlog = log_of(moved);
-    let mut oap = Appender::new(sbi, odir.ino, odir.gen, odir.rec, olog);
-    let mut nap = Appender::new(sbi, ndir.ino, ndir.gen, ndir.rec, nlog);
-    let mut map = Appender::new(sbi, moved.ino, moved.gen, moved.rec, mlog);
-    let mut vap = victim.map(|v| Appender::new(sbi, v.ino, v.gen, v.rec, log_of(v)));
+    // Over an existing name it frees space: the reserve lets a full file
+    // system replace files.
+    let pool = if victim.is_some() { Pool::Reserve } else { Pool::General };
+    let mut oap = Appender::new(sbi, odir.ino, odir.gen, odir.rec, olog).with_pool(pool);
+    let mut nap = Appender::new(sbi, ndir.ino, ndir.gen, ndir.rec, nlog).with_pool(pool);
+    let mut map = Appender::new(sbi, moved.ino, moved.gen, moved.rec, mlog).with_pool(pool);
+    let mut vap =
+        victim.map(|v| Appender::new(sbi, v.ino, v.gen, v.rec, log_of(v)).with_pool(pool));
     let r = (|| -> Result<(u64, u64)> {
         // In one directory, all its entries go to one log.
         let dst = if same { &mut oap } else { &mut nap };

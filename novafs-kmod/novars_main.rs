@@ -40,6 +40,7 @@ mod filetx;
 mod gc;
 mod index;
 mod inode;
+mod itable;
 mod journal;
 mod locks;
 mod log;

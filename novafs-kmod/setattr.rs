@@ -4,6 +4,7 @@
 //! SETATTR entry (and, when a file shrinks to the middle of a block, the
 //! copy of that block with zeros past the new end) in one [`FileTx`].
 
+use crate::alloc::Pool;
 use crate::filetx::{fill, old_block, FileTx};
 use crate::inode::{self, Index, InodeInfo};
 use crate::layout::append::SetAttrs;
@@ -105,8 +106,11 @@ fn setattr(sbi: &SbInfo, info: &InodeInfo, a: &SetattrArgs) -> Result<u64> {
         crate::seal::check_unsealed(g)?;
     }
     let mtime = ts(a.mtime_sec, a.mtime_nsec);
-    let mut tx = FileTx::new(sbi, info, g.log, mtime);
     let shrink = a.valid & sa::SIZE != 0 && a.size < a.old_size;
+    // Truncating down frees space: the reserve lets a full file system
+    // shrink its files.
+    let pool = if shrink { Pool::Reserve } else { Pool::General };
+    let mut tx = FileTx::new(sbi, info, g.log, mtime).with_pool(pool);
     let keep = (a.size % BLOCK_SIZE_U64) as usize;
     if let (true, true, Index::File(map)) = (shrink, keep != 0, &mut g.index) {
         let pg = a.size / BLOCK_SIZE_U64;

@@ -9,6 +9,7 @@
 //! foreign or damaged image fails with one log line and EINVAL/EUCLEAN.
 
 use crate::alloc::Allocator;
+use crate::itable::Tables;
 use crate::journal::Lane;
 use crate::layout::alloc_rec::{self, ALLOC_PER_BLOCK, KIND_BLOCKS, KIND_INODES};
 use crate::layout::inode::walk_segments;
@@ -38,9 +39,8 @@ pub(crate) struct SbInfo {
     pub(crate) geo: Geometry,
     pub(crate) media: DaxMedia,
     pub(crate) pm: Pm,
-    /// Per lane: first block of each inode-table segment, in chain order.
-    pub(crate) segments: KVec<KVec<u64>>,
-    pub(crate) total_inodes: u64,
+    /// The inode tables: each lane's segments.
+    pub(crate) tables: Tables,
     /// Free blocks and inode slots.
     pub(crate) alloc: Allocator,
     /// Per-lane journal state.
@@ -233,7 +233,8 @@ fn save_record(sbi: &SbInfo) -> Result {
     let need = blocks.len().div_ceil(ALLOC_PER_BLOCK).max(1) + inodes.len();
     let mut rec = KVec::new();
     for _ in 0..need {
-        rec.push(a.alloc(1)?.0, GFP_KERNEL)?;
+        // Unmount must work on a full file system: the reserve too.
+        rec.push(a.alloc(1, crate::alloc::Pool::Reserve)?.0, GFP_KERNEL)?;
     }
     for &b in rec.as_slice() {
         a.free(b, 1)?;
@@ -394,8 +395,7 @@ fn setup(
             geo: Geometry::plan(256, 1, 64).map_err(|_| EINVAL)?,
             media,
             pm,
-            segments: KVec::new(),
-            total_inodes: 0,
+            tables: Tables::none()?,
             alloc: Allocator::none(),
             lanes: KVec::new(),
             writers: AtomicUsize::new(0),
@@ -452,8 +452,7 @@ fn setup(
         }
     };
     sbi.alloc = alloc;
-    sbi.segments = segments;
-    sbi.total_inodes = total_inodes.saturating_sub(1); // inode 0 is never used
+    sbi.tables = Tables::new(segments)?;
     *sbi.c.errors.get_mut() =
         if opts.flags & shim::OPT_ERRORS_SET != 0 { opts.errors } else { sbk.errors };
     sbi.c.uuid = sbk.uuid;
@@ -591,13 +590,24 @@ extern "C" fn novars_rs_statfs(sb: *mut bindings::super_block, out: *mut StatFs)
     // SAFETY: called on a mounted novars super block.
     let s = unsafe { sbi(sb) };
     // O(lanes): each lane keeps its free counts as they change.
+    let geo = &s.geo;
+    let bfree = s.alloc.free_blocks();
+    let bavail = bfree.saturating_sub(s.alloc.reserved());
+    // Inode tables grow into free space (itable.rs): as on file systems
+    // with dynamic inodes (xfs), the free inodes are the free slots plus
+    // those the available space could still hold as new segments, and the
+    // total is the inodes in use plus those.
+    let free_slots = s.alloc.free_slots();
+    let used = s.alloc.slots().saturating_sub(free_slots).saturating_sub(1); // inode 0
+    let growable = (bavail / geo.seg_blocks()).saturating_mul(geo.seg_inodes as u64);
+    let ffree = free_slots.saturating_add(growable);
     let st = StatFs {
-        blocks: s.geo.data_blocks(),
-        bfree: s.alloc.free_blocks(),
-        files: s.total_inodes,
-        ffree: s.alloc.free_slots(),
-        // Nothing is reserved for privileged users.
-        bavail: s.alloc.free_blocks(),
+        blocks: geo.data_blocks(),
+        bfree,
+        files: used.saturating_add(ffree),
+        ffree,
+        // The reserve is for operations that free space (alloc.rs Pool).
+        bavail,
         namelen: crate::layout::log::NAME_MAX as u64,
     };
     // SAFETY: `out` points to the caller's struct.

@@ -81,6 +81,7 @@ impl LogMedium for RepairLog<'_, '_> {
             AppendError::BadEntry => "entry does not encode".into(),
             AppendError::Sequence => "sequence numbers exhausted".into(),
             AppendError::Overflow => "log position out of range".into(),
+            AppendError::BadPlace => "inode-table segment outside the data area".into(),
         }
     }
 

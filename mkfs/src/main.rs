@@ -30,8 +30,8 @@ struct Args {
     /// file system (any CPU count works at mount). Default: online CPUs.
     #[arg(short = 'l', long = "lanes")]
     lanes: Option<u32>,
-    /// Number of inodes (the module does not grow the tables yet: this
-    /// bounds the number of files).
+    /// Initial number of inodes: the size of each lane's inode-table
+    /// segments (the module adds segments as files are created).
     /// Default: one per 16 KiB.
     #[arg(short = 'N', long = "inodes")]
     inodes: Option<u64>,
@@ -316,7 +316,7 @@ fn print_geometry(dev: &Path, g: &Geometry, o: &Options) {
         println!("Label: {}", o.label);
     }
     println!(
-        "Lanes: {} (journal + inode table each); inode table: {} inodes per lane, fixed at mkfs time (-N)",
+        "Lanes: {} (journal + inode table each); inode table: {} inodes per lane, growing by as many as needed",
         g.lanes, g.seg_inodes
     );
     println!(

@@ -4,6 +4,10 @@
   ace.py populate DIR        the small pre-populated tree (for mkfs -d)
   ace.py dirty MNT           fill the free space with old bytes, free it
   ace.py gcprep MNT          G/ with a log one entry short of compaction
+  ace.py tblprep MNT TOTAL   every inode slot of TOTAL taken (table growth)
+  ace.py fullprep MNT        data and inode space 100% used (the reserve)
+  ace.py segments DEV LANES SEG_INODES
+                             each lane's inode-table segment count
   ace.py list                every single operation, one name a line
   ace.py run MNT OP [OP...]  run the operations in order on the tree at MNT
   ace.py pairs N SEED        N distinct seq-2 workloads (pairs), seeded
@@ -83,6 +87,64 @@ def gcprep(mnt):
         p = f"{g}/x{i:04d}"
         os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o644))
         os.unlink(p)
+
+
+def tblprep(mnt, total):
+    """Takes every free inode slot of a file system whose tables hold
+    `total` slots (mkfs -N; inode 0's included): files in T/ until the
+    count of inodes in use is total - 1. The next create must add a table
+    segment (itable.rs); crashcheck.sh checks that it does."""
+    st = os.statvfs(mnt)
+    used = st.f_files - st.f_ffree
+    os.mkdir(f"{mnt}/T")
+    for i in range(total - 1 - used - 1):
+        os.close(os.open(f"{mnt}/T/t{i}", os.O_CREAT | os.O_WRONLY, 0o644))
+
+
+def fullprep(mnt):
+    """Data space 100% used (a file written until ENOSPC), then inode
+    space (empty files until ENOSPC): the operations traced on this base
+    that free space may take only the reserve (alloc.rs Pool)."""
+    import errno
+    with open(f"{mnt}/F", "wb", buffering=0) as f:
+        for chunk in (bytes([0x5A]) * (64 << 10), bytes([0x5A]) * BLK):
+            while True:
+                try:
+                    f.write(chunk)
+                except OSError as e:
+                    if e.errno != errno.ENOSPC:
+                        raise
+                    break
+    os.mkdir(f"{mnt}/E")
+    i = 0
+    while True:
+        try:
+            os.close(os.open(f"{mnt}/E/e{i}", os.O_CREAT | os.O_WRONLY, 0o644))
+        except OSError as e:
+            if e.errno != errno.ENOSPC:
+                raise
+            break
+        i += 1
+    st = os.statvfs(mnt)
+    if st.f_bavail > 4 or st.f_bfree <= st.f_bavail:
+        sys.exit(f"fullprep: {st.f_bavail} blocks available, {st.f_bfree} free")
+
+
+def segments(dev, lanes, seg_inodes):
+    """Inode-table segments of each lane of the image on `dev` (FORMAT.md:
+    lane L's first segment follows the superblock and the journals)."""
+    import struct
+    seg_blocks = 1 + seg_inodes // 16
+    counts = []
+    with open(dev, "rb") as d:
+        for lane in range(lanes):
+            blk, n = 1 + lanes + lane * seg_blocks, 0
+            while blk:
+                d.seek(blk * BLK + 8)
+                blk, = struct.unpack("<Q", d.read(8))
+                n += 1
+            counts.append(n)
+    return counts
 
 
 def pwrite(path, off, n, flags=0):
@@ -684,6 +746,12 @@ def main(argv):
         populate(argv[2])
     elif len(argv) == 3 and argv[1] == "gcprep":
         gcprep(argv[2])
+    elif len(argv) == 4 and argv[1] == "tblprep":
+        tblprep(argv[2], int(argv[3]))
+    elif len(argv) == 3 and argv[1] == "fullprep":
+        fullprep(argv[2])
+    elif len(argv) == 5 and argv[1] == "segments":
+        print(*segments(argv[2], int(argv[3]), int(argv[4])))
     elif len(argv) == 3 and argv[1] == "dirty":
         dirty(argv[2])
     elif len(argv) == 2 and argv[1] == "list":

@@ -98,6 +98,51 @@ echo "seq-1:"
 ACE_MOUNT_SAMPLE=${NOVARS_ACE_MOUNT_SAMPLE:-1} ACE_MOUNT_EVERY=${NOVARS_ACE_MOUNT_EVERY:-8} $ACE drive 100000 < $W/seq1 || fail "seq-1: violations (reports in $T)"
 ok "seq-1: every operation, zero violations"
 
+# Table growth and the reserve, seq-1 from two more bases of the same tree
+# (dirty free space too). grow.img: tables of 64 slots a lane (-N 128),
+# every slot taken (ace.py tblprep): each create below adds a segment
+# (itable.rs), checked on the untraced run first. full.img: data and inode
+# space 100% used (ace.py fullprep): each operation below frees space and
+# may take only the reserve (alloc.rs Pool).
+must "$MKFS" -q -f -U clear -l 2 -N 128 -d $W/src /dev/pmem0 ${FS_MIB}M
+novars_mount /dev/pmem0 $W/m || fail "mount for the table growth base"
+$ACE dirty $W/m || fail "dirtying free space"
+$ACE tblprep $W/m 128 || fail "ace.py tblprep"
+must umount $W/m
+must dd if=/dev/pmem0 of=$W/grow.img bs=1M count=$FS_MIB status=none
+before=$($ACE segments /dev/pmem0 2 64)
+novars_mount /dev/pmem0 $W/m || fail "mount for the table growth check"
+$ACE run $W/m creat > /dev/null
+must umount $W/m
+after=$($ACE segments /dev/pmem0 2 64)
+[ "$before" = "1 1" ] && { [ "$after" = "2 1" ] || [ "$after" = "1 2" ]; } \
+    || fail "creat on the full tables: segments per lane $before before, $after after (want 1 1, then one more)"
+echo "table growth: segments per lane $before before a create, $after after"
+must "$MKFS" -q -f -U clear -d $W/src /dev/pmem0 ${FS_MIB}M
+novars_mount /dev/pmem0 $W/m || fail "mount for the full base"
+$ACE dirty $W/m || fail "dirtying free space"
+$ACE fullprep $W/m || fail "ace.py fullprep"
+must umount $W/m
+must dd if=/dev/pmem0 of=$W/full.img bs=1M count=$FS_MIB status=none
+cp $W/grow.img $W/full.img $T/
+for op in creat mkdir tmpfile symlink_long; do echo "grow-$op 0 clean $op"; done > $W/seqg
+echo "seq-1 on full inode tables:"
+ACE_CLEAN=$W/grow.img ACE_MOUNT_SAMPLE=1 ACE_MOUNT_EVERY=2 $ACE drive 100000 < $W/seqg \
+    || fail "table growth: violations (reports in $T)"
+for op in unlink_last_link unlink_one_of_two rmdir rename_overwrite_same_dir \
+    rename_overwrite_cross_dir truncate_down punch_hole creat; do
+    echo "full-$op 0 clean $op"
+done > $W/seqf
+echo "seq-1 on a full file system:"
+ACE_CLEAN=$W/full.img ACE_MOUNT_SAMPLE=1 ACE_MOUNT_EVERY=2 $ACE drive 100000 < $W/seqf \
+    || fail "full file system: violations (reports in $T)"
+for op in $(sed -n 's/^full-\([a-z_]*\) .*/\1/p' $W/seqf); do
+    want=ok
+    [ $op != creat ] || want="No space left on device"
+    grep -q "^$op\[0\]: $want\$" $T/full-$op.ops || fail "full-$op: $(cat $T/full-$op.ops), want $want"
+done
+ok "seq-1: table growth and the reserve, zero violations"
+
 # seq-2: pairs in a seeded random order, for a time budget (or all).
 if [ -z "${NOVARS_ACE_ONLY:-}" ]; then
     seed=${NOVARS_ACE_SEED:-$(date +%s)}

@@ -22,12 +22,12 @@
 //! head word of a log that was empty, then the tail word, each persisted.
 
 use super::inode::{SegmentHeader, Timespec, INODE_HEAD_OFF, INODE_TAIL_OFF, SEG_NEXT_OFF};
-use super::sb::Geometry;
 use super::log::{
     dentry_len, et, fits, name_is_valid, pack_next, pos_block, pos_offset, seal_entry, DentryEntry,
     EntryHeader, LinkEntry, PageTail, ParentEntry, PunchEntry, SetAttrEntry, WriteEntry, LOG_AREA,
     MAX_ENTRY, PAGE_NEXT_OFF,
 };
+use super::sb::Geometry;
 use super::walk::WalkReport;
 use super::BLOCK_SIZE_U64;
 
