@@ -147,7 +147,7 @@ def count(mnt, n):
 def refill(mnt, tag):
     """Data space to 100%, then inode space: the next write and the next
     create fail with ENOSPC."""
-    write_until_enospc(os.path.join(mnt, f"fill.{tag}"))
+    write_until_enospc(os.path.join(mnt, "fill"))
     # Empty files beside it (no new directory: that needs a block of its
     # own, an empty file only a slot and room in its directory's log).
     for i in range(100000):
@@ -194,6 +194,7 @@ def full(mnt):
             f.write(bytes([ord(name)]) * 10000)
     with open(os.path.join(mnt, "data"), "wb") as f:
         f.write(b"\x11" * (8 * MIB))
+    open(os.path.join(mnt, "fill"), "wb").close()
     victims = sorted(os.listdir(os.path.join(mnt, "g0")), key=int)
     steps = [
         ("unlink", lambda: [os.unlink(os.path.join(mnt, "g0", v)) for v in victims[:500]]),
@@ -203,8 +204,7 @@ def full(mnt):
          lambda: os.rename(os.path.join(mnt, "dirsrc"), os.path.join(mnt, "dirvictim"))),
         ("truncate down", lambda: os.truncate(os.path.join(mnt, "data"), 5 * MIB + 123)),
         ("punch hole", lambda: punch(os.path.join(mnt, "c"), 1000, 5000)),
-        ("truncate the fillers", lambda: [os.truncate(os.path.join(mnt, f), 0)
-                                          for f in os.listdir(mnt) if f.startswith("fill.")]),
+        ("truncate the filler", lambda: os.truncate(os.path.join(mnt, "fill"), 0)),
     ]
     for i, (what, step) in enumerate(steps):
         d = refill(mnt, i)
