@@ -116,15 +116,19 @@ def fullprep(mnt):
                         raise
                     break
     os.mkdir(f"{mnt}/E")
-    i = 0
-    while True:
-        try:
-            os.close(os.open(f"{mnt}/E/e{i}", os.O_CREAT | os.O_WRONLY, 0o644))
-        except OSError as e:
-            if e.errno != errno.ENOSPC:
-                raise
-            break
-        i += 1
+    # Until a create fails in each directory that may take one (a create
+    # needs a slot and room in its directory's log); A/C and B/D stay
+    # empty for rmdir and rename over an empty directory.
+    for d in ("E", ".", "A", "B"):
+        i = 0
+        while True:
+            try:
+                os.close(os.open(f"{mnt}/{d}/full{i}", os.O_CREAT | os.O_WRONLY, 0o644))
+            except OSError as e:
+                if e.errno != errno.ENOSPC:
+                    raise
+                break
+            i += 1
     st = os.statvfs(mnt)
     if st.f_bavail > 4 or st.f_bfree <= st.f_bavail:
         sys.exit(f"fullprep: {st.f_bavail} blocks available, {st.f_bfree} free")

@@ -1,9 +1,9 @@
 #!/bin/sh
-# Crash-state checker on real kernel traces: mount/unmount, every seq-1 operation of an ACE-style workload (MAP_SYNC stores included), a time-bounded sample of seq-2 pairs and of a seeded multi-fd fuzzer, traced by the tracing build of novars.ko and replayed by novars-crashcheck (every crash image fsck-clean and a legal tree), with zero violations; and each of the 6 deliberate faults is reported.
+# Crash-state checker on real kernel traces: mount/unmount, every seq-1 operation of an ACE-style workload (MAP_SYNC stores included), a time-bounded sample of seq-2 pairs and of a seeded multi-fd fuzzer, traced by the tracing build of novars.ko and replayed by novars-crashcheck (every crash image fsck-clean and a legal tree), with zero violations; and each of the 6 deliberate faults is reported; also seq-1 creates on full inode tables (each adds a segment) and space-freeing operations on a 100% full file system (the reserve).
 # flavours: normal
 # nvdimms: 1
 # timeout: 600
-# cost: 250
+# cost: 310
 #
 # Needs the tracing build (`cargo xt module --trace`; `cargo xt test`
 # builds it for this test) and target/release/novars-crashcheck. Each
