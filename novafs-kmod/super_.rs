@@ -165,14 +165,10 @@ fn read_superblock(m: &DaxMedia, dev: &str, silent: bool) -> Result<(Superblock,
     };
     let backup =
         blocks.checked_sub(1).and_then(|b| m.block(b).ok()).map(|b| Superblock::parse(b, blocks));
+    // The backup stands in only for a primary that is novars's (it has
+    // the magic) and damaged: a device another mkfs reformatted may keep
+    // an old novars backup in its last block, and must not mount as novars.
     match (e, backup) {
-        (_, Some(Ok(x))) => {
-            pr_warn!(
-                "({dev}): primary superblock invalid ({}); using the backup; run fsck.novars\n",
-                e.describe()
-            );
-            Ok(x)
-        }
         (SbError::BadMagic, _) => {
             if !silent {
                 pr_err!("({dev}): not a novars file system (no magic number)\n");
@@ -186,6 +182,13 @@ fn read_superblock(m: &DaxMedia, dev: &str, silent: bool) -> Result<(Superblock,
         (SbError::UnknownIncompat(f), _) => {
             pr_err!("({dev}): unsupported incompatible features {f:#x}\n");
             Err(EINVAL)
+        }
+        (_, Some(Ok(x))) => {
+            pr_warn!(
+                "({dev}): primary superblock invalid ({}); using the backup; run fsck.novars\n",
+                e.describe()
+            );
+            Ok(x)
         }
         (e, _) => {
             pr_err!("({dev}): corrupted superblock: {}; run fsck.novars\n", e.describe());

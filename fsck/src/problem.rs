@@ -82,6 +82,8 @@ codes! {
     InodeBadInline = "INODE_BAD_INLINE", 2, Ask;
     /// Exactly one of log head / log tail is zero.
     InodeBadLogPtr = "INODE_BAD_LOG_PTR", 2, Ask;
+    /// Size beyond the format's largest file.
+    InodeBadSize = "INODE_BAD_SIZE", 2, Ask;
     /// A log page could not be read.
     LogPageUnreadable = "LOG_PAGE_UNREADABLE", 2, Ask;
     /// Log head or a page link outside the data area.

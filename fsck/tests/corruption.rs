@@ -229,6 +229,20 @@ fn segment_link_out_of_range() {
 }
 
 #[test]
+fn inode_size_beyond_the_format() {
+    // Issue 14: a size of u64::MAX with a valid checksum once mounted and
+    // made a punch overflow in the module; layout now refuses it.
+    run_case(|img| {
+        let ino = img.ino("/docs/f0003.txt");
+        let mut i = img.inode(ino);
+        i.size = u64::MAX;
+        i.seal();
+        img.put_inode(ino, &i);
+        errors(&["INODE_BAD_SIZE"], &[ino])
+    });
+}
+
+#[test]
 fn inode_checksum_field() {
     run_case(|img| {
         let ino = img.ino("/docs/f0003.txt");

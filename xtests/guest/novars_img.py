@@ -4,9 +4,10 @@ try mounts with the exact errno. The format is layout/FORMAT.md.
 
   novars_img.py mount DEV DIR [ro]     -> prints the errno name or OK
   novars_img.py damage DEV WHAT [INO]  -> WHAT: sb-primary, sb-both,
-        inode-csum INO, log-entry INO, unclean (clear CLEAN, fix checksum)
+        inode-csum INO, inode-size INO (u64::MAX, checksum valid),
+        log-entry INO, unclean (clear CLEAN, fix checksum)
 """
-import ctypes, errno, os, struct, sys
+import ctypes, errno, os, struct, sys, zlib
 
 BS = 4096
 
@@ -52,6 +53,12 @@ def damage(dev, what, ino=None):
         p = inode_pos(f, ino) + 48  # uid: inside the checksummed part
         c = rd(fd, p, 1)
         wr(fd, p, bytes([c[0] ^ 0x01]))
+    elif what == "inode-size":
+        p = inode_pos(f, ino)
+        rec = bytearray(rd(fd, p, 256))
+        rec[64:72] = struct.pack("<Q", 2**64 - 1)
+        rec[24:28] = struct.pack("<I", zlib.crc32(bytes(rec[32:256])))
+        wr(fd, p, bytes(rec))
     elif what == "log-entry":
         head = struct.unpack("<Q", rd(fd, inode_pos(f, ino) + 8, 8))[0]
         assert head, "inode has no log"

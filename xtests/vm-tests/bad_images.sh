@@ -26,6 +26,11 @@ mkfs.xfs -q -f /dev/pmem0 && expect EINVAL "not a novars file system" "xfs image
 dd if=/dev/zero of=/dev/pmem0 bs=1M count=8 status=none && expect EINVAL "not a novars file system" "zeroed device"
 dd if=/dev/urandom of=/dev/pmem0 bs=1M count=8 status=none && expect EINVAL "not a novars file system" "random bytes"
 
+# A reformatted device whose last block still holds a novars backup: the
+# primary has no novars magic, so the backup must not be used (issue 14).
+fresh; dd if=/dev/zero of=/dev/pmem0 bs=1M count=1 conv=notrunc status=none \
+    && expect EINVAL "not a novars file system" "no primary magic, old novars backup"
+fresh; mkfs.ext4 -q -F /dev/pmem0 16M && expect EINVAL "not a novars file system" "ext4 over novars, novars backup left"
 fresh; $IMG damage /dev/pmem0 sb-both && expect EUCLEAN "corrupted superblock" "both superblocks damaged"
 fresh; $IMG damage /dev/pmem0 inode-csum 1 && expect EUCLEAN "inode 1: invalid inode record" "root inode checksum"
 fresh; $IMG damage /dev/pmem0 sb-primary
@@ -45,6 +50,18 @@ grep -q "Structure needs cleaning" /tmp/err || fail "expected EUCLEAN, got: $(ca
 umount /tmp/m
 ok "corrupt file log: EUCLEAN on access"
 $IMG damage /dev/pmem0 unclean && expect EUCLEAN "inode 3: log entry checksum mismatch" "unclean image with a corrupt log"
+
+# Issue 14's regression: a size of u64::MAX with a valid checksum once
+# mounted, showed size -1, and a punch hole overflowed (kernel BUG).
+"$MKFS" -q -f -l 1 -d /tmp/src /dev/pmem0
+$IMG damage /dev/pmem0 inode-size 3
+[ "$($IMG mount /dev/pmem0 /tmp/m)" = OK ] || fail "clean image with one bad inode did not mount"
+stat /tmp/m/file 2>/tmp/err && fail "stat of an inode whose size is u64::MAX worked"
+grep -q "Structure needs cleaning" /tmp/err || fail "expected EUCLEAN, got: $(cat /tmp/err)"
+fallocate -p -o 0 -l 4096 /tmp/m/file 2>/dev/null && fail "punch in an inode whose size is u64::MAX worked"
+dmesg | tail -3 | grep -q "inode 3: invalid inode record" || fail "no log line for the bad size"
+umount /tmp/m
+ok "inode size u64::MAX: EUCLEAN on access, no overflow"
 
 # A block device without DAX.
 dd if=/dev/zero of=/tmp/loop.img bs=1M count=64 status=none

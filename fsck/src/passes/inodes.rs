@@ -312,6 +312,19 @@ fn check_record(
                     },
                 );
             }
+            InodeError::BadSize => {
+                // The log's WRITE and SETATTR entries carry the sizes
+                // set later; the record's own is the size at creation.
+                t.size = 0;
+                t.seal();
+                f.problem(
+                    Code::InodeBadSize,
+                    subject,
+                    format!("size {} beyond the largest file the format allows", inode.size),
+                    "set the recorded size to 0 (the log's sizes still apply)",
+                    |f| f.write_inode(pos, &t),
+                );
+            }
             InodeError::BadState => return None,
         }
         inode = t;

@@ -266,6 +266,8 @@ pub enum InodeError {
     BadInline,
     /// `log_tail` is set but `log_head` is 0.
     BadLogPointers,
+    /// `size` beyond the largest file the format allows.
+    BadSize,
 }
 
 impl Inode {
@@ -312,6 +314,9 @@ impl Inode {
         // not yet committed: the log is empty (see FORMAT.md).
         if self.log_head == 0 && self.log_tail != 0 {
             return Err(InodeError::BadLogPointers);
+        }
+        if self.size > super::log::MAX_FILE_SIZE {
+            return Err(InodeError::BadSize);
         }
         Ok(())
     }
