@@ -19,13 +19,27 @@ use crate::pm::Pm;
 use crate::super_::{euclean, SbInfo};
 use kernel::prelude::*;
 
-/// Rolls back every open journal transaction.
-pub(crate) fn recover_journals(m: &DaxMedia, pm: &Pm, geo: &Geometry, dev: &str) -> Result {
+/// Rolls back every open journal transaction; a read-only mount (`rw`
+/// false) refuses one instead, with EROFS: it writes nothing.
+pub(crate) fn recover_journals(
+    m: &DaxMedia,
+    pm: &Pm,
+    geo: &Geometry,
+    dev: &str,
+    rw: bool,
+) -> Result {
     for lane in 0..geo.lanes {
         let jb = geo.journal_block(lane);
         let block = m.block(jb).map_err(|_| euclean())?;
         match journal::inspect(block, geo, lane) {
             Ok(JournalState::Idle) => {}
+            Ok(JournalState::Open { seq, .. }) if !rw => {
+                // Rolling back writes: a read-only mount writes nothing.
+                pr_err!(
+                    "({dev}): unfinished transaction {seq} in lane {lane}; a read-only mount cannot roll it back: mount read-write or run fsck.novars\n"
+                );
+                return Err(EROFS);
+            }
             Ok(JournalState::Open { seq, count }) => {
                 for e in journal::undo_entries(block, count) {
                     pm.store_u64(e.pos, e.old)?;

@@ -420,7 +420,7 @@ fn setup(
         pr_err!("({name}): unknown read-only-compatible features; mount read-only\n");
         return Err(EROFS);
     }
-    crate::recovery::recover_journals(&sbi.media, &sbi.pm, &geo, name)?;
+    crate::recovery::recover_journals(&sbi.media, &sbi.pm, &geo, name, rw)?;
     let mut segments = KVec::new();
     let mut total_inodes = 0u64;
     for lane in 0..geo.lanes {

@@ -5,7 +5,9 @@ try mounts with the exact errno. The format is layout/FORMAT.md.
   novars_img.py mount DEV DIR [ro]     -> prints the errno name or OK
   novars_img.py damage DEV WHAT [INO]  -> WHAT: sb-primary, sb-both,
         inode-csum INO, inode-size INO (u64::MAX, checksum valid),
-        log-entry INO, unclean (clear CLEAN, fix checksum)
+        log-entry INO, unclean (clear CLEAN, fix checksum), journal-open INO
+        (lane 0's journal holds an open transaction over INO's log tail,
+        as a crash in the middle of a rename leaves it)
 """
 import ctypes, errno, os, struct, sys, zlib
 
@@ -59,6 +61,16 @@ def damage(dev, what, ino=None):
         rec[64:72] = struct.pack("<Q", 2**64 - 1)
         rec[24:28] = struct.pack("<I", zlib.crc32(bytes(rec[32:256])))
         wr(fd, p, bytes(rec))
+    elif what == "journal-open":
+        tail_pos = inode_pos(f, ino) + 16
+        old = rd(fd, tail_pos, 8)
+        seq = 77
+        j = bytearray(BS)
+        struct.pack_into("<4sIIIQQ", j, 0, b"NVJL", 0, 0, 1, seq, 0)
+        j[32:48] = struct.pack("<Q", tail_pos) + old
+        struct.pack_into("<I", j, 4, zlib.crc32(bytes(j[:48])))
+        struct.pack_into("<Q", j, 24, seq)
+        wr(fd, f["jstart"] * BS, bytes(j))
     elif what == "log-entry":
         head = struct.unpack("<Q", rd(fd, inode_pos(f, ino) + 8, 8))[0]
         assert head, "inode has no log"
