@@ -78,7 +78,7 @@ extern "C" fn novars_rs_iomap_begin(
     0
 }
 
-use crate::filetx::{file_map, fill, old_block, FileTx};
+use crate::filetx::{file_map, fill, old_block, zero_past_eof, FileTx};
 use crate::index::ExtentMap;
 use crate::inode::InodeInfo;
 use crate::layout::log::MAX_FILE_SIZE;
@@ -262,6 +262,9 @@ fn write(
     let mut src = Source { sbi, iter, pos, end };
     let done = {
         let map = file_map(g)?;
+        // A write past the end: what lies between the old end and `pos`
+        // reads as zeros, whatever a mapping stored there.
+        zero_past_eof(sbi, map, size, pos)?;
         if inplace {
             write_inplace(&mut tx, map, sealed, &mut src, size)?
         } else {

@@ -51,6 +51,34 @@ pub(crate) fn fill(sbi: &SbInfo, dst: u64, old: Option<u64>, from: usize, to: us
     }
 }
 
+/// The end of the file moves from `old_size` to `new_size`: zeroes the
+/// bytes of the block holding `old_size` from there on (up to `new_size`),
+/// in place. They lie past the end, so no reader sees the change, but a
+/// store through a mapping may have left bytes there (inside the last
+/// page), which must not become file data (as on ext4). Non-temporal:
+/// durable at the fence that precedes the caller's commit.
+pub(crate) fn zero_past_eof(
+    sbi: &SbInfo,
+    map: &mut ExtentMap,
+    old_size: u64,
+    new_size: u64,
+) -> Result {
+    let from = (old_size % BLOCK_SIZE_U64) as usize;
+    if new_size <= old_size || from == 0 {
+        return Ok(());
+    }
+    let pg = old_size / BLOCK_SIZE_U64;
+    let to = if new_size / BLOCK_SIZE_U64 == pg {
+        (new_size % BLOCK_SIZE_U64) as usize
+    } else {
+        BLOCK_SIZE
+    };
+    match old_block(map, pg) {
+        Some(ob) => fill(sbi, ob, None, from, to),
+        None => Ok(()),
+    }
+}
+
 /// The device block holding file block `pg`, if mapped.
 pub(crate) fn old_block(map: &mut ExtentMap, pg: u64) -> Option<u64> {
     match map.lookup(pg) {

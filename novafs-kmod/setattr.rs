@@ -5,7 +5,7 @@
 //! copy of that block with zeros past the new end) in one [`FileTx`].
 
 use crate::alloc::Pool;
-use crate::filetx::{fill, old_block, FileTx};
+use crate::filetx::{fill, old_block, zero_past_eof, FileTx};
 use crate::inode::{self, Index, InodeInfo};
 use crate::layout::append::SetAttrs;
 use crate::layout::inode::{S_IFMT, S_IFREG};
@@ -131,6 +131,12 @@ fn setattr(sbi: &SbInfo, info: &InodeInfo, a: &SetattrArgs) -> Result<u64> {
                 tx.write(pg, nb, 1, a.old_size, 0, true)?;
             }
         }
+    }
+    let grow = a.valid & sa::SIZE != 0 && a.size > a.old_size;
+    if let (true, Index::File(map)) = (grow, &mut g.index) {
+        // What lies between the old end and the new one reads as zeros,
+        // whatever a mapping stored past the old end.
+        zero_past_eof(sbi, map, a.old_size, a.size)?;
     }
     tx.setattr(SetAttrs {
         valid: a.valid & sa::ALL,
