@@ -255,6 +255,12 @@ fn fallocate(
         crate::seal::check_unsealed(g)?;
     }
     let mut size = out.size;
+    if mode & FALLOC_FL_KEEP_SIZE == 0 && end > size {
+        // Growing the size may copy the block of the old end (its bytes
+        // past the end become zeros), and changes the size: as ftruncate
+        // up, refused while sealed. Within the size it only fills holes.
+        crate::seal::check_unsealed(g)?;
+    }
     let tail_before = g.log.tail;
     let r = (|| -> Result<bool> {
         let mut changed = false;

@@ -116,6 +116,10 @@ static void all(const char *dir)
 	expect_err(err(fallocate(fd, FALLOC_FL_COLLAPSE_RANGE, 0, 4096)), EBUSY, "collapse range while sealed");
 	expect_err(err(fallocate(fd, FALLOC_FL_INSERT_RANGE, 0, 4096)), EBUSY, "insert range while sealed");
 	expect_err(err(pwrite(fd, buf, 4096, 4 * mb)), EBUSY, "write() into a hole while sealed");
+	expect_err(err(fallocate(fd, 0, 0, 2 * mb + 5000)), EBUSY, "fallocate extending the size while sealed");
+	expect_err(err(open(path, O_RDWR | O_TRUNC)), EBUSY, "open with O_TRUNC while sealed");
+	CHECK(fallocate(fd, 0, 0, mb) == 0, "fallocate inside the sealed size: %s", strerror(errno));
+	CHECK(fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, 2 * mb) == 0, "fallocate KEEP_SIZE while sealed: %s", strerror(errno));
 	CHECK(fstat(fd, &st) == 0 && st.st_size == (off_t)(2 * mb), "size changed by refused calls");
 
 	/* In place: write() (unaligned, across extents) and stores. */
@@ -188,6 +192,29 @@ static void all(const char *dir)
 	}
 	CHECK(ftruncate(fd, 0) == 0, "ftruncate after the children");
 	printf("ok: seal released on process exit and on SIGKILL\n");
+
+	/* Renamed over while sealed: the name goes, the sealed open file keeps
+	 * its blocks and data until it is closed (as an unlinked open file). */
+	memset(buf, 'd', mb);
+	CHECK(pwrite(fd, buf, mb, 0) == (ssize_t)mb, "pwrite before the rename");
+	CHECK(seal(fd, 0, mb) == 0, "seal before the rename: %s", strerror(errno));
+	fiemap(fd, before, sizeof(before));
+	{
+		char other[4200];
+		int o;
+
+		snprintf(other, sizeof(other), "%s/other", dir);
+		o = open(other, O_RDWR | O_CREAT | O_TRUNC, 0644);
+		CHECK(o >= 0 && pwrite(o, "new", 3, 0) == 3, "other file");
+		close(o);
+		CHECK(rename(other, path) == 0, "rename over the sealed file: %s", strerror(errno));
+	}
+	fiemap(fd, after, sizeof(after));
+	CHECK(!strcmp(before, after), "extents moved by the rename:\n before %s\n after  %s", before, after);
+	CHECK(holders(fd) == 1, "seal lost by the rename");
+	CHECK(pread(fd, buf, mb, 0) == (ssize_t)mb && buf[0] == 'd' && buf[mb - 1] == 'd', "data of the renamed-over sealed file");
+	close(fd);
+	printf("ok: rename over a sealed file: its blocks stay until the last close\n");
 }
 
 int main(int argc, char **argv)
