@@ -1,0 +1,69 @@
+#!/bin/sh
+# Hostile images: a small worked-on novars image (grown inode tables, every log entry kind, an allocator record) mutated at random and field by field (superblocks, journals, segment headers, inodes, log pages, entries, allocator record; boundary values, loops, shared blocks; checksums mostly recomputed), plus issue 14's named regressions; each image mounted (or refused with EINVAL/EUCLEAN/EROFS), walked, read, written and unmounted within 20 s, with the kernel log clean.
+# flavours: normal debug
+# nvdimms: 1
+# timeout: 1800
+# cost: 300 400
+#
+# Environment:
+#   NOVARS_FUZZ_IMAGES  mutated images (default 1000 on normal, 100 on debug)
+#   NOVARS_FUZZ_SEED    seed (default: the time; printed, with each image's
+#                       mutations, so a failure can be rerun)
+. "$NOVARS_GUEST_LIB"
+load_novars
+MKFS=$(command -v mkfs.novars || echo "$NOVARS_BIN/mkfs_novars")
+W=/tmp/fz
+mkdir -p $W/src/d/e $W/m
+default=1000
+[ "$NOVARS_FLAVOUR" != debug ] || default=100
+COUNT=${NOVARS_FUZZ_IMAGES:-$default}
+SEED=${NOVARS_FUZZ_SEED:-$(date +%s)}
+python3 - $W/src <<'PY' || fail "tree"
+import os, sys
+s = sys.argv[1]
+for i in range(140):
+    with open(f"{s}/f{i:02d}", "wb") as f:
+        f.write(bytes([i]) * (i * 700 % 9000))
+with open(f"{s}/d/sparse", "wb") as f:
+    f.seek(300000); f.write(b"end")
+os.link(f"{s}/f03", f"{s}/d/e/hard")
+os.symlink("f01", f"{s}/short")
+os.symlink("y" * 200, f"{s}/d/long")
+os.mkfifo(f"{s}/d/fifo")
+PY
+must "$MKFS" -q -f -l 2 -N 64 -d $W/src /dev/pmem0 8M
+must novars_mount /dev/pmem0 $W/m
+# Every entry kind: writes over several pages, punch, truncate, attributes,
+# links, renames (a directory across directories: PARENT), unlink.
+python3 - $W/m <<'PY' || fail "work on the base"
+import os, sys
+m = sys.argv[1]
+fd = os.open(f"{m}/f10", os.O_RDWR)
+for i in range(40):
+    os.pwrite(fd, b"w" * 100, i * 5000)
+os.ftruncate(fd, 150000)
+os.close(fd)
+fd = os.open(f"{m}/f20", os.O_RDWR)
+os.posix_fallocate(fd, 0, 40000)
+os.close(fd)
+os.chmod(f"{m}/f11", 0o600)
+os.utime(f"{m}/f12", (1, 2))
+os.link(f"{m}/f13", f"{m}/d/f13-link")
+os.rename(f"{m}/d/e", f"{m}/e-moved")
+os.rename(f"{m}/f14", f"{m}/d/f14-renamed")
+os.unlink(f"{m}/f15")
+os.mkdir(f"{m}/newdir")
+for i in range(30):
+    with open(f"{m}/newdir/n{i}", "wb") as f:
+        f.write(b"n" * (i * 100))
+PY
+must umount $W/m
+must dd if=/dev/pmem0 of=$W/base.img bs=1M count=8 status=none
+echo "fuzz: $COUNT images, seed $SEED ($NOVARS_FLAVOUR kernel)"
+python3 "$NOVARS_ROOT/xtests/guest/fuzzimg.py" run $W/base.img /dev/pmem0 $W/m "$COUNT" "$SEED" > $W/out 2>&1
+rc=$?
+tail -3 $W/out
+cp $W/out "$NOVARS_OUT/fuzz_images.out" 2>/dev/null || true
+[ $rc = 0 ] || fail "fuzzimg.py exited $rc (seed $SEED; the last images are above, all in fuzz_images.out)"
+ok "$COUNT hostile images and the named regressions, seed $SEED"
+exit 0
