@@ -17,7 +17,8 @@
 //! # cost: 60 200                (seconds it takes on the normal and the debug
 //! #                              kernel in a two-lane run on 2 cores, for
 //! #                              scheduling; default 30, debug three times
-//! #                              the normal)
+//! #                              the normal; a crash series costs a boot
+//! #                              per iteration, or its largest `cost:`)
 //! ```
 //! A value may be `${NAME:-DEFAULT}`: the host's environment variable
 //! NAME if it is set and not empty, else DEFAULT (a test's long mode, e.g.
@@ -457,9 +458,12 @@ fn test_cost(v: &VmTest, flavour: Flavour) -> u64 {
 impl Job<'_> {
     fn cost(&self) -> u64 {
         if self.crash {
-            // A boot per iteration: boot, verify, workload, kill.
+            // A boot per iteration: boot, verify, workload, kill; or what a
+            // test of the series declares, if more (a series of one big
+            // test: its two boots are long).
             let n = self.tests.iter().filter_map(|v| v.crash).max().unwrap_or(0) as u64 + 1;
-            n.saturating_mul(boot_cost(self.flavour) + 10)
+            let declared = self.tests.iter().map(|v| test_cost(v, self.flavour)).max();
+            n.saturating_mul(boot_cost(self.flavour) + 10).max(declared.unwrap_or(0))
         } else {
             boot_cost(self.flavour)
                 + self.tests.iter().map(|v| test_cost(v, self.flavour)).sum::<u64>()

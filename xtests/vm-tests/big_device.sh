@@ -5,6 +5,7 @@
 # size: ${NOVARS_BIG_SIZE:-160G}
 # timeout: ${NOVARS_BIG_TIMEOUT:-600}
 # crash: 1
+# cost: 160
 # A crash test of one iteration in a crash series of its own (its NVDIMM
 # size differs from the other crash tests'): `crash` makes the file system
 # and the files and is killed by the harness; `verify` (the next boot)
