@@ -47,16 +47,26 @@ pub(crate) fn reserve_for(data: u64) -> u64 {
     (data / 256).clamp(64, 8192).min(data / 8)
 }
 
-/// A set of bits over `0..len`.
+/// `n` (1..=64) bits from bit `bit` of a word (`bit + n <= 64`).
+fn word_mask(bit: u64, n: u64) -> u64 {
+    if n >= 64 {
+        u64::MAX
+    } else {
+        ((1u64 << n) - 1) << bit
+    }
+}
+
+/// A set of bits over `0..len`. kvmalloc'd: an inode table of millions
+/// of slots outgrows what kmalloc gives (4 MiB).
 pub(crate) struct Bitmap {
-    words: KVec<u64>,
+    words: KVVec<u64>,
     len: u64,
 }
 
 impl Bitmap {
     pub(crate) fn new(len: u64) -> Result<Self> {
         let n = usize::try_from(len.div_ceil(64)).map_err(|_| ENOMEM)?;
-        Ok(Self { words: KVec::from_elem(0u64, n, GFP_KERNEL)?, len })
+        Ok(Self { words: KVVec::from_elem(0u64, n, GFP_KERNEL)?, len })
     }
 
     pub(crate) fn len(&self) -> u64 {
@@ -87,11 +97,30 @@ impl Bitmap {
 
     /// Sets `[start, start+count)` (clipped to the bitmap).
     pub(crate) fn set_range(&mut self, start: u64, count: u64) {
+        self.fill(start, count, true);
+    }
+
+    /// Clears `[start, start+count)` (clipped to the bitmap).
+    pub(crate) fn clear_range(&mut self, start: u64, count: u64) {
+        self.fill(start, count, false);
+    }
+
+    /// Sets or clears a range, a word at a time.
+    fn fill(&mut self, start: u64, count: u64, v: bool) {
         let end = start.saturating_add(count).min(self.len);
         let mut i = start;
         while i < end {
-            self.set(i, true);
-            i += 1;
+            let bit = i % 64;
+            let n = (64 - bit).min(end - i);
+            let mask = word_mask(bit, n);
+            if let Some(w) = self.words.as_mut_slice().get_mut((i / 64) as usize) {
+                if v {
+                    *w |= mask;
+                } else {
+                    *w &= !mask;
+                }
+            }
+            i += n;
         }
     }
 
@@ -117,16 +146,101 @@ impl Bitmap {
         let mut i = from;
         while i < self.len {
             let w = *self.words.as_slice().get((i / 64) as usize)?;
-            if w == u64::MAX && i % 64 == 0 {
-                i += 64;
-                continue;
+            let clear = !w & (u64::MAX << (i % 64));
+            if clear != 0 {
+                let b = (i - i % 64) + clear.trailing_zeros() as u64;
+                return (b < self.len).then_some(b);
             }
-            if w & (1 << (i % 64)) == 0 {
-                return Some(i);
-            }
-            i += 1;
+            i = (i - i % 64).saturating_add(64);
         }
         None
+    }
+}
+
+/// Blocks a [`BlockSet`] chunk covers: 4 KiB of bits, 128 MiB of device.
+const CHUNK_BLOCKS: u64 = 8 * 4096;
+const CHUNK_WORDS: usize = (CHUNK_BLOCKS / 64) as usize;
+
+/// The blocks in use, as the scan at mount after a crash finds them: a
+/// bitmap in chunks of [`CHUNK_BLOCKS`], each allocated when a block of it
+/// is first added. Its memory follows the space in use (4 KiB per 128 MiB
+/// region with anything in it, plus 24 bytes per region), not the device:
+/// a dense bitmap is 8 MiB at 256 GiB and 512 MiB at 16 TiB.
+pub(crate) struct BlockSet {
+    /// Chunk `i` holds blocks `[i * CHUNK_BLOCKS, (i + 1) * CHUNK_BLOCKS)`;
+    /// empty: none of them is in the set.
+    chunks: KVVec<KVec<u64>>,
+    len: u64,
+}
+
+impl BlockSet {
+    /// An empty set over blocks `0..len`.
+    pub(crate) fn new(len: u64) -> Result<Self> {
+        let n = usize::try_from(len.div_ceil(CHUNK_BLOCKS)).map_err(|_| ENOMEM)?;
+        let mut chunks = KVVec::with_capacity(n, GFP_KERNEL)?;
+        for _ in 0..n {
+            chunks.push(KVec::new(), GFP_KERNEL)?;
+        }
+        Ok(Self { chunks, len })
+    }
+
+    /// Adds `[start, start+count)` (clipped to the set).
+    pub(crate) fn insert(&mut self, start: u64, count: u64) -> Result {
+        let end = start.saturating_add(count).min(self.len);
+        let mut i = start;
+        while i < end {
+            let chunk = self.chunks.as_mut_slice().get_mut((i / CHUNK_BLOCKS) as usize);
+            let chunk = chunk.ok_or(EINVAL)?;
+            if chunk.is_empty() {
+                *chunk = KVec::from_elem(0u64, CHUNK_WORDS, GFP_KERNEL)?;
+            }
+            let bit = i % 64;
+            let n = (64 - bit).min(end - i);
+            if let Some(w) = chunk.as_mut_slice().get_mut(((i % CHUNK_BLOCKS) / 64) as usize) {
+                *w |= word_mask(bit, n);
+            }
+            i += n;
+        }
+        Ok(())
+    }
+
+    /// The first block in `[from, end)` that is in the set (`member`) or
+    /// not in it (`!member`); `end` if none. A word or an absent chunk at
+    /// a time.
+    pub(crate) fn find(&self, from: u64, end: u64, member: bool) -> u64 {
+        let end = end.min(self.len);
+        let mut i = from;
+        let mut steps = 0u64;
+        while i < end {
+            steps += 1;
+            crate::shim::resched_every(steps);
+            let ci = i / CHUNK_BLOCKS;
+            let Some(chunk) = self.chunks.as_slice().get(ci as usize) else { return end };
+            if chunk.is_empty() {
+                if !member {
+                    return i;
+                }
+                i = ci.saturating_add(1).saturating_mul(CHUNK_BLOCKS);
+                continue;
+            }
+            let w = chunk.as_slice().get(((i % CHUNK_BLOCKS) / 64) as usize).copied();
+            let w = w.unwrap_or(0);
+            let hits = (if member { w } else { !w }) & (u64::MAX << (i % 64));
+            if hits != 0 {
+                return ((i - i % 64) + hits.trailing_zeros() as u64).min(end);
+            }
+            i = (i - i % 64).saturating_add(64);
+        }
+        end
+    }
+
+    /// Bytes of DRAM the set holds (for the mount message).
+    pub(crate) fn bytes(&self) -> u64 {
+        let chunks = self.chunks.as_slice();
+        let used = chunks.iter().filter(|c| !c.is_empty()).count() as u64;
+        (chunks.len() as u64)
+            .saturating_mul(core::mem::size_of::<KVec<u64>>() as u64)
+            .saturating_add(used.saturating_mul(CHUNK_BLOCKS / 8))
     }
 }
 
@@ -341,20 +455,21 @@ impl Allocator {
         Ok(Self { lanes, free_total: AtomicU64::new(0), reserve, first, end, region })
     }
 
-    /// Free space = data blocks not set in `used`; slots from `slots`.
-    pub(crate) fn from_used(geo: &Geometry, used: &Bitmap, slots: KVec<Bitmap>) -> Result<Self> {
+    /// Free space = data blocks not in `used`; slots from `slots`.
+    pub(crate) fn from_used(geo: &Geometry, used: &BlockSet, slots: KVec<Bitmap>) -> Result<Self> {
         let a = Self::new(geo, slots)?;
         let mut b = a.first;
+        let mut runs = 0u64;
         while b < a.end {
-            if used.get(b) {
-                b += 1;
-                continue;
+            let start = used.find(b, a.end, false);
+            if start >= a.end {
+                break;
             }
-            let start = b;
-            while b < a.end && !used.get(b) {
-                b += 1;
-            }
-            a.free(start, b - start)?;
+            let stop = used.find(start, a.end, true);
+            a.free(start, stop - start)?;
+            b = stop;
+            runs += 1;
+            crate::shim::resched_every(runs);
         }
         Ok(a)
     }
@@ -510,11 +625,14 @@ impl Allocator {
 
     /// Free extents in block order (adjacent ones of two lanes merged), for
     /// the allocator record.
-    pub(crate) fn extents(&self) -> Result<KVec<(u64, u64)>> {
-        let mut out: KVec<(u64, u64)> = KVec::new();
+    pub(crate) fn extents(&self) -> Result<KVVec<(u64, u64)>> {
+        let mut out: KVVec<(u64, u64)> = KVVec::new();
+        let mut seen = 0u64;
         for l in self.lanes.as_slice() {
             let g = l.lock();
             for (&s, &n) in g.free.iter() {
+                seen += 1;
+                crate::shim::resched_every(seen);
                 if let Some(last) = out.last_mut() {
                     if last.0.saturating_add(last.1) == s {
                         last.1 = last.1.saturating_add(n);

@@ -82,7 +82,7 @@ fn zero_range(
         }
         let first_full = off.div_ceil(BLOCK_SIZE_U64);
         if tail > first_full {
-            let mut any = KVec::new();
+            let mut any = KVVec::new();
             map.collect(first_full, tail - first_full, &mut any)?;
             if !any.is_empty() {
                 b.punch(first_full, tail - first_full)?;
@@ -112,7 +112,7 @@ fn fill_holes(
     now: Timespec,
 ) -> Result<bool> {
     // Fail before taking anything when the holes cannot all be filled.
-    let mut mapped = KVec::new();
+    let mut mapped = KVVec::new();
     file_map(g)?.collect(first, last - first + 1, &mut mapped)?;
     let have = mapped.as_slice().iter().fold(0u64, |n, &(_, c)| n.saturating_add(c));
     if (last - first + 1).saturating_sub(have) > sbi.alloc.available() {
@@ -183,7 +183,7 @@ fn shift(
     let len_pg = len / BLOCK_SIZE_U64;
     let map = file_map(g)?;
     // The extents that move, with their file offsets.
-    let mut moved: KVec<(u64, u64, u64)> = KVec::new();
+    let mut moved: KVVec<(u64, u64, u64)> = KVVec::new();
     let mut pg = if insert { off_pg } else { off_pg + len_pg };
     while pg < MAX_FILE_BLOCKS {
         match map.lookup(pg) {
@@ -195,7 +195,7 @@ fn shift(
             Lookup::Hole { run } => pg = pg.saturating_add(run),
         }
     }
-    let mut gone = KVec::new();
+    let mut gone = KVVec::new();
     if !insert {
         map.collect(off_pg, len_pg, &mut gone)?;
     }

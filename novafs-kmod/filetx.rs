@@ -113,8 +113,8 @@ pub(crate) struct FileTx<'a> {
     sbi: &'a SbInfo,
     ap: Appender<'a>,
     /// Blocks taken for this change (given back if it is abandoned).
-    taken: KVec<(u64, u64)>,
-    changes: KVec<Change>,
+    taken: KVVec<(u64, u64)>,
+    changes: KVVec<Change>,
     /// The time every entry carries.
     pub(crate) now: Timespec,
     entries: usize,
@@ -128,8 +128,8 @@ impl<'a> FileTx<'a> {
         Self {
             sbi,
             ap,
-            taken: KVec::new(),
-            changes: KVec::new(),
+            taken: KVVec::new(),
+            changes: KVVec::new(),
             now,
             entries: 0,
             committed: false,
@@ -355,7 +355,7 @@ impl<'a> FileTx<'a> {
             return Ok(());
         }
         let Index::File(map) = &mut g.index else { return Err(EINVAL) };
-        let mut old = KVec::new();
+        let mut old = KVVec::new();
         for c in self.changes.as_slice() {
             match *c {
                 Change::Map { pg, block, count } => {

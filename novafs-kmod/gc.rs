@@ -118,8 +118,8 @@ impl Writer<'_> {
 
 /// Every extent of `map` as `(file block, device block, count)`, adjacent
 /// runs merged, so two maps compare by content rather than by history.
-fn runs(map: &ExtentMap) -> Result<KVec<(u64, u64, u64)>> {
-    let mut v: KVec<(u64, u64, u64)> = KVec::new();
+fn runs(map: &ExtentMap) -> Result<KVVec<(u64, u64, u64)>> {
+    let mut v: KVVec<(u64, u64, u64)> = KVVec::new();
     for (pg, block, count) in map.extents_at() {
         if let Some(last) = v.last_mut() {
             if last.0 + last.2 == pg && last.1 + last.2 == block {
@@ -136,10 +136,10 @@ fn runs(map: &ExtentMap) -> Result<KVec<(u64, u64, u64)>> {
 /// compact log must reproduce exactly.
 enum Live {
     /// A regular file's extents, as [`runs`].
-    File(KVec<(u64, u64, u64)>),
+    File(KVVec<(u64, u64, u64)>),
     /// A directory's names in sequence order (the sequence number of each
     /// name's ADD entry is its readdir cookie).
-    Dir(KVec<(u64, DirEnt)>),
+    Dir(KVVec<(u64, DirEnt)>),
 }
 
 impl Live {
@@ -245,7 +245,8 @@ fn write_file(
     // and the map is still empty here (blocks past EOF of a KEEP_SIZE
     // fallocate survive).
     w.push(&attrs(view, sa::ALL))?;
-    for &(pg, block, count) in extents {
+    for (i, &(pg, block, count)) in extents.iter().enumerate() {
+        crate::shim::resched_every(i as u64);
         let mut done = 0u64;
         while done < count {
             let n = (count - done).min(u32::MAX as u64);
@@ -275,7 +276,8 @@ fn write_dir(
 ) -> Result {
     // Every live name keeps the sequence number of its ADD entry, its
     // readdir cookie; `names` is in sequence order, as the walker wants.
-    for (seq, e) in names {
+    for (i, (seq, e)) in names.iter().enumerate() {
+        crate::shim::resched_every(i as u64);
         w.push_at(
             *seq,
             &NewEntry::Dentry {
@@ -303,8 +305,8 @@ fn write_dir(
 }
 
 /// The pages of the committed log `log`, head first.
-fn chain(sbi: &SbInfo, log: &LogPos) -> Result<KVec<u64>> {
-    let mut pages = KVec::new();
+fn chain(sbi: &SbInfo, log: &LogPos) -> Result<KVVec<u64>> {
+    let mut pages = KVVec::new();
     let last = pos_block(log.tail);
     let mut page = log.head;
     for _ in 0..log.pages {

@@ -260,14 +260,15 @@ impl DirMap {
 
     /// Up to `max` entries with sequence `>= from`, copied out (so the
     /// caller can emit them without holding the directory's lock).
-    pub(crate) fn batch(&mut self, from: u64, max: usize) -> Result<KVec<(u64, DirEnt)>> {
-        let mut out = KVec::new();
+    pub(crate) fn batch(&mut self, from: u64, max: usize) -> Result<KVVec<(u64, DirEnt)>> {
+        let mut out = KVVec::new();
         let Some(mut cur) = self.by_seq.cursor_lower_bound(&from) else { return Ok(out) };
         loop {
             let (seq, e) = cur.current();
             let mut name = KVec::new();
             name.extend_from_slice(e.name.as_slice(), GFP_KERNEL)?;
             out.push((*seq, DirEnt { name, ino: e.ino, ftype: e.ftype }), GFP_KERNEL)?;
+            crate::shim::resched_every(out.len() as u64);
             if out.len() >= max {
                 return Ok(out);
             }
@@ -316,7 +317,7 @@ impl DirIndex for DirMap {
 
 impl ExtentMap {
     /// Device ranges currently mapped in file blocks `[p, p+c)`.
-    pub(crate) fn collect(&mut self, p: u64, c: u64, out: &mut KVec<(u64, u64)>) -> Result {
+    pub(crate) fn collect(&mut self, p: u64, c: u64, out: &mut KVVec<(u64, u64)>) -> Result {
         let end = p.saturating_add(c);
         let mut pg = p;
         while pg < end {

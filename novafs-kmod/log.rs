@@ -67,7 +67,7 @@ impl LogPos {
 pub(crate) struct PmLog<'a> {
     pub(crate) sbi: &'a SbInfo,
     /// Pages taken, in order.
-    pub(crate) taken: KVec<u64>,
+    pub(crate) taken: KVVec<u64>,
     /// Inode record and its committed tail, for the deliberate
     /// `TailBeforeEntry` fault of the tracing build (0: none).
     fault_rec: u64,
@@ -78,7 +78,7 @@ pub(crate) struct PmLog<'a> {
 
 impl<'a> PmLog<'a> {
     pub(crate) fn new(sbi: &'a SbInfo) -> Self {
-        Self { sbi, taken: KVec::new(), fault_rec: 0, fault_old_tail: 0, pool: Pool::General }
+        Self { sbi, taken: KVVec::new(), fault_rec: 0, fault_old_tail: 0, pool: Pool::General }
     }
 
     /// Gives back every page taken.
@@ -86,7 +86,7 @@ impl<'a> PmLog<'a> {
         for &p in self.taken.iter() {
             let _ = self.sbi.alloc.free(p, 1);
         }
-        self.taken = KVec::new();
+        self.taken = KVVec::new();
     }
 }
 
@@ -216,7 +216,7 @@ impl<'a> Appender<'a> {
     pub(crate) fn commit(&mut self) -> Result<LogPos> {
         append::commit(&mut self.m, self.rec, &self.old.end(), &self.new)?;
         // The pages are the log's now.
-        self.m.taken = KVec::new();
+        self.m.taken = KVVec::new();
         Ok(self.old.at(self.new))
     }
 

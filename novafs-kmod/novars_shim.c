@@ -136,6 +136,11 @@ u32 novars_cpu(void)
 	return raw_smp_processor_id();
 }
 
+void novars_cond_resched(void)
+{
+	cond_resched();
+}
+
 size_t novars_copy_from_iter(void *iter, void *dst, size_t len)
 {
 	return _copy_from_iter_flushcache(dst, len, iter);

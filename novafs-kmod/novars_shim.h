@@ -176,6 +176,8 @@ struct inode *novars_iget(struct super_block *sb, u64 ino);
 int novars_dir_emit(struct dir_context *ctx, const char *name, int len, u64 ino, u32 dt, u64 pos);
 
 u32 novars_cpu(void);
+/* cond_resched() (a macro): long loops over the device yield with it. */
+void novars_cond_resched(void);
 /* Copy len bytes of user data from an iov_iter to pmem (non-temporal). */
 size_t novars_copy_from_iter(void *iter, void *dst, size_t len);
 bool novars_sb_rdonly(struct super_block *sb);

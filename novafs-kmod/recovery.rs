@@ -5,7 +5,7 @@
 //! crash, by replaying every live inode's log (freeing orphans on a
 //! read-write mount). Every value read here is checked by `layout` first.
 
-use crate::alloc::{Allocator, Bitmap};
+use crate::alloc::{Allocator, Bitmap, BlockSet};
 use crate::index::ExtentMap;
 use crate::layout::alloc_rec::{self, KIND_BLOCKS};
 use crate::layout::inode::{read_inode_at, INODE_FREE, INODE_STATE_OFF};
@@ -85,12 +85,13 @@ pub(crate) fn alloc_from_record(
     for bm in slots.as_mut_slice() {
         bm.set_range(0, bm.len());
     }
-    let mut exts: KVec<(u64, u64)> = KVec::new();
+    let mut exts: KVVec<(u64, u64)> = KVVec::new();
     let mut b = sb.alloc_rec_head;
     let mut hops = 0u64;
     let mut last_end = 0u64;
     while b != 0 {
         hops += 1;
+        crate::shim::resched_every(hops);
         if hops > geo.blocks_count || !geo.is_data_block(b) {
             return Ok(None);
         }
@@ -113,12 +114,9 @@ pub(crate) fn alloc_from_record(
                     if start.checked_add(len).is_none_or(|e| e > bm.len()) {
                         return Ok(None);
                     }
-                    let mut i = start;
-                    while i < start + len {
-                        if !(h.lane == 0 && i == 0) {
-                            bm.set(i, false);
-                        }
-                        i += 1;
+                    bm.clear_range(start, len);
+                    if h.lane == 0 {
+                        bm.set(0, true); // inode 0 is never used
                     }
                 }
             }
@@ -126,17 +124,25 @@ pub(crate) fn alloc_from_record(
         b = h.next;
     }
     let a = Allocator::new(geo, slots)?;
-    for &(start, len) in exts.as_slice() {
+    for (i, &(start, len)) in exts.as_slice().iter().enumerate() {
         a.free(start, len)?;
+        crate::shim::resched_every(i as u64);
     }
     Ok(Some(a))
 }
 
 /// Collects the pages of a log walk.
-struct Pages<'a>(&'a mut Bitmap);
+struct Pages<'a> {
+    used: &'a mut BlockSet,
+    /// Adding a page failed (out of memory).
+    failed: Option<Error>,
+}
 impl LogVisitor for Pages<'_> {
-    fn page(&mut self, block: u64, _ordinal: u64) {
-        self.0.set(block, true);
+    fn page(&mut self, block: u64, ordinal: u64) {
+        crate::shim::resched_every(ordinal);
+        if let Err(e) = self.used.insert(block, 1) {
+            self.failed.get_or_insert(e);
+        }
     }
     fn entry(&mut self, _pos: u64, _e: &Entry<'_>) {}
 }
@@ -152,15 +158,18 @@ pub(crate) fn alloc_by_scan(
 ) -> Result<Allocator> {
     let name = sbi.dev();
     let m = &sbi.media;
-    let mut used = Bitmap::new(geo.blocks_count)?;
+    let mut used = BlockSet::new(geo.blocks_count)?;
     let mut slots = slot_maps(geo, segments)?;
     let mut orphans = 0u64;
+    let mut seen = 0u64;
     for (lane, segs) in segments.as_slice().iter().enumerate() {
         for (si, &seg) in segs.as_slice().iter().enumerate() {
             if si > 0 {
-                used.set_range(seg, geo.seg_blocks());
+                used.insert(seg, geo.seg_blocks())?;
             }
             for s in 0..geo.seg_inodes {
+                seen += 1;
+                crate::shim::resched_every(seen);
                 let slot = si as u64 * geo.seg_inodes as u64 + s as u64;
                 let Some(ino) = geo.ino_of(lane as u32, slot) else { continue };
                 if ino == 0 {
@@ -196,10 +205,14 @@ pub(crate) fn alloc_by_scan(
                     }
                     sbi.orphan_pending();
                 }
-                crate::layout::walk::walk_log(m, geo, ino, &raw, &mut Pages(&mut used))
+                let mut pages = Pages { used: &mut used, failed: None };
+                crate::layout::walk::walk_log(m, geo, ino, &raw, &mut pages)
                     .map_err(|_| euclean())?;
+                if let Some(e) = pages.failed {
+                    return Err(e);
+                }
                 for (b, c) in map.extents() {
-                    used.set_range(b, c);
+                    used.insert(b, c)?;
                 }
                 if let Some(bm) = slots.as_mut_slice().get_mut(lane) {
                     bm.set(slot, true);
@@ -210,5 +223,6 @@ pub(crate) fn alloc_by_scan(
     if orphans > 0 {
         pr_info!("({name}): freed {orphans} orphan inode(s)\n");
     }
+    pr_info!("({name}): scanned {seen} inode slots; used-block map {} KiB\n", used.bytes() / 1024);
     Allocator::from_used(geo, &used, slots)
 }

@@ -283,7 +283,28 @@ extern "C" {
     ) -> c_int;
     pub(crate) fn novars_sb_rdonly(sb: *mut bindings::super_block) -> bool;
     pub(crate) fn novars_cpu() -> u32;
+    pub(crate) fn novars_cond_resched();
     pub(crate) fn novars_copy_from_iter(iter: *mut c_void, dst: *mut c_void, len: usize) -> usize;
+}
+
+/// Loop iterations between two [`cond_resched`] calls in loops that run
+/// over every block, inode slot or log of a device.
+pub(crate) const RESCHED_EVERY: u64 = 4096;
+
+/// Lets other tasks run (and the soft-lockup detector see progress) in a
+/// long loop; only where sleeping is allowed.
+pub(crate) fn cond_resched() {
+    // SAFETY: `cond_resched` has no preconditions beyond a context that may
+    // sleep, which every caller (mount, unmount, operations holding only
+    // mutexes) is.
+    unsafe { novars_cond_resched() }
+}
+
+/// [`cond_resched`] every [`RESCHED_EVERY`]-th iteration `i` of a loop.
+pub(crate) fn resched_every(i: u64) {
+    if i % RESCHED_EVERY == RESCHED_EVERY - 1 {
+        cond_resched();
+    }
 }
 
 /// A negative errno for a positive uapi constant from `bindings`.

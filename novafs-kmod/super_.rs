@@ -234,21 +234,22 @@ fn save_record(sbi: &SbInfo) -> Result {
     // Record blocks: taken from the free space, which they stay part of
     // (the record lists the extents as they were before taking them).
     let need = blocks.len().div_ceil(ALLOC_PER_BLOCK).max(1) + inodes.len();
-    let mut rec = KVec::new();
-    for _ in 0..need {
+    let mut rec = KVVec::with_capacity(need, GFP_KERNEL)?;
+    for i in 0..need {
         // Unmount must work on a full file system: the reserve too.
         rec.push(a.alloc(1, crate::alloc::Pool::Reserve)?.0, GFP_KERNEL)?;
+        crate::shim::resched_every(i as u64);
     }
     for &b in rec.as_slice() {
         a.free(b, 1)?;
     }
     let seq = st.sbk.alloc_rec_seq.wrapping_add(1).max(1);
     let mut buf = KVec::from_elem(0u8, BLOCK_SIZE, GFP_KERNEL)?;
-    let mut pairs = KVec::new();
+    let mut pairs = KVVec::with_capacity(inodes.len(), GFP_KERNEL)?;
     for &(lane, s, l) in inodes.as_slice() {
         pairs.push((lane, [(s, l)]), GFP_KERNEL)?;
     }
-    let mut chunks: KVec<(u16, u16, &[(u64, u64)])> = KVec::new();
+    let mut chunks: KVVec<(u16, u16, &[(u64, u64)])> = KVVec::with_capacity(need, GFP_KERNEL)?;
     for c in blocks.as_slice().chunks(ALLOC_PER_BLOCK) {
         chunks.push((KIND_BLOCKS, 0, c), GFP_KERNEL)?;
     }
@@ -260,6 +261,7 @@ fn save_record(sbi: &SbInfo) -> Result {
     }
     let n = chunks.len();
     for (i, (kind, lane, ex)) in chunks.as_slice().iter().enumerate() {
+        crate::shim::resched_every(i as u64);
         let next = if i + 1 < n { rec.as_slice().get(i + 1).copied().unwrap_or(0) } else { 0 };
         let b = rec.as_slice().get(i).copied().ok_or(EINVAL)?;
         if !alloc_rec::build(buf.as_mut_slice(), *kind, *lane, seq, next, ex) {

@@ -27,13 +27,24 @@ fi
 # sed (no jq in the guest).
 field() { sed -n "s/.*\"$1\":\"\{0,1\}\([^\",]*\)\"\{0,1\}.*/\1/p"; }
 
+# Where the namespace's memmap (64 bytes of struct page per 4 KiB page)
+# goes: in RAM (-M mem) while it takes at most an eighth of the guest's
+# RAM, else on the device itself (-M dev: 1/64 of it is reserved, e.g.
+# 4 GiB of a 256 GiB NVDIMM, and the data starts after it). A 256 GiB
+# namespace's memmap would not even fit in the guest's 1 GiB.
+ram_kib=$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo)
 i=0
 while [ "$i" -lt "$want" ]; do
     ns=namespace$i.0
     mode=$(ndctl list -n "$ns" 2>/dev/null | tr '{},' '\n\n\n' | field mode)
     if [ "$mode" != fsdax ]; then
-        echo "prep: $ns is in mode '${mode:-none}': creating an fsdax namespace (-M mem)"
-        ndctl create-namespace -f -e "$ns" -m fsdax -M mem || {
+        size=$(ndctl list -n "$ns" 2>/dev/null | tr '{},' '\n\n\n' | field size)
+        map=mem
+        if [ -n "$size" ] && [ $((size / 64 / 1024)) -gt $((${ram_kib:-0} / 8)) ]; then
+            map=dev
+        fi
+        echo "prep: $ns (${size:-?} bytes) is in mode '${mode:-none}': creating an fsdax namespace (-M $map)"
+        ndctl create-namespace -f -e "$ns" -m fsdax -M "$map" || {
             echo "prep: ndctl create-namespace failed for $ns"; exit 1; }
     fi
     i=$((i + 1))

@@ -135,6 +135,7 @@ pub fn demo() -> Result<i32> {
         echo: true,
         module: ko,
         images: None,
+        ram_mib: vm::GUEST_RAM_MIB,
     };
 
     say!("demo: boot 1 of 3: a fresh NVDIMM, the life of a file system");

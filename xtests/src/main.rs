@@ -79,9 +79,14 @@ struct VmArgs {
     fresh: bool,
     #[arg(long, default_value_t = 1)]
     nvdimms: u32,
-    /// Size of each NVDIMM, e.g. 512M or 1G.
+    /// Size of each NVDIMM, e.g. 512M, 1G or 256G (a sparse file; above
+    /// an eighth of the guest's RAM x 64 the fsdax memmap goes on the
+    /// NVDIMM itself, `-M dev`).
     #[arg(long, default_value = "1G")]
     size: String,
+    /// Guest RAM besides the NVDIMMs, e.g. 1G or 4G.
+    #[arg(long, default_value = "1G")]
+    memory: String,
     #[arg(long, value_enum, default_value_t = Flavour::Normal)]
     flavour: Flavour,
 }
@@ -92,6 +97,7 @@ impl VmArgs {
             flavour: self.flavour,
             nvdimms: self.nvdimms,
             size_mib: vm::parse_size_mib(&self.size)?,
+            ram_mib: vm::parse_size_mib(&self.memory)?,
             fresh: self.fresh,
             timeout: Duration::from_secs(timeout),
             echo: true,

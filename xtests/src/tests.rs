@@ -8,15 +8,21 @@
 //! # The first comment line says what the test proves.
 //! # flavours: normal debug      (kernels to run on; default: normal)
 //! # nvdimms: 1                  (default 1)
-//! # size: 1G                    (per NVDIMM; default 1G)
+//! # size: 1G                    (per NVDIMM; default 1G; a sparse host
+//! #                              file, e.g. 256G: see `vm::BIG_IMAGE_MIB`)
+//! # memory: 1G                  (guest RAM besides the NVDIMMs; default 1G)
 //! # fresh: yes                  (recreate the images first; default no)
 //! # timeout: 300                (seconds; default 300)
 //! # crash: 20                   (a crash test: N iterations, see below)
 //! # cost: 60 200                (seconds it takes on the normal and the debug
 //! #                              kernel in a two-lane run on 2 cores, for
 //! #                              scheduling; default 30, debug three times
-//! #                              the normal)
+//! #                              the normal; a crash series costs a boot
+//! #                              per iteration, or its largest `cost:`)
 //! ```
+//! A value may be `${NAME:-DEFAULT}`: the host's environment variable
+//! NAME if it is set and not empty, else DEFAULT (a test's long mode, e.g.
+//! `# size: ${NOVARS_BIG_SIZE:-160G}`).
 //! A crash test runs, per iteration I, `sh NAME.sh crash I`, which is
 //! killed with SIGKILL (qemu, i.e. power loss with every executed store
 //! durable) a pseudo-random 0.2-3 s after the guest prints `@@crash-armed`;
@@ -25,7 +31,8 @@
 //! crash tests of a flavour share these boots, side by side, each on its
 //! own NVDIMM seen as /dev/pmem0 and with its own /tmp
 //! (`xtests/guest/crashseries.sh`), so N iterations take N+1 boots
-//! whatever the number of crash tests. `verify` must unmount what it
+//! whatever the number of crash tests (crash tests of another NVDIMM size
+//! or RAM form a series of their own). `verify` must unmount what it
 //! mounted; the files the workload wrote to `$NOVARS_OUT` are at
 //! `$NOVARS_CRASH_DIR` in the next boot. `NOVARS_CRASH_ITERATIONS` overrides N
 //! (the long mode).
@@ -90,6 +97,7 @@ pub struct VmTest {
     pub flavours: Vec<Flavour>,
     pub nvdimms: u32,
     pub size_mib: u64,
+    pub ram_mib: u64,
     pub fresh: bool,
     pub timeout: Duration,
     /// Crash test: iterations.
@@ -109,6 +117,7 @@ pub fn parse_test(name: &str, path: &Path, text: &str) -> Result<VmTest> {
         flavours: vec![Flavour::Normal],
         nvdimms: 1,
         size_mib: 1024,
+        ram_mib: vm::GUEST_RAM_MIB,
         fresh: false,
         timeout: Duration::from_secs(300),
         crash: None,
@@ -119,6 +128,8 @@ pub fn parse_test(name: &str, path: &Path, text: &str) -> Result<VmTest> {
         let Some(c) = line.strip_prefix('#') else { break };
         let c = c.trim();
         let (key, value) = c.split_once(':').map(|(k, v)| (k.trim(), v.trim())).unwrap_or(("", ""));
+        let expanded = header_value(value);
+        let value = expanded.as_str();
         match key {
             "flavours" => {
                 t.flavours = value
@@ -132,6 +143,7 @@ pub fn parse_test(name: &str, path: &Path, text: &str) -> Result<VmTest> {
                 t.nvdimms = value.parse().with_context(|| format!("{name}: bad nvdimms"))?
             }
             "size" => t.size_mib = vm::parse_size_mib(value)?,
+            "memory" => t.ram_mib = vm::parse_size_mib(value)?,
             "fresh" => t.fresh = matches!(value, "yes" | "true" | "1"),
             "timeout" => {
                 t.timeout = Duration::from_secs(
@@ -157,6 +169,21 @@ pub fn parse_test(name: &str, path: &Path, text: &str) -> Result<VmTest> {
         bail!("{name}: `# flavours:` lists no flavour");
     }
     Ok(t)
+}
+
+/// A header value: `${NAME:-DEFAULT}` is the environment variable NAME if
+/// set and not empty, else DEFAULT; anything else is itself.
+fn header_value(value: &str) -> String {
+    let expand = |name: &str, default: &str| {
+        std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_string())
+    };
+    match value.strip_prefix("${").and_then(|v| v.strip_suffix('}')) {
+        Some(inner) => match inner.split_once(":-") {
+            Some((name, default)) => expand(name, default),
+            None => expand(inner, ""),
+        },
+        None => value.to_string(),
+    }
 }
 
 /// Every test in `xtests/vm-tests`, sorted by name.
@@ -381,8 +408,21 @@ fn vm_tests(args: &TestArgs, t: &mut Tally) -> Result<()> {
                 jobs.push(Job { flavour, ko: ko.clone(), tests: chunk, crash: false });
             }
         }
-        if !crash.is_empty() {
-            jobs.push(Job { flavour, ko: ko.clone(), tests: crash, crash: true });
+        // One series per NVDIMM size and RAM: every NVDIMM of a boot has
+        // the same size, and a big one makes every boot slower (a 256 GiB
+        // fsdax namespace takes about 20 s of memmap set-up under TCG).
+        let mut series: Vec<Vec<&VmTest>> = Vec::new();
+        for v in crash {
+            match series
+                .iter_mut()
+                .find(|s| s[0].size_mib == v.size_mib && s[0].ram_mib == v.ram_mib)
+            {
+                Some(s) => s.push(v),
+                None => series.push(vec![v]),
+            }
+        }
+        for tests in series {
+            jobs.push(Job { flavour, ko: ko.clone(), tests, crash: true });
         }
     }
     run_jobs(jobs, lanes, t);
@@ -418,9 +458,12 @@ fn test_cost(v: &VmTest, flavour: Flavour) -> u64 {
 impl Job<'_> {
     fn cost(&self) -> u64 {
         if self.crash {
-            // A boot per iteration: boot, verify, workload, kill.
+            // A boot per iteration: boot, verify, workload, kill; or what a
+            // test of the series declares, if more (a series of one big
+            // test: its two boots are long).
             let n = self.tests.iter().filter_map(|v| v.crash).max().unwrap_or(0) as u64 + 1;
-            n.saturating_mul(boot_cost(self.flavour) + 10)
+            let declared = self.tests.iter().map(|v| test_cost(v, self.flavour)).max();
+            n.saturating_mul(boot_cost(self.flavour) + 10).max(declared.unwrap_or(0))
         } else {
             boot_cost(self.flavour)
                 + self.tests.iter().map(|v| test_cost(v, self.flavour)).sum::<u64>()
@@ -534,7 +577,11 @@ fn boot_groups<'a>(tests: &[&'a VmTest]) -> Vec<Vec<&'a VmTest>> {
     let mut groups: Vec<Vec<&VmTest>> = Vec::new();
     for &v in tests {
         let joins = |g: &Vec<&VmTest>| {
-            !v.fresh && !g[0].fresh && g[0].nvdimms == v.nvdimms && g[0].size_mib == v.size_mib
+            !v.fresh
+                && !g[0].fresh
+                && g[0].nvdimms == v.nvdimms
+                && g[0].size_mib == v.size_mib
+                && g[0].ram_mib == v.ram_mib
         };
         match groups.iter_mut().find(|g| joins(g)) {
             Some(g) => g.push(v),
@@ -556,6 +603,7 @@ fn shared_boot(group: &[&VmTest], flavour: Flavour, ko: Option<&Path>, lane: &La
         flavour,
         nvdimms: group[0].nvdimms,
         size_mib: group[0].size_mib,
+        ram_mib: group[0].ram_mib,
         fresh: group[0].fresh,
         timeout: group.iter().map(|v| v.timeout).sum(),
         echo: lane.echo,
@@ -570,7 +618,9 @@ fn shared_boot(group: &[&VmTest], flavour: Flavour, ko: Option<&Path>, lane: &La
         [one] => format!("{}-{flavour}", one.name),
         _ => format!("tests-{flavour}"),
     };
-    let out = match vm::run(&cfg, &run_name, &cmd, None) {
+    let out = vm::run(&cfg, &run_name, &cmd, None);
+    vm::drop_big_images(&cfg);
+    let out = match out {
         Ok(out) => out,
         Err(e) => {
             for v in group {
@@ -733,18 +783,27 @@ fn crash_series(
             s.n
         );
     }
+    let size_mib = tests.iter().map(|v| v.size_mib).max().unwrap_or(1024);
+    let ram_mib = tests.iter().map(|v| v.ram_mib).max().unwrap_or(vm::GUEST_RAM_MIB);
+    // The usual series (1 GiB NVDIMMs, default RAM) keeps its old name.
+    let set = if size_mib == 1024 && ram_mib == vm::GUEST_RAM_MIB {
+        format!("crash-{flavour}")
+    } else {
+        format!("crash-{flavour}-{size_mib}M-{ram_mib}M")
+    };
     let cfg = VmConfig {
         flavour,
         nvdimms: st.len() as u32,
-        size_mib: tests.iter().map(|v| v.size_mib).max().unwrap_or(1024),
+        size_mib,
+        ram_mib,
         fresh: false,
         timeout: tests.iter().map(|v| v.timeout).max().unwrap_or(Duration::from_secs(300)),
         echo: lane.echo,
         module: ko.map(Path::to_path_buf),
         // Its own images: they must carry over from boot to boot.
-        images: Some(format!("crash-{flavour}")),
+        images: Some(set.clone()),
     };
-    let handoff = crate::util::target_dir().join("vm").join(format!("crash-{flavour}-handoff"));
+    let handoff = crate::util::target_dir().join("vm").join(format!("{set}-handoff"));
     let series = repo_root().join("xtests/guest/crashseries.sh");
     let total = st.iter().map(|s| s.n).max().unwrap_or(0) + 1;
     let mut boot = 0u32;
@@ -863,6 +922,7 @@ fn crash_series(
             s.next += 1;
         }
     }
+    vm::drop_big_images(&cfg);
     for s in st {
         match s.failed {
             None => {
@@ -903,6 +963,21 @@ mod unit {
         let t = parse_test("z", Path::new("/z.sh"), "# z\n# cost: 20\n").unwrap();
         assert_eq!((test_cost(&t, Flavour::Normal), test_cost(&t, Flavour::Debug)), (20, 60));
         assert!(parse_test("y", Path::new("/y.sh"), "# flavours: fast\n").is_err());
+    }
+
+    #[test]
+    fn header_values_from_the_environment() {
+        assert_eq!(header_value("160G"), "160G");
+        assert_eq!(header_value("${NOVARS_XT_UNSET_FOR_TEST:-160G}"), "160G");
+        std::env::set_var("NOVARS_XT_SET_FOR_TEST", "256G");
+        assert_eq!(header_value("${NOVARS_XT_SET_FOR_TEST:-160G}"), "256G");
+        let t = parse_test(
+            "b",
+            Path::new("/b.sh"),
+            "# b\n# size: ${NOVARS_XT_SET_FOR_TEST:-160G}\n# memory: 2G\n",
+        )
+        .unwrap();
+        assert_eq!((t.size_mib, t.ram_mib), (256 * 1024, 2048));
     }
 
     #[test]

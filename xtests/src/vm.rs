@@ -33,8 +33,13 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// Guest RAM (besides the NVDIMMs).
-const GUEST_RAM_MIB: u64 = 1024;
+/// Guest RAM (besides the NVDIMMs), unless a run asks for more.
+pub const GUEST_RAM_MIB: u64 = 1024;
+/// NVDIMM images above this size are big: each holds, besides what the
+/// guest wrote, the fsdax memmap the guest puts on the device (1/64 of it:
+/// 4 GiB of host disk for a 256 GiB NVDIMM, `xtests/guest/prep.sh`), so
+/// the test harness deletes them after the boots that needed them.
+pub const BIG_IMAGE_MIB: u64 = 16 * 1024;
 const GUEST_CPUS: u32 = 2;
 /// Run directories kept under target/vm/logs.
 const KEEP_LOGS: usize = 100;
@@ -44,6 +49,8 @@ pub struct VmConfig {
     pub flavour: Flavour,
     pub nvdimms: u32,
     pub size_mib: u64,
+    /// Guest RAM besides the NVDIMMs.
+    pub ram_mib: u64,
     /// Recreate the NVDIMM image files (all data lost) before booting.
     pub fresh: bool,
     pub timeout: Duration,
@@ -65,6 +72,7 @@ impl Default for VmConfig {
             flavour: Flavour::Normal,
             nvdimms: 1,
             size_mib: 1024,
+            ram_mib: GUEST_RAM_MIB,
             fresh: false,
             timeout: Duration::from_secs(600),
             echo: true,
@@ -240,6 +248,23 @@ fn save_fsdax_head(cfg: &VmConfig) {
     }
 }
 
+/// Deletes the run's images if they are big ([`BIG_IMAGE_MIB`]): the
+/// test harness calls it after the boots that used them (a later boot
+/// makes a new sparse image in milliseconds, its fsdax info block from
+/// the cache).
+pub fn drop_big_images(cfg: &VmConfig) {
+    if cfg.size_mib <= BIG_IMAGE_MIB {
+        return;
+    }
+    for i in 0..cfg.nvdimms {
+        let img = image_path(cfg, i);
+        if fs::remove_file(&img).is_ok() {
+            say!("vm: deleted {} ({} MiB; big images are not kept)", img.display(), cfg.size_mib);
+        }
+        let _ = fs::remove_file(fsdax_marker(cfg, i));
+    }
+}
+
 /// Whether every image already holds an fsdax namespace.
 fn images_ready(cfg: &VmConfig) -> bool {
     (0..cfg.nvdimms).all(|i| fsdax_marker(cfg, i).exists())
@@ -247,8 +272,9 @@ fn images_ready(cfg: &VmConfig) -> bool {
 
 fn qemu_opts(cfg: &VmConfig) -> String {
     let n = cfg.nvdimms.max(1);
-    let maxmem = GUEST_RAM_MIB + u64::from(n) * cfg.size_mib;
-    let mut o = format!("-machine nvdimm=on -m {GUEST_RAM_MIB}M,slots={n},maxmem={maxmem}M");
+    let ram = cfg.ram_mib;
+    let maxmem = ram + u64::from(n) * cfg.size_mib;
+    let mut o = format!("-machine nvdimm=on -m {ram}M,slots={n},maxmem={maxmem}M");
     for i in 0..cfg.nvdimms {
         o.push_str(&format!(
             " -object memory-backend-file,id=nvmem{i},share=on,mem-path={},size={}M -device nvdimm,id=nvdimm{i},memdev=nvmem{i}",
@@ -264,7 +290,7 @@ fn vng(cfg: &VmConfig, kernel: &Path, rwdir: &Path) -> Command {
     let mut c = Command::new("vng");
     c.arg("-r").arg(kernel);
     c.args(["--disable-kvm", "--force-9p", "--verbose"]);
-    c.args(["--cpus", &GUEST_CPUS.to_string(), "--memory", &format!("{GUEST_RAM_MIB}M")]);
+    c.args(["--cpus", &GUEST_CPUS.to_string(), "--memory", &format!("{}M", cfg.ram_mib)]);
     // SAFETY: geteuid has no preconditions and cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         c.args(["--user", "root"]);
@@ -501,8 +527,9 @@ pub fn run(cfg: &VmConfig, name: &str, cmd: &str, crash: Option<&Crash>) -> Resu
     // Own process group: a timeout or a crash kills vng and qemu together.
     c.process_group(0);
     say!(
-        "vm: booting {} kernel, {} NVDIMM(s) of {} MiB, timeout {}; log dir {}",
+        "vm: booting {} kernel, {} MiB of RAM, {} NVDIMM(s) of {} MiB, timeout {}; log dir {}",
         cfg.flavour,
+        cfg.ram_mib,
         cfg.nvdimms,
         cfg.size_mib,
         fmt_duration(cfg.timeout),
