@@ -136,12 +136,20 @@ struct Pages<'a> {
     used: &'a mut BlockSet,
     /// Adding a page failed (out of memory).
     failed: Option<Error>,
+    /// A page already in use by something else.
+    twice: Option<u64>,
 }
 impl LogVisitor for Pages<'_> {
     fn page(&mut self, block: u64, ordinal: u64) {
         crate::shim::resched_every(ordinal);
-        if let Err(e) = self.used.insert(block, 1) {
-            self.failed.get_or_insert(e);
+        match self.used.insert(block, 1) {
+            Ok(false) => {}
+            Ok(true) => {
+                self.twice.get_or_insert(block);
+            }
+            Err(e) => {
+                self.failed.get_or_insert(e);
+            }
         }
     }
     fn entry(&mut self, _pos: u64, _e: &Entry<'_>) {}
@@ -165,7 +173,10 @@ pub(crate) fn alloc_by_scan(
     for (lane, segs) in segments.as_slice().iter().enumerate() {
         for (si, &seg) in segs.as_slice().iter().enumerate() {
             if si > 0 {
-                used.insert(seg, geo.seg_blocks())?;
+                if used.insert(seg, geo.seg_blocks())? {
+                    pr_err!("({name}): inode-table segment at block {seg} overlaps another; run fsck.novars\n");
+                    return Err(euclean());
+                }
             }
             for s in 0..geo.seg_inodes {
                 seen += 1;
@@ -205,14 +216,23 @@ pub(crate) fn alloc_by_scan(
                     }
                     sbi.orphan_pending();
                 }
-                let mut pages = Pages { used: &mut used, failed: None };
+                let mut pages = Pages { used: &mut used, failed: None, twice: None };
                 crate::layout::walk::walk_log(m, geo, ino, &raw, &mut pages)
                     .map_err(|_| euclean())?;
                 if let Some(e) = pages.failed {
                     return Err(e);
                 }
+                if let Some(b) = pages.twice {
+                    pr_err!(
+                        "({name}): inode {ino}: log page {b} is claimed twice; run fsck.novars\n"
+                    );
+                    return Err(euclean());
+                }
                 for (b, c) in map.extents() {
-                    used.insert(b, c)?;
+                    if used.insert(b, c)? {
+                        pr_err!("({name}): inode {ino}: blocks {b}+{c} are claimed twice; run fsck.novars\n");
+                        return Err(euclean());
+                    }
                 }
                 if let Some(bm) = slots.as_mut_slice().get_mut(lane) {
                     bm.set(slot, true);
