@@ -89,6 +89,9 @@ pub(crate) fn alloc_from_record(
     let mut b = sb.alloc_rec_head;
     let mut hops = 0u64;
     let mut last_end = 0u64;
+    // A chain that loops (a damaged `next`) is found within twice its
+    // length by Brent's method, in constant memory; then the scan decides.
+    let (mut tortoise, mut power, mut lam) = (b, 1u64, 0u64);
     while b != 0 {
         hops += 1;
         crate::shim::resched_every(hops);
@@ -122,6 +125,13 @@ pub(crate) fn alloc_from_record(
             }
         }
         b = h.next;
+        if b == tortoise {
+            return Ok(None);
+        }
+        lam += 1;
+        if lam == power {
+            (tortoise, power, lam) = (b, power.saturating_mul(2), 0);
+        }
     }
     let a = Allocator::new(geo, slots)?;
     for (i, &(start, len)) in exts.as_slice().iter().enumerate() {
