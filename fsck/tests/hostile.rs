@@ -135,7 +135,13 @@ fn run_cases() -> Vec<String> {
             Ok(v) => v,
             Err(e) => std::panic::resume_unwind(Box::new(format!("case {case} panicked: {e:?}"))),
         };
-        assert_eq!(first.fatal.is_some(), fix.fatal.is_some(), "case {case}");
+        assert_eq!(
+            first.fatal.is_some(),
+            fix.fatal.is_some(),
+            "case {case}: {:?} / {:?}",
+            first.fatal,
+            fix.fatal
+        );
         if std::env::var_os("FSCK_SHOW").is_some() {
             let codes: Vec<&str> = first.problems.iter().map(|p| p.code.name()).collect();
             println!(

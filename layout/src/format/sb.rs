@@ -366,9 +366,10 @@ impl Superblock {
         if sb.blocks_count > device_blocks {
             return Err(SbError::DeviceTooSmall { need: sb.blocks_count, have: device_blocks });
         }
-        let (root_lane, root_slot) = geo.ino_split(sb.root_ino);
-        if sb.root_ino == 0 || root_slot >= sb.seg_inodes as u64 || root_lane >= sb.lanes {
-            return Err(SbError::BadGeometry("root inode number out of range"));
+        // A fixed number (FORMAT.md): another directory named as the root
+        // would mount a subtree as the whole file system.
+        if sb.root_ino != 1 {
+            return Err(SbError::BadGeometry("root inode number is not 1"));
         }
         let (lf_lane, lf_slot) = geo.ino_split(sb.lost_found_ino);
         if sb.lost_found_ino != 0 && (lf_slot >= sb.seg_inodes as u64 || lf_lane >= sb.lanes) {
