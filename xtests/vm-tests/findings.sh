@@ -29,15 +29,19 @@ stat -c '%n %s %Y.%y %Z' $W/m/trunc > $W/before
 # an extending write and fallocate (issue 14; ext4-DAX shows them after an
 # extending write, novars does not).
 python3 - $W/m <<'PY' || fail "bytes stored past EOF became file data"
-import mmap, os, sys
+import ctypes, mmap, os, sys
 m = sys.argv[1]
 for how in ("truncate", "write", "fallocate"):
     p = f"{m}/pasteof-{how}"
     with open(p, "wb") as f:
         f.write(b"a" * 100)
     fd = os.open(p, os.O_RDWR)
-    mm = mmap.mmap(fd, 4096)
-    mm[200:300] = b"X" * 100
+    # A mapping of the 100-byte file covers its whole page: store past
+    # EOF through it (Python's mmap object stops at the size).
+    mm = mmap.mmap(fd, 100)
+    buf = (ctypes.c_char * 100).from_buffer(mm)
+    ctypes.memmove(ctypes.addressof(buf) + 200, b"X" * 100, 100)
+    del buf
     mm.flush()
     mm.close()
     if how == "truncate":
