@@ -12,7 +12,6 @@
 #include <linux/dax.h>
 #include <linux/fs.h>
 #include <linux/fs_context.h>
-#include <linux/fs_parser.h>
 #include <linux/falloc.h>
 #include <linux/fiemap.h>
 #include <linux/iomap.h>
@@ -22,7 +21,6 @@
 #include <linux/module.h>
 #include <linux/namei.h>
 #include <linux/pagemap.h>
-#include <linux/seq_file.h>
 #include <linux/slab.h>
 #include <linux/statfs.h>
 #include <linux/uio.h>
@@ -41,8 +39,8 @@ static_assert(PAGE_SIZE == 4096);
 
 /* Layouts shared with Rust (mirrored by const asserts in shim.rs). */
 static_assert(sizeof(struct novars_opts) == 8);
-static_assert(sizeof(struct novars_sb_c) == 56 && offsetof(struct novars_sb_c, kaddr) == 16 &&
-	      offsetof(struct novars_sb_c, errors) == 32 && offsetof(struct novars_sb_c, uuid) == 40);
+static_assert(sizeof(struct novars_sb_c) == 48 && offsetof(struct novars_sb_c, kaddr) == 16 &&
+	      offsetof(struct novars_sb_c, uuid) == 32);
 static_assert(sizeof(struct novars_iattr) == 104 &&
 	      offsetof(struct novars_iattr, generation) == 40 &&
 	      offsetof(struct novars_iattr, atime_sec) == 48 &&
@@ -1107,72 +1105,28 @@ static int novars_statfs(struct dentry *dentry, struct kstatfs *buf)
 	return 0;
 }
 
-static const struct constant_table novars_param_errors[] = {
-	{ "continue",	NOVARS_ERRORS_CONTINUE },
-	{ "remount-ro",	NOVARS_ERRORS_RO },
-	{ "panic",	NOVARS_ERRORS_PANIC },
-	{}
-};
-
-/* The options in force, named as in the parser's table above. */
-static int novars_show_options(struct seq_file *m, struct dentry *root)
-{
-	struct novars_sb_c *c = root->d_sb->s_fs_info;
-	const struct constant_table *e;
-
-	for (e = novars_param_errors; e->name; e++)
-		if (e->value == READ_ONCE(c->errors))
-			seq_printf(m, ",errors=%s", e->name);
-	seq_puts(m, ",dax");
-	return 0;
-}
-
 static const struct super_operations novars_sops = {
 	.alloc_inode	= novars_alloc_inode,
 	.free_inode	= novars_free_inode,
 	.evict_inode	= novars_evict_inode,
 	.put_super	= novars_put_super,
 	.statfs		= novars_statfs,
-	.show_options	= novars_show_options,
+	.show_options	= novars_rs_show_options,
 };
 
 /* -------------------------------------------------------- fs_context */
 
-enum { Opt_errors, Opt_dax, Opt_dax_type };
-
-/* novars is always DAX; "dax" and "dax=always" are accepted for scripts. */
-static const struct constant_table novars_param_dax[] = {
-	{ "always",	1 },
-	{}
-};
-
-static const struct fs_parameter_spec novars_param_specs[] = {
-	fsparam_enum("errors", Opt_errors, novars_param_errors),
-	fsparam_flag("dax", Opt_dax),
-	fsparam_enum("dax", Opt_dax_type, novars_param_dax),
-	{}
-};
-
+/* A mount option: Rust knows them (super_.rs); a flag has no value. */
 static int novars_parse_param(struct fs_context *fc, struct fs_parameter *param)
 {
-	struct novars_opts *o = fc->fs_private;
-	struct fs_parse_result result;
-	int opt;
+	int err = -EINVAL;
 
-	opt = fs_parse(fc, novars_param_specs, param, &result);
-	if (opt < 0)
-		return opt;
-	switch (opt) {
-	case Opt_errors:
-		o->errors = result.uint_32;
-		o->flags |= NOVARS_OPT_ERRORS_SET;
-		break;
-	case Opt_dax:
-	case Opt_dax_type:
-		o->flags |= NOVARS_OPT_DAX;
-		break;
-	}
-	return 0;
+	if (param->type == fs_value_is_flag || param->type == fs_value_is_string)
+		err = novars_rs_parse_param(fc->fs_private, param->key,
+					    param->type == fs_value_is_string ? param->string : NULL);
+	if (err == -EINVAL)
+		return invalfc(fc, "Bad value for '%s'", param->key);
+	return err;
 }
 
 static int novars_fill_super_c(struct super_block *sb, struct fs_context *fc)
@@ -1225,7 +1179,6 @@ static struct file_system_type novars_fs_type = {
 	.owner		= THIS_MODULE,
 	.name		= "novars",
 	.init_fs_context = novars_init_fs_context,
-	.parameters	= novars_param_specs,
 	.kill_sb	= kill_block_super,
 	.fs_flags	= FS_REQUIRES_DEV,
 };

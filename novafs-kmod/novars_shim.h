@@ -19,17 +19,12 @@ struct inode;
 struct dir_context;
 struct dax_device;
 
-/* Mount options, parsed in C (fs_parser), read by Rust. */
+/* Mount options of one fs_context: allocated by C, parsed and read by
+ * Rust (super_.rs). */
 struct novars_opts {
-	u32 errors;	/* NOVARS_ERRORS_* */
-	u32 flags;	/* NOVARS_OPT_* */
+	u32 errors;
+	u32 flags;
 };
-#define NOVARS_OPT_ERRORS_SET	1u
-#define NOVARS_OPT_DAX		2u
-/* errors= values: layout::sb::ERRORS_*. */
-#define NOVARS_ERRORS_CONTINUE	1
-#define NOVARS_ERRORS_RO	2
-#define NOVARS_ERRORS_PANIC	3
 
 /*
  * The head of Rust's per-mount state (`SbInfo`, `#[repr(C)]`, this struct
@@ -40,8 +35,6 @@ struct novars_sb_c {
 	u64 dax_part_off;	/* byte offset of the fs on the dax device */
 	void *kaddr;		/* kernel address of byte 0 of the fs */
 	u64 size;		/* bytes mapped at kaddr */
-	u32 errors;		/* current errors= behaviour */
-	u32 pad;
 	u8 uuid[16];
 };
 
@@ -189,6 +182,12 @@ void novars_log_unlock(struct mutex *m);
 
 /* ---- Implemented in Rust, called from C. ---- */
 
+/* One mount option (value NULL: a flag): 0, -ENOPARAM (not novars's:
+ * the VFS says so) or -EINVAL (a bad value). */
+int novars_rs_parse_param(struct novars_opts *opts, const char *key, const char *value);
+struct seq_file;
+struct dentry;
+int novars_rs_show_options(struct seq_file *m, struct dentry *root);
 int novars_rs_fill_super(struct super_block *sb, const struct novars_opts *opts, int silent);
 void novars_rs_put_super(struct super_block *sb);
 /* reconfigure: new options; ro_change: the VFS asks to switch to ro (true

@@ -11,7 +11,6 @@
 
 use crate::layout;
 use core::ffi::{c_char, c_int, c_void};
-use core::sync::atomic::AtomicU32;
 use kernel::bindings;
 
 const SHIM_H: &str = include_str!("novars_shim.h");
@@ -88,19 +87,13 @@ const fn trace_h(name: &str) -> u64 {
     c_define(TRACE_H, name)
 }
 
-/// `struct novars_opts`.
+/// `struct novars_opts`: the options of one mount or remount call
+/// (`super_::novars_rs_parse_param`).
 #[repr(C)]
 pub(crate) struct Opts {
     pub(crate) errors: u32,
     pub(crate) flags: u32,
 }
-
-/// `NOVARS_OPT_ERRORS_SET`.
-pub(crate) const OPT_ERRORS_SET: u32 = 1;
-const _: () = assert!(shim_h("NOVARS_OPT_ERRORS_SET") == OPT_ERRORS_SET as u64);
-const _: () = assert!(shim_h("NOVARS_ERRORS_CONTINUE") == layout::sb::ERRORS_CONTINUE as u64);
-const _: () = assert!(shim_h("NOVARS_ERRORS_RO") == layout::sb::ERRORS_RO as u64);
-const _: () = assert!(shim_h("NOVARS_ERRORS_PANIC") == layout::sb::ERRORS_PANIC as u64);
 
 /// `struct novars_sb_c`: the head of `SbInfo`, read by C.
 #[repr(C)]
@@ -109,10 +102,6 @@ pub(crate) struct SbC {
     pub(crate) dax_part_off: u64,
     pub(crate) kaddr: *mut c_void,
     pub(crate) size: u64,
-    /// The `errors=` behaviour; C reads it (show_options) while Rust may
-    /// change it (reconfigure).
-    pub(crate) errors: AtomicU32,
-    pub(crate) pad: u32,
     pub(crate) uuid: [u8; 16],
 }
 
@@ -123,8 +112,6 @@ impl SbC {
             dax_part_off: 0,
             kaddr: core::ptr::null_mut(),
             size: 0,
-            errors: AtomicU32::new(0),
-            pad: 0,
             uuid: [0; 16],
         }
     }
@@ -211,10 +198,9 @@ pub(crate) struct OwnerFacts {
 }
 
 const _: () = assert!(core::mem::size_of::<Opts>() == 8);
-const _: () = assert!(core::mem::size_of::<SbC>() == 56);
+const _: () = assert!(core::mem::size_of::<SbC>() == 48);
 const _: () = assert!(core::mem::offset_of!(SbC, kaddr) == 16);
-const _: () = assert!(core::mem::offset_of!(SbC, errors) == 32);
-const _: () = assert!(core::mem::offset_of!(SbC, uuid) == 40);
+const _: () = assert!(core::mem::offset_of!(SbC, uuid) == 32);
 const _: () = assert!(core::mem::size_of::<IAttr>() == 104);
 const _: () = assert!(core::mem::offset_of!(IAttr, generation) == 40);
 const _: () = assert!(core::mem::offset_of!(IAttr, atime_sec) == 48);
