@@ -20,18 +20,13 @@ const BATCH: usize = 32;
 
 /// Lookup: the inode number of `name` in `dir`, 0 if absent, or -errno.
 #[no_mangle]
-extern "C" fn novars_rs_lookup(
-    _dir: *mut bindings::inode,
-    info: *mut c_void,
-    name: *const u8,
-    len: usize,
-) -> i64 {
+extern "C" fn novars_rs_lookup(dir: *mut bindings::inode, name: *const u8, len: usize) -> i64 {
     // Longer names exist nowhere (ENAMETOOLONG, as for every Linux fs).
     if len > crate::layout::log::NAME_MAX {
         return shim::neg(bindings::ENAMETOOLONG) as i64;
     }
-    // SAFETY: C passes the directory's own info and its dentry name.
-    let (info, name) = unsafe { (inode::info(info), core::slice::from_raw_parts(name, len)) };
+    // SAFETY: C passes a live novars directory and its dentry name.
+    let (info, name) = unsafe { (inode::of(dir), core::slice::from_raw_parts(name, len)) };
     let mut g = info.inner.lock();
     match &mut g.index {
         Index::Dir(d) => d.lookup(name).and_then(|i| i64::try_from(i).ok()).unwrap_or(0),
@@ -41,14 +36,9 @@ extern "C" fn novars_rs_lookup(
 
 /// Readdir from cookie `pos` (>= 2).
 #[no_mangle]
-extern "C" fn novars_rs_readdir(
-    _dir: *mut bindings::inode,
-    info: *mut c_void,
-    ctx: *mut c_void,
-    pos: u64,
-) -> c_int {
-    // SAFETY: C passes the directory's own info.
-    let info = unsafe { inode::info(info) };
+extern "C" fn novars_rs_readdir(dir: *mut bindings::inode, ctx: *mut c_void, pos: u64) -> c_int {
+    // SAFETY: C passes a live novars directory.
+    let info = unsafe { inode::of(dir) };
     let mut from = pos.saturating_sub(2);
     loop {
         let batch = {

@@ -10,7 +10,7 @@ use crate::layout::walk::{replay_inode, Ignore};
 use crate::layout::{Media, BLOCK_SIZE};
 use crate::locks::LogLock;
 use crate::log::LogPos;
-use crate::shim::{self, IAttr};
+use crate::shim::{self, IAttr, I_ATIME, I_BLOCKS, I_CTIME, I_MTIME, I_NLINK, I_SIZE};
 use crate::super_::{self, SbInfo};
 use core::ffi::{c_int, c_void};
 use core::pin::Pin;
@@ -59,15 +59,29 @@ pub(crate) struct InodeInfo {
     pub(crate) inner: Mutex<Inner>,
 }
 
-/// Recovers the `InodeInfo` C keeps for an inode.
+/// `struct novars_inode` (`novars_shim.c`): every VFS inode of a novars
+/// super block is the `vfs` field of one (`alloc_inode`), `info` right
+/// after it (asserted on both sides).
+#[repr(C)]
+struct VfsInode {
+    vfs: bindings::inode,
+    info: *mut c_void,
+}
+
+const _: () =
+    assert!(core::mem::offset_of!(VfsInode, info) == core::mem::size_of::<bindings::inode>());
+
+/// The `InodeInfo` of a VFS inode.
 ///
 /// # Safety
 ///
-/// `p` must be a value returned by `novars_rs_read_inode` and not yet freed.
-pub(crate) unsafe fn info<'a>(p: *mut c_void) -> &'a InodeInfo {
-    // SAFETY: per the function contract, `p` points to a live, pinned
-    // `InodeInfo` that C frees only after the VFS is done with the inode.
-    unsafe { &*p.cast::<InodeInfo>() }
+/// `inode` must be a live inode of a novars super block that `novars_iget`
+/// has read (its `info` set; C frees it only after the VFS is done with
+/// the inode).
+pub(crate) unsafe fn of<'a>(inode: *mut bindings::inode) -> &'a InodeInfo {
+    // SAFETY: per the contract `inode` is the first field of a live
+    // `struct novars_inode` whose `info` points to a pinned `InodeInfo`.
+    unsafe { &*(*inode.cast::<VfsInode>()).info.cast::<InodeInfo>() }
 }
 
 fn corrupt(sbi: &SbInfo, ino: u64, what: &str) -> Error {
@@ -82,7 +96,7 @@ fn link_target(
     raw: &Inode,
     size: u64,
     index: &mut Index,
-) -> Result<(*mut u8, u32)> {
+) -> Result<*mut u8> {
     let mut t = KVec::new();
     if let Some(inline) = raw.inline_target() {
         t.extend_from_slice(inline, GFP_KERNEL)?;
@@ -106,10 +120,9 @@ fn link_target(
     if t.is_empty() || t.as_slice().contains(&0) {
         return Err(corrupt(sbi, ino, "symlink target empty or contains NUL"));
     }
-    let len = t.len() as u32;
     t.push(0, GFP_KERNEL)?;
     let (ptr, _, _) = t.into_raw_parts();
-    Ok((ptr, len))
+    Ok(ptr)
 }
 
 fn load(sbi: &SbInfo, ino: u64) -> Result<(*mut c_void, IAttr)> {
@@ -149,10 +162,10 @@ fn load(sbi: &SbInfo, ino: u64) -> Result<(*mut c_void, IAttr)> {
     if failed {
         return Err(ENOMEM);
     }
-    let (link, link_len) = if fmt == S_IFLNK {
+    let link = if fmt == S_IFLNK {
         link_target(sbi, ino, &raw, view.size, &mut index)?
     } else {
-        (core::ptr::null_mut(), 0)
+        core::ptr::null_mut()
     };
     let attr = IAttr {
         mode: view.mode,
@@ -163,7 +176,7 @@ fn load(sbi: &SbInfo, ino: u64) -> Result<(*mut c_void, IAttr)> {
         rdev: raw.rdev,
         blocks: data_blocks.saturating_add(rep.pages).saturating_mul(8),
         generation: raw.generation,
-        link_len,
+        valid: I_NLINK | I_SIZE | I_BLOCKS | I_ATIME | I_MTIME | I_CTIME,
         atime_sec: view.atime.sec,
         mtime_sec: view.mtime.sec,
         ctime_sec: view.ctime.sec,
@@ -239,9 +252,9 @@ extern "C" fn novars_rs_free_inode_info(p: *mut c_void) {
 
 /// evict: an inode with no links left is freed with everything it holds.
 #[no_mangle]
-extern "C" fn novars_rs_evict(inode: *mut bindings::inode, ip: *mut c_void) {
-    // SAFETY: C passes a live novars inode being evicted and its info.
-    let (sbi, info) = unsafe { (super_::sbi((*inode).i_sb), info(ip)) };
+extern "C" fn novars_rs_evict(inode: *mut bindings::inode) {
+    // SAFETY: C passes a live novars inode being evicted, read by iget.
+    let (sbi, info) = unsafe { (super_::sbi((*inode).i_sb), of(inode)) };
     if info.inner.lock().nlink != 0 {
         return;
     }

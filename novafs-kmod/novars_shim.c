@@ -42,20 +42,19 @@ static_assert(sizeof(struct novars_opts) == 8);
 static_assert(sizeof(struct novars_sb_c) == 48 && offsetof(struct novars_sb_c, kaddr) == 16 &&
 	      offsetof(struct novars_sb_c, uuid) == 32);
 static_assert(sizeof(struct novars_iattr) == 104 &&
-	      offsetof(struct novars_iattr, generation) == 40 &&
+	      offsetof(struct novars_iattr, generation) == 20 &&
 	      offsetof(struct novars_iattr, atime_sec) == 48 &&
 	      offsetof(struct novars_iattr, atime_nsec) == 80 &&
 	      offsetof(struct novars_iattr, link) == 96);
-static_assert(sizeof(struct novars_map) == 40 && sizeof(struct novars_statfs) == 48);
-static_assert(sizeof(struct novars_owner) == 16 && sizeof(struct novars_nlinks) == 16);
-static_assert(sizeof(struct novars_create_args) == 56 &&
-	      offsetof(struct novars_create_args, target) == 48);
-static_assert(sizeof(struct novars_rename_args) == 96 &&
+static_assert(sizeof(struct novars_map) == 32 && sizeof(struct novars_statfs) == 48);
+static_assert(sizeof(struct novars_owner) == 16);
+static_assert(sizeof(struct novars_create_args) == 40 &&
+	      offsetof(struct novars_create_args, target) == 32);
+static_assert(sizeof(struct novars_rename_args) == 80 &&
 	      offsetof(struct novars_rename_args, old_len) == 48 &&
-	      offsetof(struct novars_rename_args, owner) == 80);
+	      offsetof(struct novars_rename_args, owner) == 64);
 static_assert(sizeof(struct novars_setattr_args) == 88 &&
 	      offsetof(struct novars_setattr_args, inode_mode) == 80);
-static_assert(sizeof(struct novars_write_out) == 24 && sizeof(struct novars_falloc_out) == 24);
 static_assert(sizeof(struct novars_seal) == 24 && sizeof(struct novars_seal_info) == 16);
 /* Kernel values Rust uses as plain numbers (shim.rs, file.rs, namei.rs). */
 static_assert(IOMAP_WRITE == 1 && IOMAP_FAULT == 1 << 3);
@@ -78,6 +77,9 @@ struct novars_inode {
 	s64 btime_sec;
 	u32 btime_nsec;
 };
+
+/* Rust reaches info from the inode (inode.rs `VfsInode`). */
+static_assert(offsetof(struct novars_inode, info) == sizeof(struct inode));
 
 static inline struct novars_inode *NI(struct inode *inode)
 {
@@ -195,16 +197,25 @@ static void novars_evict_inode(struct inode *inode)
 {
 	truncate_inode_pages_final(&inode->i_data);
 	if (!is_bad_inode(inode) && NI(inode)->info)
-		novars_rs_evict(inode, NI(inode)->info);
+		novars_rs_evict(inode);
 	clear_inode(inode);
 }
 
-/* Times of a changed inode: ctime, and mtime too for a directory entry. */
-static void novars_touch(struct inode *inode, struct timespec64 now, bool mtime)
+/* Set the VFS inode to what Rust answers: the fields named in a->valid. */
+void novars_inode_set(struct inode *inode, const struct novars_iattr *a)
 {
-	inode_set_ctime_to_ts(inode, now);
-	if (mtime)
-		inode_set_mtime_to_ts(inode, now);
+	if (a->valid & NOVARS_I_NLINK)
+		set_nlink(inode, a->nlink);
+	if (a->valid & NOVARS_I_SIZE)
+		i_size_write(inode, a->size);
+	if (a->valid & NOVARS_I_BLOCKS)
+		inode->i_blocks = a->blocks;
+	if (a->valid & NOVARS_I_ATIME)
+		inode_set_atime(inode, a->atime_sec, a->atime_nsec);
+	if (a->valid & NOVARS_I_MTIME)
+		inode_set_mtime(inode, a->mtime_sec, a->mtime_nsec);
+	if (a->valid & NOVARS_I_CTIME)
+		inode_set_ctime(inode, a->ctime_sec, a->ctime_nsec);
 }
 
 /*
@@ -268,7 +279,6 @@ static int novars_setattr(struct mnt_idmap *idmap, struct dentry *dentry,
 	struct inode *inode = d_inode(dentry);
 	struct timespec64 now = current_time(inode);
 	struct novars_setattr_args a;
-	s64 blocks;
 	int err;
 
 	err = setattr_prepare(idmap, dentry, attr);
@@ -287,7 +297,7 @@ static int novars_setattr(struct mnt_idmap *idmap, struct dentry *dentry,
 		.now_sec = now.tv_sec, .now_nsec = now.tv_nsec,
 		.inode_mode = inode->i_mode,
 	};
-	err = novars_rs_setattr_begin(NI(inode)->info, &a);
+	err = novars_rs_setattr_begin(inode, &a);
 	if (err)
 		return err < 0 ? err : 0;
 	/* Rust may have added times (truncate): the VFS inode gets them too. */
@@ -299,14 +309,13 @@ static int novars_setattr(struct mnt_idmap *idmap, struct dentry *dentry,
 		if (err)
 			return err;
 	}
-	blocks = novars_rs_setattr(inode, NI(inode)->info, &a);
-	if (blocks >= 0 && (a.valid & NOVARS_SA_SIZE))
+	err = novars_rs_setattr(inode, &a);
+	if (!err && (a.valid & NOVARS_SA_SIZE))
 		truncate_setsize(inode, a.size);
 	if (a.valid & NOVARS_SA_SIZE)
 		filemap_invalidate_unlock(inode->i_mapping);
-	if (blocks < 0)
-		return blocks;
-	inode->i_blocks = blocks;
+	if (err)
+		return err;
 	setattr_copy(idmap, inode, attr);
 	return 0;
 }
@@ -325,25 +334,19 @@ static struct novars_owner novars_owner(struct inode *dir)
 static int novars_new(struct inode *dir, struct dentry *dentry, umode_t mode,
 		      dev_t rdev, const char *target)
 {
-	struct timespec64 now = current_time(dir);
 	struct novars_create_args a = {
 		.mode = mode, .owner = novars_owner(dir), .rdev = new_encode_dev(rdev),
-		.now_sec = now.tv_sec, .now_nsec = now.tv_nsec,
 		.target = target, .tlen = target ? strlen(target) : 0,
 	};
-	struct novars_nlinks n = {};
 	struct inode *inode;
 	s64 ino;
 
-	ino = novars_rs_create(dir, NI(dir)->info, dentry->d_name.name,
-			       dentry->d_name.len, &a, &n);
+	ino = novars_rs_create(dir, dentry->d_name.name, dentry->d_name.len, &a);
 	if (ino < 0)
 		return ino;
 	inode = novars_iget(dir->i_sb, ino);
 	if (IS_ERR(inode))
 		return PTR_ERR(inode);
-	set_nlink(dir, n.dir);
-	novars_touch(dir, now, true);
 	d_instantiate(dentry, inode);
 	return 0;
 }
@@ -380,15 +383,11 @@ static int novars_tmpfile(struct mnt_idmap *idmap, struct inode *dir,
 			  struct file *file, umode_t mode)
 {
 	NOVARS_TRACE_OP(NOVARS_OP_CREATE);
-	struct timespec64 now = current_time(dir);
-	struct novars_create_args a = {
-		.mode = mode, .owner = novars_owner(dir),
-		.now_sec = now.tv_sec, .now_nsec = now.tv_nsec,
-	};
+	struct novars_create_args a = { .mode = mode, .owner = novars_owner(dir) };
 	struct inode *inode;
 	s64 ino;
 
-	ino = novars_rs_tmpfile(dir, NI(dir)->info, &a);
+	ino = novars_rs_tmpfile(dir, &a);
 	if (ino < 0)
 		return ino;
 	inode = novars_iget(dir->i_sb, ino);
@@ -406,52 +405,28 @@ static int novars_link(struct dentry *old_dentry, struct inode *dir,
 {
 	NOVARS_TRACE_OP(NOVARS_OP_LINK);
 	struct inode *inode = d_inode(old_dentry);
-	struct timespec64 now = current_time(inode);
-	struct novars_nlinks n = {};
 	int err;
 
-	err = novars_rs_link(dir, NI(dir)->info, dentry->d_name.name,
-			     dentry->d_name.len, NI(inode)->info, inode->i_mode,
-			     now.tv_sec, now.tv_nsec, &n);
+	err = novars_rs_link(dir, dentry->d_name.name, dentry->d_name.len, inode);
 	if (err)
 		return err;
-	set_nlink(inode, n.inode);
-	novars_touch(inode, now, false);
 	ihold(inode);
-	novars_touch(dir, now, true);
 	d_instantiate(dentry, inode);
-	return 0;
-}
-
-static int novars_remove(struct inode *dir, struct dentry *dentry, bool rmdir)
-{
-	struct inode *inode = d_inode(dentry);
-	struct timespec64 now = current_time(dir);
-	struct novars_nlinks n = {};
-	int err;
-
-	err = novars_rs_unlink(dir, NI(dir)->info, dentry->d_name.name,
-			       dentry->d_name.len, NI(inode)->info, rmdir,
-			       now.tv_sec, now.tv_nsec, &n);
-	if (err)
-		return err;
-	set_nlink(inode, n.inode);
-	novars_touch(inode, now, false);
-	set_nlink(dir, n.dir);
-	novars_touch(dir, now, true);
 	return 0;
 }
 
 static int novars_unlink(struct inode *dir, struct dentry *dentry)
 {
 	NOVARS_TRACE_OP(NOVARS_OP_UNLINK);
-	return novars_remove(dir, dentry, false);
+	return novars_rs_unlink(dir, dentry->d_name.name, dentry->d_name.len,
+				d_inode(dentry), false);
 }
 
 static int novars_rmdir(struct inode *dir, struct dentry *dentry)
 {
 	NOVARS_TRACE_OP(NOVARS_OP_RMDIR);
-	return novars_remove(dir, dentry, true);
+	return novars_rs_unlink(dir, dentry->d_name.name, dentry->d_name.len,
+				d_inode(dentry), true);
 }
 
 /* rename(2), RENAME_NOREPLACE (checked by the VFS), _EXCHANGE, _WHITEOUT
@@ -461,33 +436,15 @@ static int novars_rename(struct mnt_idmap *idmap, struct inode *old_dir,
 			 struct dentry *new_dentry, unsigned int flags)
 {
 	NOVARS_TRACE_OP(NOVARS_OP_RENAME);
-	struct inode *moved = d_inode(old_dentry), *victim = d_inode(new_dentry);
-	struct timespec64 now = current_time(old_dir);
 	struct novars_rename_args a = {
-		.old_dir = NI(old_dir)->info, .new_dir = NI(new_dir)->info,
-		.moved = NI(moved)->info, .victim = victim ? NI(victim)->info : NULL,
+		.old_dir = old_dir, .new_dir = new_dir,
+		.moved = d_inode(old_dentry), .victim = d_inode(new_dentry),
 		.old_name = old_dentry->d_name.name, .old_len = old_dentry->d_name.len,
 		.new_name = new_dentry->d_name.name, .new_len = new_dentry->d_name.len,
-		.moved_mode = moved->i_mode, .flags = flags,
-		.now_sec = now.tv_sec, .now_nsec = now.tv_nsec,
-		.owner = novars_owner(old_dir),
+		.flags = flags, .owner = novars_owner(old_dir),
 	};
-	struct novars_nlinks n = {};
-	int err;
 
-	err = novars_rs_rename(old_dir->i_sb, &a, &n);
-	if (err)
-		return err;
-	if (victim) {
-		set_nlink(victim, n.victim);
-		novars_touch(victim, now, false);
-	}
-	novars_touch(moved, now, false);
-	set_nlink(old_dir, n.dir);
-	novars_touch(old_dir, now, true);
-	set_nlink(new_dir, n.new_dir);
-	novars_touch(new_dir, now, true);
-	return 0;
+	return novars_rs_rename(&a);
 }
 
 static void novars_inode_init_once(void *p)
@@ -523,8 +480,7 @@ static struct dentry *novars_lookup(struct inode *dir, struct dentry *dentry,
 	struct inode *inode = NULL;
 	s64 ino;
 
-	ino = novars_rs_lookup(dir, NI(dir)->info, dentry->d_name.name,
-			       dentry->d_name.len);
+	ino = novars_rs_lookup(dir, dentry->d_name.name, dentry->d_name.len);
 	if (ino < 0)
 		return ERR_PTR(ino);
 	if (ino > 0) {
@@ -551,7 +507,7 @@ static int novars_readdir(struct file *file, struct dir_context *ctx)
 
 	if (!dir_emit_dots(file, ctx))
 		return 0;
-	return novars_rs_readdir(inode, NI(inode)->info, ctx, ctx->pos);
+	return novars_rs_readdir(inode, ctx, ctx->pos);
 }
 
 static loff_t novars_dir_llseek(struct file *file, loff_t offset, int whence)
@@ -588,22 +544,14 @@ static int novars_iomap_begin(struct inode *inode, loff_t pos, loff_t length,
 			      struct iomap *srcmap)
 {
 	struct novars_sb_c *c = inode->i_sb->s_fs_info;
-	struct timespec64 now = {};
 	struct novars_map m = {};
 	int err;
 
 	/* IOMAP_WRITE comes from write faults (DAX mmap): holes get blocks. */
-	if (flags & IOMAP_WRITE)
-		now = current_time(inode);
-	err = novars_rs_iomap_begin(inode, NI(inode)->info, pos, length, flags,
-				    i_size_read(inode), now.tv_sec, now.tv_nsec, &m);
+	err = novars_rs_iomap_begin(inode, pos, length, flags, i_size_read(inode), &m);
 	if (err)
 		return err;
-	iomap->flags = 0;
-	if (m.flags & NOVARS_MAP_NEW) {
-		iomap->flags |= IOMAP_F_NEW;
-		inode->i_blocks = m.blocks;
-	}
+	iomap->flags = m.flags & NOVARS_MAP_NEW ? IOMAP_F_NEW : 0;
 	iomap->bdev = inode->i_sb->s_bdev;
 	iomap->dax_dev = c->dax;
 	iomap->offset = m.offset;
@@ -655,8 +603,7 @@ static ssize_t novars_file_write_iter(struct kiocb *iocb, struct iov_iter *from)
 	struct file *file = iocb->ki_filp;
 	struct inode *inode = file_inode(file);
 	struct address_space *mapping = inode->i_mapping;
-	struct novars_write_out out = {};
-	struct timespec64 now;
+	u64 filled = 0;
 	u32 facts = 0;
 	size_t count;
 	ssize_t ret;
@@ -673,7 +620,6 @@ static ssize_t novars_file_write_iter(struct kiocb *iocb, struct iov_iter *from)
 	ret = file_remove_privs(file);
 	if (ret)
 		goto out;
-	now = current_time(inode);
 	count = iov_iter_count(from);
 	for (;;) {
 		/*
@@ -690,23 +636,15 @@ static ssize_t novars_file_write_iter(struct kiocb *iocb, struct iov_iter *from)
 		 * short copy fault the buffer in here, unlocked, and retry.
 		 */
 		pagefault_disable();
-		ret = novars_rs_write(inode, NI(inode)->info, from, iocb->ki_pos,
-				      count, i_size_read(inode), now.tv_sec,
-				      now.tv_nsec, facts, &out);
+		ret = novars_rs_write(inode, from, iocb->ki_pos, count,
+				      i_size_read(inode), facts, &filled);
 		pagefault_enable();
-		if (ret > 0) {
-			/* Holes filled in place may have the zero page mapped. */
-			if (out.filled)
-				invalidate_inode_pages2_range(mapping,
-					iocb->ki_pos >> PAGE_SHIFT,
-					(iocb->ki_pos + ret - 1) >> PAGE_SHIFT);
+		/* Holes filled in place may have the zero page mapped. */
+		if (ret > 0 && filled)
+			invalidate_inode_pages2_range(mapping, iocb->ki_pos >> PAGE_SHIFT,
+						      (iocb->ki_pos + ret - 1) >> PAGE_SHIFT);
+		if (ret > 0)
 			iocb->ki_pos += ret;
-			if (out.size > i_size_read(inode))
-				i_size_write(inode, out.size);
-			inode->i_blocks = out.blocks;
-			inode_set_mtime_to_ts(inode, now);
-			inode_set_ctime_to_ts(inode, now);
-		}
 		filemap_invalidate_unlock(mapping);
 		if (ret != -EFAULT)
 			break;
@@ -752,12 +690,10 @@ static long novars_fallocate(struct file *file, int mode, loff_t offset, loff_t 
 {
 	NOVARS_TRACE_OP(NOVARS_OP_FALLOCATE);
 	struct inode *inode = file_inode(file);
-	struct novars_falloc_out out = {};
-	struct timespec64 now;
 	loff_t end = offset + len;	/* no overflow: checked by vfs_fallocate */
 	loff_t from, to;
 	long ret;
-	int plan = novars_rs_fallocate_begin(NI(inode)->info, mode);
+	int plan = novars_rs_fallocate_begin(inode, mode);
 
 	if (plan < 0)
 		return plan;
@@ -794,17 +730,7 @@ static long novars_fallocate(struct file *file, int mode, loff_t offset, loff_t 
 		goto out;
 	}
 	truncate_pagecache_range(inode, from, to);
-	now = current_time(inode);
-	out.size = i_size_read(inode);
-	ret = novars_rs_fallocate(inode, NI(inode)->info, mode, offset, len,
-				  now.tv_sec, now.tv_nsec, &out);
-	if (out.changed) {
-		if (out.size != i_size_read(inode))
-			i_size_write(inode, out.size);
-		inode->i_blocks = out.blocks;
-		inode_set_mtime_to_ts(inode, now);
-		inode_set_ctime_to_ts(inode, now);
-	}
+	ret = novars_rs_fallocate(inode, mode, offset, len, i_size_read(inode));
 	filemap_invalidate_unlock(inode->i_mapping);
 out:
 	inode_unlock(inode);
@@ -912,7 +838,7 @@ static int novars_dax_writepages(struct address_space *mapping,
 /* Last close of an open file: drop its seal, if it holds one. */
 static int novars_file_release(struct inode *inode, struct file *file)
 {
-	novars_rs_unseal(NI(inode)->info, &file->private_data);
+	novars_rs_unseal(inode, &file->private_data);
 	return 0;
 }
 
@@ -920,9 +846,7 @@ static long novars_ioc_seal(struct file *file, struct novars_seal __user *arg)
 {
 	struct inode *inode = file_inode(file);
 	struct address_space *mapping = inode->i_mapping;
-	struct novars_write_out out = {};
 	struct novars_seal s;
-	struct timespec64 now;
 	long err;
 
 	err = novars_rs_seal_check(file->f_mode & FMODE_WRITE,
@@ -939,21 +863,12 @@ static long novars_ioc_seal(struct file *file, struct novars_seal __user *arg)
 			goto unlock;
 	}
 	filemap_invalidate_lock(mapping);
-	now = current_time(inode);
-	err = novars_rs_seal(inode, NI(inode)->info, &file->private_data,
-			     s.offset, s.length, i_size_read(inode),
-			     now.tv_sec, now.tv_nsec, &out);
+	err = novars_rs_seal(inode, &file->private_data, s.offset, s.length,
+			     i_size_read(inode));
 	/* Holes just allocated may have the zero page mapped. */
 	if (mapping->nrpages)
 		invalidate_inode_pages2_range(mapping, s.offset >> PAGE_SHIFT,
 			(s.offset + s.length - 1) >> PAGE_SHIFT);
-	if (out.size > i_size_read(inode)) {
-		i_size_write(inode, out.size);
-		inode_set_mtime_to_ts(inode, now);
-		inode_set_ctime_to_ts(inode, now);
-	}
-	if (out.blocks)
-		inode->i_blocks = out.blocks;
 	filemap_invalidate_unlock(mapping);
 unlock:
 	inode_unlock(inode);
@@ -969,7 +884,7 @@ static long novars_file_ioctl(struct file *file, unsigned int cmd, unsigned long
 	case NOVARS_IOC_SEAL:
 		return novars_ioc_seal(file, (struct novars_seal __user *)arg);
 	case NOVARS_IOC_SEAL_INFO:
-		novars_rs_seal_info(NI(file_inode(file))->info, &si);
+		novars_rs_seal_info(file_inode(file), &si);
 		if (copy_to_user((void __user *)arg, &si, sizeof(si)))
 			return -EFAULT;
 		return 0;
@@ -1026,31 +941,24 @@ struct inode *novars_iget(struct super_block *sb, u64 ino)
 	struct novars_iattr a = {};
 	struct inode *inode;
 	int err = -EIO;
-	void *info;
 
 	inode = iget_locked(sb, ino);
 	if (!inode)
 		return ERR_PTR(-ENOMEM);
 	if (!(inode->i_state & I_NEW))
 		return inode;
-	info = novars_rs_read_inode(sb, ino, &a, &err);
-	if (!info) {
+	NI(inode)->info = novars_rs_read_inode(sb, ino, &a, &err);
+	if (!NI(inode)->info) {
 		iget_failed(inode);
 		return ERR_PTR(err);
 	}
-	NI(inode)->info = info;
 	NI(inode)->btime_sec = a.btime_sec;
 	NI(inode)->btime_nsec = a.btime_nsec;
 	inode->i_mode = a.mode;
 	i_uid_write(inode, a.uid);
 	i_gid_write(inode, a.gid);
-	set_nlink(inode, a.nlink);
-	i_size_write(inode, a.size);
-	inode->i_blocks = a.blocks;
 	inode->i_generation = a.generation;
-	inode_set_atime(inode, a.atime_sec, a.atime_nsec);
-	inode_set_mtime(inode, a.mtime_sec, a.mtime_nsec);
-	inode_set_ctime(inode, a.ctime_sec, a.ctime_nsec);
+	novars_inode_set(inode, &a);
 	switch (a.mode & S_IFMT) {
 	case S_IFREG:
 		inode->i_op = &novars_file_iops;

@@ -38,21 +38,25 @@ struct novars_sb_c {
 	u8 uuid[16];
 };
 
-/* Attributes Rust hands to C to fill a VFS inode. */
+/* What Rust answers for a VFS inode: all of it for novars_iget, the
+ * fields named in valid (NOVARS_I_*) for novars_inode_set, which Rust
+ * calls after each change it commits. */
 struct novars_iattr {
-	u32 mode;
-	u32 uid;
-	u32 gid;
-	u32 nlink;
+	u32 valid;
+	u32 mode, uid, gid, nlink, generation;
 	u64 size;
 	u64 rdev;	/* new_encode_dev() value */
 	u64 blocks;	/* 512-byte sectors in use */
-	u32 generation;
-	u32 link_len;	/* symlinks: length of the target in link */
 	s64 atime_sec, mtime_sec, ctime_sec, btime_sec;
 	u32 atime_nsec, mtime_nsec, ctime_nsec, btime_nsec;
 	char *link;	/* symlinks: kmalloc'd NUL-terminated target, owned by the inode */
 };
+#define NOVARS_I_NLINK	1u
+#define NOVARS_I_SIZE	2u
+#define NOVARS_I_BLOCKS	4u
+#define NOVARS_I_ATIME	8u
+#define NOVARS_I_MTIME	16u
+#define NOVARS_I_CTIME	32u
 
 /* One mapping answer for iomap_begin. */
 struct novars_map {
@@ -61,7 +65,6 @@ struct novars_map {
 	u64 addr;	/* byte offset of the data on the fs, if mapped */
 	u32 mapped;	/* 0: hole, 1: mapped */
 	u32 flags;	/* NOVARS_MAP_NEW: just allocated (zeroed) */
-	u64 blocks;	/* i_blocks after an allocation (NOVARS_MAP_NEW) */
 };
 #define NOVARS_MAP_NEW	1u
 
@@ -82,27 +85,15 @@ struct novars_create_args {
 	u32 tlen;	/* symlinks: strlen(target) */
 	struct novars_owner owner;
 	u64 rdev;	/* new_encode_dev() value */
-	s64 now_sec;
-	u32 now_nsec, pad;
 	const char *target;
 };
 
-/* Link counts after a namespace operation, from Rust's own state: C sets
- * exactly these (set_nlink) on the inodes the operation names. */
-struct novars_nlinks {
-	u32 dir;	/* the (old) parent directory */
-	u32 new_dir;	/* rename: the new parent (== dir in one directory) */
-	u32 inode;	/* link: the target; unlink, rmdir: the removed inode */
-	u32 victim;	/* rename: the inode the new name named before */
-};
-
-/* Arguments of novars_rs_rename (flags: RENAME_* as the VFS gives them). */
+/* Arguments of novars_rs_rename (flags: RENAME_* as the VFS gives them;
+ * victim: the inode new_name names, or NULL). */
 struct novars_rename_args {
-	void *old_dir, *new_dir, *moved, *victim;
+	struct inode *old_dir, *new_dir, *moved, *victim;
 	const u8 *old_name, *new_name;
-	u32 old_len, new_len, moved_mode, flags;
-	s64 now_sec;
-	u32 now_nsec, pad;
+	u32 old_len, new_len, flags, pad;
 	struct novars_owner owner;	/* of the whiteout (RENAME_WHITEOUT) */
 };
 
@@ -131,23 +122,12 @@ struct novars_setattr_args {
 /* Largest readdir position (cookie: an entry's 63-bit sequence number). */
 #define NOVARS_DIR_POS_MAX	0x7fffffffffffffff
 
-/* What a write changed. */
-struct novars_write_out {
-	u64 size, blocks;
-	u64 filled;	/* holes filled in place: drop their zero-page mappings */
-};
 /* novars_rs_write facts: some page of the range has a DAX entry. */
 #define NOVARS_W_MAPPED	1u
 
 /* What novars_rs_fallocate_begin answers (>= 0) for a mode. */
 #define NOVARS_FA_GROWS		1u	/* may extend i_size to offset + len */
 #define NOVARS_FA_SHIFTS	2u	/* moves every block from offset on */
-
-/* What a fallocate left (set also when it failed part-way). */
-struct novars_falloc_out {
-	u64 size, blocks;
-	u32 changed, pad;	/* changed: something committed; update the times */
-};
 
 /* ---- Implemented in C, called from Rust. ---- */
 
@@ -164,6 +144,7 @@ void novars_memcpy_nt(void *dst, const void *src, size_t len);
 
 /* Get the VFS inode ino (read via novars_rs_read_inode); ERR_PTR on error. */
 struct inode *novars_iget(struct super_block *sb, u64 ino);
+void novars_inode_set(struct inode *inode, const struct novars_iattr *a);
 
 /* dir_emit() for readdir: returns 0 when the caller's buffer is full. */
 int novars_dir_emit(struct dir_context *ctx, const char *name, int len, u64 ino, u32 dt, u64 pos);
@@ -182,6 +163,11 @@ void novars_log_unlock(struct mutex *m);
 
 /* ---- Implemented in Rust, called from C. ---- */
 
+/*
+ * Rust finds its per-inode state from the VFS inode (struct novars_inode in
+ * novars_shim.c) and sets the VFS inodes an operation changed itself
+ * (novars_inode_set), with times from current_time().
+ */
 /* One mount option (value NULL: a flag): 0, -ENOPARAM (not novars's:
  * the VFS says so) or -EINVAL (a bad value). */
 int novars_rs_parse_param(struct novars_opts *opts, const char *key, const char *value);
@@ -199,52 +185,44 @@ void novars_rs_statfs(struct super_block *sb, struct novars_statfs *out);
 void *novars_rs_read_inode(struct super_block *sb, u64 ino, struct novars_iattr *attr, int *err);
 void novars_rs_free_inode_info(void *info);
 /* Lookup name in dir: returns the inode number, 0 if absent, or -errno. */
-s64 novars_rs_lookup(struct inode *dir, void *dir_info, const u8 *name, size_t len);
+s64 novars_rs_lookup(struct inode *dir, const u8 *name, size_t len);
 /* readdir from position pos (>= 2): calls novars_dir_emit per entry. */
-int novars_rs_readdir(struct inode *dir, void *dir_info, struct dir_context *ctx, u64 pos);
-/* iomap_begin: the mapping at pos. */
-int novars_rs_iomap_begin(struct inode *inode, void *info, u64 pos, u64 length, u32 flags,
-			  u64 size, s64 now_sec, u32 now_nsec, struct novars_map *out);
+int novars_rs_readdir(struct inode *dir, struct dir_context *ctx, u64 pos);
+/* iomap_begin: the mapping at pos (size: i_size). */
+int novars_rs_iomap_begin(struct inode *inode, u64 pos, u64 length, u32 flags, u64 size,
+			  struct novars_map *out);
 
-/* Namespace operations: the new inode number (create) or 0, or -errno;
- * *out gets the link counts to set. */
-s64 novars_rs_create(struct inode *dir, void *dir_info, const u8 *name, size_t len,
-		     const struct novars_create_args *args, struct novars_nlinks *out);
-s64 novars_rs_tmpfile(struct inode *dir, void *dir_info, const struct novars_create_args *args);
-int novars_rs_link(struct inode *dir, void *dir_info, const u8 *name, size_t len,
-		   void *target_info, u32 mode, s64 now_sec, u32 now_nsec,
-		   struct novars_nlinks *out);
-int novars_rs_unlink(struct inode *dir, void *dir_info, const u8 *name, size_t len,
-		     void *victim_info, bool rmdir, s64 now_sec, u32 now_nsec,
-		     struct novars_nlinks *out);
-int novars_rs_rename(struct super_block *sb, const struct novars_rename_args *args,
-		     struct novars_nlinks *out);
-/* write(2): bytes written or -errno; facts: NOVARS_W_MAPPED. */
-s64 novars_rs_write(struct inode *inode, void *info, void *iter, u64 pos, u64 len,
-		    u64 size, s64 now_sec, u32 now_nsec, u32 facts,
-		    struct novars_write_out *out);
+/* Namespace operations: the new inode number (create) or 0, or -errno. */
+s64 novars_rs_create(struct inode *dir, const u8 *name, size_t len,
+		     const struct novars_create_args *args);
+s64 novars_rs_tmpfile(struct inode *dir, const struct novars_create_args *args);
+int novars_rs_link(struct inode *dir, const u8 *name, size_t len, struct inode *target);
+int novars_rs_unlink(struct inode *dir, const u8 *name, size_t len, struct inode *victim,
+		     bool rmdir);
+int novars_rs_rename(const struct novars_rename_args *args);
+/* write(2): bytes written or -errno; facts: NOVARS_W_MAPPED; *filled: holes
+ * were filled in place (their zero-page mappings must go). */
+s64 novars_rs_write(struct inode *inode, void *iter, u64 pos, u64 len, u64 size, u32 facts,
+		    u64 *filled);
 /* setattr: _begin checks and completes *args before C prepares a size
  * change (0: go on, 1: nothing to do, or -errno); then novars_rs_setattr
- * logs it and returns the new i_blocks or -errno. */
-int novars_rs_setattr_begin(void *info, struct novars_setattr_args *args);
-s64 novars_rs_setattr(struct inode *inode, void *info, const struct novars_setattr_args *args);
+ * logs it: 0 or -errno. */
+int novars_rs_setattr_begin(struct inode *inode, struct novars_setattr_args *args);
+int novars_rs_setattr(struct inode *inode, const struct novars_setattr_args *args);
 /* evict: frees the inode if Rust's link count is 0. */
-void novars_rs_evict(struct inode *inode, void *info);
+void novars_rs_evict(struct inode *inode);
 /* Seals (seal.rs, novars_ioctl.h); slot is &file->private_data. _check:
  * the ioctl's argument (NULL: not copied) from a file open for writing or
  * not; 0 or -errno. */
 struct novars_seal;
 struct novars_seal_info;
 int novars_rs_seal_check(bool writable, const struct novars_seal *s);
-int novars_rs_seal(struct inode *inode, void *info, void **slot, u64 off, u64 len,
-		   u64 size, s64 now_sec, u32 now_nsec, struct novars_write_out *out);
-void novars_rs_unseal(void *info, void **slot);
-void novars_rs_seal_info(void *info, struct novars_seal_info *out);
+int novars_rs_seal(struct inode *inode, void **slot, u64 off, u64 len, u64 size);
+void novars_rs_unseal(struct inode *inode, void **slot);
+void novars_rs_seal_info(struct inode *inode, struct novars_seal_info *out);
 /* fallocate: _begin, before any lock: NOVARS_FA_* for mode, or -errno;
- * then (inode lock held) novars_rs_fallocate, with out->size holding the
- * size on entry: 0 or -errno. */
-int novars_rs_fallocate_begin(void *info, u32 mode);
-int novars_rs_fallocate(struct inode *inode, void *info, u32 mode, u64 off, u64 len,
-			s64 now_sec, u32 now_nsec, struct novars_falloc_out *out);
+ * then (inode lock held) novars_rs_fallocate: 0 or -errno. */
+int novars_rs_fallocate_begin(struct inode *inode, u32 mode);
+int novars_rs_fallocate(struct inode *inode, u32 mode, u64 off, u64 len, u64 size);
 
 #endif /* NOVARS_SHIM_H */

@@ -24,8 +24,7 @@ use crate::inode::{self, Index, Inner};
 use crate::layout::log::MAX_FILE_SIZE;
 use crate::layout::BLOCK_SIZE_U64;
 use crate::mmap::fill_holes;
-use crate::namei::ts;
-use crate::shim;
+use crate::shim::{self, IAttr};
 use crate::super_::{self, SbInfo};
 use core::ffi::{c_int, c_void};
 use kernel::bindings;
@@ -116,25 +115,33 @@ fn seal(
 }
 
 /// `NOVARS_IOC_SEAL`: allocate `[off, off+len)` and take this open file's
-/// hold. `out` gets the size and i_blocks after the call (also on error:
-/// blocks committed before a failure stay). Returns 0 or -errno.
+/// hold (`size`: i_size). The VFS inode gets the size and i_blocks after
+/// the call (also on error: blocks committed before a failure stay).
+/// Returns 0 or -errno.
 #[no_mangle]
 extern "C" fn novars_rs_seal(
     inode: *mut bindings::inode,
-    info: *mut c_void,
     slot: *mut *mut c_void,
     off: u64,
     len: u64,
     size: u64,
-    now_sec: i64,
-    now_nsec: u32,
-    out: *mut WriteOut,
 ) -> c_int {
-    // SAFETY: C passes a live novars inode, its info, the open file's
-    // private_data word and an out struct.
-    let (sbi, info, out) = unsafe { (super_::sbi((*inode).i_sb), inode::info(info), &mut *out) };
-    out.size = size;
-    match seal(sbi, info, slot, off, len, size, ts(now_sec, now_nsec), out) {
+    // SAFETY: C passes a live novars inode, its inode lock held, and the
+    // open file's private_data word.
+    let (sbi, info, now) =
+        unsafe { (super_::sbi((*inode).i_sb), inode::of(inode), shim::now(inode)) };
+    let mut out = WriteOut { size, ..WriteOut::default() };
+    let r = seal(sbi, info, slot, off, len, size, now, &mut out);
+    let mut a = IAttr::default();
+    if out.size > size {
+        a = a.size(out.size).changed(now, true);
+    }
+    if out.blocks != 0 {
+        a = a.blocks(out.blocks);
+    }
+    // SAFETY: as above.
+    unsafe { a.set(inode) };
+    match r {
         Ok(()) => 0,
         Err(e) => e.to_errno(),
     }
@@ -142,10 +149,10 @@ extern "C" fn novars_rs_seal(
 
 /// Drops the hold of an open file being released (no-op if it has none).
 #[no_mangle]
-extern "C" fn novars_rs_unseal(info: *mut c_void, slot: *mut *mut c_void) {
-    // SAFETY: C passes the inode's info and the released file's
+extern "C" fn novars_rs_unseal(inode: *mut bindings::inode, slot: *mut *mut c_void) {
+    // SAFETY: C passes a live novars inode and the released file's
     // private_data word.
-    let info = unsafe { inode::info(info) };
+    let info = unsafe { inode::of(inode) };
     let mut g = info.inner.lock();
     // SAFETY: see `seal`: the word is only touched under the inode lock.
     if unsafe { *slot } == HOLDER {
@@ -200,9 +207,9 @@ extern "C" fn novars_rs_seal_check(writable: bool, s: *const SealArg) -> c_int {
 
 /// `NOVARS_IOC_SEAL_INFO`: the holds on the inode's block map.
 #[no_mangle]
-extern "C" fn novars_rs_seal_info(info: *mut c_void, out: *mut SealInfo) {
-    // SAFETY: C passes the inode's info and the answer to fill.
-    let (info, out) = unsafe { (inode::info(info), &mut *out) };
+extern "C" fn novars_rs_seal_info(inode: *mut bindings::inode, out: *mut SealInfo) {
+    // SAFETY: C passes a live novars inode and the answer to fill.
+    let (info, out) = unsafe { (inode::of(inode), &mut *out) };
     let holders = info.inner.lock().seals;
     *out = SealInfo { sealed: u32::from(holders != 0), holders, reserved: 0 };
 }

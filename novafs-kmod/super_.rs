@@ -387,11 +387,7 @@ fn parse_param(opts: &mut Opts, key: &[u8], value: Option<&[u8]>) -> Result {
 /// fs_context `parse_param` (C hands over the key and the string value,
 /// NULL for a flag): 0 or -errno as [`parse_param`].
 #[no_mangle]
-extern "C" fn novars_rs_parse_param(
-    opts: *mut Opts,
-    key: *const u8,
-    value: *const u8,
-) -> c_int {
+extern "C" fn novars_rs_parse_param(opts: *mut Opts, key: *const u8, value: *const u8) -> c_int {
     // SAFETY: C passes the fs_context's options and the parameter's
     // NUL-terminated key and value (or NULL), alive for the call.
     let (opts, key, value) = unsafe {
