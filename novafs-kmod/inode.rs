@@ -7,7 +7,7 @@ use crate::index::{DirMap, ExtentMap, Lookup};
 use crate::layout::append::LogEnd;
 use crate::layout::inode::{read_inode_at, slot_pos_in, Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
 use crate::layout::walk::{replay_inode, Ignore};
-use crate::layout::{Media, BLOCK_SIZE};
+use crate::layout::{Media, Timespec, BLOCK_SIZE};
 use crate::locks::LogLock;
 use crate::log::LogPos;
 use crate::shim::{self, IAttr, I_ATIME, I_BLOCKS, I_CTIME, I_MTIME, I_NLINK, I_SIZE};
@@ -45,6 +45,8 @@ pub(crate) struct Inner {
 pub(crate) struct InodeInfo {
     pub(crate) ino: u64,
     pub(crate) gen: u32,
+    /// Birth time (statx `btime`; never changes).
+    pub(crate) btime: Timespec,
     /// Byte position of the inode record.
     pub(crate) rec: u64,
     /// Held by every operation that appends to this inode's log, from
@@ -180,11 +182,10 @@ fn load(sbi: &SbInfo, ino: u64) -> Result<(*mut c_void, IAttr)> {
         atime_sec: view.atime.sec,
         mtime_sec: view.mtime.sec,
         ctime_sec: view.ctime.sec,
-        btime_sec: view.btime.sec,
         atime_nsec: view.atime.nsec,
         mtime_nsec: view.mtime.nsec,
         ctime_nsec: view.ctime.nsec,
-        btime_nsec: view.btime.nsec,
+        pad: 0,
         link: link.cast(),
     };
     let log = LogPos::default().at(LogEnd::walked(raw.log_head, raw.log_tail, &rep));
@@ -194,6 +195,7 @@ fn load(sbi: &SbInfo, ino: u64) -> Result<(*mut c_void, IAttr)> {
         pin_init!(InodeInfo {
             ino,
             gen,
+            btime: view.btime,
             rec: pos,
             log_lock <- LogLock::new(),
             inner <- kernel::new_mutex!(inner, "novars_inode"),
@@ -238,6 +240,39 @@ extern "C" fn novars_rs_read_inode(
             core::ptr::null_mut()
         }
     }
+}
+
+/// `getattr`: the VFS's attributes (`generic_fillattr`) plus the birth
+/// time and the DAX attribute (every regular file is DAX).
+#[no_mangle]
+extern "C" fn novars_rs_getattr(
+    idmap: *mut bindings::mnt_idmap,
+    path: *const bindings::path,
+    stat: *mut bindings::kstat,
+    mask: u32,
+    _flags: core::ffi::c_uint,
+) -> c_int {
+    let dax = u64::from(bindings::STATX_ATTR_DAX);
+    // SAFETY: the VFS passes a path to a live novars inode (read by iget)
+    // and the kstat to fill, both alive for the call.
+    unsafe {
+        let inode = (*(*path).dentry).d_inode;
+        bindings::generic_fillattr(idmap, mask, inode, stat);
+        let stat = &mut *stat;
+        if mask & bindings::STATX_BTIME != 0 {
+            let b = of(inode).btime;
+            stat.result_mask |= bindings::STATX_BTIME;
+            stat.btime = bindings::timespec64 {
+                tv_sec: b.sec,
+                tv_nsec: isize::try_from(b.nsec).unwrap_or(0),
+            };
+        }
+        if (*inode).i_flags & bindings::S_DAX != 0 {
+            stat.attributes |= dax;
+        }
+        stat.attributes_mask |= dax;
+    }
+    0
 }
 
 /// Frees what `novars_rs_read_inode` returned (from `free_inode`).

@@ -41,11 +41,11 @@ static_assert(PAGE_SIZE == 4096);
 static_assert(sizeof(struct novars_opts) == 8);
 static_assert(sizeof(struct novars_sb_c) == 48 && offsetof(struct novars_sb_c, kaddr) == 16 &&
 	      offsetof(struct novars_sb_c, uuid) == 32);
-static_assert(sizeof(struct novars_iattr) == 104 &&
+static_assert(sizeof(struct novars_iattr) == 96 &&
 	      offsetof(struct novars_iattr, generation) == 20 &&
 	      offsetof(struct novars_iattr, atime_sec) == 48 &&
-	      offsetof(struct novars_iattr, atime_nsec) == 80 &&
-	      offsetof(struct novars_iattr, link) == 96);
+	      offsetof(struct novars_iattr, atime_nsec) == 72 &&
+	      offsetof(struct novars_iattr, link) == 88);
 static_assert(sizeof(struct novars_map) == 32 && sizeof(struct novars_statfs) == 48);
 static_assert(sizeof(struct novars_owner) == 16);
 static_assert(sizeof(struct novars_create_args) == 40 &&
@@ -74,8 +74,6 @@ static_assert(S_ISGID == 02000 && S_IFDIR == 0040000 && S_IFCHR == 0020000);
 struct novars_inode {
 	struct inode vfs;
 	void *info;		/* Rust `InodeInfo`, freed in free_inode */
-	s64 btime_sec;
-	u32 btime_nsec;
 };
 
 /* Rust reaches info from the inode (inode.rs `VfsInode`). */
@@ -177,8 +175,6 @@ static struct inode *novars_alloc_inode(struct super_block *sb)
 	if (!ni)
 		return NULL;
 	ni->info = NULL;
-	ni->btime_sec = 0;
-	ni->btime_nsec = 0;
 	return &ni->vfs;
 }
 
@@ -454,42 +450,7 @@ static void novars_inode_init_once(void *p)
 	inode_init_once(&ni->vfs);
 }
 
-static int novars_getattr(struct mnt_idmap *idmap, const struct path *path,
-			  struct kstat *stat, u32 request_mask,
-			  unsigned int query_flags)
-{
-	struct inode *inode = d_inode(path->dentry);
-
-	generic_fillattr(idmap, request_mask, inode, stat);
-	if (request_mask & STATX_BTIME) {
-		stat->result_mask |= STATX_BTIME;
-		stat->btime.tv_sec = NI(inode)->btime_sec;
-		stat->btime.tv_nsec = NI(inode)->btime_nsec;
-	}
-	if (IS_DAX(inode))
-		stat->attributes |= STATX_ATTR_DAX;
-	stat->attributes_mask |= STATX_ATTR_DAX;
-	return 0;
-}
-
 /* ---------------------------------------------------------- directories */
-
-static struct dentry *novars_lookup(struct inode *dir, struct dentry *dentry,
-				    unsigned int flags)
-{
-	struct inode *inode = NULL;
-	s64 ino;
-
-	ino = novars_rs_lookup(dir, dentry->d_name.name, dentry->d_name.len);
-	if (ino < 0)
-		return ERR_PTR(ino);
-	if (ino > 0) {
-		inode = novars_iget(dir->i_sb, ino);
-		if (IS_ERR(inode))
-			return ERR_CAST(inode);
-	}
-	return d_splice_alias(inode, dentry);
-}
 
 int novars_dir_emit(struct dir_context *ctx, const char *name, int len,
 		    u64 ino, u32 dt, u64 pos)
@@ -523,7 +484,7 @@ static const struct file_operations novars_dir_fops = {
 };
 
 static const struct inode_operations novars_dir_iops = {
-	.lookup		= novars_lookup,
+	.lookup		= novars_rs_lookup,
 	.create		= novars_create,
 	.mkdir		= novars_mkdir,
 	.mknod		= novars_mknod,
@@ -533,7 +494,7 @@ static const struct inode_operations novars_dir_iops = {
 	.unlink		= novars_unlink,
 	.rmdir		= novars_rmdir,
 	.rename		= novars_rename,
-	.getattr	= novars_getattr,
+	.getattr	= novars_rs_getattr,
 	.setattr	= novars_setattr,
 };
 
@@ -912,13 +873,13 @@ static const struct file_operations novars_file_fops = {
 };
 
 static const struct inode_operations novars_file_iops = {
-	.getattr	= novars_getattr,
+	.getattr	= novars_rs_getattr,
 	.setattr	= novars_setattr,
 	.fiemap		= novars_fiemap,
 };
 
 static const struct inode_operations novars_special_iops = {
-	.getattr	= novars_getattr,
+	.getattr	= novars_rs_getattr,
 	.setattr	= novars_setattr,
 };
 
@@ -926,7 +887,7 @@ static const struct inode_operations novars_special_iops = {
  * utimensat with AT_SYMLINK_NOFOLLOW), statx reports btime. */
 static const struct inode_operations novars_symlink_iops = {
 	.get_link	= simple_get_link,
-	.getattr	= novars_getattr,
+	.getattr	= novars_rs_getattr,
 	.setattr	= novars_setattr,
 };
 
@@ -952,8 +913,6 @@ struct inode *novars_iget(struct super_block *sb, u64 ino)
 		iget_failed(inode);
 		return ERR_PTR(err);
 	}
-	NI(inode)->btime_sec = a.btime_sec;
-	NI(inode)->btime_nsec = a.btime_nsec;
 	inode->i_mode = a.mode;
 	i_uid_write(inode, a.uid);
 	i_gid_write(inode, a.gid);

@@ -16,6 +16,7 @@
 
 struct super_block;
 struct inode;
+struct dentry;
 struct dir_context;
 struct dax_device;
 
@@ -47,8 +48,8 @@ struct novars_iattr {
 	u64 size;
 	u64 rdev;	/* new_encode_dev() value */
 	u64 blocks;	/* 512-byte sectors in use */
-	s64 atime_sec, mtime_sec, ctime_sec, btime_sec;
-	u32 atime_nsec, mtime_nsec, ctime_nsec, btime_nsec;
+	s64 atime_sec, mtime_sec, ctime_sec;
+	u32 atime_nsec, mtime_nsec, ctime_nsec, pad;
 	char *link;	/* symlinks: kmalloc'd NUL-terminated target, owned by the inode */
 };
 #define NOVARS_I_NLINK	1u
@@ -172,7 +173,6 @@ void novars_log_unlock(struct mutex *m);
  * the VFS says so) or -EINVAL (a bad value). */
 int novars_rs_parse_param(struct novars_opts *opts, const char *key, const char *value);
 struct seq_file;
-struct dentry;
 int novars_rs_show_options(struct seq_file *m, struct dentry *root);
 int novars_rs_fill_super(struct super_block *sb, const struct novars_opts *opts, int silent);
 void novars_rs_put_super(struct super_block *sb);
@@ -184,8 +184,14 @@ void novars_rs_statfs(struct super_block *sb, struct novars_statfs *out);
 /* Read inode ino: fills *attr and returns the Rust inode info (or NULL and *err). */
 void *novars_rs_read_inode(struct super_block *sb, u64 ino, struct novars_iattr *attr, int *err);
 void novars_rs_free_inode_info(void *info);
-/* Lookup name in dir: returns the inode number, 0 if absent, or -errno. */
-s64 novars_rs_lookup(struct inode *dir, const u8 *name, size_t len);
+/* inode_operations lookup and getattr (getattr adds btime and the DAX
+ * attribute to generic_fillattr's answer). */
+struct dentry *novars_rs_lookup(struct inode *dir, struct dentry *dentry, unsigned int flags);
+struct mnt_idmap;
+struct path;
+struct kstat;
+int novars_rs_getattr(struct mnt_idmap *idmap, const struct path *path, struct kstat *stat,
+		      u32 request_mask, unsigned int query_flags);
 /* readdir from position pos (>= 2): calls novars_dir_emit per entry. */
 int novars_rs_readdir(struct inode *dir, struct dir_context *ctx, u64 pos);
 /* iomap_begin: the mapping at pos (size: i_size). */

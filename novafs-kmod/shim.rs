@@ -134,11 +134,10 @@ pub(crate) struct IAttr {
     pub(crate) atime_sec: i64,
     pub(crate) mtime_sec: i64,
     pub(crate) ctime_sec: i64,
-    pub(crate) btime_sec: i64,
     pub(crate) atime_nsec: u32,
     pub(crate) mtime_nsec: u32,
     pub(crate) ctime_nsec: u32,
-    pub(crate) btime_nsec: u32,
+    pub(crate) pad: u32,
     pub(crate) link: *mut c_char,
 }
 
@@ -171,11 +170,10 @@ impl Default for IAttr {
             atime_sec: 0,
             mtime_sec: 0,
             ctime_sec: 0,
-            btime_sec: 0,
             atime_nsec: 0,
             mtime_nsec: 0,
             ctime_nsec: 0,
-            btime_nsec: 0,
+            pad: 0,
             link: core::ptr::null_mut(),
         }
     }
@@ -282,11 +280,11 @@ const _: () = assert!(core::mem::size_of::<Opts>() == 8);
 const _: () = assert!(core::mem::size_of::<SbC>() == 48);
 const _: () = assert!(core::mem::offset_of!(SbC, kaddr) == 16);
 const _: () = assert!(core::mem::offset_of!(SbC, uuid) == 32);
-const _: () = assert!(core::mem::size_of::<IAttr>() == 104);
+const _: () = assert!(core::mem::size_of::<IAttr>() == 96);
 const _: () = assert!(core::mem::offset_of!(IAttr, generation) == 20);
 const _: () = assert!(core::mem::offset_of!(IAttr, atime_sec) == 48);
-const _: () = assert!(core::mem::offset_of!(IAttr, atime_nsec) == 80);
-const _: () = assert!(core::mem::offset_of!(IAttr, link) == 96);
+const _: () = assert!(core::mem::offset_of!(IAttr, atime_nsec) == 72);
+const _: () = assert!(core::mem::offset_of!(IAttr, link) == 88);
 const _: () = assert!(core::mem::size_of::<Map>() == 32);
 const _: () = assert!(core::mem::size_of::<StatFs>() == 48);
 const _: () = assert!(core::mem::size_of::<OwnerFacts>() == 16);
@@ -351,6 +349,16 @@ extern "C" {
     pub(crate) fn novars_sb_rdonly(sb: *mut bindings::super_block) -> bool;
     pub(crate) fn novars_cpu() -> u32;
     pub(crate) fn novars_copy_from_iter(iter: *mut c_void, dst: *mut c_void, len: usize) -> usize;
+}
+
+/// Whether a pointer from C is an `ERR_PTR` (`IS_ERR`).
+pub(crate) fn is_err<T>(p: *mut T) -> bool {
+    p as usize >= (-(bindings::MAX_ERRNO as isize)) as usize
+}
+
+/// `ERR_PTR(errno)` for a negative errno.
+pub(crate) fn err_ptr<T>(errno: c_int) -> *mut T {
+    errno as isize as *mut T
 }
 
 /// A negative errno for a positive uapi constant from `bindings`.

@@ -555,7 +555,7 @@ fn setup(
         }
         e
     };
-    if root.is_null() || (root as usize) >= (-4095isize) as usize {
+    if root.is_null() || shim::is_err(root) {
         let errno =
             if root.is_null() { shim::neg(bindings::ENOMEM) } else { root as isize as c_int };
         return Err(fail(Error::from_errno(errno)));
