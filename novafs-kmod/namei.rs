@@ -613,10 +613,15 @@ const _: () = assert!(core::mem::size_of::<RenameArgs>() == 80);
 const _: () = assert!(core::mem::offset_of!(RenameArgs, old_len) == 48);
 const _: () = assert!(core::mem::offset_of!(RenameArgs, owner) == 64);
 
-/// `RENAME_*` (`linux/fs.h`, asserted in `novars_shim.c`).
-const RENAME_NOREPLACE: u32 = 1;
-const RENAME_EXCHANGE: u32 = 2;
-const RENAME_WHITEOUT: u32 = 4;
+/// `RENAME_*` (`linux/fs.h`).
+const RENAME_NOREPLACE: u32 = bindings::RENAME_NOREPLACE;
+const RENAME_EXCHANGE: u32 = bindings::RENAME_EXCHANGE;
+const RENAME_WHITEOUT: u32 = bindings::RENAME_WHITEOUT;
+// A whiteout as the VFS defines it (what `new_whiteout` writes), and the
+// mode bits the owner rules read from C: the layout's values are the VFS's.
+const _: () = assert!(bindings::WHITEOUT_MODE == 0 && bindings::WHITEOUT_DEV == 0);
+const _: () = assert!(S_ISGID == bindings::S_ISGID && S_IFDIR == bindings::S_IFDIR);
+const _: () = assert!(S_IFCHR == bindings::S_IFCHR && S_IFMT == bindings::S_IFMT);
 
 /// A whiteout (character device 0:0, mode 0) written for a rename, FREE
 /// until the rename's transaction makes it LIVE.

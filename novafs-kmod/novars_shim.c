@@ -31,13 +31,10 @@
 #include "novars_trace.h"
 
 /*
- * novars maps its 4 KiB blocks straight into user space with DAX: a block
- * must be a page. layout::BLOCK_SIZE is asserted equal to PAGE_SIZE on the
- * Rust side too (novars_main.rs).
+ * Layouts shared with Rust (mirrored by const asserts in shim.rs). Kernel
+ * values that Rust's bindings have (PAGE_SIZE, ATTR_*, RENAME_*, S_IF*,
+ * MAX_LOCKDEP_SUBCLASSES) are asserted there; these are the others.
  */
-static_assert(PAGE_SIZE == 4096);
-
-/* Layouts shared with Rust (mirrored by const asserts in shim.rs). */
 static_assert(sizeof(struct novars_opts) == 8);
 static_assert(sizeof(struct novars_sb_c) == 48 && offsetof(struct novars_sb_c, kaddr) == 16 &&
 	      offsetof(struct novars_sb_c, uuid) == 32);
@@ -58,17 +55,9 @@ static_assert(sizeof(struct novars_setattr_args) == 88 &&
 static_assert(sizeof(struct novars_seal) == 24 && sizeof(struct novars_seal_info) == 16);
 /* Kernel values Rust uses as plain numbers (shim.rs, file.rs, namei.rs). */
 static_assert(IOMAP_WRITE == 1 && IOMAP_FAULT == 1 << 3);
-static_assert(NOVARS_MAX_LOCKED <= MAX_LOCKDEP_SUBCLASSES);
-static_assert(RENAME_NOREPLACE == 1 && RENAME_EXCHANGE == 2 && RENAME_WHITEOUT == 4);
-static_assert(WHITEOUT_MODE == 0 && WHITEOUT_DEV == 0);
 static_assert(FALLOC_FL_KEEP_SIZE == 1 && FALLOC_FL_PUNCH_HOLE == 2 &&
 	      FALLOC_FL_COLLAPSE_RANGE == 8 && FALLOC_FL_ZERO_RANGE == 0x10 &&
 	      FALLOC_FL_INSERT_RANGE == 0x20);
-static_assert(ATTR_MODE == NOVARS_SA_MODE && ATTR_UID == NOVARS_SA_UID &&
-	      ATTR_GID == NOVARS_SA_GID && ATTR_SIZE == NOVARS_SA_SIZE &&
-	      ATTR_ATIME == NOVARS_SA_ATIME && ATTR_MTIME == NOVARS_SA_MTIME &&
-	      ATTR_CTIME == NOVARS_SA_CTIME);
-static_assert(S_ISGID == 02000 && S_IFDIR == 0040000 && S_IFCHR == 0020000);
 
 /* The VFS inode with novars's per-inode state (owned by Rust). */
 struct novars_inode {
@@ -281,7 +270,7 @@ static int novars_setattr(struct mnt_idmap *idmap, struct dentry *dentry,
 	if (err)
 		return err;
 	a = (struct novars_setattr_args){
-		.valid = attr->ia_valid & NOVARS_SA_ALL,
+		.valid = attr->ia_valid,
 		.mode = attr->ia_mode,
 		.uid = from_kuid(&init_user_ns, AS_KUIDT(attr->ia_vfsuid)),
 		.gid = from_kgid(&init_user_ns, AS_KGIDT(attr->ia_vfsgid)),
@@ -300,15 +289,15 @@ static int novars_setattr(struct mnt_idmap *idmap, struct dentry *dentry,
 	attr->ia_valid |= a.valid;
 	attr->ia_mtime = (struct timespec64){ a.mtime_sec, a.mtime_nsec };
 	attr->ia_ctime = (struct timespec64){ a.ctime_sec, a.ctime_nsec };
-	if (a.valid & NOVARS_SA_SIZE) {
+	if (a.valid & ATTR_SIZE) {
 		err = novars_size_change_begin(inode, a.size, &a.facts);
 		if (err)
 			return err;
 	}
 	err = novars_rs_setattr(inode, &a);
-	if (!err && (a.valid & NOVARS_SA_SIZE))
+	if (!err && (a.valid & ATTR_SIZE))
 		truncate_setsize(inode, a.size);
-	if (a.valid & NOVARS_SA_SIZE)
+	if (a.valid & ATTR_SIZE)
 		filemap_invalidate_unlock(inode->i_mapping);
 	if (err)
 		return err;
@@ -624,20 +613,12 @@ static loff_t novars_file_llseek(struct file *file, loff_t offset, int whence)
 {
 	struct inode *inode = file_inode(file);
 
-	switch (whence) {
-	case SEEK_HOLE:
-		inode_lock_shared(inode);
-		offset = iomap_seek_hole(inode, offset, &novars_iomap_ops);
-		inode_unlock_shared(inode);
-		break;
-	case SEEK_DATA:
-		inode_lock_shared(inode);
-		offset = iomap_seek_data(inode, offset, &novars_iomap_ops);
-		inode_unlock_shared(inode);
-		break;
-	default:
+	if (whence != SEEK_HOLE && whence != SEEK_DATA)
 		return generic_file_llseek(file, offset, whence);
-	}
+	inode_lock_shared(inode);
+	offset = whence == SEEK_HOLE ? iomap_seek_hole(inode, offset, &novars_iomap_ops) :
+				       iomap_seek_data(inode, offset, &novars_iomap_ops);
+	inode_unlock_shared(inode);
 	if (offset < 0)
 		return offset;
 	return vfs_setpos(file, offset, inode->i_sb->s_maxbytes);
@@ -796,13 +777,6 @@ static int novars_dax_writepages(struct address_space *mapping,
 	return dax_writeback_mapping_range(mapping, c->dax, wbc);
 }
 
-/* Last close of an open file: drop its seal, if it holds one. */
-static int novars_file_release(struct inode *inode, struct file *file)
-{
-	novars_rs_unseal(inode, &file->private_data);
-	return 0;
-}
-
 static long novars_ioc_seal(struct file *file, struct novars_seal __user *arg)
 {
 	struct inode *inode = file_inode(file);
@@ -864,7 +838,7 @@ static const struct file_operations novars_file_fops = {
 	.splice_read	= copy_splice_read,
 	.splice_write	= iter_file_splice_write,
 	.open		= novars_file_open,
-	.release	= novars_file_release,
+	.release	= novars_rs_release,
 	.unlocked_ioctl	= novars_file_ioctl,
 	.compat_ioctl	= compat_ptr_ioctl,
 	.fallocate	= novars_fallocate,

@@ -99,8 +99,8 @@ struct novars_rename_args {
 };
 
 /* Arguments of novars_rs_setattr_begin and novars_rs_setattr: the iattr
- * as the VFS gives it (valid: ATTR_* bits, equal to layout's SETATTR
- * bits); Rust may add to valid and the times (truncate). */
+ * as the VFS gives it (valid: ATTR_*; Rust keeps the bits it logs, which
+ * equal layout's SETATTR bits, and may add times: truncate). */
 struct novars_setattr_args {
 	u32 valid, mode, uid, gid;
 	u64 size, old_size;
@@ -109,14 +109,6 @@ struct novars_setattr_args {
 	u32 inode_mode;	/* the inode's file type and mode */
 	u32 facts;	/* NOVARS_SA_TAIL_MAPPED */
 };
-#define NOVARS_SA_MODE	1u
-#define NOVARS_SA_UID	2u
-#define NOVARS_SA_GID	4u
-#define NOVARS_SA_SIZE	8u
-#define NOVARS_SA_ATIME	16u
-#define NOVARS_SA_MTIME	32u
-#define NOVARS_SA_CTIME	64u
-#define NOVARS_SA_ALL	127u
 /* facts: the page holding the new size has a DAX entry (mapped, or was). */
 #define NOVARS_SA_TAIL_MAPPED	1u
 
@@ -155,8 +147,7 @@ u32 novars_cpu(void);
 size_t novars_copy_from_iter(void *iter, void *dst, size_t len);
 bool novars_sb_rdonly(struct super_block *sb);
 
-/* Per-inode log locks (locks.rs); subclass < NOVARS_MAX_LOCKED. */
-#define NOVARS_MAX_LOCKED 4	/* locks.rs MAX_LOCKED */
+/* Per-inode log locks (locks.rs); subclass < locks.rs MAX_LOCKED. */
 struct mutex;
 void novars_log_lock_init(struct mutex *m);
 void novars_log_lock(struct mutex *m, unsigned int subclass);
@@ -224,7 +215,9 @@ struct novars_seal;
 struct novars_seal_info;
 int novars_rs_seal_check(bool writable, const struct novars_seal *s);
 int novars_rs_seal(struct inode *inode, void **slot, u64 off, u64 len, u64 size);
-void novars_rs_unseal(struct inode *inode, void **slot);
+/* file_operations release (last close): drops the file's seal, if any. */
+struct file;
+int novars_rs_release(struct inode *inode, struct file *file);
 void novars_rs_seal_info(struct inode *inode, struct novars_seal_info *out);
 /* fallocate: _begin, before any lock: NOVARS_FA_* for mode, or -errno;
  * then (inode lock held) novars_rs_fallocate: 0 or -errno. */

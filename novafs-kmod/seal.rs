@@ -147,12 +147,13 @@ extern "C" fn novars_rs_seal(
     }
 }
 
-/// Drops the hold of an open file being released (no-op if it has none).
+/// file_operations `release` (the open file's last close): drops its
+/// hold, if it has one.
 #[no_mangle]
-extern "C" fn novars_rs_unseal(inode: *mut bindings::inode, slot: *mut *mut c_void) {
-    // SAFETY: C passes a live novars inode and the released file's
-    // private_data word.
-    let info = unsafe { inode::of(inode) };
+extern "C" fn novars_rs_release(inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
+    // SAFETY: the VFS passes a live novars inode (read by iget) and the
+    // open file being released.
+    let (info, slot) = unsafe { (inode::of(inode), core::ptr::addr_of_mut!((*file).private_data)) };
     let mut g = info.inner.lock();
     // SAFETY: see `seal`: the word is only touched under the inode lock.
     if unsafe { *slot } == HOLDER {
@@ -160,6 +161,7 @@ extern "C" fn novars_rs_unseal(inode: *mut bindings::inode, slot: *mut *mut c_vo
         // SAFETY: as above.
         unsafe { *slot = core::ptr::null_mut() };
     }
+    0
 }
 
 /// `struct novars_seal` (`novars_ioctl.h`): the argument of `NOVARS_IOC_SEAL`.

@@ -44,15 +44,15 @@ pub(crate) struct SetattrArgs {
 
 const _: () = assert!(core::mem::size_of::<SetattrArgs>() == 88);
 const _: () = assert!(core::mem::offset_of!(SetattrArgs, inode_mode) == 80);
+// The VFS's ATTR_* bits are the layout's SETATTR bits.
 const _: () = {
-    assert!(shim::shim_h("NOVARS_SA_MODE") == sa::MODE as u64);
-    assert!(shim::shim_h("NOVARS_SA_UID") == sa::UID as u64);
-    assert!(shim::shim_h("NOVARS_SA_GID") == sa::GID as u64);
-    assert!(shim::shim_h("NOVARS_SA_SIZE") == sa::SIZE as u64);
-    assert!(shim::shim_h("NOVARS_SA_ATIME") == sa::ATIME as u64);
-    assert!(shim::shim_h("NOVARS_SA_MTIME") == sa::MTIME as u64);
-    assert!(shim::shim_h("NOVARS_SA_CTIME") == sa::CTIME as u64);
-    assert!(shim::shim_h("NOVARS_SA_ALL") == sa::ALL as u64);
+    assert!(bindings::ATTR_MODE == sa::MODE as u32);
+    assert!(bindings::ATTR_UID == sa::UID as u32);
+    assert!(bindings::ATTR_GID == sa::GID as u32);
+    assert!(bindings::ATTR_SIZE == sa::SIZE as u32);
+    assert!(bindings::ATTR_ATIME == sa::ATIME as u32);
+    assert!(bindings::ATTR_MTIME == sa::MTIME as u32);
+    assert!(bindings::ATTR_CTIME == sa::CTIME as u32);
     assert!(shim::shim_h("NOVARS_SA_TAIL_MAPPED") == SA_TAIL_MAPPED as u64);
 };
 
@@ -66,6 +66,7 @@ pub(crate) const SA_TAIL_MAPPED: u32 = 1;
 /// also for an unchanged size: POSIX wants it when the size changes).
 /// Returns whether there is anything to log.
 fn setattr_begin(info: &InodeInfo, a: &mut SetattrArgs) -> Result<bool> {
+    a.valid &= sa::ALL;
     if a.valid & sa::SIZE != 0 {
         if a.inode_mode & S_IFMT != S_IFREG {
             return Err(EINVAL);

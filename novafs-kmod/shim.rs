@@ -294,8 +294,6 @@ pub(crate) const IOMAP_WRITE: u32 = 1;
 /// `IOMAP_FAULT` (asserted in `novars_shim.c`).
 pub(crate) const IOMAP_FAULT: u32 = 1 << 3;
 
-const _: () = assert!(shim_h("NOVARS_MAX_LOCKED") == crate::locks::MAX_LOCKED as u64);
-
 // The persistence trace (tracing build): novars_trace.h mirrors layout.
 const _: () = {
     use layout::trace::{kind, op, TRACE_MAGIC, TRACE_VERSION};
