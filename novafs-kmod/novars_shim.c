@@ -3,10 +3,10 @@
  * C side of novars: what Rust cannot reach in Linux 6.12 (the fs_context
  * API, the VFS operation tables, DAX and iomap, and `static inline`
  * helpers). It decides nothing about novars: it takes the VFS's locks,
- * hands Rust the facts (times, the caller's ids, whether pages have DAX
- * entries), sets VFS inodes to the values Rust answers (link counts,
- * sizes, block counts, times), and states the layouts both sides share.
- * Every check, limit and choice is in Rust (DESIGN.md).
+ * hands Rust the facts (the caller's ids, whether pages have DAX entries),
+ * sets VFS inodes to the values Rust answers (novars_inode_set: link
+ * counts, sizes, block counts, times), and states the layouts both sides
+ * share. Every check, limit and choice is in Rust (DESIGN.md).
  */
 #include <linux/build_bug.h>
 #include <linux/dax.h>
@@ -777,52 +777,43 @@ static int novars_dax_writepages(struct address_space *mapping,
 	return dax_writeback_mapping_range(mapping, c->dax, wbc);
 }
 
-static long novars_ioc_seal(struct file *file, struct novars_seal __user *arg)
+/*
+ * NOVARS_IOC_SEAL once Rust has read and checked the argument (seal.rs):
+ * allocate and seal under the locks a size change takes.
+ */
+long novars_seal_locked(struct file *file, u64 off, u64 len)
 {
 	struct inode *inode = file_inode(file);
 	struct address_space *mapping = inode->i_mapping;
-	struct novars_seal s;
-	long err;
+	long err = mnt_want_write_file(file);
 
-	err = novars_rs_seal_check(file->f_mode & FMODE_WRITE,
-				   copy_from_user(&s, arg, sizeof(s)) ? NULL : &s);
-	if (err)
-		return err;
-	err = mnt_want_write_file(file);
 	if (err)
 		return err;
 	inode_lock(inode);
-	if (s.offset + s.length > i_size_read(inode)) {
-		err = inode_newsize_ok(inode, s.offset + s.length);
-		if (err)
-			goto unlock;
+	if (off + len > i_size_read(inode))
+		err = inode_newsize_ok(inode, off + len);
+	if (!err) {
+		filemap_invalidate_lock(mapping);
+		err = novars_rs_seal(inode, &file->private_data, off, len, i_size_read(inode));
+		/* Holes just allocated may have the zero page mapped. */
+		if (mapping->nrpages)
+			invalidate_inode_pages2_range(mapping, off >> PAGE_SHIFT,
+						      (off + len - 1) >> PAGE_SHIFT);
+		filemap_invalidate_unlock(mapping);
 	}
-	filemap_invalidate_lock(mapping);
-	err = novars_rs_seal(inode, &file->private_data, s.offset, s.length,
-			     i_size_read(inode));
-	/* Holes just allocated may have the zero page mapped. */
-	if (mapping->nrpages)
-		invalidate_inode_pages2_range(mapping, s.offset >> PAGE_SHIFT,
-			(s.offset + s.length - 1) >> PAGE_SHIFT);
-	filemap_invalidate_unlock(mapping);
-unlock:
 	inode_unlock(inode);
 	mnt_drop_write_file(file);
 	return err;
 }
 
+/* The ioctls of novars_ioctl.h: Rust copies and checks their arguments. */
 static long novars_file_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 {
-	struct novars_seal_info si = {};
-
 	switch (cmd) {
 	case NOVARS_IOC_SEAL:
-		return novars_ioc_seal(file, (struct novars_seal __user *)arg);
+		return novars_rs_ioc_seal(file, file->f_mode & FMODE_WRITE, arg);
 	case NOVARS_IOC_SEAL_INFO:
-		novars_rs_seal_info(file_inode(file), &si);
-		if (copy_to_user((void __user *)arg, &si, sizeof(si)))
-			return -EFAULT;
-		return 0;
+		return novars_rs_ioc_seal_info(file_inode(file), arg);
 	}
 	return -ENOTTY;
 }

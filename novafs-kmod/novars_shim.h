@@ -135,6 +135,9 @@ void novars_dax_unmap(struct novars_sb_c *c);
 void novars_flush(const void *addr, size_t len);
 void novars_memcpy_nt(void *dst, const void *src, size_t len);
 
+/* NOVARS_IOC_SEAL after Rust checked its argument: 0 or -errno. */
+struct file;
+long novars_seal_locked(struct file *file, u64 off, u64 len);
 /* Get the VFS inode ino (read via novars_rs_read_inode); ERR_PTR on error. */
 struct inode *novars_iget(struct super_block *sb, u64 ino);
 void novars_inode_set(struct inode *inode, const struct novars_iattr *a);
@@ -208,15 +211,13 @@ int novars_rs_setattr_begin(struct inode *inode, struct novars_setattr_args *arg
 int novars_rs_setattr(struct inode *inode, const struct novars_setattr_args *args);
 /* evict: frees the inode if Rust's link count is 0. */
 void novars_rs_evict(struct inode *inode);
-/* Seals (seal.rs, novars_ioctl.h); slot is &file->private_data. _check:
- * the ioctl's argument (NULL: not copied) from a file open for writing or
- * not; 0 or -errno. */
-struct novars_seal;
-struct novars_seal_info;
-int novars_rs_seal_check(bool writable, const struct novars_seal *s);
+/* Seals (seal.rs, novars_ioctl.h): the ioctls with their user-space
+ * argument at arg (_seal then calls novars_seal_locked), and the seal
+ * itself under those locks (slot: &file->private_data). 0 or -errno. */
+long novars_rs_ioc_seal(struct file *file, bool writable, unsigned long arg);
+long novars_rs_ioc_seal_info(struct inode *inode, unsigned long arg);
 int novars_rs_seal(struct inode *inode, void **slot, u64 off, u64 len, u64 size);
 /* file_operations release (last close): drops the file's seal, if any. */
-struct file;
 int novars_rs_release(struct inode *inode, struct file *file);
 void novars_rs_seal_info(struct inode *inode, struct novars_seal_info *out);
 /* fallocate: _begin, before any lock: NOVARS_FA_* for mode, or -errno;

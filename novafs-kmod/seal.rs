@@ -26,9 +26,12 @@ use crate::layout::BLOCK_SIZE_U64;
 use crate::mmap::fill_holes;
 use crate::shim::{self, IAttr};
 use crate::super_::{self, SbInfo};
-use core::ffi::{c_int, c_void};
+use core::ffi::{c_int, c_long, c_ulong, c_void};
+use core::mem::size_of;
 use kernel::bindings;
 use kernel::prelude::*;
+use kernel::types::{AsBytes, FromBytes};
+use kernel::uaccess::UserSlice;
 
 /// The value of `file->private_data` of an open file holding a seal.
 const HOLDER: *mut c_void = 1 as *mut c_void;
@@ -186,32 +189,50 @@ pub(crate) struct SealInfo {
 const _: () = assert!(core::mem::size_of::<SealArg>() == 24);
 const _: () = assert!(core::mem::size_of::<SealInfo>() == 16);
 
-/// `NOVARS_IOC_SEAL`'s argument `s` (`None`: it could not be copied from
-/// user space) from a file open for writing (`writable`) or not: EBADF,
-/// EFAULT, EINVAL (flags, or an empty range), EFBIG (past the largest
-/// offset), else 0. The limits of the file's size are the VFS's (C).
+// SAFETY: both are `repr(C)` integers without padding: every byte
+// pattern is a valid value and no byte is uninitialised.
+unsafe impl FromBytes for SealArg {}
+// SAFETY: as above.
+unsafe impl AsBytes for SealInfo {}
+
+/// `NOVARS_IOC_SEAL` with its argument at user address `arg`, from a file
+/// open for writing (`writable`) or not: EBADF, EFAULT, EINVAL (flags, or
+/// an empty range), EFBIG (past the largest offset); else C takes the
+/// locks and calls [`novars_rs_seal`] (the limits of the file's size are
+/// the VFS's). 0 or -errno.
 #[no_mangle]
-extern "C" fn novars_rs_seal_check(writable: bool, s: *const SealArg) -> c_int {
+extern "C" fn novars_rs_ioc_seal(
+    file: *mut bindings::file,
+    writable: bool,
+    arg: c_ulong,
+) -> c_long {
     if !writable {
-        return shim::neg(bindings::EBADF);
+        return shim::neg(bindings::EBADF).into();
     }
-    // SAFETY: `s` is NULL or points to the argument C copied in.
-    let Some(s) = (unsafe { s.as_ref() }) else { return shim::neg(bindings::EFAULT) };
+    let s = match UserSlice::new(arg as usize, size_of::<SealArg>()).reader().read::<SealArg>() {
+        Ok(s) => s,
+        Err(e) => return e.to_errno().into(),
+    };
     if s.flags != 0 || s.length == 0 {
-        return shim::neg(bindings::EINVAL);
+        return shim::neg(bindings::EINVAL).into();
     }
     let max = i64::MAX as u64;
     if s.offset > max || s.length > max - s.offset {
-        return shim::neg(bindings::EFBIG);
+        return shim::neg(bindings::EFBIG).into();
     }
-    0
+    // SAFETY: `file` is the open file of this ioctl call.
+    unsafe { shim::novars_seal_locked(file, s.offset, s.length) }
 }
 
-/// `NOVARS_IOC_SEAL_INFO`: the holds on the inode's block map.
+/// `NOVARS_IOC_SEAL_INFO`: the holds on the inode's block map, written to
+/// user address `arg`. 0 or -errno.
 #[no_mangle]
-extern "C" fn novars_rs_seal_info(inode: *mut bindings::inode, out: *mut SealInfo) {
-    // SAFETY: C passes a live novars inode and the answer to fill.
-    let (info, out) = unsafe { (inode::of(inode), &mut *out) };
-    let holders = info.inner.lock().seals;
-    *out = SealInfo { sealed: u32::from(holders != 0), holders, reserved: 0 };
+extern "C" fn novars_rs_ioc_seal_info(inode: *mut bindings::inode, arg: c_ulong) -> c_long {
+    // SAFETY: C passes the live novars inode of the ioctl's open file.
+    let holders = unsafe { inode::of(inode) }.inner.lock().seals;
+    let out = SealInfo { sealed: u32::from(holders != 0), holders, reserved: 0 };
+    match UserSlice::new(arg as usize, size_of::<SealInfo>()).writer().write(&out) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno().into(),
+    }
 }

@@ -10,7 +10,7 @@
 //! at compile time and a const assert here fails the build on any drift.
 
 use crate::layout::{self, Timespec};
-use core::ffi::{c_char, c_int, c_void};
+use core::ffi::{c_char, c_int, c_long, c_void};
 use kernel::bindings;
 
 const SHIM_H: &str = include_str!("novars_shim.h");
@@ -336,6 +336,7 @@ extern "C" {
     pub(crate) fn novars_memcpy_nt(dst: *mut c_void, src: *const c_void, len: usize);
     pub(crate) fn novars_iget(sb: *mut bindings::super_block, ino: u64) -> *mut bindings::inode;
     fn novars_inode_set(inode: *mut bindings::inode, a: *const IAttr);
+    pub(crate) fn novars_seal_locked(file: *mut bindings::file, off: u64, len: u64) -> c_long;
     pub(crate) fn novars_dir_emit(
         ctx: *mut c_void,
         name: *const c_char,
