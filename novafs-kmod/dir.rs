@@ -6,10 +6,11 @@
 //! are `.` and `..`): stable across concurrent changes, so telldir/seekdir
 //! work and a concurrently added name never causes a repeat.
 
-use crate::inode::{self, Index};
+use crate::inode::{self, Index, InodeInfo};
 use crate::shim;
-use core::ffi::{c_int, c_void};
+use core::ffi::{c_int, c_uint, c_void};
 use kernel::bindings;
+use kernel::prelude::*;
 
 /// Largest readdir position: cookies are 63-bit sequence numbers (plus 2).
 const POS_MAX: u64 = i64::MAX as u64;
@@ -18,37 +19,53 @@ const _: () = assert!(shim::shim_h("NOVARS_DIR_POS_MAX") == POS_MAX);
 /// Names copied out per lock hold.
 const BATCH: usize = 32;
 
-/// Lookup: the inode number of `name` in `dir`, 0 if absent, or -errno.
+/// The inode number of `name` in `dir`, 0 if absent.
+fn lookup(dir: &InodeInfo, name: &[u8]) -> Result<u64> {
+    // Longer names exist nowhere (ENAMETOOLONG, as for every Linux fs).
+    if name.len() > crate::layout::log::NAME_MAX {
+        return Err(shim::err(bindings::ENAMETOOLONG));
+    }
+    let mut g = dir.inner.lock();
+    match &mut g.index {
+        Index::Dir(d) => Ok(d.lookup(name).unwrap_or(0)),
+        _ => Err(ENOTDIR),
+    }
+}
+
+/// inode_operations `lookup`: the dentry spliced to the inode its name
+/// names (a negative dentry if none), or an `ERR_PTR`.
 #[no_mangle]
 extern "C" fn novars_rs_lookup(
-    _dir: *mut bindings::inode,
-    info: *mut c_void,
-    name: *const u8,
-    len: usize,
-) -> i64 {
-    // Longer names exist nowhere (ENAMETOOLONG, as for every Linux fs).
-    if len > crate::layout::log::NAME_MAX {
-        return shim::neg(bindings::ENAMETOOLONG) as i64;
+    dir: *mut bindings::inode,
+    dentry: *mut bindings::dentry,
+    _flags: c_uint,
+) -> *mut bindings::dentry {
+    // SAFETY: the VFS passes a live novars directory (read by iget) and a
+    // dentry whose name stays put for the call.
+    let (info, name, sb) = unsafe {
+        let q = &(*dentry).d_name;
+        let len = q.__bindgen_anon_1.__bindgen_anon_1.len as usize;
+        (inode::of(dir), core::slice::from_raw_parts(q.name, len), (*dir).i_sb)
+    };
+    let inode = match lookup(info, name) {
+        Ok(0) => core::ptr::null_mut(),
+        // SAFETY: `sb` is the directory's, mounted.
+        Ok(ino) => unsafe { shim::novars_iget(sb, ino) },
+        Err(e) => return shim::err_ptr(e.to_errno()),
+    };
+    if shim::is_err(inode) {
+        return inode.cast();
     }
-    // SAFETY: C passes the directory's own info and its dentry name.
-    let (info, name) = unsafe { (inode::info(info), core::slice::from_raw_parts(name, len)) };
-    let mut g = info.inner.lock();
-    match &mut g.index {
-        Index::Dir(d) => d.lookup(name).and_then(|i| i64::try_from(i).ok()).unwrap_or(0),
-        _ => shim::neg(bindings::ENOTDIR) as i64,
-    }
+    // SAFETY: `inode` is NULL or a reference from novars_iget, which
+    // d_splice_alias consumes.
+    unsafe { bindings::d_splice_alias(inode, dentry) }
 }
 
 /// Readdir from cookie `pos` (>= 2).
 #[no_mangle]
-extern "C" fn novars_rs_readdir(
-    _dir: *mut bindings::inode,
-    info: *mut c_void,
-    ctx: *mut c_void,
-    pos: u64,
-) -> c_int {
-    // SAFETY: C passes the directory's own info.
-    let info = unsafe { inode::info(info) };
+extern "C" fn novars_rs_readdir(dir: *mut bindings::inode, ctx: *mut c_void, pos: u64) -> c_int {
+    // SAFETY: C passes a live novars directory.
+    let info = unsafe { inode::of(dir) };
     let mut from = pos.saturating_sub(2);
     loop {
         let batch = {

@@ -13,10 +13,9 @@ use crate::inode::{self, Inner, InodeInfo};
 use crate::layout::log::{MAX_FILE_SIZE, WF_FALLOC};
 use crate::layout::{Timespec, BLOCK_SIZE_U64};
 use crate::locks::lock_logs;
-use crate::namei::ts;
-use crate::shim;
+use crate::shim::{self, IAttr};
 use crate::super_::{self, SbInfo};
-use core::ffi::{c_int, c_void};
+use core::ffi::c_int;
 use kernel::bindings;
 use kernel::prelude::*;
 
@@ -38,17 +37,14 @@ const FALLOC_FL_ZERO_RANGE: u32 = 0x10;
 const FALLOC_FL_COLLAPSE_RANGE: u32 = 0x08;
 const FALLOC_FL_INSERT_RANGE: u32 = 0x20;
 
-/// What a fallocate left, for C (also after a failure part-way).
-#[repr(C)]
+/// What a fallocate left (also after a failure part-way).
 pub(crate) struct FallocOut {
     pub(crate) size: u64,
     pub(crate) blocks: u64,
-    /// Something was committed: C updates mtime and ctime.
-    pub(crate) changed: u32,
-    pub(crate) pad: u32,
+    /// Something was committed: the VFS inode gets the new size, blocks
+    /// and times.
+    pub(crate) changed: bool,
 }
-
-const _: () = assert!(core::mem::size_of::<FallocOut>() == 24);
 
 /// Step 1: zero bytes `[off, end)`: copy-on-write of the partial edge
 /// blocks, PUNCH of the whole blocks inside. One commit.
@@ -317,7 +313,7 @@ fn fallocate(
                 .saturating_add(g.log.pages)
                 .saturating_mul(8);
             // Part of the work may have committed (filling holes).
-            out.changed = (g.log.tail != tail_before) as u32;
+            out.changed = g.log.tail != tail_before;
             return Err(e);
         }
     };
@@ -332,7 +328,7 @@ fn fallocate(
     crate::gc::maybe_compact(sbi, info, g);
     out.size = size;
     out.blocks = file_map(g)?.mapped_blocks().saturating_add(g.log.pages).saturating_mul(8);
-    out.changed = 1;
+    out.changed = true;
     Ok(())
 }
 
@@ -348,9 +344,9 @@ const _: () = assert!(shim::shim_h("NOVARS_FA_SHIFTS") == FA_SHIFTS as u64);
 /// (the size may grow to the end of the range: C checks the limits),
 /// `FA_SHIFTS` (every block from the offset on moves).
 #[no_mangle]
-extern "C" fn novars_rs_fallocate_begin(info: *mut c_void, mode: u32) -> c_int {
-    // SAFETY: C passes the inode's own info.
-    let info = unsafe { inode::info(info) };
+extern "C" fn novars_rs_fallocate_begin(inode: *mut bindings::inode, mode: u32) -> c_int {
+    // SAFETY: C passes a live novars inode.
+    let info = unsafe { inode::of(inode) };
     if mode & !FALLOC_FL_KEEP_SIZE != 0 {
         if let Err(e) = crate::seal::check_unsealed(&info.inner.lock()) {
             return e.to_errno();
@@ -371,21 +367,27 @@ extern "C" fn novars_rs_fallocate_begin(info: *mut c_void, mode: u32) -> c_int {
 }
 
 /// fallocate(2) (C has taken the inode lock and checked what the VFS does
-/// not): returns 0 or -errno; `out.size` holds the size on entry.
+/// not; `size` is i_size): returns 0 or -errno. What was committed, also
+/// before a failure, is set in the VFS inode.
 #[no_mangle]
 extern "C" fn novars_rs_fallocate(
     inode: *mut bindings::inode,
-    info: *mut c_void,
     mode: u32,
     off: u64,
     len: u64,
-    now_sec: i64,
-    now_nsec: u32,
-    out: *mut FallocOut,
+    size: u64,
 ) -> c_int {
-    // SAFETY: C passes a live novars inode, its info and an out struct.
-    let (sbi, info, out) = unsafe { (super_::sbi((*inode).i_sb), inode::info(info), &mut *out) };
-    match fallocate(sbi, info, mode, off, len, out, ts(now_sec, now_nsec)) {
+    // SAFETY: C passes a live novars inode, its inode lock held.
+    let (sbi, info, now) =
+        unsafe { (super_::sbi((*inode).i_sb), inode::of(inode), shim::now(inode)) };
+    let mut out = FallocOut { size, blocks: 0, changed: false };
+    let r = fallocate(sbi, info, mode, off, len, &mut out, now);
+    if out.changed {
+        let a = IAttr::default().size(out.size).blocks(out.blocks).changed(now, true);
+        // SAFETY: as above.
+        unsafe { a.set(inode) };
+    }
+    match r {
         Ok(()) => 0,
         Err(e) => e.to_errno(),
     }

@@ -7,44 +7,43 @@
 use crate::index::Lookup;
 use crate::inode::{self, Index};
 use crate::layout::BLOCK_SIZE_U64;
-use crate::shim::{self, Map};
+use crate::shim::{self, IAttr, Map};
 use core::ffi::{c_int, c_void};
 use kernel::bindings;
 
 /// iomap_begin: the mapping covering byte `pos` (at most `length` bytes).
 /// With `IOMAP_WRITE` (write faults) a hole gets zeroed blocks first,
 /// durable before this returns (`mmap.rs`); `size` and the time are the
-/// file's size and the fault's mtime for that log entry.
+/// file's size for that log entry; the VFS inode gets the new block count.
 #[no_mangle]
 extern "C" fn novars_rs_iomap_begin(
     inode: *mut bindings::inode,
-    info: *mut c_void,
     pos: u64,
     length: u64,
     flags: u32,
     size: u64,
-    now_sec: i64,
-    now_nsec: u32,
     out: *mut Map,
 ) -> c_int {
-    // SAFETY: C passes the inode's own info.
-    let info = unsafe { inode::info(info) };
+    // SAFETY: C passes a live novars inode.
+    let info = unsafe { inode::of(inode) };
     let pg = pos / BLOCK_SIZE_U64;
     let want = pos.saturating_add(length.max(1)).div_ceil(BLOCK_SIZE_U64) - pg;
     if flags & shim::IOMAP_WRITE != 0 {
         // SAFETY: C passes a live novars inode.
-        let sbi = unsafe { super_::sbi((*inode).i_sb) };
+        let (sbi, now) = unsafe { (super_::sbi((*inode).i_sb), shim::now(inode)) };
         let fault = flags & shim::IOMAP_FAULT != 0;
-        return match crate::mmap::write_map(sbi, info, pg, want, fault, size, ts(now_sec, now_nsec))
-        {
+        return match crate::mmap::write_map(sbi, info, pg, want, fault, size, now) {
             Ok((block, run, new, blocks)) => {
+                if new {
+                    // SAFETY: as above.
+                    unsafe { IAttr::default().blocks(blocks).set(inode) };
+                }
                 let m = Map {
                     offset: pg * BLOCK_SIZE_U64,
                     length: run.min(want).saturating_mul(BLOCK_SIZE_U64),
                     addr: block.saturating_mul(BLOCK_SIZE_U64),
                     mapped: 1,
                     flags: if new { shim::MAP_NEW } else { 0 },
-                    blocks,
                 };
                 // SAFETY: `out` points to the caller's `struct novars_map`.
                 unsafe { out.write(m) };
@@ -62,7 +61,6 @@ extern "C" fn novars_rs_iomap_begin(
             addr: block.saturating_mul(BLOCK_SIZE_U64),
             mapped: 1,
             flags: 0,
-            blocks: 0,
         },
         Lookup::Hole { run } => Map {
             offset: pg * BLOCK_SIZE_U64,
@@ -70,7 +68,6 @@ extern "C" fn novars_rs_iomap_begin(
             addr: 0,
             mapped: 0,
             flags: 0,
-            blocks: 0,
         },
     };
     // SAFETY: `out` points to the caller's `struct novars_map`.
@@ -85,20 +82,17 @@ use crate::layout::log::MAX_FILE_SIZE;
 use crate::layout::walk::blocks_for_size;
 use crate::layout::BLOCK_SIZE;
 use crate::locks::lock_logs;
-use crate::namei::ts;
 use crate::super_::{self, SbInfo};
 use kernel::prelude::*;
 
-/// Result of a write for C.
-#[repr(C)]
+/// What a write (or a seal) changed.
+#[derive(Default)]
 pub(crate) struct WriteOut {
     pub(crate) size: u64,
     pub(crate) blocks: u64,
     /// Holes an in-place write filled (C drops their zero-page mappings).
     pub(crate) filled: u64,
 }
-
-const _: () = assert!(core::mem::size_of::<WriteOut>() == 24);
 
 /// `NOVARS_W_MAPPED`, a fact C found: some page of the range has a DAX
 /// entry (it is, or was, mapped into user space).
@@ -282,27 +276,39 @@ fn write(
     Ok(done - pos)
 }
 
-/// write(2) and friends: returns bytes written or -errno.
+/// write(2) and friends (`size`: i_size): returns bytes written or
+/// -errno; the VFS inode gets the new size, blocks and times, `*filled`
+/// whether holes were filled in place.
 #[no_mangle]
 extern "C" fn novars_rs_write(
     inode: *mut bindings::inode,
-    info: *mut c_void,
     iter: *mut c_void,
     pos: u64,
     len: u64,
     size: u64,
-    now_sec: i64,
-    now_nsec: u32,
     facts: u32,
-    out: *mut WriteOut,
+    filled: *mut u64,
 ) -> i64 {
     if len == 0 {
         return 0;
     }
-    // SAFETY: C passes a live novars inode, its info and an out struct.
-    let (sbi, info, out) = unsafe { (super_::sbi((*inode).i_sb), inode::info(info), &mut *out) };
-    match write(sbi, info, iter, pos, len, size, ts(now_sec, now_nsec), facts, out) {
-        Ok(n) => n as i64,
+    // SAFETY: C passes a live novars inode, its inode lock held.
+    let (sbi, info, now) =
+        unsafe { (super_::sbi((*inode).i_sb), inode::of(inode), shim::now(inode)) };
+    let mut out = WriteOut::default();
+    match write(sbi, info, iter, pos, len, size, now, facts, &mut out) {
+        Ok(n) => {
+            let mut a = IAttr::default().blocks(out.blocks).changed(now, true);
+            if out.size > size {
+                a = a.size(out.size);
+            }
+            // SAFETY: as above; `filled` points to the caller's word.
+            unsafe {
+                a.set(inode);
+                filled.write(out.filled);
+            }
+            n as i64
+        }
         Err(e) => e.to_errno() as i64,
     }
 }

@@ -7,10 +7,10 @@ use crate::index::{DirMap, ExtentMap, Lookup};
 use crate::layout::append::LogEnd;
 use crate::layout::inode::{read_inode_at, Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
 use crate::layout::walk::{replay_inode, Ignore};
-use crate::layout::{Media, BLOCK_SIZE};
+use crate::layout::{Media, Timespec, BLOCK_SIZE};
 use crate::locks::LogLock;
 use crate::log::LogPos;
-use crate::shim::{self, IAttr};
+use crate::shim::{self, IAttr, I_ATIME, I_BLOCKS, I_CTIME, I_MTIME, I_NLINK, I_SIZE};
 use crate::super_::{self, SbInfo};
 use core::ffi::{c_int, c_void};
 use core::pin::Pin;
@@ -45,6 +45,8 @@ pub(crate) struct Inner {
 pub(crate) struct InodeInfo {
     pub(crate) ino: u64,
     pub(crate) gen: u32,
+    /// Birth time (statx `btime`; never changes).
+    pub(crate) btime: Timespec,
     /// Byte position of the inode record.
     pub(crate) rec: u64,
     /// Held by every operation that appends to this inode's log, from
@@ -59,15 +61,29 @@ pub(crate) struct InodeInfo {
     pub(crate) inner: Mutex<Inner>,
 }
 
-/// Recovers the `InodeInfo` C keeps for an inode.
+/// `struct novars_inode` (`novars_shim.c`): every VFS inode of a novars
+/// super block is the `vfs` field of one (`alloc_inode`), `info` right
+/// after it (asserted on both sides).
+#[repr(C)]
+struct VfsInode {
+    vfs: bindings::inode,
+    info: *mut c_void,
+}
+
+const _: () =
+    assert!(core::mem::offset_of!(VfsInode, info) == core::mem::size_of::<bindings::inode>());
+
+/// The `InodeInfo` of a VFS inode.
 ///
 /// # Safety
 ///
-/// `p` must be a value returned by `novars_rs_read_inode` and not yet freed.
-pub(crate) unsafe fn info<'a>(p: *mut c_void) -> &'a InodeInfo {
-    // SAFETY: per the function contract, `p` points to a live, pinned
-    // `InodeInfo` that C frees only after the VFS is done with the inode.
-    unsafe { &*p.cast::<InodeInfo>() }
+/// `inode` must be a live inode of a novars super block that `novars_iget`
+/// has read (its `info` set; C frees it only after the VFS is done with
+/// the inode).
+pub(crate) unsafe fn of<'a>(inode: *mut bindings::inode) -> &'a InodeInfo {
+    // SAFETY: per the contract `inode` is the first field of a live
+    // `struct novars_inode` whose `info` points to a pinned `InodeInfo`.
+    unsafe { &*(*inode.cast::<VfsInode>()).info.cast::<InodeInfo>() }
 }
 
 fn corrupt(sbi: &SbInfo, ino: u64, what: &str) -> Error {
@@ -82,7 +98,7 @@ fn link_target(
     raw: &Inode,
     size: u64,
     index: &mut Index,
-) -> Result<(*mut u8, u32)> {
+) -> Result<*mut u8> {
     let mut t = KVec::new();
     if let Some(inline) = raw.inline_target() {
         t.extend_from_slice(inline, GFP_KERNEL)?;
@@ -106,10 +122,9 @@ fn link_target(
     if t.is_empty() || t.as_slice().contains(&0) {
         return Err(corrupt(sbi, ino, "symlink target empty or contains NUL"));
     }
-    let len = t.len() as u32;
     t.push(0, GFP_KERNEL)?;
     let (ptr, _, _) = t.into_raw_parts();
-    Ok((ptr, len))
+    Ok(ptr)
 }
 
 fn load(sbi: &SbInfo, ino: u64) -> Result<(*mut c_void, IAttr)> {
@@ -149,10 +164,10 @@ fn load(sbi: &SbInfo, ino: u64) -> Result<(*mut c_void, IAttr)> {
     if failed {
         return Err(ENOMEM);
     }
-    let (link, link_len) = if fmt == S_IFLNK {
+    let link = if fmt == S_IFLNK {
         link_target(sbi, ino, &raw, view.size, &mut index)?
     } else {
-        (core::ptr::null_mut(), 0)
+        core::ptr::null_mut()
     };
     let attr = IAttr {
         mode: view.mode,
@@ -163,15 +178,14 @@ fn load(sbi: &SbInfo, ino: u64) -> Result<(*mut c_void, IAttr)> {
         rdev: raw.rdev,
         blocks: data_blocks.saturating_add(rep.pages).saturating_mul(8),
         generation: raw.generation,
-        link_len,
+        valid: I_NLINK | I_SIZE | I_BLOCKS | I_ATIME | I_MTIME | I_CTIME,
         atime_sec: view.atime.sec,
         mtime_sec: view.mtime.sec,
         ctime_sec: view.ctime.sec,
-        btime_sec: view.btime.sec,
         atime_nsec: view.atime.nsec,
         mtime_nsec: view.mtime.nsec,
         ctime_nsec: view.ctime.nsec,
-        btime_nsec: view.btime.nsec,
+        pad: 0,
         link: link.cast(),
     };
     let log = LogPos::default().at(LogEnd::walked(raw.log_head, raw.log_tail, &rep));
@@ -181,6 +195,7 @@ fn load(sbi: &SbInfo, ino: u64) -> Result<(*mut c_void, IAttr)> {
         pin_init!(InodeInfo {
             ino,
             gen,
+            btime: view.btime,
             rec: pos,
             log_lock <- LogLock::new(),
             inner <- kernel::new_mutex!(inner, "novars_inode"),
@@ -227,6 +242,39 @@ extern "C" fn novars_rs_read_inode(
     }
 }
 
+/// `getattr`: the VFS's attributes (`generic_fillattr`) plus the birth
+/// time and the DAX attribute (every regular file is DAX).
+#[no_mangle]
+extern "C" fn novars_rs_getattr(
+    idmap: *mut bindings::mnt_idmap,
+    path: *const bindings::path,
+    stat: *mut bindings::kstat,
+    mask: u32,
+    _flags: core::ffi::c_uint,
+) -> c_int {
+    let dax = u64::from(bindings::STATX_ATTR_DAX);
+    // SAFETY: the VFS passes a path to a live novars inode (read by iget)
+    // and the kstat to fill, both alive for the call.
+    unsafe {
+        let inode = (*(*path).dentry).d_inode;
+        bindings::generic_fillattr(idmap, mask, inode, stat);
+        let stat = &mut *stat;
+        if mask & bindings::STATX_BTIME != 0 {
+            let b = of(inode).btime;
+            stat.result_mask |= bindings::STATX_BTIME;
+            stat.btime = bindings::timespec64 {
+                tv_sec: b.sec,
+                tv_nsec: isize::try_from(b.nsec).unwrap_or(0),
+            };
+        }
+        if (*inode).i_flags & bindings::S_DAX != 0 {
+            stat.attributes |= dax;
+        }
+        stat.attributes_mask |= dax;
+    }
+    0
+}
+
 /// Frees what `novars_rs_read_inode` returned (from `free_inode`).
 #[no_mangle]
 extern "C" fn novars_rs_free_inode_info(p: *mut c_void) {
@@ -239,9 +287,9 @@ extern "C" fn novars_rs_free_inode_info(p: *mut c_void) {
 
 /// evict: an inode with no links left is freed with everything it holds.
 #[no_mangle]
-extern "C" fn novars_rs_evict(inode: *mut bindings::inode, ip: *mut c_void) {
-    // SAFETY: C passes a live novars inode being evicted and its info.
-    let (sbi, info) = unsafe { (super_::sbi((*inode).i_sb), info(ip)) };
+extern "C" fn novars_rs_evict(inode: *mut bindings::inode) {
+    // SAFETY: C passes a live novars inode being evicted, read by iget.
+    let (sbi, info) = unsafe { (super_::sbi((*inode).i_sb), of(inode)) };
     if info.inner.lock().nlink != 0 {
         return;
     }

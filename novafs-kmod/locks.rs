@@ -22,9 +22,9 @@ use kernel::prelude::*;
 use kernel::types::Opaque;
 
 /// Most inodes one operation locks (rename: two directories, the moved
-/// inode and the replaced one). `NOVARS_MAX_LOCKED` in C, asserted there
-/// to be within lockdep's subclasses.
+/// inode and the replaced one); each takes its own lockdep subclass.
 pub(crate) const MAX_LOCKED: usize = 4;
+const _: () = assert!(MAX_LOCKED <= bindings::MAX_LOCKDEP_SUBCLASSES as usize);
 
 extern "C" {
     fn novars_log_lock_init(m: *mut bindings::mutex);

@@ -12,9 +12,10 @@
 //!
 //! Link counts are Rust's: `Inner::nlink`, read under the log locks,
 //! checked (EMLINK at [`LINK_MAX`], EUCLEAN for a count that would go
-//! below 0) and published with the commit; C sets the VFS's counts to the
-//! [`Nlinks`] each operation returns. So are a new inode's owner (set-group-ID
-//! directories) and the name and symlink limits.
+//! below 0) and published with the commit; the entry points then set the
+//! VFS inodes to the [`Nlinks`] and times of the operation
+//! ([`IAttr::set`]). So are a new inode's owner (set-group-ID directories)
+//! and the name and symlink limits.
 
 use crate::alloc::Pool;
 use crate::inode::{self, Index, Inner, InodeInfo};
@@ -30,15 +31,44 @@ use crate::layout::walk::DirIndex;
 use crate::layout::{BLOCK_SIZE, BLOCK_SIZE_U64};
 use crate::locks::lock_logs;
 use crate::log::{Appender, LogPos};
-use crate::shim::{self, Nlinks, OwnerFacts};
+use crate::shim::{self, IAttr, OwnerFacts};
 use crate::super_::{self, SbInfo};
-use core::ffi::{c_int, c_void};
+use core::ffi::c_int;
 use kernel::bindings;
 use kernel::prelude::*;
 
 /// A timestamp from C.
 pub(crate) fn ts(sec: i64, nsec: u32) -> Timespec {
     Timespec::new(sec, nsec.min(999_999_999))
+}
+
+/// Link counts after a namespace operation, from Rust's own state, for
+/// the VFS inodes.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Nlinks {
+    /// The (old) parent directory.
+    pub(crate) dir: u32,
+    /// rename: the new parent directory (equal to `dir` in one directory).
+    pub(crate) new_dir: u32,
+    /// link: the target; unlink and rmdir: the removed inode.
+    pub(crate) inode: u32,
+    /// rename: the inode the new name named before.
+    pub(crate) victim: u32,
+}
+
+/// Sets a VFS inode an operation changed: its link count (if `nlink`) and
+/// ctime, and mtime too for a directory whose entries changed.
+///
+/// # Safety
+///
+/// `inode` must be a live VFS inode the caller holds a reference to.
+unsafe fn set_changed(inode: *mut bindings::inode, nlink: Option<u32>, now: Timespec, dir: bool) {
+    let mut a = IAttr::default().changed(now, dir);
+    if let Some(n) = nlink {
+        a = a.nlink(n);
+    }
+    // SAFETY: per the contract.
+    unsafe { a.set(inode) };
 }
 
 /// The committed log position of an inode (its lock held only briefly).
@@ -158,14 +188,11 @@ pub(crate) struct CreateArgs {
     pub(crate) tlen: u32,
     pub(crate) owner: OwnerFacts,
     pub(crate) rdev: u64,
-    pub(crate) now_sec: i64,
-    pub(crate) now_nsec: u32,
-    pub(crate) pad: u32,
     pub(crate) target: *const u8,
 }
 
-const _: () = assert!(core::mem::size_of::<CreateArgs>() == 56);
-const _: () = assert!(core::mem::offset_of!(CreateArgs, target) == 48);
+const _: () = assert!(core::mem::size_of::<CreateArgs>() == 40);
+const _: () = assert!(core::mem::offset_of!(CreateArgs, target) == 32);
 
 /// What a new inode record gets from its creator.
 struct NewInode {
@@ -230,10 +257,10 @@ fn create(
     dinfo: &InodeInfo,
     name: Option<&[u8]>,
     a: &CreateArgs,
+    now: Timespec,
     out: &mut Nlinks,
 ) -> Result<u64> {
     let _w = sbi.start_write()?;
-    let now = ts(a.now_sec, a.now_nsec);
     let (mode, uid, gid) = owner(a.mode, &a.owner);
     let new = NewInode { mode, uid, gid, rdev: a.rdev };
     let fmt = mode & S_IFMT;
@@ -353,39 +380,39 @@ fn create(
 #[no_mangle]
 extern "C" fn novars_rs_create(
     dir: *mut bindings::inode,
-    dir_info: *mut c_void,
     name: *const u8,
     len: usize,
     args: *const CreateArgs,
-    out: *mut Nlinks,
 ) -> i64 {
-    // SAFETY: C passes a live novars directory, its info, the dentry name,
-    // the arguments and an out struct, all alive for the call.
-    let (sbi, dinfo, name, a, out) = unsafe {
+    // SAFETY: C passes a live novars directory (its inode lock held), the
+    // dentry name and the arguments, all alive for the call.
+    let (sbi, dinfo, name, a, now) = unsafe {
         (
             super_::sbi((*dir).i_sb),
-            inode::info(dir_info),
+            inode::of(dir),
             core::slice::from_raw_parts(name, len),
             &*args,
-            &mut *out,
+            shim::now(dir),
         )
     };
-    match create(sbi, dinfo, Some(name), a, out) {
-        Ok(ino) => i64::try_from(ino).unwrap_or(0),
+    let mut out = Nlinks::default();
+    match create(sbi, dinfo, Some(name), a, now, &mut out) {
+        Ok(ino) => {
+            // SAFETY: as above.
+            unsafe { set_changed(dir, Some(out.dir), now, true) };
+            i64::try_from(ino).unwrap_or(0)
+        }
         Err(e) => e.to_errno() as i64,
     }
 }
 
 /// O_TMPFILE in `dir`: returns the new inode number or -errno.
 #[no_mangle]
-extern "C" fn novars_rs_tmpfile(
-    dir: *mut bindings::inode,
-    dir_info: *mut c_void,
-    args: *const CreateArgs,
-) -> i64 {
+extern "C" fn novars_rs_tmpfile(dir: *mut bindings::inode, args: *const CreateArgs) -> i64 {
     // SAFETY: as in `novars_rs_create`.
-    let (sbi, dinfo, a) = unsafe { (super_::sbi((*dir).i_sb), inode::info(dir_info), &*args) };
-    match create(sbi, dinfo, None, a, &mut Nlinks::default()) {
+    let (sbi, dinfo, a, now) =
+        unsafe { (super_::sbi((*dir).i_sb), inode::of(dir), &*args, shim::now(dir)) };
+    match create(sbi, dinfo, None, a, now, &mut Nlinks::default()) {
         Ok(ino) => i64::try_from(ino).unwrap_or(0),
         Err(e) => e.to_errno() as i64,
     }
@@ -434,33 +461,38 @@ fn link(
     }
 }
 
-/// Adds hard link `name` in `dir` to `target`; `out.inode` gets its new
-/// link count.
+/// Adds hard link `name` in `dir` to `target`, which gets its new link
+/// count.
 #[no_mangle]
 extern "C" fn novars_rs_link(
     dir: *mut bindings::inode,
-    dir_info: *mut c_void,
     name: *const u8,
     len: usize,
-    target_info: *mut c_void,
-    mode: u32,
-    now_sec: i64,
-    now_nsec: u32,
-    out: *mut Nlinks,
+    target: *mut bindings::inode,
 ) -> c_int {
-    // SAFETY: as in `novars_rs_create`.
-    let (sbi, dinfo, tinfo, name, out) = unsafe {
+    // SAFETY: as in `novars_rs_create`; `target` is a live novars inode,
+    // its inode lock held.
+    let (sbi, dinfo, tinfo, name, mode, now) = unsafe {
         (
             super_::sbi((*dir).i_sb),
-            inode::info(dir_info),
-            inode::info(target_info),
+            inode::of(dir),
+            inode::of(target),
             core::slice::from_raw_parts(name, len),
-            &mut *out,
+            u32::from((*target).i_mode),
+            shim::now(dir),
         )
     };
     let ftype = dt_of_mode(mode).unwrap_or(dt::REG);
-    match link(sbi, dinfo, name, tinfo, ftype, ts(now_sec, now_nsec), out) {
-        Ok(()) => 0,
+    let mut out = Nlinks::default();
+    match link(sbi, dinfo, name, tinfo, ftype, now, &mut out) {
+        Ok(()) => {
+            // SAFETY: as above.
+            unsafe {
+                set_changed(target, Some(out.inode), now, false);
+                set_changed(dir, None, now, true);
+            }
+            0
+        }
         Err(e) => e.to_errno(),
     }
 }
@@ -527,31 +559,36 @@ fn unlink(
     Ok(())
 }
 
-/// unlink(2) and rmdir(2).
+/// unlink(2) and rmdir(2) of `name` in `dir`, naming `victim`.
 #[no_mangle]
 extern "C" fn novars_rs_unlink(
     dir: *mut bindings::inode,
-    dir_info: *mut c_void,
     name: *const u8,
     len: usize,
-    victim_info: *mut c_void,
+    victim: *mut bindings::inode,
     rmdir: bool,
-    now_sec: i64,
-    now_nsec: u32,
-    out: *mut Nlinks,
 ) -> c_int {
-    // SAFETY: as in `novars_rs_create`.
-    let (sbi, dinfo, vinfo, name, out) = unsafe {
+    // SAFETY: as in `novars_rs_create`; `victim` is a live novars inode,
+    // its inode lock held.
+    let (sbi, dinfo, vinfo, name, now) = unsafe {
         (
             super_::sbi((*dir).i_sb),
-            inode::info(dir_info),
-            inode::info(victim_info),
+            inode::of(dir),
+            inode::of(victim),
             core::slice::from_raw_parts(name, len),
-            &mut *out,
+            shim::now(dir),
         )
     };
-    match unlink(sbi, dinfo, name, vinfo, rmdir, ts(now_sec, now_nsec), out) {
-        Ok(()) => 0,
+    let mut out = Nlinks::default();
+    match unlink(sbi, dinfo, name, vinfo, rmdir, now, &mut out) {
+        Ok(()) => {
+            // SAFETY: as above.
+            unsafe {
+                set_changed(victim, Some(out.inode), now, false);
+                set_changed(dir, Some(out.dir), now, true);
+            }
+            0
+        }
         Err(e) => e.to_errno(),
     }
 }
@@ -559,32 +596,35 @@ extern "C" fn novars_rs_unlink(
 /// Everything `rename` needs from C.
 #[repr(C)]
 pub(crate) struct RenameArgs {
-    pub(crate) old_dir: *mut c_void,
-    pub(crate) new_dir: *mut c_void,
-    pub(crate) moved: *mut c_void,
+    pub(crate) old_dir: *mut bindings::inode,
+    pub(crate) new_dir: *mut bindings::inode,
+    pub(crate) moved: *mut bindings::inode,
     /// The inode `new_name` named before (NULL if none).
-    pub(crate) victim: *mut c_void,
+    pub(crate) victim: *mut bindings::inode,
     pub(crate) old_name: *const u8,
     pub(crate) new_name: *const u8,
     pub(crate) old_len: u32,
     pub(crate) new_len: u32,
-    pub(crate) moved_mode: u32,
     /// `RENAME_*` as the VFS gives them.
     pub(crate) flags: u32,
-    pub(crate) now_sec: i64,
-    pub(crate) now_nsec: u32,
     pub(crate) pad: u32,
     /// `RENAME_WHITEOUT`: what the whiteout's owner is decided from.
     pub(crate) owner: OwnerFacts,
 }
 
-const _: () = assert!(core::mem::size_of::<RenameArgs>() == 96);
-const _: () = assert!(core::mem::offset_of!(RenameArgs, owner) == 80);
+const _: () = assert!(core::mem::size_of::<RenameArgs>() == 80);
+const _: () = assert!(core::mem::offset_of!(RenameArgs, old_len) == 48);
+const _: () = assert!(core::mem::offset_of!(RenameArgs, owner) == 64);
 
-/// `RENAME_*` (`linux/fs.h`, asserted in `novars_shim.c`).
-const RENAME_NOREPLACE: u32 = 1;
-const RENAME_EXCHANGE: u32 = 2;
-const RENAME_WHITEOUT: u32 = 4;
+/// `RENAME_*` (`linux/fs.h`).
+const RENAME_NOREPLACE: u32 = bindings::RENAME_NOREPLACE;
+const RENAME_EXCHANGE: u32 = bindings::RENAME_EXCHANGE;
+const RENAME_WHITEOUT: u32 = bindings::RENAME_WHITEOUT;
+// A whiteout as the VFS defines it (what `new_whiteout` writes), and the
+// mode bits the owner rules read from C: the layout's values are the VFS's.
+const _: () = assert!(bindings::WHITEOUT_MODE == 0 && bindings::WHITEOUT_DEV == 0);
+const _: () = assert!(S_ISGID == bindings::S_ISGID && S_IFDIR == bindings::S_IFDIR);
+const _: () = assert!(S_IFCHR == bindings::S_IFCHR && S_IFMT == bindings::S_IFMT);
 
 /// A whiteout (character device 0:0, mode 0) written for a rename, FREE
 /// until the rename's transaction makes it LIVE.
@@ -712,25 +752,26 @@ fn exchange(
 }
 
 /// `out` gets the link counts after the call (also when nothing changes).
-fn rename(sbi: &SbInfo, a: &RenameArgs, out: &mut Nlinks) -> Result {
+fn rename(sbi: &SbInfo, a: &RenameArgs, now: Timespec, out: &mut Nlinks) -> Result {
     if a.flags & !(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT) != 0 {
         return Err(EINVAL);
     }
     let _w = sbi.start_write()?;
-    // SAFETY: C passes the infos of live inodes and the dentry names.
-    let (odir, ndir, moved, victim, oname, nname) = unsafe {
+    // SAFETY: C passes live novars inodes (the VFS holds their locks) and
+    // the dentry names.
+    let (odir, ndir, moved, victim, oname, nname, moved_mode) = unsafe {
         (
-            inode::info(a.old_dir),
-            inode::info(a.new_dir),
-            inode::info(a.moved),
-            if a.victim.is_null() { None } else { Some(inode::info(a.victim)) },
+            inode::of(a.old_dir),
+            inode::of(a.new_dir),
+            inode::of(a.moved),
+            if a.victim.is_null() { None } else { Some(inode::of(a.victim)) },
             core::slice::from_raw_parts(a.old_name, a.old_len as usize),
             core::slice::from_raw_parts(a.new_name, a.new_len as usize),
+            u32::from((*a.moved).i_mode),
         )
     };
-    let now = ts(a.now_sec, a.now_nsec);
-    let is_dir = a.moved_mode & S_IFMT == S_IFDIR;
-    let ftype = dt_of_mode(a.moved_mode).ok_or(EINVAL)?;
+    let is_dir = moved_mode & S_IFMT == S_IFDIR;
+    let ftype = dt_of_mode(moved_mode).ok_or(EINVAL)?;
     let same = odir.ino == ndir.ino;
     // The whiteout is new: nothing else can reach it before the commit.
     let _l = match victim {
@@ -929,20 +970,28 @@ fn rename(sbi: &SbInfo, a: &RenameArgs, out: &mut Nlinks) -> Result {
 }
 
 /// rename(2) without flags, with RENAME_NOREPLACE (checked by the VFS),
-/// RENAME_EXCHANGE or RENAME_WHITEOUT; `out` gets the link counts to set.
+/// RENAME_EXCHANGE or RENAME_WHITEOUT; sets the link counts and times of
+/// the VFS inodes it names.
 #[no_mangle]
-extern "C" fn novars_rs_rename(
-    sb: *mut bindings::super_block,
-    args: *const RenameArgs,
-    out: *mut Nlinks,
-) -> c_int {
-    // SAFETY: C passes a mounted novars super block, the arguments and an
-    // out struct.
-    let (sbi, a, out) = unsafe { (super_::sbi(sb), &*args, &mut *out) };
-    match rename(sbi, a, out) {
-        Ok(()) => 0,
-        Err(e) => e.to_errno(),
+extern "C" fn novars_rs_rename(args: *const RenameArgs) -> c_int {
+    // SAFETY: C passes the arguments: live novars inodes (the VFS holds
+    // their locks and references) and the dentry names.
+    let (a, sbi, now) =
+        unsafe { (&*args, super_::sbi((*(*args).old_dir).i_sb), shim::now((*args).old_dir)) };
+    let mut n = Nlinks::default();
+    if let Err(e) = rename(sbi, a, now, &mut n) {
+        return e.to_errno();
     }
+    // SAFETY: as above.
+    unsafe {
+        if !a.victim.is_null() {
+            set_changed(a.victim, Some(n.victim), now, false);
+        }
+        set_changed(a.moved, None, now, false);
+        set_changed(a.old_dir, Some(n.dir), now, true);
+        set_changed(a.new_dir, Some(n.new_dir), now, true);
+    }
+    0
 }
 
 /// Frees an inode whose last link and last user are gone (from evict).

@@ -3,16 +3,15 @@
  * C side of novars: what Rust cannot reach in Linux 6.12 (the fs_context
  * API, the VFS operation tables, DAX and iomap, and `static inline`
  * helpers). It decides nothing about novars: it takes the VFS's locks,
- * hands Rust the facts (times, the caller's ids, whether pages have DAX
- * entries), sets VFS inodes to the values Rust answers (link counts,
- * sizes, block counts, times), and states the layouts both sides share.
- * Every check, limit and choice is in Rust (DESIGN.md).
+ * hands Rust the facts (the caller's ids, whether pages have DAX entries),
+ * sets VFS inodes to the values Rust answers (novars_inode_set: link
+ * counts, sizes, block counts, times), and states the layouts both sides
+ * share. Every check, limit and choice is in Rust (DESIGN.md).
  */
 #include <linux/build_bug.h>
 #include <linux/dax.h>
 #include <linux/fs.h>
 #include <linux/fs_context.h>
-#include <linux/fs_parser.h>
 #include <linux/falloc.h>
 #include <linux/fiemap.h>
 #include <linux/iomap.h>
@@ -22,7 +21,6 @@
 #include <linux/module.h>
 #include <linux/namei.h>
 #include <linux/pagemap.h>
-#include <linux/seq_file.h>
 #include <linux/slab.h>
 #include <linux/statfs.h>
 #include <linux/uio.h>
@@ -33,53 +31,42 @@
 #include "novars_trace.h"
 
 /*
- * novars maps its 4 KiB blocks straight into user space with DAX: a block
- * must be a page. layout::BLOCK_SIZE is asserted equal to PAGE_SIZE on the
- * Rust side too (novars_main.rs).
+ * Layouts shared with Rust (mirrored by const asserts in shim.rs). Kernel
+ * values that Rust's bindings have (PAGE_SIZE, ATTR_*, RENAME_*, S_IF*,
+ * MAX_LOCKDEP_SUBCLASSES) are asserted there; these are the others.
  */
-static_assert(PAGE_SIZE == 4096);
-
-/* Layouts shared with Rust (mirrored by const asserts in shim.rs). */
 static_assert(sizeof(struct novars_opts) == 8);
-static_assert(sizeof(struct novars_sb_c) == 56 && offsetof(struct novars_sb_c, kaddr) == 16 &&
-	      offsetof(struct novars_sb_c, errors) == 32 && offsetof(struct novars_sb_c, uuid) == 40);
-static_assert(sizeof(struct novars_iattr) == 104 &&
-	      offsetof(struct novars_iattr, generation) == 40 &&
+static_assert(sizeof(struct novars_sb_c) == 48 && offsetof(struct novars_sb_c, kaddr) == 16 &&
+	      offsetof(struct novars_sb_c, uuid) == 32);
+static_assert(sizeof(struct novars_iattr) == 96 &&
+	      offsetof(struct novars_iattr, generation) == 20 &&
 	      offsetof(struct novars_iattr, atime_sec) == 48 &&
-	      offsetof(struct novars_iattr, atime_nsec) == 80 &&
-	      offsetof(struct novars_iattr, link) == 96);
-static_assert(sizeof(struct novars_map) == 40 && sizeof(struct novars_statfs) == 48);
-static_assert(sizeof(struct novars_owner) == 16 && sizeof(struct novars_nlinks) == 16);
-static_assert(sizeof(struct novars_create_args) == 56 &&
-	      offsetof(struct novars_create_args, target) == 48);
-static_assert(sizeof(struct novars_rename_args) == 96 &&
+	      offsetof(struct novars_iattr, atime_nsec) == 72 &&
+	      offsetof(struct novars_iattr, link) == 88);
+static_assert(sizeof(struct novars_map) == 32 && sizeof(struct novars_statfs) == 48);
+static_assert(sizeof(struct novars_owner) == 16);
+static_assert(sizeof(struct novars_create_args) == 40 &&
+	      offsetof(struct novars_create_args, target) == 32);
+static_assert(sizeof(struct novars_rename_args) == 80 &&
 	      offsetof(struct novars_rename_args, old_len) == 48 &&
-	      offsetof(struct novars_rename_args, owner) == 80);
+	      offsetof(struct novars_rename_args, owner) == 64);
 static_assert(sizeof(struct novars_setattr_args) == 88 &&
 	      offsetof(struct novars_setattr_args, inode_mode) == 80);
-static_assert(sizeof(struct novars_write_out) == 24 && sizeof(struct novars_falloc_out) == 24);
 static_assert(sizeof(struct novars_seal) == 24 && sizeof(struct novars_seal_info) == 16);
 /* Kernel values Rust uses as plain numbers (shim.rs, file.rs, namei.rs). */
 static_assert(IOMAP_WRITE == 1 && IOMAP_FAULT == 1 << 3);
-static_assert(NOVARS_MAX_LOCKED <= MAX_LOCKDEP_SUBCLASSES);
-static_assert(RENAME_NOREPLACE == 1 && RENAME_EXCHANGE == 2 && RENAME_WHITEOUT == 4);
-static_assert(WHITEOUT_MODE == 0 && WHITEOUT_DEV == 0);
 static_assert(FALLOC_FL_KEEP_SIZE == 1 && FALLOC_FL_PUNCH_HOLE == 2 &&
 	      FALLOC_FL_COLLAPSE_RANGE == 8 && FALLOC_FL_ZERO_RANGE == 0x10 &&
 	      FALLOC_FL_INSERT_RANGE == 0x20);
-static_assert(ATTR_MODE == NOVARS_SA_MODE && ATTR_UID == NOVARS_SA_UID &&
-	      ATTR_GID == NOVARS_SA_GID && ATTR_SIZE == NOVARS_SA_SIZE &&
-	      ATTR_ATIME == NOVARS_SA_ATIME && ATTR_MTIME == NOVARS_SA_MTIME &&
-	      ATTR_CTIME == NOVARS_SA_CTIME);
-static_assert(S_ISGID == 02000 && S_IFDIR == 0040000 && S_IFCHR == 0020000);
 
 /* The VFS inode with novars's per-inode state (owned by Rust). */
 struct novars_inode {
 	struct inode vfs;
 	void *info;		/* Rust `InodeInfo`, freed in free_inode */
-	s64 btime_sec;
-	u32 btime_nsec;
 };
+
+/* Rust reaches info from the inode (inode.rs `VfsInode`). */
+static_assert(offsetof(struct novars_inode, info) == sizeof(struct inode));
 
 static inline struct novars_inode *NI(struct inode *inode)
 {
@@ -182,8 +169,6 @@ static struct inode *novars_alloc_inode(struct super_block *sb)
 	if (!ni)
 		return NULL;
 	ni->info = NULL;
-	ni->btime_sec = 0;
-	ni->btime_nsec = 0;
 	return &ni->vfs;
 }
 
@@ -202,16 +187,25 @@ static void novars_evict_inode(struct inode *inode)
 {
 	truncate_inode_pages_final(&inode->i_data);
 	if (!is_bad_inode(inode) && NI(inode)->info)
-		novars_rs_evict(inode, NI(inode)->info);
+		novars_rs_evict(inode);
 	clear_inode(inode);
 }
 
-/* Times of a changed inode: ctime, and mtime too for a directory entry. */
-static void novars_touch(struct inode *inode, struct timespec64 now, bool mtime)
+/* Set the VFS inode to what Rust answers: the fields named in a->valid. */
+void novars_inode_set(struct inode *inode, const struct novars_iattr *a)
 {
-	inode_set_ctime_to_ts(inode, now);
-	if (mtime)
-		inode_set_mtime_to_ts(inode, now);
+	if (a->valid & NOVARS_I_NLINK)
+		set_nlink(inode, a->nlink);
+	if (a->valid & NOVARS_I_SIZE)
+		i_size_write(inode, a->size);
+	if (a->valid & NOVARS_I_BLOCKS)
+		inode->i_blocks = a->blocks;
+	if (a->valid & NOVARS_I_ATIME)
+		inode_set_atime(inode, a->atime_sec, a->atime_nsec);
+	if (a->valid & NOVARS_I_MTIME)
+		inode_set_mtime(inode, a->mtime_sec, a->mtime_nsec);
+	if (a->valid & NOVARS_I_CTIME)
+		inode_set_ctime(inode, a->ctime_sec, a->ctime_nsec);
 }
 
 /*
@@ -275,14 +269,13 @@ static int novars_setattr(struct mnt_idmap *idmap, struct dentry *dentry,
 	struct inode *inode = d_inode(dentry);
 	struct timespec64 now = current_time(inode);
 	struct novars_setattr_args a;
-	s64 blocks;
 	int err;
 
 	err = setattr_prepare(idmap, dentry, attr);
 	if (err)
 		return err;
 	a = (struct novars_setattr_args){
-		.valid = attr->ia_valid & NOVARS_SA_ALL,
+		.valid = attr->ia_valid,
 		.mode = attr->ia_mode,
 		.uid = from_kuid(&init_user_ns, AS_KUIDT(attr->ia_vfsuid)),
 		.gid = from_kgid(&init_user_ns, AS_KGIDT(attr->ia_vfsgid)),
@@ -294,26 +287,25 @@ static int novars_setattr(struct mnt_idmap *idmap, struct dentry *dentry,
 		.now_sec = now.tv_sec, .now_nsec = now.tv_nsec,
 		.inode_mode = inode->i_mode,
 	};
-	err = novars_rs_setattr_begin(NI(inode)->info, &a);
+	err = novars_rs_setattr_begin(inode, &a);
 	if (err)
 		return err < 0 ? err : 0;
 	/* Rust may have added times (truncate): the VFS inode gets them too. */
 	attr->ia_valid |= a.valid;
 	attr->ia_mtime = (struct timespec64){ a.mtime_sec, a.mtime_nsec };
 	attr->ia_ctime = (struct timespec64){ a.ctime_sec, a.ctime_nsec };
-	if (a.valid & NOVARS_SA_SIZE) {
+	if (a.valid & ATTR_SIZE) {
 		err = novars_size_change_begin(inode, a.size, &a.facts);
 		if (err)
 			return err;
 	}
-	blocks = novars_rs_setattr(inode, NI(inode)->info, &a);
-	if (blocks >= 0 && (a.valid & NOVARS_SA_SIZE))
+	err = novars_rs_setattr(inode, &a);
+	if (!err && (a.valid & ATTR_SIZE))
 		truncate_setsize(inode, a.size);
-	if (a.valid & NOVARS_SA_SIZE)
+	if (a.valid & ATTR_SIZE)
 		filemap_invalidate_unlock(inode->i_mapping);
-	if (blocks < 0)
-		return blocks;
-	inode->i_blocks = blocks;
+	if (err)
+		return err;
 	setattr_copy(idmap, inode, attr);
 	return 0;
 }
@@ -332,25 +324,19 @@ static struct novars_owner novars_owner(struct inode *dir)
 static int novars_new(struct inode *dir, struct dentry *dentry, umode_t mode,
 		      dev_t rdev, const char *target)
 {
-	struct timespec64 now = current_time(dir);
 	struct novars_create_args a = {
 		.mode = mode, .owner = novars_owner(dir), .rdev = new_encode_dev(rdev),
-		.now_sec = now.tv_sec, .now_nsec = now.tv_nsec,
 		.target = target, .tlen = target ? strlen(target) : 0,
 	};
-	struct novars_nlinks n = {};
 	struct inode *inode;
 	s64 ino;
 
-	ino = novars_rs_create(dir, NI(dir)->info, dentry->d_name.name,
-			       dentry->d_name.len, &a, &n);
+	ino = novars_rs_create(dir, dentry->d_name.name, dentry->d_name.len, &a);
 	if (ino < 0)
 		return ino;
 	inode = novars_iget(dir->i_sb, ino);
 	if (IS_ERR(inode))
 		return PTR_ERR(inode);
-	set_nlink(dir, n.dir);
-	novars_touch(dir, now, true);
 	d_instantiate(dentry, inode);
 	return 0;
 }
@@ -387,15 +373,11 @@ static int novars_tmpfile(struct mnt_idmap *idmap, struct inode *dir,
 			  struct file *file, umode_t mode)
 {
 	NOVARS_TRACE_OP(NOVARS_OP_CREATE);
-	struct timespec64 now = current_time(dir);
-	struct novars_create_args a = {
-		.mode = mode, .owner = novars_owner(dir),
-		.now_sec = now.tv_sec, .now_nsec = now.tv_nsec,
-	};
+	struct novars_create_args a = { .mode = mode, .owner = novars_owner(dir) };
 	struct inode *inode;
 	s64 ino;
 
-	ino = novars_rs_tmpfile(dir, NI(dir)->info, &a);
+	ino = novars_rs_tmpfile(dir, &a);
 	if (ino < 0)
 		return ino;
 	inode = novars_iget(dir->i_sb, ino);
@@ -413,52 +395,28 @@ static int novars_link(struct dentry *old_dentry, struct inode *dir,
 {
 	NOVARS_TRACE_OP(NOVARS_OP_LINK);
 	struct inode *inode = d_inode(old_dentry);
-	struct timespec64 now = current_time(inode);
-	struct novars_nlinks n = {};
 	int err;
 
-	err = novars_rs_link(dir, NI(dir)->info, dentry->d_name.name,
-			     dentry->d_name.len, NI(inode)->info, inode->i_mode,
-			     now.tv_sec, now.tv_nsec, &n);
+	err = novars_rs_link(dir, dentry->d_name.name, dentry->d_name.len, inode);
 	if (err)
 		return err;
-	set_nlink(inode, n.inode);
-	novars_touch(inode, now, false);
 	ihold(inode);
-	novars_touch(dir, now, true);
 	d_instantiate(dentry, inode);
-	return 0;
-}
-
-static int novars_remove(struct inode *dir, struct dentry *dentry, bool rmdir)
-{
-	struct inode *inode = d_inode(dentry);
-	struct timespec64 now = current_time(dir);
-	struct novars_nlinks n = {};
-	int err;
-
-	err = novars_rs_unlink(dir, NI(dir)->info, dentry->d_name.name,
-			       dentry->d_name.len, NI(inode)->info, rmdir,
-			       now.tv_sec, now.tv_nsec, &n);
-	if (err)
-		return err;
-	set_nlink(inode, n.inode);
-	novars_touch(inode, now, false);
-	set_nlink(dir, n.dir);
-	novars_touch(dir, now, true);
 	return 0;
 }
 
 static int novars_unlink(struct inode *dir, struct dentry *dentry)
 {
 	NOVARS_TRACE_OP(NOVARS_OP_UNLINK);
-	return novars_remove(dir, dentry, false);
+	return novars_rs_unlink(dir, dentry->d_name.name, dentry->d_name.len,
+				d_inode(dentry), false);
 }
 
 static int novars_rmdir(struct inode *dir, struct dentry *dentry)
 {
 	NOVARS_TRACE_OP(NOVARS_OP_RMDIR);
-	return novars_remove(dir, dentry, true);
+	return novars_rs_unlink(dir, dentry->d_name.name, dentry->d_name.len,
+				d_inode(dentry), true);
 }
 
 /* rename(2), RENAME_NOREPLACE (checked by the VFS), _EXCHANGE, _WHITEOUT
@@ -468,33 +426,15 @@ static int novars_rename(struct mnt_idmap *idmap, struct inode *old_dir,
 			 struct dentry *new_dentry, unsigned int flags)
 {
 	NOVARS_TRACE_OP(NOVARS_OP_RENAME);
-	struct inode *moved = d_inode(old_dentry), *victim = d_inode(new_dentry);
-	struct timespec64 now = current_time(old_dir);
 	struct novars_rename_args a = {
-		.old_dir = NI(old_dir)->info, .new_dir = NI(new_dir)->info,
-		.moved = NI(moved)->info, .victim = victim ? NI(victim)->info : NULL,
+		.old_dir = old_dir, .new_dir = new_dir,
+		.moved = d_inode(old_dentry), .victim = d_inode(new_dentry),
 		.old_name = old_dentry->d_name.name, .old_len = old_dentry->d_name.len,
 		.new_name = new_dentry->d_name.name, .new_len = new_dentry->d_name.len,
-		.moved_mode = moved->i_mode, .flags = flags,
-		.now_sec = now.tv_sec, .now_nsec = now.tv_nsec,
-		.owner = novars_owner(old_dir),
+		.flags = flags, .owner = novars_owner(old_dir),
 	};
-	struct novars_nlinks n = {};
-	int err;
 
-	err = novars_rs_rename(old_dir->i_sb, &a, &n);
-	if (err)
-		return err;
-	if (victim) {
-		set_nlink(victim, n.victim);
-		novars_touch(victim, now, false);
-	}
-	novars_touch(moved, now, false);
-	set_nlink(old_dir, n.dir);
-	novars_touch(old_dir, now, true);
-	set_nlink(new_dir, n.new_dir);
-	novars_touch(new_dir, now, true);
-	return 0;
+	return novars_rs_rename(&a);
 }
 
 static void novars_inode_init_once(void *p)
@@ -504,43 +444,7 @@ static void novars_inode_init_once(void *p)
 	inode_init_once(&ni->vfs);
 }
 
-static int novars_getattr(struct mnt_idmap *idmap, const struct path *path,
-			  struct kstat *stat, u32 request_mask,
-			  unsigned int query_flags)
-{
-	struct inode *inode = d_inode(path->dentry);
-
-	generic_fillattr(idmap, request_mask, inode, stat);
-	if (request_mask & STATX_BTIME) {
-		stat->result_mask |= STATX_BTIME;
-		stat->btime.tv_sec = NI(inode)->btime_sec;
-		stat->btime.tv_nsec = NI(inode)->btime_nsec;
-	}
-	if (IS_DAX(inode))
-		stat->attributes |= STATX_ATTR_DAX;
-	stat->attributes_mask |= STATX_ATTR_DAX;
-	return 0;
-}
-
 /* ---------------------------------------------------------- directories */
-
-static struct dentry *novars_lookup(struct inode *dir, struct dentry *dentry,
-				    unsigned int flags)
-{
-	struct inode *inode = NULL;
-	s64 ino;
-
-	ino = novars_rs_lookup(dir, NI(dir)->info, dentry->d_name.name,
-			       dentry->d_name.len);
-	if (ino < 0)
-		return ERR_PTR(ino);
-	if (ino > 0) {
-		inode = novars_iget(dir->i_sb, ino);
-		if (IS_ERR(inode))
-			return ERR_CAST(inode);
-	}
-	return d_splice_alias(inode, dentry);
-}
 
 int novars_dir_emit(struct dir_context *ctx, const char *name, int len,
 		    u64 ino, u32 dt, u64 pos)
@@ -558,7 +462,7 @@ static int novars_readdir(struct file *file, struct dir_context *ctx)
 
 	if (!dir_emit_dots(file, ctx))
 		return 0;
-	return novars_rs_readdir(inode, NI(inode)->info, ctx, ctx->pos);
+	return novars_rs_readdir(inode, ctx, ctx->pos);
 }
 
 static loff_t novars_dir_llseek(struct file *file, loff_t offset, int whence)
@@ -574,7 +478,7 @@ static const struct file_operations novars_dir_fops = {
 };
 
 static const struct inode_operations novars_dir_iops = {
-	.lookup		= novars_lookup,
+	.lookup		= novars_rs_lookup,
 	.create		= novars_create,
 	.mkdir		= novars_mkdir,
 	.mknod		= novars_mknod,
@@ -584,7 +488,7 @@ static const struct inode_operations novars_dir_iops = {
 	.unlink		= novars_unlink,
 	.rmdir		= novars_rmdir,
 	.rename		= novars_rename,
-	.getattr	= novars_getattr,
+	.getattr	= novars_rs_getattr,
 	.setattr	= novars_setattr,
 };
 
@@ -595,22 +499,14 @@ static int novars_iomap_begin(struct inode *inode, loff_t pos, loff_t length,
 			      struct iomap *srcmap)
 {
 	struct novars_sb_c *c = inode->i_sb->s_fs_info;
-	struct timespec64 now = {};
 	struct novars_map m = {};
 	int err;
 
 	/* IOMAP_WRITE comes from write faults (DAX mmap): holes get blocks. */
-	if (flags & IOMAP_WRITE)
-		now = current_time(inode);
-	err = novars_rs_iomap_begin(inode, NI(inode)->info, pos, length, flags,
-				    i_size_read(inode), now.tv_sec, now.tv_nsec, &m);
+	err = novars_rs_iomap_begin(inode, pos, length, flags, i_size_read(inode), &m);
 	if (err)
 		return err;
-	iomap->flags = 0;
-	if (m.flags & NOVARS_MAP_NEW) {
-		iomap->flags |= IOMAP_F_NEW;
-		inode->i_blocks = m.blocks;
-	}
+	iomap->flags = m.flags & NOVARS_MAP_NEW ? IOMAP_F_NEW : 0;
 	iomap->bdev = inode->i_sb->s_bdev;
 	iomap->dax_dev = c->dax;
 	iomap->offset = m.offset;
@@ -662,8 +558,7 @@ static ssize_t novars_file_write_iter(struct kiocb *iocb, struct iov_iter *from)
 	struct file *file = iocb->ki_filp;
 	struct inode *inode = file_inode(file);
 	struct address_space *mapping = inode->i_mapping;
-	struct novars_write_out out = {};
-	struct timespec64 now;
+	u64 filled = 0;
 	u32 facts = 0;
 	size_t count;
 	ssize_t ret;
@@ -680,7 +575,6 @@ static ssize_t novars_file_write_iter(struct kiocb *iocb, struct iov_iter *from)
 	ret = file_remove_privs(file);
 	if (ret)
 		goto out;
-	now = current_time(inode);
 	count = iov_iter_count(from);
 	for (;;) {
 		/*
@@ -697,23 +591,15 @@ static ssize_t novars_file_write_iter(struct kiocb *iocb, struct iov_iter *from)
 		 * short copy fault the buffer in here, unlocked, and retry.
 		 */
 		pagefault_disable();
-		ret = novars_rs_write(inode, NI(inode)->info, from, iocb->ki_pos,
-				      count, i_size_read(inode), now.tv_sec,
-				      now.tv_nsec, facts, &out);
+		ret = novars_rs_write(inode, from, iocb->ki_pos, count,
+				      i_size_read(inode), facts, &filled);
 		pagefault_enable();
-		if (ret > 0) {
-			/* Holes filled in place may have the zero page mapped. */
-			if (out.filled)
-				invalidate_inode_pages2_range(mapping,
-					iocb->ki_pos >> PAGE_SHIFT,
-					(iocb->ki_pos + ret - 1) >> PAGE_SHIFT);
+		/* Holes filled in place may have the zero page mapped. */
+		if (ret > 0 && filled)
+			invalidate_inode_pages2_range(mapping, iocb->ki_pos >> PAGE_SHIFT,
+						      (iocb->ki_pos + ret - 1) >> PAGE_SHIFT);
+		if (ret > 0)
 			iocb->ki_pos += ret;
-			if (out.size > i_size_read(inode))
-				i_size_write(inode, out.size);
-			inode->i_blocks = out.blocks;
-			inode_set_mtime_to_ts(inode, now);
-			inode_set_ctime_to_ts(inode, now);
-		}
 		filemap_invalidate_unlock(mapping);
 		if (ret != -EFAULT)
 			break;
@@ -732,20 +618,12 @@ static loff_t novars_file_llseek(struct file *file, loff_t offset, int whence)
 {
 	struct inode *inode = file_inode(file);
 
-	switch (whence) {
-	case SEEK_HOLE:
-		inode_lock_shared(inode);
-		offset = iomap_seek_hole(inode, offset, &novars_iomap_ops);
-		inode_unlock_shared(inode);
-		break;
-	case SEEK_DATA:
-		inode_lock_shared(inode);
-		offset = iomap_seek_data(inode, offset, &novars_iomap_ops);
-		inode_unlock_shared(inode);
-		break;
-	default:
+	if (whence != SEEK_HOLE && whence != SEEK_DATA)
 		return generic_file_llseek(file, offset, whence);
-	}
+	inode_lock_shared(inode);
+	offset = whence == SEEK_HOLE ? iomap_seek_hole(inode, offset, &novars_iomap_ops) :
+				       iomap_seek_data(inode, offset, &novars_iomap_ops);
+	inode_unlock_shared(inode);
 	if (offset < 0)
 		return offset;
 	return vfs_setpos(file, offset, inode->i_sb->s_maxbytes);
@@ -759,12 +637,10 @@ static long novars_fallocate(struct file *file, int mode, loff_t offset, loff_t 
 {
 	NOVARS_TRACE_OP(NOVARS_OP_FALLOCATE);
 	struct inode *inode = file_inode(file);
-	struct novars_falloc_out out = {};
-	struct timespec64 now;
 	loff_t end = offset + len;	/* no overflow: checked by vfs_fallocate */
 	loff_t from, to;
 	long ret;
-	int plan = novars_rs_fallocate_begin(NI(inode)->info, mode);
+	int plan = novars_rs_fallocate_begin(inode, mode);
 
 	if (plan < 0)
 		return plan;
@@ -801,17 +677,7 @@ static long novars_fallocate(struct file *file, int mode, loff_t offset, loff_t 
 		goto out;
 	}
 	truncate_pagecache_range(inode, from, to);
-	now = current_time(inode);
-	out.size = i_size_read(inode);
-	ret = novars_rs_fallocate(inode, NI(inode)->info, mode, offset, len,
-				  now.tv_sec, now.tv_nsec, &out);
-	if (out.changed) {
-		if (out.size != i_size_read(inode))
-			i_size_write(inode, out.size);
-		inode->i_blocks = out.blocks;
-		inode_set_mtime_to_ts(inode, now);
-		inode_set_ctime_to_ts(inode, now);
-	}
+	ret = novars_rs_fallocate(inode, mode, offset, len, i_size_read(inode));
 	filemap_invalidate_unlock(inode->i_mapping);
 out:
 	inode_unlock(inode);
@@ -916,70 +782,43 @@ static int novars_dax_writepages(struct address_space *mapping,
 	return dax_writeback_mapping_range(mapping, c->dax, wbc);
 }
 
-/* Last close of an open file: drop its seal, if it holds one. */
-static int novars_file_release(struct inode *inode, struct file *file)
-{
-	novars_rs_unseal(NI(inode)->info, &file->private_data);
-	return 0;
-}
-
-static long novars_ioc_seal(struct file *file, struct novars_seal __user *arg)
+/*
+ * NOVARS_IOC_SEAL once Rust has read and checked the argument (seal.rs):
+ * allocate and seal under the locks a size change takes.
+ */
+long novars_seal_locked(struct file *file, u64 off, u64 len)
 {
 	struct inode *inode = file_inode(file);
 	struct address_space *mapping = inode->i_mapping;
-	struct novars_write_out out = {};
-	struct novars_seal s;
-	struct timespec64 now;
-	long err;
+	long err = mnt_want_write_file(file);
 
-	err = novars_rs_seal_check(file->f_mode & FMODE_WRITE,
-				   copy_from_user(&s, arg, sizeof(s)) ? NULL : &s);
-	if (err)
-		return err;
-	err = mnt_want_write_file(file);
 	if (err)
 		return err;
 	inode_lock(inode);
-	if (s.offset + s.length > i_size_read(inode)) {
-		err = inode_newsize_ok(inode, s.offset + s.length);
-		if (err)
-			goto unlock;
+	if (off + len > i_size_read(inode))
+		err = inode_newsize_ok(inode, off + len);
+	if (!err) {
+		filemap_invalidate_lock(mapping);
+		err = novars_rs_seal(inode, &file->private_data, off, len, i_size_read(inode));
+		/* Holes just allocated may have the zero page mapped. */
+		if (mapping->nrpages)
+			invalidate_inode_pages2_range(mapping, off >> PAGE_SHIFT,
+						      (off + len - 1) >> PAGE_SHIFT);
+		filemap_invalidate_unlock(mapping);
 	}
-	filemap_invalidate_lock(mapping);
-	now = current_time(inode);
-	err = novars_rs_seal(inode, NI(inode)->info, &file->private_data,
-			     s.offset, s.length, i_size_read(inode),
-			     now.tv_sec, now.tv_nsec, &out);
-	/* Holes just allocated may have the zero page mapped. */
-	if (mapping->nrpages)
-		invalidate_inode_pages2_range(mapping, s.offset >> PAGE_SHIFT,
-			(s.offset + s.length - 1) >> PAGE_SHIFT);
-	if (out.size > i_size_read(inode)) {
-		i_size_write(inode, out.size);
-		inode_set_mtime_to_ts(inode, now);
-		inode_set_ctime_to_ts(inode, now);
-	}
-	if (out.blocks)
-		inode->i_blocks = out.blocks;
-	filemap_invalidate_unlock(mapping);
-unlock:
 	inode_unlock(inode);
 	mnt_drop_write_file(file);
 	return err;
 }
 
+/* The ioctls of novars_ioctl.h: Rust copies and checks their arguments. */
 static long novars_file_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 {
-	struct novars_seal_info si = {};
-
 	switch (cmd) {
 	case NOVARS_IOC_SEAL:
-		return novars_ioc_seal(file, (struct novars_seal __user *)arg);
+		return novars_rs_ioc_seal(file, file->f_mode & FMODE_WRITE, arg);
 	case NOVARS_IOC_SEAL_INFO:
-		novars_rs_seal_info(NI(file_inode(file))->info, &si);
-		if (copy_to_user((void __user *)arg, &si, sizeof(si)))
-			return -EFAULT;
-		return 0;
+		return novars_rs_ioc_seal_info(file_inode(file), arg);
 	}
 	return -ENOTTY;
 }
@@ -995,7 +834,7 @@ static const struct file_operations novars_file_fops = {
 	.splice_read	= copy_splice_read,
 	.splice_write	= iter_file_splice_write,
 	.open		= novars_file_open,
-	.release	= novars_file_release,
+	.release	= novars_rs_release,
 	.unlocked_ioctl	= novars_file_ioctl,
 	.compat_ioctl	= compat_ptr_ioctl,
 	.fallocate	= novars_fallocate,
@@ -1004,13 +843,13 @@ static const struct file_operations novars_file_fops = {
 };
 
 static const struct inode_operations novars_file_iops = {
-	.getattr	= novars_getattr,
+	.getattr	= novars_rs_getattr,
 	.setattr	= novars_setattr,
 	.fiemap		= novars_fiemap,
 };
 
 static const struct inode_operations novars_special_iops = {
-	.getattr	= novars_getattr,
+	.getattr	= novars_rs_getattr,
 	.setattr	= novars_setattr,
 };
 
@@ -1018,7 +857,7 @@ static const struct inode_operations novars_special_iops = {
  * utimensat with AT_SYMLINK_NOFOLLOW), statx reports btime. */
 static const struct inode_operations novars_symlink_iops = {
 	.get_link	= simple_get_link,
-	.getattr	= novars_getattr,
+	.getattr	= novars_rs_getattr,
 	.setattr	= novars_setattr,
 };
 
@@ -1033,31 +872,22 @@ struct inode *novars_iget(struct super_block *sb, u64 ino)
 	struct novars_iattr a = {};
 	struct inode *inode;
 	int err = -EIO;
-	void *info;
 
 	inode = iget_locked(sb, ino);
 	if (!inode)
 		return ERR_PTR(-ENOMEM);
 	if (!(inode->i_state & I_NEW))
 		return inode;
-	info = novars_rs_read_inode(sb, ino, &a, &err);
-	if (!info) {
+	NI(inode)->info = novars_rs_read_inode(sb, ino, &a, &err);
+	if (!NI(inode)->info) {
 		iget_failed(inode);
 		return ERR_PTR(err);
 	}
-	NI(inode)->info = info;
-	NI(inode)->btime_sec = a.btime_sec;
-	NI(inode)->btime_nsec = a.btime_nsec;
 	inode->i_mode = a.mode;
 	i_uid_write(inode, a.uid);
 	i_gid_write(inode, a.gid);
-	set_nlink(inode, a.nlink);
-	i_size_write(inode, a.size);
-	inode->i_blocks = a.blocks;
 	inode->i_generation = a.generation;
-	inode_set_atime(inode, a.atime_sec, a.atime_nsec);
-	inode_set_mtime(inode, a.mtime_sec, a.mtime_nsec);
-	inode_set_ctime(inode, a.ctime_sec, a.ctime_nsec);
+	novars_inode_set(inode, &a);
 	switch (a.mode & S_IFMT) {
 	case S_IFREG:
 		inode->i_op = &novars_file_iops;
@@ -1112,72 +942,28 @@ static int novars_statfs(struct dentry *dentry, struct kstatfs *buf)
 	return 0;
 }
 
-static const struct constant_table novars_param_errors[] = {
-	{ "continue",	NOVARS_ERRORS_CONTINUE },
-	{ "remount-ro",	NOVARS_ERRORS_RO },
-	{ "panic",	NOVARS_ERRORS_PANIC },
-	{}
-};
-
-/* The options in force, named as in the parser's table above. */
-static int novars_show_options(struct seq_file *m, struct dentry *root)
-{
-	struct novars_sb_c *c = root->d_sb->s_fs_info;
-	const struct constant_table *e;
-
-	for (e = novars_param_errors; e->name; e++)
-		if (e->value == READ_ONCE(c->errors))
-			seq_printf(m, ",errors=%s", e->name);
-	seq_puts(m, ",dax");
-	return 0;
-}
-
 static const struct super_operations novars_sops = {
 	.alloc_inode	= novars_alloc_inode,
 	.free_inode	= novars_free_inode,
 	.evict_inode	= novars_evict_inode,
 	.put_super	= novars_put_super,
 	.statfs		= novars_statfs,
-	.show_options	= novars_show_options,
+	.show_options	= novars_rs_show_options,
 };
 
 /* -------------------------------------------------------- fs_context */
 
-enum { Opt_errors, Opt_dax, Opt_dax_type };
-
-/* novars is always DAX; "dax" and "dax=always" are accepted for scripts. */
-static const struct constant_table novars_param_dax[] = {
-	{ "always",	1 },
-	{}
-};
-
-static const struct fs_parameter_spec novars_param_specs[] = {
-	fsparam_enum("errors", Opt_errors, novars_param_errors),
-	fsparam_flag("dax", Opt_dax),
-	fsparam_enum("dax", Opt_dax_type, novars_param_dax),
-	{}
-};
-
+/* A mount option: Rust knows them (super_.rs); a flag has no value. */
 static int novars_parse_param(struct fs_context *fc, struct fs_parameter *param)
 {
-	struct novars_opts *o = fc->fs_private;
-	struct fs_parse_result result;
-	int opt;
+	int err = -EINVAL;
 
-	opt = fs_parse(fc, novars_param_specs, param, &result);
-	if (opt < 0)
-		return opt;
-	switch (opt) {
-	case Opt_errors:
-		o->errors = result.uint_32;
-		o->flags |= NOVARS_OPT_ERRORS_SET;
-		break;
-	case Opt_dax:
-	case Opt_dax_type:
-		o->flags |= NOVARS_OPT_DAX;
-		break;
-	}
-	return 0;
+	if (param->type == fs_value_is_flag || param->type == fs_value_is_string)
+		err = novars_rs_parse_param(fc->fs_private, param->key,
+					    param->type == fs_value_is_string ? param->string : NULL);
+	if (err == -EINVAL)
+		return invalfc(fc, "Bad value for '%s'", param->key);
+	return err;
 }
 
 static int novars_fill_super_c(struct super_block *sb, struct fs_context *fc)
@@ -1230,7 +1016,6 @@ static struct file_system_type novars_fs_type = {
 	.owner		= THIS_MODULE,
 	.name		= "novars",
 	.init_fs_context = novars_init_fs_context,
-	.parameters	= novars_param_specs,
 	.kill_sb	= kill_block_super,
 	.fs_flags	= FS_REQUIRES_DEV,
 };

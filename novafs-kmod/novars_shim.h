@@ -16,20 +16,16 @@
 
 struct super_block;
 struct inode;
+struct dentry;
 struct dir_context;
 struct dax_device;
 
-/* Mount options, parsed in C (fs_parser), read by Rust. */
+/* Mount options of one fs_context: allocated by C, parsed and read by
+ * Rust (super_.rs). */
 struct novars_opts {
-	u32 errors;	/* NOVARS_ERRORS_* */
-	u32 flags;	/* NOVARS_OPT_* */
+	u32 errors;
+	u32 flags;
 };
-#define NOVARS_OPT_ERRORS_SET	1u
-#define NOVARS_OPT_DAX		2u
-/* errors= values: layout::sb::ERRORS_*. */
-#define NOVARS_ERRORS_CONTINUE	1
-#define NOVARS_ERRORS_RO	2
-#define NOVARS_ERRORS_PANIC	3
 
 /*
  * The head of Rust's per-mount state (`SbInfo`, `#[repr(C)]`, this struct
@@ -40,26 +36,28 @@ struct novars_sb_c {
 	u64 dax_part_off;	/* byte offset of the fs on the dax device */
 	void *kaddr;		/* kernel address of byte 0 of the fs */
 	u64 size;		/* bytes mapped at kaddr */
-	u32 errors;		/* current errors= behaviour */
-	u32 pad;
 	u8 uuid[16];
 };
 
-/* Attributes Rust hands to C to fill a VFS inode. */
+/* What Rust answers for a VFS inode: all of it for novars_iget, the
+ * fields named in valid (NOVARS_I_*) for novars_inode_set, which Rust
+ * calls after each change it commits. */
 struct novars_iattr {
-	u32 mode;
-	u32 uid;
-	u32 gid;
-	u32 nlink;
+	u32 valid;
+	u32 mode, uid, gid, nlink, generation;
 	u64 size;
 	u64 rdev;	/* new_encode_dev() value */
 	u64 blocks;	/* 512-byte sectors in use */
-	u32 generation;
-	u32 link_len;	/* symlinks: length of the target in link */
-	s64 atime_sec, mtime_sec, ctime_sec, btime_sec;
-	u32 atime_nsec, mtime_nsec, ctime_nsec, btime_nsec;
+	s64 atime_sec, mtime_sec, ctime_sec;
+	u32 atime_nsec, mtime_nsec, ctime_nsec, pad;
 	char *link;	/* symlinks: kmalloc'd NUL-terminated target, owned by the inode */
 };
+#define NOVARS_I_NLINK	1u
+#define NOVARS_I_SIZE	2u
+#define NOVARS_I_BLOCKS	4u
+#define NOVARS_I_ATIME	8u
+#define NOVARS_I_MTIME	16u
+#define NOVARS_I_CTIME	32u
 
 /* One mapping answer for iomap_begin. */
 struct novars_map {
@@ -68,7 +66,6 @@ struct novars_map {
 	u64 addr;	/* byte offset of the data on the fs, if mapped */
 	u32 mapped;	/* 0: hole, 1: mapped */
 	u32 flags;	/* NOVARS_MAP_NEW: just allocated (zeroed) */
-	u64 blocks;	/* i_blocks after an allocation (NOVARS_MAP_NEW) */
 };
 #define NOVARS_MAP_NEW	1u
 
@@ -89,33 +86,21 @@ struct novars_create_args {
 	u32 tlen;	/* symlinks: strlen(target) */
 	struct novars_owner owner;
 	u64 rdev;	/* new_encode_dev() value */
-	s64 now_sec;
-	u32 now_nsec, pad;
 	const char *target;
 };
 
-/* Link counts after a namespace operation, from Rust's own state: C sets
- * exactly these (set_nlink) on the inodes the operation names. */
-struct novars_nlinks {
-	u32 dir;	/* the (old) parent directory */
-	u32 new_dir;	/* rename: the new parent (== dir in one directory) */
-	u32 inode;	/* link: the target; unlink, rmdir: the removed inode */
-	u32 victim;	/* rename: the inode the new name named before */
-};
-
-/* Arguments of novars_rs_rename (flags: RENAME_* as the VFS gives them). */
+/* Arguments of novars_rs_rename (flags: RENAME_* as the VFS gives them;
+ * victim: the inode new_name names, or NULL). */
 struct novars_rename_args {
-	void *old_dir, *new_dir, *moved, *victim;
+	struct inode *old_dir, *new_dir, *moved, *victim;
 	const u8 *old_name, *new_name;
-	u32 old_len, new_len, moved_mode, flags;
-	s64 now_sec;
-	u32 now_nsec, pad;
+	u32 old_len, new_len, flags, pad;
 	struct novars_owner owner;	/* of the whiteout (RENAME_WHITEOUT) */
 };
 
 /* Arguments of novars_rs_setattr_begin and novars_rs_setattr: the iattr
- * as the VFS gives it (valid: ATTR_* bits, equal to layout's SETATTR
- * bits); Rust may add to valid and the times (truncate). */
+ * as the VFS gives it (valid: ATTR_*; Rust keeps the bits it logs, which
+ * equal layout's SETATTR bits, and may add times: truncate). */
 struct novars_setattr_args {
 	u32 valid, mode, uid, gid;
 	u64 size, old_size;
@@ -124,37 +109,18 @@ struct novars_setattr_args {
 	u32 inode_mode;	/* the inode's file type and mode */
 	u32 facts;	/* NOVARS_SA_TAIL_MAPPED */
 };
-#define NOVARS_SA_MODE	1u
-#define NOVARS_SA_UID	2u
-#define NOVARS_SA_GID	4u
-#define NOVARS_SA_SIZE	8u
-#define NOVARS_SA_ATIME	16u
-#define NOVARS_SA_MTIME	32u
-#define NOVARS_SA_CTIME	64u
-#define NOVARS_SA_ALL	127u
 /* facts: the page holding the new size has a DAX entry (mapped, or was). */
 #define NOVARS_SA_TAIL_MAPPED	1u
 
 /* Largest readdir position (cookie: an entry's 63-bit sequence number). */
 #define NOVARS_DIR_POS_MAX	0x7fffffffffffffff
 
-/* What a write changed. */
-struct novars_write_out {
-	u64 size, blocks;
-	u64 filled;	/* holes filled in place: drop their zero-page mappings */
-};
 /* novars_rs_write facts: some page of the range has a DAX entry. */
 #define NOVARS_W_MAPPED	1u
 
 /* What novars_rs_fallocate_begin answers (>= 0) for a mode. */
 #define NOVARS_FA_GROWS		1u	/* may extend i_size to offset + len */
 #define NOVARS_FA_SHIFTS	2u	/* moves every block from offset on */
-
-/* What a fallocate left (set also when it failed part-way). */
-struct novars_falloc_out {
-	u64 size, blocks;
-	u32 changed, pad;	/* changed: something committed; update the times */
-};
 
 /* ---- Implemented in C, called from Rust. ---- */
 
@@ -169,8 +135,12 @@ void novars_dax_unmap(struct novars_sb_c *c);
 void novars_flush(const void *addr, size_t len);
 void novars_memcpy_nt(void *dst, const void *src, size_t len);
 
+/* NOVARS_IOC_SEAL after Rust checked its argument: 0 or -errno. */
+struct file;
+long novars_seal_locked(struct file *file, u64 off, u64 len);
 /* Get the VFS inode ino (read via novars_rs_read_inode); ERR_PTR on error. */
 struct inode *novars_iget(struct super_block *sb, u64 ino);
+void novars_inode_set(struct inode *inode, const struct novars_iattr *a);
 
 /* dir_emit() for readdir: returns 0 when the caller's buffer is full. */
 int novars_dir_emit(struct dir_context *ctx, const char *name, int len, u64 ino, u32 dt, u64 pos);
@@ -182,8 +152,7 @@ void novars_cond_resched(void);
 size_t novars_copy_from_iter(void *iter, void *dst, size_t len);
 bool novars_sb_rdonly(struct super_block *sb);
 
-/* Per-inode log locks (locks.rs); subclass < NOVARS_MAX_LOCKED. */
-#define NOVARS_MAX_LOCKED 4	/* locks.rs MAX_LOCKED */
+/* Per-inode log locks (locks.rs); subclass < locks.rs MAX_LOCKED. */
 struct mutex;
 void novars_log_lock_init(struct mutex *m);
 void novars_log_lock(struct mutex *m, unsigned int subclass);
@@ -191,6 +160,16 @@ void novars_log_unlock(struct mutex *m);
 
 /* ---- Implemented in Rust, called from C. ---- */
 
+/*
+ * Rust finds its per-inode state from the VFS inode (struct novars_inode in
+ * novars_shim.c) and sets the VFS inodes an operation changed itself
+ * (novars_inode_set), with times from current_time().
+ */
+/* One mount option (value NULL: a flag): 0, -ENOPARAM (not novars's:
+ * the VFS says so) or -EINVAL (a bad value). */
+int novars_rs_parse_param(struct novars_opts *opts, const char *key, const char *value);
+struct seq_file;
+int novars_rs_show_options(struct seq_file *m, struct dentry *root);
 int novars_rs_fill_super(struct super_block *sb, const struct novars_opts *opts, int silent);
 void novars_rs_put_super(struct super_block *sb);
 /* reconfigure: new options; ro_change: the VFS asks to switch to ro (true
@@ -201,53 +180,51 @@ void novars_rs_statfs(struct super_block *sb, struct novars_statfs *out);
 /* Read inode ino: fills *attr and returns the Rust inode info (or NULL and *err). */
 void *novars_rs_read_inode(struct super_block *sb, u64 ino, struct novars_iattr *attr, int *err);
 void novars_rs_free_inode_info(void *info);
-/* Lookup name in dir: returns the inode number, 0 if absent, or -errno. */
-s64 novars_rs_lookup(struct inode *dir, void *dir_info, const u8 *name, size_t len);
+/* inode_operations lookup and getattr (getattr adds btime and the DAX
+ * attribute to generic_fillattr's answer). */
+struct dentry *novars_rs_lookup(struct inode *dir, struct dentry *dentry, unsigned int flags);
+struct mnt_idmap;
+struct path;
+struct kstat;
+int novars_rs_getattr(struct mnt_idmap *idmap, const struct path *path, struct kstat *stat,
+		      u32 request_mask, unsigned int query_flags);
 /* readdir from position pos (>= 2): calls novars_dir_emit per entry. */
-int novars_rs_readdir(struct inode *dir, void *dir_info, struct dir_context *ctx, u64 pos);
-/* iomap_begin: the mapping at pos. */
-int novars_rs_iomap_begin(struct inode *inode, void *info, u64 pos, u64 length, u32 flags,
-			  u64 size, s64 now_sec, u32 now_nsec, struct novars_map *out);
+int novars_rs_readdir(struct inode *dir, struct dir_context *ctx, u64 pos);
+/* iomap_begin: the mapping at pos (size: i_size). */
+int novars_rs_iomap_begin(struct inode *inode, u64 pos, u64 length, u32 flags, u64 size,
+			  struct novars_map *out);
 
-/* Namespace operations: the new inode number (create) or 0, or -errno;
- * *out gets the link counts to set. */
-s64 novars_rs_create(struct inode *dir, void *dir_info, const u8 *name, size_t len,
-		     const struct novars_create_args *args, struct novars_nlinks *out);
-s64 novars_rs_tmpfile(struct inode *dir, void *dir_info, const struct novars_create_args *args);
-int novars_rs_link(struct inode *dir, void *dir_info, const u8 *name, size_t len,
-		   void *target_info, u32 mode, s64 now_sec, u32 now_nsec,
-		   struct novars_nlinks *out);
-int novars_rs_unlink(struct inode *dir, void *dir_info, const u8 *name, size_t len,
-		     void *victim_info, bool rmdir, s64 now_sec, u32 now_nsec,
-		     struct novars_nlinks *out);
-int novars_rs_rename(struct super_block *sb, const struct novars_rename_args *args,
-		     struct novars_nlinks *out);
-/* write(2): bytes written or -errno; facts: NOVARS_W_MAPPED. */
-s64 novars_rs_write(struct inode *inode, void *info, void *iter, u64 pos, u64 len,
-		    u64 size, s64 now_sec, u32 now_nsec, u32 facts,
-		    struct novars_write_out *out);
+/* Namespace operations: the new inode number (create) or 0, or -errno. */
+s64 novars_rs_create(struct inode *dir, const u8 *name, size_t len,
+		     const struct novars_create_args *args);
+s64 novars_rs_tmpfile(struct inode *dir, const struct novars_create_args *args);
+int novars_rs_link(struct inode *dir, const u8 *name, size_t len, struct inode *target);
+int novars_rs_unlink(struct inode *dir, const u8 *name, size_t len, struct inode *victim,
+		     bool rmdir);
+int novars_rs_rename(const struct novars_rename_args *args);
+/* write(2): bytes written or -errno; facts: NOVARS_W_MAPPED; *filled: holes
+ * were filled in place (their zero-page mappings must go). */
+s64 novars_rs_write(struct inode *inode, void *iter, u64 pos, u64 len, u64 size, u32 facts,
+		    u64 *filled);
 /* setattr: _begin checks and completes *args before C prepares a size
  * change (0: go on, 1: nothing to do, or -errno); then novars_rs_setattr
- * logs it and returns the new i_blocks or -errno. */
-int novars_rs_setattr_begin(void *info, struct novars_setattr_args *args);
-s64 novars_rs_setattr(struct inode *inode, void *info, const struct novars_setattr_args *args);
+ * logs it: 0 or -errno. */
+int novars_rs_setattr_begin(struct inode *inode, struct novars_setattr_args *args);
+int novars_rs_setattr(struct inode *inode, const struct novars_setattr_args *args);
 /* evict: frees the inode if Rust's link count is 0. */
-void novars_rs_evict(struct inode *inode, void *info);
-/* Seals (seal.rs, novars_ioctl.h); slot is &file->private_data. _check:
- * the ioctl's argument (NULL: not copied) from a file open for writing or
- * not; 0 or -errno. */
-struct novars_seal;
-struct novars_seal_info;
-int novars_rs_seal_check(bool writable, const struct novars_seal *s);
-int novars_rs_seal(struct inode *inode, void *info, void **slot, u64 off, u64 len,
-		   u64 size, s64 now_sec, u32 now_nsec, struct novars_write_out *out);
-void novars_rs_unseal(void *info, void **slot);
-void novars_rs_seal_info(void *info, struct novars_seal_info *out);
+void novars_rs_evict(struct inode *inode);
+/* Seals (seal.rs, novars_ioctl.h): the ioctls with their user-space
+ * argument at arg (_seal then calls novars_seal_locked), and the seal
+ * itself under those locks (slot: &file->private_data). 0 or -errno. */
+long novars_rs_ioc_seal(struct file *file, bool writable, unsigned long arg);
+long novars_rs_ioc_seal_info(struct inode *inode, unsigned long arg);
+int novars_rs_seal(struct inode *inode, void **slot, u64 off, u64 len, u64 size);
+/* file_operations release (last close): drops the file's seal, if any. */
+int novars_rs_release(struct inode *inode, struct file *file);
+void novars_rs_seal_info(struct inode *inode, struct novars_seal_info *out);
 /* fallocate: _begin, before any lock: NOVARS_FA_* for mode, or -errno;
- * then (inode lock held) novars_rs_fallocate, with out->size holding the
- * size on entry: 0 or -errno. */
-int novars_rs_fallocate_begin(void *info, u32 mode);
-int novars_rs_fallocate(struct inode *inode, void *info, u32 mode, u64 off, u64 len,
-			s64 now_sec, u32 now_nsec, struct novars_falloc_out *out);
+ * then (inode lock held) novars_rs_fallocate: 0 or -errno. */
+int novars_rs_fallocate_begin(struct inode *inode, u32 mode);
+int novars_rs_fallocate(struct inode *inode, u32 mode, u64 off, u64 len, u64 size);
 
 #endif /* NOVARS_SHIM_H */

@@ -24,12 +24,14 @@ use crate::inode::{self, Index, Inner};
 use crate::layout::log::MAX_FILE_SIZE;
 use crate::layout::BLOCK_SIZE_U64;
 use crate::mmap::fill_holes;
-use crate::namei::ts;
-use crate::shim;
+use crate::shim::{self, IAttr};
 use crate::super_::{self, SbInfo};
-use core::ffi::{c_int, c_void};
+use core::ffi::{c_int, c_long, c_ulong, c_void};
+use core::mem::size_of;
 use kernel::bindings;
 use kernel::prelude::*;
+use kernel::types::{AsBytes, FromBytes};
+use kernel::uaccess::UserSlice;
 
 /// The value of `file->private_data` of an open file holding a seal.
 const HOLDER: *mut c_void = 1 as *mut c_void;
@@ -116,36 +118,45 @@ fn seal(
 }
 
 /// `NOVARS_IOC_SEAL`: allocate `[off, off+len)` and take this open file's
-/// hold. `out` gets the size and i_blocks after the call (also on error:
-/// blocks committed before a failure stay). Returns 0 or -errno.
+/// hold (`size`: i_size). The VFS inode gets the size and i_blocks after
+/// the call (also on error: blocks committed before a failure stay).
+/// Returns 0 or -errno.
 #[no_mangle]
 extern "C" fn novars_rs_seal(
     inode: *mut bindings::inode,
-    info: *mut c_void,
     slot: *mut *mut c_void,
     off: u64,
     len: u64,
     size: u64,
-    now_sec: i64,
-    now_nsec: u32,
-    out: *mut WriteOut,
 ) -> c_int {
-    // SAFETY: C passes a live novars inode, its info, the open file's
-    // private_data word and an out struct.
-    let (sbi, info, out) = unsafe { (super_::sbi((*inode).i_sb), inode::info(info), &mut *out) };
-    out.size = size;
-    match seal(sbi, info, slot, off, len, size, ts(now_sec, now_nsec), out) {
+    // SAFETY: C passes a live novars inode, its inode lock held, and the
+    // open file's private_data word.
+    let (sbi, info, now) =
+        unsafe { (super_::sbi((*inode).i_sb), inode::of(inode), shim::now(inode)) };
+    let mut out = WriteOut { size, ..WriteOut::default() };
+    let r = seal(sbi, info, slot, off, len, size, now, &mut out);
+    let mut a = IAttr::default();
+    if out.size > size {
+        a = a.size(out.size).changed(now, true);
+    }
+    if out.blocks != 0 {
+        a = a.blocks(out.blocks);
+    }
+    // SAFETY: as above.
+    unsafe { a.set(inode) };
+    match r {
         Ok(()) => 0,
         Err(e) => e.to_errno(),
     }
 }
 
-/// Drops the hold of an open file being released (no-op if it has none).
+/// file_operations `release` (the open file's last close): drops its
+/// hold, if it has one.
 #[no_mangle]
-extern "C" fn novars_rs_unseal(info: *mut c_void, slot: *mut *mut c_void) {
-    // SAFETY: C passes the inode's info and the released file's
-    // private_data word.
-    let info = unsafe { inode::info(info) };
+extern "C" fn novars_rs_release(inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
+    // SAFETY: the VFS passes a live novars inode (read by iget) and the
+    // open file being released.
+    let (info, slot) = unsafe { (inode::of(inode), core::ptr::addr_of_mut!((*file).private_data)) };
     let mut g = info.inner.lock();
     // SAFETY: see `seal`: the word is only touched under the inode lock.
     if unsafe { *slot } == HOLDER {
@@ -153,6 +164,7 @@ extern "C" fn novars_rs_unseal(info: *mut c_void, slot: *mut *mut c_void) {
         // SAFETY: as above.
         unsafe { *slot = core::ptr::null_mut() };
     }
+    0
 }
 
 /// `struct novars_seal` (`novars_ioctl.h`): the argument of `NOVARS_IOC_SEAL`.
@@ -177,32 +189,50 @@ pub(crate) struct SealInfo {
 const _: () = assert!(core::mem::size_of::<SealArg>() == 24);
 const _: () = assert!(core::mem::size_of::<SealInfo>() == 16);
 
-/// `NOVARS_IOC_SEAL`'s argument `s` (`None`: it could not be copied from
-/// user space) from a file open for writing (`writable`) or not: EBADF,
-/// EFAULT, EINVAL (flags, or an empty range), EFBIG (past the largest
-/// offset), else 0. The limits of the file's size are the VFS's (C).
+// SAFETY: both are `repr(C)` integers without padding: every byte
+// pattern is a valid value and no byte is uninitialised.
+unsafe impl FromBytes for SealArg {}
+// SAFETY: as above.
+unsafe impl AsBytes for SealInfo {}
+
+/// `NOVARS_IOC_SEAL` with its argument at user address `arg`, from a file
+/// open for writing (`writable`) or not: EBADF, EFAULT, EINVAL (flags, or
+/// an empty range), EFBIG (past the largest offset); else C takes the
+/// locks and calls [`novars_rs_seal`] (the limits of the file's size are
+/// the VFS's). 0 or -errno.
 #[no_mangle]
-extern "C" fn novars_rs_seal_check(writable: bool, s: *const SealArg) -> c_int {
+extern "C" fn novars_rs_ioc_seal(
+    file: *mut bindings::file,
+    writable: bool,
+    arg: c_ulong,
+) -> c_long {
     if !writable {
-        return shim::neg(bindings::EBADF);
+        return shim::neg(bindings::EBADF).into();
     }
-    // SAFETY: `s` is NULL or points to the argument C copied in.
-    let Some(s) = (unsafe { s.as_ref() }) else { return shim::neg(bindings::EFAULT) };
+    let s = match UserSlice::new(arg as usize, size_of::<SealArg>()).reader().read::<SealArg>() {
+        Ok(s) => s,
+        Err(e) => return e.to_errno().into(),
+    };
     if s.flags != 0 || s.length == 0 {
-        return shim::neg(bindings::EINVAL);
+        return shim::neg(bindings::EINVAL).into();
     }
     let max = i64::MAX as u64;
     if s.offset > max || s.length > max - s.offset {
-        return shim::neg(bindings::EFBIG);
+        return shim::neg(bindings::EFBIG).into();
     }
-    0
+    // SAFETY: `file` is the open file of this ioctl call.
+    unsafe { shim::novars_seal_locked(file, s.offset, s.length) }
 }
 
-/// `NOVARS_IOC_SEAL_INFO`: the holds on the inode's block map.
+/// `NOVARS_IOC_SEAL_INFO`: the holds on the inode's block map, written to
+/// user address `arg`. 0 or -errno.
 #[no_mangle]
-extern "C" fn novars_rs_seal_info(info: *mut c_void, out: *mut SealInfo) {
-    // SAFETY: C passes the inode's info and the answer to fill.
-    let (info, out) = unsafe { (inode::info(info), &mut *out) };
-    let holders = info.inner.lock().seals;
-    *out = SealInfo { sealed: u32::from(holders != 0), holders, reserved: 0 };
+extern "C" fn novars_rs_ioc_seal_info(inode: *mut bindings::inode, arg: c_ulong) -> c_long {
+    // SAFETY: C passes the live novars inode of the ioctl's open file.
+    let holders = unsafe { inode::of(inode) }.inner.lock().seals;
+    let out = SealInfo { sealed: u32::from(holders != 0), holders, reserved: 0 };
+    match UserSlice::new(arg as usize, size_of::<SealInfo>()).writer().write(&out) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno().into(),
+    }
 }

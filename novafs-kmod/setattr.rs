@@ -13,9 +13,9 @@ use crate::layout::log::sa;
 use crate::layout::{BLOCK_SIZE, BLOCK_SIZE_U64};
 use crate::locks::lock_logs;
 use crate::namei::ts;
-use crate::shim;
+use crate::shim::{self, IAttr};
 use crate::super_::{self, SbInfo};
-use core::ffi::{c_int, c_void};
+use core::ffi::c_int;
 use kernel::bindings;
 use kernel::prelude::*;
 
@@ -45,15 +45,15 @@ pub(crate) struct SetattrArgs {
 
 const _: () = assert!(core::mem::size_of::<SetattrArgs>() == 88);
 const _: () = assert!(core::mem::offset_of!(SetattrArgs, inode_mode) == 80);
+// The VFS's ATTR_* bits are the layout's SETATTR bits.
 const _: () = {
-    assert!(shim::shim_h("NOVARS_SA_MODE") == sa::MODE as u64);
-    assert!(shim::shim_h("NOVARS_SA_UID") == sa::UID as u64);
-    assert!(shim::shim_h("NOVARS_SA_GID") == sa::GID as u64);
-    assert!(shim::shim_h("NOVARS_SA_SIZE") == sa::SIZE as u64);
-    assert!(shim::shim_h("NOVARS_SA_ATIME") == sa::ATIME as u64);
-    assert!(shim::shim_h("NOVARS_SA_MTIME") == sa::MTIME as u64);
-    assert!(shim::shim_h("NOVARS_SA_CTIME") == sa::CTIME as u64);
-    assert!(shim::shim_h("NOVARS_SA_ALL") == sa::ALL as u64);
+    assert!(bindings::ATTR_MODE == sa::MODE as u32);
+    assert!(bindings::ATTR_UID == sa::UID as u32);
+    assert!(bindings::ATTR_GID == sa::GID as u32);
+    assert!(bindings::ATTR_SIZE == sa::SIZE as u32);
+    assert!(bindings::ATTR_ATIME == sa::ATIME as u32);
+    assert!(bindings::ATTR_MTIME == sa::MTIME as u32);
+    assert!(bindings::ATTR_CTIME == sa::CTIME as u32);
     assert!(shim::shim_h("NOVARS_SA_TAIL_MAPPED") == SA_TAIL_MAPPED as u64);
 };
 
@@ -67,6 +67,7 @@ pub(crate) const SA_TAIL_MAPPED: u32 = 1;
 /// also for an unchanged size: POSIX wants it when the size changes).
 /// Returns whether there is anything to log.
 fn setattr_begin(info: &InodeInfo, a: &mut SetattrArgs) -> Result<bool> {
+    a.valid &= sa::ALL;
     if a.valid & sa::SIZE != 0 {
         if a.inode_mode & S_IFMT != S_IFREG {
             return Err(EINVAL);
@@ -87,9 +88,12 @@ fn setattr_begin(info: &InodeInfo, a: &mut SetattrArgs) -> Result<bool> {
 /// change): 0 to go on, 1 when there is nothing to do, or -errno. May add
 /// to `args` (see [`setattr_begin`]).
 #[no_mangle]
-extern "C" fn novars_rs_setattr_begin(info: *mut c_void, args: *mut SetattrArgs) -> c_int {
-    // SAFETY: C passes the inode's own info and its arguments.
-    let (info, a) = unsafe { (inode::info(info), &mut *args) };
+extern "C" fn novars_rs_setattr_begin(
+    inode: *mut bindings::inode,
+    args: *mut SetattrArgs,
+) -> c_int {
+    // SAFETY: C passes a live novars inode and its arguments.
+    let (info, a) = unsafe { (inode::of(inode), &mut *args) };
     match setattr_begin(info, a) {
         Ok(true) => 0,
         Ok(false) => 1,
@@ -157,17 +161,19 @@ fn setattr(sbi: &SbInfo, info: &InodeInfo, a: &SetattrArgs) -> Result<u64> {
     Ok(blocks.saturating_add(g.log.pages).saturating_mul(8))
 }
 
-/// setattr: logs the change; returns the new i_blocks or -errno.
+/// setattr: logs the change and sets the VFS inode's block count (C sets
+/// the rest with `setattr_copy`); 0 or -errno.
 #[no_mangle]
-extern "C" fn novars_rs_setattr(
-    inode: *mut bindings::inode,
-    info: *mut c_void,
-    args: *const SetattrArgs,
-) -> i64 {
-    // SAFETY: C passes a live novars inode, its info and the arguments.
-    let (sbi, info, a) = unsafe { (super_::sbi((*inode).i_sb), inode::info(info), &*args) };
+extern "C" fn novars_rs_setattr(inode: *mut bindings::inode, args: *const SetattrArgs) -> c_int {
+    // SAFETY: C passes a live novars inode, its inode lock held, and the
+    // arguments.
+    let (sbi, info, a) = unsafe { (super_::sbi((*inode).i_sb), inode::of(inode), &*args) };
     match setattr(sbi, info, a) {
-        Ok(b) => b as i64,
-        Err(e) => e.to_errno() as i64,
+        Ok(blocks) => {
+            // SAFETY: as above.
+            unsafe { IAttr::default().blocks(blocks).set(inode) };
+            0
+        }
+        Err(e) => e.to_errno(),
     }
 }

@@ -9,9 +9,8 @@
 //! their one Rust definition (mostly in `layout`); [`c_define`] reads each
 //! at compile time and a const assert here fails the build on any drift.
 
-use crate::layout;
-use core::ffi::{c_char, c_int, c_void};
-use core::sync::atomic::AtomicU32;
+use crate::layout::{self, Timespec};
+use core::ffi::{c_char, c_int, c_long, c_void};
 use kernel::bindings;
 
 const SHIM_H: &str = include_str!("novars_shim.h");
@@ -88,19 +87,13 @@ const fn trace_h(name: &str) -> u64 {
     c_define(TRACE_H, name)
 }
 
-/// `struct novars_opts`.
+/// `struct novars_opts`: the options of one mount or remount call
+/// (`super_::novars_rs_parse_param`).
 #[repr(C)]
 pub(crate) struct Opts {
     pub(crate) errors: u32,
     pub(crate) flags: u32,
 }
-
-/// `NOVARS_OPT_ERRORS_SET`.
-pub(crate) const OPT_ERRORS_SET: u32 = 1;
-const _: () = assert!(shim_h("NOVARS_OPT_ERRORS_SET") == OPT_ERRORS_SET as u64);
-const _: () = assert!(shim_h("NOVARS_ERRORS_CONTINUE") == layout::sb::ERRORS_CONTINUE as u64);
-const _: () = assert!(shim_h("NOVARS_ERRORS_RO") == layout::sb::ERRORS_RO as u64);
-const _: () = assert!(shim_h("NOVARS_ERRORS_PANIC") == layout::sb::ERRORS_PANIC as u64);
 
 /// `struct novars_sb_c`: the head of `SbInfo`, read by C.
 #[repr(C)]
@@ -109,10 +102,6 @@ pub(crate) struct SbC {
     pub(crate) dax_part_off: u64,
     pub(crate) kaddr: *mut c_void,
     pub(crate) size: u64,
-    /// The `errors=` behaviour; C reads it (show_options) while Rust may
-    /// change it (reconfigure).
-    pub(crate) errors: AtomicU32,
-    pub(crate) pad: u32,
     pub(crate) uuid: [u8; 16],
 }
 
@@ -123,34 +112,128 @@ impl SbC {
             dax_part_off: 0,
             kaddr: core::ptr::null_mut(),
             size: 0,
-            errors: AtomicU32::new(0),
-            pad: 0,
             uuid: [0; 16],
         }
     }
 }
 
-/// `struct novars_iattr`.
+/// `struct novars_iattr`: what Rust answers for a VFS inode (all of it
+/// for `novars_iget`; the fields named in `valid` for [`IAttr::set`]).
 #[repr(C)]
 pub(crate) struct IAttr {
+    /// `I_*`: the fields [`IAttr::set`] sets.
+    pub(crate) valid: u32,
     pub(crate) mode: u32,
     pub(crate) uid: u32,
     pub(crate) gid: u32,
     pub(crate) nlink: u32,
+    pub(crate) generation: u32,
     pub(crate) size: u64,
     pub(crate) rdev: u64,
     pub(crate) blocks: u64,
-    pub(crate) generation: u32,
-    pub(crate) link_len: u32,
     pub(crate) atime_sec: i64,
     pub(crate) mtime_sec: i64,
     pub(crate) ctime_sec: i64,
-    pub(crate) btime_sec: i64,
     pub(crate) atime_nsec: u32,
     pub(crate) mtime_nsec: u32,
     pub(crate) ctime_nsec: u32,
-    pub(crate) btime_nsec: u32,
+    pub(crate) pad: u32,
     pub(crate) link: *mut c_char,
+}
+
+/// `NOVARS_I_*`: the fields of [`IAttr`] `novars_inode_set` sets.
+pub(crate) const I_NLINK: u32 = 1;
+pub(crate) const I_SIZE: u32 = 2;
+pub(crate) const I_BLOCKS: u32 = 4;
+pub(crate) const I_ATIME: u32 = 8;
+pub(crate) const I_MTIME: u32 = 16;
+pub(crate) const I_CTIME: u32 = 32;
+const _: () = assert!(shim_h("NOVARS_I_NLINK") == I_NLINK as u64);
+const _: () = assert!(shim_h("NOVARS_I_SIZE") == I_SIZE as u64);
+const _: () = assert!(shim_h("NOVARS_I_BLOCKS") == I_BLOCKS as u64);
+const _: () = assert!(shim_h("NOVARS_I_ATIME") == I_ATIME as u64);
+const _: () = assert!(shim_h("NOVARS_I_MTIME") == I_MTIME as u64);
+const _: () = assert!(shim_h("NOVARS_I_CTIME") == I_CTIME as u64);
+
+impl Default for IAttr {
+    fn default() -> Self {
+        Self {
+            valid: 0,
+            mode: 0,
+            uid: 0,
+            gid: 0,
+            nlink: 0,
+            generation: 0,
+            size: 0,
+            rdev: 0,
+            blocks: 0,
+            atime_sec: 0,
+            mtime_sec: 0,
+            ctime_sec: 0,
+            atime_nsec: 0,
+            mtime_nsec: 0,
+            ctime_nsec: 0,
+            pad: 0,
+            link: core::ptr::null_mut(),
+        }
+    }
+}
+
+impl IAttr {
+    /// The link count.
+    pub(crate) fn nlink(mut self, nlink: u32) -> Self {
+        self.valid |= I_NLINK;
+        self.nlink = nlink;
+        self
+    }
+
+    /// The size.
+    pub(crate) fn size(mut self, size: u64) -> Self {
+        self.valid |= I_SIZE;
+        self.size = size;
+        self
+    }
+
+    /// The 512-byte sectors in use.
+    pub(crate) fn blocks(mut self, blocks: u64) -> Self {
+        self.valid |= I_BLOCKS;
+        self.blocks = blocks;
+        self
+    }
+
+    /// ctime, and mtime too if `mtime` (the contents changed), to `now`.
+    pub(crate) fn changed(mut self, now: Timespec, mtime: bool) -> Self {
+        self.valid |= I_CTIME;
+        (self.ctime_sec, self.ctime_nsec) = (now.sec, now.nsec);
+        if mtime {
+            self.valid |= I_MTIME;
+            (self.mtime_sec, self.mtime_nsec) = (now.sec, now.nsec);
+        }
+        self
+    }
+
+    /// Sets the fields named in `valid` of the VFS inode.
+    ///
+    /// # Safety
+    ///
+    /// `inode` must be a live VFS inode the caller holds a reference to.
+    pub(crate) unsafe fn set(&self, inode: *mut bindings::inode) {
+        // SAFETY: per the contract; `self` is read for the call only.
+        unsafe { novars_inode_set(inode, self) };
+    }
+}
+
+/// The current time for an inode's timestamps (`current_time()`).
+///
+/// # Safety
+///
+/// `inode` must be a live VFS inode.
+pub(crate) unsafe fn now(inode: *mut bindings::inode) -> Timespec {
+    // SAFETY: per the contract; current_time only reads the inode's super
+    // block's time granularity.
+    let t = unsafe { bindings::current_time(inode) };
+    // tv_nsec < 10^9 and tv_sec fits i64.
+    Timespec::new(t.tv_sec, u32::try_from(t.tv_nsec).unwrap_or(0))
 }
 
 /// `struct novars_map`.
@@ -162,8 +245,6 @@ pub(crate) struct Map {
     pub(crate) mapped: u32,
     /// `MAP_NEW`: the blocks were just allocated (zeroed).
     pub(crate) flags: u32,
-    /// i_blocks after an allocation (when `MAP_NEW`).
-    pub(crate) blocks: u64,
 }
 
 /// `NOVARS_MAP_NEW`.
@@ -183,21 +264,6 @@ pub(crate) struct StatFs {
     pub(crate) namelen: u64,
 }
 
-/// `struct novars_nlinks`: link counts after a namespace operation, from
-/// Rust's own state, for C to set on the VFS inodes.
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-pub(crate) struct Nlinks {
-    /// The (old) parent directory.
-    pub(crate) dir: u32,
-    /// rename: the new parent directory (equal to `dir` in one directory).
-    pub(crate) new_dir: u32,
-    /// link: the target; unlink and rmdir: the removed inode.
-    pub(crate) inode: u32,
-    /// rename: the inode the new name named before.
-    pub(crate) victim: u32,
-}
-
 /// `struct novars_owner`: what a new inode's owner is decided from.
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -211,26 +277,22 @@ pub(crate) struct OwnerFacts {
 }
 
 const _: () = assert!(core::mem::size_of::<Opts>() == 8);
-const _: () = assert!(core::mem::size_of::<SbC>() == 56);
+const _: () = assert!(core::mem::size_of::<SbC>() == 48);
 const _: () = assert!(core::mem::offset_of!(SbC, kaddr) == 16);
-const _: () = assert!(core::mem::offset_of!(SbC, errors) == 32);
-const _: () = assert!(core::mem::offset_of!(SbC, uuid) == 40);
-const _: () = assert!(core::mem::size_of::<IAttr>() == 104);
-const _: () = assert!(core::mem::offset_of!(IAttr, generation) == 40);
+const _: () = assert!(core::mem::offset_of!(SbC, uuid) == 32);
+const _: () = assert!(core::mem::size_of::<IAttr>() == 96);
+const _: () = assert!(core::mem::offset_of!(IAttr, generation) == 20);
 const _: () = assert!(core::mem::offset_of!(IAttr, atime_sec) == 48);
-const _: () = assert!(core::mem::offset_of!(IAttr, atime_nsec) == 80);
-const _: () = assert!(core::mem::offset_of!(IAttr, link) == 96);
-const _: () = assert!(core::mem::size_of::<Map>() == 40);
+const _: () = assert!(core::mem::offset_of!(IAttr, atime_nsec) == 72);
+const _: () = assert!(core::mem::offset_of!(IAttr, link) == 88);
+const _: () = assert!(core::mem::size_of::<Map>() == 32);
 const _: () = assert!(core::mem::size_of::<StatFs>() == 48);
-const _: () = assert!(core::mem::size_of::<Nlinks>() == 16);
 const _: () = assert!(core::mem::size_of::<OwnerFacts>() == 16);
 
 /// `IOMAP_WRITE` (asserted in `novars_shim.c`).
 pub(crate) const IOMAP_WRITE: u32 = 1;
 /// `IOMAP_FAULT` (asserted in `novars_shim.c`).
 pub(crate) const IOMAP_FAULT: u32 = 1 << 3;
-
-const _: () = assert!(shim_h("NOVARS_MAX_LOCKED") == crate::locks::MAX_LOCKED as u64);
 
 // The persistence trace (tracing build): novars_trace.h mirrors layout.
 const _: () = {
@@ -273,6 +335,8 @@ extern "C" {
     pub(crate) fn novars_flush(addr: *const c_void, len: usize);
     pub(crate) fn novars_memcpy_nt(dst: *mut c_void, src: *const c_void, len: usize);
     pub(crate) fn novars_iget(sb: *mut bindings::super_block, ino: u64) -> *mut bindings::inode;
+    fn novars_inode_set(inode: *mut bindings::inode, a: *const IAttr);
+    pub(crate) fn novars_seal_locked(file: *mut bindings::file, off: u64, len: u64) -> c_long;
     pub(crate) fn novars_dir_emit(
         ctx: *mut c_void,
         name: *const c_char,
@@ -305,6 +369,16 @@ pub(crate) fn resched_every(i: u64) {
     if i % RESCHED_EVERY == RESCHED_EVERY - 1 {
         cond_resched();
     }
+}
+
+/// Whether a pointer from C is an `ERR_PTR` (`IS_ERR`).
+pub(crate) fn is_err<T>(p: *mut T) -> bool {
+    p as usize >= (-(bindings::MAX_ERRNO as isize)) as usize
+}
+
+/// `ERR_PTR(errno)` for a negative errno.
+pub(crate) fn err_ptr<T>(errno: c_int) -> *mut T {
+    errno as isize as *mut T
 }
 
 /// A negative errno for a positive uapi constant from `bindings`.

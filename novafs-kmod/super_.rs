@@ -3,7 +3,8 @@
 //! Mounting: map the DAX device, validate the superblock (or its backup),
 //! roll back open journals, walk the inode tables, learn the free space
 //! (from the allocator record on a clean file system, by replaying every
-//! log otherwise), and make the root dentry. Also unmount and statfs.
+//! log otherwise), and make the root dentry. Also mount options
+//! (`errors=`, `dax`), remount, unmount and statfs.
 //!
 //! Every number read from the media is validated by `layout` before use; a
 //! foreign or damaged image fails with one log line and EINVAL/EUCLEAN.
@@ -16,7 +17,7 @@ use crate::layout::inode::walk_segments;
 use crate::layout::journal::JournalHeader;
 use crate::layout::log::MAX_FILE_SIZE;
 use crate::layout::sb::{
-    Geometry, SbError, Superblock, SB_ALLOC_HEAD_OFF, SB_ALLOC_SEQ_OFF, SB_FREE_BLOCKS_OFF,
+    self, Geometry, SbError, Superblock, SB_ALLOC_HEAD_OFF, SB_ALLOC_SEQ_OFF, SB_FREE_BLOCKS_OFF,
     SB_FREE_INODES_OFF, SB_MOUNT_COUNT_OFF, SB_MOUNT_TIME_OFF, SB_STATE_OFF, SB_WRITE_TIME_OFF,
     STATE_CLEAN,
 };
@@ -26,9 +27,10 @@ use crate::media::DaxMedia;
 use crate::pm::Pm;
 use crate::shim::{self, Opts, SbC, StatFs};
 use core::ffi::c_int;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use kernel::bindings;
 use kernel::prelude::*;
+use kernel::str::CStr;
 use kernel::sync::Mutex;
 
 /// Per-mount state; `sb->s_fs_info` points to it. `c` must stay first: C
@@ -53,6 +55,9 @@ pub(crate) struct SbInfo {
     state: Pin<KBox<Mutex<MountState>>>,
     /// Read-write now (changes on remount); see [`SbInfo::start_write`].
     rw: AtomicBool,
+    /// The `errors=` behaviour (`layout::sb::ERRORS_*`; a remount may
+    /// change it).
+    errors: AtomicU32,
     dev: [u8; 32],
 }
 
@@ -355,6 +360,75 @@ fn remount(sbi: &SbInfo, ro: bool) -> Result {
     Ok(())
 }
 
+/// `Opts::flags`: `errors=` was given.
+const OPT_ERRORS_SET: u32 = 1;
+/// `Opts::flags`: `dax` or `dax=always` was given (novars is always DAX;
+/// accepted for scripts written for ext4 and xfs).
+const OPT_DAX: u32 = 2;
+
+/// The `errors=` values by the names mount(8) and /proc/mounts use.
+const ERRORS_NAMES: [(&[u8], u32); 3] = [
+    (b"continue", sb::ERRORS_CONTINUE),
+    (b"remount-ro", sb::ERRORS_RO),
+    (b"panic", sb::ERRORS_PANIC),
+];
+
+/// One mount option into `opts`: `errors=continue|remount-ro|panic`,
+/// `dax`, `dax=always`. Not a novars option: `ENOPARAM`; a bad value:
+/// `EINVAL`.
+fn parse_param(opts: &mut Opts, key: &[u8], value: Option<&[u8]>) -> Result {
+    match (key, value) {
+        (b"errors", Some(v)) => {
+            let (_, e) = ERRORS_NAMES.iter().find(|(name, _)| *name == v).ok_or(EINVAL)?;
+            opts.errors = *e;
+            opts.flags |= OPT_ERRORS_SET;
+        }
+        (b"dax", None) | (b"dax", Some(b"always")) => opts.flags |= OPT_DAX,
+        (b"errors", _) | (b"dax", _) => return Err(EINVAL),
+        _ => return Err(shim::err(bindings::ENOPARAM)),
+    }
+    Ok(())
+}
+
+/// fs_context `parse_param` (C hands over the key and the string value,
+/// NULL for a flag): 0 or -errno as [`parse_param`].
+#[no_mangle]
+extern "C" fn novars_rs_parse_param(opts: *mut Opts, key: *const u8, value: *const u8) -> c_int {
+    // SAFETY: C passes the fs_context's options and the parameter's
+    // NUL-terminated key and value (or NULL), alive for the call.
+    let (opts, key, value) = unsafe {
+        let value = (!value.is_null()).then(|| CStr::from_char_ptr(value).as_bytes());
+        (&mut *opts, CStr::from_char_ptr(key).as_bytes(), value)
+    };
+    match parse_param(opts, key, value) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// `show_options`: the options in force, as [`parse_param`] reads them.
+#[no_mangle]
+extern "C" fn novars_rs_show_options(
+    m: *mut bindings::seq_file,
+    root: *mut bindings::dentry,
+) -> c_int {
+    // SAFETY: the VFS passes the root dentry of a mounted novars file
+    // system.
+    let sbi = unsafe { sbi((*root).d_sb) };
+    let errors = sbi.errors.load(Ordering::Relaxed);
+    let put = |s: &[u8]| {
+        // SAFETY: `m` is the VFS's seq_file for this call; `s` is valid for
+        // reading. An overflow is noted in `m` (the VFS retries).
+        unsafe { bindings::seq_write(m, s.as_ptr().cast(), s.len()) };
+    };
+    if let Some((name, _)) = ERRORS_NAMES.iter().find(|(_, e)| *e == errors) {
+        put(b",errors=");
+        put(name);
+    }
+    put(b",dax");
+    0
+}
+
 /// `reconfigure` (remount): `ro_change` when the VFS asks to switch
 /// between read-write and read-only (`ro`); then the new options apply
 /// (an `errors=` given replaces the current one). 0 or -errno.
@@ -373,8 +447,8 @@ extern "C" fn novars_rs_reconfigure(
             return e.to_errno();
         }
     }
-    if opts.flags & shim::OPT_ERRORS_SET != 0 {
-        sbi.c.errors.store(opts.errors, Ordering::Relaxed);
+    if opts.flags & OPT_ERRORS_SET != 0 {
+        sbi.errors.store(opts.errors, Ordering::Relaxed);
     }
     0
 }
@@ -412,6 +486,7 @@ fn setup(
                 GFP_KERNEL,
             )?,
             rw: AtomicBool::new(rw),
+            errors: AtomicU32::new(0),
             dev,
         },
         GFP_KERNEL,
@@ -458,8 +533,7 @@ fn setup(
     };
     sbi.alloc = alloc;
     sbi.tables = Tables::new(segments)?;
-    *sbi.c.errors.get_mut() =
-        if opts.flags & shim::OPT_ERRORS_SET != 0 { opts.errors } else { sbk.errors };
+    *sbi.errors.get_mut() = if opts.flags & OPT_ERRORS_SET != 0 { opts.errors } else { sbk.errors };
     sbi.c.uuid = sbk.uuid;
     sbi.state.lock().sbk = sbk;
     if rw {
@@ -485,7 +559,7 @@ fn setup(
         }
         e
     };
-    if root.is_null() || (root as usize) >= (-4095isize) as usize {
+    if root.is_null() || shim::is_err(root) {
         let errno =
             if root.is_null() { shim::neg(bindings::ENOMEM) } else { root as isize as c_int };
         return Err(fail(Error::from_errno(errno)));
