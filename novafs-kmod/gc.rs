@@ -321,11 +321,7 @@ fn chain(sbi: &SbInfo, log: &LogPos) -> Result<KVVec<u64>> {
         }
         page = next;
     }
-    pr_err!(
-        "({}): log chain from block {} does not reach its tail; run fsck.novars\n",
-        sbi.dev(),
-        log.head
-    );
+    sbi.fs_error(format_args!("log chain from block {} does not reach its tail", log.head));
     Err(crate::shim::err(kernel::bindings::EUCLEAN))
 }
 

@@ -87,7 +87,7 @@ pub(crate) unsafe fn of<'a>(inode: *mut bindings::inode) -> &'a InodeInfo {
 }
 
 fn corrupt(sbi: &SbInfo, ino: u64, what: &str) -> Error {
-    pr_err!("({}): inode {}: {}; run fsck.novars\n", sbi.dev(), ino, what);
+    sbi.fs_error(format_args!("inode {ino}: {what}"));
     shim::err(bindings::EUCLEAN)
 }
 

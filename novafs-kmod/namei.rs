@@ -101,7 +101,7 @@ fn inc_link(n: u32) -> Result<u32> {
 /// count the media should never have held for a linked inode.
 fn dec_link(sbi: &SbInfo, ino: u64, n: u32) -> Result<u32> {
     n.checked_sub(1).ok_or_else(|| {
-        pr_err!("({}): inode {ino}: link count 0 while linked; run fsck.novars\n", sbi.dev());
+        sbi.fs_error(format_args!("inode {ino}: link count 0 while linked"));
         shim::err(bindings::EUCLEAN)
     })
 }
@@ -219,7 +219,7 @@ fn blank_inode(
     let rec = sbi.tables.slot_pos(geo, lane, slot).ok_or(ENOSPC)?;
     let old = read_inode_at(&sbi.media, rec).map_err(|_| EIO)?;
     if old.state != INODE_FREE {
-        pr_err!("({}): inode {ino} allocated while live; run fsck.novars\n", sbi.dev());
+        sbi.fs_error(format_args!("inode {ino} allocated while live"));
         return Err(shim::err(bindings::EUCLEAN));
     }
     let mut ni = Inode::zeroed();

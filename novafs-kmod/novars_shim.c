@@ -160,6 +160,12 @@ bool novars_sb_rdonly(struct super_block *sb)
 	return sb_rdonly(sb);
 }
 
+/* errors=remount-ro after damage found while mounted (as ext4 does). */
+void novars_sb_set_rdonly(struct super_block *sb)
+{
+	sb->s_flags |= SB_RDONLY;
+}
+
 /* ------------------------------------------------------------- inodes */
 
 static struct inode *novars_alloc_inode(struct super_block *sb)

@@ -151,6 +151,7 @@ void novars_cond_resched(void);
 /* Copy len bytes of user data from an iov_iter to pmem (non-temporal). */
 size_t novars_copy_from_iter(void *iter, void *dst, size_t len);
 bool novars_sb_rdonly(struct super_block *sb);
+void novars_sb_set_rdonly(struct super_block *sb);
 
 /* Per-inode log locks (locks.rs); subclass < locks.rs MAX_LOCKED. */
 struct mutex;

@@ -346,6 +346,7 @@ extern "C" {
         pos: u64,
     ) -> c_int;
     pub(crate) fn novars_sb_rdonly(sb: *mut bindings::super_block) -> bool;
+    pub(crate) fn novars_sb_set_rdonly(sb: *mut bindings::super_block);
     pub(crate) fn novars_cpu() -> u32;
     pub(crate) fn novars_cond_resched();
     pub(crate) fn novars_copy_from_iter(iter: *mut c_void, dst: *mut c_void, len: usize) -> usize;

@@ -19,7 +19,7 @@ use crate::layout::log::MAX_FILE_SIZE;
 use crate::layout::sb::{
     self, Geometry, SbError, Superblock, SB_ALLOC_HEAD_OFF, SB_ALLOC_SEQ_OFF, SB_FREE_BLOCKS_OFF,
     SB_FREE_INODES_OFF, SB_MOUNT_COUNT_OFF, SB_MOUNT_TIME_OFF, SB_STATE_OFF, SB_WRITE_TIME_OFF,
-    STATE_CLEAN,
+    STATE_CLEAN, STATE_ERROR,
 };
 use crate::layout::BLOCK_SIZE;
 use crate::layout::{Media, BLOCK_SIZE_U64};
@@ -58,6 +58,8 @@ pub(crate) struct SbInfo {
     /// The `errors=` behaviour (`layout::sb::ERRORS_*`; a remount may
     /// change it).
     errors: AtomicU32,
+    /// The VFS super block (its address), for `errors=remount-ro`.
+    vfs_sb: AtomicUsize,
     dev: [u8; 32],
 }
 
@@ -98,6 +100,47 @@ impl SbInfo {
             return Err(EROFS);
         }
         Ok(w)
+    }
+
+    /// Damage found while mounted (`what` says where and what, for the log
+    /// line): the superblock records ERROR (fsck then checks in full and
+    /// the allocator record is not trusted) and `errors=` decides, as on
+    /// ext4: `continue` goes on (the caller returns EUCLEAN), `remount-ro`
+    /// refuses every later change with EROFS and marks the mount
+    /// read-only, `panic` stops the machine.
+    pub(crate) fn fs_error(&self, what: core::fmt::Arguments<'_>) {
+        let mode = self.errors.load(Ordering::Relaxed);
+        let then = match mode {
+            sb::ERRORS_CONTINUE => "",
+            sb::ERRORS_PANIC => "; panic forced (errors=panic)",
+            _ if self.rw() => "; remounting read-only (errors=remount-ro)",
+            _ => "",
+        };
+        pr_err!("({}): {}; run fsck.novars{}\n", self.dev(), what, then);
+        if self.rw() {
+            let mut st = self.state.lock();
+            if st.sbk.state & STATE_ERROR == 0 {
+                st.sbk.state |= STATE_ERROR;
+                let _ = store_sb_words(self, &[(SB_STATE_OFF, st.sbk.state)]);
+            }
+        }
+        match mode {
+            sb::ERRORS_CONTINUE => {}
+            sb::ERRORS_PANIC => {
+                // SAFETY: `panic` takes a NUL-terminated format without
+                // conversions; it does not return.
+                unsafe { bindings::panic(c"novars: panic forced after an error\n".as_ptr().cast()) }
+            }
+            _ => {
+                if self.rw.swap(false, Ordering::SeqCst) {
+                    // SAFETY: `vfs_sb` is the live super block this SbInfo
+                    // belongs to (set at fill_super, freed after it).
+                    unsafe {
+                        shim::novars_sb_set_rdonly(self.vfs_sb.load(Ordering::Relaxed) as *mut _)
+                    };
+                }
+            }
+        }
     }
 
     /// Counts an operation in flight whatever the mount state (evict: on
@@ -478,6 +521,7 @@ fn setup(
             alloc: Allocator::none(),
             lanes: KVec::new(),
             writers: AtomicUsize::new(0),
+            vfs_sb: AtomicUsize::new(sb as usize),
             state: KBox::pin_init(
                 kernel::new_mutex!(
                     MountState { sbk: Superblock::zeroed(), orphans_pending: false },
@@ -522,6 +566,9 @@ fn setup(
         )?;
     }
     sbi.geo = geo;
+    if sbk.state & STATE_ERROR != 0 {
+        pr_warn!("({name}): errors were found while mounted before; run fsck.novars\n");
+    }
     let alloc = match crate::recovery::alloc_from_record(&sbi.media, &geo, &sbk, &segments)? {
         Some(a) => a,
         None => {

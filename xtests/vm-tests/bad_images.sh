@@ -10,6 +10,7 @@
 set -e
 load_novars
 MKFS=$(command -v mkfs.novars || echo "$NOVARS_BIN/mkfs_novars")
+FSCK=$(command -v fsck.novars || echo "$NOVARS_BIN/fsck_novars")
 IMG="python3 $NOVARS_ROOT/xtests/guest/novars_img.py"
 mkdir -p /tmp/m
 expect() { # expect ERRNO LOGTEXT description
@@ -50,6 +51,32 @@ grep -q "Structure needs cleaning" /tmp/err || fail "expected EUCLEAN, got: $(ca
 umount /tmp/m
 ok "corrupt file log: EUCLEAN on access"
 $IMG damage /dev/pmem0 unclean && expect EUCLEAN "inode 3: log entry checksum mismatch" "unclean image with a corrupt log"
+
+# errors= with damage found while mounted (issue 14), as on ext4: the
+# superblock records the error (fsck -n then exits 4), continue keeps the
+# mount writable, remount-ro (the default) makes it read-only. (panic is
+# not run here: it stops the VM.)
+for mode in continue remount-ro; do
+    "$MKFS" -q -f -l 1 -d /tmp/src /dev/pmem0
+    $IMG damage /dev/pmem0 log-entry 3
+    novars_mount -o errors=$mode /dev/pmem0 /tmp/m || fail "mount with errors=$mode"
+    cat /tmp/m/file 2>/tmp/err && fail "errors=$mode: read a file whose log is corrupt"
+    grep -q "Structure needs cleaning" /tmp/err || fail "errors=$mode: expected EUCLEAN, got: $(cat /tmp/err)"
+    dmesg | tail -3 | grep -q "inode 3: .*run fsck.novars" || fail "errors=$mode: no log line"
+    if [ $mode = continue ]; then
+        touch /tmp/m/after 2>/dev/null || fail "errors=continue: the mount stopped taking changes"
+        grep -q '^/dev/pmem0 /tmp/m novars rw,' /proc/mounts || fail "errors=continue: not read-write: $(grep pmem0 /proc/mounts)"
+    else
+        dmesg | tail -3 | grep -q "remounting read-only" || fail "errors=remount-ro: no remount line"
+        touch /tmp/m/after 2>/tmp/err && fail "errors=remount-ro: a change after the error worked"
+        grep -q "Read-only file system" /tmp/err || fail "errors=remount-ro: expected EROFS, got $(cat /tmp/err)"
+        grep -q '^/dev/pmem0 /tmp/m novars ro,' /proc/mounts || fail "errors=remount-ro: /proc/mounts says $(grep pmem0 /proc/mounts)"
+    fi
+    umount /tmp/m
+    rc=0; "$FSCK" -n /dev/pmem0 > /tmp/fsck.out 2>&1 || rc=$?
+    [ $rc = 4 ] || fail "errors=$mode: fsck -n exited $rc after the error, want 4: $(cat /tmp/fsck.out)"
+    ok "errors=$mode: EUCLEAN, logged, superblock marked, $([ $mode = continue ] && echo still writable || echo read-only)"
+done
 
 # Issue 14's regression: a size of u64::MAX with a valid checksum once
 # mounted, showed size -1, and a punch hole overflowed (kernel BUG).
