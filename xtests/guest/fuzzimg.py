@@ -358,9 +358,12 @@ def exercise(mnt, bad):
             continue
 
         def read():
+            # The first and last MiB: a damaged size may claim terabytes.
             with open(p, "rb") as f:
-                while f.read(1 << 20):
-                    pass
+                f.read(1 << 20)
+                if st.st_size > 1 << 20:
+                    f.seek(max(st.st_size - (1 << 20), 1 << 20))
+                    f.read(1 << 20)
         attempt(read, bad)
     regular = [p for p in files if not os.path.islink(p) and os.path.isfile(p)]
     for p in regular[:6]:
