@@ -772,12 +772,15 @@ static int novars_file_mmap(struct file *file, struct vm_area_struct *vma)
 /*
  * fsync/msync: every system call and every fault is durable when it
  * returns; what is left are user stores through mappings without
- * MAP_SYNC. Write back the cache lines of exactly the pages DAX tagged
+ * MAP_SYNC, and the times the VFS set itself (write_inode logs them). Write back the cache lines of exactly the pages DAX tagged
  * dirty in the range (dax_writeback_mapping_range walks the tags).
  */
 static int novars_fsync(struct file *file, loff_t start, loff_t end, int datasync)
 {
-	return file_write_and_wait_range(file, start, end);
+	int err = file_write_and_wait_range(file, start, end);
+
+	/* And the times the VFS changed (a write fault's mtime), as ext4. */
+	return err ?: sync_inode_metadata(file_inode(file), 1);
 }
 
 static int novars_dax_writepages(struct address_space *mapping,
@@ -952,6 +955,7 @@ static const struct super_operations novars_sops = {
 	.alloc_inode	= novars_alloc_inode,
 	.free_inode	= novars_free_inode,
 	.evict_inode	= novars_evict_inode,
+	.write_inode	= novars_rs_write_inode,
 	.put_super	= novars_put_super,
 	.statfs		= novars_statfs,
 	.show_options	= novars_rs_show_options,

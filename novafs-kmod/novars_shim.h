@@ -171,6 +171,7 @@ void novars_log_unlock(struct mutex *m);
 int novars_rs_parse_param(struct novars_opts *opts, const char *key, const char *value);
 struct seq_file;
 int novars_rs_show_options(struct seq_file *m, struct dentry *root);
+int novars_rs_write_inode(struct inode *inode, struct writeback_control *wbc);
 int novars_rs_fill_super(struct super_block *sb, const struct novars_opts *opts, int silent);
 void novars_rs_put_super(struct super_block *sb);
 /* reconfigure: new options; ro_change: the VFS asks to switch to ro (true

@@ -10,7 +10,7 @@ use crate::inode::{self, Index, InodeInfo};
 use crate::layout::append::SetAttrs;
 use crate::layout::inode::{S_IFMT, S_IFREG};
 use crate::layout::log::sa;
-use crate::layout::{BLOCK_SIZE, BLOCK_SIZE_U64};
+use crate::layout::{Timespec, BLOCK_SIZE, BLOCK_SIZE_U64};
 use crate::locks::lock_logs;
 use crate::namei::ts;
 use crate::shim::{self, IAttr};
@@ -174,6 +174,61 @@ extern "C" fn novars_rs_setattr(inode: *mut bindings::inode, args: *const Setatt
             unsafe { IAttr::default().blocks(blocks).set(inode) };
             0
         }
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// Times the VFS changed on its own (a write fault's `file_update_time`,
+/// atime under relatime or strictatime) and marked the inode dirty for:
+/// logged here, so that fsync, msync, syncfs and unmount make them durable
+/// (ext4 journals them). Nothing on a read-only mount or for an inode with
+/// no links (evict frees it).
+fn log_times(
+    sbi: &SbInfo,
+    info: &InodeInfo,
+    atime: Timespec,
+    mtime: Timespec,
+    ctime: Timespec,
+) -> Result {
+    let Ok(_w) = sbi.start_write() else { return Ok(()) };
+    let _l = lock_logs(&[info])?;
+    let mut g = info.inner.lock();
+    let g = &mut *g;
+    if g.nlink == 0 {
+        return Ok(());
+    }
+    let mut tx = FileTx::new(sbi, info, g.log, mtime);
+    tx.setattr(SetAttrs {
+        atime,
+        mtime,
+        ctime,
+        ..SetAttrs::only(sa::ATIME | sa::MTIME | sa::CTIME)
+    })?;
+    tx.commit(g)?;
+    crate::gc::maybe_compact(sbi, info, g);
+    Ok(())
+}
+
+/// `write_inode` (super_operations): see [`log_times`]; 0 or -errno.
+#[no_mangle]
+extern "C" fn novars_rs_write_inode(
+    inode: *mut bindings::inode,
+    _wbc: *mut bindings::writeback_control,
+) -> c_int {
+    // SAFETY: the VFS passes a live novars inode (being written back, so
+    // not freed meanwhile); the time fields are plain integers.
+    let (sbi, info, a, m, c) = unsafe {
+        let i = &*inode;
+        (
+            super_::sbi(i.i_sb),
+            inode::of(inode),
+            Timespec::new(i.i_atime_sec, i.i_atime_nsec),
+            Timespec::new(i.i_mtime_sec, i.i_mtime_nsec),
+            Timespec::new(i.i_ctime_sec, i.i_ctime_nsec),
+        )
+    };
+    match log_times(sbi, info, a, m, c) {
+        Ok(()) => 0,
         Err(e) => e.to_errno(),
     }
 }
