@@ -122,13 +122,20 @@ def fix_sb(img, base):
     struct.pack_into("<I", img, base + 8, crc(b))
 
 
-def fix_journal(img, blk):
+def fix_counted(img, blk, state=False):
+    """A journal or allocator-record block: CRC-32 of its header and
+    `count` 16-byte entries, `csum` (and a journal's `state`) as zero."""
     p = blk * BS
     count = min(u32(img, p + 12), 254)
     b = bytearray(img[p:p + 32 + 16 * count])
     b[4:8] = bytes(4)
-    b[24:32] = bytes(8)
+    if state:
+        b[24:32] = bytes(8)
     struct.pack_into("<I", img, p + 4, crc(b))
+
+
+def fix_journal(img, blk):
+    fix_counted(img, blk, state=True)
 
 
 def fix_seg(img, blk):
@@ -152,11 +159,7 @@ def fix_entry(img, pos, ln):
 
 
 def fix_record(img, blk):
-    p = blk * BS
-    count = min(u32(img, p + 12), 254)
-    b = bytearray(img[p:p + 32 + 16 * count])
-    b[4:8] = bytes(4)
-    struct.pack_into("<I", img, p + 4, crc(b))
+    fix_counted(img, blk)
 
 
 class Mutator:
