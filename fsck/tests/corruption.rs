@@ -808,3 +808,21 @@ fn symlink_unreadable() {
         errors(&["SYMLINK_BAD"], &[ino])
     });
 }
+
+/// Another file system made over novars keeps novars's backup in the last
+/// block: fsck must not take it (it would write novars over the other file
+/// system), as the kernel does not mount it.
+#[test]
+fn foreign_file_system_over_an_old_backup() {
+    let mut img = Img::new(base_image());
+    img.bytes[..BLOCK_SIZE].fill(0);
+    img.bytes[1080] = 0x53;
+    img.bytes[1081] = 0xef;
+    let file = to_file(&img.bytes);
+    for mode in ["-fn", "-fy"] {
+        let (code, out) = fsck(file.path(), &[mode]);
+        assert_eq!(code, 8, "{mode}: {out}");
+        assert!(out.contains("holds an ext2/ext3/ext4 file system"), "{mode}: {out}");
+    }
+    assert_eq!(std::fs::read(file.path()).unwrap(), img.bytes, "fsck wrote to the device");
+}

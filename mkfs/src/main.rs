@@ -127,19 +127,7 @@ fn probe_signature(f: &File, size: u64) -> Option<String> {
             .unwrap_or_default();
         return Some(format!("a novars file system{label}"));
     }
-    if buf.get(1080..1082) == Some(&[0x53, 0xef]) {
-        return Some("an ext2/ext3/ext4 file system".into());
-    }
-    if buf.get(..4) == Some(b"XFSB") {
-        return Some("an xfs file system".into());
-    }
-    if buf.get(0x10040..0x10048) == Some(b"_BHRfS_M") {
-        return Some("a btrfs file system".into());
-    }
-    if buf.get(4086..4096) == Some(b"SWAPSPACE2") {
-        return Some("a swap area".into());
-    }
-    None
+    layout::sb::foreign_signature(buf).map(String::from)
 }
 
 /// Whether `dev` is mounted according to /proc/mounts.

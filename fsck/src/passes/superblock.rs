@@ -4,7 +4,7 @@
 //! If the primary is unusable the backup is looked for in the last block of
 //! the device. Both unusable: nothing can be checked (exit 8).
 
-use layout::{Geometry, Media, SbError, Superblock};
+use layout::{Geometry, Media, SbError, Superblock, BLOCK_SIZE};
 
 use crate::check::Fsck;
 use crate::overlay::Overlay;
@@ -91,6 +91,23 @@ pub fn find(m: &Overlay<'_>) -> Result<Found, String> {
             Ok(Found { sb, geo, primary_bad: None, backup_block, backup })
         }
         Err(primary) => {
+            // Another file system over an old novars (its backup left in
+            // the last block): not ours to repair, as the kernel refuses
+            // to mount it.
+            let mut head = Vec::new();
+            for nr in 0..=(layout::sb::SIGNATURE_BYTES / BLOCK_SIZE) as u64 {
+                match m.block(nr) {
+                    Ok(b) => head.extend_from_slice(b),
+                    Err(_) => break,
+                }
+            }
+            if !Superblock::has_magic(&head) {
+                if let Some(what) = layout::sb::foreign_signature(&head) {
+                    return Err(format!(
+                        "not a novars file system: the device holds {what} (a novars backup superblock in its last block, if any, is left from before)"
+                    ));
+                }
+            }
             // The backup is in the last block of the file system: the
             // device's last block, or (for a file system smaller than its
             // device) where the damaged primary's size field points.

@@ -41,6 +41,27 @@ pub const SB_FREE_BLOCKS_OFF: u64 = 152;
 /// `free_inodes`.
 pub const SB_FREE_INODES_OFF: u64 = 160;
 
+/// Bytes from the start of a device that [`foreign_signature`] looks at.
+pub const SIGNATURE_BYTES: usize = 0x10048;
+
+/// Another file system's (or swap's) signature in the first bytes of a
+/// device (at most [`SIGNATURE_BYTES`]): what it is, for messages.
+pub fn foreign_signature(buf: &[u8]) -> Option<&'static str> {
+    if buf.get(1080..1082) == Some(&[0x53, 0xef]) {
+        return Some("an ext2/ext3/ext4 file system");
+    }
+    if buf.get(..4) == Some(b"XFSB") {
+        return Some("an xfs file system");
+    }
+    if buf.get(0x10040..0x10048) == Some(b"_BHRfS_M") {
+        return Some("a btrfs file system");
+    }
+    if buf.get(4086..4096) == Some(b"SWAPSPACE2") {
+        return Some("a swap area");
+    }
+    None
+}
+
 /// The superblock checksum: the block with `csum` and the mutable words
 /// taken as zero.
 pub fn sb_csum(block: &[u8]) -> u32 {
