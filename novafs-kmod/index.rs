@@ -30,11 +30,13 @@ pub(crate) struct ExtentMap {
     mapped: u64,
     /// An allocation failed while the map was rebuilt.
     pub(crate) failed: bool,
+    /// Changes so far: a replay of a long log yields every few thousand.
+    ops: u64,
 }
 
 impl ExtentMap {
     pub(crate) fn new() -> Self {
-        Self { tree: RBTree::new(), mapped: 0, failed: false }
+        Self { tree: RBTree::new(), mapped: 0, failed: false, ops: 0 }
     }
 
     /// Blocks mapped in total.
@@ -120,6 +122,8 @@ impl FileMap for ExtentMap {
     /// separately (appends, faults) is then one run for `lookup`, which is
     /// what lets DAX map a 2 MiB range with one PMD.
     fn map(&mut self, pgoff: u64, block: u64, count: u64) {
+        self.ops = self.ops.wrapping_add(1);
+        crate::shim::resched_every(self.ops);
         self.unmap(pgoff, count);
         if count == 0 {
             return;
@@ -207,6 +211,9 @@ pub(crate) struct DirMap {
     by_hash: RBTree<u128, ()>,
     /// An allocation failed while the index was rebuilt.
     pub(crate) failed: bool,
+    /// Names added so far: a replay of a long log yields every few
+    /// thousand.
+    ops: u64,
 }
 
 /// FNV-1a: cheap and good enough; collisions are handled.
@@ -221,7 +228,7 @@ fn name_hash(name: &[u8]) -> u32 {
 
 impl DirMap {
     pub(crate) fn new() -> Self {
-        Self { by_seq: RBTree::new(), by_hash: RBTree::new(), failed: false }
+        Self { by_seq: RBTree::new(), by_hash: RBTree::new(), failed: false, ops: 0 }
     }
 
     /// The sequence number of `name`, if present.
@@ -282,6 +289,10 @@ impl DirMap {
 
 impl DirIndex for DirMap {
     fn add(&mut self, name: &[u8], ino: u64, ftype: u8, seq: u64) {
+        // A replay of a directory of millions of names takes seconds:
+        // let others run (RCU stalls otherwise).
+        self.ops = self.ops.wrapping_add(1);
+        crate::shim::resched_every(self.ops);
         if self.find(name).is_some() {
             // A second ADD of a live name is invalid (fsck: DENTRY_DUPLICATE);
             // like fsck, keep the first binding.
@@ -308,6 +319,8 @@ impl DirIndex for DirMap {
     }
 
     fn remove(&mut self, name: &[u8], _ino: u64) {
+        self.ops = self.ops.wrapping_add(1);
+        crate::shim::resched_every(self.ops);
         if let Some(seq) = self.find(name) {
             self.by_seq.remove(&seq);
             self.by_hash.remove(&(((name_hash(name) as u128) << 64) | seq as u128));

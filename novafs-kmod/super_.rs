@@ -279,9 +279,20 @@ fn save_record(sbi: &SbInfo) -> Result {
     let inodes = a.free_slot_runs()?;
     let free_blocks = a.free_blocks();
     let free_inodes = a.free_slots();
+    // Free slot runs, up to ALLOC_PER_BLOCK to a block of one lane:
+    // (lane, first run, end) into `runs`.
+    let mut runs: KVVec<(u64, u64)> = KVVec::with_capacity(inodes.len(), GFP_KERNEL)?;
+    let mut slot_chunks: KVVec<(u16, usize, usize)> = KVVec::new();
+    for (i, &(lane, s, l)) in inodes.as_slice().iter().enumerate() {
+        runs.push((s, l), GFP_KERNEL)?;
+        match slot_chunks.last_mut() {
+            Some(c) if c.0 == lane && i - c.1 < ALLOC_PER_BLOCK => c.2 = i + 1,
+            _ => slot_chunks.push((lane, i, i + 1), GFP_KERNEL)?,
+        }
+    }
     // Record blocks: taken from the free space, which they stay part of
     // (the record lists the extents as they were before taking them).
-    let need = blocks.len().div_ceil(ALLOC_PER_BLOCK).max(1) + inodes.len();
+    let need = blocks.len().div_ceil(ALLOC_PER_BLOCK).max(1) + slot_chunks.len();
     let mut rec = KVVec::with_capacity(need, GFP_KERNEL)?;
     for i in 0..need {
         // Unmount must work on a full file system: the reserve too.
@@ -293,10 +304,6 @@ fn save_record(sbi: &SbInfo) -> Result {
     }
     let seq = st.sbk.alloc_rec_seq.wrapping_add(1).max(1);
     let mut buf = KVec::from_elem(0u8, BLOCK_SIZE, GFP_KERNEL)?;
-    let mut pairs = KVVec::with_capacity(inodes.len(), GFP_KERNEL)?;
-    for &(lane, s, l) in inodes.as_slice() {
-        pairs.push((lane, [(s, l)]), GFP_KERNEL)?;
-    }
     let mut chunks: KVVec<(u16, u16, &[(u64, u64)])> = KVVec::with_capacity(need, GFP_KERNEL)?;
     for c in blocks.as_slice().chunks(ALLOC_PER_BLOCK) {
         chunks.push((KIND_BLOCKS, 0, c), GFP_KERNEL)?;
@@ -304,8 +311,11 @@ fn save_record(sbi: &SbInfo) -> Result {
     if blocks.is_empty() {
         chunks.push((KIND_BLOCKS, 0, &[]), GFP_KERNEL)?;
     }
-    for (lane, p) in pairs.as_slice() {
-        chunks.push((KIND_INODES, *lane, p.as_slice()), GFP_KERNEL)?;
+    for &(lane, first, end) in slot_chunks.as_slice() {
+        chunks.push(
+            (KIND_INODES, lane, runs.as_slice().get(first..end).ok_or(EINVAL)?),
+            GFP_KERNEL,
+        )?;
     }
     let n = chunks.len();
     for (i, (kind, lane, ex)) in chunks.as_slice().iter().enumerate() {
