@@ -1,5 +1,5 @@
 #!/bin/sh
-# Large directories and files: one directory of 100,000 entries (create, lookup time flat from 1,000 entries, readdir, 10,000 renames out and back in, unlink all with the directory log compacting), a file of 20,000 extents from fragmented writes (FIEMAP, read back; 100,000 in the long mode), a sparse file of 64 GiB (data, holes, SEEK_DATA/SEEK_HOLE); all survive unmount, fsck -fn and remount.
+# Large directories and files: one directory of 100,000 entries (create, lookup time flat from 1,000 entries, readdir, 10,000 renames out and back in, 90% unlinked and the directory log compacted, checked after remount), a file of 20,000 extents from fragmented writes (FIEMAP, read back; 100,000 in the long mode), a sparse file of 64 GiB (data, holes, SEEK_DATA/SEEK_HOLE); all survive unmount, fsck -fn and remount.
 # flavours: normal
 # nvdimms: 1
 # timeout: 1800
