@@ -134,11 +134,23 @@ impl Bitmap {
         if len <= self.len {
             return Ok(());
         }
-        let n = usize::try_from(len.div_ceil(64)).map_err(|_| ENOMEM)?;
-        let more = n.saturating_sub(self.words.len());
+        let more = self.words_short(len)?;
         self.words.extend_with(more, 0, GFP_KERNEL)?;
         self.len = len;
         Ok(())
+    }
+
+    /// Makes room for `len` bits, so that a later [`Bitmap::grow`] to at
+    /// most `len` allocates nothing.
+    pub(crate) fn reserve_to(&mut self, len: u64) -> Result {
+        let more = self.words_short(len)?;
+        Ok(self.words.reserve(more, GFP_KERNEL)?)
+    }
+
+    /// Words missing for `len` bits.
+    fn words_short(&self, len: u64) -> Result<usize> {
+        let n = usize::try_from(len.div_ceil(64)).map_err(|_| ENOMEM)?;
+        Ok(n.saturating_sub(self.words.len()))
     }
 
     /// First clear bit at or after `from`.
@@ -693,10 +705,7 @@ impl Allocator {
     pub(crate) fn reserve_slots(&self, lane: u32, n: u64) -> Result {
         let mut l = self.lane(lane as usize)?.lock();
         let len = l.slots.len().checked_add(n).ok_or(ENOSPC)?;
-        let words = usize::try_from(len.div_ceil(64)).map_err(|_| ENOMEM)?;
-        let more = words.saturating_sub(l.slots.words.len());
-        l.slots.words.reserve(more, GFP_KERNEL)?;
-        Ok(())
+        l.slots.reserve_to(len)
     }
 
     /// `n` new free slots at the end of lane `lane`'s table (a segment
