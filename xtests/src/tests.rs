@@ -106,6 +106,8 @@ pub struct VmTest {
     /// debug kernel if known (scheduling).
     pub cost: u64,
     pub cost_debug: Option<u64>,
+    /// Runs the tracing build of novars.ko (`# module: trace`).
+    pub trace: bool,
 }
 
 /// Read a test's header comments.
@@ -123,6 +125,7 @@ pub fn parse_test(name: &str, path: &Path, text: &str) -> Result<VmTest> {
         crash: None,
         cost: 30,
         cost_debug: None,
+        trace: false,
     };
     for line in text.lines().skip_while(|l| l.starts_with("#!")) {
         let Some(c) = line.strip_prefix('#') else { break };
@@ -145,6 +148,11 @@ pub fn parse_test(name: &str, path: &Path, text: &str) -> Result<VmTest> {
             "size" => t.size_mib = vm::parse_size_mib(value)?,
             "memory" => t.ram_mib = vm::parse_size_mib(value)?,
             "fresh" => t.fresh = matches!(value, "yes" | "true" | "1"),
+            "module" => match value {
+                "trace" => t.trace = true,
+                "normal" => t.trace = false,
+                _ => bail!("{name}: `# module:` is `normal` or `trace`, not {value:?}"),
+            },
             "timeout" => {
                 t.timeout = Duration::from_secs(
                     value.parse().with_context(|| format!("{name}: bad timeout"))?,
@@ -392,8 +400,8 @@ fn vm_tests(args: &TestArgs, t: &mut Tally) -> Result<()> {
                 None
             }
         };
-        // vm:crashcheck runs the tracing build (issue 7; module.rs).
-        if ko.is_some() && mine.iter().any(|v| v.name == "crashcheck") {
+        // Tests with `# module: trace` run the tracing build (module.rs).
+        if ko.is_some() && mine.iter().any(|v| v.trace) {
             if let Err(e) = module::ensure_trace(flavour) {
                 say!("test: the tracing build of novars.ko ({flavour}) does not build: {e:#}");
                 t.failed += 1;
