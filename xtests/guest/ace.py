@@ -4,6 +4,8 @@
   ace.py populate DIR        the small pre-populated tree (for mkfs -d)
   ace.py dirty MNT           fill the free space with old bytes, free it
   ace.py gcprep MNT          G/ with a log one entry short of compaction
+  ace.py eofprep MNT DEV     bytes past EOF in the last blocks of A/bar
+                             and B/baz, stored through a mapping
   ace.py tblprep MNT TOTAL   every inode slot of TOTAL taken (table growth)
   ace.py fullprep MNT        data and inode space 100% used (the reserve)
   ace.py segments DEV LANES SEG_INODES
@@ -87,6 +89,45 @@ def gcprep(mnt):
         p = f"{g}/x{i:04d}"
         os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o644))
         os.unlink(p)
+
+
+def eofprep(mnt, dev):
+    """Stores 0xEE through a shared mapping into every byte past EOF of the
+    last page of A/bar and B/baz (a mapping reaches to the end of the
+    page), and checks on the device that they are there. The operations
+    that move EOF over them (truncate_up, fallocate, write_append_unaligned,
+    write_past_eof_hole) must zero them durably before their commit: a
+    crash image that shows them is not a state the kernel passed through."""
+    import ctypes, mmap
+    c = ctypes.CDLL(None, use_errno=True)
+    c.mmap.restype = ctypes.c_void_p
+    c.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                       ctypes.c_int, ctypes.c_long]
+    c.msync.argtypes = c.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    for name in ("A/bar", "B/baz"):
+        fd = os.open(f"{mnt}/{name}", os.O_RDWR)
+        try:
+            size = os.fstat(fd).st_size
+            page, tail = size // BLK * BLK, size % BLK
+            if tail == 0:
+                raise ValueError(f"{name}: no partial last page")
+            a = c.mmap(None, BLK, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_SHARED, fd, page)
+            if a in (None, ctypes.c_void_p(-1).value):
+                raise OSError(ctypes.get_errno(), f"mmap {name}")
+            ctypes.memset(a + tail, 0xEE, BLK - tail)
+            if c.msync(a, BLK, 4) != 0 or c.munmap(a, BLK) != 0:  # MS_SYNC
+                raise OSError(ctypes.get_errno(), f"msync {name}")
+            at = device_offset(fd, page)
+        finally:
+            os.close(fd)
+        buf = mmap.mmap(-1, BLK)  # page-aligned, for O_DIRECT
+        d = os.open(dev, os.O_RDONLY | os.O_DIRECT)
+        try:
+            os.preadv(d, [buf], at)
+        finally:
+            os.close(d)
+        if bytes(buf[tail:]) != b"\xee" * (BLK - tail):
+            raise AssertionError(f"{name}: the bytes past EOF did not reach the device")
 
 
 def tblprep(mnt, total):
@@ -750,6 +791,8 @@ def main(argv):
         populate(argv[2])
     elif len(argv) == 3 and argv[1] == "gcprep":
         gcprep(argv[2])
+    elif len(argv) == 4 and argv[1] == "eofprep":
+        eofprep(argv[2], argv[3])
     elif len(argv) == 4 and argv[1] == "tblprep":
         tblprep(argv[2], int(argv[3]))
     elif len(argv) == 3 and argv[1] == "fullprep":

@@ -59,6 +59,9 @@ must "$MKFS" -q -f -U clear -d $W/src /dev/pmem0 ${FS_MIB}M
 # pages): op dir_compact's create makes the kernel compact it (gc.rs).
 novars_mount /dev/pmem0 $W/m || fail "mount for the log GC preparation"
 $ACE gcprep $W/m || fail "ace.py gcprep"
+# Bytes past EOF (stored through a mapping) that the extending operations
+# must zero durably before they commit (issue 14: no stale data).
+$ACE eofprep $W/m /dev/pmem0 || fail "ace.py eofprep"
 must umount $W/m
 # Dirty free space: every free block (data and log pages) holds old
 # bytes, so a block reused without being zeroed, or zeroed without being

@@ -23,9 +23,10 @@
 
 use super::inode::{SegmentHeader, Timespec, INODE_HEAD_OFF, INODE_TAIL_OFF, SEG_NEXT_OFF};
 use super::log::{
-    dentry_len, et, fits, name_is_valid, pack_next, pos_block, pos_offset, seal_entry, DentryEntry,
-    EntryHeader, LinkEntry, PageTail, ParentEntry, PunchEntry, SetAttrEntry, WriteEntry, LOG_AREA,
-    MAX_ENTRY, PAGE_NEXT_OFF,
+    dentry_len, et, fits, name_is_valid, pack_next, pos_block, pos_offset, seal_entry, xattr_len,
+    xattr_name_is_valid, DentryEntry, EntryHeader, LinkEntry, PageTail, ParentEntry, PunchEntry,
+    SetAttrEntry, WriteEntry, XattrEntry, LOG_AREA, MAX_ENTRY, PAGE_NEXT_OFF, XATTR_INLINE_MAX,
+    XATTR_VALUE_MAX, XA_REMOVE, XA_SET,
 };
 use super::sb::Geometry;
 use super::walk::WalkReport;
@@ -54,6 +55,18 @@ impl SetAttrs {
     }
 }
 
+/// What an `XATTR` entry says of the attribute's value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XattrValue<'a> {
+    /// Set, the value inside the entry (at most [`XATTR_INLINE_MAX`] bytes).
+    Inline(&'a [u8]),
+    /// Set, the value (`len` bytes, more than [`XATTR_INLINE_MAX`]) in the
+    /// blocks from `block` on, written before the entry commits.
+    Blocks { block: u64, len: u32 },
+    /// Removed.
+    Removed,
+}
+
 /// A log entry to append; its sequence number is assigned by [`append`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NewEntry<'a> {
@@ -71,6 +84,8 @@ pub enum NewEntry<'a> {
     Dentry { op: u8, ino: u64, ftype: u8, mtime: Timespec, name: &'a [u8] },
     /// `PARENT`: a directory's `..` becomes `parent`.
     Parent { parent: u64, ctime: Timespec },
+    /// `XATTR`: attribute `name` of namespace `index` ([`super::log::xa`]).
+    Xattr { index: u8, name: &'a [u8], value: XattrValue<'a>, ctime: Timespec },
 }
 
 impl NewEntry<'_> {
@@ -83,6 +98,10 @@ impl NewEntry<'_> {
             NewEntry::Link { .. } => LinkEntry::SIZE,
             NewEntry::Dentry { name, .. } => dentry_len(name.len()),
             NewEntry::Parent { .. } => ParentEntry::SIZE,
+            NewEntry::Xattr { name, value: XattrValue::Inline(v), .. } => {
+                xattr_len(name.len(), v.len())
+            }
+            NewEntry::Xattr { name, .. } => xattr_len(name.len(), 0),
         }
     }
 
@@ -146,6 +165,39 @@ impl NewEntry<'_> {
             NewEntry::Parent { parent, ctime } => {
                 ParentEntry { hdr: EntryHeader::new(et::PARENT, 0, seq, len), parent, ctime }
                     .encode(b);
+            }
+            NewEntry::Xattr { index, name, value, ctime } => {
+                if !xattr_name_is_valid(index, name) {
+                    return None;
+                }
+                let (flags, value_len, value_block, inline) = match value {
+                    XattrValue::Inline(v) if v.len() <= XATTR_INLINE_MAX => {
+                        (XA_SET, v.len() as u32, 0, v)
+                    }
+                    XattrValue::Blocks { block, len }
+                        if block != 0
+                            && len as usize > XATTR_INLINE_MAX
+                            && len as usize <= XATTR_VALUE_MAX =>
+                    {
+                        (XA_SET, len, block, &[][..])
+                    }
+                    XattrValue::Removed => (XA_REMOVE, 0, 0, &[][..]),
+                    _ => return None,
+                };
+                XattrEntry {
+                    hdr: EntryHeader::new(et::XATTR, flags, seq, len),
+                    index,
+                    name_len: name.len() as u8,
+                    _pad: 0,
+                    value_len,
+                    value_block,
+                    ctime,
+                }
+                .encode(b);
+                let at = XattrEntry::SIZE;
+                b.get_mut(at..at + name.len())?.copy_from_slice(name);
+                let at = at + name.len();
+                b.get_mut(at..at + inline.len())?.copy_from_slice(inline);
             }
         }
         seal_entry(b);

@@ -119,6 +119,8 @@ pub mod et {
     pub const DENTRY: u8 = 5;
     /// A directory's parent changed (rename) ([`super::ParentEntry`]).
     pub const PARENT: u8 = 6;
+    /// See [`super::XattrEntry`].
+    pub const XATTR: u8 = 7;
 }
 
 /// `WRITE` flag: blocks allocated by an mmap write fault.
@@ -129,6 +131,32 @@ pub const WF_FALLOC: u8 = 2;
 pub const DE_ADD: u8 = 1;
 /// `DENTRY` flag: the name is removed.
 pub const DE_DEL: u8 = 2;
+/// `XATTR` flag: the attribute is set (created or replaced).
+pub const XA_SET: u8 = 1;
+/// `XATTR` flag: the attribute is removed.
+pub const XA_REMOVE: u8 = 2;
+
+/// Extended-attribute namespaces (`XattrEntry::index`); the name stored is
+/// the part after the prefix. The two ACLs have no name.
+pub mod xa {
+    /// `user.`
+    pub const USER: u8 = 1;
+    /// `trusted.`
+    pub const TRUSTED: u8 = 2;
+    /// `security.`
+    pub const SECURITY: u8 = 3;
+    /// `system.posix_acl_access`
+    pub const ACL_ACCESS: u8 = 4;
+    /// `system.posix_acl_default`
+    pub const ACL_DEFAULT: u8 = 5;
+}
+
+/// Longest attribute name after its prefix (as ext4: 255).
+pub const XATTR_NAME_MAX: usize = 255;
+/// Largest attribute value (as ext4 with `ea_inode`, xfs: 64 KiB).
+pub const XATTR_VALUE_MAX: usize = 65536;
+/// Largest value kept inside its entry; larger ones live in whole blocks.
+pub const XATTR_INLINE_MAX: usize = 512;
 
 /// `SETATTR` valid bits.
 pub mod sa {
@@ -251,20 +279,59 @@ ondisk! {
     }
 }
 
+ondisk! {
+    /// `XATTR` (fixed part): flag `XA_SET` or `XA_REMOVE` of attribute
+    /// `name` in namespace `index` ([`xa`]). The name (`name_len` bytes)
+    /// follows, then, for a set with `value_block` 0, the value
+    /// (`value_len` bytes); zero-padded to 8 bytes. A set with a
+    /// `value_block` keeps the value in blocks `[value_block, value_block +
+    /// ceil(value_len / 4096))`, written before the entry commits and never
+    /// changed after.
+    pub struct XattrEntry {
+        pub hdr: EntryHeader,
+        pub index: u8,
+        pub name_len: u8,
+        pub _pad: u16,
+        pub value_len: u32,
+        pub value_block: u64,
+        /// The inode's new ctime.
+        pub ctime: Timespec,
+    }
+}
+
 const _: () = assert!(WriteEntry::SIZE == 64);
 const _: () = assert!(PunchEntry::SIZE == 48);
 const _: () = assert!(SetAttrEntry::SIZE == 88);
 const _: () = assert!(LinkEntry::SIZE == 40);
 const _: () = assert!(DentryEntry::SIZE == 48);
 const _: () = assert!(ParentEntry::SIZE == 40);
+const _: () = assert!(XattrEntry::SIZE == 48);
 
 /// Length of a `DENTRY` entry with a name of `name_len` bytes.
 pub const fn dentry_len(name_len: usize) -> usize {
     (DentryEntry::SIZE + name_len + 7) & !7
 }
 
+/// Length of an `XATTR` entry with a name of `name_len` bytes and an
+/// inline value of `inline_len` bytes.
+pub const fn xattr_len(name_len: usize, inline_len: usize) -> usize {
+    (XattrEntry::SIZE + name_len + inline_len + 7) & !7
+}
+
+/// Blocks holding an out-of-entry value of `value_len` bytes.
+pub const fn xattr_value_blocks(value_len: u32) -> u64 {
+    (value_len as u64).div_ceil(BLOCK_SIZE_U64)
+}
+
 /// Longest entry there is.
-pub const MAX_ENTRY: usize = dentry_len(NAME_MAX);
+pub const MAX_ENTRY: usize = {
+    let (d, x) = (dentry_len(NAME_MAX), xattr_len(XATTR_NAME_MAX, XATTR_INLINE_MAX));
+    if d > x {
+        d
+    } else {
+        x
+    }
+};
 
 /// A decoded, checksum-verified entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -281,6 +348,9 @@ pub enum Entry<'a> {
     Dentry(DentryEntry, &'a [u8]),
     /// See [`ParentEntry`].
     Parent(ParentEntry),
+    /// See [`XattrEntry`]; the name and the inline value (empty if the
+    /// value is in blocks or the attribute is removed).
+    Xattr(XattrEntry, &'a [u8], &'a [u8]),
 }
 
 /// Why the bytes at a position are not a valid entry.
@@ -308,6 +378,7 @@ impl<'a> Entry<'a> {
             Entry::Link(e) => &e.hdr,
             Entry::Dentry(e, _) => &e.hdr,
             Entry::Parent(e) => &e.hdr,
+            Entry::Xattr(e, _, _) => &e.hdr,
         }
     }
 
@@ -327,9 +398,11 @@ impl<'a> Entry<'a> {
             et::LINK => LinkEntry::SIZE,
             et::DENTRY => DentryEntry::SIZE,
             et::PARENT => ParentEntry::SIZE,
+            et::XATTR => XattrEntry::SIZE,
             t => return Err(EntryError::UnknownType(t)),
         };
-        if (hdr.etype != et::DENTRY && len != fixed) || len < fixed {
+        let sized = hdr.etype == et::DENTRY || hdr.etype == et::XATTR;
+        if (!sized && len != fixed) || len < fixed {
             return Err(EntryError::BadLength);
         }
         if super::crc::crc32_skip(body, ENTRY_CSUM_OFF) != hdr.csum {
@@ -341,6 +414,25 @@ impl<'a> Entry<'a> {
             et::SETATTR => Entry::SetAttr(SetAttrEntry::decode(body).ok_or(EntryError::Truncated)?),
             et::LINK => Entry::Link(LinkEntry::decode(body).ok_or(EntryError::Truncated)?),
             et::PARENT => Entry::Parent(ParentEntry::decode(body).ok_or(EntryError::Truncated)?),
+            et::XATTR => {
+                let x = XattrEntry::decode(body).ok_or(EntryError::Truncated)?;
+                let nl = x.name_len as usize;
+                let vl = if x.value_block == 0 && x.hdr.flags == XA_SET {
+                    usize::try_from(x.value_len).map_err(|_| EntryError::BadLength)?
+                } else {
+                    0
+                };
+                if vl > XATTR_INLINE_MAX || len != xattr_len(nl, vl) {
+                    return Err(EntryError::BadLength);
+                }
+                let name = body
+                    .get(XattrEntry::SIZE..XattrEntry::SIZE + nl)
+                    .ok_or(EntryError::Truncated)?;
+                let value = body
+                    .get(XattrEntry::SIZE + nl..XattrEntry::SIZE + nl + vl)
+                    .ok_or(EntryError::Truncated)?;
+                Entry::Xattr(x, name, value)
+            }
             _ => {
                 let d = DentryEntry::decode(body).ok_or(EntryError::Truncated)?;
                 let nl = d.name_len as usize;
@@ -428,6 +520,30 @@ impl<'a> Entry<'a> {
                     return Err(bad("parent: inode 0 or bad ctime"));
                 }
             }
+            Entry::Xattr(x, name, _) => {
+                if !xattr_name_is_valid(x.index, name) {
+                    return Err(bad("xattr: unknown namespace or illegal name"));
+                }
+                if !x.ctime.is_valid() {
+                    return Err(bad("xattr: bad ctime"));
+                }
+                match x.hdr.flags {
+                    XA_REMOVE if x.value_len == 0 && x.value_block == 0 => {}
+                    XA_SET if x.value_len as usize > XATTR_VALUE_MAX => {
+                        return Err(bad("xattr: value too large"))
+                    }
+                    XA_SET if x.value_block == 0 => {}
+                    XA_SET if (x.value_len as usize) <= XATTR_INLINE_MAX => {
+                        return Err(bad("xattr: a small value outside its entry"))
+                    }
+                    XA_SET => {
+                        if !geo.is_data_range(x.value_block, xattr_value_blocks(x.value_len)) {
+                            return Err(bad("xattr: value blocks outside the data area"));
+                        }
+                    }
+                    _ => return Err(bad("xattr: neither set nor remove")),
+                }
+            }
         }
         Ok(())
     }
@@ -441,6 +557,18 @@ pub fn name_is_valid(name: &[u8]) -> bool {
         && name != b"."
         && name != b".."
         && !name.iter().any(|&c| c == b'/' || c == 0)
+}
+
+/// Whether `name` is a legal attribute name in namespace `index`: the ACLs
+/// have none; the others 1..=255 bytes without NUL.
+pub fn xattr_name_is_valid(index: u8, name: &[u8]) -> bool {
+    match index {
+        xa::USER | xa::TRUSTED | xa::SECURITY => {
+            !name.is_empty() && name.len() <= XATTR_NAME_MAX && !name.contains(&0)
+        }
+        xa::ACL_ACCESS | xa::ACL_DEFAULT => name.is_empty(),
+        _ => false,
+    }
 }
 
 /// Sets the checksum of the entry occupying all of `buf`.
@@ -504,5 +632,52 @@ mod tests {
         assert!(Entry::parse(&buf[..n - 8]).is_err());
         assert!(d(b"a/b").encode(1, &mut buf).is_none());
         assert_eq!(dentry_len(255), 304);
+    }
+
+    #[test]
+    fn xattr_entries_roundtrip_and_check() {
+        use super::super::append::{NewEntry, XattrValue};
+        let geo = Geometry::plan(4096, 1, 64).unwrap();
+        let mut buf = [0u8; MAX_ENTRY];
+        assert_eq!(MAX_ENTRY, 816);
+        let t = Timespec::new(7, 8);
+        let x = |index, name, value| NewEntry::Xattr { index, name, value, ctime: t };
+        let inline = [0xabu8; XATTR_INLINE_MAX];
+        let n = x(xa::USER, &b"comment"[..], XattrValue::Inline(&inline)).encode(3, &mut buf);
+        let n = n.unwrap();
+        assert_eq!(n, MAX_ENTRY - 248);
+        let (e, len) = Entry::parse(&buf[..n]).unwrap();
+        assert_eq!(len, n);
+        let Entry::Xattr(h, name, value) = e else { panic!("wrong type") };
+        assert_eq!((h.index, h.hdr.flags, name, value), (xa::USER, XA_SET, &b"comment"[..], &inline[..]));
+        e.check(&geo).unwrap();
+        for i in (0..n * 8).step_by(7) {
+            let mut c = buf;
+            c[i / 8] ^= 1 << (i % 8);
+            assert!(Entry::parse(&c[..n]).is_err(), "flip {i}");
+        }
+        let big = XattrValue::Blocks { block: geo.first_data_block + 1, len: 65536 };
+        let n = x(xa::TRUSTED, &b"overlay.opaque"[..], big).encode(4, &mut buf).unwrap();
+        let (e, _) = Entry::parse(&buf[..n]).unwrap();
+        e.check(&geo).unwrap();
+        let outside = XattrValue::Blocks { block: geo.blocks_count - 8, len: 65536 };
+        let n = x(xa::TRUSTED, &b"a"[..], outside).encode(5, &mut buf).unwrap();
+        assert!(Entry::parse(&buf[..n]).unwrap().0.check(&geo).is_err());
+        let n = x(xa::ACL_ACCESS, &b""[..], XattrValue::Removed).encode(6, &mut buf).unwrap();
+        let (e, _) = Entry::parse(&buf[..n]).unwrap();
+        e.check(&geo).unwrap();
+        // What no constructor makes: an empty or NUL name, a name on an
+        // ACL, an unknown namespace, a too large inline value, a small or
+        // too large value in blocks.
+        assert!(x(xa::USER, &b""[..], XattrValue::Removed).encode(1, &mut buf).is_none());
+        assert!(x(xa::USER, &b"a\0"[..], XattrValue::Removed).encode(1, &mut buf).is_none());
+        assert!(x(xa::ACL_DEFAULT, &b"a"[..], XattrValue::Removed).encode(1, &mut buf).is_none());
+        assert!(x(9, &b"a"[..], XattrValue::Removed).encode(1, &mut buf).is_none());
+        let over = [0u8; XATTR_INLINE_MAX + 1];
+        assert!(x(xa::USER, &b"a"[..], XattrValue::Inline(&over)).encode(1, &mut buf).is_none());
+        let small = XattrValue::Blocks { block: geo.first_data_block, len: 100 };
+        assert!(x(xa::USER, &b"a"[..], small).encode(1, &mut buf).is_none());
+        let huge = XattrValue::Blocks { block: geo.first_data_block, len: 65537 };
+        assert!(x(xa::USER, &b"a"[..], huge).encode(1, &mut buf).is_none());
     }
 }

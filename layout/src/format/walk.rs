@@ -11,9 +11,10 @@
 //! inode load, its recovery and fsck all use it.
 
 use super::inode::{Inode, Timespec};
+use super::append::XattrValue;
 use super::log::{
     pos_block, pos_offset, sa, unpack_next, Entry, EntryError, PageTail, DE_ADD, LOG_AREA,
-    MAX_FILE_BLOCKS, PAGE_MAGIC,
+    MAX_FILE_BLOCKS, PAGE_MAGIC, XA_SET,
 };
 use super::sb::Geometry;
 use super::{Media, MediaError, BLOCK_SIZE_U64};
@@ -185,6 +186,35 @@ pub trait DirIndex {
     fn remove(&mut self, name: &[u8], ino: u64);
 }
 
+/// Receives extended attributes as the log rebuilds them. Later calls
+/// override earlier ones; a removal of an absent attribute is ignored.
+pub trait XattrIndex {
+    /// Attribute `name` of namespace `index` now has `value` (never
+    /// [`XattrValue::Removed`]).
+    fn set(&mut self, index: u8, name: &[u8], value: XattrValue<'_>);
+    /// Attribute `name` of namespace `index` is gone.
+    fn remove(&mut self, index: u8, name: &[u8]);
+}
+
+/// A log visitor that gives the `XATTR` entries of a log to an
+/// [`XattrIndex`] (attributes are read on first use, not when an inode is
+/// loaded).
+pub struct XattrReplay<'a, X: XattrIndex + ?Sized>(pub &'a mut X);
+
+impl<X: XattrIndex + ?Sized> LogVisitor for XattrReplay<'_, X> {
+    fn entry(&mut self, _pos: u64, e: &Entry<'_>) {
+        if let Entry::Xattr(x, name, inline) = e {
+            match (x.hdr.flags, x.value_block) {
+                (XA_SET, 0) => self.0.set(x.index, name, XattrValue::Inline(inline)),
+                (XA_SET, block) => {
+                    self.0.set(x.index, name, XattrValue::Blocks { block, len: x.value_len })
+                }
+                _ => self.0.remove(x.index, name),
+            }
+        }
+    }
+}
+
 /// A sink that ignores everything.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Ignore;
@@ -313,6 +343,7 @@ impl<F: FileMap + ?Sized, D: DirIndex + ?Sized> LogVisitor for Replay<'_, F, D> 
                 v.parent = p.parent;
                 v.ctime = p.ctime;
             }
+            Entry::Xattr(x, _, _) => v.ctime = x.ctime,
         }
     }
 }
