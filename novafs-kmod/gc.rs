@@ -36,9 +36,10 @@ use crate::layout::inode::{
 };
 use crate::layout::log::{
     dentry_len, pos_block, sa, unpack_next, LinkEntry, ParentEntry, SetAttrEntry, WriteEntry,
-    DE_ADD, LOG_AREA, MAX_ENTRY, PAGE_NEXT_OFF,
+    DE_ADD, LOG_AREA, MAX_ENTRY, NAME_MAX, PAGE_NEXT_OFF,
 };
-use crate::layout::walk::{replay_inode, Ignore, InodeView, WalkReport};
+use crate::layout::walk::{replay_inode, walk_log, Ignore, InodeView, WalkReport, XattrReplay};
+use crate::xattr::Xattrs;
 use crate::layout::BLOCK_SIZE_U64;
 use crate::media::read_failed;
 use crate::log::{LogPos, PmLog};
@@ -146,7 +147,7 @@ enum Live {
 impl Live {
     /// Pages a compact log of this state takes at most (entries never
     /// cross a page: each page may leave up to one entry's room unused).
-    fn pages_needed(&self) -> u64 {
+    fn pages_needed(&self, xattr_bytes: u64) -> u64 {
         let (bytes, largest) = match self {
             Live::File(ext) => {
                 ((ext.len() as u64).saturating_mul(WriteEntry::SIZE as u64), WriteEntry::SIZE)
@@ -155,11 +156,14 @@ impl Live {
                 let b = names
                     .iter()
                     .fold(0u64, |a, (_, e)| a.saturating_add(dentry_len(e.name.len()) as u64));
-                (b, MAX_ENTRY)
+                (b, dentry_len(NAME_MAX))
             }
         };
-        let bytes =
-            bytes.saturating_add((SetAttrEntry::SIZE + ParentEntry::SIZE + LinkEntry::SIZE) as u64);
+        let bytes = bytes
+            .saturating_add((SetAttrEntry::SIZE + ParentEntry::SIZE + LinkEntry::SIZE) as u64)
+            .saturating_add(xattr_bytes);
+        // With attributes, any entry may be up to MAX_ENTRY long.
+        let largest = if xattr_bytes > 0 { MAX_ENTRY } else { largest };
         bytes.div_ceil((LOG_AREA - largest) as u64).max(1)
     }
 
@@ -184,8 +188,21 @@ impl Live {
 /// Replays the log of the inode record `raw` (inode `ino`) with the
 /// walker mount and fsck use: the attributes, the live state and the walk
 /// report. Only regular files and directories are compacted.
-fn replay(sbi: &SbInfo, ino: u64, raw: &Inode) -> Result<(InodeView, Live, WalkReport)> {
+fn replay(sbi: &SbInfo, ino: u64, raw: &Inode) -> Result<(InodeView, Live, Xattrs, WalkReport)> {
     let (m, geo) = (&sbi.media, &sbi.geo);
+    let mut xs = Xattrs::default();
+    walk_log(m, geo, ino, raw, &mut XattrReplay(&mut xs)).map_err(|_| EIO)?;
+    let (view, live, rep) = replay_state(m, geo, ino, raw)?;
+    Ok((view, live, xs, rep))
+}
+
+/// The attributes and the block map or names of a log.
+fn replay_state(
+    m: &crate::media::DaxMedia,
+    geo: &crate::layout::Geometry,
+    ino: u64,
+    raw: &Inode,
+) -> Result<(InodeView, Live, WalkReport)> {
     match raw.mode & S_IFMT {
         S_IFREG => {
             let mut map = ExtentMap::new();
@@ -223,9 +240,18 @@ fn attrs(view: &InodeView, valid: u32) -> NewEntry<'static> {
     })
 }
 
-/// PARENT (if the parent differs from the inode record's) and LINK, the
-/// last entries of either kind of compact log.
-fn write_parent_link(w: &mut Writer<'_>, view: &InodeView, raw_parent: u64) -> Result {
+/// The extended attributes, then PARENT (if the parent differs from the
+/// inode record's) and LINK: the last entries of either kind of compact
+/// log.
+fn write_parent_link(
+    w: &mut Writer<'_>,
+    view: &InodeView,
+    raw_parent: u64,
+    xs: &Xattrs,
+) -> Result {
+    for e in xs.entries(view.ctime) {
+        w.push(&e)?;
+    }
     if view.parent != raw_parent {
         w.push(&NewEntry::Parent { parent: view.parent, ctime: view.ctime })?;
     }
@@ -241,6 +267,7 @@ fn write_file(
     view: &InodeView,
     raw: &Inode,
     extents: &[(u64, u64, u64)],
+    xs: &Xattrs,
 ) -> Result {
     // SETATTR first: its size change drops blocks at or past the new end,
     // and the map is still empty here (blocks past EOF of a KEEP_SIZE
@@ -262,7 +289,7 @@ fn write_file(
             done += n;
         }
     }
-    write_parent_link(w, view, raw.parent)
+    write_parent_link(w, view, raw.parent, xs)
 }
 
 /// The entries that replay to `view` and `names` on top of the inode
@@ -274,6 +301,7 @@ fn write_dir(
     raw: &Inode,
     names: &[(u64, DirEnt)],
     last_seq: u64,
+    xs: &Xattrs,
 ) -> Result {
     // Every live name keeps the sequence number of its ADD entry, its
     // readdir cookie; `names` is in sequence order, as the walker wants.
@@ -302,7 +330,7 @@ fn write_dir(
         valid |= sa::SIZE;
     }
     w.push(&attrs(view, valid))?;
-    write_parent_link(w, view, raw.parent)
+    write_parent_link(w, view, raw.parent, xs)
 }
 
 /// The pages of the committed log `log`, head first.
@@ -344,9 +372,9 @@ fn compact(sbi: &SbInfo, info: &InodeInfo, log: LogPos) -> Result<Compacted> {
     if raw.log_head != log.head || raw.log_tail != log.tail {
         return Err(EINVAL);
     }
-    let (view, live, rep) = replay(sbi, info.ino, &raw)?;
+    let (view, live, xs, rep) = replay(sbi, info.ino, &raw)?;
     // Worth it only if the result is at most half the log.
-    let need = live.pages_needed();
+    let need = live.pages_needed(xs.log_bytes());
     if need.saturating_mul(GC_GROWTH) > log.pages {
         return Ok(Compacted::NotWorth { need });
     }
@@ -364,9 +392,9 @@ fn compact(sbi: &SbInfo, info: &InodeInfo, log: LogPos) -> Result<Compacted> {
         match &live {
             Live::File(extents) => {
                 w.end.seq = last_seq;
-                write_file(&mut w, &view, &raw, extents)?;
+                write_file(&mut w, &view, &raw, extents, &xs)?;
             }
-            Live::Dir(names) => write_dir(&mut w, &view, &raw, names, last_seq)?,
+            Live::Dir(names) => write_dir(&mut w, &view, &raw, names, last_seq, &xs)?,
         }
         // The new log must mean exactly what the old one does, and end
         // above every sequence number the old one used.
@@ -374,9 +402,10 @@ fn compact(sbi: &SbInfo, info: &InodeInfo, log: LogPos) -> Result<Compacted> {
         let mut check = raw;
         check.log_head = head;
         check.log_tail = w.end.tail;
-        let (view2, live2, rep2) = replay(sbi, info.ino, &check)?;
+        let (view2, live2, xs2, rep2) = replay(sbi, info.ino, &check)?;
         if view2 != view
             || !live2.same(&live)
+            || !xs2.same(&xs)
             || rep2.last_seq != w.end.seq
             || w.end.seq <= last_seq
         {

@@ -39,6 +39,8 @@ pub(crate) struct Inner {
     pub(crate) nlink: u32,
     /// Open files holding a seal on the block map (`seal.rs`; DRAM only).
     pub(crate) seals: u32,
+    /// The extended attributes, once read (`xattr.rs`; None: not yet).
+    pub(crate) xattrs: Option<crate::xattr::Xattrs>,
 }
 
 /// Per-inode state owned by `struct novars_inode.info`.
@@ -194,7 +196,9 @@ fn load(sbi: &SbInfo, ino: u64) -> Result<(*mut c_void, IAttr)> {
         link: link.cast(),
     };
     let log = LogPos::default().at(LogEnd::walked(raw.log_head, raw.log_tail, &rep));
-    let inner = Inner { index, log, nlink: view.nlink, seals: 0 };
+    // A log without XATTR entries has no attributes: nothing to read later.
+    let xattrs = (rep.xattr_entries == 0).then(crate::xattr::Xattrs::default);
+    let inner = Inner { index, log, nlink: view.nlink, seals: 0, xattrs };
     let gen = raw.generation;
     let boxed = match KBox::pin_init(
         pin_init!(InodeInfo {

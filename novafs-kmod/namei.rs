@@ -1005,6 +1005,8 @@ pub(crate) fn free_inode(sbi: &SbInfo, info: &InodeInfo) -> Result {
         return Ok(());
     }
     let mut g = info.inner.lock();
+    // Attribute values in blocks are found in the log, read before it goes.
+    let value_blocks = crate::xattr::value_blocks(sbi, info, &mut g);
     // State first: once FREE, a crash leaves its blocks free by scan.
     sbi.pm.persist_u64(info.rec + INODE_STATE_OFF, INODE_FREE)?;
     let a = &sbi.alloc;
@@ -1013,22 +1015,29 @@ pub(crate) fn free_inode(sbi: &SbInfo, info: &InodeInfo) -> Result {
             let _ = a.free(b, c);
         }
     }
+    for &(b, c) in value_blocks.iter() {
+        let _ = a.free(b, c);
+    }
     // The log pages.
     let log = g.log;
     if log.tail != 0 {
         let mut blk = log.head;
         let mut n = 0;
         while n < log.pages {
-            let _ = a.free(blk, 1);
             n += 1;
-            if n >= log.pages {
-                break;
-            }
-            let word = blk
-                .saturating_mul(crate::layout::BLOCK_SIZE_U64)
-                .saturating_add(crate::layout::log::PAGE_NEXT_OFF as u64);
-            let Ok(w) = crate::media::read_word(&sbi.media, word) else { break };
-            let (next, _) = crate::layout::log::unpack_next(w);
+            // The next link is read before the page is freed (and maybe
+            // taken and written by another CPU).
+            let next = if n < log.pages {
+                let word = blk
+                    .saturating_mul(crate::layout::BLOCK_SIZE_U64)
+                    .saturating_add(crate::layout::log::PAGE_NEXT_OFF as u64);
+                crate::media::read_word(&sbi.media, word)
+                    .map(|w| crate::layout::log::unpack_next(w).0)
+                    .unwrap_or(0)
+            } else {
+                0
+            };
+            let _ = a.free(blk, 1);
             if next == 0 {
                 break;
             }

@@ -53,6 +53,7 @@ mod seal;
 mod setattr;
 mod shim;
 mod super_;
+mod xattr;
 
 /// The loaded module.
 ///

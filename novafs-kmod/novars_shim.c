@@ -21,6 +21,7 @@
 #include <linux/module.h>
 #include <linux/namei.h>
 #include <linux/pagemap.h>
+#include <linux/posix_acl.h>
 #include <linux/slab.h>
 #include <linux/statfs.h>
 #include <linux/uio.h>
@@ -313,6 +314,8 @@ static int novars_setattr(struct mnt_idmap *idmap, struct dentry *dentry,
 	if (err)
 		return err;
 	setattr_copy(idmap, inode, attr);
+	if (attr->ia_valid & ATTR_MODE)
+		return posix_acl_chmod(idmap, dentry, inode->i_mode);
 	return 0;
 }
 
@@ -327,24 +330,54 @@ static struct novars_owner novars_owner(struct inode *dir)
 	};
 }
 
+/* A new inode's ACLs (inherited from dir's default ACL; without one the
+ * umask applies, SB_POSIXACL leaving that to the file system) and security
+ * labels. */
+static int novars_new_acl(struct inode *dir, umode_t *mode, struct posix_acl **default_acl,
+			  struct posix_acl **acl)
+{
+	*default_acl = *acl = NULL;
+	return posix_acl_create(dir, mode, default_acl, acl);
+}
+
+static int novars_new_attrs(struct inode *inode, struct inode *dir, const struct qstr *name,
+			    struct posix_acl *default_acl, struct posix_acl *acl)
+{
+	int err = novars_init_acl_security(inode, dir, name, default_acl, acl);
+
+	posix_acl_release(default_acl);
+	posix_acl_release(acl);
+	return err;
+}
+
 static int novars_new(struct inode *dir, struct dentry *dentry, umode_t mode,
 		      dev_t rdev, const char *target)
 {
-	struct novars_create_args a = {
+	struct posix_acl *default_acl, *acl;
+	struct novars_create_args a;
+	struct inode *inode;
+	s64 ino;
+	int err;
+
+	err = novars_new_acl(dir, &mode, &default_acl, &acl);
+	if (err)
+		return err;
+	a = (struct novars_create_args){
 		.mode = mode, .owner = novars_owner(dir), .rdev = new_encode_dev(rdev),
 		.target = target, .tlen = target ? strlen(target) : 0,
 	};
-	struct inode *inode;
-	s64 ino;
-
 	ino = novars_rs_create(dir, dentry->d_name.name, dentry->d_name.len, &a);
-	if (ino < 0)
-		return ino;
-	inode = novars_iget(dir->i_sb, ino);
-	if (IS_ERR(inode))
+	inode = ino < 0 ? ERR_PTR(ino) : novars_iget(dir->i_sb, ino);
+	if (IS_ERR(inode)) {
+		posix_acl_release(default_acl);
+		posix_acl_release(acl);
 		return PTR_ERR(inode);
+	}
+	/* The name exists now: on an error here the inode stays (its mode
+	 * already as restrictive as the ACL would make it). */
+	err = novars_new_attrs(inode, dir, &dentry->d_name, default_acl, acl);
 	d_instantiate(dentry, inode);
-	return 0;
+	return err;
 }
 
 static int novars_create(struct mnt_idmap *idmap, struct inode *dir,
@@ -379,16 +412,28 @@ static int novars_tmpfile(struct mnt_idmap *idmap, struct inode *dir,
 			  struct file *file, umode_t mode)
 {
 	NOVARS_TRACE_OP(NOVARS_OP_CREATE);
-	struct novars_create_args a = { .mode = mode, .owner = novars_owner(dir) };
+	struct posix_acl *default_acl, *acl;
+	struct novars_create_args a;
 	struct inode *inode;
 	s64 ino;
+	int err;
 
+	err = novars_new_acl(dir, &mode, &default_acl, &acl);
+	if (err)
+		return err;
+	a = (struct novars_create_args){ .mode = mode, .owner = novars_owner(dir) };
 	ino = novars_rs_tmpfile(dir, &a);
-	if (ino < 0)
-		return ino;
-	inode = novars_iget(dir->i_sb, ino);
-	if (IS_ERR(inode))
+	inode = ino < 0 ? ERR_PTR(ino) : novars_iget(dir->i_sb, ino);
+	if (IS_ERR(inode)) {
+		posix_acl_release(default_acl);
+		posix_acl_release(acl);
 		return PTR_ERR(inode);
+	}
+	err = novars_new_attrs(inode, dir, &file_dentry(file)->d_name, default_acl, acl);
+	if (err) {
+		iput(inode);
+		return err;
+	}
 	/* The VFS's convention: d_tmpfile() drops the link count (0 in Rust
 	 * and on the media) from 1. */
 	set_nlink(inode, 1);
@@ -496,6 +541,9 @@ static const struct inode_operations novars_dir_iops = {
 	.rename		= novars_rename,
 	.getattr	= novars_rs_getattr,
 	.setattr	= novars_setattr,
+	.listxattr	= novars_listxattr,
+	.get_inode_acl	= novars_get_acl,
+	.set_acl	= novars_set_acl,
 };
 
 /* -------------------------------------------------------------- files */
@@ -855,11 +903,17 @@ static const struct inode_operations novars_file_iops = {
 	.getattr	= novars_rs_getattr,
 	.setattr	= novars_setattr,
 	.fiemap		= novars_fiemap,
+	.listxattr	= novars_listxattr,
+	.get_inode_acl	= novars_get_acl,
+	.set_acl	= novars_set_acl,
 };
 
 static const struct inode_operations novars_special_iops = {
 	.getattr	= novars_rs_getattr,
 	.setattr	= novars_setattr,
+	.listxattr	= novars_listxattr,
+	.get_inode_acl	= novars_get_acl,
+	.set_acl	= novars_set_acl,
 };
 
 /* Symlinks: the target is in i_link; owner and times are logged (lchown,
@@ -868,6 +922,7 @@ static const struct inode_operations novars_symlink_iops = {
 	.get_link	= simple_get_link,
 	.getattr	= novars_rs_getattr,
 	.setattr	= novars_setattr,
+	.listxattr	= novars_listxattr,
 };
 
 static const struct address_space_operations novars_dax_aops = {
@@ -980,6 +1035,11 @@ static int novars_fill_super_c(struct super_block *sb, struct fs_context *fc)
 {
 	NOVARS_TRACE_OP(NOVARS_OP_MOUNT);
 	sb->s_op = &novars_sops;
+	sb->s_xattr = novars_xattr_handlers;
+#ifdef CONFIG_FS_POSIX_ACL
+	/* The umask is then ours to apply: posix_acl_create() does. */
+	sb->s_flags |= SB_POSIXACL;
+#endif
 	return novars_rs_fill_super(sb, fc->fs_private, fc->sb_flags & SB_SILENT);
 }
 

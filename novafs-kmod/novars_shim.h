@@ -122,6 +122,34 @@ struct novars_setattr_args {
 #define NOVARS_FA_GROWS		1u	/* may extend i_size to offset + len */
 #define NOVARS_FA_SHIFTS	2u	/* moves every block from offset on */
 
+/* Extended-attribute namespaces: xattr handler flags and the index of
+ * novars_rs_getxattr/setxattr (layout's `xa`). */
+#define NOVARS_XA_USER		1u
+#define NOVARS_XA_TRUSTED	2u
+#define NOVARS_XA_SECURITY	3u
+#define NOVARS_XA_ACL_ACCESS	4u
+#define NOVARS_XA_ACL_DEFAULT	5u
+/* setxattr flags, as <linux/xattr.h> (asserted in novars_xattr.c). */
+#define NOVARS_XATTR_CREATE	1u
+#define NOVARS_XATTR_REPLACE	2u
+
+/* novars_xattr.c: the xattr handlers, listxattr, the ACL inode
+ * operations, and a new inode's inherited ACLs and security labels. */
+struct posix_acl;
+struct xattr_handler;
+extern const struct xattr_handler * const novars_xattr_handlers[];
+ssize_t novars_listxattr(struct dentry *dentry, char *buf, size_t size);
+#ifdef CONFIG_FS_POSIX_ACL
+struct posix_acl *novars_get_acl(struct inode *inode, int type, bool rcu);
+int novars_set_acl(struct mnt_idmap *idmap, struct dentry *dentry, struct posix_acl *acl,
+		   int type);
+#else	/* a kernel without ACLs: none stored, none inherited */
+#define novars_get_acl NULL
+#define novars_set_acl NULL
+#endif
+int novars_init_acl_security(struct inode *inode, struct inode *dir, const struct qstr *name,
+			     struct posix_acl *default_acl, struct posix_acl *acl);
+
 /* ---- Implemented in C, called from Rust. ---- */
 
 int novars_register_fs(void);
@@ -223,6 +251,10 @@ long novars_rs_ioc_seal_info(struct inode *inode, unsigned long arg);
 int novars_rs_seal(struct inode *inode, void **slot, u64 off, u64 len, u64 size);
 /* file_operations release (last close): drops the file's seal, if any. */
 int novars_rs_release(struct inode *inode, struct file *file);
+int novars_rs_getxattr(struct inode *inode, int index, const char *name, void *buf, size_t size);
+int novars_rs_setxattr(struct inode *inode, int index, const char *name, const void *value,
+		       size_t size, int flags, u32 mode);
+ssize_t novars_rs_listxattr(struct inode *inode, bool trusted, char *buf, size_t size);
 void novars_rs_seal_info(struct inode *inode, struct novars_seal_info *out);
 /* fallocate: _begin, before any lock: NOVARS_FA_* for mode, or -errno;
  * then (inode lock held) novars_rs_fallocate: 0 or -errno. */

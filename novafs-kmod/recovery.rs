@@ -12,7 +12,7 @@ use crate::layout::inode::{read_inode_at, INODE_FREE, INODE_STATE_OFF};
 use crate::layout::journal::{self, JournalState, JOURNAL_STATE_OFF};
 use crate::layout::log::Entry;
 use crate::layout::sb::{Geometry, Superblock, STATE_CLEAN};
-use crate::layout::walk::{Ignore, LogVisitor, Replay, WalkError};
+use crate::layout::walk::{Ignore, LogVisitor, Replay, WalkError, XattrReplay};
 use crate::layout::{Media, MediaError, BLOCK_SIZE_U64};
 use crate::media::DaxMedia;
 use crate::pm::Pm;
@@ -210,9 +210,9 @@ pub(crate) fn alloc_by_scan(
                 }
                 let mut map = ExtentMap::new();
                 let mut ignore = Ignore;
-                let view = {
+                let (view, rep) = {
                     let mut r = Replay::new(&raw, &mut map, &mut ignore);
-                    crate::layout::walk::walk_log(m, geo, ino, &raw, &mut r).map_err(|w| {
+                    let rep = crate::layout::walk::walk_log(m, geo, ino, &raw, &mut r).map_err(|w| {
                         if let WalkError::Media(MediaError::Io(b)) = w {
                             pr_err!("({name}): inode {ino}: uncorrectable media error in log page {b}; run fsck.novars\n");
                             return EIO;
@@ -220,7 +220,7 @@ pub(crate) fn alloc_by_scan(
                         pr_err!("({name}): inode {ino}: {}; run fsck.novars\n", w.describe());
                         euclean()
                     })?;
-                    r.view
+                    (r.view, rep)
                 };
                 if map.failed {
                     return Err(ENOMEM);
@@ -249,6 +249,21 @@ pub(crate) fn alloc_by_scan(
                     if used.insert(b, c)? {
                         pr_err!("({name}): inode {ino}: blocks {b}+{c} are claimed twice; run fsck.novars\n");
                         return Err(euclean());
+                    }
+                }
+                if rep.xattr_entries > 0 {
+                    // Attribute values kept in blocks are the inode's too.
+                    let mut xs = crate::xattr::Xattrs::default();
+                    crate::layout::walk::walk_log(m, geo, ino, &raw, &mut XattrReplay(&mut xs))
+                        .map_err(|_| euclean())?;
+                    if xs.failed {
+                        return Err(ENOMEM);
+                    }
+                    for (b, c) in xs.value_extents() {
+                        if used.insert(b, c)? {
+                            pr_err!("({name}): inode {ino}: attribute value blocks {b}+{c} are claimed twice; run fsck.novars\n");
+                            return Err(euclean());
+                        }
                     }
                 }
                 if let Some(bm) = slots.as_mut_slice().get_mut(lane) {

@@ -38,6 +38,11 @@ pub const APT_PACKAGES: &[&str] = &[
     // external test tools: stress-ng runs as is; pjdfstest links libacl
     "stress-ng",
     "libacl1-dev",
+    // extended attributes and ACLs with the standard tools (vm:xattr):
+    // setfattr/getfattr, setfacl/getfacl, and the copies that carry them
+    "attr",
+    "acl",
+    "rsync",
     // PMDK, a real MAP_SYNC client (vm:pmdk): pmempool, libpmem(obj), and
     // libpmem-dev for xtests/guest/pmemmap.c
     "pmdk-tools",

@@ -76,6 +76,8 @@ pub struct WalkReport {
     pub last_seq: u64,
     /// Bytes of committed entries (for garbage-collection decisions).
     pub entry_bytes: u64,
+    /// Committed `XATTR` entries (none: the inode has no attributes).
+    pub xattr_entries: u64,
 }
 
 /// Receives what a walk finds, in log order.
@@ -156,6 +158,9 @@ pub fn walk_log<M: Media + ?Sized, V: LogVisitor + ?Sized>(
             last_seq = seq;
             v.entry(pos, &e);
             rep.entries += 1;
+            if let Entry::Xattr(..) = e {
+                rep.xattr_entries += 1;
+            }
             rep.entry_bytes += len as u64;
             off += len;
         }

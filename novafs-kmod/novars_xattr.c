@@ -1,0 +1,180 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * novars: VFS glue for extended attributes and POSIX ACLs. Every decision
+ * (names, flags, limits, errnos, what is logged) is in xattr.rs; this file
+ * converts between the VFS's forms (xattr handlers, struct posix_acl) and
+ * the values Rust stores.
+ */
+
+#include <linux/capability.h>
+#include <linux/fs.h>
+#include <linux/posix_acl.h>
+#include <linux/posix_acl_xattr.h>
+#include <linux/security.h>
+#include <linux/slab.h>
+#include <linux/xattr.h>
+
+#include "novars_ioctl.h"
+#include "novars_shim.h"
+
+static_assert(XATTR_CREATE == NOVARS_XATTR_CREATE && XATTR_REPLACE == NOVARS_XATTR_REPLACE);
+
+static int novars_xattr_get(const struct xattr_handler *h, struct dentry *dentry,
+			    struct inode *inode, const char *name, void *buf, size_t size)
+{
+	return novars_rs_getxattr(inode, h->flags, name, buf, size);
+}
+
+static int novars_xattr_set(const struct xattr_handler *h, struct mnt_idmap *idmap,
+			    struct dentry *dentry, struct inode *inode, const char *name,
+			    const void *value, size_t size, int flags)
+{
+	return novars_rs_setxattr(inode, h->flags, name, value, size, flags, U32_MAX);
+}
+
+static bool novars_xattr_list_trusted(struct dentry *dentry)
+{
+	return capable(CAP_SYS_ADMIN);
+}
+
+static const struct xattr_handler novars_xattr_user = {
+	.prefix	= XATTR_USER_PREFIX,
+	.flags	= NOVARS_XA_USER,
+	.get	= novars_xattr_get,
+	.set	= novars_xattr_set,
+};
+
+static const struct xattr_handler novars_xattr_trusted = {
+	.prefix	= XATTR_TRUSTED_PREFIX,
+	.flags	= NOVARS_XA_TRUSTED,
+	.list	= novars_xattr_list_trusted,
+	.get	= novars_xattr_get,
+	.set	= novars_xattr_set,
+};
+
+static const struct xattr_handler novars_xattr_security = {
+	.prefix	= XATTR_SECURITY_PREFIX,
+	.flags	= NOVARS_XA_SECURITY,
+	.get	= novars_xattr_get,
+	.set	= novars_xattr_set,
+};
+
+/* The ACLs are reached through get_inode_acl/set_acl, not handlers. */
+const struct xattr_handler * const novars_xattr_handlers[] = {
+	&novars_xattr_user, &novars_xattr_trusted, &novars_xattr_security, NULL,
+};
+
+ssize_t novars_listxattr(struct dentry *dentry, char *buf, size_t size)
+{
+	return novars_rs_listxattr(d_inode(dentry), capable(CAP_SYS_ADMIN), buf, size);
+}
+
+#ifdef CONFIG_FS_POSIX_ACL
+static int novars_acl_index(int type)
+{
+	return type == ACL_TYPE_ACCESS ? NOVARS_XA_ACL_ACCESS : NOVARS_XA_ACL_DEFAULT;
+}
+
+struct posix_acl *novars_get_acl(struct inode *inode, int type, bool rcu)
+{
+	int idx = novars_acl_index(type);
+	struct posix_acl *acl;
+	void *buf;
+	int n;
+
+	if (rcu)
+		return ERR_PTR(-ECHILD);
+	for (;;) {
+		n = novars_rs_getxattr(inode, idx, "", NULL, 0);
+		if (n == -ENODATA)
+			return NULL;
+		if (n < 0)
+			return ERR_PTR(n);
+		buf = kmalloc(max(n, 1), GFP_KERNEL);
+		if (!buf)
+			return ERR_PTR(-ENOMEM);
+		n = novars_rs_getxattr(inode, idx, "", buf, n);
+		if (n != -ERANGE)	/* grown meanwhile: again */
+			break;
+		kfree(buf);
+	}
+	acl = n == -ENODATA ? NULL : n < 0 ? ERR_PTR(n) :
+		posix_acl_from_xattr(&init_user_ns, buf, n);
+	kfree(buf);
+	return acl;
+}
+
+/* Stores `acl` (NULL: removes it) and, if newmode is not U32_MAX, the
+ * mode with it, in one commit. */
+static int novars_store_acl(struct inode *inode, int type, struct posix_acl *acl, u32 newmode)
+{
+	void *value = NULL;
+	size_t size = 0;
+	int err;
+
+	if (acl) {
+		size = posix_acl_xattr_size(acl->a_count);
+		value = kmalloc(size, GFP_KERNEL);
+		if (!value)
+			return -ENOMEM;
+		err = posix_acl_to_xattr(&init_user_ns, acl, value, size);
+		if (err < 0)
+			goto out;
+	}
+	err = novars_rs_setxattr(inode, novars_acl_index(type), "", value, size, 0, newmode);
+	if (!err) {
+		if (newmode != U32_MAX)
+			inode->i_mode = newmode;
+		set_cached_acl(inode, type, acl);
+	}
+out:
+	kfree(value);
+	return err;
+}
+
+int novars_set_acl(struct mnt_idmap *idmap, struct dentry *dentry, struct posix_acl *acl,
+		   int type)
+{
+	struct inode *inode = d_inode(dentry);
+	umode_t mode = inode->i_mode;
+	int err;
+
+	if (type == ACL_TYPE_ACCESS && acl) {
+		err = posix_acl_update_mode(idmap, inode, &mode, &acl);
+		if (err)
+			return err;
+	}
+	return novars_store_acl(inode, type, acl, mode != inode->i_mode ? mode : U32_MAX);
+}
+
+#endif /* CONFIG_FS_POSIX_ACL */
+
+static int novars_initxattrs(struct inode *inode, const struct xattr *xattrs, void *fs_info)
+{
+	const struct xattr *x;
+	int err = 0;
+
+	for (x = xattrs; x->name; x++) {
+		err = novars_rs_setxattr(inode, NOVARS_XA_SECURITY, x->name, x->value,
+					 x->value_len, 0, U32_MAX);
+		if (err)
+			break;
+	}
+	return err;
+}
+
+int novars_init_acl_security(struct inode *inode, struct inode *dir, const struct qstr *name,
+			     struct posix_acl *default_acl, struct posix_acl *acl)
+{
+	int err = 0;
+
+#ifdef CONFIG_FS_POSIX_ACL
+	if (default_acl)
+		err = novars_store_acl(inode, ACL_TYPE_DEFAULT, default_acl, U32_MAX);
+	if (!err && acl)
+		err = novars_store_acl(inode, ACL_TYPE_ACCESS, acl, U32_MAX);
+#endif
+	if (!err)
+		err = security_inode_init_security(inode, dir, name, novars_initxattrs, NULL);
+	return err;
+}

@@ -1,0 +1,87 @@
+#!/bin/sh
+# Extended attributes and POSIX ACLs: setfattr/getfattr in every namespace, setfacl/getfacl with masks, chmod, default ACL inheritance and umask give ext4-DAX's results and errnos on novars (xtests/guest/xattrs.sh); they survive a remount and log compaction; rsync -aAX and a tar --xattrs --acls round trip copy them exactly; fsck -fn clean.
+# flavours: normal
+# nvdimms: 1
+# timeout: 600
+# cost: 60
+. "$NOVARS_GUEST_LIB"
+load_novars
+FSCK=$(command -v fsck.novars || echo "$NOVARS_BIN/fsck_novars")
+X="sh $NOVARS_ROOT/xtests/guest/xattrs.sh"
+W=/tmp/xattr
+mkdir -p $W/m
+for t in setfattr getfattr setfacl getfacl rsync tar setpriv; do
+    command -v $t > /dev/null || fail "$t is missing (cargo xt setup installs attr, acl, rsync)"
+done
+
+must mkfs.ext4 -q -F /dev/pmem0
+must mount -t ext4 -o dax /dev/pmem0 $W/m
+$X $W/m > $W/ext4.out || fail "xattrs.sh failed on ext4"
+must umount $W/m
+
+must mkfs.novars -q -f /dev/pmem0
+must novars_mount /dev/pmem0 $W/m
+$X $W/m > $W/novars.out || fail "xattrs.sh failed on novars"
+cat $W/novars.out
+diff -u $W/ext4.out $W/novars.out || fail "novars differs from ext4 (- ext4, + novars)"
+ok "$(wc -l < $W/ext4.out) cases give ext4's results"
+
+# Everything set above, as the tools dump it, survives a remount.
+dump() {
+    (cd $W/m && getfattr -R -h -d -m - -e hex . 2>&1; getfacl -R -p . 2>&1) > "$1"
+}
+dump $W/before
+must umount $W/m
+must "$FSCK" -fn /dev/pmem0
+must novars_mount /dev/pmem0 $W/m
+dump $W/after
+diff -u $W/before $W/after || fail "attributes changed across the remount"
+ok "attributes and ACLs identical after a remount; fsck -fn clean"
+
+# Log compaction keeps them: 3000 replacements of one attribute grow the
+# log past the compaction bound (16 pages) many times over.
+must touch $W/m/gc
+must setfattr -n user.keep -v kept $W/m/gc
+must setfacl -m u:1000:r $W/m/gc
+python3 - $W/m/gc <<'PY' || fail "replacing an attribute 3000 times"
+import os, sys
+p = sys.argv[1]
+for i in range(3000):
+    os.setxattr(p, "user.n", str(i).encode() * 40)
+PY
+blocks=$(stat -c %b $W/m/gc)
+[ "$blocks" -le 128 ] || fail "log of gc not compacted: $blocks sectors"
+[ "$(getfattr --only-values -n user.n $W/m/gc)" = "$(python3 -c 'print("2999"*40, end="")')" ] || fail "last value lost"
+[ "$(getfattr --only-values -n user.keep $W/m/gc)" = kept ] || fail "user.keep lost in compaction"
+getfacl -p $W/m/gc | grep -q '^user:1000:r--' || fail "ACL lost in compaction"
+must umount $W/m
+must novars_mount /dev/pmem0 $W/m
+[ "$(getfattr --only-values -n user.n $W/m/gc)" = "$(python3 -c 'print("2999"*40, end="")')" ] || fail "last value lost after remount"
+ok "3000 replacements: log compacted ($blocks sectors), values and ACL kept, also after remount"
+
+# rsync -aAX and tar --xattrs --acls copy a tree with attributes and ACLs
+# exactly (within novars: the source is novars too).
+S=$W/m/src
+mkdir -p $S/sub
+echo one > $S/one; echo two > $S/sub/two
+setfattr -n user.u -v uval $S/one
+setfattr -n trusted.t -v tval $S/one
+setfattr -n security.s -v sval $S/sub/two
+setfattr -n user.dir -v dval $S/sub
+setfacl -m u:1000:rw,g:100:r $S/one
+setfacl -d -m u:1000:rx $S/sub
+must rsync -aAX $S/ $W/m/rsynced/
+must tar --xattrs --xattrs-include='*' --acls -cf $W/t.tar -C $S .
+mkdir -p $W/m/untarred
+must tar --xattrs --xattrs-include='*' --acls -xpf $W/t.tar -C $W/m/untarred
+tree() { (cd "$1" && getfattr -R -d -m - -e hex . 2>&1; getfacl -R -p . 2>&1; find . | sort) }
+tree $S > $W/src.attrs
+grep -q user.u $W/src.attrs && grep -q 'user:1000:rw-' $W/src.attrs || fail "the source tree has no attributes: $(cat $W/src.attrs)"
+tree $W/m/rsynced > $W/rsync.attrs
+tree $W/m/untarred > $W/tar.attrs
+diff -u $W/src.attrs $W/rsync.attrs || fail "rsync -aAX lost or changed attributes"
+diff -u $W/src.attrs $W/tar.attrs || fail "tar --xattrs --acls lost or changed attributes"
+ok "rsync -aAX and tar --xattrs --acls round trips identical ($(grep -c . $W/src.attrs) lines of attributes)"
+must umount $W/m
+must "$FSCK" -fn /dev/pmem0
+ok "fsck -fn clean"
