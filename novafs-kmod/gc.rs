@@ -247,10 +247,14 @@ fn write_parent_link(
     w: &mut Writer<'_>,
     view: &InodeView,
     raw_parent: u64,
+    raw_flags: u32,
     xs: &Xattrs,
 ) -> Result {
     for e in xs.entries(view.ctime) {
         w.push(&e)?;
+    }
+    if view.flags != raw_flags || view.projid != 0 {
+        w.push(&NewEntry::Flags { flags: view.flags, projid: view.projid, ctime: view.ctime })?;
     }
     if view.parent != raw_parent {
         w.push(&NewEntry::Parent { parent: view.parent, ctime: view.ctime })?;
@@ -289,7 +293,7 @@ fn write_file(
             done += n;
         }
     }
-    write_parent_link(w, view, raw.parent, xs)
+    write_parent_link(w, view, raw.parent, raw.flags, xs)
 }
 
 /// The entries that replay to `view` and `names` on top of the inode
@@ -330,7 +334,7 @@ fn write_dir(
         valid |= sa::SIZE;
     }
     w.push(&attrs(view, valid))?;
-    write_parent_link(w, view, raw.parent, xs)
+    write_parent_link(w, view, raw.parent, raw.flags, xs)
 }
 
 /// The pages of the committed log `log`, head first.

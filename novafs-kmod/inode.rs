@@ -5,13 +5,14 @@
 
 use crate::index::{DirMap, ExtentMap, Lookup};
 use crate::layout::append::LogEnd;
+use crate::layout::log::fl;
 use crate::layout::inode::{read_inode_at, Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
 use crate::layout::walk::{replay_inode, Ignore, WalkError};
 use crate::layout::{Media, Timespec, BLOCK_SIZE};
 use crate::media::read_failed;
 use crate::locks::LogLock;
 use crate::log::LogPos;
-use crate::shim::{self, IAttr, I_ATIME, I_BLOCKS, I_CTIME, I_MTIME, I_NLINK, I_SIZE};
+use crate::shim::{self, IAttr, I_ATIME, I_BLOCKS, I_CTIME, I_FLAGS, I_MTIME, I_NLINK, I_SIZE};
 use crate::super_::{self, SbInfo};
 use core::ffi::{c_int, c_void};
 use core::pin::Pin;
@@ -41,6 +42,10 @@ pub(crate) struct Inner {
     pub(crate) seals: u32,
     /// The extended attributes, once read (`xattr.rs`; None: not yet).
     pub(crate) xattrs: Option<crate::xattr::Xattrs>,
+    /// Inode flags (`layout::log::fl`) and project id as last committed
+    /// (`iflags.rs`).
+    pub(crate) flags: u32,
+    pub(crate) projid: u32,
 }
 
 /// Per-inode state owned by `struct novars_inode.info`.
@@ -185,20 +190,28 @@ fn load(sbi: &SbInfo, ino: u64) -> Result<(*mut c_void, IAttr)> {
         rdev: raw.rdev,
         blocks: data_blocks.saturating_add(rep.pages).saturating_mul(8),
         generation: raw.generation,
-        valid: I_NLINK | I_SIZE | I_BLOCKS | I_ATIME | I_MTIME | I_CTIME,
+        valid: I_NLINK | I_SIZE | I_BLOCKS | I_ATIME | I_MTIME | I_CTIME | I_FLAGS,
         atime_sec: view.atime.sec,
         mtime_sec: view.mtime.sec,
         ctime_sec: view.ctime.sec,
         atime_nsec: view.atime.nsec,
         mtime_nsec: view.mtime.nsec,
         ctime_nsec: view.ctime.nsec,
-        pad: 0,
+        flags: view.flags,
         link: link.cast(),
     };
     let log = LogPos::default().at(LogEnd::walked(raw.log_head, raw.log_tail, &rep));
     // A log without XATTR entries has no attributes: nothing to read later.
     let xattrs = (rep.xattr_entries == 0).then(crate::xattr::Xattrs::default);
-    let inner = Inner { index, log, nlink: view.nlink, seals: 0, xattrs };
+    let inner = Inner {
+        index,
+        log,
+        nlink: view.nlink,
+        seals: 0,
+        xattrs,
+        flags: view.flags,
+        projid: view.projid,
+    };
     let gen = raw.generation;
     let boxed = match KBox::pin_init(
         pin_init!(InodeInfo {
@@ -280,6 +293,19 @@ extern "C" fn novars_rs_getattr(
             stat.attributes |= dax;
         }
         stat.attributes_mask |= dax;
+        // The inode flags statx reports, as chattr set them.
+        let flags = of(inode).inner.lock().flags;
+        for (f, a) in [
+            (fl::IMMUTABLE, bindings::STATX_ATTR_IMMUTABLE),
+            (fl::APPEND, bindings::STATX_ATTR_APPEND),
+            (fl::NODUMP, bindings::STATX_ATTR_NODUMP),
+        ] {
+            let a = u64::from(a);
+            stat.attributes_mask |= a;
+            if flags & f != 0 {
+                stat.attributes |= a;
+            }
+        }
     }
     0
 }

@@ -38,6 +38,7 @@ mod falloc;
 mod file;
 mod filetx;
 mod gc;
+mod iflags;
 mod index;
 mod inode;
 mod itable;

@@ -14,6 +14,7 @@
 #include <linux/fs_context.h>
 #include <linux/falloc.h>
 #include <linux/fiemap.h>
+#include <linux/fileattr.h>
 #include <linux/iomap.h>
 #include <linux/libnvdimm.h>
 #include <linux/mm.h>
@@ -199,6 +200,24 @@ static void novars_evict_inode(struct inode *inode)
 }
 
 /* Set the VFS inode to what Rust answers: the fields named in a->valid. */
+/* The VFS's view of the inode flags (as ext4_set_inode_flags). */
+static void novars_set_iflags(struct inode *inode, u32 fl)
+{
+	unsigned int f = 0;
+
+	if (fl & FS_SYNC_FL)
+		f |= S_SYNC;
+	if (fl & FS_IMMUTABLE_FL)
+		f |= S_IMMUTABLE;
+	if (fl & FS_APPEND_FL)
+		f |= S_APPEND;
+	if (fl & FS_NOATIME_FL)
+		f |= S_NOATIME;
+	if (fl & FS_DIRSYNC_FL)
+		f |= S_DIRSYNC;
+	inode_set_flags(inode, f, S_SYNC | S_IMMUTABLE | S_APPEND | S_NOATIME | S_DIRSYNC);
+}
+
 void novars_inode_set(struct inode *inode, const struct novars_iattr *a)
 {
 	if (a->valid & NOVARS_I_NLINK)
@@ -213,6 +232,8 @@ void novars_inode_set(struct inode *inode, const struct novars_iattr *a)
 		inode_set_mtime(inode, a->mtime_sec, a->mtime_nsec);
 	if (a->valid & NOVARS_I_CTIME)
 		inode_set_ctime(inode, a->ctime_sec, a->ctime_nsec);
+	if (a->valid & NOVARS_I_FLAGS)
+		novars_set_iflags(inode, a->flags);
 }
 
 /*
@@ -528,6 +549,23 @@ static const struct file_operations novars_dir_fops = {
 	.fsync		= noop_fsync,
 };
 
+/* chattr and xfs_io chattr: the flags Rust keeps (iflags.rs). */
+static int novars_fileattr_get(struct dentry *dentry, struct fileattr *fa)
+{
+	u32 projid;
+
+	fileattr_fill_flags(fa, novars_rs_get_flags(d_inode(dentry), &projid));
+	fa->fsx_projid = projid;
+	return 0;
+}
+
+static int novars_fileattr_set(struct mnt_idmap *idmap, struct dentry *dentry,
+			       struct fileattr *fa)
+{
+	return novars_rs_set_flags(d_inode(dentry), fa->flags, fa->fsx_valid, fa->fsx_projid,
+				   fa->fsx_valid && (fa->fsx_extsize || fa->fsx_cowextsize));
+}
+
 static const struct inode_operations novars_dir_iops = {
 	.lookup		= novars_rs_lookup,
 	.create		= novars_create,
@@ -544,6 +582,8 @@ static const struct inode_operations novars_dir_iops = {
 	.listxattr	= novars_listxattr,
 	.get_inode_acl	= novars_get_acl,
 	.set_acl	= novars_set_acl,
+	.fileattr_get	= novars_fileattr_get,
+	.fileattr_set	= novars_fileattr_set,
 };
 
 /* -------------------------------------------------------------- files */
@@ -906,6 +946,8 @@ static const struct inode_operations novars_file_iops = {
 	.listxattr	= novars_listxattr,
 	.get_inode_acl	= novars_get_acl,
 	.set_acl	= novars_set_acl,
+	.fileattr_get	= novars_fileattr_get,
+	.fileattr_set	= novars_fileattr_set,
 };
 
 static const struct inode_operations novars_special_iops = {

@@ -49,7 +49,8 @@ struct novars_iattr {
 	u64 rdev;	/* new_encode_dev() value */
 	u64 blocks;	/* 512-byte sectors in use */
 	s64 atime_sec, mtime_sec, ctime_sec;
-	u32 atime_nsec, mtime_nsec, ctime_nsec, pad;
+	u32 atime_nsec, mtime_nsec, ctime_nsec;
+	u32 flags;	/* inode flags: FS_*_FL values (chattr) */
 	char *link;	/* symlinks: kmalloc'd NUL-terminated target, owned by the inode */
 };
 #define NOVARS_I_NLINK	1u
@@ -58,6 +59,7 @@ struct novars_iattr {
 #define NOVARS_I_ATIME	8u
 #define NOVARS_I_MTIME	16u
 #define NOVARS_I_CTIME	32u
+#define NOVARS_I_FLAGS	64u
 
 /* One mapping answer for iomap_begin. */
 struct novars_map {
@@ -255,6 +257,9 @@ int novars_rs_getxattr(struct inode *inode, int index, const char *name, void *b
 int novars_rs_setxattr(struct inode *inode, int index, const char *name, const void *value,
 		       size_t size, int flags, u32 mode);
 ssize_t novars_rs_listxattr(struct inode *inode, bool trusted, char *buf, size_t size);
+/* Inode flags (FS_*_FL) and project id; set: 0 or -errno. */
+u32 novars_rs_get_flags(struct inode *inode, u32 *projid);
+int novars_rs_set_flags(struct inode *inode, u32 flags, bool fsx, u32 projid, bool other);
 void novars_rs_seal_info(struct inode *inode, struct novars_seal_info *out);
 /* fallocate: _begin, before any lock: NOVARS_FA_* for mode, or -errno;
  * then (inode lock held) novars_rs_fallocate: 0 or -errno. */

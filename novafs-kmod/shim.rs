@@ -137,7 +137,8 @@ pub(crate) struct IAttr {
     pub(crate) atime_nsec: u32,
     pub(crate) mtime_nsec: u32,
     pub(crate) ctime_nsec: u32,
-    pub(crate) pad: u32,
+    /// Inode flags (`layout::log::fl`, the `FS_*_FL` values).
+    pub(crate) flags: u32,
     pub(crate) link: *mut c_char,
 }
 
@@ -148,6 +149,8 @@ pub(crate) const I_BLOCKS: u32 = 4;
 pub(crate) const I_ATIME: u32 = 8;
 pub(crate) const I_MTIME: u32 = 16;
 pub(crate) const I_CTIME: u32 = 32;
+pub(crate) const I_FLAGS: u32 = 64;
+const _: () = assert!(shim_h("NOVARS_I_FLAGS") == I_FLAGS as u64);
 const _: () = assert!(shim_h("NOVARS_I_NLINK") == I_NLINK as u64);
 const _: () = assert!(shim_h("NOVARS_I_SIZE") == I_SIZE as u64);
 const _: () = assert!(shim_h("NOVARS_I_BLOCKS") == I_BLOCKS as u64);
@@ -173,7 +176,7 @@ impl Default for IAttr {
             atime_nsec: 0,
             mtime_nsec: 0,
             ctime_nsec: 0,
-            pad: 0,
+            flags: 0,
             link: core::ptr::null_mut(),
         }
     }
@@ -191,6 +194,13 @@ impl IAttr {
     pub(crate) fn size(mut self, size: u64) -> Self {
         self.valid |= I_SIZE;
         self.size = size;
+        self
+    }
+
+    /// The inode flags (`fl` bits: S_IMMUTABLE and friends in the VFS).
+    pub(crate) fn iflags(mut self, flags: u32) -> Self {
+        self.valid |= I_FLAGS;
+        self.flags = flags;
         self
     }
 

@@ -84,6 +84,8 @@ codes! {
     InodeBadLogPtr = "INODE_BAD_LOG_PTR", 2, Ask;
     /// Size beyond the format's largest file.
     InodeBadSize = "INODE_BAD_SIZE", 2, Ask;
+    /// Inode flags the format does not define.
+    InodeBadFlags = "INODE_BAD_FLAGS", 2, Ask;
     /// A log page could not be read.
     LogPageUnreadable = "LOG_PAGE_UNREADABLE", 2, Ask;
     /// Log head or a page link outside the data area.

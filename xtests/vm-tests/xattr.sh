@@ -1,5 +1,5 @@
 #!/bin/sh
-# Extended attributes and POSIX ACLs: setfattr/getfattr in every namespace, setfacl/getfacl with masks, chmod, default ACL inheritance and umask give ext4-DAX's results and errnos on novars (xtests/guest/xattrs.sh); they survive a remount and log compaction; rsync -aAX and a tar --xattrs --acls round trip copy them exactly; fsck -fn clean.
+# Extended attributes, POSIX ACLs and inode flags: setfattr/getfattr in every namespace, setfacl/getfacl with masks, chmod, default ACL inheritance and umask, chattr/lsattr/xfs_io flags (immutable, append-only, nodump, noatime, sync, dirsync, project id) and what they forbid give ext4-DAX's results and errnos on novars (xtests/guest/xattrs.sh, iflags.sh); they survive a remount and log compaction; rsync -aAX and a tar --xattrs --acls round trip copy them exactly; fsck -fn clean.
 # flavours: normal
 # nvdimms: 1
 # timeout: 600
@@ -8,6 +8,7 @@
 load_novars
 FSCK=$(command -v fsck.novars || echo "$NOVARS_BIN/fsck_novars")
 X="sh $NOVARS_ROOT/xtests/guest/xattrs.sh"
+FL="sh $NOVARS_ROOT/xtests/guest/iflags.sh"
 W=/tmp/xattr
 mkdir -p $W/m
 for t in setfattr getfattr setfacl getfacl rsync tar setpriv; do
@@ -17,6 +18,7 @@ done
 must mkfs.ext4 -q -F /dev/pmem0
 must mount -t ext4 -o dax /dev/pmem0 $W/m
 $X $W/m > $W/ext4.out || fail "xattrs.sh failed on ext4"
+mkdir $W/m/fl && $FL $W/m/fl > $W/ext4.fl || fail "iflags.sh failed on ext4"
 must umount $W/m
 
 must mkfs.novars -q -f /dev/pmem0
@@ -24,7 +26,15 @@ must novars_mount /dev/pmem0 $W/m
 $X $W/m > $W/novars.out || fail "xattrs.sh failed on novars"
 cat $W/novars.out
 diff -u $W/ext4.out $W/novars.out || fail "novars differs from ext4 (- ext4, + novars)"
-ok "$(wc -l < $W/ext4.out) cases give ext4's results"
+ok "$(wc -l < $W/ext4.out) attribute and ACL cases give ext4's results"
+mkdir $W/m/fl && $FL $W/m/fl > $W/novars.fl || fail "iflags.sh failed on novars"
+cat $W/novars.fl
+diff -u $W/ext4.fl $W/novars.fl || fail "inode flags: novars differs from ext4 (- ext4, + novars)"
+ok "$(wc -l < $W/ext4.fl) inode-flag cases give ext4's results"
+# Flags survive a remount and keep forbidding.
+must touch $W/m/fl/keep
+must chattr +i $W/m/fl/keep
+must chattr +a $W/m/fl/d
 
 # Everything set above, as the tools dump it, survives a remount.
 dump() {
@@ -36,7 +46,15 @@ must "$FSCK" -fn /dev/pmem0
 must novars_mount /dev/pmem0 $W/m
 dump $W/after
 diff -u $W/before $W/after || fail "attributes changed across the remount"
-ok "attributes and ACLs identical after a remount; fsck -fn clean"
+lsattr -d $W/m/fl/keep | grep -q '^----i' || fail "immutable lost across the remount: $(lsattr -d $W/m/fl/keep)"
+lsattr -d $W/m/fl/d | grep -q '^-----a' || fail "append-only lost across the remount: $(lsattr -d $W/m/fl/d)"
+echo x > $W/m/fl/keep 2>/dev/null && fail "wrote to an immutable file after the remount"
+rm $W/m/fl/d/new 2>/dev/null && fail "unlinked in an append-only directory after the remount"
+must chattr -i $W/m/fl/keep
+must chattr -a $W/m/fl/d
+xfs_io -c "lsattr -v" $W/m/fl/f | grep -q dax || fail "xfs_io does not report the DAX flag on a novars file: $(xfs_io -c 'lsattr -v' $W/m/fl/f)"
+xfs_io -c "chattr -x" $W/m/fl/f 2>/dev/null && fail "cleared DAX on a novars file"
+ok "attributes, ACLs and inode flags identical after a remount; fsck -fn clean"
 
 # Log compaction keeps them: 3000 replacements of one attribute grow the
 # log past the compaction bound (16 pages) many times over.

@@ -325,6 +325,17 @@ fn check_record(
                     |f| f.write_inode(pos, &t),
                 );
             }
+            InodeError::BadFlags => {
+                t.flags &= layout::log::fl::ALL;
+                t.seal();
+                f.problem(
+                    Code::InodeBadFlags,
+                    subject,
+                    format!("flags {:#x} include bits the format does not define", inode.flags),
+                    "clear the undefined bits",
+                    |f| f.write_inode(pos, &t),
+                );
+            }
             InodeError::BadState => return None,
         }
         inode = t;

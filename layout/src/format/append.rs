@@ -24,9 +24,9 @@
 use super::inode::{SegmentHeader, Timespec, INODE_HEAD_OFF, INODE_TAIL_OFF, SEG_NEXT_OFF};
 use super::log::{
     dentry_len, et, fits, name_is_valid, pack_next, pos_block, pos_offset, seal_entry, xattr_len,
-    xattr_name_is_valid, DentryEntry, EntryHeader, LinkEntry, PageTail, ParentEntry, PunchEntry,
-    SetAttrEntry, WriteEntry, XattrEntry, LOG_AREA, MAX_ENTRY, PAGE_NEXT_OFF, XATTR_INLINE_MAX,
-    XATTR_VALUE_MAX, XA_REMOVE, XA_SET,
+    xattr_name_is_valid, DentryEntry, EntryHeader, FlagsEntry, LinkEntry, PageTail, ParentEntry,
+    PunchEntry, SetAttrEntry, WriteEntry, XattrEntry, LOG_AREA, MAX_ENTRY, PAGE_NEXT_OFF,
+    XATTR_INLINE_MAX, XATTR_VALUE_MAX, XA_REMOVE, XA_SET,
 };
 use super::sb::Geometry;
 use super::walk::WalkReport;
@@ -86,6 +86,8 @@ pub enum NewEntry<'a> {
     Parent { parent: u64, ctime: Timespec },
     /// `XATTR`: attribute `name` of namespace `index` ([`super::log::xa`]).
     Xattr { index: u8, name: &'a [u8], value: XattrValue<'a>, ctime: Timespec },
+    /// `FLAGS`: the inode flags ([`super::log::fl`]) and project id.
+    Flags { flags: u32, projid: u32, ctime: Timespec },
 }
 
 impl NewEntry<'_> {
@@ -102,6 +104,7 @@ impl NewEntry<'_> {
                 xattr_len(name.len(), v.len())
             }
             NewEntry::Xattr { name, .. } => xattr_len(name.len(), 0),
+            NewEntry::Flags { .. } => FlagsEntry::SIZE,
         }
     }
 
@@ -164,6 +167,13 @@ impl NewEntry<'_> {
             }
             NewEntry::Parent { parent, ctime } => {
                 ParentEntry { hdr: EntryHeader::new(et::PARENT, 0, seq, len), parent, ctime }
+                    .encode(b);
+            }
+            NewEntry::Flags { flags, projid, ctime } => {
+                if flags & !super::log::fl::ALL != 0 {
+                    return None;
+                }
+                FlagsEntry { hdr: EntryHeader::new(et::FLAGS, 0, seq, len), flags, projid, ctime }
                     .encode(b);
             }
             NewEntry::Xattr { index, name, value, ctime } => {

@@ -269,6 +269,8 @@ pub enum InodeError {
     BadLogPointers,
     /// `size` beyond the largest file the format allows.
     BadSize,
+    /// `flags` has bits the format does not define.
+    BadFlags,
 }
 
 impl Inode {
@@ -318,6 +320,9 @@ impl Inode {
         }
         if self.size > super::log::MAX_FILE_SIZE {
             return Err(InodeError::BadSize);
+        }
+        if self.flags & !super::log::fl::ALL != 0 {
+            return Err(InodeError::BadFlags);
         }
         Ok(())
     }

@@ -121,6 +121,8 @@ pub mod et {
     pub const PARENT: u8 = 6;
     /// See [`super::XattrEntry`].
     pub const XATTR: u8 = 7;
+    /// See [`super::FlagsEntry`].
+    pub const FLAGS: u8 = 8;
 }
 
 /// `WRITE` flag: blocks allocated by an mmap write fault.
@@ -149,6 +151,27 @@ pub mod xa {
     pub const ACL_ACCESS: u8 = 4;
     /// `system.posix_acl_default`
     pub const ACL_DEFAULT: u8 = 5;
+}
+
+/// Inode flags (`FlagsEntry::flags`, the inode record's `flags`): the
+/// values of Linux's `FS_*_FL` (chattr), which the module asserts.
+pub mod fl {
+    /// `S`: writes are synchronous.
+    pub const SYNC: u32 = 0x8;
+    /// `i`: no change at all.
+    pub const IMMUTABLE: u32 = 0x10;
+    /// `a`: data may only be appended.
+    pub const APPEND: u32 = 0x20;
+    /// `d`: not for dump(8).
+    pub const NODUMP: u32 = 0x40;
+    /// `A`: no atime updates.
+    pub const NOATIME: u32 = 0x80;
+    /// `D`: directory changes are synchronous.
+    pub const DIRSYNC: u32 = 0x1_0000;
+    /// `P`: new entries inherit the project id.
+    pub const PROJINHERIT: u32 = 0x2000_0000;
+    /// Every flag novars keeps.
+    pub const ALL: u32 = SYNC | IMMUTABLE | APPEND | NODUMP | NOATIME | DIRSYNC | PROJINHERIT;
 }
 
 /// Longest attribute name after its prefix (as ext4: 255).
@@ -299,6 +322,16 @@ ondisk! {
     }
 }
 
+ondisk! {
+    /// `FLAGS`: the inode flags ([`fl`]) and project id become these.
+    pub struct FlagsEntry {
+        pub hdr: EntryHeader,
+        pub flags: u32,
+        pub projid: u32,
+        pub ctime: Timespec,
+    }
+}
+
 const _: () = assert!(WriteEntry::SIZE == 64);
 const _: () = assert!(PunchEntry::SIZE == 48);
 const _: () = assert!(SetAttrEntry::SIZE == 88);
@@ -306,6 +339,7 @@ const _: () = assert!(LinkEntry::SIZE == 40);
 const _: () = assert!(DentryEntry::SIZE == 48);
 const _: () = assert!(ParentEntry::SIZE == 40);
 const _: () = assert!(XattrEntry::SIZE == 48);
+const _: () = assert!(FlagsEntry::SIZE == 40);
 
 /// Length of a `DENTRY` entry with a name of `name_len` bytes.
 pub const fn dentry_len(name_len: usize) -> usize {
@@ -351,6 +385,8 @@ pub enum Entry<'a> {
     /// See [`XattrEntry`]; the name and the inline value (empty if the
     /// value is in blocks or the attribute is removed).
     Xattr(XattrEntry, &'a [u8], &'a [u8]),
+    /// See [`FlagsEntry`].
+    Flags(FlagsEntry),
 }
 
 /// Why the bytes at a position are not a valid entry.
@@ -379,6 +415,7 @@ impl<'a> Entry<'a> {
             Entry::Dentry(e, _) => &e.hdr,
             Entry::Parent(e) => &e.hdr,
             Entry::Xattr(e, _, _) => &e.hdr,
+            Entry::Flags(e) => &e.hdr,
         }
     }
 
@@ -399,6 +436,7 @@ impl<'a> Entry<'a> {
             et::DENTRY => DentryEntry::SIZE,
             et::PARENT => ParentEntry::SIZE,
             et::XATTR => XattrEntry::SIZE,
+            et::FLAGS => FlagsEntry::SIZE,
             t => return Err(EntryError::UnknownType(t)),
         };
         let sized = hdr.etype == et::DENTRY || hdr.etype == et::XATTR;
@@ -414,6 +452,7 @@ impl<'a> Entry<'a> {
             et::SETATTR => Entry::SetAttr(SetAttrEntry::decode(body).ok_or(EntryError::Truncated)?),
             et::LINK => Entry::Link(LinkEntry::decode(body).ok_or(EntryError::Truncated)?),
             et::PARENT => Entry::Parent(ParentEntry::decode(body).ok_or(EntryError::Truncated)?),
+            et::FLAGS => Entry::Flags(FlagsEntry::decode(body).ok_or(EntryError::Truncated)?),
             et::XATTR => {
                 let x = XattrEntry::decode(body).ok_or(EntryError::Truncated)?;
                 let nl = x.name_len as usize;
@@ -518,6 +557,11 @@ impl<'a> Entry<'a> {
             Entry::Parent(p) => {
                 if p.parent == 0 || !p.ctime.is_valid() {
                     return Err(bad("parent: inode 0 or bad ctime"));
+                }
+            }
+            Entry::Flags(f) => {
+                if f.flags & !fl::ALL != 0 || !f.ctime.is_valid() {
+                    return Err(bad("flags: unknown flags or bad ctime"));
                 }
             }
             Entry::Xattr(x, name, _) => {
@@ -649,7 +693,10 @@ mod tests {
         let (e, len) = Entry::parse(&buf[..n]).unwrap();
         assert_eq!(len, n);
         let Entry::Xattr(h, name, value) = e else { panic!("wrong type") };
-        assert_eq!((h.index, h.hdr.flags, name, value), (xa::USER, XA_SET, &b"comment"[..], &inline[..]));
+        assert_eq!(
+            (h.index, h.hdr.flags, name, value),
+            (xa::USER, XA_SET, &b"comment"[..], &inline[..])
+        );
         e.check(&geo).unwrap();
         for i in (0..n * 8).step_by(7) {
             let mut c = buf;

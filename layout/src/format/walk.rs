@@ -10,8 +10,8 @@
 //! caller-provided [`FileMap`], names through a [`DirIndex`]. The kernel's
 //! inode load, its recovery and fsck all use it.
 
-use super::inode::{Inode, Timespec};
 use super::append::XattrValue;
+use super::inode::{Inode, Timespec};
 use super::log::{
     pos_block, pos_offset, sa, unpack_next, Entry, EntryError, PageTail, DE_ADD, LOG_AREA,
     MAX_FILE_BLOCKS, PAGE_MAGIC, XA_SET,
@@ -247,6 +247,9 @@ pub struct InodeView {
     pub mtime: Timespec,
     pub ctime: Timespec,
     pub btime: Timespec,
+    /// Inode flags ([`super::log::fl`]).
+    pub flags: u32,
+    pub projid: u32,
 }
 
 impl InodeView {
@@ -263,6 +266,8 @@ impl InodeView {
             mtime: inode.mtime,
             ctime: inode.ctime,
             btime: inode.btime,
+            flags: inode.flags,
+            projid: 0,
         }
     }
 }
@@ -349,6 +354,11 @@ impl<F: FileMap + ?Sized, D: DirIndex + ?Sized> LogVisitor for Replay<'_, F, D> 
                 v.ctime = p.ctime;
             }
             Entry::Xattr(x, _, _) => v.ctime = x.ctime,
+            Entry::Flags(f) => {
+                v.flags = f.flags;
+                v.projid = f.projid;
+                v.ctime = f.ctime;
+            }
         }
     }
 }
