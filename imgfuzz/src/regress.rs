@@ -80,7 +80,10 @@ impl Regression {
                     .find_map(|p| writes.iter().find(|q| q.ino != p.ino).map(|q| (**p, **q)));
                 let Some((p, q)) = pair else { return "no two files with data".into() };
                 share_block(img, p, q);
-                format!("inodes {} and {} share block-map entries' block", p.ino, q.ino)
+                format!(
+                    "the WRITE at {} (inode {}) maps the block of the WRITE at {} (inode {})",
+                    p.pos, p.ino, q.pos, q.ino
+                )
             }
             Regression::Reformatted => {
                 img.write(0, &[0; BLOCK_SIZE]);
