@@ -142,10 +142,6 @@ impl Image {
             self.bytes[pos..pos + old.len()].copy_from_slice(&old);
         }
     }
-
-    pub fn into_bytes(self) -> Vec<u8> {
-        self.bytes
-    }
 }
 
 /// A valid image to mutate and the map of its metadata.

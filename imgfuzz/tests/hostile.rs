@@ -211,11 +211,10 @@ fn walk_layout(img: &[u8]) {
     }
 }
 
-/// One case: the layout walk, `-n`, `-y`, the repair applied, `-n`
-/// again. `Err` says what went wrong.
-fn run_case(base: &Base, case: Case, img: &mut Image) -> Result<(Outcome, Outcome), String> {
-    img.restore();
-    base.mutate(case, img);
+/// The checks of a mutated image: the layout walk, `-n`, `-y`, the
+/// repair applied, `-n` again. Returns the first two checks' outcomes;
+/// `Err` says what went wrong.
+fn check_image(img: &mut Image) -> Result<(Outcome, Outcome), String> {
     let r = catch_unwind(AssertUnwindSafe(|| {
         walk_layout(img.bytes());
         let first = check(img.bytes(), &Options::new(Mode::ReadOnly), &mut Quiet);
@@ -277,7 +276,7 @@ fn one_case(spec: &str) {
     let (_, base) = bases.iter().find(|b| b.0 == name).expect("BASE is clean or crashed");
     let mut img = Image::new(base.bytes());
     println!("{spec}: {}", base.mutate(case, &mut img));
-    match run_case(base, case, &mut img) {
+    match check_image(&mut img) {
         Ok((first, fix)) => {
             println!("-n: exit {}, fatal {:?}", first.exit_code, first.fatal);
             for p in &first.problems {
@@ -323,7 +322,10 @@ fn worker(
             }
             let (name, base) = &bases[k];
             *now.lock().unwrap() = (format!("{name}/{case}"), Instant::now());
-            match run_case(base, case, &mut imgs[k]) {
+            let img = &mut imgs[k];
+            img.restore();
+            let what = base.mutate(case, img);
+            match check_image(img) {
                 Ok((first, fix)) => {
                     if first.exit_code != 0 {
                         t.damaged.fetch_add(1, Ordering::Relaxed);
@@ -333,8 +335,6 @@ fn worker(
                     }
                 }
                 Err(e) => {
-                    let mut scratch = Image::new(base.bytes());
-                    let what = base.mutate(case, &mut scratch);
                     let mut f = t.failures.lock().unwrap();
                     f.push(format!("{name}/{case} ({what}): {e}"));
                     if f.len() >= MAX_FAILURES {
