@@ -8,6 +8,9 @@ use crate::map::Map;
 use crate::mutate::{record_loop, share_block};
 use crate::{fix, Image};
 
+/// Where a superblock keeps `feature_ro_compat` (FORMAT.md).
+const SB_RO_COMPAT_OFF: usize = 32;
+
 /// A named case. Issue 14 named the first five (each crashed or confused
 /// the kernel or fsck once).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,15 +28,20 @@ pub enum Regression {
     /// A primary superblock without magic (a reformatted device) over
     /// an old novars backup.
     Reformatted,
+    /// An unusable primary over a backup with read-only-compatible
+    /// features nobody knows (vm:fuzz_images, case 1765:178: `fsck -y`
+    /// said it copied the backup, exit 9, and wrote nothing).
+    UnknownRoBackup,
 }
 
 impl Regression {
-    pub const ALL: [Regression; 5] = [
+    pub const ALL: [Regression; 6] = [
         Regression::SizeMax,
         Regression::NamedNlink0,
         Regression::RecordLoop,
         Regression::SharedBlock,
         Regression::Reformatted,
+        Regression::UnknownRoBackup,
     ];
 
     /// The case's name, as `Case` parses and prints it.
@@ -44,6 +52,7 @@ impl Regression {
             Regression::RecordLoop => "record-loop",
             Regression::SharedBlock => "shared-block",
             Regression::Reformatted => "reformatted",
+            Regression::UnknownRoBackup => "unknown-ro-backup",
         }
     }
 
@@ -88,6 +97,14 @@ impl Regression {
             Regression::Reformatted => {
                 img.write(0, &[0; BLOCK_SIZE]);
                 "primary superblock zeroed, the novars backup kept".into()
+            }
+            Regression::UnknownRoBackup => {
+                let backup = map.blocks - 1;
+                let at = backup as usize * BLOCK_SIZE;
+                img.put_u64(at + SB_RO_COMPAT_OFF, 1 << 40);
+                fix::superblock(img, backup);
+                img.write(0, &[0; 8]);
+                "primary superblock without magic, backup with an unknown read-only feature".into()
             }
         }
     }

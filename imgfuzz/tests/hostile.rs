@@ -227,6 +227,16 @@ fn check_image(img: &mut Image) -> Result<(Outcome, Outcome), String> {
     if first.fatal.is_some() != fix.fatal.is_some() && !read_only_features(img.bytes()) {
         return Err(format!("-n fatal {:?}, -y fatal {:?}", first.fatal, fix.fatal));
     }
+    // A `-y` that cannot check must not claim repairs (the case of the
+    // regression `unknown-ro-backup`).
+    if fix.fatal.is_some() && (fix.exit_code & exit::CORRECTED != 0 || !fix.writes.is_empty()) {
+        return Err(format!(
+            "-y exited {} ({:?}) with repairs: {}",
+            fix.exit_code,
+            fix.fatal,
+            some(&fix)
+        ));
+    }
     for (b, data) in &fix.writes {
         img.write(*b as usize * BLOCK_SIZE, data);
     }
