@@ -3,12 +3,13 @@
 //! checked by fsck; nothing may panic, overflow or hang, and a `-y`
 //! repair must leave an image that `-n` calls clean.
 //!
-//! 100,000 cases by default: about 100 s on two idle cores, 2.7 ms of
-//! CPU a case (the dev profile builds layout, fsck and this crate at
-//! opt-level 3: see the workspace Cargo.toml). Environment:
+//! 100,000 cases by default: about 100 s on two idle cores, 1.4-1.6 ms
+//! of CPU a case (the dev profile builds layout, fsck and this crate at
+//! opt-level 3: see the workspace Cargo.toml); more with the machine
+//! loaded. Environment:
 //!
 //! * `NOVARS_HOSTILE_CASES=N`: random cases (the long mode: 1000000,
-//!   about 17 minutes on two idle cores);
+//!   about 15 minutes on two idle cores);
 //! * `NOVARS_HOSTILE_SEED=S`: their seed (default: the time; printed, and
 //!   every failure names its case);
 //! * `NOVARS_HOSTILE_CASE=BASE/CASE`: only that case, e.g. `clean/17:4242`
