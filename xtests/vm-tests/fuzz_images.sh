@@ -4,13 +4,13 @@
 # nvdimms: 1
 # fresh: yes
 # timeout: 1800
-# cost: 600 400
+# cost: 600 550
 #
 # Environment:
-#   NOVARS_FUZZ_IMAGES  mutated images (default 1000 on normal, 20 on debug:
-#                       about 10 s an image there; 0.65 s on normal with
-#                       a loaded host, 1006 images in 647 s, with fsck -fy
-#                       and -fn on every 4th)
+#   NOVARS_FUZZ_IMAGES  mutated images (default 1000 on normal, 20 on debug;
+#                       with fsck -fy and -fn on every 4th, on a loaded
+#                       host: 1006 images in 647 s on normal, 26 in 517 s
+#                       on debug)
 #   NOVARS_FUZZ_SEED    seed (default: the time; printed, with each image's
 #                       mutations, so a failure can be rerun)
 #
