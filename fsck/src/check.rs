@@ -365,7 +365,13 @@ pub fn check(bytes: &[u8], opts: &Options, ev: &mut dyn Events) -> Outcome {
         }
     };
     let (sb, geo) = (found.sb, found.geo);
-    let mut f = Fsck::new(m, *opts, ev, sb, geo);
+    // Read-only-compatible features this fsck does not know: the file
+    // system may be checked but not written, so pass 0 reports what it
+    // finds unrepaired and the check stops below (a repair it claimed
+    // would never be written).
+    let refuse_writes = geo.read_only && opts.mode.writes();
+    let pass_opts = if refuse_writes { Options { mode: Mode::ReadOnly, ..*opts } } else { *opts };
+    let mut f = Fsck::new(m, pass_opts, ev, sb, geo);
     f.was_clean = sb.state & layout::sb::STATE_CLEAN != 0;
     passes::superblock::run(&mut f, &found);
     pass_log.push(PassSummary {
@@ -375,7 +381,7 @@ pub fn check(bytes: &[u8], opts: &Options, ev: &mut dyn Events) -> Outcome {
         millis: t.elapsed().as_millis(),
     });
 
-    if geo.read_only && opts.mode.writes() {
+    if refuse_writes {
         out.fatal = Some(
             "the file system has read-only-compatible features this fsck does not know; \
              it can only be checked with -n"

@@ -116,3 +116,26 @@ fn yes_repairs_are_idempotent() {
     assert_eq!(again.exit_code, 0);
     assert!(again.writes.is_empty(), "a clean image must not be rewritten");
 }
+
+/// Found by the hostile-image fuzz (vm:fuzz_images, case 1765:178): a
+/// primary superblock that is unusable over a backup with read-only-
+/// compatible features nobody knows. `-y` may not write such a file
+/// system, so it must not claim to have copied the backup over the
+/// primary (it exited 9, "corrected", and wrote nothing).
+#[test]
+fn unknown_read_only_features_repair_nothing() {
+    let mut img = Img::new(base_image());
+    let mut sb = img.sb();
+    sb.feature_ro_compat = 1 << 40;
+    let backup = sb.blocks_count - 1;
+    sb.write_block(img.block(backup));
+    img.block(0)[..8].fill(0);
+    let n = check(&img.bytes, &Options::new(Mode::ReadOnly), &mut Quiet);
+    assert_eq!(n.exit_code, 4, "{:?}", n.problems);
+    assert!(n.has(Code::SbPrimaryBad));
+    let y = check(&img.bytes, &Options::new(Mode::Yes), &mut Quiet);
+    assert!(y.fatal.is_some());
+    assert_eq!(y.exit_code, 8 | 4, "{:?}", y.problems);
+    assert!(y.has(Code::SbPrimaryBad) && y.problems.iter().all(|p| !p.fixed()));
+    assert!(y.writes.is_empty());
+}

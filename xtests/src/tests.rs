@@ -313,7 +313,10 @@ fn static_checks(t: &mut Tally) -> Result<()> {
 }
 
 /// `cargo test --workspace --no-fail-fast` (every crate runs even after a
-/// failure), counted from libtest's "test result:" lines.
+/// failure), counted from libtest's "test result:" lines. Its longest test
+/// is the host fuzz of hostile images (`imgfuzz/tests/hostile.rs`: 100,000
+/// images, about 100 s on two idle cores; `NOVARS_HOSTILE_CASES` for more
+/// or fewer), which the phase's time budget must leave room for.
 fn unit_tests(t: &mut Tally) -> Result<()> {
     say!("test: unit tests of every crate");
     let mut c = Command::new(env!("CARGO"));

@@ -73,7 +73,9 @@ pub enum JournalError {
     BadEntry { index: usize, pos: u64 },
 }
 
-fn csum_of(block: &[u8], count: usize) -> u32 {
+/// The checksum a journal block holding `count` entries should carry
+/// (bytes `0..32 + 16*count`, `csum` and `state` as zero).
+pub fn csum_of(block: &[u8], count: usize) -> u32 {
     let end = JournalHeader::SIZE + count * JournalEntry::SIZE;
     let mut tmp = [0u8; JournalHeader::SIZE];
     if let Some(h) = block.get(..JournalHeader::SIZE) {
