@@ -285,11 +285,19 @@ extern "C" fn novars_rs_free_inode_info(p: *mut c_void) {
     }
 }
 
-/// evict: an inode with no links left is freed with everything it holds.
+/// evict: an inode with no links left is freed with everything it holds
+/// (nothing for one that iget failed to read: it has no `InodeInfo`).
 #[no_mangle]
 extern "C" fn novars_rs_evict(inode: *mut bindings::inode) {
-    // SAFETY: C passes a live novars inode being evicted, read by iget.
-    let (sbi, info) = unsafe { (super_::sbi((*inode).i_sb), of(inode)) };
+    // SAFETY: C passes a live inode of a novars super block being evicted;
+    // `info` is set by iget before the inode is unlocked, or stays NULL.
+    let (sbi, info) = unsafe {
+        let info = (*inode.cast::<VfsInode>()).info.cast::<InodeInfo>();
+        if info.is_null() || bindings::is_bad_inode(inode) {
+            return;
+        }
+        (super_::sbi((*inode).i_sb), &*info)
+    };
     if info.inner.lock().nlink != 0 {
         return;
     }

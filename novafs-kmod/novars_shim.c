@@ -2,11 +2,13 @@
 /*
  * C side of novars: what Rust cannot reach in Linux 6.12 (the fs_context
  * API, the VFS operation tables, DAX and iomap, and `static inline`
- * helpers). It decides nothing about novars: it takes the VFS's locks,
- * hands Rust the facts (the caller's ids, whether pages have DAX entries),
- * sets VFS inodes to the values Rust answers (novars_inode_set: link
- * counts, sizes, block counts, times), and states the layouts both sides
- * share. Every check, limit and choice is in Rust (DESIGN.md).
+ * helpers). It decides nothing about novars: it takes the inode locks of
+ * the VFS entry points (Rust takes the invalidate lock where it reads or
+ * drops page-cache entries), hands Rust the facts it cannot read itself
+ * (the caller's ids), sets VFS inodes to the values Rust answers
+ * (novars_inode_set: link counts, sizes, block counts, times), and states
+ * the layouts both sides share. Every check, limit and choice is in Rust
+ * (DESIGN.md).
  */
 #include <linux/build_bug.h>
 #include <linux/dax.h>
@@ -51,7 +53,7 @@ static_assert(sizeof(struct novars_rename_args) == 80 &&
 	      offsetof(struct novars_rename_args, old_len) == 48 &&
 	      offsetof(struct novars_rename_args, owner) == 64);
 static_assert(sizeof(struct novars_seal) == 24 && sizeof(struct novars_seal_info) == 16);
-/* Kernel values Rust uses as plain numbers (shim.rs, file.rs, namei.rs). */
+/* Kernel values Rust uses as plain numbers (shim.rs, file.rs, falloc.rs). */
 static_assert(IOMAP_WRITE == 1 && IOMAP_FAULT == 1 << 3 && XA_PRESENT == 8);
 static_assert(FALLOC_FL_KEEP_SIZE == 1 && FALLOC_FL_PUNCH_HOLE == 2 &&
 	      FALLOC_FL_COLLAPSE_RANGE == 8 && FALLOC_FL_ZERO_RANGE == 0x10 &&
@@ -75,27 +77,20 @@ static struct kmem_cache *novars_inode_cachep;
 
 /* ---------------------------------------------------------------- DAX */
 
-int novars_dax_map(struct super_block *sb, struct novars_sb_c *c)
+long novars_dax_map(struct super_block *sb, struct novars_sb_c *c)
 {
-	u64 bytes = bdev_nr_bytes(sb->s_bdev);
-	long want = bytes >> PAGE_SHIFT, got;
-	void *kaddr = NULL;
+	long got;
 	int id;
 
 	c->dax = fs_dax_get_by_bdev(sb->s_bdev, &c->dax_part_off, NULL, NULL);
 	if (!c->dax)
 		return -EOPNOTSUPP;
+	c->size = round_down(bdev_nr_bytes(sb->s_bdev), PAGE_SIZE);
 	id = dax_read_lock();
-	got = dax_direct_access(c->dax, PHYS_PFN(c->dax_part_off), want,
-				DAX_ACCESS, &kaddr, NULL);
+	got = dax_direct_access(c->dax, PHYS_PFN(c->dax_part_off), c->size >> PAGE_SHIFT,
+				DAX_ACCESS, &c->kaddr, NULL);
 	dax_read_unlock(id);
-	if (got < 0 || got < want) {
-		novars_dax_unmap(c);
-		return got < 0 ? (int)got : -ERANGE;
-	}
-	c->kaddr = kaddr;
-	c->size = (u64)want << PAGE_SHIFT;
-	return 0;
+	return got;
 }
 
 void novars_dax_unmap(struct novars_sb_c *c)
@@ -180,8 +175,7 @@ static void novars_free_inode(struct inode *inode)
 {
 	struct novars_inode *ni = NI(inode);
 
-	if (ni->info)
-		novars_rs_free_inode_info(ni->info);
+	novars_rs_free_inode_info(ni->info);
 	if (S_ISLNK(inode->i_mode))
 		kfree(inode->i_link);
 	kmem_cache_free(novars_inode_cachep, ni);
@@ -190,8 +184,7 @@ static void novars_free_inode(struct inode *inode)
 static void novars_evict_inode(struct inode *inode)
 {
 	truncate_inode_pages_final(&inode->i_data);
-	if (!is_bad_inode(inode) && NI(inode)->info)
-		novars_rs_evict(inode);
+	novars_rs_evict(inode);
 	clear_inode(inode);
 }
 
@@ -265,13 +258,8 @@ static int novars_new(struct inode *dir, struct dentry *dentry, umode_t mode,
 		.mode = mode, .owner = novars_owner(dir), .rdev = new_encode_dev(rdev),
 		.target = target, .tlen = target ? strlen(target) : 0,
 	};
-	struct inode *inode;
-	s64 ino;
+	struct inode *inode = novars_rs_create(dir, dentry->d_name.name, dentry->d_name.len, &a);
 
-	ino = novars_rs_create(dir, dentry->d_name.name, dentry->d_name.len, &a);
-	if (ino < 0)
-		return ino;
-	inode = novars_iget(dir->i_sb, ino);
 	if (IS_ERR(inode))
 		return PTR_ERR(inode);
 	d_instantiate(dentry, inode);
@@ -311,18 +299,10 @@ static int novars_tmpfile(struct mnt_idmap *idmap, struct inode *dir,
 {
 	NOVARS_TRACE_OP(NOVARS_OP_CREATE);
 	struct novars_create_args a = { .mode = mode, .owner = novars_owner(dir) };
-	struct inode *inode;
-	s64 ino;
+	struct inode *inode = novars_rs_tmpfile(dir, &a);
 
-	ino = novars_rs_tmpfile(dir, &a);
-	if (ino < 0)
-		return ino;
-	inode = novars_iget(dir->i_sb, ino);
 	if (IS_ERR(inode))
 		return PTR_ERR(inode);
-	/* The VFS's convention: d_tmpfile() drops the link count (0 in Rust
-	 * and on the media) from 1. */
-	set_nlink(inode, 1);
 	d_tmpfile(file, inode);
 	return finish_open_simple(file, 0);
 }
@@ -635,8 +615,9 @@ static int novars_file_mmap(struct file *file, struct vm_area_struct *vma)
 /*
  * fsync/msync: every system call and every fault is durable when it
  * returns; what is left are user stores through mappings without
- * MAP_SYNC, and the times the VFS set itself (write_inode logs them). Write back the cache lines of exactly the pages DAX tagged
- * dirty in the range (dax_writeback_mapping_range walks the tags).
+ * MAP_SYNC, and the times the VFS set itself (write_inode logs them).
+ * Write back the cache lines of exactly the pages DAX tagged dirty in the
+ * range (dax_writeback_mapping_range walks the tags).
  */
 static int novars_fsync(struct file *file, loff_t start, loff_t end, int datasync)
 {
@@ -825,12 +806,11 @@ static int novars_get_tree(struct fs_context *fc)
 static int novars_reconfigure(struct fs_context *fc)
 {
 	struct super_block *sb = fc->root->d_sb;
-	bool ro = fc->sb_flags & SB_RDONLY;
 
 	sync_filesystem(sb);
 	/* The VFS refuses read-write on a read-only device (EACCES). */
-	return novars_rs_reconfigure(sb, fc->fs_private,
-				     (fc->sb_flags_mask & SB_RDONLY) && ro != sb_rdonly(sb), ro);
+	return novars_rs_reconfigure(sb, fc->fs_private, fc->sb_flags_mask & SB_RDONLY,
+				     fc->sb_flags & SB_RDONLY);
 }
 
 static void novars_free_fc(struct fs_context *fc)

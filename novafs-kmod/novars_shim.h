@@ -107,8 +107,10 @@ struct novars_rename_args {
 int novars_register_fs(void);
 void novars_unregister_fs(void);
 
-/* Map the whole DAX device of sb; fills dax, dax_part_off, kaddr, size. */
-int novars_dax_map(struct super_block *sb, struct novars_sb_c *c);
+/* Map the DAX device of sb: fills dax, dax_part_off, kaddr and size (the
+ * device's bytes); returns the pages mapped at kaddr or -errno (and
+ * novars_dax_unmap is due if dax is set). */
+long novars_dax_map(struct super_block *sb, struct novars_sb_c *c);
 void novars_dax_unmap(struct novars_sb_c *c);
 
 /* Persistence primitives (x86): see pm.rs. */
@@ -153,10 +155,10 @@ int novars_rs_show_options(struct seq_file *m, struct dentry *root);
 int novars_rs_write_inode(struct inode *inode, struct writeback_control *wbc);
 int novars_rs_fill_super(struct super_block *sb, const struct novars_opts *opts, int silent);
 void novars_rs_put_super(struct super_block *sb);
-/* reconfigure: new options; ro_change: the VFS asks to switch to ro (true
- * read-only, false read-write). 0 or -errno. */
+/* reconfigure: new options; ro_given: the request says read-only or
+ * read-write (ro: which). 0 or -errno. */
 int novars_rs_reconfigure(struct super_block *sb, const struct novars_opts *opts,
-			  bool ro_change, bool ro);
+			  bool ro_given, bool ro);
 void novars_rs_statfs(struct super_block *sb, struct novars_statfs *out);
 /* Read inode ino: fills *attr and returns the Rust inode info (or NULL and *err). */
 void *novars_rs_read_inode(struct super_block *sb, u64 ino, struct novars_iattr *attr, int *err);
@@ -175,10 +177,12 @@ int novars_rs_readdir(struct inode *dir, struct dir_context *ctx, u64 pos);
 int novars_rs_iomap_begin(struct inode *inode, u64 pos, u64 length, u32 flags, u64 size,
 			  struct novars_map *out);
 
-/* Namespace operations: the new inode number (create) or 0, or -errno. */
-s64 novars_rs_create(struct inode *dir, const u8 *name, size_t len,
-		     const struct novars_create_args *args);
-s64 novars_rs_tmpfile(struct inode *dir, const struct novars_create_args *args);
+/* Namespace operations: the new inode (create; ERR_PTR on error), or 0
+ * or -errno. */
+struct inode *novars_rs_create(struct inode *dir, const u8 *name, size_t len,
+			       const struct novars_create_args *args);
+/* O_TMPFILE: the new inode (link count 1 for d_tmpfile) or ERR_PTR. */
+struct inode *novars_rs_tmpfile(struct inode *dir, const struct novars_create_args *args);
 int novars_rs_link(struct inode *dir, const u8 *name, size_t len, struct inode *target);
 int novars_rs_unlink(struct inode *dir, const u8 *name, size_t len, struct inode *victim,
 		     bool rmdir);

@@ -10,7 +10,7 @@
 //! at compile time and a const assert here fails the build on any drift.
 
 use crate::layout::{self, Timespec};
-use core::ffi::{c_char, c_int, c_void};
+use core::ffi::{c_char, c_int, c_long, c_void};
 use core::ptr::addr_of_mut;
 use core::sync::atomic::{AtomicI64, Ordering};
 use kernel::bindings;
@@ -500,7 +500,7 @@ const _: () = {
 extern "C" {
     pub(crate) fn novars_register_fs() -> c_int;
     pub(crate) fn novars_unregister_fs();
-    pub(crate) fn novars_dax_map(sb: *mut bindings::super_block, c: *mut SbC) -> c_int;
+    pub(crate) fn novars_dax_map(sb: *mut bindings::super_block, c: *mut SbC) -> c_long;
     pub(crate) fn novars_dax_unmap(c: *mut SbC);
     pub(crate) fn novars_flush(addr: *const c_void, len: usize);
     pub(crate) fn novars_memcpy_nt(dst: *mut c_void, src: *const c_void, len: usize);
