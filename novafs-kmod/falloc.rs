@@ -345,8 +345,8 @@ fn fallocate(
 fn dax_range(off: u64, end: u64, size: u64, shifts: bool) -> (u64, u64) {
     let from = off.min(size);
     let from = from - from % shim::PMD_SIZE;
-    let last = match end.checked_next_multiple_of(shim::PMD_SIZE) {
-        Some(e) if !shifts && e <= shim::LLONG_MAX => e - 1,
+    let last = match end.checked_next_multiple_of(shim::PMD_SIZE).and_then(|e| e.checked_sub(1)) {
+        Some(last) if !shifts && last < shim::LLONG_MAX => last,
         _ => shim::LLONG_MAX,
     };
     (from, last)
@@ -377,7 +377,7 @@ unsafe fn prepare(
     // inode lock in the lock order (DESIGN.md).
     let inval = unsafe { shim::WriteLocked::invalidate(inode) };
     // SAFETY: per the contract, with the invalidate lock just taken.
-    unsafe { shim::drop_dax_entries(inode, from, last, Some(last))? };
+    unsafe { shim::drop_dax_entries(inode, from, Some(last), Some(last))? };
     Ok(inval)
 }
 

@@ -91,8 +91,7 @@ fn setattr_begin(info: &InodeInfo, a: &mut SetattrArgs) -> Result<bool> {
 unsafe fn size_change_begin(inode: *mut bindings::inode, a: &mut SetattrArgs) -> Result {
     if a.size < a.old_size {
         let from = a.size - a.size % shim::PMD_SIZE;
-        // `from <= size`: `size - 1` is written back only if `from < size`.
-        let keep_end = a.size.wrapping_sub(1);
+        let keep_end = (from < a.size).then(|| a.size - 1);
         // SAFETY: per the contract.
         unsafe { shim::drop_dax_entries(inode, from, keep_end, None)? };
     }
@@ -100,6 +99,7 @@ unsafe fn size_change_begin(inode: *mut bindings::inode, a: &mut SetattrArgs) ->
     a.tail_mapped = unsafe { shim::range_mapped(inode, a.size, 1) };
     Ok(())
 }
+
 fn setattr(sbi: &SbInfo, info: &InodeInfo, a: &SetattrArgs) -> Result<u64> {
     let _w = sbi.start_write()?;
     let _l = lock_logs(&[info])?;
@@ -217,8 +217,6 @@ extern "C" fn novars_rs_setattr(
         *t = bindings::timespec64 { tv_sec: v.sec, tv_nsec: isize::try_from(v.nsec).unwrap_or(0) };
     }
     let resize = a.valid & sa::SIZE != 0;
-    // SAFETY: the inode is live and its inode lock held (lock order: the
-    // invalidate lock comes next, before the log locks).
     let r = if resize {
         // SAFETY: the inode is live and its inode lock held; the
         // invalidate lock comes next in the lock order (DESIGN.md).

@@ -359,8 +359,8 @@ pub(crate) unsafe fn range_mapped(inode: *mut bindings::inode, pos: u64, len: u6
 
 /// Waits until no page of the file from byte `from` on is pinned
 /// (O_DIRECT, RDMA through a mapping: `novars_break_layouts`), writes back
-/// the dirty entries of `[from, writeback_end]` (their lines reach the
-/// media first; none if `writeback_end < from`), then drops the mappings
+/// the dirty entries of `[from, writeback_end]` if given (their lines
+/// reach the media first), then drops the mappings
 /// and DAX entries of `[from, end]` (`truncate_pagecache_range`), or with
 /// `end` `None` of everything from `from` on, private copies too
 /// (`truncate_pagecache`, for a size cut).
@@ -372,16 +372,16 @@ pub(crate) unsafe fn range_mapped(inode: *mut bindings::inode, pos: u64, len: u6
 pub(crate) unsafe fn drop_dax_entries(
     inode: *mut bindings::inode,
     from: u64,
-    writeback_end: u64,
+    writeback_end: Option<u64>,
     end: Option<u64>,
 ) -> kernel::error::Result {
     let off = |b: u64| i64::try_from(b).unwrap_or(i64::MAX);
     // SAFETY: per the contract.
     unsafe {
         kernel::error::to_result(novars_break_layouts(inode, off(from)))?;
-        if writeback_end >= from {
+        if let Some(wb_end) = writeback_end {
             let mapping = (*inode).i_mapping;
-            let r = filemap_write_and_wait_range(mapping, off(from), off(writeback_end));
+            let r = filemap_write_and_wait_range(mapping, off(from), off(wb_end));
             kernel::error::to_result(r)?;
         }
         match end {
