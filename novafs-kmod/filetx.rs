@@ -21,7 +21,7 @@ use crate::inode::{Index, Inner, InodeInfo};
 use crate::layout::append::{NewEntry, SetAttrs};
 use crate::layout::log::{sa, MAX_FILE_BLOCKS};
 use crate::layout::walk::{blocks_for_size, FileMap};
-use crate::layout::{Media, Timespec, BLOCK_SIZE, BLOCK_SIZE_U64};
+use crate::layout::{MediaError, Timespec, BLOCK_SIZE, BLOCK_SIZE_U64};
 use crate::log::{Appender, LogPos};
 use crate::super_::SbInfo;
 use kernel::prelude::*;
@@ -44,8 +44,16 @@ pub(crate) fn fill(sbi: &SbInfo, dst: u64, old: Option<u64>, from: usize, to: us
     let pos = dst * BLOCK_SIZE_U64 + from as u64;
     match old {
         Some(ob) => {
-            let b = sbi.media.block(ob).map_err(|_| EIO)?;
-            sbi.pm.write_nt(pos, b.get(from..to).ok_or(EINVAL)?)
+            if to > BLOCK_SIZE {
+                return Err(EINVAL);
+            }
+            let src = ob * BLOCK_SIZE_U64 + from as u64;
+            sbi.pm.copy_from_media(&sbi.media, pos, src, to - from).map_err(|e| {
+                if let MediaError::Io(b) = e {
+                    pr_err!("({}): uncorrectable media error in data block {b}: EIO\n", sbi.dev());
+                }
+                EIO
+            })
         }
         None => sbi.pm.write_nt(pos, ZEROS.get(from..to).ok_or(EINVAL)?),
     }

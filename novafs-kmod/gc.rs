@@ -39,7 +39,8 @@ use crate::layout::log::{
     DE_ADD, LOG_AREA, MAX_ENTRY, PAGE_NEXT_OFF,
 };
 use crate::layout::walk::{replay_inode, Ignore, InodeView, WalkReport};
-use crate::layout::{read_u64, Media};
+use crate::layout::BLOCK_SIZE_U64;
+use crate::media::read_failed;
 use crate::log::{LogPos, PmLog};
 use crate::super_::SbInfo;
 use kernel::prelude::*;
@@ -314,8 +315,10 @@ fn chain(sbi: &SbInfo, log: &LogPos) -> Result<KVVec<u64>> {
         if page == last {
             return Ok(pages);
         }
-        let b = sbi.media.block(page).map_err(|_| EIO)?;
-        let (next, _) = unpack_next(read_u64(b, PAGE_NEXT_OFF).ok_or(EIO)?);
+        let word = page.saturating_mul(BLOCK_SIZE_U64).saturating_add(PAGE_NEXT_OFF as u64);
+        let w = crate::media::read_word(&sbi.media, word)
+            .map_err(|e| read_failed(sbi, format_args!("log page {page}"), e))?;
+        let (next, _) = unpack_next(w);
         if next == 0 {
             break;
         }
@@ -336,7 +339,8 @@ enum Compacted {
 
 /// Rewrites the log of `info` (committed state `log`).
 fn compact(sbi: &SbInfo, info: &InodeInfo, log: LogPos) -> Result<Compacted> {
-    let raw = read_inode_at(&sbi.media, info.rec).map_err(|_| EIO)?;
+    let raw = read_inode_at(&sbi.media, info.rec)
+        .map_err(|e| read_failed(sbi, format_args!("inode {}", info.ino), e))?;
     if raw.log_head != log.head || raw.log_tail != log.tail {
         return Err(EINVAL);
     }

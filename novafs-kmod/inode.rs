@@ -6,8 +6,9 @@
 use crate::index::{DirMap, ExtentMap, Lookup};
 use crate::layout::append::LogEnd;
 use crate::layout::inode::{read_inode_at, Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
-use crate::layout::walk::{replay_inode, Ignore};
+use crate::layout::walk::{replay_inode, Ignore, WalkError};
 use crate::layout::{Media, Timespec, BLOCK_SIZE};
+use crate::media::read_failed;
 use crate::locks::LogLock;
 use crate::log::LogPos;
 use crate::shim::{self, IAttr, I_ATIME, I_BLOCKS, I_CTIME, I_MTIME, I_NLINK, I_SIZE};
@@ -116,7 +117,7 @@ fn link_target(
         let b = sbi
             .media
             .block(block)
-            .map_err(|_| corrupt(sbi, ino, "symlink target block unreadable"))?;
+            .map_err(|e| read_failed(sbi, format_args!("inode {ino}: symlink target"), e))?;
         t.extend_from_slice(b.get(..len).unwrap_or(&[]), GFP_KERNEL)?;
     }
     if t.is_empty() || t.as_slice().contains(&0) {
@@ -137,7 +138,8 @@ fn load(sbi: &SbInfo, ino: u64) -> Result<(*mut c_void, IAttr)> {
         .tables
         .slot_pos(geo, lane, slot)
         .ok_or_else(|| corrupt(sbi, ino, "beyond the inode table"))?;
-    let raw = read_inode_at(&sbi.media, pos).map_err(|_| corrupt(sbi, ino, "inode unreadable"))?;
+    let raw = read_inode_at(&sbi.media, pos)
+        .map_err(|e| read_failed(sbi, format_args!("inode {ino}"), e))?;
     if let Err(e) = raw.validate(ino) {
         let _ = e;
         return Err(corrupt(sbi, ino, "invalid inode record"));
@@ -155,7 +157,10 @@ fn load(sbi: &SbInfo, ino: u64) -> Result<(*mut c_void, IAttr)> {
         Index::Dir(dir) => replay_inode(m, geo, ino, &raw, &mut Ignore, dir),
         Index::None => replay_inode(m, geo, ino, &raw, &mut Ignore, &mut Ignore),
     };
-    let (view, rep) = res.map_err(|w| corrupt(sbi, ino, w.describe()))?;
+    let (view, rep) = res.map_err(|w| match w {
+        WalkError::Media(e) => read_failed(sbi, format_args!("inode {ino}: log"), e),
+        w => corrupt(sbi, ino, w.describe()),
+    })?;
     let (failed, data_blocks) = match &index {
         Index::File(map) => (map.failed, map.mapped_blocks()),
         Index::Dir(dir) => (dir.failed, 0),

@@ -12,7 +12,7 @@
 //! lane never overwrites the undo record of an open one.
 
 use crate::layout::journal::{build, tx_len, JournalEntry, JOURNAL_STATE_OFF};
-use crate::layout::{read_u64, Media, BLOCK_SIZE_U64};
+use crate::layout::BLOCK_SIZE_U64;
 use crate::shim;
 use crate::super_::SbInfo;
 use kernel::bindings;
@@ -41,8 +41,8 @@ pub(crate) struct Tx<'a> {
 }
 
 fn read_word(sbi: &SbInfo, pos: u64) -> Result<u64> {
-    let b = sbi.media.block(pos / BLOCK_SIZE_U64).map_err(|_| EIO)?;
-    read_u64(b, (pos % BLOCK_SIZE_U64) as usize).ok_or(EIO)
+    crate::media::read_word(&sbi.media, pos)
+        .map_err(|e| crate::media::read_failed(sbi, format_args!("journaled word {pos:#x}"), e))
 }
 
 impl<'a> Tx<'a> {

@@ -217,7 +217,8 @@ fn blank_inode(
     let geo = &sbi.geo;
     let ino = geo.ino_of(lane, slot).ok_or(ENOSPC)?;
     let rec = sbi.tables.slot_pos(geo, lane, slot).ok_or(ENOSPC)?;
-    let old = read_inode_at(&sbi.media, rec).map_err(|_| EIO)?;
+    let old = read_inode_at(&sbi.media, rec)
+        .map_err(|e| crate::media::read_failed(sbi, format_args!("inode record {rec:#x}"), e))?;
     if old.state != INODE_FREE {
         sbi.fs_error(format_args!("inode {ino} allocated while live"));
         return Err(shim::err(bindings::EUCLEAN));
@@ -1038,9 +1039,11 @@ pub(crate) fn free_inode(sbi: &SbInfo, info: &InodeInfo) -> Result {
             if n >= log.pages {
                 break;
             }
-            let Ok(page) = crate::layout::Media::block(&sbi.media, blk) else { break };
-            let Some(t) = crate::layout::log::PageTail::of_page(page) else { break };
-            let (next, _) = crate::layout::log::unpack_next(t.next);
+            let word = blk
+                .saturating_mul(crate::layout::BLOCK_SIZE_U64)
+                .saturating_add(crate::layout::log::PAGE_NEXT_OFF as u64);
+            let Ok(w) = crate::media::read_word(&sbi.media, word) else { break };
+            let (next, _) = crate::layout::log::unpack_next(w);
             if next == 0 {
                 break;
             }

@@ -9,6 +9,7 @@
  *            EBUSY while recording
  *   buf_mib  buffer size for the next `enable` (default 64)
  *   faults   deliberate faults for the checker's self-test (pm::Fault bits)
+ *   poison_block  the block pm::Fault::Poison makes unreadable
  *   user_store
  *            a program that stored into a MAP_SYNC mapping and flushed and
  *            fenced its lines writes here: an 8-byte little-endian device
@@ -64,6 +65,7 @@ static u64 trace_dropped;
 static atomic_t trace_opnr;
 static u32 trace_buf_mib = 64;
 static u32 trace_faults;
+static u64 trace_poison_block = U64_MAX;	/* pm::Fault::Poison */
 static struct dentry *trace_dir;
 /* The task inside a DAX fault (NOVARS_OP_FAULT), for the fault-only faults. */
 static struct task_struct *trace_fault_task;
@@ -76,6 +78,11 @@ bool novars_trace_fault(u32 bit)
 	if (bit == NOVARS_FAULT_IN_PAGE_FAULT)
 		return READ_ONCE(trace_fault_task) == current;
 	return true;
+}
+
+u64 novars_trace_poison_block(void)
+{
+	return READ_ONCE(trace_poison_block);
 }
 
 void novars_trace_rec(u8 kind, u64 pos, u32 len, const void *data)
@@ -250,6 +257,7 @@ int novars_trace_init(void)
 	debugfs_create_file("trace", 0400, trace_dir, NULL, &trace_fops);
 	debugfs_create_u32("buf_mib", 0600, trace_dir, &trace_buf_mib);
 	debugfs_create_x32("faults", 0600, trace_dir, &trace_faults);
+	debugfs_create_u64("poison_block", 0600, trace_dir, &trace_poison_block);
 	debugfs_create_file("user_store", 0200, trace_dir, NULL, &user_store_fops);
 	pr_info("novars: tracing build: /sys/kernel/debug/novars\n");
 	return 0;

@@ -58,6 +58,8 @@ void novars_trace_op_end(struct novars_trace_op *op);
 void novars_trace_rec(u8 kind, u64 pos, u32 len, const void *data);
 /* Is deliberate fault `bit` (pm.rs `Fault`) switched on? */
 bool novars_trace_fault(u32 bit);
+/* The block pm::Fault::Poison makes unreadable (debugfs poison_block). */
+u64 novars_trace_poison_block(void);
 int novars_trace_init(void);
 void novars_trace_exit(void);
 

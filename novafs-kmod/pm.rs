@@ -16,6 +16,8 @@
 //! compiled: the hooks are empty inline functions and [`fault`] is `false`.
 
 use crate::layout::trace::kind;
+use crate::layout::MediaError;
+use crate::media::DaxMedia;
 use crate::shim;
 use core::ffi::c_void;
 use kernel::prelude::*;
@@ -110,6 +112,36 @@ impl Pm {
         Ok(())
     }
 
+    /// Copies the `len` bytes at `src` to `dst` (both device positions)
+    /// with machine-check-safe loads ([`DaxMedia::copy_mc`]); the stores
+    /// are cached and flushed here, so the bytes are durable at the next
+    /// fence, as after [`Pm::write_nt`]. A poisoned source is
+    /// [`MediaError::Io`], with `dst` partly written.
+    pub(crate) fn copy_from_media(
+        &self,
+        m: &DaxMedia,
+        dst: u64,
+        src: u64,
+        len: usize,
+    ) -> core::result::Result<(), MediaError> {
+        let bad_dst = MediaError::OutOfRange(dst / crate::layout::BLOCK_SIZE_U64);
+        let p = self.check(dst, len as u64).map_err(|_| bad_dst)?;
+        let (s_end, d_end) = (src.saturating_add(len as u64), dst.saturating_add(len as u64));
+        if src < d_end && dst < s_end {
+            return Err(bad_dst);
+        }
+        // SAFETY: `p` is `len` bytes inside the mapping (checked), which
+        // the source range does not overlap (checked).
+        unsafe { m.copy_mc(p, src, len) }?;
+        // Flushed at once, the cached stores are ordered as non-temporal
+        // ones: durable at the next fence. The trace says so.
+        // SAFETY: `p` is `len` bytes inside the mapping.
+        unsafe { shim::novars_flush(p.cast::<c_void>(), len) };
+        // SAFETY: the `len` bytes at `p` were just written.
+        trace::rec(kind::NT_STORE, dst, || unsafe { core::slice::from_raw_parts(p, len) });
+        Ok(())
+    }
+
     /// Writes back the cache lines covering `[pos, pos + len)`.
     pub(crate) fn flush(&self, pos: u64, len: u64) -> Result {
         let p = self.check(pos, len)?;
@@ -165,6 +197,11 @@ pub(crate) enum Fault {
     /// file's after a crash (`novars_trace.c` knows which task is in a
     /// fault).
     FaultCommitNoFlush = 5,
+    /// Every machine-check-safe read ([`crate::media`]) of the block named
+    /// in `/sys/kernel/debug/novars/poison_block` fails as if a load had hit
+    /// a poisoned line: the error paths of a real machine check, which
+    /// emulated pmem cannot raise.
+    Poison = 6,
 }
 
 /// The faults that are more than a skipped flush or fence.
@@ -178,6 +215,18 @@ pub(crate) fn fault(f: Fault) -> bool {
     trace::fault(f)
 }
 
+/// Does `[pos, pos + len)` touch the block [`Fault::Poison`] names (with
+/// that fault on)? Always `false` outside the tracing build.
+#[inline(always)]
+pub(crate) fn poisoned(pos: u64, len: u64) -> bool {
+    fault(Fault::Poison) && {
+        let b = trace::poison_block();
+        let first = pos / crate::layout::BLOCK_SIZE_U64;
+        let last = pos.saturating_add(len.max(1) - 1) / crate::layout::BLOCK_SIZE_U64;
+        (first..=last).contains(&b)
+    }
+}
+
 #[cfg(novars_trace)]
 mod trace {
     use core::ffi::c_void;
@@ -185,6 +234,7 @@ mod trace {
     extern "C" {
         fn novars_trace_rec(kind: u8, pos: u64, len: u32, data: *const c_void);
         fn novars_trace_fault(bit: u32) -> bool;
+        fn novars_trace_poison_block() -> u64;
     }
 
     /// Records a store of the bytes `data()` returns, at `pos`, in pieces
@@ -212,6 +262,11 @@ mod trace {
         // SAFETY: reads one word of novars_trace.c's state; no preconditions.
         unsafe { novars_trace_fault(f as u32) }
     }
+
+    pub(super) fn poison_block() -> u64 {
+        // SAFETY: reads one word of novars_trace.c's state; no preconditions.
+        unsafe { novars_trace_poison_block() }
+    }
 }
 
 /// The normal build: nothing recorded, no fault; every hook compiles away.
@@ -224,5 +279,9 @@ mod trace {
     #[inline(always)]
     pub(super) fn fault(_f: super::Fault) -> bool {
         false
+    }
+    #[inline(always)]
+    pub(super) fn poison_block() -> u64 {
+        u64::MAX
     }
 }

@@ -12,8 +12,8 @@ use crate::layout::inode::{read_inode_at, INODE_FREE, INODE_STATE_OFF};
 use crate::layout::journal::{self, JournalState, JOURNAL_STATE_OFF};
 use crate::layout::log::Entry;
 use crate::layout::sb::{Geometry, Superblock, STATE_CLEAN};
-use crate::layout::walk::{Ignore, LogVisitor, Replay};
-use crate::layout::{Media, BLOCK_SIZE_U64};
+use crate::layout::walk::{Ignore, LogVisitor, Replay, WalkError};
+use crate::layout::{Media, MediaError, BLOCK_SIZE_U64};
 use crate::media::DaxMedia;
 use crate::pm::Pm;
 use crate::super_::{euclean, SbInfo};
@@ -31,7 +31,7 @@ pub(crate) fn recover_journals(
     for lane in 0..geo.lanes {
         let jb = geo.journal_block(lane);
         let block = m.block(jb).map_err(|_| euclean())?;
-        match journal::inspect(block, geo, lane) {
+        match journal::inspect(&block, geo, lane) {
             Ok(JournalState::Idle) => {}
             Ok(JournalState::Open { seq, .. }) if !rw => {
                 // Rolling back writes: a read-only mount writes nothing.
@@ -41,7 +41,7 @@ pub(crate) fn recover_journals(
                 return Err(EROFS);
             }
             Ok(JournalState::Open { seq, count }) => {
-                for e in journal::undo_entries(block, count) {
+                for e in journal::undo_entries(&block, count) {
                     pm.store_u64(e.pos, e.old)?;
                     pm.flush(e.pos, 8)?;
                 }
@@ -99,7 +99,7 @@ pub(crate) fn alloc_from_record(
             return Ok(None);
         }
         let Ok(block) = m.block(b) else { return Ok(None) };
-        let Ok((h, it)) = alloc_rec::parse(block, sb.alloc_rec_seq) else { return Ok(None) };
+        let Ok((h, it)) = alloc_rec::parse(&block, sb.alloc_rec_seq) else { return Ok(None) };
         for (start, len) in it {
             match h.kind {
                 KIND_BLOCKS => {
@@ -197,7 +197,10 @@ pub(crate) fn alloc_by_scan(
                     continue;
                 }
                 let pos = geo.slot_pos(seg, s);
-                let raw = read_inode_at(m, pos).map_err(|_| euclean())?;
+                let raw = read_inode_at(m, pos).map_err(|e| {
+                    pr_err!("({name}): inode {ino} unreadable ({e:?}); run fsck.novars\n");
+                    if matches!(e, MediaError::Io(_)) { EIO } else { euclean() }
+                })?;
                 if raw.state == INODE_FREE {
                     continue;
                 }
@@ -210,6 +213,10 @@ pub(crate) fn alloc_by_scan(
                 let view = {
                     let mut r = Replay::new(&raw, &mut map, &mut ignore);
                     crate::layout::walk::walk_log(m, geo, ino, &raw, &mut r).map_err(|w| {
+                        if let WalkError::Media(MediaError::Io(b)) = w {
+                            pr_err!("({name}): inode {ino}: uncorrectable media error in log page {b}; run fsck.novars\n");
+                            return EIO;
+                        }
                         pr_err!("({name}): inode {ino}: {}; run fsck.novars\n", w.describe());
                         euclean()
                     })?;

@@ -22,7 +22,7 @@ use crate::layout::sb::{
     STATE_CLEAN, STATE_ERROR,
 };
 use crate::layout::BLOCK_SIZE;
-use crate::layout::{Media, BLOCK_SIZE_U64};
+use crate::layout::{Media, MediaError, BLOCK_SIZE_U64};
 use crate::media::DaxMedia;
 use crate::pm::Pm;
 use crate::shim::{self, Opts, SbC, StatFs};
@@ -205,14 +205,17 @@ pub(crate) fn euclean() -> Error {
 /// block of the device.
 fn read_superblock(m: &DaxMedia, dev: &str, silent: bool) -> Result<(Superblock, Geometry)> {
     let blocks = m.blocks();
-    let b0 = m.block(0).map_err(|_| EINVAL)?;
-    let primary = Superblock::parse(b0, blocks);
+    let b0 = m.block(0).map_err(|e| {
+        pr_err!("({dev}): the superblock is unreadable ({e:?})\n");
+        if matches!(e, MediaError::NoMemory(_)) { ENOMEM } else { EIO }
+    })?;
+    let primary = Superblock::parse(&b0, blocks);
     let e = match primary {
         Ok(x) => return Ok(x),
         Err(e) => e,
     };
     let backup =
-        blocks.checked_sub(1).and_then(|b| m.block(b).ok()).map(|b| Superblock::parse(b, blocks));
+        blocks.checked_sub(1).and_then(|b| m.block(b).ok()).map(|b| Superblock::parse(&b, blocks));
     // The backup stands in only for a primary that is novars's (it has
     // the magic) and damaged: a device another mkfs reformatted may keep
     // an old novars backup in its last block, and must not mount as novars.
@@ -569,7 +572,7 @@ fn setup(
         total_inodes = total_inodes.saturating_add(segs.len() as u64 * geo.seg_inodes as u64);
         segments.push(segs, GFP_KERNEL)?;
         let jb = sbi.media.block(geo.journal_block(lane)).map_err(|_| euclean())?;
-        let seq = JournalHeader::decode(jb).map(|h| h.seq).unwrap_or(0);
+        let seq = JournalHeader::decode(&jb).map(|h| h.seq).unwrap_or(0);
         sbi.lanes.push(
             KBox::pin_init(kernel::new_mutex!(Lane { seq }, "novars_lane"), GFP_KERNEL)?,
             GFP_KERNEL,

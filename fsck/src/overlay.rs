@@ -90,6 +90,11 @@ impl<'a> Overlay<'a> {
 }
 
 impl Media for Overlay<'_> {
+    type Block<'b>
+        = &'b [u8]
+    where
+        Self: 'b;
+
     fn block(&self, nr: u64) -> Result<&[u8], MediaError> {
         match self.dirty.get(&nr) {
             Some(b) => Ok(b),

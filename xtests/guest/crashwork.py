@@ -4,13 +4,17 @@
   crashwork.py run MNT OPLOG SEED     run ops until killed, logging each
   crashwork.py verify MNT OPLOG SEED  check the tree after the crash
 
-Every operation is ONE system call, so novars must make it all-or-nothing.
+Every operation is ONE system call, so novars must make it all-or-nothing,
+except `mapstore`: a store through a shared mapping, then msync(MS_SYNC),
+after which the data and the mtime the store set are durable.
 Before op k the workload appends "B k" to OPLOG (on the host, fsynced);
-after it returns, "E k". The workload is deterministic from SEED, and a
-model (dicts) replays it: after a crash, the tree must equal the model
-after the last op that ended, or (for the op in flight) after that op.
+after it returns, "E k" (for a mapstore "E k MTIME_NS", the file's mtime
+after the msync). The workload is deterministic from SEED, and a model
+(dicts) replays it: after a crash, the tree must equal the model after
+the last op that ended, or (for the op in flight) after that op; and a
+file's mtime is no older than the one a completed mapstore reported.
 """
-import hashlib, os, random, stat, sys
+import hashlib, mmap, os, random, stat, sys
 
 DIRS = ["d0", "d1", "d2"]
 NAMES = [f"f{i}" for i in range(8)]
@@ -84,6 +88,8 @@ def ops(seed):
             op = ("mkdir", d)
         elif choice < 0.18:
             op = ("create", p)
+        elif choice < 0.22:
+            op = ("mapstore", p, rng.random(), rng.randbytes(rng.choice([1, 8])))
         elif choice < 0.45:
             op = ("pwrite", p, rng.randrange(0, 150_000), rng.randbytes(rng.choice([1, 100, 4096, 5000, 40_000, 70_000])))
         elif choice < 0.55:
@@ -132,6 +138,14 @@ def apply_model(m, op):
         if len(data) < off:
             data.extend(bytes(off - len(data)))
         data[off:off + len(buf)] = buf
+    elif kind == "mapstore":
+        if op[1] not in m.files:
+            return False
+        data = m.inodes[m.files[op[1]]]
+        off = mapstore_offset(len(data), op[2], len(op[3]))
+        if off is None:
+            return False
+        data[off:off + len(op[3])] = op[3]
     elif kind == "truncate":
         if op[1] not in m.files:
             return False
@@ -170,7 +184,19 @@ def apply_model(m, op):
     return True
 
 
+def mapstore_offset(size, frac, n):
+    """Where a mapstore of `n` bytes goes in a file of `size` bytes: inside
+    the file (a store past EOF is not file data); None if it does not fit.
+    One byte, or 8 bytes at an 8-aligned offset: a single store, so a kill
+    cannot leave half of it (nothing but msync orders a mapped store)."""
+    if size < n:
+        return None
+    return int(frac * (size - n)) & ~(n - 1)
+
+
 def do(mnt, op):
+    """Runs `op`: False if it failed, True or (mapstore) the file's mtime
+    after the msync if it succeeded."""
     kind = op[0]
     P = lambda x: os.path.join(mnt, x)
     try:
@@ -182,6 +208,19 @@ def do(mnt, op):
             fd = os.open(P(op[1]), os.O_WRONLY)
             try:
                 os.pwrite(fd, op[3], op[2])
+            finally:
+                os.close(fd)
+        elif kind == "mapstore":
+            fd = os.open(P(op[1]), os.O_RDWR)
+            try:
+                size = os.fstat(fd).st_size
+                off = mapstore_offset(size, op[2], len(op[3]))
+                if off is None:
+                    return False
+                with mmap.mmap(fd, size) as mp:
+                    mp[off:off + len(op[3])] = op[3]
+                    mp.flush()  # msync(MS_SYNC) of the whole mapping
+                return os.fstat(fd).st_mtime_ns
             finally:
                 os.close(fd)
         elif kind == "append":
@@ -213,11 +252,12 @@ def run(mnt, oplog, seed):
         log.write(f"B {k}\n")
         log.flush()
         os.fsync(log.fileno())
-        ok = do(mnt, op)
+        got = do(mnt, op)
+        ok = got is not False
         if ok != ok_model:
             print(f"op {k} {op[0]} {op[1]!r}: returned {ok}, model says {ok_model}", flush=True)
             sys.exit(3)
-        log.write(f"E {k}\n")
+        log.write(f"E {k} {got}\n" if op[0] == "mapstore" and ok else f"E {k}\n")
         log.flush()
         os.fsync(log.fileno())
         if k == 30:
@@ -227,27 +267,37 @@ def run(mnt, oplog, seed):
 
 
 def verify(mnt, oplog, seed):
-    lines = open(oplog).read().split()
-    begun = [int(v) for t, v in zip(lines[::2], lines[1::2]) if t == "B"]
-    ended = [int(v) for t, v in zip(lines[::2], lines[1::2]) if t == "E"]
+    # A line cut short by the crash is ignored (its op counts as begun).
+    lines = [l.split() for l in open(oplog).read().split("\n")]
+    begun = [int(l[1]) for l in lines if len(l) >= 2 and l[0] == "B"]
+    ended = {int(l[1]): l[2:] for l in lines if len(l) >= 2 and l[0] == "E"}
     last_end = max(ended, default=0)
     inflight = max(begun, default=0) if max(begun, default=0) > last_end else None
     states = {}
-    for k, op, _, m in ops(seed):
+    synced = {}  # model inode -> mtime a completed mapstore's msync made durable
+    for k, op, ok, m in ops(seed):
+        if op[0] == "mapstore" and ok and k in ended and ended[k]:
+            synced[m.files[op[1]]] = int(ended[k][0])
         if k == last_end:
-            states["after last completed op %d" % k] = m.listing()
+            states["after last completed op %d" % k] = (m.listing(), dict(m.files))
         if inflight and k == inflight:
-            states["after in-flight op %d (%s)" % (k, op[0])] = m.listing()
+            states["after in-flight op %d (%s)" % (k, op[0])] = (m.listing(), dict(m.files))
         if k >= (inflight or last_end):
             break
     if last_end == 0:
-        states["empty"] = Model().listing()
+        states["empty"] = (Model().listing(), {})
     got = actual_listing(mnt)
-    for name, want in states.items():
+    for name, (want, files) in states.items():
         if got == want:
             print(f"crash state matches: {name} ({len(got)} paths; {last_end} ops completed)")
-            return 0
-    for name, want in states.items():
+            old = [(p, os.lstat(os.path.join(mnt, p)).st_mtime_ns, synced[i])
+                   for p, i in files.items() if i in synced
+                   and os.lstat(os.path.join(mnt, p)).st_mtime_ns < synced[i]]
+            for p, have, want_t in old:
+                print(f"  {p}: mtime {have} older than {want_t}, which msync made durable")
+            print(f"mtimes after msync: {len(synced)} files, {len(old)} older than msync left them")
+            return 1 if old else 0
+    for name, (want, _) in states.items():
         print(f"--- expected {name}")
         for line in sorted(set(want) ^ set(got)):
             print(("  expected: " if line in want else "  found:    ") + line)

@@ -122,6 +122,24 @@ pub fn scan_sections(log: &str) -> (Vec<(String, Vec<Finding>)>, Vec<Finding>) {
     (sections, outside)
 }
 
+/// The log before the kernel's `Kernel panic - not syncing: ...` line whose
+/// message contains `text`, or None if the kernel did not panic so. For a
+/// test that must panic: its own panic and what follows (the stack dump,
+/// the reboot) are not findings, everything before it is judged as usual.
+pub fn before_panic<'a>(log: &'a str, text: &str) -> Option<&'a str> {
+    let mut at = 0;
+    for line in log.split_inclusive('\n') {
+        if kernel_message(line)
+            .and_then(|m| m.find("Kernel panic - not syncing").map(|i| &m[i..]))
+            .is_some_and(|m| m.contains(text))
+        {
+            return Some(&log[..at]);
+        }
+        at += line.len();
+    }
+    None
+}
+
 /// The message part of a kernel log line, or None if `line` is not one.
 /// Accepts `[    1.234567] msg` and, with PRINTK_CALLER, `[    1.234567][  T1] msg`;
 /// a console may put carriage returns or other control characters before it.
@@ -233,6 +251,19 @@ mod tests {
     fn kernel_panic() {
         let k = kinds(&testdata("panic.log"));
         assert!(k.contains(&Kind::Panic), "{k:?}");
+    }
+
+    #[test]
+    fn expected_panic_cuts_the_log() {
+        let log = "[    1.000000] novars-xt: begin t\n[    1.100000] novars: (pmem0): inode 3: bad; panic forced (errors=panic)\n\
+                   [    1.200000] Kernel panic - not syncing: novars: panic forced after an error\n\
+                   [    1.300000] CPU: 0 PID: 1 Comm: cat\n";
+        let before = before_panic(log, "novars: panic forced").unwrap();
+        assert!(before.ends_with("(errors=panic)\n"));
+        assert!(scan(before).is_empty());
+        assert_eq!(kinds(log), vec![Kind::Panic]);
+        assert!(before_panic(log, "something else").is_none());
+        assert!(before_panic("[    1.000000] novars: panic forced\n", "novars").is_none());
     }
 
     #[test]

@@ -14,6 +14,10 @@
 //! # fresh: yes                  (recreate the images first; default no)
 //! # timeout: 300                (seconds; default 300)
 //! # crash: 20                   (a crash test: N iterations, see below)
+//! # panics: TEXT                (the test ends in a kernel panic whose
+//!                                message contains TEXT: it passes if that
+//!                                panic comes and the log before it is
+//!                                clean; a boot of its own)
 //! # cost: 60 200                (seconds it takes on the normal and the debug
 //! #                              kernel in a two-lane run on 2 cores, for
 //! #                              scheduling; default 30, debug three times
@@ -80,7 +84,8 @@ pub struct TestArgs {
     /// whose header does not list it.
     #[arg(long, value_enum)]
     flavour: Option<Flavour>,
-    /// Only VM tests whose name contains this.
+    /// Only VM tests whose name contains this (or one of these, separated
+    /// by commas: `--filter fs_ops,mmap_ops`).
     #[arg(long)]
     filter: Option<String>,
     /// VMs to run at once (default: $NOVARS_TEST_LANES, else one per host
@@ -106,6 +111,10 @@ pub struct VmTest {
     /// debug kernel if known (scheduling).
     pub cost: u64,
     pub cost_debug: Option<u64>,
+    /// Runs the tracing build of novars.ko (`# module: trace`).
+    pub trace: bool,
+    /// Ends in a kernel panic with this text (`# panics: TEXT`).
+    pub panics: Option<String>,
 }
 
 /// Read a test's header comments.
@@ -123,6 +132,8 @@ pub fn parse_test(name: &str, path: &Path, text: &str) -> Result<VmTest> {
         crash: None,
         cost: 30,
         cost_debug: None,
+        trace: false,
+        panics: None,
     };
     for line in text.lines().skip_while(|l| l.starts_with("#!")) {
         let Some(c) = line.strip_prefix('#') else { break };
@@ -145,6 +156,12 @@ pub fn parse_test(name: &str, path: &Path, text: &str) -> Result<VmTest> {
             "size" => t.size_mib = vm::parse_size_mib(value)?,
             "memory" => t.ram_mib = vm::parse_size_mib(value)?,
             "fresh" => t.fresh = matches!(value, "yes" | "true" | "1"),
+            "panics" if !value.is_empty() => t.panics = Some(value.to_string()),
+            "module" => match value {
+                "trace" => t.trace = true,
+                "normal" => t.trace = false,
+                _ => bail!("{name}: `# module:` is `normal` or `trace`, not {value:?}"),
+            },
             "timeout" => {
                 t.timeout = Duration::from_secs(
                     value.parse().with_context(|| format!("{name}: bad timeout"))?,
@@ -360,7 +377,7 @@ fn vm_tests(args: &TestArgs, t: &mut Tally) -> Result<()> {
     let tests: Vec<VmTest> = registry()?
         .into_iter()
         .filter(|v| match &args.filter {
-            Some(f) => v.name.contains(f.as_str()),
+            Some(f) => f.split(',').filter(|p| !p.is_empty()).any(|p| v.name.contains(p)),
             None => true,
         })
         .collect();
@@ -392,8 +409,8 @@ fn vm_tests(args: &TestArgs, t: &mut Tally) -> Result<()> {
                 None
             }
         };
-        // vm:crashcheck runs the tracing build (issue 7; module.rs).
-        if ko.is_some() && mine.iter().any(|v| v.name == "crashcheck") {
+        // Tests with `# module: trace` run the tracing build (module.rs).
+        if ko.is_some() && mine.iter().any(|v| v.trace) {
             if let Err(e) = module::ensure_trace(flavour) {
                 say!("test: the tracing build of novars.ko ({flavour}) does not build: {e:#}");
                 t.failed += 1;
@@ -579,6 +596,8 @@ fn boot_groups<'a>(tests: &[&'a VmTest]) -> Vec<Vec<&'a VmTest>> {
         let joins = |g: &Vec<&VmTest>| {
             !v.fresh
                 && !g[0].fresh
+                && v.panics.is_none()
+                && g[0].panics.is_none()
                 && g[0].nvdimms == v.nvdimms
                 && g[0].size_mib == v.size_mib
                 && g[0].ram_mib == v.ram_mib
@@ -634,8 +653,28 @@ fn shared_boot(group: &[&VmTest], flavour: Flavour, ko: Option<&Path>, lane: &La
         print!("---- guest output of {} [{flavour}] ----\n{}", names.join(", "), out.output);
     }
     let read = |p: PathBuf| fs::read_to_string(p).unwrap_or_default();
-    let (mut sections, mut outside) =
-        logscan::scan_sections(&read(out.log_dir.join("console.log")));
+    let console = read(out.log_dir.join("console.log"));
+    if let [v @ VmTest { panics: Some(text), .. }] = group {
+        let logs = format!("logs: {}", out.log_dir.display());
+        let problem = match logscan::before_panic(&console, text) {
+            None => Some(format!("no kernel panic with {text:?}: {} ({logs})", out.describe())),
+            Some(before) => {
+                let findings = logscan::scan(before);
+                (!findings.is_empty()).then(|| {
+                    format!("kernel log before the panic: {}", logscan::report(&findings, 5))
+                })
+            }
+        };
+        match problem {
+            Some(p) => t.fail(&label(v), p),
+            None => {
+                t.passed += 1;
+                println!("PASS  {} (the kernel panicked as it must)", label(v));
+            }
+        }
+        return;
+    }
+    let (mut sections, mut outside) = logscan::scan_sections(&console);
     let (more_sections, more_outside) =
         logscan::scan_sections(&read(out.log_dir.join("dmesg.txt")));
     merge_findings(&mut outside, more_outside);

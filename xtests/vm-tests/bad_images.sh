@@ -55,7 +55,7 @@ $IMG damage /dev/pmem0 unclean && expect EUCLEAN "inode 3: log entry checksum mi
 # errors= with damage found while mounted (issue 14), as on ext4: the
 # superblock records the error (fsck -n then exits 4), continue keeps the
 # mount writable, remount-ro (the default) makes it read-only. (panic is
-# not run here: it stops the VM.)
+# errors_panic.sh: it stops the VM.)
 for mode in continue remount-ro; do
     "$MKFS" -q -f -l 1 -d /tmp/src /dev/pmem0
     $IMG damage /dev/pmem0 log-entry 3

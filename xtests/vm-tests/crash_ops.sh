@@ -1,5 +1,5 @@
 #!/bin/sh
-# Crash injection: creates, writes, appends, truncates, renames, links, unlinks, symlinks, mkdir/rmdir with qemu killed at a random moment; afterwards fsck -n is clean, mount succeeds, every completed operation is there and the one in flight is wholly there or wholly absent.
+# Crash injection: creates, writes, appends, stores through a shared mapping + msync (the mtime they set must survive), truncates, renames, links, unlinks, symlinks, mkdir/rmdir with qemu killed at a random moment; afterwards fsck -n is clean, mount succeeds, every completed operation is there and the one in flight is wholly there or wholly absent.
 # flavours: normal
 # nvdimms: 1
 # timeout: 300

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Crash-state checker on real kernel traces: mount/unmount, every seq-1 operation of an ACE-style workload (MAP_SYNC stores included), a time-bounded sample of seq-2 pairs and of a seeded multi-fd fuzzer, traced by the tracing build of novars.ko and replayed by novars-crashcheck (every crash image fsck-clean and a legal tree), with zero violations; and each of the 6 deliberate faults is reported; also seq-1 creates on full inode tables (each adds a segment) and space-freeing operations on a 100% full file system (the reserve).
 # flavours: normal
+# module: trace
 # nvdimms: 1
 # timeout: 600
 # cost: 310

@@ -55,7 +55,7 @@ pub fn read_record<M: Media + ?Sized>(
             return Err(format!("record chain loops at block {blk}"));
         }
         let b = m.block(blk).map_err(|e| format!("record block {blk} unreadable ({e:?})"))?;
-        let (h, it) = alloc_rec::parse(b, f_sb.alloc_rec_seq).map_err(|e| match e {
+        let (h, it) = alloc_rec::parse(&b, f_sb.alloc_rec_seq).map_err(|e| match e {
             AllocRecError::BadHeader => {
                 format!("record block {blk}: bad header (magic, kind, count or sequence)")
             }

@@ -94,8 +94,9 @@ pub fn walk_segments<M: Media + ?Sized>(
         if index > 0 && !geo.is_data_range(blk, geo.seg_blocks()) {
             return Err(SegError::OutOfRange { block: blk });
         }
-        let b = m.block(blk).map_err(SegError::Media)?;
-        let h = SegmentHeader::decode(b).ok_or(SegError::BadHeader { block: blk })?;
+        let mut b = [0u8; SegmentHeader::SIZE];
+        m.read(blk.saturating_mul(BLOCK_SIZE_U64), &mut b).map_err(SegError::Media)?;
+        let h = SegmentHeader::decode(&b).ok_or(SegError::BadHeader { block: blk })?;
         if h.magic != SEG_MAGIC
             || h.csum != h.compute_csum()
             || h.lane != lane
@@ -337,9 +338,9 @@ impl Inode {
 
 /// Reads the inode at byte position `pos` (must be 256-aligned).
 pub fn read_inode_at<M: Media + ?Sized>(m: &M, pos: u64) -> Result<Inode, MediaError> {
-    let blk = m.block(pos / BLOCK_SIZE_U64)?;
-    let off = (pos % BLOCK_SIZE_U64) as usize;
-    blk.get(off..).and_then(Inode::decode).ok_or(MediaError::OutOfRange(pos / BLOCK_SIZE_U64))
+    let mut rec = [0u8; Inode::SIZE];
+    m.read(pos, &mut rec)?;
+    Inode::decode(&rec).ok_or(MediaError::OutOfRange(pos / BLOCK_SIZE_U64))
 }
 
 /// Position of inode slot `slot` of a lane whose segments start at the

@@ -7,15 +7,40 @@ pub enum MediaError {
     OutOfRange(u64),
     /// The device reported an error (e.g. a poisoned pmem line).
     Io(u64),
+    /// No memory for a copy of the block.
+    NoMemory(u64),
 }
 
 /// A device or image, read one 4 KiB block at a time.
 ///
-/// The kernel implements it over the DAX mapping (no copy), the tools over
-/// an mmap'd or in-memory image.
+/// The tools implement it over an mmap'd or in-memory image (a block is a
+/// borrowed slice); the kernel over the DAX mapping, where a block is a
+/// copy made with machine-check-safe loads, so that a poisoned pmem line
+/// becomes [`MediaError::Io`] instead of a machine check in the kernel.
 pub trait Media {
-    /// The bytes of block `nr`; the slice is exactly `BLOCK_SIZE` long.
-    fn block(&self, nr: u64) -> Result<&[u8], MediaError>;
+    /// A block's bytes as [`Media::block`] hands them out.
+    type Block<'a>: core::ops::Deref<Target = [u8]>
+    where
+        Self: 'a;
+
+    /// The bytes of block `nr`; exactly `BLOCK_SIZE` of them.
+    fn block(&self, nr: u64) -> Result<Self::Block<'_>, MediaError>;
+
+    /// Copies the `buf.len()` bytes at byte position `pos` into `buf`; the
+    /// range must lie inside one block. For reads of a few bytes, where
+    /// a whole block would be wasted.
+    fn read(&self, pos: u64, buf: &mut [u8]) -> Result<(), MediaError> {
+        let nr = pos / super::BLOCK_SIZE_U64;
+        let off = (pos % super::BLOCK_SIZE_U64) as usize;
+        let b = self.block(nr)?;
+        let src = off
+            .checked_add(buf.len())
+            .and_then(|end| b.get(off..end))
+            .ok_or(MediaError::OutOfRange(nr))?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
+
     /// Device size in blocks.
     fn blocks(&self) -> u64;
 }
@@ -34,6 +59,11 @@ impl<'a> SliceMedia<'a> {
 }
 
 impl Media for SliceMedia<'_> {
+    type Block<'b>
+        = &'b [u8]
+    where
+        Self: 'b;
+
     fn block(&self, nr: u64) -> Result<&[u8], MediaError> {
         let start = usize::try_from(nr)
             .ok()

@@ -115,6 +115,7 @@ pub fn walk_log<M: Media + ?Sized, V: LogVisitor + ?Sized>(
             return Err(WalkError::TailNotInChain { block: blk });
         }
         let page = m.block(blk).map_err(WalkError::Media)?;
+        let page: &[u8] = &page;
         let t = PageTail::of_page(page).ok_or(WalkError::BadPageTail { block: blk })?;
         if t.magic != PAGE_MAGIC || t.csum != t.compute_csum() {
             return Err(WalkError::BadPageTail { block: blk });
