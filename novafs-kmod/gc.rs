@@ -40,8 +40,8 @@ use crate::layout::log::{
 };
 use crate::layout::walk::{replay_inode, Ignore, InodeView, WalkReport};
 use crate::layout::BLOCK_SIZE_U64;
-use crate::media::read_failed;
 use crate::log::{LogPos, PmLog};
+use crate::media::read_failed;
 use crate::super_::SbInfo;
 use kernel::prelude::*;
 

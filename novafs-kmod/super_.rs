@@ -207,7 +207,11 @@ fn read_superblock(m: &DaxMedia, dev: &str, silent: bool) -> Result<(Superblock,
     let blocks = m.blocks();
     let b0 = m.block(0).map_err(|e| {
         pr_err!("({dev}): the superblock is unreadable ({e:?})\n");
-        if matches!(e, MediaError::NoMemory(_)) { ENOMEM } else { EIO }
+        if matches!(e, MediaError::NoMemory(_)) {
+            ENOMEM
+        } else {
+            EIO
+        }
     })?;
     let primary = Superblock::parse(&b0, blocks);
     let e = match primary {
