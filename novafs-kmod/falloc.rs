@@ -15,8 +15,9 @@ use crate::layout::{Timespec, BLOCK_SIZE_U64};
 use crate::locks::lock_logs;
 use crate::shim::{self, IAttr};
 use crate::super_::{self, SbInfo};
-use core::ffi::c_int;
+use core::ffi::{c_int, c_long};
 use kernel::bindings;
+use kernel::error::to_result;
 use kernel::prelude::*;
 
 // Two steps, each made of log entries committed by one tail store:
@@ -332,54 +333,98 @@ fn fallocate(
     Ok(())
 }
 
-/// `NOVARS_FA_*`: what [`novars_rs_fallocate_begin`] tells C about a mode.
-const FA_GROWS: c_int = 1;
-const FA_SHIFTS: c_int = 2;
-const _: () = assert!(shim::shim_h("NOVARS_FA_GROWS") == FA_GROWS as u64);
-const _: () = assert!(shim::shim_h("NOVARS_FA_SHIFTS") == FA_SHIFTS as u64);
+/// The file bytes whose DAX entries a fallocate of `[off, end)` (`size`:
+/// i_size) must drop first: blocks it copies on write (the partial pages at
+/// the edges of a punched or zeroed range, the page of the old end when the
+/// size grows), frees, or moves (collapse and insert, `shifts`: everything
+/// from `off` on) change pfn, and no DAX entry may keep pointing at them (a
+/// freed block still associated with this mapping trips
+/// `dax_associate_entry` when reused). Whole 2 MiB units: a 2 MiB entry
+/// reaching outside the range of `truncate_pagecache_range` would survive
+/// it; the pages that stay fault in again. Returns `(from, last)`.
+fn dax_range(off: u64, end: u64, size: u64, shifts: bool) -> (u64, u64) {
+    let from = off.min(size);
+    let from = from - from % shim::PMD_SIZE;
+    let last = match end.checked_next_multiple_of(shim::PMD_SIZE).and_then(|e| e.checked_sub(1)) {
+        Some(last) if !shifts && last < shim::LLONG_MAX => last,
+        _ => shim::LLONG_MAX,
+    };
+    (from, last)
+}
 
-/// fallocate(2), before C takes any lock: EBUSY for a sealed block map and
-/// any mode but KEEP_SIZE (checked again under the lock), EOPNOTSUPP for a
-/// mode bit novars does not know; else what C must prepare: `FA_GROWS`
-/// (the size may grow to the end of the range: C checks the limits),
-/// `FA_SHIFTS` (every block from the offset on moves).
+/// Before a fallocate changes blocks: the VFS's limits for a size that may
+/// grow to `grow_to`, the privileges a write removes, then the invalidate
+/// lock (returned) and no DAX entry left on file bytes `[from, last]`.
+///
+/// # Safety
+///
+/// `file` is an open novars file, its inode `inode`, whose lock is held.
+unsafe fn prepare(
+    file: *mut bindings::file,
+    inode: *mut bindings::inode,
+    grow_to: Option<u64>,
+    from: u64,
+    last: u64,
+) -> Result<shim::WriteLocked> {
+    if let Some(end) = grow_to {
+        let end = i64::try_from(end).map_err(|_| shim::err(bindings::EFBIG))?;
+        // SAFETY: per the contract.
+        to_result(unsafe { bindings::inode_newsize_ok(inode, end) })?;
+    }
+    // SAFETY: per the contract.
+    to_result(unsafe { bindings::file_remove_privs(file) })?;
+    // SAFETY: per the contract; the invalidate lock comes right after the
+    // inode lock in the lock order (DESIGN.md).
+    let inval = unsafe { shim::WriteLocked::invalidate(inode) };
+    // SAFETY: per the contract, with the invalidate lock just taken.
+    unsafe { shim::drop_dax_entries(inode, from, Some(last), Some(last))? };
+    Ok(inval)
+}
+
+/// fallocate(2), C holding the inode lock; the VFS has checked the range
+/// (`off` >= 0, `len` > 0, no overflow), the open mode and the
+/// PUNCH_HOLE/ZERO_RANGE/COLLAPSE_RANGE/INSERT_RANGE combinations. EBUSY
+/// for a sealed block map and any mode but KEEP_SIZE (checked again under
+/// the log lock), EOPNOTSUPP for a mode bit novars does not know, the
+/// VFS's size limits for a range that may grow the file; then the pages
+/// whose blocks change lose their DAX entries ([`dax_range`], under the
+/// invalidate lock, which this takes). What was committed, also before a
+/// failure, is set in the VFS inode. 0 or -errno.
 #[no_mangle]
-extern "C" fn novars_rs_fallocate_begin(inode: *mut bindings::inode, mode: u32) -> c_int {
-    // SAFETY: C passes a live novars inode.
-    let info = unsafe { inode::of(inode) };
+extern "C" fn novars_rs_fallocate(
+    file: *mut bindings::file,
+    mode: c_int,
+    off: i64,
+    len: i64,
+) -> c_long {
+    // SAFETY: the VFS passes an open novars file; C holds its inode's lock.
+    let inode = unsafe { (*file).f_inode };
+    // SAFETY: as above.
+    let (sbi, info, now, size) = unsafe {
+        (super_::sbi((*inode).i_sb), inode::of(inode), shim::now(inode), shim::i_size(inode))
+    };
+    let (Ok(mode), Ok(off), Ok(len)) =
+        (u32::try_from(mode), u64::try_from(off), u64::try_from(len))
+    else {
+        return EINVAL.to_errno().into();
+    };
     if mode & !FALLOC_FL_KEEP_SIZE != 0 {
         if let Err(e) = crate::seal::check_unsealed(&info.inner.lock()) {
-            return e.to_errno();
+            return e.to_errno().into();
         }
     }
     let shifts = FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE;
     if mode & !(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE | shifts) != 0 {
-        return shim::neg(bindings::EOPNOTSUPP);
+        return shim::neg(bindings::EOPNOTSUPP).into();
     }
-    let mut plan = 0;
-    if mode & (FALLOC_FL_KEEP_SIZE | shifts) == 0 {
-        plan |= FA_GROWS;
-    }
-    if mode & shifts != 0 {
-        plan |= FA_SHIFTS;
-    }
-    plan
-}
-
-/// fallocate(2) (C has taken the inode lock and checked what the VFS does
-/// not; `size` is i_size): returns 0 or -errno. What was committed, also
-/// before a failure, is set in the VFS inode.
-#[no_mangle]
-extern "C" fn novars_rs_fallocate(
-    inode: *mut bindings::inode,
-    mode: u32,
-    off: u64,
-    len: u64,
-    size: u64,
-) -> c_int {
-    // SAFETY: C passes a live novars inode, its inode lock held.
-    let (sbi, info, now) =
-        unsafe { (super_::sbi((*inode).i_sb), inode::of(inode), shim::now(inode)) };
+    let end = off.saturating_add(len);
+    let grows = mode & (FALLOC_FL_KEEP_SIZE | shifts) == 0 && end > size;
+    let (from, last) = dax_range(off, end, size, mode & shifts != 0);
+    // SAFETY: the inode lock is held.
+    let _inval = match unsafe { prepare(file, inode, grows.then_some(end), from, last) } {
+        Ok(l) => l,
+        Err(e) => return e.to_errno().into(),
+    };
     let mut out = FallocOut { size, blocks: 0, changed: false };
     let r = fallocate(sbi, info, mode, off, len, &mut out, now);
     if out.changed {
@@ -389,6 +434,6 @@ extern "C" fn novars_rs_fallocate(
     }
     match r {
         Ok(()) => 0,
-        Err(e) => e.to_errno(),
+        Err(e) => e.to_errno().into(),
     }
 }

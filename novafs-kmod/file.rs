@@ -94,10 +94,9 @@ pub(crate) struct WriteOut {
     pub(crate) filled: u64,
 }
 
-/// `NOVARS_W_MAPPED`, a fact C found: some page of the range has a DAX
-/// entry (it is, or was, mapped into user space).
-pub(crate) const W_MAPPED: u32 = 1;
-const _: () = assert!(shim::shim_h("NOVARS_W_MAPPED") == W_MAPPED as u64);
+/// In `write`'s facts: some page of the range has a DAX entry (it is, or
+/// was, mapped into user space).
+const W_MAPPED: u32 = 1;
 
 /// write() in place: mapped blocks are overwritten where they are (a mapped
 /// page keeps its pfn, so every mapping sees the new bytes), holes get
@@ -276,25 +275,29 @@ fn write(
     Ok(done - pos)
 }
 
-/// write(2) and friends (`size`: i_size): returns bytes written or
-/// -errno; the VFS inode gets the new size, blocks and times, `*filled`
-/// whether holes were filled in place.
+/// write(2) and friends, C holding the inode lock with page faults
+/// disabled: returns bytes written or -errno; the VFS inode gets the new
+/// size, blocks and times. Under the invalidate lock, which this takes (no
+/// page of the range gets mapped while it decides between copy-on-write
+/// and in place from whether one is).
 #[no_mangle]
 extern "C" fn novars_rs_write(
     inode: *mut bindings::inode,
     iter: *mut c_void,
     pos: u64,
     len: u64,
-    size: u64,
-    facts: u32,
-    filled: *mut u64,
 ) -> i64 {
     if len == 0 {
         return 0;
     }
-    // SAFETY: C passes a live novars inode, its inode lock held.
-    let (sbi, info, now) =
-        unsafe { (super_::sbi((*inode).i_sb), inode::of(inode), shim::now(inode)) };
+    // SAFETY: C passes a live novars inode, its inode lock held; the
+    // invalidate lock comes next in the lock order (DESIGN.md).
+    let (sbi, info, now, size, _inval) = unsafe {
+        let inval = shim::WriteLocked::invalidate(inode);
+        (super_::sbi((*inode).i_sb), inode::of(inode), shim::now(inode), shim::i_size(inode), inval)
+    };
+    // SAFETY: as above.
+    let facts = if unsafe { shim::range_mapped(inode, pos, len) } { W_MAPPED } else { 0 };
     let mut out = WriteOut::default();
     match write(sbi, info, iter, pos, len, size, now, facts, &mut out) {
         Ok(n) => {
@@ -302,10 +305,13 @@ extern "C" fn novars_rs_write(
             if out.size > size {
                 a = a.size(out.size);
             }
-            // SAFETY: as above; `filled` points to the caller's word.
+            // SAFETY: as above.
             unsafe {
                 a.set(inode);
-                filled.write(out.filled);
+                if out.filled != 0 {
+                    // Holes filled in place may have the zero page mapped.
+                    shim::invalidate_range(inode, pos, n);
+                }
             }
             n as i64
         }

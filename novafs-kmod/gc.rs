@@ -41,8 +41,8 @@ use crate::layout::log::{
 use crate::layout::walk::{replay_inode, walk_log, Ignore, InodeView, WalkReport, XattrReplay};
 use crate::xattr::Xattrs;
 use crate::layout::BLOCK_SIZE_U64;
-use crate::media::read_failed;
 use crate::log::{LogPos, PmLog};
+use crate::media::read_failed;
 use crate::super_::SbInfo;
 use kernel::prelude::*;
 

@@ -9,9 +9,9 @@ use crate::layout::log::fl;
 use crate::layout::inode::{read_inode_at, Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
 use crate::layout::walk::{replay_inode, Ignore, WalkError};
 use crate::layout::{Media, Timespec, BLOCK_SIZE};
-use crate::media::read_failed;
 use crate::locks::LogLock;
 use crate::log::LogPos;
+use crate::media::read_failed;
 use crate::shim::{self, IAttr, I_ATIME, I_BLOCKS, I_CTIME, I_FLAGS, I_MTIME, I_NLINK, I_SIZE};
 use crate::super_::{self, SbInfo};
 use core::ffi::{c_int, c_void};
@@ -320,11 +320,19 @@ extern "C" fn novars_rs_free_inode_info(p: *mut c_void) {
     }
 }
 
-/// evict: an inode with no links left is freed with everything it holds.
+/// evict: an inode with no links left is freed with everything it holds
+/// (nothing for one that iget failed to read: it has no `InodeInfo`).
 #[no_mangle]
 extern "C" fn novars_rs_evict(inode: *mut bindings::inode) {
-    // SAFETY: C passes a live novars inode being evicted, read by iget.
-    let (sbi, info) = unsafe { (super_::sbi((*inode).i_sb), of(inode)) };
+    // SAFETY: C passes a live inode of a novars super block being evicted;
+    // `info` is set by iget before the inode is unlocked, or stays NULL.
+    let (sbi, info) = unsafe {
+        let info = (*inode.cast::<VfsInode>()).info.cast::<InodeInfo>();
+        if info.is_null() || bindings::is_bad_inode(inode) {
+            return;
+        }
+        (super_::sbi((*inode).i_sb), &*info)
+    };
     if info.inner.lock().nlink != 0 {
         return;
     }

@@ -377,14 +377,15 @@ fn create(
     Ok(ino)
 }
 
-/// Creates `name` in `dir`; returns the new inode number or -errno.
+/// Creates `name` in `dir`; returns the new VFS inode (or an `ERR_PTR`)
+/// for C's `d_instantiate`.
 #[no_mangle]
 extern "C" fn novars_rs_create(
     dir: *mut bindings::inode,
     name: *const u8,
     len: usize,
     args: *const CreateArgs,
-) -> i64 {
+) -> *mut bindings::inode {
     // SAFETY: C passes a live novars directory (its inode lock held), the
     // dentry name and the arguments, all alive for the call.
     let (sbi, dinfo, name, a, now) = unsafe {
@@ -399,24 +400,38 @@ extern "C" fn novars_rs_create(
     let mut out = Nlinks::default();
     match create(sbi, dinfo, Some(name), a, now, &mut out) {
         Ok(ino) => {
-            // SAFETY: as above.
-            unsafe { set_changed(dir, Some(out.dir), now, true) };
-            i64::try_from(ino).unwrap_or(0)
+            // SAFETY: as above; the new inode is committed, so iget reads it.
+            unsafe {
+                set_changed(dir, Some(out.dir), now, true);
+                shim::novars_iget((*dir).i_sb, ino)
+            }
         }
-        Err(e) => e.to_errno() as i64,
+        Err(e) => shim::err_ptr(e.to_errno()),
     }
 }
 
-/// O_TMPFILE in `dir`: returns the new inode number or -errno.
+/// O_TMPFILE in `dir`: returns the new VFS inode (or an `ERR_PTR`) with a
+/// link count of 1, the VFS's convention: `d_tmpfile` drops it to the 0 it
+/// has in Rust and on the media.
 #[no_mangle]
-extern "C" fn novars_rs_tmpfile(dir: *mut bindings::inode, args: *const CreateArgs) -> i64 {
+extern "C" fn novars_rs_tmpfile(
+    dir: *mut bindings::inode,
+    args: *const CreateArgs,
+) -> *mut bindings::inode {
     // SAFETY: as in `novars_rs_create`.
     let (sbi, dinfo, a, now) =
         unsafe { (super_::sbi((*dir).i_sb), inode::of(dir), &*args, shim::now(dir)) };
-    match create(sbi, dinfo, None, a, now, &mut Nlinks::default()) {
-        Ok(ino) => i64::try_from(ino).unwrap_or(0),
-        Err(e) => e.to_errno() as i64,
+    let ino = match create(sbi, dinfo, None, a, now, &mut Nlinks::default()) {
+        Ok(ino) => ino,
+        Err(e) => return shim::err_ptr(e.to_errno()),
+    };
+    // SAFETY: `dir` is live, so is its mounted super block.
+    let inode = unsafe { shim::novars_iget((*dir).i_sb, ino) };
+    if !shim::is_err(inode) {
+        // SAFETY: `inode` is the live inode iget returned a reference to.
+        unsafe { IAttr::default().nlink(1).set(inode) };
     }
+    inode
 }
 
 fn link(

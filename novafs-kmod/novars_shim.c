@@ -2,11 +2,13 @@
 /*
  * C side of novars: what Rust cannot reach in Linux 6.12 (the fs_context
  * API, the VFS operation tables, DAX and iomap, and `static inline`
- * helpers). It decides nothing about novars: it takes the VFS's locks,
- * hands Rust the facts (the caller's ids, whether pages have DAX entries),
- * sets VFS inodes to the values Rust answers (novars_inode_set: link
- * counts, sizes, block counts, times), and states the layouts both sides
- * share. Every check, limit and choice is in Rust (DESIGN.md).
+ * helpers). It decides nothing about novars: it takes the inode locks of
+ * the VFS entry points (Rust takes the invalidate lock where it reads or
+ * drops page-cache entries), hands Rust the facts it cannot read itself
+ * (the caller's ids), sets VFS inodes to the values Rust answers
+ * (novars_inode_set: link counts, sizes, block counts, times), and states
+ * the layouts both sides share. Every check, limit and choice is in Rust
+ * (DESIGN.md).
  */
 #include <linux/build_bug.h>
 #include <linux/dax.h>
@@ -52,11 +54,9 @@ static_assert(sizeof(struct novars_create_args) == 40 &&
 static_assert(sizeof(struct novars_rename_args) == 80 &&
 	      offsetof(struct novars_rename_args, old_len) == 48 &&
 	      offsetof(struct novars_rename_args, owner) == 64);
-static_assert(sizeof(struct novars_setattr_args) == 88 &&
-	      offsetof(struct novars_setattr_args, inode_mode) == 80);
 static_assert(sizeof(struct novars_seal) == 24 && sizeof(struct novars_seal_info) == 16);
-/* Kernel values Rust uses as plain numbers (shim.rs, file.rs, namei.rs). */
-static_assert(IOMAP_WRITE == 1 && IOMAP_FAULT == 1 << 3);
+/* Kernel values Rust uses as plain numbers (shim.rs, file.rs, falloc.rs). */
+static_assert(IOMAP_WRITE == 1 && IOMAP_FAULT == 1 << 3 && XA_PRESENT == 8);
 static_assert(FALLOC_FL_KEEP_SIZE == 1 && FALLOC_FL_PUNCH_HOLE == 2 &&
 	      FALLOC_FL_COLLAPSE_RANGE == 8 && FALLOC_FL_ZERO_RANGE == 0x10 &&
 	      FALLOC_FL_INSERT_RANGE == 0x20);
@@ -79,27 +79,20 @@ static struct kmem_cache *novars_inode_cachep;
 
 /* ---------------------------------------------------------------- DAX */
 
-int novars_dax_map(struct super_block *sb, struct novars_sb_c *c)
+long novars_dax_map(struct super_block *sb, struct novars_sb_c *c)
 {
-	u64 bytes = bdev_nr_bytes(sb->s_bdev);
-	long want = bytes >> PAGE_SHIFT, got;
-	void *kaddr = NULL;
+	long got;
 	int id;
 
 	c->dax = fs_dax_get_by_bdev(sb->s_bdev, &c->dax_part_off, NULL, NULL);
 	if (!c->dax)
 		return -EOPNOTSUPP;
+	c->size = round_down(bdev_nr_bytes(sb->s_bdev), PAGE_SIZE);
 	id = dax_read_lock();
-	got = dax_direct_access(c->dax, PHYS_PFN(c->dax_part_off), want,
-				DAX_ACCESS, &kaddr, NULL);
+	got = dax_direct_access(c->dax, PHYS_PFN(c->dax_part_off), c->size >> PAGE_SHIFT,
+				DAX_ACCESS, &c->kaddr, NULL);
 	dax_read_unlock(id);
-	if (got < 0 || got < want) {
-		novars_dax_unmap(c);
-		return got < 0 ? (int)got : -ERANGE;
-	}
-	c->kaddr = kaddr;
-	c->size = (u64)want << PAGE_SHIFT;
-	return 0;
+	return got;
 }
 
 void novars_dax_unmap(struct novars_sb_c *c)
@@ -184,8 +177,7 @@ static void novars_free_inode(struct inode *inode)
 {
 	struct novars_inode *ni = NI(inode);
 
-	if (ni->info)
-		novars_rs_free_inode_info(ni->info);
+	novars_rs_free_inode_info(ni->info);
 	if (S_ISLNK(inode->i_mode))
 		kfree(inode->i_link);
 	kmem_cache_free(novars_inode_cachep, ni);
@@ -194,8 +186,7 @@ static void novars_free_inode(struct inode *inode)
 static void novars_evict_inode(struct inode *inode)
 {
 	truncate_inode_pages_final(&inode->i_data);
-	if (!is_bad_inode(inode) && NI(inode)->info)
-		novars_rs_evict(inode);
+	novars_rs_evict(inode);
 	clear_inode(inode);
 }
 
@@ -239,10 +230,10 @@ void novars_inode_set(struct inode *inode, const struct novars_iattr *a)
 /*
  * Wait until no page of the file from byte start on is pinned (O_DIRECT,
  * RDMA through a mapping of it), unmapping it from user space on the way,
- * before its blocks are freed. Called and returns with the invalidate lock
- * held for writing; drops it while waiting.
+ * before its blocks are freed (shim.rs drop_dax_entries). Called and
+ * returns with the invalidate lock held for writing; drops it while waiting.
  */
-static int novars_break_layouts(struct inode *inode, loff_t start)
+int novars_break_layouts(struct inode *inode, loff_t start)
 {
 	struct address_space *mapping = inode->i_mapping;
 	struct page *page;
@@ -259,85 +250,20 @@ static int novars_break_layouts(struct inode *inode, loff_t start)
 	return 0;
 }
 
-/*
- * Before a size change Rust has allowed: take the invalidate lock (no
- * fault runs until novars_setattr drops it) and get rid of the DAX entries
- * of the pages a shrink frees. A 2 MiB entry (PMD fault) reaching below
- * the new end would survive truncate_pagecache (it skips entries that
- * begin before its start) and keep the freed blocks associated: drop every
- * entry from the 2 MiB boundary below the new end, the pages that stay
- * written back first (they fault in again), after waiting for pins.
- */
-static int novars_size_change_begin(struct inode *inode, loff_t size, u32 *facts)
-{
-	struct address_space *mapping = inode->i_mapping;
-	loff_t from = round_down(size, PMD_SIZE);
-	int err = 0;
-
-	filemap_invalidate_lock(mapping);
-	if (size < i_size_read(inode)) {
-		err = novars_break_layouts(inode, from);
-		if (!err && from < size)
-			err = filemap_write_and_wait_range(mapping, from, size - 1);
-		if (err) {
-			filemap_invalidate_unlock(mapping);
-			return err;
-		}
-		truncate_pagecache(inode, from);
-	}
-	if (xa_load(&mapping->i_pages, size >> PAGE_SHIFT))
-		*facts |= NOVARS_SA_TAIL_MAPPED;
-	return 0;
-}
-
+/* Rust logs the change, prepares a size change and sets the inode (setattr.rs). */
 static int novars_setattr(struct mnt_idmap *idmap, struct dentry *dentry,
 			  struct iattr *attr)
 {
 	NOVARS_TRACE_OP(attr->ia_valid & ATTR_SIZE ? NOVARS_OP_TRUNCATE : NOVARS_OP_SETATTR);
-	struct inode *inode = d_inode(dentry);
-	struct timespec64 now = current_time(inode);
-	struct novars_setattr_args a;
-	int err;
+	int err = setattr_prepare(idmap, dentry, attr);
 
-	err = setattr_prepare(idmap, dentry, attr);
-	if (err)
-		return err;
-	a = (struct novars_setattr_args){
-		.valid = attr->ia_valid,
-		.mode = attr->ia_mode,
-		.uid = from_kuid(&init_user_ns, AS_KUIDT(attr->ia_vfsuid)),
-		.gid = from_kgid(&init_user_ns, AS_KGIDT(attr->ia_vfsgid)),
-		.size = attr->ia_size,
-		.old_size = i_size_read(inode),
-		.atime_sec = attr->ia_atime.tv_sec, .atime_nsec = attr->ia_atime.tv_nsec,
-		.mtime_sec = attr->ia_mtime.tv_sec, .mtime_nsec = attr->ia_mtime.tv_nsec,
-		.ctime_sec = attr->ia_ctime.tv_sec, .ctime_nsec = attr->ia_ctime.tv_nsec,
-		.now_sec = now.tv_sec, .now_nsec = now.tv_nsec,
-		.inode_mode = inode->i_mode,
-	};
-	err = novars_rs_setattr_begin(inode, &a);
-	if (err)
-		return err < 0 ? err : 0;
-	/* Rust may have added times (truncate): the VFS inode gets them too. */
-	attr->ia_valid |= a.valid;
-	attr->ia_mtime = (struct timespec64){ a.mtime_sec, a.mtime_nsec };
-	attr->ia_ctime = (struct timespec64){ a.ctime_sec, a.ctime_nsec };
-	if (a.valid & ATTR_SIZE) {
-		err = novars_size_change_begin(inode, a.size, &a.facts);
-		if (err)
-			return err;
-	}
-	err = novars_rs_setattr(inode, &a);
-	if (!err && (a.valid & ATTR_SIZE))
-		truncate_setsize(inode, a.size);
-	if (a.valid & ATTR_SIZE)
-		filemap_invalidate_unlock(inode->i_mapping);
-	if (err)
-		return err;
-	setattr_copy(idmap, inode, attr);
-	if (attr->ia_valid & ATTR_MODE)
-		return posix_acl_chmod(idmap, dentry, inode->i_mode);
-	return 0;
+	err = err ?: novars_rs_setattr(idmap, d_inode(dentry), attr,
+				       from_kuid(&init_user_ns, AS_KUIDT(attr->ia_vfsuid)),
+				       from_kgid(&init_user_ns, AS_KGIDT(attr->ia_vfsgid)));
+	/* An access ACL follows the new mode (its mask or owner classes). */
+	if (!err && (attr->ia_valid & ATTR_MODE))
+		err = posix_acl_chmod(idmap, dentry, d_inode(dentry)->i_mode);
+	return err;
 }
 
 /* The facts Rust decides a new inode's owner from (its rules: namei.rs). */
@@ -377,7 +303,6 @@ static int novars_new(struct inode *dir, struct dentry *dentry, umode_t mode,
 	struct posix_acl *default_acl, *acl;
 	struct novars_create_args a;
 	struct inode *inode;
-	s64 ino;
 	int err;
 
 	err = novars_new_acl(dir, &mode, &default_acl, &acl);
@@ -387,8 +312,7 @@ static int novars_new(struct inode *dir, struct dentry *dentry, umode_t mode,
 		.mode = mode, .owner = novars_owner(dir), .rdev = new_encode_dev(rdev),
 		.target = target, .tlen = target ? strlen(target) : 0,
 	};
-	ino = novars_rs_create(dir, dentry->d_name.name, dentry->d_name.len, &a);
-	inode = ino < 0 ? ERR_PTR(ino) : novars_iget(dir->i_sb, ino);
+	inode = novars_rs_create(dir, dentry->d_name.name, dentry->d_name.len, &a);
 	if (IS_ERR(inode)) {
 		posix_acl_release(default_acl);
 		posix_acl_release(acl);
@@ -436,15 +360,13 @@ static int novars_tmpfile(struct mnt_idmap *idmap, struct inode *dir,
 	struct posix_acl *default_acl, *acl;
 	struct novars_create_args a;
 	struct inode *inode;
-	s64 ino;
 	int err;
 
 	err = novars_new_acl(dir, &mode, &default_acl, &acl);
 	if (err)
 		return err;
 	a = (struct novars_create_args){ .mode = mode, .owner = novars_owner(dir) };
-	ino = novars_rs_tmpfile(dir, &a);
-	inode = ino < 0 ? ERR_PTR(ino) : novars_iget(dir->i_sb, ino);
+	inode = novars_rs_tmpfile(dir, &a);
 	if (IS_ERR(inode)) {
 		posix_acl_release(default_acl);
 		posix_acl_release(acl);
@@ -455,9 +377,6 @@ static int novars_tmpfile(struct mnt_idmap *idmap, struct inode *dir,
 		iput(inode);
 		return err;
 	}
-	/* The VFS's convention: d_tmpfile() drops the link count (0 in Rust
-	 * and on the media) from 1. */
-	set_nlink(inode, 1);
 	d_tmpfile(file, inode);
 	return finish_open_simple(file, 0);
 }
@@ -637,23 +556,11 @@ static ssize_t novars_file_read_iter(struct kiocb *iocb, struct iov_iter *to)
 	return ret;
 }
 
-/* Does any page of [pos, pos+len) have a DAX entry (mapped, or was)? */
-static bool novars_range_mapped(struct address_space *mapping, loff_t pos, size_t len)
-{
-	unsigned long index = pos >> PAGE_SHIFT;
-
-	return len && mapping->nrpages &&
-	       xa_find(&mapping->i_pages, &index, (pos + len - 1) >> PAGE_SHIFT, XA_PRESENT);
-}
-
 static ssize_t novars_file_write_iter(struct kiocb *iocb, struct iov_iter *from)
 {
 	NOVARS_TRACE_OP(NOVARS_OP_WRITE);
 	struct file *file = iocb->ki_filp;
 	struct inode *inode = file_inode(file);
-	struct address_space *mapping = inode->i_mapping;
-	u64 filled = 0;
-	u32 facts = 0;
 	size_t count;
 	ssize_t ret;
 
@@ -672,29 +579,15 @@ static ssize_t novars_file_write_iter(struct kiocb *iocb, struct iov_iter *from)
 	count = iov_iter_count(from);
 	for (;;) {
 		/*
-		 * The invalidate lock keeps faults out: no page of the range
-		 * gets mapped while Rust decides between copy-on-write and in
-		 * place from this fact.
-		 */
-		filemap_invalidate_lock(mapping);
-		if (novars_range_mapped(mapping, iocb->ki_pos, count))
-			facts |= NOVARS_W_MAPPED;
-		/*
 		 * Rust holds locks a fault on the source buffer would take (a
 		 * mapping of a novars file): copy without faulting, and on a
 		 * short copy fault the buffer in here, unlocked, and retry.
 		 */
 		pagefault_disable();
-		ret = novars_rs_write(inode, from, iocb->ki_pos, count,
-				      i_size_read(inode), facts, &filled);
+		ret = novars_rs_write(inode, from, iocb->ki_pos, count);
 		pagefault_enable();
-		/* Holes filled in place may have the zero page mapped. */
-		if (ret > 0 && filled)
-			invalidate_inode_pages2_range(mapping, iocb->ki_pos >> PAGE_SHIFT,
-						      (iocb->ki_pos + ret - 1) >> PAGE_SHIFT);
 		if (ret > 0)
 			iocb->ki_pos += ret;
-		filemap_invalidate_unlock(mapping);
 		if (ret != -EFAULT)
 			break;
 		iov_iter_revert(from, count - iov_iter_count(from));
@@ -723,57 +616,15 @@ static loff_t novars_file_llseek(struct file *file, loff_t offset, int whence)
 	return vfs_setpos(file, offset, inode->i_sb->s_maxbytes);
 }
 
-/*
- * fallocate(2). The VFS has checked the range, the open mode and the
- * PUNCH_HOLE/ZERO_RANGE/COLLAPSE_RANGE/INSERT_RANGE combinations.
- */
+/* fallocate(2): Rust checks the mode and drops the DAX entries (falloc.rs). */
 static long novars_fallocate(struct file *file, int mode, loff_t offset, loff_t len)
 {
 	NOVARS_TRACE_OP(NOVARS_OP_FALLOCATE);
 	struct inode *inode = file_inode(file);
-	loff_t end = offset + len;	/* no overflow: checked by vfs_fallocate */
-	loff_t from, to;
 	long ret;
-	int plan = novars_rs_fallocate_begin(inode, mode);
 
-	if (plan < 0)
-		return plan;
 	inode_lock(inode);
-	if ((plan & NOVARS_FA_GROWS) && end > i_size_read(inode)) {
-		ret = inode_newsize_ok(inode, end);
-		if (ret)
-			goto out;
-	}
-	ret = file_remove_privs(file);
-	if (ret)
-		goto out;
-	filemap_invalidate_lock(inode->i_mapping);
-	/*
-	 * Blocks this call copies on write (the partial pages at the edges of
-	 * a punched or zeroed range, the page of the old end when the size
-	 * grows), frees, or moves (collapse/insert: all from offset on) change
-	 * pfn: no DAX entry may keep pointing at them (a freed block still
-	 * associated with this mapping trips dax_associate_entry when reused).
-	 * Wait until none of those pages is pinned (O_DIRECT, RDMA), write
-	 * back their dirty entries (the lines must reach the media first),
-	 * then drop the mappings and entries of every 2 MiB unit involved
-	 * (a 2 MiB entry reaching outside the range of truncate_pagecache_range
-	 * would survive it; the pages that stay fault in again).
-	 */
-	from = round_down(min_t(loff_t, offset, i_size_read(inode)), PMD_SIZE);
-	to = (plan & NOVARS_FA_SHIFTS) || end > LLONG_MAX - PMD_SIZE ?
-		LLONG_MAX : round_up(end, PMD_SIZE) - 1;
-	ret = novars_break_layouts(inode, from);
-	if (!ret)
-		ret = filemap_write_and_wait_range(inode->i_mapping, from, to);
-	if (ret) {
-		filemap_invalidate_unlock(inode->i_mapping);
-		goto out;
-	}
-	truncate_pagecache_range(inode, from, to);
-	ret = novars_rs_fallocate(inode, mode, offset, len, i_size_read(inode));
-	filemap_invalidate_unlock(inode->i_mapping);
-out:
+	ret = novars_rs_fallocate(file, mode, offset, len);
 	inode_unlock(inode);
 	return ret;
 }
@@ -860,8 +711,9 @@ static int novars_file_mmap(struct file *file, struct vm_area_struct *vma)
 /*
  * fsync/msync: every system call and every fault is durable when it
  * returns; what is left are user stores through mappings without
- * MAP_SYNC, and the times the VFS set itself (write_inode logs them). Write back the cache lines of exactly the pages DAX tagged
- * dirty in the range (dax_writeback_mapping_range walks the tags).
+ * MAP_SYNC, and the times the VFS set itself (write_inode logs them).
+ * Write back the cache lines of exactly the pages DAX tagged dirty in the
+ * range (dax_writeback_mapping_range walks the tags).
  */
 static int novars_fsync(struct file *file, loff_t start, loff_t end, int datasync)
 {
@@ -877,35 +729,6 @@ static int novars_dax_writepages(struct address_space *mapping,
 	struct novars_sb_c *c = mapping->host->i_sb->s_fs_info;
 
 	return dax_writeback_mapping_range(mapping, c->dax, wbc);
-}
-
-/*
- * NOVARS_IOC_SEAL once Rust has read and checked the argument (seal.rs):
- * allocate and seal under the locks a size change takes.
- */
-long novars_seal_locked(struct file *file, u64 off, u64 len)
-{
-	struct inode *inode = file_inode(file);
-	struct address_space *mapping = inode->i_mapping;
-	long err = mnt_want_write_file(file);
-
-	if (err)
-		return err;
-	inode_lock(inode);
-	if (off + len > i_size_read(inode))
-		err = inode_newsize_ok(inode, off + len);
-	if (!err) {
-		filemap_invalidate_lock(mapping);
-		err = novars_rs_seal(inode, &file->private_data, off, len, i_size_read(inode));
-		/* Holes just allocated may have the zero page mapped. */
-		if (mapping->nrpages)
-			invalidate_inode_pages2_range(mapping, off >> PAGE_SHIFT,
-						      (off + len - 1) >> PAGE_SHIFT);
-		filemap_invalidate_unlock(mapping);
-	}
-	inode_unlock(inode);
-	mnt_drop_write_file(file);
-	return err;
 }
 
 /* The ioctls of novars_ioctl.h: Rust copies and checks their arguments. */
@@ -1093,12 +916,11 @@ static int novars_get_tree(struct fs_context *fc)
 static int novars_reconfigure(struct fs_context *fc)
 {
 	struct super_block *sb = fc->root->d_sb;
-	bool ro = fc->sb_flags & SB_RDONLY;
 
 	sync_filesystem(sb);
 	/* The VFS refuses read-write on a read-only device (EACCES). */
-	return novars_rs_reconfigure(sb, fc->fs_private,
-				     (fc->sb_flags_mask & SB_RDONLY) && ro != sb_rdonly(sb), ro);
+	return novars_rs_reconfigure(sb, fc->fs_private, fc->sb_flags_mask & SB_RDONLY,
+				     fc->sb_flags & SB_RDONLY);
 }
 
 static void novars_free_fc(struct fs_context *fc)

@@ -16,6 +16,7 @@
 
 struct super_block;
 struct inode;
+struct file;
 struct dentry;
 struct dir_context;
 struct dax_device;
@@ -100,29 +101,8 @@ struct novars_rename_args {
 	struct novars_owner owner;	/* of the whiteout (RENAME_WHITEOUT) */
 };
 
-/* Arguments of novars_rs_setattr_begin and novars_rs_setattr: the iattr
- * as the VFS gives it (valid: ATTR_*; Rust keeps the bits it logs, which
- * equal layout's SETATTR bits, and may add times: truncate). */
-struct novars_setattr_args {
-	u32 valid, mode, uid, gid;
-	u64 size, old_size;
-	s64 atime_sec, mtime_sec, ctime_sec, now_sec;
-	u32 atime_nsec, mtime_nsec, ctime_nsec, now_nsec;
-	u32 inode_mode;	/* the inode's file type and mode */
-	u32 facts;	/* NOVARS_SA_TAIL_MAPPED */
-};
-/* facts: the page holding the new size has a DAX entry (mapped, or was). */
-#define NOVARS_SA_TAIL_MAPPED	1u
-
 /* Largest readdir position (cookie: an entry's 63-bit sequence number). */
 #define NOVARS_DIR_POS_MAX	0x7fffffffffffffff
-
-/* novars_rs_write facts: some page of the range has a DAX entry. */
-#define NOVARS_W_MAPPED	1u
-
-/* What novars_rs_fallocate_begin answers (>= 0) for a mode. */
-#define NOVARS_FA_GROWS		1u	/* may extend i_size to offset + len */
-#define NOVARS_FA_SHIFTS	2u	/* moves every block from offset on */
 
 /* Extended-attribute namespaces: xattr handler flags and the index of
  * novars_rs_getxattr/setxattr (layout's `xa`). */
@@ -157,17 +137,16 @@ int novars_init_acl_security(struct inode *inode, struct inode *dir, const struc
 int novars_register_fs(void);
 void novars_unregister_fs(void);
 
-/* Map the whole DAX device of sb; fills dax, dax_part_off, kaddr, size. */
-int novars_dax_map(struct super_block *sb, struct novars_sb_c *c);
+/* Map the DAX device of sb: fills dax, dax_part_off, kaddr and size (the
+ * device's bytes); returns the pages mapped at kaddr or -errno (and
+ * novars_dax_unmap is due if dax is set). */
+long novars_dax_map(struct super_block *sb, struct novars_sb_c *c);
 void novars_dax_unmap(struct novars_sb_c *c);
 
 /* Persistence primitives (x86): see pm.rs. */
 void novars_flush(const void *addr, size_t len);
 void novars_memcpy_nt(void *dst, const void *src, size_t len);
 
-/* NOVARS_IOC_SEAL after Rust checked its argument: 0 or -errno. */
-struct file;
-long novars_seal_locked(struct file *file, u64 off, u64 len);
 /* Get the VFS inode ino (read via novars_rs_read_inode); ERR_PTR on error. */
 struct inode *novars_iget(struct super_block *sb, u64 ino);
 void novars_inode_set(struct inode *inode, const struct novars_iattr *a);
@@ -188,6 +167,8 @@ struct mutex;
 void novars_log_lock_init(struct mutex *m);
 void novars_log_lock(struct mutex *m, unsigned int subclass);
 void novars_log_unlock(struct mutex *m);
+/* Wait for pinned pages from byte start on (invalidate lock held). */
+int novars_break_layouts(struct inode *inode, loff_t start);
 
 /* ---- Implemented in Rust, called from C. ---- */
 
@@ -204,10 +185,10 @@ int novars_rs_show_options(struct seq_file *m, struct dentry *root);
 int novars_rs_write_inode(struct inode *inode, struct writeback_control *wbc);
 int novars_rs_fill_super(struct super_block *sb, const struct novars_opts *opts, int silent);
 void novars_rs_put_super(struct super_block *sb);
-/* reconfigure: new options; ro_change: the VFS asks to switch to ro (true
- * read-only, false read-write). 0 or -errno. */
+/* reconfigure: new options; ro_given: the request says read-only or
+ * read-write (ro: which). 0 or -errno. */
 int novars_rs_reconfigure(struct super_block *sb, const struct novars_opts *opts,
-			  bool ro_change, bool ro);
+			  bool ro_given, bool ro);
 void novars_rs_statfs(struct super_block *sb, struct novars_statfs *out);
 /* Read inode ino: fills *attr and returns the Rust inode info (or NULL and *err). */
 void *novars_rs_read_inode(struct super_block *sb, u64 ino, struct novars_iattr *attr, int *err);
@@ -226,31 +207,30 @@ int novars_rs_readdir(struct inode *dir, struct dir_context *ctx, u64 pos);
 int novars_rs_iomap_begin(struct inode *inode, u64 pos, u64 length, u32 flags, u64 size,
 			  struct novars_map *out);
 
-/* Namespace operations: the new inode number (create) or 0, or -errno. */
-s64 novars_rs_create(struct inode *dir, const u8 *name, size_t len,
-		     const struct novars_create_args *args);
-s64 novars_rs_tmpfile(struct inode *dir, const struct novars_create_args *args);
+/* Namespace operations: the new inode (create; ERR_PTR on error), or 0
+ * or -errno. */
+struct inode *novars_rs_create(struct inode *dir, const u8 *name, size_t len,
+			       const struct novars_create_args *args);
+/* O_TMPFILE: the new inode (link count 1 for d_tmpfile) or ERR_PTR. */
+struct inode *novars_rs_tmpfile(struct inode *dir, const struct novars_create_args *args);
 int novars_rs_link(struct inode *dir, const u8 *name, size_t len, struct inode *target);
 int novars_rs_unlink(struct inode *dir, const u8 *name, size_t len, struct inode *victim,
 		     bool rmdir);
 int novars_rs_rename(const struct novars_rename_args *args);
-/* write(2): bytes written or -errno; facts: NOVARS_W_MAPPED; *filled: holes
- * were filled in place (their zero-page mappings must go). */
-s64 novars_rs_write(struct inode *inode, void *iter, u64 pos, u64 len, u64 size, u32 facts,
-		    u64 *filled);
-/* setattr: _begin checks and completes *args before C prepares a size
- * change (0: go on, 1: nothing to do, or -errno); then novars_rs_setattr
- * logs it: 0 or -errno. */
-int novars_rs_setattr_begin(struct inode *inode, struct novars_setattr_args *args);
-int novars_rs_setattr(struct inode *inode, const struct novars_setattr_args *args);
+/* write(2), the inode lock held, page faults disabled: bytes written or
+ * -errno. */
+s64 novars_rs_write(struct inode *inode, void *iter, u64 pos, u64 len);
+/* setattr after setattr_prepare (uid, gid: the iattr's in init_user_ns):
+ * logs the change and sets the VFS inode (setattr_copy). 0 or -errno. */
+struct iattr;
+int novars_rs_setattr(struct mnt_idmap *idmap, struct inode *inode, struct iattr *attr,
+		      u32 uid, u32 gid);
 /* evict: frees the inode if Rust's link count is 0. */
 void novars_rs_evict(struct inode *inode);
 /* Seals (seal.rs, novars_ioctl.h): the ioctls with their user-space
- * argument at arg (_seal then calls novars_seal_locked), and the seal
- * itself under those locks (slot: &file->private_data). 0 or -errno. */
+ * argument at arg. 0 or -errno. */
 long novars_rs_ioc_seal(struct file *file, bool writable, unsigned long arg);
 long novars_rs_ioc_seal_info(struct inode *inode, unsigned long arg);
-int novars_rs_seal(struct inode *inode, void **slot, u64 off, u64 len, u64 size);
 /* file_operations release (last close): drops the file's seal, if any. */
 int novars_rs_release(struct inode *inode, struct file *file);
 int novars_rs_getxattr(struct inode *inode, int index, const char *name, void *buf, size_t size);
@@ -260,10 +240,7 @@ ssize_t novars_rs_listxattr(struct inode *inode, bool trusted, char *buf, size_t
 /* Inode flags (FS_*_FL) and project id; set: 0 or -errno. */
 u32 novars_rs_get_flags(struct inode *inode, u32 *projid);
 int novars_rs_set_flags(struct inode *inode, u32 flags, bool fsx, u32 projid, bool other);
-void novars_rs_seal_info(struct inode *inode, struct novars_seal_info *out);
-/* fallocate: _begin, before any lock: NOVARS_FA_* for mode, or -errno;
- * then (inode lock held) novars_rs_fallocate: 0 or -errno. */
-int novars_rs_fallocate_begin(struct inode *inode, u32 mode);
-int novars_rs_fallocate(struct inode *inode, u32 mode, u64 off, u64 len, u64 size);
+/* fallocate, the inode lock held: 0 or -errno. */
+long novars_rs_fallocate(struct file *file, int mode, loff_t off, loff_t len);
 
 #endif /* NOVARS_SHIM_H */

@@ -199,7 +199,11 @@ pub(crate) fn alloc_by_scan(
                 let pos = geo.slot_pos(seg, s);
                 let raw = read_inode_at(m, pos).map_err(|e| {
                     pr_err!("({name}): inode {ino} unreadable ({e:?}); run fsck.novars\n");
-                    if matches!(e, MediaError::Io(_)) { EIO } else { euclean() }
+                    if matches!(e, MediaError::Io(_)) {
+                        EIO
+                    } else {
+                        euclean()
+                    }
                 })?;
                 if raw.state == INODE_FREE {
                     continue;

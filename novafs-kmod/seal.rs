@@ -14,9 +14,9 @@
 //! crash or a remount has no seal.
 //!
 //! One hold per open file: sealing again through the same file only
-//! allocates. The open file records its hold in `file->private_data`
-//! (C hands Rust a pointer to that word); it is read and changed only under
-//! the inode lock, so concurrent ioctls and release agree on the count.
+//! allocates. The open file records its hold in `file->private_data`; it
+//! is read and changed only under the inode lock, so concurrent ioctls and
+//! release agree on the count.
 
 use crate::file::WriteOut;
 use crate::filetx::{FileTx, FILL_BATCH};
@@ -28,7 +28,9 @@ use crate::shim::{self, IAttr};
 use crate::super_::{self, SbInfo};
 use core::ffi::{c_int, c_long, c_ulong, c_void};
 use core::mem::size_of;
+use core::ptr::addr_of_mut;
 use kernel::bindings;
+use kernel::error::to_result;
 use kernel::prelude::*;
 use kernel::types::{AsBytes, FromBytes};
 use kernel::uaccess::UserSlice;
@@ -120,17 +122,19 @@ fn seal(
 /// `NOVARS_IOC_SEAL`: allocate `[off, off+len)` and take this open file's
 /// hold (`size`: i_size). The VFS inode gets the size and i_blocks after
 /// the call (also on error: blocks committed before a failure stay).
-/// Returns 0 or -errno.
-#[no_mangle]
-extern "C" fn novars_rs_seal(
+///
+/// # Safety
+///
+/// `inode` is a live novars inode whose inode lock is held; `slot` is
+/// `&file->private_data` of the open file making the call.
+unsafe fn seal_inode(
     inode: *mut bindings::inode,
     slot: *mut *mut c_void,
     off: u64,
     len: u64,
     size: u64,
-) -> c_int {
-    // SAFETY: C passes a live novars inode, its inode lock held, and the
-    // open file's private_data word.
+) -> Result {
+    // SAFETY: per the contract.
     let (sbi, info, now) =
         unsafe { (super_::sbi((*inode).i_sb), inode::of(inode), shim::now(inode)) };
     let mut out = WriteOut { size, ..WriteOut::default() };
@@ -144,10 +148,40 @@ extern "C" fn novars_rs_seal(
     }
     // SAFETY: as above.
     unsafe { a.set(inode) };
-    match r {
-        Ok(()) => 0,
-        Err(e) => e.to_errno(),
+    r
+}
+
+/// `NOVARS_IOC_SEAL` once its argument is checked (`off + len` <=
+/// `i64::MAX`): the VFS's limits for the size it may grow to, then the
+/// seal under the locks a size change takes (write access to the mount,
+/// the inode lock, the invalidate lock); holes just filled may have the
+/// zero page mapped, so the range's mappings go.
+///
+/// # Safety
+///
+/// `file` is the open novars file of the ioctl call.
+unsafe fn seal_locked(file: *mut bindings::file, off: u64, len: u64) -> Result {
+    // SAFETY: per the contract.
+    let _mnt = unsafe { shim::MntWrite::new(file) }?;
+    // SAFETY: per the contract; an open file has a live inode.
+    let inode = unsafe { (*file).f_inode };
+    // SAFETY: as above; nothing of this task holds it (an ioctl).
+    let _ilock = unsafe { shim::WriteLocked::inode(inode) };
+    // SAFETY: as above.
+    let size = unsafe { shim::i_size(inode) };
+    let end = off.saturating_add(len);
+    if end > size {
+        let end = i64::try_from(end).map_err(|_| shim::err(bindings::EFBIG))?;
+        // SAFETY: as above.
+        to_result(unsafe { bindings::inode_newsize_ok(inode, end) })?;
     }
+    // SAFETY: as above; the invalidate lock comes after the inode lock.
+    let _inval = unsafe { shim::WriteLocked::invalidate(inode) };
+    // SAFETY: the inode lock is held; the slot is this file's.
+    let r = unsafe { seal_inode(inode, addr_of_mut!((*file).private_data), off, len, size) };
+    // SAFETY: the invalidate lock is held.
+    unsafe { shim::invalidate_range(inode, off, len) };
+    r
 }
 
 /// file_operations `release` (the open file's last close): drops its
@@ -156,7 +190,7 @@ extern "C" fn novars_rs_seal(
 extern "C" fn novars_rs_release(inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
     // SAFETY: the VFS passes a live novars inode (read by iget) and the
     // open file being released.
-    let (info, slot) = unsafe { (inode::of(inode), core::ptr::addr_of_mut!((*file).private_data)) };
+    let (info, slot) = unsafe { (inode::of(inode), addr_of_mut!((*file).private_data)) };
     let mut g = info.inner.lock();
     // SAFETY: see `seal`: the word is only touched under the inode lock.
     if unsafe { *slot } == HOLDER {
@@ -197,9 +231,8 @@ unsafe impl AsBytes for SealInfo {}
 
 /// `NOVARS_IOC_SEAL` with its argument at user address `arg`, from a file
 /// open for writing (`writable`) or not: EBADF, EFAULT, EINVAL (flags, or
-/// an empty range), EFBIG (past the largest offset); else C takes the
-/// locks and calls [`novars_rs_seal`] (the limits of the file's size are
-/// the VFS's). 0 or -errno.
+/// an empty range), EFBIG (past the largest offset); else
+/// [`seal_locked`]. 0 or -errno.
 #[no_mangle]
 extern "C" fn novars_rs_ioc_seal(
     file: *mut bindings::file,
@@ -221,7 +254,10 @@ extern "C" fn novars_rs_ioc_seal(
         return shim::neg(bindings::EFBIG).into();
     }
     // SAFETY: `file` is the open file of this ioctl call.
-    unsafe { shim::novars_seal_locked(file, s.offset, s.length) }
+    match unsafe { seal_locked(file, s.offset, s.length) } {
+        Ok(()) => 0,
+        Err(e) => e.to_errno().into(),
+    }
 }
 
 /// `NOVARS_IOC_SEAL_INFO`: the holds on the inode's block map, written to

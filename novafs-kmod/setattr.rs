@@ -19,32 +19,26 @@ use core::ffi::c_int;
 use kernel::bindings;
 use kernel::prelude::*;
 
-/// Everything setattr needs from C: the VFS's iattr (`valid`: its
-/// `ATTR_*` bits, which are the layout `sa` bits) and facts.
-#[repr(C)]
-pub(crate) struct SetattrArgs {
-    pub(crate) valid: u32,
-    pub(crate) mode: u32,
-    pub(crate) uid: u32,
-    pub(crate) gid: u32,
-    pub(crate) size: u64,
-    pub(crate) old_size: u64,
-    pub(crate) atime_sec: i64,
-    pub(crate) mtime_sec: i64,
-    pub(crate) ctime_sec: i64,
-    pub(crate) now_sec: i64,
-    pub(crate) atime_nsec: u32,
-    pub(crate) mtime_nsec: u32,
-    pub(crate) ctime_nsec: u32,
-    pub(crate) now_nsec: u32,
+/// The VFS's iattr as setattr logs it (`valid`: its `ATTR_*` bits, which
+/// are the layout `sa` bits), with the facts it is decided from.
+struct SetattrArgs {
+    valid: u32,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    size: u64,
+    old_size: u64,
+    atime: Timespec,
+    mtime: Timespec,
+    ctime: Timespec,
+    now: Timespec,
     /// The inode's file type and mode.
-    pub(crate) inode_mode: u32,
-    /// `SA_TAIL_MAPPED` or 0.
-    pub(crate) facts: u32,
+    inode_mode: u32,
+    /// The page holding the new size has a DAX entry (it is, or was,
+    /// mapped into user space).
+    tail_mapped: bool,
 }
 
-const _: () = assert!(core::mem::size_of::<SetattrArgs>() == 88);
-const _: () = assert!(core::mem::offset_of!(SetattrArgs, inode_mode) == 80);
 // The VFS's ATTR_* bits are the layout's SETATTR bits.
 const _: () = {
     assert!(bindings::ATTR_MODE == sa::MODE as u32);
@@ -54,18 +48,18 @@ const _: () = {
     assert!(bindings::ATTR_ATIME == sa::ATIME as u32);
     assert!(bindings::ATTR_MTIME == sa::MTIME as u32);
     assert!(bindings::ATTR_CTIME == sa::CTIME as u32);
-    assert!(shim::shim_h("NOVARS_SA_TAIL_MAPPED") == SA_TAIL_MAPPED as u64);
 };
 
-/// `NOVARS_SA_TAIL_MAPPED` (in `SetattrArgs::facts`): the page holding the
-/// new size has a DAX entry (it is, or was, mapped into user space).
-pub(crate) const SA_TAIL_MAPPED: u32 = 1;
+/// A VFS time as logged.
+fn vfs_ts(t: &bindings::timespec64) -> Timespec {
+    ts(t.tv_sec, u32::try_from(t.tv_nsec).unwrap_or(0))
+}
 
-/// What setattr decides before C prepares a size change: EINVAL for a
-/// size on anything but a regular file, EBUSY for a size change of a
-/// sealed file; a size without times sets mtime and ctime too (as ext4,
-/// also for an unchanged size: POSIX wants it when the size changes).
-/// Returns whether there is anything to log.
+/// What setattr decides before the page cache is prepared for a size
+/// change: EINVAL for a size on anything but a regular file, EBUSY for a
+/// size change of a sealed file; a size without times sets mtime and ctime
+/// too (as ext4, also for an unchanged size: POSIX wants it when the size
+/// changes). Returns whether there is anything to log.
 fn setattr_begin(info: &InodeInfo, a: &mut SetattrArgs) -> Result<bool> {
     a.valid &= sa::ALL;
     if a.valid & sa::SIZE != 0 {
@@ -74,8 +68,7 @@ fn setattr_begin(info: &InodeInfo, a: &mut SetattrArgs) -> Result<bool> {
         }
         if a.valid & (sa::MTIME | sa::CTIME) == 0 {
             a.valid |= sa::MTIME | sa::CTIME;
-            (a.mtime_sec, a.mtime_nsec) = (a.now_sec, a.now_nsec);
-            (a.ctime_sec, a.ctime_nsec) = (a.now_sec, a.now_nsec);
+            (a.mtime, a.ctime) = (a.now, a.now);
         }
         if a.size != a.old_size {
             crate::seal::check_unsealed(&info.inner.lock())?;
@@ -84,21 +77,27 @@ fn setattr_begin(info: &InodeInfo, a: &mut SetattrArgs) -> Result<bool> {
     Ok(a.valid & sa::ALL != 0)
 }
 
-/// setattr, step 1 (before C takes the invalidate lock for a size
-/// change): 0 to go on, 1 when there is nothing to do, or -errno. May add
-/// to `args` (see [`setattr_begin`]).
-#[no_mangle]
-extern "C" fn novars_rs_setattr_begin(
-    inode: *mut bindings::inode,
-    args: *mut SetattrArgs,
-) -> c_int {
-    // SAFETY: C passes a live novars inode and its arguments.
-    let (info, a) = unsafe { (inode::of(inode), &mut *args) };
-    match setattr_begin(info, a) {
-        Ok(true) => 0,
-        Ok(false) => 1,
-        Err(e) => e.to_errno(),
+/// Before a size change, with the invalidate lock held (no fault runs):
+/// drop the DAX entries of the pages a shrink frees. A 2 MiB entry (PMD
+/// fault) reaching below the new end would survive `truncate_pagecache`
+/// (it skips entries that begin before its start) and keep the freed
+/// blocks associated: drop every entry from the 2 MiB boundary below the
+/// new end, the pages that stay written back first (they fault in again),
+/// after waiting for pins. Then note whether the new last page is mapped.
+///
+/// # Safety
+///
+/// `inode` is live, its inode lock and invalidate lock held.
+unsafe fn size_change_begin(inode: *mut bindings::inode, a: &mut SetattrArgs) -> Result {
+    if a.size < a.old_size {
+        let from = a.size - a.size % shim::PMD_SIZE;
+        let keep_end = (from < a.size).then(|| a.size - 1);
+        // SAFETY: per the contract.
+        unsafe { shim::drop_dax_entries(inode, from, keep_end, None)? };
     }
+    // SAFETY: per the contract.
+    a.tail_mapped = unsafe { shim::range_mapped(inode, a.size, 1) };
+    Ok(())
 }
 
 fn setattr(sbi: &SbInfo, info: &InodeInfo, a: &SetattrArgs) -> Result<u64> {
@@ -109,7 +108,7 @@ fn setattr(sbi: &SbInfo, info: &InodeInfo, a: &SetattrArgs) -> Result<u64> {
     if a.valid & sa::SIZE != 0 && a.size != a.old_size {
         crate::seal::check_unsealed(g)?;
     }
-    let mtime = ts(a.mtime_sec, a.mtime_nsec);
+    let mtime = a.mtime;
     let shrink = a.valid & sa::SIZE != 0 && a.size < a.old_size;
     // Truncating down frees space: the reserve lets a full file system
     // shrink its files.
@@ -119,7 +118,7 @@ fn setattr(sbi: &SbInfo, info: &InodeInfo, a: &SetattrArgs) -> Result<u64> {
     if let (true, true, Index::File(map)) = (shrink, keep != 0, &mut g.index) {
         let pg = a.size / BLOCK_SIZE_U64;
         if let Some(ob) = old_block(map, pg) {
-            if a.facts & SA_TAIL_MAPPED != 0 {
+            if a.tail_mapped {
                 // The last page is mapped into user space: zero its tail in
                 // place (as ext4 does) rather than move it; before the
                 // commit, so a crash leaves the old size with zeros past
@@ -148,9 +147,9 @@ fn setattr(sbi: &SbInfo, info: &InodeInfo, a: &SetattrArgs) -> Result<u64> {
         uid: a.uid,
         gid: a.gid,
         size: a.size,
-        atime: ts(a.atime_sec, a.atime_nsec),
+        atime: a.atime,
         mtime,
-        ctime: ts(a.ctime_sec, a.ctime_nsec),
+        ctime: a.ctime,
     })?;
     tx.commit(g)?;
     crate::gc::maybe_compact(sbi, info, g);
@@ -161,17 +160,85 @@ fn setattr(sbi: &SbInfo, info: &InodeInfo, a: &SetattrArgs) -> Result<u64> {
     Ok(blocks.saturating_add(g.log.pages).saturating_mul(8))
 }
 
-/// setattr: logs the change and sets the VFS inode's block count (C sets
-/// the rest with `setattr_copy`); 0 or -errno.
+/// setattr (after `setattr_prepare`; `uid`, `gid`: the iattr's, in the
+/// initial user namespace): logs the change, prepares the page cache for
+/// a size change (under the invalidate lock, which this takes), and sets
+/// the VFS inode: its block count and size here, the rest with
+/// `setattr_copy`. 0 or -errno.
 #[no_mangle]
-extern "C" fn novars_rs_setattr(inode: *mut bindings::inode, args: *const SetattrArgs) -> c_int {
+extern "C" fn novars_rs_setattr(
+    idmap: *mut bindings::mnt_idmap,
+    inode: *mut bindings::inode,
+    attr: *mut bindings::iattr,
+    uid: u32,
+    gid: u32,
+) -> c_int {
     // SAFETY: C passes a live novars inode, its inode lock held, and the
-    // arguments.
-    let (sbi, info, a) = unsafe { (super_::sbi((*inode).i_sb), inode::of(inode), &*args) };
-    match setattr(sbi, info, a) {
+    // VFS's iattr for it.
+    let (sbi, info, at, old_size, now, inode_mode) = unsafe {
+        let i = &*inode;
+        (
+            super_::sbi(i.i_sb),
+            inode::of(inode),
+            &mut *attr,
+            shim::i_size(inode),
+            shim::now(inode),
+            u32::from(i.i_mode),
+        )
+    };
+    let valid = at.ia_valid;
+    let size = match u64::try_from(at.ia_size) {
+        Ok(size) => size,
+        Err(_) if valid & sa::SIZE != 0 => return EINVAL.to_errno(),
+        Err(_) => 0,
+    };
+    let mut a = SetattrArgs {
+        valid,
+        mode: u32::from(at.ia_mode),
+        uid,
+        gid,
+        size,
+        old_size,
+        atime: vfs_ts(&at.ia_atime),
+        mtime: vfs_ts(&at.ia_mtime),
+        ctime: vfs_ts(&at.ia_ctime),
+        now,
+        inode_mode,
+        tail_mapped: false,
+    };
+    match setattr_begin(info, &mut a) {
+        Ok(true) => {}
+        Ok(false) => return 0,
+        Err(e) => return e.to_errno(),
+    }
+    // Rust may have added times (truncate): the VFS inode gets them too.
+    at.ia_valid |= a.valid;
+    for (t, v) in [(&mut at.ia_mtime, a.mtime), (&mut at.ia_ctime, a.ctime)] {
+        *t = bindings::timespec64 { tv_sec: v.sec, tv_nsec: isize::try_from(v.nsec).unwrap_or(0) };
+    }
+    let resize = a.valid & sa::SIZE != 0;
+    let r = if resize {
+        // SAFETY: the inode is live and its inode lock held; the
+        // invalidate lock comes next in the lock order (DESIGN.md).
+        let _inval = unsafe { shim::WriteLocked::invalidate(inode) };
+        // SAFETY: as above, the invalidate lock held.
+        let r = unsafe { size_change_begin(inode, &mut a) }.and_then(|()| setattr(sbi, info, &a));
+        if r.is_ok() {
+            // SAFETY: as above; the new size is logged.
+            unsafe { bindings::truncate_setsize(inode, at.ia_size) };
+        }
+        r
+    } else {
+        setattr(sbi, info, &a)
+    };
+    match r {
         Ok(blocks) => {
-            // SAFETY: as above.
-            unsafe { IAttr::default().blocks(blocks).set(inode) };
+            // SAFETY: as above; `attr` is the VFS's, checked by
+            // setattr_prepare, and the change is logged.
+            unsafe {
+                IAttr::default().blocks(blocks).set(inode);
+                bindings::setattr_copy(idmap, inode, attr);
+            }
             0
         }
         Err(e) => e.to_errno(),

@@ -11,6 +11,8 @@
 
 use crate::layout::{self, Timespec};
 use core::ffi::{c_char, c_int, c_long, c_void};
+use core::ptr::addr_of_mut;
+use core::sync::atomic::{AtomicI64, Ordering};
 use kernel::bindings;
 
 const SHIM_H: &str = include_str!("novars_shim.h");
@@ -246,6 +248,174 @@ pub(crate) unsafe fn now(inode: *mut bindings::inode) -> Timespec {
     Timespec::new(t.tv_sec, u32::try_from(t.tv_nsec).unwrap_or(0))
 }
 
+// ---- VFS and page-cache calls: the `static inline` ones by their 6.12
+// definitions, the exported ones the bindings lack by hand (`extern` below).
+
+/// `LLONG_MAX`: the end of a page-cache range "to the end of the file".
+pub(crate) const LLONG_MAX: u64 = i64::MAX as u64;
+/// Bytes one PMD (a 2 MiB DAX entry) maps.
+pub(crate) const PMD_SIZE: u64 = 1 << bindings::PMD_SHIFT;
+/// `XA_PRESENT` (asserted in `novars_shim.c`): any entry, for `xa_find`.
+const XA_PRESENT: bindings::xa_mark_t = 8;
+
+/// `i_size_read`: the VFS inode's size.
+///
+/// # Safety
+///
+/// `inode` must be a live VFS inode.
+pub(crate) unsafe fn i_size(inode: *mut bindings::inode) -> u64 {
+    // SAFETY: per the contract the field is live; an `loff_t` is 8-byte
+    // aligned. On 64-bit, i_size_read is smp_load_acquire of it (pairing
+    // with i_size_write's release store).
+    let size =
+        unsafe { AtomicI64::from_ptr(addr_of_mut!((*inode).i_size)) }.load(Ordering::Acquire);
+    u64::try_from(size).unwrap_or(0)
+}
+
+/// A VFS `rw_semaphore` held for writing until dropped.
+///
+/// # Invariants
+///
+/// The semaphore is live and held for writing by this task.
+pub(crate) struct WriteLocked(*mut bindings::rw_semaphore);
+
+impl WriteLocked {
+    /// `inode_lock`.
+    ///
+    /// # Safety
+    ///
+    /// `inode` must be a live VFS inode that outlives the guard, not locked
+    /// by this task, and the lock order (DESIGN.md) must allow it here.
+    pub(crate) unsafe fn inode(inode: *mut bindings::inode) -> Self {
+        // SAFETY: per the contract.
+        unsafe { Self::take(addr_of_mut!((*inode).i_rwsem)) }
+    }
+
+    /// `filemap_invalidate_lock` of the inode's mapping: no fault runs
+    /// until the guard is dropped.
+    ///
+    /// # Safety
+    ///
+    /// As for [`WriteLocked::inode`].
+    pub(crate) unsafe fn invalidate(inode: *mut bindings::inode) -> Self {
+        // SAFETY: per the contract; a live inode has a live mapping.
+        unsafe { Self::take(addr_of_mut!((*(*inode).i_mapping).invalidate_lock)) }
+    }
+
+    /// # Safety
+    ///
+    /// `sem` is live for the guard's life and not held by this task.
+    unsafe fn take(sem: *mut bindings::rw_semaphore) -> Self {
+        // SAFETY: per the contract.
+        unsafe { bindings::down_write(sem) };
+        // INVARIANT: taken just now.
+        Self(sem)
+    }
+}
+
+impl Drop for WriteLocked {
+    fn drop(&mut self) {
+        // SAFETY: by the type invariant this task holds it for writing.
+        unsafe { bindings::up_write(self.0) };
+    }
+}
+
+/// Write access to the mount of an open file (`mnt_want_write_file`) until
+/// dropped.
+pub(crate) struct MntWrite(*mut bindings::file);
+
+impl MntWrite {
+    /// # Safety
+    ///
+    /// `file` must be an open file that outlives the guard.
+    pub(crate) unsafe fn new(file: *mut bindings::file) -> kernel::error::Result<Self> {
+        // SAFETY: per the contract.
+        kernel::error::to_result(unsafe { bindings::mnt_want_write_file(file) })?;
+        Ok(Self(file))
+    }
+}
+
+impl Drop for MntWrite {
+    fn drop(&mut self) {
+        // SAFETY: `new` succeeded on this open file, which is still open.
+        unsafe { bindings::mnt_drop_write_file(self.0) };
+    }
+}
+
+/// The page index of file byte `pos` (`pgoff_t`, `usize` in the bindings).
+fn page_index(pos: u64) -> usize {
+    usize::try_from(pos >> bindings::PAGE_SHIFT).unwrap_or(usize::MAX)
+}
+
+/// Whether a page of file bytes `[pos, pos + len)` has a DAX entry (it is,
+/// or was, mapped into user space).
+///
+/// # Safety
+///
+/// `inode` must be a live VFS inode.
+pub(crate) unsafe fn range_mapped(inode: *mut bindings::inode, pos: u64, len: u64) -> bool {
+    if len == 0 {
+        return false;
+    }
+    // SAFETY: per the contract the inode and its mapping are live; the
+    // xarray takes its own lock.
+    unsafe {
+        let pages = addr_of_mut!((*(*inode).i_mapping).i_pages);
+        let mut index = page_index(pos);
+        let last = page_index(pos.saturating_add(len - 1));
+        !bindings::xa_find(pages, &mut index, last, XA_PRESENT).is_null()
+    }
+}
+
+/// Waits until no page of the file from byte `from` on is pinned
+/// (O_DIRECT, RDMA through a mapping: `novars_break_layouts`), writes back
+/// the dirty entries of `[from, writeback_end]` if given (their lines
+/// reach the media first), then drops the mappings
+/// and DAX entries of `[from, end]` (`truncate_pagecache_range`), or with
+/// `end` `None` of everything from `from` on, private copies too
+/// (`truncate_pagecache`, for a size cut).
+///
+/// # Safety
+///
+/// `inode` must be a live VFS inode whose invalidate lock this task holds
+/// for writing (dropped while waiting for pins).
+pub(crate) unsafe fn drop_dax_entries(
+    inode: *mut bindings::inode,
+    from: u64,
+    writeback_end: Option<u64>,
+    end: Option<u64>,
+) -> kernel::error::Result {
+    let off = |b: u64| i64::try_from(b).unwrap_or(i64::MAX);
+    // SAFETY: per the contract.
+    unsafe {
+        kernel::error::to_result(novars_break_layouts(inode, off(from)))?;
+        if let Some(wb_end) = writeback_end {
+            let mapping = (*inode).i_mapping;
+            let r = filemap_write_and_wait_range(mapping, off(from), off(wb_end));
+            kernel::error::to_result(r)?;
+        }
+        match end {
+            Some(end) => bindings::truncate_pagecache_range(inode, off(from), off(end)),
+            None => bindings::truncate_pagecache(inode, off(from)),
+        }
+    }
+    Ok(())
+}
+
+/// Drops the mappings of file bytes `[pos, pos + len)` (`len` > 0) from
+/// user space and the page cache: holes filled in place may have the zero
+/// page mapped.
+///
+/// # Safety
+///
+/// `inode` must be a live VFS inode whose invalidate lock this task holds.
+pub(crate) unsafe fn invalidate_range(inode: *mut bindings::inode, pos: u64, len: u64) {
+    let last = page_index(pos.saturating_add(len.saturating_sub(1)));
+    // SAFETY: per the contract. It returns -EBUSY only for pages it could
+    // not invalidate; a DAX mapping has none it cannot drop under the lock.
+    unsafe { invalidate_inode_pages2_range((*inode).i_mapping, page_index(pos), last) };
+}
+
 /// `struct novars_map`.
 #[repr(C)]
 pub(crate) struct Map {
@@ -340,13 +510,12 @@ const _: () = {
 extern "C" {
     pub(crate) fn novars_register_fs() -> c_int;
     pub(crate) fn novars_unregister_fs();
-    pub(crate) fn novars_dax_map(sb: *mut bindings::super_block, c: *mut SbC) -> c_int;
+    pub(crate) fn novars_dax_map(sb: *mut bindings::super_block, c: *mut SbC) -> c_long;
     pub(crate) fn novars_dax_unmap(c: *mut SbC);
     pub(crate) fn novars_flush(addr: *const c_void, len: usize);
     pub(crate) fn novars_memcpy_nt(dst: *mut c_void, src: *const c_void, len: usize);
     pub(crate) fn novars_iget(sb: *mut bindings::super_block, ino: u64) -> *mut bindings::inode;
     fn novars_inode_set(inode: *mut bindings::inode, a: *const IAttr);
-    pub(crate) fn novars_seal_locked(file: *mut bindings::file, off: u64, len: u64) -> c_long;
     pub(crate) fn novars_dir_emit(
         ctx: *mut c_void,
         name: *const c_char,
@@ -360,6 +529,18 @@ extern "C" {
     pub(crate) fn novars_cpu() -> u32;
     pub(crate) fn novars_cond_resched();
     pub(crate) fn novars_copy_from_iter(iter: *mut c_void, dst: *mut c_void, len: usize) -> usize;
+    fn novars_break_layouts(inode: *mut bindings::inode, start: i64) -> c_int;
+    // Exported by the kernel; `linux/pagemap.h` is beyond the bindings.
+    fn filemap_write_and_wait_range(
+        mapping: *mut bindings::address_space,
+        lstart: i64,
+        lend: i64,
+    ) -> c_int;
+    fn invalidate_inode_pages2_range(
+        mapping: *mut bindings::address_space,
+        start: usize,
+        end: usize,
+    ) -> c_int;
 }
 
 /// Loop iterations between two [`cond_resched`] calls in loops that run

@@ -207,7 +207,11 @@ fn read_superblock(m: &DaxMedia, dev: &str, silent: bool) -> Result<(Superblock,
     let blocks = m.blocks();
     let b0 = m.block(0).map_err(|e| {
         pr_err!("({dev}): the superblock is unreadable ({e:?})\n");
-        if matches!(e, MediaError::NoMemory(_)) { ENOMEM } else { EIO }
+        if matches!(e, MediaError::NoMemory(_)) {
+            ENOMEM
+        } else {
+            EIO
+        }
     })?;
     let primary = Superblock::parse(&b0, blocks);
     let e = match primary {
@@ -485,20 +489,20 @@ extern "C" fn novars_rs_show_options(
     0
 }
 
-/// `reconfigure` (remount): `ro_change` when the VFS asks to switch
-/// between read-write and read-only (`ro`); then the new options apply
-/// (an `errors=` given replaces the current one). 0 or -errno.
+/// `reconfigure` (remount): when the request says read-only or read-write
+/// (`ro_given`, `ro`) and that is a change, switch; then the new options
+/// apply (an `errors=` given replaces the current one). 0 or -errno.
 #[no_mangle]
 extern "C" fn novars_rs_reconfigure(
     sb: *mut bindings::super_block,
     opts: *const Opts,
-    ro_change: bool,
+    ro_given: bool,
     ro: bool,
 ) -> c_int {
     // SAFETY: called on a mounted novars super block, `s_umount` held,
     // with the options parsed for this call.
-    let (sbi, opts) = unsafe { (sbi(sb), &*opts) };
-    if ro_change {
+    let (sbi, opts, was_ro) = unsafe { (sbi(sb), &*opts, shim::novars_sb_rdonly(sb)) };
+    if ro_given && ro != was_ro {
         if let Err(e) = remount(sbi, ro) {
             return e.to_errno();
         }
@@ -679,16 +683,24 @@ extern "C" fn novars_rs_fill_super(
     }
     let mut c = SbC::empty();
     // SAFETY: `sb` is live; `c` is ours to fill.
-    let r = unsafe { shim::novars_dax_map(sb, &mut c) };
-    if r == shim::neg(bindings::EOPNOTSUPP) {
+    let got = unsafe { shim::novars_dax_map(sb, &mut c) };
+    if got == shim::neg(bindings::EOPNOTSUPP).into() {
         pr_err!(
             "({name}): device does not support DAX; novars needs a pmem device in fsdax mode\n"
         );
         return shim::neg(bindings::EINVAL);
     }
-    if r != 0 {
-        pr_err!("({name}): cannot map the device ({r})\n");
-        return r;
+    // The whole device or nothing: every block is addressed through the one
+    // mapping (a page is a block: novars_main.rs).
+    let whole = u64::try_from(got).is_ok_and(|pages| pages >= c.size / BLOCK_SIZE_U64);
+    if !whole {
+        pr_err!("({name}): cannot map the whole device ({got})\n");
+        if !c.dax.is_null() {
+            // SAFETY: `novars_dax_map` took the device; nothing uses it.
+            unsafe { shim::novars_dax_unmap(&mut c) };
+        }
+        let e = if got < 0 { got } else { shim::neg(bindings::ERANGE).into() };
+        return c_int::try_from(e).unwrap_or(shim::neg(bindings::EIO));
     }
     // From here `c` is owned by SbInfo, whose Drop unmaps the device on
     // any failure.
