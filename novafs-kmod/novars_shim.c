@@ -16,7 +16,6 @@
 #include <linux/fs_context.h>
 #include <linux/falloc.h>
 #include <linux/fiemap.h>
-#include <linux/fileattr.h>
 #include <linux/iomap.h>
 #include <linux/libnvdimm.h>
 #include <linux/mm.h>
@@ -191,24 +190,6 @@ static void novars_evict_inode(struct inode *inode)
 }
 
 /* Set the VFS inode to what Rust answers: the fields named in a->valid. */
-/* The VFS's view of the inode flags (as ext4_set_inode_flags). */
-static void novars_set_iflags(struct inode *inode, u32 fl)
-{
-	unsigned int f = 0;
-
-	if (fl & FS_SYNC_FL)
-		f |= S_SYNC;
-	if (fl & FS_IMMUTABLE_FL)
-		f |= S_IMMUTABLE;
-	if (fl & FS_APPEND_FL)
-		f |= S_APPEND;
-	if (fl & FS_NOATIME_FL)
-		f |= S_NOATIME;
-	if (fl & FS_DIRSYNC_FL)
-		f |= S_DIRSYNC;
-	inode_set_flags(inode, f, S_SYNC | S_IMMUTABLE | S_APPEND | S_NOATIME | S_DIRSYNC);
-}
-
 void novars_inode_set(struct inode *inode, const struct novars_iattr *a)
 {
 	if (a->valid & NOVARS_I_NLINK)
@@ -275,26 +256,6 @@ static struct novars_owner novars_owner(struct inode *dir)
 		.dir_mode = dir->i_mode,
 		.dir_gid = i_gid_read(dir),
 	};
-}
-
-/* A new inode's ACLs (inherited from dir's default ACL; without one the
- * umask applies, SB_POSIXACL leaving that to the file system) and security
- * labels. */
-static int novars_new_acl(struct inode *dir, umode_t *mode, struct posix_acl **default_acl,
-			  struct posix_acl **acl)
-{
-	*default_acl = *acl = NULL;
-	return posix_acl_create(dir, mode, default_acl, acl);
-}
-
-static int novars_new_attrs(struct inode *inode, struct inode *dir, const struct qstr *name,
-			    struct posix_acl *default_acl, struct posix_acl *acl)
-{
-	int err = novars_init_acl_security(inode, dir, name, default_acl, acl);
-
-	posix_acl_release(default_acl);
-	posix_acl_release(acl);
-	return err;
 }
 
 static int novars_new(struct inode *dir, struct dentry *dentry, umode_t mode,
@@ -467,23 +428,6 @@ static const struct file_operations novars_dir_fops = {
 	.iterate_shared	= novars_readdir,
 	.fsync		= noop_fsync,
 };
-
-/* chattr and xfs_io chattr: the flags Rust keeps (iflags.rs). */
-static int novars_fileattr_get(struct dentry *dentry, struct fileattr *fa)
-{
-	u32 projid;
-
-	fileattr_fill_flags(fa, novars_rs_get_flags(d_inode(dentry), &projid));
-	fa->fsx_projid = projid;
-	return 0;
-}
-
-static int novars_fileattr_set(struct mnt_idmap *idmap, struct dentry *dentry,
-			       struct fileattr *fa)
-{
-	return novars_rs_set_flags(d_inode(dentry), fa->flags, fa->fsx_valid, fa->fsx_projid,
-				   fa->fsx_valid && (fa->fsx_extsize || fa->fsx_cowextsize));
-}
 
 static const struct inode_operations novars_dir_iops = {
 	.lookup		= novars_rs_lookup,

@@ -131,6 +131,15 @@ int novars_set_acl(struct mnt_idmap *idmap, struct dentry *dentry, struct posix_
 #endif
 int novars_init_acl_security(struct inode *inode, struct inode *dir, const struct qstr *name,
 			     struct posix_acl *default_acl, struct posix_acl *acl);
+int novars_new_acl(struct inode *dir, umode_t *mode, struct posix_acl **default_acl,
+		   struct posix_acl **acl);
+int novars_new_attrs(struct inode *inode, struct inode *dir, const struct qstr *name,
+		     struct posix_acl *default_acl, struct posix_acl *acl);
+/* i_flags from FS_*_FL flags; the chattr/xfs_io inode operations. */
+void novars_set_iflags(struct inode *inode, u32 flags);
+struct fileattr;
+int novars_fileattr_get(struct dentry *dentry, struct fileattr *fa);
+int novars_fileattr_set(struct mnt_idmap *idmap, struct dentry *dentry, struct fileattr *fa);
 
 /* ---- Implemented in C, called from Rust. ---- */
 

@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * novars: VFS glue for extended attributes and POSIX ACLs. Every decision
- * (names, flags, limits, errnos, what is logged) is in xattr.rs; this file
- * converts between the VFS's forms (xattr handlers, struct posix_acl) and
- * the values Rust stores.
+ * novars: VFS glue for an inode's attributes: extended attributes, POSIX
+ * ACLs and inode flags. Every decision (names, flags, limits, errnos, what
+ * is logged) is in xattr.rs and iflags.rs; this file converts between the
+ * VFS's forms (xattr handlers, struct posix_acl, struct fileattr, i_flags)
+ * and the values Rust stores.
  */
 
 #include <linux/capability.h>
 #include <linux/fs.h>
+#include <linux/fileattr.h>
 #include <linux/posix_acl.h>
 #include <linux/posix_acl_xattr.h>
 #include <linux/security.h>
@@ -177,4 +179,59 @@ int novars_init_acl_security(struct inode *inode, struct inode *dir, const struc
 	if (!err)
 		err = security_inode_init_security(inode, dir, name, novars_initxattrs, NULL);
 	return err;
+}
+
+/* A new inode's ACLs (inherited from dir's default ACL; without one the
+ * umask applies, SB_POSIXACL leaving that to the file system) and security
+ * labels. */
+int novars_new_acl(struct inode *dir, umode_t *mode, struct posix_acl **default_acl,
+			  struct posix_acl **acl)
+{
+	*default_acl = *acl = NULL;
+	return posix_acl_create(dir, mode, default_acl, acl);
+}
+
+int novars_new_attrs(struct inode *inode, struct inode *dir, const struct qstr *name,
+			    struct posix_acl *default_acl, struct posix_acl *acl)
+{
+	int err = novars_init_acl_security(inode, dir, name, default_acl, acl);
+
+	posix_acl_release(default_acl);
+	posix_acl_release(acl);
+	return err;
+}
+
+/* The VFS's view of the inode flags (as ext4_set_inode_flags). */
+void novars_set_iflags(struct inode *inode, u32 fl)
+{
+	unsigned int f = 0;
+
+	if (fl & FS_SYNC_FL)
+		f |= S_SYNC;
+	if (fl & FS_IMMUTABLE_FL)
+		f |= S_IMMUTABLE;
+	if (fl & FS_APPEND_FL)
+		f |= S_APPEND;
+	if (fl & FS_NOATIME_FL)
+		f |= S_NOATIME;
+	if (fl & FS_DIRSYNC_FL)
+		f |= S_DIRSYNC;
+	inode_set_flags(inode, f, S_SYNC | S_IMMUTABLE | S_APPEND | S_NOATIME | S_DIRSYNC);
+}
+
+/* chattr and xfs_io chattr: the flags Rust keeps (iflags.rs). */
+int novars_fileattr_get(struct dentry *dentry, struct fileattr *fa)
+{
+	u32 projid;
+
+	fileattr_fill_flags(fa, novars_rs_get_flags(d_inode(dentry), &projid));
+	fa->fsx_projid = projid;
+	return 0;
+}
+
+int novars_fileattr_set(struct mnt_idmap *idmap, struct dentry *dentry,
+			       struct fileattr *fa)
+{
+	return novars_rs_set_flags(d_inode(dentry), fa->flags, fa->fsx_valid, fa->fsx_projid,
+				   fa->fsx_valid && (fa->fsx_extsize || fa->fsx_cowextsize));
 }
