@@ -46,6 +46,19 @@ fn build_variant(kernel: &Kernel, flavour: Flavour, trace: bool) -> Result<PathB
     let root = repo_root();
     let dir = build_dir(flavour, trace);
     let _lock = FileLock::acquire(&dir.with_extension("lock"), "this module build")?;
+    // Objects built against another kernel (a config change makes a new
+    // one) would still link, and load with that kernel's struct layouts:
+    // Kbuild's dependency files name the old kernel's headers, which did
+    // not change. Start over when the kernel is another one.
+    let stamp = dir.with_extension("kernel");
+    let built_for = kernel.build_dir.display().to_string();
+    if fs::read_to_string(&stamp).ok().as_deref() != Some(built_for.as_str()) {
+        if dir.exists() {
+            fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+        }
+        fs::create_dir_all(&dir)?;
+        fs::write(&stamp, &built_for)?;
+    }
     sync_tree(&root.join("novafs-kmod"), &dir)?;
     let link = dir.parent().context("module build dir has a parent")?.join("layout");
     if fs::read_link(&link).ok().as_deref() != Some(root.join("layout").as_path()) {
