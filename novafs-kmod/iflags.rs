@@ -65,6 +65,10 @@ fn set(
     }
     let keep = flags & fl::ALL;
     let projid = projid.unwrap_or(g.projid);
+    // An inode that is and stays immutable changes nothing else (as ext4).
+    if g.flags & keep & fl::IMMUTABLE != 0 && (g.flags != keep || g.projid != projid) {
+        return Err(EPERM);
+    }
     let mut ap = Appender::new(sbi, info.ino, info.gen, info.rec, g.log);
     let pos = match ap
         .push(&NewEntry::Flags { flags: keep, projid, ctime: now })

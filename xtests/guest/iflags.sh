@@ -71,6 +71,7 @@ case_ nobody_immutable sh -c 'chown 65534 f; setpriv --reuid 65534 --regid 65534
 case_ xfs_io_chattr xfs_io -c "chattr +i" f
 case_ xfs_io_flags flags f
 case_ statx_immutable statx_attrs f
-case_ xfs_io_clear xfs_io -c "chattr -i" f
-case_ xfs_io_projid xfs_io -c "chproj 42" -c "lsproj" f
+case_ xfs_io_open_immutable xfs_io -c "chattr -i" f
+case_ immutable_other_flag chattr +d f
+case_ xfs_io_clear xfs_io -r -c "chattr -i" f
 case_ noatime_read sh -c 'chattr +A f; touch -a -d @1000000000 f; cat f > /dev/null; stat -c %X f'
