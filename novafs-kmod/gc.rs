@@ -39,11 +39,11 @@ use crate::layout::log::{
     DE_ADD, LOG_AREA, MAX_ENTRY, NAME_MAX, PAGE_NEXT_OFF,
 };
 use crate::layout::walk::{replay_inode, walk_log, Ignore, InodeView, WalkReport, XattrReplay};
-use crate::xattr::Xattrs;
 use crate::layout::BLOCK_SIZE_U64;
 use crate::log::{LogPos, PmLog};
 use crate::media::read_failed;
 use crate::super_::SbInfo;
+use crate::xattr::Xattrs;
 use kernel::prelude::*;
 
 /// Logs shorter than this are never compacted.

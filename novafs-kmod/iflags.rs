@@ -9,14 +9,14 @@
 //! the DAX flag is reported set on it and cannot be cleared.
 
 use crate::inode::{self, InodeInfo};
-use crate::layout::inode::{S_IFMT, S_IFREG};
 use crate::layout::append::NewEntry;
+use crate::layout::inode::{S_IFMT, S_IFREG};
 use crate::layout::log::fl;
+use crate::layout::Timespec;
 use crate::locks::lock_logs;
 use crate::log::Appender;
 use crate::shim::{self, IAttr};
 use crate::super_::{self, SbInfo};
-use crate::layout::Timespec;
 use core::ffi::c_int;
 use kernel::bindings;
 use kernel::prelude::*;

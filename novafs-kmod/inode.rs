@@ -5,8 +5,8 @@
 
 use crate::index::{DirMap, ExtentMap, Lookup};
 use crate::layout::append::LogEnd;
-use crate::layout::log::fl;
 use crate::layout::inode::{read_inode_at, Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
+use crate::layout::log::fl;
 use crate::layout::walk::{replay_inode, Ignore, WalkError};
 use crate::layout::{Media, Timespec, BLOCK_SIZE};
 use crate::locks::LogLock;

@@ -65,7 +65,10 @@ fn remove_at<T>(v: &mut KVec<T>, i: usize) {
 pub(crate) enum Value {
     Inline(KVec<u8>),
     /// In blocks from `block` on, `len` bytes.
-    Blocks { block: u64, len: u32 },
+    Blocks {
+        block: u64,
+        len: u32,
+    },
 }
 
 impl Value {
@@ -101,12 +104,15 @@ impl Xattrs {
     pub(crate) fn same(&self, other: &Xattrs) -> bool {
         self.list.len() == other.list.len()
             && self.list.iter().all(|x| {
-                other.find(x.index, &x.name).is_some_and(|i| match (&x.value, &other.list[i].value) {
-                    (Value::Inline(a), Value::Inline(b)) => a.as_slice() == b.as_slice(),
-                    (Value::Blocks { block: a, len: l }, Value::Blocks { block: b, len: m }) => {
-                        a == b && l == m
+                other.find(x.index, &x.name).is_some_and(|i| {
+                    match (&x.value, &other.list[i].value) {
+                        (Value::Inline(a), Value::Inline(b)) => a.as_slice() == b.as_slice(),
+                        (
+                            Value::Blocks { block: a, len: l },
+                            Value::Blocks { block: b, len: m },
+                        ) => a == b && l == m,
+                        _ => false,
                     }
-                    _ => false,
                 })
             })
     }
@@ -201,8 +207,8 @@ pub(crate) fn replay(sbi: &SbInfo, info: &InodeInfo, g: &Inner) -> Result<Xattrs
         .map_err(|e| read_failed(sbi, format_args!("inode {}", info.ino), e))?;
     (raw.log_head, raw.log_tail) = (g.log.head, g.log.tail);
     let mut xs = Xattrs::default();
-    walk_log(&sbi.media, &sbi.geo, info.ino, &raw, &mut XattrReplay(&mut xs)).map_err(|w| {
-        match w {
+    walk_log(&sbi.media, &sbi.geo, info.ino, &raw, &mut XattrReplay(&mut xs)).map_err(
+        |w| match w {
             crate::layout::walk::WalkError::Media(e) => {
                 read_failed(sbi, format_args!("inode {}: log", info.ino), e)
             }
@@ -210,8 +216,8 @@ pub(crate) fn replay(sbi: &SbInfo, info: &InodeInfo, g: &Inner) -> Result<Xattrs
                 sbi.fs_error(format_args!("inode {}: {}", info.ino, w.describe()));
                 super_::euclean()
             }
-        }
-    })?;
+        },
+    )?;
     if xs.failed {
         return Err(ENOMEM);
     }
@@ -480,7 +486,8 @@ extern "C" fn novars_rs_getxattr(
 ) -> c_int {
     // SAFETY: C passes a live novars inode, the VFS's name and a buffer of
     // `size` bytes (or size 0).
-    let (sbi, info, name) = unsafe { (super_::sbi((*inode).i_sb), inode::of(inode), name_of(name)) };
+    let (sbi, info, name) =
+        unsafe { (super_::sbi((*inode).i_sb), inode::of(inode), name_of(name)) };
     let buf: &mut [u8] = if size == 0 || buf.is_null() {
         &mut []
     } else {
@@ -508,9 +515,8 @@ extern "C" fn novars_rs_setxattr(
 ) -> c_int {
     // SAFETY: C passes a live novars inode (its inode lock held), the
     // VFS's name and a value of `size` bytes (or NULL for a removal).
-    let (sbi, info, name, now) = unsafe {
-        (super_::sbi((*inode).i_sb), inode::of(inode), name_of(name), shim::now(inode))
-    };
+    let (sbi, info, name, now) =
+        unsafe { (super_::sbi((*inode).i_sb), inode::of(inode), name_of(name), shim::now(inode)) };
     let value: Option<&[u8]> = if value.is_null() {
         None
     } else if size == 0 {
@@ -520,9 +526,8 @@ extern "C" fn novars_rs_setxattr(
         Some(unsafe { core::slice::from_raw_parts(value.cast::<u8>(), size) })
     };
     let change = (mode != u32::MAX).then_some(ModeChange { mode });
-    let r = index_of(flags).and_then(|i| {
-        set(sbi, info, i, name, value, xflags as u32, change, now)
-    });
+    let r =
+        index_of(flags).and_then(|i| set(sbi, info, i, name, value, xflags as u32, change, now));
     match r {
         Ok(()) => {
             // SAFETY: as above.
