@@ -62,6 +62,8 @@ $ACE gcprep $W/m || fail "ace.py gcprep"
 # Bytes past EOF (stored through a mapping) that the extending operations
 # must zero durably before they commit (issue 14: no stale data).
 $ACE eofprep $W/m /dev/pmem0 || fail "ace.py eofprep"
+# Attributes to replace and remove, an immutable file to clear (issue 15).
+$ACE xattrprep $W/m || fail "ace.py xattrprep"
 must umount $W/m
 # Dirty free space: every free block (data and log pages) holds old
 # bytes, so a block reused without being zeroed, or zeroed without being
@@ -187,7 +189,8 @@ fault-tail_before_entry $((1 << 2)) violations write_append_unaligned
 fault-dentry_in_place $((1 << 3)) violations rename_overwrite_same_dir
 fault-rename_without_journal $((1 << 4)) violations rename_cross_dir
 fault-fault_commit_no_flush $((1 << 5)) violations mapsync_store_hole
+fault-drop_commit_flush_xattr $((1 << 0)) violations xattr_set
 EOF2
 echo "faults:"
 ACE_MOUNT_SAMPLE=0 ACE_MOUNT_FAULTS=${NOVARS_ACE_MOUNT_FAULTS:-0} $ACE drive 100000 < $W/faults || fail "a deliberate fault went unreported"
-ok "faults: all 6 reported, none with the faults off"
+ok "faults: all 6 reported (the first also in an untraced setxattr), none with the faults off"
