@@ -424,4 +424,75 @@ mod tests {
         assert_eq!(after.dir.as_ref().unwrap().names, before.dir.as_ref().unwrap().names);
         assert!(after.pages.iter().all(|p| !before.pages.contains(p)));
     }
+
+    /// A value claimed twice is copied to free blocks (the same bytes);
+    /// without free space the attribute is removed. A file's log rewrite
+    /// keeps its attributes (values in the same blocks), flags and
+    /// project id.
+    #[test]
+    fn value_copy_removal_and_file_rewrite() {
+        use layout::log::{fl, xa};
+        use layout::Media;
+
+        use crate::model::XattrVal;
+        use crate::space::FreeSpace;
+
+        let mut img = vec![0u8; 8 << 20];
+        let mut o = Options::defaults(2048, 2);
+        o.seg_inodes = 64;
+        let t = Timespec::new(10, 0);
+        let mut b = Builder::format(&mut img, o).unwrap();
+        let root = b.root();
+        let f = b.add_file(root, b"f", Attrs::new(S_IFREG | 0o644, 0, 0, t), b"data").unwrap();
+        let value: Vec<u8> = (0..9000u32).map(|i| i as u8).collect();
+        b.set_xattr(f, xa::USER, b"big", &value).unwrap();
+        b.set_xattr(f, xa::USER, b"other", &value[..7000]).unwrap();
+        b.set_xattr(f, xa::TRUSTED, b"small", b"inline").unwrap();
+        b.set_flags(f, fl::APPEND, 9).unwrap();
+        b.finish().unwrap();
+
+        let mut q = Quiet;
+        let m = Overlay::new(&img);
+        let found = passes::superblock::find(&m).unwrap();
+        let mut fsck = Fsck::new(m, CheckOptions::new(Mode::Yes), &mut q, found.sb, found.geo);
+        passes::inodes::run(&mut fsck);
+        passes::blocks::run(&mut fsck);
+        let key = |n: &[u8]| (xa::USER, Box::<[u8]>::from(n));
+        let blocks_of = |fsck: &Fsck<'_, '_>, n: &[u8]| match fsck.inodes[&f].xattrs.0.get(&key(n))
+        {
+            Some(&XattrVal::Blocks { block, len }) => (block, len),
+            v => panic!("{v:?}"),
+        };
+        let (old, len) = blocks_of(&fsck, b"big");
+        assert_eq!(len, 9000);
+
+        let before = fsck.inodes[&f].clone();
+        fsck.rewrite_log(f).unwrap();
+        let after = &fsck.inodes[&f];
+        assert_eq!(after.xattrs, before.xattrs);
+        assert_eq!((after.view.flags, after.view.projid), (fl::APPEND, 9));
+        assert!(after.pages.iter().all(|p| !before.pages.contains(p)));
+
+        fsck.clone_value(f, old).unwrap();
+        let (new, len) = blocks_of(&fsck, b"big");
+        assert_ne!(new, old);
+        assert_eq!(len, 9000);
+        for i in 0..3u64 {
+            let a = fsck.m.block(old + i).unwrap().to_vec();
+            assert_eq!(&*fsck.m.block(new + i).unwrap(), &a[..], "block {i} of the copy");
+        }
+
+        fsck.space = FreeSpace::default();
+        let (other, _) = blocks_of(&fsck, b"other");
+        fsck.clone_value(f, other).unwrap();
+        let x = &fsck.inodes[&f].xattrs;
+        assert!(!x.0.contains_key(&key(b"other")), "no room: the attribute is removed");
+        assert!(x.0.contains_key(&key(b"big")));
+        // What the model says is what the log says.
+        let rec = &fsck.inodes[&f];
+        let inode = layout::inode::read_inode_at(&fsck.m, rec.pos).unwrap();
+        let w = walk_inode(&fsck.m, &fsck.geo, f, &inode);
+        assert_eq!(w.fault, None);
+        assert_eq!(&w.xattrs, x);
+    }
 }
