@@ -14,9 +14,10 @@
 # Traces, base images and reports are kept in $NOVARS_OUT/crashcheck/.
 # Environment:
 #   NOVARS_ACE_SEQ2_SECONDS  seconds spent on seq-2 pairs (default 25)
-#   NOVARS_ACE_SEQ2=all      every seq-2 pair instead (the long mode: 1849
-#                            pairs; 1764 took 44 min on a loaded host; needs
-#                            NOVARS_TEST_TIMEOUT=5400 on the host)
+#   NOVARS_ACE_SEQ2=all      every seq-2 pair instead (the long mode: 2916
+#                            pairs; 1764 took 44 min on a loaded host, so
+#                            expect about 75; needs NOVARS_TEST_TIMEOUT=5400
+#                            on the host)
 #   NOVARS_ACE_SEED          seed of the seq-2 sample's order and of the
 #                            fuzzer (default: the time)
 #   NOVARS_ACE_FUZZ="N K"    at most N fuzzer workloads of K calls (default
