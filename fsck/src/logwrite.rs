@@ -479,7 +479,7 @@ mod tests {
         assert_eq!(len, 9000);
         for i in 0..3u64 {
             let a = fsck.m.block(old + i).unwrap().to_vec();
-            assert_eq!(&*fsck.m.block(new + i).unwrap(), &a[..], "block {i} of the copy");
+            assert_eq!(fsck.m.block(new + i).unwrap(), &a[..], "block {i} of the copy");
         }
 
         fsck.space = FreeSpace::default();

@@ -160,14 +160,17 @@ impl XattrVal {
     }
 }
 
+/// An attribute's namespace (`layout::log::xa`) and name.
+pub type XattrKey = (u8, Box<[u8]>);
+
 /// The extended attributes of an inode, by (namespace, name): later
 /// entries override earlier ones, as [`XattrIndex`] requires.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Xattrs(pub BTreeMap<(u8, Box<[u8]>), XattrVal>);
+pub struct Xattrs(pub BTreeMap<XattrKey, XattrVal>);
 
 impl Xattrs {
     /// The attribute whose value starts at block `block`.
-    pub fn by_block(&self, block: u64) -> Option<(&(u8, Box<[u8]>), &XattrVal)> {
+    pub fn by_block(&self, block: u64) -> Option<(&XattrKey, &XattrVal)> {
         self.0.iter().find(|(_, v)| v.blocks().is_some_and(|(b, _)| b == block))
     }
 }

@@ -148,8 +148,8 @@ impl<'a> Reader<'a> {
                 let mut b = block;
                 while left > 0 {
                     let n = left.min(BLOCK_SIZE_U64 as usize);
-                    let data = self.m.block(b).ok();
-                    fnv(&mut h, data.as_deref().and_then(|d| d.get(..n)).unwrap_or(&[]));
+                    let data = self.m.block(b).ok().and_then(|d| d.get(..n));
+                    fnv(&mut h, data.unwrap_or(&[]));
                     left -= n;
                     b = b.saturating_add(1);
                 }

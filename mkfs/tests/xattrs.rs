@@ -44,7 +44,7 @@ impl XattrIndex for Attrs<'_> {
                 let m = self.m.unwrap();
                 let mut v = Vec::new();
                 for b in block..block + (len as u64).div_ceil(4096) {
-                    v.extend_from_slice(&m.block(b).unwrap());
+                    v.extend_from_slice(m.block(b).unwrap());
                 }
                 v.truncate(len as usize);
                 (true, v)
@@ -100,7 +100,7 @@ fn populate_copies_attributes_and_flags() {
     // Read every inode's attributes back with the layout walkers (one
     // lane: the slot is the inode number).
     let m = SliceMedia::new(&img);
-    let (_, geo) = Superblock::parse(m.block(0).unwrap().as_ref(), m.blocks()).unwrap();
+    let (_, geo) = Superblock::parse(m.block(0).unwrap(), m.blocks()).unwrap();
     let mut segs = Vec::new();
     walk_segments(&m, &geo, 0, |_, s| segs.push(s)).unwrap();
     let mut found = BTreeMap::new();
