@@ -17,8 +17,9 @@
 //! **What "equal" covers**: for every path reachable from the root, the
 //! inode number, the full mode (type and permissions), uid, gid, size
 //! (0 for directories), link count, a hash of the contents (files: every
-//! mapped block inside the size; symlinks: the target) and the symlink
-//! target. Not compared: timestamps (atime, mtime, ctime, btime, the
+//! mapped block inside the size; symlinks: the target), the symlink
+//! target, the extended attributes (namespace, name, a hash of the value;
+//! ACLs included) and the inode flags and project id. Not compared: timestamps (atime, mtime, ctime, btime, the
 //! listing has none), `rdev`, the order of names, block placement, free
 //! space, and inodes no name reaches (orphans a mount frees). Allocation is
 //! still checked indirectly: fsck's pass 3 (a block claimed twice) and the
@@ -74,6 +75,7 @@ fn tree_hash(t: &Tree) -> u64 {
     for (p, i) in t {
         p.hash(&mut h);
         (i.ino, i.mode, i.uid, i.gid, i.size, i.nlink, i.content, &i.target).hash(&mut h);
+        (&i.xattrs, i.flags, i.projid).hash(&mut h);
     }
     h.finish()
 }
@@ -184,6 +186,12 @@ fn show(i: &Item) -> String {
     );
     if let Some(t) = &i.target {
         let _ = write!(s, " target {:?}", String::from_utf8_lossy(t));
+    }
+    if i.flags != 0 || i.projid != 0 {
+        let _ = write!(s, " flags {:#x} projid {}", i.flags, i.projid);
+    }
+    for (index, name, hash) in &i.xattrs {
+        let _ = write!(s, " xattr {index}:{:?}={hash:016x}", String::from_utf8_lossy(name));
     }
     s
 }

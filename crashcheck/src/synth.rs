@@ -51,6 +51,13 @@
 //! destination `DENTRY DEL` of a replaced name, `DENTRY ADD`; a moved
 //! directory gets `PARENT` and both parents `LINK`; a replaced file `LINK`.
 //!
+//! **Extended attribute** ([`Synth::setxattr`], [`Synth::removexattr`],
+//! `xattr.rs`): a value over 512 bytes is `N` into new blocks (one
+//! record), then a log append of one `XATTR` entry (its first fence orders
+//! the value too); blocks of a replaced value are free once it commits.
+//! **Inode flags** ([`Synth::setflags`], `iflags.rs`): a log append of one
+//! `FLAGS` entry.
+//!
 //! **Evict**, as the kernel's: an inode whose link count reached 0 (and
 //! that nothing holds open) gets `S state = FREE; F; B` after the
 //! operation's commit. A crash before it leaves an orphan the next mount
@@ -58,7 +65,9 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use layout::append::{self, AppendError, LogEnd, LogMedium, LogOwner, NewEntry, SetAttrs};
+use layout::append::{
+    self, AppendError, LogEnd, LogMedium, LogOwner, NewEntry, SetAttrs, XattrValue,
+};
 use layout::inode::{
     dt_of_mode, Inode, Timespec, INODE_FREE, INODE_LIVE, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG,
 };
@@ -125,12 +134,49 @@ pub struct OpInfo {
 /// A log entry to append.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Ent {
-    Write { pgoff: u64, block: u64, count: u32, size_after: u64 },
-    Size { size: u64 },
-    Link { nlink: u32 },
-    Add { ino: u64, ftype: u8, name: Vec<u8> },
-    Del { ino: u64, ftype: u8, name: Vec<u8> },
-    Parent { parent: u64 },
+    Write {
+        pgoff: u64,
+        block: u64,
+        count: u32,
+        size_after: u64,
+    },
+    Size {
+        size: u64,
+    },
+    Link {
+        nlink: u32,
+    },
+    Add {
+        ino: u64,
+        ftype: u8,
+        name: Vec<u8>,
+    },
+    Del {
+        ino: u64,
+        ftype: u8,
+        name: Vec<u8>,
+    },
+    Parent {
+        parent: u64,
+    },
+    /// Attribute `name` of namespace `index` (`layout::log::xa`).
+    Xattr {
+        index: u8,
+        name: Vec<u8>,
+        value: XVal,
+    },
+    Flags {
+        flags: u32,
+        projid: u32,
+    },
+}
+
+/// What an [`Ent::Xattr`] says of the value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum XVal {
+    Inline(Vec<u8>),
+    Blocks { block: u64, len: u32 },
+    Removed,
 }
 
 /// One step of writing entries into a log.
@@ -170,6 +216,19 @@ impl Ent {
                 NewEntry::Dentry { op: DE_DEL, ino: *ino, ftype: *ftype, mtime: t, name }
             }
             Ent::Parent { parent } => NewEntry::Parent { parent: *parent, ctime: t },
+            Ent::Xattr { index, name, value } => NewEntry::Xattr {
+                index: *index,
+                name,
+                value: match value {
+                    XVal::Inline(v) => XattrValue::Inline(v),
+                    XVal::Blocks { block, len } => XattrValue::Blocks { block: *block, len: *len },
+                    XVal::Removed => XattrValue::Removed,
+                },
+                ctime: t,
+            },
+            Ent::Flags { flags, projid } => {
+                NewEntry::Flags { flags: *flags, projid: *projid, ctime: t }
+            }
         }
     }
 }
@@ -314,6 +373,9 @@ impl Synth {
             }
             for x in &l.extents {
                 used.extend(x.block..x.block + x.count);
+            }
+            for (b, n) in l.xattrs.0.values().filter_map(|v| v.blocks()) {
+                used.extend(b..b + n);
             }
         }
         let jb = geo.journal_block(0) as usize * BLOCK_SIZE;
@@ -814,6 +876,46 @@ impl Synth {
             d.copy_from_slice(data);
         }
         self.w.user_store(pos, data);
+        Ok(())
+    }
+
+    /// `setxattr(path, name, value)`, `name` in namespace `index`
+    /// (`layout::log::xa`): a value over 512 bytes in new blocks, then one
+    /// `XATTR` entry.
+    pub fn setxattr(&mut self, path: &str, index: u8, name: &[u8], value: &[u8]) -> Result<()> {
+        let ino = self.lookup(path)?;
+        self.begin(op::XATTR)?;
+        let value = if value.len() <= layout::log::XATTR_INLINE_MAX {
+            XVal::Inline(value.to_vec())
+        } else {
+            let len = u32::try_from(value.len()).map_err(|_| "value too large")?;
+            let count = layout::log::xattr_value_blocks(len);
+            let block = self.alloc_blocks(count)?;
+            let mut buf = value.to_vec();
+            buf.resize((count * BLOCK_SIZE_U64) as usize, 0);
+            self.nt_store(block * BLOCK_SIZE_U64, &buf);
+            XVal::Blocks { block, len }
+        };
+        self.append(ino, &[Ent::Xattr { index, name: name.to_vec(), value }])?;
+        self.end(op::XATTR);
+        Ok(())
+    }
+
+    /// `removexattr(path, name)`: one `XATTR` entry that removes it.
+    pub fn removexattr(&mut self, path: &str, index: u8, name: &[u8]) -> Result<()> {
+        let ino = self.lookup(path)?;
+        self.begin(op::XATTR)?;
+        self.append(ino, &[Ent::Xattr { index, name: name.to_vec(), value: XVal::Removed }])?;
+        self.end(op::XATTR);
+        Ok(())
+    }
+
+    /// `ioctl(FS_IOC_SETFLAGS / FS_IOC_FSSETXATTR)`: one `FLAGS` entry.
+    pub fn setflags(&mut self, path: &str, flags: u32, projid: u32) -> Result<()> {
+        let ino = self.lookup(path)?;
+        self.begin(op::FILEATTR)?;
+        self.append(ino, &[Ent::Flags { flags, projid }])?;
+        self.end(op::FILEATTR);
         Ok(())
     }
 

@@ -119,6 +119,8 @@ pub fn op_name(code: u64) -> &'static str {
         op::FALLOCATE => "fallocate",
         op::FSYNC => "fsync",
         op::FAULT => "fault",
+        op::XATTR => "xattr",
+        op::FILEATTR => "fileattr",
         _ => "op?",
     }
 }

@@ -8,6 +8,7 @@ use std::time::Instant;
 use common::{base, check, long_name, quick, synth};
 use crashcheck::synth::{Faults, Synth};
 use crashcheck::Config;
+use layout::log::{fl, xa};
 
 /// Every operation kind the emulation knows, on the base tree.
 fn workload(s: &mut Synth) {
@@ -30,6 +31,11 @@ fn workload(s: &mut Synth) {
     s.unlink("/c").unwrap();
     s.mkdir("/r").unwrap();
     s.rmdir("/r").unwrap();
+    s.setxattr("/a/old", xa::USER, b"small", b"v").unwrap();
+    s.setxattr("/a/old", xa::USER, b"big", &[7u8; 5000]).unwrap();
+    s.setxattr("/a/old", xa::USER, b"big", b"inline now").unwrap();
+    s.removexattr("/a/old", xa::USER, b"small").unwrap();
+    s.setflags("/d", fl::NODUMP, 5).unwrap();
 }
 
 #[test]
@@ -40,13 +46,16 @@ fn correct_workload_has_no_violation() {
     let tree = novars_fsck::tree::list(s.image());
     assert!(tree.contains_key(std::path::Path::new("/d/b/moved")));
     assert!(!tree.contains_key(std::path::Path::new("/a/f1")));
+    let old = &tree[std::path::Path::new("/a/old")];
+    assert_eq!(old.xattrs.len(), 1, "{:?}", old.xattrs);
+    assert_eq!(tree[std::path::Path::new("/d")].flags, fl::NODUMP);
     let t0 = Instant::now();
     let r = check(&base, &s.trace(), &Config::default());
     println!("{}", r.text(&|id| format!("--only {id}")));
     println!("checked in {:?}", t0.elapsed());
     assert_eq!(r.violations, 0);
     assert!(r.warnings.is_empty(), "{:?}", r.warnings);
-    assert_eq!(r.ops, 18);
+    assert_eq!(r.ops, 23);
     assert!(r.checked > 500, "too few images checked: {}", r.checked);
 }
 
@@ -145,6 +154,17 @@ fn every_needed_flush_and_fence_is_checked() {
             Box::new(|s| s.rename("/a", "/b/a").unwrap()),
             (vec!["entry", "log_head"], vec![]),
         ),
+        (
+            "setxattr with a value in blocks",
+            Box::new(|s| s.setxattr("/a/f1", xa::USER, b"big", &[3; 6000]).unwrap()),
+            (vec![], vec![]),
+        ),
+        (
+            "setxattr inline",
+            Box::new(|s| s.setxattr("/a/f1", xa::TRUSTED, b"t", b"value").unwrap()),
+            (vec![], vec![]),
+        ),
+        ("setflags", Box::new(|s| s.setflags("/a", fl::SYNC, 0).unwrap()), (vec![], vec![])),
         (
             "unlink",
             Box::new(|s| s.unlink("/a/old").unwrap()),

@@ -8,7 +8,7 @@
 //! | 0 | superblock and its backup, geometry |
 //! | 1 | per-lane journals (open transactions are rolled back as a mount would) |
 //! | 2 | inode-table segments, inode records, every inode's log |
-//! | 3 | block ownership: every block claimed once |
+//! | 3 | block ownership (data, log pages, attribute values): every block claimed once; attributes an inode may not have |
 //! | 4 | directory tree: names, `..`, root, `lost+found`, reachability |
 //! | 5 | link counts, orphans |
 //! | 6 | allocator record and superblock counts |
@@ -37,8 +37,9 @@
 //! * A broken log keeps its valid prefix; a duplicate name or the removal
 //!   of a missing one (faults an append cannot undo) makes fsck rewrite the
 //!   directory's log from what it means. Other repairs append entries
-//!   (`DENTRY`, `LINK`, `PARENT`, `WRITE`, `PUNCH`) with the log-append
-//!   protocol of `layout::log` ([`logwrite`]).
+//!   (`DENTRY`, `LINK`, `PARENT`, `WRITE`, `PUNCH`, `XATTR`) with the log-append
+//!   protocol of `layout::log` ([`logwrite`]). A rewrite keeps every live
+//!   extended attribute (its value blocks where they are) and the flags.
 //! * A repairing check that leaves nothing wrong on an image that was not
 //!   CLEAN writes a fresh allocator record and marks it CLEAN, as e2fsck
 //!   marks a file system valid.

@@ -9,11 +9,13 @@
 //! the middle of a directory log that an append cannot undo), re-reading
 //! an inode after a repair, and creating a directory inode.
 
-use layout::append::{self, AppendError, LogEnd, LogMedium, LogOwner, NewEntry as Entry, SetAttrs};
+use layout::append::{
+    self, AppendError, LogEnd, LogMedium, LogOwner, NewEntry as Entry, SetAttrs, XattrValue,
+};
 use layout::inode::{
     read_inode_at, slot_pos_in, Inode, INODE_HEAD_OFF, INODE_LIVE, INODE_TAIL_OFF, S_IFDIR,
 };
-use layout::log::{sa, Entry as Parsed, DE_ADD, DE_DEL, MAX_ENTRY};
+use layout::log::{sa, xattr_value_blocks, Entry as Parsed, DE_ADD, DE_DEL, MAX_ENTRY};
 use layout::BLOCK_SIZE_U64;
 
 use crate::check::{Fsck, Repair};
@@ -34,6 +36,8 @@ pub(crate) enum NewEntry<'n> {
     Write { pgoff: u64, block: u64, count: u32 },
     Punch { pgoff: u64, count: u64 },
     SetAttr { valid: u32 },
+    Xattr { index: u8, name: &'n [u8], value: XattrValue<'n> },
+    Flags { flags: u32, projid: u32 },
 }
 
 impl<'n> NewEntry<'n> {
@@ -60,6 +64,10 @@ impl<'n> NewEntry<'n> {
                 mtime: v.mtime,
                 ctime: v.ctime,
             }),
+            NewEntry::Xattr { index, name, value } => {
+                Entry::Xattr { index, name, value, ctime: v.ctime }
+            }
+            NewEntry::Flags { flags, projid } => Entry::Flags { flags, projid, ctime: v.ctime },
         }
     }
 }
@@ -178,8 +186,11 @@ impl Fsck<'_, '_> {
     }
 
     /// Writes a new log for `ino` that means what the current one means
-    /// (names, block map, attributes), then switches the inode to it.
-    /// Faults in the middle of the old log disappear with it.
+    /// (names, block map, attributes, extended attributes with their value
+    /// blocks, flags and project id), then switches the inode to it.
+    /// Faults in the middle of the old log disappear with it. The entries
+    /// are those of the kernel's log compaction (`gc.rs`), the SETATTR
+    /// last here: it restores ctime, which every other entry sets.
     pub(crate) fn rewrite_log(&mut self, ino: u64) -> Repair {
         let rec = self.inodes.get(&ino).ok_or("inode not in use")?.clone();
         let mut entries: Vec<NewEntry<'_>> = Vec::new();
@@ -209,6 +220,13 @@ impl Fsck<'_, '_> {
         if rec.view.nlink != rec.rec_nlink {
             entries.push(NewEntry::Link { nlink: rec.view.nlink });
         }
+        // Each live attribute's value as it is (blocks stay where they are).
+        for ((index, name), value) in &rec.xattrs.0 {
+            entries.push(NewEntry::Xattr { index: *index, name, value: value.as_entry_value() });
+        }
+        if rec.view.flags != rec.rec_flags || rec.view.projid != 0 {
+            entries.push(NewEntry::Flags { flags: rec.view.flags, projid: rec.view.projid });
+        }
         let mut valid = sa::MODE | sa::UID | sa::GID | sa::ATIME | sa::MTIME | sa::CTIME;
         if rec.extents.is_empty() && rec.view.size != rec.rec_size {
             valid |= sa::SIZE;
@@ -225,7 +243,7 @@ impl Fsck<'_, '_> {
         self.m.write_u64(rec.pos + INODE_TAIL_OFF, end.tail).map_err(media_err)?;
         self.reload(ino)?;
         let new = self.inodes.get(&ino).ok_or("inode vanished")?;
-        if new.view != rec.view || new.extents != rec.extents {
+        if new.view != rec.view || new.extents != rec.extents || new.xattrs != rec.xattrs {
             return Err("the rewritten log does not reproduce the inode".into());
         }
         Ok(())
@@ -299,6 +317,29 @@ impl Fsck<'_, '_> {
             }
             None => self.append(ino, NewEntry::Punch { pgoff, count }),
         }
+    }
+
+    /// Gives the attribute of `ino` whose value starts at block `block` a
+    /// private copy of the value; removes the attribute if there is no
+    /// room for one.
+    pub(crate) fn clone_value(&mut self, ino: u64, block: u64) -> Repair {
+        let rec = self.inodes.get(&ino).ok_or("inode not in use")?;
+        let ((index, name), value) = rec.xattrs.by_block(block).ok_or("no such attribute")?;
+        let (index, name) = (*index, name.clone());
+        let crate::model::XattrVal::Blocks { len, .. } = *value else {
+            return Err("the attribute's value is not in blocks".into());
+        };
+        let count = xattr_value_blocks(len);
+        let value = match self.space.alloc(count) {
+            Some(new) => {
+                for i in 0..count {
+                    self.m.copy_block(block + i, new + i).map_err(media_err)?;
+                }
+                XattrValue::Blocks { block: new, len }
+            }
+            None => XattrValue::Removed,
+        };
+        self.append(ino, NewEntry::Xattr { index, name: &name, value })
     }
 
     /// Cuts `ino`'s log just before page `page` (emptying it if that is
@@ -382,5 +423,76 @@ mod tests {
         assert_eq!(after.view, before.view);
         assert_eq!(after.dir.as_ref().unwrap().names, before.dir.as_ref().unwrap().names);
         assert!(after.pages.iter().all(|p| !before.pages.contains(p)));
+    }
+
+    /// A value claimed twice is copied to free blocks (the same bytes);
+    /// without free space the attribute is removed. A file's log rewrite
+    /// keeps its attributes (values in the same blocks), flags and
+    /// project id.
+    #[test]
+    fn value_copy_removal_and_file_rewrite() {
+        use layout::log::{fl, xa};
+        use layout::Media;
+
+        use crate::model::XattrVal;
+        use crate::space::FreeSpace;
+
+        let mut img = vec![0u8; 8 << 20];
+        let mut o = Options::defaults(2048, 2);
+        o.seg_inodes = 64;
+        let t = Timespec::new(10, 0);
+        let mut b = Builder::format(&mut img, o).unwrap();
+        let root = b.root();
+        let f = b.add_file(root, b"f", Attrs::new(S_IFREG | 0o644, 0, 0, t), b"data").unwrap();
+        let value: Vec<u8> = (0..9000u32).map(|i| i as u8).collect();
+        b.set_xattr(f, xa::USER, b"big", &value).unwrap();
+        b.set_xattr(f, xa::USER, b"other", &value[..7000]).unwrap();
+        b.set_xattr(f, xa::TRUSTED, b"small", b"inline").unwrap();
+        b.set_flags(f, fl::APPEND, 9).unwrap();
+        b.finish().unwrap();
+
+        let mut q = Quiet;
+        let m = Overlay::new(&img);
+        let found = passes::superblock::find(&m).unwrap();
+        let mut fsck = Fsck::new(m, CheckOptions::new(Mode::Yes), &mut q, found.sb, found.geo);
+        passes::inodes::run(&mut fsck);
+        passes::blocks::run(&mut fsck);
+        let key = |n: &[u8]| (xa::USER, Box::<[u8]>::from(n));
+        let blocks_of = |fsck: &Fsck<'_, '_>, n: &[u8]| match fsck.inodes[&f].xattrs.0.get(&key(n))
+        {
+            Some(&XattrVal::Blocks { block, len }) => (block, len),
+            v => panic!("{v:?}"),
+        };
+        let (old, len) = blocks_of(&fsck, b"big");
+        assert_eq!(len, 9000);
+
+        let before = fsck.inodes[&f].clone();
+        fsck.rewrite_log(f).unwrap();
+        let after = &fsck.inodes[&f];
+        assert_eq!(after.xattrs, before.xattrs);
+        assert_eq!((after.view.flags, after.view.projid), (fl::APPEND, 9));
+        assert!(after.pages.iter().all(|p| !before.pages.contains(p)));
+
+        fsck.clone_value(f, old).unwrap();
+        let (new, len) = blocks_of(&fsck, b"big");
+        assert_ne!(new, old);
+        assert_eq!(len, 9000);
+        for i in 0..3u64 {
+            let a = fsck.m.block(old + i).unwrap().to_vec();
+            assert_eq!(fsck.m.block(new + i).unwrap(), &a[..], "block {i} of the copy");
+        }
+
+        fsck.space = FreeSpace::default();
+        let (other, _) = blocks_of(&fsck, b"other");
+        fsck.clone_value(f, other).unwrap();
+        let x = &fsck.inodes[&f].xattrs;
+        assert!(!x.0.contains_key(&key(b"other")), "no room: the attribute is removed");
+        assert!(x.0.contains_key(&key(b"big")));
+        // What the model says is what the log says.
+        let rec = &fsck.inodes[&f];
+        let inode = layout::inode::read_inode_at(&fsck.m, rec.pos).unwrap();
+        let w = walk_inode(&fsck.m, &fsck.geo, f, &inode);
+        assert_eq!(w.fault, None);
+        assert_eq!(&w.xattrs, x);
     }
 }

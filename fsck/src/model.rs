@@ -4,9 +4,12 @@
 
 use std::collections::BTreeMap;
 
+use layout::append::XattrValue;
 use layout::inode::{Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
-use layout::log::{pos_block, Entry, PAGE_NEXT_OFF};
-use layout::walk::{walk_log, DirIndex, FileMap, InodeView, LogVisitor, Replay, WalkError};
+use layout::log::{pos_block, xattr_value_blocks, Entry, PAGE_NEXT_OFF};
+use layout::walk::{
+    walk_log, DirIndex, FileMap, InodeView, LogVisitor, Replay, WalkError, XattrIndex, XattrReplay,
+};
 use layout::{Geometry, Media, BLOCK_SIZE_U64};
 
 /// A run of file blocks mapped to device blocks.
@@ -130,6 +133,66 @@ impl DirIndex for DirNames {
     }
 }
 
+/// An extended attribute's value as the log leaves it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum XattrVal {
+    /// Inside its entry.
+    Inline(Box<[u8]>),
+    /// `len` bytes in the `ceil(len / 4096)` blocks from `block`.
+    Blocks { block: u64, len: u32 },
+}
+
+impl XattrVal {
+    /// The value blocks `(first, count)`, if the value is in blocks.
+    pub fn blocks(&self) -> Option<(u64, u64)> {
+        match *self {
+            XattrVal::Inline(_) => None,
+            XattrVal::Blocks { block, len } => Some((block, xattr_value_blocks(len))),
+        }
+    }
+
+    /// The value as an entry names it.
+    pub fn as_entry_value(&self) -> XattrValue<'_> {
+        match self {
+            XattrVal::Inline(v) => XattrValue::Inline(v),
+            &XattrVal::Blocks { block, len } => XattrValue::Blocks { block, len },
+        }
+    }
+}
+
+/// An attribute's namespace (`layout::log::xa`) and name.
+pub type XattrKey = (u8, Box<[u8]>);
+
+/// The extended attributes of an inode, by (namespace, name): later
+/// entries override earlier ones, as [`XattrIndex`] requires.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Xattrs(pub BTreeMap<XattrKey, XattrVal>);
+
+impl Xattrs {
+    /// The attribute whose value starts at block `block`.
+    pub fn by_block(&self, block: u64) -> Option<(&XattrKey, &XattrVal)> {
+        self.0.iter().find(|(_, v)| v.blocks().is_some_and(|(b, _)| b == block))
+    }
+}
+
+impl XattrIndex for Xattrs {
+    fn set(&mut self, index: u8, name: &[u8], value: XattrValue<'_>) {
+        let v = match value {
+            XattrValue::Inline(v) => XattrVal::Inline(v.into()),
+            XattrValue::Blocks { block, len } => XattrVal::Blocks { block, len },
+            XattrValue::Removed => {
+                self.remove(index, name);
+                return;
+            }
+        };
+        self.0.insert((index, name.into()), v);
+    }
+
+    fn remove(&mut self, index: u8, name: &[u8]) {
+        self.0.remove(&(index, Box::from(name)));
+    }
+}
+
 /// Why a log is not usable past some point.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFault {
@@ -144,6 +207,7 @@ pub struct Walked {
     pub view: InodeView,
     pub map: ExtentMap,
     pub dir: DirNames,
+    pub xattrs: Xattrs,
     /// Pages visited, in chain order (up to the page of the fault).
     pub pages: Vec<u64>,
     /// End position of the last good entry.
@@ -154,6 +218,7 @@ pub struct Walked {
 
 struct Collect<'a> {
     replay: Replay<'a, ExtentMap, DirNames>,
+    xattrs: Xattrs,
     mode: u32,
     pages: Vec<u64>,
     last_end: Option<u64>,
@@ -170,6 +235,10 @@ fn kind_problem(mode: u32, e: &Entry<'_>) -> Option<&'static str> {
         Entry::Write(_) | Entry::Punch(_) if t != S_IFREG && t != S_IFLNK => {
             Some("data entry in the log of an inode without data")
         }
+        // Attributes and flags belong to every kind of inode (a default
+        // ACL on a non-directory is judged on the replayed attributes, in
+        // pass 3, where it can be removed without losing the log after it).
+        Entry::Xattr(..) | Entry::Flags(_) => None,
         _ => None,
     }
 }
@@ -191,6 +260,7 @@ impl LogVisitor for Collect<'_> {
         }
         self.replay.dir.cur_pos = pos;
         self.replay.entry(pos, e);
+        XattrReplay(&mut self.xattrs).entry(pos, e);
         self.last_end = pos.checked_add(e.hdr().len as u64);
         self.last_seq = e.hdr().seq;
     }
@@ -200,9 +270,10 @@ impl LogVisitor for Collect<'_> {
 pub fn walk_inode<M: Media + ?Sized>(m: &M, geo: &Geometry, ino: u64, inode: &Inode) -> Walked {
     let mut map = ExtentMap::default();
     let mut dir = DirNames::default();
-    let (view, pages, last_end, last_seq, fault) = {
+    let (view, xattrs, pages, last_end, last_seq, fault) = {
         let mut c = Collect {
             replay: Replay::new(inode, &mut map, &mut dir),
+            xattrs: Xattrs::default(),
             mode: inode.mode,
             pages: Vec::new(),
             last_end: None,
@@ -215,9 +286,9 @@ pub fn walk_inode<M: Media + ?Sized>(m: &M, geo: &Geometry, ino: u64, inode: &In
             (None, Err(e)) => Some(LogFault::Walk(e)),
             (None, Ok(_)) => None,
         };
-        (c.replay.view, c.pages, c.last_end, c.last_seq, fault)
+        (c.replay.view, c.xattrs, c.pages, c.last_end, c.last_seq, fault)
     };
-    Walked { view, map, dir, pages, last_end, last_seq, fault }
+    Walked { view, map, dir, xattrs, pages, last_end, last_seq, fault }
 }
 
 impl Walked {
@@ -248,6 +319,8 @@ pub struct InodeRec {
     pub rec_nlink: u32,
     pub rec_parent: u64,
     pub rec_size: u64,
+    /// Inode flags recorded in the inode itself (at creation).
+    pub rec_flags: u32,
     pub log: LogEnd,
     /// State after the log.
     pub view: InodeView,
@@ -256,6 +329,8 @@ pub struct InodeRec {
     pub extents: Box<[Extent]>,
     /// Names (directories only).
     pub dir: Option<Box<DirNames>>,
+    /// Extended attributes.
+    pub xattrs: Xattrs,
     /// The log has a fault that was not (yet) repaired: the model holds the
     /// valid prefix, the media more; nothing may be appended.
     pub broken_log: bool,
@@ -305,11 +380,13 @@ impl InodeRec {
             rec_nlink: inode.nlink,
             rec_parent: inode.parent,
             rec_size: inode.size,
+            rec_flags: inode.flags,
             log,
             view: w.view,
             pages,
             extents: w.map.extents().into_boxed_slice(),
             dir: is_dir.then(|| Box::new(w.dir)),
+            xattrs: w.xattrs,
             broken_log,
         }
     }
@@ -331,6 +408,7 @@ impl InodeRec {
         let mut r = Replay { view: self.view, map: &mut map, dir };
         r.entry(pos, e);
         self.view = r.view;
+        XattrReplay(&mut self.xattrs).entry(pos, e);
         if matches!(e, Entry::Write(_) | Entry::Punch(_) | Entry::SetAttr(_)) {
             self.extents = map.extents().into_boxed_slice();
         }

@@ -117,6 +117,8 @@ codes! {
 
     /// A block claimed by two owners.
     BlockMultiplyClaimed = "BLOCK_MULTIPLY_CLAIMED", 3, Ask;
+    /// A default ACL on an inode that is not a directory.
+    XattrAclNotDir = "XATTR_ACL_NOT_DIR", 3, Ask;
 
     /// The root inode is not a live directory.
     RootMissing = "ROOT_MISSING", 4, Ask;

@@ -11,16 +11,21 @@ pub enum Owner {
     LogPage { ino: u64 },
     /// File data of an inode, file block `pgoff` at the start of the claim.
     Data { ino: u64, pgoff: u64 },
+    /// The value of an extended attribute of an inode, whose first block
+    /// is `block` (which names the attribute: values never share blocks).
+    Value { ino: u64, block: u64 },
 }
 
 impl Owner {
     /// Who keeps a block claimed twice: segments, then log pages, then
-    /// data; ties go to the lower inode.
+    /// data, then attribute values (a value is copied or, without room,
+    /// removed, as data is); ties go to the lower inode.
     pub fn priority(&self) -> (u8, u64) {
         match *self {
             Owner::Segment { lane, index } => (0, ((lane as u64) << 32) | index as u64),
             Owner::LogPage { ino } => (1, ino),
             Owner::Data { ino, .. } => (2, ino),
+            Owner::Value { ino, .. } => (3, ino),
         }
     }
 
@@ -28,7 +33,9 @@ impl Owner {
     pub fn ino(&self) -> Option<u64> {
         match *self {
             Owner::Segment { .. } => None,
-            Owner::LogPage { ino } | Owner::Data { ino, .. } => Some(ino),
+            Owner::LogPage { ino } | Owner::Data { ino, .. } | Owner::Value { ino, .. } => {
+                Some(ino)
+            }
         }
     }
 
@@ -38,6 +45,9 @@ impl Owner {
             Owner::Segment { lane, index } => format!("inode-table segment {index} of lane {lane}"),
             Owner::LogPage { ino } => format!("inode {ino} (log page)"),
             Owner::Data { ino, pgoff } => format!("inode {ino} (data at file block {pgoff})"),
+            Owner::Value { ino, block } => {
+                format!("inode {ino} (extended attribute value from block {block})")
+            }
         }
     }
 }

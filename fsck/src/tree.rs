@@ -1,5 +1,5 @@
-//! A plain reader of the namespace: every path with its type, attributes
-//! and a hash of its contents. Independent of the check (it uses only the
+//! A plain reader of the namespace: every path with its type, attributes,
+//! extended attributes, inode flags and a hash of its contents. Independent of the check (it uses only the
 //! `layout` walkers), so tests can compare a tree before damage with the
 //! tree after repair.
 
@@ -9,11 +9,12 @@ use std::path::PathBuf;
 use layout::inode::{
     read_inode_at, slot_pos_in, walk_segments, Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG,
 };
+use layout::log::Entry;
 use layout::media::SliceMedia;
-use layout::walk::{replay_inode, InodeView};
+use layout::walk::{walk_log, InodeView, LogVisitor, Replay, XattrReplay};
 use layout::{Geometry, Media, Superblock, BLOCK_SIZE_U64};
 
-use crate::model::{DirNames, Extent, ExtentMap};
+use crate::model::{DirNames, Extent, ExtentMap, XattrVal, Xattrs};
 
 /// One path of the tree.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,13 +30,35 @@ pub struct Item {
     pub content: u64,
     /// Symlink target.
     pub target: Option<Vec<u8>>,
+    /// Extended attributes: namespace (`layout::log::xa`), name, FNV-1a
+    /// of the value; sorted.
+    pub xattrs: Vec<XattrItem>,
+    /// Inode flags (`layout::log::fl`).
+    pub flags: u32,
+    pub projid: u32,
 }
+
+/// One extended attribute of an [`Item`]: namespace, name, value hash.
+pub type XattrItem = (u8, Vec<u8>, u64);
+
+/// What [`Item::essence`] compares.
+pub type Essence = (u32, u32, u32, u64, u64, Option<Vec<u8>>, Vec<XattrItem>, u32, u32);
 
 impl Item {
     /// The item without its inode number and link count (which repairs
     /// may legitimately change).
-    pub fn essence(&self) -> (u32, u32, u32, u64, u64, Option<Vec<u8>>) {
-        (self.mode, self.uid, self.gid, self.size, self.content, self.target.clone())
+    pub fn essence(&self) -> Essence {
+        (
+            self.mode,
+            self.uid,
+            self.gid,
+            self.size,
+            self.content,
+            self.target.clone(),
+            self.xattrs.clone(),
+            self.flags,
+            self.projid,
+        )
     }
 }
 
@@ -63,6 +86,20 @@ pub struct Loaded {
     pub view: InodeView,
     pub extents: Vec<Extent>,
     pub names: DirNames,
+    pub xattrs: Xattrs,
+}
+
+/// Replays a log into the state and the extended attributes in one walk.
+struct Both<'a> {
+    replay: Replay<'a, ExtentMap, DirNames>,
+    xattrs: Xattrs,
+}
+
+impl LogVisitor for Both<'_> {
+    fn entry(&mut self, pos: u64, e: &Entry<'_>) {
+        self.replay.entry(pos, e);
+        XattrReplay(&mut self.xattrs).entry(pos, e);
+    }
 }
 
 impl<'a> Reader<'a> {
@@ -93,8 +130,32 @@ impl<'a> Reader<'a> {
         inode.validate(ino).ok()?;
         let mut map = ExtentMap::default();
         let mut names = DirNames::default();
-        let (view, _) = replay_inode(&self.m, &self.geo, ino, &inode, &mut map, &mut names).ok()?;
-        Some(Loaded { pos, inode, view, extents: map.extents(), names })
+        let mut v =
+            Both { replay: Replay::new(&inode, &mut map, &mut names), xattrs: Xattrs::default() };
+        walk_log(&self.m, &self.geo, ino, &inode, &mut v).ok()?;
+        let (view, xattrs) = (v.replay.view, v.xattrs);
+        Some(Loaded { pos, inode, view, extents: map.extents(), names, xattrs })
+    }
+
+    /// Hash of an attribute's value (a value in blocks as far as the
+    /// device holds it: the walker checked the range is in the data area).
+    fn value_hash(&self, v: &XattrVal) -> u64 {
+        let mut h = FNV_START;
+        match v {
+            XattrVal::Inline(b) => fnv(&mut h, b),
+            &XattrVal::Blocks { block, len } => {
+                let mut left = len as usize;
+                let mut b = block;
+                while left > 0 {
+                    let n = left.min(BLOCK_SIZE_U64 as usize);
+                    let data = self.m.block(b).ok().and_then(|d| d.get(..n));
+                    fnv(&mut h, data.unwrap_or(&[]));
+                    left -= n;
+                    b = b.saturating_add(1);
+                }
+            }
+        }
+        h
     }
 
     /// The inode at `path` (components separated by `/`, from the root).
@@ -174,6 +235,14 @@ impl<'a> Reader<'a> {
                     nlink: l.view.nlink,
                     content,
                     target,
+                    xattrs: l
+                        .xattrs
+                        .0
+                        .iter()
+                        .map(|((i, n), v)| (*i, n.to_vec(), self.value_hash(v)))
+                        .collect(),
+                    flags: l.view.flags,
+                    projid: l.view.projid,
                 },
             );
             if t == S_IFDIR && seen.insert(ino) {

@@ -196,3 +196,97 @@ fn compacted_directory_log_checks_clean() {
     assert_eq!(code, 0, "{out}");
     assert_eq!(novars_fsck::tree::list(&img.bytes), before);
 }
+
+fn fnv(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100_0000_01b3);
+    }
+    h
+}
+
+/// Extended attributes (inline and in blocks, every namespace, ACLs) and
+/// inode flags with a project id, as `mkfs -d` writes them: the image
+/// checks clean, `-y` writes nothing, the listing shows every attribute
+/// and flag. Then a fault that makes fsck rewrite the directory's whole
+/// log (a duplicate name): after `-y` the tree, attributes and flags
+/// included, is exactly the one before, and `-fn` is clean.
+#[test]
+fn attributes_and_flags_check_clean_and_survive_a_log_rewrite() {
+    use layout::append::NewEntry;
+    use layout::inode::{dt, Timespec, S_IFDIR, S_IFIFO, S_IFREG};
+    use layout::log::{fl, xa, DE_ADD};
+    use novars_mkfs::{Attrs, Builder, Options};
+
+    let mut img = vec![0u8; 8 << 20];
+    let mut o = Options::defaults(2048, 2);
+    o.seg_inodes = 64;
+    let t = Timespec::new(1_650_000_000, 5);
+    let mut b = Builder::format(&mut img, o).unwrap();
+    let root = b.root();
+    let big: Vec<u8> = (0..20_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let acl = [2u8, 0, 0, 0, 1, 0, 6, 0, 255, 255, 255, 255];
+    let d = b.mkdir(root, b"d", Attrs::new(S_IFDIR | 0o755, 0, 0, t)).unwrap();
+    for i in 0..20 {
+        b.add_file(d, format!("n{i}").as_bytes(), Attrs::new(S_IFREG | 0o644, 0, 0, t), b"x")
+            .unwrap();
+    }
+    b.set_xattr(d, xa::USER, b"inline", b"a directory's value").unwrap();
+    b.set_xattr(d, xa::TRUSTED, b"big", &big).unwrap();
+    b.set_xattr(d, xa::ACL_DEFAULT, b"", &acl).unwrap();
+    b.set_flags(d, fl::DIRSYNC | fl::PROJINHERIT, 42).unwrap();
+    let f = b.add_file(root, b"f", Attrs::new(S_IFREG | 0o600, 1, 2, t), &big).unwrap();
+    b.set_xattr(f, xa::USER, b"empty", b"").unwrap();
+    b.set_xattr(f, xa::USER, b"exactly-inline", &big[..512]).unwrap();
+    b.set_xattr(f, xa::SECURITY, b"just-over", &big[..513]).unwrap();
+    b.set_xattr(f, xa::ACL_ACCESS, b"", &acl).unwrap();
+    b.set_flags(f, fl::IMMUTABLE | fl::NODUMP, 0).unwrap();
+    let p = b.mknod(root, b"p", Attrs::new(S_IFIFO | 0o644, 0, 0, t), 0).unwrap();
+    b.set_xattr(p, xa::TRUSTED, b"on-a-fifo", &big[..65536.min(big.len())]).unwrap();
+    let s = b.symlink(root, b"s", b"f", Attrs::new(0o777, 0, 0, t)).unwrap();
+    b.set_xattr(s, xa::SECURITY, b"label", b"system_u:object_r").unwrap();
+    assert!(b.set_xattr(f, xa::ACL_DEFAULT, b"", &acl).is_err(), "a default ACL on a file");
+    assert!(b.set_xattr(f, xa::USER, b"empty", b"again").is_err(), "an attribute set twice");
+    b.finish().unwrap();
+
+    assert_clean(&img);
+    let file = to_file(&img);
+    let (code, out) = fsck(file.path(), &["-fy"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(std::fs::read(file.path()).unwrap(), img, "-y changed a clean image");
+
+    let before = novars_fsck::tree::list(&img);
+    let item = |path: &str| before[std::path::Path::new(path)].clone();
+    let (di, fi, pi, si) = (item("/d"), item("/f"), item("/p"), item("/s"));
+    assert_eq!(
+        di.xattrs,
+        vec![
+            (xa::USER, b"inline".to_vec(), fnv(b"a directory's value")),
+            (xa::TRUSTED, b"big".to_vec(), fnv(&big)),
+            (xa::ACL_DEFAULT, Vec::new(), fnv(&acl)),
+        ]
+    );
+    assert_eq!((di.flags, di.projid), (fl::DIRSYNC | fl::PROJINHERIT, 42));
+    assert_eq!(fi.xattrs.len(), 4);
+    assert!(fi.xattrs.contains(&(xa::SECURITY, b"just-over".to_vec(), fnv(&big[..513]))));
+    assert_eq!((fi.flags, fi.projid), (fl::IMMUTABLE | fl::NODUMP, 0));
+    assert_eq!(pi.xattrs, vec![(xa::TRUSTED, b"on-a-fifo".to_vec(), fnv(&big))]);
+    assert_eq!(si.xattrs.len(), 1);
+
+    // A duplicate name in d: fsck rewrites d's whole log.
+    let mut damaged = Img::new(img);
+    let n1 = damaged.ino("/d/n1");
+    let mtime = Timespec::new(5, 0);
+    damaged
+        .append(d, &NewEntry::Dentry { op: DE_ADD, ino: n1, ftype: dt::REG, mtime, name: b"n2" });
+    let file = to_file(&damaged.bytes);
+    let (code, out) = fsck(file.path(), &["-fy"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("DENTRY_DUPLICATE"), "{out}");
+    let (code, out) = fsck(file.path(), &["-fn"]);
+    assert_eq!(code, 0, "{out}");
+    let repaired = std::fs::read(file.path()).unwrap();
+    assert_ne!(Img::new(repaired.clone()).inode(d).log_head, damaged.inode(d).log_head);
+    assert_eq!(novars_fsck::tree::list(&repaired), before);
+}

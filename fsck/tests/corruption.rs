@@ -16,10 +16,10 @@ use std::collections::BTreeSet;
 
 use common::*;
 use layout::alloc_rec;
-use layout::append::NewEntry;
+use layout::append::{NewEntry, XattrValue};
 use layout::inode::{dt, Timespec, INODE_FREE};
 use layout::journal::{self, JournalEntry, JOURNAL_STATE_OFF};
-use layout::log::{et, pack_next, Entry, DE_ADD, DE_DEL, LOG_AREA};
+use layout::log::{et, fl, pack_next, xa, Entry, DE_ADD, DE_DEL, LOG_AREA};
 use layout::{BLOCK_SIZE, BLOCK_SIZE_U64};
 use novars_fsck::tree;
 
@@ -39,7 +39,9 @@ fn errors(codes: &'static [&'static str], lost: &[u64]) -> Expect {
     Expect { codes, n_exit: 4, y_exit: 1, lost: lost.iter().copied().collect() }
 }
 
-fn run_case(damage: impl FnOnce(&mut Img) -> Expect) {
+/// Runs one case; returns the image after `-fy` (empty if it could not
+/// be repaired).
+fn run_case(damage: impl FnOnce(&mut Img) -> Expect) -> Vec<u8> {
     let mut img = Img::new(base_image());
     let before = tree::list(&img.bytes);
     assert!(before.len() > 300);
@@ -59,15 +61,17 @@ fn run_case(damage: impl FnOnce(&mut Img) -> Expect) {
     assert_eq!(code, exp.y_exit, "-fy exit status:\n{out_y}");
     if exp.y_exit == 8 {
         assert!(out_y.contains("no valid superblock"), "-fy does not say why:\n{out_y}");
-        return;
+        return Vec::new();
     }
     let (code, out2) = fsck(file.path(), &["-fn"]);
     assert_eq!(code, 0, "second -fn is not clean:\n{out2}\nafter -fy:\n{out_y}");
     for c in exp.codes {
         assert!(!out2.contains(c), "{c} still reported after repair:\n{out2}");
     }
-    let after = tree::list(&std::fs::read(file.path()).unwrap());
+    let repaired = std::fs::read(file.path()).unwrap();
+    let after = tree::list(&repaired);
     assert_intact(&before, &after, &exp.lost);
+    repaired
 }
 
 /// Position of the DENTRY entry adding `name` in `dir`'s log.
@@ -487,6 +491,132 @@ fn block_multiply_claimed() {
         img.reseal_entry(pos);
         let _ = a;
         errors(&["BLOCK_MULTIPLY_CLAIMED"], &[b])
+    });
+}
+
+// ------------------------------------------- pass 3: attribute values
+
+fn append_xattr(img: &mut Img, ino: u64, index: u8, name: &[u8], value: XattrValue<'_>) -> u64 {
+    img.append(ino, &NewEntry::Xattr { index, name, value, ctime: Timespec::new(5, 0) })
+}
+
+/// A file whose first extent has at least two blocks: (inode, block).
+fn two_block_file(img: &Img) -> (u64, u64) {
+    let r = img.reader();
+    for i in 0..150 {
+        let ino = img.ino(&format!("/docs/f{i:04}.txt"));
+        let l = r.load(ino).unwrap();
+        if l.view.size > 8192 && l.extents.first().is_some_and(|x| x.count >= 2) {
+            return (ino, l.extents[0].block);
+        }
+    }
+    panic!("no file of two blocks");
+}
+
+/// The value of attribute `name` of `ino` in image `bytes`, read from its
+/// blocks.
+fn value_in_blocks(bytes: &[u8], ino: u64, name: &[u8]) -> (u64, Vec<u8>) {
+    let r = tree::Reader::new(bytes).unwrap();
+    let l = r.load(ino).unwrap();
+    match l.xattrs.0.get(&(xa::USER, Box::from(name))) {
+        Some(&novars_fsck::model::XattrVal::Blocks { block, len }) => {
+            let s = block as usize * BLOCK_SIZE;
+            (block, bytes[s..s + len as usize].to_vec())
+        }
+        v => panic!("attribute {name:?} of inode {ino} is {v:?}"),
+    }
+}
+
+/// A value whose blocks are another file's data: the data stays with the
+/// file, the attribute gets a copy (the same bytes in new blocks).
+#[test]
+fn xattr_value_shares_file_data() {
+    let (mut y, mut data, mut block) = (0, Vec::new(), 0);
+    let img = run_case(|img| {
+        let (x, b) = two_block_file(img);
+        (y, _) = one_block_file(img, 0);
+        block = b;
+        let s = b as usize * BLOCK_SIZE;
+        data = img.bytes[s..s + 5000].to_vec();
+        append_xattr(img, y, xa::USER, b"shared", XattrValue::Blocks { block: b, len: 5000 });
+        let _ = x;
+        errors(&["BLOCK_MULTIPLY_CLAIMED"], &[y])
+    });
+    let (at, value) = value_in_blocks(&img, y, b"shared");
+    assert_ne!(at, block, "the value was not moved");
+    assert!(value == data, "the copied value differs from the bytes it had");
+}
+
+/// A value whose block is a directory's log page: the log keeps it.
+#[test]
+fn xattr_value_shares_log_page() {
+    run_case(|img| {
+        let page = img.log(big(img)).pages[1];
+        let y = img.ino("/links/orig1");
+        append_xattr(img, y, xa::USER, b"onlog", XattrValue::Blocks { block: page, len: 600 });
+        errors(&["BLOCK_MULTIPLY_CLAIMED"], &[y])
+    });
+}
+
+/// Two attributes (of two files) whose values are the same free blocks:
+/// the lower inode keeps them, the other gets a copy.
+#[test]
+fn xattr_values_share_blocks() {
+    let (mut a, mut b) = (0, 0);
+    let img = run_case(|img| {
+        let spare = img.spare_block(40);
+        let s = spare as usize * BLOCK_SIZE;
+        img.bytes[s..s + 2 * BLOCK_SIZE].fill(0x5a);
+        a = img.ino("/links/orig0");
+        b = img.ino("/links/orig2");
+        for ino in [a, b] {
+            let v = XattrValue::Blocks { block: spare, len: 6000 };
+            append_xattr(img, ino, xa::USER, b"twice", v);
+        }
+        // The record lists those blocks as free: ALLOC_REC_MISMATCH too.
+        errors(&["BLOCK_MULTIPLY_CLAIMED", "ALLOC_REC_MISMATCH"], &[a, b])
+    });
+    let (at_a, va) = value_in_blocks(&img, a, b"twice");
+    let (at_b, vb) = value_in_blocks(&img, b, b"twice");
+    assert_ne!(at_a, at_b);
+    assert!(va == vec![0x5a; 6000] && va == vb);
+}
+
+/// A default ACL on a regular file (the kernel refuses to set one): it is
+/// removed, and the file is as it was before.
+#[test]
+fn default_acl_on_a_file() {
+    run_case(|img| {
+        let ino = img.ino("/links/orig3");
+        append_xattr(img, ino, xa::ACL_DEFAULT, b"", XattrValue::Inline(&[2, 0, 0, 0]));
+        errors(&["XATTR_ACL_NOT_DIR"], &[])
+    });
+}
+
+/// A value whose blocks lie outside the data area: the entry is invalid
+/// and the log is cut before it.
+#[test]
+fn xattr_value_outside_the_data_area() {
+    run_case(|img| {
+        let ino = img.ino("/links/orig1");
+        let backup = img.blocks() - 1;
+        append_xattr(img, ino, xa::USER, b"far", XattrValue::Blocks { block: backup, len: 600 });
+        errors(&["LOG_ENTRY_BAD"], &[])
+    });
+}
+
+/// A FLAGS entry with a bit novars does not keep: the log is cut before it.
+#[test]
+fn flags_entry_unknown_bits() {
+    run_case(|img| {
+        let ino = img.ino("/links/orig1");
+        let pos = img.append(
+            ino,
+            &NewEntry::Flags { flags: fl::NODUMP, projid: 3, ctime: Timespec::new(5, 0) },
+        );
+        img.put_u64(pos + 16, 0x1 | (3 << 32));
+        img.reseal_entry(pos);
+        errors(&["LOG_ENTRY_BAD"], &[])
     });
 }
 

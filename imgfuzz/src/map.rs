@@ -17,6 +17,8 @@ pub struct EntryAt {
     pub etype: u8,
     /// The inode whose log holds it.
     pub ino: u64,
+    /// An `XATTR` entry whose value is in blocks.
+    pub blocks: bool,
 }
 
 /// A live inode record of the base.
@@ -43,7 +45,8 @@ pub struct Map {
     /// The allocator record's chain (kept even when the superblock does
     /// not say CLEAN: a mutation may set CLEAN again).
     pub records: Vec<u64>,
-    /// Blocks that `WRITE` entries map.
+    /// Blocks that `WRITE` entries map and first blocks of attribute
+    /// values.
     pub data_blocks: Vec<u64>,
 }
 
@@ -58,14 +61,17 @@ impl LogVisitor for Logs<'_> {
     }
     fn entry(&mut self, pos: u64, e: &Entry<'_>) {
         let h = e.hdr();
-        if let Entry::Write(w) = e {
-            self.map.data_blocks.push(w.block);
+        match e {
+            Entry::Write(w) => self.map.data_blocks.push(w.block),
+            Entry::Xattr(x, _, _) if x.value_block != 0 => self.map.data_blocks.push(x.value_block),
+            _ => {}
         }
         self.map.entries.push(EntryAt {
             pos: pos as usize,
             len: h.len as usize,
             etype: h.etype,
             ino: self.ino,
+            blocks: matches!(e, Entry::Xattr(x, _, _) if x.value_block != 0),
         });
     }
 }
@@ -133,6 +139,12 @@ impl Map {
     /// `WRITE` entries that map a block.
     pub fn writes(&self) -> impl Iterator<Item = &EntryAt> {
         self.entries.iter().filter(|e| e.etype == et::WRITE)
+    }
+
+    /// Entries that name a block at byte 24: `WRITE` (`block`) and
+    /// `XATTR` with a value in blocks (`value_block`).
+    pub fn block_entries(&self) -> impl Iterator<Item = &EntryAt> {
+        self.entries.iter().filter(|e| e.etype == et::WRITE || (e.etype == et::XATTR && e.blocks))
     }
 
     /// Every metadata block: both superblocks, journals, segment headers,

@@ -126,6 +126,8 @@ fn entry_name(etype: u8) -> &'static str {
         et::LINK => "LINK",
         et::DENTRY => "DENTRY",
         et::PARENT => "PARENT",
+        et::XATTR => "XATTR",
+        et::FLAGS => "FLAGS",
         _ => "?",
     }
 }
@@ -287,14 +289,23 @@ impl Mutator<'_> {
     }
 
     /// A header field, an 8- or 4-byte word of the body, or a DENTRY's
-    /// name length or file type.
+    /// name length or file type, an XATTR's namespace, name length, value
+    /// length or value block, a FLAGS entry's flags or project id.
     fn entry_field(&mut self, img: &mut Image, e: EntryAt) -> String {
         let mut fields: Vec<Field> = vec![("etype", 0, 1), ("flags", 1, 1), ("len", 2, 2)];
         fields.push(("seq", 8, 8));
         fields.extend((16..e.len - 7).step_by(8).map(|o| ("word", o, 8)));
         fields.extend((16..e.len - 3).step_by(4).map(|o| ("half", o, 4)));
-        if e.etype == et::DENTRY {
-            fields.extend([("name_len", 40, 1), ("ftype", 41, 1)]);
+        match e.etype {
+            et::DENTRY => fields.extend([("name_len", 40, 1), ("ftype", 41, 1)]),
+            et::XATTR => fields.extend([
+                ("index", 16, 1),
+                ("name_len", 17, 1),
+                ("value_len", 20, 4),
+                ("value_block", 24, 8),
+            ]),
+            et::FLAGS => fields.extend([("flags", 16, 4), ("projid", 20, 4)]),
+            _ => {}
         }
         let &(name, off, size) = pick(&mut self.rng, &fields).expect("an entry has a header");
         let d = self.field(img, e.pos, &[(name, off, size)]);
@@ -360,7 +371,7 @@ impl Mutator<'_> {
     /// A WRITE entry pointed at the block of a WRITE of another inode
     /// (of the same one if only one inode has WRITEs); checksum fixed.
     fn shared(&mut self, img: &mut Image) -> String {
-        let writes: Vec<EntryAt> = self.map.writes().copied().collect();
+        let writes: Vec<EntryAt> = self.map.block_entries().copied().collect();
         let Some(&p) = pick(&mut self.rng, &writes) else { return self.bytes(img) };
         let others: Vec<EntryAt> = writes.iter().filter(|q| q.ino != p.ino).copied().collect();
         let Some(&q) = pick(&mut self.rng, if others.is_empty() { &writes } else { &others })
@@ -369,8 +380,13 @@ impl Mutator<'_> {
         };
         share_block(img, p, q);
         format!(
-            "WRITE at {} (inode {}) shares the block of the WRITE at {} (inode {})",
-            p.pos, p.ino, q.pos, q.ino
+            "{} at {} (inode {}) shares the block of the {} at {} (inode {})",
+            entry_name(p.etype),
+            p.pos,
+            p.ino,
+            entry_name(q.etype),
+            q.pos,
+            q.ino
         )
     }
 

@@ -23,12 +23,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crashcheck::synth::{Faults, Synth};
 use layout::alloc_rec;
+use layout::append::XattrValue;
 use layout::inode::{read_inode_at, walk_segments};
 use layout::journal::{self, JournalState, JOURNAL_STATE_OFF};
-use layout::log::{et, Entry};
+use layout::log::{et, fl, xa, Entry};
 use layout::media::SliceMedia;
 use layout::sb::{Geometry, STATE_CLEAN};
-use layout::walk::{replay_inode, walk_log, DirIndex, FileMap, LogVisitor};
+use layout::walk::{
+    replay_inode, walk_log, DirIndex, FileMap, LogVisitor, XattrIndex, XattrReplay,
+};
 use layout::{Media, Superblock, Timespec, BLOCK_SIZE};
 use novars_fsck::check::exit;
 use novars_fsck::{check, Mode, Options, Outcome, Quiet};
@@ -102,6 +105,17 @@ fn bases() -> Vec<(&'static str, Base)> {
         s.write(&p, 0, &vec![b'n'; i * 100 + 1]).unwrap();
     }
     s.symlink("/newdir/link", b"../f01").unwrap();
+    // Attributes inline and in blocks, a replaced and a removed one, a
+    // default ACL, inode flags with a project id (issue 15).
+    s.setxattr("/f20", xa::USER, b"small", b"v").unwrap();
+    s.setxattr("/f20", xa::USER, b"gone", b"soon").unwrap();
+    s.removexattr("/f20", xa::USER, b"gone").unwrap();
+    s.setxattr("/f21", xa::USER, b"big", &[0x42; 6000]).unwrap();
+    s.setxattr("/f22", xa::SECURITY, b"label", &[1; 3000]).unwrap();
+    s.setxattr("/f22", xa::SECURITY, b"label", b"now inline").unwrap();
+    s.setxattr("/d", xa::ACL_DEFAULT, b"", &[2, 0, 0, 0, 1, 0, 7, 0, 255, 255, 255, 255]).unwrap();
+    s.setflags("/f23", fl::IMMUTABLE | fl::NODUMP, 0).unwrap();
+    s.setflags("/d", fl::DIRSYNC | fl::PROJINHERIT, 7).unwrap();
     let worked = s.image().to_vec();
 
     let mut crashed = worked.clone();
@@ -121,7 +135,7 @@ fn bases_hold_every_structure_and_check_clean() {
     for (name, base) in bases() {
         let m = base.map();
         assert!(m.segments.len() > 2, "{name}: grown inode tables: {:?}", m.segments);
-        for t in [et::WRITE, et::SETATTR, et::LINK, et::DENTRY, et::PARENT] {
+        for t in [et::WRITE, et::SETATTR, et::LINK, et::DENTRY, et::PARENT, et::XATTR, et::FLAGS] {
             assert!(m.entries.iter().any(|e| e.etype == t), "{name}: no entry of type {t}");
         }
         assert!(m.pages.len() > m.inodes.len() / 2, "{name}: {} pages", m.pages.len());
@@ -158,6 +172,23 @@ impl DirIndex for Sink {
         assert!(!name.is_empty() && name.len() <= 255 && ino != 0, "add {name:?} {ino}");
     }
     fn remove(&mut self, _: &[u8], _: u64) {}
+}
+
+impl XattrIndex for Sink {
+    fn set(&mut self, index: u8, name: &[u8], v: XattrValue<'_>) {
+        assert!(layout::log::xattr_name_is_valid(index, name), "xattr {index} {name:?}");
+        match v {
+            XattrValue::Inline(v) => assert!(v.len() <= 512, "inline value of {}", v.len()),
+            XattrValue::Blocks { block, len } => assert!(
+                (513..=65536).contains(&len) && block.checked_add(16).is_some(),
+                "value of {len} bytes at block {block}"
+            ),
+            XattrValue::Removed => panic!("a removal handed over as a set"),
+        }
+    }
+    fn remove(&mut self, index: u8, name: &[u8]) {
+        assert!(layout::log::xattr_name_is_valid(index, name), "remove {index} {name:?}");
+    }
 }
 
 /// The superblock fsck and the module use: the primary, else the backup
@@ -199,6 +230,7 @@ fn walk_layout(img: &[u8]) {
                 if i.validate(ino).is_ok() {
                     let _ = walk_log(&m, &geo, ino, &i, &mut Count);
                     let _ = replay_inode(&m, &geo, ino, &i, &mut Sink, &mut Sink);
+                    let _ = walk_log(&m, &geo, ino, &i, &mut XattrReplay(&mut Sink));
                 }
             }
         }

@@ -11,18 +11,21 @@
 //! [`Builder::finish`]; the primary superblock is written last, so an
 //! interrupted mkfs leaves no mountable image.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 pub mod populate;
 
 use layout::alloc_rec::{self, ALLOC_PER_BLOCK, KIND_BLOCKS, KIND_INODES};
-use layout::append::{self, AppendError, LogEnd, LogMedium, LogOwner, NewEntry};
+use layout::append::{self, AppendError, LogEnd, LogMedium, LogOwner, NewEntry, XattrValue};
 use layout::inode::{
     dt, dt_of_mode, Inode, SegmentHeader, Timespec, INLINE_MAX, INODE_LIVE, S_IFDIR, S_IFLNK,
     S_IFMT, S_IFREG,
 };
-use layout::log::{DE_ADD, MAX_FILE_SIZE};
+use layout::log::{
+    fl, xa, xattr_name_is_valid, xattr_value_blocks, DE_ADD, MAX_FILE_SIZE, XATTR_INLINE_MAX,
+    XATTR_VALUE_MAX,
+};
 use layout::sb::{Geometry, Superblock, INODES_PER_BLOCK, STATE_CLEAN};
 use layout::{journal, BLOCK_SIZE, BLOCK_SIZE_U64};
 
@@ -217,6 +220,9 @@ struct Node {
     log: LogEnd,
     /// Names in this directory (directories only), to refuse duplicates.
     names: Option<BTreeMap<Vec<u8>, u64>>,
+    /// Extended attributes set, to refuse a second set of one (its first
+    /// value's blocks would be lost to the allocator record).
+    xattrs: BTreeSet<(u8, Vec<u8>)>,
 }
 
 /// What [`Builder::finish`] wrote.
@@ -322,7 +328,8 @@ impl<'a> Builder<'a> {
         i.ctime = a.ctime;
         i.btime = self.opts.now;
         let names = (a.mode & S_IFMT == S_IFDIR).then(BTreeMap::new);
-        self.nodes.insert(ino, Node { inode: i, log: LogEnd::default(), names });
+        self.nodes
+            .insert(ino, Node { inode: i, log: LogEnd::default(), names, xattrs: BTreeSet::new() });
         Ok(ino)
     }
 
@@ -516,6 +523,58 @@ impl<'a> Builder<'a> {
         n.inode.atime = a.atime;
         n.inode.mtime = a.mtime;
         n.inode.ctime = a.ctime;
+        Ok(())
+    }
+
+    /// Sets extended attribute `name` of namespace `index`
+    /// (`layout::log::xa`; the name without its prefix, empty for the
+    /// ACLs) on `ino`: a value of at most 512 bytes inside its entry, a
+    /// larger one (up to 64 KiB) in blocks of its own. Each attribute once;
+    /// a default ACL only on a directory (the kernel refuses others). The
+    /// entry carries the inode's ctime, so set the times first
+    /// ([`Builder::set_attrs`]).
+    pub fn set_xattr(&mut self, ino: u64, index: u8, name: &[u8], value: &[u8]) -> Result<()> {
+        if !xattr_name_is_valid(index, name) {
+            return Err(Error::Invalid("unknown attribute namespace or illegal name"));
+        }
+        if value.len() > XATTR_VALUE_MAX {
+            return Err(Error::Invalid("attribute value larger than 64 KiB"));
+        }
+        let n = self.node_mut(ino)?;
+        if index == xa::ACL_DEFAULT && n.names.is_none() {
+            return Err(Error::Invalid("a default ACL on a non-directory"));
+        }
+        if !n.xattrs.insert((index, name.to_vec())) {
+            return Err(Error::Exists(name.to_vec()));
+        }
+        let ctime = n.inode.ctime;
+        let value = if value.len() <= XATTR_INLINE_MAX {
+            XattrValue::Inline(value)
+        } else {
+            let len = value.len() as u32;
+            let count = xattr_value_blocks(len);
+            let block = self.alloc.alloc(count, 1)?;
+            let s = block as usize * BLOCK_SIZE;
+            self.img[s..s + value.len()].copy_from_slice(value);
+            self.img[s + value.len()..s + count as usize * BLOCK_SIZE].fill(0);
+            XattrValue::Blocks { block, len }
+        };
+        self.append(ino, &NewEntry::Xattr { index, name, value, ctime })
+    }
+
+    /// Sets the inode flags of `ino` (`layout::log::fl` bits only) in its
+    /// record and, for a project id other than 0 (which the record cannot
+    /// hold), in a `FLAGS` entry.
+    pub fn set_flags(&mut self, ino: u64, flags: u32, projid: u32) -> Result<()> {
+        if flags & !fl::ALL != 0 {
+            return Err(Error::Invalid("inode flags novars does not keep"));
+        }
+        let n = self.node_mut(ino)?;
+        n.inode.flags = flags;
+        let ctime = n.inode.ctime;
+        if projid != 0 {
+            self.append(ino, &NewEntry::Flags { flags, projid, ctime })?;
+        }
         Ok(())
     }
 

@@ -263,15 +263,22 @@ fn run(a: &Args) -> Result<(), String> {
         let c = populate_dir(&mut b, d).map_err(|e| format!("copying {}: {e}", d.display()))?;
         if !a.quiet {
             println!(
-                "Copied from {}: {} files, {} directories, {} symlinks, {} hard links, {} special files, {} bytes",
+                "Copied from {}: {} files, {} directories, {} symlinks, {} hard links, {} special files, {} bytes, {} extended attributes",
                 d.display(),
                 c.files,
                 c.dirs,
                 c.symlinks,
                 c.hardlinks,
                 c.special,
-                c.bytes
+                c.bytes,
+                c.xattrs
             );
+            if c.xattrs_skipped > 0 {
+                println!(
+                    "Not copied: {} extended attributes of namespaces novars does not keep",
+                    c.xattrs_skipped
+                );
+            }
         }
     }
     let sum = b.finish().map_err(|e| e.to_string())?;

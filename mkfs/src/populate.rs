@@ -1,9 +1,13 @@
 //! `mkfs.novars -d DIR`: copy a host directory tree into a new image, like
 //! `mke2fs -d`: regular files (sparse files stay sparse), directories,
 //! symlinks, hard links, device nodes, fifos and sockets, with modes, owners
-//! and timestamps.
+//! and timestamps, extended attributes (`user.`, `trusted.`, `security.`
+//! and the two POSIX ACLs, whose `system.posix_acl_*` values are the
+//! kernel's xattr form on every Linux file system and are stored as they
+//! are) and the inode flags novars keeps (`FS_IOC_GETFLAGS`).
 
 use std::collections::HashMap;
+use std::ffi::CString;
 use std::fs::{self, File};
 use std::io::{self, IsTerminal, Read, Seek, SeekFrom, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -12,6 +16,7 @@ use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use layout::inode::{Timespec, S_IFDIR, S_IFMT};
+use layout::log::{fl, xa};
 
 use super::{Attrs, Builder, Error};
 
@@ -47,6 +52,11 @@ pub struct Counts {
     pub hardlinks: u64,
     pub special: u64,
     pub bytes: u64,
+    /// Extended attributes copied.
+    pub xattrs: u64,
+    /// Extended attributes of namespaces novars does not keep (e.g.
+    /// `system.nfs4_acl`), not copied.
+    pub xattrs_skipped: u64,
 }
 
 /// Linux `new_encode_dev` of a host `st_rdev`.
@@ -92,6 +102,7 @@ pub fn populate_dir(b: &mut Builder<'_>, dir: &Path) -> Result<Counts, PopulateE
         progress: io::stderr().is_terminal(),
         buf: Vec::new(),
     };
+    w.extras(dir, root, true)?;
     w.dir(dir, root, true)?;
     if w.progress {
         eprint!("\r\x1b[K");
@@ -124,6 +135,7 @@ impl Walker<'_, '_> {
                         .mkdir(ino, name, Attrs { mode: S_IFDIR | (a.mode & 0o7777), ..a })
                         .map_err(img)?,
                 };
+                self.extras(&p, child, true)?;
                 self.counts.dirs += 1;
                 self.dir(&p, child, false)?;
                 continue;
@@ -158,6 +170,7 @@ impl Walker<'_, '_> {
             } else {
                 continue;
             };
+            self.extras(&p, new, ft.is_file())?;
             if md.nlink() > 1 {
                 self.links.insert((md.dev(), md.ino()), new);
             }
@@ -166,6 +179,29 @@ impl Walker<'_, '_> {
             if self.progress && n.is_multiple_of(1000) {
                 eprint!("\rCopying files: {n}");
                 let _ = io::stderr().flush();
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies the extended attributes of `path` to `ino` and, for regular
+    /// files and directories (`flags`: nothing else is opened, a device
+    /// node's open may have effects), the inode flags novars keeps.
+    fn extras(&mut self, path: &Path, ino: u64, flags: bool) -> Result<(), PopulateError> {
+        let io = |e| PopulateError::Io(path.to_path_buf(), e);
+        let img = |e| PopulateError::Image(path.to_path_buf(), e);
+        for (full, value) in host_xattrs(path).map_err(io)? {
+            let Some((index, name)) = xattr_namespace(&full) else {
+                self.counts.xattrs_skipped += 1;
+                continue;
+            };
+            self.b.set_xattr(ino, index, name, &value).map_err(img)?;
+            self.counts.xattrs += 1;
+        }
+        if flags {
+            let f = host_flags(path).map_err(io)? & fl::ALL;
+            if f != 0 {
+                self.b.set_flags(ino, f, 0).map_err(img)?;
             }
         }
         Ok(())
@@ -208,6 +244,91 @@ impl Walker<'_, '_> {
         self.buf = buf;
         Ok(())
     }
+}
+
+/// novars's namespace and stored name of a host attribute name, `None`
+/// for a namespace novars does not keep.
+pub fn xattr_namespace(full: &[u8]) -> Option<(u8, &[u8])> {
+    match full {
+        b"system.posix_acl_access" => Some((xa::ACL_ACCESS, &[])),
+        b"system.posix_acl_default" => Some((xa::ACL_DEFAULT, &[])),
+        _ => [(&b"user."[..], xa::USER), (b"trusted.", xa::TRUSTED), (b"security.", xa::SECURITY)]
+            .into_iter()
+            .find_map(|(p, i)| full.strip_prefix(p).map(|n| (i, n)))
+            .filter(|(_, n)| !n.is_empty()),
+    }
+}
+
+fn c_path(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::other("NUL in path"))
+}
+
+/// The extended attributes of `path` (a symlink's own): full name and
+/// value. A host file system without attributes has none.
+pub fn host_xattrs(path: &Path) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let p = c_path(path)?;
+    let unsupported = |e: &io::Error| e.raw_os_error() == Some(libc::EOPNOTSUPP);
+    // The list may grow between the two calls: retry on ERANGE.
+    let mut list = Vec::new();
+    loop {
+        // SAFETY: `p` is a NUL-terminated path; a null buffer with size 0
+        // asks for the size only.
+        let n = unsafe { libc::llistxattr(p.as_ptr(), std::ptr::null_mut(), 0) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return if unsupported(&e) { Ok(Vec::new()) } else { Err(e) };
+        }
+        list.resize(n as usize, 0u8);
+        // SAFETY: `list` has `list.len()` writable bytes.
+        let got = unsafe { libc::llistxattr(p.as_ptr(), list.as_mut_ptr().cast(), list.len()) };
+        if got >= 0 {
+            list.truncate(got as usize);
+            break;
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::ERANGE) {
+            return Err(e);
+        }
+    }
+    let mut out = Vec::new();
+    for name in list.split(|&b| b == 0).filter(|n| !n.is_empty()) {
+        let cname = CString::new(name).map_err(|_| io::Error::other("NUL in attribute name"))?;
+        let mut value = vec![0u8; 1 << 16];
+        // SAFETY: both strings are NUL-terminated; `value` has its length
+        // in writable bytes.
+        let n = unsafe {
+            libc::lgetxattr(p.as_ptr(), cname.as_ptr(), value.as_mut_ptr().cast(), value.len())
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            // Removed since the listing: nothing to copy.
+            if e.raw_os_error() == Some(libc::ENODATA) {
+                continue;
+            }
+            return Err(e);
+        }
+        value.truncate(n as usize);
+        out.push((name.to_vec(), value));
+    }
+    Ok(out)
+}
+
+/// The inode flags (`FS_IOC_GETFLAGS`) of a regular file or directory; 0
+/// where the host file system has none.
+fn host_flags(path: &Path) -> io::Result<u32> {
+    let f = File::open(path)?;
+    let mut flags: libc::c_long = 0;
+    // SAFETY: FS_IOC_GETFLAGS writes an int into the buffer; `flags` is a
+    // long (the ioctl's declared size) owned by this frame.
+    let r = unsafe { libc::ioctl(f.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::ENOTTY) | Some(libc::EOPNOTSUPP) | Some(libc::EINVAL) => Ok(0),
+            _ => Err(e),
+        };
+    }
+    Ok(flags as u32)
 }
 
 fn read_full(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {

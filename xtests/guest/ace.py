@@ -6,6 +6,8 @@
   ace.py gcprep MNT          G/ with a log one entry short of compaction
   ace.py eofprep MNT DEV     bytes past EOF in the last blocks of A/bar
                              and B/baz, stored through a mapping
+  ace.py xattrprep MNT       the attributes and the immutable file that the
+                             attribute and flag operations change
   ace.py tblprep MNT TOTAL   every inode slot of TOTAL taken (table growth)
   ace.py fullprep MNT        data and inode space 100% used (the reserve)
   ace.py segments DEV LANES SEG_INODES
@@ -130,6 +132,18 @@ def eofprep(mnt, dev):
             raise AssertionError(f"{name}: the bytes past EOF did not reach the device")
 
 
+def xattrprep(mnt):
+    """Attributes for the operations to replace and remove, set through
+    the kernel: A/foo gets user.keep (inline) and user.big (5000 bytes, in
+    blocks); A/imm, a new file, is made immutable (chattr_clear_immutable
+    clears it; every other operation leaves it alone)."""
+    os.setxattr(f"{mnt}/A/foo", "user.keep", b"keep-me")
+    os.setxattr(f"{mnt}/A/foo", "user.big", data(5000, "user.big"))
+    with open(f"{mnt}/A/imm", "wb") as f:
+        f.write(data(100, "A/imm"))
+    chattr(f"{mnt}/A/imm", FS_IMMUTABLE_FL, 0)
+
+
 def tblprep(mnt, total):
     """Takes every free inode slot of a file system whose tables hold
     `total` slots (mkfs -N; inode 0's included): files in T/ until the
@@ -235,6 +249,53 @@ def fsync(path):
 
 
 FALLOC_KEEP_SIZE, FALLOC_PUNCH_HOLE, FALLOC_ZERO_RANGE = 1, 2, 0x10
+# The ioctls are declared with a long; the kernel reads and writes an int.
+FS_IOC_GETFLAGS, FS_IOC_SETFLAGS = 0x80086601, 0x40086602
+FS_IMMUTABLE_FL, FS_NODUMP_FL, FS_NOATIME_FL = 0x10, 0x40, 0x80
+
+
+def chattr(path, set_bits, clear_bits):
+    """chattr through FS_IOC_GETFLAGS / FS_IOC_SETFLAGS (one call that
+    stores: the SETFLAGS)."""
+    import fcntl, struct
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        buf = bytearray(8)
+        fcntl.ioctl(fd, FS_IOC_GETFLAGS, buf)
+        (flags,) = struct.unpack_from("<i", buf)
+        fcntl.ioctl(fd, FS_IOC_SETFLAGS, struct.pack("<q", (flags | set_bits) & ~clear_bits))
+    finally:
+        os.close(fd)
+
+
+def iflags(path):
+    """FS_IOC_GETFLAGS of a regular file or directory."""
+    import fcntl, struct
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        buf = bytearray(8)
+        fcntl.ioctl(fd, FS_IOC_GETFLAGS, buf)
+        return struct.unpack_from("<i", buf)[0]
+    finally:
+        os.close(fd)
+
+
+# POSIX ACLs in the kernel's xattr form (posix_acl_xattr: a version word,
+# then tag, permissions and id per entry, sorted by tag and id), the bytes
+# getxattr returns and setxattr takes.
+ACL_USER_OBJ, ACL_USER, ACL_GROUP_OBJ, ACL_MASK, ACL_OTHER = 1, 2, 4, 0x10, 0x20
+ACL_UNDEFINED_ID = 0xFFFFFFFF
+
+
+def acl(*entries):
+    import struct
+    return struct.pack("<I", 2) + b"".join(struct.pack("<HHI", t, p, i) for t, p, i in entries)
+
+
+# user::rw- user:1000:r-- group::r-- mask::r-- other::---
+ACL_RW_R = acl((ACL_USER_OBJ, 6, ACL_UNDEFINED_ID), (ACL_USER, 4, 1000),
+               (ACL_GROUP_OBJ, 4, ACL_UNDEFINED_ID), (ACL_MASK, 4, ACL_UNDEFINED_ID),
+               (ACL_OTHER, 0, ACL_UNDEFINED_ID))
 MAP_SHARED_VALIDATE, MAP_SYNC = 0x03, 0x80000
 FS_IOC_FIEMAP = 0xC020660B
 
@@ -381,12 +442,37 @@ OPS = {
     # G's log is one entry short of 16 pages (gcprep): this create's commit
     # is followed by a compaction of the directory's log (gc.rs).
     "dir_compact": lambda m: os.close(os.open(f"{m}/G/new", os.O_CREAT | os.O_WRONLY, 0o644)),
+    # Extended attributes, ACLs and inode flags (issue 15); xattrprep made
+    # A/foo's user.keep and user.big (in blocks) and the immutable A/imm.
+    "xattr_set": lambda m: os.setxattr(f"{m}/A/bar", "user.new", b"a new value"),
+    "xattr_replace": lambda m: os.setxattr(f"{m}/A/foo", "user.keep", b"replaced"),
+    "xattr_remove": lambda m: os.removexattr(f"{m}/A/foo", "user.keep"),
+    "xattr_set_big": lambda m: os.setxattr(f"{m}/B/baz", "user.big", data(3000, "B/baz:big")),
+    "xattr_big_to_inline": lambda m: os.setxattr(f"{m}/A/foo", "user.big", b"small now"),
+    "xattr_remove_big": lambda m: os.removexattr(f"{m}/A/foo", "user.big"),
+    "acl_access": lambda m: os.setxattr(f"{m}/A/bar", "system.posix_acl_access", ACL_RW_R),
+    "acl_default": lambda m: os.setxattr(f"{m}/A/C", "system.posix_acl_default", ACL_RW_R),
+    # After +i, later operations on A/foo fail with EPERM (and change nothing).
+    "chattr_immutable": lambda m: chattr(f"{m}/A/foo", FS_IMMUTABLE_FL, 0),
+    "chattr_clear_immutable": lambda m: chattr(f"{m}/A/imm", 0, FS_IMMUTABLE_FL),
+    "chattr_dir_flags": lambda m: chattr(f"{m}/B", FS_NODUMP_FL | FS_NOATIME_FL, 0),
 }
+
+# Operations whose system call the tracing build does not bracket with
+# OP_BEGIN/OP_END (novars_shim.c marks only its VFS entry points; the
+# xattr handlers, set_acl and fileattr_set have no marker yet). Without a
+# boundary the checker would only ask for "the tree before or after" of
+# the whole quiet stretch around such a call: two in a row (a seq-2 pair)
+# would make the state between them look illegal, and nothing would ask
+# for the call's effect to be durable once it returned. So the driver
+# follows each of their steps with op_marker().
+UNTRACED = {n for n in OPS if n.startswith(("xattr_", "acl_", "chattr_"))}
 
 
 def listing(mnt):
     """The tree as the kernel shows it: per path type, mode, owner, size,
-    link count, content hash or symlink target (times are not compared)."""
+    link count, content hash or symlink target, extended attributes (name
+    and value hash) and inode flags (times are not compared)."""
     import hashlib
     out = []
     for d, dirs, files in os.walk(mnt):
@@ -400,6 +486,11 @@ def listing(mnt):
             elif os.path.isfile(p):
                 with open(p, "rb") as f:
                     what = hashlib.sha1(f.read()).hexdigest()[:16]
+            for x in sorted(os.listxattr(p, follow_symlinks=False)):
+                v = os.getxattr(p, x, follow_symlinks=False)
+                what += f" {x}={hashlib.sha1(v).hexdigest()[:12]}"
+            if not os.path.islink(p) and (os.path.isfile(p) or os.path.isdir(p)):
+                what += f" f{iflags(p):x}"
             out.append(f"{os.path.relpath(p, mnt)} {st.st_mode:o} {st.st_uid}:{st.st_gid} "
                        f"s{st.st_size if not os.path.isdir(p) else 0} n{st.st_nlink} {what}")
     return out
@@ -452,6 +543,11 @@ class Driver:
         self.size = int(e["ACE_FS_MIB"]) << 20
         with open(self.clean, "rb") as f:
             self.clean_bytes = f.read()
+        # op_marker's place: inode slot 0 of lane 0 (inode 0 is never
+        # used), block 1 + lanes + 1 (the superblock's lanes at byte 52).
+        lanes = int.from_bytes(self.clean_bytes[52:56], "little")
+        self.marker_at = (2 + lanes) * BLK
+        self.marker_bytes = self.clean_bytes[self.marker_at:self.marker_at + 8]
         self.libc = libc()
         self.running = []
         self.fsck = e["ACE_FSCK"]
@@ -468,6 +564,20 @@ class Driver:
     def knob(self, name, val):
         with open(f"{self.dbg}/{name}", "w") as f:
             f.write(val)
+
+    def op_marker(self):
+        """A call boundary for the checker after an UNTRACED call: a
+        USER_STORE of the 8 bytes inode slot 0 already holds (nothing
+        changes). The checker closes the window there (the call's states
+        must show the tree before or after it) and from then on wants the
+        tree after it: the call's commit must be durable when it returns.
+        The record also acts as a fence in the checker's model, so a
+        missing flush is found there but a missing final fence is not;
+        the module's own OP_BEGIN/OP_END around these calls would be
+        exact."""
+        import struct
+        with open(f"{self.dbg}/user_store", "wb", buffering=0) as f:
+            f.write(struct.pack("<Q", self.marker_at) + self.marker_bytes)
 
     def restore(self):
         with open(self.dev, "r+b", buffering=0) as d:
@@ -512,6 +622,8 @@ class Driver:
                         log.write(f"{n}[{i}]: {os.strerror(e.errno)}\n")
                     except Skipped as e:
                         log.write(f"{n}[{i}]: skipped: {e}\n")
+                    if n in UNTRACED:
+                        self.op_marker()
                     legal.append(listing(self.mnt))
         self.legal[name] = legal
         self.knob("faults", "0")
@@ -791,6 +903,8 @@ def main(argv):
         populate(argv[2])
     elif len(argv) == 3 and argv[1] == "gcprep":
         gcprep(argv[2])
+    elif len(argv) == 3 and argv[1] == "xattrprep":
+        xattrprep(argv[2])
     elif len(argv) == 4 and argv[1] == "eofprep":
         eofprep(argv[2], argv[3])
     elif len(argv) == 4 and argv[1] == "tblprep":

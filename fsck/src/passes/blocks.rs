@@ -1,15 +1,26 @@
 //! Pass 3: block ownership.
 //!
-//! Every later inode-table segment, every log page up to the tail page and
-//! every mapped data block is claimed; a block claimed twice is reported
-//! with both owners. The one that keeps it is a segment before a log page
-//! before file data (then the lower inode); a file that loses gets a copy
-//! of the blocks (or, without room, a hole), a log that loses is cut
-//! before that page. What nobody claims is free space for the repairs of
-//! the later passes. Works on extents: `O(n log n)` in the claims, never
-//! per block.
+//! Every later inode-table segment, every log page up to the tail page,
+//! every mapped data block and every block of an extended attribute's
+//! value is claimed; a block claimed twice is reported with both owners.
+//! The one that keeps it is a segment before a log page before file data
+//! before an attribute value (then the lower inode); a file that loses
+//! gets a copy of the blocks (or, without room, a hole), an attribute
+//! that loses a copy of its value (or, without room, is removed), a log
+//! that loses is cut before that page. What nobody claims is free space
+//! for the repairs of the later passes. Works on extents: `O(n log n)` in
+//! the claims, never per block.
+//!
+//! Before the overlaps, attributes an inode may not have: a default ACL
+//! on a non-directory (the kernel refuses to set one) is removed. That
+//! needs room to append an entry, so it waits for this pass's free space;
+//! its value blocks, if any, are then free.
+
+use layout::append::XattrValue;
+use layout::log::xa;
 
 use crate::check::Fsck;
+use crate::logwrite::NewEntry;
 use crate::problem::Code;
 use crate::space::{sweep, Claim, FreeSpace, Overlap, Owner};
 
@@ -37,6 +48,9 @@ impl Fsck<'_, '_> {
                     owner: Owner::Data { ino, pgoff: x.pgoff },
                 });
             }
+            for (start, count) in rec.xattrs.0.values().filter_map(|x| x.blocks()) {
+                v.push(Claim { start, count, owner: Owner::Value { ino, block: start } });
+            }
         }
         v
     }
@@ -57,7 +71,43 @@ impl Fsck<'_, '_> {
                 .inodes
                 .get(&ino)
                 .is_some_and(|r| r.extents.iter().any(|x| x.block <= b && b - x.block < x.count)),
+            Owner::Value { ino, block } => self.inodes.get(&ino).is_some_and(|r| {
+                r.xattrs
+                    .by_block(block)
+                    .and_then(|(_, v)| v.blocks())
+                    .is_some_and(|(s, n)| s <= b && b - s < n)
+            }),
         }
+    }
+}
+
+/// Removes default ACLs from inodes that are not directories.
+fn default_acls(f: &mut Fsck<'_, '_>) {
+    let bad: Vec<u64> = f
+        .inodes
+        .iter()
+        .filter(|(_, r)| {
+            !r.is_dir() && r.xattrs.0.contains_key(&(xa::ACL_DEFAULT, Box::from(&[][..])))
+        })
+        .map(|(&ino, _)| ino)
+        .collect();
+    for ino in bad {
+        f.problem(
+            Code::XattrAclNotDir,
+            format!("inode {ino}"),
+            "a default ACL (system.posix_acl_default) on an inode that is not a directory",
+            "remove the default ACL",
+            |f| {
+                f.append(
+                    ino,
+                    NewEntry::Xattr {
+                        index: xa::ACL_DEFAULT,
+                        name: &[],
+                        value: XattrValue::Removed,
+                    },
+                )
+            },
+        );
     }
 }
 
@@ -67,6 +117,7 @@ pub fn run(f: &mut Fsck<'_, '_>) {
     f.progress(0, total);
     let (overlaps, more, free) = sweep(&mut claims, f.geo.first_data_block, f.geo.backup_sb());
     f.space = FreeSpace::new(&free);
+    default_acls(f);
     for ov in overlaps {
         resolve(f, &ov);
     }
@@ -104,6 +155,16 @@ fn resolve(f: &mut Fsck<'_, '_>, ov: &Overlap) {
             };
             f.problem(Code::BlockMultiplyClaimed, subject, msg, action, |f| {
                 f.clone_blocks(ino, file_block, start, count)
+            });
+        }
+        Owner::Value { ino, block } => {
+            let action = if f.space.total() >= lose.count {
+                format!("give the attribute of inode {ino} its own copy of the value")
+            } else {
+                format!("remove the attribute from inode {ino} (no free space for a copy)")
+            };
+            f.problem(Code::BlockMultiplyClaimed, subject, msg, action, |f| {
+                f.clone_value(ino, block)
             });
         }
         Owner::LogPage { ino } => {

@@ -67,6 +67,10 @@ pub mod op {
     pub const FALLOCATE: u64 = 14;
     pub const FSYNC: u64 = 15;
     pub const FAULT: u64 = 16;
+    /// setxattr, removexattr, set_acl: one `XATTR` entry.
+    pub const XATTR: u64 = 17;
+    /// fileattr_set (chattr, project id): one `FLAGS` entry.
+    pub const FILEATTR: u64 = 18;
 }
 
 /// Cache-line size of the model.
