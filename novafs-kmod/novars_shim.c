@@ -243,7 +243,7 @@ static int novars_setattr(struct mnt_idmap *idmap, struct dentry *dentry,
 				       from_kgid(&init_user_ns, AS_KGIDT(attr->ia_vfsgid)));
 	/* An access ACL follows the new mode (its mask or owner classes). */
 	if (!err && (attr->ia_valid & ATTR_MODE))
-		err = posix_acl_chmod(idmap, dentry, d_inode(dentry)->i_mode);
+		err = novars_acl_chmod(d_inode(dentry), d_inode(dentry)->i_mode);
 	return err;
 }
 

@@ -123,11 +123,13 @@ extern const struct xattr_handler * const novars_xattr_handlers[];
 ssize_t novars_listxattr(struct dentry *dentry, char *buf, size_t size);
 #ifdef CONFIG_FS_POSIX_ACL
 struct posix_acl *novars_get_acl(struct inode *inode, int type, bool rcu);
+int novars_acl_chmod(struct inode *inode, umode_t mode);
 int novars_set_acl(struct mnt_idmap *idmap, struct dentry *dentry, struct posix_acl *acl,
 		   int type);
 #else	/* a kernel without ACLs: none stored, none inherited */
 #define novars_get_acl NULL
 #define novars_set_acl NULL
+static inline int novars_acl_chmod(struct inode *inode, umode_t mode) { return 0; }
 #endif
 int novars_init_acl_security(struct inode *inode, struct inode *dir, const struct qstr *name,
 			     struct posix_acl *default_acl, struct posix_acl *acl);

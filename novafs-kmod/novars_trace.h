@@ -41,6 +41,8 @@
 #define NOVARS_OP_FALLOCATE	14
 #define NOVARS_OP_FSYNC		15
 #define NOVARS_OP_FAULT		16
+#define NOVARS_OP_XATTR		17
+#define NOVARS_OP_FILEATTR	18
 
 /* pm::Fault::FaultCommitNoFlush: applies only inside a DAX fault. */
 #define NOVARS_FAULT_IN_PAGE_FAULT	5

@@ -18,6 +18,7 @@
 
 #include "novars_ioctl.h"
 #include "novars_shim.h"
+#include "novars_trace.h"
 
 static_assert(XATTR_CREATE == NOVARS_XATTR_CREATE && XATTR_REPLACE == NOVARS_XATTR_REPLACE);
 
@@ -31,6 +32,7 @@ static int novars_xattr_set(const struct xattr_handler *h, struct mnt_idmap *idm
 			    struct dentry *dentry, struct inode *inode, const char *name,
 			    const void *value, size_t size, int flags)
 {
+	NOVARS_TRACE_OP(NOVARS_OP_XATTR);
 	return novars_rs_setxattr(inode, h->flags, name, value, size, flags, U32_MAX);
 }
 
@@ -134,6 +136,23 @@ out:
 	return err;
 }
 
+/* After a chmod: the access ACL's owner, group-or-mask and other entries
+ * follow the new mode (as posix_acl_chmod, without a second traced call
+ * inside setattr's). */
+int novars_acl_chmod(struct inode *inode, umode_t mode)
+{
+	struct posix_acl *acl = get_inode_acl(inode, ACL_TYPE_ACCESS);
+	int err;
+
+	if (IS_ERR_OR_NULL(acl))
+		return PTR_ERR_OR_ZERO(acl);
+	err = __posix_acl_chmod(&acl, GFP_KERNEL, mode);
+	if (!err)
+		err = novars_store_acl(inode, ACL_TYPE_ACCESS, acl, U32_MAX);
+	posix_acl_release(acl);
+	return err;
+}
+
 int novars_set_acl(struct mnt_idmap *idmap, struct dentry *dentry, struct posix_acl *acl,
 		   int type)
 {
@@ -141,6 +160,7 @@ int novars_set_acl(struct mnt_idmap *idmap, struct dentry *dentry, struct posix_
 	umode_t mode = inode->i_mode;
 	int err;
 
+	NOVARS_TRACE_OP(NOVARS_OP_XATTR);
 	if (type == ACL_TYPE_ACCESS && acl) {
 		err = posix_acl_update_mode(idmap, inode, &mode, &acl);
 		if (err)
@@ -232,6 +252,7 @@ int novars_fileattr_get(struct dentry *dentry, struct fileattr *fa)
 int novars_fileattr_set(struct mnt_idmap *idmap, struct dentry *dentry,
 			       struct fileattr *fa)
 {
+	NOVARS_TRACE_OP(NOVARS_OP_FILEATTR);
 	return novars_rs_set_flags(d_inode(dentry), fa->flags, fa->fsx_valid, fa->fsx_projid,
 				   fa->fsx_valid && (fa->fsx_extsize || fa->fsx_cowextsize));
 }

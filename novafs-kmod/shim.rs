@@ -500,6 +500,8 @@ const _: () = {
     assert!(trace_h("NOVARS_OP_FALLOCATE") == op::FALLOCATE);
     assert!(trace_h("NOVARS_OP_FSYNC") == op::FSYNC);
     assert!(trace_h("NOVARS_OP_FAULT") == op::FAULT);
+    assert!(trace_h("NOVARS_OP_XATTR") == op::XATTR);
+    assert!(trace_h("NOVARS_OP_FILEATTR") == op::FILEATTR);
     assert!(trace_h("NOVARS_FAULT_IN_PAGE_FAULT") == crate::pm::Fault::FaultCommitNoFlush as u64);
 };
 

@@ -458,15 +458,6 @@ OPS = {
     "chattr_dir_flags": lambda m: chattr(f"{m}/B", FS_NODUMP_FL | FS_NOATIME_FL, 0),
 }
 
-# Operations whose system call the tracing build does not bracket with
-# OP_BEGIN/OP_END (novars_shim.c marks only its VFS entry points; the
-# xattr handlers, set_acl and fileattr_set have no marker yet). Without a
-# boundary the checker would only ask for "the tree before or after" of
-# the whole quiet stretch around such a call: two in a row (a seq-2 pair)
-# would make the state between them look illegal, and nothing would ask
-# for the call's effect to be durable once it returned. So the driver
-# follows each of their steps with op_marker().
-UNTRACED = {n for n in OPS if n.startswith(("xattr_", "acl_", "chattr_"))}
 
 
 def listing(mnt):
@@ -543,11 +534,6 @@ class Driver:
         self.size = int(e["ACE_FS_MIB"]) << 20
         with open(self.clean, "rb") as f:
             self.clean_bytes = f.read()
-        # op_marker's place: inode slot 0 of lane 0 (inode 0 is never
-        # used), block 1 + lanes + 1 (the superblock's lanes at byte 52).
-        lanes = int.from_bytes(self.clean_bytes[52:56], "little")
-        self.marker_at = (2 + lanes) * BLK
-        self.marker_bytes = self.clean_bytes[self.marker_at:self.marker_at + 8]
         self.libc = libc()
         self.running = []
         self.fsck = e["ACE_FSCK"]
@@ -564,20 +550,6 @@ class Driver:
     def knob(self, name, val):
         with open(f"{self.dbg}/{name}", "w") as f:
             f.write(val)
-
-    def op_marker(self):
-        """A call boundary for the checker after an UNTRACED call: a
-        USER_STORE of the 8 bytes inode slot 0 already holds (nothing
-        changes). The checker closes the window there (the call's states
-        must show the tree before or after it) and from then on wants the
-        tree after it: the call's commit must be durable when it returns.
-        The record also acts as a fence in the checker's model, so a
-        missing flush is found there but a missing final fence is not;
-        the module's own OP_BEGIN/OP_END around these calls would be
-        exact."""
-        import struct
-        with open(f"{self.dbg}/user_store", "wb", buffering=0) as f:
-            f.write(struct.pack("<Q", self.marker_at) + self.marker_bytes)
 
     def restore(self):
         with open(self.dev, "r+b", buffering=0) as d:
@@ -622,8 +594,6 @@ class Driver:
                         log.write(f"{n}[{i}]: {os.strerror(e.errno)}\n")
                     except Skipped as e:
                         log.write(f"{n}[{i}]: skipped: {e}\n")
-                    if n in UNTRACED:
-                        self.op_marker()
                     legal.append(listing(self.mnt))
         self.legal[name] = legal
         self.knob("faults", "0")

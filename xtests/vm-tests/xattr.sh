@@ -42,7 +42,7 @@ must chattr +a $W/m/fl/d
 
 # Everything set above, as the tools dump it, survives a remount.
 dump() {
-    (cd $W/m && getfattr -R -h -d -m - -e hex . 2>&1; getfacl -R -p . 2>&1) > "$1"
+    (cd $W/m && getfattr -R -h -d -m - -e hex . 2>&1; getfacl -n -R -p . 2>&1) > "$1"
 }
 dump $W/before
 must umount $W/m
@@ -76,7 +76,7 @@ blocks=$(stat -c %b $W/m/gc)
 [ "$blocks" -le 128 ] || fail "log of gc not compacted: $blocks sectors"
 [ "$(getfattr --only-values -n user.n $W/m/gc)" = "$(python3 -c 'print("2999"*40, end="")')" ] || fail "last value lost"
 [ "$(getfattr --only-values -n user.keep $W/m/gc)" = kept ] || fail "user.keep lost in compaction"
-getfacl -p $W/m/gc | grep -q '^user:1000:r--' || fail "ACL lost in compaction"
+getfacl -n -p $W/m/gc | grep -q '^user:1000:r--' || fail "ACL lost in compaction"
 must umount $W/m
 must novars_mount /dev/pmem0 $W/m
 [ "$(getfattr --only-values -n user.n $W/m/gc)" = "$(python3 -c 'print("2999"*40, end="")')" ] || fail "last value lost after remount"
@@ -97,7 +97,7 @@ must rsync -aAX $S/ $W/m/rsynced/
 must tar --xattrs --xattrs-include='*' --acls -cf $W/t.tar -C $S .
 mkdir -p $W/m/untarred
 must tar --xattrs --xattrs-include='*' --acls -xpf $W/t.tar -C $W/m/untarred
-tree() { (cd "$1" && getfattr -R -d -m - -e hex . 2>&1; getfacl -R -p . 2>&1; find . | sort) }
+tree() { (cd "$1" && getfattr -R -d -m - -e hex . 2>&1; getfacl -n -R -p . 2>&1; find . | sort) }
 tree $S > $W/src.attrs
 grep -q user.u $W/src.attrs && grep -q 'user:1000:rw-' $W/src.attrs || fail "the source tree has no attributes: $(cat $W/src.attrs)"
 tree $W/m/rsynced > $W/rsync.attrs
