@@ -9,7 +9,7 @@ as the host fuzz of fsck), each mounted, worked on and unmounted.
 BASE is an image file (mkfs -d of a tree, then worked on, so that logs hold
 every entry kind, tables are grown and an allocator record exists).
 `novars-imgfuzz write BASE CASE DEV` writes each case's image to DEV and
-says what it mutated. Every 4th image is first repaired with
+says what it mutated. Every 8th image (NOVARS_FUZZ_REPAIR_EVERY) is first repaired with
 `fsck.novars -fy`: if fsck says it is clean or corrected (exit 0 or 1),
 the kernel must mount it, and after the work and the unmount `fsck.novars
 -fn` must call it clean (exit 0). Any other image is mounted as it is: a
@@ -120,6 +120,8 @@ def tool(name):
 
 
 IMGFUZZ, FSCK = tool("novars-imgfuzz"), tool("fsck.novars")
+# Every REPAIR_EVERY-th image is repaired by fsck -fy before the mount.
+REPAIR_EVERY = max(1, int(os.environ.get("NOVARS_FUZZ_REPAIR_EVERY", "8")))
 
 
 def fsck(args, dev):
@@ -145,10 +147,10 @@ def run(base, dev, mnt, count, seed):
             sys.exit(1)
         what = w.stdout.strip()
         bad = []
-        # Every 4th image is repaired first; then fsck's word that it is
+        # Every REPAIR_EVERY-th image is repaired first; then fsck's word that it is
         # clean or corrected binds the kernel.
         fixed = None
-        if i % 4 == 3:
+        if i % REPAIR_EVERY == REPAIR_EVERY - 1:
             rc, out = fsck(["-fy"], dev)
             what += f"; fsck -fy exit {rc}"
             if rc in (0, 1):
