@@ -8,6 +8,7 @@
 
 use crate::inode::{self, Index, InodeInfo};
 use crate::shim;
+use crate::super_;
 use core::ffi::{c_int, c_uint, c_void};
 use kernel::bindings;
 use kernel::prelude::*;
@@ -47,6 +48,10 @@ extern "C" fn novars_rs_lookup(
         let len = q.__bindgen_anon_1.__bindgen_anon_1.len as usize;
         (inode::of(dir), core::slice::from_raw_parts(q.name, len), (*dir).i_sb)
     };
+    // SAFETY: `sb` is the directory's, mounted.
+    if let Err(e) = unsafe { super_::sbi(sb) }.live() {
+        return shim::err_ptr(e.to_errno());
+    }
     let inode = match lookup(info, name) {
         Ok(0) => core::ptr::null_mut(),
         // SAFETY: `sb` is the directory's, mounted.
@@ -64,8 +69,11 @@ extern "C" fn novars_rs_lookup(
 /// Readdir from cookie `pos` (>= 2).
 #[no_mangle]
 extern "C" fn novars_rs_readdir(dir: *mut bindings::inode, ctx: *mut c_void, pos: u64) -> c_int {
-    // SAFETY: C passes a live novars directory.
-    let info = unsafe { inode::of(dir) };
+    // SAFETY: C passes a live novars directory of a mounted super block.
+    let (info, sbi) = unsafe { (inode::of(dir), super_::sbi((*dir).i_sb)) };
+    if let Err(e) = sbi.live() {
+        return e.to_errno();
+    }
     let mut from = pos.saturating_sub(2);
     loop {
         let batch = {

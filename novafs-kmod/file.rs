@@ -24,8 +24,12 @@ extern "C" fn novars_rs_iomap_begin(
     size: u64,
     out: *mut Map,
 ) -> c_int {
-    // SAFETY: C passes a live novars inode.
+    // SAFETY: C passes a live novars inode of a mounted super block.
     let info = unsafe { inode::of(inode) };
+    // SAFETY: as above.
+    if let Err(e) = unsafe { super_::sbi((*inode).i_sb) }.live() {
+        return e.to_errno();
+    }
     let pg = pos / BLOCK_SIZE_U64;
     let want = pos.saturating_add(length.max(1)).div_ceil(BLOCK_SIZE_U64) - pg;
     if flags & shim::IOMAP_WRITE != 0 {

@@ -10,7 +10,7 @@
 
 use crate::inode::{self, InodeInfo};
 use crate::layout::append::NewEntry;
-use crate::layout::inode::{S_IFMT, S_IFREG};
+use crate::layout::inode::{S_IFDIR, S_IFMT, S_IFREG};
 use crate::layout::log::fl;
 use crate::layout::Timespec;
 use crate::locks::lock_logs;
@@ -39,6 +39,21 @@ const _: () = {
 fn get(info: &InodeInfo, reg: bool) -> (u32, u32) {
     let g = info.inner.lock();
     (g.flags | if reg { DAX } else { 0 }, g.projid)
+}
+
+/// What a new inode of type `fmt` (`S_IFMT` bits) inherits from a
+/// directory with `flags` and `projid`, as on ext4: directories take sync,
+/// nodump, noatime, dirsync and projinherit; regular files sync, nodump
+/// and noatime; other types nodump and noatime. The project id follows
+/// projinherit (else 0). Returns (flags, project id).
+pub(crate) fn inherited(flags: u32, projid: u32, fmt: u32) -> (u32, u32) {
+    let mask = match fmt {
+        S_IFDIR => fl::SYNC | fl::NODUMP | fl::NOATIME | fl::DIRSYNC | fl::PROJINHERIT,
+        S_IFREG => fl::SYNC | fl::NODUMP | fl::NOATIME,
+        _ => fl::NODUMP | fl::NOATIME,
+    };
+    let projid = if flags & fl::PROJINHERIT != 0 { projid } else { 0 };
+    (flags & mask, projid)
 }
 
 /// Sets the flags (and the project id, if `projid` is given) in one FLAGS
@@ -94,15 +109,27 @@ unsafe fn is_reg(inode: *mut bindings::inode) -> bool {
     u32::from(unsafe { (*inode).i_mode }) & S_IFMT == S_IFREG
 }
 
-/// `fileattr_get`: the flags (`FS_*_FL`); the project id in `*projid`.
+/// `fileattr_get`: the flags (`FS_*_FL`) in `*flags`, the project id in
+/// `*projid`; 0 or -errno.
 #[no_mangle]
-extern "C" fn novars_rs_get_flags(inode: *mut bindings::inode, projid: *mut u32) -> u32 {
-    // SAFETY: C passes a live novars inode and a place for the project id.
-    let (info, reg) = unsafe { (inode::of(inode), is_reg(inode)) };
-    let (flags, p) = get(info, reg);
+extern "C" fn novars_rs_get_flags(
+    inode: *mut bindings::inode,
+    flags: *mut u32,
+    projid: *mut u32,
+) -> c_int {
+    // SAFETY: C passes a live novars inode of a mounted super block and
+    // places for the flags and the project id.
+    let (info, reg, sbi) = unsafe { (inode::of(inode), is_reg(inode), super_::sbi((*inode).i_sb)) };
+    if let Err(e) = sbi.live() {
+        return e.to_errno();
+    }
+    let (f, p) = get(info, reg);
     // SAFETY: as above.
-    unsafe { *projid = p };
-    flags
+    unsafe {
+        *flags = f;
+        *projid = p;
+    }
+    0
 }
 
 /// `fileattr_set` (the VFS checked ownership and CAP_LINUX_IMMUTABLE):

@@ -279,6 +279,10 @@ extern "C" fn novars_rs_getattr(
     // and the kstat to fill, both alive for the call.
     unsafe {
         let inode = (*(*path).dentry).d_inode;
+        // As xfs: a shut-down file system answers EIO here too.
+        if let Err(e) = super_::sbi((*inode).i_sb).live() {
+            return e.to_errno();
+        }
         bindings::generic_fillattr(idmap, mask, inode, stat);
         let stat = &mut *stat;
         if mask & bindings::STATX_BTIME != 0 {

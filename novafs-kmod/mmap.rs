@@ -71,6 +71,7 @@ pub(crate) fn write_map(
     // Not `start_write`: a write fault on a mapped block of a read-only
     // file system is answered (`fill_holes` refuses to allocate).
     let _w = sbi.enter();
+    sbi.live()?;
     let _l = crate::locks::lock_logs(&[info])?;
     let mut g = info.inner.lock();
     let mut new = false;

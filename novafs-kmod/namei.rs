@@ -26,14 +26,14 @@ use crate::layout::inode::{
     dt, dt_of_mode, Inode, Timespec, INLINE_MAX, INODE_FREE, INODE_LIVE, INODE_STATE_OFF, LINK_MAX,
     SYMLINK_MAX, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_ISGID,
 };
-use crate::layout::log::{sa, DE_ADD, DE_DEL};
+use crate::layout::log::{sa, xa, DE_ADD, DE_DEL};
 use crate::layout::walk::DirIndex;
 use crate::layout::{BLOCK_SIZE, BLOCK_SIZE_U64};
 use crate::locks::lock_logs;
 use crate::log::{Appender, LogPos};
 use crate::shim::{self, IAttr, OwnerFacts};
 use crate::super_::{self, SbInfo};
-use core::ffi::c_int;
+use core::ffi::{c_int, c_void};
 use kernel::bindings;
 use kernel::prelude::*;
 
@@ -189,10 +189,66 @@ pub(crate) struct CreateArgs {
     pub(crate) owner: OwnerFacts,
     pub(crate) rdev: u64,
     pub(crate) target: *const u8,
+    /// The new inode's access and default ACLs as attribute values
+    /// (`posix_acl_to_xattr`), or NULL: logged by the creating commit.
+    pub(crate) acl: [*const c_void; 2],
+    pub(crate) acl_len: [u32; 2],
 }
 
-const _: () = assert!(core::mem::size_of::<CreateArgs>() == 40);
+const _: () = assert!(core::mem::size_of::<CreateArgs>() == 64);
+const _: () = assert!(core::mem::offset_of!(CreateArgs, acl) == 40);
 const _: () = assert!(core::mem::offset_of!(CreateArgs, target) == 32);
+
+impl CreateArgs {
+    /// The new inode's ACLs as attribute values, if any: (index, value)
+    /// for the access and the default ACL.
+    fn acls(&self) -> Result<[(u8, Option<&[u8]>); 2]> {
+        let value = |i: usize| -> Result<Option<&[u8]>> {
+            let (p, n) = (*self.acl.get(i).ok_or(EINVAL)?, *self.acl_len.get(i).ok_or(EINVAL)?);
+            if p.is_null() || n == 0 {
+                return Ok(None);
+            }
+            // SAFETY: C passes `acl_len[i]` bytes at `acl[i]` (its
+            // `posix_acl_to_xattr` buffer), alive for the call.
+            Ok(Some(unsafe { core::slice::from_raw_parts(p.cast::<u8>(), n as usize) }))
+        };
+        Ok([(xa::ACL_ACCESS, value(0)?), (xa::ACL_DEFAULT, value(1)?)])
+    }
+}
+
+/// A new inode's own log while it is prepared, and the blocks its entries
+/// name (a long symlink's target, large ACL values): all given back if
+/// the creation does not commit.
+struct NewLog<'a> {
+    ap: Appender<'a>,
+    /// (first block, count); count 0: none.
+    blocks: [(u64, u64); 3],
+}
+
+impl<'a> NewLog<'a> {
+    /// The log in `d`, started (empty) if there is none yet.
+    fn of<'d>(
+        d: &'d mut Option<NewLog<'a>>,
+        sbi: &'a SbInfo,
+        ino: u64,
+        gen: u32,
+        rec: u64,
+    ) -> &'d mut NewLog<'a> {
+        d.get_or_insert_with(|| NewLog {
+            ap: Appender::new(sbi, ino, gen, rec, Default::default()),
+            blocks: [(0, 0); 3],
+        })
+    }
+
+    fn abort(self, sbi: &SbInfo) {
+        self.ap.abort();
+        for (b, n) in self.blocks {
+            if n != 0 {
+                let _ = sbi.alloc.free(b, n);
+            }
+        }
+    }
+}
 
 /// What a new inode record gets from its creator.
 struct NewInode {
@@ -277,20 +333,20 @@ fn create(
         None
     };
     let _l = lock_logs(&[dinfo])?;
-    let (dlog, dnlink) = {
+    let (dlog, dnlink, (flags, projid)) = {
         let mut g = dinfo.inner.lock();
         if let Some(name) = name {
             if dir_index(&mut g)?.lookup(name).is_some() {
                 return Err(EEXIST);
             }
         }
-        (g.log, g.nlink)
+        (g.log, g.nlink, crate::iflags::inherited(g.flags, g.projid, fmt))
     };
     // A new subdirectory's ".." links to the directory.
     let dnlink = if is_dir && name.is_some() { inc_link(dnlink)? } else { dnlink };
     let (lane, slot) = crate::itable::alloc_slot(sbi)?;
     let release_slot = || sbi.alloc.free_slot(lane, slot);
-    let prepared = (|| -> Result<(u64, u64, Option<(u64, Appender<'_>)>, Inode)> {
+    let prepared = (|| -> Result<(u64, u64, Option<NewLog<'_>>, Inode)> {
         let nlink = match (name, is_dir) {
             (None, _) => 0,
             (Some(_), true) => 2,
@@ -298,33 +354,55 @@ fn create(
         };
         let parent = if is_dir { dinfo.ino } else { 0 };
         let (ino, rec, mut ni) = blank_inode(sbi, lane, slot, &new, nlink, parent, now)?;
-        let mut data = None;
-        if let Some(t) = target {
-            ni.size = t.len() as u64;
-            if t.len() <= INLINE_MAX {
-                ni.inline.get_mut(..t.len()).ok_or(EINVAL)?.copy_from_slice(t);
-                ni.inline_len = t.len() as u32;
-            } else {
-                let (blk, _) = sbi.alloc.alloc(1, Pool::General)?;
-                let mut page = KVec::from_elem(0u8, BLOCK_SIZE, GFP_KERNEL)?;
-                page.as_mut_slice().get_mut(..t.len()).ok_or(EINVAL)?.copy_from_slice(t);
-                let mut ap = Appender::new(sbi, ino, ni.generation, rec, Default::default());
-                let r = sbi
-                    .pm
-                    .write_nt(blk * BLOCK_SIZE_U64, page.as_slice())
-                    .and_then(|_| ap.push_write(0, 0, blk, 1, t.len() as u64, now));
-                if let Err(e) = r {
-                    ap.abort();
-                    let _ = sbi.alloc.free(blk, 1);
-                    return Err(e);
+        ni.flags = flags;
+        // The new inode's log, if it starts with entries: a long
+        // symlink's block, an inherited project id, the ACLs.
+        let mut data: Option<NewLog<'_>> = None;
+        let r = (|| -> Result {
+            let gen = ni.generation;
+            if let Some(t) = target {
+                ni.size = t.len() as u64;
+                if t.len() <= INLINE_MAX {
+                    ni.inline.get_mut(..t.len()).ok_or(EINVAL)?.copy_from_slice(t);
+                    ni.inline_len = t.len() as u32;
+                } else {
+                    let (blk, _) = sbi.alloc.alloc(1, Pool::General)?;
+                    let l = NewLog::of(&mut data, sbi, ino, gen, rec);
+                    l.blocks[0] = (blk, 1);
+                    let mut page = KVec::from_elem(0u8, BLOCK_SIZE, GFP_KERNEL)?;
+                    page.as_mut_slice().get_mut(..t.len()).ok_or(EINVAL)?.copy_from_slice(t);
+                    sbi.pm.write_nt(blk * BLOCK_SIZE_U64, page.as_slice())?;
+                    l.ap.push_write(0, 0, blk, 1, t.len() as u64, now)?;
                 }
-                let p = ap.pos();
+            }
+            if projid != 0 {
+                NewLog::of(&mut data, sbi, ino, gen, rec).ap.push(&NewEntry::Flags {
+                    flags,
+                    projid,
+                    ctime: now,
+                })?;
+            }
+            for (i, (index, value)) in a.acls()?.into_iter().enumerate() {
+                if let Some(v) = value {
+                    let l = NewLog::of(&mut data, sbi, ino, gen, rec);
+                    if let Some(b) = crate::xattr::push_new(sbi, &mut l.ap, index, v, now)? {
+                        l.blocks[i + 1] = b;
+                    }
+                }
+            }
+            if let Some(l) = &data {
+                let p = l.ap.pos();
                 ni.log_head = p.head;
                 ni.log_tail = p.tail;
-                data = Some((blk, ap));
             }
+            write_record(sbi, rec, &mut ni)
+        })();
+        if let Err(e) = r {
+            if let Some(l) = data {
+                l.abort(sbi);
+            }
+            return Err(e);
         }
-        write_record(sbi, rec, &mut ni)?;
         Ok((ino, rec, data, ni))
     })();
     let (ino, rec, data, _ni) = match prepared {
@@ -334,10 +412,9 @@ fn create(
             return Err(e);
         }
     };
-    let undo_data = |data: Option<(u64, Appender<'_>)>| {
-        if let Some((blk, ap)) = data {
-            ap.abort();
-            let _ = sbi.alloc.free(blk, 1);
+    let undo_data = |data: Option<NewLog<'_>>| {
+        if let Some(l) = data {
+            l.abort(sbi);
         }
     };
     let Some(name) = name else {
@@ -1015,6 +1092,10 @@ extern "C" fn novars_rs_rename(args: *const RenameArgs) -> c_int {
 pub(crate) fn free_inode(sbi: &SbInfo, info: &InodeInfo) -> Result {
     let _w = sbi.enter();
     let _l = lock_logs(&[info])?;
+    if sbi.is_shut_down() {
+        // Nothing more is written; the next mount's scan frees it.
+        return Ok(());
+    }
     if !sbi.rw() {
         sbi.orphan_pending();
         return Ok(());

@@ -37,6 +37,7 @@ mod dir;
 mod falloc;
 mod file;
 mod filetx;
+mod fsioctl;
 mod gc;
 mod iflags;
 mod index;

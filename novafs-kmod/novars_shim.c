@@ -48,8 +48,9 @@ static_assert(sizeof(struct novars_iattr) == 96 &&
 	      offsetof(struct novars_iattr, link) == 88);
 static_assert(sizeof(struct novars_map) == 32 && sizeof(struct novars_statfs) == 48);
 static_assert(sizeof(struct novars_owner) == 16);
-static_assert(sizeof(struct novars_create_args) == 40 &&
-	      offsetof(struct novars_create_args, target) == 32);
+static_assert(sizeof(struct novars_create_args) == 64 &&
+	      offsetof(struct novars_create_args, target) == 32 &&
+	      offsetof(struct novars_create_args, acl) == 40);
 static_assert(sizeof(struct novars_rename_args) == 80 &&
 	      offsetof(struct novars_rename_args, old_len) == 48 &&
 	      offsetof(struct novars_rename_args, owner) == 64);
@@ -261,27 +262,24 @@ static struct novars_owner novars_owner(struct inode *dir)
 static int novars_new(struct inode *dir, struct dentry *dentry, umode_t mode,
 		      dev_t rdev, const char *target)
 {
+	struct novars_create_args a = {
+		.owner = novars_owner(dir), .rdev = new_encode_dev(rdev),
+		.target = target, .tlen = target ? strlen(target) : 0,
+	};
 	struct posix_acl *default_acl, *acl;
-	struct novars_create_args a;
 	struct inode *inode;
 	int err;
 
-	err = novars_new_acl(dir, &mode, &default_acl, &acl);
+	err = novars_new_acl(dir, &mode, &default_acl, &acl, &a);
 	if (err)
 		return err;
-	a = (struct novars_create_args){
-		.mode = mode, .owner = novars_owner(dir), .rdev = new_encode_dev(rdev),
-		.target = target, .tlen = target ? strlen(target) : 0,
-	};
+	a.mode = mode;
 	inode = novars_rs_create(dir, dentry->d_name.name, dentry->d_name.len, &a);
-	if (IS_ERR(inode)) {
-		posix_acl_release(default_acl);
-		posix_acl_release(acl);
+	/* The ACLs went in with the creation; security labels follow. On an
+	 * error there the name stays, as on ext4 after a failed label. */
+	err = novars_new_attrs(inode, dir, &dentry->d_name, default_acl, acl, &a);
+	if (IS_ERR(inode))
 		return PTR_ERR(inode);
-	}
-	/* The name exists now: on an error here the inode stays (its mode
-	 * already as restrictive as the ACL would make it). */
-	err = novars_new_attrs(inode, dir, &dentry->d_name, default_acl, acl);
 	d_instantiate(dentry, inode);
 	return err;
 }
@@ -318,22 +316,19 @@ static int novars_tmpfile(struct mnt_idmap *idmap, struct inode *dir,
 			  struct file *file, umode_t mode)
 {
 	NOVARS_TRACE_OP(NOVARS_OP_CREATE);
+	struct novars_create_args a = { .owner = novars_owner(dir) };
 	struct posix_acl *default_acl, *acl;
-	struct novars_create_args a;
 	struct inode *inode;
 	int err;
 
-	err = novars_new_acl(dir, &mode, &default_acl, &acl);
+	err = novars_new_acl(dir, &mode, &default_acl, &acl, &a);
 	if (err)
 		return err;
-	a = (struct novars_create_args){ .mode = mode, .owner = novars_owner(dir) };
+	a.mode = mode;
 	inode = novars_rs_tmpfile(dir, &a);
-	if (IS_ERR(inode)) {
-		posix_acl_release(default_acl);
-		posix_acl_release(acl);
+	err = novars_new_attrs(inode, dir, &file_dentry(file)->d_name, default_acl, acl, &a);
+	if (IS_ERR(inode))
 		return PTR_ERR(inode);
-	}
-	err = novars_new_attrs(inode, dir, &file_dentry(file)->d_name, default_acl, acl);
 	if (err) {
 		iput(inode);
 		return err;
@@ -408,6 +403,50 @@ int novars_dir_emit(struct dir_context *ctx, const char *name, int len,
 	return 1;
 }
 
+/* The file-system ioctls (fsioctl.rs), on files and directories alike. */
+static long novars_fs_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
+{
+	bool writes = novars_rs_ioctl_writes(cmd);
+	long ret;
+
+	if (writes) {
+		ret = mnt_want_write_file(file);
+		if (ret)
+			return ret;
+	}
+	ret = novars_rs_ioctl_fs(file_inode(file)->i_sb, cmd, arg);
+	if (writes)
+		mnt_drop_write_file(file);
+	return ret;
+}
+
+/* Shutdown: every inode's mappings go (a later store faults and gets
+ * SIGBUS). The walk of s_inodes as drop_pagecache_sb does it. */
+void novars_unmap_all(struct super_block *sb)
+{
+	struct inode *inode, *prev = NULL;
+
+	spin_lock(&sb->s_inode_list_lock);
+	list_for_each_entry(inode, &sb->s_inodes, i_sb_list) {
+		spin_lock(&inode->i_lock);
+		if ((inode->i_state & (I_FREEING | I_WILL_FREE | I_NEW)) ||
+		    !mapping_mapped(inode->i_mapping)) {
+			spin_unlock(&inode->i_lock);
+			continue;
+		}
+		__iget(inode);
+		spin_unlock(&inode->i_lock);
+		spin_unlock(&sb->s_inode_list_lock);
+		unmap_mapping_range(inode->i_mapping, 0, 0, 1);
+		iput(prev);
+		prev = inode;
+		cond_resched();
+		spin_lock(&sb->s_inode_list_lock);
+	}
+	spin_unlock(&sb->s_inode_list_lock);
+	iput(prev);
+}
+
 static int novars_readdir(struct file *file, struct dir_context *ctx)
 {
 	struct inode *inode = file_inode(file);
@@ -427,6 +466,8 @@ static const struct file_operations novars_dir_fops = {
 	.read		= generic_read_dir,
 	.iterate_shared	= novars_readdir,
 	.fsync		= noop_fsync,
+	.unlocked_ioctl	= novars_fs_ioctl,
+	.compat_ioctl	= compat_ptr_ioctl,
 };
 
 static const struct inode_operations novars_dir_iops = {
@@ -588,6 +629,10 @@ static int novars_file_open(struct inode *inode, struct file *file)
 {
 	/* Every access is direct (DAX): O_DIRECT is accepted; RWF_NOWAIT
 	 * answers EAGAIN instead of waiting for the inode lock. */
+	int err = novars_rs_live(inode->i_sb);
+
+	if (err)
+		return err;
 	file->f_mode |= FMODE_CAN_ODIRECT | FMODE_NOWAIT;
 	return generic_file_open(inode, file);
 }
@@ -642,7 +687,10 @@ static const struct vm_operations_struct novars_dax_vm_ops = {
 static int novars_file_mmap(struct file *file, struct vm_area_struct *vma)
 {
 	struct novars_sb_c *c = file_inode(file)->i_sb->s_fs_info;
+	int err = novars_rs_live(file_inode(file)->i_sb);
 
+	if (err)
+		return err;
 	/* MAP_SYNC only where the device is synchronous (not virtio-pmem). */
 	if (!daxdev_mapping_supported(vma, c->dax))
 		return -EOPNOTSUPP;
@@ -661,7 +709,11 @@ static int novars_file_mmap(struct file *file, struct vm_area_struct *vma)
  */
 static int novars_fsync(struct file *file, loff_t start, loff_t end, int datasync)
 {
-	int err = file_write_and_wait_range(file, start, end);
+	int err = novars_rs_live(file_inode(file)->i_sb);
+
+	if (err)
+		return err;
+	err = file_write_and_wait_range(file, start, end);
 
 	/* And the times the VFS changed (a write fault's mtime), as ext4. */
 	return err ?: sync_inode_metadata(file_inode(file), 1);
@@ -671,8 +723,9 @@ static int novars_dax_writepages(struct address_space *mapping,
 				 struct writeback_control *wbc)
 {
 	struct novars_sb_c *c = mapping->host->i_sb->s_fs_info;
+	int err = novars_rs_live(mapping->host->i_sb);
 
-	return dax_writeback_mapping_range(mapping, c->dax, wbc);
+	return err ?: dax_writeback_mapping_range(mapping, c->dax, wbc);
 }
 
 /* The ioctls of novars_ioctl.h: Rust copies and checks their arguments. */
@@ -684,7 +737,7 @@ static long novars_file_ioctl(struct file *file, unsigned int cmd, unsigned long
 	case NOVARS_IOC_SEAL_INFO:
 		return novars_rs_ioc_seal_info(file_inode(file), arg);
 	}
-	return -ENOTTY;
+	return novars_fs_ioctl(file, cmd, arg);
 }
 
 static const struct file_operations novars_file_fops = {
@@ -842,6 +895,8 @@ static int novars_parse_param(struct fs_context *fc, struct fs_parameter *param)
 
 static int novars_fill_super_c(struct super_block *sb, struct fs_context *fc)
 {
+	int err;
+
 	NOVARS_TRACE_OP(NOVARS_OP_MOUNT);
 	sb->s_op = &novars_sops;
 	sb->s_xattr = novars_xattr_handlers;
@@ -849,7 +904,14 @@ static int novars_fill_super_c(struct super_block *sb, struct fs_context *fc)
 	/* The umask is then ours to apply: posix_acl_create() does. */
 	sb->s_flags |= SB_POSIXACL;
 #endif
-	return novars_rs_fill_super(sb, fc->fs_private, fc->sb_flags & SB_SILENT);
+	err = novars_rs_fill_super(sb, fc->fs_private, fc->sb_flags & SB_SILENT);
+	if (!err) {
+		struct novars_sb_c *c = sb->s_fs_info;
+
+		/* FS_IOC_GETFSUUID, overlayfs and others read it. */
+		super_set_uuid(sb, c->uuid, sizeof(c->uuid));
+	}
+	return err;
 }
 
 static int novars_get_tree(struct fs_context *fc)

@@ -90,6 +90,10 @@ struct novars_create_args {
 	struct novars_owner owner;
 	u64 rdev;	/* new_encode_dev() value */
 	const char *target;
+	/* The new inode's access and default ACLs as xattr values, or NULL:
+	 * Rust logs them in the commit that creates the inode. */
+	const void *acl[2];
+	u32 acl_len[2];
 };
 
 /* Arguments of novars_rs_rename (flags: RENAME_* as the VFS gives them;
@@ -131,12 +135,12 @@ int novars_set_acl(struct mnt_idmap *idmap, struct dentry *dentry, struct posix_
 #define novars_set_acl NULL
 static inline int novars_acl_chmod(struct inode *inode, umode_t mode) { return 0; }
 #endif
-int novars_init_acl_security(struct inode *inode, struct inode *dir, const struct qstr *name,
-			     struct posix_acl *default_acl, struct posix_acl *acl);
+struct novars_create_args;
 int novars_new_acl(struct inode *dir, umode_t *mode, struct posix_acl **default_acl,
-		   struct posix_acl **acl);
+		   struct posix_acl **acl, struct novars_create_args *a);
 int novars_new_attrs(struct inode *inode, struct inode *dir, const struct qstr *name,
-		     struct posix_acl *default_acl, struct posix_acl *acl);
+		     struct posix_acl *default_acl, struct posix_acl *acl,
+		     struct novars_create_args *a);
 /* i_flags from FS_*_FL flags; the chattr/xfs_io inode operations. */
 void novars_set_iflags(struct inode *inode, u32 flags);
 struct fileattr;
@@ -242,6 +246,15 @@ void novars_rs_evict(struct inode *inode);
  * argument at arg. 0 or -errno. */
 long novars_rs_ioc_seal(struct file *file, bool writable, unsigned long arg);
 long novars_rs_ioc_seal_info(struct inode *inode, unsigned long arg);
+
+/* The file-system ioctls (fsioctl.rs): shutdown, label; -ENOTTY for any
+ * other. Whether one changes the file system (write access first). */
+long novars_rs_ioctl_fs(struct super_block *sb, unsigned int cmd, unsigned long arg);
+bool novars_rs_ioctl_writes(unsigned int cmd);
+/* 0, or -EIO once shut down: open, mmap, fsync, writeback ask. */
+int novars_rs_live(struct super_block *sb);
+/* Shutdown: tear down every mapping of every inode, so stores fault. */
+void novars_unmap_all(struct super_block *sb);
 /* file_operations release (last close): drops the file's seal, if any. */
 int novars_rs_release(struct inode *inode, struct file *file);
 int novars_rs_getxattr(struct inode *inode, int index, const char *name, void *buf, size_t size);
@@ -249,7 +262,7 @@ int novars_rs_setxattr(struct inode *inode, int index, const char *name, const v
 		       size_t size, int flags, u32 mode);
 ssize_t novars_rs_listxattr(struct inode *inode, bool trusted, char *buf, size_t size);
 /* Inode flags (FS_*_FL) and project id; set: 0 or -errno. */
-u32 novars_rs_get_flags(struct inode *inode, u32 *projid);
+int novars_rs_get_flags(struct inode *inode, u32 *flags, u32 *projid);
 int novars_rs_set_flags(struct inode *inode, u32 flags, bool fsx, u32 projid, bool other);
 /* fallocate, the inode lock held: 0 or -errno. */
 long novars_rs_fallocate(struct file *file, int mode, loff_t off, loff_t len);

@@ -185,37 +185,72 @@ static int novars_initxattrs(struct inode *inode, const struct xattr *xattrs, vo
 	return err;
 }
 
-int novars_init_acl_security(struct inode *inode, struct inode *dir, const struct qstr *name,
-			     struct posix_acl *default_acl, struct posix_acl *acl)
-{
-	int err = 0;
-
 #ifdef CONFIG_FS_POSIX_ACL
-	if (default_acl)
-		err = novars_store_acl(inode, ACL_TYPE_DEFAULT, default_acl, U32_MAX);
-	if (!err && acl)
-		err = novars_store_acl(inode, ACL_TYPE_ACCESS, acl, U32_MAX);
+/* `acl` as an xattr value in a->acl[i] (NULL for none). */
+static int novars_acl_value(struct posix_acl *acl, struct novars_create_args *a, int i)
+{
+	size_t size;
+	void *value;
+	int err;
+
+	if (!acl)
+		return 0;
+	size = posix_acl_xattr_size(acl->a_count);
+	value = kmalloc(size, GFP_KERNEL);
+	if (!value)
+		return -ENOMEM;
+	err = posix_acl_to_xattr(&init_user_ns, acl, value, size);
+	if (err < 0) {
+		kfree(value);
+		return err;
+	}
+	a->acl[i] = value;
+	a->acl_len[i] = size;
+	return 0;
+}
 #endif
-	if (!err)
-		err = security_inode_init_security(inode, dir, name, novars_initxattrs, NULL);
+
+/* A new inode's ACLs, inherited from dir's default ACL (without one the
+ * umask applies: SB_POSIXACL leaves that to the file system): *mode as
+ * they make it, and the ACLs as xattr values in `a` (access, default),
+ * which Rust logs in the commit that creates the inode. novars_new_attrs
+ * frees them, whatever happened in between. */
+int novars_new_acl(struct inode *dir, umode_t *mode, struct posix_acl **default_acl,
+		   struct posix_acl **acl, struct novars_create_args *a)
+{
+	int err;
+
+	*default_acl = *acl = NULL;
+	err = posix_acl_create(dir, mode, default_acl, acl);
+#ifdef CONFIG_FS_POSIX_ACL
+	err = err ?: novars_acl_value(*acl, a, 0);
+	err = err ?: novars_acl_value(*default_acl, a, 1);
+	if (err)
+		novars_new_attrs(ERR_PTR(err), dir, NULL, *default_acl, *acl, a);
+#endif
 	return err;
 }
 
-/* A new inode's ACLs (inherited from dir's default ACL; without one the
- * umask applies, SB_POSIXACL leaving that to the file system) and security
- * labels. */
-int novars_new_acl(struct inode *dir, umode_t *mode, struct posix_acl **default_acl,
-			  struct posix_acl **acl)
-{
-	*default_acl = *acl = NULL;
-	return posix_acl_create(dir, mode, default_acl, acl);
-}
-
+/* After the creation (`inode`, or an ERR_PTR if it failed): the VFS caches
+ * the ACLs it was created with; the security labels (initxattrs). Frees
+ * what novars_new_acl made. */
 int novars_new_attrs(struct inode *inode, struct inode *dir, const struct qstr *name,
-			    struct posix_acl *default_acl, struct posix_acl *acl)
+		     struct posix_acl *default_acl, struct posix_acl *acl,
+		     struct novars_create_args *a)
 {
-	int err = novars_init_acl_security(inode, dir, name, default_acl, acl);
+	int err = 0;
 
+	kfree(a->acl[0]);
+	kfree(a->acl[1]);
+	a->acl[0] = a->acl[1] = NULL;
+	if (!IS_ERR(inode)) {
+#ifdef CONFIG_FS_POSIX_ACL
+		set_cached_acl(inode, ACL_TYPE_ACCESS, acl);
+		if (S_ISDIR(inode->i_mode))
+			set_cached_acl(inode, ACL_TYPE_DEFAULT, default_acl);
+#endif
+		err = security_inode_init_security(inode, dir, name, novars_initxattrs, NULL);
+	}
 	posix_acl_release(default_acl);
 	posix_acl_release(acl);
 	return err;
@@ -242,9 +277,12 @@ void novars_set_iflags(struct inode *inode, u32 fl)
 /* chattr and xfs_io chattr: the flags Rust keeps (iflags.rs). */
 int novars_fileattr_get(struct dentry *dentry, struct fileattr *fa)
 {
-	u32 projid;
+	u32 flags, projid;
+	int err = novars_rs_get_flags(d_inode(dentry), &flags, &projid);
 
-	fileattr_fill_flags(fa, novars_rs_get_flags(d_inode(dentry), &projid));
+	if (err)
+		return err;
+	fileattr_fill_flags(fa, flags);
 	fa->fsx_projid = projid;
 	return 0;
 }

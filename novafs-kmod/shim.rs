@@ -528,6 +528,7 @@ extern "C" {
     ) -> c_int;
     pub(crate) fn novars_sb_rdonly(sb: *mut bindings::super_block) -> bool;
     pub(crate) fn novars_sb_set_rdonly(sb: *mut bindings::super_block);
+    pub(crate) fn novars_unmap_all(sb: *mut bindings::super_block);
     pub(crate) fn novars_cpu() -> u32;
     pub(crate) fn novars_cond_resched();
     pub(crate) fn novars_copy_from_iter(iter: *mut c_void, dst: *mut c_void, len: usize) -> usize;

@@ -55,6 +55,9 @@ pub(crate) struct SbInfo {
     state: Pin<KBox<Mutex<MountState>>>,
     /// Read-write now (changes on remount); see [`SbInfo::start_write`].
     rw: AtomicBool,
+    /// Shut down (`FS_IOC_SHUTDOWN`, fsioctl.rs): every call answers EIO
+    /// and nothing more is written, not even at unmount.
+    shutdown: AtomicBool,
     /// The `errors=` behaviour (`layout::sb::ERRORS_*`; a remount may
     /// change it).
     errors: AtomicU32,
@@ -94,12 +97,85 @@ impl SbInfo {
     /// read-only clears `rw` and then waits until no operation is in
     /// flight: the two SeqCst pairs (count up then read `rw`; clear `rw`
     /// then read the count) make sure one of the two sees the other.
+    /// After a shutdown: EIO, checked after the count went up (see
+    /// [`SbInfo::shut_down`]).
     pub(crate) fn start_write(&self) -> Result<Writing<'_>> {
         let w = self.enter();
+        self.live()?;
         if !self.rw() {
             return Err(EROFS);
         }
         Ok(w)
+    }
+
+    /// EIO once the file system is shut down: every entry point asks
+    /// (those that change the media through [`SbInfo::start_write`]).
+    pub(crate) fn live(&self) -> Result {
+        if self.shutdown.load(Ordering::SeqCst) {
+            return Err(EIO);
+        }
+        Ok(())
+    }
+
+    /// Shuts the file system down (`FS_IOC_SHUTDOWN`): no operation starts
+    /// from now on, and when this returns none is in flight, so nothing
+    /// more reaches the media (the caller then unmaps every mapping). The
+    /// superblock is left as it is: not CLEAN since the mount, so the next
+    /// mount recovers as after a crash. False if it was already down.
+    pub(crate) fn shut_down(&self) -> bool {
+        // Under the state lock: a superblock store (remount, errors, the
+        // label) either finished before or sees the flag.
+        let was = {
+            let _st = self.state.lock();
+            self.shutdown.swap(true, Ordering::SeqCst)
+        };
+        if was {
+            return false;
+        }
+        // As remount to read-only: the flag, then no writer in flight.
+        while self.writers.load(Ordering::SeqCst) != 0 {
+            // SAFETY: sleeping has no preconditions; the caller (an ioctl)
+            // holds nothing an operation in flight waits for.
+            unsafe { bindings::msleep(1) };
+        }
+        true
+    }
+
+    /// The volume label (`FS_IOC_GETFSLABEL`), NUL-padded.
+    pub(crate) fn label(&self) -> [u8; 64] {
+        self.state.lock().sbk.label
+    }
+
+    /// Sets the volume label (`FS_IOC_SETFSLABEL`): EINVAL unless
+    /// `Superblock::set_label` takes it. The whole superblock block is
+    /// stored again, primary then backup, each durable before the next: a
+    /// crash tears at most one copy, whose checksum then fails, and the
+    /// mount takes the other (old label or new, never a mix).
+    pub(crate) fn set_label(&self, label: &[u8]) -> Result {
+        let mut st = self.state.lock();
+        self.live()?;
+        if !self.rw() {
+            return Err(EROFS);
+        }
+        let mut sbk = st.sbk;
+        if !sbk.set_label(label) {
+            return Err(EINVAL);
+        }
+        let mut buf = KVec::from_elem(0u8, BLOCK_SIZE, GFP_KERNEL)?;
+        if !sbk.write_block(buf.as_mut_slice()) {
+            return Err(EINVAL);
+        }
+        for base in [0, self.geo.backup_sb() * BLOCK_SIZE_U64] {
+            self.pm.write_nt(base, buf.as_slice())?;
+            self.pm.fence();
+        }
+        st.sbk = sbk;
+        Ok(())
+    }
+
+    /// Shut down and so writing nothing more.
+    pub(crate) fn is_shut_down(&self) -> bool {
+        self.shutdown.load(Ordering::SeqCst)
     }
 
     /// Damage found while mounted (`what` says where and what, for the log
@@ -117,9 +193,9 @@ impl SbInfo {
             _ => "",
         };
         pr_err!("({}): {}; run fsck.novars{}\n", self.dev(), what, then);
-        if self.rw() {
+        if self.rw() && !self.is_shut_down() {
             let mut st = self.state.lock();
-            if st.sbk.state & STATE_ERROR == 0 {
+            if st.sbk.state & STATE_ERROR == 0 && !self.is_shut_down() {
                 st.sbk.state |= STATE_ERROR;
                 let _ = store_sb_words(self, &[(SB_STATE_OFF, st.sbk.state)]);
             }
@@ -218,11 +294,12 @@ fn read_superblock(m: &DaxMedia, dev: &str, silent: bool) -> Result<(Superblock,
         Ok(x) => return Ok(x),
         Err(e) => e,
     };
-    let backup =
-        blocks.checked_sub(1).and_then(|b| m.block(b).ok()).map(|b| Superblock::parse(&b, blocks));
+    let backup = sb::find_backup(&b0, blocks, |b| m.block(b).ok());
     // The backup stands in only for a primary that is novars's (it has
     // the magic) and damaged: a device another mkfs reformatted may keep
     // an old novars backup in its last block, and must not mount as novars.
+    // And only its own backup (`find_backup`: same uuid, at the end of the
+    // file system it describes), not an earlier, larger one's.
     match (e, backup) {
         (SbError::BadMagic, _) => {
             if !silent {
@@ -238,15 +315,19 @@ fn read_superblock(m: &DaxMedia, dev: &str, silent: bool) -> Result<(Superblock,
             pr_err!("({dev}): unsupported incompatible features {f:#x}\n");
             Err(EINVAL)
         }
-        (_, Some(Ok(x))) => {
+        (_, Ok((b, sbk, geo))) => {
             pr_warn!(
-                "({dev}): primary superblock invalid ({}); using the backup; run fsck.novars\n",
+                "({dev}): primary superblock invalid ({}); using the backup in block {b}; run fsck.novars\n",
                 e.describe()
             );
-            Ok(x)
+            Ok((sbk, geo))
         }
-        (e, _) => {
-            pr_err!("({dev}): corrupted superblock: {}; run fsck.novars\n", e.describe());
+        (e, Err((b, miss))) => {
+            pr_err!(
+                "({dev}): corrupted superblock: {}; backup (block {b}): {}; run fsck.novars\n",
+                e.describe(),
+                miss.describe()
+            );
             Err(euclean())
         }
     }
@@ -276,6 +357,9 @@ fn now_sec() -> i64 {
 /// flight and `rw` false, or the last reference gone).
 fn save_record(sbi: &SbInfo) -> Result {
     let mut st = sbi.state.lock();
+    if sbi.is_shut_down() {
+        return Ok(());
+    }
     if st.orphans_pending {
         pr_info!("({}): orphan inodes left by a read-only mount; the next mount rebuilds free space and frees them\n", sbi.dev());
         return Ok(());
@@ -364,6 +448,7 @@ fn save_record(sbi: &SbInfo) -> Result {
 /// mount count and time are updated as by a read-write mount.
 fn start_writing(sbi: &SbInfo) -> Result {
     let mut st = sbi.state.lock();
+    sbi.live()?;
     let mut s2 = st.sbk;
     s2.state &= !STATE_CLEAN;
     s2.mount_count = s2.mount_count.wrapping_add(1);
@@ -383,6 +468,14 @@ fn start_writing(sbi: &SbInfo) -> Result {
 fn remount(sbi: &SbInfo, ro: bool) -> Result {
     if ro == !sbi.rw() {
         return Ok(());
+    }
+    if sbi.is_shut_down() {
+        // Nothing more is written: read-only is what it already is.
+        if ro {
+            sbi.rw.store(false, Ordering::SeqCst);
+            return Ok(());
+        }
+        return Err(EIO);
     }
     if ro {
         // No new operation starts; wait for those in flight (the VFS has
@@ -547,6 +640,7 @@ fn setup(
                 GFP_KERNEL,
             )?,
             rw: AtomicBool::new(rw),
+            shutdown: AtomicBool::new(false),
             errors: AtomicU32::new(0),
             dev,
         },
@@ -721,7 +815,12 @@ extern "C" fn novars_rs_put_super(sb: *mut bindings::super_block) {
     }
     // SAFETY: as above; nothing else uses SbInfo any more.
     let sbi = unsafe { KBox::from_raw(p) };
-    if sbi.rw() {
+    if sbi.is_shut_down() {
+        pr_info!(
+            "({}): unmounted after a shutdown; the next mount recovers as after a crash\n",
+            sbi.dev()
+        );
+    } else if sbi.rw() {
         if let Err(e) = save_record(&sbi) {
             pr_err!(
                 "({}): could not save the allocator record ({}); the next mount scans\n",

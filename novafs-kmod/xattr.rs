@@ -301,6 +301,50 @@ pub(crate) struct ModeChange {
     pub(crate) mode: u32,
 }
 
+/// A value too large for its entry goes to fresh blocks first
+/// (non-temporal: the commit's fence makes it durable before the entry can
+/// be seen): their (first block, count), freed by the caller if the entry
+/// is not committed.
+fn store_value(sbi: &SbInfo, v: &[u8]) -> Result<Option<(u64, u64)>> {
+    if v.len() <= XATTR_INLINE_MAX {
+        return Ok(None);
+    }
+    let n = xattr_value_blocks(v.len() as u32);
+    let (b, _) = sbi.alloc.alloc_exact(n, Pool::General)?;
+    if let Err(e) = sbi.pm.write_nt(b * BLOCK_SIZE_U64, v) {
+        let _ = sbi.alloc.free(b, n);
+        return Err(e);
+    }
+    Ok(Some((b, n)))
+}
+
+/// A new inode's attribute (its ACLs, from `posix_acl_create`), appended
+/// to its log before the commit that creates it: the blocks of a large
+/// value (to free if that commit does not happen), or None.
+pub(crate) fn push_new(
+    sbi: &SbInfo,
+    ap: &mut Appender<'_>,
+    index: u8,
+    value: &[u8],
+    now: Timespec,
+) -> Result<Option<(u64, u64)>> {
+    if value.len() > XATTR_VALUE_MAX {
+        return Err(E2BIG);
+    }
+    let block = store_value(sbi, value)?;
+    let v = match block {
+        Some((b, _)) => XattrValue::Blocks { block: b, len: value.len() as u32 },
+        None => XattrValue::Inline(value),
+    };
+    if let Err(e) = ap.push(&NewEntry::Xattr { index, name: b"", value: v, ctime: now }) {
+        if let Some((b, n)) = block {
+            let _ = sbi.alloc.free(b, n);
+        }
+        return Err(e);
+    }
+    Ok(block)
+}
+
 /// setxattr/removexattr (`value` None), with `flags` XATTR_CREATE /
 /// XATTR_REPLACE, and the mode change that goes with an access ACL: one
 /// commit.
@@ -343,19 +387,9 @@ fn set(
             return Ok(());
         }
     }
-    // A large value goes to fresh blocks first (non-temporal: the
-    // commit's fence makes it durable before the entry can be seen).
     let block = match value {
-        Some(v) if v.len() > XATTR_INLINE_MAX => {
-            let n = xattr_value_blocks(v.len() as u32);
-            let (b, _) = sbi.alloc.alloc_exact(n, Pool::General)?;
-            if let Err(e) = sbi.pm.write_nt(b * BLOCK_SIZE_U64, v) {
-                let _ = sbi.alloc.free(b, n);
-                return Err(e);
-            }
-            Some((b, n))
-        }
-        _ => None,
+        Some(v) => store_value(sbi, v)?,
+        None => None,
     };
     let free_new = |b: Option<(u64, u64)>| {
         if let Some((b, n)) = b {
@@ -494,7 +528,7 @@ extern "C" fn novars_rs_getxattr(
         // SAFETY: as above.
         unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), size) }
     };
-    match index_of(flags).and_then(|i| get(sbi, info, i, name, buf)) {
+    match sbi.live().and_then(|()| index_of(flags)).and_then(|i| get(sbi, info, i, name, buf)) {
         Ok(n) => c_int::try_from(n).unwrap_or(c_int::MAX),
         Err(e) => e.to_errno(),
     }
@@ -556,7 +590,7 @@ extern "C" fn novars_rs_listxattr(
         // SAFETY: as above.
         unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), size) }
     };
-    match list(sbi, info, trusted, buf) {
+    match sbi.live().and_then(|()| list(sbi, info, trusted, buf)) {
         Ok(n) => isize::try_from(n).unwrap_or(isize::MAX),
         Err(e) => e.to_errno() as isize,
     }

@@ -75,3 +75,22 @@ case_ xfs_io_open_immutable xfs_io -c "chattr -i" f
 case_ immutable_other_flag chattr +d f
 case_ xfs_io_clear xfs_io -r -c "chattr -i" f
 case_ noatime_read sh -c 'chattr +A f; touch -a -d @1000000000 f; cat f > /dev/null; stat -c %X f'
+# What a new inode inherits from its directory (sync, nodump, noatime to
+# everything; dirsync to directories; never immutable or append-only).
+mkdir inh
+case_ inherit_set chattr +SdAD inh
+mkdir inh/sub
+touch inh/file inh/sub/nested
+ln -s file inh/link
+case_ inherit_dir flags inh/sub
+case_ inherit_file flags inh/file
+case_ inherit_nested flags inh/sub/nested
+case_ inherit_link_lsattr sh -c 'lsattr -d inh/link; echo'
+case_ inherit_clear chattr -SdAD inh
+touch inh/later
+case_ inherit_after_clear flags inh/later
+mkdir ia
+case_ inherit_ia_set chattr +a ia
+touch ia/f
+case_ inherit_not_append flags ia/f
+chattr -a ia

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Extended attributes, POSIX ACLs and inode flags: setfattr/getfattr in every namespace, setfacl/getfacl with masks, chmod, default ACL inheritance and umask, chattr/lsattr/xfs_io flags (immutable, append-only, nodump, noatime, sync, dirsync, project id) and what they forbid give ext4-DAX's results and errnos on novars (xtests/guest/xattrs.sh, iflags.sh); they survive a remount and log compaction; rsync -aAX and a tar --xattrs --acls round trip copy them exactly; fsck -fn clean.
+# Extended attributes, POSIX ACLs and inode flags: setfattr/getfattr in every namespace, setfacl/getfacl with masks, chmod, default ACL inheritance and umask, chattr/lsattr/xfs_io flags (immutable, append-only, nodump, noatime, sync, dirsync, project id), what they forbid and what new inodes inherit give ext4-DAX's results and errnos on novars (xtests/guest/xattrs.sh, iflags.sh); they survive a remount and log compaction; rsync -aAX and a tar --xattrs --acls round trip copy them exactly; fsck -fn clean.
 # flavours: normal
 # nvdimms: 1
 # timeout: 600
@@ -35,6 +35,16 @@ ok "$(wc -l < $W/ext4.fl) inode-flag cases give ext4's results"
 # needs quota support this guest kernel lacks: novars alone).
 xfs_io -r -c "chproj 42" $W/m/fl/d || fail "xfs_io chproj on novars"
 xfs_io -r -c lsproj $W/m/fl/d | grep -q "projid = 42" || fail "project id not set: $(xfs_io -r -c lsproj $W/m/fl/d)"
+# Project inheritance: with projinherit (P) a new inode takes the
+# directory's project id, in the same commit as its creation; without it 0.
+must mkdir $W/m/fl/proj
+must xfs_io -r -c "chproj 7" -c "chattr +P" $W/m/fl/proj
+must mkdir $W/m/fl/proj/sub
+must touch $W/m/fl/proj/sub/f $W/m/fl/d/noinherit
+xfs_io -r -c lsproj $W/m/fl/proj/sub/f | grep -q "projid = 7" || fail "project id not inherited: $(xfs_io -r -c lsproj $W/m/fl/proj/sub/f)"
+lsattr -d $W/m/fl/proj/sub | grep -q '^.*P' || fail "projinherit not inherited by a subdirectory: $(lsattr -d $W/m/fl/proj/sub)"
+xfs_io -r -c lsproj $W/m/fl/d/noinherit | grep -q "projid = 0" || fail "project id inherited without projinherit: $(xfs_io -r -c lsproj $W/m/fl/d/noinherit)"
+ok "project ids: inherited with projinherit, not without"
 # Flags survive a remount and keep forbidding.
 must touch $W/m/fl/keep
 must chattr +i $W/m/fl/keep
@@ -53,6 +63,7 @@ diff -u $W/before $W/after || fail "attributes changed across the remount"
 lsattr -d $W/m/fl/keep | grep -q '^----i' || fail "immutable lost across the remount: $(lsattr -d $W/m/fl/keep)"
 lsattr -d $W/m/fl/d | grep -q '^.....a' || fail "append-only lost across the remount: $(lsattr -d $W/m/fl/d)"
 xfs_io -r -c lsproj $W/m/fl/d | grep -q "projid = 42" || fail "project id lost across the remount"
+xfs_io -r -c lsproj $W/m/fl/proj/sub/f | grep -q "projid = 7" || fail "inherited project id lost across the remount"
 echo x > $W/m/fl/keep 2>/dev/null && fail "wrote to an immutable file after the remount"
 rm $W/m/fl/d/new 2>/dev/null && fail "unlinked in an append-only directory after the remount"
 must chattr -i $W/m/fl/keep

@@ -1,8 +1,10 @@
 //! Pass 0: the superblocks.
 //!
 //! The primary is block 0, the backup the last block of the file system.
-//! If the primary is unusable the backup is looked for in the last block of
-//! the device. Both unusable: nothing can be checked (exit 8).
+//! If the primary is unusable the backup is looked for where its size
+//! field points, then in the last block of the device, and must have its
+//! uuid (`layout::sb::find_backup`). Both unusable: nothing can be checked
+//! (exit 8).
 
 use layout::{Geometry, Media, SbError, Superblock, BLOCK_SIZE};
 
@@ -108,45 +110,36 @@ pub fn find(m: &Overlay<'_>) -> Result<Found, String> {
                     ));
                 }
             }
-            // The backup is in the last block of the file system: the
-            // device's last block, or (for a file system smaller than its
-            // device) where the damaged primary's size field points.
+            // The backup is in the last block of the file system: where
+            // the damaged primary's size field points, else the device's
+            // last block; and only the primary's own (its uuid), not one
+            // an earlier, larger novars left at the end of the device.
             let last = dev - 1;
-            let mut candidates = vec![last];
-            if let Some(n) = m.block(0).ok().and_then(Superblock::decode).map(|s| s.blocks_count) {
-                if n >= 2 && n - 1 < last {
-                    candidates.push(n - 1);
+            let b0 = m.block(0).map(<[u8]>::to_vec).unwrap_or_default();
+            let found = layout::sb::find_backup(&b0, dev, |b| m.block(b).ok());
+            let (tried, miss) = match found {
+                Ok((b, sb, geo)) => {
+                    return Ok(Found {
+                        sb,
+                        geo,
+                        primary_bad: Some(primary),
+                        backup_block: b,
+                        backup: Backup::Good,
+                    });
                 }
-            }
-            let mut first_err = None;
-            for &b in &candidates {
-                match parse_at(m, b) {
-                    Ok((sb, geo)) if geo.backup_sb() == b => {
-                        return Ok(Found {
-                            sb,
-                            geo,
-                            primary_bad: Some(primary),
-                            backup_block: b,
-                            backup: Backup::Good,
-                        });
-                    }
-                    Ok(_) => {
-                        first_err.get_or_insert_with(|| {
-                            "not at the end of the file system it describes".to_string()
-                        });
-                    }
-                    Err(e) => {
-                        first_err.get_or_insert(e);
-                    }
-                }
-            }
+                Err(x) => x,
+            };
+            let candidates = [tried, last];
             let no_magic = |nr| m.block(nr).map(|b| !Superblock::has_magic(b)).unwrap_or(true);
             if no_magic(0) && candidates.iter().all(|&b| no_magic(b)) {
                 return Err("not a novars file system (no superblock magic in block 0 or in the last block)".into());
             }
-            let backup = first_err.unwrap_or_default();
+            let backup = match miss {
+                layout::sb::BackupMiss::Invalid(e) => why(e),
+                m => m.describe().to_string(),
+            };
             Err(format!(
-                "no valid superblock: primary (block 0): {primary}; backup (block {last}): {backup}. \
+                "no valid superblock: primary (block 0): {primary}; backup (block {tried}): {backup}. \
                  Nothing can be repaired without one"
             ))
         }

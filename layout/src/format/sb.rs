@@ -153,6 +153,9 @@ ondisk! {
 
 const _: () = assert!(Superblock::SIZE == 512);
 
+/// The longest label, in bytes (the field keeps a NUL after it).
+pub const LABEL_MAX: usize = 63;
+
 /// Why a superblock was rejected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SbError {
@@ -185,6 +188,66 @@ impl SbError {
             SbError::DeviceTooSmall { .. } => "file system larger than the device",
         }
     }
+}
+
+/// Why no backup superblock could stand in for a damaged primary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackupMiss {
+    /// The block could not be read.
+    Unreadable,
+    /// Not a valid superblock.
+    Invalid(SbError),
+    /// Valid, but not in the last block of the file system it describes.
+    NotAtEnd,
+    /// Valid, but of another file system than the primary (another uuid):
+    /// left at the end of the device by an earlier, larger mkfs.
+    OtherFileSystem,
+}
+
+impl BackupMiss {
+    /// One-line description for logs and tools.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            BackupMiss::Unreadable => "unreadable",
+            BackupMiss::Invalid(e) => e.describe(),
+            BackupMiss::NotAtEnd => "not at the end of the file system it describes",
+            BackupMiss::OtherFileSystem => "of another file system (another uuid)",
+        }
+    }
+}
+
+/// The backup superblock that stands in for a damaged primary (`block0`
+/// as read; the caller has checked its magic). The backup is the last
+/// block of the file system: where the primary's size field points (a
+/// file system smaller than its device), else the device's last block. A
+/// candidate is taken only if it is valid, lies at the end of the file
+/// system it describes and, when block 0 still decodes, has its uuid.
+/// Returns (block, superblock, geometry), or the block last tried and why
+/// it was not taken.
+pub fn find_backup<B: core::ops::Deref<Target = [u8]>>(
+    block0: &[u8],
+    device_blocks: u64,
+    mut read: impl FnMut(u64) -> Option<B>,
+) -> Result<(u64, Superblock, Geometry), (u64, BackupMiss)> {
+    let last = device_blocks.saturating_sub(1);
+    let primary = Superblock::decode(block0).filter(|_| Superblock::has_magic(block0));
+    let sized = primary.map(|p| p.blocks_count.saturating_sub(1)).filter(|&b| b >= 1 && b < last);
+    let mut miss = (last, BackupMiss::Unreadable);
+    for b in [sized, Some(last)].into_iter().flatten() {
+        let Some(blk) = read(b) else {
+            miss = (b, BackupMiss::Unreadable);
+            continue;
+        };
+        match Superblock::parse(&blk, device_blocks) {
+            Err(e) => miss = (b, BackupMiss::Invalid(e)),
+            Ok((_, geo)) if geo.backup_sb() != b => miss = (b, BackupMiss::NotAtEnd),
+            Ok((sb, _)) if primary.is_some_and(|p| p.uuid != sb.uuid) => {
+                miss = (b, BackupMiss::OtherFileSystem)
+            }
+            Ok((sb, geo)) => return Ok((b, sb, geo)),
+        }
+    }
+    Err(miss)
 }
 
 /// Everything derived from a valid superblock that the code needs to find
@@ -405,6 +468,22 @@ impl Superblock {
         Ok((sb, geo))
     }
 
+    /// Sets the label (`FS_IOC_SETFSLABEL`, `mkfs -L`): at most
+    /// [`LABEL_MAX`] bytes of UTF-8 without NUL, else false (unchanged).
+    /// The caller stores the block again ([`Superblock::write_block`]):
+    /// the label is under the checksum.
+    pub fn set_label(&mut self, label: &[u8]) -> bool {
+        if label.len() > LABEL_MAX || label.contains(&0) || core::str::from_utf8(label).is_err() {
+            return false;
+        }
+        self.label = [0; 64];
+        match self.label.get_mut(..label.len()) {
+            Some(dst) => dst.copy_from_slice(label),
+            None => return false,
+        }
+        true
+    }
+
     /// The label as text (up to the first NUL), if valid UTF-8.
     pub fn label_str(&self) -> Option<&str> {
         let end = self.label.iter().position(|&b| b == 0).unwrap_or(self.label.len());
@@ -416,6 +495,56 @@ impl Superblock {
 mod tests {
     use super::*;
 
+    /// A device of `dev` blocks: a small file system (uuid 1, 64 MiB) over
+    /// an earlier, larger one (uuid 2, the whole device) whose backup is
+    /// still in the device's last block.
+    fn stale_backup_device(dev: u64) -> std::collections::BTreeMap<u64, Vec<u8>> {
+        let mut blocks = std::collections::BTreeMap::new();
+        for (count, uuid) in [(dev, 2u8), (16384, 1)] {
+            let geo = Geometry::plan(count, 1, 1024).unwrap();
+            let mut sb = Superblock::new(&geo);
+            sb.uuid = [uuid; 16];
+            let mut blk = vec![0u8; BLOCK_SIZE];
+            assert!(sb.write_block(&mut blk));
+            blocks.insert(0, blk.clone());
+            blocks.insert(geo.backup_sb(), blk);
+        }
+        blocks
+    }
+
+    #[test]
+    fn backup_of_the_same_file_system_only() {
+        let dev = 262144;
+        let mut d = stale_backup_device(dev);
+        // The primary is damaged (a torn label write): its own backup, at
+        // the end of the 64 MiB file system, stands in.
+        d.get_mut(&0).unwrap()[200] ^= 1;
+        let read = |d: &std::collections::BTreeMap<u64, Vec<u8>>, b: u64| d.get(&b).cloned();
+        let (b, sb, geo) = find_backup(&d[&0], dev, |b| read(&d, b)).unwrap();
+        assert_eq!((b, sb.uuid, geo.blocks_count), (16383, [1; 16], 16384));
+        // Without it, the old file system's backup at the end of the device
+        // is refused: another uuid.
+        d.remove(&16383);
+        assert_eq!(
+            find_backup(&d[&0], dev, |b| read(&d, b)).unwrap_err(),
+            (dev - 1, BackupMiss::OtherFileSystem)
+        );
+        // A primary without even the magic cannot say whose backup is
+        // whose: the one at the end of the device is taken if valid (the
+        // callers refuse a primary without magic unless asked).
+        d.get_mut(&0).unwrap()[..8].fill(0);
+        assert_eq!(find_backup(&d[&0], dev, |b| read(&d, b)).unwrap().0, dev - 1);
+        // A valid superblock that is not at the end of its file system.
+        let mut d = stale_backup_device(dev);
+        d.get_mut(&0).unwrap()[200] ^= 1;
+        let moved = d.remove(&16383).unwrap();
+        d.insert(dev - 1, moved);
+        assert_eq!(
+            find_backup(&d[&0], dev, |b| read(&d, b)).unwrap_err(),
+            (dev - 1, BackupMiss::NotAtEnd)
+        );
+    }
+
     #[test]
     fn roundtrip_and_validate() {
         let geo = Geometry::plan(262144, 2, 4096).unwrap();
@@ -426,6 +555,17 @@ mod tests {
         assert!(sb.write_block(&mut blk));
         let (back, g2) = Superblock::parse(&blk, 262144).unwrap();
         assert_eq!(back.label_str(), Some("test"));
+        let mut l = back;
+        assert!(l.set_label("données".as_bytes()));
+        assert_eq!(l.label_str(), Some("données"));
+        assert!(l.set_label(&[b'x'; LABEL_MAX]));
+        assert_eq!(l.label_str().map(str::len), Some(LABEL_MAX));
+        for bad in [&[b'x'; LABEL_MAX + 1][..], b"a\0b", &[0xff, 0xfe]] {
+            assert!(!l.set_label(bad));
+            assert_eq!(l.label_str().map(str::len), Some(LABEL_MAX), "unchanged");
+        }
+        assert!(l.set_label(b""));
+        assert_eq!(l.label_str(), Some(""));
         assert_eq!(g2, geo);
         assert_eq!(back.uuid, [7; 16]);
         // Every single-bit flip outside the mutable words is caught.
