@@ -14,6 +14,7 @@ use layout::inode::Timespec;
 use layout::sb::{Geometry, Superblock, INODES_PER_BLOCK, MAX_LANES};
 use layout::BLOCK_SIZE_U64;
 use novars_mkfs::populate::populate_dir;
+use novars_mkfs::wipe::{self, Signature};
 use novars_mkfs::{parse_size, Builder, Options};
 
 /// Create a novars file system.
@@ -199,9 +200,15 @@ fn run(a: &Args) -> Result<(), String> {
         None => have,
     };
     let blocks = size / BLOCK_SIZE_U64;
-    if let Some(sig) = probe_signature(&f, have) {
+    // Every foreign signature where it can be, up to where the new file
+    // system's device or image ends (an image shrunk loses the rest).
+    let wipe_len = if is_blk { have } else { have.min(size) };
+    let foreign = wipe::find(&f, wipe_len);
+    let existing = probe_signature(&f, have)
+        .or_else(|| foreign.iter().find(|s| s.is_primary()).map(|s| s.to_string()));
+    if let Some(sig) = existing {
         if !a.force && !a.dry_run {
-            eprintln!("{} contains {sig}", dev.display());
+            eprintln!("{} appears to contain {sig}", dev.display());
             if !ask_proceed() {
                 return Err("not overwriting the existing file system (use -f to force)".into());
             }
@@ -244,12 +251,21 @@ fn run(a: &Args) -> Result<(), String> {
     }
     if a.dry_run {
         if !a.quiet {
+            report_erased(&foreign, "Would erase");
             println!("Dry run (-n): nothing written.");
         }
         return Ok(());
     }
     if !is_blk && have != size {
         f.set_len(size).map_err(|e| format!("{}: cannot resize to {size}: {e}", dev.display()))?;
+    }
+    // Before the format writes anything: a stale backup superblock of
+    // another file system would otherwise outlive it, for e2fsck or
+    // xfs_repair to "repair" novars with.
+    wipe::erase(&f, wipe_len, &foreign)
+        .map_err(|e| format!("{}: erasing old signatures: {e}", dev.display()))?;
+    if !a.quiet {
+        report_erased(&foreign, "Erased");
     }
     let t0 = Instant::now();
     let len = (blocks * BLOCK_SIZE_U64) as usize;
@@ -295,6 +311,12 @@ fn run(a: &Args) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+fn report_erased(sigs: &[Signature], verb: &str) {
+    for s in sigs {
+        println!("{verb} {s}");
+    }
 }
 
 fn print_geometry(dev: &Path, g: &Geometry, o: &Options) {
