@@ -1,5 +1,6 @@
 //! `mkfs.novars`: create a novars file system on a pmem device or an image
-//! file. Exit status: 0 success, 1 failure (as mke2fs).
+//! file, after erasing what other file systems left there (`wipe`). Exit
+//! status: 0 success, 1 failure or refusal (as mke2fs).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, Read, Write};
@@ -36,10 +37,11 @@ struct Args {
     /// Default: one per 16 KiB.
     #[arg(short = 'N', long = "inodes")]
     inodes: Option<u64>,
-    /// Overwrite an existing file system without asking.
+    /// Overwrite an existing file system without asking. Every other file
+    /// system's superblocks, backups and mirrors are erased in any case.
     #[arg(short = 'f', long = "force")]
     force: bool,
-    /// Dry run: print what would be created, write nothing.
+    /// Dry run: print what would be created and erased, write nothing.
     #[arg(short = 'n', long = "dry-run")]
     dry_run: bool,
     /// Quiet: print nothing but errors.
@@ -145,7 +147,10 @@ fn ask_proceed() -> bool {
     let _ = io::stderr().flush();
     let mut line = String::new();
     match io::stdin().lock().read_line(&mut line) {
-        Ok(0) | Err(_) => false,
+        Ok(0) | Err(_) => {
+            eprintln!("(no answer)");
+            false
+        }
         Ok(_) => line.trim_start().starts_with(['y', 'Y']),
     }
 }
