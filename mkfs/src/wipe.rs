@@ -56,8 +56,8 @@ const EXT_GROUPS_MAX: u64 = 1 << 20;
 pub struct Signature {
     /// What it belongs to: "ext4", "xfs", "btrfs", "swap", ...
     pub fs: &'static str,
-    /// Which copy: see [`Copy`].
-    pub copy: Copy,
+    /// Which copy: see [`Kind`].
+    pub kind: Kind,
     /// Byte offset on the device.
     pub offset: u64,
     /// Bytes that erasing it zeroes (the superblock, or the magic).
@@ -66,7 +66,7 @@ pub struct Signature {
 
 /// Which of a format's copies a [`Signature`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Copy {
+pub enum Kind {
     /// The one blkid and mount look at.
     Primary,
     /// An ext2/3/4 backup superblock.
@@ -81,18 +81,18 @@ impl Signature {
     /// Whether this is a file system's (or swap area's) primary signature,
     /// the kind that makes mkfs ask before overwriting.
     pub fn is_primary(&self) -> bool {
-        self.copy == Copy::Primary
+        self.kind == Kind::Primary
     }
 }
 
 impl fmt::Display for Signature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let what = match (self.copy, self.fs) {
-            (Copy::Primary, "swap" | "swsuspend") => "signature",
-            (Copy::Primary, _) => "superblock",
-            (Copy::Backup, _) => "backup superblock",
-            (Copy::Secondary, _) => "secondary superblock",
-            (Copy::Mirror, _) => "superblock mirror",
+        let what = match (self.kind, self.fs) {
+            (Kind::Primary, "swap" | "swsuspend") => "signature",
+            (Kind::Primary, _) => "superblock",
+            (Kind::Backup, _) => "backup superblock",
+            (Kind::Secondary, _) => "secondary superblock",
+            (Kind::Mirror, _) => "superblock mirror",
         };
         let article = if self.fs.starts_with(['e', 'x']) { "an" } else { "a" };
         write!(f, "{article} {} {what} at offset {} ({:#x})", self.fs, self.offset, self.offset)
@@ -299,12 +299,12 @@ pub fn ext_default_backups(dev_len: u64) -> Vec<(u32, u64)> {
 }
 
 fn ext(dev: &File, len: u64, add: &mut dyn FnMut(Signature)) {
-    let sig = |fs, copy, offset| Signature { fs, copy, offset, len: EXT_SB_SIZE as u64 };
+    let sig = |fs, kind, offset| Signature { fs, kind, offset, len: EXT_SB_SIZE as u64 };
     // Positions named by a superblock found: its own layout, which may
     // differ from the defaults (`mke2fs -g`, no sparse_super, sparse_super2).
     let mut named = Vec::new();
     if let Some(sb) = read(dev, 1024, EXT_SB_SIZE).and_then(|b| ExtSb::parse(&b)) {
-        add(sig(sb.fs, Copy::Primary, 1024));
+        add(sig(sb.fs, Kind::Primary, 1024));
         named.extend(sb.backups(len));
     }
     let mut geometry_read = false;
@@ -315,7 +315,7 @@ fn ext(dev: &File, len: u64, add: &mut dyn FnMut(Signature)) {
         if sb.log_block_size != log {
             continue;
         }
-        add(sig(sb.fs, Copy::Backup, off));
+        add(sig(sb.fs, Kind::Backup, off));
         if !geometry_read {
             geometry_read = true;
             named.extend(sb.backups(len));
@@ -323,7 +323,7 @@ fn ext(dev: &File, len: u64, add: &mut dyn FnMut(Signature)) {
     }
     for off in named {
         if let Some(sb) = read(dev, off, EXT_SB_SIZE).and_then(|b| ExtSb::parse(&b)) {
-            add(sig(sb.fs, Copy::Backup, off));
+            add(sig(sb.fs, Kind::Backup, off));
         }
     }
 }
@@ -386,10 +386,10 @@ pub fn xfs_default_ag_blocks(dblocks: u64, block_size: u64) -> Option<u64> {
 }
 
 fn xfs(dev: &File, len: u64, add: &mut dyn FnMut(Signature)) {
-    let sig = |copy, offset| Signature { fs: "xfs", copy, offset, len: XFS_SECTOR };
+    let sig = |kind, offset| Signature { fs: "xfs", kind, offset, len: XFS_SECTOR };
     let mut geometry = None;
     if let Some(sb) = read(dev, 0, XFS_SECTOR as usize).and_then(|b| XfsSb::parse(&b)) {
-        add(sig(Copy::Primary, 0));
+        add(sig(Kind::Primary, 0));
         geometry = Some(sb);
     } else {
         // No primary: where mkfs.xfs's defaults put AG 1, for each block size.
@@ -408,7 +408,7 @@ fn xfs(dev: &File, len: u64, add: &mut dyn FnMut(Signature)) {
     if let Some(sb) = geometry {
         for off in sb.secondaries(len) {
             if read(dev, off, 4).is_some_and(|m| m == XFS_MAGIC) {
-                add(sig(Copy::Secondary, off));
+                add(sig(Kind::Secondary, off));
             }
         }
     }
@@ -427,8 +427,8 @@ fn btrfs(dev: &File, len: u64, add: &mut dyn FnMut(Signature)) {
             break;
         }
         if read(dev, off + 0x40, 8).is_some_and(|m| m == BTRFS_MAGIC) {
-            let copy = if i == 0 { Copy::Primary } else { Copy::Mirror };
-            add(Signature { fs: "btrfs", copy, offset: off, len: BTRFS_SB_SIZE });
+            let kind = if i == 0 { Kind::Primary } else { Kind::Mirror };
+            add(Signature { fs: "btrfs", kind, offset: off, len: BTRFS_SB_SIZE });
         }
     }
 }
@@ -453,7 +453,7 @@ fn swap(dev: &File, len: u64, add: &mut dyn FnMut(Signature)) {
         }
         let Some(b) = read(dev, off, 10) else { continue };
         if let Some(&(_, fs)) = SWAP_MAGICS.iter().find(|(m, _)| b.starts_with(m)) {
-            add(Signature { fs, copy: Copy::Primary, offset: off, len: 10 });
+            add(Signature { fs, kind: Kind::Primary, offset: off, len: 10 });
         }
     }
 }
