@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 pub mod populate;
+pub mod wipe;
 
 use layout::alloc_rec::{self, ALLOC_PER_BLOCK, KIND_BLOCKS, KIND_INODES};
 use layout::append::{self, AppendError, LogEnd, LogMedium, LogOwner, NewEntry, XattrValue};

@@ -1,5 +1,6 @@
 //! `mkfs.novars`: create a novars file system on a pmem device or an image
-//! file. Exit status: 0 success, 1 failure (as mke2fs).
+//! file, after erasing what other file systems left there (`wipe`). Exit
+//! status: 0 success, 1 failure or refusal (as mke2fs).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, Read, Write};
@@ -14,6 +15,7 @@ use layout::inode::Timespec;
 use layout::sb::{Geometry, Superblock, INODES_PER_BLOCK, MAX_LANES};
 use layout::BLOCK_SIZE_U64;
 use novars_mkfs::populate::populate_dir;
+use novars_mkfs::wipe::{self, Signature};
 use novars_mkfs::{parse_size, Builder, Options};
 
 /// Create a novars file system.
@@ -35,10 +37,11 @@ struct Args {
     /// Default: one per 16 KiB.
     #[arg(short = 'N', long = "inodes")]
     inodes: Option<u64>,
-    /// Overwrite an existing file system without asking.
+    /// Overwrite an existing file system without asking. Every other file
+    /// system's superblocks, backups and mirrors are erased in any case.
     #[arg(short = 'f', long = "force")]
     force: bool,
-    /// Dry run: print what would be created, write nothing.
+    /// Dry run: print what would be created and erased, write nothing.
     #[arg(short = 'n', long = "dry-run")]
     dry_run: bool,
     /// Quiet: print nothing but errors.
@@ -144,7 +147,10 @@ fn ask_proceed() -> bool {
     let _ = io::stderr().flush();
     let mut line = String::new();
     match io::stdin().lock().read_line(&mut line) {
-        Ok(0) | Err(_) => false,
+        Ok(0) | Err(_) => {
+            eprintln!("(no answer)");
+            false
+        }
         Ok(_) => line.trim_start().starts_with(['y', 'Y']),
     }
 }
@@ -199,9 +205,15 @@ fn run(a: &Args) -> Result<(), String> {
         None => have,
     };
     let blocks = size / BLOCK_SIZE_U64;
-    if let Some(sig) = probe_signature(&f, have) {
+    // Every foreign signature where it can be, up to where the new file
+    // system's device or image ends (an image shrunk loses the rest).
+    let wipe_len = if is_blk { have } else { have.min(size) };
+    let foreign = wipe::find(&f, wipe_len);
+    let existing = probe_signature(&f, have)
+        .or_else(|| foreign.iter().find(|s| s.is_primary()).map(|s| s.to_string()));
+    if let Some(sig) = existing {
         if !a.force && !a.dry_run {
-            eprintln!("{} contains {sig}", dev.display());
+            eprintln!("{} appears to contain {sig}", dev.display());
             if !ask_proceed() {
                 return Err("not overwriting the existing file system (use -f to force)".into());
             }
@@ -244,12 +256,21 @@ fn run(a: &Args) -> Result<(), String> {
     }
     if a.dry_run {
         if !a.quiet {
+            report_erased(&foreign, "Would erase");
             println!("Dry run (-n): nothing written.");
         }
         return Ok(());
     }
     if !is_blk && have != size {
         f.set_len(size).map_err(|e| format!("{}: cannot resize to {size}: {e}", dev.display()))?;
+    }
+    // Before the format writes anything: a stale backup superblock of
+    // another file system would otherwise outlive it, for e2fsck or
+    // xfs_repair to "repair" novars with.
+    wipe::erase(&f, wipe_len, &foreign)
+        .map_err(|e| format!("{}: erasing old signatures: {e}", dev.display()))?;
+    if !a.quiet {
+        report_erased(&foreign, "Erased");
     }
     let t0 = Instant::now();
     let len = (blocks * BLOCK_SIZE_U64) as usize;
@@ -295,6 +316,12 @@ fn run(a: &Args) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+fn report_erased(sigs: &[Signature], verb: &str) {
+    for s in sigs {
+        println!("{verb} {s}");
+    }
 }
 
 fn print_geometry(dev: &Path, g: &Geometry, o: &Options) {

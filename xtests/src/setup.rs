@@ -35,6 +35,10 @@ pub const APT_PACKAGES: &[&str] = &[
     "xfsprogs",
     "e2fsprogs",
     "fio",
+    // mkfs's unit tests make btrfs (and ext4, xfs, swap) images to format
+    // over, and look for what is left with blkid, wipefs, e2fsck, xfs_repair
+    "btrfs-progs",
+    "util-linux",
     // external test tools: stress-ng runs as is; pjdfstest links libacl
     "stress-ng",
     "libacl1-dev",
