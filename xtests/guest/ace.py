@@ -28,7 +28,7 @@ tracing build (debugfs user_store), so the trace holds it in order
 fails with an errno, which is fine: the crash checker judges what the
 kernel did, and a failed call must change nothing.
 """
-import os, random, sys
+import os, random, subprocess, sys
 
 BLK = 4096
 
@@ -142,6 +142,13 @@ def xattrprep(mnt):
     with open(f"{mnt}/A/imm", "wb") as f:
         f.write(data(100, "A/imm"))
     chattr(f"{mnt}/A/imm", FS_IMMUTABLE_FL, 0)
+    # P/: what new inodes inherit in the commit that creates them: a
+    # default ACL (an access ACL and a default ACL for a subdirectory),
+    # the sync and nodump flags, and project id 5 through projinherit.
+    os.mkdir(f"{mnt}/P")
+    os.setxattr(f"{mnt}/P", "system.posix_acl_default", ACL_RW_R)
+    subprocess.run(["xfs_io", "-c", "chproj 5", "-c", "chattr +P", f"{mnt}/P"], check=True)
+    chattr(f"{mnt}/P", FS_SYNC_FL | FS_NODUMP_FL, 0)
 
 
 def tblprep(mnt, total):
@@ -251,7 +258,7 @@ def fsync(path):
 FALLOC_KEEP_SIZE, FALLOC_PUNCH_HOLE, FALLOC_ZERO_RANGE = 1, 2, 0x10
 # The ioctls are declared with a long; the kernel reads and writes an int.
 FS_IOC_GETFLAGS, FS_IOC_SETFLAGS = 0x80086601, 0x40086602
-FS_IMMUTABLE_FL, FS_NODUMP_FL, FS_NOATIME_FL = 0x10, 0x40, 0x80
+FS_IMMUTABLE_FL, FS_NODUMP_FL, FS_NOATIME_FL, FS_SYNC_FL = 0x10, 0x40, 0x80, 0x8
 
 
 def chattr(path, set_bits, clear_bits):
@@ -456,6 +463,9 @@ OPS = {
     "chattr_immutable": lambda m: chattr(f"{m}/A/foo", FS_IMMUTABLE_FL, 0),
     "chattr_clear_immutable": lambda m: chattr(f"{m}/A/imm", 0, FS_IMMUTABLE_FL),
     "chattr_dir_flags": lambda m: chattr(f"{m}/B", FS_NODUMP_FL | FS_NOATIME_FL, 0),
+    # Creation with inherited ACLs, flags and project id (xattrprep's P/).
+    "creat_inherit": lambda m: os.close(os.open(f"{m}/P/new", os.O_CREAT | os.O_WRONLY, 0o666)),
+    "mkdir_inherit": lambda m: os.mkdir(f"{m}/P/sub", 0o777),
 }
 
 

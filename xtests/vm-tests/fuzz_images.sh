@@ -46,7 +46,7 @@ PY
 must "$MKFS" -q -f -l 2 -N 64 -d $W/src /dev/pmem0 8M
 must novars_mount /dev/pmem0 $W/m
 # Every entry kind: writes over several pages, punch, truncate, attributes,
-# links, renames (a directory across directories: PARENT), unlink.
+# extended attributes, ACLs, inode flags, links, renames (a directory across directories: PARENT), unlink.
 python3 - $W/m <<'PY' || fail "work on the base"
 import os, sys
 m = sys.argv[1]
@@ -68,6 +68,21 @@ os.mkdir(f"{m}/newdir")
 for i in range(30):
     with open(f"{m}/newdir/n{i}", "wb") as f:
         f.write(b"n" * (i * 100))
+# Attributes (inline and in blocks, replaced, removed), an ACL and a
+# default ACL, inode flags and a project id: XATTR and FLAGS entries.
+os.setxattr(f"{m}/f16", "user.small", b"s" * 40)
+os.setxattr(f"{m}/f16", "user.big", b"B" * 6000)
+os.setxattr(f"{m}/f16", "user.small", b"replaced")
+os.setxattr(f"{m}/f17", "trusted.t", b"t" * 700)
+os.removexattr(f"{m}/f17", "trusted.t")
+acl = bytes.fromhex("02000000" "01000600ffffffff" "02000400e8030000" "04000400ffffffff"
+                    "10000600ffffffff" "20000400ffffffff")
+os.setxattr(f"{m}/f18", "system.posix_acl_access", acl)
+os.setxattr(f"{m}/newdir", "system.posix_acl_default", acl)
+open(f"{m}/newdir/inherits", "wb").close()
+import subprocess
+subprocess.run(["chattr", "+d", f"{m}/f19"], check=True)
+subprocess.run(["xfs_io", "-c", "chproj 9", "-c", "chattr +P", f"{m}/newdir"], check=True)
 PY
 must umount $W/m
 must dd if=/dev/pmem0 of=$W/base.img bs=1M count=8 status=none
