@@ -46,6 +46,10 @@ pub(crate) struct Inner {
     /// (`iflags.rs`).
     pub(crate) flags: u32,
     pub(crate) projid: u32,
+    /// Directories: the parent's inode number as last committed (the
+    /// `PARENT` entries of the log; rename publishes a move), for
+    /// `get_parent` (`export.rs`). 0 for other inodes.
+    pub(crate) parent: u64,
 }
 
 /// Per-inode state owned by `struct novars_inode.info`.
@@ -135,18 +139,43 @@ fn link_target(
     Ok(ptr)
 }
 
-fn load(sbi: &SbInfo, ino: u64) -> Result<(*mut c_void, IAttr)> {
+/// Where the number `ino` came from, for `load`.
+#[derive(Clone, Copy)]
+enum Source {
+    /// The file system itself (a directory entry, "..", the root): a number
+    /// that leads nowhere is corruption (`fs_error`, `errors=`).
+    Media,
+    /// A file handle (`export.rs`) with this generation: user input. A
+    /// number beyond the tables, a slot not in use, another generation or
+    /// an inode with no links left is `ESTALE`, quietly; a live record
+    /// that fails its checks is still corruption.
+    Handle(u32),
+}
+
+fn stale() -> Error {
+    shim::err(bindings::ESTALE)
+}
+
+fn load(sbi: &SbInfo, ino: u64, src: Source) -> Result<(*mut c_void, IAttr)> {
     let geo = &sbi.geo;
     let (lane, slot) = geo.ino_split(ino);
-    if lane >= geo.lanes {
-        return Err(corrupt(sbi, ino, "no such lane"));
-    }
-    let pos = sbi
-        .tables
-        .slot_pos(geo, lane, slot)
-        .ok_or_else(|| corrupt(sbi, ino, "beyond the inode table"))?;
+    let handle = matches!(src, Source::Handle(_));
+    let pos = if lane >= geo.lanes { None } else { sbi.tables.slot_pos(geo, lane, slot) };
+    let pos = match pos {
+        Some(p) => p,
+        None if handle => return Err(stale()),
+        None if lane >= geo.lanes => return Err(corrupt(sbi, ino, "no such lane")),
+        None => return Err(corrupt(sbi, ino, "beyond the inode table")),
+    };
     let raw = read_inode_at(&sbi.media, pos)
         .map_err(|e| read_failed(sbi, format_args!("inode {ino}"), e))?;
+    if let Source::Handle(gen) = src {
+        // A slot in use and not reused since the handle was made; the
+        // record itself is checked below as for any other read.
+        if !raw.is_live() || raw.generation != gen {
+            return Err(stale());
+        }
+    }
     if let Err(e) = raw.validate(ino) {
         let _ = e;
         return Err(corrupt(sbi, ino, "invalid inode record"));
@@ -175,6 +204,11 @@ fn load(sbi: &SbInfo, ino: u64) -> Result<(*mut c_void, IAttr)> {
     };
     if failed {
         return Err(ENOMEM);
+    }
+    if handle && view.nlink == 0 {
+        // Unlinked and not in the inode cache (else iget had found it):
+        // an orphan that the next mount frees, gone for a handle.
+        return Err(stale());
     }
     let link = if fmt == S_IFLNK {
         link_target(sbi, ino, &raw, view.size, &mut index)?
@@ -211,6 +245,7 @@ fn load(sbi: &SbInfo, ino: u64) -> Result<(*mut c_void, IAttr)> {
         xattrs,
         flags: view.flags,
         projid: view.projid,
+        parent: if fmt == S_IFDIR { view.parent } else { 0 },
     };
     let gen = raw.generation;
     let boxed = match KBox::pin_init(
@@ -239,18 +274,25 @@ fn load(sbi: &SbInfo, ino: u64) -> Result<(*mut c_void, IAttr)> {
     Ok((KBox::into_raw(raw_box).cast(), attr))
 }
 
-/// Reads inode `ino` for `novars_iget`: fills `*attr`, returns the
-/// `InodeInfo` (or NULL with `*err` set to a negative errno).
+/// Reads inode `ino` for `novars_iget` (`gen` NULL) or for
+/// `novars_iget_handle` (`gen`: the file handle's generation): fills
+/// `*attr`, returns the `InodeInfo` (or NULL with `*err` set to a negative
+/// errno).
 #[no_mangle]
 extern "C" fn novars_rs_read_inode(
     sb: *mut bindings::super_block,
     ino: u64,
+    gen: *const u32,
     attr: *mut IAttr,
     err: *mut c_int,
 ) -> *mut c_void {
-    // SAFETY: C calls this for a mounted novars super block.
-    let sbi = unsafe { super_::sbi(sb) };
-    match load(sbi, ino) {
+    // SAFETY: C calls this for a mounted novars super block; `gen` is NULL
+    // or points to the caller's generation.
+    let (sbi, src) = unsafe {
+        let src = if gen.is_null() { Source::Media } else { Source::Handle(*gen) };
+        (super_::sbi(sb), src)
+    };
+    match load(sbi, ino, src) {
         Ok((p, a)) => {
             // SAFETY: `attr` points to the caller's `struct novars_iattr`.
             unsafe { attr.write(a) };

@@ -837,8 +837,20 @@ fn exchange(
         d.add(nname, moved.ino, mtype, s2);
         crate::gc::maybe_compact(sbi, ndir, &mut g);
     }
-    moved.inner.lock().log = map.pos();
-    other.inner.lock().log = vap.pos();
+    {
+        let mut g = moved.inner.lock();
+        g.log = map.pos();
+        if !same && mtype == dt::DIR {
+            g.parent = ndir.ino;
+        }
+    }
+    {
+        let mut g = other.inner.lock();
+        g.log = vap.pos();
+        if !same && otype == dt::DIR {
+            g.parent = odir.ino;
+        }
+    }
     out.dir = old_n;
     out.new_dir = if same { old_n } else { new_n };
     Ok(())
@@ -1054,7 +1066,13 @@ fn rename(sbi: &SbInfo, a: &RenameArgs, now: Timespec, out: &mut Nlinks) -> Resu
         nd.add(nname, moved.ino, ftype, seq);
         crate::gc::maybe_compact(sbi, ndir, &mut g);
     }
-    moved.inner.lock().log = mpos;
+    {
+        let mut g = moved.inner.lock();
+        g.log = mpos;
+        if is_dir && !same {
+            g.parent = ndir.ino;
+        }
+    }
     if let (Some(v), Some(p)) = (victim, vpos) {
         publish(v, p, victim_nlink);
     }

@@ -34,6 +34,7 @@ module! {
 
 mod alloc;
 mod dir;
+mod export;
 mod falloc;
 mod file;
 mod filetx;

@@ -12,6 +12,7 @@
  */
 #include <linux/build_bug.h>
 #include <linux/dax.h>
+#include <linux/exportfs.h>
 #include <linux/fs.h>
 #include <linux/fs_context.h>
 #include <linux/falloc.h>
@@ -57,6 +58,9 @@ static_assert(sizeof(struct novars_rename_args) == 80 &&
 static_assert(sizeof(struct novars_seal) == 24 && sizeof(struct novars_seal_info) == 16);
 /* Kernel values Rust uses as plain numbers (shim.rs, file.rs, falloc.rs). */
 static_assert(IOMAP_WRITE == 1 && IOMAP_FAULT == 1 << 3 && XA_PRESENT == 8);
+static_assert(NOVARS_FH_INO64_GEN == FILEID_INO64_GEN &&
+	      NOVARS_FH_INO64_GEN_PARENT == FILEID_INO64_GEN_PARENT &&
+	      NOVARS_FH_INVALID == FILEID_INVALID);
 static_assert(FALLOC_FL_KEEP_SIZE == 1 && FALLOC_FL_PUNCH_HOLE == 2 &&
 	      FALLOC_FL_COLLAPSE_RANGE == 8 && FALLOC_FL_ZERO_RANGE == 0x10 &&
 	      FALLOC_FL_INSERT_RANGE == 0x20);
@@ -792,8 +796,9 @@ static const struct address_space_operations novars_dax_aops = {
 	.dirty_folio	= noop_dirty_folio,
 };
 
-/* An inode from Rust's attributes (novars_rs_read_inode), with its tables. */
-struct inode *novars_iget(struct super_block *sb, u64 ino)
+/* An inode from Rust's attributes (novars_rs_read_inode), with its tables;
+ * gen: NULL, or the generation of the file handle naming ino. */
+static struct inode *novars_iget_gen(struct super_block *sb, u64 ino, const u32 *gen)
 {
 	struct novars_iattr a = {};
 	struct inode *inode;
@@ -804,7 +809,7 @@ struct inode *novars_iget(struct super_block *sb, u64 ino)
 		return ERR_PTR(-ENOMEM);
 	if (!(inode->i_state & I_NEW))
 		return inode;
-	NI(inode)->info = novars_rs_read_inode(sb, ino, &a, &err);
+	NI(inode)->info = novars_rs_read_inode(sb, ino, gen, &a, &err);
 	if (!NI(inode)->info) {
 		iget_failed(inode);
 		return ERR_PTR(err);
@@ -839,6 +844,42 @@ struct inode *novars_iget(struct super_block *sb, u64 ino)
 	unlock_new_inode(inode);
 	return inode;
 }
+
+struct inode *novars_iget(struct super_block *sb, u64 ino)
+{
+	return novars_iget_gen(sb, ino, NULL);
+}
+
+struct inode *novars_iget_handle(struct super_block *sb, u64 ino, u32 gen)
+{
+	return novars_iget_gen(sb, ino, &gen);
+}
+
+/* ------------------------------------------------------------- export */
+
+static struct dentry *novars_fh_to_dentry(struct super_block *sb, struct fid *fid, int fh_len,
+					  int fh_type)
+{
+	return novars_rs_fh_to_dentry(sb, fid->raw, fh_len, fh_type, false);
+}
+
+static struct dentry *novars_fh_to_parent(struct super_block *sb, struct fid *fid, int fh_len,
+					  int fh_type)
+{
+	return novars_rs_fh_to_dentry(sb, fid->raw, fh_len, fh_type, true);
+}
+
+/*
+ * File handles for open_by_handle_at(2) and knfsd. No commit_metadata:
+ * every novars operation is durable when it returns (its journal or tail
+ * commit is fenced), so there is nothing left for nfsd to commit.
+ */
+static const struct export_operations novars_export_ops = {
+	.encode_fh	= novars_rs_encode_fh,
+	.fh_to_dentry	= novars_fh_to_dentry,
+	.fh_to_parent	= novars_fh_to_parent,
+	.get_parent	= novars_rs_get_parent,
+};
 
 /* -------------------------------------------------------------- super */
 
@@ -900,6 +941,7 @@ static int novars_fill_super_c(struct super_block *sb, struct fs_context *fc)
 	NOVARS_TRACE_OP(NOVARS_OP_MOUNT);
 	sb->s_op = &novars_sops;
 	sb->s_xattr = novars_xattr_handlers;
+	sb->s_export_op = &novars_export_ops;
 #ifdef CONFIG_FS_POSIX_ACL
 	/* The umask is then ours to apply: posix_acl_create() does. */
 	sb->s_flags |= SB_POSIXACL;

@@ -164,6 +164,10 @@ void novars_memcpy_nt(void *dst, const void *src, size_t len);
 
 /* Get the VFS inode ino (read via novars_rs_read_inode); ERR_PTR on error. */
 struct inode *novars_iget(struct super_block *sb, u64 ino);
+/* The same for a file handle naming ino with generation gen: Rust reads
+ * the inode as user input (ESTALE, never an fs error, for what is not a
+ * live inode of that generation). A cached inode is returned as it is. */
+struct inode *novars_iget_handle(struct super_block *sb, u64 ino, u32 gen);
 void novars_inode_set(struct inode *inode, const struct novars_iattr *a);
 
 /* dir_emit() for readdir: returns 0 when the caller's buffer is full. */
@@ -205,8 +209,10 @@ void novars_rs_put_super(struct super_block *sb);
 int novars_rs_reconfigure(struct super_block *sb, const struct novars_opts *opts,
 			  bool ro_given, bool ro);
 void novars_rs_statfs(struct super_block *sb, struct novars_statfs *out);
-/* Read inode ino: fills *attr and returns the Rust inode info (or NULL and *err). */
-void *novars_rs_read_inode(struct super_block *sb, u64 ino, struct novars_iattr *attr, int *err);
+/* Read inode ino (gen: NULL, or a file handle's generation): fills *attr
+ * and returns the Rust inode info (or NULL and *err). */
+void *novars_rs_read_inode(struct super_block *sb, u64 ino, const u32 *gen,
+			   struct novars_iattr *attr, int *err);
 void novars_rs_free_inode_info(void *info);
 /* inode_operations lookup and getattr (getattr adds btime and the DAX
  * attribute to generic_fillattr's answer). */
@@ -264,6 +270,17 @@ ssize_t novars_rs_listxattr(struct inode *inode, bool trusted, char *buf, size_t
 /* Inode flags (FS_*_FL) and project id; set: 0 or -errno. */
 int novars_rs_get_flags(struct inode *inode, u32 *flags, u32 *projid);
 int novars_rs_set_flags(struct inode *inode, u32 flags, bool fsx, u32 projid, bool other);
+/* Export operations (export.rs): file handles FILEID_INO64_GEN (3 words:
+ * u64 ino, u32 generation) and FILEID_INO64_GEN_PARENT (6 words: the
+ * parent's after them), as <linux/exportfs.h> (asserted in novars_shim.c).
+ * fh: the handle's words (fid->raw), len: their number. */
+#define NOVARS_FH_INO64_GEN		0x81
+#define NOVARS_FH_INO64_GEN_PARENT	0x82
+#define NOVARS_FH_INVALID		0xff
+int novars_rs_encode_fh(struct inode *inode, u32 *fh, int *max_len, struct inode *parent);
+struct dentry *novars_rs_fh_to_dentry(struct super_block *sb, const u32 *fh, int len, int type,
+				      bool parent);
+struct dentry *novars_rs_get_parent(struct dentry *child);
 /* fallocate, the inode lock held: 0 or -errno. */
 long novars_rs_fallocate(struct file *file, int mode, loff_t off, loff_t len);
 

@@ -517,6 +517,11 @@ extern "C" {
     pub(crate) fn novars_flush(addr: *const c_void, len: usize);
     pub(crate) fn novars_memcpy_nt(dst: *mut c_void, src: *const c_void, len: usize);
     pub(crate) fn novars_iget(sb: *mut bindings::super_block, ino: u64) -> *mut bindings::inode;
+    pub(crate) fn novars_iget_handle(
+        sb: *mut bindings::super_block,
+        ino: u64,
+        gen: u32,
+    ) -> *mut bindings::inode;
     fn novars_inode_set(inode: *mut bindings::inode, a: *const IAttr);
     pub(crate) fn novars_dir_emit(
         ctx: *mut c_void,

@@ -52,6 +52,11 @@ pub const APT_PACKAGES: &[&str] = &[
     "pmdk-tools",
     "libpmem-dev",
     "libpmemobj1",
+    // knfsd's user space for vm:export (the guest exports a novars mount
+    // and mounts it over NFSv4): exportfs, rpc.mountd, rpc.nfsd, mount.nfs
+    "nfs-kernel-server",
+    "nfs-common",
+    "rpcbind",
 ];
 
 /// bindgen version the kernel's Rust build is known to work with.
