@@ -119,6 +119,10 @@ extern "C" fn novars_rs_fh_to_dentry(
     let Some((ino, gen)) = which.and_then(decode) else {
         return core::ptr::null_mut();
     };
+    // SAFETY: as below, `sb` is mounted.
+    if let Err(e) = unsafe { crate::super_::sbi(sb) }.live() {
+        return shim::err_ptr(e.to_errno());
+    }
     // SAFETY: `sb` is a mounted novars super block (exportfs holds the
     // mount). `novars_iget_handle` returns a referenced inode or an
     // ERR_PTR, which `d_obtain_alias` passes on; the reference is either
@@ -146,6 +150,10 @@ extern "C" fn novars_rs_get_parent(child: *mut bindings::dentry) -> *mut binding
     };
     if parent == 0 {
         return shim::err_ptr(shim::neg(bindings::ESTALE));
+    }
+    // SAFETY: `sb` is the child's, mounted.
+    if let Err(e) = unsafe { crate::super_::sbi(sb) }.live() {
+        return shim::err_ptr(e.to_errno());
     }
     // SAFETY: as above; the parent's number is the file system's own (a
     // bad one is corruption, reported by iget), and `d_obtain_alias`

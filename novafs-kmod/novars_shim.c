@@ -12,7 +12,6 @@
  */
 #include <linux/build_bug.h>
 #include <linux/dax.h>
-#include <linux/exportfs.h>
 #include <linux/fs.h>
 #include <linux/fs_context.h>
 #include <linux/falloc.h>
@@ -58,9 +57,6 @@ static_assert(sizeof(struct novars_rename_args) == 80 &&
 static_assert(sizeof(struct novars_seal) == 24 && sizeof(struct novars_seal_info) == 16);
 /* Kernel values Rust uses as plain numbers (shim.rs, file.rs, falloc.rs). */
 static_assert(IOMAP_WRITE == 1 && IOMAP_FAULT == 1 << 3 && XA_PRESENT == 8);
-static_assert(NOVARS_FH_INO64_GEN == FILEID_INO64_GEN &&
-	      NOVARS_FH_INO64_GEN_PARENT == FILEID_INO64_GEN_PARENT &&
-	      NOVARS_FH_INVALID == FILEID_INVALID);
 static_assert(FALLOC_FL_KEEP_SIZE == 1 && FALLOC_FL_PUNCH_HOLE == 2 &&
 	      FALLOC_FL_COLLAPSE_RANGE == 8 && FALLOC_FL_ZERO_RANGE == 0x10 &&
 	      FALLOC_FL_INSERT_RANGE == 0x20);
@@ -405,50 +401,6 @@ int novars_dir_emit(struct dir_context *ctx, const char *name, int len,
 		return 0;
 	ctx->pos = pos + 1;
 	return 1;
-}
-
-/* The file-system ioctls (fsioctl.rs), on files and directories alike. */
-static long novars_fs_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
-{
-	bool writes = novars_rs_ioctl_writes(cmd);
-	long ret;
-
-	if (writes) {
-		ret = mnt_want_write_file(file);
-		if (ret)
-			return ret;
-	}
-	ret = novars_rs_ioctl_fs(file_inode(file)->i_sb, cmd, arg);
-	if (writes)
-		mnt_drop_write_file(file);
-	return ret;
-}
-
-/* Shutdown: every inode's mappings go (a later store faults and gets
- * SIGBUS). The walk of s_inodes as drop_pagecache_sb does it. */
-void novars_unmap_all(struct super_block *sb)
-{
-	struct inode *inode, *prev = NULL;
-
-	spin_lock(&sb->s_inode_list_lock);
-	list_for_each_entry(inode, &sb->s_inodes, i_sb_list) {
-		spin_lock(&inode->i_lock);
-		if ((inode->i_state & (I_FREEING | I_WILL_FREE | I_NEW)) ||
-		    !mapping_mapped(inode->i_mapping)) {
-			spin_unlock(&inode->i_lock);
-			continue;
-		}
-		__iget(inode);
-		spin_unlock(&inode->i_lock);
-		spin_unlock(&sb->s_inode_list_lock);
-		unmap_mapping_range(inode->i_mapping, 0, 0, 1);
-		iput(prev);
-		prev = inode;
-		cond_resched();
-		spin_lock(&sb->s_inode_list_lock);
-	}
-	spin_unlock(&sb->s_inode_list_lock);
-	iput(prev);
 }
 
 static int novars_readdir(struct file *file, struct dir_context *ctx)
@@ -854,32 +806,6 @@ struct inode *novars_iget_handle(struct super_block *sb, u64 ino, u32 gen)
 {
 	return novars_iget_gen(sb, ino, &gen);
 }
-
-/* ------------------------------------------------------------- export */
-
-static struct dentry *novars_fh_to_dentry(struct super_block *sb, struct fid *fid, int fh_len,
-					  int fh_type)
-{
-	return novars_rs_fh_to_dentry(sb, fid->raw, fh_len, fh_type, false);
-}
-
-static struct dentry *novars_fh_to_parent(struct super_block *sb, struct fid *fid, int fh_len,
-					  int fh_type)
-{
-	return novars_rs_fh_to_dentry(sb, fid->raw, fh_len, fh_type, true);
-}
-
-/*
- * File handles for open_by_handle_at(2) and knfsd. No commit_metadata:
- * every novars operation is durable when it returns (its journal or tail
- * commit is fenced), so there is nothing left for nfsd to commit.
- */
-static const struct export_operations novars_export_ops = {
-	.encode_fh	= novars_rs_encode_fh,
-	.fh_to_dentry	= novars_fh_to_dentry,
-	.fh_to_parent	= novars_fh_to_parent,
-	.get_parent	= novars_rs_get_parent,
-};
 
 /* -------------------------------------------------------------- super */
 

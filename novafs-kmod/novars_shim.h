@@ -17,6 +17,7 @@
 struct super_block;
 struct inode;
 struct file;
+struct export_operations;
 struct dentry;
 struct dir_context;
 struct dax_device;
@@ -261,6 +262,10 @@ bool novars_rs_ioctl_writes(unsigned int cmd);
 int novars_rs_live(struct super_block *sb);
 /* Shutdown: tear down every mapping of every inode, so stores fault. */
 void novars_unmap_all(struct super_block *sb);
+/* novars_fs.c: the file-system ioctls of files and directories; the
+ * export operations. */
+long novars_fs_ioctl(struct file *file, unsigned int cmd, unsigned long arg);
+extern const struct export_operations novars_export_ops;
 /* file_operations release (last close): drops the file's seal, if any. */
 int novars_rs_release(struct inode *inode, struct file *file);
 int novars_rs_getxattr(struct inode *inode, int index, const char *name, void *buf, size_t size);

@@ -4,7 +4,8 @@
 //! and timestamps, extended attributes (`user.`, `trusted.`, `security.`
 //! and the two POSIX ACLs, whose `system.posix_acl_*` values are the
 //! kernel's xattr form on every Linux file system and are stored as they
-//! are) and the inode flags novars keeps (`FS_IOC_GETFLAGS`).
+//! are) and the inode flags novars keeps (`FS_IOC_GETFLAGS`) with the
+//! project id (`FS_IOC_FSGETXATTR`).
 
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -199,9 +200,10 @@ impl Walker<'_, '_> {
             self.counts.xattrs += 1;
         }
         if flags {
-            let f = host_flags(path).map_err(io)? & fl::ALL;
-            if f != 0 {
-                self.b.set_flags(ino, f, 0).map_err(img)?;
+            let (f, projid) = host_flags(path).map_err(io)?;
+            let f = f & fl::ALL;
+            if f != 0 || projid != 0 {
+                self.b.set_flags(ino, f, projid).map_err(img)?;
             }
         }
         Ok(())
@@ -313,10 +315,32 @@ pub fn host_xattrs(path: &Path) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
     Ok(out)
 }
 
-/// The inode flags (`FS_IOC_GETFLAGS`) of a regular file or directory; 0
-/// where the host file system has none.
-fn host_flags(path: &Path) -> io::Result<u32> {
+/// `struct fsxattr` (`linux/fs.h`), for `FS_IOC_FSGETXATTR`.
+#[repr(C)]
+#[derive(Default)]
+struct FsXattr {
+    xflags: u32,
+    extsize: u32,
+    nextents: u32,
+    projid: u32,
+    cowextsize: u32,
+    pad: [u8; 8],
+}
+
+/// `FS_IOC_FSGETXATTR`: `_IOR('X', 31, struct fsxattr)`.
+const FS_IOC_FSGETXATTR: libc::c_ulong = 0x801c_581f;
+const _: () = assert!(std::mem::size_of::<FsXattr>() == 28);
+
+/// The inode flags (`FS_IOC_GETFLAGS`) and project id
+/// (`FS_IOC_FSGETXATTR`) of a regular file or directory; 0 where the host
+/// file system has none.
+fn host_flags(path: &Path) -> io::Result<(u32, u32)> {
     let f = File::open(path)?;
+    let mut fsx = FsXattr::default();
+    // SAFETY: FS_IOC_FSGETXATTR writes a `struct fsxattr` (28 bytes, the
+    // layout of `FsXattr`) into the buffer, owned by this frame.
+    let r = unsafe { libc::ioctl(f.as_raw_fd(), FS_IOC_FSGETXATTR, &mut fsx) };
+    let projid = if r < 0 { 0 } else { fsx.projid };
     let mut flags: libc::c_long = 0;
     // SAFETY: FS_IOC_GETFLAGS writes an int into the buffer; `flags` is a
     // long (the ioctl's declared size) owned by this frame.
@@ -324,11 +348,11 @@ fn host_flags(path: &Path) -> io::Result<u32> {
     if r < 0 {
         let e = io::Error::last_os_error();
         return match e.raw_os_error() {
-            Some(libc::ENOTTY) | Some(libc::EOPNOTSUPP) | Some(libc::EINVAL) => Ok(0),
+            Some(libc::ENOTTY) | Some(libc::EOPNOTSUPP) | Some(libc::EINVAL) => Ok((0, projid)),
             _ => Err(e),
         };
     }
-    Ok(flags as u32)
+    Ok((flags as u32, projid))
 }
 
 fn read_full(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Extended attributes, POSIX ACLs and inode flags: setfattr/getfattr in every namespace, setfacl/getfacl with masks, chmod, default ACL inheritance and umask, chattr/lsattr/xfs_io flags (immutable, append-only, nodump, noatime, sync, dirsync, project id), what they forbid and what new inodes inherit give ext4-DAX's results and errnos on novars (xtests/guest/xattrs.sh, iflags.sh); they survive a remount and log compaction; rsync -aAX and a tar --xattrs --acls round trip copy them exactly; fsck -fn clean.
+# Extended attributes, POSIX ACLs and inode flags: setfattr/getfattr in every namespace, setfacl/getfacl with masks, chmod, default ACL inheritance and umask, chattr/lsattr/xfs_io flags (immutable, append-only, nodump, noatime, sync, dirsync, project id), what they forbid and what new inodes inherit give ext4-DAX's results and errnos on novars (xtests/guest/xattrs.sh, iflags.sh); they survive a remount and log compaction; rsync -aAX and a tar --xattrs --acls round trip copy them exactly, and so does mkfs -d (project ids too); fsck -fn clean.
 # flavours: normal
 # nvdimms: 1
 # timeout: 600
@@ -119,3 +119,23 @@ ok "rsync -aAX and tar --xattrs --acls round trips identical ($(grep -c . $W/src
 must umount $W/m
 must "$FSCK" -fn /dev/pmem0
 ok "fsck -fn clean"
+
+# mkfs -d copies attributes, ACLs, flags and project ids (from a novars
+# source: the guest's other file systems have no project ids here).
+must novars_mount /dev/pmem0 $W/m
+fldump() {
+    (cd "$1" && getfattr -R -h -d -m - -e hex . 2>&1; getfacl -n -R -p . 2>&1; lsattr -R . 2>&1
+     find . \( -type f -o -type d \) | sort | while read -r p; do echo "$p $(xfs_io -r -c lsproj "$p")"; done)
+}
+fldump $W/m/fl > $W/fl.src
+grep -q "projid = 7" $W/fl.src && grep -q "projid = 42" $W/fl.src || fail "the source has no project ids: $(grep projid $W/fl.src)"
+must mkfs.novars -q -f -d $W/m/fl $W/copy.img 64M
+must umount $W/m
+must dd if=$W/copy.img of=/dev/pmem0 bs=1M conv=notrunc status=none
+rm -f $W/copy.img
+must "$FSCK" -fn /dev/pmem0
+must novars_mount /dev/pmem0 $W/m
+fldump $W/m > $W/fl.copy
+diff -u $W/fl.src $W/fl.copy || fail "mkfs -d changed attributes, flags or project ids"
+must umount $W/m
+ok "mkfs -d copies attributes, ACLs, flags and project ids ($(grep -c . $W/fl.src) lines)"
