@@ -236,6 +236,19 @@ impl<'a> FileTx<'a> {
         self.change(Change::Free { block, count })
     }
 
+    /// Logs a new value of the attribute `index` with an empty name (a
+    /// chmod's access ACL, with the mode): a large value goes to fresh
+    /// blocks, given back if the change is abandoned.
+    pub(crate) fn acl(&mut self, index: u8, value: &[u8]) -> Result {
+        if let Some((b, n)) =
+            crate::xattr::push_new(self.sbi, &mut self.ap, index, value, self.now)?
+        {
+            self.keep(b, n)?;
+        }
+        self.entries += 1;
+        Ok(())
+    }
+
     /// Logs a SETATTR; a size change drops every block at or past the new
     /// end (as its replay does).
     pub(crate) fn setattr(&mut self, a: SetAttrs) -> Result {

@@ -237,14 +237,18 @@ static int novars_setattr(struct mnt_idmap *idmap, struct dentry *dentry,
 			  struct iattr *attr)
 {
 	NOVARS_TRACE_OP(attr->ia_valid & ATTR_SIZE ? NOVARS_OP_TRUNCATE : NOVARS_OP_SETATTR);
+	struct novars_acl_change acl = {};
 	int err = setattr_prepare(idmap, dentry, attr);
 
+	/* An access ACL follows a new mode (its owner, group-or-mask and
+	 * other entries), logged in the same commit as the mode. */
+	if (!err && (attr->ia_valid & ATTR_MODE))
+		err = novars_acl_chmod(d_inode(dentry), attr->ia_mode, &acl);
 	err = err ?: novars_rs_setattr(idmap, d_inode(dentry), attr,
 				       from_kuid(&init_user_ns, AS_KUIDT(attr->ia_vfsuid)),
-				       from_kgid(&init_user_ns, AS_KGIDT(attr->ia_vfsgid)));
-	/* An access ACL follows the new mode (its mask or owner classes). */
-	if (!err && (attr->ia_valid & ATTR_MODE))
-		err = novars_acl_chmod(d_inode(dentry), d_inode(dentry)->i_mode);
+				       from_kgid(&init_user_ns, AS_KGIDT(attr->ia_vfsgid)),
+				       acl.value, acl.size);
+	novars_acl_chmod_done(d_inode(dentry), &acl, !err);
 	return err;
 }
 

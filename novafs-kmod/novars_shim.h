@@ -126,15 +126,25 @@ struct posix_acl;
 struct xattr_handler;
 extern const struct xattr_handler * const novars_xattr_handlers[];
 ssize_t novars_listxattr(struct dentry *dentry, char *buf, size_t size);
+/* A chmod's new access ACL (none: acl NULL) and its xattr value. */
+struct novars_acl_change {
+	struct posix_acl *acl;
+	void *value;
+	size_t size;
+};
 #ifdef CONFIG_FS_POSIX_ACL
 struct posix_acl *novars_get_acl(struct inode *inode, int type, bool rcu);
-int novars_acl_chmod(struct inode *inode, umode_t mode);
+int novars_acl_chmod(struct inode *inode, umode_t mode, struct novars_acl_change *c);
+void novars_acl_chmod_done(struct inode *inode, struct novars_acl_change *c, bool logged);
 int novars_set_acl(struct mnt_idmap *idmap, struct dentry *dentry, struct posix_acl *acl,
 		   int type);
 #else	/* a kernel without ACLs: none stored, none inherited */
 #define novars_get_acl NULL
 #define novars_set_acl NULL
-static inline int novars_acl_chmod(struct inode *inode, umode_t mode) { return 0; }
+static inline int novars_acl_chmod(struct inode *inode, umode_t mode,
+				   struct novars_acl_change *c) { return 0; }
+static inline void novars_acl_chmod_done(struct inode *inode, struct novars_acl_change *c,
+					 bool logged) {}
 #endif
 struct novars_create_args;
 int novars_new_acl(struct inode *dir, umode_t *mode, struct posix_acl **default_acl,
@@ -246,7 +256,7 @@ s64 novars_rs_write(struct inode *inode, void *iter, u64 pos, u64 len);
  * logs the change and sets the VFS inode (setattr_copy). 0 or -errno. */
 struct iattr;
 int novars_rs_setattr(struct mnt_idmap *idmap, struct inode *inode, struct iattr *attr,
-		      u32 uid, u32 gid);
+		      u32 uid, u32 gid, const void *acl, size_t acl_len);
 /* evict: frees the inode if Rust's link count is 0. */
 void novars_rs_evict(struct inode *inode);
 /* Seals (seal.rs, novars_ioctl.h): the ioctls with their user-space

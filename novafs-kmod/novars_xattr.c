@@ -136,10 +136,10 @@ out:
 	return err;
 }
 
-/* After a chmod: the access ACL's owner, group-or-mask and other entries
- * follow the new mode (as posix_acl_chmod, without a second traced call
- * inside setattr's). */
-int novars_acl_chmod(struct inode *inode, umode_t mode)
+/* For a chmod: the access ACL, if any, with its owner, group-or-mask and
+ * other entries following `mode` (as posix_acl_chmod), as an xattr value
+ * in `c` for setattr to log with the mode. */
+int novars_acl_chmod(struct inode *inode, umode_t mode, struct novars_acl_change *c)
 {
 	struct posix_acl *acl = get_inode_acl(inode, ACL_TYPE_ACCESS);
 	int err;
@@ -147,10 +147,24 @@ int novars_acl_chmod(struct inode *inode, umode_t mode)
 	if (IS_ERR_OR_NULL(acl))
 		return PTR_ERR_OR_ZERO(acl);
 	err = __posix_acl_chmod(&acl, GFP_KERNEL, mode);
-	if (!err)
-		err = novars_store_acl(inode, ACL_TYPE_ACCESS, acl, U32_MAX);
-	posix_acl_release(acl);
-	return err;
+	if (err)
+		return err;	/* __posix_acl_chmod released it */
+	c->acl = acl;
+	c->size = posix_acl_xattr_size(acl->a_count);
+	c->value = kmalloc(c->size, GFP_KERNEL);
+	if (!c->value)
+		return -ENOMEM;
+	err = posix_acl_to_xattr(&init_user_ns, acl, c->value, c->size);
+	return err < 0 ? err : 0;
+}
+
+/* After setattr: the VFS caches the new ACL if it was logged; `c` freed. */
+void novars_acl_chmod_done(struct inode *inode, struct novars_acl_change *c, bool logged)
+{
+	if (logged && c->acl)
+		set_cached_acl(inode, ACL_TYPE_ACCESS, c->acl);
+	posix_acl_release(c->acl);
+	kfree(c->value);
 }
 
 int novars_set_acl(struct mnt_idmap *idmap, struct dentry *dentry, struct posix_acl *acl,

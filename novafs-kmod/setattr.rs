@@ -9,19 +9,19 @@ use crate::filetx::{fill, old_block, zero_past_eof, FileTx};
 use crate::inode::{self, Index, InodeInfo};
 use crate::layout::append::SetAttrs;
 use crate::layout::inode::{S_IFMT, S_IFREG};
-use crate::layout::log::sa;
+use crate::layout::log::{sa, xa};
 use crate::layout::{Timespec, BLOCK_SIZE, BLOCK_SIZE_U64};
 use crate::locks::lock_logs;
 use crate::namei::ts;
 use crate::shim::{self, IAttr};
 use crate::super_::{self, SbInfo};
-use core::ffi::c_int;
+use core::ffi::{c_int, c_void};
 use kernel::bindings;
 use kernel::prelude::*;
 
 /// The VFS's iattr as setattr logs it (`valid`: its `ATTR_*` bits, which
 /// are the layout `sa` bits), with the facts it is decided from.
-struct SetattrArgs {
+struct SetattrArgs<'a> {
     valid: u32,
     mode: u32,
     uid: u32,
@@ -37,6 +37,9 @@ struct SetattrArgs {
     /// The page holding the new size has a DAX entry (it is, or was,
     /// mapped into user space).
     tail_mapped: bool,
+    /// A chmod's new access ACL (`posix_acl_to_xattr`), logged in the same
+    /// commit as the mode.
+    acl: Option<&'a [u8]>,
 }
 
 // The VFS's ATTR_* bits are the layout's SETATTR bits.
@@ -60,7 +63,7 @@ fn vfs_ts(t: &bindings::timespec64) -> Timespec {
 /// size change of a sealed file; a size without times sets mtime and ctime
 /// too (as ext4, also for an unchanged size: POSIX wants it when the size
 /// changes). Returns whether there is anything to log.
-fn setattr_begin(info: &InodeInfo, a: &mut SetattrArgs) -> Result<bool> {
+fn setattr_begin(info: &InodeInfo, a: &mut SetattrArgs<'_>) -> Result<bool> {
     a.valid &= sa::ALL;
     if a.valid & sa::SIZE != 0 {
         if a.inode_mode & S_IFMT != S_IFREG {
@@ -88,7 +91,7 @@ fn setattr_begin(info: &InodeInfo, a: &mut SetattrArgs) -> Result<bool> {
 /// # Safety
 ///
 /// `inode` is live, its inode lock and invalidate lock held.
-unsafe fn size_change_begin(inode: *mut bindings::inode, a: &mut SetattrArgs) -> Result {
+unsafe fn size_change_begin(inode: *mut bindings::inode, a: &mut SetattrArgs<'_>) -> Result {
     if a.size < a.old_size {
         let from = a.size - a.size % shim::PMD_SIZE;
         let keep_end = (from < a.size).then(|| a.size - 1);
@@ -100,7 +103,7 @@ unsafe fn size_change_begin(inode: *mut bindings::inode, a: &mut SetattrArgs) ->
     Ok(())
 }
 
-fn setattr(sbi: &SbInfo, info: &InodeInfo, a: &SetattrArgs) -> Result<u64> {
+fn setattr(sbi: &SbInfo, info: &InodeInfo, a: &SetattrArgs<'_>) -> Result<u64> {
     let _w = sbi.start_write()?;
     let _l = lock_logs(&[info])?;
     let mut g = info.inner.lock();
@@ -151,7 +154,23 @@ fn setattr(sbi: &SbInfo, info: &InodeInfo, a: &SetattrArgs) -> Result<u64> {
         mtime,
         ctime: a.ctime,
     })?;
+    // A chmod's access ACL: the old value's blocks are free once this
+    // commits; the attributes are read again on their next use.
+    let old_acl = match a.acl {
+        Some(v) => {
+            let old = crate::xattr::acl_blocks(sbi, info, g, xa::ACL_ACCESS)?;
+            tx.acl(xa::ACL_ACCESS, v)?;
+            old
+        }
+        None => None,
+    };
     tx.commit(g)?;
+    if a.acl.is_some() {
+        g.xattrs = None;
+    }
+    if let Some((b, n)) = old_acl {
+        let _ = sbi.alloc.free(b, n);
+    }
     crate::gc::maybe_compact(sbi, info, g);
     let blocks = match &mut g.index {
         Index::File(map) => map.mapped_blocks(),
@@ -172,7 +191,16 @@ extern "C" fn novars_rs_setattr(
     attr: *mut bindings::iattr,
     uid: u32,
     gid: u32,
+    acl: *const c_void,
+    acl_len: usize,
 ) -> c_int {
+    let acl = if acl.is_null() || acl_len == 0 {
+        None
+    } else {
+        // SAFETY: C passes `acl_len` bytes at `acl` (its
+        // `posix_acl_to_xattr` buffer), alive for the call.
+        Some(unsafe { core::slice::from_raw_parts(acl.cast::<u8>(), acl_len) })
+    };
     // SAFETY: C passes a live novars inode, its inode lock held, and the
     // VFS's iattr for it.
     let (sbi, info, at, old_size, now, inode_mode) = unsafe {
@@ -205,6 +233,7 @@ extern "C" fn novars_rs_setattr(
         now,
         inode_mode,
         tail_mapped: false,
+        acl,
     };
     match setattr_begin(info, &mut a) {
         Ok(true) => {}

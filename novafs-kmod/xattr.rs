@@ -233,6 +233,22 @@ fn loaded<'g>(sbi: &SbInfo, info: &InodeInfo, g: &'g mut Inner) -> Result<&'g mu
     g.xattrs.as_mut().ok_or(EINVAL)
 }
 
+/// The blocks of the current value of attribute `index` with an empty
+/// name (an ACL), if it is kept in blocks: to free once an entry that
+/// replaces it is committed.
+pub(crate) fn acl_blocks(
+    sbi: &SbInfo,
+    info: &InodeInfo,
+    g: &mut Inner,
+    index: u8,
+) -> Result<Option<(u64, u64)>> {
+    let xs = loaded(sbi, info, g)?;
+    Ok(xs.find(index, b"").and_then(|i| match xs.list.get(i)?.value {
+        Value::Blocks { block, len } => Some((block, xattr_value_blocks(len))),
+        Value::Inline(_) => None,
+    }))
+}
+
 /// Copies `len` bytes of a value to `dst`.
 fn copy_value(sbi: &SbInfo, v: &Value, dst: &mut [u8]) -> Result {
     match v {

@@ -149,6 +149,8 @@ def xattrprep(mnt):
     os.setxattr(f"{mnt}/P", "system.posix_acl_default", ACL_RW_R)
     subprocess.run(["xfs_io", "-c", "chproj 5", "-c", "chattr +P", f"{mnt}/P"], check=True)
     chattr(f"{mnt}/P", FS_SYNC_FL | FS_NODUMP_FL, 0)
+    # P/acl: a file with the access ACL it inherited, for chmod_acl.
+    os.close(os.open(f"{mnt}/P/acl", os.O_CREAT | os.O_WRONLY, 0o664))
 
 
 def tblprep(mnt, total):
@@ -466,6 +468,8 @@ OPS = {
     # Creation with inherited ACLs, flags and project id (xattrprep's P/).
     "creat_inherit": lambda m: os.close(os.open(f"{m}/P/new", os.O_CREAT | os.O_WRONLY, 0o666)),
     "mkdir_inherit": lambda m: os.mkdir(f"{m}/P/sub", 0o777),
+    # chmod of a file with an access ACL: the mode and the ACL in one commit.
+    "chmod_acl": lambda m: os.chmod(f"{m}/P/acl", 0o640),
 }
 
 
