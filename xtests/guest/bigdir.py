@@ -20,17 +20,9 @@ import os
 import random
 import sys
 import time
+from guestlib import fail, ok
 
 BLK = 4096
-
-
-def fail(msg):
-    print(f"FAIL: {msg}", flush=True)
-    sys.exit(1)
-
-
-def ok(msg):
-    print(f"ok: {msg}", flush=True)
 
 
 def name(i):

@@ -18,6 +18,7 @@ import ctypes
 import errno
 import os
 import sys
+from guestlib import fail, ok
 
 PER_DIR = 10000
 MIB = 1 << 20
@@ -26,15 +27,6 @@ FALLOC_FL_PUNCH_HOLE = 2
 
 libc = ctypes.CDLL(None, use_errno=True)
 libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
-
-
-def fail(msg):
-    print(f"FAIL: {msg}", flush=True)
-    sys.exit(1)
-
-
-def ok(msg):
-    print(f"ok: {msg}", flush=True)
 
 
 def df(mnt):

@@ -9,16 +9,12 @@ under the compaction bound; `check` (after remount) re-reads the files."""
 import mmap
 import os
 import sys
+from guestlib import fail
 
 PAGE = 4096
 # A log is compacted at max(16, 2 x its compact size) pages (gc.rs); the
 # compact logs here are 1-2 pages, so a log never passes 16 + 1 pages.
 BOUND = 17
-
-
-def fail(msg):
-    print("FAIL: " + msg, flush=True)
-    sys.exit(1)
 
 
 def log_pages(path, data_blocks):

@@ -9,16 +9,12 @@ makes an extra read-only mount. Exits 1 with a message on any mismatch."""
 import ctypes
 import os
 import sys
+from guestlib import fail
 
 libc = ctypes.CDLL(None, use_errno=True)
 libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 MS_RDONLY, MS_REMOUNT = 1, 32
-
-
-def fail(msg):
-    print("FAIL: " + msg, flush=True)
-    sys.exit(1)
 
 
 def mount(dev, d, flags=0):

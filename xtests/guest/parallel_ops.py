@@ -25,14 +25,10 @@ import os
 import random
 import sys
 import time
+from guestlib import fail
 
 PAGE = 4096
 KEEP = 8          # files of each kind that stay
-
-
-def fail(msg):
-    print("FAIL: " + msg, flush=True)
-    sys.exit(1)
 
 
 def put(path, data, flags=os.O_CREAT | os.O_EXCL | os.O_WRONLY):

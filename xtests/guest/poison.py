@@ -29,20 +29,12 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ace import device_offset  # noqa: E402
 import novars_img  # noqa: E402
+from guestlib import fail, ok  # noqa: E402
 
 DBG = "/sys/kernel/debug/novars"
 FAULT_POISON = 1 << 6
 BS = 4096
 libc = ctypes.CDLL(None, use_errno=True)
-
-
-def fail(msg):
-    print(f"FAIL: {msg}", flush=True)
-    sys.exit(1)
-
-
-def ok(msg):
-    print(f"ok: {msg}", flush=True)
 
 
 def poison(block):

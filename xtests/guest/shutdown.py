@@ -27,18 +27,10 @@ import os
 import signal
 import subprocess
 import sys
+from guestlib import fail, ok
 
 MNT, DEV, SIZE, FLAGS = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 libc = ctypes.CDLL(None, use_errno=True)
-
-
-def fail(msg):
-    print(f"FAIL: {msg}", flush=True)
-    sys.exit(1)
-
-
-def ok(msg):
-    print(f"ok: {msg}", flush=True)
 
 
 def device_hash():
