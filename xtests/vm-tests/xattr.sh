@@ -123,9 +123,18 @@ ok "fsck -fn clean"
 # mkfs -d copies attributes, ACLs, flags and project ids (from a novars
 # source: the guest's other file systems have no project ids here).
 must novars_mount /dev/pmem0 $W/m
+# fldump DIR: per path (sorted; not lost+found, which mkfs makes), its
+# attributes, ACLs, flags and project id.
 fldump() {
-    (cd "$1" && getfattr -R -h -d -m - -e hex . 2>&1; getfacl -n -R -p . 2>&1; lsattr -R . 2>&1
-     find . \( -type f -o -type d \) | sort | while read -r p; do echo "$p $(xfs_io -r -c lsproj "$p")"; done)
+    (cd "$1" && find . -path ./lost+found -prune -o -print | sort | while read -r p; do
+        echo "== $p"
+        getfattr -h -d -m - -e hex "$p" 2>&1 | grep -v '^# file'
+        getfacl -n -p "$p" 2>&1 | grep -v '^# file'
+        if [ -f "$p" ] || [ -d "$p" ]; then
+            lsattr -d "$p" 2>&1
+            xfs_io -r -c lsproj "$p" 2>&1
+        fi
+    done)
 }
 fldump $W/m/fl > $W/fl.src
 grep -q "projid = 7" $W/fl.src && grep -q "projid = 42" $W/fl.src || fail "the source has no project ids: $(grep projid $W/fl.src)"
