@@ -45,6 +45,12 @@ fn write(base: &PathBuf, case: Case, out: &PathBuf) -> Result<String, String> {
     let mut img = Image::new(base.bytes());
     let what = base.mutate(case, &mut img);
     let show = out.display();
+    // On a block device (the guest's pmem), only the blocks that differ
+    // from what is there: writing and syncing all 8 MiB through the page
+    // cache was most of an image's time under TCG.
+    if let Ok(true) = write_changed(out, img.bytes()) {
+        return Ok(what);
+    }
     // No truncation: OUT may be the block device the guest mounts.
     let f = OpenOptions::new()
         .write(true)
@@ -55,6 +61,50 @@ fn write(base: &PathBuf, case: Case, out: &PathBuf) -> Result<String, String> {
     f.write_all_at(img.bytes(), 0).map_err(|e| format!("{show}: {e}"))?;
     f.sync_all().map_err(|e| format!("{show}: {e}"))?;
     Ok(what)
+}
+
+/// Writes the 4 KiB blocks of `bytes` that differ from what `out` holds,
+/// with O_DIRECT (no page cache: what the kernel maps through DAX and what
+/// fsck reads agree). Ok(false): `out` is no block device or has no
+/// O_DIRECT; the caller writes it all.
+fn write_changed(out: &PathBuf, bytes: &[u8]) -> std::io::Result<bool> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    const BS: usize = 4096;
+    if !std::fs::metadata(out)?.file_type().is_block_device() || bytes.len() % BS != 0 {
+        return Ok(false);
+    }
+    let f = match OpenOptions::new().read(true).write(true).custom_flags(libc::O_DIRECT).open(out)
+    {
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    // O_DIRECT wants block-aligned buffers.
+    let layout = std::alloc::Layout::from_size_align(bytes.len(), BS).map_err(std::io::Error::other)?;
+    struct Aligned(*mut u8, std::alloc::Layout);
+    impl Drop for Aligned {
+        fn drop(&mut self) {
+            // SAFETY: allocated below with this layout, freed once.
+            unsafe { std::alloc::dealloc(self.0, self.1) }
+        }
+    }
+    // SAFETY: a non-zero size (a file system image), checked for null.
+    let p = unsafe { std::alloc::alloc_zeroed(layout) };
+    if p.is_null() {
+        return Err(std::io::ErrorKind::OutOfMemory.into());
+    }
+    let buf = Aligned(p, layout);
+    // SAFETY: `buf` owns `bytes.len()` initialized (zeroed) bytes at `p`.
+    let cur = unsafe { std::slice::from_raw_parts_mut(buf.0, bytes.len()) };
+    f.read_exact_at(cur, 0)?;
+    for (i, (have, want)) in cur.chunks_exact_mut(BS).zip(bytes.chunks_exact(BS)).enumerate() {
+        if have != want {
+            have.copy_from_slice(want);
+            f.write_all_at(have, (i * BS) as u64)?;
+        }
+    }
+    f.sync_all()?;
+    Ok(true)
 }
 
 fn main() -> ExitCode {

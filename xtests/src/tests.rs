@@ -41,7 +41,8 @@
 //! `$NOVARS_CRASH_DIR` in the next boot. `NOVARS_CRASH_ITERATIONS` overrides N
 //! (the long mode).
 //! The other tests of a flavour share one boot per NVDIMM setup
-//! (`xtests/guest/batch.sh`; `fresh: yes` tests get their own), because a
+//! (`xtests/guest/batch.sh`; a `fresh: yes` test runs first in a boot on
+//! new images, at most one a boot), because a
 //! debug-kernel boot alone takes over a minute under TCG. Between tests the
 //! batch unmounts what the test mounted under /tmp and unloads novars.ko;
 //! each test has its own section of the kernel log, so a warning is pinned on
@@ -493,15 +494,21 @@ impl Job<'_> {
 
 /// Split a boot group into up to `lanes` boots of about equal cost (longest
 /// test first into the lightest boot), when it is long enough that a second
-/// boot pays for itself; each boot keeps the tests in name order.
+/// boot pays for itself; each boot keeps the tests in name order, a
+/// `fresh: yes` test first (it needs the new images untouched).
 fn split_group<'a>(group: &[&'a VmTest], flavour: Flavour, lanes: usize) -> Vec<Vec<&'a VmTest>> {
     let total: u64 = group.iter().map(|v| test_cost(v, flavour)).sum();
     // Split when the work a second boot takes over is at least six boots'
     // worth (a debug boot is about a minute).
     let worth = (total / (boot_cost(flavour) * 6).max(1)).max(1) as usize;
     let k = lanes.min(worth).min(group.len()).max(1);
+    let boot_order = |c: &mut Vec<&VmTest>| {
+        c.sort_by(|a, b| (!a.fresh, &a.name).cmp(&(!b.fresh, &b.name)));
+    };
     if k == 1 {
-        return vec![group.to_vec()];
+        let mut one = group.to_vec();
+        boot_order(&mut one);
+        return vec![one];
     }
     let mut order: Vec<&VmTest> = group.to_vec();
     order.sort_by_key(|v| std::cmp::Reverse(test_cost(v, flavour)));
@@ -515,7 +522,7 @@ fn split_group<'a>(group: &[&'a VmTest], flavour: Flavour, lanes: usize) -> Vec<
     chunks
         .into_iter()
         .map(|(_, mut c)| {
-            c.sort_by(|a, b| a.name.cmp(&b.name));
+            boot_order(&mut c);
             c
         })
         .filter(|c| !c.is_empty())
@@ -590,15 +597,15 @@ struct Lane {
     echo: bool,
 }
 
-/// Tests that can share a boot: same NVDIMM setup, and no `fresh: yes`
-/// (those get a boot, and new images, of their own). A debug boot costs
-/// over a minute under TCG, a normal one about five seconds.
+/// Tests that can share a boot: same NVDIMM setup, and at most one
+/// `fresh: yes` test, which runs first in its boot on new images (see
+/// [`split_group`] and [`shared_boot`]). A debug boot costs over four
+/// minutes under TCG, a normal one about twenty seconds.
 fn boot_groups<'a>(tests: &[&'a VmTest]) -> Vec<Vec<&'a VmTest>> {
     let mut groups: Vec<Vec<&VmTest>> = Vec::new();
     for &v in tests {
         let joins = |g: &Vec<&VmTest>| {
-            !v.fresh
-                && !g[0].fresh
+            !(v.fresh && g.iter().any(|t| t.fresh))
                 && v.panics.is_none()
                 && g[0].panics.is_none()
                 && g[0].nvdimms == v.nvdimms
@@ -626,7 +633,8 @@ fn shared_boot(group: &[&VmTest], flavour: Flavour, ko: Option<&Path>, lane: &La
         nvdimms: group[0].nvdimms,
         size_mib: group[0].size_mib,
         ram_mib: group[0].ram_mib,
-        fresh: group[0].fresh,
+        // New images for the boot of a `fresh: yes` test (first in it).
+        fresh: group.iter().any(|v| v.fresh),
         timeout: group.iter().map(|v| v.timeout).sum(),
         echo: lane.echo,
         module: ko.map(Path::to_path_buf),
@@ -1050,6 +1058,28 @@ mod unit {
         let big = [mk("h", 600), mk("i", 600)];
         let big: Vec<&VmTest> = big.iter().collect();
         assert_eq!(split_group(&big, Flavour::Debug, 2).len(), 2);
+    }
+
+    #[test]
+    fn a_fresh_test_shares_a_boot_and_runs_first() {
+        let mk = |name: &str, fresh: bool| {
+            let mut t = parse_test(name, Path::new("/t.sh"), "# t\n").unwrap();
+            (t.cost, t.fresh) = (100, fresh);
+            t
+        };
+        let tests = [mk("a", false), mk("b", false), mk("z", true), mk("y", true)];
+        let all: Vec<&VmTest> = tests.iter().collect();
+        // At most one fresh test a boot: y gets a boot of its own.
+        let groups = boot_groups(&all);
+        let names: Vec<Vec<String>> =
+            groups.iter().map(|g| g.iter().map(|v| v.name.clone()).collect()).collect();
+        assert_eq!(names, [vec!["a", "b", "z"], vec!["y"]]);
+        // In its boot the fresh test comes first, whatever its name.
+        for lanes in [1, 2] {
+            let chunks = split_group(&groups[0], Flavour::Normal, lanes);
+            let with_z = chunks.iter().find(|c| c.iter().any(|v| v.fresh)).unwrap();
+            assert_eq!(with_z[0].name, "z", "{lanes} lanes: {chunks:?}");
+        }
     }
 
     #[test]

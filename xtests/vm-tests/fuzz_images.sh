@@ -4,7 +4,7 @@
 # nvdimms: 1
 # fresh: yes
 # timeout: 1800
-# cost: 450 300
+# cost: 520 150
 #
 # Environment:
 #   NOVARS_FUZZ_IMAGES  mutated images (default 1000 on normal, 6 on debug;
