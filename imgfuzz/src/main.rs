@@ -70,17 +70,17 @@ fn write(base: &PathBuf, case: Case, out: &PathBuf) -> Result<String, String> {
 fn write_changed(out: &PathBuf, bytes: &[u8]) -> std::io::Result<bool> {
     use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
     const BS: usize = 4096;
-    if !std::fs::metadata(out)?.file_type().is_block_device() || bytes.len() % BS != 0 {
+    if !std::fs::metadata(out)?.file_type().is_block_device() || !bytes.len().is_multiple_of(BS) {
         return Ok(false);
     }
-    let f = match OpenOptions::new().read(true).write(true).custom_flags(libc::O_DIRECT).open(out)
-    {
+    let f = match OpenOptions::new().read(true).write(true).custom_flags(libc::O_DIRECT).open(out) {
         Ok(f) => f,
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return Ok(false),
         Err(e) => return Err(e),
     };
     // O_DIRECT wants block-aligned buffers.
-    let layout = std::alloc::Layout::from_size_align(bytes.len(), BS).map_err(std::io::Error::other)?;
+    let layout =
+        std::alloc::Layout::from_size_align(bytes.len(), BS).map_err(std::io::Error::other)?;
     struct Aligned(*mut u8, std::alloc::Layout);
     impl Drop for Aligned {
         fn drop(&mut self) {
