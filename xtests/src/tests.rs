@@ -41,8 +41,9 @@
 //! `$NOVARS_CRASH_DIR` in the next boot. `NOVARS_CRASH_ITERATIONS` overrides N
 //! (the long mode).
 //! The other tests of a flavour share one boot per NVDIMM setup
-//! (`xtests/guest/batch.sh`; a `fresh: yes` test runs first in a boot on
-//! new images, at most one a boot), because a
+//! (`xtests/guest/batch.sh`; on the debug kernel a `fresh: yes` test runs
+//! first in a boot on new images, one a boot; on the normal kernel it has
+//! a boot of its own), because a
 //! debug-kernel boot alone takes over a minute under TCG. Between tests the
 //! batch unmounts what the test mounted under /tmp and unloads novars.ko;
 //! each test has its own section of the kernel log, so a warning is pinned on
@@ -424,7 +425,7 @@ fn vm_tests(args: &TestArgs, t: &mut Tally) -> Result<()> {
         }
         let (crash, plain): (Vec<&VmTest>, Vec<&VmTest>) =
             mine.into_iter().partition(|v| v.crash.is_some());
-        for group in boot_groups(&plain) {
+        for group in boot_groups(&plain, flavour) {
             for chunk in split_group(&group, flavour, lanes) {
                 jobs.push(Job { flavour, ko: ko.clone(), tests: chunk, crash: false });
             }
@@ -597,15 +598,20 @@ struct Lane {
     echo: bool,
 }
 
-/// Tests that can share a boot: same NVDIMM setup, and at most one
-/// `fresh: yes` test, which runs first in its boot on new images (see
-/// [`split_group`] and [`shared_boot`]). A debug boot costs over four
-/// minutes under TCG, a normal one about twenty seconds.
-fn boot_groups<'a>(tests: &[&'a VmTest]) -> Vec<Vec<&'a VmTest>> {
+/// Tests that can share a boot: same NVDIMM setup and, on the debug
+/// kernel, at most one `fresh: yes` test, which runs first in its boot on
+/// new images (see [`split_group`] and [`shared_boot`]): a debug boot
+/// costs two to four minutes under TCG. On the normal kernel (a boot of
+/// about twenty seconds) a fresh test keeps a boot of its own, a job the
+/// lanes can balance with.
+fn boot_groups<'a>(tests: &[&'a VmTest], flavour: Flavour) -> Vec<Vec<&'a VmTest>> {
+    let share_fresh = flavour == Flavour::Debug;
     let mut groups: Vec<Vec<&VmTest>> = Vec::new();
     for &v in tests {
         let joins = |g: &Vec<&VmTest>| {
-            !(v.fresh && g.iter().any(|t| t.fresh))
+            let fresh = v.fresh || g.iter().any(|t| t.fresh);
+            !(fresh && !share_fresh)
+                && !(v.fresh && g.iter().any(|t| t.fresh))
                 && v.panics.is_none()
                 && g[0].panics.is_none()
                 && g[0].nvdimms == v.nvdimms
@@ -1069,17 +1075,20 @@ mod unit {
         };
         let tests = [mk("a", false), mk("b", false), mk("z", true), mk("y", true)];
         let all: Vec<&VmTest> = tests.iter().collect();
-        // At most one fresh test a boot: y gets a boot of its own.
-        let groups = boot_groups(&all);
+        // On debug, at most one fresh test a boot: y gets a boot of its own.
+        let groups = boot_groups(&all, Flavour::Debug);
         let names: Vec<Vec<String>> =
             groups.iter().map(|g| g.iter().map(|v| v.name.clone()).collect()).collect();
         assert_eq!(names, [vec!["a", "b", "z"], vec!["y"]]);
         // In its boot the fresh test comes first, whatever its name.
         for lanes in [1, 2] {
-            let chunks = split_group(&groups[0], Flavour::Normal, lanes);
+            let chunks = split_group(&groups[0], Flavour::Debug, lanes);
             let with_z = chunks.iter().find(|c| c.iter().any(|v| v.fresh)).unwrap();
             assert_eq!(with_z[0].name, "z", "{lanes} lanes: {chunks:?}");
         }
+        // On normal, every fresh test has a boot of its own.
+        let groups = boot_groups(&all, Flavour::Normal);
+        assert_eq!(groups.len(), 3, "{groups:?}");
     }
 
     #[test]
