@@ -609,9 +609,14 @@ fn boot_groups<'a>(tests: &[&'a VmTest], flavour: Flavour) -> Vec<Vec<&'a VmTest
     let mut groups: Vec<Vec<&VmTest>> = Vec::new();
     for &v in tests {
         let joins = |g: &Vec<&VmTest>| {
-            let fresh = v.fresh || g.iter().any(|t| t.fresh);
-            !(fresh && !share_fresh)
-                && !(v.fresh && g.iter().any(|t| t.fresh))
+            let fresh_there = g.iter().any(|t| t.fresh);
+            // A fresh test joins only on debug, and one a boot.
+            let fresh_ok = if v.fresh || fresh_there {
+                share_fresh && !(v.fresh && fresh_there)
+            } else {
+                true
+            };
+            fresh_ok
                 && v.panics.is_none()
                 && g[0].panics.is_none()
                 && g[0].nvdimms == v.nvdimms
