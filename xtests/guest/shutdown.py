@@ -19,7 +19,6 @@ device's bytes (read with O_DIRECT) must be the same before those calls
 and after them. statfs still answers, as on ext4 and xfs. Prints one line
 per check; exits 1 on the first failure.
 """
-import ctypes
 import errno
 import hashlib
 import mmap
@@ -30,7 +29,6 @@ import sys
 from guestlib import fail, ok
 
 MNT, DEV, SIZE, FLAGS = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-libc = ctypes.CDLL(None, use_errno=True)
 
 
 def device_hash():

@@ -17,8 +17,6 @@ command -v xfs_io > /dev/null || fail "xfs_io is missing (cargo xt setup install
 # under TCG takes 80 s): devhash hashes those.
 SIZE=128
 devhash() { dd if=/dev/pmem0 iflag=direct bs=1M count=$SIZE status=none | sha256sum; }
-# tree DIR: names, sizes and contents of everything under DIR.
-tree() { (cd "$1" && find . -printf '%p %y %s %m\n' | sort && find . -type f -exec sha256sum {} + | sort -k2); }
 # fsioctl PATH CMD ARG: an ioctl by number with a u32 argument, errno name or "ok".
 fsioctl() {
     python3 -c '
