@@ -16,7 +16,7 @@ use crate::shim;
 use core::pin::Pin;
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::prelude::*;
-use kernel::rbtree::RBTree;
+use kernel::rbtree::{RBTree, RBTreeNode, RBTreeNodeReservation};
 use kernel::sync::Mutex;
 
 /// Blocks in a 2 MiB extent: large requests prefer this alignment so DAX
@@ -269,13 +269,32 @@ pub(crate) struct Lane {
     free_slots: u64,
     /// No slot below this is free.
     slot_hint: u64,
+    /// The node of the last removed free extent, for the next insertion:
+    /// taking blocks from an extent or merging a freed range with its
+    /// neighbours then allocates nothing.
+    spare: Option<RBTreeNodeReservation<u64, u64>>,
 }
 
 impl Lane {
     fn insert_free(&mut self, start: u64, len: u64) -> Result {
-        self.free.try_create_and_insert(start, len, GFP_KERNEL)?;
+        let node = match self.spare.take() {
+            Some(r) => r.into_node(start, len),
+            None => RBTreeNode::new(start, len, GFP_KERNEL)?,
+        };
+        self.free.insert(node);
         self.free_blocks = self.free_blocks.saturating_add(len);
         Ok(())
+    }
+
+    /// Removes the free extent starting at `start`; returns its length.
+    fn remove_free(&mut self, start: u64) -> Option<u64> {
+        let entry = self.free.find_mut(&start)?;
+        let len = *entry.get();
+        let node = entry.remove_node();
+        if self.spare.is_none() {
+            self.spare = Some(node.into_reservation());
+        }
+        Some(len)
     }
 
     /// Up to `want` contiguous blocks (at least 1), preferring an extent
@@ -357,7 +376,7 @@ impl Lane {
 
     /// Takes `[a, a+n)` out of the free extent `[s, s+l)`.
     fn take(&mut self, s: u64, l: u64, a: u64, n: u64) -> Result<(u64, u64)> {
-        self.free.remove(&s);
+        self.remove_free(s);
         self.free_blocks = self.free_blocks.saturating_sub(l);
         if a > s {
             self.insert_free(s, a - s)?;
@@ -400,14 +419,14 @@ impl Lane {
         }
         if let Some((ps, pl)) = prev {
             if ps.saturating_add(pl) == start {
-                self.free.remove(&ps);
+                self.remove_free(ps);
                 self.free_blocks = self.free_blocks.saturating_sub(pl);
                 s = ps;
                 l = l.saturating_add(pl);
             }
         }
         // Merge with the extent starting at the end.
-        if let Some(nl) = self.free.remove(&start.saturating_add(len)) {
+        if let Some(nl) = self.remove_free(start.saturating_add(len)) {
             self.free_blocks = self.free_blocks.saturating_sub(nl);
             l = l.saturating_add(nl);
         }
@@ -469,8 +488,14 @@ impl Allocator {
         let mut lanes = KVec::new();
         for bm in slots {
             let free_slots = bm.len().saturating_sub(bm.count_set());
-            let lane =
-                Lane { free: RBTree::new(), free_blocks: 0, slots: bm, free_slots, slot_hint: 0 };
+            let lane = Lane {
+                free: RBTree::new(),
+                free_blocks: 0,
+                slots: bm,
+                free_slots,
+                slot_hint: 0,
+                spare: None,
+            };
             lanes.push(
                 KBox::pin_init(kernel::new_mutex!(lane, "novars_alloc_lane"), GFP_KERNEL)?,
                 GFP_KERNEL,

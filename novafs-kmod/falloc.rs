@@ -80,7 +80,7 @@ fn zero_range(
         let first_full = off.div_ceil(BLOCK_SIZE_U64);
         if tail > first_full {
             let mut any = KVVec::new();
-            map.collect(first_full, tail - first_full, &mut any)?;
+            map.collect(first_full, tail - first_full, |b, n| Ok(any.push((b, n), GFP_KERNEL)?))?;
             if !any.is_empty() {
                 b.punch(first_full, tail - first_full)?;
             }
@@ -110,7 +110,7 @@ fn fill_holes(
 ) -> Result<bool> {
     // Fail before taking anything when the holes cannot all be filled.
     let mut mapped = KVVec::new();
-    file_map(g)?.collect(first, last - first + 1, &mut mapped)?;
+    file_map(g)?.collect(first, last - first + 1, |b, n| Ok(mapped.push((b, n), GFP_KERNEL)?))?;
     let have = mapped.as_slice().iter().fold(0u64, |n, &(_, c)| n.saturating_add(c));
     if (last - first + 1).saturating_sub(have) > sbi.alloc.available() {
         return Err(ENOSPC);
@@ -194,7 +194,7 @@ fn shift(
     }
     let mut gone = KVVec::new();
     if !insert {
-        map.collect(off_pg, len_pg, &mut gone)?;
+        map.collect(off_pg, len_pg, |b, n| Ok(gone.push((b, n), GFP_KERNEL)?))?;
     }
     // Collapsing frees the range: the reserve lets a full file system do it.
     let pool = if insert { Pool::General } else { Pool::Reserve };

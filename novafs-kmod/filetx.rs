@@ -23,6 +23,7 @@ use crate::layout::log::{sa, MAX_FILE_BLOCKS};
 use crate::layout::walk::{blocks_for_size, FileMap};
 use crate::layout::{MediaError, Timespec, BLOCK_SIZE, BLOCK_SIZE_U64};
 use crate::log::{Appender, LogPos};
+use crate::smallvec::SmallVec;
 use crate::super_::SbInfo;
 use kernel::prelude::*;
 
@@ -104,6 +105,7 @@ pub(crate) fn file_map(g: &mut Inner) -> Result<&mut ExtentMap> {
 }
 
 /// A change to the DRAM block map, applied once its commit is durable.
+#[derive(Clone, Copy)]
 enum Change {
     /// File blocks `pg..+count` now live in `block..`; the blocks they
     /// replace are freed.
@@ -121,8 +123,8 @@ pub(crate) struct FileTx<'a> {
     sbi: &'a SbInfo,
     ap: Appender<'a>,
     /// Blocks taken for this change (given back if it is abandoned).
-    taken: KVVec<(u64, u64)>,
-    changes: KVVec<Change>,
+    taken: SmallVec<(u64, u64), 4>,
+    changes: SmallVec<Change, 4>,
     /// The time every entry carries.
     pub(crate) now: Timespec,
     entries: usize,
@@ -136,8 +138,8 @@ impl<'a> FileTx<'a> {
         Self {
             sbi,
             ap,
-            taken: KVVec::new(),
-            changes: KVVec::new(),
+            taken: SmallVec::new((0, 0)),
+            changes: SmallVec::new(Change::Free { block: 0, count: 0 }),
             now,
             entries: 0,
             committed: false,
@@ -163,9 +165,9 @@ impl<'a> FileTx<'a> {
     }
 
     fn keep(&mut self, b: u64, c: u64) -> Result {
-        if let Err(e) = self.taken.push((b, c), GFP_KERNEL) {
+        if let Err(e) = self.taken.push((b, c)) {
             let _ = self.sbi.alloc.free(b, c);
-            return Err(e.into());
+            return Err(e);
         }
         Ok(())
     }
@@ -192,8 +194,7 @@ impl<'a> FileTx<'a> {
     }
 
     fn change(&mut self, c: Change) -> Result {
-        self.changes.push(c, GFP_KERNEL)?;
-        Ok(())
+        self.changes.push(c)
     }
 
     /// Logs WRITE `pg..+count -> block..` with the file size `size_after`;
@@ -376,25 +377,26 @@ impl<'a> FileTx<'a> {
             return Ok(());
         }
         let Index::File(map) = &mut g.index else { return Err(EINVAL) };
-        let mut old = KVVec::new();
-        for c in self.changes.as_slice() {
+        // The replaced blocks are freed after the map no longer holds them.
+        let mut old: SmallVec<(u64, u64), 8> = SmallVec::new((0, 0));
+        for c in self.changes.iter() {
             match *c {
                 Change::Map { pg, block, count } => {
-                    let _ = map.collect(pg, count, &mut old);
+                    let _ = map.collect(pg, count, |b, n| old.push((b, n)));
                     map.map(pg, block, count);
                 }
                 Change::Unmap { pg, count } => {
-                    let _ = map.collect(pg, count, &mut old);
+                    let _ = map.collect(pg, count, |b, n| old.push((b, n)));
                     map.unmap(pg, count);
                 }
                 Change::Forget { pg, count } => map.unmap(pg, count),
                 Change::Free { block, count } => {
-                    let _ = old.push((block, count), GFP_KERNEL);
+                    let _ = old.push((block, count));
                 }
             }
         }
         let a = &self.sbi.alloc;
-        for &(b, c) in old.as_slice() {
+        for &(b, c) in old.iter() {
             let _ = a.free(b, c);
         }
         Ok(())
@@ -408,7 +410,7 @@ impl Drop for FileTx<'_> {
         }
         self.ap.release();
         let a = &self.sbi.alloc;
-        for &(b, c) in self.taken.as_slice() {
+        for &(b, c) in self.taken.iter() {
             let _ = a.free(b, c);
         }
     }

@@ -34,11 +34,14 @@ use crate::layout::append::{self, LogEnd, LogOwner, NewEntry, SetAttrs};
 use crate::layout::inode::{
     read_inode_at, Inode, INODE_HEAD_OFF, INODE_TAIL_OFF, S_IFDIR, S_IFMT, S_IFREG,
 };
+use crate::layout::log::Entry;
 use crate::layout::log::{
     dentry_len, pos_block, sa, unpack_next, LinkEntry, ParentEntry, SetAttrEntry, WriteEntry,
     DE_ADD, LOG_AREA, MAX_ENTRY, NAME_MAX, PAGE_NEXT_OFF,
 };
-use crate::layout::walk::{replay_inode, walk_log, Ignore, InodeView, WalkReport, XattrReplay};
+use crate::layout::walk::{
+    replay_inode, walk_log, Ignore, InodeView, LogVisitor, Replay, WalkReport, XattrReplay,
+};
 use crate::layout::BLOCK_SIZE_U64;
 use crate::log::{LogPos, PmLog};
 use crate::media::read_failed;
@@ -71,7 +74,7 @@ pub(crate) fn maybe_compact(sbi: &SbInfo, info: &InodeInfo, inner: &mut Inner) -
     if !sbi.rw() || !due(&inner.log) || matches!(inner.index, Index::None) {
         return None;
     }
-    match compact(sbi, info, inner.log) {
+    match compact(sbi, info, inner.log, &inner.index) {
         Ok(Compacted::Done(log)) => {
             inner.log = log;
             Some(log.pages)
@@ -194,6 +197,45 @@ fn replay(sbi: &SbInfo, ino: u64, raw: &Inode) -> Result<(InodeView, Live, Xattr
     walk_log(m, geo, ino, raw, &mut XattrReplay(&mut xs)).map_err(|_| EIO)?;
     let (view, live, rep) = replay_state(m, geo, ino, raw)?;
     Ok((view, live, xs, rep))
+}
+
+/// Applies each entry to the attributes and to the extended attributes:
+/// both from one walk.
+struct AttrWalk<'a, 'b> {
+    attrs: Replay<'a, Ignore, Ignore>,
+    xattrs: XattrReplay<'b, Xattrs>,
+}
+
+impl LogVisitor for AttrWalk<'_, '_> {
+    fn entry(&mut self, pos: u64, e: &Entry<'_>) {
+        self.attrs.entry(pos, e);
+        self.xattrs.entry(pos, e);
+    }
+}
+
+/// A regular file's committed attributes and extended attributes from its
+/// log, and its extents from the DRAM map `map`, which holds exactly what
+/// the committed log maps (every commit publishes its changes under the
+/// locks [`maybe_compact`] holds): one walk of the old log, without
+/// rebuilding its block map entry by entry.
+fn replay_file(
+    sbi: &SbInfo,
+    ino: u64,
+    raw: &Inode,
+    map: &ExtentMap,
+) -> Result<(InodeView, Live, Xattrs, WalkReport)> {
+    let (mut ignore_map, mut ignore_dir) = (Ignore, Ignore);
+    let mut xs = Xattrs::default();
+    let mut w = AttrWalk {
+        attrs: Replay::new(raw, &mut ignore_map, &mut ignore_dir),
+        xattrs: XattrReplay(&mut xs),
+    };
+    let rep = walk_log(&sbi.media, &sbi.geo, ino, raw, &mut w).map_err(|_| EIO)?;
+    let view = w.attrs.view;
+    if xs.failed {
+        return Err(ENOMEM);
+    }
+    Ok((view, Live::File(runs(map)?), xs, rep))
 }
 
 /// The attributes and the block map or names of a log.
@@ -369,14 +411,20 @@ enum Compacted {
     },
 }
 
-/// Rewrites the log of `info` (committed state `log`).
-fn compact(sbi: &SbInfo, info: &InodeInfo, log: LogPos) -> Result<Compacted> {
+/// Rewrites the log of `info` (committed state `log`, DRAM index
+/// `index`).
+fn compact(sbi: &SbInfo, info: &InodeInfo, log: LogPos, index: &Index) -> Result<Compacted> {
     let raw = read_inode_at(&sbi.media, info.rec)
         .map_err(|e| read_failed(sbi, format_args!("inode {}", info.ino), e))?;
     if raw.log_head != log.head || raw.log_tail != log.tail {
         return Err(EINVAL);
     }
-    let (view, live, xs, rep) = replay(sbi, info.ino, &raw)?;
+    let (view, live, xs, rep) = match index {
+        Index::File(map) if raw.mode & S_IFMT == S_IFREG && !map.failed => {
+            replay_file(sbi, info.ino, &raw, map)?
+        }
+        _ => replay(sbi, info.ino, &raw)?,
+    };
     // Worth it only if the result is at most half the log.
     let need = live.pages_needed(xs.log_bytes());
     if need.saturating_mul(GC_GROWTH) > log.pages {

@@ -7,7 +7,7 @@
 
 use crate::layout::walk::{DirIndex, FileMap};
 use kernel::prelude::*;
-use kernel::rbtree::RBTree;
+use kernel::rbtree::{RBTree, RBTreeNode, RBTreeNodeReservation};
 
 /// A run of file blocks mapped to device blocks.
 #[derive(Clone, Copy)]
@@ -32,11 +32,15 @@ pub(crate) struct ExtentMap {
     pub(crate) failed: bool,
     /// Changes so far: a replay of a long log yields every few thousand.
     ops: u64,
+    /// The node of the last removal, for the next insertion: a
+    /// copy-on-write replaces an extent by another, and then allocates
+    /// nothing.
+    spare: Option<RBTreeNodeReservation<u64, Ext>>,
 }
 
 impl ExtentMap {
     pub(crate) fn new() -> Self {
-        Self { tree: RBTree::new(), mapped: 0, failed: false, ops: 0 }
+        Self { tree: RBTree::new(), mapped: 0, failed: false, ops: 0, spare: None }
     }
 
     /// Blocks mapped in total.
@@ -74,21 +78,30 @@ impl ExtentMap {
     }
 
     fn insert(&mut self, k: u64, e: Ext) {
-        match self.tree.try_create_and_insert(k, e, GFP_KERNEL) {
-            Ok(old) => {
-                self.mapped = self.mapped.saturating_add(e.count);
-                if let Some(old) = old {
-                    let (_, o) = old.to_key_value();
-                    self.mapped = self.mapped.saturating_sub(o.count);
+        let node = match self.spare.take() {
+            Some(r) => r.into_node(k, e),
+            None => match RBTreeNode::new(k, e, GFP_KERNEL) {
+                Ok(n) => n,
+                Err(_) => {
+                    self.failed = true;
+                    return;
                 }
-            }
-            Err(_) => self.failed = true,
+            },
+        };
+        self.mapped = self.mapped.saturating_add(e.count);
+        if let Some(old) = self.tree.insert(node) {
+            let (_, o) = old.to_key_value();
+            self.mapped = self.mapped.saturating_sub(o.count);
         }
     }
 
     fn remove(&mut self, k: u64) {
-        if let Some(e) = self.tree.remove(&k) {
-            self.mapped = self.mapped.saturating_sub(e.count);
+        if let Some(entry) = self.tree.find_mut(&k) {
+            self.mapped = self.mapped.saturating_sub(entry.get().count);
+            let node = entry.remove_node();
+            if self.spare.is_none() {
+                self.spare = Some(node.into_reservation());
+            }
         }
     }
 
@@ -329,15 +342,21 @@ impl DirIndex for DirMap {
 }
 
 impl ExtentMap {
-    /// Device ranges currently mapped in file blocks `[p, p+c)`.
-    pub(crate) fn collect(&mut self, p: u64, c: u64, out: &mut KVVec<(u64, u64)>) -> Result {
+    /// Passes each device range currently mapped in file blocks `[p,
+    /// p+c)` to `out` (first block, count).
+    pub(crate) fn collect(
+        &mut self,
+        p: u64,
+        c: u64,
+        mut out: impl FnMut(u64, u64) -> Result,
+    ) -> Result {
         let end = p.saturating_add(c);
         let mut pg = p;
         while pg < end {
             match self.lookup(pg) {
                 Lookup::Mapped { block, run } => {
                     let n = run.min(end - pg);
-                    out.push((block, n), GFP_KERNEL)?;
+                    out(block, n)?;
                     pg += n;
                 }
                 Lookup::Hole { run } => pg = pg.saturating_add(run),

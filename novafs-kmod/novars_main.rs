@@ -55,6 +55,7 @@ mod recovery;
 mod seal;
 mod setattr;
 mod shim;
+mod smallvec;
 mod super_;
 mod xattr;
 

@@ -80,13 +80,31 @@ static void result(const char *name, double value, const char *unit)
 	fflush(stdout);
 }
 
+/* Profiling one case: with FSBENCH_PROFILE=CASE and FSBENCH_PERF_CTL=FIFO
+ * (perf record --control fifo:FIFO -D -1), perf samples only that case's
+ * loop (xtests/bench/profile.sh). */
+static void perf_ctl(const char *name, const char *cmd)
+{
+	const char *want = getenv("FSBENCH_PROFILE"), *ctl = getenv("FSBENCH_PERF_CTL");
+	if (!want || !ctl || strcmp(want, name))
+		return;
+	FILE *f = fopen(ctl, "w");
+	if (!f)
+		die("perf control fifo");
+	fprintf(f, "%s\n", cmd);
+	fclose(f);
+	usleep(100000); /* perf acts on the command asynchronously */
+}
+
 #define CASE(name, n, body)                                          \
 	do {                                                         \
+		perf_ctl(name, "enable");                            \
 		double t0 = now_ns();                                \
 		for (int i = 0; i < (n); i++) {                      \
 			body;                                        \
 		}                                                    \
 		result(name, (now_ns() - t0) / (n) / 1000, "us");    \
+		perf_ctl(name, "disable");                           \
 	} while (0)
 
 static void write_all(int fd, size_t len)
