@@ -10,7 +10,7 @@ use crate::alloc::Pool;
 use crate::filetx::{file_map, FileTx, FILL_BATCH};
 use crate::index::Lookup;
 use crate::inode::{self, Inner, InodeInfo};
-use crate::layout::log::{MAX_FILE_SIZE, WF_FALLOC};
+use crate::layout::log::{MAX_FILE_SIZE, WF_FALLOC, WF_UNWRITTEN};
 use crate::layout::{Timespec, BLOCK_SIZE_U64};
 use crate::locks::lock_logs;
 use crate::shim::{self, IAttr};
@@ -25,11 +25,15 @@ use kernel::prelude::*;
 //    edges of a punched or zeroed range are copied on write with the range
 //    zeroed (WRITE), whole blocks inside are unmapped (PUNCH); collapse and
 //    insert are one commit each (see `shift`);
-// 2. the holes of an allocated or zeroed range get new blocks, zeroed
-//    through `pm` before their WRITE(FALLOC) entries commit. The last
-//    commit carries the new size. Holes and zeroed blocks read the same, so
-//    a crash between the commits of this step (a range needing more than
-//    `FILL_BATCH` extents) is invisible except in the block count.
+// 2. the holes of an allocated or zeroed range get new blocks, logged as
+//    unwritten (WRITE with FALLOC | UNWRITTEN): nothing is written to them,
+//    they read as zeros until a write or a write fault converts them, so
+//    `fallocate -l 1G` costs metadata only. The last commit carries the new
+//    size. Holes and unwritten blocks read the same, so a crash between the
+//    commits of this step (a range needing more than `FILL_BATCH` extents)
+//    is invisible except in the block count. A zeroed range (ZERO_RANGE)
+//    thus ends unwritten, as on ext4: its blocks are punched in step 1 and
+//    preallocated again here.
 
 /// `linux/falloc.h` mode bits.
 const FALLOC_FL_KEEP_SIZE: u32 = 0x01;
@@ -94,7 +98,7 @@ fn zero_range(
     Ok(changed)
 }
 
-/// Step 2: maps zeroed blocks into every hole of file blocks
+/// Step 2: maps unwritten blocks into every hole of file blocks
 /// `[first, last]`; the size becomes `new_size` with the last commit.
 /// `size` is updated as commits land (for a failure part-way).
 #[allow(clippy::too_many_arguments)]
@@ -120,8 +124,9 @@ fn fill_holes(
     loop {
         let mut b = FileTx::new(sbi, info, g.log, now);
         let map = file_map(g)?;
+        let flags = WF_FALLOC | WF_UNWRITTEN;
         let (next, reached) =
-            b.fill_holes(map, pg, last + 1, FILL_BATCH, WF_FALLOC, *size, new_size)?;
+            b.fill_holes(map, pg, last + 1, FILL_BATCH, flags, *size, new_size)?;
         pg = next;
         if pg > last && !reached && new_size != *size {
             // The last block was mapped already: restate its mapping to
@@ -129,6 +134,10 @@ fn fill_holes(
             match map.lookup(last) {
                 Lookup::Mapped { block, .. } => {
                     b.write(last, block, 1, new_size, WF_FALLOC, false)?
+                }
+                // Restated as it is: still unwritten.
+                Lookup::Unwritten { block, .. } => {
+                    b.write(last, block, 1, new_size, flags, false)?
                 }
                 Lookup::Hole { .. } => return Err(EINVAL),
             }
@@ -179,14 +188,20 @@ fn shift(
     let off_pg = off / BLOCK_SIZE_U64;
     let len_pg = len / BLOCK_SIZE_U64;
     let map = file_map(g)?;
-    // The extents that move, with their file offsets.
-    let mut moved: KVVec<(u64, u64, u64)> = KVVec::new();
+    // The extents that move, with their file offsets and WRITE flags
+    // (unwritten ones stay unwritten).
+    let mut moved: KVVec<(u64, u64, u64, u8)> = KVVec::new();
     let mut pg = if insert { off_pg } else { off_pg + len_pg };
     while pg < MAX_FILE_BLOCKS {
         match map.lookup(pg) {
             Lookup::Mapped { block, run } => {
                 let run = run.min(MAX_FILE_BLOCKS - pg);
-                moved.push((pg, block, run), GFP_KERNEL)?;
+                moved.push((pg, block, run, 0), GFP_KERNEL)?;
+                pg += run;
+            }
+            Lookup::Unwritten { block, run } => {
+                let run = run.min(MAX_FILE_BLOCKS - pg);
+                moved.push((pg, block, run, WF_FALLOC | WF_UNWRITTEN), GFP_KERNEL)?;
                 pg += run;
             }
             Lookup::Hole { run } => pg = pg.saturating_add(run),
@@ -201,12 +216,12 @@ fn shift(
     let mut b = FileTx::new(sbi, info, g.log, now).with_pool(pool);
     let r = (|| -> Result {
         b.punch_keep(off_pg, MAX_FILE_BLOCKS - off_pg)?;
-        for &(p, blk, cnt) in moved.as_slice() {
+        for &(p, blk, cnt, flags) in moved.as_slice() {
             let np = if insert { p.checked_add(len_pg) } else { p.checked_sub(len_pg) };
             let np = np
                 .filter(|n| n.checked_add(cnt).is_some_and(|e| e <= MAX_FILE_BLOCKS))
                 .ok_or_else(|| shim::err(bindings::EFBIG))?;
-            b.write(np, blk, cnt, new_size, 0, true)?;
+            b.write(np, blk, cnt, new_size, flags, true)?;
         }
         for &(blk, cnt) in gone.as_slice() {
             b.free_later(blk, cnt)?;

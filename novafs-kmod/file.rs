@@ -66,6 +66,15 @@ extern "C" fn novars_rs_iomap_begin(
             mapped: 1,
             flags: 0,
         },
+        // Reads (read(), read faults, splice) give zeros for it; SEEK_DATA
+        // and SEEK_HOLE treat it as ext4 does; FIEMAP says "unwritten".
+        Lookup::Unwritten { block, run } => Map {
+            offset: pg * BLOCK_SIZE_U64,
+            length: run.min(want).saturating_mul(BLOCK_SIZE_U64),
+            addr: block.saturating_mul(BLOCK_SIZE_U64),
+            mapped: shim::MAPPED_UNWRITTEN,
+            flags: 0,
+        },
         Lookup::Hole { run } => Map {
             offset: pg * BLOCK_SIZE_U64,
             length: run.min(want).max(1).saturating_mul(BLOCK_SIZE_U64),
@@ -104,8 +113,10 @@ const W_MAPPED: u32 = 1;
 
 /// write() in place: mapped blocks are overwritten where they are (a mapped
 /// page keeps its pfn, so every mapping sees the new bytes), holes get
-/// zeroed new blocks (refused with EBUSY under a seal), one WRITE entry per
-/// new extent, else one SETATTR for mtime/size; one tail commit. Not atomic
+/// zeroed new blocks (refused with EBUSY under a seal), unwritten blocks
+/// are written where they are (zeros around the data) and converted, one
+/// WRITE entry per new or converted extent, else one SETATTR for
+/// mtime/size; one tail commit. Not atomic
 /// on a crash (as ext4-DAX); used only where copy-on-write cannot be: the
 /// range is mapped into user space, or the block map is sealed.
 fn write_inplace(
@@ -126,6 +137,14 @@ fn write_inplace(
     while pg <= last {
         let (b, c, new) = match map.lookup(pg) {
             Lookup::Mapped { block, run } => (block, run.min(last - pg + 1), false),
+            // Converting moves no block: allowed under a seal too.
+            Lookup::Unwritten { block, run } => {
+                let c = run.min(last - pg + 1);
+                store_unwritten(src, block, pg, c)?;
+                tx.convert(pg, block, c, size.max(end), 0)?;
+                pg += c;
+                continue;
+            }
             Lookup::Hole { .. } if sealed => {
                 if pg == first {
                     return Err(shim::err(bindings::EBUSY));
@@ -166,9 +185,45 @@ fn write_inplace(
     Ok(end)
 }
 
+/// Stores the write's bytes into the `count` unwritten blocks from device
+/// block `block` (file blocks `pg..`), zeros around them: the whole blocks
+/// are file data once a WRITE converts them. Until that commits they still
+/// read as zeros, so the store needs no copy on write.
+fn store_unwritten(src: &mut Source<'_>, block: u64, pg: u64, count: u64) -> Result {
+    let (pos, end) = (src.pos, src.end);
+    for i in 0..count {
+        let p = (pg + i) * BLOCK_SIZE_U64;
+        let lo = pos.max(p);
+        let hi = end.min(p + BLOCK_SIZE_U64);
+        let d = block + i;
+        fill(src.sbi, d, None, 0, (lo - p) as usize)?;
+        src.copy(d * BLOCK_SIZE_U64 + (lo - p), lo, hi)?;
+        fill(src.sbi, d, None, (hi - p) as usize, BLOCK_SIZE)?;
+    }
+    Ok(())
+}
+
+/// File blocks from `pg` up to `last` that are not unwritten (written or
+/// holes): the next run a copy-on-write takes new blocks for.
+fn cow_run(map: &mut ExtentMap, pg: u64, last: u64) -> u64 {
+    let mut at = pg;
+    while at <= last {
+        match map.lookup(at) {
+            Lookup::Unwritten { .. } => break,
+            Lookup::Mapped { run, .. } | Lookup::Hole { run } => {
+                at = at.saturating_add(run).min(last + 1);
+            }
+        }
+    }
+    at - pg
+}
+
 /// write() by copy on write: every block the range touches gets a new
 /// block (the old bytes around the range copied in), one WRITE entry per
-/// new extent, one tail commit: the write is atomic on a crash.
+/// new extent, one tail commit: the write is atomic on a crash. Unwritten
+/// blocks are the exception: they keep their place, the bytes are stored
+/// into them and the same commit converts them (they read as zeros until
+/// then, so the write stays atomic).
 fn write_cow(
     tx: &mut FileTx<'_>,
     map: &mut ExtentMap,
@@ -184,12 +239,21 @@ fn write_cow(
     let mut pg = first;
     let mut prev: Option<(u64, u64)> = None;
     while pg <= last {
+        if let Lookup::Unwritten { block, run } = map.lookup(pg) {
+            let c = run.min(last - pg + 1);
+            store_unwritten(src, block, pg, c)?;
+            tx.convert(pg, block, c, size_after, 0)?;
+            prev = Some((pg + c, block + c));
+            pg += c;
+            continue;
+        }
         // Continue the file (or the previous extent) on the device.
         let goal = match prev {
             Some((p, b)) if p == pg => Some(b),
             _ => map.goal(pg),
         };
-        let (blk, cnt) = tx.alloc(pg, last - pg + 1, pg >= eof, goal)?;
+        let want = cow_run(map, pg, last).max(1);
+        let (blk, cnt) = tx.alloc(pg, want, pg >= eof, goal)?;
         for i in 0..cnt {
             let p = (pg + i) * BLOCK_SIZE_U64;
             let lo = pos.max(p);
@@ -268,7 +332,7 @@ fn write(
             write_cow(&mut tx, map, &mut src, size)?
         }
     };
-    let filled = if inplace { tx.taken_blocks() } else { 0 };
+    let filled = if inplace { tx.filled_blocks() } else { 0 };
     tx.commit(g)?;
     out.size = size.max(done);
     out.filled = filled;

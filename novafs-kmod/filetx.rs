@@ -19,7 +19,7 @@ use crate::alloc::Pool;
 use crate::index::{ExtentMap, Lookup};
 use crate::inode::{Index, Inner, InodeInfo};
 use crate::layout::append::{NewEntry, SetAttrs};
-use crate::layout::log::{sa, MAX_FILE_BLOCKS};
+use crate::layout::log::{sa, MAX_FILE_BLOCKS, WF_UNWRITTEN};
 use crate::layout::walk::{blocks_for_size, FileMap};
 use crate::layout::{MediaError, Timespec, BLOCK_SIZE, BLOCK_SIZE_U64};
 use crate::log::{Appender, LogPos};
@@ -88,11 +88,12 @@ pub(crate) fn zero_past_eof(
     }
 }
 
-/// The device block holding file block `pg`, if mapped.
+/// The device block holding file block `pg`'s data, if mapped and
+/// written (an unwritten block reads as zeros, like a hole).
 pub(crate) fn old_block(map: &mut ExtentMap, pg: u64) -> Option<u64> {
     match map.lookup(pg) {
         Lookup::Mapped { block, .. } => Some(block),
-        Lookup::Hole { .. } => None,
+        Lookup::Unwritten { .. } | Lookup::Hole { .. } => None,
     }
 }
 
@@ -107,9 +108,12 @@ pub(crate) fn file_map(g: &mut Inner) -> Result<&mut ExtentMap> {
 /// A change to the DRAM block map, applied once its commit is durable.
 #[derive(Clone, Copy)]
 enum Change {
-    /// File blocks `pg..+count` now live in `block..`; the blocks they
-    /// replace are freed.
-    Map { pg: u64, block: u64, count: u64 },
+    /// File blocks `pg..+count` now live in `block..` (`unwritten` or
+    /// not); the blocks they replace are freed.
+    Map { pg: u64, block: u64, count: u64, unwritten: bool },
+    /// The unwritten blocks `block..+count` at file blocks `pg..` are
+    /// written now (same blocks: nothing is freed).
+    Convert { pg: u64, block: u64, count: u64 },
     /// File blocks `pg..+count` are unmapped and their blocks freed.
     Unmap { pg: u64, count: u64 },
     /// Unmap without freeing (the blocks are mapped again elsewhere).
@@ -128,6 +132,8 @@ pub(crate) struct FileTx<'a> {
     /// The time every entry carries.
     pub(crate) now: Timespec,
     entries: usize,
+    /// Unwritten blocks converted in place so far.
+    converted: u64,
     committed: bool,
 }
 
@@ -142,6 +148,7 @@ impl<'a> FileTx<'a> {
             changes: SmallVec::new(Change::Free { block: 0, count: 0 }),
             now,
             entries: 0,
+            converted: 0,
             committed: false,
         }
     }
@@ -162,6 +169,13 @@ impl<'a> FileTx<'a> {
     /// Blocks taken so far.
     pub(crate) fn taken_blocks(&self) -> u64 {
         self.taken.iter().fold(0u64, |n, &(_, c)| n.saturating_add(c))
+    }
+
+    /// Blocks that read as zeros before this change and hold data after
+    /// it: holes filled and unwritten blocks converted (a mapping may show
+    /// the zero page there).
+    pub(crate) fn filled_blocks(&self) -> u64 {
+        self.taken_blocks().saturating_add(self.converted)
     }
 
     fn keep(&mut self, b: u64, c: u64) -> Result {
@@ -197,9 +211,10 @@ impl<'a> FileTx<'a> {
         self.changes.push(c)
     }
 
-    /// Logs WRITE `pg..+count -> block..` with the file size `size_after`;
-    /// `remap`: the DRAM map changes (false when the entry restates a
-    /// mapping to carry a new size).
+    /// Logs WRITE `pg..+count -> block..` with the file size `size_after`
+    /// (`flags` with [`WF_UNWRITTEN`]: the blocks are unwritten); `remap`:
+    /// the DRAM map changes (false when the entry restates a mapping, with
+    /// its own kind, to carry a new size).
     pub(crate) fn write(
         &mut self,
         pg: u64,
@@ -212,9 +227,29 @@ impl<'a> FileTx<'a> {
         self.ap.push_write(flags, pg, block, count, size_after, self.now)?;
         self.entries += 1;
         if remap {
-            self.change(Change::Map { pg, block, count })?;
+            let unwritten = flags & WF_UNWRITTEN != 0;
+            self.change(Change::Map { pg, block, count, unwritten })?;
         }
         Ok(())
+    }
+
+    /// Logs WRITE `pg..+count -> block..` (without [`WF_UNWRITTEN`]) over
+    /// the unwritten blocks already there: converts them to written. The
+    /// caller has stored every byte of them (data, zeros around it), with
+    /// non-temporal stores: durable at the commit's fence, and unread
+    /// before it (unwritten blocks read as zeros).
+    pub(crate) fn convert(
+        &mut self,
+        pg: u64,
+        block: u64,
+        count: u64,
+        size_after: u64,
+        flags: u8,
+    ) -> Result {
+        self.ap.push_write(flags & !WF_UNWRITTEN, pg, block, count, size_after, self.now)?;
+        self.entries += 1;
+        self.converted = self.converted.saturating_add(count);
+        self.change(Change::Convert { pg, block, count })
     }
 
     /// Logs PUNCH of file blocks `pg..+count` (their blocks are freed).
@@ -301,12 +336,16 @@ impl<'a> FileTx<'a> {
         self.write(pg, block, count, size_after, flags, true)
     }
 
-    /// Maps zeroed new blocks into the holes of file blocks `[pg, end)`,
-    /// until this transaction holds `max` entries: one WRITE (`flags`) per
-    /// extent with the file size `size_after`, or `size_end` for the
-    /// extent that reaches `end`. Stops early, without an error, when the
-    /// allocator fails after the first extent. Returns the first file block
-    /// not examined and whether a new extent reached `end`.
+    /// Maps new blocks into the holes of file blocks `[pg, end)`, until
+    /// this transaction holds `max` entries: one WRITE (`flags`) per extent
+    /// with the file size `size_after`, or `size_end` for the extent that
+    /// reaches `end`. With [`WF_UNWRITTEN`] in `flags` (fallocate) the new
+    /// blocks are logged unwritten, not written to, and unwritten blocks
+    /// stay as they are; without (faults, seals) the new blocks are zeroed
+    /// and so are unwritten blocks of the range, converted in place.
+    /// Stops early, without an error, when the allocator fails after the
+    /// first extent. Returns the first file block not examined and whether
+    /// a new or converted extent reached `end`.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn fill_holes(
         &mut self,
@@ -320,9 +359,22 @@ impl<'a> FileTx<'a> {
     ) -> Result<(u64, bool)> {
         let mut prev: Option<(u64, u64)> = None; // where the last new extent ends
         let mut reached = false;
+        let unwritten = flags & WF_UNWRITTEN != 0;
         while pg < end && self.entries < max {
             match map.lookup(pg) {
                 Lookup::Mapped { run, .. } => pg = pg.saturating_add(run).min(end),
+                Lookup::Unwritten { run, .. } if unwritten => pg = pg.saturating_add(run).min(end),
+                Lookup::Unwritten { block, run } => {
+                    let c = run.min(end - pg);
+                    for i in 0..c {
+                        self.sbi.pm.write_nt((block + i) * BLOCK_SIZE_U64, &ZEROS)?;
+                    }
+                    reached = pg + c >= end;
+                    let size = if reached { size_end } else { size_after };
+                    self.convert(pg, block, c, size, flags)?;
+                    prev = Some((pg + c, block + c));
+                    pg += c;
+                }
                 Lookup::Hole { run } => {
                     // Continue the previous extent on the device if free.
                     let goal = match prev {
@@ -336,7 +388,11 @@ impl<'a> FileTx<'a> {
                     };
                     reached = pg + c >= end;
                     let size = if reached { size_end } else { size_after };
-                    self.map_zeroed(pg, b, c, size, flags)?;
+                    if unwritten {
+                        self.write(pg, b, c, size, flags, true)?;
+                    } else {
+                        self.map_zeroed(pg, b, c, size, flags)?;
+                    }
                     prev = Some((pg + c, b + c));
                     pg += c;
                 }
@@ -381,10 +437,11 @@ impl<'a> FileTx<'a> {
         let mut old: SmallVec<(u64, u64), 8> = SmallVec::new((0, 0));
         for c in self.changes.iter() {
             match *c {
-                Change::Map { pg, block, count } => {
+                Change::Map { pg, block, count, unwritten } => {
                     let _ = map.collect(pg, count, |b, n| old.push((b, n)));
-                    map.map(pg, block, count);
+                    map.map_as(pg, block, count, unwritten);
                 }
+                Change::Convert { pg, block, count } => map.map_as(pg, block, count, false),
                 Change::Unmap { pg, count } => {
                     let _ = map.collect(pg, count, |b, n| old.push((b, n)));
                     map.unmap(pg, count);

@@ -37,7 +37,7 @@ use crate::layout::inode::{
 use crate::layout::log::Entry;
 use crate::layout::log::{
     dentry_len, pos_block, sa, unpack_next, LinkEntry, ParentEntry, SetAttrEntry, WriteEntry,
-    DE_ADD, LOG_AREA, MAX_ENTRY, NAME_MAX, PAGE_NEXT_OFF,
+    DE_ADD, LOG_AREA, MAX_ENTRY, NAME_MAX, PAGE_NEXT_OFF, WF_FALLOC, WF_UNWRITTEN,
 };
 use crate::layout::walk::{
     replay_inode, walk_log, Ignore, InodeView, LogVisitor, Replay, WalkReport, XattrReplay,
@@ -121,18 +121,19 @@ impl Writer<'_> {
     }
 }
 
-/// Every extent of `map` as `(file block, device block, count)`, adjacent
-/// runs merged, so two maps compare by content rather than by history.
-fn runs(map: &ExtentMap) -> Result<KVVec<(u64, u64, u64)>> {
-    let mut v: KVVec<(u64, u64, u64)> = KVVec::new();
-    for (pg, block, count) in map.extents_at() {
+/// Every extent of `map` as `(file block, device block, count,
+/// unwritten)`, adjacent runs of the same kind merged, so two maps compare
+/// by content rather than by history.
+fn runs(map: &ExtentMap) -> Result<KVVec<(u64, u64, u64, bool)>> {
+    let mut v: KVVec<(u64, u64, u64, bool)> = KVVec::new();
+    for (pg, block, count, unwritten) in map.extents_at() {
         if let Some(last) = v.last_mut() {
-            if last.0 + last.2 == pg && last.1 + last.2 == block {
+            if last.0 + last.2 == pg && last.1 + last.2 == block && last.3 == unwritten {
                 last.2 += count;
                 continue;
             }
         }
-        v.push((pg, block, count), GFP_KERNEL)?;
+        v.push((pg, block, count, unwritten), GFP_KERNEL)?;
     }
     Ok(v)
 }
@@ -141,7 +142,7 @@ fn runs(map: &ExtentMap) -> Result<KVVec<(u64, u64, u64)>> {
 /// compact log must reproduce exactly.
 enum Live {
     /// A regular file's extents, as [`runs`].
-    File(KVVec<(u64, u64, u64)>),
+    File(KVVec<(u64, u64, u64, bool)>),
     /// A directory's names in sequence order (the sequence number of each
     /// name's ADD entry is its readdir cookie).
     Dir(KVVec<(u64, DirEnt)>),
@@ -312,20 +313,22 @@ fn write_file(
     w: &mut Writer<'_>,
     view: &InodeView,
     raw: &Inode,
-    extents: &[(u64, u64, u64)],
+    extents: &[(u64, u64, u64, bool)],
     xs: &Xattrs,
 ) -> Result {
     // SETATTR first: its size change drops blocks at or past the new end,
     // and the map is still empty here (blocks past EOF of a KEEP_SIZE
     // fallocate survive).
     w.push(&attrs(view, sa::ALL))?;
-    for (i, &(pg, block, count)) in extents.iter().enumerate() {
+    for (i, &(pg, block, count, unwritten)) in extents.iter().enumerate() {
         crate::shim::resched_every(i as u64);
+        // Unwritten extents stay unwritten: their bytes are not file data.
+        let flags = if unwritten { WF_FALLOC | WF_UNWRITTEN } else { 0 };
         let mut done = 0u64;
         while done < count {
             let n = (count - done).min(u32::MAX as u64);
             w.push(&NewEntry::Write {
-                flags: 0,
+                flags,
                 pgoff: pg + done,
                 block: block + done,
                 count: n as u32,

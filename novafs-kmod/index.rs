@@ -14,12 +14,17 @@ use kernel::rbtree::{RBTree, RBTreeNode, RBTreeNodeReservation};
 pub(crate) struct Ext {
     pub(crate) block: u64,
     pub(crate) count: u64,
+    /// Unwritten (`WF_UNWRITTEN`): the file's blocks, reading as zeros.
+    pub(crate) unwritten: bool,
 }
 
 /// What a file offset maps to.
 pub(crate) enum Lookup {
     /// Mapped at `block`, for `run` blocks.
     Mapped { block: u64, run: u64 },
+    /// Unwritten blocks from `block`, for `run` blocks: allocated, reading
+    /// as zeros until a write converts them.
+    Unwritten { block: u64, run: u64 },
     /// A hole for `run` blocks (`u64::MAX`: to the end of the file).
     Hole { run: u64 },
 }
@@ -54,9 +59,9 @@ impl ExtentMap {
     }
 
     /// Every mapped extent as (first file block, first device block,
-    /// count), in file order.
-    pub(crate) fn extents_at(&self) -> impl Iterator<Item = (u64, u64, u64)> + '_ {
-        self.tree.iter().map(|(k, e)| (*k, e.block, e.count))
+    /// count, unwritten), in file order.
+    pub(crate) fn extents_at(&self) -> impl Iterator<Item = (u64, u64, u64, bool)> + '_ {
+        self.tree.iter().map(|(k, e)| (*k, e.block, e.count, e.unwritten))
     }
 
     /// The extent with the greatest start `<= p`.
@@ -109,7 +114,7 @@ impl ExtentMap {
     /// contiguously (an allocation goal for `pg`), if `pg - 1` is mapped.
     pub(crate) fn goal(&mut self, pg: u64) -> Option<u64> {
         match self.lookup(pg.checked_sub(1)?) {
-            Lookup::Mapped { block, .. } => block.checked_add(1),
+            Lookup::Mapped { block, .. } | Lookup::Unwritten { block, .. } => block.checked_add(1),
             Lookup::Hole { .. } => None,
         }
     }
@@ -119,7 +124,12 @@ impl ExtentMap {
         if let Some((k, e)) = self.pred(pg) {
             let off = pg - k;
             if off < e.count {
-                return Lookup::Mapped { block: e.block.saturating_add(off), run: e.count - off };
+                let (block, run) = (e.block.saturating_add(off), e.count - off);
+                return if e.unwritten {
+                    Lookup::Unwritten { block, run }
+                } else {
+                    Lookup::Mapped { block, run }
+                };
             }
         }
         match self.tree.cursor_lower_bound(&pg) {
@@ -129,27 +139,29 @@ impl ExtentMap {
     }
 }
 
-impl FileMap for ExtentMap {
-    /// Maps `[pgoff, pgoff+count)` to `block..`, merged with a neighbour
-    /// that continues it on the device too: a run of extents written
-    /// separately (appends, faults) is then one run for `lookup`, which is
-    /// what lets DAX map a 2 MiB range with one PMD.
-    fn map(&mut self, pgoff: u64, block: u64, count: u64) {
+impl ExtentMap {
+    /// Maps `[pgoff, pgoff+count)` to `block..` (`unwritten` or not),
+    /// merged with a neighbour of the same kind that continues it on the
+    /// device too: a run of extents written separately (appends, faults) is
+    /// then one run for `lookup`, which is what lets DAX map a 2 MiB range
+    /// with one PMD.
+    pub(crate) fn map_as(&mut self, pgoff: u64, block: u64, count: u64, unwritten: bool) {
         self.ops = self.ops.wrapping_add(1);
         crate::shim::resched_every(self.ops);
         self.unmap(pgoff, count);
         if count == 0 {
             return;
         }
-        let (mut k, mut e) = (pgoff, Ext { block, count });
+        let (mut k, mut e) = (pgoff, Ext { block, count, unwritten });
         if let Some(p) = pgoff.checked_sub(1) {
             if let Some((pk, pe)) = self.pred(p) {
                 if pk.checked_add(pe.count) == Some(pgoff)
                     && pe.block.checked_add(pe.count) == Some(block)
+                    && pe.unwritten == unwritten
                 {
                     if let Some(c) = pe.count.checked_add(count) {
                         self.remove(pk);
-                        (k, e) = (pk, Ext { block: pe.block, count: c });
+                        (k, e) = (pk, Ext { block: pe.block, count: c, unwritten });
                     }
                 }
             }
@@ -157,7 +169,7 @@ impl FileMap for ExtentMap {
         if let Some(next) = pgoff.checked_add(count) {
             let ne = self.tree.get(&next).copied();
             if let Some(ne) = ne {
-                if block.checked_add(count) == Some(ne.block) {
+                if block.checked_add(count) == Some(ne.block) && ne.unwritten == unwritten {
                     if let Some(c) = e.count.checked_add(ne.count) {
                         self.remove(next);
                         e.count = c;
@@ -166,6 +178,16 @@ impl FileMap for ExtentMap {
             }
         }
         self.insert(k, e);
+    }
+}
+
+impl FileMap for ExtentMap {
+    fn map(&mut self, pgoff: u64, block: u64, count: u64) {
+        self.map_as(pgoff, block, count, false);
+    }
+
+    fn map_unwritten(&mut self, pgoff: u64, block: u64, count: u64) {
+        self.map_as(pgoff, block, count, true);
     }
 
     fn unmap(&mut self, p: u64, c: u64) {
@@ -181,7 +203,11 @@ impl FileMap for ExtentMap {
                 if e_end > end {
                     self.insert(
                         end,
-                        Ext { block: e.block.saturating_add(end - k), count: e_end - end },
+                        Ext {
+                            block: e.block.saturating_add(end - k),
+                            count: e_end - end,
+                            unwritten: e.unwritten,
+                        },
                     );
                 }
             }
@@ -199,7 +225,11 @@ impl FileMap for ExtentMap {
                     if e_end > end {
                         self.insert(
                             end,
-                            Ext { block: e.block.saturating_add(end - k), count: e_end - end },
+                            Ext {
+                                block: e.block.saturating_add(end - k),
+                                count: e_end - end,
+                                unwritten: e.unwritten,
+                            },
                         );
                     }
                 }
@@ -342,8 +372,8 @@ impl DirIndex for DirMap {
 }
 
 impl ExtentMap {
-    /// Passes each device range currently mapped in file blocks `[p,
-    /// p+c)` to `out` (first block, count).
+    /// Passes each device range currently mapped (written or not) in
+    /// file blocks `[p, p+c)` to `out` (first block, count).
     pub(crate) fn collect(
         &mut self,
         p: u64,
@@ -354,7 +384,7 @@ impl ExtentMap {
         let mut pg = p;
         while pg < end {
             match self.lookup(pg) {
-                Lookup::Mapped { block, run } => {
+                Lookup::Mapped { block, run } | Lookup::Unwritten { block, run } => {
                     let n = run.min(end - pg);
                     out(block, n)?;
                     pg += n;

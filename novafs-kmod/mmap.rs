@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! DAX mmap: what a write fault on a hole does.
+//! DAX mmap: what a write fault on a hole or on unwritten blocks does.
 //!
 //! The fault itself runs in C (`dax_iomap_fault` with novars's iomap ops,
 //! `novars_shim.c`); when it needs blocks, `iomap_begin` lands here. The
 //! new blocks are zeroed with non-temporal stores, one WRITE entry per
 //! extent is appended and the tail is committed before the pfn goes back to
 //! the fault: the allocation, the zeroing and the block map are durable when
-//! the fault returns. So a `MAP_SYNC` mapping needs nothing deferred (no
+//! the fault returns. Unwritten blocks (fallocate) are zeroed in place and
+//! converted by one WRITE entry, committed the same way. So a `MAP_SYNC` mapping needs nothing deferred (no
 //! `IOMAP_F_DIRTY`, no `VM_FAULT_NEEDDSYNC`), and an application that stores
 //! and flushes its cache lines has durable data without msync or fsync.
 
@@ -20,10 +21,11 @@ use crate::super_::SbInfo;
 use kernel::prelude::*;
 
 /// Allocates zeroed blocks for the holes in file blocks `[first, first +
-/// count)`, using at most `max_exts` extents, and commits them (one WRITE
-/// entry per extent, `size_after` as the file size, `mtime`) in one
-/// [`FileTx`]. Returns the number of blocks allocated and the first file
-/// block not examined (the caller loops while it is below `first + count`).
+/// count)` and zeroes and converts its unwritten blocks, using at most
+/// `max_exts` extents, and commits them (one WRITE entry per extent,
+/// `size_after` as the file size, `mtime`) in one [`FileTx`]. Returns the
+/// number of blocks allocated or converted and the first file block not
+/// examined (the caller loops while it is below `first + count`).
 ///
 /// The caller holds the inode's log lock and passes its locked `Inner`.
 #[allow(clippy::too_many_arguments)]
@@ -44,7 +46,7 @@ pub(crate) fn fill_holes(
     let mut tx = FileTx::new(sbi, info, g.log, mtime);
     let max = max_exts.min(FILL_BATCH);
     let (next, _) = tx.fill_holes(file_map(g)?, first, end, max, 0, size_after, size_after)?;
-    let n = tx.taken_blocks();
+    let n = tx.filled_blocks();
     // `commit` fences the zeroing and the entries before the tail store.
     tx.commit(g)?;
     Ok((n, next))
@@ -82,6 +84,30 @@ pub(crate) fn write_map(
             Lookup::Mapped { block, run } => {
                 let blocks = map.mapped_blocks().saturating_add(g.log.pages).saturating_mul(8);
                 return Ok((block, run, new, blocks));
+            }
+            Lookup::Unwritten { block, run } => {
+                if new {
+                    break;
+                }
+                let eof = crate::layout::walk::blocks_for_size(size);
+                if pg >= eof {
+                    return Err(EINVAL);
+                }
+                let n = if huge {
+                    // One PMD needs the whole 2 MiB as one device-aligned
+                    // extent; else DAX falls back to 4 KiB faults.
+                    if run < HUGE || eof - pg < HUGE || block % HUGE != 0 {
+                        return Err(ENOSPC);
+                    }
+                    HUGE
+                } else {
+                    want.max(1).min(run).min(eof - pg)
+                };
+                // Zeroes and converts them in place: no block moves, so a
+                // seal allows it.
+                fill_holes(sbi, info, &mut g, pg, n, 1, size, mtime)?;
+                crate::gc::maybe_compact(sbi, info, &mut g);
+                new = true;
             }
             Lookup::Hole { run } => {
                 if new {

@@ -470,7 +470,7 @@ static int novars_iomap_begin(struct inode *inode, loff_t pos, loff_t length,
 	iomap->offset = m.offset;
 	iomap->length = m.length;
 	if (m.mapped) {
-		iomap->type = IOMAP_MAPPED;
+		iomap->type = m.mapped == NOVARS_MAPPED_UNWRITTEN ? IOMAP_UNWRITTEN : IOMAP_MAPPED;
 		iomap->addr = m.addr + c->dax_part_off;
 	} else {
 		iomap->type = IOMAP_HOLE;

@@ -68,10 +68,11 @@ struct novars_map {
 	u64 offset;	/* file byte offset the mapping starts at */
 	u64 length;	/* bytes */
 	u64 addr;	/* byte offset of the data on the fs, if mapped */
-	u32 mapped;	/* 0: hole, 1: mapped */
+	u32 mapped;	/* 0: hole, 1: mapped, NOVARS_MAPPED_UNWRITTEN */
 	u32 flags;	/* NOVARS_MAP_NEW: just allocated (zeroed) */
 };
 #define NOVARS_MAP_NEW	1u
+#define NOVARS_MAPPED_UNWRITTEN	2u
 
 /* statfs numbers. */
 struct novars_statfs {

@@ -431,6 +431,11 @@ pub(crate) struct Map {
 pub(crate) const MAP_NEW: u32 = 1;
 const _: () = assert!(shim_h("NOVARS_MAP_NEW") == MAP_NEW as u64);
 
+/// `Map::mapped` of unwritten blocks (`NOVARS_MAPPED_UNWRITTEN`): C
+/// answers `IOMAP_UNWRITTEN` (0: a hole, 1: mapped).
+pub(crate) const MAPPED_UNWRITTEN: u32 = 2;
+const _: () = assert!(shim_h("NOVARS_MAPPED_UNWRITTEN") == MAPPED_UNWRITTEN as u64);
+
 /// `struct novars_statfs`.
 #[repr(C)]
 pub(crate) struct StatFs {

@@ -801,7 +801,9 @@ impl Synth {
             if start >= n.size {
                 continue;
             }
-            if let Some(x) = n.extents.iter().find(|x| (x.pgoff..x.pgoff + x.count).contains(&pg)) {
+            // An unwritten block reads as zeros: nothing to keep.
+            let found = n.extents.iter().find(|x| (x.pgoff..x.pgoff + x.count).contains(&pg));
+            if let Some(x) = found.filter(|x| !x.unwritten) {
                 let src = ((x.block + pg - x.pgoff) * BLOCK_SIZE_U64) as usize;
                 let keep = (n.size - start).min(BLOCK_SIZE_U64) as usize;
                 let dst = (k * BLOCK_SIZE_U64) as usize;

@@ -15,7 +15,9 @@ use layout::append::{
 use layout::inode::{
     read_inode_at, slot_pos_in, Inode, INODE_HEAD_OFF, INODE_LIVE, INODE_TAIL_OFF, S_IFDIR,
 };
-use layout::log::{sa, xattr_value_blocks, Entry as Parsed, DE_ADD, DE_DEL, MAX_ENTRY};
+use layout::log::{
+    sa, xattr_value_blocks, Entry as Parsed, DE_ADD, DE_DEL, MAX_ENTRY, WF_FALLOC, WF_UNWRITTEN,
+};
 use layout::BLOCK_SIZE_U64;
 
 use crate::check::{Fsck, Repair};
@@ -33,7 +35,7 @@ pub(crate) enum NewEntry<'n> {
     Dentry { op: u8, ino: u64, ftype: u8, name: &'n [u8] },
     Link { nlink: u32 },
     Parent { parent: u64 },
-    Write { pgoff: u64, block: u64, count: u32 },
+    Write { flags: u8, pgoff: u64, block: u64, count: u32 },
     Punch { pgoff: u64, count: u64 },
     SetAttr { valid: u32 },
     Xattr { index: u8, name: &'n [u8], value: XattrValue<'n> },
@@ -50,8 +52,8 @@ impl<'n> NewEntry<'n> {
             }
             NewEntry::Link { nlink } => Entry::Link { nlink, ctime: v.ctime },
             NewEntry::Parent { parent } => Entry::Parent { parent, ctime: v.ctime },
-            NewEntry::Write { pgoff, block, count } => {
-                Entry::Write { flags: 0, pgoff, block, count, size_after: v.size, mtime: v.mtime }
+            NewEntry::Write { flags, pgoff, block, count } => {
+                Entry::Write { flags, pgoff, block, count, size_after: v.size, mtime: v.mtime }
             }
             NewEntry::Punch { pgoff, count } => Entry::Punch { pgoff, count, mtime: v.mtime },
             NewEntry::SetAttr { valid } => Entry::SetAttr(SetAttrs {
@@ -207,6 +209,7 @@ impl Fsck<'_, '_> {
             while done < x.count {
                 let n = (x.count - done).min(u32::MAX as u64 / 2);
                 entries.push(NewEntry::Write {
+                    flags: if x.unwritten { WF_FALLOC | WF_UNWRITTEN } else { 0 },
                     pgoff: x.pgoff + done,
                     block: x.block + done,
                     count: n as u32,
@@ -299,6 +302,14 @@ impl Fsck<'_, '_> {
     /// Gives file blocks `[pgoff, pgoff+count)` of `ino`, now at `block`,
     /// a private copy; unmaps them if there is no room.
     pub(crate) fn clone_blocks(&mut self, ino: u64, pgoff: u64, block: u64, count: u64) -> Repair {
+        // The copy of unwritten blocks stays unwritten (their bytes are
+        // not file data); the range lies inside one extent of `ino`.
+        let unwritten = self.inodes.get(&ino).is_some_and(|r| {
+            r.extents
+                .iter()
+                .any(|x| x.unwritten && (x.pgoff..x.pgoff.saturating_add(x.count)).contains(&pgoff))
+        });
+        let flags = if unwritten { WF_FALLOC | WF_UNWRITTEN } else { 0 };
         match self.space.alloc(count) {
             Some(new) => {
                 for i in 0..count {
@@ -309,7 +320,12 @@ impl Fsck<'_, '_> {
                     let n = (count - done).min(u32::MAX as u64 / 2);
                     self.append(
                         ino,
-                        NewEntry::Write { pgoff: pgoff + done, block: new + done, count: n as u32 },
+                        NewEntry::Write {
+                            flags,
+                            pgoff: pgoff + done,
+                            block: new + done,
+                            count: n as u32,
+                        },
                     )?;
                     done += n;
                 }

@@ -18,43 +18,57 @@ pub struct Extent {
     pub pgoff: u64,
     pub block: u64,
     pub count: u64,
+    /// Unwritten (`WF_UNWRITTEN`): the file's blocks, read as zeros.
+    pub unwritten: bool,
 }
 
-/// The block map while a log is replayed: file offset -> (block, count).
-/// Later mappings override earlier ones, as [`FileMap`] requires.
+/// The block map while a log is replayed: file offset -> (block, count,
+/// unwritten). Later mappings override earlier ones, as [`FileMap`]
+/// requires.
 #[derive(Clone, Debug, Default)]
-pub struct ExtentMap(BTreeMap<u64, (u64, u64)>);
+pub struct ExtentMap(BTreeMap<u64, (u64, u64, bool)>);
 
 impl ExtentMap {
     /// A map holding `extents`.
     pub fn from_extents(extents: &[Extent]) -> Self {
-        Self(extents.iter().map(|e| (e.pgoff, (e.block, e.count))).collect())
+        Self(extents.iter().map(|e| (e.pgoff, (e.block, e.count, e.unwritten))).collect())
     }
 
     /// The extents in file order.
     pub fn extents(&self) -> Vec<Extent> {
-        self.0.iter().map(|(&pgoff, &(block, count))| Extent { pgoff, block, count }).collect()
+        self.0
+            .iter()
+            .map(|(&pgoff, &(block, count, unwritten))| Extent { pgoff, block, count, unwritten })
+            .collect()
+    }
+
+    fn insert(&mut self, pgoff: u64, block: u64, count: u64, unwritten: bool) {
+        if count == 0 {
+            return;
+        }
+        self.cut(pgoff, count);
+        self.0.insert(pgoff, (block, count, unwritten));
     }
 
     /// Removes `[pgoff, pgoff+count)`, splitting extents at the edges.
     fn cut(&mut self, pgoff: u64, count: u64) {
         let end = pgoff.saturating_add(count);
         // An extent starting before `pgoff` may reach into the range.
-        if let Some((&s, &(b, c))) = self.0.range(..pgoff).next_back() {
+        if let Some((&s, &(b, c, u))) = self.0.range(..pgoff).next_back() {
             let e = s.saturating_add(c);
             if e > pgoff {
-                self.0.insert(s, (b, pgoff - s));
+                self.0.insert(s, (b, pgoff - s, u));
                 if e > end {
-                    self.0.insert(end, (b.saturating_add(end - s), e - end));
+                    self.0.insert(end, (b.saturating_add(end - s), e - end, u));
                 }
             }
         }
         let inside: Vec<u64> = self.0.range(pgoff..end).map(|(&s, _)| s).collect();
         for s in inside {
-            if let Some((b, c)) = self.0.remove(&s) {
+            if let Some((b, c, u)) = self.0.remove(&s) {
                 let e = s.saturating_add(c);
                 if e > end {
-                    self.0.insert(end, (b.saturating_add(end - s), e - end));
+                    self.0.insert(end, (b.saturating_add(end - s), e - end, u));
                 }
             }
         }
@@ -63,11 +77,11 @@ impl ExtentMap {
 
 impl FileMap for ExtentMap {
     fn map(&mut self, pgoff: u64, block: u64, count: u64) {
-        if count == 0 {
-            return;
-        }
-        self.cut(pgoff, count);
-        self.0.insert(pgoff, (block, count));
+        self.insert(pgoff, block, count, false);
+    }
+
+    fn map_unwritten(&mut self, pgoff: u64, block: u64, count: u64) {
+        self.insert(pgoff, block, count, true);
     }
 
     fn unmap(&mut self, pgoff: u64, count: u64) {
@@ -432,17 +446,17 @@ mod tests {
         assert_eq!(
             m.extents(),
             vec![
-                Extent { pgoff: 0, block: 100, count: 3 },
-                Extent { pgoff: 3, block: 200, count: 2 },
-                Extent { pgoff: 5, block: 105, count: 5 }
+                Extent { pgoff: 0, block: 100, count: 3, unwritten: false },
+                Extent { pgoff: 3, block: 200, count: 2, unwritten: false },
+                Extent { pgoff: 5, block: 105, count: 5, unwritten: false }
             ]
         );
         m.unmap(4, 100);
         assert_eq!(
             m.extents(),
             vec![
-                Extent { pgoff: 0, block: 100, count: 3 },
-                Extent { pgoff: 3, block: 200, count: 1 }
+                Extent { pgoff: 0, block: 100, count: 3, unwritten: false },
+                Extent { pgoff: 3, block: 200, count: 1, unwritten: false }
             ]
         );
         m.unmap(0, u64::MAX);
@@ -450,6 +464,20 @@ mod tests {
         m.map(u64::MAX - 1, 5, 10);
         m.unmap(u64::MAX - 3, 2);
         assert_eq!(m.extents().len(), 1);
+    }
+
+    #[test]
+    fn unwritten_extents_split_by_a_write() {
+        let mut m = ExtentMap::default();
+        m.map_unwritten(0, 100, 8);
+        m.map(2, 102, 1);
+        let x = |pgoff, block, count, unwritten| Extent { pgoff, block, count, unwritten };
+        assert_eq!(m.extents(), vec![x(0, 100, 2, true), x(2, 102, 1, false), x(3, 103, 5, true)]);
+        m.unmap(4, 1);
+        assert_eq!(
+            m.extents(),
+            vec![x(0, 100, 2, true), x(2, 102, 1, false), x(3, 103, 1, true), x(5, 105, 3, true)]
+        );
     }
 
     #[test]

@@ -181,7 +181,8 @@ impl<'a> Reader<'a> {
         let size = l.view.size;
         fnv(&mut h, &size.to_le_bytes());
         let mut first = Vec::new();
-        for x in &l.extents {
+        // Unwritten extents read as zeros: like holes, they add nothing.
+        for x in l.extents.iter().filter(|x| !x.unwritten) {
             for i in 0..x.count {
                 let pg = x.pgoff.saturating_add(i);
                 let start = pg.saturating_mul(BLOCK_SIZE_U64);

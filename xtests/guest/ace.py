@@ -448,6 +448,25 @@ OPS = {
     # allocates a zeroed block and commits it before the store.
     "mapsync_store_hole": (lambda m: os.truncate(unmapped(f"{m}/B/baz"), 3 * BLK),
                            lambda m: mapsync_store(f"{m}/B/baz", 2 * BLK + 100, 200)),
+    # Unwritten extents (issue 16): fallocate logs B/baz's blocks 2..7 (or
+    # A/foo's 2..5 past EOF) unwritten without writing them; the second
+    # step writes into them in place and converts the blocks it touches in
+    # its one commit (before it, they still read as zeros).
+    "falloc_write_unwritten": (lambda m: falloc(f"{m}/B/baz", 0, 0, 8 * BLK),
+                               lambda m: pwrite(f"{m}/B/baz", 4 * BLK + 100, 300)),
+    # Copy on write of written block 1, conversion of 2 (whole) and 3
+    # (partial): one commit.
+    "falloc_write_across": (lambda m: falloc(f"{m}/B/baz", 0, 0, 8 * BLK),
+                            lambda m: pwrite(f"{m}/B/baz", BLK + 4000, 2 * BLK)),
+    # A write past EOF into blocks preallocated with KEEP_SIZE: conversion
+    # and the new size in one commit.
+    "falloc_keep_size_write": (
+        lambda m: falloc(f"{m}/A/foo", FALLOC_KEEP_SIZE, 2 * BLK, 4 * BLK),
+        lambda m: pwrite(f"{m}/A/foo", 2 * BLK + 500, 1000)),
+    # A MAP_SYNC store into an unwritten block: the write fault zeroes it
+    # and commits the conversion before the store.
+    "mapsync_store_unwritten": (lambda m: falloc(f"{m}/B/baz", 0, 0, 4 * BLK),
+                                lambda m: mapsync_store(f"{m}/B/baz", 3 * BLK + 100, 200)),
     # G's log is one entry short of 16 pages (gcprep): this create's commit
     # is followed by a compaction of the directory's log (gc.rs).
     "dir_compact": lambda m: os.close(os.open(f"{m}/G/new", os.O_CREAT | os.O_WRONLY, 0o644)),

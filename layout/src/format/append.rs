@@ -71,8 +71,8 @@ pub enum XattrValue<'a> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NewEntry<'a> {
     /// `WRITE`: file blocks `[pgoff, pgoff + count)` live in device blocks
-    /// `[block, block + count)`; `flags` are [`super::log::WF_FAULT`] /
-    /// [`super::log::WF_FALLOC`].
+    /// `[block, block + count)`; `flags` are [`super::log::WF_FAULT`],
+    /// [`super::log::WF_FALLOC`], [`super::log::WF_UNWRITTEN`].
     Write { flags: u8, pgoff: u64, block: u64, count: u32, size_after: u64, mtime: Timespec },
     /// `PUNCH`: file blocks `[pgoff, pgoff + count)` unmapped.
     Punch { pgoff: u64, count: u64, mtime: Timespec },

@@ -127,8 +127,16 @@ pub mod et {
 
 /// `WRITE` flag: blocks allocated by an mmap write fault.
 pub const WF_FAULT: u8 = 1;
-/// `WRITE` flag: blocks preallocated by fallocate (zeroed).
+/// `WRITE` flag: blocks preallocated by fallocate. Alone (images before
+/// [`WF_UNWRITTEN`]): the blocks were zeroed and are ordinary data.
 pub const WF_FALLOC: u8 = 2;
+/// `WRITE` flag: the blocks are *unwritten*: allocated to the file but
+/// never written, so they read as zeros whatever they hold. A later `WRITE`
+/// of the same blocks without the flag converts them (the data is stored
+/// in place before that entry commits).
+pub const WF_UNWRITTEN: u8 = 4;
+/// Every `WRITE` flag; other bits are invalid.
+pub const WF_ALL: u8 = WF_FAULT | WF_FALLOC | WF_UNWRITTEN;
 /// `DENTRY` flag: the name is added.
 pub const DE_ADD: u8 = 1;
 /// `DENTRY` flag: the name is removed.
@@ -505,6 +513,12 @@ impl<'a> Entry<'a> {
                 if !w.mtime.is_valid() {
                     return Err(bad("write: bad mtime"));
                 }
+                if w.hdr.flags & !WF_ALL != 0 {
+                    return Err(bad("write: unknown flags"));
+                }
+                if w.hdr.flags & WF_FAULT != 0 && w.hdr.flags & WF_UNWRITTEN != 0 {
+                    return Err(bad("write: a fault's blocks cannot be unwritten"));
+                }
             }
             Entry::Punch(p) => {
                 if p.count == 0 || p.pgoff.checked_add(p.count).is_none_or(|e| e > MAX_FILE_BLOCKS)
@@ -676,6 +690,65 @@ mod tests {
         assert!(Entry::parse(&buf[..n - 8]).is_err());
         assert!(d(b"a/b").encode(1, &mut buf).is_none());
         assert_eq!(dentry_len(255), 304);
+    }
+
+    #[test]
+    fn write_flags_checked_and_unwritten_replayed() {
+        use super::super::append::NewEntry;
+        use super::super::walk::{FileMap, Ignore, LogVisitor, Replay};
+        use super::super::Inode;
+        let geo = Geometry::plan(4096, 1, 64).unwrap();
+        let block = geo.first_data_block + 10;
+        let mut buf = [0u8; 64];
+        let mut entry = |flags: u8, seq: u64, pgoff: u64, count: u32| {
+            let w = NewEntry::Write {
+                flags,
+                pgoff,
+                block: block + pgoff,
+                count,
+                size_after: 8 * 4096,
+                mtime: Timespec::new(5, 6),
+            };
+            let n = w.encode(seq, &mut buf).unwrap();
+            let (e, _) = Entry::parse(&buf[..n]).unwrap();
+            let Entry::Write(w) = e else { panic!("not a write") };
+            (e.check(&geo), Entry::Write(w))
+        };
+        for ok in [0, WF_FAULT, WF_FALLOC, WF_UNWRITTEN, WF_FALLOC | WF_UNWRITTEN] {
+            assert_eq!(entry(ok, 1, 0, 1).0, Ok(()), "flags {ok}");
+        }
+        for bad in [8, 0x80, WF_FAULT | WF_UNWRITTEN] {
+            assert!(entry(bad, 1, 0, 1).0.is_err(), "flags {bad}");
+        }
+        // Replay: unwritten extents go to `map_unwritten`, written ones
+        // (old FALLOC entries included) to `map`.
+        #[derive(Default)]
+        struct Calls(Vec<(bool, u64, u64, u64)>);
+        impl FileMap for Calls {
+            fn map(&mut self, p: u64, b: u64, c: u64) {
+                self.0.push((false, p, b, c));
+            }
+            fn map_unwritten(&mut self, p: u64, b: u64, c: u64) {
+                self.0.push((true, p, b, c));
+            }
+            fn unmap(&mut self, _: u64, _: u64) {}
+        }
+        let mut calls = Calls::default();
+        let inode = Inode::zeroed();
+        let mut dir = Ignore;
+        let mut r = Replay::new(&inode, &mut calls, &mut dir);
+        for (flags, seq, pgoff, count) in
+            [(WF_FALLOC | WF_UNWRITTEN, 1, 0, 8), (0, 2, 2, 1), (WF_FALLOC, 3, 4, 1)]
+        {
+            let (ok, e) = entry(flags, seq, pgoff, count);
+            assert_eq!(ok, Ok(()));
+            r.entry(0, &e);
+        }
+        assert_eq!(r.view.size, 8 * 4096);
+        assert_eq!(
+            calls.0,
+            [(true, 0, block, 8), (false, 2, block + 2, 1), (false, 4, block + 4, 1)]
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ use super::append::XattrValue;
 use super::inode::{Inode, Timespec};
 use super::log::{
     pos_block, pos_offset, sa, unpack_next, Entry, EntryError, PageTail, DE_ADD, LOG_AREA,
-    MAX_FILE_BLOCKS, PAGE_MAGIC, XA_SET,
+    MAX_FILE_BLOCKS, PAGE_MAGIC, WF_UNWRITTEN, XA_SET,
 };
 use super::sb::Geometry;
 use super::{Media, MediaError, BLOCK_SIZE_U64};
@@ -178,6 +178,12 @@ pub fn walk_log<M: Media + ?Sized, V: LogVisitor + ?Sized>(
 pub trait FileMap {
     /// File blocks `[pgoff, pgoff+count)` now live at `[block, block+count)`.
     fn map(&mut self, pgoff: u64, block: u64, count: u64);
+    /// As [`FileMap::map`], but the blocks are unwritten
+    /// ([`super::log::WF_UNWRITTEN`]): the file's own, reading as zeros.
+    /// A sink that only accounts blocks may keep the default.
+    fn map_unwritten(&mut self, pgoff: u64, block: u64, count: u64) {
+        self.map(pgoff, block, count)
+    }
     /// File blocks `[pgoff, pgoff+count)` are now holes.
     fn unmap(&mut self, pgoff: u64, count: u64);
 }
@@ -299,7 +305,11 @@ impl<F: FileMap + ?Sized, D: DirIndex + ?Sized> LogVisitor for Replay<'_, F, D> 
         let v = &mut self.view;
         match e {
             Entry::Write(w) => {
-                self.map.map(w.pgoff, w.block, w.count as u64);
+                if w.hdr.flags & WF_UNWRITTEN != 0 {
+                    self.map.map_unwritten(w.pgoff, w.block, w.count as u64);
+                } else {
+                    self.map.map(w.pgoff, w.block, w.count as u64);
+                }
                 v.size = w.size_after;
                 v.mtime = w.mtime;
                 v.ctime = w.mtime;
