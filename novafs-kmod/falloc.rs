@@ -124,7 +124,8 @@ fn fill_holes(
     loop {
         let mut b = FileTx::new(sbi, info, g.log, now);
         let map = file_map(g)?;
-        let flags = WF_FALLOC | WF_UNWRITTEN;
+        // Unwritten only where the image says modules know the flag.
+        let flags = if sbi.unwritten { WF_FALLOC | WF_UNWRITTEN } else { WF_FALLOC };
         let (next, reached) =
             b.fill_holes(map, pg, last + 1, FILL_BATCH, flags, *size, new_size)?;
         pg = next;

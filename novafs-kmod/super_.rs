@@ -39,6 +39,10 @@ use kernel::sync::Mutex;
 pub(crate) struct SbInfo {
     pub(crate) c: SbC,
     pub(crate) geo: Geometry,
+    /// The superblock has `INCOMPAT_UNWRITTEN`: fallocate may log
+    /// unwritten extents (else it zeroes what it allocates, as modules
+    /// before that feature read every extent as data).
+    pub(crate) unwritten: bool,
     pub(crate) media: DaxMedia,
     pub(crate) pm: Pm,
     /// The inode tables: each lane's segments.
@@ -625,6 +629,7 @@ fn setup(
         SbInfo {
             c,
             geo: Geometry::plan(256, 1, 64).map_err(|_| EINVAL)?,
+            unwritten: false,
             media,
             pm,
             tables: Tables::none()?,
@@ -677,6 +682,7 @@ fn setup(
         )?;
     }
     sbi.geo = geo;
+    sbi.unwritten = sbk.feature_incompat & crate::layout::sb::INCOMPAT_UNWRITTEN != 0;
     if sbk.state & STATE_ERROR != 0 {
         pr_warn!("({name}): errors were found while mounted before; run fsck.novars\n");
     }

@@ -88,8 +88,13 @@ pub const MIN_DATA_BLOCKS: u64 = 64;
 
 /// Compat features: an unknown bit may be ignored.
 pub const COMPAT_KNOWN: u64 = 0;
+/// Incompat feature: WRITE entries may carry the UNWRITTEN flag
+/// (FORMAT.md "Unwritten extents"); a module or fsck that reads them as
+/// data would expose stale bytes. mkfs sets it; without it the module
+/// zeroes what fallocate allocates.
+pub const INCOMPAT_UNWRITTEN: u64 = 1;
 /// Incompat features: an unknown bit forbids mounting and checking.
-pub const INCOMPAT_KNOWN: u64 = 0;
+pub const INCOMPAT_KNOWN: u64 = INCOMPAT_UNWRITTEN;
 /// Ro-compat features: an unknown bit allows read-only mounts only.
 pub const RO_COMPAT_KNOWN: u64 = 0;
 
@@ -396,6 +401,7 @@ impl Superblock {
         sb.lost_found_ino = geo.lost_found_ino;
         sb.inode_size = INODE_SIZE;
         sb.seg_inodes = geo.seg_inodes;
+        sb.feature_incompat = INCOMPAT_UNWRITTEN;
         sb.errors = ERRORS_RO;
         sb
     }
