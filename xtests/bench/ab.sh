@@ -51,6 +51,6 @@ END {
     for (i = 1; i <= nc; i++) { cs = cases[i]; printf "%-18s", cs
         for (b = 1; b <= nb; b++) { k = cs SUBSEP builds[b]; printf " %9.2f/%8.2f", med(k), best(k) }
         e = med(cs SUBSEP "ext4")
-        for (b = 2; b <= nb; b++) { m = med(cs SUBSEP builds[b]); printf " %10.2f", m > 0 ? e / m : 0 }
+        for (b = 2; b <= nb; b++) { m = med(cs SUBSEP builds[b]); printf " %10.2f", (m > 0 ? e / m : 0) }
         printf "\n" }
 }' "$OUT"

@@ -16,17 +16,26 @@ pub trait Field: Sized + Copy {
     fn put(&self, b: &mut [u8]);
 }
 
+/// The first `N` bytes of `b` (missing bytes zero). Inlined: every field
+/// of every record and entry goes through here, so it must compile to a
+/// load, not a call and a byte loop (a profile of the module showed the
+/// loops among its top symbols, BENCH.md "Overwrites").
+#[inline(always)]
 fn copy_in<const N: usize>(b: &[u8]) -> [u8; N] {
     let mut a = [0u8; N];
-    for (d, s) in a.iter_mut().zip(b) {
-        *d = *s;
+    let n = b.len().min(N);
+    if let (Some(d), Some(s)) = (a.get_mut(..n), b.get(..n)) {
+        d.copy_from_slice(s);
     }
     a
 }
 
+/// Stores as much of `src` as `b` holds at the start of `b`.
+#[inline(always)]
 fn copy_out(src: &[u8], b: &mut [u8]) {
-    for (d, s) in b.iter_mut().zip(src) {
-        *d = *s;
+    let n = b.len().min(src.len());
+    if let (Some(d), Some(s)) = (b.get_mut(..n), src.get(..n)) {
+        d.copy_from_slice(s);
     }
 }
 
@@ -34,9 +43,11 @@ macro_rules! int_field {
     ($($t:ty),*) => {$(
         impl Field for $t {
             const SIZE: usize = core::mem::size_of::<$t>();
+            #[inline(always)]
             fn get(b: &[u8]) -> Self {
                 <$t>::from_le_bytes(copy_in(b))
             }
+            #[inline(always)]
             fn put(&self, b: &mut [u8]) {
                 copy_out(&self.to_le_bytes(), b)
             }
@@ -47,12 +58,26 @@ int_field!(u8, u16, u32, u64, i64);
 
 impl<const N: usize> Field for [u8; N] {
     const SIZE: usize = N;
+    #[inline(always)]
     fn get(b: &[u8]) -> Self {
         copy_in(b)
     }
+    #[inline(always)]
     fn put(&self, b: &mut [u8]) {
         copy_out(self, b)
     }
+}
+
+/// [`copy_in`] for the `ondisk!` macro.
+#[inline(always)]
+pub fn copy_in_pub<const N: usize>(b: &[u8]) -> [u8; N] {
+    copy_in(b)
+}
+
+/// [`copy_out`] for the `ondisk!` macro.
+#[inline(always)]
+pub fn copy_out_pub(src: &[u8], b: &mut [u8]) {
+    copy_out(src, b)
 }
 
 /// Reads a little-endian `u64` at `off`, or `None` if out of range.
@@ -86,6 +111,7 @@ macro_rules! ondisk {
 
             /// Parses the struct from the start of `b`; `None` if `b` is short.
             #[allow(unused_assignments)]
+            #[inline]
             pub fn decode(b: &[u8]) -> Option<Self> {
                 let b = b.get(..Self::SIZE)?;
                 let mut off = 0usize;
@@ -99,6 +125,7 @@ macro_rules! ondisk {
 
             /// Writes the struct to the start of `b`; `false` if `b` is short.
             #[allow(unused_assignments)]
+            #[inline]
             pub fn encode(&self, b: &mut [u8]) -> bool {
                 let Some(b) = b.get_mut(..Self::SIZE) else { return false };
                 let mut off = 0usize;
@@ -123,14 +150,13 @@ macro_rules! ondisk {
         impl super::codec::Field for $name {
             const SIZE: usize = $name::SIZE;
             fn get(b: &[u8]) -> Self {
-                let mut z = [0u8; $name::SIZE];
-                for (d, s) in z.iter_mut().zip(b) { *d = *s; }
+                let z: [u8; $name::SIZE] = super::codec::copy_in_pub(b);
                 match Self::decode(&z) { Some(v) => v, None => unreachable!() }
             }
             fn put(&self, b: &mut [u8]) {
                 let mut z = [0u8; $name::SIZE];
                 self.encode(&mut z);
-                for (d, s) in b.iter_mut().zip(z.iter()) { *d = *s; }
+                super::codec::copy_out_pub(&z, b);
             }
         }
 
