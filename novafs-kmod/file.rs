@@ -254,15 +254,20 @@ fn write_cow(
         };
         let want = cow_run(map, pg, last).max(1);
         let (blk, cnt) = tx.alloc(pg, want, pg >= eof, goal)?;
-        for i in 0..cnt {
-            let p = (pg + i) * BLOCK_SIZE_U64;
-            let lo = pos.max(p);
-            let hi = end.min(p + BLOCK_SIZE_U64);
-            let d = blk + i;
-            let old = if lo > p || hi < p + BLOCK_SIZE_U64 { old_block(map, pg + i) } else { None };
-            fill(sbi, d, old, 0, (lo - p) as usize)?;
-            src.copy(d * BLOCK_SIZE_U64 + (lo - p), lo, hi)?;
-            fill(sbi, d, old, (hi - p) as usize, BLOCK_SIZE)?;
+        // The run's new blocks are contiguous on the device: the user
+        // bytes go in with one copy; only a partial first or last block
+        // gets the old bytes (or zeros) around them.
+        let p0 = pg * BLOCK_SIZE_U64;
+        let p_end = (pg + cnt) * BLOCK_SIZE_U64;
+        let (lo, hi) = (pos.max(p0), end.min(p_end));
+        if lo > p0 {
+            fill(sbi, blk, old_block(map, pg), 0, (lo - p0) as usize)?;
+        }
+        src.copy(blk * BLOCK_SIZE_U64 + (lo - p0), lo, hi)?;
+        if hi < p_end {
+            let lp = pg + cnt - 1;
+            let from = (hi - lp * BLOCK_SIZE_U64) as usize;
+            fill(sbi, blk + cnt - 1, old_block(map, lp), from, BLOCK_SIZE)?;
         }
         tx.write(pg, blk, cnt, size_after, 0, true)?;
         prev = Some((pg + cnt, blk + cnt));
