@@ -52,12 +52,15 @@ pub struct Options {
     pub force: bool,
     /// Time stamped on inodes fsck creates (root, lost+found).
     pub now: Timespec,
+    /// Threads for the parallel parts; 0: one per CPU (at most 8), fewer
+    /// for small file systems. The result never depends on it.
+    pub threads: usize,
 }
 
 impl Options {
     /// Options for `mode`, forced, time 0.
     pub fn new(mode: Mode) -> Self {
-        Self { mode, force: true, now: Timespec::new(0, 0) }
+        Self { mode, force: true, now: Timespec::new(0, 0), threads: 0 }
     }
 }
 

@@ -218,7 +218,7 @@ fn run(args: &Args) -> i32 {
         last_pct: u64::MAX,
         shown: false,
     };
-    let opts = Options { mode, force: args.force, now: now() };
+    let opts = Options { mode, force: args.force, now: now(), threads: 0 };
     let mut out = check(dev.bytes(), &opts, &mut cli);
     cli.clear_progress();
     let mut write_error = None;
