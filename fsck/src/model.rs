@@ -415,6 +415,53 @@ impl InodeRec {
     }
 }
 
+/// The live inodes by position in number order (the order of
+/// `Fsck::inodes`), so that a pass can count or mark per inode in a flat
+/// array instead of a map lookup per name. A snapshot: inodes created
+/// after it are not in it.
+pub struct LiveIndex {
+    inos: Vec<u64>,
+    modes: Vec<u32>,
+}
+
+impl LiveIndex {
+    /// The index of `inodes`.
+    pub fn new(inodes: &BTreeMap<u64, InodeRec>) -> Self {
+        let (inos, modes) = inodes.iter().map(|(&i, r)| (i, r.view.mode)).unzip();
+        Self { inos, modes }
+    }
+
+    /// Live inodes.
+    pub fn len(&self) -> usize {
+        self.inos.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.inos.is_empty()
+    }
+
+    /// The position of `ino`, if it was live.
+    pub fn find(&self, ino: u64) -> Option<usize> {
+        self.inos.binary_search(&ino).ok()
+    }
+
+    /// The inode at position `i`.
+    pub fn ino(&self, i: usize) -> u64 {
+        self.inos.get(i).copied().unwrap_or(0)
+    }
+
+    /// The mode (type and permissions) of the inode at position `i`.
+    pub fn mode(&self, i: usize) -> u32 {
+        self.modes.get(i).copied().unwrap_or(0)
+    }
+
+    /// Whether the inode at position `i` is a directory.
+    pub fn is_dir(&self, i: usize) -> bool {
+        self.mode(i) & S_IFMT == S_IFDIR
+    }
+}
+
 /// Byte position of the `next` word of log page `block`.
 pub fn next_word_pos(block: u64) -> u64 {
     block.saturating_mul(BLOCK_SIZE_U64).saturating_add(PAGE_NEXT_OFF as u64)
