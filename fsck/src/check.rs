@@ -7,6 +7,7 @@ use std::time::Instant;
 use layout::inode::Timespec;
 use layout::{Geometry, Superblock};
 
+use crate::direct::ReadBlocks;
 use crate::model::InodeRec;
 use crate::overlay::Overlay;
 use crate::passes;
@@ -352,8 +353,19 @@ impl<'a, 'e> Fsck<'a, 'e> {
 /// Checks the image `bytes` (and repairs it in the overlay, per `opts`).
 /// The caller writes `Outcome::writes` back.
 pub fn check(bytes: &[u8], opts: &Options, ev: &mut dyn Events) -> Outcome {
+    check_with_reader(bytes, None, opts, ev)
+}
+
+/// [`check`], with a way to read the image's blocks other than through
+/// `bytes` (a device opened for direct reads: [`crate::direct`]).
+pub fn check_with_reader(
+    bytes: &[u8],
+    reader: Option<&dyn ReadBlocks>,
+    opts: &Options,
+    ev: &mut dyn Events,
+) -> Outcome {
     let mut out = Outcome::default();
-    let m = Overlay::new(bytes);
+    let m = Overlay::with_reader(bytes, reader);
     let mut pass_log = Vec::new();
 
     // The superblock comes first: without one there is nothing to check.

@@ -49,6 +49,7 @@
 
 pub mod check;
 pub mod device;
+pub mod direct;
 pub mod logwrite;
 pub mod model;
 pub mod overlay;
@@ -57,6 +58,8 @@ pub mod problem;
 pub mod space;
 pub mod tree;
 
-pub use check::{apply_writes, check, Answer, Events, Mode, Options, Outcome, Quiet};
+pub use check::{
+    apply_writes, check, check_with_reader, Answer, Events, Mode, Options, Outcome, Quiet,
+};
 pub use layout::Media;
 pub use problem::{Code, Problem};

@@ -19,7 +19,8 @@ use clap::Parser;
 use layout::inode::Timespec;
 use novars_fsck::check::exit;
 use novars_fsck::device::{is_mounted, Device};
-use novars_fsck::{check, Answer, Events, Mode, Options, Outcome, Problem};
+use novars_fsck::direct::ReadBlocks;
+use novars_fsck::{check_with_reader, Answer, Events, Mode, Options, Outcome, Problem};
 use serde_json::json;
 
 /// Check and repair a novars file system.
@@ -218,8 +219,14 @@ fn run(args: &Args) -> i32 {
         last_pct: u64::MAX,
         shown: false,
     };
-    let opts = Options { mode, force: args.force, now: now(), threads: 0 };
-    let mut out = check(dev.bytes(), &opts, &mut cli);
+    // NOVARS_FSCK_THREADS=N: threads for the parallel parts (0 or unset:
+    // automatic); for measurements, the result never depends on it.
+    let threads =
+        std::env::var("NOVARS_FSCK_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let opts = Options { mode, force: args.force, now: now(), threads };
+    let direct = dev.direct_reader();
+    let reader = direct.as_ref().map(|r| r as &dyn ReadBlocks);
+    let mut out = check_with_reader(dev.bytes(), reader, &opts, &mut cli);
     cli.clear_progress();
     let mut write_error = None;
     if !out.writes.is_empty() && mode.writes() && !out.cancelled {

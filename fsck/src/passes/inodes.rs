@@ -18,6 +18,7 @@ use layout::BLOCK_SIZE_U64;
 use layout::{Geometry, Media};
 
 use crate::check::{Fsck, Lane};
+use crate::direct::{Aligned, PageReader};
 use crate::model::{walk_inode, InodeRec, LogFault, Walked};
 use crate::overlay::Overlay;
 use crate::problem::Code;
@@ -156,21 +157,94 @@ fn for_each_slot(f: &Tables<'_, '_>, blocks: &[TableBlock], mut each: impl FnMut
 /// accept without a word, and the rest (left for it).
 fn scan_blocks(f: &Tables<'_, '_>, blocks: &[TableBlock]) -> Scan {
     let mut out = Scan::default();
-    for_each_slot(f, blocks, |ino, pos| quick_slot(f, ino, pos, &mut out));
+    let pages = PageReader::new(f.m);
+    let mut tables = TableRun::new(f.m);
+    for (i, tb) in blocks.iter().enumerate() {
+        let table = tables.block(blocks, i);
+        for k in 0..INODES_PER_BLOCK as u64 {
+            let Some(ino) = f.geo.ino_of(tb.lane, tb.first_slot + k) else { continue };
+            if ino == 0 {
+                continue; // reserved
+            }
+            let pos = tb.block * BLOCK_SIZE_U64 + k * INODE_SIZE as u64;
+            let at = k as usize * INODE_SIZE as usize;
+            let rec = table.and_then(|t| t.get(at..at + Inode::SIZE)).and_then(Inode::decode);
+            match rec {
+                Some(inode) => quick_slot(f, &pages, ino, pos, inode, &mut out),
+                None => out.slow.push((ino, pos)),
+            }
+        }
+    }
     out
+}
+
+/// Inode-table blocks read in runs of consecutive blocks (or from the
+/// mapping, without a reader; from the overlay where it changed them).
+struct TableRun<'m, 'a> {
+    m: &'m Overlay<'a>,
+    buf: Aligned,
+    first: u64,
+    count: u64,
+}
+
+/// Most table blocks read at once.
+const TABLE_RUN: usize = 64;
+
+impl<'m, 'a> TableRun<'m, 'a> {
+    fn new(m: &'m Overlay<'a>) -> Self {
+        let n = if m.reader().is_some() { TABLE_RUN } else { 0 };
+        Self { m, buf: Aligned::new(n), first: 0, count: 0 }
+    }
+
+    /// The bytes of `blocks[i]`.
+    fn block(&mut self, blocks: &[TableBlock], i: usize) -> Option<&[u8]> {
+        let nr = blocks.get(i)?.block;
+        let (Some(reader), false) = (self.m.reader(), self.m.is_block_dirty(nr)) else {
+            return self.m.block(nr).ok();
+        };
+        if !(self.first..self.first + self.count).contains(&nr) {
+            let n = blocks
+                .iter()
+                .skip(i)
+                .take(TABLE_RUN)
+                .enumerate()
+                .take_while(|&(j, tb)| {
+                    tb.block == nr + j as u64 && nr + (j as u64) < self.m.blocks()
+                })
+                .count();
+            let len = n * layout::BLOCK_SIZE;
+            let ok = self
+                .buf
+                .bytes_mut()
+                .get_mut(..len)
+                .is_some_and(|b| reader.read_blocks(nr, b).is_ok());
+            (self.first, self.count) = if ok { (nr, n as u64) } else { (0, 0) };
+            if !ok {
+                return self.m.block(nr).ok();
+            }
+        }
+        let off = usize::try_from(nr - self.first).ok()? * layout::BLOCK_SIZE;
+        self.buf.bytes().get(off..off + layout::BLOCK_SIZE)
+    }
 }
 
 /// [`check_slot`] for a slot that has nothing to report; anything else
 /// goes to `out.slow`.
-fn quick_slot(f: &Tables<'_, '_>, ino: u64, pos: u64, out: &mut Scan) {
-    let Ok(inode) = read_inode_at(f.m, pos) else { return out.slow.push((ino, pos)) };
+fn quick_slot<M: Media + ?Sized>(
+    f: &Tables<'_, '_>,
+    m: &M,
+    ino: u64,
+    pos: u64,
+    inode: Inode,
+    out: &mut Scan,
+) {
     if inode.state == INODE_FREE {
         return out.free.push(ino);
     }
     if inode.validate(ino).is_err() {
         return out.slow.push((ino, pos));
     }
-    let w = walk_inode(f.m, f.geo, ino, &inode);
+    let w = walk_inode(m, f.geo, ino, &inode);
     if w.fault.is_some() {
         return out.slow.push((ino, pos));
     }
