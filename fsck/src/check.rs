@@ -208,6 +208,12 @@ pub struct Fsck<'a, 'e> {
     /// `(directory, inode, delta)`, so pass 5 does not report what only
     /// follows from that decision.
     pub(crate) pending_names: Vec<(u64, u64, i32)>,
+    /// Repairs (and notes) carried out so far: every change to the model
+    /// is one, so a result computed from the model stays valid while this
+    /// does not move.
+    pub(crate) repairs_run: u64,
+    /// The free extents pass 3 computed, and `repairs_run` then.
+    pub(crate) swept_free: Option<(u64, Vec<(u64, u64)>)>,
 }
 
 /// A repair's result: `Err` says why it failed.
@@ -240,6 +246,8 @@ impl<'a, 'e> Fsck<'a, 'e> {
             space: FreeSpace::default(),
             counts: Counts::default(),
             pending_names: Vec::new(),
+            repairs_run: 0,
+            swept_free: None,
         }
     }
 
@@ -298,6 +306,7 @@ impl<'a, 'e> Fsck<'a, 'e> {
             },
         };
         if go {
+            self.repairs_run += 1;
             p.resolution = match repair(self) {
                 Ok(()) if code.kind() == Kind::Note && !self.opts.mode.writes() => {
                     Resolution::Noted

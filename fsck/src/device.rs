@@ -121,22 +121,21 @@ impl Device {
     /// are), for other devices (a disk or a loop device has a latency per
     /// read: read-around through the mapping is faster there) or if the
     /// device cannot be opened so. `NOVARS_FSCK_DIRECT=1` or `=0` forces
-    /// the choice for a block device (measurements).
+    /// the choice (measurements; an image file is then read with plain
+    /// `pread`).
     pub fn direct_reader(&self) -> Option<DirectReader> {
-        if !self.is_block_device {
-            return None;
-        }
         let forced = std::env::var("NOVARS_FSCK_DIRECT").ok();
         let want = match forced.as_deref() {
             Some("1") => true,
             Some("0") => false,
-            _ => is_dax(&self.path),
+            _ => self.is_block_device && is_dax(&self.path),
         };
         if !want {
             return None;
         }
-        let file =
-            OpenOptions::new().read(true).custom_flags(libc::O_DIRECT).open(&self.path).ok()?;
+        // An image file is read through its page cache (forced only).
+        let flags = if self.is_block_device { libc::O_DIRECT } else { 0 };
+        let file = OpenOptions::new().read(true).custom_flags(flags).open(&self.path).ok()?;
         Some(DirectReader { file })
     }
 }
