@@ -168,8 +168,14 @@ fn scan_blocks(f: &Tables<'_, '_>, blocks: &[TableBlock]) -> Scan {
             }
             let pos = tb.block * BLOCK_SIZE_U64 + k * INODE_SIZE as u64;
             let at = k as usize * INODE_SIZE as usize;
-            let rec = table.and_then(|t| t.get(at..at + Inode::SIZE)).and_then(Inode::decode);
-            match rec {
+            let raw = table.and_then(|t| t.get(at..at + Inode::SIZE));
+            // Most slots of a young file system are free: the state word
+            // says so without decoding the record.
+            if raw.and_then(|r| layout::read_u64(r, INODE_STATE_OFF as usize)) == Some(INODE_FREE) {
+                out.free.push(ino);
+                continue;
+            }
+            match raw.and_then(Inode::decode) {
                 Some(inode) => quick_slot(f, &pages, ino, pos, inode, &mut out),
                 None => out.slow.push((ino, pos)),
             }
