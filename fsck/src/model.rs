@@ -422,13 +422,34 @@ impl InodeRec {
 pub struct LiveIndex {
     inos: Vec<u64>,
     modes: Vec<u32>,
+    /// Position + 1 by inode number (0: not live), when the numbers are
+    /// dense enough for it to cost at most 64 bytes a live inode; else
+    /// empty and positions are found by binary search.
+    dense: Vec<u32>,
 }
 
 impl LiveIndex {
     /// The index of `inodes`.
     pub fn new(inodes: &BTreeMap<u64, InodeRec>) -> Self {
         let (inos, modes) = inodes.iter().map(|(&i, r)| (i, r.view.mode)).unzip();
-        Self { inos, modes }
+        Self::from_parts(inos, modes)
+    }
+
+    /// The index of inodes `inos` (ascending) with modes `modes`.
+    fn from_parts(inos: Vec<u64>, modes: Vec<u32>) -> Self {
+        let max = inos.last().copied().unwrap_or(0);
+        let dense_ok = u32::try_from(inos.len()).is_ok()
+            && max < (inos.len() as u64).saturating_mul(16).saturating_add(1024);
+        let mut dense = Vec::new();
+        if dense_ok {
+            dense = vec![0u32; max as usize + 1];
+            for (i, &ino) in inos.iter().enumerate() {
+                if let Some(d) = dense.get_mut(ino as usize) {
+                    *d = i as u32 + 1;
+                }
+            }
+        }
+        Self { inos, modes, dense }
     }
 
     /// Live inodes.
@@ -443,7 +464,11 @@ impl LiveIndex {
 
     /// The position of `ino`, if it was live.
     pub fn find(&self, ino: u64) -> Option<usize> {
-        self.inos.binary_search(&ino).ok()
+        if self.dense.is_empty() {
+            return self.inos.binary_search(&ino).ok();
+        }
+        let p = *self.dense.get(usize::try_from(ino).ok()?)?;
+        p.checked_sub(1).map(|p| p as usize)
     }
 
     /// The inode at position `i`.
@@ -497,6 +522,26 @@ mod tests {
         m.map(u64::MAX - 1, 5, 10);
         m.unmap(u64::MAX - 3, 2);
         assert_eq!(m.extents().len(), 1);
+    }
+
+    #[test]
+    fn live_index_dense_and_sparse() {
+        let dense = LiveIndex::from_parts(vec![1, 2, 5, 9], vec![S_IFDIR, S_IFREG, S_IFREG, 0]);
+        assert!(!dense.dense.is_empty());
+        let sparse =
+            LiveIndex::from_parts(vec![1, 2, 5, 1 << 40], vec![S_IFDIR, S_IFREG, S_IFREG, 0]);
+        assert!(sparse.dense.is_empty());
+        for idx in [&dense, &sparse] {
+            assert_eq!(idx.find(1), Some(0));
+            assert_eq!(idx.find(5), Some(2));
+            assert_eq!(idx.find(3), None);
+            assert_eq!(idx.find(0), None);
+            assert_eq!(idx.find(u64::MAX), None);
+            assert!(idx.is_dir(0) && !idx.is_dir(1) && !idx.is_dir(7));
+            assert_eq!((idx.len(), idx.ino(3) == 9 || idx.ino(3) == 1 << 40), (4, true));
+        }
+        assert_eq!(dense.find(9), Some(3));
+        assert_eq!(sparse.find(1 << 40), Some(3));
     }
 
     #[test]

@@ -91,6 +91,8 @@ fn type_name(t: u8) -> &'static str {
 
 fn check_names(f: &mut Fsck<'_, '_>) {
     let root = f.geo.root_ino;
+    // Repairs here change names, never which inodes live or their types.
+    let idx = LiveIndex::new(&f.inodes);
     for d in dirs(f) {
         let subject = || format!("directory {d}");
         // Faults inside the log: only a rewrite of the log removes them.
@@ -142,7 +144,7 @@ fn check_names(f: &mut Fsck<'_, '_>) {
                     .names
                     .iter()
                     .filter_map(|(name, dent)| {
-                        let mode = f.inodes.get(&dent.ino).map(|r| r.view.mode);
+                        let mode = idx.find(dent.ino).map(|t| idx.mode(t));
                         let ok = match mode {
                             None => false,
                             Some(_) if dent.ino == root => false,

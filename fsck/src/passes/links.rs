@@ -45,17 +45,17 @@ pub fn run(f: &mut Fsck<'_, '_>) {
         }
     }
     let total = idx.len() as u64;
-    for i in 0..idx.len() {
+    // What the loop reads of each inode; a repair changes only its own.
+    let snap: Vec<(u32, bool, u64, u64)> =
+        f.inodes.values().map(|r| (r.view.nlink, r.is_dir(), r.pos, r.view.size)).collect();
+    for (i, &(have, is_dir, pos, size)) in snap.iter().enumerate() {
         let ino = idx.ino(i);
         if i % 4096 == 0 {
             f.progress(i as u64, total);
         }
-        let Some(rec) = f.inodes.get(&ino) else { continue };
         let n = names.get(i).copied().unwrap_or(0);
-        let have = rec.view.nlink;
         if ino != root && n == 0 && have == 0 {
-            let (pos, size) = (rec.pos, rec.view.size);
-            let kind = if rec.is_dir() { "directory" } else { "inode" };
+            let kind = if is_dir { "directory" } else { "inode" };
             f.problem(
                 Code::OrphanInode,
                 format!("inode {ino}"),
@@ -65,13 +65,10 @@ pub fn run(f: &mut Fsck<'_, '_>) {
             );
             continue;
         }
-        let want = if rec.is_dir() {
-            2u32.saturating_add(subdirs.get(i).copied().unwrap_or(0))
-        } else {
-            n
-        };
+        let want =
+            if is_dir { 2u32.saturating_add(subdirs.get(i).copied().unwrap_or(0)) } else { n };
         if have != want {
-            let what = if rec.is_dir() {
+            let what = if is_dir {
                 let sub = want - 2;
                 let s = if sub == 1 { "subdirectory" } else { "subdirectories" };
                 format!("link count is {have}, should be {want} (2 + {sub} {s})")
