@@ -2,7 +2,7 @@
 //! handed to `layout::walk::Replay`, and the per-inode record the later
 //! passes work on.
 
-use std::collections::BTreeMap;
+use std::collections::{btree_map, BTreeMap};
 
 use layout::append::XattrValue;
 use layout::inode::{Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
@@ -106,15 +106,18 @@ pub struct DirNames {
 
 impl DirIndex for DirNames {
     fn add(&mut self, name: &[u8], ino: u64, ftype: u8, _seq: u64) {
-        if self.names.contains_key(name) {
-            self.faults.push(DirFault {
+        // One search of the tree, not two (a duplicate, rare, costs a copy
+        // of the name that is dropped).
+        match self.names.entry(name.into()) {
+            btree_map::Entry::Vacant(v) => {
+                v.insert(Dent { ino, ftype });
+            }
+            btree_map::Entry::Occupied(_) => self.faults.push(DirFault {
                 pos: self.cur_pos,
                 duplicate: true,
                 name: name.to_vec(),
                 ino,
-            });
-        } else {
-            self.names.insert(name.into(), Dent { ino, ftype });
+            }),
         }
     }
 
