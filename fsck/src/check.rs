@@ -7,6 +7,7 @@ use std::time::Instant;
 use layout::inode::Timespec;
 use layout::{Geometry, Superblock};
 
+use crate::direct::ReadBlocks;
 use crate::model::InodeRec;
 use crate::overlay::Overlay;
 use crate::passes;
@@ -52,12 +53,15 @@ pub struct Options {
     pub force: bool,
     /// Time stamped on inodes fsck creates (root, lost+found).
     pub now: Timespec,
+    /// Threads for the parallel parts; 0: one per CPU (at most 8), fewer
+    /// for small file systems. The result never depends on it.
+    pub threads: usize,
 }
 
 impl Options {
     /// Options for `mode`, forced, time 0.
     pub fn new(mode: Mode) -> Self {
-        Self { mode, force: true, now: Timespec::new(0, 0) }
+        Self { mode, force: true, now: Timespec::new(0, 0), threads: 0 }
     }
 }
 
@@ -204,6 +208,12 @@ pub struct Fsck<'a, 'e> {
     /// `(directory, inode, delta)`, so pass 5 does not report what only
     /// follows from that decision.
     pub(crate) pending_names: Vec<(u64, u64, i32)>,
+    /// Repairs (and notes) carried out so far: every change to the model
+    /// is one, so a result computed from the model stays valid while this
+    /// does not move.
+    pub(crate) repairs_run: u64,
+    /// The free extents pass 3 computed, and `repairs_run` then.
+    pub(crate) swept_free: Option<(u64, Vec<(u64, u64)>)>,
 }
 
 /// A repair's result: `Err` says why it failed.
@@ -236,6 +246,8 @@ impl<'a, 'e> Fsck<'a, 'e> {
             space: FreeSpace::default(),
             counts: Counts::default(),
             pending_names: Vec::new(),
+            repairs_run: 0,
+            swept_free: None,
         }
     }
 
@@ -294,6 +306,7 @@ impl<'a, 'e> Fsck<'a, 'e> {
             },
         };
         if go {
+            self.repairs_run += 1;
             p.resolution = match repair(self) {
                 Ok(()) if code.kind() == Kind::Note && !self.opts.mode.writes() => {
                     Resolution::Noted
@@ -349,8 +362,19 @@ impl<'a, 'e> Fsck<'a, 'e> {
 /// Checks the image `bytes` (and repairs it in the overlay, per `opts`).
 /// The caller writes `Outcome::writes` back.
 pub fn check(bytes: &[u8], opts: &Options, ev: &mut dyn Events) -> Outcome {
+    check_with_reader(bytes, None, opts, ev)
+}
+
+/// [`check`], with a way to read the image's blocks other than through
+/// `bytes` (a device opened for direct reads: [`crate::direct`]).
+pub fn check_with_reader(
+    bytes: &[u8],
+    reader: Option<&dyn ReadBlocks>,
+    opts: &Options,
+    ev: &mut dyn Events,
+) -> Outcome {
     let mut out = Outcome::default();
-    let m = Overlay::new(bytes);
+    let m = Overlay::with_reader(bytes, reader);
     let mut pass_log = Vec::new();
 
     // The superblock comes first: without one there is nothing to check.

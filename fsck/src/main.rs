@@ -1,4 +1,4 @@
-//! `fsck.novars [-n|-p|-a|-y] [-f] [--json] DEVICE|IMAGE`
+//! `fsck.novars [-n|-p|-a|-y] [-f] [-t[t]] [--json] DEVICE|IMAGE`
 //!
 //! Exit status as fsck(8), the sum of: 0 no errors, 1 errors corrected,
 //! 4 errors left uncorrected, 8 operational error, 16 usage error,
@@ -19,7 +19,8 @@ use clap::Parser;
 use layout::inode::Timespec;
 use novars_fsck::check::exit;
 use novars_fsck::device::{is_mounted, Device};
-use novars_fsck::{check, Answer, Events, Mode, Options, Outcome, Problem};
+use novars_fsck::direct::ReadBlocks;
+use novars_fsck::{check_with_reader, Answer, Events, Mode, Options, Outcome, Problem};
 use serde_json::json;
 
 /// Check and repair a novars file system.
@@ -48,6 +49,10 @@ struct Args {
     /// Print one JSON object on stdout instead of text.
     #[arg(long)]
     json: bool,
+    /// Print timing and peak memory at the end (as e2fsck -t); twice: per
+    /// pass too.
+    #[arg(short = 't', action = clap::ArgAction::Count)]
+    timing: u8,
     /// Block device or image file.
     device: PathBuf,
 }
@@ -214,8 +219,14 @@ fn run(args: &Args) -> i32 {
         last_pct: u64::MAX,
         shown: false,
     };
-    let opts = Options { mode, force: args.force, now: now() };
-    let mut out = check(dev.bytes(), &opts, &mut cli);
+    // NOVARS_FSCK_THREADS=N: threads for the parallel parts (0 or unset:
+    // automatic); for measurements, the result never depends on it.
+    let threads =
+        std::env::var("NOVARS_FSCK_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let opts = Options { mode, force: args.force, now: now(), threads };
+    let direct = dev.direct_reader();
+    let reader = direct.as_ref().map(|r| r as &dyn ReadBlocks);
+    let mut out = check_with_reader(dev.bytes(), reader, &opts, &mut cli);
     cli.clear_progress();
     let mut write_error = None;
     if !out.writes.is_empty() && mode.writes() && !out.cancelled {
@@ -225,12 +236,68 @@ fn run(args: &Args) -> i32 {
         }
     }
     let elapsed = t0.elapsed();
+    let usage = Usage::now();
     if args.json {
-        print_json(&dev_name, mode, &out, write_error.as_deref(), elapsed.as_secs_f64());
+        print_json(&dev_name, mode, &out, write_error.as_deref(), elapsed.as_secs_f64(), &usage);
     } else {
         print_text(&dev_name, &out, write_error.as_deref());
+        if args.timing > 1 {
+            for p in &out.passes {
+                println!("Pass {} ({}): time {:.3} s", p.pass, p.name, p.millis as f64 / 1000.0);
+            }
+        }
+        if args.timing > 0 {
+            // e2fsck -t: "Memory used: ..., time: real/user/sys".
+            println!(
+                "Memory used: {}k peak RSS ({}k heap), time: {:5.2}/{:5.2}/{:5.2}",
+                usage.max_rss_kib,
+                usage.heap_kib,
+                elapsed.as_secs_f64(),
+                usage.user_secs,
+                usage.sys_secs
+            );
+        }
     }
     out.exit_code
+}
+
+/// Resources the process has used so far (getrusage).
+struct Usage {
+    /// Peak resident set size, KiB (mapped image pages included).
+    max_rss_kib: u64,
+    /// Resident anonymous memory now (the heap: the model fsck built;
+    /// not the mapped image), KiB; 0 if /proc is not there.
+    heap_kib: u64,
+    user_secs: f64,
+    sys_secs: f64,
+}
+
+impl Usage {
+    #[allow(unsafe_code)]
+    fn now() -> Self {
+        // SAFETY: an all-zero `rusage` is a valid value of the plain C
+        // struct; getrusage only writes into the struct we own.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: `ru` is a valid, writable rusage; RUSAGE_SELF is valid.
+        let ok = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } == 0;
+        let heap_kib = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                let l = s.lines().find(|l| l.starts_with("RssAnon:"))?;
+                l.split_whitespace().nth(1)?.parse().ok()
+            })
+            .unwrap_or(0);
+        if !ok {
+            return Self { max_rss_kib: 0, heap_kib, user_secs: 0.0, sys_secs: 0.0 };
+        }
+        let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        Self {
+            max_rss_kib: u64::try_from(ru.ru_maxrss).unwrap_or(0),
+            heap_kib,
+            user_secs: secs(ru.ru_utime),
+            sys_secs: secs(ru.ru_stime),
+        }
+    }
 }
 
 fn print_text(dev: &str, out: &Outcome, write_error: Option<&str>) {
@@ -267,7 +334,14 @@ fn print_text(dev: &str, out: &Outcome, write_error: Option<&str>) {
     );
 }
 
-fn print_json(dev: &str, mode: Mode, out: &Outcome, write_error: Option<&str>, secs: f64) {
+fn print_json(
+    dev: &str,
+    mode: Mode,
+    out: &Outcome,
+    write_error: Option<&str>,
+    secs: f64,
+    usage: &Usage,
+) {
     let passes: Vec<_> = out
         .passes
         .iter()
@@ -298,6 +372,10 @@ fn print_json(dev: &str, mode: Mode, out: &Outcome, write_error: Option<&str>, s
             "blocks_used": c.blocks_used, "blocks_total": c.blocks_total,
             "blocks_written": out.writes.len(),
             "seconds": secs,
+            "user_seconds": usage.user_secs,
+            "sys_seconds": usage.sys_secs,
+            "peak_rss_kib": usage.max_rss_kib,
+            "heap_kib": usage.heap_kib,
         },
         "error": out.fatal.clone().or(write_error.map(str::to_string)),
         "cancelled": out.cancelled,

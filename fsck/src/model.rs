@@ -2,7 +2,7 @@
 //! handed to `layout::walk::Replay`, and the per-inode record the later
 //! passes work on.
 
-use std::collections::BTreeMap;
+use std::collections::{btree_map, BTreeMap};
 
 use layout::append::XattrValue;
 use layout::inode::{Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
@@ -120,15 +120,18 @@ pub struct DirNames {
 
 impl DirIndex for DirNames {
     fn add(&mut self, name: &[u8], ino: u64, ftype: u8, _seq: u64) {
-        if self.names.contains_key(name) {
-            self.faults.push(DirFault {
+        // One search of the tree, not two (a duplicate, rare, costs a copy
+        // of the name that is dropped).
+        match self.names.entry(name.into()) {
+            btree_map::Entry::Vacant(v) => {
+                v.insert(Dent { ino, ftype });
+            }
+            btree_map::Entry::Occupied(_) => self.faults.push(DirFault {
                 pos: self.cur_pos,
                 duplicate: true,
                 name: name.to_vec(),
                 ino,
-            });
-        } else {
-            self.names.insert(name.into(), Dent { ino, ftype });
+            }),
         }
     }
 
@@ -429,6 +432,78 @@ impl InodeRec {
     }
 }
 
+/// The live inodes by position in number order (the order of
+/// `Fsck::inodes`), so that a pass can count or mark per inode in a flat
+/// array instead of a map lookup per name. A snapshot: inodes created
+/// after it are not in it.
+pub struct LiveIndex {
+    inos: Vec<u64>,
+    modes: Vec<u32>,
+    /// Position + 1 by inode number (0: not live), when the numbers are
+    /// dense enough for it to cost at most 64 bytes a live inode; else
+    /// empty and positions are found by binary search.
+    dense: Vec<u32>,
+}
+
+impl LiveIndex {
+    /// The index of `inodes`.
+    pub fn new(inodes: &BTreeMap<u64, InodeRec>) -> Self {
+        let (inos, modes) = inodes.iter().map(|(&i, r)| (i, r.view.mode)).unzip();
+        Self::from_parts(inos, modes)
+    }
+
+    /// The index of inodes `inos` (ascending) with modes `modes`.
+    fn from_parts(inos: Vec<u64>, modes: Vec<u32>) -> Self {
+        let max = inos.last().copied().unwrap_or(0);
+        let dense_ok = u32::try_from(inos.len()).is_ok()
+            && max < (inos.len() as u64).saturating_mul(16).saturating_add(1024);
+        let mut dense = Vec::new();
+        if dense_ok {
+            dense = vec![0u32; max as usize + 1];
+            for (i, &ino) in inos.iter().enumerate() {
+                if let Some(d) = dense.get_mut(ino as usize) {
+                    *d = i as u32 + 1;
+                }
+            }
+        }
+        Self { inos, modes, dense }
+    }
+
+    /// Live inodes.
+    pub fn len(&self) -> usize {
+        self.inos.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.inos.is_empty()
+    }
+
+    /// The position of `ino`, if it was live.
+    pub fn find(&self, ino: u64) -> Option<usize> {
+        if self.dense.is_empty() {
+            return self.inos.binary_search(&ino).ok();
+        }
+        let p = *self.dense.get(usize::try_from(ino).ok()?)?;
+        p.checked_sub(1).map(|p| p as usize)
+    }
+
+    /// The inode at position `i`.
+    pub fn ino(&self, i: usize) -> u64 {
+        self.inos.get(i).copied().unwrap_or(0)
+    }
+
+    /// The mode (type and permissions) of the inode at position `i`.
+    pub fn mode(&self, i: usize) -> u32 {
+        self.modes.get(i).copied().unwrap_or(0)
+    }
+
+    /// Whether the inode at position `i` is a directory.
+    pub fn is_dir(&self, i: usize) -> bool {
+        self.mode(i) & S_IFMT == S_IFDIR
+    }
+}
+
 /// Byte position of the `next` word of log page `block`.
 pub fn next_word_pos(block: u64) -> u64 {
     block.saturating_mul(BLOCK_SIZE_U64).saturating_add(PAGE_NEXT_OFF as u64)
@@ -478,6 +553,26 @@ mod tests {
             m.extents(),
             vec![x(0, 100, 2, true), x(2, 102, 1, false), x(3, 103, 1, true), x(5, 105, 3, true)]
         );
+    }
+
+    #[test]
+    fn live_index_dense_and_sparse() {
+        let dense = LiveIndex::from_parts(vec![1, 2, 5, 9], vec![S_IFDIR, S_IFREG, S_IFREG, 0]);
+        assert!(!dense.dense.is_empty());
+        let sparse =
+            LiveIndex::from_parts(vec![1, 2, 5, 1 << 40], vec![S_IFDIR, S_IFREG, S_IFREG, 0]);
+        assert!(sparse.dense.is_empty());
+        for idx in [&dense, &sparse] {
+            assert_eq!(idx.find(1), Some(0));
+            assert_eq!(idx.find(5), Some(2));
+            assert_eq!(idx.find(3), None);
+            assert_eq!(idx.find(0), None);
+            assert_eq!(idx.find(u64::MAX), None);
+            assert!(idx.is_dir(0) && !idx.is_dir(1) && !idx.is_dir(7));
+            assert_eq!((idx.len(), idx.ino(3) == 9 || idx.ino(3) == 1 << 40), (4, true));
+        }
+        assert_eq!(dense.find(9), Some(3));
+        assert_eq!(sparse.find(1 << 40), Some(3));
     }
 
     #[test]

@@ -10,17 +10,32 @@ use std::collections::{BTreeMap, HashMap};
 
 use layout::{Media, MediaError, BLOCK_SIZE, BLOCK_SIZE_U64};
 
+use crate::direct::ReadBlocks;
+
 /// The image (a mapping or a byte slice) plus the blocks changed so far.
 pub struct Overlay<'a> {
     base: &'a [u8],
     blocks: u64,
     dirty: HashMap<u64, Box<[u8]>>,
+    /// Reads the same bytes as `base` without the mapping (see
+    /// [`crate::direct`]).
+    reader: Option<&'a dyn ReadBlocks>,
 }
 
 impl<'a> Overlay<'a> {
     /// An overlay over `base`; a trailing partial block is ignored.
     pub fn new(base: &'a [u8]) -> Self {
-        Self { base, blocks: (base.len() / BLOCK_SIZE) as u64, dirty: HashMap::new() }
+        Self::with_reader(base, None)
+    }
+
+    /// An overlay over `base`, whose blocks `reader` can also read.
+    pub fn with_reader(base: &'a [u8], reader: Option<&'a dyn ReadBlocks>) -> Self {
+        Self { base, blocks: (base.len() / BLOCK_SIZE) as u64, dirty: HashMap::new(), reader }
+    }
+
+    /// The reader of the base, if there is one.
+    pub fn reader(&self) -> Option<&'a dyn ReadBlocks> {
+        self.reader
     }
 
     fn base_block(&self, nr: u64) -> Result<&'a [u8], MediaError> {
@@ -96,6 +111,9 @@ impl Media for Overlay<'_> {
         Self: 'b;
 
     fn block(&self, nr: u64) -> Result<&[u8], MediaError> {
+        if self.dirty.is_empty() {
+            return self.base_block(nr);
+        }
         match self.dirty.get(&nr) {
             Some(b) => Ok(b),
             None => self.base_block(nr),

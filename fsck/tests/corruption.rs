@@ -865,6 +865,20 @@ fn json_report() {
     assert_eq!(p["pass"], 5);
     assert_eq!(p["fixed"], false);
     assert!(v["summary"]["inodes_used"].as_u64().unwrap() > 300);
+    assert!(v["summary"]["peak_rss_kib"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn timing_report() {
+    let file = to_file(&base_image());
+    let (code, out) = fsck(file.path(), &["-fn", "-tt"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("Pass 2 (inode tables and logs): time "), "{out}");
+    let line = out.lines().find(|l| l.starts_with("Memory used: ")).expect(&out);
+    let kib: u64 = line["Memory used: ".len()..].split('k').next().unwrap().parse().unwrap();
+    assert!(kib > 0, "{line}");
+    let (_, once) = fsck(file.path(), &["-fn", "-t"]);
+    assert!(once.contains("Memory used: ") && !once.contains("Pass 2 ("), "{once}");
 }
 
 #[test]

@@ -55,8 +55,14 @@ impl Fsck<'_, '_> {
         v
     }
 
-    /// The free extents of the data area, from the current model.
+    /// The free extents of the data area, from the current model (pass
+    /// 3's if nothing was repaired since).
     pub(crate) fn free_extents(&self) -> Vec<(u64, u64)> {
+        if let Some((at, free)) = &self.swept_free {
+            if *at == self.repairs_run {
+                return free.clone();
+            }
+        }
         let mut claims = self.claims();
         sweep(&mut claims, self.geo.first_data_block, self.geo.backup_sb()).2
     }
@@ -117,6 +123,7 @@ pub fn run(f: &mut Fsck<'_, '_>) {
     f.progress(0, total);
     let (overlaps, more, free) = sweep(&mut claims, f.geo.first_data_block, f.geo.backup_sb());
     f.space = FreeSpace::new(&free);
+    f.swept_free = Some((f.repairs_run, free));
     default_acls(f);
     for ov in overlaps {
         resolve(f, &ov);

@@ -19,7 +19,7 @@ use layout::inode::{dt, dt_of_mode};
 
 use crate::check::Fsck;
 use crate::logwrite::NewEntry;
-use crate::model::Dent;
+use crate::model::{Dent, LiveIndex};
 use crate::passes::show_name;
 use crate::problem::Code;
 
@@ -76,14 +76,6 @@ fn dirs(f: &Fsck<'_, '_>) -> Vec<u64> {
     f.inodes.iter().filter(|(_, r)| r.is_dir()).map(|(&i, _)| i).collect()
 }
 
-fn names_of(f: &Fsck<'_, '_>, dir: u64) -> Vec<(Box<[u8]>, Dent)> {
-    f.inodes
-        .get(&dir)
-        .and_then(|r| r.dir.as_ref())
-        .map(|d| d.names.iter().map(|(n, d)| (n.clone(), *d)).collect())
-        .unwrap_or_default()
-}
-
 fn type_name(t: u8) -> &'static str {
     match t {
         dt::REG => "regular file",
@@ -99,8 +91,10 @@ fn type_name(t: u8) -> &'static str {
 
 fn check_names(f: &mut Fsck<'_, '_>) {
     let root = f.geo.root_ino;
+    // Repairs here change names, never which inodes live or their types.
+    let idx = LiveIndex::new(&f.inodes);
     for d in dirs(f) {
-        let subject = format!("directory {d}");
+        let subject = || format!("directory {d}");
         // Faults inside the log: only a rewrite of the log removes them.
         let faults = f
             .inodes
@@ -130,7 +124,7 @@ fn check_names(f: &mut Fsck<'_, '_>) {
                     ),
                 )
             };
-            f.problem(code, subject.clone(), msg, "rewrite the directory's log without it", |f| {
+            f.problem(code, subject(), msg, "rewrite the directory's log without it", |f| {
                 let pending = f
                     .inodes
                     .get(&d)
@@ -143,13 +137,30 @@ fn check_names(f: &mut Fsck<'_, '_>) {
                 }
             });
         }
-        for (name, dent) in names_of(f, d) {
-            let target = f.inodes.get(&dent.ino).map(|r| r.view.mode);
+        // Only the names with something wrong are copied out of the model.
+        let bad: Vec<(Box<[u8]>, Dent, Option<u32>)> =
+            match f.inodes.get(&d).and_then(|r| r.dir.as_ref()) {
+                Some(names) => names
+                    .names
+                    .iter()
+                    .filter_map(|(name, dent)| {
+                        let mode = idx.find(dent.ino).map(|t| idx.mode(t));
+                        let ok = match mode {
+                            None => false,
+                            Some(_) if dent.ino == root => false,
+                            Some(mode) => dt_of_mode(mode).unwrap_or(0) == dent.ftype,
+                        };
+                        (!ok).then(|| (name.clone(), *dent, mode))
+                    })
+                    .collect(),
+                None => Vec::new(),
+            };
+        for (name, dent, target) in bad {
             match target {
                 None => {
                     f.problem(
                         Code::DentryDeadInode,
-                        subject.clone(),
+                        subject(),
                         format!(
                             "name {} refers to inode {}, which is not in use",
                             show_name(&name),
@@ -162,7 +173,7 @@ fn check_names(f: &mut Fsck<'_, '_>) {
                 Some(_) if dent.ino == root => {
                     f.problem(
                         Code::DentryToRoot,
-                        subject.clone(),
+                        subject(),
                         format!("name {} refers to the root directory", show_name(&name)),
                         "remove the name",
                         |f| f.remove_name(d, &name, dent.ino, dent.ftype),
@@ -173,7 +184,7 @@ fn check_names(f: &mut Fsck<'_, '_>) {
                     if want != dent.ftype {
                         f.problem(
                             Code::DentryWrongType,
-                            subject.clone(),
+                            subject(),
                             format!(
                                 "name {} says {} but inode {} is a {}",
                                 show_name(&name),
@@ -199,11 +210,12 @@ type NamedBy = Vec<(u64, Box<[u8]>, Dent)>;
 
 /// For every live directory (but the root): the directories naming it.
 fn dir_refs(f: &Fsck<'_, '_>) -> BTreeMap<u64, NamedBy> {
+    let idx = LiveIndex::new(&f.inodes);
     let mut refs: BTreeMap<u64, NamedBy> = BTreeMap::new();
     for (&d, r) in &f.inodes {
         let Some(names) = r.dir.as_ref() else { continue };
         for (name, dent) in &names.names {
-            if dent.ino != f.geo.root_ino && is_dir(f, dent.ino) {
+            if dent.ino != f.geo.root_ino && idx.find(dent.ino).is_some_and(|t| idx.is_dir(t)) {
                 refs.entry(dent.ino).or_default().push((d, name.clone(), *dent));
             }
         }
@@ -373,60 +385,93 @@ fn reconnect(f: &mut Fsck<'_, '_>, ino: u64) -> crate::check::Repair {
     Ok(())
 }
 
-/// Marks everything reachable from `start` (a directory).
-fn mark_from(f: &Fsck<'_, '_>, start: u64, reached: &mut HashSet<u64>) {
+/// Marks everything reachable from `start` (a directory): `reached` is
+/// indexed by position in `idx`.
+fn mark_from(f: &Fsck<'_, '_>, idx: &LiveIndex, start: u64, reached: &mut [bool]) {
     let mut queue = VecDeque::from([start]);
-    reached.insert(start);
+    mark(idx, reached, start);
     while let Some(d) = queue.pop_front() {
         let Some(names) = f.inodes.get(&d).and_then(|r| r.dir.as_ref()) else {
             continue;
         };
         for dent in names.names.values() {
-            let Some(t) = f.inodes.get(&dent.ino) else { continue };
-            if reached.insert(dent.ino) && t.is_dir() {
-                queue.push_back(dent.ino);
+            let Some(t) = idx.find(dent.ino) else { continue };
+            if reached.get(t) == Some(&false) {
+                reached[t] = true;
+                if idx.is_dir(t) {
+                    queue.push_back(dent.ino);
+                }
             }
         }
     }
 }
 
+/// Marks `ino` reached; whether it was not before.
+fn mark(idx: &LiveIndex, reached: &mut [bool], ino: u64) -> bool {
+    match idx.find(ino).and_then(|i| reached.get_mut(i)) {
+        Some(r) if !*r => {
+            *r = true;
+            true
+        }
+        _ => false,
+    }
+}
+
+fn is_reached(idx: &LiveIndex, reached: &[bool], ino: u64) -> bool {
+    idx.find(ino).and_then(|i| reached.get(i)).copied().unwrap_or(false)
+}
+
+/// Who names a live inode first: directory, name (kept for directories
+/// only: the top of a lost tree is one), type.
+type NamedIn = Vec<Option<(u64, Option<Box<[u8]>>, u8)>>;
+
 fn check_reachable(f: &mut Fsck<'_, '_>) {
     let root = f.geo.root_ino;
-    let mut reached = HashSet::with_capacity(f.inodes.len());
+    let idx = LiveIndex::new(&f.inodes);
+    let mut reached = vec![false; idx.len()];
     if f.inodes.contains_key(&root) {
-        mark_from(f, root, &mut reached);
+        mark_from(f, &idx, root, &mut reached);
     }
     // Who names whom, for orphans and for finding the top of lost trees.
-    let mut named_in: BTreeMap<u64, (u64, Box<[u8]>, u8)> = BTreeMap::new();
+    let mut named_in: NamedIn = vec![None; idx.len()];
     for (&d, r) in &f.inodes {
         if let Some(names) = r.dir.as_ref() {
             for (n, dent) in &names.names {
-                named_in.entry(dent.ino).or_insert((d, n.clone(), dent.ftype));
+                let Some(t) = idx.find(dent.ino) else { continue };
+                if let Some(slot @ None) = named_in.get_mut(t) {
+                    let name = idx.is_dir(t).then(|| n.clone());
+                    *slot = Some((d, name, dent.ftype));
+                }
             }
         }
     }
+    let named = |ino: u64| idx.find(ino).and_then(|t| named_in.get(t)).and_then(|n| n.as_ref());
     let lost: Vec<u64> = f
         .inodes
         .iter()
+        .enumerate()
         // Not reached, and not an orphan (no names, count 0: pass 5's).
-        .filter(|(&i, r)| !reached.contains(&i) && (r.view.nlink != 0 || named_in.contains_key(&i)))
-        .map(|(&i, _)| i)
+        .filter(|(i, (_, r))| {
+            !reached.get(*i).copied().unwrap_or(false)
+                && (r.view.nlink != 0 || named_in.get(*i).is_some_and(|n| n.is_some()))
+        })
+        .map(|(_, (&i, _))| i)
         .collect();
     // Directories first: reconnect the top of each lost subtree.
     let lost_dirs: Vec<u64> = lost.iter().copied().filter(|&x| is_dir(f, x)).collect();
     for x in lost_dirs {
-        if reached.contains(&x) {
+        if is_reached(&idx, &reached, x) {
             continue;
         }
         let mut top = x;
         let mut seen = HashSet::from([x]);
         let mut loop_name = None;
-        while let Some((p, n, t)) = named_in.get(&top) {
-            if reached.contains(p) || !is_dir(f, *p) {
+        while let Some((p, n, t)) = named(top) {
+            if is_reached(&idx, &reached, *p) || !is_dir(f, *p) {
                 break;
             }
             if !seen.insert(*p) {
-                loop_name = Some((*p, n.clone(), *t));
+                loop_name = Some((*p, n.clone().unwrap_or_default(), *t));
                 break;
             }
             top = *p;
@@ -455,10 +500,10 @@ fn check_reachable(f: &mut Fsck<'_, '_>) {
                 f.pending_names.push((*p, top, -1));
             }
         }
-        mark_from(f, top, &mut reached);
+        mark_from(f, &idx, top, &mut reached);
     }
     for &x in &lost {
-        if reached.contains(&x) {
+        if is_reached(&idx, &reached, x) {
             continue;
         }
         let kind = f
@@ -477,6 +522,6 @@ fn check_reachable(f: &mut Fsck<'_, '_>) {
         if !fixed {
             f.pending_names.push((lost_found(f).unwrap_or(0), x, 1));
         }
-        reached.insert(x);
+        mark(&idx, &mut reached, x);
     }
 }

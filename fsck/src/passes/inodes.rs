@@ -14,11 +14,13 @@ use layout::inode::{
 use layout::log::{EntryError, LOG_AREA};
 use layout::sb::{INODES_PER_BLOCK, INODE_SIZE};
 use layout::walk::WalkError;
-use layout::Media;
 use layout::BLOCK_SIZE_U64;
+use layout::{Geometry, Media};
 
 use crate::check::{Fsck, Lane};
+use crate::direct::{Aligned, PageReader};
 use crate::model::{walk_inode, InodeRec, LogFault, Walked};
+use crate::overlay::Overlay;
 use crate::problem::Code;
 
 pub const NAME: &str = "inode tables and logs";
@@ -32,28 +34,231 @@ pub fn run(f: &mut Fsck<'_, '_>) {
     f.lanes = (0..lanes).map(|lane| Lane { segments: scan_segments(f, lane) }).collect();
     let per_seg = f.geo.seg_inodes as u64;
     let total: u64 = f.lanes.iter().map(|l| l.segments.len() as u64 * per_seg).sum();
-    let mut done = 0u64;
-    for lane in 0..lanes {
-        let segs = f.lanes.get(lane as usize).map(|l| l.segments.clone()).unwrap_or_default();
-        for (si, &seg) in segs.iter().enumerate() {
+    f.progress(0, total);
+    // Every inode-table block, in the order the slots are checked.
+    let mut blocks = Vec::new();
+    for (lane, l) in f.lanes.iter().enumerate() {
+        for (si, &seg) in l.segments.iter().enumerate() {
             for b in 0..(f.geo.seg_inodes / INODES_PER_BLOCK) as u64 {
-                for k in 0..INODES_PER_BLOCK as u64 {
-                    let slot = si as u64 * per_seg + b * INODES_PER_BLOCK as u64 + k;
-                    let Some(ino) = f.geo.ino_of(lane, slot) else { continue };
-                    if ino == 0 {
-                        continue; // reserved
-                    }
-                    let pos = (seg + 1 + b) * BLOCK_SIZE_U64 + k * INODE_SIZE as u64;
-                    check_slot(f, ino, pos);
-                }
-                done += INODES_PER_BLOCK as u64;
-                if done.is_multiple_of(4096) {
-                    f.progress(done, total);
-                }
+                blocks.push(TableBlock {
+                    lane: lane as u32,
+                    first_slot: si as u64 * per_seg + b * INODES_PER_BLOCK as u64,
+                    block: seg + 1 + b,
+                });
             }
         }
     }
+    // The slots that need no repair are read in parallel; the others are
+    // checked afterwards, one by one and in table order, so problems are
+    // reported in the same order whatever the number of threads. A repair
+    // of pass 2 changes only its own inode's slot, never what another
+    // slot's check reads, so the parallel results stay valid.
+    let mut scans = scan_parallel(f, &blocks);
+    let mut free = Vec::new();
+    let mut slow = Vec::new();
+    for s in &mut scans {
+        free.append(&mut s.free);
+        slow.append(&mut s.slow);
+    }
+    // The maps are built in one go (a sort of a few sorted runs, then no
+    // node splits) rather than by an insert per inode.
+    let live = scans.into_iter().flat_map(|s| s.live);
+    if f.inodes.is_empty() {
+        f.inodes = live.collect();
+    } else {
+        f.inodes.extend(live);
+    }
+    if f.free_inos.is_empty() {
+        f.free_inos = free.into_iter().collect();
+    } else {
+        f.free_inos.extend(free);
+    }
+    let n = slow.len() as u64;
+    for (i, (ino, pos)) in slow.into_iter().enumerate() {
+        check_slot(f, ino, pos);
+        if i % 4096 == 0 {
+            f.progress(total.saturating_sub(n) + i as u64, total);
+        }
+    }
     f.progress(total, total);
+}
+
+/// One block of an inode table: slots `first_slot..+16` of `lane`.
+#[derive(Clone, Copy)]
+struct TableBlock {
+    lane: u32,
+    first_slot: u64,
+    block: u64,
+}
+
+/// What the parallel part of the pass found, in table order.
+#[derive(Default)]
+struct Scan {
+    /// Live inodes whose record and log need nothing.
+    live: Vec<(u64, InodeRec)>,
+    free: Vec<u64>,
+    /// Slots for [`check_slot`]: `(ino, pos)`.
+    slow: Vec<(u64, u64)>,
+}
+
+/// Threads for the parallel parts of the check.
+pub(crate) fn threads(work: usize) -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Below a few thousand items a thread costs more than it saves.
+    cpus.min(8).min(work / 2048).max(1)
+}
+
+/// What the parallel readers share: the image and its geometry.
+struct Tables<'m, 'a> {
+    m: &'m Overlay<'a>,
+    geo: &'m Geometry,
+}
+
+fn scan_parallel(f: &Fsck<'_, '_>, blocks: &[TableBlock]) -> Vec<Scan> {
+    let t = Tables { m: &f.m, geo: &f.geo };
+    let t = &t;
+    let n = threads(blocks.len() * INODES_PER_BLOCK as usize);
+    let chunk = blocks.len().div_ceil(n).max(1);
+    if n == 1 {
+        return vec![scan_blocks(t, blocks)];
+    }
+    std::thread::scope(|s| {
+        let handles: Vec<_> =
+            blocks.chunks(chunk).map(|c| s.spawn(move || scan_blocks(t, c))).collect();
+        // A thread that panicked: its slots are checked the slow way.
+        handles
+            .into_iter()
+            .zip(blocks.chunks(chunk))
+            .map(|(h, c)| h.join().unwrap_or_else(|_| all_slow(t, c)))
+            .collect()
+    })
+}
+
+/// Every slot of `blocks` for the one-by-one check.
+fn all_slow(f: &Tables<'_, '_>, blocks: &[TableBlock]) -> Scan {
+    let mut out = Scan::default();
+    for_each_slot(f, blocks, |ino, pos| out.slow.push((ino, pos)));
+    out
+}
+
+fn for_each_slot(f: &Tables<'_, '_>, blocks: &[TableBlock], mut each: impl FnMut(u64, u64)) {
+    for tb in blocks {
+        for k in 0..INODES_PER_BLOCK as u64 {
+            let Some(ino) = f.geo.ino_of(tb.lane, tb.first_slot + k) else { continue };
+            if ino == 0 {
+                continue; // reserved
+            }
+            each(ino, tb.block * BLOCK_SIZE_U64 + k * INODE_SIZE as u64);
+        }
+    }
+}
+
+/// Reads the slots of `blocks`: free ones, live ones [`check_slot`] would
+/// accept without a word, and the rest (left for it).
+fn scan_blocks(f: &Tables<'_, '_>, blocks: &[TableBlock]) -> Scan {
+    let mut out = Scan::default();
+    let pages = PageReader::new(f.m);
+    let mut tables = TableRun::new(f.m);
+    for (i, tb) in blocks.iter().enumerate() {
+        let table = tables.block(blocks, i);
+        for k in 0..INODES_PER_BLOCK as u64 {
+            let Some(ino) = f.geo.ino_of(tb.lane, tb.first_slot + k) else { continue };
+            if ino == 0 {
+                continue; // reserved
+            }
+            let pos = tb.block * BLOCK_SIZE_U64 + k * INODE_SIZE as u64;
+            let at = k as usize * INODE_SIZE as usize;
+            let raw = table.and_then(|t| t.get(at..at + Inode::SIZE));
+            // Most slots of a young file system are free: the state word
+            // says so without decoding the record.
+            if raw.and_then(|r| layout::read_u64(r, INODE_STATE_OFF as usize)) == Some(INODE_FREE) {
+                out.free.push(ino);
+                continue;
+            }
+            match raw.and_then(Inode::decode) {
+                Some(inode) => quick_slot(f, &pages, ino, pos, inode, &mut out),
+                None => out.slow.push((ino, pos)),
+            }
+        }
+    }
+    out
+}
+
+/// Inode-table blocks read in runs of consecutive blocks (or from the
+/// mapping, without a reader; from the overlay where it changed them).
+struct TableRun<'m, 'a> {
+    m: &'m Overlay<'a>,
+    buf: Aligned,
+    first: u64,
+    count: u64,
+}
+
+/// Most table blocks read at once.
+const TABLE_RUN: usize = 64;
+
+impl<'m, 'a> TableRun<'m, 'a> {
+    fn new(m: &'m Overlay<'a>) -> Self {
+        let n = if m.reader().is_some() { TABLE_RUN } else { 0 };
+        Self { m, buf: Aligned::new(n), first: 0, count: 0 }
+    }
+
+    /// The bytes of `blocks[i]`.
+    fn block(&mut self, blocks: &[TableBlock], i: usize) -> Option<&[u8]> {
+        let nr = blocks.get(i)?.block;
+        let (Some(reader), false) = (self.m.reader(), self.m.is_block_dirty(nr)) else {
+            return self.m.block(nr).ok();
+        };
+        if !(self.first..self.first + self.count).contains(&nr) {
+            let n = blocks
+                .iter()
+                .skip(i)
+                .take(TABLE_RUN)
+                .enumerate()
+                .take_while(|&(j, tb)| {
+                    tb.block == nr + j as u64 && nr + (j as u64) < self.m.blocks()
+                })
+                .count();
+            let len = n * layout::BLOCK_SIZE;
+            let ok = self
+                .buf
+                .bytes_mut()
+                .get_mut(..len)
+                .is_some_and(|b| reader.read_blocks(nr, b).is_ok());
+            (self.first, self.count) = if ok { (nr, n as u64) } else { (0, 0) };
+            if !ok {
+                return self.m.block(nr).ok();
+            }
+        }
+        let off = usize::try_from(nr - self.first).ok()? * layout::BLOCK_SIZE;
+        self.buf.bytes().get(off..off + layout::BLOCK_SIZE)
+    }
+}
+
+/// [`check_slot`] for a slot that has nothing to report; anything else
+/// goes to `out.slow`.
+fn quick_slot<M: Media + ?Sized>(
+    f: &Tables<'_, '_>,
+    m: &M,
+    ino: u64,
+    pos: u64,
+    inode: Inode,
+    out: &mut Scan,
+) {
+    if inode.state == INODE_FREE {
+        return out.free.push(ino);
+    }
+    if inode.validate(ino).is_err() {
+        return out.slow.push((ino, pos));
+    }
+    let w = walk_inode(m, f.geo, ino, &inode);
+    if w.fault.is_some() {
+        return out.slow.push((ino, pos));
+    }
+    let rec = InodeRec::new(pos, &inode, w);
+    if rec.view.mode & S_IFMT == S_IFLNK && symlink_problem(&inode, &rec).is_some() {
+        return out.slow.push((ino, pos));
+    }
+    out.live.push((ino, rec));
 }
 
 /// Walks lane `lane`'s segment chain, repairing what can be repaired.

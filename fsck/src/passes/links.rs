@@ -6,75 +6,82 @@
 //! while open (or an `O_TMPFILE`) when the system crashed. The kernel frees
 //! orphans at mount, so fsck does the same (a note, not an error).
 
-use std::collections::HashMap;
-
 use crate::check::Fsck;
 use crate::logwrite::NewEntry;
+use crate::model::LiveIndex;
 use crate::problem::Code;
 
 pub const NAME: &str = "link counts";
 
 pub fn run(f: &mut Fsck<'_, '_>) {
     let root = f.geo.root_ino;
-    let mut names: HashMap<u64, u32> = HashMap::with_capacity(f.inodes.len());
-    let mut subdirs: HashMap<u64, u32> = HashMap::new();
-    for (&d, r) in &f.inodes {
+    // Counted per position in the (number-ordered) live inodes.
+    let idx = LiveIndex::new(&f.inodes);
+    let mut names = vec![0u32; idx.len()];
+    let mut subdirs = vec![0u32; idx.len()];
+    for (d, r) in f.inodes.values().enumerate() {
         let Some(dir) = r.dir.as_ref() else { continue };
         for dent in dir.names.values() {
-            let Some(t) = f.inodes.get(&dent.ino) else { continue };
-            *names.entry(dent.ino).or_default() += 1;
-            if t.is_dir() && dent.ino != root {
-                *subdirs.entry(d).or_default() += 1;
+            let Some(t) = idx.find(dent.ino) else { continue };
+            if let Some(n) = names.get_mut(t) {
+                *n = n.saturating_add(1);
+            }
+            if idx.is_dir(t) && dent.ino != root {
+                if let Some(s) = subdirs.get_mut(d) {
+                    *s = s.saturating_add(1);
+                }
             }
         }
     }
     for &(d, ino, delta) in &f.pending_names {
-        let Some(t) = f.inodes.get(&ino) else { continue };
-        let n = names.entry(ino).or_default();
-        *n = n.saturating_add_signed(delta);
-        if t.is_dir() && d != 0 {
-            let s = subdirs.entry(d).or_default();
-            *s = s.saturating_add_signed(delta);
+        let Some(t) = idx.find(ino) else { continue };
+        if let Some(n) = names.get_mut(t) {
+            *n = n.saturating_add_signed(delta);
+        }
+        if idx.is_dir(t) && d != 0 {
+            if let Some(s) = idx.find(d).and_then(|d| subdirs.get_mut(d)) {
+                *s = s.saturating_add_signed(delta);
+            }
         }
     }
-    let inos: Vec<u64> = f.inodes.keys().copied().collect();
-    let total = inos.len() as u64;
-    for (i, ino) in inos.into_iter().enumerate() {
+    let total = idx.len() as u64;
+    // What the loop reads of each inode; a repair changes only its own.
+    let snap: Vec<(u32, bool, u64, u64)> =
+        f.inodes.values().map(|r| (r.view.nlink, r.is_dir(), r.pos, r.view.size)).collect();
+    for (i, &(have, is_dir, pos, size)) in snap.iter().enumerate() {
+        let ino = idx.ino(i);
         if i % 4096 == 0 {
             f.progress(i as u64, total);
         }
-        let Some(rec) = f.inodes.get(&ino) else { continue };
-        let n = names.get(&ino).copied().unwrap_or(0);
-        let have = rec.view.nlink;
-        let subject = format!("inode {ino}");
+        let n = names.get(i).copied().unwrap_or(0);
         if ino != root && n == 0 && have == 0 {
-            let (pos, size) = (rec.pos, rec.view.size);
-            let kind = if rec.is_dir() { "directory" } else { "inode" };
+            let kind = if is_dir { "directory" } else { "inode" };
             f.problem(
                 Code::OrphanInode,
-                subject,
+                format!("inode {ino}"),
                 format!("{kind} with no names and link count 0 (size {size})"),
                 "freed, as a mount would",
                 |f| f.free_inode(ino, pos),
             );
             continue;
         }
-        let want = if rec.is_dir() {
-            2u32.saturating_add(subdirs.get(&ino).copied().unwrap_or(0))
-        } else {
-            n
-        };
+        let want =
+            if is_dir { 2u32.saturating_add(subdirs.get(i).copied().unwrap_or(0)) } else { n };
         if have != want {
-            let what = if rec.is_dir() {
+            let what = if is_dir {
                 let sub = want - 2;
                 let s = if sub == 1 { "subdirectory" } else { "subdirectories" };
                 format!("link count is {have}, should be {want} (2 + {sub} {s})")
             } else {
                 format!("link count is {have}, should be {want} (its names)")
             };
-            f.problem(Code::LinkCount, subject, what, format!("set it to {want}"), |f| {
-                f.append(ino, NewEntry::Link { nlink: want })
-            });
+            f.problem(
+                Code::LinkCount,
+                format!("inode {ino}"),
+                what,
+                format!("set it to {want}"),
+                |f| f.append(ino, NewEntry::Link { nlink: want }),
+            );
         }
     }
     f.progress(total, total);
