@@ -74,7 +74,7 @@ pub(crate) fn maybe_compact(sbi: &SbInfo, info: &InodeInfo, inner: &mut Inner) -
     if !sbi.rw() || !due(&inner.log) || matches!(inner.index, Index::None) {
         return None;
     }
-    match compact(sbi, info, inner.log, &inner.index) {
+    match compact(sbi, info, inner.log, &mut inner.index) {
         Ok(Compacted::Done(log)) => {
             inner.log = log;
             Some(log.pages)
@@ -225,6 +225,27 @@ fn replay_file(
     raw: &Inode,
     map: &ExtentMap,
 ) -> Result<(InodeView, Live, Xattrs, WalkReport)> {
+    let (view, xs, rep) = attrs_only(sbi, ino, raw)?;
+    Ok((view, Live::File(runs(map)?), xs, rep))
+}
+
+/// A directory's attributes and extended attributes from its log, and
+/// its names (with their sequence numbers) from the DRAM index `dir`,
+/// which holds exactly the committed names, as [`replay_file`] does for a
+/// file's extents.
+fn replay_dir(
+    sbi: &SbInfo,
+    ino: u64,
+    raw: &Inode,
+    dir: &mut DirMap,
+) -> Result<(InodeView, Live, Xattrs, WalkReport)> {
+    let (view, xs, rep) = attrs_only(sbi, ino, raw)?;
+    Ok((view, Live::Dir(dir.batch(0, usize::MAX)?), xs, rep))
+}
+
+/// The committed attributes and extended attributes of a log, from one
+/// walk that builds no block map or name index.
+fn attrs_only(sbi: &SbInfo, ino: u64, raw: &Inode) -> Result<(InodeView, Xattrs, WalkReport)> {
     let (mut ignore_map, mut ignore_dir) = (Ignore, Ignore);
     let mut xs = Xattrs::default();
     let mut w = AttrWalk {
@@ -236,7 +257,7 @@ fn replay_file(
     if xs.failed {
         return Err(ENOMEM);
     }
-    Ok((view, Live::File(runs(map)?), xs, rep))
+    Ok((view, xs, rep))
 }
 
 /// The attributes and the block map or names of a log.
@@ -416,7 +437,7 @@ enum Compacted {
 
 /// Rewrites the log of `info` (committed state `log`, DRAM index
 /// `index`).
-fn compact(sbi: &SbInfo, info: &InodeInfo, log: LogPos, index: &Index) -> Result<Compacted> {
+fn compact(sbi: &SbInfo, info: &InodeInfo, log: LogPos, index: &mut Index) -> Result<Compacted> {
     let raw = read_inode_at(&sbi.media, info.rec)
         .map_err(|e| read_failed(sbi, format_args!("inode {}", info.ino), e))?;
     if raw.log_head != log.head || raw.log_tail != log.tail {
@@ -425,6 +446,9 @@ fn compact(sbi: &SbInfo, info: &InodeInfo, log: LogPos, index: &Index) -> Result
     let (view, live, xs, rep) = match index {
         Index::File(map) if raw.mode & S_IFMT == S_IFREG && !map.failed => {
             replay_file(sbi, info.ino, &raw, map)?
+        }
+        Index::Dir(dir) if raw.mode & S_IFMT == S_IFDIR && !dir.failed => {
+            replay_dir(sbi, info.ino, &raw, dir)?
         }
         _ => replay(sbi, info.ino, &raw)?,
     };
