@@ -28,7 +28,7 @@ stat -c '%n %s %Y.%y %Z' $W/m/trunc > $W/before
 # zeros once EOF moves over them: by an extending truncate (ext4-DAX too),
 # an extending write and fallocate (issue 14; ext4-DAX shows them after an
 # extending write, novars does not).
-python3 - $W/m <<'PY' || fail "bytes stored past EOF became file data"
+python3 -I - $W/m <<'PY' || fail "bytes stored past EOF became file data"
 import ctypes, mmap, os, sys
 m = sys.argv[1]
 for how in ("truncate", "write", "fallocate"):
@@ -59,7 +59,7 @@ PY
 stat -c '%n %s %Y.%y %Z' $W/m/trunc > $W/before
 # Times the VFS sets itself are durable (issue 14): mtime from a store
 # through a shared mapping (msync), atime from a read under relatime.
-python3 - $W/m <<'PY' || fail "times set through a mapping or by a read"
+python3 -I - $W/m <<'PY' || fail "times set through a mapping or by a read"
 import mmap, os, sys
 m = sys.argv[1]
 p = f"{m}/mtime-map"

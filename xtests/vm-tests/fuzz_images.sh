@@ -30,7 +30,7 @@ default=1000
 [ "$NOVARS_FLAVOUR" != debug ] || default=6
 COUNT=${NOVARS_FUZZ_IMAGES:-$default}
 SEED=${NOVARS_FUZZ_SEED:-$(date +%s)}
-python3 - $W/src <<'PY' || fail "tree"
+python3 -I - $W/src <<'PY' || fail "tree"
 import os, sys
 s = sys.argv[1]
 for i in range(140):
@@ -47,7 +47,7 @@ must "$MKFS" -q -f -l 2 -N 64 -d $W/src /dev/pmem0 8M
 must novars_mount /dev/pmem0 $W/m
 # Every entry kind: writes over several pages, punch, truncate, attributes,
 # extended attributes, ACLs, inode flags, links, renames (a directory across directories: PARENT), unlink.
-python3 - $W/m <<'PY' || fail "work on the base"
+python3 -I - $W/m <<'PY' || fail "work on the base"
 import os, sys
 m = sys.argv[1]
 fd = os.open(f"{m}/f10", os.O_RDWR)

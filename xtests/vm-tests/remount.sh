@@ -15,7 +15,7 @@ mkdir -p $M
 
 # errno of the syscalls a read-only file system must refuse, as names.
 writes() {
-    python3 - "$1" <<'PY'
+    python3 -I - "$1" <<'PY'
 import ctypes, errno, os, sys
 d = sys.argv[1]
 def e(f, *a):
@@ -43,7 +43,7 @@ PY
 
 # remount(2) with MS_RDONLY or without, printing OK or the errno name.
 remount() {
-    python3 - "$1" "$2" <<'PY'
+    python3 -I - "$1" "$2" <<'PY'
 import ctypes, errno, sys
 libc = ctypes.CDLL(None, use_errno=True)
 MS_RDONLY, MS_REMOUNT = 1, 32

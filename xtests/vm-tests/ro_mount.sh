@@ -15,7 +15,7 @@ SRC=/tmp/src
 rm -rf $SRC && mkdir -p $SRC/deep/a/b/c/d/e/f/g $SRC/big
 echo hello > $SRC/deep/a/b/c/d/e/f/g/leaf
 i=0; while [ $i -lt 300 ]; do echo "file $i" > $SRC/big/f$i; i=$((i+1)); done
-python3 - $SRC <<'PY'
+python3 -I - $SRC <<'PY'
 import os, sys
 s = sys.argv[1]
 open(os.path.join(s, "n" * 255), "w").write("long name\n")
@@ -54,7 +54,7 @@ stat -c %W /tmp/m/leaf >/dev/null 2>&1 || true
 ok "hard links, holes and btime"
 
 # Readdir offsets: telldir/seekdir over a directory of 300 names.
-python3 - <<'PY' || fail "seekdir/telldir"
+python3 -I - <<'PY' || fail "seekdir/telldir"
 import os
 names = sorted(os.listdir("/tmp/m/big"))
 assert len(names) == 300, len(names)

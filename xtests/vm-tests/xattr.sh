@@ -77,7 +77,7 @@ ok "attributes, ACLs and inode flags identical after a remount; fsck -fn clean"
 must touch $W/m/gc
 must setfattr -n user.keep -v kept $W/m/gc
 must setfacl -m u:1000:r $W/m/gc
-python3 - $W/m/gc <<'PY' || fail "replacing an attribute 3000 times"
+python3 -I - $W/m/gc <<'PY' || fail "replacing an attribute 3000 times"
 import os, sys
 p = sys.argv[1]
 for i in range(3000):
