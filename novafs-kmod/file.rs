@@ -185,22 +185,39 @@ fn write_inplace(
     Ok(end)
 }
 
+/// Stores the write's bytes into the `count` contiguous device blocks
+/// from `block` (file blocks `pg..`) with one copy; a partial first or last
+/// block gets the bytes around the write from `old` (the device block that
+/// file block had, if it keeps its bytes) or zeros. Non-temporal: durable
+/// at the commit's fence.
+fn store_run(
+    src: &mut Source<'_>,
+    block: u64,
+    pg: u64,
+    count: u64,
+    mut old: impl FnMut(u64) -> Option<u64>,
+) -> Result {
+    let p0 = pg * BLOCK_SIZE_U64;
+    let p_end = (pg + count) * BLOCK_SIZE_U64;
+    let (lo, hi) = (src.pos.max(p0), src.end.min(p_end));
+    if lo > p0 {
+        fill(src.sbi, block, old(pg), 0, (lo - p0) as usize)?;
+    }
+    src.copy(block * BLOCK_SIZE_U64 + (lo - p0), lo, hi)?;
+    if hi < p_end {
+        let lp = pg + count - 1;
+        let from = (hi - lp * BLOCK_SIZE_U64) as usize;
+        fill(src.sbi, block + count - 1, old(lp), from, BLOCK_SIZE)?;
+    }
+    Ok(())
+}
+
 /// Stores the write's bytes into the `count` unwritten blocks from device
 /// block `block` (file blocks `pg..`), zeros around them: the whole blocks
 /// are file data once a WRITE converts them. Until that commits they still
 /// read as zeros, so the store needs no copy on write.
 fn store_unwritten(src: &mut Source<'_>, block: u64, pg: u64, count: u64) -> Result {
-    let (pos, end) = (src.pos, src.end);
-    for i in 0..count {
-        let p = (pg + i) * BLOCK_SIZE_U64;
-        let lo = pos.max(p);
-        let hi = end.min(p + BLOCK_SIZE_U64);
-        let d = block + i;
-        fill(src.sbi, d, None, 0, (lo - p) as usize)?;
-        src.copy(d * BLOCK_SIZE_U64 + (lo - p), lo, hi)?;
-        fill(src.sbi, d, None, (hi - p) as usize, BLOCK_SIZE)?;
-    }
-    Ok(())
+    store_run(src, block, pg, count, |_| None)
 }
 
 /// File blocks from `pg` up to `last` that are not unwritten (written or
@@ -230,7 +247,6 @@ fn write_cow(
     src: &mut Source<'_>,
     size: u64,
 ) -> Result<u64> {
-    let sbi = src.sbi;
     let (pos, end) = (src.pos, src.end);
     let first = pos / BLOCK_SIZE_U64;
     let last = (end - 1) / BLOCK_SIZE_U64;
@@ -257,18 +273,7 @@ fn write_cow(
         // The run's new blocks are contiguous on the device: the user
         // bytes go in with one copy; only a partial first or last block
         // gets the old bytes (or zeros) around them.
-        let p0 = pg * BLOCK_SIZE_U64;
-        let p_end = (pg + cnt) * BLOCK_SIZE_U64;
-        let (lo, hi) = (pos.max(p0), end.min(p_end));
-        if lo > p0 {
-            fill(sbi, blk, old_block(map, pg), 0, (lo - p0) as usize)?;
-        }
-        src.copy(blk * BLOCK_SIZE_U64 + (lo - p0), lo, hi)?;
-        if hi < p_end {
-            let lp = pg + cnt - 1;
-            let from = (hi - lp * BLOCK_SIZE_U64) as usize;
-            fill(sbi, blk + cnt - 1, old_block(map, lp), from, BLOCK_SIZE)?;
-        }
+        store_run(src, blk, pg, cnt, |p| old_block(map, p))?;
         tx.write(pg, blk, cnt, size_after, 0, true)?;
         prev = Some((pg + cnt, blk + cnt));
         pg += cnt;
