@@ -67,24 +67,68 @@ impl Fsck<'_, '_> {
         sweep(&mut claims, self.geo.first_data_block, self.geo.backup_sb()).2
     }
 
-    /// Whether `owner` still claims block `b` (an earlier repair may have
-    /// moved it).
-    fn still_claims(&self, owner: &Owner, b: u64) -> bool {
+    /// The parts of `[start, start+count)` (inside `claim`) that `claim`
+    /// still holds (an earlier repair may have moved some of it), in block
+    /// order, each as `(block, count, file block)`; for file data, the
+    /// parts the file still maps as the claim did (file block to block),
+    /// each in one extent, with its first file block (0 for the others).
+    fn still_claimed(&self, claim: &Claim, start: u64, count: u64) -> Vec<(u64, u64, u64)> {
+        let owner = &claim.owner;
+        let end = start.saturating_add(count);
+        let clip = |s: u64, n: u64| {
+            let (a, b) = (s.max(start), s.saturating_add(n).min(end));
+            (a < b).then(|| (a, b - a))
+        };
+        let mut v = Vec::new();
         match *owner {
-            Owner::Segment { .. } => true,
-            Owner::LogPage { ino } => self.inodes.get(&ino).is_some_and(|r| r.pages.contains(&b)),
-            Owner::Data { ino, .. } => self
-                .inodes
-                .get(&ino)
-                .is_some_and(|r| r.extents.iter().any(|x| x.block <= b && b - x.block < x.count)),
-            Owner::Value { ino, block } => self.inodes.get(&ino).is_some_and(|r| {
-                r.xattrs
-                    .by_block(block)
-                    .and_then(|(_, v)| v.blocks())
-                    .is_some_and(|(s, n)| s <= b && b - s < n)
-            }),
+            Owner::Segment { .. } => v.push((start, count, 0)),
+            Owner::LogPage { ino } => {
+                if let Some(r) = self.inodes.get(&ino) {
+                    v.extend(r.pages.iter().filter_map(|&p| clip(p, 1)).map(|(a, n)| (a, n, 0)));
+                }
+            }
+            Owner::Data { ino, pgoff } => {
+                if let Some(r) = self.inodes.get(&ino) {
+                    // Same mapping: file block - block as in the claim.
+                    let same = |x: &crate::model::Extent| {
+                        x.pgoff.wrapping_sub(x.block) == pgoff.wrapping_sub(claim.start)
+                    };
+                    for x in r.extents.iter().filter(|x| same(x)) {
+                        if let Some((a, n)) = clip(x.block, x.count) {
+                            v.push((a, n, x.pgoff + (a - x.block)));
+                        }
+                    }
+                }
+            }
+            Owner::Value { ino, block } => {
+                let blocks = self
+                    .inodes
+                    .get(&ino)
+                    .and_then(|r| r.xattrs.by_block(block))
+                    .and_then(|(_, v)| v.blocks());
+                if let Some((a, n)) = blocks.and_then(|(s, n)| clip(s, n)) {
+                    v.push((a, n, 0));
+                }
+            }
+        }
+        v.sort_unstable();
+        v
+    }
+}
+
+/// The parts of `lose` (as [`Fsck::still_claimed`] gives them) that some
+/// part of `keep` also covers, keeping `lose`'s file blocks.
+fn intersect(keep: &[(u64, u64, u64)], lose: &[(u64, u64, u64)]) -> Vec<(u64, u64, u64)> {
+    let mut v = Vec::new();
+    for &(ls, ln, lp) in lose {
+        for &(ks, kn, _) in keep {
+            let (a, b) = (ls.max(ks), (ls + ln).min(ks + kn));
+            if a < b {
+                v.push((a, b - a, lp + (a - ls)));
+            }
         }
     }
+    v
 }
 
 /// Removes default ACLs from inodes that are not directories.
@@ -137,13 +181,35 @@ pub fn run(f: &mut Fsck<'_, '_>) {
 fn resolve(f: &mut Fsck<'_, '_>, ov: &Overlap) {
     let (keep, lose) =
         if ov.a.owner.priority() <= ov.b.owner.priority() { (ov.a, ov.b) } else { (ov.b, ov.a) };
-    if !f.still_claims(&keep.owner, ov.start) || !f.still_claims(&lose.owner, ov.start) {
-        return;
+    // Earlier repairs may have moved part of the overlap: what is left of
+    // it is resolved, part by part.
+    let parts = intersect(
+        &f.still_claimed(&keep, ov.start, ov.count),
+        &f.still_claimed(&lose, ov.start, ov.count),
+    );
+    for (i, &(start, count, file_block)) in parts.iter().enumerate() {
+        // An attribute value or a log loses as a whole, once.
+        if i > 0 && !matches!(lose.owner, Owner::Data { .. }) {
+            break;
+        }
+        resolve_part(f, &keep, &lose, start, count, file_block);
     }
-    let what = if ov.count == 1 {
-        format!("block {}", ov.start)
+}
+
+/// Resolves `[start, start+count)`, claimed by both `keep` and `lose`
+/// (`file_block`: where it is in `lose`'s file, for file data).
+fn resolve_part(
+    f: &mut Fsck<'_, '_>,
+    keep: &Claim,
+    lose: &Claim,
+    start: u64,
+    count: u64,
+    file_block: u64,
+) {
+    let what = if count == 1 {
+        format!("block {start}")
     } else {
-        format!("blocks {}..={}", ov.start, ov.start + ov.count - 1)
+        format!("blocks {start}..={}", start + count - 1)
     };
     let msg =
         format!("{what} claimed by {} and by {}", keep.owner.describe(), lose.owner.describe());
@@ -152,9 +218,7 @@ fn resolve(f: &mut Fsck<'_, '_>, ov: &Overlap) {
         None => what.clone(),
     };
     match lose.owner {
-        Owner::Data { ino, pgoff } => {
-            let file_block = pgoff + (ov.start - lose.start);
-            let (start, count) = (ov.start, ov.count);
+        Owner::Data { ino, .. } => {
             let action = if f.space.total() >= count {
                 format!("give inode {ino} its own copy of the data")
             } else {
@@ -175,7 +239,7 @@ fn resolve(f: &mut Fsck<'_, '_>, ov: &Overlap) {
             });
         }
         Owner::LogPage { ino } => {
-            let page = ov.start;
+            let page = start;
             f.problem(
                 Code::BlockMultiplyClaimed,
                 subject,

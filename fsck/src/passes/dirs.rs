@@ -11,7 +11,8 @@
 //! fuzzer leaves it alone for that reason. Everything live must be reachable from the
 //! root; what is not is reconnected into `lost+found` as `#<ino>`
 //! (directories first, at the top of each lost subtree). Inodes without
-//! names and with link count 0 are orphans, left to pass 5.
+//! names and with link count 0 are orphans, left to pass 5, except a
+//! directory that still holds names (damage, not an unlinked directory).
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
@@ -450,10 +451,14 @@ fn check_reachable(f: &mut Fsck<'_, '_>) {
         .inodes
         .iter()
         .enumerate()
-        // Not reached, and not an orphan (no names, count 0: pass 5's).
+        // Not reached, and not an orphan (no names, count 0: pass 5's). A
+        // directory with names in it is no orphan (rmdir needs it empty):
+        // freeing it would leave its names counted, so it is reconnected.
         .filter(|(i, (_, r))| {
             !reached.get(*i).copied().unwrap_or(false)
-                && (r.view.nlink != 0 || named_in.get(*i).is_some_and(|n| n.is_some()))
+                && (r.view.nlink != 0
+                    || named_in.get(*i).is_some_and(|n| n.is_some())
+                    || r.dir.as_ref().is_some_and(|d| !d.names.is_empty()))
         })
         .map(|(_, (&i, _))| i)
         .collect();

@@ -46,15 +46,23 @@ pub fn run(f: &mut Fsck<'_, '_>) {
     }
     let total = idx.len() as u64;
     // What the loop reads of each inode; a repair changes only its own.
-    let snap: Vec<(u32, bool, u64, u64)> =
-        f.inodes.values().map(|r| (r.view.nlink, r.is_dir(), r.pos, r.view.size)).collect();
-    for (i, &(have, is_dir, pos, size)) in snap.iter().enumerate() {
+    let snap: Vec<(u32, bool, u64, u64, bool)> = f
+        .inodes
+        .values()
+        .map(|r| {
+            let holds_names = r.dir.as_ref().is_some_and(|d| !d.names.is_empty());
+            (r.view.nlink, r.is_dir(), r.pos, r.view.size, holds_names)
+        })
+        .collect();
+    for (i, &(have, is_dir, pos, size, holds_names)) in snap.iter().enumerate() {
         let ino = idx.ino(i);
         if i % 4096 == 0 {
             f.progress(i as u64, total);
         }
         let n = names.get(i).copied().unwrap_or(0);
-        if ino != root && n == 0 && have == 0 {
+        // A directory holding names is not freed here (pass 4 reconnects
+        // it): its names would stay counted for their inodes.
+        if ino != root && n == 0 && have == 0 && !holds_names {
             let kind = if is_dir { "directory" } else { "inode" };
             f.problem(
                 Code::OrphanInode,
