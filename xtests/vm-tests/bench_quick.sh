@@ -4,5 +4,5 @@
 # nvdimms: 1
 # size: 1G
 # timeout: 240
-# cost: 150
+# cost: 95
 exec sh "$NOVARS_ROOT/xtests/bench/suite.sh" quick 1 "$NOVARS_OUT/bench.txt"

@@ -3,7 +3,7 @@
 # flavours: normal
 # nvdimms: 1
 # timeout: 1800
-# cost: 300
+# cost: 115
 #
 # Environment:
 #   NOVARS_BIGDIR_ENTRIES  entries of the directory (default 100000; the

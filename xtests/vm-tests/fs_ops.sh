@@ -3,7 +3,7 @@
 # flavours: normal
 # nvdimms: 1
 # timeout: 900
-# cost: 110 1400
+# cost: 60 1400
 . "$NOVARS_GUEST_LIB"
 set -e
 load_novars

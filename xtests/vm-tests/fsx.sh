@@ -3,7 +3,7 @@
 # flavours: normal
 # nvdimms: 1
 # timeout: 900
-# cost: 1000
+# cost: 420
 #
 # fsx is the crates.io crate (pinned by `cargo xt setup`). Two files, each
 # with its own seed and its own fsx process, run at once (one per vCPU): one

@@ -3,7 +3,7 @@
 # flavours: normal
 # nvdimms: 1
 # timeout: 1200
-# cost: 240
+# cost: 115
 #
 # Environment:
 #   NOVARS_FULLFS_MIN    files required before ENOSPC (default 200000)

@@ -1,11 +1,14 @@
 #!/bin/sh
 # Hostile images: a small worked-on novars image (grown inode tables, every log entry kind, an allocator record) mutated by the Rust engine the host fuzz shares (novars-imgfuzz: superblocks, journals, segment headers, inodes, log pages, entries, allocator record field by field with boundary values, loops, shared blocks, checksums mostly recomputed; random bytes, words, blocks), after issue 14's named regressions; each image mounted (or refused with EINVAL/EUCLEAN/EROFS), walked, read, written and unmounted within 20 s, with the kernel log clean; every 8th image repaired by fsck -fy first: if fsck says clean or corrected, the mount must work and fsck -fn must be clean after the work.
-# flavours: normal debug
+# flavours: normal
 # nvdimms: 1
 # fresh: yes
 # timeout: 1800
-# cost: 520 150
+# cost: 700 190
 #
+# On the debug kernel (KASAN, lockdep) on request, outside the default run
+# for its time (183 s of the CI's debug boot for 6 images):
+#   cargo xt test --vm-only --flavour debug --filter fuzz_images
 # Environment:
 #   NOVARS_FUZZ_IMAGES  mutated images (default 1000 on normal, 6 on debug;
 #                       with fsck -fy and -fn on every 4th, on a loaded

@@ -3,7 +3,7 @@
 # flavours: normal
 # nvdimms: 1
 # timeout: 900
-# cost: 150
+# cost: 60
 . "$NOVARS_GUEST_LIB"
 set -e
 load_novars

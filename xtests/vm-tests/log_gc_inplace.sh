@@ -3,7 +3,7 @@
 # flavours: normal
 # nvdimms: 1
 # timeout: 600
-# cost: 50 150
+# cost: 10 150
 #
 # Without the GC after in-place writes, fallocate and faults these logs
 # would grow to about 44, 44 and 64 pages (88-byte SETATTR and 64-byte

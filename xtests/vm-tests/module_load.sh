@@ -3,7 +3,7 @@
 # flavours: normal debug
 # nvdimms: 1
 # timeout: 300
-# cost: 6 100
+# cost: 6 55
 . "$NOVARS_GUEST_LIB"
 
 [ -n "${NOVARS_KO:-}" ] || fail "novars.ko was not built for this kernel"

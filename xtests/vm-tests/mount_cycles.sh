@@ -3,7 +3,7 @@
 # flavours: debug
 # nvdimms: 1
 # timeout: 900
-# cost: 50 580
+# cost: 50 290
 #
 # Each cycle (xtests/guest/mount_cycles.py) mounts, checks the previous
 # cycle's files, creates, writes, appends, links, renames, symlinks,

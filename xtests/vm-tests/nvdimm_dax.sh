@@ -3,7 +3,7 @@
 # flavours: normal
 # nvdimms: 1
 # timeout: 300
-# cost: 20 30
+# cost: 5 30
 . "$NOVARS_GUEST_LIB"
 
 q=/sys/block/pmem0/queue/dax

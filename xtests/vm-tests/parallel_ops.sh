@@ -3,7 +3,7 @@
 # flavours: normal debug
 # nvdimms: 1
 # timeout: 600
-# cost: 30 360
+# cost: 30 140
 #
 # The workload is xtests/guest/parallel_ops.py (one Python process per
 # worker: a fork+exec costs about half a second on the debug kernel). It

@@ -3,7 +3,7 @@
 # flavours: normal
 # nvdimms: 1
 # timeout: 900
-# cost: 140
+# cost: 80
 #
 # pjdfstest is the crates.io crate (`cargo xt setup` installs the pinned
 # version into cargo's bin directory, which the guest has on PATH).

@@ -3,7 +3,7 @@
 # flavours: normal
 # nvdimms: 1
 # timeout: 300
-# cost: 30
+# cost: 25
 . "$NOVARS_GUEST_LIB"
 command -v pmempool >/dev/null || skip "pmempool not installed (cargo xt setup installs pmdk-tools)"
 P=$NOVARS_ROOT/target/guest-bin/pmemmap

@@ -4,7 +4,7 @@
 # module: trace
 # nvdimms: 1
 # timeout: 300
-# cost: 40
+# cost: 10
 #
 # The switch (pm::Fault::Poison, debugfs `poison_block`) stands in for a
 # load that hits a poisoned pmem line, which emulated pmem cannot raise:

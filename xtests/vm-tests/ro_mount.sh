@@ -5,7 +5,7 @@
 #  `cargo xt test --vm-only --flavour debug --filter ro_mount` after changes to its code paths)
 # nvdimms: 1
 # timeout: 600
-# cost: 110
+# cost: 85
 . "$NOVARS_GUEST_LIB"
 set -e
 load_novars

@@ -3,7 +3,7 @@
 # flavours: normal
 # nvdimms: 1
 # timeout: 300
-# cost: 13 60
+# cost: 6 60
 . "$NOVARS_GUEST_LIB"
 load_novars
 MKFS=$(command -v mkfs.novars || echo "$NOVARS_BIN/mkfs_novars")

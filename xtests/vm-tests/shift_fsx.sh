@@ -3,7 +3,7 @@
 # flavours: normal
 # nvdimms: 1
 # timeout: 1200
-# cost: 300
+# cost: 165
 #
 # NOVARS_SHIFTFSX_OPS sets the operations per file (default 50000: 100,000
 # in all); NOVARS_SHIFTFSX_SEED the first seed (default 1);

@@ -3,7 +3,7 @@
 # flavours: debug
 # nvdimms: 1
 # timeout: 900
-# cost: 50 400
+# cost: 50 330
 #
 # Default: 60 s of stressing (the debug kernel's lockdep, KASAN and list
 # debugging watch every lock and allocation). NOVARS_STRESS_SECONDS sets the

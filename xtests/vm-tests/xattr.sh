@@ -3,7 +3,7 @@
 # flavours: normal
 # nvdimms: 1
 # timeout: 600
-# cost: 150
+# cost: 170
 . "$NOVARS_GUEST_LIB"
 load_novars
 FSCK=$(command -v fsck.novars || echo "$NOVARS_BIN/fsck_novars")
