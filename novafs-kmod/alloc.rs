@@ -276,6 +276,18 @@ pub(crate) struct Lane {
 }
 
 impl Lane {
+    /// No free blocks, no inode slots.
+    fn empty() -> Result<Self> {
+        Ok(Self {
+            free: RBTree::new(),
+            free_blocks: 0,
+            slots: Bitmap::new(0)?,
+            free_slots: 0,
+            slot_hint: 0,
+            spare: None,
+        })
+    }
+
     fn insert_free(&mut self, start: u64, len: u64) -> Result {
         let node = match self.spare.take() {
             Some(r) => r.into_node(start, len),
@@ -506,6 +518,27 @@ impl Allocator {
         }
         let reserve = reserve_for(end - first);
         Ok(Self { lanes, free_total: AtomicU64::new(0), reserve, first, end, region })
+    }
+
+    /// Takes over `other`'s free blocks and inode slots (built for the
+    /// same geometry), lane by lane: the lazy rebuild after a crash
+    /// (`SbInfo::ensure_alloc`) fills the allocator mounted empty. Nothing
+    /// else uses `self` meanwhile (every user waits for the rebuild).
+    pub(crate) fn install(&self, other: Allocator) -> Result {
+        if other.lanes.len() != self.lanes.len()
+            || other.first != self.first
+            || other.end != self.end
+        {
+            return Err(EINVAL);
+        }
+        for (mine, theirs) in self.lanes.iter().zip(other.lanes.iter()) {
+            // One lane lock at a time (they share a lock class).
+            let empty = Lane::empty()?;
+            let content = core::mem::replace(&mut *theirs.lock(), empty);
+            *mine.lock() = content;
+        }
+        self.free_total.store(other.free_total.load(Ordering::Relaxed), Ordering::Relaxed);
+        Ok(())
     }
 
     /// Free space = data blocks not in `used`; slots from `slots`.

@@ -1118,6 +1118,9 @@ pub(crate) fn free_inode(sbi: &SbInfo, info: &InodeInfo) -> Result {
         sbi.orphan_pending();
         return Ok(());
     }
+    // Its unlink rebuilt the free space already; if not, this does (and
+    // if that fails, it stays an orphan for fsck or the next mount).
+    sbi.ensure_alloc()?;
     let mut g = info.inner.lock();
     // Attribute values in blocks are found in the log, read before it goes.
     let value_blocks = crate::xattr::value_blocks(sbi, info, &mut g);

@@ -17,6 +17,7 @@
 #include <linux/falloc.h>
 #include <linux/fiemap.h>
 #include <linux/iomap.h>
+#include <linux/kthread.h>
 #include <linux/libnvdimm.h>
 #include <linux/mm.h>
 #include <linux/mnt_idmapping.h>
@@ -159,6 +160,37 @@ bool novars_sb_rdonly(struct super_block *sb)
 void novars_sb_set_rdonly(struct super_block *sb)
 {
 	sb->s_flags |= SB_RDONLY;
+}
+
+/*
+ * The free-space rebuild after a crash (super_.rs SbInfo::ensure_alloc),
+ * started in the background at mount: the thread runs it once, then
+ * waits for put_super's novars_rebuild_stop (so the task cannot exit, and
+ * its task_struct go, before kthread_stop is called).
+ */
+static int novars_rebuild_main(void *sb)
+{
+	novars_rs_rebuild(sb);
+	for (;;) {
+		set_current_state(TASK_INTERRUPTIBLE);
+		if (kthread_should_stop())
+			break;
+		schedule();
+	}
+	__set_current_state(TASK_RUNNING);
+	return 0;
+}
+
+struct task_struct *novars_rebuild_start(struct super_block *sb)
+{
+	struct task_struct *t = kthread_run(novars_rebuild_main, sb, "novars-rebuild");
+
+	return IS_ERR(t) ? NULL : t;
+}
+
+void novars_rebuild_stop(struct task_struct *t)
+{
+	kthread_stop(t);
 }
 
 /* ------------------------------------------------------------- inodes */

@@ -192,6 +192,11 @@ void novars_cond_resched(void);
 size_t novars_copy_from_iter(void *iter, void *dst, size_t len);
 bool novars_sb_rdonly(struct super_block *sb);
 void novars_sb_set_rdonly(struct super_block *sb);
+/* A kernel thread that runs novars_rs_rebuild(sb) once, then waits for
+ * novars_rebuild_stop (NULL if it could not be started). */
+struct task_struct;
+struct task_struct *novars_rebuild_start(struct super_block *sb);
+void novars_rebuild_stop(struct task_struct *t);
 
 /* Per-inode log locks (locks.rs); subclass < locks.rs MAX_LOCKED. */
 struct mutex;
@@ -216,6 +221,7 @@ int novars_rs_show_options(struct seq_file *m, struct dentry *root);
 int novars_rs_write_inode(struct inode *inode, struct writeback_control *wbc);
 int novars_rs_fill_super(struct super_block *sb, const struct novars_opts *opts, int silent);
 void novars_rs_put_super(struct super_block *sb);
+void novars_rs_rebuild(struct super_block *sb);
 /* reconfigure: new options; ro_given: the request says read-only or
  * read-write (ro: which). 0 or -errno. */
 int novars_rs_reconfigure(struct super_block *sb, const struct novars_opts *opts,

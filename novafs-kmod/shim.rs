@@ -538,6 +538,10 @@ extern "C" {
     ) -> c_int;
     pub(crate) fn novars_sb_rdonly(sb: *mut bindings::super_block) -> bool;
     pub(crate) fn novars_sb_set_rdonly(sb: *mut bindings::super_block);
+    pub(crate) fn novars_rebuild_start(
+        sb: *mut bindings::super_block,
+    ) -> *mut bindings::task_struct;
+    pub(crate) fn novars_rebuild_stop(t: *mut bindings::task_struct);
     pub(crate) fn novars_unmap_all(sb: *mut bindings::super_block);
     pub(crate) fn novars_cpu() -> u32;
     pub(crate) fn novars_cond_resched();

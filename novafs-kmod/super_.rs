@@ -47,8 +47,16 @@ pub(crate) struct SbInfo {
     pub(crate) pm: Pm,
     /// The inode tables: each lane's segments.
     pub(crate) tables: Tables,
-    /// Free blocks and inode slots.
+    /// Free blocks and inode slots; empty until [`SbInfo::ensure_alloc`]
+    /// has rebuilt them after a crash.
     pub(crate) alloc: Allocator,
+    /// `alloc` holds the free space (from the record, or rebuilt).
+    alloc_ready: AtomicBool,
+    /// The rebuild still owed after a mount without a valid record.
+    rebuild: Pin<KBox<Mutex<Rebuild>>>,
+    /// The kernel thread that starts that rebuild at mount (its
+    /// `task_struct`, 0 if none); put_super stops it.
+    rebuilder: AtomicUsize,
     /// Per-lane journal state.
     pub(crate) lanes: KVec<Pin<KBox<Mutex<Lane>>>>,
     /// Operations that may change the media, in flight
@@ -80,6 +88,15 @@ struct MountState {
     orphans_pending: bool,
 }
 
+/// The free-space rebuild a mount after a crash defers to first use
+/// (behind `SbInfo::rebuild`).
+struct Rebuild {
+    /// Each lane's inode-table segments, while the rebuild is owed.
+    segments: Option<KVec<KVec<u64>>>,
+    /// The rebuild failed (damage, logged): every later use gets this.
+    failed: Option<Error>,
+}
+
 /// An operation that may change the media is in flight (from
 /// [`SbInfo::start_write`] or [`SbInfo::enter`] until dropped).
 pub(crate) struct Writing<'a>(&'a SbInfo);
@@ -109,7 +126,60 @@ impl SbInfo {
         if !self.rw() {
             return Err(EROFS);
         }
+        self.ensure_alloc()?;
         Ok(w)
+    }
+
+    /// Makes sure the allocator holds the free space: after a mount
+    /// without a valid allocator record (a crash), the first caller
+    /// rebuilds it by replaying every live inode's log (freeing orphans
+    /// when read-write), and every other caller waits for that. Every
+    /// change to the media starts with it ([`SbInfo::start_write`]), so
+    /// the logs the rebuild reads are those the crash left (no commit,
+    /// allocation or free happens before it ends); statfs, remount and
+    /// unmount call it too. Damage it finds is logged once and fails
+    /// this and every later call (EUCLEAN, or EIO for a media error).
+    pub(crate) fn ensure_alloc(&self) -> Result {
+        if self.alloc_ready.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        // Counted as a writer: it may free orphans (remount to read-only
+        // and shutdown wait for it).
+        let _w = self.enter();
+        let mut r = self.rebuild.lock();
+        if self.alloc_ready.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        if let Some(e) = r.failed {
+            return Err(e);
+        }
+        let Some(segments) = r.segments.as_ref() else {
+            return Err(EINVAL);
+        };
+        let rw = self.rw() && !self.is_shut_down();
+        let res = crate::recovery::alloc_by_scan(self, &self.geo, segments, rw)
+            .and_then(|a| self.alloc.install(a));
+        match res {
+            Ok(()) => {
+                r.segments = None;
+                self.alloc_ready.store(true, Ordering::Release);
+                pr_info!(
+                    "({}): free space rebuilt: {} of {} blocks free\n",
+                    self.dev(),
+                    self.alloc.free_blocks(),
+                    self.geo.data_blocks()
+                );
+                Ok(())
+            }
+            Err(e) if e == ENOMEM => Err(e),
+            Err(e) => {
+                r.failed = Some(e);
+                drop(r);
+                // The scan logged what it found; errors= decides the rest.
+                self.fs_error(format_args!("free space could not be rebuilt ({})", e.to_errno()));
+                Err(e)
+            }
+        }
     }
 
     /// EIO once the file system is shut down: every entry point asks
@@ -482,6 +552,10 @@ fn remount(sbi: &SbInfo, ro: bool) -> Result {
         return Err(EIO);
     }
     if ro {
+        // The record needs the free space (and a rebuild frees orphans
+        // while still read-write); without it (damage, logged) the file
+        // system goes read-only all the same, unclean.
+        let rebuilt = sbi.ensure_alloc();
         // No new operation starts; wait for those in flight (the VFS has
         // refused the remount if any file is open for writing, so these
         // are at most a few short calls, or none).
@@ -492,6 +566,14 @@ fn remount(sbi: &SbInfo, ro: bool) -> Result {
             unsafe { bindings::msleep(1) };
         }
         // As a clean unmount leaves it: the record, then CLEAN.
+        if let Err(e) = rebuilt {
+            pr_info!(
+                "({}): remounted read-only without an allocator record ({}); the next mount scans\n",
+                sbi.dev(),
+                e.to_errno()
+            );
+            return Ok(());
+        }
         if let Err(e) = save_record(sbi) {
             sbi.rw.store(true, Ordering::SeqCst);
             pr_err!(
@@ -634,6 +716,12 @@ fn setup(
             pm,
             tables: Tables::none()?,
             alloc: Allocator::none(),
+            alloc_ready: AtomicBool::new(true),
+            rebuild: KBox::pin_init(
+                kernel::new_mutex!(Rebuild { segments: None, failed: None }, "novars_rebuild"),
+                GFP_KERNEL,
+            )?,
+            rebuilder: AtomicUsize::new(0),
             lanes: KVec::new(),
             writers: AtomicUsize::new(0),
             vfs_sb: AtomicUsize::new(sb as usize),
@@ -689,10 +777,25 @@ fn setup(
     let alloc = match crate::recovery::alloc_from_record(&sbi.media, &geo, &sbk, &segments)? {
         Some(a) => a,
         None => {
+            // No valid record (a crash): the free space is rebuilt from
+            // the logs at first use (`SbInfo::ensure_alloc`); until then
+            // the allocator has nothing to give.
             if sbk.state & STATE_CLEAN == 0 {
-                pr_info!("({name}): not cleanly unmounted; rebuilding free space from the logs\n");
+                pr_info!("({name}): not cleanly unmounted; free space is rebuilt from the logs in the background\n");
             }
-            crate::recovery::alloc_by_scan(&sbi, &geo, &segments, rw)?
+            let mut copy = KVec::with_capacity(segments.len(), GFP_KERNEL)?;
+            for segs in segments.as_slice() {
+                let mut v = KVec::with_capacity(segs.len(), GFP_KERNEL)?;
+                v.extend_from_slice(segs.as_slice(), GFP_KERNEL)?;
+                copy.push(v, GFP_KERNEL)?;
+            }
+            sbi.rebuild.lock().segments = Some(copy);
+            *sbi.alloc_ready.get_mut() = false;
+            let mut none = crate::recovery::slot_maps(&geo, &segments)?;
+            for bm in none.as_mut_slice() {
+                bm.set_range(0, bm.len());
+            }
+            Allocator::new(&geo, none)?
         }
     };
     sbi.alloc = alloc;
@@ -705,7 +808,8 @@ fn setup(
         // anything is allocated.
         start_writing(&sbi)?;
     }
-    let (free_blocks, free_inodes) = { (sbi.alloc.free_blocks(), sbi.alloc.free_slots()) };
+    let (free_blocks, free_inodes) = (sbi.alloc.free_blocks(), sbi.alloc.free_slots());
+    let ready = *sbi.alloc_ready.get_mut();
     // SAFETY: `sb` is the super block being set up, locked by the VFS.
     unsafe {
         (*sb).s_maxbytes = MAX_FILE_SIZE as i64;
@@ -743,15 +847,32 @@ fn setup(
     }
     // SAFETY: as above.
     unsafe { (*sb).s_root = dentry };
-    pr_info!(
-        "({name}): mounted {}; {} lanes, {} of {} inodes free, {} of {} blocks free\n",
-        if rw { "read-write" } else { "read-only" },
-        geo.lanes,
-        free_inodes,
-        total_inodes.saturating_sub(1),
-        free_blocks,
-        geo.data_blocks()
-    );
+    let how = if rw { "read-write" } else { "read-only" };
+    if ready {
+        pr_info!(
+            "({name}): mounted {how}; {} lanes, {} of {} inodes free, {} of {} blocks free\n",
+            geo.lanes,
+            free_inodes,
+            total_inodes.saturating_sub(1),
+            free_blocks,
+            geo.data_blocks()
+        );
+    } else {
+        pr_info!(
+            "({name}): mounted {how}; {} lanes, {} inodes, {} blocks (free space: being rebuilt)\n",
+            geo.lanes,
+            total_inodes.saturating_sub(1),
+            geo.data_blocks()
+        );
+        // The rebuild starts now in the background; the first change
+        // waits only for what is left of it. Without the thread, the
+        // first change runs it.
+        // SAFETY: `sb` is fully set up (s_fs_info, s_root); put_super
+        // stops the thread before s_fs_info goes.
+        let t = unsafe { shim::novars_rebuild_start(sb) };
+        // SAFETY: s_fs_info is set (above).
+        unsafe { self::sbi(sb) }.rebuilder.store(t as usize, Ordering::SeqCst);
+    }
     Ok(())
 }
 
@@ -810,6 +931,17 @@ extern "C" fn novars_rs_fill_super(
     }
 }
 
+/// The background free-space rebuild after a crash (the thread
+/// `novars_rebuild_start` started at mount): an error is logged and left
+/// for the first change to return.
+#[no_mangle]
+extern "C" fn novars_rs_rebuild(sb: *mut bindings::super_block) {
+    // SAFETY: the thread runs between the end of mount and put_super,
+    // which stops it before freeing SbInfo.
+    let s = unsafe { sbi(sb) };
+    let _ = s.ensure_alloc();
+}
+
 /// `put_super`: the last reference is gone; free the per-mount state.
 #[no_mangle]
 extern "C" fn novars_rs_put_super(sb: *mut bindings::super_block) {
@@ -819,6 +951,13 @@ extern "C" fn novars_rs_put_super(sb: *mut bindings::super_block) {
     if p.is_null() {
         return;
     }
+    // SAFETY: as above; only the rebuild thread may still use SbInfo:
+    // stopped first (kthread_stop waits for it to end).
+    let t = unsafe { &*p }.rebuilder.swap(0, Ordering::SeqCst);
+    if t != 0 {
+        // SAFETY: `t` came from novars_rebuild_start and is stopped once.
+        unsafe { shim::novars_rebuild_stop(t as *mut bindings::task_struct) };
+    }
     // SAFETY: as above; nothing else uses SbInfo any more.
     let sbi = unsafe { KBox::from_raw(p) };
     if sbi.is_shut_down() {
@@ -827,7 +966,7 @@ extern "C" fn novars_rs_put_super(sb: *mut bindings::super_block) {
             sbi.dev()
         );
     } else if sbi.rw() {
-        if let Err(e) = save_record(&sbi) {
+        if let Err(e) = sbi.ensure_alloc().and_then(|()| save_record(&sbi)) {
             pr_err!(
                 "({}): could not save the allocator record ({}); the next mount scans\n",
                 sbi.dev(),
@@ -845,6 +984,9 @@ extern "C" fn novars_rs_put_super(sb: *mut bindings::super_block) {
 extern "C" fn novars_rs_statfs(sb: *mut bindings::super_block, out: *mut StatFs) {
     // SAFETY: called on a mounted novars super block.
     let s = unsafe { sbi(sb) };
+    // After a crash the first statfs may rebuild the free space; if that
+    // fails (logged), the counts stay those of an empty allocator.
+    let _ = s.ensure_alloc();
     // O(lanes): each lane keeps its free counts as they change.
     let geo = &s.geo;
     let bfree = s.alloc.free_blocks();

@@ -5,11 +5,16 @@ Usage: mount_cycles.py DEV DIR FIRST LAST. Cycle i mounts DEV on DIR, checks
 cycle i-1's files and removes them, creates, writes, appends, links,
 symlinks, unlinks, truncates, lists and renames a little, and unmounts;
 every 10th cycle also remounts read-only and back, and cycle i % 10 == 5
-makes an extra read-only mount. Exits 1 with a message on any mismatch."""
+makes an extra read-only mount. Cycle i % 10 == 7 mounts an image marked
+unclean (as after a crash: the free space is rebuilt at first use) and
+starts with four threads changing it at once, so that one rebuilds while
+the others wait. Exits 1 with a message on any mismatch."""
 import ctypes
 import os
 import sys
+import threading
 from guestlib import fail
+from novars_img import damage
 
 libc = ctypes.CDLL(None, use_errno=True)
 libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
@@ -32,8 +37,38 @@ def read(p):
         return f.read()
 
 
+def first_changes_at_once(m, i):
+    """Four threads create, write and remove a file each, all at once."""
+    errors = []
+    go = threading.Barrier(4)
+
+    def work(k):
+        p = "%s/lazy%d" % (m, k)
+        try:
+            go.wait()
+            with open(p, "w") as f:
+                f.write("rebuilt %d\n" % k)
+            if read(p) != "rebuilt %d\n" % k:
+                errors.append("%s: wrong data" % p)
+            os.unlink(p)
+        except OSError as e:
+            errors.append("%s: %s" % (p, e))
+    ts = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    if errors:
+        fail("cycle %d, first changes after an unclean mount: %s" % (i, "; ".join(errors)))
+
+
 def cycle(dev, m, i):
-    mount(dev, m)
+    if i % 10 == 7:
+        damage(dev, "unclean")
+        mount(dev, m)
+        first_changes_at_once(m, i)
+    else:
+        mount(dev, m)
     if i > 1:
         d = "%s/d%d" % (m, i - 1)
         if read(d + "/f") != "cycle %d\n" % (i - 1):

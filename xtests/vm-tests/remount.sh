@@ -4,7 +4,7 @@
 # (debug on request: `cargo xt test --vm-only --flavour debug --filter remount`)
 # nvdimms: 1
 # timeout: 300
-# cost: 70
+# cost: 35
 . "$NOVARS_GUEST_LIB"
 set -e
 load_novars
@@ -112,7 +112,7 @@ ok "remount,rw clears CLEAN; writes work"
 must umount $M
 kmsg "remount: mount after remount,ro + umount"
 must novars_mount /dev/pmem0 $M
-dmesg | sed -n '/remount: mount after remount,ro + umount/,$p' | grep -q "rebuilding free space" && fail "mount after remount,ro + umount scanned"
+dmesg | sed -n '/remount: mount after remount,ro + umount/,$p' | grep -q "not cleanly unmounted" && fail "mount after remount,ro + umount scanned"
 [ "$(cat $M/dir/more)" = more ] || fail "data written after remount,rw lost"
 must umount $M
 must "$FSCK" -fn /dev/pmem0

@@ -3,7 +3,7 @@
 # flavours: normal
 # nvdimms: 1
 # timeout: 600
-# cost: 90
+# cost: 105
 . "$NOVARS_GUEST_LIB"
 load_novars
 FSCK=$(command -v fsck.novars || echo "$NOVARS_BIN/fsck_novars")
@@ -43,7 +43,7 @@ for flags in 0 1; do
     must "$FSCK" -fn /dev/pmem0
     dmesg -C
     must novars_mount /dev/pmem0 $M
-    dmesg | grep -q "not cleanly unmounted; rebuilding free space" || fail "the mount after a shutdown did not recover as after a crash: $(dmesg | grep novars)"
+    dmesg | grep -q "not cleanly unmounted; free space is rebuilt" || fail "the mount after a shutdown did not recover as after a crash: $(dmesg | grep novars)"
     [ "$(head -c 5 $M/mapped)" = store ] || fail "the msync'd store before the shutdown is lost"
     [ "$(ls $M/d | wc -l)" = 21 ] || fail "files written before the shutdown are missing: $(ls $M/d)"
     [ "$(stat -c %s $M/open)" = 8192 ] || fail "the write before the shutdown is lost"
