@@ -88,8 +88,8 @@ struct MountState {
     orphans_pending: bool,
 }
 
-/// The free-space rebuild a mount after a crash defers to first use
-/// (behind `SbInfo::rebuild`).
+/// The free-space rebuild a mount after a crash leaves to a kernel thread
+/// and to whoever needs the free space first (behind `SbInfo::rebuild`).
 struct Rebuild {
     /// Each lane's inode-table segments, while the rebuild is owed.
     segments: Option<KVec<KVec<u64>>>,
@@ -778,8 +778,9 @@ fn setup(
         Some(a) => a,
         None => {
             // No valid record (a crash): the free space is rebuilt from
-            // the logs at first use (`SbInfo::ensure_alloc`); until then
-            // the allocator has nothing to give.
+            // the logs in the background (`SbInfo::ensure_alloc`, started
+            // at the end of mount); until then the allocator has nothing
+            // to give.
             if sbk.state & STATE_CLEAN == 0 {
                 pr_info!("({name}): not cleanly unmounted; free space is rebuilt from the logs in the background\n");
             }

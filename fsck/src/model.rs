@@ -413,6 +413,12 @@ impl InodeRec {
         self.view.mode & S_IFMT == S_IFDIR
     }
 
+    /// Whether this is a directory with names in it (one that is no
+    /// orphan even with no name and link count 0: rmdir needs it empty).
+    pub fn holds_names(&self) -> bool {
+        self.dir.as_ref().is_some_and(|d| !d.names.is_empty())
+    }
+
     /// Applies one entry just appended to the log.
     pub fn apply(&mut self, pos: u64, e: &Entry<'_>) {
         let mut map = ExtentMap::from_extents(&self.extents);

@@ -458,7 +458,7 @@ fn check_reachable(f: &mut Fsck<'_, '_>) {
             !reached.get(*i).copied().unwrap_or(false)
                 && (r.view.nlink != 0
                     || named_in.get(*i).is_some_and(|n| n.is_some())
-                    || r.dir.as_ref().is_some_and(|d| !d.names.is_empty()))
+                    || r.holds_names())
         })
         .map(|(_, (&i, _))| i)
         .collect();

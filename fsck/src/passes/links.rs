@@ -49,10 +49,7 @@ pub fn run(f: &mut Fsck<'_, '_>) {
     let snap: Vec<(u32, bool, u64, u64, bool)> = f
         .inodes
         .values()
-        .map(|r| {
-            let holds_names = r.dir.as_ref().is_some_and(|d| !d.names.is_empty());
-            (r.view.nlink, r.is_dir(), r.pos, r.view.size, holds_names)
-        })
+        .map(|r| (r.view.nlink, r.is_dir(), r.pos, r.view.size, r.holds_names()))
         .collect();
     for (i, &(have, is_dir, pos, size, holds_names)) in snap.iter().enumerate() {
         let ino = idx.ino(i);
