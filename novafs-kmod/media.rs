@@ -12,6 +12,7 @@
 use crate::layout::{Media, MediaError, BLOCK_SIZE, BLOCK_SIZE_U64};
 use crate::super_::SbInfo;
 use core::ffi::c_void;
+use core::mem::MaybeUninit;
 use kernel::bindings;
 use kernel::prelude::*;
 
@@ -30,14 +31,25 @@ unsafe impl Send for DaxMedia {}
 // SAFETY: as above.
 unsafe impl Sync for DaxMedia {}
 
-/// A block copied out of pmem with machine-check-safe loads.
-pub(crate) struct McBlock(KBox<[u8; BLOCK_SIZE]>);
+/// A block, or its first `len` bytes, copied out of pmem with
+/// machine-check-safe loads.
+///
+/// # Invariants
+///
+/// The first `len` bytes of `buf` are initialised, and `len <= BLOCK_SIZE`.
+pub(crate) struct McBlock {
+    buf: KBox<MaybeUninit<[u8; BLOCK_SIZE]>>,
+    len: usize,
+}
 
 impl core::ops::Deref for McBlock {
     type Target = [u8];
 
     fn deref(&self) -> &[u8] {
-        &self.0[..]
+        // SAFETY: the first `len` bytes of the block-sized `buf` are
+        // initialised (type invariant), and nothing writes them while this
+        // shared borrow lives.
+        unsafe { core::slice::from_raw_parts(self.buf.as_ptr().cast::<u8>(), self.len) }
     }
 }
 
@@ -97,17 +109,23 @@ impl Media for DaxMedia {
     type Block<'a> = McBlock;
 
     fn block(&self, nr: u64) -> Result<McBlock, MediaError> {
+        self.head(nr, BLOCK_SIZE)
+    }
+
+    fn head(&self, nr: u64, len: usize) -> Result<McBlock, MediaError> {
         if nr >= self.blocks {
             return Err(MediaError::OutOfRange(nr));
         }
-        let mut b = KBox::<[u8; BLOCK_SIZE]>::new_uninit(GFP_KERNEL)
+        let len = len.min(BLOCK_SIZE);
+        let mut buf = KBox::<[u8; BLOCK_SIZE]>::new_uninit(GFP_KERNEL)
             .map_err(|_| MediaError::NoMemory(nr))?;
-        let dst = b.as_mut_ptr().cast::<u8>();
+        let dst = buf.as_mut_ptr().cast::<u8>();
         // SAFETY: `dst` is a fresh allocation of BLOCK_SIZE bytes, not in
-        // the mapping.
-        unsafe { self.copy_mc(dst, nr * BLOCK_SIZE_U64, BLOCK_SIZE) }?;
-        // SAFETY: `copy_mc` returned Ok: all BLOCK_SIZE bytes were written.
-        Ok(McBlock(unsafe { b.assume_init() }))
+        // the mapping, and `len <= BLOCK_SIZE`.
+        unsafe { self.copy_mc(dst, nr * BLOCK_SIZE_U64, len) }?;
+        // INVARIANT: `copy_mc` returned Ok: the first `len` bytes are
+        // written.
+        Ok(McBlock { buf, len })
     }
 
     fn read(&self, pos: u64, buf: &mut [u8]) -> Result<(), MediaError> {

@@ -16,6 +16,7 @@ use crate::layout::walk::{Ignore, LogVisitor, Replay, WalkError, XattrReplay};
 use crate::layout::{Media, MediaError, BLOCK_SIZE_U64};
 use crate::media::DaxMedia;
 use crate::pm::Pm;
+use crate::smallvec::SmallVec;
 use crate::super_::{euclean, SbInfo};
 use kernel::prelude::*;
 
@@ -141,28 +142,32 @@ pub(crate) fn alloc_from_record(
     Ok(Some(a))
 }
 
-/// Collects the pages of a log walk.
-struct Pages<'a> {
-    used: &'a mut BlockSet,
-    /// Adding a page failed (out of memory).
+/// What the scan learns from one log, in one walk: the inode's state and
+/// block map, its log pages and its attribute value blocks.
+struct ScanLog<'a> {
+    replay: Replay<'a, ExtentMap, Ignore>,
+    /// The log's pages, in chain order (kept apart until the scan knows
+    /// whether the inode is an orphan to free).
+    pages: SmallVec<u64, 4>,
+    /// Attributes, replayed only when the log has `XATTR` entries.
+    xattrs: crate::xattr::Xattrs,
+    /// Recording a page failed (out of memory).
     failed: Option<Error>,
-    /// A page already in use by something else.
-    twice: Option<u64>,
 }
-impl LogVisitor for Pages<'_> {
+
+impl LogVisitor for ScanLog<'_> {
     fn page(&mut self, block: u64, ordinal: u64) {
         crate::shim::resched_every(ordinal);
-        match self.used.insert(block, 1) {
-            Ok(false) => {}
-            Ok(true) => {
-                self.twice.get_or_insert(block);
-            }
-            Err(e) => {
-                self.failed.get_or_insert(e);
-            }
+        if let Err(e) = self.pages.push(block) {
+            self.failed.get_or_insert(e);
         }
     }
-    fn entry(&mut self, _pos: u64, _e: &Entry<'_>) {}
+    fn entry(&mut self, pos: u64, e: &Entry<'_>) {
+        self.replay.entry(pos, e);
+        if let Entry::Xattr(..) = e {
+            XattrReplay(&mut self.xattrs).entry(pos, e);
+        }
+    }
 }
 
 /// The allocator by replaying every live inode's log (mount after a crash
@@ -214,19 +219,26 @@ pub(crate) fn alloc_by_scan(
                 }
                 let mut map = ExtentMap::new();
                 let mut ignore = Ignore;
-                let (view, rep) = {
-                    let mut r = Replay::new(&raw, &mut map, &mut ignore);
-                    let rep = crate::layout::walk::walk_log(m, geo, ino, &raw, &mut r).map_err(|w| {
-                        if let WalkError::Media(MediaError::Io(b)) = w {
-                            pr_err!("({name}): inode {ino}: uncorrectable media error in log page {b}; run fsck.novars\n");
-                            return EIO;
-                        }
-                        pr_err!("({name}): inode {ino}: {}; run fsck.novars\n", w.describe());
-                        euclean()
-                    })?;
-                    (r.view, rep)
+                let mut scan = ScanLog {
+                    replay: Replay::new(&raw, &mut map, &mut ignore),
+                    pages: SmallVec::new(0),
+                    xattrs: crate::xattr::Xattrs::default(),
+                    failed: None,
                 };
-                if map.failed {
+                crate::layout::walk::walk_log(m, geo, ino, &raw, &mut scan).map_err(|w| {
+                    if let WalkError::Media(MediaError::Io(b)) = w {
+                        pr_err!("({name}): inode {ino}: uncorrectable media error in log page {b}; run fsck.novars\n");
+                        return EIO;
+                    }
+                    pr_err!("({name}): inode {ino}: {}; run fsck.novars\n", w.describe());
+                    euclean()
+                })?;
+                let ScanLog { replay, pages, xattrs, failed } = scan;
+                let view = replay.view;
+                if let Some(e) = failed {
+                    return Err(e);
+                }
+                if map.failed || xattrs.failed {
                     return Err(ENOMEM);
                 }
                 if view.nlink == 0 {
@@ -237,17 +249,13 @@ pub(crate) fn alloc_by_scan(
                     }
                     sbi.orphan_pending();
                 }
-                let mut pages = Pages { used: &mut used, failed: None, twice: None };
-                crate::layout::walk::walk_log(m, geo, ino, &raw, &mut pages)
-                    .map_err(|_| euclean())?;
-                if let Some(e) = pages.failed {
-                    return Err(e);
-                }
-                if let Some(b) = pages.twice {
-                    pr_err!(
-                        "({name}): inode {ino}: log page {b} is claimed twice; run fsck.novars\n"
-                    );
-                    return Err(euclean());
+                for &b in pages.iter() {
+                    if used.insert(b, 1)? {
+                        pr_err!(
+                            "({name}): inode {ino}: log page {b} is claimed twice; run fsck.novars\n"
+                        );
+                        return Err(euclean());
+                    }
                 }
                 for (b, c) in map.extents() {
                     if used.insert(b, c)? {
@@ -255,19 +263,11 @@ pub(crate) fn alloc_by_scan(
                         return Err(euclean());
                     }
                 }
-                if rep.xattr_entries > 0 {
-                    // Attribute values kept in blocks are the inode's too.
-                    let mut xs = crate::xattr::Xattrs::default();
-                    crate::layout::walk::walk_log(m, geo, ino, &raw, &mut XattrReplay(&mut xs))
-                        .map_err(|_| euclean())?;
-                    if xs.failed {
-                        return Err(ENOMEM);
-                    }
-                    for (b, c) in xs.value_extents() {
-                        if used.insert(b, c)? {
-                            pr_err!("({name}): inode {ino}: attribute value blocks {b}+{c} are claimed twice; run fsck.novars\n");
-                            return Err(euclean());
-                        }
+                // Attribute values kept in blocks are the inode's too.
+                for (b, c) in xattrs.value_extents() {
+                    if used.insert(b, c)? {
+                        pr_err!("({name}): inode {ino}: attribute value blocks {b}+{c} are claimed twice; run fsck.novars\n");
+                        return Err(euclean());
                     }
                 }
                 if let Some(bm) = slots.as_mut_slice().get_mut(lane) {

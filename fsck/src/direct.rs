@@ -10,7 +10,7 @@
 //! and touches the mapping only for what the overlay changed. What it reads
 //! is the same bytes; a failed read falls back to the mapping.
 
-use std::cell::{Ref, RefCell};
+use std::cell::{Cell, Ref, RefCell};
 use std::io;
 
 use layout::{Media, MediaError, BLOCK_SIZE};
@@ -75,11 +75,14 @@ impl std::ops::Deref for Block<'_> {
 pub struct PageReader<'m, 'a> {
     m: &'m Overlay<'a>,
     buf: RefCell<Aligned>,
+    /// The block `buf` holds: the log walker reads a page's tail, then its
+    /// entries, and the second read is served from the first.
+    held: Cell<Option<u64>>,
 }
 
 impl<'m, 'a> PageReader<'m, 'a> {
     pub fn new(m: &'m Overlay<'a>) -> Self {
-        Self { m, buf: RefCell::new(Aligned::new(1)) }
+        Self { m, buf: RefCell::new(Aligned::new(1)), held: Cell::new(None) }
     }
 }
 
@@ -95,10 +98,15 @@ impl Media for PageReader<'_, '_> {
         if self.m.is_block_dirty(nr) {
             return Ok(Block::Mapped(mapped));
         }
-        let read = match self.buf.try_borrow_mut() {
-            Ok(mut b) => reader.read_blocks(nr, b.bytes_mut()).is_ok(),
-            Err(_) => false,
-        };
+        let read = self.held.get() == Some(nr)
+            || match self.buf.try_borrow_mut() {
+                Ok(mut b) => {
+                    let ok = reader.read_blocks(nr, b.bytes_mut()).is_ok();
+                    self.held.set(ok.then_some(nr));
+                    ok
+                }
+                Err(_) => false,
+            };
         match (read, self.buf.try_borrow()) {
             (true, Ok(r)) => Ok(Block::Read(r)),
             _ => Ok(Block::Mapped(mapped)),
@@ -131,18 +139,31 @@ impl ReadBlocks for SliceReader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A reader that counts its reads.
+    struct Counting<'a>(SliceReader<'a>, AtomicUsize);
+
+    impl ReadBlocks for Counting<'_> {
+        fn read_blocks(&self, first: u64, buf: &mut [u8]) -> io::Result<()> {
+            self.1.fetch_add(1, Ordering::Relaxed);
+            self.0.read_blocks(first, buf)
+        }
+    }
 
     #[test]
     fn reads_through_the_reader_unless_dirty() {
         let mut img = vec![0u8; 4 * BLOCK_SIZE];
         img[BLOCK_SIZE] = 1;
         img[2 * BLOCK_SIZE] = 2;
+        img[3 * BLOCK_SIZE] = 3;
         let other = {
             let mut o = img.clone();
             o[BLOCK_SIZE] = 11;
+            o[3 * BLOCK_SIZE] = 33;
             o
         };
-        let r = SliceReader(&other);
+        let r = Counting(SliceReader(&other), AtomicUsize::new(0));
         let mut o = Overlay::with_reader(&img, Some(&r));
         o.write_u64(2 * BLOCK_SIZE as u64 + 8, 5).unwrap();
         let p = PageReader::new(&o);
@@ -150,10 +171,18 @@ mod tests {
         assert_eq!(p.block(1).unwrap()[0], 11);
         // Block 2 is dirty in the overlay: the overlay's copy.
         assert_eq!(p.block(2).unwrap()[8], 5);
+        assert_eq!(r.1.load(Ordering::Relaxed), 1);
+        // The block the buffer holds is not read again (the walker reads a
+        // page's tail, then its entries).
+        assert_eq!(p.head(1, 64).unwrap()[0], 11);
+        assert_eq!(r.1.load(Ordering::Relaxed), 1);
         // Two blocks held at once: the second from the mapping.
         let a = p.block(1).unwrap();
-        let b = p.block(1).unwrap();
-        assert_eq!((a[0], b[0]), (11, 1));
+        let b = p.block(3).unwrap();
+        assert_eq!((a[0], b[0]), (11, 3));
+        drop((a, b));
+        assert_eq!(p.block(3).unwrap()[0], 33);
+        assert_eq!(r.1.load(Ordering::Relaxed), 2);
         assert!(p.block(4).is_err());
         assert_eq!(Aligned::new(3).bytes().as_ptr().align_offset(BLOCK_SIZE), 0);
     }

@@ -117,9 +117,12 @@ pub fn walk_log<M: Media + ?Sized, V: LogVisitor + ?Sized>(
         if ordinal >= geo.blocks_count {
             return Err(WalkError::TailNotInChain { block: blk });
         }
-        let page = m.block(blk).map_err(WalkError::Media)?;
-        let page: &[u8] = &page;
-        let t = PageTail::of_page(page).ok_or(WalkError::BadPageTail { block: blk })?;
+        // The tail first (64 bytes), then only the bytes it says are used:
+        // most pages of most logs are far from full.
+        let mut tail = [0u8; PageTail::SIZE];
+        let tail_pos = blk.saturating_mul(BLOCK_SIZE_U64).saturating_add(LOG_AREA as u64);
+        m.read(tail_pos, &mut tail).map_err(WalkError::Media)?;
+        let t = PageTail::decode(&tail).ok_or(WalkError::BadPageTail { block: blk })?;
         if t.magic != PAGE_MAGIC || t.csum != t.compute_csum() {
             return Err(WalkError::BadPageTail { block: blk });
         }
@@ -144,6 +147,7 @@ pub fn walk_log<M: Media + ?Sized, V: LogVisitor + ?Sized>(
             }
             (n, used)
         };
+        let page = m.head(blk, end).map_err(WalkError::Media)?;
         let area = page.get(..end).ok_or(WalkError::BadUsed { block: blk })?;
         let mut off = 0usize;
         while off < end {
