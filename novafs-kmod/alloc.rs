@@ -11,10 +11,14 @@
 //! Built at mount from the allocator record or from a scan of every log;
 //! saved back as the record at unmount (and remount read-only).
 
+use crate::layout::journal::{
+    POOL_END_OFF, POOL_MARK_OFF, POOL_NONE, POOL_START_OFF, POOL_TAG_OFF,
+};
 use crate::layout::sb::Geometry;
+use crate::pm::Pm;
 use crate::shim;
 use core::pin::Pin;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use kernel::prelude::*;
 use kernel::rbtree::{RBTree, RBTreeNode, RBTreeNodeReservation};
 use kernel::sync::Mutex;
@@ -153,6 +157,14 @@ impl Bitmap {
         Ok(n.saturating_sub(self.words.len()))
     }
 
+    /// The highest set bit.
+    pub(crate) fn last_set(&self) -> Option<u64> {
+        let words = self.words.as_slice();
+        let i = words.iter().rposition(|&w| w != 0)?;
+        let w = *words.get(i)?;
+        Some(i as u64 * 64 + 63 - w.leading_zeros() as u64)
+    }
+
     /// First clear bit at or after `from`.
     pub(crate) fn first_clear(&self, from: u64) -> Option<u64> {
         let mut i = from;
@@ -273,19 +285,88 @@ pub(crate) struct Lane {
     /// taking blocks from an extent or merging a freed range with its
     /// neighbours then allocates nothing.
     spare: Option<RBTreeNodeReservation<u64, u64>>,
+    /// The lane's clean pool, as its journal block has it.
+    clean: Clean,
+}
+
+/// A lane's clean pool (layout `CleanPool`, FORMAT.md "Clean pools"):
+/// blocks `[start, end)` no committed state references and every slot
+/// from `mark` on free. Kept by a read-write mount: what it hands out of
+/// the pool moves `start` (or `mark`) past it first, with a store and a
+/// flush that the commit's fence orders before the commit. A mount after
+/// a crash allocates from it at once, while the logs are walked.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Clean {
+    pub(crate) start: u64,
+    pub(crate) end: u64,
+    pub(crate) mark: u64,
+    /// Byte position of the pool words on pmem; 0: not kept (read-only).
+    pub(crate) pos: u64,
+}
+
+impl Clean {
+    /// No pool, nothing kept.
+    pub(crate) const NONE: Clean = Clean { start: 0, end: 0, mark: u64::MAX, pos: 0 };
+
+    fn overlaps(&self, a: u64, n: u64) -> bool {
+        a < self.end && a.saturating_add(n) > self.start
+    }
+}
+
+/// Where the pool words live on pmem.
+fn pool_word(pos: u64, off: usize) -> u64 {
+    pos + (off - crate::layout::journal::JOURNAL_POOL_OFF) as u64
 }
 
 impl Lane {
-    /// No free blocks, no inode slots.
-    fn empty() -> Result<Self> {
-        Ok(Self {
-            free: RBTree::new(),
-            free_blocks: 0,
-            slots: Bitmap::new(0)?,
-            free_slots: 0,
-            slot_hint: 0,
-            spare: None,
-        })
+    /// Moves the pool's `start` past `[a, a+n)` (taken from it), to the
+    /// next 2 MiB boundary so that the next takes store nothing.
+    fn clean_take(&mut self, pm: &Pm, a: u64, n: u64) -> Result {
+        let c = self.clean;
+        if c.pos == 0 || !c.overlaps(a, n) {
+            return Ok(());
+        }
+        let end = a.saturating_add(n);
+        let to = end.checked_next_multiple_of(HUGE).unwrap_or(end).min(c.end);
+        let w = pool_word(c.pos, POOL_START_OFF);
+        pm.store_u64(w, to)?;
+        pm.flush(w, 8)?;
+        self.clean.start = to;
+        Ok(())
+    }
+
+    /// Makes `[start, end)` (free, every commit that freed it durable) the
+    /// pool: `start` is set to none and fenced before `end` changes, so a
+    /// crash never leaves a pool that mixes the two.
+    fn clean_declare(&mut self, pm: &Pm, start: u64, end: u64) -> Result {
+        let pos = self.clean.pos;
+        if pos == 0 {
+            return Ok(());
+        }
+        let (ws, we) = (pool_word(pos, POOL_START_OFF), pool_word(pos, POOL_END_OFF));
+        pm.store_u64(ws, POOL_NONE)?;
+        pm.flush(ws, 8)?;
+        pm.fence();
+        // Nothing may be taken from the old pool now: it is gone.
+        self.clean.start = self.clean.end;
+        pm.store_u64(we, end)?;
+        pm.flush(we, 8)?;
+        pm.fence();
+        pm.store_u64(ws, start)?;
+        pm.flush(ws, 8)?;
+        (self.clean.start, self.clean.end) = (start, end);
+        Ok(())
+    }
+
+    /// The largest free extent.
+    fn largest(&self) -> Option<(u64, u64)> {
+        let mut best: Option<(u64, u64)> = None;
+        for (&s, &l) in self.free.iter() {
+            if best.is_none_or(|(_, bl)| l > bl) {
+                best = Some((s, l));
+            }
+        }
+        best
     }
 
     fn insert_free(&mut self, start: u64, len: u64) -> Result {
@@ -316,7 +397,13 @@ impl Lane {
     /// extent with room to the end of that 2 MiB unit (so the file's next
     /// blocks can follow contiguously); with `strict`, only such a
     /// placement will do.
-    fn alloc(&mut self, want: u64, color: Option<u64>, strict: bool) -> Result<(u64, u64)> {
+    fn alloc(
+        &mut self,
+        pm: &Pm,
+        want: u64,
+        color: Option<u64>,
+        strict: bool,
+    ) -> Result<(u64, u64)> {
         let want = want.max(1);
         // (extent start, len, alloc start): the first colored placement,
         // else the first extent holding `want`, else the largest.
@@ -353,13 +440,19 @@ impl Lane {
             (None, None, Some((s, l))) => (s, l, s, l.min(want)),
             (None, None, None) => return Err(ENOSPC),
         };
-        self.take(s, l, a, n)
+        self.take(pm, s, l, a, n)
     }
 
     /// `want` blocks at `goal` (the block after the file's previous one:
     /// the file continues contiguously on the device), if the free extent
     /// holding `goal` has them all and `goal` has the `color` asked for.
-    fn alloc_at(&mut self, goal: u64, want: u64, color: Option<u64>) -> Result<Option<(u64, u64)>> {
+    fn alloc_at(
+        &mut self,
+        pm: &Pm,
+        goal: u64,
+        want: u64,
+        color: Option<u64>,
+    ) -> Result<Option<(u64, u64)>> {
         let want = want.max(1);
         if color.is_some_and(|c| goal % HUGE != c % HUGE) {
             return Ok(None);
@@ -380,14 +473,16 @@ impl Lane {
         };
         match found {
             Some((s, l)) if s <= goal && goal.saturating_add(want) <= s.saturating_add(l) => {
-                self.take(s, l, goal, want).map(Some)
+                self.take(pm, s, l, goal, want).map(Some)
             }
             _ => Ok(None),
         }
     }
 
     /// Takes `[a, a+n)` out of the free extent `[s, s+l)`.
-    fn take(&mut self, s: u64, l: u64, a: u64, n: u64) -> Result<(u64, u64)> {
+    fn take(&mut self, pm: &Pm, s: u64, l: u64, a: u64, n: u64) -> Result<(u64, u64)> {
+        // First, while nothing has changed: the pool gives them up.
+        self.clean_take(pm, a, n)?;
         self.remove_free(s);
         self.free_blocks = self.free_blocks.saturating_sub(l);
         if a > s {
@@ -402,10 +497,22 @@ impl Lane {
     }
 
     /// Returns `[start, start+len)` (inside this lane's region), merging
-    /// neighbours.
-    fn free(&mut self, start: u64, len: u64) -> Result {
+    /// neighbours; a merged extent of 2 MiB or more becomes the clean pool
+    /// when the lane has none left.
+    fn free(&mut self, pm: Option<&Pm>, start: u64, len: u64) -> Result {
+        let (s, l) = self.free_merge(start, len)?;
+        let c = self.clean;
+        if let Some(pm) = pm.filter(|_| c.pos != 0 && c.start >= c.end && l >= HUGE) {
+            // Best effort: without a pool a crash only waits longer.
+            let _ = self.clean_declare(pm, s, s.saturating_add(l));
+        }
+        Ok(())
+    }
+
+    /// [`Lane::free`] without the pool: returns the merged extent.
+    fn free_merge(&mut self, start: u64, len: u64) -> Result<(u64, u64)> {
         if len == 0 {
-            return Ok(());
+            return Ok((start, 0));
         }
         let (mut s, mut l) = (start, len);
         let end = start.saturating_add(len);
@@ -442,15 +549,27 @@ impl Lane {
             self.free_blocks = self.free_blocks.saturating_sub(nl);
             l = l.saturating_add(nl);
         }
-        self.insert_free(s, l)
+        self.insert_free(s, l)?;
+        Ok((s, l))
     }
 
-    fn alloc_slot(&mut self, first: u64) -> Option<u64> {
-        let slot = self.slots.first_clear(self.slot_hint.max(first))?;
+    fn alloc_slot(&mut self, pm: &Pm, first: u64) -> Result<Option<u64>> {
+        let Some(slot) = self.slots.first_clear(self.slot_hint.max(first)) else {
+            return Ok(None);
+        };
+        let c = self.clean;
+        if c.pos != 0 && slot >= c.mark {
+            // The pool's slots give it up first (64 at a time).
+            let to = (slot + 1).next_multiple_of(64);
+            let w = pool_word(c.pos, POOL_MARK_OFF);
+            pm.store_u64(w, to)?;
+            pm.flush(w, 8)?;
+            self.clean.mark = to;
+        }
         self.slots.set(slot, true);
         self.slot_hint = slot + 1;
         self.free_slots = self.free_slots.saturating_sub(1);
-        Some(slot)
+        Ok(Some(slot))
     }
 
     fn free_slot(&mut self, slot: u64) {
@@ -462,9 +581,23 @@ impl Lane {
     }
 }
 
+/// What is freed while the free space is rebuilt after a crash: given
+/// to the lanes when the rebuild ends ([`Allocator::merge`]), so that
+/// nothing freed meanwhile is taken again while the logs are read.
+struct Deferred {
+    blocks: KVVec<(u64, u64)>,
+    slots: KVVec<(u32, u64)>,
+}
+
 /// Free blocks and inode slots of a mounted file system, per lane.
 pub(crate) struct Allocator {
     lanes: KVec<Pin<KBox<Mutex<Lane>>>>,
+    /// The stores that keep the clean pools (a second view of the
+    /// mapping `SbInfo::pm` writes; `None` before mount has it).
+    pm: Option<Pm>,
+    /// Frees go to `deferred` (the rebuild after a crash is running).
+    deferring: AtomicBool,
+    deferred: Pin<KBox<Mutex<Deferred>>>,
     /// Free blocks in all lanes, kept as they change: [`Pool::General`]
     /// allocations leave [`Allocator::reserved`] of them.
     free_total: AtomicU64,
@@ -479,24 +612,48 @@ pub(crate) struct Allocator {
 
 impl Allocator {
     /// An allocator with no lanes (before mount has read the geometry).
-    pub(crate) fn none() -> Self {
-        Self {
+    pub(crate) fn none() -> Result<Self> {
+        Ok(Self {
             lanes: KVec::new(),
+            pm: None,
+            deferring: AtomicBool::new(false),
+            deferred: Self::no_deferred()?,
             free_total: AtomicU64::new(0),
             reserve: 0,
             first: 0,
             end: 0,
             region: 1,
-        }
+        })
+    }
+
+    fn no_deferred() -> Result<Pin<KBox<Mutex<Deferred>>>> {
+        let d = Deferred { blocks: KVVec::new(), slots: KVVec::new() };
+        Ok(KBox::pin_init(kernel::new_mutex!(d, "novars_alloc_deferred"), GFP_KERNEL)?)
+    }
+
+    /// The data area `[first, end)` and the size of each lane's region.
+    fn regions(geo: &Geometry) -> (u64, u64, u64) {
+        let first = geo.first_data_block;
+        let end = geo.backup_sb().max(first);
+        let n = (geo.lanes as u64).max(1);
+        let per = (end - first).div_ceil(n);
+        (first, end, per.checked_next_multiple_of(HUGE).unwrap_or(per).max(HUGE))
+    }
+
+    /// The blocks lane `lane` owns: `[start, end)`.
+    pub(crate) fn lane_region(geo: &Geometry, lane: u32) -> (u64, u64) {
+        let (first, end, region) = Self::regions(geo);
+        let s = first.saturating_add((lane as u64).saturating_mul(region)).min(end);
+        let e = if lane + 1 >= geo.lanes { end } else { s.saturating_add(region).min(end) };
+        (s, e)
     }
 
     /// No free blocks; inode slots as in `slots` (one map per lane).
     pub(crate) fn new(geo: &Geometry, slots: KVec<Bitmap>) -> Result<Self> {
-        let first = geo.first_data_block;
-        let end = geo.backup_sb().max(first);
-        let n = slots.len().max(1) as u64;
-        let per = (end - first).div_ceil(n);
-        let region = per.checked_next_multiple_of(HUGE).unwrap_or(per).max(HUGE);
+        if slots.len() != geo.lanes as usize {
+            return Err(EINVAL);
+        }
+        let (first, end, region) = Self::regions(geo);
         let mut lanes = KVec::new();
         for bm in slots {
             let free_slots = bm.len().saturating_sub(bm.count_set());
@@ -507,6 +664,7 @@ impl Allocator {
                 free_slots,
                 slot_hint: 0,
                 spare: None,
+                clean: Clean::NONE,
             };
             lanes.push(
                 KBox::pin_init(kernel::new_mutex!(lane, "novars_alloc_lane"), GFP_KERNEL)?,
@@ -517,47 +675,137 @@ impl Allocator {
             return Err(EINVAL);
         }
         let reserve = reserve_for(end - first);
-        Ok(Self { lanes, free_total: AtomicU64::new(0), reserve, first, end, region })
+        Ok(Self {
+            lanes,
+            pm: None,
+            deferring: AtomicBool::new(false),
+            deferred: Self::no_deferred()?,
+            free_total: AtomicU64::new(0),
+            reserve,
+            first,
+            end,
+            region,
+        })
     }
 
-    /// Takes over `other`'s free blocks and inode slots (built for the
-    /// same geometry), lane by lane: the lazy rebuild after a crash
-    /// (`SbInfo::ensure_alloc`) fills the allocator mounted empty. Nothing
-    /// else uses `self` meanwhile (every user waits for the rebuild).
-    pub(crate) fn install(&self, other: Allocator) -> Result {
-        if other.lanes.len() != self.lanes.len()
-            || other.first != self.first
-            || other.end != self.end
-        {
-            return Err(EINVAL);
+    /// The view of the mapping the clean pools are kept through.
+    pub(crate) fn set_pm(&mut self, pm: Pm) {
+        self.pm = Some(pm);
+    }
+
+    fn pm(&self) -> Result<&Pm> {
+        self.pm.as_ref().ok_or(EINVAL)
+    }
+
+    /// Declares each lane's clean pool (a read-write mount with the free
+    /// space known, or a remount read-write): its largest free extent and
+    /// the slots past its last used one, tagged `tag` (the superblock's
+    /// `mount_count` of this mount). `jpos(lane)` is the byte position of
+    /// the lane's pool words.
+    pub(crate) fn declare_pools(&self, tag: u64, jpos: impl Fn(u32) -> u64) -> Result {
+        let pm = self.pm()?;
+        for (i, l) in self.lanes.as_slice().iter().enumerate() {
+            let mut g = l.lock();
+            let pos = jpos(i as u32);
+            g.clean = Clean { start: 0, end: 0, mark: u64::MAX, pos };
+            let (s, n) = g.largest().unwrap_or((0, 0));
+            let mark = g.slots.last_set().map_or(0, |b| b + 1);
+            let ws = pool_word(pos, POOL_START_OFF);
+            pm.store_u64(ws, POOL_NONE)?;
+            pm.flush(ws, 8)?;
+            pm.fence();
+            for (off, v) in [(POOL_END_OFF, s + n), (POOL_MARK_OFF, mark), (POOL_TAG_OFF, tag)] {
+                let w = pool_word(pos, off);
+                pm.store_u64(w, v)?;
+                pm.flush(w, 8)?;
+            }
+            pm.fence();
+            pm.store_u64(ws, s)?;
+            pm.flush(ws, 8)?;
+            pm.fence();
+            g.clean = Clean { start: s, end: s + n, mark, pos };
         }
-        for (mine, theirs) in self.lanes.iter().zip(other.lanes.iter()) {
-            // One lane lock at a time (they share a lock class).
-            let empty = Lane::empty()?;
-            let content = core::mem::replace(&mut *theirs.lock(), empty);
-            *mine.lock() = content;
-        }
-        self.free_total.store(other.free_total.load(Ordering::Relaxed), Ordering::Relaxed);
         Ok(())
     }
 
-    /// Free space = data blocks not in `used`; slots from `slots`.
-    pub(crate) fn from_used(geo: &Geometry, used: &BlockSet, slots: KVec<Bitmap>) -> Result<Self> {
-        let a = Self::new(geo, slots)?;
-        let mut b = a.first;
+    /// After a crash: each lane's free space is its trusted clean pool
+    /// (`pools[lane]`, or nothing), its free slots those from the pool's
+    /// mark on (`slots[lane]` has every slot below it set); frees wait for
+    /// [`Allocator::merge`]. The pools are kept from now on, re-tagged
+    /// `tag` by the caller.
+    pub(crate) fn start_from_pools(&self, pools: &[Clean]) -> Result {
+        self.deferring.store(true, Ordering::Release);
+        for (l, c) in self.lanes.as_slice().iter().zip(pools.iter()) {
+            let mut g = l.lock();
+            g.clean = *c;
+            if c.start < c.end {
+                g.insert_free(c.start, c.end - c.start)?;
+                self.free_total.fetch_add(c.end - c.start, Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the rebuild after a crash: the free space is every data block
+    /// not in `used` (what the walk of the logs found in use), outside the
+    /// pools the mount started from (`pools`, whose blocks the lanes had
+    /// from the start), plus everything freed meanwhile; a lane's slot
+    /// below its starting mark (`marks`) is free if `slots_used` has it
+    /// clear or it was freed meanwhile.
+    pub(crate) fn merge(
+        &self,
+        used: &mut BlockSet,
+        pools: &[Clean],
+        slots_used: &KVec<Bitmap>,
+    ) -> Result {
+        // Frees wait on this lock until the lanes have everything.
+        let mut d = self.deferred.lock();
+        for c in pools {
+            if c.start < c.end {
+                used.insert(c.start, c.end - c.start)?;
+            }
+        }
+        for &(b, n) in d.blocks.iter() {
+            used.insert(b, n)?;
+        }
+        let mut b = self.first;
         let mut runs = 0u64;
-        while b < a.end {
-            let start = used.find(b, a.end, false);
-            if start >= a.end {
+        while b < self.end {
+            let start = used.find(b, self.end, false);
+            if start >= self.end {
                 break;
             }
-            let stop = used.find(start, a.end, true);
-            a.free(start, stop - start)?;
+            let stop = used.find(start, self.end, true);
+            self.free_now(start, stop - start)?;
             b = stop;
             runs += 1;
             crate::shim::resched_every(runs);
         }
-        Ok(a)
+        for (i, &(b, n)) in d.blocks.iter().enumerate() {
+            // A range freed twice (a bug) is logged by the lane, not fatal.
+            let _ = self.free_now(b, n);
+            crate::shim::resched_every(i as u64);
+        }
+        for (i, (l, c)) in self.lanes.as_slice().iter().zip(pools.iter()).enumerate() {
+            let mut g = l.lock();
+            let seen = slots_used.get(i);
+            let top = c.mark.min(g.slots.len());
+            for slot in 0..top {
+                if !seen.is_some_and(|bm| bm.get(slot)) && !(i == 0 && slot == 0) {
+                    g.free_slot(slot);
+                }
+                crate::shim::resched_every(slot);
+            }
+        }
+        for &(lane, slot) in d.slots.iter() {
+            if let Ok(l) = self.lane(lane as usize) {
+                l.lock().free_slot(slot);
+            }
+        }
+        d.blocks = KVVec::new();
+        d.slots = KVVec::new();
+        self.deferring.store(false, Ordering::Release);
+        Ok(())
     }
 
     fn lane(&self, i: usize) -> Result<&Mutex<Lane>> {
@@ -658,15 +906,18 @@ impl Allocator {
         strict: bool,
         goal: Option<u64>,
     ) -> Result<(u64, u64)> {
+        let pm = self.pm()?;
         if let Some(g) = goal.filter(|g| *g >= self.first && *g < self.end) {
-            if let Some(r) = self.lane(self.lane_of_block(g))?.lock().alloc_at(g, want, color)? {
+            if let Some(r) =
+                self.lane(self.lane_of_block(g))?.lock().alloc_at(pm, g, want, color)?
+            {
                 return Ok(r);
             }
         }
         let n = self.lanes.len();
         let me = self.local();
         for k in 0..n {
-            match self.lane((me + k) % n)?.lock().alloc(want, color, strict) {
+            match self.lane((me + k) % n)?.lock().alloc(pm, want, color, strict) {
                 Err(e) if e == ENOSPC => continue,
                 r => return r,
             }
@@ -675,8 +926,22 @@ impl Allocator {
     }
 
     /// Returns `[start, start+len)` to the free space (to the lanes owning
-    /// it), merging neighbours.
+    /// it), merging neighbours; while the rebuild after a crash runs, when
+    /// it ends.
     pub(crate) fn free(&self, start: u64, len: u64) -> Result {
+        if self.deferring.load(Ordering::Acquire) {
+            let mut d = self.deferred.lock();
+            if self.deferring.load(Ordering::Acquire) {
+                start.checked_add(len).ok_or(EINVAL)?;
+                d.blocks.push((start, len), GFP_KERNEL)?;
+                return Ok(());
+            }
+        }
+        self.free_now(start, len)
+    }
+
+    fn free_now(&self, start: u64, len: u64) -> Result {
+        let pm = self.pm.as_ref();
         let end = start.checked_add(len).ok_or(EINVAL)?;
         let mut s = start;
         while s < end {
@@ -687,7 +952,7 @@ impl Allocator {
                 self.first.saturating_add((i as u64 + 1).saturating_mul(self.region))
             };
             let e = end.min(region_end);
-            self.lane(i)?.lock().free(s, e - s)?;
+            self.lane(i)?.lock().free(pm, s, e - s)?;
             self.free_total.fetch_add(e - s, Ordering::Relaxed);
             s = e;
         }
@@ -785,15 +1050,24 @@ impl Allocator {
         for k in 0..n {
             let lane = (me + k) % n;
             // Slot 0 of lane 0 is inode 0, never used (its bit is set).
-            if let Some(slot) = self.lane(lane)?.lock().alloc_slot(0) {
+            if let Some(slot) = self.lane(lane)?.lock().alloc_slot(self.pm()?, 0)? {
                 return Ok((lane as u32, slot));
             }
         }
         Err(ENOSPC)
     }
 
-    /// Returns an inode slot.
+    /// Returns an inode slot (while the rebuild after a crash runs, when it
+    /// ends; if that list cannot grow, the slot stays taken until the next
+    /// rebuild).
     pub(crate) fn free_slot(&self, lane: u32, slot: u64) {
+        if self.deferring.load(Ordering::Acquire) {
+            let mut d = self.deferred.lock();
+            if self.deferring.load(Ordering::Acquire) {
+                let _ = d.slots.push((lane, slot), GFP_KERNEL);
+                return;
+            }
+        }
         if let Ok(l) = self.lane(lane as usize) {
             l.lock().free_slot(slot);
         }

@@ -195,7 +195,8 @@ impl<'a> FileTx<'a> {
         append: bool,
         goal: Option<u64>,
     ) -> Result<(u64, u64)> {
-        let (b, c) = self.sbi.alloc.alloc_for(pg, want, append, goal, self.ap.pool())?;
+        let pool = self.ap.pool();
+        let (b, c) = self.sbi.with_space(|a| a.alloc_for(pg, want, append, goal, pool))?;
         self.keep(b, c)?;
         Ok((b, c))
     }

@@ -65,7 +65,9 @@ pub(crate) fn alloc_slot(sbi: &SbInfo) -> Result<(u32, u64)> {
     // Others may take the new slots before this caller does: try again,
     // a bounded number of times.
     for _ in 0..4 {
-        match sbi.alloc.alloc_slot() {
+        // After a crash, the slots below the pools' marks are free again
+        // only when the rebuild ends: wait for it before growing a table.
+        match sbi.with_space(|a| a.alloc_slot()) {
             Err(e) if e == ENOSPC => grow(sbi)?,
             r => return r,
         }
@@ -92,7 +94,7 @@ fn grow(sbi: &SbInfo) -> Result {
     };
     let index = u32::try_from(index).map_err(|_| ENOSPC)?;
     sbi.alloc.reserve_slots(lane, geo.seg_inodes as u64)?;
-    let (seg, n) = sbi.alloc.alloc_exact(geo.seg_blocks(), Pool::General)?;
+    let (seg, n) = sbi.with_space(|a| a.alloc_exact(geo.seg_blocks(), Pool::General))?;
     if let Err(e) = grow_segment(&mut PmLog::new(sbi), geo, lane, index, prev, seg) {
         let _ = sbi.alloc.free(seg, n);
         return Err(e);

@@ -103,7 +103,8 @@ impl LogMedium for PmLog<'_> {
     }
 
     fn alloc_page(&mut self) -> Result<u64> {
-        let (page, _) = self.sbi.alloc.alloc(1, self.pool)?;
+        let pool = self.pool;
+        let (page, _) = self.sbi.with_space(|a| a.alloc(1, pool))?;
         if let Err(e) = self.taken.push(page, GFP_KERNEL) {
             let _ = self.sbi.alloc.free(page, 1);
             return Err(e.into());

@@ -366,7 +366,7 @@ fn create(
                     ni.inline.get_mut(..t.len()).ok_or(EINVAL)?.copy_from_slice(t);
                     ni.inline_len = t.len() as u32;
                 } else {
-                    let (blk, _) = sbi.alloc.alloc(1, Pool::General)?;
+                    let (blk, _) = sbi.with_space(|a| a.alloc(1, Pool::General))?;
                     let l = NewLog::of(&mut data, sbi, ino, gen, rec);
                     l.blocks[0] = (blk, 1);
                     let mut page = KVec::from_elem(0u8, BLOCK_SIZE, GFP_KERNEL)?;
@@ -1118,9 +1118,10 @@ pub(crate) fn free_inode(sbi: &SbInfo, info: &InodeInfo) -> Result {
         sbi.orphan_pending();
         return Ok(());
     }
-    // Its unlink rebuilt the free space already; if not, this does (and
-    // if that fails, it stays an orphan for fsck or the next mount).
-    sbi.ensure_alloc()?;
+    // After a crash its frees wait for the rebuild (alloc.rs `Deferred`),
+    // or, without clean pools, it waits (and if the rebuild fails, it
+    // stays an orphan for fsck or the next mount).
+    sbi.wait_rebuild()?;
     let mut g = info.inner.lock();
     // Attribute values in blocks are found in the log, read before it goes.
     let value_blocks = crate::xattr::value_blocks(sbi, info, &mut g);

@@ -5,11 +5,11 @@
 //! crash, by replaying every live inode's log (freeing orphans on a
 //! read-write mount). Every value read here is checked by `layout` first.
 
-use crate::alloc::{Allocator, Bitmap, BlockSet};
+use crate::alloc::{Allocator, Bitmap, BlockSet, Clean};
 use crate::index::ExtentMap;
 use crate::layout::alloc_rec::{self, KIND_BLOCKS};
 use crate::layout::inode::{read_inode_at, INODE_FREE, INODE_STATE_OFF};
-use crate::layout::journal::{self, JournalState, JOURNAL_STATE_OFF};
+use crate::layout::journal::{self, CleanPool, JournalState, JOURNAL_POOL_OFF, JOURNAL_STATE_OFF};
 use crate::layout::log::Entry;
 use crate::layout::sb::{Geometry, Superblock, STATE_CLEAN};
 use crate::layout::walk::{Ignore, LogVisitor, Replay, WalkError, XattrReplay};
@@ -70,6 +70,45 @@ pub(crate) fn slot_maps(geo: &Geometry, segments: &KVec<KVec<u64>>) -> Result<KV
         v.push(bm, GFP_KERNEL)?;
     }
     Ok(v)
+}
+
+/// The clean pools a mount after a crash may allocate from at once (layout
+/// `CleanPool`): those the crashed mount declared and kept, inside their
+/// lane's region and clear of every inode-table segment. None (every
+/// change waits for the rebuild) if no lane has one.
+pub(crate) fn trusted_pools(
+    m: &DaxMedia,
+    geo: &Geometry,
+    sb: &Superblock,
+    segments: &KVec<KVec<u64>>,
+) -> Result<KVec<Clean>> {
+    let mut out = KVec::with_capacity(geo.lanes as usize, GFP_KERNEL)?;
+    let mut any = false;
+    for (lane, segs) in segments.as_slice().iter().enumerate() {
+        let lane32 = lane as u32;
+        let mut w = [0u8; CleanPool::SIZE];
+        let pos = geo.journal_block(lane32) * BLOCK_SIZE_U64 + JOURNAL_POOL_OFF as u64;
+        let p = m.read(pos, &mut w).ok().and_then(|()| CleanPool::decode(&w));
+        let p = p.and_then(|p| p.trusted(sb.mount_count));
+        let (rs, re) = Allocator::lane_region(geo, lane32);
+        let table = (segs.len() as u64).saturating_mul(geo.seg_inodes as u64);
+        let clear_of_tables = |p: &CleanPool| {
+            segments
+                .as_slice()
+                .iter()
+                .flat_map(|v| v.as_slice().iter())
+                .all(|&seg| seg.saturating_add(geo.seg_blocks()) <= p.start || seg >= p.end)
+        };
+        let c = match p {
+            Some(p) if p.start >= rs && p.end <= re && clear_of_tables(&p) => {
+                any = true;
+                Clean { start: p.start, end: p.end, mark: p.slot_mark.min(table), pos: 0 }
+            }
+            _ => Clean::NONE,
+        };
+        out.push(c, GFP_KERNEL)?;
+    }
+    Ok(if any { out } else { KVec::new() })
 }
 
 /// The allocator from the record written at clean unmount, if valid.
@@ -170,22 +209,110 @@ impl LogVisitor for ScanLog<'_> {
     }
 }
 
-/// The allocator by replaying every live inode's log (mount after a crash
-/// or without a valid record). On a read-write mount, orphans (live inodes
-/// with link count 0: unlinked while open, or O_TMPFILE) are freed.
-pub(crate) fn alloc_by_scan(
+/// What to do with an orphan (a live inode with link count 0: unlinked
+/// while open, or O_TMPFILE, when the system went down).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Orphans {
+    /// Free it now (read-write, nothing else running yet).
+    Free,
+    /// Leave it for a later mount (read-only).
+    Leave,
+    /// Read-write while operations run: an inode with no links that is in
+    /// the inode cache is one they unlinked (its evict frees it) and
+    /// counts as live; one that is not is an orphan of the crash, freed.
+    Live,
+}
+
+/// The blocks and slots in use, as the logs say.
+pub(crate) struct Scanned {
+    pub(crate) used: BlockSet,
+    /// Per lane, the slots found live.
+    pub(crate) slots: KVec<Bitmap>,
+}
+
+/// Whether inode `ino` is in the inode cache (in use since the mount).
+fn cached(sbi: &SbInfo, ino: u64) -> bool {
+    let sb = sbi.vfs_sb();
+    // SAFETY: `sb` is this mounted super block (alive while SbInfo is);
+    // ilookup returns a referenced inode or NULL, and waits for one being
+    // evicted to be gone.
+    let i = unsafe { kernel::bindings::ilookup(sb, ino as usize) };
+    if i.is_null() {
+        return false;
+    }
+    // SAFETY: `i` is the reference ilookup took.
+    unsafe { kernel::bindings::iput(i) };
+    true
+}
+
+/// One inode's log, read.
+struct Read {
+    map: ExtentMap,
+    pages: SmallVec<u64, 4>,
+    xattrs: crate::xattr::Xattrs,
+    nlink: u32,
+}
+
+/// Why one inode could not be read (logged by the caller, once).
+enum Unread {
+    Error(Error),
+    Inode(MediaError),
+    Corrupt,
+    Walk(WalkError),
+}
+
+/// Reads the slot at `pos` (inode `ino`) and walks its log once: `None`
+/// for a free slot.
+fn read_one(sbi: &SbInfo, geo: &Geometry, ino: u64, pos: u64) -> Result<Option<Read>, Unread> {
+    let m = &sbi.media;
+    let raw = read_inode_at(m, pos).map_err(Unread::Inode)?;
+    if raw.state == INODE_FREE {
+        return Ok(None);
+    }
+    if raw.validate(ino).is_err() {
+        return Err(Unread::Corrupt);
+    }
+    let mut map = ExtentMap::new();
+    let mut ignore = Ignore;
+    let mut scan = ScanLog {
+        replay: Replay::new(&raw, &mut map, &mut ignore),
+        pages: SmallVec::new(0),
+        xattrs: crate::xattr::Xattrs::default(),
+        failed: None,
+    };
+    crate::layout::walk::walk_log(m, geo, ino, &raw, &mut scan).map_err(Unread::Walk)?;
+    let ScanLog { replay, pages, xattrs, failed } = scan;
+    let nlink = replay.view.nlink;
+    if let Some(e) = failed {
+        return Err(Unread::Error(e));
+    }
+    if map.failed || xattrs.failed {
+        return Err(Unread::Error(ENOMEM));
+    }
+    Ok(Some(Read { map, pages, xattrs, nlink }))
+}
+
+/// The blocks and slots in use, by replaying the log of every live inode
+/// of each lane's slots below `marks[lane]` (mount after a crash or
+/// without a valid record). With [`Orphans::Collect`] operations run
+/// meanwhile: an inode whose log is compacted while it is read is read
+/// again (nothing freed meanwhile is reused before the rebuild ends, so
+/// what a read finds was that log at some moment; blocks it dropped since
+/// were freed, and the merge gives them back once).
+pub(crate) fn scan_used(
     sbi: &SbInfo,
     geo: &Geometry,
     segments: &KVec<KVec<u64>>,
-    rw: bool,
-) -> Result<Allocator> {
+    marks: &[u64],
+    orphans: Orphans,
+) -> Result<Scanned> {
     let name = sbi.dev();
-    let m = &sbi.media;
     let mut used = BlockSet::new(geo.blocks_count)?;
     let mut slots = slot_maps(geo, segments)?;
-    let mut orphans = 0u64;
+    let mut freed = 0u64;
     let mut seen = 0u64;
     for (lane, segs) in segments.as_slice().iter().enumerate() {
+        let mark = marks.get(lane).copied().unwrap_or(u64::MAX);
         for (si, &seg) in segs.as_slice().iter().enumerate() {
             if si > 0 {
                 if used.insert(seg, geo.seg_blocks())? {
@@ -197,59 +324,66 @@ pub(crate) fn alloc_by_scan(
                 seen += 1;
                 crate::shim::resched_every(seen);
                 let slot = si as u64 * geo.seg_inodes as u64 + s as u64;
+                if slot >= mark {
+                    break;
+                }
                 let Some(ino) = geo.ino_of(lane as u32, slot) else { continue };
                 if ino == 0 {
                     continue;
                 }
                 let pos = geo.slot_pos(seg, s);
-                let raw = read_inode_at(m, pos).map_err(|e| {
-                    pr_err!("({name}): inode {ino} unreadable ({e:?}); run fsck.novars\n");
-                    if matches!(e, MediaError::Io(_)) {
-                        EIO
-                    } else {
-                        euclean()
+                let mut tries = 0;
+                let r = loop {
+                    match read_one(sbi, geo, ino, pos) {
+                        Err(Unread::Walk(_) | Unread::Corrupt)
+                            if orphans == Orphans::Live && tries < 8 =>
+                        {
+                            // Changed under the read (its log compacted):
+                            // read it again.
+                            tries += 1;
+                            // SAFETY: sleeping has no preconditions; the
+                            // scan holds no lock an operation waits for.
+                            unsafe { kernel::bindings::msleep(1) };
+                        }
+                        r => break r,
                     }
-                })?;
-                if raw.state == INODE_FREE {
-                    continue;
-                }
-                if raw.validate(ino).is_err() {
-                    pr_err!("({name}): inode {ino} is corrupt; run fsck.novars\n");
-                    return Err(euclean());
-                }
-                let mut map = ExtentMap::new();
-                let mut ignore = Ignore;
-                let mut scan = ScanLog {
-                    replay: Replay::new(&raw, &mut map, &mut ignore),
-                    pages: SmallVec::new(0),
-                    xattrs: crate::xattr::Xattrs::default(),
-                    failed: None,
                 };
-                crate::layout::walk::walk_log(m, geo, ino, &raw, &mut scan).map_err(|w| {
-                    if let WalkError::Media(MediaError::Io(b)) = w {
+                let r = match r {
+                    Ok(None) => continue,
+                    Ok(Some(r)) => r,
+                    Err(Unread::Error(e)) => return Err(e),
+                    Err(Unread::Inode(e)) => {
+                        pr_err!("({name}): inode {ino} unreadable ({e:?}); run fsck.novars\n");
+                        return Err(if matches!(e, MediaError::Io(_)) { EIO } else { euclean() });
+                    }
+                    Err(Unread::Corrupt) => {
+                        pr_err!("({name}): inode {ino} is corrupt; run fsck.novars\n");
+                        return Err(euclean());
+                    }
+                    Err(Unread::Walk(WalkError::Media(MediaError::Io(b)))) => {
                         pr_err!("({name}): inode {ino}: uncorrectable media error in log page {b}; run fsck.novars\n");
-                        return EIO;
+                        return Err(EIO);
                     }
-                    pr_err!("({name}): inode {ino}: {}; run fsck.novars\n", w.describe());
-                    euclean()
-                })?;
-                let ScanLog { replay, pages, xattrs, failed } = scan;
-                let view = replay.view;
-                if let Some(e) = failed {
-                    return Err(e);
-                }
-                if map.failed || xattrs.failed {
-                    return Err(ENOMEM);
-                }
-                if view.nlink == 0 {
-                    if rw {
-                        sbi.pm.persist_u64(pos + INODE_STATE_OFF, INODE_FREE)?;
-                        orphans += 1;
-                        continue;
+                    Err(Unread::Walk(w)) => {
+                        pr_err!("({name}): inode {ino}: {}; run fsck.novars\n", w.describe());
+                        return Err(euclean());
                     }
-                    sbi.orphan_pending();
+                };
+                if r.nlink == 0 {
+                    match orphans {
+                        Orphans::Live if cached(sbi, ino) => {}
+                        Orphans::Free | Orphans::Live => {
+                            // Its blocks are free by not being counted (an
+                            // evict that ran meanwhile deferred its frees,
+                            // and the slot is FREE already).
+                            sbi.pm.persist_u64(pos + INODE_STATE_OFF, INODE_FREE)?;
+                            freed += 1;
+                            continue;
+                        }
+                        Orphans::Leave => sbi.orphan_pending(),
+                    }
                 }
-                for &b in pages.iter() {
+                for &b in r.pages.iter() {
                     if used.insert(b, 1)? {
                         pr_err!(
                             "({name}): inode {ino}: log page {b} is claimed twice; run fsck.novars\n"
@@ -257,14 +391,14 @@ pub(crate) fn alloc_by_scan(
                         return Err(euclean());
                     }
                 }
-                for (b, c) in map.extents() {
+                for (b, c) in r.map.extents() {
                     if used.insert(b, c)? {
                         pr_err!("({name}): inode {ino}: blocks {b}+{c} are claimed twice; run fsck.novars\n");
                         return Err(euclean());
                     }
                 }
                 // Attribute values kept in blocks are the inode's too.
-                for (b, c) in xattrs.value_extents() {
+                for (b, c) in r.xattrs.value_extents() {
                     if used.insert(b, c)? {
                         pr_err!("({name}): inode {ino}: attribute value blocks {b}+{c} are claimed twice; run fsck.novars\n");
                         return Err(euclean());
@@ -276,9 +410,9 @@ pub(crate) fn alloc_by_scan(
             }
         }
     }
-    if orphans > 0 {
-        pr_info!("({name}): freed {orphans} orphan inode(s)\n");
+    if freed > 0 {
+        pr_info!("({name}): freed {freed} orphan inode(s)\n");
     }
     pr_info!("({name}): scanned {seen} inode slots; used-block map {} KiB\n", used.bytes() / 1024);
-    Allocator::from_used(geo, &used, slots)
+    Ok(Scanned { used, slots })
 }

@@ -9,12 +9,12 @@
 //! Every number read from the media is validated by `layout` before use; a
 //! foreign or damaged image fails with one log line and EINVAL/EUCLEAN.
 
-use crate::alloc::Allocator;
+use crate::alloc::{Allocator, Clean};
 use crate::itable::Tables;
 use crate::journal::Lane;
 use crate::layout::alloc_rec::{self, ALLOC_PER_BLOCK, KIND_BLOCKS, KIND_INODES};
 use crate::layout::inode::walk_segments;
-use crate::layout::journal::JournalHeader;
+use crate::layout::journal::{JournalHeader, JOURNAL_POOL_OFF, POOL_TAG_OFF};
 use crate::layout::log::MAX_FILE_SIZE;
 use crate::layout::sb::{
     self, Geometry, SbError, Superblock, SB_ALLOC_HEAD_OFF, SB_ALLOC_SEQ_OFF, SB_FREE_BLOCKS_OFF,
@@ -25,6 +25,7 @@ use crate::layout::BLOCK_SIZE;
 use crate::layout::{Media, MediaError, BLOCK_SIZE_U64};
 use crate::media::DaxMedia;
 use crate::pm::Pm;
+use crate::recovery::Orphans;
 use crate::shim::{self, Opts, SbC, StatFs};
 use core::ffi::c_int;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
@@ -52,6 +53,10 @@ pub(crate) struct SbInfo {
     pub(crate) alloc: Allocator,
     /// `alloc` holds the free space (from the record, or rebuilt).
     alloc_ready: AtomicBool,
+    /// Changes wait for the rebuild (a mount after a crash without
+    /// trusted clean pools); with them, only a change that finds the
+    /// pools empty does.
+    wait_rebuild: AtomicBool,
     /// The rebuild still owed after a mount without a valid record.
     rebuild: Pin<KBox<Mutex<Rebuild>>>,
     /// The kernel thread that starts that rebuild at mount (its
@@ -93,6 +98,14 @@ struct MountState {
 struct Rebuild {
     /// Each lane's inode-table segments, while the rebuild is owed.
     segments: Option<KVec<KVec<u64>>>,
+    /// Each lane's clean pool the mount started from (layout
+    /// `CleanPool`): its blocks and slots from its mark on were free at
+    /// once; the walk reads the slots below the marks. Without a trusted
+    /// pool: nothing, and every slot is read.
+    pools: KVec<Clean>,
+    /// The mount started from trusted pools: operations run while the
+    /// rebuild does (else every change waits for it).
+    live: bool,
     /// The rebuild failed (damage, logged): every later use gets this.
     failed: Option<Error>,
 }
@@ -126,8 +139,35 @@ impl SbInfo {
         if !self.rw() {
             return Err(EROFS);
         }
-        self.ensure_alloc()?;
+        self.wait_rebuild()?;
         Ok(w)
+    }
+
+    /// After a crash without trusted clean pools: waits for the rebuild
+    /// (see [`SbInfo::ensure_alloc`]); else nothing.
+    pub(crate) fn wait_rebuild(&self) -> Result {
+        if self.wait_rebuild.load(Ordering::Acquire) {
+            self.ensure_alloc()?;
+        }
+        Ok(())
+    }
+
+    /// `f` with the allocator; if it finds no space while the rebuild after
+    /// a crash is still running, once more after it (the pools the mount
+    /// started from ran out).
+    pub(crate) fn with_space<T>(&self, f: impl Fn(&Allocator) -> Result<T>) -> Result<T> {
+        match f(&self.alloc) {
+            Err(e) if e == ENOSPC && !self.alloc_ready.load(Ordering::Acquire) => {
+                self.ensure_alloc()?;
+                f(&self.alloc)
+            }
+            r => r,
+        }
+    }
+
+    /// The VFS super block.
+    pub(crate) fn vfs_sb(&self) -> *mut bindings::super_block {
+        self.vfs_sb.load(Ordering::Relaxed) as *mut bindings::super_block
     }
 
     /// Makes sure the allocator holds the free space: after a mount
@@ -157,12 +197,31 @@ impl SbInfo {
             return Err(EINVAL);
         };
         let rw = self.rw() && !self.is_shut_down();
-        let res = crate::recovery::alloc_by_scan(self, &self.geo, segments, rw)
-            .and_then(|a| self.alloc.install(a));
+        let orphans = match (rw, r.live) {
+            (false, _) => Orphans::Leave,
+            (true, false) => Orphans::Free,
+            (true, true) => Orphans::Live,
+        };
+        let mut marks = KVec::with_capacity(r.pools.len(), GFP_KERNEL)?;
+        for c in r.pools.iter() {
+            marks.push(c.mark, GFP_KERNEL)?;
+        }
+        let res = crate::recovery::scan_used(self, &self.geo, segments, &marks, orphans)
+            .and_then(|mut sc| self.alloc.merge(&mut sc.used, &r.pools, &sc.slots));
         match res {
             Ok(()) => {
                 r.segments = None;
+                if !r.live && rw {
+                    // Changes waited for this; from now on the pools are
+                    // kept (best effort: without them a crash waits).
+                    let tag = self.state.lock().sbk.mount_count;
+                    let geo = &self.geo;
+                    let _ = self.alloc.declare_pools(tag, |lane| {
+                        geo.journal_block(lane) * BLOCK_SIZE_U64 + JOURNAL_POOL_OFF as u64
+                    });
+                }
                 self.alloc_ready.store(true, Ordering::Release);
+                self.wait_rebuild.store(false, Ordering::Release);
                 pr_info!(
                     "({}): free space rebuilt: {} of {} blocks free\n",
                     self.dev(),
@@ -536,6 +595,35 @@ fn start_writing(sbi: &SbInfo) -> Result {
     Ok(())
 }
 
+/// Keeps the clean pools from now on, tagged with this mount's count (set
+/// by [`start_writing`]): after a crash, those the mount started from
+/// (`pools`, re-tagged, so that a crash during the rebuild finds them
+/// again); else each lane's largest free extent and the slots past its
+/// last used one.
+fn keep_pools(sbi: &SbInfo, pools: &[Clean]) -> Result {
+    let tag = sbi.state.lock().sbk.mount_count;
+    let geo = &sbi.geo;
+    let jpos = |lane: u32| geo.journal_block(lane) * BLOCK_SIZE_U64 + JOURNAL_POOL_OFF as u64;
+    if pools.is_empty() {
+        if !sbi.alloc_ready.load(Ordering::Acquire) {
+            // A rebuild that every change waits for: no pools until the
+            // next mount (or remount read-write) after it.
+            return Ok(());
+        }
+        return sbi.alloc.declare_pools(tag, jpos);
+    }
+    let mut kept = KVec::with_capacity(pools.len(), GFP_KERNEL)?;
+    for (lane, c) in pools.iter().enumerate() {
+        let pos = jpos(lane as u32);
+        let w = pos + (POOL_TAG_OFF - JOURNAL_POOL_OFF) as u64;
+        sbi.pm.store_u64(w, tag)?;
+        sbi.pm.flush(w, 8)?;
+        kept.push(Clean { pos, ..*c }, GFP_KERNEL)?;
+    }
+    sbi.pm.fence();
+    sbi.alloc.start_from_pools(&kept)
+}
+
 /// Remount between read-write and read-only (`s_umount` held; the VFS has
 /// checked that nothing is open for writing when going read-only, and that
 /// the device is writable when going read-write).
@@ -592,7 +680,11 @@ fn remount(sbi: &SbInfo, ro: bool) -> Result {
             );
             return Err(EROFS);
         }
+        // The pools need the free space known (a read-only mount after a
+        // crash may still be rebuilding it).
+        sbi.ensure_alloc()?;
         start_writing(sbi)?;
+        keep_pools(sbi, &[])?;
         sbi.rw.store(true, Ordering::SeqCst);
         pr_info!("({}): remounted read-write\n", sbi.dev());
     }
@@ -715,10 +807,14 @@ fn setup(
             media,
             pm,
             tables: Tables::none()?,
-            alloc: Allocator::none(),
+            alloc: Allocator::none()?,
             alloc_ready: AtomicBool::new(true),
+            wait_rebuild: AtomicBool::new(false),
             rebuild: KBox::pin_init(
-                kernel::new_mutex!(Rebuild { segments: None, failed: None }, "novars_rebuild"),
+                kernel::new_mutex!(
+                    Rebuild { segments: None, pools: KVec::new(), live: false, failed: None },
+                    "novars_rebuild"
+                ),
                 GFP_KERNEL,
             )?,
             rebuilder: AtomicUsize::new(0),
@@ -774,15 +870,26 @@ fn setup(
     if sbk.state & STATE_ERROR != 0 {
         pr_warn!("({name}): errors were found while mounted before; run fsck.novars\n");
     }
+    let mut pools = KVec::new();
     let alloc = match crate::recovery::alloc_from_record(&sbi.media, &geo, &sbk, &segments)? {
         Some(a) => a,
         None => {
             // No valid record (a crash): the free space is rebuilt from
             // the logs in the background (`SbInfo::ensure_alloc`, started
-            // at the end of mount); until then the allocator has nothing
-            // to give.
+            // at the end of mount); until then the allocator has the clean
+            // pools the crashed mount kept, if they can be trusted, and
+            // else nothing to give (every change waits).
+            if rw {
+                pools = crate::recovery::trusted_pools(&sbi.media, &geo, &sbk, &segments)?;
+            }
+            let live = !pools.is_empty();
             if sbk.state & STATE_CLEAN == 0 {
-                pr_info!("({name}): not cleanly unmounted; free space is rebuilt from the logs in the background\n");
+                let how = if live {
+                    "changes go on meanwhile, from the clean pools"
+                } else {
+                    "changes wait for it"
+                };
+                pr_info!("({name}): not cleanly unmounted; free space is rebuilt from the logs in the background ({how})\n");
             }
             let mut copy = KVec::with_capacity(segments.len(), GFP_KERNEL)?;
             for segs in segments.as_slice() {
@@ -790,16 +897,29 @@ fn setup(
                 v.extend_from_slice(segs.as_slice(), GFP_KERNEL)?;
                 copy.push(v, GFP_KERNEL)?;
             }
-            sbi.rebuild.lock().segments = Some(copy);
-            *sbi.alloc_ready.get_mut() = false;
+            let mut marks = KVec::with_capacity(geo.lanes as usize, GFP_KERNEL)?;
             let mut none = crate::recovery::slot_maps(&geo, &segments)?;
-            for bm in none.as_mut_slice() {
-                bm.set_range(0, bm.len());
+            for (i, bm) in none.as_mut_slice().iter_mut().enumerate() {
+                let c = pools.get(i).copied().unwrap_or(Clean::NONE);
+                bm.set_range(0, c.mark.min(bm.len()));
+                marks.push(c, GFP_KERNEL)?;
             }
+            {
+                let mut r = sbi.rebuild.lock();
+                r.segments = Some(copy);
+                r.pools = marks;
+                r.live = live;
+            }
+            *sbi.alloc_ready.get_mut() = false;
+            *sbi.wait_rebuild.get_mut() = !live;
             Allocator::new(&geo, none)?
         }
     };
     sbi.alloc = alloc;
+    // SAFETY: as for `pm` above: the same mapping, for as long as SbInfo
+    // (which holds the allocator) lives.
+    let view = unsafe { Pm::new(sbi.c.kaddr.cast::<u8>(), sbi.c.size) };
+    sbi.alloc.set_pm(view);
     sbi.tables = Tables::new(segments)?;
     *sbi.errors.get_mut() = if opts.flags & OPT_ERRORS_SET != 0 { opts.errors } else { sbk.errors };
     sbi.c.uuid = sbk.uuid;
@@ -808,6 +928,7 @@ fn setup(
         // From now on the allocator record is stale: say so durably before
         // anything is allocated.
         start_writing(&sbi)?;
+        keep_pools(&sbi, &pools)?;
     }
     let (free_blocks, free_inodes) = (sbi.alloc.free_blocks(), sbi.alloc.free_slots());
     let ready = *sbi.alloc_ready.get_mut();

@@ -326,7 +326,7 @@ fn store_value(sbi: &SbInfo, v: &[u8]) -> Result<Option<(u64, u64)>> {
         return Ok(None);
     }
     let n = xattr_value_blocks(v.len() as u32);
-    let (b, _) = sbi.alloc.alloc_exact(n, Pool::General)?;
+    let (b, _) = sbi.with_space(|a| a.alloc_exact(n, Pool::General))?;
     if let Err(e) = sbi.pm.write_nt(b * BLOCK_SIZE_U64, v) {
         let _ = sbi.alloc.free(b, n);
         return Err(e);

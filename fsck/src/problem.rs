@@ -158,6 +158,9 @@ codes! {
     AllocRecMismatch = "ALLOC_REC_MISMATCH", 6, Preen;
     /// Superblock free counts wrong.
     SbCounts = "SB_COUNTS", 6, Preen;
+    /// A lane's clean pool (what a mount after a crash allocates before
+    /// it has read the logs) holds a block or inode slot in use: drop it.
+    CleanPoolInUse = "CLEAN_POOL_IN_USE", 6, Preen;
 }
 
 impl fmt::Display for Code {

@@ -20,7 +20,7 @@ use layout::append::{NewEntry, XattrValue};
 use layout::inode::{dt, Timespec, INODE_FREE};
 use layout::journal::{self, JournalEntry, JOURNAL_STATE_OFF};
 use layout::log::{et, fl, pack_next, xa, Entry, DE_ADD, DE_DEL, LOG_AREA};
-use layout::{BLOCK_SIZE, BLOCK_SIZE_U64};
+use layout::{Superblock, BLOCK_SIZE, BLOCK_SIZE_U64};
 use novars_fsck::tree;
 
 /// What a damaged image must produce.
@@ -784,6 +784,86 @@ fn orphan_inode() {
 }
 
 // ---------------------------------------------------------------- pass 6
+
+/// Writes lane `lane`'s clean-pool words as the kernel keeps them, tagged
+/// with the superblock's mount count (so a mount after the crash trusts
+/// them).
+fn put_pool(img: &mut Img, lane: u32, start: u64, end: u64, mark: u64) {
+    let (sb, geo) = Superblock::parse(&img.bytes, img.blocks()).unwrap();
+    let jb = geo.journal_block(lane) as usize * BLOCK_SIZE;
+    let p = journal::CleanPool { start, end, slot_mark: mark, tag: sb.mount_count };
+    p.encode(&mut img.bytes[jb + journal::JOURNAL_POOL_OFF..jb + BLOCK_SIZE]);
+}
+
+/// The free extents an image's allocator record lists.
+fn record_free(img: &Img) -> Vec<(u64, u64)> {
+    let sb = img.sb();
+    let b = img.bytes[sb.alloc_rec_head as usize * BLOCK_SIZE..][..BLOCK_SIZE].to_vec();
+    let (_, it) = alloc_rec::parse(&b, sb.alloc_rec_seq).unwrap();
+    it.collect()
+}
+
+#[test]
+fn clean_pool_of_free_blocks_is_fine() {
+    run_case(|img| {
+        let mut sb = img.sb();
+        sb.mount_count = 3;
+        img.put_both_sb(&sb);
+        let (s, l) = *record_free(img).iter().max_by_key(|e| e.1).unwrap();
+        put_pool(img, 0, s, s + l, u64::MAX);
+        put_pool(img, 1, 0, 0, 1 << 20);
+        img.crash();
+        Expect { codes: &[], n_exit: 0, y_exit: 0, lost: BTreeSet::new() }
+    });
+}
+
+#[test]
+fn clean_pool_holding_a_block_in_use() {
+    let after = run_case(|img| {
+        let mut sb = img.sb();
+        sb.mount_count = 3;
+        img.put_both_sb(&sb);
+        let f = img.ino("/docs/f0012.txt");
+        let page = img.log(f).pages[0];
+        put_pool(img, 0, page, page + 1, u64::MAX);
+        img.crash();
+        errors(&["CLEAN_POOL_IN_USE"], &[])
+    });
+    let (sb, geo) = Superblock::parse(&after, (after.len() / BLOCK_SIZE) as u64).unwrap();
+    let jb = geo.journal_block(0) as usize * BLOCK_SIZE;
+    let p = journal::CleanPool::of_block(&after[jb..jb + BLOCK_SIZE]).unwrap();
+    assert_eq!(p.trusted(sb.mount_count), None, "the pool is dropped: {p:?}");
+}
+
+#[test]
+fn clean_pool_mark_below_a_live_inode() {
+    run_case(|img| {
+        let mut sb = img.sb();
+        sb.mount_count = 3;
+        img.put_both_sb(&sb);
+        // Every slot from 0 on free: the root (lane 1) is not.
+        put_pool(img, 1, 0, 0, 0);
+        img.crash();
+        errors(&["CLEAN_POOL_IN_USE"], &[])
+    });
+}
+
+#[test]
+fn stale_clean_pool_is_ignored() {
+    run_case(|img| {
+        let mut sb = img.sb();
+        sb.mount_count = 3;
+        img.put_both_sb(&sb);
+        let f = img.ino("/docs/f0012.txt");
+        let page = img.log(f).pages[0];
+        put_pool(img, 0, page, page + 1, 0);
+        // Declared by an earlier mount: a later one may have used it.
+        sb.mount_count = 4;
+        img.put_both_sb(&sb);
+        img.crash();
+        Expect { codes: &[], n_exit: 0, y_exit: 0, lost: BTreeSet::new() }
+    });
+}
 
 #[test]
 fn alloc_record_checksum() {

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use layout::alloc_rec::{self, AllocRecError, ALLOC_PER_BLOCK, KIND_BLOCKS, KIND_INODES};
 use layout::inode::walk_segments;
-use layout::journal::{self, JournalState};
+use layout::journal::{self, CleanPool, JournalState};
 use layout::sb::{STATE_CLEAN, STATE_ERROR};
 use layout::Media;
 
@@ -205,10 +205,79 @@ fn first_difference(a: &[(u64, u64)], b: &[(u64, u64)]) -> Option<u64> {
     }
 }
 
+/// The clean pools of an image that was not cleanly unmounted: a mount
+/// allocates from a pool at once, so every block of it must be free and
+/// every inode slot from its mark on (FORMAT.md "Clean pools").
+fn check_pools(f: &mut Fsck<'_, '_>, free: &[(u64, u64)]) {
+    for lane in 0..f.geo.lanes {
+        let jb = f.geo.journal_block(lane);
+        let Ok(b) = f.m.block(jb) else { continue };
+        let Some(p) = CleanPool::of_block(b).and_then(|p| p.trusted(f.sb.mount_count)) else {
+            continue;
+        };
+        let mut why = None;
+        if p.start < p.end {
+            // The free extent holding the pool's first block must hold it all.
+            let i = free.partition_point(|&(s, _)| s <= p.start);
+            let inside =
+                i > 0 && free.get(i - 1).is_some_and(|&(s, l)| s.saturating_add(l) >= p.end);
+            if !inside {
+                why = Some(format!("blocks {}..{} are not all free", p.start, p.end));
+            }
+        }
+        let slots = f.lanes.get(lane as usize).map_or(0, |l| l.segments.len() as u64)
+            * f.geo.seg_inodes as u64;
+        if why.is_none() {
+            let live = (p.slot_mark..slots)
+                .filter_map(|s| f.geo.ino_of(lane, s))
+                .find(|ino| *ino != 0 && !f.free_inos.contains(ino));
+            if let Some(ino) = live {
+                why = Some(format!("inode {ino} is in use past slot mark {}", p.slot_mark));
+            }
+        }
+        if let Some(why) = why {
+            let pos = jb * layout::BLOCK_SIZE_U64 + journal::POOL_START_OFF as u64;
+            f.problem(
+                Code::CleanPoolInUse,
+                &format!("clean pool of lane {lane}"),
+                why,
+                "drop the pool (the next mount after a crash waits for the rebuild)",
+                |f| {
+                    f.m.write_u64(pos, journal::POOL_NONE)
+                        .map_err(|e| format!("cannot write the journal block ({e:?})"))
+                },
+            );
+        }
+    }
+}
+
+/// Drops every lane's clean pool a mount would trust, if a repair ran: a
+/// writing check of an image it does not leave CLEAN may have taken free
+/// blocks or slots a pool promised.
+fn drop_pools(f: &mut Fsck<'_, '_>) {
+    if f.repairs_run == 0 {
+        return;
+    }
+    for lane in 0..f.geo.lanes {
+        let jb = f.geo.journal_block(lane);
+        let trusted =
+            f.m.block(jb)
+                .ok()
+                .and_then(CleanPool::of_block)
+                .and_then(|p| p.trusted(f.sb.mount_count))
+                .is_some();
+        if trusted {
+            let pos = jb * layout::BLOCK_SIZE_U64 + journal::POOL_START_OFF as u64;
+            let _ = f.m.write_u64(pos, journal::POOL_NONE);
+        }
+    }
+}
+
 pub fn run(f: &mut Fsck<'_, '_>) {
     let computed = f.computed_record();
     f.update_counts(&computed);
     if !f.was_clean {
+        check_pools(f, &computed.blocks);
         return;
     }
     let free_blocks = total(&computed.blocks);
@@ -271,10 +340,12 @@ pub fn finish(f: &mut Fsck<'_, '_>) {
         f.sb.state |= STATE_ERROR;
         f.sb.state &= !STATE_CLEAN;
         f.sb_dirty = true;
+        drop_pools(f);
         return;
     }
     let unresolved = f.problems.iter().any(|p| !p.is_note() && !p.fixed());
     if unresolved {
+        drop_pools(f);
         return;
     }
     let clean = f.sb.state & STATE_CLEAN != 0 && f.sb.state & STATE_ERROR == 0;
@@ -291,6 +362,7 @@ pub fn finish(f: &mut Fsck<'_, '_>) {
         Err(why) => {
             f.sb.state &= !STATE_CLEAN;
             f.sb_dirty = true;
+            drop_pools(f);
             f.info(&format!(
                 "cannot write an allocator record ({why}); leaving the file system to be scanned at mount"
             ));

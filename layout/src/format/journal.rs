@@ -23,8 +23,23 @@ pub const JOURNAL_MAGIC: u32 = u32::from_le_bytes(*b"NVJL");
 pub const JOURNAL_CSUM_OFF: usize = 4;
 /// Byte offset of the 8-byte `state` word in a journal block.
 pub const JOURNAL_STATE_OFF: usize = 24;
+/// Byte offset of the lane's clean-pool words ([`CleanPool`]) in its
+/// journal block: the last 32 bytes, never part of a transaction.
+pub const JOURNAL_POOL_OFF: usize = BLOCK_SIZE - CleanPool::SIZE;
 /// Most words one transaction can change.
-pub const MAX_JOURNAL_ENTRIES: usize = (BLOCK_SIZE - JournalHeader::SIZE) / JournalEntry::SIZE;
+pub const MAX_JOURNAL_ENTRIES: usize =
+    (JOURNAL_POOL_OFF - JournalHeader::SIZE) / JournalEntry::SIZE;
+/// Offsets of the clean-pool words in the journal block.
+pub const POOL_START_OFF: usize = JOURNAL_POOL_OFF;
+/// `end`.
+pub const POOL_END_OFF: usize = JOURNAL_POOL_OFF + 8;
+/// `slot_mark`.
+pub const POOL_MARK_OFF: usize = JOURNAL_POOL_OFF + 16;
+/// `tag`.
+pub const POOL_TAG_OFF: usize = JOURNAL_POOL_OFF + 24;
+/// `start` of a pool being replaced (or never set): nothing in the words
+/// may be trusted.
+pub const POOL_NONE: u64 = u64::MAX;
 
 ondisk! {
     /// Start of a journal block.
@@ -51,7 +66,46 @@ ondisk! {
     }
 }
 
+ondisk! {
+    /// A lane's clean pool (FORMAT.md "Clean pools"): what a mount after a
+    /// crash may allocate at once, before the logs are walked. Blocks
+    /// `[start, end)` of the lane are referenced by no committed state and
+    /// every inode slot of the lane from `slot_mark` on is free. The
+    /// kernel keeps it true by storing a higher `start` (or `slot_mark`)
+    /// before anything it hands out from the pool is committed.
+    pub struct CleanPool {
+        /// First block of the pool; [`POOL_NONE`] while it is replaced.
+        pub start: u64,
+        pub end: u64,
+        pub slot_mark: u64,
+        /// The superblock's `mount_count` of the mount that declared it:
+        /// a pool is only trusted by the mount after that one.
+        pub tag: u64,
+    }
+}
+
+impl CleanPool {
+    /// The pool words of a journal block.
+    pub fn of_block(block: &[u8]) -> Option<Self> {
+        block.get(JOURNAL_POOL_OFF..).and_then(Self::decode)
+    }
+
+    /// The pool a mount after a crash may use, if these words are one:
+    /// declared by the mount that crashed (`tag` is the superblock's
+    /// `mount_count`, never 0) and not half replaced. The caller still
+    /// checks the range against the lane's region and the slot mark
+    /// against its table.
+    pub fn trusted(&self, mount_count: u64) -> Option<Self> {
+        (self.tag != 0
+            && self.tag == mount_count
+            && self.start != POOL_NONE
+            && self.start <= self.end)
+            .then_some(*self)
+    }
+}
+
 const _: () = assert!(JournalHeader::SIZE == 32 && JournalEntry::SIZE == 16);
+const _: () = assert!(CleanPool::SIZE == 32 && tx_len(MAX_JOURNAL_ENTRIES) <= JOURNAL_POOL_OFF);
 
 /// What a journal block says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -195,6 +249,20 @@ mod tests {
         let mut torn = blk.clone();
         torn[40] ^= 1;
         assert!(matches!(inspect(&torn, &geo, 1), Err(JournalError::Torn(_))));
+        // The pool words sit past the largest transaction.
+        let mut full = vec![0u8; BLOCK_SIZE];
+        let many = vec![JournalEntry { pos: base, old: 9 }; MAX_JOURNAL_ENTRIES];
+        assert!(build(&mut full, 1, 6, &many));
+        assert!(full[JOURNAL_POOL_OFF..].iter().all(|&b| b == 0));
+        assert!(!build(&mut full, 1, 6, &[many.as_slice(), &many[..1]].concat()));
+        let p = CleanPool { start: 100, end: 200, slot_mark: 7, tag: 3 };
+        p.encode(&mut full[JOURNAL_POOL_OFF..]);
+        assert_eq!(CleanPool::of_block(&full), Some(p));
+        assert_eq!(p.trusted(3), Some(p));
+        assert_eq!(p.trusted(4), None);
+        assert_eq!(CleanPool { tag: 0, ..p }.trusted(0), None);
+        assert_eq!(CleanPool { start: POOL_NONE, ..p }.trusted(3), None);
+        assert_eq!(CleanPool { start: 201, ..p }.trusted(3), None);
         let mut bad = vec![0u8; BLOCK_SIZE];
         build(&mut bad, 1, 5, &[JournalEntry { pos: 8, old: 0 }]);
         bad[JOURNAL_STATE_OFF..JOURNAL_STATE_OFF + 8].copy_from_slice(&5u64.to_le_bytes());
