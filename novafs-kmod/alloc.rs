@@ -323,7 +323,7 @@ impl Lane {
     /// next 2 MiB boundary so that the next takes store nothing.
     fn clean_take(&mut self, pm: &Pm, a: u64, n: u64) -> Result {
         let c = self.clean;
-        if c.pos == 0 || !c.overlaps(a, n) {
+        if c.pos == 0 || !c.overlaps(a, n) || crate::pm::fault(crate::pm::Fault::PoolKeep) {
             return Ok(());
         }
         let end = a.saturating_add(n);
@@ -498,11 +498,12 @@ impl Lane {
 
     /// Returns `[start, start+len)` (inside this lane's region), merging
     /// neighbours; a merged extent of 2 MiB or more becomes the clean pool
-    /// when the lane has none left.
+    /// when the lane has less than that left in its pool.
     fn free(&mut self, pm: Option<&Pm>, start: u64, len: u64) -> Result {
         let (s, l) = self.free_merge(start, len)?;
         let c = self.clean;
-        if let Some(pm) = pm.filter(|_| c.pos != 0 && c.start >= c.end && l >= HUGE) {
+        let left = c.end.saturating_sub(c.start);
+        if let Some(pm) = pm.filter(|_| c.pos != 0 && left < HUGE && l >= HUGE) {
             // Best effort: without a pool a crash only waits longer.
             let _ = self.clean_declare(pm, s, s.saturating_add(l));
         }
@@ -558,7 +559,7 @@ impl Lane {
             return Ok(None);
         };
         let c = self.clean;
-        if c.pos != 0 && slot >= c.mark {
+        if c.pos != 0 && slot >= c.mark && !crate::pm::fault(crate::pm::Fault::PoolKeep) {
             // The pool's slots give it up first (64 at a time).
             let to = (slot + 1).next_multiple_of(64);
             let w = pool_word(c.pos, POOL_MARK_OFF);

@@ -202,6 +202,10 @@ pub(crate) enum Fault {
     /// a poisoned line: the error paths of a real machine check, which
     /// emulated pmem cannot raise.
     Poison = 6,
+    /// The clean pools do not give up what is taken from them (`alloc.rs`
+    /// `Lane::clean_take`, the slot mark): a mount after a crash would
+    /// hand out blocks and slots in use.
+    PoolKeep = 7,
 }
 
 /// The faults that are more than a skipped flush or fence.

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Crash-state checker on real kernel traces: mount/unmount, every seq-1 operation of an ACE-style workload (MAP_SYNC stores included), a time-bounded sample of seq-2 pairs and of a seeded multi-fd fuzzer, traced by the tracing build of novars.ko and replayed by novars-crashcheck (every crash image fsck-clean and a legal tree), with zero violations; and each of the 6 deliberate faults is reported; also seq-1 creates on full inode tables (each adds a segment) and space-freeing operations on a 100% full file system (the reserve).
+# Crash-state checker on real kernel traces: mount/unmount, every seq-1 operation of an ACE-style workload (MAP_SYNC stores included), a time-bounded sample of seq-2 pairs and of a seeded multi-fd fuzzer, traced by the tracing build of novars.ko and replayed by novars-crashcheck (every crash image fsck-clean and a legal tree), with zero violations; and each of the 7 deliberate faults is reported (the clean pools' too); also seq-1 creates on full inode tables (each adds a segment) and space-freeing operations on a 100% full file system (the reserve).
 # flavours: normal
 # module: trace
 # nvdimms: 1
@@ -191,7 +191,9 @@ fault-dentry_in_place $((1 << 3)) violations rename_overwrite_same_dir
 fault-rename_without_journal $((1 << 4)) violations rename_cross_dir
 fault-fault_commit_no_flush $((1 << 5)) violations mapsync_store_hole
 fault-drop_commit_flush_xattr $((1 << 0)) violations xattr_set
+fault-pool_keep $((1 << 7)) violations write_append_unaligned
+fault-pool_keep_creat $((1 << 7)) violations creat
 EOF2
 echo "faults:"
 ACE_MOUNT_SAMPLE=0 ACE_MOUNT_FAULTS=${NOVARS_ACE_MOUNT_FAULTS:-0} $ACE drive 100000 < $W/faults || fail "a deliberate fault went unreported"
-ok "faults: all 6 reported (the first also in an untraced setxattr), none with the faults off"
+ok "faults: all 7 reported (the first also in an untraced setxattr, the clean pool's in a creat too), none with the faults off"

@@ -1,0 +1,211 @@
+#!/usr/bin/env python3
+"""Changes while the free space is rebuilt after a crash (clean pools).
+
+pools.py DEV MNT FILES FSCK
+
+Makes FILES files (and a few orphans: open, unlinked), shuts the file
+system down (FS_IOC_SHUTDOWN: nothing more reaches the device, the next
+mount recovers as after a crash), then mounts it again and, at once,
+creates, overwrites, truncates, renames and deletes files while the
+kernel thread walks the logs. Checks that the first changes finished
+before the walk did (the mount log says when it ends), that a second
+crash in the middle of that walk recovers too, that fsck -fn finds the
+unclean image consistent (the pools hold nothing in use) and, after a
+clean unmount, that the allocator record equals the free space (nothing
+leaked, nothing given twice), and that every file holds what was last
+written to it.
+"""
+
+import fcntl
+import hashlib
+import os
+import struct
+import subprocess
+import sys
+import time
+
+DEV, M, N, FSCK = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+SHUTDOWN = 0x8004587D  # FS_IOC_SHUTDOWN, _IOR('X', 125, __u32)
+
+
+def fail(msg):
+    print("FAIL: " + msg)
+    sys.exit(1)
+
+
+def ok(msg):
+    print("ok: " + msg, flush=True)
+
+
+def run(*a):
+    r = subprocess.run(a, capture_output=True, text=True)
+    if r.returncode != 0:
+        fail("%s exited %d: %s%s" % (" ".join(a), r.returncode, r.stdout, r.stderr))
+    return r.stdout
+
+
+def kmsg(s):
+    with open("/dev/kmsg", "w") as f:
+        f.write("novars-test: %s\n" % s)
+
+
+def dmesg():
+    return subprocess.run(["dmesg"], capture_output=True, text=True).stdout
+
+
+def content(name, gen):
+    """What file `name` holds after its `gen`th write (0 to 12 KiB)."""
+    h = hashlib.sha256(("%s/%d" % (name, gen)).encode()).digest()
+    size = (h[0] << 8 | h[1]) % 12289
+    return (h * (size // len(h) + 1))[:size]
+
+
+expect = {}  # path relative to M -> bytes, or None for gone
+
+
+def write(rel, gen):
+    data = content(rel, gen)
+    with open(os.path.join(M, rel), "wb") as f:
+        f.write(data)
+    expect[rel] = data
+
+
+def shutdown():
+    fd = os.open(M, os.O_RDONLY)
+    try:
+        fcntl.ioctl(fd, SHUTDOWN, struct.pack("I", 2))
+    finally:
+        os.close(fd)
+
+
+def mount():
+    run("busybox", "mount", "-t", "novars", DEV, M)
+
+
+def rebuilt():
+    return "free space rebuilt" in dmesg()
+
+
+def changes(round_, until_rebuilt, at_least):
+    """Changes of every kind, in batches; returns the batches done before
+    the rebuild ended (with `until_rebuilt`, stops when it has)."""
+    names = sorted(k for k, v in expect.items() if v is not None)
+    done_before = 0
+    i = 0
+    while True:
+        before = not rebuilt()
+        for _ in range(20):
+            k = i % 5
+            old = names[(i * 7919 + round_) % len(names)]
+            if k == 0:
+                write("new/r%d-%06d" % (round_, i), 0)
+            elif k == 1 and expect.get(old) is not None:
+                write(old, round_ * 100000 + i)  # overwrite: copy-on-write
+            elif k == 2 and expect.get(old) is not None:
+                os.unlink(os.path.join(M, old))
+                expect[old] = None
+            elif k == 3 and expect.get(old) is not None:
+                os.truncate(os.path.join(M, old), 100)
+                expect[old] = expect[old][:100]
+            elif k == 4 and expect.get(old) is not None:
+                new = "new/m%d-%06d" % (round_, i)
+                os.rename(os.path.join(M, old), os.path.join(M, new))
+                expect[new], expect[old] = expect[old], None
+            i += 1
+        if i == 20:
+            kmsg("round %d: first changes done" % round_)
+        if before:
+            done_before += 1
+        if until_rebuilt and not before and i >= at_least:
+            return done_before
+        if not until_rebuilt and i >= at_least:
+            return done_before
+
+
+def verify(what):
+    for rel, data in expect.items():
+        p = os.path.join(M, rel)
+        if data is None:
+            if os.path.exists(p):
+                fail("%s: %s was deleted but is there" % (what, rel))
+            continue
+        try:
+            with open(p, "rb") as f:
+                got = f.read()
+        except OSError as e:
+            fail("%s: %s: %s" % (what, rel, e))
+        if got != data:
+            fail("%s: %s holds %d bytes, not the %d last written" % (what, rel, len(got), len(data)))
+    ok("%s: all %d files as last written, %d deleted ones gone"
+       % (what, sum(v is not None for v in expect.values()), sum(v is None for v in expect.values())))
+
+
+def fsck_clean(what, unclean):
+    r = subprocess.run([FSCK, "-fn", DEV], capture_output=True, text=True)
+    if r.returncode != 0 or "CLEAN_POOL_IN_USE" in r.stdout:
+        fail("fsck -fn %s: exit %d\n%s%s" % (what, r.returncode, r.stdout, r.stderr))
+    if not unclean and "ORPHAN_INODE" in r.stdout:
+        fail("fsck -fn %s: orphans left after a clean unmount\n%s" % (what, r.stdout))
+    ok("fsck -fn %s: clean" % what)
+
+
+run("mkfs.novars", "-q", "-f", DEV)
+mount()
+os.makedirs(os.path.join(M, "new"))
+for d in range(100):
+    os.makedirs(os.path.join(M, "d%02d" % d))
+t = time.time()
+for i in range(N):
+    write("d%02d/f%06d" % (i % 100, i), 0)
+ok("%d files made in %.1f s" % (N, time.time() - t))
+# Orphans at the crash: open, then unlinked.
+held = []
+for i in range(5):
+    rel = "d00/f%06d" % (i * 100)
+    held.append(open(os.path.join(M, rel), "rb"))
+    os.unlink(os.path.join(M, rel))
+    expect[rel] = None
+shutdown()
+for f in held:
+    f.close()
+run("umount", M)
+fsck_clean("after the first crash", True)
+
+# Round 1: changes while the walk runs; round 2: a crash in the middle of
+# the walk, then changes again.
+for round_ in (1, 2, 3):
+    run("dmesg", "-C")
+    t = time.time()
+    mount()
+    m = dmesg()
+    if "changes go on meanwhile, from the clean pools" not in m:
+        fail("round %d: the mount after the crash did not start from the pools:\n%s" % (round_, m))
+    if round_ == 2:
+        changes(round_, False, 40)
+        if rebuilt():
+            fail("round 2: the walk ended before the crash meant for its middle (too few files?)")
+        shutdown()
+        run("umount", M)
+        fsck_clean("after a crash during the rebuild", True)
+        ok("round 2: crashed while the free space was rebuilt, after 40 changes")
+        continue
+    before = changes(round_, True, 200)
+    took = time.time() - t
+    m = dmesg()
+    first = m.find("round %d: first changes done" % round_)
+    done = m.find("free space rebuilt")
+    if first < 0 or done < 0 or first > done:
+        fail("round %d: the first changes did not finish before the rebuild:\n%s" % (round_, m))
+    ok("round %d: %d batches of 20 changes done while the free space was rebuilt (%.1f s)" % (round_, before, took))
+    verify("round %d, after the rebuild" % round_)
+    if round_ == 1:
+        shutdown()
+        run("umount", M)
+        fsck_clean("after a crash with changes made during the rebuild", True)
+    else:
+        run("umount", M)
+        fsck_clean("after a clean unmount", False)
+
+mount()
+verify("after a clean mount")
+run("umount", M)
