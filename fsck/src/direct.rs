@@ -135,7 +135,7 @@ impl<'m, 'a> PageReader<'m, 'a> {
     }
 
     /// Block `nr` if it was read ahead.
-    fn from_ahead(&self, nr: u64) -> Option<Ref<'_, [u8]>> {
+    fn read_before(&self, nr: u64) -> Option<Ref<'_, [u8]>> {
         let ahead = self.ahead.try_borrow().ok()?;
         let k = ahead.partition_point(|r| r.0 <= nr).checked_sub(1)?;
         let (first, n, _) = ahead.get(k)?;
@@ -162,7 +162,7 @@ impl Media for PageReader<'_, '_> {
         if self.m.is_block_dirty(nr) {
             return Ok(Block::Mapped(mapped));
         }
-        if let Some(b) = self.from_ahead(nr) {
+        if let Some(b) = self.read_before(nr) {
             return Ok(Block::Ahead(b));
         }
         let read = self.held.get() == Some(nr)

@@ -239,7 +239,7 @@ fn check_pools(f: &mut Fsck<'_, '_>, free: &[(u64, u64)]) {
             let pos = jb * layout::BLOCK_SIZE_U64 + journal::POOL_START_OFF as u64;
             f.problem(
                 Code::CleanPoolInUse,
-                &format!("clean pool of lane {lane}"),
+                format!("clean pool of lane {lane}"),
                 why,
                 "drop the pool (the next mount after a crash waits for the rebuild)",
                 |f| {
