@@ -56,7 +56,6 @@ impl Aligned {
 pub enum Block<'a> {
     Mapped(&'a [u8]),
     Read(Ref<'a, Aligned>),
-    Ahead(Ref<'a, [u8]>),
 }
 
 impl std::ops::Deref for Block<'_> {
@@ -65,17 +64,9 @@ impl std::ops::Deref for Block<'_> {
         match self {
             Block::Mapped(b) => b,
             Block::Read(r) => r.bytes(),
-            Block::Ahead(r) => r,
         }
     }
 }
-
-/// Log pages closer than this (in blocks) are read in one run: the blocks
-/// between are read for nothing, but under emulation a read costs about as
-/// much per call as a 4 KiB copy ten times over.
-const AHEAD_GAP: u64 = 8;
-/// Most blocks one read-ahead run reads (1 MiB).
-const AHEAD_MAX: u64 = 256;
 
 /// The image for one thread of the scan: blocks the overlay changed come
 /// from it, others are read with the device's reader into one buffer
@@ -87,66 +78,11 @@ pub struct PageReader<'m, 'a> {
     /// The block `buf` holds: the log walker reads a page's tail, then its
     /// entries, and the second read is served from the first.
     held: Cell<Option<u64>>,
-    /// Runs of blocks read ahead ([`PageReader::read_ahead`]): first
-    /// block, count, bytes; sorted.
-    ahead: RefCell<Vec<(u64, u64, Aligned)>>,
 }
 
 impl<'m, 'a> PageReader<'m, 'a> {
     pub fn new(m: &'m Overlay<'a>) -> Self {
-        Self {
-            m,
-            buf: RefCell::new(Aligned::new(1)),
-            held: Cell::new(None),
-            ahead: RefCell::new(Vec::new()),
-        }
-    }
-
-    /// Reads `blocks` (the first log pages of the inodes about to be
-    /// checked) in a few large reads instead of one each, dropping what
-    /// was read ahead before. Without a reader (the mapping): nothing.
-    pub fn read_ahead(&self, mut blocks: Vec<u64>) {
-        let Some(reader) = self.m.reader() else { return };
-        let Ok(mut ahead) = self.ahead.try_borrow_mut() else { return };
-        ahead.clear();
-        blocks.sort_unstable();
-        blocks.dedup();
-        let mut i = 0;
-        while let Some(&first) = blocks.get(i) {
-            let mut last = first;
-            i += 1;
-            while let Some(&b) = blocks.get(i) {
-                if b - last > AHEAD_GAP || b - first >= AHEAD_MAX {
-                    break;
-                }
-                last = b;
-                i += 1;
-            }
-            let n = last - first + 1;
-            // A lone page is read when it is needed, as before.
-            if n < 2 || last >= self.m.blocks() {
-                continue;
-            }
-            let mut buf = Aligned::new(n as usize);
-            if reader.read_blocks(first, buf.bytes_mut()).is_ok() {
-                ahead.push((first, n, buf));
-            }
-        }
-    }
-
-    /// Block `nr` if it was read ahead.
-    fn read_before(&self, nr: u64) -> Option<Ref<'_, [u8]>> {
-        let ahead = self.ahead.try_borrow().ok()?;
-        let k = ahead.partition_point(|r| r.0 <= nr).checked_sub(1)?;
-        let (first, n, _) = ahead.get(k)?;
-        if nr >= first + n {
-            return None;
-        }
-        let off = usize::try_from(nr - first).ok()?.checked_mul(layout::BLOCK_SIZE)?;
-        Ref::filter_map(ahead, |a| {
-            a.get(k).and_then(|r| r.2.bytes().get(off..off + layout::BLOCK_SIZE))
-        })
-        .ok()
+        Self { m, buf: RefCell::new(Aligned::new(1)), held: Cell::new(None) }
     }
 }
 
@@ -161,9 +97,6 @@ impl Media for PageReader<'_, '_> {
         let Some(reader) = self.m.reader() else { return Ok(Block::Mapped(mapped)) };
         if self.m.is_block_dirty(nr) {
             return Ok(Block::Mapped(mapped));
-        }
-        if let Some(b) = self.read_before(nr) {
-            return Ok(Block::Ahead(b));
         }
         let read = self.held.get() == Some(nr)
             || match self.buf.try_borrow_mut() {
@@ -252,17 +185,5 @@ mod tests {
         assert_eq!(r.1.load(Ordering::Relaxed), 2);
         assert!(p.block(4).is_err());
         assert_eq!(Aligned::new(3).bytes().as_ptr().align_offset(BLOCK_SIZE), 0);
-        // Read ahead: blocks 1 and 3 in one read (2 between them), then
-        // served without another; block 2 stays the overlay's.
-        p.read_ahead(vec![3, 1, 2]);
-        assert_eq!(r.1.load(Ordering::Relaxed), 3);
-        assert_eq!((p.block(1).unwrap()[0], p.block(3).unwrap()[0]), (11, 33));
-        assert_eq!(p.block(2).unwrap()[8], 5);
-        assert_eq!(r.1.load(Ordering::Relaxed), 3);
-        // A lone block is not read ahead; past the device, nothing.
-        p.read_ahead(vec![0, 40, 41]);
-        assert_eq!(r.1.load(Ordering::Relaxed), 3);
-        assert_eq!(p.block(0).unwrap()[0], 0);
-        assert_eq!(r.1.load(Ordering::Relaxed), 4);
     }
 }

@@ -159,45 +159,26 @@ fn scan_blocks(f: &Tables<'_, '_>, blocks: &[TableBlock]) -> Scan {
     let mut out = Scan::default();
     let pages = PageReader::new(f.m);
     let mut tables = TableRun::new(f.m);
-    // A run of table blocks at a time: its records, then the first page
-    // of each of their logs read ahead in large reads, then the logs.
-    let mut live: Vec<(u64, u64, Inode)> = Vec::new();
-    let mut heads = Vec::new();
-    for (c, chunk) in blocks.chunks(TABLE_RUN).enumerate() {
-        live.clear();
-        for (j, tb) in chunk.iter().enumerate() {
-            let table = tables.block(blocks, c * TABLE_RUN + j);
-            for k in 0..INODES_PER_BLOCK as u64 {
-                let Some(ino) = f.geo.ino_of(tb.lane, tb.first_slot + k) else { continue };
-                if ino == 0 {
-                    continue; // reserved
-                }
-                let pos = tb.block * BLOCK_SIZE_U64 + k * INODE_SIZE as u64;
-                let at = k as usize * INODE_SIZE as usize;
-                let raw = table.and_then(|t| t.get(at..at + Inode::SIZE));
-                // Most slots of a young file system are free: the state
-                // word says so without decoding the record.
-                if raw.and_then(|r| layout::read_u64(r, INODE_STATE_OFF as usize))
-                    == Some(INODE_FREE)
-                {
-                    out.free.push(ino);
-                    continue;
-                }
-                match raw.and_then(Inode::decode) {
-                    Some(inode) => live.push((ino, pos, inode)),
-                    None => out.slow.push((ino, pos)),
-                }
+    for (i, tb) in blocks.iter().enumerate() {
+        let table = tables.block(blocks, i);
+        for k in 0..INODES_PER_BLOCK as u64 {
+            let Some(ino) = f.geo.ino_of(tb.lane, tb.first_slot + k) else { continue };
+            if ino == 0 {
+                continue; // reserved
             }
-        }
-        heads.clear();
-        heads.extend(
-            live.iter()
-                .filter(|(_, _, i)| i.log_tail != 0 && f.geo.is_data_block(i.log_head))
-                .map(|(_, _, i)| i.log_head),
-        );
-        pages.read_ahead(std::mem::take(&mut heads));
-        for &(ino, pos, inode) in &live {
-            quick_slot(f, &pages, ino, pos, inode, &mut out);
+            let pos = tb.block * BLOCK_SIZE_U64 + k * INODE_SIZE as u64;
+            let at = k as usize * INODE_SIZE as usize;
+            let raw = table.and_then(|t| t.get(at..at + Inode::SIZE));
+            // Most slots of a young file system are free: the state word
+            // says so without decoding the record.
+            if raw.and_then(|r| layout::read_u64(r, INODE_STATE_OFF as usize)) == Some(INODE_FREE) {
+                out.free.push(ino);
+                continue;
+            }
+            match raw.and_then(Inode::decode) {
+                Some(inode) => quick_slot(f, &pages, ino, pos, inode, &mut out),
+                None => out.slow.push((ino, pos)),
+            }
         }
     }
     out
