@@ -795,6 +795,13 @@ fn put_pool(img: &mut Img, lane: u32, start: u64, end: u64, mark: u64) {
     p.encode(&mut img.bytes[jb + journal::JOURNAL_POOL_OFF..jb + BLOCK_SIZE]);
 }
 
+/// Sets the superblock's mount count (both copies).
+fn set_mount_count(img: &mut Img, n: u64) {
+    let mut sb = img.sb();
+    sb.mount_count = n;
+    img.put_both_sb(&sb);
+}
+
 /// The free extents an image's allocator record lists.
 fn record_free(img: &Img) -> Vec<(u64, u64)> {
     let sb = img.sb();
@@ -806,9 +813,7 @@ fn record_free(img: &Img) -> Vec<(u64, u64)> {
 #[test]
 fn clean_pool_of_free_blocks_is_fine() {
     run_case(|img| {
-        let mut sb = img.sb();
-        sb.mount_count = 3;
-        img.put_both_sb(&sb);
+        set_mount_count(img, 3);
         let (s, l) = *record_free(img).iter().max_by_key(|e| e.1).unwrap();
         put_pool(img, 0, s, s + l, u64::MAX);
         put_pool(img, 1, 0, 0, 1 << 20);
@@ -820,9 +825,7 @@ fn clean_pool_of_free_blocks_is_fine() {
 #[test]
 fn clean_pool_holding_a_block_in_use() {
     let after = run_case(|img| {
-        let mut sb = img.sb();
-        sb.mount_count = 3;
-        img.put_both_sb(&sb);
+        set_mount_count(img, 3);
         let f = img.ino("/docs/f0012.txt");
         let page = img.log(f).pages[0];
         put_pool(img, 0, page, page + 1, u64::MAX);
@@ -838,9 +841,7 @@ fn clean_pool_holding_a_block_in_use() {
 #[test]
 fn clean_pool_mark_below_a_live_inode() {
     run_case(|img| {
-        let mut sb = img.sb();
-        sb.mount_count = 3;
-        img.put_both_sb(&sb);
+        set_mount_count(img, 3);
         // Every slot from 0 on free: the root (lane 1) is not.
         put_pool(img, 1, 0, 0, 0);
         img.crash();
@@ -851,15 +852,12 @@ fn clean_pool_mark_below_a_live_inode() {
 #[test]
 fn stale_clean_pool_is_ignored() {
     run_case(|img| {
-        let mut sb = img.sb();
-        sb.mount_count = 3;
-        img.put_both_sb(&sb);
+        set_mount_count(img, 3);
         let f = img.ino("/docs/f0012.txt");
         let page = img.log(f).pages[0];
         put_pool(img, 0, page, page + 1, 0);
         // Declared by an earlier mount: a later one may have used it.
-        sb.mount_count = 4;
-        img.put_both_sb(&sb);
+        set_mount_count(img, 4);
         img.crash();
         Expect { codes: &[], n_exit: 0, y_exit: 0, lost: BTreeSet::new() }
     });
