@@ -171,14 +171,17 @@ impl SbInfo {
     }
 
     /// Makes sure the allocator holds the free space: after a mount
-    /// without a valid allocator record (a crash), the first caller
-    /// rebuilds it by replaying every live inode's log (freeing orphans
-    /// when read-write), and every other caller waits for that. Every
-    /// change to the media starts with it ([`SbInfo::start_write`]), so
-    /// the logs the rebuild reads are those the crash left (no commit,
-    /// allocation or free happens before it ends); statfs, remount and
-    /// unmount call it too. Damage it finds is logged once and fails
-    /// this and every later call (EUCLEAN, or EIO for a media error).
+    /// without a valid allocator record (a crash), the first caller (the
+    /// rebuild thread, as a rule) walks the live inodes' logs (freeing
+    /// orphans when read-write) and merges what it found into the
+    /// allocator, and every other caller waits for that. With trusted
+    /// clean pools changes go on meanwhile (frees deferred, see
+    /// `recovery::scan_used`) and only one that empties the pools calls
+    /// this ([`SbInfo::with_space`]); without, every change does first
+    /// ([`SbInfo::wait_rebuild`]), so nothing is committed, allocated or
+    /// freed before it ends. statfs, remount and unmount call it too.
+    /// Damage it finds is logged once and fails this and every later
+    /// call (EUCLEAN, or EIO for a media error).
     pub(crate) fn ensure_alloc(&self) -> Result {
         if self.alloc_ready.load(Ordering::Acquire) {
             return Ok(());
