@@ -12,7 +12,7 @@
 //! saved back as the record at unmount (and remount read-only).
 
 use crate::layout::journal::{
-    POOL_END_OFF, POOL_MARK_OFF, POOL_NONE, POOL_START_OFF, POOL_TAG_OFF,
+    self, POOL_END_OFF, POOL_MARK_OFF, POOL_NONE, POOL_START_OFF, POOL_TAG_OFF,
 };
 use crate::layout::sb::Geometry;
 use crate::pm::Pm;
@@ -300,7 +300,8 @@ pub(crate) struct Clean {
     pub(crate) start: u64,
     pub(crate) end: u64,
     pub(crate) mark: u64,
-    /// Byte position of the pool words on pmem; 0: not kept (read-only).
+    /// Byte position of the pool words on pmem (`journal::pool_word` of
+    /// `POOL_START_OFF`); 0: not kept (read-only).
     pub(crate) pos: u64,
 }
 
@@ -313,9 +314,9 @@ impl Clean {
     }
 }
 
-/// Where the pool words live on pmem.
-fn pool_word(pos: u64, off: usize) -> u64 {
-    pos + (off - crate::layout::journal::JOURNAL_POOL_OFF) as u64
+/// Where word `off` (a `POOL_*_OFF`) of the pool words at `pos` lives.
+pub(crate) fn pool_word(pos: u64, off: usize) -> u64 {
+    pos + (off - journal::JOURNAL_POOL_OFF) as u64
 }
 
 impl Lane {
@@ -336,21 +337,25 @@ impl Lane {
     }
 
     /// Makes `[start, end)` (free, every commit that freed it durable) the
-    /// pool: `start` is set to none and fenced before `end` changes, so a
-    /// crash never leaves a pool that mixes the two.
-    fn clean_declare(&mut self, pm: &Pm, start: u64, end: u64) -> Result {
+    /// pool, with the other words in `more` (`(POOL_*_OFF, value)`):
+    /// `start` is set to none and fenced before the others change, so a
+    /// crash never leaves a pool that mixes old and new words.
+    fn clean_declare(&mut self, pm: &Pm, start: u64, end: u64, more: &[(usize, u64)]) -> Result {
         let pos = self.clean.pos;
         if pos == 0 {
             return Ok(());
         }
-        let (ws, we) = (pool_word(pos, POOL_START_OFF), pool_word(pos, POOL_END_OFF));
+        let ws = pool_word(pos, POOL_START_OFF);
         pm.store_u64(ws, POOL_NONE)?;
         pm.flush(ws, 8)?;
         pm.fence();
         // Nothing may be taken from the old pool now: it is gone.
         self.clean.start = self.clean.end;
-        pm.store_u64(we, end)?;
-        pm.flush(we, 8)?;
+        for &(off, v) in Iterator::chain(core::iter::once(&(POOL_END_OFF, end)), more) {
+            let w = pool_word(pos, off);
+            pm.store_u64(w, v)?;
+            pm.flush(w, 8)?;
+        }
         pm.fence();
         pm.store_u64(ws, start)?;
         pm.flush(ws, 8)?;
@@ -505,7 +510,7 @@ impl Lane {
         let left = c.end.saturating_sub(c.start);
         if let Some(pm) = pm.filter(|_| c.pos != 0 && left < HUGE && l >= HUGE) {
             // Best effort: without a pool a crash only waits longer.
-            let _ = self.clean_declare(pm, s, s.saturating_add(l));
+            let _ = self.clean_declare(pm, s, s.saturating_add(l), &[]);
         }
         Ok(())
     }
@@ -701,30 +706,18 @@ impl Allocator {
     /// Declares each lane's clean pool (a read-write mount with the free
     /// space known, or a remount read-write): its largest free extent and
     /// the slots past its last used one, tagged `tag` (the superblock's
-    /// `mount_count` of this mount). `jpos(lane)` is the byte position of
-    /// the lane's pool words.
-    pub(crate) fn declare_pools(&self, tag: u64, jpos: impl Fn(u32) -> u64) -> Result {
+    /// `mount_count` of this mount).
+    pub(crate) fn declare_pools(&self, geo: &Geometry, tag: u64) -> Result {
         let pm = self.pm()?;
         for (i, l) in self.lanes.as_slice().iter().enumerate() {
             let mut g = l.lock();
-            let pos = jpos(i as u32);
+            let pos = journal::pool_word(geo, i as u32, POOL_START_OFF);
             g.clean = Clean { start: 0, end: 0, mark: u64::MAX, pos };
             let (s, n) = g.largest().unwrap_or((0, 0));
             let mark = g.slots.last_set().map_or(0, |b| b + 1);
-            let ws = pool_word(pos, POOL_START_OFF);
-            pm.store_u64(ws, POOL_NONE)?;
-            pm.flush(ws, 8)?;
+            g.clean_declare(pm, s, s + n, &[(POOL_MARK_OFF, mark), (POOL_TAG_OFF, tag)])?;
             pm.fence();
-            for (off, v) in [(POOL_END_OFF, s + n), (POOL_MARK_OFF, mark), (POOL_TAG_OFF, tag)] {
-                let w = pool_word(pos, off);
-                pm.store_u64(w, v)?;
-                pm.flush(w, 8)?;
-            }
-            pm.fence();
-            pm.store_u64(ws, s)?;
-            pm.flush(ws, 8)?;
-            pm.fence();
-            g.clean = Clean { start: s, end: s + n, mark, pos };
+            g.clean.mark = mark;
         }
         Ok(())
     }
@@ -751,8 +744,8 @@ impl Allocator {
     /// not in `used` (what the walk of the logs found in use), outside the
     /// pools the mount started from (`pools`, whose blocks the lanes had
     /// from the start), plus everything freed meanwhile; a lane's slot
-    /// below its starting mark (`marks`) is free if `slots_used` has it
-    /// clear or it was freed meanwhile.
+    /// below its pool's starting mark is free if `slots_used` has it clear
+    /// or it was freed meanwhile.
     pub(crate) fn merge(
         &self,
         used: &mut BlockSet,

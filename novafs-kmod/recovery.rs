@@ -9,7 +9,7 @@ use crate::alloc::{Allocator, Bitmap, BlockSet, Clean};
 use crate::index::ExtentMap;
 use crate::layout::alloc_rec::{self, KIND_BLOCKS};
 use crate::layout::inode::{read_inode_at, INODE_FREE, INODE_STATE_OFF};
-use crate::layout::journal::{self, CleanPool, JournalState, JOURNAL_POOL_OFF, JOURNAL_STATE_OFF};
+use crate::layout::journal::{self, CleanPool, JournalState, JOURNAL_STATE_OFF, POOL_START_OFF};
 use crate::layout::log::Entry;
 use crate::layout::sb::{Geometry, Superblock, STATE_CLEAN};
 use crate::layout::walk::{Ignore, LogVisitor, Replay, WalkError, XattrReplay};
@@ -87,7 +87,7 @@ pub(crate) fn trusted_pools(
     for (lane, segs) in segments.as_slice().iter().enumerate() {
         let lane32 = lane as u32;
         let mut w = [0u8; CleanPool::SIZE];
-        let pos = geo.journal_block(lane32) * BLOCK_SIZE_U64 + JOURNAL_POOL_OFF as u64;
+        let pos = journal::pool_word(geo, lane32, POOL_START_OFF);
         let p = m.read(pos, &mut w).ok().and_then(|()| CleanPool::decode(&w));
         let p = p.and_then(|p| p.trusted(sb.mount_count));
         let (rs, re) = Allocator::lane_region(geo, lane32);
@@ -293,7 +293,7 @@ fn read_one(sbi: &SbInfo, geo: &Geometry, ino: u64, pos: u64) -> Result<Option<R
 }
 
 /// The blocks and slots in use, by replaying the log of every live inode
-/// of each lane's slots below `marks[lane]` (mount after a crash or
+/// of each lane's slots below its pool's mark in `pools` (mount after a crash or
 /// without a valid record). With [`Orphans::Collect`] operations run
 /// meanwhile: an inode whose log is compacted while it is read is read
 /// again (nothing freed meanwhile is reused before the rebuild ends, so
@@ -303,7 +303,7 @@ pub(crate) fn scan_used(
     sbi: &SbInfo,
     geo: &Geometry,
     segments: &KVec<KVec<u64>>,
-    marks: &[u64],
+    pools: &[Clean],
     orphans: Orphans,
 ) -> Result<Scanned> {
     let name = sbi.dev();
@@ -312,7 +312,7 @@ pub(crate) fn scan_used(
     let mut freed = 0u64;
     let mut seen = 0u64;
     for (lane, segs) in segments.as_slice().iter().enumerate() {
-        let mark = marks.get(lane).copied().unwrap_or(u64::MAX);
+        let mark = pools.get(lane).map_or(u64::MAX, |c| c.mark);
         for (si, &seg) in segs.as_slice().iter().enumerate() {
             if si > 0 {
                 if used.insert(seg, geo.seg_blocks())? {

@@ -14,7 +14,7 @@ use crate::itable::Tables;
 use crate::journal::Lane;
 use crate::layout::alloc_rec::{self, ALLOC_PER_BLOCK, KIND_BLOCKS, KIND_INODES};
 use crate::layout::inode::walk_segments;
-use crate::layout::journal::{JournalHeader, JOURNAL_POOL_OFF, POOL_TAG_OFF};
+use crate::layout::journal::{self, JournalHeader, POOL_START_OFF, POOL_TAG_OFF};
 use crate::layout::log::MAX_FILE_SIZE;
 use crate::layout::sb::{
     self, Geometry, SbError, Superblock, SB_ALLOC_HEAD_OFF, SB_ALLOC_SEQ_OFF, SB_FREE_BLOCKS_OFF,
@@ -205,11 +205,7 @@ impl SbInfo {
             (true, false) => Orphans::Free,
             (true, true) => Orphans::Live,
         };
-        let mut marks = KVec::with_capacity(r.pools.len(), GFP_KERNEL)?;
-        for c in r.pools.iter() {
-            marks.push(c.mark, GFP_KERNEL)?;
-        }
-        let res = crate::recovery::scan_used(self, &self.geo, segments, &marks, orphans)
+        let res = crate::recovery::scan_used(self, &self.geo, segments, &r.pools, orphans)
             .and_then(|mut sc| self.alloc.merge(&mut sc.used, &r.pools, &sc.slots));
         match res {
             Ok(()) => {
@@ -218,10 +214,7 @@ impl SbInfo {
                     // Changes waited for this; from now on the pools are
                     // kept (best effort: without them a crash waits).
                     let tag = self.state.lock().sbk.mount_count;
-                    let geo = &self.geo;
-                    let _ = self.alloc.declare_pools(tag, |lane| {
-                        geo.journal_block(lane) * BLOCK_SIZE_U64 + JOURNAL_POOL_OFF as u64
-                    });
+                    let _ = self.alloc.declare_pools(&self.geo, tag);
                 }
                 self.alloc_ready.store(true, Ordering::Release);
                 self.wait_rebuild.store(false, Ordering::Release);
@@ -606,19 +599,18 @@ fn start_writing(sbi: &SbInfo) -> Result {
 fn keep_pools(sbi: &SbInfo, pools: &[Clean]) -> Result {
     let tag = sbi.state.lock().sbk.mount_count;
     let geo = &sbi.geo;
-    let jpos = |lane: u32| geo.journal_block(lane) * BLOCK_SIZE_U64 + JOURNAL_POOL_OFF as u64;
     if pools.is_empty() {
         if !sbi.alloc_ready.load(Ordering::Acquire) {
             // A rebuild that every change waits for: no pools until the
             // next mount (or remount read-write) after it.
             return Ok(());
         }
-        return sbi.alloc.declare_pools(tag, jpos);
+        return sbi.alloc.declare_pools(geo, tag);
     }
     let mut kept = KVec::with_capacity(pools.len(), GFP_KERNEL)?;
     for (lane, c) in pools.iter().enumerate() {
-        let pos = jpos(lane as u32);
-        let w = pos + (POOL_TAG_OFF - JOURNAL_POOL_OFF) as u64;
+        let pos = journal::pool_word(geo, lane as u32, POOL_START_OFF);
+        let w = crate::alloc::pool_word(pos, POOL_TAG_OFF);
         sbi.pm.store_u64(w, tag)?;
         sbi.pm.flush(w, 8)?;
         kept.push(Clean { pos, ..*c }, GFP_KERNEL)?;
@@ -900,17 +892,19 @@ fn setup(
                 v.extend_from_slice(segs.as_slice(), GFP_KERNEL)?;
                 copy.push(v, GFP_KERNEL)?;
             }
-            let mut marks = KVec::with_capacity(geo.lanes as usize, GFP_KERNEL)?;
+            // Each lane's starting pool (none where it is not trusted) and
+            // its slots below the mark, taken until the walk ends.
+            let mut from = KVec::with_capacity(geo.lanes as usize, GFP_KERNEL)?;
             let mut none = crate::recovery::slot_maps(&geo, &segments)?;
             for (i, bm) in none.as_mut_slice().iter_mut().enumerate() {
                 let c = pools.get(i).copied().unwrap_or(Clean::NONE);
                 bm.set_range(0, c.mark.min(bm.len()));
-                marks.push(c, GFP_KERNEL)?;
+                from.push(c, GFP_KERNEL)?;
             }
             {
                 let mut r = sbi.rebuild.lock();
                 r.segments = Some(copy);
-                r.pools = marks;
+                r.pools = from;
                 r.live = live;
             }
             *sbi.alloc_ready.get_mut() = false;

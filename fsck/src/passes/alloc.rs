@@ -205,16 +205,25 @@ fn first_difference(a: &[(u64, u64)], b: &[(u64, u64)]) -> Option<u64> {
     }
 }
 
+/// Lane `lane`'s clean pool, if a mount after a crash would trust it.
+fn trusted_pool(f: &Fsck<'_, '_>, lane: u32) -> Option<CleanPool> {
+    let b = f.m.block(f.geo.journal_block(lane)).ok()?;
+    CleanPool::of_block(b).and_then(|p| p.trusted(f.sb.mount_count))
+}
+
+/// Drops lane `lane`'s clean pool (its `start` word to none).
+fn drop_pool(f: &mut Fsck<'_, '_>, lane: u32) -> Repair {
+    let pos = journal::pool_word(&f.geo, lane, journal::POOL_START_OFF);
+    f.m.write_u64(pos, journal::POOL_NONE)
+        .map_err(|e| format!("cannot write the journal block ({e:?})"))
+}
+
 /// The clean pools of an image that was not cleanly unmounted: a mount
 /// allocates from a pool at once, so every block of it must be free and
 /// every inode slot from its mark on (FORMAT.md "Clean pools").
 fn check_pools(f: &mut Fsck<'_, '_>, free: &[(u64, u64)]) {
     for lane in 0..f.geo.lanes {
-        let jb = f.geo.journal_block(lane);
-        let Ok(b) = f.m.block(jb) else { continue };
-        let Some(p) = CleanPool::of_block(b).and_then(|p| p.trusted(f.sb.mount_count)) else {
-            continue;
-        };
+        let Some(p) = trusted_pool(f, lane) else { continue };
         let mut why = None;
         if p.start < p.end {
             // The free extent holding the pool's first block must hold it all.
@@ -236,16 +245,12 @@ fn check_pools(f: &mut Fsck<'_, '_>, free: &[(u64, u64)]) {
             }
         }
         if let Some(why) = why {
-            let pos = jb * layout::BLOCK_SIZE_U64 + journal::POOL_START_OFF as u64;
             f.problem(
                 Code::CleanPoolInUse,
                 format!("clean pool of lane {lane}"),
                 why,
                 "drop the pool (the next mount after a crash waits for the rebuild)",
-                |f| {
-                    f.m.write_u64(pos, journal::POOL_NONE)
-                        .map_err(|e| format!("cannot write the journal block ({e:?})"))
-                },
+                |f| drop_pool(f, lane),
             );
         }
     }
@@ -259,16 +264,8 @@ fn drop_pools(f: &mut Fsck<'_, '_>) {
         return;
     }
     for lane in 0..f.geo.lanes {
-        let jb = f.geo.journal_block(lane);
-        let trusted =
-            f.m.block(jb)
-                .ok()
-                .and_then(CleanPool::of_block)
-                .and_then(|p| p.trusted(f.sb.mount_count))
-                .is_some();
-        if trusted {
-            let pos = jb * layout::BLOCK_SIZE_U64 + journal::POOL_START_OFF as u64;
-            let _ = f.m.write_u64(pos, journal::POOL_NONE);
+        if trusted_pool(f, lane).is_some() {
+            let _ = drop_pool(f, lane);
         }
     }
 }

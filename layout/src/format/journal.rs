@@ -84,6 +84,12 @@ ondisk! {
     }
 }
 
+/// Byte position on the device of word `off` (one of the `POOL_*_OFF`) of
+/// lane `lane`'s clean-pool words.
+pub fn pool_word(geo: &Geometry, lane: u32, off: usize) -> u64 {
+    geo.journal_block(lane).saturating_mul(BLOCK_SIZE_U64).saturating_add(off as u64)
+}
+
 impl CleanPool {
     /// The pool words of a journal block.
     pub fn of_block(block: &[u8]) -> Option<Self> {
