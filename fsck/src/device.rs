@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use memmap2::{Mmap, MmapOptions};
 
-use layout::BLOCK_SIZE_U64;
+use layout::{BLOCK_SIZE, BLOCK_SIZE_U64};
 
 use crate::direct::ReadBlocks;
 
@@ -102,6 +102,8 @@ impl Device {
 /// read-around), for [`crate::direct`].
 pub struct DirectReader {
     file: File,
+    /// The device's logical block size: the unit of a direct read.
+    sector: usize,
 }
 
 impl ReadBlocks for DirectReader {
@@ -109,6 +111,14 @@ impl ReadBlocks for DirectReader {
         let pos = first
             .checked_mul(BLOCK_SIZE_U64)
             .ok_or_else(|| io::Error::other("block out of range"))?;
+        self.file.read_exact_at(buf, pos)
+    }
+
+    fn sector(&self) -> usize {
+        self.sector
+    }
+
+    fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<()> {
         self.file.read_exact_at(buf, pos)
     }
 }
@@ -136,8 +146,24 @@ impl Device {
         // An image file is read through its page cache (forced only).
         let flags = if self.is_block_device { libc::O_DIRECT } else { 0 };
         let file = OpenOptions::new().read(true).custom_flags(flags).open(&self.path).ok()?;
-        Some(DirectReader { file })
+        let sector = if self.is_block_device { logical_block_size(&self.path) } else { 512 };
+        Some(DirectReader { file, sector })
     }
+}
+
+/// The logical block size of block device `path` (the alignment `O_DIRECT`
+/// needs), from sysfs; a whole block if it cannot be read or is not a
+/// power of two up to a block.
+fn logical_block_size(path: &Path) -> usize {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(md) = std::fs::metadata(path) else { return BLOCK_SIZE };
+    let rdev = md.rdev();
+    let dev = PathBuf::from(format!("/sys/dev/block/{}:{}", libc::major(rdev), libc::minor(rdev)));
+    [dev.join("queue/logical_block_size"), dev.join("../queue/logical_block_size")]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok()?.trim().parse::<usize>().ok())
+        .filter(|s| s.is_power_of_two() && *s <= BLOCK_SIZE)
+        .unwrap_or(BLOCK_SIZE)
 }
 
 /// Whether block device `path` is DAX-capable (pmem in fsdax mode):

@@ -22,6 +22,16 @@ pub trait ReadBlocks: Sync {
     /// Fills `buf` (a whole number of blocks, 4096-aligned in memory) with
     /// the blocks from `first` on.
     fn read_blocks(&self, first: u64, buf: &mut [u8]) -> io::Result<()>;
+
+    /// The smallest unit [`ReadBlocks::read_at`] reads: the device's
+    /// logical block size (512 for pmem). Whole blocks by default.
+    fn sector(&self) -> usize {
+        BLOCK_SIZE
+    }
+
+    /// Fills `buf` with the bytes at `pos`; `pos`, `buf.len()` and `buf`'s
+    /// address are multiples of [`ReadBlocks::sector`].
+    fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<()>;
 }
 
 /// A buffer of `blocks` blocks aligned to a block (as `O_DIRECT` wants).
@@ -55,7 +65,8 @@ impl Aligned {
 /// or from the reader's own buffer.
 pub enum Block<'a> {
     Mapped(&'a [u8]),
-    Read(Ref<'a, Aligned>),
+    /// The first `.1` bytes of the buffer (a whole block, or a head).
+    Read(Ref<'a, Aligned>, usize),
 }
 
 impl std::ops::Deref for Block<'_> {
@@ -63,7 +74,7 @@ impl std::ops::Deref for Block<'_> {
     fn deref(&self) -> &[u8] {
         match self {
             Block::Mapped(b) => b,
-            Block::Read(r) => r.bytes(),
+            Block::Read(r, len) => r.bytes().get(..*len).unwrap_or(&[]),
         }
     }
 }
@@ -72,17 +83,61 @@ impl std::ops::Deref for Block<'_> {
 /// from it, others are read with the device's reader into one buffer
 /// (one block handed out at a time; a second one while the first is held
 /// comes from the mapping).
+///
+/// The log walker reads a page's 64-byte tail, then the bytes it says are
+/// used ([`Media::head`]): a small file's log page is a few hundred bytes
+/// of 4096. Where the device reads by sectors, only the sectors those two
+/// reads touch are read (on pmem every byte read is a CPU copy, and the
+/// copies were most of a check's time).
 pub struct PageReader<'m, 'a> {
     m: &'m Overlay<'a>,
     buf: RefCell<Aligned>,
-    /// The block `buf` holds: the log walker reads a page's tail, then its
-    /// entries, and the second read is served from the first.
-    held: Cell<Option<u64>>,
+    /// The block `buf` holds bytes of, and which: `lo..hi` of it. A read
+    /// inside that range (the entries after the tail, when they reach the
+    /// tail's sector) is served from the buffer.
+    held: Cell<Option<(u64, usize, usize)>>,
 }
 
 impl<'m, 'a> PageReader<'m, 'a> {
     pub fn new(m: &'m Overlay<'a>) -> Self {
         Self { m, buf: RefCell::new(Aligned::new(1)), held: Cell::new(None) }
+    }
+
+    /// Makes the buffer hold bytes `lo..hi` of block `nr` (at least),
+    /// reading the sectors around them; `false` if the device cannot be
+    /// read directly for it (no reader, a block the overlay changed, a
+    /// failed read, the buffer handed out).
+    fn fill(&self, nr: u64, lo: usize, hi: usize) -> bool {
+        let Some(reader) = self.m.reader() else { return false };
+        if self.m.is_block_dirty(nr) {
+            return false;
+        }
+        if let Some((b, l, h)) = self.held.get() {
+            if b == nr && l <= lo && hi <= h {
+                return true;
+            }
+        }
+        let Ok(mut buf) = self.buf.try_borrow_mut() else { return false };
+        let sector = reader.sector().clamp(1, BLOCK_SIZE);
+        let lo = lo / sector * sector;
+        let hi = hi.div_ceil(sector).saturating_mul(sector).min(BLOCK_SIZE);
+        let pos = nr.checked_mul(BLOCK_SIZE as u64).and_then(|p| p.checked_add(lo as u64));
+        let ok = match (pos, buf.bytes_mut().get_mut(lo..hi)) {
+            (Some(pos), Some(dst)) => dst.is_empty() || reader.read_at(pos, dst).is_ok(),
+            _ => false,
+        };
+        self.held.set(ok.then_some((nr, lo, hi)));
+        ok
+    }
+
+    /// The first `len` bytes of block `nr`, read directly if possible.
+    fn prefix(&self, nr: u64, len: usize) -> Result<Block<'_>, MediaError> {
+        let mapped = self.m.block(nr)?; // range check; cheap (no access)
+        let len = len.min(BLOCK_SIZE);
+        match (self.fill(nr, 0, len), self.buf.try_borrow()) {
+            (true, Ok(r)) => Ok(Block::Read(r, len)),
+            _ => Ok(Block::Mapped(mapped)),
+        }
     }
 }
 
@@ -93,24 +148,26 @@ impl Media for PageReader<'_, '_> {
         Self: 'b;
 
     fn block(&self, nr: u64) -> Result<Block<'_>, MediaError> {
-        let mapped = self.m.block(nr)?; // range check; cheap (no access)
-        let Some(reader) = self.m.reader() else { return Ok(Block::Mapped(mapped)) };
-        if self.m.is_block_dirty(nr) {
-            return Ok(Block::Mapped(mapped));
-        }
-        let read = self.held.get() == Some(nr)
-            || match self.buf.try_borrow_mut() {
-                Ok(mut b) => {
-                    let ok = reader.read_blocks(nr, b.bytes_mut()).is_ok();
-                    self.held.set(ok.then_some(nr));
-                    ok
-                }
-                Err(_) => false,
-            };
-        match (read, self.buf.try_borrow()) {
-            (true, Ok(r)) => Ok(Block::Read(r)),
-            _ => Ok(Block::Mapped(mapped)),
-        }
+        self.prefix(nr, BLOCK_SIZE)
+    }
+
+    fn head(&self, nr: u64, len: usize) -> Result<Block<'_>, MediaError> {
+        self.prefix(nr, len)
+    }
+
+    fn read(&self, pos: u64, out: &mut [u8]) -> Result<(), MediaError> {
+        let nr = pos / BLOCK_SIZE as u64;
+        let off = (pos % BLOCK_SIZE as u64) as usize;
+        let end = off.checked_add(out.len()).filter(|&e| e <= BLOCK_SIZE);
+        let end = end.ok_or(MediaError::OutOfRange(nr))?;
+        let mapped = self.m.block(nr)?;
+        let held = if self.fill(nr, off, end) { self.buf.try_borrow().ok() } else { None };
+        let src = match &held {
+            Some(r) => r.bytes(),
+            None => mapped,
+        };
+        out.copy_from_slice(src.get(off..end).ok_or(MediaError::OutOfRange(nr))?);
+        Ok(())
     }
 
     fn blocks(&self) -> u64 {
@@ -134,6 +191,20 @@ impl ReadBlocks for SliceReader<'_> {
         buf.copy_from_slice(src);
         Ok(())
     }
+
+    fn sector(&self) -> usize {
+        512
+    }
+
+    fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<()> {
+        let src = usize::try_from(pos)
+            .ok()
+            .and_then(|p| Some(p..p.checked_add(buf.len())?))
+            .and_then(|r| self.0.get(r))
+            .ok_or_else(|| io::Error::other("bytes out of range"))?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -148,6 +219,15 @@ mod tests {
         fn read_blocks(&self, first: u64, buf: &mut [u8]) -> io::Result<()> {
             self.1.fetch_add(1, Ordering::Relaxed);
             self.0.read_blocks(first, buf)
+        }
+
+        fn sector(&self) -> usize {
+            self.0.sector()
+        }
+
+        fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<()> {
+            self.1.fetch_add(1, Ordering::Relaxed);
+            self.0.read_at(pos, buf)
         }
     }
 
@@ -184,6 +264,23 @@ mod tests {
         assert_eq!(p.block(3).unwrap()[0], 33);
         assert_eq!(r.1.load(Ordering::Relaxed), 2);
         assert!(p.block(4).is_err());
+        // A page's tail, then its head: the sectors around each, not the
+        // block; a head that reaches the tail's sector is read once more.
+        let p = PageReader::new(&o);
+        let before = r.1.load(Ordering::Relaxed);
+        let mut tail = [0u8; 64];
+        p.read(BLOCK_SIZE as u64 + 4032, &mut tail).unwrap();
+        assert_eq!(tail, other[BLOCK_SIZE + 4032..BLOCK_SIZE + 4096]);
+        let head = p.head(1, 100).unwrap();
+        assert_eq!((head.len(), head[0]), (100, 11));
+        drop(head);
+        assert_eq!(r.1.load(Ordering::Relaxed), before + 2);
+        p.read(BLOCK_SIZE as u64 + 10, &mut tail).unwrap(); // inside the head's sector
+        assert_eq!(r.1.load(Ordering::Relaxed), before + 2);
+        // 4000 bytes round up to the whole block, which then serves it.
+        assert_eq!(p.head(1, 4000).unwrap().len(), 4000);
+        assert_eq!(p.block(1).unwrap().len(), BLOCK_SIZE);
+        assert_eq!(r.1.load(Ordering::Relaxed), before + 3);
         assert_eq!(Aligned::new(3).bytes().as_ptr().align_offset(BLOCK_SIZE), 0);
     }
 }

@@ -36,8 +36,13 @@ for fs in ${PROFILE_FS:-novars ext4}; do
         perf report -q -i /tmp/perf.data --stdio --no-children --sort sym -g none 2>/dev/null | head -60 > $base-flat.txt
         perf report -q -i /tmp/perf.data --stdio --children --sort sym -g none 2>/dev/null | head -120 > $base-children.txt
         perf report -q -i /tmp/perf.data --stdio --no-children --sort sym -g folded,0.5,caller 2>/dev/null > $base-folded.txt
-        echo "== $fs $c (flat)"; head -30 $base-flat.txt
-        echo "== $fs $c (inclusive)"; head -60 $base-children.txt
+        # perf leaves the module's functions unresolved (no .ko under
+        # /lib/modules on the shared root): name them from kallsyms.
+        perf script -i /tmp/perf.data -F ip,sym > $base-script.txt 2>&1
+        grep '\[novars\]' /proc/kallsyms > $base-kallsyms.txt
+        python3 $NOVARS_ROOT/xtests/bench/perf-syms.py $base-script.txt \
+            $base-kallsyms.txt ${PROFILE_TOP:-40} > $base-resolved.txt
+        echo "== $fs $c"; cat $base-resolved.txt
         umount $M
     done
 done

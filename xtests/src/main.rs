@@ -89,6 +89,10 @@ struct VmArgs {
     memory: String,
     #[arg(long, value_enum, default_value_t = Flavour::Normal)]
     flavour: Flavour,
+    /// Make the NVDIMMs resident before the boot (qemu `prealloc=on`), as
+    /// `cargo xt bench` does: no first-touch page faults on the host.
+    #[arg(long)]
+    prealloc: bool,
 }
 
 impl VmArgs {
@@ -103,6 +107,7 @@ impl VmArgs {
             echo: true,
             module: None,
             images: None,
+            prealloc: self.prealloc,
         })
     }
 }
@@ -137,6 +142,12 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
                 marker,
                 delay: Duration::from_secs_f64(crash_delay.max(0.0)),
             });
+            // Ad-hoc scripts (xtests/bench/*.sh) use the guest programs:
+            // build them when their sources are newer.
+            bench::build_programs()?;
+            if let Err(e) = bins::build() {
+                eprintln!("xt: vm: guest programs not built: {e:#}");
+            }
             vm::cmd_vm(&vm.config(timeout)?, &cmd, crash.as_ref())
         }
         Cmd::Shell { vm } => vm::shell(&vm.config(24 * 3600)?).map(|()| 0),

@@ -64,6 +64,13 @@ pub struct VmConfig {
     /// next, whatever other harness runs do between them. [`ANY_LANE`]: any
     /// free set of the pool `target/vm/lane<K>/` (the test harness's boots).
     pub images: Option<String>,
+    /// Have qemu touch every page of the NVDIMM backing files at start
+    /// (`prealloc=on`): the first store to a page of a sparse backing file
+    /// otherwise costs the host a page fault and an allocation, several
+    /// microseconds a page under TCG, which real pmem never pays and which
+    /// falls on whatever writes new blocks (copy-on-write, a raw write to
+    /// an untouched range). Benchmarks set it; big devices should not.
+    pub prealloc: bool,
 }
 
 impl Default for VmConfig {
@@ -78,6 +85,7 @@ impl Default for VmConfig {
             echo: true,
             module: None,
             images: None,
+            prealloc: false,
         }
     }
 }
@@ -277,9 +285,10 @@ fn qemu_opts(cfg: &VmConfig) -> String {
     let mut o = format!("-machine nvdimm=on -m {ram}M,slots={n},maxmem={maxmem}M");
     for i in 0..cfg.nvdimms {
         o.push_str(&format!(
-            " -object memory-backend-file,id=nvmem{i},share=on,mem-path={},size={}M -device nvdimm,id=nvdimm{i},memdev=nvmem{i}",
+            " -object memory-backend-file,id=nvmem{i},share=on,mem-path={},size={}M{} -device nvdimm,id=nvdimm{i},memdev=nvmem{i}",
             image_path(cfg, i).display(),
-            cfg.size_mib
+            cfg.size_mib,
+            if cfg.prealloc { ",prealloc=on" } else { "" }
         ));
     }
     o
