@@ -70,11 +70,11 @@ FSLIST="ext4 xfs novars"
 case $MODE in
 full)
     FALLOC_MIB=512
-    SYS_N=500; FIO_RT=500ms; FIO_RD=64M; FIO_SEQ=128M; FIO_APPEND=2M
+    SYS_N=500; FIO_RT=500ms; FIO_RD=64M; FIO_SEQ_MIB=384; FIO_APPEND=2M
     WL_SECS=1; WL_FILES=500; MD_N=1000; MAP_PAGES=500; MAP_MIB=128; FSYNC_ROUNDS=1000; SMALL=10000; LARGE=100000 ;;
 quick)
     FALLOC_MIB=64
-    SYS_N=50; FIO_RT=100ms; FIO_RD=8M; FIO_SEQ=8M; FIO_APPEND=256k
+    SYS_N=50; FIO_RT=100ms; FIO_RD=8M; FIO_SEQ_MIB=8; FIO_APPEND=256k
     WL_SECS=0.3; WL_FILES=50; MD_N=100; MAP_PAGES=100; MAP_MIB=8; FSYNC_ROUNDS=20; SMALL=200; LARGE=400 ;;
 *) fail "mode must be full or quick" ;;
 esac
@@ -144,7 +144,10 @@ fio_jobs() { # TARGET(dir or "raw") MMAP(yes/no)
         seqfile=""; rdfile=""
         [ "$1" = raw ] || { seqfile="filename_format=sw.\$jobnum
 unlink=1"; rdfile="filename_format=rd.\$jobnum"; }
-        printf '[seq-write-1m-j%s]\nrw=write\nbs=1M\nsize=%s\nnumjobs=%s\n%s\n' $j $FIO_SEQ $j "$seqfile"
+        # FIO_SEQ_MIB in all, split among the jobs (384 MiB: a 128 MiB
+        # write lasted 60-100 ms, short enough for one host hiccup to
+        # halve it).
+        printf '[seq-write-1m-j%s]\nrw=write\nbs=1M\nsize=%sM\nnumjobs=%s\n%s\n' $j $((FIO_SEQ_MIB / j)) $j "$seqfile"
         if [ "$1" != raw ]; then
             printf '[append-4k+fsync-j%s]\nrw=write\nbs=4k\nsize=%s\nfsync=1\nnumjobs=%s\nfilename_format=ap.$jobnum\nunlink=1\n' $j $FIO_APPEND $j
         fi

@@ -571,9 +571,9 @@ pub fn bench(args: &BenchArgs) -> Result<i32> {
         timeout: Duration::from_secs(timeout),
         echo: true,
         module: Some(ko),
-        // Every file system and the raw device write to resident memory,
-        // as on real pmem (see `VmConfig::prealloc`).
-        prealloc: true,
+        // Every file system and the raw device write to host memory, as
+        // on real pmem (see `VmConfig::resident`).
+        resident: true,
         ..VmConfig::default()
     };
     let suite = repo_root().join("xtests/bench/suite.sh");

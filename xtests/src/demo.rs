@@ -136,7 +136,7 @@ pub fn demo() -> Result<i32> {
         module: ko,
         images: None,
         ram_mib: vm::GUEST_RAM_MIB,
-        prealloc: false,
+        resident: false,
     };
 
     say!("demo: boot 1 of 3: a fresh NVDIMM, the life of a file system");

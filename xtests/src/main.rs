@@ -89,10 +89,11 @@ struct VmArgs {
     memory: String,
     #[arg(long, value_enum, default_value_t = Flavour::Normal)]
     flavour: Flavour,
-    /// Make the NVDIMMs resident before the boot (qemu `prealloc=on`), as
-    /// `cargo xt bench` does: no first-touch page faults on the host.
+    /// Keep the NVDIMMs in host memory (images on /dev/shm, qemu
+    /// `prealloc=on`), as `cargo xt bench` does: no first-touch faults and
+    /// no writeback stalls on the host.
     #[arg(long)]
-    prealloc: bool,
+    resident: bool,
 }
 
 impl VmArgs {
@@ -107,7 +108,7 @@ impl VmArgs {
             echo: true,
             module: None,
             images: None,
-            prealloc: self.prealloc,
+            resident: self.resident,
         })
     }
 }

@@ -650,7 +650,7 @@ fn shared_boot(group: &[&VmTest], flavour: Flavour, ko: Option<&Path>, lane: &La
         echo: lane.echo,
         module: ko.map(Path::to_path_buf),
         images: lane.images.clone(),
-        prealloc: false,
+        resident: false,
     };
     let specs: Vec<String> =
         group.iter().map(|v| vm::sh_quote(&format!("{}={}", v.name, v.path.display()))).collect();
@@ -864,7 +864,7 @@ fn crash_series(
         module: ko.map(Path::to_path_buf),
         // Its own images: they must carry over from boot to boot.
         images: Some(set.clone()),
-        prealloc: false,
+        resident: false,
     };
     let handoff = crate::util::target_dir().join("vm").join(format!("{set}-handoff"));
     let series = repo_root().join("xtests/guest/crashseries.sh");
