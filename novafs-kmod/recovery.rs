@@ -323,6 +323,11 @@ pub(crate) fn scan_used(
             for s in 0..geo.seg_inodes {
                 seen += 1;
                 crate::shim::resched_every(seen);
+                // A shutdown waits for this walk (it counts as a writer):
+                // stop at once; the next mount recovers as after a crash.
+                if sbi.is_shut_down() {
+                    return Err(EIO);
+                }
                 let slot = si as u64 * geo.seg_inodes as u64 + s as u64;
                 if slot >= mark {
                     break;

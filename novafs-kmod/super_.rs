@@ -196,6 +196,11 @@ impl SbInfo {
         if let Some(e) = r.failed {
             return Err(e);
         }
+        // After a shutdown nothing is written and nothing will use the
+        // free space: the walk is not done (the next mount recovers).
+        if self.is_shut_down() {
+            return Err(EIO);
+        }
         let Some(segments) = r.segments.as_ref() else {
             return Err(EINVAL);
         };
@@ -227,6 +232,12 @@ impl SbInfo {
                 Ok(())
             }
             Err(e) if e == ENOMEM => Err(e),
+            Err(e) if self.is_shut_down() => {
+                // The walk stops at a shutdown (which waits for it, as
+                // for any writer): not damage, and not to be kept.
+                pr_info!("({}): free-space rebuild stopped by the shutdown\n", self.dev());
+                Err(e)
+            }
             Err(e) => {
                 r.failed = Some(e);
                 drop(r);

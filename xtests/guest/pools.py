@@ -9,7 +9,8 @@ mount recovers as after a crash), then mounts it again and, at once,
 creates, overwrites, truncates, renames and deletes files while the
 kernel thread walks the logs. Checks that the first change finished
 before the walk did (the mount log says when it ends), that a second
-crash in the middle of that walk recovers too, that fsck -fn finds the
+crash in the middle of that walk (a shutdown, which stops the walk)
+recovers too, that fsck -fn finds the
 unclean image consistent (the pools hold nothing in use) and, after a
 clean unmount, that the allocator record equals the free space (nothing
 leaked, nothing given twice), and that every file holds what was last
@@ -186,10 +187,24 @@ for round_ in (1, 2, 3):
     if round_ == 2:
         changes(round_, names, False, 20)
         during = not rebuilt()
-        # The shutdown waits for the rebuild's own writes (orphans, pools);
-        # the changes before it were made from the pools.
+        # The shutdown stops the walk (it waits for no more than the inode
+        # being read); the changes before it were made from the pools.
+        kmsg("round 2: shutting down")
+        t0 = time.time()
         shutdown()
+        took = time.time() - t0
+        m = dmesg()
+        if "could not be rebuilt" in m:
+            fail("round 2: the shutdown was taken for damage:\n%s" % m)
+        ended = m.find("free space rebuilt")
+        if ended < 0 or ended > m.find("round 2: shutting down"):
+            # The walk was still running when the shutdown came.
+            if "free-space rebuild stopped by the shutdown" not in m:
+                fail("round 2: the shutdown did not stop the rebuild (it took %.2f s):\n%s" % (took, m))
+            ok("round 2: the shutdown stopped the rebuild in %.3f s" % took)
+        t0 = time.time()
         run("umount", M)
+        ok("round 2: unmounted in %.3f s" % (time.time() - t0))
         fsck_clean("after a crash during the rebuild", True)
         ok("round 2: crashed %s the free space was rebuilt, after 20 changes"
            % ("while" if during else "(the rebuild had just ended) after"))
