@@ -286,6 +286,22 @@ fn save_fsdax_head(cfg: &VmConfig) {
     }
 }
 
+/// Deletes [`VmConfig::resident`] images above 1 GiB after the run: they
+/// hold their size in host RAM (`/dev/shm`) until deleted; the bench's
+/// 1 GiB one is kept for the next run.
+pub fn drop_resident_images(cfg: &VmConfig) {
+    if !cfg.resident || cfg.size_mib <= 1024 {
+        return;
+    }
+    for i in 0..cfg.nvdimms {
+        let img = image_path(cfg, i);
+        if img.starts_with("/dev/shm") && fs::remove_file(&img).is_ok() {
+            let _ = fs::remove_file(fsdax_marker(cfg, i));
+            say!("vm: deleted {} ({} MiB of host RAM)", img.display(), cfg.size_mib);
+        }
+    }
+}
+
 /// Deletes the run's images if they are big ([`BIG_IMAGE_MIB`]): the
 /// test harness calls it after the boots that used them (a later boot
 /// makes a new sparse image in milliseconds, its fsdax info block from
@@ -698,7 +714,9 @@ pub fn cmd_vm(cfg: &VmConfig, args: &[String], crash: Option<&Crash>) -> Result<
         bail!("nothing to run: `cargo xt vm -- CMD...` (or `cargo xt shell` for a shell)");
     }
     let cfg = VmConfig { module: module_if_it_builds(cfg.flavour), ..cfg.clone() };
-    let out = run(&cfg, "vm", &command_line(args), crash)?;
+    let out = run(&cfg, "vm", &command_line(args), crash);
+    drop_resident_images(&cfg);
+    let out = out?;
     if crash.is_some() {
         return Ok(if out.crashed && out.clean_log() { 0 } else { 1 });
     }
