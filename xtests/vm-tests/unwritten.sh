@@ -50,9 +50,18 @@ xfs_io -c "fiemap -v" $W/m/c/a | tail -n +2 | awk '{print $NF}' | grep -q 0x80. 
     fail "xfs_io fiemap -v shows no unwritten flag"
 ok "filefrag -v and xfs_io fiemap -v report unwritten"
 
-timings novars
-[ $((FALLOC_MS * 10)) -lt "$DD_MS" ] ||
-    fail "fallocate -l 1G took $FALLOC_MS ms, not under a tenth of dd's $DD_MS ms"
+# Up to three tries: beside another VM the host can stall one call for
+# half a second (a CI run measured 546 ms against 72 alone); zeroing the
+# gigabyte would miss every time.
+try=1
+while :; do
+    timings novars
+    [ $((FALLOC_MS * 10)) -lt "$DD_MS" ] && break
+    [ $try -lt 3 ] ||
+        fail "fallocate -l 1G took $FALLOC_MS ms, not under a tenth of dd's $DD_MS ms (3 tries)"
+    echo "try $try: fallocate $FALLOC_MS ms, dd $DD_MS ms: again"
+    try=$((try + 1))
+done
 ok "fallocate -l 1G is metadata only ($FALLOC_MS ms against dd's $DD_MS ms)"
 
 mkdir $W/m/s
