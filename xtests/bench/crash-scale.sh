@@ -12,21 +12,10 @@
 . "$NOVARS_GUEST_LIB"
 FILES=${1:-1000000}
 RUNS=${2:-3}
-FSBENCH=$NOVARS_ROOT/target/bench/bin/fsbench
-[ -x "$FSBENCH" ] || FSBENCH=$NOVARS_ROOT/target/guest-bin/fsbench
-load_novars
-DEV=/dev/pmem0
-M=/tmp/cs; mkdir -p $M
-now_ms() { awk '{ printf "%d\n", $1 * 1000 }' /proc/uptime; }
+M=/tmp/cs
+. "$NOVARS_ROOT/xtests/bench/scale-lib.sh"
 for fs in novars ext4; do
-    case $fs in
-    novars) must mkfs.novars -q -f $DEV >/dev/null; must novars_mount $DEV $M ;;
-    ext4) must mkfs.ext4 -q -F -N $((FILES + 20000)) $DEV; must mount -t ext4 -o dax $DEV $M ;;
-    esac
-    t0=$(now_ms)
-    must "$FSBENCH" populate $M 0 $FILES 1024
-    echo "$fs: $FILES files in $(( $(now_ms) - t0 )) ms"
-    must umount $M
+    make_files $fs $FILES
     r=1
     while [ $r -le $RUNS ]; do
         case $fs in

@@ -11,12 +11,8 @@
 # fsck finds the image clean.
 . "$NOVARS_GUEST_LIB"
 FILES=${1:-1000000}
-FSBENCH=$NOVARS_ROOT/target/bench/bin/fsbench
-[ -x "$FSBENCH" ] || FSBENCH=$NOVARS_ROOT/target/guest-bin/fsbench
-load_novars
-DEV=/dev/pmem0
-M=/tmp/fs; mkdir -p $M
-now_ms() { awk '{ printf "%d\n", $1 * 1000 }' /proc/uptime; }
+M=/tmp/fs
+. "$NOVARS_ROOT/xtests/bench/scale-lib.sh"
 timed() { # LABEL CMD...: runs CMD, prints its time, fails on a non-zero exit
     label=$1; shift
     sync; echo 3 > /proc/sys/vm/drop_caches
@@ -27,14 +23,7 @@ timed() { # LABEL CMD...: runs CMD, prints its time, fails on a non-zero exit
     [ $rc -eq 0 ] || { tail -n 20 /tmp/fs-out.txt; fail "$label failed"; }
 }
 for fs in novars ext4; do
-    case $fs in
-    novars) must mkfs.novars -q -f $DEV >/dev/null; must novars_mount $DEV $M ;;
-    ext4) must mkfs.ext4 -q -F -N $((FILES + 20000)) $DEV; must mount -t ext4 -o dax $DEV $M ;;
-    esac
-    t0=$(now_ms)
-    must "$FSBENCH" populate $M 0 $FILES 1024
-    echo "$fs: $FILES files in $(( $(now_ms) - t0 )) ms"
-    must umount $M
+    make_files $fs $FILES
     case $fs in
     novars)
         for r in 1 2; do timed "fsck.novars -fn, run $r" fsck.novars -fn -tt $DEV; done
