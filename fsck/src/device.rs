@@ -155,29 +155,27 @@ impl Device {
 /// needs), from sysfs; a whole block if it cannot be read or is not a
 /// power of two up to a block.
 fn logical_block_size(path: &Path) -> usize {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(md) = std::fs::metadata(path) else { return BLOCK_SIZE };
-    let rdev = md.rdev();
-    let dev = PathBuf::from(format!("/sys/dev/block/{}:{}", libc::major(rdev), libc::minor(rdev)));
-    [dev.join("queue/logical_block_size"), dev.join("../queue/logical_block_size")]
-        .iter()
-        .find_map(|p| std::fs::read_to_string(p).ok()?.trim().parse::<usize>().ok())
+    queue_attr(path, "logical_block_size")
+        .and_then(|v| v.trim().parse::<usize>().ok())
         .filter(|s| s.is_power_of_two() && *s <= BLOCK_SIZE)
         .unwrap_or(BLOCK_SIZE)
 }
 
-/// Whether block device `path` is DAX-capable (pmem in fsdax mode):
-/// `queue/dax` of the device (or of the disk a partition belongs to).
+/// Whether block device `path` is DAX-capable (pmem in fsdax mode).
 fn is_dax(path: &Path) -> bool {
+    queue_attr(path, "dax").is_some_and(|v| v.trim() == "1")
+}
+
+/// Request-queue attribute `name` of block device `path` from sysfs:
+/// `queue/NAME` of the device, or of the disk a partition belongs to (a
+/// partition has no queue of its own).
+fn queue_attr(path: &Path, name: &str) -> Option<String> {
     use std::os::unix::fs::MetadataExt;
-    let Ok(md) = std::fs::metadata(path) else { return false };
-    let rdev = md.rdev();
-    let (major, minor) = (libc::major(rdev), libc::minor(rdev));
-    let dev = PathBuf::from(format!("/sys/dev/block/{major}:{minor}"));
-    [dev.join("queue/dax"), dev.join("../queue/dax")]
+    let rdev = std::fs::metadata(path).ok()?.rdev();
+    let dev = PathBuf::from(format!("/sys/dev/block/{}:{}", libc::major(rdev), libc::minor(rdev)));
+    [dev.join("queue").join(name), dev.join("../queue").join(name)]
         .iter()
-        .filter_map(|p| std::fs::read_to_string(p).ok())
-        .any(|v| v.trim() == "1")
+        .find_map(|p| std::fs::read_to_string(p).ok())
 }
 
 /// Drops the clean pages of a block device's page cache before it is
