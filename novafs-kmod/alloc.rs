@@ -315,7 +315,7 @@ impl Clean {
 }
 
 /// Where word `off` (a `POOL_*_OFF`) of the pool words at `pos` lives.
-pub(crate) fn pool_word(pos: u64, off: usize) -> u64 {
+fn pool_word(pos: u64, off: usize) -> u64 {
     pos + (off - journal::JOURNAL_POOL_OFF) as u64
 }
 

@@ -621,7 +621,7 @@ fn keep_pools(sbi: &SbInfo, pools: &[Clean]) -> Result {
     let mut kept = KVec::with_capacity(pools.len(), GFP_KERNEL)?;
     for (lane, c) in pools.iter().enumerate() {
         let pos = journal::pool_word(geo, lane as u32, POOL_START_OFF);
-        let w = crate::alloc::pool_word(pos, POOL_TAG_OFF);
+        let w = journal::pool_word(geo, lane as u32, POOL_TAG_OFF);
         sbi.pm.store_u64(w, tag)?;
         sbi.pm.flush(w, 8)?;
         kept.push(Clean { pos, ..*c }, GFP_KERNEL)?;
