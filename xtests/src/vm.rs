@@ -141,7 +141,11 @@ pub fn vm_dir() -> PathBuf {
 }
 
 fn image_dir(cfg: &VmConfig) -> PathBuf {
-    let root = if cfg.resident { shm_dir(cfg).unwrap_or_else(vm_dir) } else { vm_dir() };
+    // Decided once per run: every path to an image (its creation, qemu's
+    // command line, its deletion) must name the same file.
+    static SHM: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    let shm = if cfg.resident { SHM.get_or_init(|| shm_dir(cfg)).clone() } else { None };
+    let root = shm.unwrap_or_else(vm_dir);
     match &cfg.images {
         Some(set) => root.join(set),
         None => root,
@@ -151,7 +155,6 @@ fn image_dir(cfg: &VmConfig) -> PathBuf {
 /// `/dev/shm/novars-vm-<uid>` for [`VmConfig::resident`] images, if
 /// `/dev/shm` has room for them (and 256 MiB more); `None` otherwise.
 fn shm_dir(cfg: &VmConfig) -> Option<PathBuf> {
-    let shm = Path::new("/dev/shm");
     let c = std::ffi::CString::new("/dev/shm").ok()?;
     // SAFETY: `c` is a NUL-terminated path that outlives the call; `st` is
     // a plain C struct statvfs fills in (zeroed is a valid value for it).
@@ -163,7 +166,7 @@ fn shm_dir(cfg: &VmConfig) -> Option<PathBuf> {
     let avail = (st.f_bavail as u64).saturating_mul(st.f_frsize as u64);
     let need = (u64::from(cfg.nvdimms) * cfg.size_mib + 256) << 20;
     // Images already there count as room.
-    let dir = shm.join(format!("novars-vm-{}", uid()));
+    let dir = Path::new("/dev/shm").join(format!("novars-vm-{}", uid()));
     let have: u64 = fs::read_dir(&dir)
         .map(|d| d.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
         .unwrap_or(0);
