@@ -70,11 +70,11 @@ pub(crate) fn rename_in_place(
     sbi.pm.flush(pos, len as u64)?;
     sbi.pm.fence();
 
-    let mut dap = Appender::new(sbi, dir.ino, dir.gen, dir.rec, dir.inner.lock().log);
+    let mut dap = Appender::of(sbi, dir, dir.inner.lock().log);
     let seq =
         dap.push(&NewEntry::Dentry { op: DE_DEL, ino: moved.ino, ftype, mtime: now, name: oname })?;
     let dpos = dap.commit()?;
-    let mut vap = Appender::new(sbi, victim.ino, victim.gen, victim.rec, victim.inner.lock().log);
+    let mut vap = Appender::of(sbi, victim, victim.inner.lock().log);
     vap.push(&NewEntry::Link { nlink: victim_nlink, ctime: now })?;
     let vpos = vap.commit()?;
     {

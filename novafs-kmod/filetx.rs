@@ -140,7 +140,7 @@ pub(crate) struct FileTx<'a> {
 impl<'a> FileTx<'a> {
     /// A change to `info`, whose committed log is `log`.
     pub(crate) fn new(sbi: &'a SbInfo, info: &InodeInfo, log: LogPos, now: Timespec) -> Self {
-        let ap = Appender::new(sbi, info.ino, info.gen, info.rec, log);
+        let ap = Appender::of(sbi, info, log);
         Self {
             sbi,
             ap,

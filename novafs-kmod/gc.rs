@@ -464,7 +464,8 @@ fn compact(sbi: &SbInfo, info: &InodeInfo, log: LogPos, index: &mut Index) -> Re
     log_m.pool = Pool::Reserve;
     let mut w = Writer {
         m: log_m,
-        owner: LogOwner { ino: info.ino, gen: info.gen },
+        // A compacted log goes to pages (only page logs are compacted).
+        owner: LogOwner::pages(info.ino, info.gen),
         end: LogEnd::default(),
     };
     let built = (|| -> Result<u64> {

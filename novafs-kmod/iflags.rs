@@ -84,7 +84,7 @@ fn set(
     if g.flags & keep & fl::IMMUTABLE != 0 && (g.flags != keep || g.projid != projid) {
         return Err(EPERM);
     }
-    let mut ap = Appender::new(sbi, info.ino, info.gen, info.rec, g.log);
+    let mut ap = Appender::of(sbi, info, g.log);
     let pos = match ap
         .push(&NewEntry::Flags { flags: keep, projid, ctime: now })
         .and_then(|_| ap.commit())

@@ -4,7 +4,7 @@
 //! the DRAM index, and hand the attributes to C (`novars_iget`).
 
 use crate::index::{DirMap, ExtentMap, Lookup};
-use crate::layout::append::LogEnd;
+use crate::layout::append::{LogEnd, LogOwner};
 use crate::layout::inode::{read_inode_at, Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
 use crate::layout::log::fl;
 use crate::layout::walk::{replay_inode, Ignore, WalkError};
@@ -61,6 +61,9 @@ pub(crate) struct InodeInfo {
     pub(crate) btime: Timespec,
     /// Byte position of the inode record.
     pub(crate) rec: u64,
+    /// `rec` if the log may live in the record (FORMAT.md "Slot logs": the
+    /// image has them, not a directory, no inline symlink target), else 0.
+    pub(crate) slot: u64,
     /// Held by every operation that appends to this inode's log, from
     /// reading the committed position to publishing the new one
     /// (`locks.rs`; several inodes: ascending `ino`).
@@ -248,12 +251,14 @@ fn load(sbi: &SbInfo, ino: u64, src: Source) -> Result<(*mut c_void, IAttr)> {
         parent: if fmt == S_IFDIR { view.parent } else { 0 },
     };
     let gen = raw.generation;
+    let slot = LogOwner::of(&sbi.geo, ino, &raw, pos).slot;
     let boxed = match KBox::pin_init(
         pin_init!(InodeInfo {
             ino,
             gen,
             btime: view.btime,
             rec: pos,
+            slot,
             log_lock <- LogLock::new(),
             inner <- kernel::new_mutex!(inner, "novars_inode"),
         }),

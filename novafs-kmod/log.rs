@@ -12,6 +12,7 @@
 //! returns the pages it took.
 
 use crate::alloc::Pool;
+use crate::inode::InodeInfo;
 use crate::layout::append::{self, AppendError, LogEnd, LogMedium, LogOwner, NewEntry};
 use crate::layout::inode::INODE_TAIL_OFF;
 use crate::layout::Timespec;
@@ -102,6 +103,12 @@ impl LogMedium for PmLog<'_> {
         }
     }
 
+    fn read(&mut self, pos: u64, buf: &mut [u8]) -> Result {
+        crate::layout::Media::read(&self.sbi.media, pos, buf).map_err(|e| {
+            crate::media::read_failed(self.sbi, format_args!("log in the record at {pos:#x}"), e)
+        })
+    }
+
     fn alloc_page(&mut self) -> Result<u64> {
         let pool = self.pool;
         let (page, _) = self.sbi.with_space(|a| a.alloc(1, pool))?;
@@ -156,11 +163,18 @@ pub(crate) struct Appender<'a> {
 }
 
 impl<'a> Appender<'a> {
-    pub(crate) fn new(sbi: &'a SbInfo, ino: u64, gen: u32, rec: u64, log: LogPos) -> Self {
+    /// An appender to the log of `info`, committed at `log`: a slot log
+    /// (FORMAT.md "Slot logs") where the inode may have one.
+    pub(crate) fn of(sbi: &'a SbInfo, info: &InodeInfo, log: LogPos) -> Self {
+        Self::new(sbi, LogOwner { ino: info.ino, gen: info.gen, slot: info.slot }, info.rec, log)
+    }
+
+    /// An appender for `owner`, whose record is at `rec`.
+    pub(crate) fn new(sbi: &'a SbInfo, owner: LogOwner, rec: u64, log: LogPos) -> Self {
         let mut m = PmLog::new(sbi);
         m.fault_rec = rec;
         m.fault_old_tail = log.tail;
-        Self { m, owner: LogOwner { ino, gen }, rec, old: log, new: log.end() }
+        Self { m, owner, rec, old: log, new: log.end() }
     }
 
     /// Log pages from `pool` ([`Pool::Reserve`] for an operation that

@@ -20,11 +20,11 @@
 use crate::alloc::Pool;
 use crate::inode::{self, Index, Inner, InodeInfo};
 use crate::journal::{Tx, MAX_WORDS};
-use crate::layout::append::{NewEntry, SetAttrs};
+use crate::layout::append::{LogOwner, NewEntry, SetAttrs};
 use crate::layout::inode::read_inode_at;
 use crate::layout::inode::{
-    dt, dt_of_mode, Inode, Timespec, INLINE_MAX, INODE_FREE, INODE_LIVE, INODE_STATE_OFF, LINK_MAX,
-    SYMLINK_MAX, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_ISGID,
+    dt, dt_of_mode, Inode, Timespec, INLINE_MAX, INODE_FREE, INODE_INLINE_OFF, INODE_LIVE,
+    INODE_STATE_OFF, LINK_MAX, SYMLINK_MAX, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_ISGID,
 };
 use crate::layout::log::{sa, xa, DE_ADD, DE_DEL};
 use crate::layout::walk::DirIndex;
@@ -227,15 +227,19 @@ struct NewLog<'a> {
 
 impl<'a> NewLog<'a> {
     /// The log in `d`, started (empty) if there is none yet.
+    /// The log of `ni` (number `ino`, record at `rec`) in `d`, started
+    /// (empty) if there is none yet: in the record while it fits, if the
+    /// inode may have a slot log (the record is written after, around it).
     fn of<'d>(
         d: &'d mut Option<NewLog<'a>>,
         sbi: &'a SbInfo,
         ino: u64,
-        gen: u32,
+        ni: &Inode,
         rec: u64,
     ) -> &'d mut NewLog<'a> {
+        let owner = LogOwner::of(&sbi.geo, ino, ni, rec);
         d.get_or_insert_with(|| NewLog {
-            ap: Appender::new(sbi, ino, gen, rec, Default::default()),
+            ap: Appender::new(sbi, owner, rec, Default::default()),
             blocks: [(0, 0); 3],
         })
     }
@@ -302,7 +306,11 @@ fn write_record(sbi: &SbInfo, rec: u64, ni: &mut Inode) -> Result {
     ni.seal();
     let mut bytes = [0u8; Inode::SIZE];
     ni.encode(&mut bytes);
-    sbi.pm.write_nt(rec, &bytes)
+    // Without an inline symlink target the inline area is the log's (a
+    // new inode's first entries may be there already) and outside the
+    // checksum: left alone.
+    let keep = if ni.inline_len == 0 { INODE_INLINE_OFF as usize } else { Inode::SIZE };
+    sbi.pm.write_nt(rec, bytes.get(..keep).ok_or(EINVAL)?)
 }
 
 /// Creates an inode named `name` in `dinfo`, or (name `None`, O_TMPFILE)
@@ -359,7 +367,6 @@ fn create(
         // symlink's block, an inherited project id, the ACLs.
         let mut data: Option<NewLog<'_>> = None;
         let r = (|| -> Result {
-            let gen = ni.generation;
             if let Some(t) = target {
                 ni.size = t.len() as u64;
                 if t.len() <= INLINE_MAX {
@@ -367,7 +374,7 @@ fn create(
                     ni.inline_len = t.len() as u32;
                 } else {
                     let (blk, _) = sbi.with_space(|a| a.alloc(1, Pool::General))?;
-                    let l = NewLog::of(&mut data, sbi, ino, gen, rec);
+                    let l = NewLog::of(&mut data, sbi, ino, &ni, rec);
                     l.blocks[0] = (blk, 1);
                     let mut page = KVec::from_elem(0u8, BLOCK_SIZE, GFP_KERNEL)?;
                     page.as_mut_slice().get_mut(..t.len()).ok_or(EINVAL)?.copy_from_slice(t);
@@ -376,7 +383,7 @@ fn create(
                 }
             }
             if projid != 0 {
-                NewLog::of(&mut data, sbi, ino, gen, rec).ap.push(&NewEntry::Flags {
+                NewLog::of(&mut data, sbi, ino, &ni, rec).ap.push(&NewEntry::Flags {
                     flags,
                     projid,
                     ctime: now,
@@ -384,7 +391,7 @@ fn create(
             }
             for (i, (index, value)) in a.acls()?.into_iter().enumerate() {
                 if let Some(v) = value {
-                    let l = NewLog::of(&mut data, sbi, ino, gen, rec);
+                    let l = NewLog::of(&mut data, sbi, ino, &ni, rec);
                     if let Some(b) = crate::xattr::push_new(sbi, &mut l.ap, index, v, now)? {
                         l.blocks[i + 1] = b;
                     }
@@ -427,7 +434,7 @@ fn create(
         }
         return Ok(ino);
     };
-    let mut dap = Appender::new(sbi, dinfo.ino, dinfo.gen, dinfo.rec, dlog);
+    let mut dap = Appender::of(sbi, dinfo, dlog);
     let res = (|| -> Result<u64> {
         let seq = dentry(&mut dap, DE_ADD, ino, ftype, now, name)?;
         if is_dir {
@@ -525,8 +532,8 @@ fn link(
     let nlink = inc_link(nlink_of(tinfo))?;
     let dlog = log_of(dinfo);
     let tlog = log_of(tinfo);
-    let mut dap = Appender::new(sbi, dinfo.ino, dinfo.gen, dinfo.rec, dlog);
-    let mut tap = Appender::new(sbi, tinfo.ino, tinfo.gen, tinfo.rec, tlog);
+    let mut dap = Appender::of(sbi, dinfo, dlog);
+    let mut tap = Appender::of(sbi, tinfo, tlog);
     let r = (|| -> Result<u64> {
         let seq = dentry(&mut dap, DE_ADD, tinfo.ino, ftype, now, name)?;
         link_entry(&mut tap, nlink, now)?;
@@ -623,10 +630,8 @@ fn unlink(
     let vnlink = if rmdir { 0 } else { dec_link(sbi, vinfo.ino, vn)? };
     let dir_nlink = if rmdir { dec_link(sbi, dinfo.ino, dn)? } else { dn };
     // Frees space: the reserve lets a full file system be emptied.
-    let mut dap =
-        Appender::new(sbi, dinfo.ino, dinfo.gen, dinfo.rec, dlog).with_pool(Pool::Reserve);
-    let mut vap =
-        Appender::new(sbi, vinfo.ino, vinfo.gen, vinfo.rec, vlog).with_pool(Pool::Reserve);
+    let mut dap = Appender::of(sbi, dinfo, dlog).with_pool(Pool::Reserve);
+    let mut vap = Appender::of(sbi, vinfo, vlog).with_pool(Pool::Reserve);
     let r = (|| -> Result {
         dentry(&mut dap, DE_DEL, vinfo.ino, ftype, now, name)?;
         if rmdir {
@@ -774,10 +779,10 @@ fn exchange(
         (false, true) => (inc_link(on)?, dec_link(sbi, ndir.ino, nn)?),
         _ => (on, nn),
     };
-    let mut oap = Appender::new(sbi, odir.ino, odir.gen, odir.rec, log_of(odir));
-    let mut nap = Appender::new(sbi, ndir.ino, ndir.gen, ndir.rec, log_of(ndir));
-    let mut map = Appender::new(sbi, moved.ino, moved.gen, moved.rec, log_of(moved));
-    let mut vap = Appender::new(sbi, other.ino, other.gen, other.rec, log_of(other));
+    let mut oap = Appender::of(sbi, odir, log_of(odir));
+    let mut nap = Appender::of(sbi, ndir, log_of(ndir));
+    let mut map = Appender::of(sbi, moved, log_of(moved));
+    let mut vap = Appender::of(sbi, other, log_of(other));
     let r = (|| -> Result<(u64, u64)> {
         dentry(&mut oap, DE_DEL, moved.ino, mtype, now, oname)?;
         let s1 = dentry(&mut oap, DE_ADD, other.ino, otype, now, oname)?;
@@ -963,11 +968,10 @@ fn rename(sbi: &SbInfo, a: &RenameArgs, now: Timespec, out: &mut Nlinks) -> Resu
     // Over an existing name it frees space: the reserve lets a full file
     // system replace files.
     let pool = if victim.is_some() { Pool::Reserve } else { Pool::General };
-    let mut oap = Appender::new(sbi, odir.ino, odir.gen, odir.rec, olog).with_pool(pool);
-    let mut nap = Appender::new(sbi, ndir.ino, ndir.gen, ndir.rec, nlog).with_pool(pool);
-    let mut map = Appender::new(sbi, moved.ino, moved.gen, moved.rec, mlog).with_pool(pool);
-    let mut vap =
-        victim.map(|v| Appender::new(sbi, v.ino, v.gen, v.rec, log_of(v)).with_pool(pool));
+    let mut oap = Appender::of(sbi, odir, olog).with_pool(pool);
+    let mut nap = Appender::of(sbi, ndir, nlog).with_pool(pool);
+    let mut map = Appender::of(sbi, moved, mlog).with_pool(pool);
+    let mut vap = victim.map(|v| Appender::of(sbi, v, log_of(v)).with_pool(pool));
     let r = (|| -> Result<(u64, u64)> {
         // In one directory, all its entries go to one log.
         let dst = if same { &mut oap } else { &mut nap };

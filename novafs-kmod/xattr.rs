@@ -422,7 +422,7 @@ fn set(
     };
     // A removal frees log space in the end: it may use the reserve.
     let pool = if value.is_none() { Pool::Reserve } else { Pool::General };
-    let mut ap = Appender::new(sbi, info.ino, info.gen, info.rec, g.log).with_pool(pool);
+    let mut ap = Appender::of(sbi, info, g.log).with_pool(pool);
     let pushed = (|| -> Result {
         if let Some(m) = &mode {
             ap.push(&NewEntry::SetAttr(SetAttrs {

@@ -69,11 +69,12 @@ use layout::append::{
     self, AppendError, LogEnd, LogMedium, LogOwner, NewEntry, SetAttrs, XattrValue,
 };
 use layout::inode::{
-    dt_of_mode, Inode, Timespec, INODE_FREE, INODE_LIVE, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG,
+    dt_of_mode, Inode, Timespec, INODE_FREE, INODE_INLINE_OFF, INODE_LIVE, S_IFDIR, S_IFLNK,
+    S_IFMT, S_IFREG,
 };
 use layout::journal::{self, JournalEntry, JOURNAL_STATE_OFF};
 use layout::log::Entry;
-use layout::log::{pos_block, pos_offset, sa, PageTail, DE_ADD, DE_DEL, LOG_AREA};
+use layout::log::{is_page_tail, pos_block, pos_offset, sa, PageTail, DE_ADD, DE_DEL, LOG_AREA};
 use layout::media::SliceMedia;
 use layout::trace::op;
 use layout::walk::{walk_log, LogVisitor};
@@ -239,6 +240,9 @@ impl Ent {
 struct Recorder<'s> {
     synth: &'s mut Synth,
     steps: Vec<Step>,
+    /// The inline area of the owner's record, `[start, end)`: entries of
+    /// a slot log (FORMAT.md "Slot logs"), not page tails.
+    inline: (u64, u64),
 }
 
 impl LogMedium for Recorder<'_> {
@@ -248,12 +252,31 @@ impl LogMedium for Recorder<'_> {
         format!("log append failed ({e:?})")
     }
 
+    fn read(&mut self, pos: u64, buf: &mut [u8]) -> Result<()> {
+        // The image, with the entries planned so far on top.
+        let s = pos as usize;
+        buf.copy_from_slice(self.synth.img.get(s..s + buf.len()).ok_or("read past the image")?);
+        for st in &self.steps {
+            if let Step::Entry { pos: at, bytes } = st {
+                for (i, b) in bytes.iter().enumerate() {
+                    if let Some(d) =
+                        (at + i as u64).checked_sub(pos).and_then(|o| buf.get_mut(o as usize))
+                    {
+                        *d = *b;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn alloc_page(&mut self) -> Result<u64> {
         self.synth.alloc_blocks(1)
     }
 
     fn write_nt(&mut self, pos: u64, bytes: &[u8]) -> Result<()> {
-        if pos_offset(pos) >= LOG_AREA {
+        let in_slot = (self.inline.0..self.inline.1).contains(&pos);
+        if !in_slot && pos_offset(pos) >= LOG_AREA {
             let tail = PageTail::decode(bytes).ok_or("short page tail")?;
             self.steps.push(Step::Page { block: pos_block(pos), tail, seal: None });
         } else {
@@ -551,20 +574,26 @@ impl Synth {
     fn plan(&mut self, n: &Node, ents: &[Ent]) -> Result<Plan> {
         let scan = self.scan(n);
         let t = self.time();
-        let owner = LogOwner { ino: n.ino, gen: n.inode.generation };
-        let old = LogEnd {
-            head: n.inode.log_head,
-            tail: n.inode.log_tail,
-            tail_ord: scan.pages.saturating_sub(1),
-            seq: scan.last_seq,
-            pages: scan.pages,
+        let owner = LogOwner::of(&self.geo, n.ino, &n.inode, n.pos);
+        let old = if is_page_tail(n.inode.log_tail) {
+            LogEnd {
+                head: n.inode.log_head,
+                tail: n.inode.log_tail,
+                tail_ord: scan.pages.saturating_sub(1),
+                seq: scan.last_seq,
+                pages: scan.pages,
+            }
+        } else {
+            // Empty, or a slot log: no pages.
+            LogEnd { tail: n.inode.log_tail, seq: scan.last_seq, ..LogEnd::default() }
         };
         let mut end = old;
-        let mut rec = Recorder { synth: self, steps: Vec::new() };
+        let inline = n.pos + INODE_INLINE_OFF;
+        let mut rec = Recorder { synth: self, steps: Vec::new(), inline: (inline, n.pos + 256) };
         for e in ents {
             append::append(&mut rec, owner, &mut end, &e.entry(t))?;
         }
-        let head = (old.tail == 0 && end.tail != 0).then_some(end.head);
+        let head = (!is_page_tail(old.tail) && is_page_tail(end.tail)).then_some(end.head);
         Ok(Plan { inode_pos: n.pos, steps: rec.steps, head, tail: end.tail })
     }
 

@@ -16,7 +16,8 @@ use layout::inode::{
     read_inode_at, slot_pos_in, Inode, INODE_HEAD_OFF, INODE_LIVE, INODE_TAIL_OFF, S_IFDIR,
 };
 use layout::log::{
-    sa, xattr_value_blocks, Entry as Parsed, DE_ADD, DE_DEL, MAX_ENTRY, WF_FALLOC, WF_UNWRITTEN,
+    sa, slot_len, xattr_value_blocks, Entry as Parsed, DE_ADD, DE_DEL, MAX_ENTRY, WF_FALLOC,
+    WF_UNWRITTEN,
 };
 use layout::BLOCK_SIZE_U64;
 
@@ -95,6 +96,10 @@ impl LogMedium for RepairLog<'_, '_> {
         }
     }
 
+    fn read(&mut self, pos: u64, buf: &mut [u8]) -> Result<(), String> {
+        layout::Media::read(&*self.m, pos, buf).map_err(media_err)
+    }
+
     fn alloc_page(&mut self) -> Result<u64, String> {
         let p = self.space.alloc(1).ok_or("no free blocks left")?;
         self.m.block_mut(p).map_err(media_err)?.fill(0);
@@ -141,7 +146,10 @@ impl Fsck<'_, '_> {
             return Err(format!("the log of inode {ino} is damaged and was not repaired"));
         }
         let entry = e.with_state(rec);
-        let owner = LogOwner { ino, gen: rec.generation };
+        // A repair grows a slot log where it is (or moves it to a page);
+        // it starts no new one.
+        let slot = if slot_len(rec.log.tail).is_some() { rec.pos } else { 0 };
+        let owner = LogOwner { ino, gen: rec.generation, slot };
         let (slot, old, mut end) = (rec.pos, rec.log, rec.log);
         let mut pages = std::mem::take(&mut rec.pages);
         let r = self.put_entry(owner, &mut end, &mut pages, &entry);
@@ -238,7 +246,7 @@ impl Fsck<'_, '_> {
 
         let mut end = LogEnd::default();
         let mut pages = Vec::new();
-        let owner = LogOwner { ino, gen: rec.generation };
+        let owner = LogOwner::pages(ino, rec.generation);
         for e in &entries {
             self.put_entry(owner, &mut end, &mut pages, &e.with_state(&rec))?;
         }

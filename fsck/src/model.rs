@@ -6,7 +6,7 @@ use std::collections::{btree_map, BTreeMap};
 
 use layout::append::XattrValue;
 use layout::inode::{Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
-use layout::log::{pos_block, xattr_value_blocks, Entry, PAGE_NEXT_OFF};
+use layout::log::{pos_block, slot_len, xattr_value_blocks, Entry, PAGE_NEXT_OFF};
 use layout::walk::{
     walk_log, DirIndex, FileMap, InodeView, LogVisitor, Replay, WalkError, XattrIndex, XattrReplay,
 };
@@ -314,6 +314,8 @@ impl Walked {
     /// page is valid and the log must be emptied.
     pub fn truncation_point(&self) -> Option<(u64, usize)> {
         match self.last_end {
+            // A slot log: no pages.
+            Some(end) if slot_len(end).is_some() => Some((end, 0)),
             Some(end) => {
                 let blk = pos_block(end);
                 self.pages.iter().position(|&p| p == blk).map(|i| (end, i))
@@ -359,8 +361,16 @@ impl InodeRec {
     /// to) and marks the log broken until that repair is made.
     pub fn new(pos: u64, inode: &Inode, w: Walked) -> Self {
         let broken_log = w.fault.is_some();
+        let slot_tail = match w.truncation_point() {
+            _ if !broken_log => slot_len(inode.log_tail).map(|_| inode.log_tail),
+            Some((tail, _)) => slot_len(tail).map(|_| tail),
+            None => None,
+        };
         let (log, pages) = if inode.log_head == 0 && inode.log_tail == 0 {
             (LogEnd::default(), Vec::new())
+        } else if let Some(tail) = slot_tail {
+            // A slot log (of its valid prefix): no pages.
+            (LogEnd { tail, seq: w.last_seq, ..LogEnd::default() }, Vec::new())
         } else if !broken_log {
             let ord = w.pages.len().saturating_sub(1) as u64;
             (

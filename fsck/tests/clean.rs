@@ -154,7 +154,7 @@ fn compacted_directory_log_checks_clean() {
     entries.push((last_old + 2, NewEntry::Link { nlink: view.nlink, ctime: view.ctime }));
 
     // Write the chain into spare blocks, as the kernel's chain writer does.
-    let owner = LogOwner { ino: docs, gen: old.generation };
+    let owner = LogOwner::pages(docs, old.generation);
     let mut end = LogEnd::default();
     let mut m = ImgLog { img: &mut img, spare: 0 };
     for (seq, e) in &entries {

@@ -20,8 +20,8 @@ pub mod wipe;
 use layout::alloc_rec::{self, ALLOC_PER_BLOCK, KIND_BLOCKS, KIND_INODES};
 use layout::append::{self, AppendError, LogEnd, LogMedium, LogOwner, NewEntry, XattrValue};
 use layout::inode::{
-    dt, dt_of_mode, Inode, SegmentHeader, Timespec, INLINE_MAX, INODE_LIVE, S_IFDIR, S_IFLNK,
-    S_IFMT, S_IFREG,
+    dt, dt_of_mode, Inode, SegmentHeader, Timespec, INLINE_MAX, INODE_INLINE_OFF, INODE_LIVE,
+    S_IFDIR, S_IFLNK, S_IFMT, S_IFREG,
 };
 use layout::log::{
     fl, xa, xattr_name_is_valid, xattr_value_blocks, DE_ADD, MAX_FILE_SIZE, XATTR_INLINE_MAX,
@@ -85,6 +85,9 @@ pub struct Options {
     pub uuid: [u8; 16],
     /// Time stamped on the root, lost+found and the superblock.
     pub now: Timespec,
+    /// Small logs in their inode records (the `slot_log` feature, FORMAT.md
+    /// "Slot logs"; on by default, `-O ^slot_log` for modules without it).
+    pub slot_logs: bool,
 }
 
 impl Options {
@@ -95,7 +98,14 @@ impl Options {
         let total = blocks.saturating_mul(BLOCK_SIZE_U64) / 16384;
         let per_lane = (total / lanes as u64).clamp(64, 1 << 16) as u32;
         let seg_inodes = per_lane.div_ceil(INODES_PER_BLOCK) * INODES_PER_BLOCK;
-        Self { lanes, seg_inodes, label: String::new(), uuid: [0; 16], now: Timespec::new(0, 0) }
+        Self {
+            lanes,
+            seg_inodes,
+            label: String::new(),
+            uuid: [0; 16],
+            now: Timespec::new(0, 0),
+            slot_logs: true,
+        }
     }
 }
 
@@ -191,6 +201,11 @@ impl LogMedium for ImgLog<'_> {
         }
     }
 
+    fn read(&mut self, pos: u64, buf: &mut [u8]) -> Result<()> {
+        buf.copy_from_slice(self.bytes(pos, buf.len())?);
+        Ok(())
+    }
+
     fn alloc_page(&mut self) -> Result<u64> {
         let page = self.alloc.alloc(1, 1)?;
         self.bytes(page * BLOCK_SIZE_U64, BLOCK_SIZE)?.fill(0);
@@ -255,8 +270,9 @@ impl<'a> Builder<'a> {
     /// 4 KiB is used) with an empty root directory and `lost+found`.
     pub fn format(img: &'a mut [u8], opts: Options) -> Result<Self> {
         let blocks = (img.len() / BLOCK_SIZE) as u64;
-        let geo = Geometry::plan(blocks, opts.lanes, opts.seg_inodes)
+        let mut geo = Geometry::plan(blocks, opts.lanes, opts.seg_inodes)
             .map_err(|e| Error::Geometry(format!("{} ({e:?})", e.describe())))?;
+        geo.slot_logs = opts.slot_logs;
         if opts.label.len() > 63 {
             return Err(Error::Invalid("label longer than 63 bytes"));
         }
@@ -348,12 +364,16 @@ impl<'a> Builder<'a> {
     /// Appends `e` to `ino`'s log, starting the log or a new page as
     /// needed (`layout::append`); [`Builder::finish`] commits every log.
     fn append(&mut self, ino: u64, e: &NewEntry<'_>) -> Result<()> {
-        let (gen, mut end) = {
+        let (inode, mut end) = {
             let n = self.node_mut(ino)?;
-            (n.inode.generation, n.log)
+            (n.inode, n.log)
         };
+        let (lane, slot) = self.geo.ino_split(ino);
+        let rec = layout::inode::slot_pos_in(&self.geo, &self.segments[lane as usize], slot)
+            .ok_or(Error::NoInodes)?;
+        let owner = LogOwner::of(&self.geo, ino, &inode, rec);
         let mut m = ImgLog { img: &mut *self.img, alloc: &mut self.alloc };
-        append::append(&mut m, LogOwner { ino, gen }, &mut end, e)?;
+        append::append(&mut m, owner, &mut end, e)?;
         self.node_mut(ino)?.log = end;
         Ok(())
     }
@@ -599,7 +619,12 @@ impl<'a> Builder<'a> {
             let (lane, slot) = self.geo.ino_split(*ino);
             let pos = layout::inode::slot_pos_in(&self.geo, &self.segments[lane as usize], slot)
                 .ok_or(Error::NoInodes)? as usize;
-            i.encode(&mut self.img[pos..pos + Inode::SIZE]);
+            let mut b = [0u8; Inode::SIZE];
+            i.encode(&mut b);
+            // Without an inline target the inline area is the log's (a
+            // slot log is there already), outside the checksum.
+            let keep = if i.inline_len == 0 { INODE_INLINE_OFF as usize } else { Inode::SIZE };
+            self.img[pos..pos + keep].copy_from_slice(&b[..keep]);
         }
         // Free inode slots per lane: everything from the first unused slot.
         let per = self.geo.seg_inodes as u64;

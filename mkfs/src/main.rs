@@ -37,6 +37,11 @@ struct Args {
     /// Default: one per 16 KiB.
     #[arg(short = 'N', long = "inodes")]
     inodes: Option<u64>,
+    /// Features, comma-separated, `^` to turn one off (as mke2fs):
+    /// `slot_log` (on by default) keeps a small file's first log entries in
+    /// its inode record; `^slot_log` makes an image older modules mount.
+    #[arg(short = 'O', long = "features")]
+    features: Option<String>,
     /// Overwrite an existing file system without asking. Every other file
     /// system's superblocks, backups and mirrors are erased in any case.
     #[arg(short = 'f', long = "force")]
@@ -240,7 +245,14 @@ fn run(a: &Args) -> Result<(), String> {
         None => random_uuid()?,
     };
     opts.now = now();
-    let geo = Geometry::plan(blocks, opts.lanes, opts.seg_inodes).map_err(|e| match e {
+    for f in a.features.iter().flat_map(|f| f.split(',')).filter(|f| !f.is_empty()) {
+        match f {
+            "slot_log" => opts.slot_logs = true,
+            "^slot_log" => opts.slot_logs = false,
+            _ => return Err(format!("unknown feature '{f}' (known: slot_log)")),
+        }
+    }
+    let mut geo = Geometry::plan(blocks, opts.lanes, opts.seg_inodes).map_err(|e| match e {
         layout::SbError::DeviceTooSmall { need, .. } => {
             format!(
                 "{}: too small: {} bytes, need at least {} bytes",
@@ -251,6 +263,7 @@ fn run(a: &Args) -> Result<(), String> {
         }
         e => format!("impossible geometry: {}", e.describe()),
     })?;
+    geo.slot_logs = opts.slot_logs;
     if !a.quiet {
         print_geometry(dev, &geo, &opts);
     }
@@ -347,4 +360,5 @@ fn print_geometry(dev: &Path, g: &Geometry, o: &Options) {
         g.first_data_block,
         g.backup_sb()
     );
+    println!("Features: unwritten{}", if g.slot_logs { " slot_log" } else { "" });
 }

@@ -506,10 +506,18 @@ fn check_record(
                 f.problem(
                     Code::InodeBadLogPtr,
                     subject,
-                    format!(
-                        "log head {:#x} / tail {:#x}: one is zero",
-                        inode.log_head, inode.log_tail
-                    ),
+                    if layout::log::slot_len(inode.log_tail).is_some() {
+                        format!(
+                            "log tail {:#x}: a log in the inode record out of range or where \
+                             none may be",
+                            inode.log_tail
+                        )
+                    } else {
+                        format!(
+                            "log head {:#x} / tail {:#x}: one is zero",
+                            inode.log_head, inode.log_tail
+                        )
+                    },
                     "empty the log",
                     |f| {
                         f.m.write_u64(pos + INODE_HEAD_OFF, 0).map_err(media_err)?;
@@ -597,6 +605,12 @@ fn describe(fault: LogFault, w: &Walked, tail: u64) -> (Code, String) {
             WalkError::SeqNotIncreasing { pos } => {
                 (Code::LogSeq, format!("log entry sequence number does not increase at {pos:#x}"))
             }
+            WalkError::BadSlotLog { tail } => (
+                Code::LogTailOutOfRange,
+                format!(
+                    "log tail {tail:#x} names a log in the inode record, on an image without them"
+                ),
+            ),
         },
     }
 }

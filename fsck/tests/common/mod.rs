@@ -103,9 +103,22 @@ pub fn gen_tree(dir: &Path, seed: u64, files: usize) {
 }
 
 /// Builds an image of `size` bytes from `dir`, as `mkfs.novars -d` does.
+/// Every log in pages (`-O ^slot_log`): the damage tests aim at the log
+/// pages of small files; [`image_from_dir_slot_logs`] has slot logs.
 pub fn image_from_dir(dir: &Path, size: usize, lanes: u32, seg_inodes: u32) -> Vec<u8> {
+    image_with(dir, size, lanes, seg_inodes, false)
+}
+
+/// As [`image_from_dir`], with slot logs (what `mkfs.novars` makes by
+/// default): a small file written once keeps its log in its record.
+pub fn image_from_dir_slot_logs(dir: &Path, size: usize, lanes: u32, seg_inodes: u32) -> Vec<u8> {
+    image_with(dir, size, lanes, seg_inodes, true)
+}
+
+fn image_with(dir: &Path, size: usize, lanes: u32, seg_inodes: u32, slot_logs: bool) -> Vec<u8> {
     let mut img = vec![0u8; size];
     let mut o = Options::defaults((size / BLOCK_SIZE) as u64, lanes);
+    o.slot_logs = slot_logs;
     o.seg_inodes = seg_inodes;
     o.now = Timespec::new(1_700_000_000, 123);
     o.uuid = [9; 16];
@@ -279,17 +292,22 @@ impl Img {
         let last_seq = log.entries.last().map(|&(p, _, _)| self.u64_at(p + 8)).unwrap_or(0);
         assert!(i.log_tail != 0, "test appends only to non-empty logs");
         let pages = log.pages.len() as u64;
-        let old = LogEnd {
-            head: i.log_head,
-            tail: i.log_tail,
-            tail_ord: pages - 1,
-            seq: last_seq,
-            pages,
+        let slot = self.slot(ino);
+        let (old, owner) = if layout::log::is_page_tail(i.log_tail) {
+            let old = LogEnd {
+                head: i.log_head,
+                tail: i.log_tail,
+                tail_ord: pages - 1,
+                seq: last_seq,
+                pages,
+            };
+            (old, LogOwner::pages(ino, i.generation))
+        } else {
+            let old = LogEnd { tail: i.log_tail, seq: last_seq, ..LogEnd::default() };
+            (old, LogOwner { ino, gen: i.generation, slot })
         };
         let mut end = old;
-        let owner = LogOwner { ino, gen: i.generation };
         let pos = append::append(&mut ImgLog { img: self, spare: 0 }, owner, &mut end, e).unwrap();
-        let slot = self.slot(ino);
         let (words, n) = append::commit_words(slot, &old, &end);
         for &(at, v) in &words[..n] {
             self.put_u64(at, v);
@@ -314,6 +332,12 @@ impl LogMedium for ImgLog<'_> {
 
     fn error(e: AppendError) -> AppendError {
         e
+    }
+
+    fn read(&mut self, pos: u64, buf: &mut [u8]) -> Result<(), AppendError> {
+        let p = pos as usize;
+        buf.copy_from_slice(&self.img.bytes[p..p + buf.len()]);
+        Ok(())
     }
 
     fn alloc_page(&mut self) -> Result<u64, AppendError> {

@@ -9,6 +9,12 @@
 //! other code builds an entry header.
 //!
 //! The protocol, for one entry of `len` bytes at the log end `end`:
+//! - a slot log (FORMAT.md "Slot logs"; the owner allows one, see
+//!   [`LogOwner::slot`]): an empty log whose entry fits in the record's
+//!   inline area starts there; a slot log whose next entry fits there
+//!   grows there; otherwise its entries are copied to the start of a fresh
+//!   first page (tail written, ordinal 0), which becomes the head, and the
+//!   entry follows them as below;
 //! - empty log (`end.tail == 0`): take a page, write its tail (owner,
 //!   generation, ordinal 0); it becomes the head;
 //! - the entry does not fit in the tail page ([`fits`]): take a page,
@@ -19,14 +25,17 @@
 //!
 //! Nothing written is reachable until [`commit`] (or the caller's journal
 //! transaction, with [`commit_words`]) moves `log_tail`: fence, then the
-//! head word of a log that was empty, then the tail word, each persisted.
+//! head word of a log that had no page, then the tail word, each persisted.
 
-use super::inode::{SegmentHeader, Timespec, INODE_HEAD_OFF, INODE_TAIL_OFF, SEG_NEXT_OFF};
+use super::inode::{
+    SegmentHeader, Timespec, INODE_HEAD_OFF, INODE_INLINE_OFF, INODE_TAIL_OFF, SEG_NEXT_OFF,
+};
 use super::log::{
-    dentry_len, et, fits, name_is_valid, pack_next, pos_block, pos_offset, seal_entry, xattr_len,
-    xattr_name_is_valid, DentryEntry, EntryHeader, FlagsEntry, LinkEntry, PageTail, ParentEntry,
-    PunchEntry, SetAttrEntry, WriteEntry, XattrEntry, LOG_AREA, MAX_ENTRY, PAGE_NEXT_OFF,
-    XATTR_INLINE_MAX, XATTR_VALUE_MAX, XA_REMOVE, XA_SET,
+    dentry_len, et, fits, is_page_tail, name_is_valid, pack_next, pos_block, pos_offset,
+    seal_entry, slot_len, xattr_len, xattr_name_is_valid, DentryEntry, EntryHeader, FlagsEntry,
+    LinkEntry, PageTail, ParentEntry, PunchEntry, SetAttrEntry, WriteEntry, XattrEntry, LOG_AREA,
+    MAX_ENTRY, PAGE_NEXT_OFF, SLOT_LOG, SLOT_LOG_BYTES, XATTR_INLINE_MAX, XATTR_VALUE_MAX,
+    XA_REMOVE, XA_SET,
 };
 use super::sb::Geometry;
 use super::walk::WalkReport;
@@ -220,6 +229,26 @@ impl NewEntry<'_> {
 pub struct LogOwner {
     pub ino: u64,
     pub gen: u32,
+    /// Position of the inode's record if its log may live there (FORMAT.md
+    /// "Slot logs": the image has the feature and the inode may have one,
+    /// [`super::inode::Inode::may_slot_log`]); 0 if its log is in pages
+    /// only. An empty log then starts in the record while its entries fit,
+    /// and moves to a page when one does not.
+    pub slot: u64,
+}
+
+impl LogOwner {
+    /// The owner of a log kept in pages only.
+    pub fn pages(ino: u64, gen: u32) -> Self {
+        Self { ino, gen, slot: 0 }
+    }
+
+    /// The owner of the log of `inode`, whose record is at `rec`: a slot
+    /// log allowed if the image has them and the inode may have one.
+    pub fn of(geo: &Geometry, ino: u64, inode: &super::inode::Inode, rec: u64) -> Self {
+        let slot = if geo.slot_logs && inode.may_slot_log() { rec } else { 0 };
+        Self { ino, gen: inode.generation, slot }
+    }
 }
 
 /// Where a log ends: what an appender needs to know, kept in DRAM by the
@@ -242,8 +271,9 @@ impl LogEnd {
     /// The end of a committed log with head `head` and tail `tail`, as
     /// its walk (`walk::walk_log`) reported it.
     pub fn walked(head: u64, tail: u64, rep: &WalkReport) -> Self {
-        if tail == 0 {
-            return Self { seq: rep.last_seq, ..Self::default() };
+        if !is_page_tail(tail) {
+            // Empty, or a slot log (no pages; `log_head` means nothing).
+            return Self { tail, seq: rep.last_seq, ..Self::default() };
         }
         Self {
             head,
@@ -282,6 +312,9 @@ pub trait LogMedium {
 
     /// Turns a protocol error into the medium's error.
     fn error(e: AppendError) -> Self::Error;
+    /// Reads `buf.len()` bytes at `pos` as written so far (moving a slot
+    /// log to a page reads the record's inline area).
+    fn read(&mut self, pos: u64, buf: &mut [u8]) -> Result<(), Self::Error>;
     /// Takes a free block for a log page (its contents are undefined).
     fn alloc_page(&mut self) -> Result<u64, Self::Error>;
     /// Writes `bytes` at `pos`, durable at the next fence (non-temporal).
@@ -357,6 +390,41 @@ pub fn append_seq<M: LogMedium>(
     let len = e.encode(seq, &mut buf).ok_or(M::error(AppendError::BadEntry))?;
     let entry = buf.get(..len).ok_or(M::error(AppendError::BadEntry))?;
     let mut new = *end;
+    let inline = owner.slot.checked_add(INODE_INLINE_OFF).ok_or(M::error(AppendError::Overflow))?;
+    if let Some(used) = slot_len(new.tail) {
+        let used = usize::try_from(used)
+            .ok()
+            .filter(|&u| u <= SLOT_LOG_BYTES && owner.slot != 0)
+            .ok_or(M::error(AppendError::BadPlace))?;
+        if used + len <= SLOT_LOG_BYTES {
+            let pos = new.tail;
+            new.tail = pos + len as u64;
+            new.seq = seq;
+            m.before_entry(&new)?;
+            m.write_nt(inline + used as u64, entry)?;
+            *end = new;
+            return Ok(pos);
+        }
+        // Move the slot log to a first page: its entries, byte for byte,
+        // at the page's start; the commit stores `log_head`, then the tail.
+        let mut moved = [0u8; SLOT_LOG_BYTES];
+        let moved = moved.get_mut(..used).ok_or(M::error(AppendError::BadPlace))?;
+        m.read(inline, moved)?;
+        let page = m.alloc_page()?;
+        start_page(m, page, owner, 0)?;
+        let at = page.checked_mul(BLOCK_SIZE_U64).ok_or(M::error(AppendError::Overflow))?;
+        m.write_nt(at, moved)?;
+        new.head = page;
+        new.tail = at + used as u64;
+        new.tail_ord = 0;
+        new.pages = 1;
+    } else if new.tail == 0 && owner.slot != 0 && len <= SLOT_LOG_BYTES {
+        new = LogEnd { tail: SLOT_LOG | len as u64, seq, ..LogEnd::default() };
+        m.before_entry(&new)?;
+        m.write_nt(inline, entry)?;
+        *end = new;
+        return Ok(SLOT_LOG);
+    }
     if new.tail == 0 {
         let page = m.alloc_page()?;
         start_page(m, page, owner, 0)?;
@@ -387,7 +455,7 @@ pub fn append_seq<M: LogMedium>(
 /// was empty, then the tail. A journal transaction stores these.
 pub fn commit_words(rec: u64, old: &LogEnd, new: &LogEnd) -> ([(u64, u64); 2], usize) {
     let tail = (rec + INODE_TAIL_OFF, new.tail);
-    if old.tail == 0 && new.tail != 0 {
+    if !is_page_tail(old.tail) && is_page_tail(new.tail) {
         ([(rec + INODE_HEAD_OFF, new.head), tail], 2)
     } else {
         ([tail, (0, 0)], 1)
@@ -461,6 +529,10 @@ mod tests {
         fn error(e: AppendError) -> AppendError {
             e
         }
+        fn read(&mut self, pos: u64, buf: &mut [u8]) -> Result<(), AppendError> {
+            buf.copy_from_slice(&self.bytes[pos as usize..pos as usize + buf.len()]);
+            Ok(())
+        }
         fn alloc_page(&mut self) -> Result<u64, AppendError> {
             self.next_free += 1;
             Ok(self.next_free - 1)
@@ -531,7 +603,7 @@ mod tests {
         let geo = geo();
         let mut img =
             Img { bytes: vec![0; 8192 * 4096], next_free: geo.first_data_block, ops: Vec::new() };
-        let owner = LogOwner { ino: 5, gen: 1 };
+        let owner = LogOwner::pages(5, 1);
         let mut end = LogEnd::default();
         let t = Timespec::new(1, 2);
         let name = [b'n'; 200];
@@ -606,7 +678,7 @@ mod tests {
     #[test]
     fn sequence_must_increase_and_names_be_legal() {
         let mut img = Img { bytes: vec![0; 16 * 4096], next_free: 1, ops: Vec::new() };
-        let owner = LogOwner { ino: 5, gen: 1 };
+        let owner = LogOwner::pages(5, 1);
         let mut end = LogEnd { seq: 9, ..LogEnd::default() };
         let t = Timespec::new(0, 0);
         let e = NewEntry::Link { nlink: 1, ctime: t };
@@ -615,5 +687,108 @@ mod tests {
         assert_eq!(append(&mut img, owner, &mut end, &bad), Err(AppendError::BadEntry));
         assert!(end.is_empty(), "a failed append leaves the end alone");
         assert!(img.ops.is_empty(), "and writes nothing");
+    }
+
+    /// Reads the record at `rec` back from the image.
+    fn record(img: &Img, rec: u64) -> super::super::Inode {
+        super::super::Inode::decode(&img.bytes[rec as usize..rec as usize + 256]).unwrap()
+    }
+
+    #[test]
+    fn slot_log_grows_in_the_record_then_moves_to_a_page() {
+        use super::super::inode::{INODE_LIVE, S_IFREG};
+        let geo = geo();
+        assert!(geo.slot_logs, "new images have slot logs");
+        let mut img =
+            Img { bytes: vec![0; 8192 * 4096], next_free: geo.first_data_block, ops: Vec::new() };
+        let rec = geo.first_segment(0) * 4096 + 256 * 3;
+        let mut ni = super::super::Inode::zeroed();
+        ni.state = INODE_LIVE;
+        ni.ino = 3;
+        ni.generation = 2;
+        ni.mode = S_IFREG | 0o644;
+        ni.seal();
+        ni.encode(&mut img.bytes[rec as usize..rec as usize + 256]);
+        let owner = LogOwner::of(&geo, 3, &ni, rec);
+        assert_eq!(owner.slot, rec);
+        let t = Timespec::new(1, 2);
+        let w = |pgoff| NewEntry::Write {
+            flags: 0,
+            pgoff,
+            block: geo.first_data_block + 100 + pgoff,
+            count: 1,
+            size_after: (pgoff + 1) * 4096,
+            mtime: t,
+        };
+        // A WRITE (64 bytes) alone fits; a PUNCH (48) and a LINK (40) do.
+        let mut one = LogEnd::default();
+        append(&mut img, owner, &mut one, &w(0)).unwrap();
+        assert_eq!((one.tail, one.pages), (SLOT_LOG | 64, 0));
+        // The first entry starts a slot log: no page, no head.
+        let mut end = LogEnd::default();
+        let punch = NewEntry::Punch { pgoff: 9, count: 1, mtime: t };
+        let pos = append(&mut img, owner, &mut end, &punch).unwrap();
+        assert_eq!(pos, SLOT_LOG);
+        assert_eq!((end.tail, end.pages, img.next_free), (SLOT_LOG | 48, 0, geo.first_data_block));
+        img.ops.clear();
+        commit(&mut img, rec, &LogEnd::default(), &end).unwrap();
+        assert_eq!(img.ops, ['B', 'S', 'F', 'B'], "the tail word alone commits it");
+        let r = record(&img, rec);
+        assert_eq!(r.validate(3), Ok(()), "entries in the slot leave the checksum valid");
+        let media = super::super::media::SliceMedia::new(&img.bytes);
+        let mut seen = Collect(Vec::new());
+        let rep = walk_log(&media, &geo, 3, &r, &mut seen).unwrap();
+        assert_eq!((rep.pages, rep.last_seq, seen.0.len()), (0, 1, 1));
+        assert_eq!(LogEnd::walked(r.log_head, r.log_tail, &rep), end);
+        // A LINK (fits in the 48 bytes left) grows it in place.
+        let old = end;
+        append(&mut img, owner, &mut end, &NewEntry::Link { nlink: 2, ctime: t }).unwrap();
+        assert_eq!(end.tail & SLOT_LOG, SLOT_LOG);
+        commit(&mut img, rec, &old, &end).unwrap();
+        // The next WRITE does not fit: both entries move to a first page.
+        let old = end;
+        let pos = append(&mut img, owner, &mut end, &w(1)).unwrap();
+        assert_eq!(end.pages, 1);
+        assert_eq!(end.head, geo.first_data_block);
+        let used = slot_len(old.tail).unwrap();
+        assert_eq!(pos, end.head * 4096 + used);
+        // A crash after the head word but before the tail: still the slot.
+        let (words, n) = commit_words(rec, &old, &end);
+        assert_eq!(n, 2, "head, then tail");
+        assert_eq!(words[0], (rec + INODE_HEAD_OFF, end.head));
+        img.store_u64(words[0].0, words[0].1).unwrap();
+        let r = record(&img, rec);
+        assert_eq!(r.validate(3), Ok(()));
+        let media = super::super::media::SliceMedia::new(&img.bytes);
+        let rep = walk_log(&media, &geo, 3, &r, &mut Collect(Vec::new())).unwrap();
+        assert_eq!((rep.pages, rep.last_seq), (0, 2));
+        commit(&mut img, rec, &old, &end).unwrap();
+        let r = record(&img, rec);
+        let media = super::super::media::SliceMedia::new(&img.bytes);
+        let mut seen = Collect(Vec::new());
+        let rep = walk_log(&media, &geo, 3, &r, &mut seen).unwrap();
+        assert_eq!((rep.pages, rep.last_seq), (1, 3));
+        assert_eq!(seen.0, [(1, et::PUNCH), (2, et::LINK), (3, et::WRITE)]);
+        assert_eq!(LogEnd::walked(r.log_head, r.log_tail, &rep), end);
+        // Without the feature, or on a directory, a slot tail is refused.
+        let mut g2 = geo;
+        g2.slot_logs = false;
+        let mut slot = r;
+        slot.log_tail = SLOT_LOG | 64;
+        assert!(walk_log(&media, &g2, 3, &slot, &mut Collect(Vec::new())).is_err());
+        let mut dir = slot;
+        dir.mode = super::super::inode::S_IFDIR | 0o755;
+        dir.seal();
+        assert!(dir.validate(3).is_err());
+        assert!(walk_log(&media, &geo, 3, &dir, &mut Collect(Vec::new())).is_err());
+        slot.log_tail = SLOT_LOG | 97;
+        assert!(slot.validate(3).is_err());
+        assert_eq!(LogOwner::of(&geo, 3, &dir, rec).slot, 0);
+        // An owner without a slot cannot grow a slot log (nothing written).
+        let mut e2 = LogEnd { tail: SLOT_LOG | 64, seq: 5, ..LogEnd::default() };
+        let before = img.ops.len();
+        let r = append(&mut img, LogOwner::pages(3, 2), &mut e2, &w(2));
+        assert_eq!(r, Err(AppendError::BadPlace));
+        assert_eq!(img.ops.len(), before);
     }
 }

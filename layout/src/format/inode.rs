@@ -145,10 +145,14 @@ pub const INODE_STATE_OFF: u64 = 0;
 pub const INODE_HEAD_OFF: u64 = 8;
 /// Byte offset of `log_tail` within an inode.
 pub const INODE_TAIL_OFF: u64 = 16;
-/// The inode checksum covers bytes `[INODE_CSUM_START, 256)`.
+/// The inode checksum covers bytes `[INODE_CSUM_START, 256)`, the inline
+/// area read as zeros when `inline_len` is 0 (it may hold a slot log).
 pub const INODE_CSUM_START: usize = 32;
 /// Longest fast-symlink target kept inside the inode.
 pub const INLINE_MAX: usize = 96;
+/// Byte offset of the inline area within an inode (a fast symlink's
+/// target, or the entries of a slot log).
+pub const INODE_INLINE_OFF: u64 = 160;
 
 /// File-type bits of `mode` (as in Linux).
 pub const S_IFMT: u32 = 0o170000;
@@ -248,6 +252,7 @@ ondisk! {
 }
 
 const _: () = assert!(Inode::SIZE == INODE_SIZE as usize);
+const _: () = assert!(INODE_INLINE_OFF as usize + INLINE_MAX == Inode::SIZE);
 const _: () = assert!(INODES_PER_BLOCK as usize * Inode::SIZE == BLOCK_SIZE);
 
 /// Why an inode record is not valid.
@@ -265,7 +270,8 @@ pub enum InodeError {
     BadTime,
     /// Inline target too long, or inline data on a non-symlink.
     BadInline,
-    /// `log_tail` is set but `log_head` is 0.
+    /// `log_tail` is set but `log_head` is 0, or a slot log's tail is out
+    /// of range or on an inode that cannot have one.
     BadLogPointers,
     /// `size` beyond the largest file the format allows.
     BadSize,
@@ -274,10 +280,18 @@ pub enum InodeError {
 }
 
 impl Inode {
-    /// The checksum this inode should carry.
+    /// The checksum this inode should carry. Without an inline symlink
+    /// target (`inline_len` 0) the inline area counts as zeros: it may hold
+    /// a slot log, written after the record (an image from before slot logs
+    /// has zeros there).
     pub fn compute_csum(&self) -> u32 {
         let mut b = [0u8; Self::SIZE];
         self.encode(&mut b);
+        if self.inline_len == 0 {
+            if let Some(area) = b.get_mut(INODE_INLINE_OFF as usize..) {
+                area.fill(0);
+            }
+        }
         super::crc::crc32(b.get(INODE_CSUM_START..).unwrap_or(&[]))
     }
 
@@ -314,8 +328,11 @@ impl Inode {
             return Err(InodeError::BadInline);
         }
         // `log_head` set with `log_tail` 0 is a first page allocated but
-        // not yet committed: the log is empty (see FORMAT.md).
-        if self.log_head == 0 && self.log_tail != 0 {
+        // not yet committed: the log is empty (see FORMAT.md). A slot log
+        // ignores `log_head` (a first page may be allocated to move it).
+        if super::log::slot_len(self.log_tail).is_some() {
+            self.validate_slot_log()?;
+        } else if self.log_head == 0 && self.log_tail != 0 {
             return Err(InodeError::BadLogPointers);
         }
         if self.size > super::log::MAX_FILE_SIZE {
@@ -325,6 +342,27 @@ impl Inode {
             return Err(InodeError::BadFlags);
         }
         Ok(())
+    }
+
+    /// Whether a slot log (FORMAT.md "Slot logs") may be what `log_tail`
+    /// says: a length from 1 to the inline area, on an inode that is not a
+    /// directory and has no inline symlink target.
+    pub fn validate_slot_log(&self) -> Result<(), InodeError> {
+        let len = super::log::slot_len(self.log_tail).ok_or(InodeError::BadLogPointers)?;
+        if len == 0
+            || len > INLINE_MAX as u64
+            || self.inline_len != 0
+            || self.mode & S_IFMT == S_IFDIR
+        {
+            return Err(InodeError::BadLogPointers);
+        }
+        Ok(())
+    }
+
+    /// Whether this inode may start a slot log: not a directory (a name's
+    /// position is its identity there), no inline symlink target.
+    pub fn may_slot_log(&self) -> bool {
+        self.inline_len == 0 && self.mode & S_IFMT != S_IFDIR
     }
 
     /// The inline symlink target, if any.

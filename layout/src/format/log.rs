@@ -99,6 +99,27 @@ pub fn pos_offset(pos: u64) -> usize {
     (pos % BLOCK_SIZE_U64) as usize
 }
 
+/// `log_tail` bit marking a slot log (FORMAT.md "Slot logs"): the log's
+/// entries are the first `tail & !SLOT_LOG` bytes of the inode record's
+/// inline area; `log_head` means nothing. Positions of entries in a slot
+/// log are reported in the same form (`SLOT_LOG | offset`), so an entry's
+/// position plus its length is the tail that commits it.
+pub const SLOT_LOG: u64 = 1 << 63;
+/// Bytes of entries a slot log holds (the record's inline area).
+pub const SLOT_LOG_BYTES: usize = super::inode::INLINE_MAX;
+
+/// The used length of a slot log with tail `tail`, or `None` if `tail` is
+/// not a slot tail (0, or a position in a log page). The length is not
+/// checked against [`SLOT_LOG_BYTES`].
+pub fn slot_len(tail: u64) -> Option<u64> {
+    (tail & SLOT_LOG != 0).then_some(tail & !SLOT_LOG)
+}
+
+/// Whether `tail` commits a log in pages (non-zero, not a slot tail).
+pub fn is_page_tail(tail: u64) -> bool {
+    tail != 0 && tail & SLOT_LOG == 0
+}
+
 /// Whether an entry of `len` bytes fits in the page at tail position `tail`.
 /// If not, it goes at offset 0 of a new page.
 pub fn fits(tail: u64, len: usize) -> bool {

@@ -93,8 +93,12 @@ pub const COMPAT_KNOWN: u64 = 0;
 /// data would expose stale bytes. mkfs sets it; without it the module
 /// zeroes what fallocate allocates.
 pub const INCOMPAT_UNWRITTEN: u64 = 1;
+/// Incompat feature: a log may live in its inode's record (FORMAT.md
+/// "Slot logs"); code without it would read the tail as corrupt. mkfs sets
+/// it; without it the module keeps every log in pages.
+pub const INCOMPAT_SLOT_LOG: u64 = 2;
 /// Incompat features: an unknown bit forbids mounting and checking.
-pub const INCOMPAT_KNOWN: u64 = INCOMPAT_UNWRITTEN;
+pub const INCOMPAT_KNOWN: u64 = INCOMPAT_UNWRITTEN | INCOMPAT_SLOT_LOG;
 /// Ro-compat features: an unknown bit allows read-only mounts only.
 pub const RO_COMPAT_KNOWN: u64 = 0;
 
@@ -268,6 +272,8 @@ pub struct Geometry {
     pub lost_found_ino: u64,
     /// Unknown ro-compat features: mount read-only only.
     pub read_only: bool,
+    /// [`INCOMPAT_SLOT_LOG`]: logs may live in inode records.
+    pub slot_logs: bool,
 }
 
 impl Geometry {
@@ -304,6 +310,7 @@ impl Geometry {
             root_ino,
             lost_found_ino: 2,
             read_only: false,
+            slot_logs: true,
         })
     }
 
@@ -402,6 +409,9 @@ impl Superblock {
         sb.inode_size = INODE_SIZE;
         sb.seg_inodes = geo.seg_inodes;
         sb.feature_incompat = INCOMPAT_UNWRITTEN;
+        if geo.slot_logs {
+            sb.feature_incompat |= INCOMPAT_SLOT_LOG;
+        }
         sb.errors = ERRORS_RO;
         sb
     }
@@ -471,6 +481,7 @@ impl Superblock {
         geo.root_ino = sb.root_ino;
         geo.lost_found_ino = sb.lost_found_ino;
         geo.read_only = sb.feature_ro_compat & !RO_COMPAT_KNOWN != 0;
+        geo.slot_logs = sb.feature_incompat & INCOMPAT_SLOT_LOG != 0;
         Ok((sb, geo))
     }
 

@@ -13,8 +13,8 @@
 use super::append::XattrValue;
 use super::inode::{Inode, Timespec};
 use super::log::{
-    pos_block, pos_offset, sa, unpack_next, Entry, EntryError, PageTail, DE_ADD, LOG_AREA,
-    MAX_FILE_BLOCKS, PAGE_MAGIC, WF_UNWRITTEN, XA_SET,
+    pos_block, pos_offset, sa, slot_len, unpack_next, Entry, EntryError, PageTail, DE_ADD,
+    LOG_AREA, MAX_FILE_BLOCKS, PAGE_MAGIC, SLOT_LOG, WF_UNWRITTEN, XA_SET,
 };
 use super::sb::Geometry;
 use super::{Media, MediaError, BLOCK_SIZE_U64};
@@ -43,6 +43,9 @@ pub enum WalkError {
     Entry { pos: u64, err: EntryError },
     /// Sequence numbers do not increase.
     SeqNotIncreasing { pos: u64 },
+    /// A slot-log tail on an image without slot logs, on a directory or a
+    /// fast symlink, or longer than the inline area.
+    BadSlotLog { tail: u64 },
 }
 
 impl WalkError {
@@ -61,6 +64,7 @@ impl WalkError {
             WalkError::Entry { err: EntryError::BadField(f), .. } => f,
             WalkError::Entry { .. } => "log entry malformed",
             WalkError::SeqNotIncreasing { .. } => "log entry sequence not increasing",
+            WalkError::BadSlotLog { .. } => "log in the inode record invalid",
         }
     }
 }
@@ -100,6 +104,17 @@ pub fn walk_log<M: Media + ?Sized, V: LogVisitor + ?Sized>(
     // A zero tail is an empty log, whatever `log_head` says (a first page
     // may be allocated before the first commit).
     if inode.log_tail == 0 {
+        return Ok(rep);
+    }
+    if let Some(len) = slot_len(inode.log_tail) {
+        // A slot log: the record's inline area, already in hand.
+        if !geo.slot_logs || inode.validate_slot_log().is_err() {
+            return Err(WalkError::BadSlotLog { tail: inode.log_tail });
+        }
+        let area = inode.inline.get(..len as usize).unwrap_or(&[]);
+        let mut last_seq = 0;
+        walk_entries(geo, area, SLOT_LOG, &mut last_seq, &mut rep, v)?;
+        rep.last_seq = last_seq;
         return Ok(rep);
     }
     let tail_blk = pos_block(inode.log_tail);
@@ -149,25 +164,8 @@ pub fn walk_log<M: Media + ?Sized, V: LogVisitor + ?Sized>(
         };
         let page = m.head(blk, end).map_err(WalkError::Media)?;
         let area = page.get(..end).ok_or(WalkError::BadUsed { block: blk })?;
-        let mut off = 0usize;
-        while off < end {
-            let pos = blk.saturating_mul(BLOCK_SIZE_U64).saturating_add(off as u64);
-            let rest = area.get(off..).unwrap_or(&[]);
-            let (e, len) = Entry::parse(rest).map_err(|err| WalkError::Entry { pos, err })?;
-            e.check(geo).map_err(|err| WalkError::Entry { pos, err })?;
-            let seq = e.hdr().seq;
-            if seq <= last_seq {
-                return Err(WalkError::SeqNotIncreasing { pos });
-            }
-            last_seq = seq;
-            v.entry(pos, &e);
-            rep.entries += 1;
-            if let Entry::Xattr(..) = e {
-                rep.xattr_entries += 1;
-            }
-            rep.entry_bytes += len as u64;
-            off += len;
-        }
+        let base = blk.saturating_mul(BLOCK_SIZE_U64);
+        walk_entries(geo, area, base, &mut last_seq, &mut rep, v)?;
         if is_tail {
             rep.last_seq = last_seq;
             return Ok(rep);
@@ -175,6 +173,38 @@ pub fn walk_log<M: Media + ?Sized, V: LogVisitor + ?Sized>(
         blk = next;
         ordinal += 1;
     }
+}
+
+/// Parses, checks and visits the entries of `area`, which starts at
+/// position `base` (a page's first byte, or [`SLOT_LOG`] for a slot log).
+fn walk_entries<V: LogVisitor + ?Sized>(
+    geo: &Geometry,
+    area: &[u8],
+    base: u64,
+    last_seq: &mut u64,
+    rep: &mut WalkReport,
+    v: &mut V,
+) -> Result<(), WalkError> {
+    let mut off = 0usize;
+    while off < area.len() {
+        let pos = base.saturating_add(off as u64);
+        let rest = area.get(off..).unwrap_or(&[]);
+        let (e, len) = Entry::parse(rest).map_err(|err| WalkError::Entry { pos, err })?;
+        e.check(geo).map_err(|err| WalkError::Entry { pos, err })?;
+        let seq = e.hdr().seq;
+        if seq <= *last_seq {
+            return Err(WalkError::SeqNotIncreasing { pos });
+        }
+        *last_seq = seq;
+        v.entry(pos, &e);
+        rep.entries += 1;
+        if let Entry::Xattr(..) = e {
+            rep.xattr_entries += 1;
+        }
+        rep.entry_bytes += len as u64;
+        off += len;
+    }
+    Ok(())
 }
 
 /// Receives the block map as the log rebuilds it. Later calls override
