@@ -32,6 +32,18 @@ def sb(fd):
     return b, f
 
 
+SLOT_LOG = 1 << 63  # log_tail of a log in the record's inline area
+
+
+def inode_crc(rec):
+    """The record checksum: bytes 32..256, the inline area (160..256) as
+    zeros unless it holds a symlink target (inline_len at 152)."""
+    b = bytearray(rec[:256])
+    if struct.unpack_from("<I", b, 152)[0] == 0:
+        b[160:256] = bytes(96)
+    return zlib.crc32(bytes(b[32:256]))
+
+
 def inode_pos(f, ino):
     lanes = f["lanes"]
     lane, slot = ino % lanes, ino // lanes
@@ -59,7 +71,7 @@ def damage(dev, what, ino=None):
         p = inode_pos(f, ino)
         rec = bytearray(rd(fd, p, 256))
         rec[64:72] = struct.pack("<Q", 2**64 - 1)
-        rec[24:28] = struct.pack("<I", zlib.crc32(bytes(rec[32:256])))
+        rec[24:28] = struct.pack("<I", inode_crc(rec))
         wr(fd, p, bytes(rec))
     elif what == "journal-open":
         tail_pos = inode_pos(f, ino) + 16
@@ -72,9 +84,12 @@ def damage(dev, what, ino=None):
         struct.pack_into("<Q", j, 24, seq)
         wr(fd, f["jstart"] * BS, bytes(j))
     elif what == "log-entry":
-        head = struct.unpack("<Q", rd(fd, inode_pos(f, ino) + 8, 8))[0]
-        assert head, "inode has no log"
-        p = head * BS + 24  # inside the first entry's body
+        head, tail = struct.unpack("<QQ", rd(fd, inode_pos(f, ino) + 8, 16))
+        if tail & SLOT_LOG:
+            p = inode_pos(f, ino) + 160 + 24  # a slot log: in the record
+        else:
+            assert head and tail, "inode has no log"
+            p = head * BS + 24  # inside the first entry's body
         c = rd(fd, p, 1)
         wr(fd, p, bytes([c[0] ^ 0x01]))
     elif what == "unclean":

@@ -42,14 +42,18 @@ ok "damaged primary superblock: mounted from the backup"
 
 # A damaged log on a clean image: the mount succeeds (no scan), the inode
 # fails with EUCLEAN when used (an unclean image: below).
+# The file's one WRITE is in its record (a slot log), or, with
+# `-O ^slot_log`, in a log page.
 mkdir -p /tmp/src && echo data > /tmp/src/file
-"$MKFS" -q -f -l 1 -d /tmp/src /dev/pmem0
-$IMG damage /dev/pmem0 log-entry 3
-[ "$($IMG mount /dev/pmem0 /tmp/m ro)" = OK ] || fail "clean image with one bad log did not mount"
-cat /tmp/m/file 2>/tmp/err && fail "read a file whose log is corrupt"
-grep -q "Structure needs cleaning" /tmp/err || fail "expected EUCLEAN, got: $(cat /tmp/err)"
-umount /tmp/m
-ok "corrupt file log: EUCLEAN on access"
+for feat in ^slot_log slot_log; do
+    "$MKFS" -q -f -l 1 -O $feat -d /tmp/src /dev/pmem0
+    $IMG damage /dev/pmem0 log-entry 3
+    [ "$($IMG mount /dev/pmem0 /tmp/m ro)" = OK ] || fail "$feat: clean image with one bad log did not mount"
+    cat /tmp/m/file 2>/tmp/err && fail "$feat: read a file whose log is corrupt"
+    grep -q "Structure needs cleaning" /tmp/err || fail "$feat: expected EUCLEAN, got: $(cat /tmp/err)"
+    umount /tmp/m
+    ok "corrupt file log (-O $feat): EUCLEAN on access"
+done
 # Unclean, the mount leaves the scan to a thread (the free-space rebuild;
 # every change waits for it): it finds the damage, logs it, and
 # errors=remount-ro applies. The first change fails with EUCLEAN if it
