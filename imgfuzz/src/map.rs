@@ -2,8 +2,8 @@
 //! field-aware rules, found once with `layout`'s own walkers.
 
 use layout::alloc_rec::{AllocRecHeader, ALLOC_MAGIC};
-use layout::inode::{walk_segments, Inode, S_IFMT, S_IFREG};
-use layout::log::{et, Entry};
+use layout::inode::{walk_segments, Inode, INODE_INLINE_OFF, S_IFMT, S_IFREG};
+use layout::log::{et, slot_len, Entry};
 use layout::media::SliceMedia;
 use layout::walk::{walk_log, LogVisitor};
 use layout::{Superblock, BLOCK_SIZE};
@@ -41,6 +41,8 @@ pub struct Map {
     pub inodes: Vec<InodeAt>,
     /// Log pages up to each log's tail page.
     pub pages: Vec<u64>,
+    /// Entries of slot logs (in inode records, FORMAT.md "Slot logs").
+    pub slot_entries: usize,
     pub entries: Vec<EntryAt>,
     /// The allocator record's chain (kept even when the superblock does
     /// not say CLEAN: a mutation may set CLEAN again).
@@ -53,6 +55,8 @@ pub struct Map {
 struct Logs<'m> {
     map: &'m mut Map,
     ino: u64,
+    /// Byte position of the inode's record (a slot log's entries are in it).
+    rec: usize,
 }
 
 impl LogVisitor for Logs<'_> {
@@ -66,8 +70,17 @@ impl LogVisitor for Logs<'_> {
             Entry::Xattr(x, _, _) if x.value_block != 0 => self.map.data_blocks.push(x.value_block),
             _ => {}
         }
+        // A slot log's positions are `SLOT_LOG | offset` in the record's
+        // inline area.
+        let pos = match slot_len(pos) {
+            Some(off) => self.rec + INODE_INLINE_OFF as usize + off as usize,
+            None => pos as usize,
+        };
+        if pos >= self.rec && pos < self.rec + Inode::SIZE {
+            self.map.slot_entries += 1;
+        }
         self.map.entries.push(EntryAt {
-            pos: pos as usize,
+            pos,
             len: h.len as usize,
             etype: h.etype,
             ino: self.ino,
@@ -91,6 +104,7 @@ impl Map {
             segments: Vec::new(),
             inodes: Vec::new(),
             pages: Vec::new(),
+            slot_entries: 0,
             entries: Vec::new(),
             records: Vec::new(),
             data_blocks: Vec::new(),
@@ -111,7 +125,7 @@ impl Map {
                         continue;
                     }
                     map.inodes.push(InodeAt { ino, pos, mode: i.mode });
-                    walk_log(&m, &geo, ino, &i, &mut Logs { map: &mut map, ino })
+                    walk_log(&m, &geo, ino, &i, &mut Logs { map: &mut map, ino, rec: pos })
                         .map_err(|e| format!("base image: inode {ino}'s log: {}", e.describe()))?;
                 }
             }
