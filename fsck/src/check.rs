@@ -1,14 +1,14 @@
 //! The driver: runs the passes over an overlay and decides, problem by
 //! problem, whether to repair.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Instant;
 
 use layout::inode::Timespec;
 use layout::{Geometry, Superblock};
 
 use crate::direct::ReadBlocks;
-use crate::model::InodeRec;
+use crate::model::InodeMap;
 use crate::overlay::Overlay;
 use crate::passes;
 use crate::problem::{Code, Kind, Problem, Resolution};
@@ -198,7 +198,7 @@ pub struct Fsck<'a, 'e> {
     pub(crate) preen_halted: bool,
     pub(crate) pass: u8,
     pub(crate) lanes: Vec<Lane>,
-    pub(crate) inodes: BTreeMap<u64, InodeRec>,
+    pub(crate) inodes: InodeMap,
     /// Free inode numbers (slot 0 of lane 0, inode 0, excluded).
     pub(crate) free_inos: BTreeSet<u64>,
     /// Free blocks for repairs (after pass 3).
@@ -241,7 +241,7 @@ impl<'a, 'e> Fsck<'a, 'e> {
             preen_halted: false,
             pass: 0,
             lanes: Vec::new(),
-            inodes: BTreeMap::new(),
+            inodes: InodeMap::default(),
             free_inos: BTreeSet::new(),
             space: FreeSpace::default(),
             counts: Counts::default(),

@@ -153,7 +153,23 @@ fn now() -> Timespec {
     Timespec::new(d.as_secs() as i64, d.subsec_nanos())
 }
 
+/// One malloc arena that grows in big steps. The check's threads each
+/// allocate a record per inode; glibc gives every thread an arena of its
+/// own that grows by an `mprotect` per page-sized step (a fifth of a
+/// 100,000-file check's time went to `sysmalloc`, `mprotect` and their
+/// faults). The main arena grows by `brk`, padded by `M_TOP_PAD`.
+fn tune_malloc() {
+    #[allow(unsafe_code)]
+    // SAFETY: mallopt only sets allocator parameters; called first thing
+    // in main, before any thread exists. A refused value changes nothing.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+        libc::mallopt(libc::M_TOP_PAD, 16 << 20);
+    }
+}
+
 fn main() -> ExitCode {
+    tune_malloc();
     let args = match Args::try_parse() {
         Ok(a) => a,
         Err(e) => {

@@ -24,7 +24,7 @@ while [ $r -le $RUNS ]; do
         sync; echo 3 > /proc/sys/vm/drop_caches
         t0=$(now_ms)
         "$F" -fn -tt $DEV > /tmp/ab-out.txt 2>&1 || { cat /tmp/ab-out.txt; fail "$v: fsck failed"; }
-        echo "$v run $r: $(( $(now_ms) - t0 )) ms; $(grep "^Pass 2 (" /tmp/ab-out.txt)"
+        echo "$v run $r: $(( $(now_ms) - t0 )) ms; $(grep "^Pass 2 (" /tmp/ab-out.txt); $(grep "^Memory" /tmp/ab-out.txt)"
     done
     r=$((r + 1))
 done

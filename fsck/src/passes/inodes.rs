@@ -95,7 +95,7 @@ struct TableBlock {
 #[derive(Default)]
 struct Scan {
     /// Live inodes whose record and log need nothing.
-    live: Vec<(u64, InodeRec)>,
+    live: Vec<(u64, Box<InodeRec>)>,
     free: Vec<u64>,
     /// Slots for [`check_slot`]: `(ino, pos)`.
     slow: Vec<(u64, u64)>,
@@ -258,7 +258,7 @@ fn quick_slot<M: Media + ?Sized>(
     if rec.view.mode & S_IFMT == S_IFLNK && symlink_problem(&inode, &rec).is_some() {
         return out.slow.push((ino, pos));
     }
-    out.live.push((ino, rec));
+    out.live.push((ino, Box::new(rec)));
 }
 
 /// Walks lane `lane`'s segment chain, repairing what can be repaired.
