@@ -526,6 +526,15 @@ impl InodeMap {
     }
 }
 
+#[cfg(test)]
+impl std::ops::Index<&u64> for InodeMap {
+    type Output = InodeRec;
+    /// The record of a live inode (tests: panics otherwise).
+    fn index(&self, ino: &u64) -> &InodeRec {
+        self.get(ino).expect("inode not live")
+    }
+}
+
 impl FromIterator<MapItem> for InodeMap {
     /// From records in any order; of two with one number the later stays.
     fn from_iter<I: IntoIterator<Item = MapItem>>(items: I) -> Self {
