@@ -4,8 +4,10 @@
 # one boot, against ext4-DAX: each run formats and measures every build
 # and ext4 in turn, so host load drifts hit all alike.
 #
-# Usage (host): cargo xt vm -- sh $PWD/xtests/bench/ab.sh RUNS N NAME=KO...
-#   RUNS rounds, N iterations per case. Prints per case and build the
+# Usage (host): cargo xt vm -- sh $PWD/xtests/bench/ab.sh RUNS N NAME=KO[@MKFSOPTS]...
+#   RUNS rounds, N iterations per case; MKFSOPTS (no spaces) go to
+#   mkfs.novars for that build (`old=A.ko@-O^slot_log` for a module from
+#   before slot logs). Prints per case and build the
 #   median and the best of the runs, and the median ratio to ext4 (above
 #   1: faster than ext4). Raw lines in $NOVARS_OUT/ab.txt.
 . "$NOVARS_GUEST_LIB"
@@ -28,9 +30,12 @@ while [ $r -le "$RUNS" ]; do
             must mkfs.ext4 -q -F $DEV
             must mount -t ext4 -o dax $DEV $M
         else
+            ko=${spec#*=}
+            opts=""
+            case $ko in *@*) opts=${ko#*@}; ko=${ko%@*} ;; esac
             rmmod novars 2>/dev/null
-            must insmod "${spec#*=}"
-            must mkfs.novars -q -f $DEV >/dev/null
+            must insmod "$ko"
+            must mkfs.novars -q -f $opts $DEV >/dev/null
             must novars_mount $DEV $M
         fi
         mkdir -p $M/sys
