@@ -226,7 +226,6 @@ struct NewLog<'a> {
 }
 
 impl<'a> NewLog<'a> {
-    /// The log in `d`, started (empty) if there is none yet.
     /// The log of `ni` (number `ino`, record at `rec`) in `d`, started
     /// (empty) if there is none yet: in the record while it fits, if the
     /// inode may have a slot log (the record is written after, around it).
