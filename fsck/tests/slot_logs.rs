@@ -11,17 +11,6 @@ use layout::log::{slot_len, SLOT_LOG};
 use layout::sb::INCOMPAT_SLOT_LOG;
 use novars_fsck::tree;
 
-/// The standard tree, as `mkfs.novars -d` makes it by default.
-fn slot_image() -> Vec<u8> {
-    static IMG: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
-    IMG.get_or_init(|| {
-        let t = tempfile::tempdir().unwrap();
-        gen_tree(t.path(), 42, 150);
-        image_from_dir_slot_logs(t.path(), 48 << 20, 2, 64)
-    })
-    .clone()
-}
-
 /// Inodes of `img` whose log is a slot log.
 fn slot_inodes(img: &Img) -> Vec<u64> {
     tree::list(&img.bytes)
@@ -36,7 +25,7 @@ fn slot_inodes(img: &Img) -> Vec<u64> {
 /// Damages a copy of the slot image; `-fn` must name `code` and exit 4,
 /// `-fy` exit 1, and a second `-fn` find nothing. Returns the tree after.
 fn damaged(code: &str, damage: impl FnOnce(&mut Img)) -> Vec<u8> {
-    let mut img = Img::new(slot_image());
+    let mut img = Img::new(slot_base_image());
     damage(&mut img);
     let file = to_file(&img.bytes);
     let (rc, out) = fsck(file.path(), &["-fn"]);
@@ -52,7 +41,7 @@ fn damaged(code: &str, damage: impl FnOnce(&mut Img)) -> Vec<u8> {
 
 #[test]
 fn slot_log_image_checks_clean_and_means_the_same_tree() {
-    let img = Img::new(slot_image());
+    let img = Img::new(slot_base_image());
     assert_ne!(img.sb().feature_incompat & INCOMPAT_SLOT_LOG, 0);
     let slots = slot_inodes(&img);
     // Files of 1..5000 bytes written once keep their one WRITE there.

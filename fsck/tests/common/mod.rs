@@ -104,15 +104,9 @@ pub fn gen_tree(dir: &Path, seed: u64, files: usize) {
 
 /// Builds an image of `size` bytes from `dir`, as `mkfs.novars -d` does.
 /// Every log in pages (`-O ^slot_log`): the damage tests aim at the log
-/// pages of small files; [`image_from_dir_slot_logs`] has slot logs.
+/// pages of small files; [`slot_base_image`] has slot logs.
 pub fn image_from_dir(dir: &Path, size: usize, lanes: u32, seg_inodes: u32) -> Vec<u8> {
     image_with(dir, size, lanes, seg_inodes, false)
-}
-
-/// As [`image_from_dir`], with slot logs (what `mkfs.novars` makes by
-/// default): a small file written once keeps its log in its record.
-pub fn image_from_dir_slot_logs(dir: &Path, size: usize, lanes: u32, seg_inodes: u32) -> Vec<u8> {
-    image_with(dir, size, lanes, seg_inodes, true)
 }
 
 fn image_with(dir: &Path, size: usize, lanes: u32, seg_inodes: u32, slot_logs: bool) -> Vec<u8> {
@@ -129,15 +123,26 @@ fn image_with(dir: &Path, size: usize, lanes: u32, seg_inodes: u32, slot_logs: b
     img
 }
 
-/// The standard test image (built once per test binary).
+/// The standard tree in a 48 MiB image, logs in pages or (`slot_logs`)
+/// small ones in their records.
+fn standard_image(slot_logs: bool) -> Vec<u8> {
+    let t = tempfile::tempdir().unwrap();
+    gen_tree(t.path(), 42, 150);
+    image_with(t.path(), 48 << 20, 2, 64, slot_logs)
+}
+
+/// The standard test image, every log in pages (built once per test
+/// binary).
 pub fn base_image() -> Vec<u8> {
     static IMG: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
-    IMG.get_or_init(|| {
-        let t = tempfile::tempdir().unwrap();
-        gen_tree(t.path(), 42, 150);
-        image_from_dir(t.path(), 48 << 20, 2, 64)
-    })
-    .clone()
+    IMG.get_or_init(|| standard_image(false)).clone()
+}
+
+/// The standard tree as `mkfs.novars -d` makes it by default: small files
+/// keep their log in their record (built once per test binary).
+pub fn slot_base_image() -> Vec<u8> {
+    static IMG: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    IMG.get_or_init(|| standard_image(true)).clone()
 }
 
 /// Runs the real `fsck.novars` binary on `path`.
