@@ -3,6 +3,8 @@
 try mounts with the exact errno. The format is layout/FORMAT.md.
 
   novars_img.py mount DEV DIR [ro]     -> prints the errno name or OK
+  novars_img.py log DEV INO            -> where INO's log is: "empty",
+        "slot LEN" (in the record) or "pages HEAD" (first page)
   novars_img.py damage DEV WHAT [INO]  -> WHAT: sb-primary, sb-both,
         inode-csum INO, inode-size INO (u64::MAX, checksum valid),
         log-entry INO, unclean (clear CLEAN, fix checksum), journal-open INO
@@ -114,10 +116,25 @@ def try_mount(dev, d, ro):
         print(errno.errorcode.get(ctypes.get_errno(), str(ctypes.get_errno())))
 
 
+def log_of(dev, ino):
+    fd = os.open(dev, os.O_RDONLY)
+    _, f = sb(fd)
+    head, tail = struct.unpack("<QQ", rd(fd, inode_pos(f, ino) + 8, 16))
+    os.close(fd)
+    if tail == 0:
+        print("empty")
+    elif tail & SLOT_LOG:
+        print("slot %d" % (tail & ~SLOT_LOG))
+    else:
+        print("pages %d" % head)
+
+
 if __name__ == "__main__":
     a = sys.argv[1:]
     if a[0] == "mount":
         try_mount(a[1], a[2], len(a) > 3 and a[3] == "ro")
+    elif a[0] == "log":
+        log_of(a[1], int(a[2]))
     elif a[0] == "damage":
         damage(a[1], a[2], int(a[3]) if len(a) > 3 else None)
     else:
