@@ -11,6 +11,10 @@
 
 SKIP=77
 
+# The userspace tools: their installed names on PATH, else cargo's names.
+MKFS=$(command -v mkfs.novars || echo "$NOVARS_BIN/mkfs_novars")
+FSCK=$(command -v fsck.novars || echo "$NOVARS_BIN/fsck_novars")
+
 fail() { echo "FAIL: $*"; exit 1; }
 skip() { echo "SKIP: $*"; exit "$SKIP"; }
 ok() { echo "ok: $*"; }

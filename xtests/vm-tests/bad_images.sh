@@ -9,8 +9,6 @@
 . "$NOVARS_GUEST_LIB"
 set -e
 load_novars
-MKFS=$(command -v mkfs.novars || echo "$NOVARS_BIN/mkfs_novars")
-FSCK=$(command -v fsck.novars || echo "$NOVARS_BIN/fsck_novars")
 IMG="python3 $NOVARS_ROOT/xtests/guest/novars_img.py"
 mkdir -p /tmp/m
 expect() { # expect ERRNO LOGTEXT description

@@ -13,8 +13,6 @@
 # goes to $NOVARS_OUT/bench.txt and is printed by `verify`: BENCH.md's
 # "Big devices" numbers come from the long mode.
 . "$NOVARS_GUEST_LIB"
-MKFS=$(command -v mkfs.novars || echo "$NOVARS_BIN/mkfs_novars")
-FSCK=$(command -v fsck.novars || echo "$NOVARS_BIN/fsck_novars")
 FILES=${NOVARS_BIG_FILES:-20000}
 HALF=$((FILES / 2))
 BIG="python3 $NOVARS_ROOT/xtests/guest/bigfiles.py"

@@ -12,7 +12,6 @@
 #                          100000, the count, took 253 s under TCG)
 . "$NOVARS_GUEST_LIB"
 load_novars
-FSCK=$(command -v fsck.novars || echo "$NOVARS_BIN/fsck_novars")
 B="python3 $NOVARS_ROOT/xtests/guest/bigdir.py"
 N=${NOVARS_BIGDIR_ENTRIES:-100000}
 X=${NOVARS_BIGDIR_EXTENTS:-20000}

@@ -6,8 +6,6 @@
 # crash: 20
 . "$NOVARS_GUEST_LIB"
 set -e
-MKFS=$(command -v mkfs.novars || echo "$NOVARS_BIN/mkfs_novars")
-FSCK=$(command -v fsck.novars || echo "$NOVARS_BIN/fsck_novars")
 WORK="python3 $NOVARS_ROOT/xtests/guest/crashwork.py"
 # The workload logs each operation into its (host-shared) output dir; the
 # harness hands that dir to the verify boot as $NOVARS_CRASH_DIR.

@@ -6,7 +6,6 @@
 # cost: 70
 . "$NOVARS_GUEST_LIB"
 load_novars
-FSCK=$(command -v fsck.novars || echo "$NOVARS_BIN/fsck_novars")
 mkdir -p /tmp/pools
 python3 "$NOVARS_ROOT/xtests/guest/pools.py" /dev/pmem0 /tmp/pools "${NOVARS_POOLS_FILES:-100000}" "$FSCK" || fail "pools.py"
 ok "changes during the rebuild after a crash: all checks passed"

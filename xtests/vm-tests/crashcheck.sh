@@ -39,8 +39,6 @@
 . "$NOVARS_GUEST_LIB"
 ACE="python3 $NOVARS_ROOT/xtests/guest/ace.py"
 CC=$NOVARS_BIN/novars-crashcheck
-MKFS=$(command -v mkfs.novars || echo "$NOVARS_BIN/mkfs_novars")
-FSCK=$(command -v fsck.novars || echo "$NOVARS_BIN/fsck_novars")
 KO=${NOVARS_TRACE_KO:-${NOVARS_KO%/*/novafs-kmod/novars.ko}/$NOVARS_FLAVOUR-trace/novafs-kmod/novars.ko}
 DBG=/sys/kernel/debug/novars
 FS_MIB=${NOVARS_ACE_FS_MIB:-16}

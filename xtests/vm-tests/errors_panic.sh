@@ -11,7 +11,6 @@
 # errors=continue and errors=remount-ro are in bad_images.sh.
 . "$NOVARS_GUEST_LIB"
 load_novars
-MKFS=$(command -v mkfs.novars || echo "$NOVARS_BIN/mkfs_novars")
 IMG="python3 $NOVARS_ROOT/xtests/guest/novars_img.py"
 mkdir -p /tmp/src /tmp/m && echo data > /tmp/src/file
 must "$MKFS" -q -f -l 1 -d /tmp/src /dev/pmem0

@@ -6,7 +6,6 @@
 # cost: 70
 . "$NOVARS_GUEST_LIB"
 load_novars
-FSCK=$(command -v fsck.novars || echo "$NOVARS_BIN/fsck_novars")
 FH=$NOVARS_ROOT/target/guest-bin/fhandle
 [ -x "$FH" ] || fail "$FH is missing (cargo xt builds xtests/guest/fhandle.c)"
 W=/tmp/export

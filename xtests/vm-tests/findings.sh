@@ -6,7 +6,6 @@
 # cost: 60
 . "$NOVARS_GUEST_LIB"
 load_novars
-FSCK=$(command -v fsck.novars || echo "$NOVARS_BIN/fsck_novars")
 F="python3 $NOVARS_ROOT/xtests/guest/findings.py"
 W=/tmp/findings
 mkdir -p $W/m

@@ -7,8 +7,6 @@
 . "$NOVARS_GUEST_LIB"
 set -e
 load_novars
-MKFS=$(command -v mkfs.novars || echo "$NOVARS_BIN/mkfs_novars")
-FSCK=$(command -v fsck.novars || echo "$NOVARS_BIN/fsck_novars")
 OPS="python3 $NOVARS_ROOT/xtests/guest/fsops.py"
 mkdir -p /tmp/m
 mkfs.ext4 -q -F /dev/pmem0

@@ -18,7 +18,6 @@
 . "$NOVARS_GUEST_LIB"
 command -v fsx >/dev/null || fail "fsx not found on PATH ($PATH): run \`cargo xt setup\`"
 load_novars
-FSCK=$(command -v fsck.novars || echo "$NOVARS_BIN/fsck_novars")
 OPS=${NOVARS_FSX_OPS:-50000}
 SEED=${NOVARS_FSX_SEED:-1}
 W=/tmp/fsx

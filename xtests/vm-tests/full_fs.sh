@@ -10,7 +10,6 @@
 #   NOVARS_FULLFS_LEAVE  MiB of data space left for the files (default 88)
 . "$NOVARS_GUEST_LIB"
 load_novars
-FSCK=$(command -v fsck.novars || echo "$NOVARS_BIN/fsck_novars")
 F="python3 $NOVARS_ROOT/xtests/guest/fullfs.py"
 MIN=${NOVARS_FULLFS_MIN:-200000}
 LEAVE=${NOVARS_FULLFS_LEAVE:-88}

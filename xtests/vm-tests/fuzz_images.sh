@@ -26,7 +26,6 @@
 # 50 s on normal and over 10 minutes on debug; a fresh image costs a boot.
 . "$NOVARS_GUEST_LIB"
 load_novars
-MKFS=$(command -v mkfs.novars || echo "$NOVARS_BIN/mkfs_novars")
 W=/tmp/fz
 mkdir -p $W/src/d/e $W/m
 default=1000

@@ -7,8 +7,6 @@
 . "$NOVARS_GUEST_LIB"
 set -e
 load_novars
-MKFS=$(command -v mkfs.novars || echo "$NOVARS_BIN/mkfs_novars")
-FSCK=$(command -v fsck.novars || echo "$NOVARS_BIN/fsck_novars")
 GC="python3 $NOVARS_ROOT/xtests/guest/loggc.py"
 N=${NOVARS_GC_WRITES:-10000}
 D=${NOVARS_GC_DIR_CYCLES:-20000}

@@ -6,8 +6,6 @@
 # crash: 4
 . "$NOVARS_GUEST_LIB"
 set -e
-MKFS=$(command -v mkfs.novars || echo "$NOVARS_BIN/mkfs_novars")
-FSCK=$(command -v fsck.novars || echo "$NOVARS_BIN/fsck_novars")
 GC="python3 $NOVARS_ROOT/xtests/guest/loggc.py"
 mkdir -p /tmp/m
 load_novars

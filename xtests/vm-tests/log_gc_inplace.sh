@@ -10,7 +10,6 @@
 # WRITE entries, 4032 bytes a page; xtests/guest/gc_inplace.py).
 # NOVARS_GC_INPLACE sets the count (faults: twice it).
 . "$NOVARS_GUEST_LIB"
-FSCK=$(command -v fsck.novars || echo "$NOVARS_BIN/fsck_novars")
 N=${NOVARS_GC_INPLACE:-2000}
 M=/tmp/gcip
 mkdir -p $M

@@ -8,8 +8,6 @@
 # boot. The workload maps up to 256 MiB (about 4 s under TCG), so the kill
 # (0.2-3 s after @@crash-armed) lands while pages are being faulted in.
 . "$NOVARS_GUEST_LIB"
-MKFS=$(command -v mkfs.novars || echo "$NOVARS_BIN/mkfs_novars")
-FSCK=$(command -v fsck.novars || echo "$NOVARS_BIN/fsck_novars")
 MS=$NOVARS_ROOT/target/guest-bin/mapsync
 [ -x "$MS" ] || fail "$MS is not built (cargo xt test builds xtests/guest/*.c)"
 mkdir -p /tmp/m

@@ -6,8 +6,6 @@
 # cost: 40 400
 . "$NOVARS_GUEST_LIB"
 load_novars
-MKFS=$(command -v mkfs.novars || echo "$NOVARS_BIN/mkfs_novars")
-FSCK=$(command -v fsck.novars || echo "$NOVARS_BIN/fsck_novars")
 T=$NOVARS_ROOT/target/guest-bin/mmaptest
 MS=$NOVARS_ROOT/target/guest-bin/mapsync
 [ -x "$T" ] && [ -x "$MS" ] || fail "guest programs not built (cargo xt test builds xtests/guest/*.c)"

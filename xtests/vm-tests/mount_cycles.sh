@@ -18,7 +18,6 @@
 # kmalloc counts do not fall back when memory is freed.
 . "$NOVARS_GUEST_LIB"
 CYCLES=${NOVARS_MOUNT_CYCLES:-100}
-FSCK=$(command -v fsck.novars || echo "$NOVARS_BIN/fsck_novars")
 W=/tmp/cycles
 M=$W/m
 mkdir -p $M

@@ -14,7 +14,6 @@
 # the log locks nested (class novars_log_lock, subclass 1 and up).
 # NOVARS_PARALLEL_SECONDS sets the time (default 15 s normal, 30 s debug).
 . "$NOVARS_GUEST_LIB"
-FSCK=$(command -v fsck.novars || echo "$NOVARS_BIN/fsck_novars")
 if [ "$NOVARS_FLAVOUR" = debug ]; then secs=30; else secs=15; fi
 SECS=${NOVARS_PARALLEL_SECONDS:-$secs}
 W=/tmp/parallel

@@ -17,7 +17,6 @@
 . "$NOVARS_GUEST_LIB"
 command -v pjdfstest >/dev/null || fail "pjdfstest not found on PATH ($PATH): run \`cargo xt setup\`"
 load_novars
-FSCK=$(command -v fsck.novars || echo "$NOVARS_BIN/fsck_novars")
 W=/tmp/pjd
 mkdir -p $W/m $W/second
 # A second, distinct file system for the EXDEV cases.

@@ -9,8 +9,6 @@ command -v pmempool >/dev/null || skip "pmempool not installed (cargo xt setup i
 P=$NOVARS_ROOT/target/guest-bin/pmemmap
 [ -x "$P" ] || fail "$P not built (needs libpmem-dev; cargo xt test builds xtests/guest/*.c)"
 load_novars
-MKFS=$(command -v mkfs.novars || echo "$NOVARS_BIN/mkfs_novars")
-FSCK=$(command -v fsck.novars || echo "$NOVARS_BIN/fsck_novars")
 M=/tmp/m
 mkdir -p $M
 unset PMEM_IS_PMEM_FORCE

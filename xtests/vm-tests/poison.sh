@@ -11,8 +11,6 @@
 # every read the module makes of pmem goes through copy_mc_to_kernel
 # (media.rs), where the switch acts.
 . "$NOVARS_GUEST_LIB"
-MKFS=$(command -v mkfs.novars || echo "$NOVARS_BIN/mkfs_novars")
-FSCK=$(command -v fsck.novars || echo "$NOVARS_BIN/fsck_novars")
 KO=${NOVARS_TRACE_KO:-${NOVARS_KO%/*/novafs-kmod/novars.ko}/$NOVARS_FLAVOUR-trace/novafs-kmod/novars.ko}
 [ -f "$KO" ] || fail "the tracing build $KO is missing (cargo xt module --trace)"
 grep -q '^novars ' /proc/modules && must rmmod novars

@@ -8,8 +8,6 @@
 . "$NOVARS_GUEST_LIB"
 set -e
 load_novars
-MKFS=$(command -v mkfs.novars || echo "$NOVARS_BIN/mkfs_novars")
-FSCK=$(command -v fsck.novars || echo "$NOVARS_BIN/fsck_novars")
 M=/tmp/m
 mkdir -p $M
 

@@ -9,8 +9,6 @@
 . "$NOVARS_GUEST_LIB"
 set -e
 load_novars
-MKFS=$(command -v mkfs.novars || echo "$NOVARS_BIN/mkfs_novars")
-FSCK=$(command -v fsck.novars || echo "$NOVARS_BIN/fsck_novars")
 SRC=/tmp/src
 rm -rf $SRC && mkdir -p $SRC/deep/a/b/c/d/e/f/g $SRC/big
 echo hello > $SRC/deep/a/b/c/d/e/f/g/leaf

@@ -6,8 +6,6 @@
 # cost: 6 60
 . "$NOVARS_GUEST_LIB"
 load_novars
-MKFS=$(command -v mkfs.novars || echo "$NOVARS_BIN/mkfs_novars")
-FSCK=$(command -v fsck.novars || echo "$NOVARS_BIN/fsck_novars")
 S=$NOVARS_ROOT/target/guest-bin/sealtest
 [ -x "$S" ] || fail "$S not built (cargo xt test builds xtests/guest/*.c)"
 M=/tmp/m

@@ -11,7 +11,6 @@
 # 16 MiB took 369 s under TCG).
 . "$NOVARS_GUEST_LIB"
 load_novars
-FSCK=$(command -v fsck.novars || echo "$NOVARS_BIN/fsck_novars")
 T=$NOVARS_ROOT/target/guest-bin/shiftfsx
 OPS=${NOVARS_SHIFTFSX_OPS:-50000}
 SEED=${NOVARS_SHIFTFSX_SEED:-1}

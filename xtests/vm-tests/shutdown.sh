@@ -6,7 +6,6 @@
 # cost: 105
 . "$NOVARS_GUEST_LIB"
 load_novars
-FSCK=$(command -v fsck.novars || echo "$NOVARS_BIN/fsck_novars")
 SD="python3 $NOVARS_ROOT/xtests/guest/shutdown.py"
 W=/tmp/shutdown
 M=$W/m

@@ -23,7 +23,6 @@
 . "$NOVARS_GUEST_LIB"
 command -v stress-ng >/dev/null || fail "stress-ng not installed: run \`cargo xt setup\`"
 load_novars
-FSCK=$(command -v fsck.novars || echo "$NOVARS_BIN/fsck_novars")
 SECONDS_=${NOVARS_STRESS_SECONDS:-60}
 N=${NOVARS_STRESS_WORKERS:-2}
 W=/tmp/stress

@@ -7,7 +7,6 @@
 # cost: 45
 . "$NOVARS_GUEST_LIB"
 load_novars
-FSCK=$(command -v fsck.novars || echo "$NOVARS_BIN/fsck_novars")
 U="python3 $NOVARS_ROOT/xtests/guest/unwritten.py"
 W=/tmp/unwritten
 mkdir -p $W/m

@@ -6,7 +6,6 @@
 # cost: 170
 . "$NOVARS_GUEST_LIB"
 load_novars
-FSCK=$(command -v fsck.novars || echo "$NOVARS_BIN/fsck_novars")
 X="sh $NOVARS_ROOT/xtests/guest/xattrs.sh"
 FL="sh $NOVARS_ROOT/xtests/guest/iflags.sh"
 W=/tmp/xattr
