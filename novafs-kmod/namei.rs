@@ -23,8 +23,8 @@ use crate::journal::{Tx, MAX_WORDS};
 use crate::layout::append::{LogOwner, NewEntry, SetAttrs};
 use crate::layout::inode::read_inode_at;
 use crate::layout::inode::{
-    dt, dt_of_mode, Inode, Timespec, INLINE_MAX, INODE_FREE, INODE_INLINE_OFF, INODE_LIVE,
-    INODE_STATE_OFF, LINK_MAX, SYMLINK_MAX, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_ISGID,
+    dt, dt_of_mode, Inode, Timespec, INLINE_MAX, INODE_FREE, INODE_LIVE, INODE_STATE_OFF, LINK_MAX,
+    SYMLINK_MAX, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_ISGID,
 };
 use crate::layout::log::{sa, xa, DE_ADD, DE_DEL};
 use crate::layout::walk::DirIndex;
@@ -306,10 +306,8 @@ fn write_record(sbi: &SbInfo, rec: u64, ni: &mut Inode) -> Result {
     let mut bytes = [0u8; Inode::SIZE];
     ni.encode(&mut bytes);
     // Without an inline symlink target the inline area is the log's (a
-    // new inode's first entries may be there already) and outside the
-    // checksum: left alone.
-    let keep = if ni.inline_len == 0 { INODE_INLINE_OFF as usize } else { Inode::SIZE };
-    sbi.pm.write_nt(rec, bytes.get(..keep).ok_or(EINVAL)?)
+    // new inode's first entries may be there already): left alone.
+    sbi.pm.write_nt(rec, bytes.get(..ni.stored_len()).ok_or(EINVAL)?)
 }
 
 /// Creates an inode named `name` in `dinfo`, or (name `None`, O_TMPFILE)

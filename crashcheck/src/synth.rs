@@ -74,10 +74,10 @@ use layout::inode::{
 };
 use layout::journal::{self, JournalEntry, JOURNAL_STATE_OFF};
 use layout::log::Entry;
-use layout::log::{is_page_tail, pos_block, pos_offset, sa, PageTail, DE_ADD, DE_DEL, LOG_AREA};
+use layout::log::{pos_block, pos_offset, sa, PageTail, DE_ADD, DE_DEL, LOG_AREA};
 use layout::media::SliceMedia;
 use layout::trace::op;
-use layout::walk::{walk_log, LogVisitor};
+use layout::walk::{walk_log, LogVisitor, WalkReport};
 use layout::{read_u64, Geometry, Superblock, BLOCK_SIZE, BLOCK_SIZE_U64};
 use novars_fsck::tree::Reader;
 
@@ -575,25 +575,18 @@ impl Synth {
         let scan = self.scan(n);
         let t = self.time();
         let owner = LogOwner::of(&self.geo, n.ino, &n.inode, n.pos);
-        let old = if is_page_tail(n.inode.log_tail) {
-            LogEnd {
-                head: n.inode.log_head,
-                tail: n.inode.log_tail,
-                tail_ord: scan.pages.saturating_sub(1),
-                seq: scan.last_seq,
-                pages: scan.pages,
-            }
-        } else {
-            // Empty, or a slot log: no pages.
-            LogEnd { tail: n.inode.log_tail, seq: scan.last_seq, ..LogEnd::default() }
-        };
+        let rep =
+            WalkReport { pages: scan.pages, last_seq: scan.last_seq, ..WalkReport::default() };
+        let old = LogEnd::walked(n.inode.log_head, n.inode.log_tail, &rep);
         let mut end = old;
         let inline = n.pos + INODE_INLINE_OFF;
         let mut rec = Recorder { synth: self, steps: Vec::new(), inline: (inline, n.pos + 256) };
         for e in ents {
             append::append(&mut rec, owner, &mut end, &e.entry(t))?;
         }
-        let head = (!is_page_tail(old.tail) && is_page_tail(end.tail)).then_some(end.head);
+        // The head word when the commit stores one (a log's first page).
+        let (words, nw) = append::commit_words(n.pos, &old, &end);
+        let head = (nw == 2).then_some(words[0].1);
         Ok(Plan { inode_pos: n.pos, steps: rec.steps, head, tail: end.tail })
     }
 

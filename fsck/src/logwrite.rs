@@ -148,8 +148,8 @@ impl Fsck<'_, '_> {
         let entry = e.with_state(rec);
         // A repair grows a slot log where it is (or moves it to a page);
         // it starts no new one.
-        let slot = if slot_len(rec.log.tail).is_some() { rec.pos } else { 0 };
-        let owner = LogOwner { ino, gen: rec.generation, slot };
+        let in_slot = slot_len(rec.log.tail).is_some();
+        let owner = LogOwner { ino, gen: rec.generation, slot: if in_slot { rec.pos } else { 0 } };
         let (slot, old, mut end) = (rec.pos, rec.log, rec.log);
         let mut pages = std::mem::take(&mut rec.pages);
         let r = self.put_entry(owner, &mut end, &mut pages, &entry);

@@ -361,11 +361,10 @@ impl InodeRec {
     /// to) and marks the log broken until that repair is made.
     pub fn new(pos: u64, inode: &Inode, w: Walked) -> Self {
         let broken_log = w.fault.is_some();
-        let slot_tail = match w.truncation_point() {
-            _ if !broken_log => slot_len(inode.log_tail).map(|_| inode.log_tail),
-            Some((tail, _)) => slot_len(tail).map(|_| tail),
-            None => None,
-        };
+        // The tail kept (the valid prefix's of a broken log), if a slot log.
+        let kept =
+            if broken_log { w.truncation_point().map(|(t, _)| t) } else { Some(inode.log_tail) };
+        let slot_tail = kept.filter(|&t| slot_len(t).is_some());
         let (log, pages) = if inode.log_head == 0 && inode.log_tail == 0 {
             (LogEnd::default(), Vec::new())
         } else if let Some(tail) = slot_tail {
@@ -496,11 +495,6 @@ impl InodeMap {
     pub fn remove(&mut self, ino: &u64) -> Option<InodeRec> {
         let i = self.find(*ino).ok()?;
         Some(*self.v.remove(i).1)
-    }
-
-    /// Live inodes.
-    pub fn len(&self) -> usize {
-        self.v.len()
     }
 
     /// Whether none is live.

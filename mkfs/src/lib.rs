@@ -20,8 +20,8 @@ pub mod wipe;
 use layout::alloc_rec::{self, ALLOC_PER_BLOCK, KIND_BLOCKS, KIND_INODES};
 use layout::append::{self, AppendError, LogEnd, LogMedium, LogOwner, NewEntry, XattrValue};
 use layout::inode::{
-    dt, dt_of_mode, Inode, SegmentHeader, Timespec, INLINE_MAX, INODE_INLINE_OFF, INODE_LIVE,
-    S_IFDIR, S_IFLNK, S_IFMT, S_IFREG,
+    dt, dt_of_mode, Inode, SegmentHeader, Timespec, INLINE_MAX, INODE_LIVE, S_IFDIR, S_IFLNK,
+    S_IFMT, S_IFREG,
 };
 use layout::log::{
     fl, xa, xattr_name_is_valid, xattr_value_blocks, DE_ADD, MAX_FILE_SIZE, XATTR_INLINE_MAX,
@@ -622,8 +622,8 @@ impl<'a> Builder<'a> {
             let mut b = [0u8; Inode::SIZE];
             i.encode(&mut b);
             // Without an inline target the inline area is the log's (a
-            // slot log is there already), outside the checksum.
-            let keep = if i.inline_len == 0 { INODE_INLINE_OFF as usize } else { Inode::SIZE };
+            // slot log is there already).
+            let keep = i.stored_len();
             self.img[pos..pos + keep].copy_from_slice(&b[..keep]);
         }
         // Free inode slots per lane: everything from the first unused slot.

@@ -292,24 +292,19 @@ impl Img {
     /// Appends `e` to `ino`'s log with `layout::append` (a new page, if
     /// needed, is the spare block 0) and commits it; returns its position.
     pub fn append(&mut self, ino: u64, e: &NewEntry<'_>) -> u64 {
-        let log = self.log(ino);
         let i = self.inode(ino);
-        let last_seq = log.entries.last().map(|&(p, _, _)| self.u64_at(p + 8)).unwrap_or(0);
         assert!(i.log_tail != 0, "test appends only to non-empty logs");
-        let pages = log.pages.len() as u64;
+        let rep = {
+            let r = self.reader();
+            walk_log(&r.m, &r.geo, ino, &i, &mut LogInfo::default()).unwrap()
+        };
+        let old = LogEnd::walked(i.log_head, i.log_tail, &rep);
         let slot = self.slot(ino);
-        let (old, owner) = if layout::log::is_page_tail(i.log_tail) {
-            let old = LogEnd {
-                head: i.log_head,
-                tail: i.log_tail,
-                tail_ord: pages - 1,
-                seq: last_seq,
-                pages,
-            };
-            (old, LogOwner::pages(ino, i.generation))
+        // A slot log grows in the record or moves to a page.
+        let owner = if layout::log::is_page_tail(i.log_tail) {
+            LogOwner::pages(ino, i.generation)
         } else {
-            let old = LogEnd { tail: i.log_tail, seq: last_seq, ..LogEnd::default() };
-            (old, LogOwner { ino, gen: i.generation, slot })
+            LogOwner { ino, gen: i.generation, slot }
         };
         let mut end = old;
         let pos = append::append(&mut ImgLog { img: self, spare: 0 }, owner, &mut end, e).unwrap();

@@ -397,13 +397,7 @@ pub fn append_seq<M: LogMedium>(
             .filter(|&u| u <= SLOT_LOG_BYTES && owner.slot != 0)
             .ok_or(M::error(AppendError::BadPlace))?;
         if used + len <= SLOT_LOG_BYTES {
-            let pos = new.tail;
-            new.tail = pos + len as u64;
-            new.seq = seq;
-            m.before_entry(&new)?;
-            m.write_nt(inline + used as u64, entry)?;
-            *end = new;
-            return Ok(pos);
+            return put_in_slot(m, end, new, inline + used as u64, seq, entry);
         }
         // Move the slot log to a first page: its entries, byte for byte,
         // at the page's start; the commit stores `log_head`, then the tail.
@@ -419,11 +413,8 @@ pub fn append_seq<M: LogMedium>(
         new.tail_ord = 0;
         new.pages = 1;
     } else if new.tail == 0 && owner.slot != 0 && len <= SLOT_LOG_BYTES {
-        new = LogEnd { tail: SLOT_LOG | len as u64, seq, ..LogEnd::default() };
-        m.before_entry(&new)?;
-        m.write_nt(inline, entry)?;
-        *end = new;
-        return Ok(SLOT_LOG);
+        let empty = LogEnd { tail: SLOT_LOG, ..LogEnd::default() };
+        return put_in_slot(m, end, empty, inline, seq, entry);
     }
     if new.tail == 0 {
         let page = m.alloc_page()?;
@@ -446,6 +437,26 @@ pub fn append_seq<M: LogMedium>(
     new.seq = seq;
     m.before_entry(&new)?;
     m.write_nt(pos, entry)?;
+    *end = new;
+    Ok(pos)
+}
+
+/// Writes `entry` (sequence number `seq`) after the slot log `new`, at
+/// `at` in the record's inline area; `end` moves past it. Returns its
+/// position (`SLOT_LOG | offset`).
+fn put_in_slot<M: LogMedium>(
+    m: &mut M,
+    end: &mut LogEnd,
+    mut new: LogEnd,
+    at: u64,
+    seq: u64,
+    entry: &[u8],
+) -> Result<u64, M::Error> {
+    let pos = new.tail;
+    new.tail = pos + entry.len() as u64;
+    new.seq = seq;
+    m.before_entry(&new)?;
+    m.write_nt(at, entry)?;
     *end = new;
     Ok(pos)
 }

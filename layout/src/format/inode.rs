@@ -287,10 +287,8 @@ impl Inode {
     pub fn compute_csum(&self) -> u32 {
         let mut b = [0u8; Self::SIZE];
         self.encode(&mut b);
-        if self.inline_len == 0 {
-            if let Some(area) = b.get_mut(INODE_INLINE_OFF as usize..) {
-                area.fill(0);
-            }
+        if let Some(area) = b.get_mut(self.stored_len()..) {
+            area.fill(0);
         }
         super::crc::crc32(b.get(INODE_CSUM_START..).unwrap_or(&[]))
     }
@@ -349,11 +347,7 @@ impl Inode {
     /// directory and has no inline symlink target.
     pub fn validate_slot_log(&self) -> Result<(), InodeError> {
         let len = super::log::slot_len(self.log_tail).ok_or(InodeError::BadLogPointers)?;
-        if len == 0
-            || len > INLINE_MAX as u64
-            || self.inline_len != 0
-            || self.mode & S_IFMT == S_IFDIR
-        {
+        if len == 0 || len > INLINE_MAX as u64 || !self.may_slot_log() {
             return Err(InodeError::BadLogPointers);
         }
         Ok(())
@@ -363,6 +357,18 @@ impl Inode {
     /// position is its identity there), no inline symlink target.
     pub fn may_slot_log(&self) -> bool {
         self.inline_len == 0 && self.mode & S_IFMT != S_IFDIR
+    }
+
+    /// The bytes of the record that are the record's own: all 256 with an
+    /// inline symlink target; else those before the inline area, which may
+    /// hold a slot log (outside the checksum, and left alone by whoever
+    /// writes the record).
+    pub fn stored_len(&self) -> usize {
+        if self.inline_len == 0 {
+            INODE_INLINE_OFF as usize
+        } else {
+            Self::SIZE
+        }
     }
 
     /// The inline symlink target, if any.
