@@ -204,7 +204,7 @@ impl Fsck<'_, '_> {
     pub(crate) fn rewrite_log(&mut self, ino: u64) -> Repair {
         let rec = self.inodes.get(&ino).ok_or("inode not in use")?.clone();
         let mut entries: Vec<NewEntry<'_>> = Vec::new();
-        let names: Vec<(Box<[u8]>, crate::model::Dent)> = rec
+        let names: Vec<(crate::model::Name, crate::model::Dent)> = rec
             .dir
             .as_ref()
             .map(|d| d.names.iter().map(|(n, d)| (n.clone(), *d)).collect())

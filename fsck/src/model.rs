@@ -24,22 +24,111 @@ pub struct Extent {
 
 /// The block map while a log is replayed: file offset -> (block, count,
 /// unwritten). Later mappings override earlier ones, as [`FileMap`]
-/// requires.
-#[derive(Clone, Debug, Default)]
-pub struct ExtentMap(BTreeMap<u64, (u64, u64, bool)>);
+/// requires. Most files have a few extents: those stay in a vector (one
+/// allocation, handed on as the record's extents); a map that grows past
+/// [`SMALL_EXTENTS`] moves to a tree.
+#[derive(Clone, Debug)]
+pub struct ExtentMap(Extents);
+
+#[derive(Clone, Debug)]
+enum Extents {
+    /// None or one (most files): no allocation.
+    One(Option<Extent>),
+    /// Sorted by `pgoff`, not overlapping.
+    Small(Vec<Extent>),
+    Big(BTreeMap<u64, (u64, u64, bool)>),
+}
+
+impl Extents {
+    /// A vector's extents, without the vector where there is one or none.
+    fn from_vec(v: Vec<Extent>) -> Self {
+        match v.as_slice() {
+            [] => Extents::One(None),
+            [x] => Extents::One(Some(*x)),
+            _ => Extents::Small(v),
+        }
+    }
+}
+
+/// Most extents an [`ExtentMap`] keeps in its vector.
+const SMALL_EXTENTS: usize = 32;
+
+impl Default for ExtentMap {
+    fn default() -> Self {
+        Self(Extents::One(None))
+    }
+}
+
+/// A live file's extents, in file order: most files have one, kept in
+/// the record itself; more are in a box.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum FileExtents {
+    #[default]
+    None,
+    One(Extent),
+    Many(Box<[Extent]>),
+}
+
+impl std::ops::Deref for FileExtents {
+    type Target = [Extent];
+    fn deref(&self) -> &[Extent] {
+        match self {
+            FileExtents::None => &[],
+            FileExtents::One(x) => std::slice::from_ref(x),
+            FileExtents::Many(v) => v,
+        }
+    }
+}
+
+impl From<Vec<Extent>> for FileExtents {
+    fn from(v: Vec<Extent>) -> Self {
+        match v.as_slice() {
+            [] => FileExtents::None,
+            [x] => FileExtents::One(*x),
+            _ => FileExtents::Many(v.into_boxed_slice()),
+        }
+    }
+}
 
 impl ExtentMap {
-    /// A map holding `extents`.
+    /// A map holding `extents` (in file order, not overlapping).
     pub fn from_extents(extents: &[Extent]) -> Self {
-        Self(extents.iter().map(|e| (e.pgoff, (e.block, e.count, e.unwritten))).collect())
+        match extents {
+            [] => return Self::default(),
+            [x] => return Self(Extents::One(Some(*x))),
+            _ if extents.len() <= SMALL_EXTENTS => return Self(Extents::Small(extents.to_vec())),
+            _ => {}
+        }
+        Self(Extents::Big(
+            extents.iter().map(|e| (e.pgoff, (e.block, e.count, e.unwritten))).collect(),
+        ))
     }
 
     /// The extents in file order.
     pub fn extents(&self) -> Vec<Extent> {
-        self.0
-            .iter()
-            .map(|(&pgoff, &(block, count, unwritten))| Extent { pgoff, block, count, unwritten })
-            .collect()
+        match &self.0 {
+            Extents::One(x) => x.iter().copied().collect(),
+            Extents::Small(v) => v.clone(),
+            Extents::Big(m) => m
+                .iter()
+                .map(|(&pgoff, &(block, count, unwritten))| Extent {
+                    pgoff,
+                    block,
+                    count,
+                    unwritten,
+                })
+                .collect(),
+        }
+    }
+
+    /// The extents in file order, without a copy where they are a vector.
+    pub fn into_extents(self) -> FileExtents {
+        match self.0 {
+            Extents::One(None) => FileExtents::None,
+            Extents::One(Some(x)) => FileExtents::One(x),
+            Extents::Small(v) => v.into(),
+            Extents::Big(_) => self.extents().into(),
+        }
     }
 
     fn insert(&mut self, pgoff: u64, block: u64, count: u64, unwritten: bool) {
@@ -47,32 +136,93 @@ impl ExtentMap {
             return;
         }
         self.cut(pgoff, count);
-        self.0.insert(pgoff, (block, count, unwritten));
+        let x = Extent { pgoff, block, count, unwritten };
+        match &mut self.0 {
+            Extents::One(None) => self.0 = Extents::One(Some(x)),
+            Extents::One(Some(y)) => {
+                let v = if y.pgoff < pgoff { vec![*y, x] } else { vec![x, *y] };
+                self.0 = Extents::Small(v);
+            }
+            Extents::Small(v) if v.len() < SMALL_EXTENTS => {
+                let at = v.partition_point(|e| e.pgoff < pgoff);
+                v.insert(at, x);
+            }
+            Extents::Small(v) => {
+                let mut m: BTreeMap<_, _> =
+                    v.iter().map(|e| (e.pgoff, (e.block, e.count, e.unwritten))).collect();
+                m.insert(pgoff, (block, count, unwritten));
+                self.0 = Extents::Big(m);
+            }
+            Extents::Big(m) => {
+                m.insert(pgoff, (block, count, unwritten));
+            }
+        }
     }
 
     /// Removes `[pgoff, pgoff+count)`, splitting extents at the edges.
     fn cut(&mut self, pgoff: u64, count: u64) {
         let end = pgoff.saturating_add(count);
+        let m = match &mut self.0 {
+            Extents::One(None) => return,
+            // Not touched: no vector.
+            Extents::One(Some(x)) if x.pgoff >= end || x.pgoff.saturating_add(x.count) <= pgoff => {
+                return
+            }
+            Extents::One(Some(x)) => {
+                let mut v = vec![*x];
+                cut_small(&mut v, pgoff, end);
+                self.0 = Extents::from_vec(v);
+                return;
+            }
+            Extents::Small(v) => return cut_small(v, pgoff, end),
+            Extents::Big(m) => m,
+        };
         // An extent starting before `pgoff` may reach into the range.
-        if let Some((&s, &(b, c, u))) = self.0.range(..pgoff).next_back() {
+        if let Some((&s, &(b, c, u))) = m.range(..pgoff).next_back() {
             let e = s.saturating_add(c);
             if e > pgoff {
-                self.0.insert(s, (b, pgoff - s, u));
+                m.insert(s, (b, pgoff - s, u));
                 if e > end {
-                    self.0.insert(end, (b.saturating_add(end - s), e - end, u));
+                    m.insert(end, (b.saturating_add(end - s), e - end, u));
                 }
             }
         }
-        let inside: Vec<u64> = self.0.range(pgoff..end).map(|(&s, _)| s).collect();
+        let inside: Vec<u64> = m.range(pgoff..end).map(|(&s, _)| s).collect();
         for s in inside {
-            if let Some((b, c, u)) = self.0.remove(&s) {
+            if let Some((b, c, u)) = m.remove(&s) {
                 let e = s.saturating_add(c);
                 if e > end {
-                    self.0.insert(end, (b.saturating_add(end - s), e - end, u));
+                    m.insert(end, (b.saturating_add(end - s), e - end, u));
                 }
             }
         }
     }
+}
+
+/// [`ExtentMap::cut`] of `[pgoff, end)` in a sorted vector of extents.
+fn cut_small(v: &mut Vec<Extent>, pgoff: u64, end: u64) {
+    let x_end = |x: &Extent| x.pgoff.saturating_add(x.count);
+    // Extents `i..j` overlap the range (ends are sorted as starts are).
+    let i = v.partition_point(|x| x_end(x) <= pgoff);
+    let j = v.partition_point(|x| x.pgoff < end);
+    if i >= j {
+        return;
+    }
+    let (first, last) = (v[i], v[j - 1]);
+    let mut keep = [None, None];
+    if first.pgoff < pgoff {
+        keep[0] = Some(Extent { count: pgoff - first.pgoff, ..first });
+    }
+    if x_end(&last) > end {
+        let skip = end - last.pgoff;
+        keep[1] = Some(Extent {
+            pgoff: end,
+            block: last.block.saturating_add(skip),
+            count: last.count - skip,
+            unwritten: last.unwritten,
+        });
+    }
+    v.splice(i..j, keep.into_iter().flatten());
 }
 
 impl FileMap for ExtentMap {
@@ -108,11 +258,87 @@ pub struct DirFault {
     pub ino: u64,
 }
 
+/// A name in a directory: up to [`Name::INLINE`] bytes (most names) in the
+/// value itself, longer ones in a box of their own; a directory's names
+/// cost no allocation each.
+#[derive(Clone)]
+pub enum Name {
+    Inline { len: u8, bytes: [u8; Name::INLINE] },
+    Boxed(Box<[u8]>),
+}
+
+impl Name {
+    /// Longest name kept without an allocation.
+    pub const INLINE: usize = 22;
+}
+
+impl Default for Name {
+    fn default() -> Self {
+        Name::Inline { len: 0, bytes: [0; Name::INLINE] }
+    }
+}
+
+impl From<&[u8]> for Name {
+    fn from(n: &[u8]) -> Self {
+        let mut bytes = [0; Name::INLINE];
+        match bytes.get_mut(..n.len()) {
+            Some(b) => {
+                b.copy_from_slice(n);
+                Name::Inline { len: n.len() as u8, bytes }
+            }
+            None => Name::Boxed(n.into()),
+        }
+    }
+}
+
+impl std::ops::Deref for Name {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Name::Inline { len, bytes } => bytes.get(..*len as usize).unwrap_or(&[]),
+            Name::Boxed(b) => b,
+        }
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for Name {
+    fn borrow(&self) -> &[u8] {
+        self
+    }
+}
+
+impl PartialEq for Name {
+    fn eq(&self, o: &Self) -> bool {
+        **self == **o
+    }
+}
+
+impl Eq for Name {}
+
+impl PartialOrd for Name {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+
+/// The order of the bytes, as `[u8]`'s (the map is searched by `&[u8]`).
+impl Ord for Name {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (**self).cmp(&**o)
+    }
+}
+
+impl std::fmt::Debug for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self))
+    }
+}
+
 /// The names of a directory. The first binding of a name wins; adds of a
 /// present name and removes of a missing one are recorded as faults.
 #[derive(Clone, Debug, Default)]
 pub struct DirNames {
-    pub names: BTreeMap<Box<[u8]>, Dent>,
+    pub names: BTreeMap<Name, Dent>,
     pub faults: Vec<DirFault>,
     /// Position of the entry being replayed (set by the visitor).
     pub cur_pos: u64,
@@ -146,6 +372,82 @@ impl DirIndex for DirNames {
                 name: name.to_vec(),
                 ino,
             }),
+        }
+    }
+}
+
+/// A directory's name entries as a walk of its log meets them, made into
+/// [`DirNames`] at the end ([`DirOps::settle`]): names are independent of
+/// each other, so replaying each name's entries in log order after a sort
+/// by name gives what a replay into the tree gives, and the tree is then
+/// built in one go from sorted names (no search and no node split per
+/// name).
+#[derive(Debug, Default)]
+pub struct DirOps {
+    ops: Vec<NameOp>,
+    /// Position of the entry being replayed (set by the visitor).
+    pub cur_pos: u64,
+}
+
+#[derive(Debug)]
+struct NameOp {
+    name: Name,
+    ino: u64,
+    pos: u64,
+    ftype: u8,
+    add: bool,
+}
+
+impl DirIndex for DirOps {
+    fn add(&mut self, name: &[u8], ino: u64, ftype: u8, _seq: u64) {
+        let pos = self.cur_pos;
+        self.ops.push(NameOp { name: name.into(), ino, pos, ftype, add: true });
+    }
+
+    fn remove(&mut self, name: &[u8], ino: u64) {
+        let pos = self.cur_pos;
+        self.ops.push(NameOp { name: name.into(), ino, pos, ftype: 0, add: false });
+    }
+}
+
+impl DirOps {
+    /// The names and faults a replay of the entries, in order, into
+    /// [`DirNames`] leaves.
+    pub fn settle(self) -> DirNames {
+        let mut ops: Vec<(usize, NameOp)> = self.ops.into_iter().enumerate().collect();
+        // Stable: each name's entries stay in log order.
+        ops.sort_by(|a, b| a.1.name.cmp(&b.1.name));
+        let mut names = Vec::new();
+        let mut faults = Vec::new();
+        for group in ops.chunk_by(|a, b| a.1.name == b.1.name) {
+            let mut bound: Option<Dent> = None;
+            for (i, op) in group {
+                let ok = match (op.add, bound) {
+                    (true, None) => {
+                        bound = Some(Dent { ino: op.ino, ftype: op.ftype });
+                        true
+                    }
+                    (false, Some(d)) if d.ino == op.ino => {
+                        bound = None;
+                        true
+                    }
+                    _ => false,
+                };
+                if !ok {
+                    let name = op.name.to_vec();
+                    faults
+                        .push((*i, DirFault { pos: op.pos, duplicate: op.add, name, ino: op.ino }));
+                }
+            }
+            if let (Some(d), Some((_, op))) = (bound, group.first()) {
+                names.push((op.name.clone(), d));
+            }
+        }
+        faults.sort_by_key(|f| f.0);
+        DirNames {
+            names: names.into_iter().collect(),
+            faults: faults.into_iter().map(|f| f.1).collect(),
+            cur_pos: self.cur_pos,
         }
     }
 }
@@ -234,7 +536,7 @@ pub struct Walked {
 }
 
 struct Collect<'a> {
-    replay: Replay<'a, ExtentMap, DirNames>,
+    replay: Replay<'a, ExtentMap, DirOps>,
     xattrs: Xattrs,
     mode: u32,
     pages: Vec<u64>,
@@ -286,7 +588,7 @@ impl LogVisitor for Collect<'_> {
 /// Walks and replays `inode`'s log, keeping what the valid prefix means.
 pub fn walk_inode<M: Media + ?Sized>(m: &M, geo: &Geometry, ino: u64, inode: &Inode) -> Walked {
     let mut map = ExtentMap::default();
-    let mut dir = DirNames::default();
+    let mut dir = DirOps::default();
     let (view, xattrs, pages, last_end, last_seq, fault) = {
         let mut c = Collect {
             replay: Replay::new(inode, &mut map, &mut dir),
@@ -305,7 +607,7 @@ pub fn walk_inode<M: Media + ?Sized>(m: &M, geo: &Geometry, ino: u64, inode: &In
         };
         (c.replay.view, c.xattrs, c.pages, c.last_end, c.last_seq, fault)
     };
-    Walked { view, map, dir, xattrs, pages, last_end, last_seq, fault }
+    Walked { view, map, dir: dir.settle(), xattrs, pages, last_end, last_seq, fault }
 }
 
 impl Walked {
@@ -345,7 +647,7 @@ pub struct InodeRec {
     pub view: InodeView,
     /// Log pages up to and including the tail page.
     pub pages: Vec<u64>,
-    pub extents: Box<[Extent]>,
+    pub extents: FileExtents,
     /// Names (directories only).
     pub dir: Option<Box<DirNames>>,
     /// Extended attributes.
@@ -410,7 +712,7 @@ impl InodeRec {
             log,
             view: w.view,
             pages,
-            extents: w.map.extents().into_boxed_slice(),
+            extents: w.map.into_extents(),
             dir: is_dir.then(|| Box::new(w.dir)),
             xattrs: w.xattrs,
             broken_log,
@@ -442,7 +744,7 @@ impl InodeRec {
         self.view = r.view;
         XattrReplay(&mut self.xattrs).entry(pos, e);
         if matches!(e, Entry::Write(_) | Entry::Punch(_) | Entry::SetAttr(_)) {
-            self.extents = map.extents().into_boxed_slice();
+            self.extents = map.into_extents();
         }
     }
 }
@@ -681,6 +983,57 @@ mod tests {
         );
     }
 
+    /// The map against a page-by-page model, through the move from the
+    /// vector to the tree: random maps, unwritten maps and unmaps.
+    #[test]
+    fn extent_map_matches_a_page_model() {
+        const PAGES: u64 = 256;
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rand = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let mut big = 0;
+        for round in 0..300 {
+            let mut m = ExtentMap::default();
+            let mut pages: Vec<Option<(u64, bool)>> = vec![None; PAGES as usize];
+            let ops = 1 + rand(if round % 3 == 0 { 400 } else { 40 });
+            for op in 0..ops {
+                let pgoff = rand(PAGES);
+                let count = 1 + rand(PAGES - pgoff).min(rand(24));
+                let block = 10_000 + op * 1000;
+                let kind = rand(4);
+                match kind {
+                    0 => m.unmap(pgoff, count),
+                    1 => m.map_unwritten(pgoff, block, count),
+                    _ => m.map(pgoff, block, count),
+                }
+                for k in 0..count {
+                    pages[(pgoff + k) as usize] = (kind != 0).then_some((block + k, kind == 1));
+                }
+                let mut want = vec![None; PAGES as usize];
+                let xs = m.extents();
+                for w in xs.windows(2) {
+                    assert!(w[0].pgoff + w[0].count <= w[1].pgoff, "round {round}: {xs:?}");
+                }
+                for x in &xs {
+                    assert!(x.count > 0);
+                    for k in 0..x.count {
+                        want[(x.pgoff + k) as usize] = Some((x.block + k, x.unwritten));
+                    }
+                }
+                assert_eq!(want, pages, "round {round}, op {op}");
+            }
+            big += usize::from(matches!(m.0, Extents::Big(_)));
+            assert_eq!(&*m.clone().into_extents(), &m.extents()[..]);
+            assert_eq!(FileExtents::from(m.extents()).len(), m.extents().len());
+            assert_eq!(ExtentMap::from_extents(&m.extents()).extents(), m.extents());
+        }
+        assert!(big > 0, "no map grew past the vector");
+    }
+
     #[test]
     fn live_index_dense_and_sparse() {
         let dense = LiveIndex::from_parts(vec![1, 2, 5, 9], vec![S_IFDIR, S_IFREG, S_IFREG, 0]);
@@ -699,6 +1052,46 @@ mod tests {
         }
         assert_eq!(dense.find(9), Some(3));
         assert_eq!(sparse.find(1 << 40), Some(3));
+    }
+
+    /// Settling collected entries gives what replaying them into the tree
+    /// gives: the same names, the same faults in the same order.
+    #[test]
+    fn dir_ops_settle_like_a_replay() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut rand = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let long = [b'x'; 40];
+        for round in 0..500 {
+            let (mut ops, mut tree) = (DirOps::default(), DirNames::default());
+            for k in 0..rand(60) {
+                let n = rand(12);
+                // Some names longer than the inline ones.
+                let name: Vec<u8> = if n >= 10 {
+                    [&long[..], &[b'0' + n as u8]].concat()
+                } else {
+                    vec![b'a' + n as u8; 1 + n as usize]
+                };
+                let ino = 1 + rand(3);
+                let pos = 1000 + k;
+                ops.cur_pos = pos;
+                tree.cur_pos = pos;
+                if rand(3) == 0 {
+                    ops.remove(&name, ino);
+                    tree.remove(&name, ino);
+                } else {
+                    ops.add(&name, ino, 1, k);
+                    tree.add(&name, ino, 1, k);
+                }
+            }
+            let got = ops.settle();
+            assert_eq!(got.names, tree.names, "round {round}");
+            assert_eq!(got.faults, tree.faults, "round {round}");
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ use layout::media::SliceMedia;
 use layout::walk::{walk_log, InodeView, LogVisitor, Replay, XattrReplay};
 use layout::{Geometry, Media, Superblock, BLOCK_SIZE_U64};
 
-use crate::model::{DirNames, Extent, ExtentMap, XattrVal, Xattrs};
+use crate::model::{DirNames, DirOps, Extent, ExtentMap, XattrVal, Xattrs};
 
 /// One path of the tree.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -91,7 +91,7 @@ pub struct Loaded {
 
 /// Replays a log into the state and the extended attributes in one walk.
 struct Both<'a> {
-    replay: Replay<'a, ExtentMap, DirNames>,
+    replay: Replay<'a, ExtentMap, DirOps>,
     xattrs: Xattrs,
 }
 
@@ -129,12 +129,12 @@ impl<'a> Reader<'a> {
         let inode = read_inode_at(&self.m, pos).ok()?;
         inode.validate(ino).ok()?;
         let mut map = ExtentMap::default();
-        let mut names = DirNames::default();
+        let mut names = DirOps::default();
         let mut v =
             Both { replay: Replay::new(&inode, &mut map, &mut names), xattrs: Xattrs::default() };
         walk_log(&self.m, &self.geo, ino, &inode, &mut v).ok()?;
         let (view, xattrs) = (v.replay.view, v.xattrs);
-        Some(Loaded { pos, inode, view, extents: map.extents(), names, xattrs })
+        Some(Loaded { pos, inode, view, extents: map.extents(), names: names.settle(), xattrs })
     }
 
     /// Hash of an attribute's value (a value in blocks as far as the

@@ -20,7 +20,7 @@ use layout::inode::{dt, dt_of_mode};
 
 use crate::check::Fsck;
 use crate::logwrite::NewEntry;
-use crate::model::{Dent, LiveIndex};
+use crate::model::{Dent, LiveIndex, Name};
 use crate::passes::show_name;
 use crate::problem::Code;
 
@@ -139,7 +139,7 @@ fn check_names(f: &mut Fsck<'_, '_>) {
             });
         }
         // Only the names with something wrong are copied out of the model.
-        let bad: Vec<(Box<[u8]>, Dent, Option<u32>)> =
+        let bad: Vec<(Name, Dent, Option<u32>)> =
             match f.inodes.get(&d).and_then(|r| r.dir.as_ref()) {
                 Some(names) => names
                     .names
@@ -207,7 +207,7 @@ fn check_names(f: &mut Fsck<'_, '_>) {
 }
 
 /// The names of an inode: (directory, name, entry).
-type NamedBy = Vec<(u64, Box<[u8]>, Dent)>;
+type NamedBy = Vec<(u64, Name, Dent)>;
 
 /// For every live directory (but the root): the directories naming it.
 fn dir_refs(f: &Fsck<'_, '_>) -> BTreeMap<u64, NamedBy> {
@@ -424,7 +424,7 @@ fn is_reached(idx: &LiveIndex, reached: &[bool], ino: u64) -> bool {
 
 /// Who names a live inode first: directory, name (kept for directories
 /// only: the top of a lost tree is one), type.
-type NamedIn = Vec<Option<(u64, Option<Box<[u8]>>, u8)>>;
+type NamedIn = Vec<Option<(u64, Option<Name>, u8)>>;
 
 fn check_reachable(f: &mut Fsck<'_, '_>) {
     let root = f.geo.root_ino;
