@@ -749,76 +749,113 @@ impl InodeRec {
     }
 }
 
-/// The live inodes by number: a vector sorted by number, each record in a
-/// box of its own. Pass 2 builds it once from its threads' runs (moving
-/// boxes, not records: a map of 100,000 records in place was a third of
-/// the check's time in page faults and copies); inserting a new number is
-/// a rare repair.
+/// The live inodes by number. The records stay where they were made: in
+/// the runs pass 2's threads fill (a vector each, no allocation per
+/// record, none moved after), repairs' new records in the last run; an
+/// ordered index maps numbers to them. A record replaced or removed stays
+/// in its run, unreachable.
 #[derive(Clone, Debug, Default)]
 pub struct InodeMap {
-    v: Vec<(u64, Box<InodeRec>)>,
+    runs: Vec<Vec<(u64, InodeRec)>>,
+    index: BTreeMap<u64, Loc>,
 }
 
-type MapItem = (u64, Box<InodeRec>);
+/// Where a record is: run, position in it.
+#[derive(Clone, Copy, Debug)]
+struct Loc(u32, u32);
 
 impl InodeMap {
-    fn find(&self, ino: u64) -> Result<usize, usize> {
-        self.v.binary_search_by_key(&ino, |e| e.0)
+    /// The map of records made in runs of `(number, record)`; of two with
+    /// one number the one in the later run (or later in its run) stays.
+    pub fn from_runs(runs: Vec<Vec<(u64, InodeRec)>>) -> Self {
+        let mut keys = Vec::with_capacity(runs.iter().map(Vec::len).sum());
+        for (r, run) in runs.iter().enumerate() {
+            keys.extend(run.iter().enumerate().map(|(i, e)| (e.0, Loc(r as u32, i as u32))));
+        }
+        // Stable: equal numbers keep their order; the tree keeps the last.
+        keys.sort_by_key(|k| k.0);
+        Self { runs, index: keys.into_iter().collect() }
+    }
+
+    fn at(&self, l: Loc) -> Option<&InodeRec> {
+        self.runs.get(l.0 as usize)?.get(l.1 as usize).map(|e| &e.1)
     }
 
     /// The record of `ino`.
     pub fn get(&self, ino: &u64) -> Option<&InodeRec> {
-        self.find(*ino).ok().and_then(|i| self.v.get(i)).map(|e| &*e.1)
+        self.index.get(ino).and_then(|&l| self.at(l))
     }
 
     /// The record of `ino`, to change.
     pub fn get_mut(&mut self, ino: &u64) -> Option<&mut InodeRec> {
-        let i = self.find(*ino).ok()?;
-        self.v.get_mut(i).map(|e| &mut *e.1)
+        let l = *self.index.get(ino)?;
+        self.runs.get_mut(l.0 as usize)?.get_mut(l.1 as usize).map(|e| &mut e.1)
     }
 
     /// Whether `ino` is live.
     pub fn contains_key(&self, ino: &u64) -> bool {
-        self.find(*ino).is_ok()
+        self.index.contains_key(ino)
     }
 
-    /// Sets the record of `ino`; returns the one it replaces.
-    pub fn insert(&mut self, ino: u64, rec: InodeRec) -> Option<InodeRec> {
-        match self.find(ino) {
-            Ok(i) => self.v.get_mut(i).map(|e| *std::mem::replace(&mut e.1, Box::new(rec))),
-            Err(i) => {
-                self.v.insert(i, (ino, Box::new(rec)));
-                None
-            }
+    /// Sets the record of `ino`.
+    pub fn insert(&mut self, ino: u64, rec: InodeRec) {
+        if let Some(old) = self.get_mut(&ino) {
+            *old = rec;
+            return;
+        }
+        if self.runs.is_empty() {
+            self.runs.push(Vec::new());
+        }
+        let r = self.runs.len() - 1;
+        if let Some(run) = self.runs.last_mut() {
+            self.index.insert(ino, Loc(r as u32, run.len() as u32));
+            run.push((ino, rec));
         }
     }
 
-    /// Removes `ino`'s record.
-    pub fn remove(&mut self, ino: &u64) -> Option<InodeRec> {
-        let i = self.find(*ino).ok()?;
-        Some(*self.v.remove(i).1)
+    /// Forgets `ino`'s record.
+    pub fn remove(&mut self, ino: &u64) {
+        self.index.remove(ino);
     }
 
     /// Whether none is live.
     pub fn is_empty(&self) -> bool {
-        self.v.is_empty()
+        self.index.is_empty()
     }
 
     /// Numbers and records, in number order.
-    pub fn iter(&self) -> impl Iterator<Item = (&u64, &InodeRec)> {
-        self.v.iter().map(|(k, r)| (k, &**r))
+    pub fn iter(&self) -> Iter<'_> {
+        Iter { index: self.index.iter(), map: self }
     }
 
     /// Records, in number order.
     pub fn values(&self) -> impl Iterator<Item = &InodeRec> {
-        self.v.iter().map(|(_, r)| &**r)
+        self.iter().map(|(_, r)| r)
     }
 
     /// Adds (or replaces) records.
-    pub fn extend(&mut self, items: impl IntoIterator<Item = MapItem>) {
+    pub fn extend(&mut self, items: impl IntoIterator<Item = (u64, InodeRec)>) {
         for (ino, rec) in items {
-            self.insert(ino, *rec);
+            self.insert(ino, rec);
         }
+    }
+}
+
+/// [`InodeMap::iter`].
+pub struct Iter<'a> {
+    index: btree_map::Iter<'a, u64, Loc>,
+    map: &'a InodeMap,
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = (&'a u64, &'a InodeRec);
+    fn next(&mut self) -> Option<Self::Item> {
+        // Every location in the index is in a run (`from_runs`, `insert`).
+        self.index.by_ref().find_map(|(ino, &l)| Some((ino, self.map.at(l)?)))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, Some(self.index.len()))
     }
 }
 
@@ -831,32 +868,11 @@ impl std::ops::Index<&u64> for InodeMap {
     }
 }
 
-impl FromIterator<MapItem> for InodeMap {
-    /// From records in any order; of two with one number the later stays.
-    fn from_iter<I: IntoIterator<Item = MapItem>>(items: I) -> Self {
-        let mut v: Vec<MapItem> = items.into_iter().collect();
-        // Stable: equal numbers keep their order, the last one is kept.
-        v.sort_by_key(|e| e.0);
-        let mut out: Vec<MapItem> = Vec::with_capacity(v.len());
-        for e in v {
-            match out.last_mut() {
-                Some(last) if last.0 == e.0 => *last = e,
-                _ => out.push(e),
-            }
-        }
-        Self { v: out }
-    }
-}
-
 impl<'a> IntoIterator for &'a InodeMap {
     type Item = (&'a u64, &'a InodeRec);
-    type IntoIter =
-        std::iter::Map<std::slice::Iter<'a, MapItem>, fn(&'a MapItem) -> (&'a u64, &'a InodeRec)>;
-    fn into_iter(self) -> Self::IntoIter {
-        fn pair(e: &MapItem) -> (&u64, &InodeRec) {
-            (&e.0, &e.1)
-        }
-        self.v.iter().map(pair as fn(&'a MapItem) -> (&'a u64, &'a InodeRec))
+    type IntoIter = Iter<'a>;
+    fn into_iter(self) -> Iter<'a> {
+        self.iter()
     }
 }
 

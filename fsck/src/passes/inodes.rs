@@ -19,7 +19,7 @@ use layout::{Geometry, Media};
 
 use crate::check::{Fsck, Lane};
 use crate::direct::{Aligned, PageReader};
-use crate::model::{walk_inode, InodeRec, LogFault, Walked};
+use crate::model::{walk_inode, InodeMap, InodeRec, LogFault, Walked};
 use crate::overlay::Overlay;
 use crate::problem::Code;
 
@@ -61,12 +61,13 @@ pub fn run(f: &mut Fsck<'_, '_>) {
         slow.append(&mut s.slow);
     }
     // The maps are built in one go (a sort of a few sorted runs, then no
-    // node splits) rather than by an insert per inode.
-    let live = scans.into_iter().flat_map(|s| s.live);
+    // node splits) rather than by an insert per inode; the records stay
+    // in the vectors the threads filled.
+    let live: Vec<_> = scans.into_iter().map(|s| s.live).collect();
     if f.inodes.is_empty() {
-        f.inodes = live.collect();
+        f.inodes = InodeMap::from_runs(live);
     } else {
-        f.inodes.extend(live);
+        f.inodes.extend(live.into_iter().flatten());
     }
     if f.free_inos.is_empty() {
         f.free_inos = free.into_iter().collect();
@@ -95,7 +96,7 @@ struct TableBlock {
 #[derive(Default)]
 struct Scan {
     /// Live inodes whose record and log need nothing.
-    live: Vec<(u64, Box<InodeRec>)>,
+    live: Vec<(u64, InodeRec)>,
     free: Vec<u64>,
     /// Slots for [`check_slot`]: `(ino, pos)`.
     slow: Vec<(u64, u64)>,
@@ -112,10 +113,18 @@ pub(crate) fn threads(work: usize) -> usize {
 struct Tables<'m, 'a> {
     m: &'m Overlay<'a>,
     geo: &'m Geometry,
+    /// The share of slots the superblock says are live.
+    live_share: f64,
 }
 
 fn scan_parallel(f: &Fsck<'_, '_>, blocks: &[TableBlock]) -> Vec<Scan> {
-    let t = Tables { m: &f.m, geo: &f.geo };
+    // The superblock's count of free inodes (a hint only: it may be stale
+    // or damaged) sizes each thread's vector of records once, rather than
+    // by copies as it grows.
+    let slots = (blocks.len() as u64).saturating_mul(INODES_PER_BLOCK as u64);
+    let live = slots.saturating_sub(f.sb.free_inodes);
+    let t =
+        Tables { m: &f.m, geo: &f.geo, live_share: (live as f64 / slots.max(1) as f64).min(1.0) };
     let t = &t;
     let n = threads(blocks.len() * INODES_PER_BLOCK as usize);
     let chunk = blocks.len().div_ceil(n).max(1);
@@ -157,6 +166,9 @@ fn for_each_slot(f: &Tables<'_, '_>, blocks: &[TableBlock], mut each: impl FnMut
 /// accept without a word, and the rest (left for it).
 fn scan_blocks(f: &Tables<'_, '_>, blocks: &[TableBlock]) -> Scan {
     let mut out = Scan::default();
+    let slots = blocks.len() * INODES_PER_BLOCK as usize;
+    // Only a hint: a refused reservation changes nothing.
+    let _ = out.live.try_reserve((slots as f64 * f.live_share * 1.1) as usize + 16);
     let pages = PageReader::new(f.m);
     let mut tables = TableRun::new(f.m);
     for (i, tb) in blocks.iter().enumerate() {
@@ -258,7 +270,7 @@ fn quick_slot<M: Media + ?Sized>(
     if rec.view.mode & S_IFMT == S_IFLNK && symlink_problem(&inode, &rec).is_some() {
         return out.slow.push((ino, pos));
     }
-    out.live.push((ino, Box::new(rec)));
+    out.live.push((ino, rec));
 }
 
 /// Walks lane `lane`'s segment chain, repairing what can be repaired.
