@@ -1,14 +1,16 @@
 //! The driver: runs the passes over an overlay and decides, problem by
 //! problem, whether to repair.
 
+use std::cell::RefCell;
 use std::collections::BTreeSet;
+use std::rc::Rc;
 use std::time::Instant;
 
 use layout::inode::Timespec;
 use layout::{Geometry, Superblock};
 
 use crate::direct::ReadBlocks;
-use crate::model::InodeMap;
+use crate::model::{InodeMap, LiveIndex};
 use crate::overlay::Overlay;
 use crate::passes;
 use crate::problem::{Code, Kind, Problem, Resolution};
@@ -214,6 +216,8 @@ pub struct Fsck<'a, 'e> {
     pub(crate) repairs_run: u64,
     /// The free extents pass 3 computed, and `repairs_run` then.
     pub(crate) swept_free: Option<(u64, Vec<(u64, u64)>)>,
+    /// The last [`LiveIndex`] built, and the map's version it is of.
+    live_index: RefCell<Option<(u64, Rc<LiveIndex>)>>,
 }
 
 /// A repair's result: `Err` says why it failed.
@@ -248,6 +252,22 @@ impl<'a, 'e> Fsck<'a, 'e> {
             pending_names: Vec::new(),
             repairs_run: 0,
             swept_free: None,
+            live_index: RefCell::new(None),
+        }
+    }
+
+    /// The [`LiveIndex`] of the live inodes now (built again only after
+    /// the map changed).
+    pub(crate) fn live_index(&self) -> Rc<LiveIndex> {
+        let v = self.inodes.version();
+        let mut cache = self.live_index.borrow_mut();
+        match &*cache {
+            Some((at, idx)) if *at == v => Rc::clone(idx),
+            _ => {
+                let idx = Rc::new(LiveIndex::new(&self.inodes));
+                *cache = Some((v, Rc::clone(&idx)));
+                idx
+            }
         }
     }
 

@@ -394,19 +394,26 @@ struct NameOp {
     name: Name,
     ino: u64,
     pos: u64,
+    /// Place in the log's order.
+    idx: usize,
     ftype: u8,
     add: bool,
 }
 
+impl DirOps {
+    fn push(&mut self, name: &[u8], ino: u64, ftype: u8, add: bool) {
+        let (pos, idx) = (self.cur_pos, self.ops.len());
+        self.ops.push(NameOp { name: name.into(), ino, pos, idx, ftype, add });
+    }
+}
+
 impl DirIndex for DirOps {
     fn add(&mut self, name: &[u8], ino: u64, ftype: u8, _seq: u64) {
-        let pos = self.cur_pos;
-        self.ops.push(NameOp { name: name.into(), ino, pos, ftype, add: true });
+        self.push(name, ino, ftype, true);
     }
 
     fn remove(&mut self, name: &[u8], ino: u64) {
-        let pos = self.cur_pos;
-        self.ops.push(NameOp { name: name.into(), ino, pos, ftype: 0, add: false });
+        self.push(name, ino, 0, false);
     }
 }
 
@@ -414,14 +421,18 @@ impl DirOps {
     /// The names and faults a replay of the entries, in order, into
     /// [`DirNames`] leaves.
     pub fn settle(self) -> DirNames {
-        let mut ops: Vec<(usize, NameOp)> = self.ops.into_iter().enumerate().collect();
-        // Stable: each name's entries stay in log order.
-        ops.sort_by(|a, b| a.1.name.cmp(&b.1.name));
-        let mut names = Vec::new();
+        let mut ops = self.ops;
+        // A directory filled in name order with nothing removed is sorted
+        // already; else each name's entries in log order.
+        let sorted = ops.iter().all(|o| o.add) && ops.windows(2).all(|w| w[0].name < w[1].name);
+        if !sorted {
+            ops.sort_unstable_by(|a, b| a.name.cmp(&b.name).then(a.idx.cmp(&b.idx)));
+        }
+        let mut names = Vec::with_capacity(ops.len());
         let mut faults = Vec::new();
-        for group in ops.chunk_by(|a, b| a.1.name == b.1.name) {
+        for group in ops.chunk_by(|a, b| a.name == b.name) {
             let mut bound: Option<Dent> = None;
-            for (i, op) in group {
+            for op in group {
                 let ok = match (op.add, bound) {
                     (true, None) => {
                         bound = Some(Dent { ino: op.ino, ftype: op.ftype });
@@ -435,11 +446,11 @@ impl DirOps {
                 };
                 if !ok {
                     let name = op.name.to_vec();
-                    faults
-                        .push((*i, DirFault { pos: op.pos, duplicate: op.add, name, ino: op.ino }));
+                    let fault = DirFault { pos: op.pos, duplicate: op.add, name, ino: op.ino };
+                    faults.push((op.idx, fault));
                 }
             }
-            if let (Some(d), Some((_, op))) = (bound, group.first()) {
+            if let (Some(d), Some(op)) = (bound, group.first()) {
                 names.push((op.name.clone(), d));
             }
         }
@@ -758,6 +769,15 @@ impl InodeRec {
 pub struct InodeMap {
     runs: Vec<Vec<(u64, InodeRec)>>,
     index: BTreeMap<u64, Loc>,
+    /// Moves on every change (or chance of one): what a [`LiveIndex`]
+    /// built from the map is valid for.
+    version: u64,
+}
+
+/// A number no map's version had: versions of different maps differ too.
+fn next_version() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Where a record is: run, position in it.
@@ -774,7 +794,7 @@ impl InodeMap {
         }
         // Stable: equal numbers keep their order; the tree keeps the last.
         keys.sort_by_key(|k| k.0);
-        Self { runs, index: keys.into_iter().collect() }
+        Self { runs, index: keys.into_iter().collect(), version: next_version() }
     }
 
     fn at(&self, l: Loc) -> Option<&InodeRec> {
@@ -788,6 +808,7 @@ impl InodeMap {
 
     /// The record of `ino`, to change.
     pub fn get_mut(&mut self, ino: &u64) -> Option<&mut InodeRec> {
+        self.version = next_version();
         let l = *self.index.get(ino)?;
         self.runs.get_mut(l.0 as usize)?.get_mut(l.1 as usize).map(|e| &mut e.1)
     }
@@ -799,6 +820,7 @@ impl InodeMap {
 
     /// Sets the record of `ino`.
     pub fn insert(&mut self, ino: u64, rec: InodeRec) {
+        self.version = next_version();
         if let Some(old) = self.get_mut(&ino) {
             *old = rec;
             return;
@@ -815,7 +837,14 @@ impl InodeMap {
 
     /// Forgets `ino`'s record.
     pub fn remove(&mut self, ino: &u64) {
+        self.version = next_version();
         self.index.remove(ino);
+    }
+
+    /// A number that changes whenever the map may have: a [`LiveIndex`]
+    /// built at one version is valid while it does not move.
+    pub fn version(&self) -> u64 {
+        self.version
     }
 
     /// Whether none is live.
@@ -1107,6 +1136,22 @@ mod tests {
             let got = ops.settle();
             assert_eq!(got.names, tree.names, "round {round}");
             assert_eq!(got.faults, tree.faults, "round {round}");
+        }
+        // Adds in name order (no sort), then the same with a duplicate.
+        for dup in [false, true] {
+            let (mut ops, mut tree) = (DirOps::default(), DirNames::default());
+            let mut names: Vec<Vec<u8>> =
+                (0..50u8).map(|i| vec![b'a' + i / 10, b'0' + i % 10]).collect();
+            if dup {
+                names.insert(20, names[19].clone());
+            }
+            for (k, n) in names.iter().enumerate() {
+                ops.add(n, k as u64 + 10, 1, 0);
+                tree.add(n, k as u64 + 10, 1, 0);
+            }
+            let got = ops.settle();
+            assert_eq!((got.names.len(), got.faults.len()), (50, usize::from(dup)));
+            assert_eq!((got.names, got.faults), (tree.names, tree.faults));
         }
     }
 

@@ -93,7 +93,7 @@ fn type_name(t: u8) -> &'static str {
 fn check_names(f: &mut Fsck<'_, '_>) {
     let root = f.geo.root_ino;
     // Repairs here change names, never which inodes live or their types.
-    let idx = LiveIndex::new(&f.inodes);
+    let idx = f.live_index();
     for d in dirs(f) {
         let subject = || format!("directory {d}");
         // Faults inside the log: only a rewrite of the log removes them.
@@ -211,7 +211,7 @@ type NamedBy = Vec<(u64, Name, Dent)>;
 
 /// For every live directory (but the root): the directories naming it.
 fn dir_refs(f: &Fsck<'_, '_>) -> BTreeMap<u64, NamedBy> {
-    let idx = LiveIndex::new(&f.inodes);
+    let idx = f.live_index();
     let mut refs: BTreeMap<u64, NamedBy> = BTreeMap::new();
     for (&d, r) in &f.inodes {
         let Some(names) = r.dir.as_ref() else { continue };
@@ -428,7 +428,7 @@ type NamedIn = Vec<Option<(u64, Option<Name>, u8)>>;
 
 fn check_reachable(f: &mut Fsck<'_, '_>) {
     let root = f.geo.root_ino;
-    let idx = LiveIndex::new(&f.inodes);
+    let idx = f.live_index();
     let mut reached = vec![false; idx.len()];
     if f.inodes.contains_key(&root) {
         mark_from(f, &idx, root, &mut reached);

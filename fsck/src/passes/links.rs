@@ -8,7 +8,6 @@
 
 use crate::check::Fsck;
 use crate::logwrite::NewEntry;
-use crate::model::LiveIndex;
 use crate::problem::Code;
 
 pub const NAME: &str = "link counts";
@@ -16,7 +15,7 @@ pub const NAME: &str = "link counts";
 pub fn run(f: &mut Fsck<'_, '_>) {
     let root = f.geo.root_ino;
     // Counted per position in the (number-ordered) live inodes.
-    let idx = LiveIndex::new(&f.inodes);
+    let idx = f.live_index();
     let mut names = vec![0u32; idx.len()];
     let mut subdirs = vec![0u32; idx.len()];
     for (d, r) in f.inodes.values().enumerate() {
