@@ -3,7 +3,7 @@
 # flavours: normal
 # nvdimms: 1
 # timeout: 300
-# cost: 25
+# cost: 30
 . "$NOVARS_GUEST_LIB"
 set -e
 load_novars
@@ -25,12 +25,24 @@ ln -s "$long" $M/longlink
 ln -s short $M/shortlink
 f=$(stat -c %i $M/f); d=$(stat -c %i $M/d); l=$(stat -c %i $M/longlink)
 [ "$(stat -c %b $M/f)" = 8 ] || fail "a file written once: st_blocks $(stat -c %b $M/f), want 8 (its data block only)"
+# A rename's ctime change is a 40-byte LINK entry with the same count and
+# a hard link another: both fit in the record.
+: > $M/e   # creat alone (touch would add a SETATTR of the times)
+sleep 1.1
+mv $M/e $M/e2
+ln $M/e2 $M/e3
+e=$(stat -c %i $M/e2); ectime=$(stat -c %Z $M/e2)
+[ "$ectime" -gt "$(stat -c %Y $M/e2)" ] || fail "rename did not change ctime ($ectime, mtime $(stat -c %Y $M/e2))"
+umount $M
+[ "$(logof $e)" = "slot 80" ] || fail "renamed and linked empty file: log $(logof $e), want slot 80"
+must novars_mount /dev/pmem0 $M
+[ "$(stat -c %h:%Z $M/e3)" = "2:$ectime" ] || fail "after a remount: links:ctime $(stat -c %h:%Z $M/e3), want 2:$ectime"
 umount $M
 [ "$(logof $f)" = "slot 64" ] || fail "file written once: log $(logof $f), want slot 64"
 [ "$(logof $l)" = "slot 64" ] || fail "long symlink: log $(logof $l), want slot 64"
 case $(logof $d) in pages*) ;; *) fail "directory: log $(logof $d), want pages" ;; esac
 clean "slot logs"
-ok "a file and a long symlink written once: one WRITE in the record, no log page; a directory in pages; fsck clean"
+ok "a file and a long symlink written once: one WRITE in the record, no log page; a rename and a link of an empty file: two LINK entries there; a directory in pages; fsck clean"
 
 must novars_mount /dev/pmem0 $M
 [ "$(cat $M/f)" = "small data" ] || fail "after a remount: $(cat $M/f)"
