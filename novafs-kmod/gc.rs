@@ -40,7 +40,8 @@ use crate::layout::log::{
     DE_ADD, LOG_AREA, MAX_ENTRY, NAME_MAX, PAGE_NEXT_OFF, WF_FALLOC, WF_UNWRITTEN,
 };
 use crate::layout::walk::{
-    replay_inode, walk_log, Ignore, InodeView, LogVisitor, Replay, WalkReport, XattrReplay,
+    replay_inode, walk_log, DirIndex, Ignore, InodeView, LogVisitor, Replay, WalkReport,
+    XattrReplay,
 };
 use crate::layout::BLOCK_SIZE_U64;
 use crate::log::{LogPos, PmLog};
@@ -201,13 +202,13 @@ fn replay(sbi: &SbInfo, ino: u64, raw: &Inode) -> Result<(InodeView, Live, Xattr
 }
 
 /// Applies each entry to the attributes and to the extended attributes:
-/// both from one walk.
-struct AttrWalk<'a, 'b> {
-    attrs: Replay<'a, Ignore, Ignore>,
+/// both from one walk (names go to `D`: ignored, or checked).
+struct AttrWalk<'a, 'b, D: DirIndex> {
+    attrs: Replay<'a, Ignore, D>,
     xattrs: XattrReplay<'b, Xattrs>,
 }
 
-impl LogVisitor for AttrWalk<'_, '_> {
+impl<D: DirIndex> LogVisitor for AttrWalk<'_, '_, D> {
     fn entry(&mut self, pos: u64, e: &Entry<'_>) {
         self.attrs.entry(pos, e);
         self.xattrs.entry(pos, e);
@@ -246,12 +247,46 @@ fn replay_dir(
 /// The committed attributes and extended attributes of a log, from one
 /// walk that builds no block map or name index.
 fn attrs_only(sbi: &SbInfo, ino: u64, raw: &Inode) -> Result<(InodeView, Xattrs, WalkReport)> {
-    let (mut ignore_map, mut ignore_dir) = (Ignore, Ignore);
+    attrs_with(sbi, ino, raw, &mut Ignore)
+}
+
+/// Checks, as a directory's new log is walked, that its names are `names`
+/// exactly, in order (a log holding only the ADD entries of distinct names
+/// replays to them), without building an index of them.
+struct SameNames<'a> {
+    names: &'a [(u64, DirEnt)],
+    next: usize,
+    ok: bool,
+}
+
+impl DirIndex for SameNames<'_> {
+    fn add(&mut self, name: &[u8], ino: u64, ftype: u8, seq: u64) {
+        match self.names.get(self.next) {
+            Some((s, e))
+                if *s == seq && e.ino == ino && e.ftype == ftype && e.name.as_slice() == name =>
+            {
+                self.next += 1
+            }
+            _ => self.ok = false,
+        }
+    }
+
+    fn remove(&mut self, _: &[u8], _: u64) {
+        self.ok = false;
+    }
+}
+
+/// [`attrs_only`], the names going to `dir`.
+fn attrs_with<D: DirIndex>(
+    sbi: &SbInfo,
+    ino: u64,
+    raw: &Inode,
+    dir: &mut D,
+) -> Result<(InodeView, Xattrs, WalkReport)> {
+    let mut ignore_map = Ignore;
     let mut xs = Xattrs::default();
-    let mut w = AttrWalk {
-        attrs: Replay::new(raw, &mut ignore_map, &mut ignore_dir),
-        xattrs: XattrReplay(&mut xs),
-    };
+    let mut w =
+        AttrWalk { attrs: Replay::new(raw, &mut ignore_map, dir), xattrs: XattrReplay(&mut xs) };
     let rep = walk_log(&sbi.media, &sbi.geo, ino, raw, &mut w).map_err(|_| EIO)?;
     let view = w.attrs.view;
     if xs.failed {
@@ -482,9 +517,21 @@ fn compact(sbi: &SbInfo, info: &InodeInfo, log: LogPos, index: &mut Index) -> Re
         let mut check = raw;
         check.log_head = head;
         check.log_tail = w.end.tail;
-        let (view2, live2, xs2, rep2) = replay(sbi, info.ino, &check)?;
+        // A directory's names are checked as the walk meets them (no index
+        // of them built again); a file's extents by a replay.
+        let (view2, same, xs2, rep2) = match &live {
+            Live::Dir(names) => {
+                let mut check_names = SameNames { names, next: 0, ok: true };
+                let (v, x, r) = attrs_with(sbi, info.ino, &check, &mut check_names)?;
+                (v, check_names.ok && check_names.next == names.len(), x, r)
+            }
+            Live::File(_) => {
+                let (v, live2, x, r) = replay(sbi, info.ino, &check)?;
+                (v, live2.same(&live), x, r)
+            }
+        };
         if view2 != view
-            || !live2.same(&live)
+            || !same
             || !xs2.same(&xs)
             || rep2.last_seq != w.end.seq
             || w.end.seq <= last_seq
