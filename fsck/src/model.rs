@@ -782,7 +782,7 @@ fn next_version() -> u64 {
 
 /// Where a record is: run, position in it.
 #[derive(Clone, Copy, Debug)]
-struct Loc(u32, u32);
+struct Loc(usize, usize);
 
 impl InodeMap {
     /// The map of records made in runs of `(number, record)`; of two with
@@ -790,7 +790,7 @@ impl InodeMap {
     pub fn from_runs(runs: Vec<Vec<(u64, InodeRec)>>) -> Self {
         let mut keys = Vec::with_capacity(runs.iter().map(Vec::len).sum());
         for (r, run) in runs.iter().enumerate() {
-            keys.extend(run.iter().enumerate().map(|(i, e)| (e.0, Loc(r as u32, i as u32))));
+            keys.extend(run.iter().enumerate().map(|(i, e)| (e.0, Loc(r, i))));
         }
         // Stable: equal numbers keep their order; the tree keeps the last.
         keys.sort_by_key(|k| k.0);
@@ -798,7 +798,7 @@ impl InodeMap {
     }
 
     fn at(&self, l: Loc) -> Option<&InodeRec> {
-        self.runs.get(l.0 as usize)?.get(l.1 as usize).map(|e| &e.1)
+        self.runs.get(l.0)?.get(l.1).map(|e| &e.1)
     }
 
     /// The record of `ino`.
@@ -810,7 +810,7 @@ impl InodeMap {
     pub fn get_mut(&mut self, ino: &u64) -> Option<&mut InodeRec> {
         self.version = next_version();
         let l = *self.index.get(ino)?;
-        self.runs.get_mut(l.0 as usize)?.get_mut(l.1 as usize).map(|e| &mut e.1)
+        self.runs.get_mut(l.0)?.get_mut(l.1).map(|e| &mut e.1)
     }
 
     /// Whether `ino` is live.
@@ -830,7 +830,7 @@ impl InodeMap {
         }
         let r = self.runs.len() - 1;
         if let Some(run) = self.runs.last_mut() {
-            self.index.insert(ino, Loc(r as u32, run.len() as u32));
+            self.index.insert(ino, Loc(r, run.len()));
             run.push((ino, rec));
         }
     }
