@@ -1028,18 +1028,22 @@ mod tests {
         );
     }
 
+    /// A seeded xorshift generator: `rand(n)` is below `n`.
+    fn xorshift(mut seed: u64) -> impl FnMut(u64) -> u64 {
+        move |n| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        }
+    }
+
     /// The map against a page-by-page model, through the move from the
     /// vector to the tree: random maps, unwritten maps and unmaps.
     #[test]
     fn extent_map_matches_a_page_model() {
         const PAGES: u64 = 256;
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut rand = |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut rand = xorshift(0x9e37_79b9_7f4a_7c15);
         let mut big = 0;
         for round in 0..300 {
             let mut m = ExtentMap::default();
@@ -1103,13 +1107,7 @@ mod tests {
     /// gives: the same names, the same faults in the same order.
     #[test]
     fn dir_ops_settle_like_a_replay() {
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut rand = |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut rand = xorshift(0x2545_f491_4f6c_dd1d);
         let long = [b'x'; 40];
         for round in 0..500 {
             let (mut ops, mut tree) = (DirOps::default(), DirNames::default());

@@ -13,10 +13,7 @@ OLD=$1; NEW=$2; RUNS=${3:-3}; FILES=${4:-100000}
 [ -x "$OLD" ] && [ -x "$NEW" ] || fail "usage: fsck-ab.sh OLD NEW [RUNS] [FILES]"
 M=/tmp/ab-mnt
 . "$NOVARS_ROOT/xtests/bench/scale-lib.sh"
-must mkfs.novars -q -f -N $((FILES + 20000)) $DEV >/dev/null
-must novars_mount $DEV $M
-must "$FSBENCH" populate $M 0 $FILES 1024
-must umount $M
+populate_novars $FILES
 r=1
 while [ $r -le $RUNS ]; do
     for v in old new; do

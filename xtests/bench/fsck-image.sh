@@ -8,9 +8,6 @@
 FILES=${1:-100000}
 M=/tmp/fi-mnt
 . "$NOVARS_ROOT/xtests/bench/scale-lib.sh"
-must mkfs.novars -q -f -N $((FILES + 20000)) $DEV >/dev/null
-must novars_mount $DEV $M
-must "$FSBENCH" populate $M 0 $FILES 1024
-must umount $M
+populate_novars $FILES
 must dd if=$DEV of=$NOVARS_OUT/img-$FILES bs=1M conv=sparse status=none
 echo "image: $NOVARS_OUT/img-$FILES"

@@ -1,4 +1,4 @@
-# Shared by crash-scale.sh and fsck-scale.sh, sourced after the guest lib
+# Shared by crash-scale.sh, fsck-scale.sh, fsck-ab.sh and fsck-image.sh,
 # with M (the mount point) set: loads novars, sets DEV and FSBENCH.
 FSBENCH=$NOVARS_ROOT/target/bench/bin/fsbench
 [ -x "$FSBENCH" ] || FSBENCH=$NOVARS_ROOT/target/guest-bin/fsbench
@@ -17,5 +17,14 @@ make_files() {
     t0=$(now_ms)
     must "$FSBENCH" populate $M 0 $2 1024
     echo "$1: $2 files in $(( $(now_ms) - t0 )) ms"
+    must umount $M
+}
+
+# populate_novars FILES: formats $DEV with novars (inodes for FILES and
+# 20,000 more), makes FILES files of 1 KiB in 1000 directories, unmounts.
+populate_novars() {
+    must mkfs.novars -q -f -N $(($1 + 20000)) $DEV >/dev/null
+    must novars_mount $DEV $M
+    must "$FSBENCH" populate $M 0 $1 1024
     must umount $M
 }
