@@ -1,5 +1,5 @@
 # Shared by crash-scale.sh, fsck-scale.sh, fsck-ab.sh and fsck-image.sh,
-# with M (the mount point) set: loads novars, sets DEV and FSBENCH.
+# sourced after the guest lib with M (the mount point) set: loads novars, sets DEV and FSBENCH.
 FSBENCH=$NOVARS_ROOT/target/bench/bin/fsbench
 [ -x "$FSBENCH" ] || FSBENCH=$NOVARS_ROOT/target/guest-bin/fsbench
 DEV=/dev/pmem0
