@@ -171,23 +171,6 @@ impl Live {
         let largest = if xattr_bytes > 0 { MAX_ENTRY } else { largest };
         bytes.div_ceil((LOG_AREA - largest) as u64).max(1)
     }
-
-    /// Whether two states are the same (names with their cookies).
-    fn same(&self, other: &Live) -> bool {
-        match (self, other) {
-            (Live::File(a), Live::File(b)) => a.as_slice() == b.as_slice(),
-            (Live::Dir(a), Live::Dir(b)) => {
-                a.len() == b.len()
-                    && a.iter().zip(b.iter()).all(|((s1, e1), (s2, e2))| {
-                        s1 == s2
-                            && e1.ino == e2.ino
-                            && e1.ftype == e2.ftype
-                            && e1.name.as_slice() == e2.name.as_slice()
-                    })
-            }
-            _ => false,
-        }
-    }
 }
 
 /// Replays the log of the inode record `raw` (inode `ino`) with the
@@ -525,9 +508,10 @@ fn compact(sbi: &SbInfo, info: &InodeInfo, log: LogPos, index: &mut Index) -> Re
                 let (v, x, r) = attrs_with(sbi, info.ino, &check, &mut check_names)?;
                 (v, check_names.ok && check_names.next == names.len(), x, r)
             }
-            Live::File(_) => {
+            Live::File(extents) => {
                 let (v, live2, x, r) = replay(sbi, info.ino, &check)?;
-                (v, live2.same(&live), x, r)
+                let same = matches!(&live2, Live::File(e) if e.as_slice() == extents.as_slice());
+                (v, same, x, r)
             }
         };
         if view2 != view

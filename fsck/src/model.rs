@@ -39,15 +39,9 @@ enum Extents {
     Big(BTreeMap<u64, (u64, u64, bool)>),
 }
 
-impl Extents {
-    /// A vector's extents, without the vector where there is one or none.
-    fn from_vec(v: Vec<Extent>) -> Self {
-        match v.as_slice() {
-            [] => Extents::One(None),
-            [x] => Extents::One(Some(*x)),
-            _ => Extents::Small(v),
-        }
-    }
+/// `extents` as the tree of a map grown past its vector.
+fn tree_of(extents: &[Extent]) -> BTreeMap<u64, (u64, u64, bool)> {
+    extents.iter().map(|e| (e.pgoff, (e.block, e.count, e.unwritten))).collect()
 }
 
 /// Most extents an [`ExtentMap`] keeps in its vector.
@@ -99,9 +93,7 @@ impl ExtentMap {
             _ if extents.len() <= SMALL_EXTENTS => return Self(Extents::Small(extents.to_vec())),
             _ => {}
         }
-        Self(Extents::Big(
-            extents.iter().map(|e| (e.pgoff, (e.block, e.count, e.unwritten))).collect(),
-        ))
+        Self(Extents::Big(tree_of(extents)))
     }
 
     /// The extents in file order.
@@ -148,8 +140,7 @@ impl ExtentMap {
                 v.insert(at, x);
             }
             Extents::Small(v) => {
-                let mut m: BTreeMap<_, _> =
-                    v.iter().map(|e| (e.pgoff, (e.block, e.count, e.unwritten))).collect();
+                let mut m = tree_of(v);
                 m.insert(pgoff, (block, count, unwritten));
                 self.0 = Extents::Big(m);
             }
@@ -171,7 +162,7 @@ impl ExtentMap {
             Extents::One(Some(x)) => {
                 let mut v = vec![*x];
                 cut_small(&mut v, pgoff, end);
-                self.0 = Extents::from_vec(v);
+                self.0 = Extents::Small(v);
                 return;
             }
             Extents::Small(v) => return cut_small(v, pgoff, end),
@@ -400,13 +391,6 @@ struct NameOp {
     add: bool,
 }
 
-impl DirOps {
-    fn push(&mut self, name: &[u8], ino: u64, ftype: u8, add: bool) {
-        let (pos, idx) = (self.cur_pos, self.ops.len());
-        self.ops.push(NameOp { name: name.into(), ino, pos, idx, ftype, add });
-    }
-}
-
 impl DirIndex for DirOps {
     fn add(&mut self, name: &[u8], ino: u64, ftype: u8, _seq: u64) {
         self.push(name, ino, ftype, true);
@@ -418,6 +402,11 @@ impl DirIndex for DirOps {
 }
 
 impl DirOps {
+    fn push(&mut self, name: &[u8], ino: u64, ftype: u8, add: bool) {
+        let (pos, idx) = (self.cur_pos, self.ops.len());
+        self.ops.push(NameOp { name: name.into(), ino, pos, idx, ftype, add });
+    }
+
     /// The names and faults a replay of the entries, in order, into
     /// [`DirNames`] leaves.
     pub fn settle(self) -> DirNames {
